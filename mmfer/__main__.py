@@ -1,0 +1,5 @@
+import sys
+
+from mmfer.cli import main
+
+sys.exit(main())

@@ -1,0 +1,247 @@
+"""The preprocessed clip cache every branch reads: layout, atomic writes, manifest, memory-mapped reads.
+
+Layout::
+
+    CACHE/manifest.jsonl                 one JSON object per processed clip (append-only, last line wins)
+    CACHE/<split>/<clip_id>/faces.npy    uint8 (T, S, S, 3) aligned RGB face crops, zeros where no face
+    CACHE/<split>/<clip_id>/landmarks.npy float32 (T, 68, 2) iBUG-68 points in source-frame pixels, NaN where no face
+    CACHE/<split>/<clip_id>/boxes.npy    float32 (T, 5) x0, y0, x1, y1, detector score; NaN where no face
+    CACHE/<split>/<clip_id>/mask.npy     bool (T,) True where frame t has a face
+    CACHE/<split>/<clip_id>/audio.npy    float32 (N,) mono audio at settings.sample_rate, length 0 without audio
+    CACHE/<split>/<clip_id>/meta.json    fps, frame count, source size, label, label map, settings
+
+Frame index t is the (possibly resampled) video frame index: no-face frames are kept in place.
+A clip directory is written under a temporary name and renamed, so a killed run never leaves a
+half-written clip that looks finished; the manifest line is appended only after the rename.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+from mmfer.errors import MmferError
+from mmfer.labels import EMOTIONS
+
+MANIFEST = "manifest.jsonl"
+ARRAYS = ("faces", "landmarks", "boxes", "mask", "audio")
+# Bump when the meaning of cached data changes, so old caches are redone instead of misread.
+CACHE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class PreprocessSettings:
+    """Everything that changes what lands in the cache; its hash decides whether a clip is redone."""
+
+    face_backend: str = "dlib"  # dlib | insightface | none
+    crop_size: int = 112  # aligned face crops are crop_size x crop_size RGB
+    fps: float | None = None  # None keeps the native frame rate; otherwise frames are resampled
+    sample_rate: int = 16000
+    detect_max_side: int = 320  # frames are downscaled to this longest side for face detection
+    detect_every: int = 1  # run the detector every k frames, track landmarks in between
+    max_frames: int | None = None  # cap on frames per clip (long movies); None keeps all
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"cache_version": CACHE_VERSION, **dataclasses.asdict(self)}
+
+    @property
+    def hash(self) -> str:
+        text = json.dumps(self.to_dict(), sort_keys=True)
+        return hashlib.sha1(text.encode()).hexdigest()[:12]
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "PreprocessSettings":
+        d = {k: v for k, v in d.items() if k != "cache_version"}
+        from mmfer.config import from_dict
+
+        return from_dict(cls, d, where="preprocess settings")
+
+    def differences(self, other: "PreprocessSettings") -> list[str]:
+        """Human-readable list of fields that differ, for 'cache made with other settings' errors."""
+        a, b = dataclasses.asdict(self), dataclasses.asdict(other)
+        return [f"{k}: {a[k]!r} != {b[k]!r}" for k in a if a[k] != b[k]]
+
+
+@dataclass
+class ClipRecord:
+    """One manifest line: what happened to one clip."""
+
+    clip_id: str
+    split: str
+    label: str | None
+    path: str
+    status: str  # "ok" | "failed"
+    reason: str = ""
+    frames: int = 0
+    face_frames: int = 0
+    audio_seconds: float = 0.0
+    fps: float = 0.0
+    settings_hash: str = ""
+    settings: dict[str, Any] = field(default_factory=dict)
+    source_size: int = -1
+    source_mtime: float = -1.0
+    seconds: float = 0.0  # processing wall time
+    warnings: list[str] = field(default_factory=list)
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), sort_keys=False)
+
+    @classmethod
+    def from_json(cls, line: str) -> "ClipRecord":
+        d = json.loads(line)
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+
+@dataclass
+class CachedClip:
+    """A clip's arrays, memory-mapped where possible so loaders do not copy whole clips."""
+
+    clip_id: str
+    split: str
+    faces: np.ndarray
+    landmarks: np.ndarray
+    boxes: np.ndarray
+    mask: np.ndarray
+    audio: np.ndarray
+    meta: dict[str, Any]
+
+    @property
+    def label(self) -> str | None:
+        return self.meta.get("label")
+
+    @property
+    def fps(self) -> float:
+        return float(self.meta.get("fps", 0.0))
+
+    @property
+    def num_frames(self) -> int:
+        return int(self.mask.shape[0])
+
+
+def clip_dir(cache: str | Path, split: str, clip_id: str) -> Path:
+    return Path(cache) / split / clip_id
+
+
+def write_clip(
+    cache: str | Path,
+    split: str,
+    clip_id: str,
+    arrays: dict[str, np.ndarray],
+    meta: dict[str, Any],
+) -> Path:
+    """Write one clip's arrays atomically: a temporary directory, then a rename over the old one."""
+    missing = [a for a in ARRAYS if a not in arrays]
+    if missing:
+        raise ValueError(f"write_clip: missing arrays {missing}")
+    final = clip_dir(cache, split, clip_id)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final.parent / f".tmp-{clip_id}-{os.getpid()}"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir()
+    for name in ARRAYS:
+        np.save(tmp / f"{name}.npy", np.ascontiguousarray(arrays[name]), allow_pickle=False)
+    meta = {**meta, "label_map": list(EMOTIONS)}
+    (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
+    if final.exists():
+        old = final.parent / f".old-{clip_id}-{os.getpid()}"
+        os.replace(final, old)
+        os.replace(tmp, final)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, final)
+    return final
+
+
+def remove_clip(cache: str | Path, split: str, clip_id: str) -> None:
+    shutil.rmtree(clip_dir(cache, split, clip_id), ignore_errors=True)
+
+
+def load_clip(cache: str | Path, split: str, clip_id: str, *, mmap: bool = True) -> CachedClip:
+    """Read one cached clip; ``mmap`` maps arrays instead of reading them (fast random windows)."""
+    d = clip_dir(cache, split, clip_id)
+    meta_path = d / "meta.json"
+    if not meta_path.is_file():
+        raise MmferError(f"{d}: no cached clip here (run `mmfer preprocess` first, or check --data)")
+    meta = json.loads(meta_path.read_text())
+    mode = "r" if mmap else None
+    arrays = {}
+    for name in ARRAYS:
+        try:
+            arrays[name] = np.load(d / f"{name}.npy", mmap_mode=mode, allow_pickle=False)
+        except ValueError:
+            # np.load cannot memory-map zero-size arrays (e.g. a clip without audio)
+            arrays[name] = np.load(d / f"{name}.npy", allow_pickle=False)
+    return CachedClip(clip_id=clip_id, split=split, meta=meta, **arrays)
+
+
+def append_manifest(cache: str | Path, record: ClipRecord) -> None:
+    """Append one record; a single small write with O_APPEND, flushed, so concurrent shards interleave whole lines."""
+    path = Path(cache) / MANIFEST
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = (record.to_json() + "\n").encode()
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def iter_manifest(cache: str | Path) -> Iterator[ClipRecord]:
+    """Every record in file order; a torn last line (killed mid-write) is skipped."""
+    path = Path(cache) / MANIFEST
+    if not path.is_file():
+        return
+    with open(path) as f:
+        for line in f:
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                yield ClipRecord.from_json(line)
+            except (json.JSONDecodeError, TypeError):
+                continue
+
+
+def read_manifest(cache: str | Path) -> dict[tuple[str, str], ClipRecord]:
+    """The latest record per (split, clip_id)."""
+    latest: dict[tuple[str, str], ClipRecord] = {}
+    for rec in iter_manifest(cache):
+        latest[(rec.split, rec.clip_id)] = rec
+    return latest
+
+
+def split_records(cache: str | Path, split: str) -> list[ClipRecord]:
+    """Latest records of one split, sorted by clip_id; an absent split is an error naming the ones present."""
+    if not (Path(cache) / MANIFEST).is_file():
+        raise MmferError(f"{cache}: no {MANIFEST} here; is this a cache made by `mmfer preprocess`?")
+    latest = read_manifest(cache)
+    records = sorted((r for (s, _), r in latest.items() if s == split), key=lambda r: r.clip_id)
+    if not records:
+        present = sorted({s for s, _ in latest})
+        raise MmferError(f"{cache}: no clips of split {split!r} in the cache (splits present: {', '.join(present) or 'none'})")
+    return records
+
+
+def cache_settings(cache: str | Path, split: str | None = None) -> PreprocessSettings:
+    """The one set of settings the (split of the) cache was made with; mixed settings are an error."""
+    latest = read_manifest(cache)
+    hashes = {r.settings_hash: r.settings for (s, _), r in latest.items() if split is None or s == split}
+    if not hashes:
+        raise MmferError(f"{cache}: empty or missing manifest; run `mmfer preprocess` first")
+    if len(hashes) > 1:
+        raise MmferError(
+            f"{cache}: clips were made with {len(hashes)} different preprocessing settings; "
+            "re-run `mmfer preprocess` with one set of settings"
+        )
+    return PreprocessSettings.from_dict(next(iter(hashes.values())))

@@ -1,0 +1,118 @@
+"""Typed configs: YAML or dicts -> frozen dataclasses, with unknown keys rejected by name.
+
+A config describes a run completely, so a typo must fail loudly instead of silently
+falling back to a default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+from mmfer.errors import MmferError
+
+T = TypeVar("T")
+
+
+def from_dict(cls: type[T], data: dict[str, Any] | None, *, where: str = "config") -> T:
+    """Build dataclass ``cls`` from ``data``, recursing into nested dataclass fields.
+
+    ``where`` names the place in the file (e.g. ``configs/c3d.yaml: model``) for error messages.
+    """
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise MmferError(f"{where}: expected a mapping of keys to values, got {type(data).__name__}")
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise MmferError(
+            f"{where}: unknown key{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}; "
+            f"allowed: {', '.join(sorted(fields))}"
+        )
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    for name, value in data.items():
+        kwargs[name] = _coerce(hints[name], value, where=f"{where}.{name}")
+    missing = [
+        n
+        for n, f in fields.items()
+        if n not in kwargs and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    ]
+    if missing:
+        raise MmferError(f"{where}: missing required key{'s' if len(missing) > 1 else ''} {', '.join(missing)}")
+    return cls(**kwargs)
+
+
+def _coerce(tp: Any, value: Any, *, where: str) -> Any:
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if dataclasses.is_dataclass(tp):
+        return from_dict(tp, value, where=where)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(arg, value, where=where)
+            except MmferError as e:
+                errors.append(str(e))
+        raise MmferError(errors[0] if len(errors) == 1 else f"{where}: {value!r} matches none of {tp}")
+    if origin is typing.Literal:
+        if value not in args:
+            raise MmferError(f"{where}: {value!r} is not one of {', '.join(map(repr, args))}")
+        return value
+    if origin in (tuple, list):
+        if not isinstance(value, (list, tuple)):
+            raise MmferError(f"{where}: expected a list, got {value!r}")
+        if origin is tuple and len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_coerce(args[0], v, where=f"{where}[{i}]") for i, v in enumerate(value))
+        if origin is tuple and args:
+            if len(args) != len(value):
+                raise MmferError(f"{where}: expected {len(args)} values, got {len(value)}")
+            return tuple(_coerce(a, v, where=f"{where}[{i}]") for i, (a, v) in enumerate(zip(args, value)))
+        inner = args[0] if args else Any
+        return [_coerce(inner, v, where=f"{where}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise MmferError(f"{where}: expected a mapping, got {value!r}")
+        return dict(value)
+    if tp is Any:
+        return value
+    if tp is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if tp in (int, float, str, bool):
+        if not isinstance(value, tp) or (tp is int and isinstance(value, bool)):
+            raise MmferError(f"{where}: expected {tp.__name__}, got {value!r}")
+        return value
+    return value
+
+
+def load_yaml(cls: type[T], path: str | Path) -> T:
+    """Load a YAML file into dataclass ``cls``."""
+    path = Path(path)
+    if not path.is_file():
+        raise MmferError(f"{path}: config file not found")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        raise MmferError(f"{path}: not valid YAML: {e}") from None
+    return from_dict(cls, data, where=str(path))
+
+
+def to_dict(obj: Any) -> dict[str, Any]:
+    """A dataclass config as plain types (for checkpoints, JSON and YAML)."""
+    return dataclasses.asdict(obj)
+
+
+def replace(obj: T, **changes: Any) -> T:
+    """A copy of a frozen config with some fields changed (e.g. from command-line overrides)."""
+    return dataclasses.replace(obj, **changes)

@@ -1,0 +1,1 @@
+"""Finding clips (index), decoding them (video) and turning them into the cache (preprocess)."""

@@ -1,0 +1,1 @@
+"""One training and scoring engine for every branch."""

@@ -1,0 +1,1 @@
+"""Face detection, 68-point landmarks, tracking one person through a clip, and alignment."""

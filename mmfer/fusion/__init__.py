@@ -1,0 +1,1 @@
+"""Late fusion of branch score CSVs, tuned on Val only."""

@@ -1,0 +1,1 @@
+"""The branch networks, each made by a keyword-only builder; ``registry.MODELS`` maps names to builders."""

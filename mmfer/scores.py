@@ -1,0 +1,152 @@
+"""The score CSV that branches, fusion, predict and evaluate all exchange.
+
+Format: ``clip_id,label,Angry,Disgust,Fear,Happy,Neutral,Sad,Surprise`` (class columns in
+``EMOTIONS`` order when written), probabilities summing to 1, ``label`` empty when unknown.
+Readers map class columns by name, so a file with reordered or extra columns still reads right.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from mmfer.errors import MmferError
+from mmfer.labels import EMOTIONS, canonical
+
+SCORE_COLUMNS: tuple[str, ...] = ("clip_id", "label", *EMOTIONS)
+
+
+@dataclass
+class ScoreTable:
+    """Per-clip class probabilities; ``labels[i]`` is ``None`` when the true label is unknown."""
+
+    clip_ids: list[str]
+    labels: list[str | None]
+    probs: np.ndarray  # (N, 7) float64, columns in EMOTIONS order
+    extra: dict[str, list[str]] | None = None  # other columns, by name, as text
+
+    def __post_init__(self) -> None:
+        self.probs = np.asarray(self.probs, dtype=np.float64)
+        n = len(self.clip_ids)
+        if self.probs.shape != (n, len(EMOTIONS)):
+            raise MmferError(f"scores: expected probabilities of shape ({n}, {len(EMOTIONS)}), got {self.probs.shape}")
+        if len(self.labels) != n:
+            raise MmferError(f"scores: {len(self.labels)} labels for {n} clips")
+
+    def __len__(self) -> int:
+        return len(self.clip_ids)
+
+    @property
+    def label_indices(self) -> np.ndarray:
+        """True class index per clip, -1 where unknown."""
+        return np.array([EMOTIONS.index(l) if l else -1 for l in self.labels], dtype=np.int64)
+
+    @property
+    def predictions(self) -> list[str]:
+        return [EMOTIONS[i] for i in self.probs.argmax(axis=1)]
+
+    def reindex(self, clip_ids: Sequence[str]) -> "ScoreTable":
+        """The rows for ``clip_ids``, in that order; a missing clip is an error naming it."""
+        pos = {c: i for i, c in enumerate(self.clip_ids)}
+        missing = [c for c in clip_ids if c not in pos]
+        if missing:
+            raise MmferError(f"scores: no row for clip(s) {', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}")
+        idx = [pos[c] for c in clip_ids]
+        return ScoreTable(list(clip_ids), [self.labels[i] for i in idx], self.probs[idx])
+
+
+def normalise_rows(probs: np.ndarray) -> np.ndarray:
+    """Rows scaled to sum to 1; an all-zero row becomes uniform."""
+    probs = np.clip(np.asarray(probs, dtype=np.float64), 0.0, None)
+    s = probs.sum(axis=1, keepdims=True)
+    out = np.where(s > 0, probs / np.where(s > 0, s, 1.0), 1.0 / probs.shape[1])
+    return out
+
+
+def write_scores(
+    path: str | Path,
+    clip_ids: Sequence[str],
+    labels: Sequence[str | None],
+    probs: np.ndarray,
+    *,
+    extra: dict[str, Sequence[object]] | None = None,
+) -> Path:
+    """Write a score CSV atomically (temporary file, then rename). ``extra`` columns go after the classes."""
+    path = Path(path)
+    table = ScoreTable(list(clip_ids), list(labels), normalise_rows(probs))
+    extra = extra or {}
+    for name, col in extra.items():
+        if len(col) != len(table):
+            raise MmferError(f"{path}: extra column {name!r} has {len(col)} values for {len(table)} clips")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    with open(tmp, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow([*SCORE_COLUMNS, *extra])
+        for i, cid in enumerate(table.clip_ids):
+            w.writerow(
+                [cid, table.labels[i] or "", *(f"{p:.6f}" for p in table.probs[i]), *(extra[k][i] for k in extra)]
+            )
+    os.replace(tmp, path)
+    return path
+
+
+def read_scores(path: str | Path) -> ScoreTable:
+    """Read a score CSV, mapping class columns by name; errors name the file, row and problem."""
+    path = Path(path)
+    if not path.is_file():
+        raise MmferError(f"{path}: score file not found")
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        header = reader.fieldnames or []
+        missing = [c for c in SCORE_COLUMNS if c not in header]
+        if missing:
+            raise MmferError(
+                f"{path}: not a score CSV: missing column(s) {', '.join(missing)} "
+                f"(expected {','.join(SCORE_COLUMNS)})"
+            )
+        others = [c for c in header if c not in SCORE_COLUMNS]
+        clip_ids: list[str] = []
+        labels: list[str | None] = []
+        rows: list[list[float]] = []
+        extra: dict[str, list[str]] = {c: [] for c in others}
+        seen: set[str] = set()
+        for line_no, row in enumerate(reader, start=2):
+            cid = (row["clip_id"] or "").strip()
+            if not cid:
+                raise MmferError(f"{path}:{line_no}: empty clip_id")
+            if cid in seen:
+                raise MmferError(f"{path}:{line_no}: clip {cid!r} appears twice")
+            seen.add(cid)
+            raw_label = (row["label"] or "").strip()
+            try:
+                label = canonical(raw_label) if raw_label else None
+            except MmferError as e:
+                raise MmferError(f"{path}:{line_no}: {e}") from None
+            try:
+                values = [float(row[e]) for e in EMOTIONS]
+            except (TypeError, ValueError):
+                raise MmferError(f"{path}:{line_no}: class scores must be numbers, got {[row[e] for e in EMOTIONS]}") from None
+            if not np.all(np.isfinite(values)) or min(values) < 0:
+                raise MmferError(f"{path}:{line_no}: class scores must be finite and non-negative, got {values}")
+            clip_ids.append(cid)
+            labels.append(label)
+            rows.append(values)
+            for c in others:
+                extra[c].append(row[c])
+    probs = np.array(rows, dtype=np.float64).reshape(-1, len(EMOTIONS))
+    return ScoreTable(clip_ids, labels, normalise_rows(probs), extra or None)
+
+
+def uniform_scores(n: int) -> np.ndarray:
+    """Scores for clips a branch could not see (e.g. failed preprocessing): no preference."""
+    return np.full((n, len(EMOTIONS)), 1.0 / len(EMOTIONS))
+
+
+def iter_rows(table: ScoreTable) -> Iterable[tuple[str, str | None, np.ndarray]]:
+    yield from zip(table.clip_ids, table.labels, table.probs)

@@ -1,0 +1,50 @@
+from dataclasses import dataclass, field
+from typing import Literal
+
+import pytest
+
+from mmfer.config import from_dict, load_yaml
+from mmfer.errors import MmferError
+
+
+@dataclass(frozen=True)
+class Optim:
+    lr: float = 1e-3
+    schedule: Literal["cosine", "step"] = "cosine"
+
+
+@dataclass(frozen=True)
+class Run:
+    name: str
+    epochs: int = 3
+    optim: Optim = field(default_factory=Optim)
+    crop: tuple[int, int] | None = None
+
+
+def test_nested_and_typed():
+    run = from_dict(Run, {"name": "x", "optim": {"lr": 1}, "crop": [4, 5]})
+    assert run.optim.lr == 1.0 and isinstance(run.optim.lr, float)
+    assert run.crop == (4, 5)
+    assert run.epochs == 3
+
+
+def test_unknown_key_is_named_with_allowed_keys():
+    with pytest.raises(MmferError, match=r"config\.optim: unknown key 'lrr'; allowed: lr, schedule"):
+        from_dict(Run, {"name": "x", "optim": {"lrr": 1}})
+
+
+def test_wrong_type_and_literal_and_missing():
+    with pytest.raises(MmferError, match="epochs: expected int"):
+        from_dict(Run, {"name": "x", "epochs": "3"})
+    with pytest.raises(MmferError, match="'linear' is not one of"):
+        from_dict(Run, {"name": "x", "optim": {"schedule": "linear"}})
+    with pytest.raises(MmferError, match="missing required key name"):
+        from_dict(Run, {})
+
+
+def test_yaml_file(tmp_path):
+    p = tmp_path / "run.yaml"
+    p.write_text("name: y\nepochs: 5\n")
+    assert load_yaml(Run, p).epochs == 5
+    with pytest.raises(MmferError, match="config file not found"):
+        load_yaml(Run, tmp_path / "nope.yaml")
