@@ -1,0 +1,297 @@
+"""Finding clips: an AFEW-style folder, a CSV list, or any folder of videos -> ``ClipEntry`` rows.
+
+Indexing is separate from decoding so that every later stage (preprocess, datasets, predict)
+agrees on one ``clip_id`` per file, and so that mistakes in a corpus layout (a typo in an
+emotion folder, two files with the same id) are reported before hours of decoding start.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Sequence
+
+from mmfer.errors import MmferError
+from mmfer.labels import canonical, cremad_label, ravdess_label
+
+log = logging.getLogger(__name__)
+
+VIDEO_EXTENSIONS: tuple[str, ...] = (".avi", ".mp4", ".mkv", ".flv", ".webm", ".mov")
+SPLITS: tuple[str, ...] = ("Train", "Val", "Test")
+LABELLED_SPLITS: tuple[str, ...] = ("Train", "Val")
+LABEL_SOURCES: tuple[str, ...] = ("folder", "ravdess", "cremad")
+
+
+@dataclass(frozen=True)
+class ClipEntry:
+    """One clip to process: its id (file name without extension), split, canonical label or None, and file."""
+
+    clip_id: str
+    split: str
+    label: str | None
+    path: Path
+
+
+def is_video(path: str | Path) -> bool:
+    """True for a file name with one of ``VIDEO_EXTENSIONS`` (case-insensitive)."""
+    return Path(path).suffix.lower() in VIDEO_EXTENSIONS
+
+
+def split_name(name: str, *, where: str = "splits") -> str:
+    """The canonical spelling of a split name (``train`` -> ``Train``); unknown names are an error."""
+    for s in SPLITS:
+        if name.strip().lower() == s.lower():
+            return s
+    raise MmferError(f"{where}: unknown split {name!r}; expected one of {', '.join(SPLITS)}")
+
+
+def _normalise_splits(splits: Iterable[str] | str | None, *, where: str = "splits") -> tuple[str, ...] | None:
+    if splits is None:
+        return None
+    if isinstance(splits, str):
+        splits = [s for s in splits.split(",") if s.strip()]
+    out: list[str] = []
+    for s in splits:
+        c = split_name(s, where=where)
+        if c not in out:
+            out.append(c)
+    if not out:
+        raise MmferError(f"{where}: no split given; expected some of {', '.join(SPLITS)}")
+    return tuple(out)
+
+
+def _find_split_dirs(root: Path) -> dict[str, Path]:
+    """Split folders directly under ``root``, matched case-insensitively (train/TRAIN/Train)."""
+    found: dict[str, Path] = {}
+    if not root.is_dir():
+        return found
+    for child in sorted(root.iterdir()):
+        if not child.is_dir():
+            continue
+        for s in SPLITS:
+            if child.name.lower() == s.lower():
+                if s in found:
+                    raise MmferError(
+                        f"{root}: two folders for split {s}: {found[s].name!r} and {child.name!r}; keep one"
+                    )
+                found[s] = child
+    return found
+
+
+def _videos_in(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_file() and is_video(p) and not p.name.startswith("."))
+
+
+def _check_duplicates(entries: Sequence[ClipEntry], *, where_of: dict[int, str] | None = None) -> None:
+    """Two clips with the same id in one split would overwrite each other in the cache: refuse."""
+    seen: dict[tuple[str, str], int] = {}
+    for i, e in enumerate(entries):
+        key = (e.split, e.clip_id)
+        if key in seen:
+            j = seen[key]
+            a = where_of.get(j, str(entries[j].path)) if where_of else str(entries[j].path)
+            b = where_of.get(i, str(e.path)) if where_of else str(e.path)
+            raise MmferError(
+                f"duplicate clip_id {e.clip_id!r} in split {e.split}: {a} and {b}; "
+                "rename one of the files (clip ids are file names without extension)"
+            )
+        seen[key] = i
+
+
+def index_afew(root: str | Path, *, splits: Iterable[str] | str | None = SPLITS) -> list[ClipEntry]:
+    """Clips of an AFEW-style tree: ``root/{Train,Val}/<Emotion>/<clip>.<ext>`` and flat ``root/Test/<clip>.<ext>``.
+
+    ``splits=None`` takes whichever splits are present. Out-of-set emotion folders (calm, contempt) are
+    skipped with a log line; an unrecognised folder name is an error, so typos do not silently vanish.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise MmferError(f"{root}: not a folder; expected an AFEW-style root with Train/, Val/ or Test/ inside")
+    dirs = _find_split_dirs(root)
+    wanted = _normalise_splits(splits)
+    if wanted is None:
+        wanted = tuple(s for s in SPLITS if s in dirs)
+        if not wanted:
+            raise MmferError(f"{root}: no Train/, Val/ or Test/ folder inside; is this an AFEW-style root?")
+    for s in wanted:
+        if s not in dirs:
+            present = ", ".join(d.name for d in dirs.values()) or "none"
+            raise MmferError(
+                f"{root}: split folder {s}/ not found (split folders present: {present}); "
+                f"create it or leave {s} out of --splits"
+            )
+    entries: list[ClipEntry] = []
+    for s in wanted:
+        sdir = dirs[s]
+        split_entries: list[ClipEntry] = []
+        if s in LABELLED_SPLITS:
+            loose = _videos_in(sdir)
+            if loose:
+                log.warning("%s: %d video(s) directly in %s/ are ignored (expected %s/<Emotion>/<clip>)",
+                            root, len(loose), sdir.name, sdir.name)
+            for edir in sorted(p for p in sdir.iterdir() if p.is_dir() and not p.name.startswith(".")):
+                try:
+                    label = canonical(edir.name)
+                except MmferError as e:
+                    raise MmferError(f"{edir}: emotion folder name not recognised ({e})") from None
+                if label is None:
+                    log.info("%s: out-of-set emotion %r, skipped", edir, edir.name)
+                    continue
+                for p in _videos_in(edir):
+                    split_entries.append(ClipEntry(p.stem, s, label, p))
+        else:
+            subdirs = [p for p in sdir.iterdir() if p.is_dir() and not p.name.startswith(".")]
+            if subdirs:
+                log.warning("%s: %d sub-folder(s) of %s/ are ignored (Test clips are expected directly inside)",
+                            root, len(subdirs), sdir.name)
+            for p in _videos_in(sdir):
+                split_entries.append(ClipEntry(p.stem, s, None, p))
+        if not split_entries:
+            log.warning("%s: no video files (%s) in %s/", root, " ".join(VIDEO_EXTENSIONS), sdir.name)
+        split_entries.sort(key=lambda e: (e.clip_id, str(e.path)))
+        entries.extend(split_entries)
+    _check_duplicates(entries)
+    return entries
+
+
+def index_csv(csv_path: str | Path, *, splits: Iterable[str] | str | None = None) -> list[ClipEntry]:
+    """Clips listed in a CSV with columns ``path,label[,split][,clip_id]``.
+
+    Relative paths resolve against the CSV's folder, so a list travels with its clips. Without a
+    ``split`` column every row is Test; an empty label means unknown; an out-of-set label (calm)
+    drops the row with a log line. Files are not opened here: a missing file becomes a failed clip
+    in ``mmfer preprocess`` instead of stopping a whole corpus.
+    """
+    csv_path = Path(csv_path)
+    if not csv_path.is_file():
+        raise MmferError(f"{csv_path}: CSV list not found")
+    wanted = _normalise_splits(splits, where=f"{csv_path}: splits")
+    entries: list[ClipEntry] = []
+    where_of: dict[int, str] = {}
+    with open(csv_path, newline="", encoding="utf-8-sig") as f:
+        reader = csv.reader(f)
+        try:
+            header = next(reader)
+        except StopIteration:
+            raise MmferError(f"{csv_path}: empty file; expected a header line 'path,label[,split][,clip_id]'") from None
+        cols = [h.strip().lower() for h in header]
+        if "path" not in cols or "label" not in cols:
+            raise MmferError(
+                f"{csv_path}:1: header {','.join(header)!r} lacks column 'path' or 'label'; "
+                "expected 'path,label[,split][,clip_id]'"
+            )
+        pos = {c: i for i, c in enumerate(cols)}
+        for lineno, row in enumerate(reader, start=2):
+            if not row or all(not c.strip() for c in row):
+                continue
+            if len(row) < len(cols):
+                raise MmferError(
+                    f"{csv_path}:{lineno}: {len(row)} value(s) for {len(cols)} column(s) ({','.join(cols)})"
+                )
+            raw_path = row[pos["path"]].strip()
+            if not raw_path:
+                raise MmferError(f"{csv_path}:{lineno}: empty path")
+            p = Path(raw_path).expanduser()
+            if not p.is_absolute():
+                p = csv_path.parent / p
+            raw_label = row[pos["label"]].strip()
+            label: str | None = None
+            if raw_label:
+                try:
+                    label = canonical(raw_label)
+                except MmferError as e:
+                    raise MmferError(f"{csv_path}:{lineno}: {e}") from None
+                if label is None:
+                    log.info("%s:%d: out-of-set label %r, row skipped", csv_path, lineno, raw_label)
+                    continue
+            split = "Test"
+            if "split" in pos and row[pos["split"]].strip():
+                split = split_name(row[pos["split"]], where=f"{csv_path}:{lineno}")
+            clip_id = p.stem
+            if "clip_id" in pos and row[pos["clip_id"]].strip():
+                clip_id = row[pos["clip_id"]].strip()
+            if "/" in clip_id or "\\" in clip_id or clip_id in (".", ".."):
+                raise MmferError(f"{csv_path}:{lineno}: clip_id {clip_id!r} cannot contain a path separator")
+            if wanted is not None and split not in wanted:
+                continue
+            where_of[len(entries)] = f"{p} ({csv_path.name}:{lineno})"
+            entries.append(ClipEntry(clip_id, split, label, p))
+    if wanted is not None:
+        missing = [s for s in wanted if not any(e.split == s for e in entries)]
+        if missing:
+            raise MmferError(f"{csv_path}: no rows of split(s) {', '.join(missing)}; leave them out of --splits")
+    _check_duplicates(entries, where_of=where_of)
+    return entries
+
+
+def _folder_label(path: Path, labels_from: str | None) -> tuple[bool, str | None]:
+    """(keep, label) for one file; ``keep`` is False for out-of-set emotions."""
+    if labels_from is None:
+        return True, None
+    if labels_from == "folder":
+        try:
+            label = canonical(path.parent.name)
+        except MmferError as e:
+            raise MmferError(f"{path}: parent folder is not an emotion name ({e})") from None
+    elif labels_from == "ravdess":
+        label = ravdess_label(path)
+    elif labels_from == "cremad":
+        label = cremad_label(path)
+    else:
+        raise MmferError(f"labels_from={labels_from!r}; expected None or one of {', '.join(LABEL_SOURCES)}")
+    if label is None:
+        log.info("%s: out-of-set emotion, skipped", path)
+        return False, None
+    return True, label
+
+
+def index_folder(folder: str | Path, *, split: str = "Test", labels_from: str | None = None) -> list[ClipEntry]:
+    """Every video under ``folder`` (recursively) as one split; labels from the parent folder name,
+    a RAVDESS or a CREMA-D file name, or none."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise MmferError(f"{folder}: not a folder")
+    split = split_name(split, where="index_folder split")
+    if labels_from is not None and labels_from not in LABEL_SOURCES:
+        raise MmferError(f"labels_from={labels_from!r}; expected None or one of {', '.join(LABEL_SOURCES)}")
+    entries: list[ClipEntry] = []
+    for p in sorted(folder.rglob("*")):
+        if not p.is_file() or not is_video(p) or any(part.startswith(".") for part in p.relative_to(folder).parts):
+            continue
+        keep, label = _folder_label(p, labels_from)
+        if keep:
+            entries.append(ClipEntry(p.stem, split, label, p))
+    if not entries:
+        log.warning("%s: no video files (%s) found", folder, " ".join(VIDEO_EXTENSIONS))
+    _check_duplicates(entries)
+    return entries
+
+
+def index_source(source: str | Path, *, splits: Iterable[str] | str | None = None) -> list[ClipEntry]:
+    """Whatever the user pointed at: a ``.csv`` list, an AFEW-style root, a plain folder (Test) or one video (Test)."""
+    source = Path(source)
+    if not source.exists():
+        raise MmferError(f"{source}: no such file or folder; expected a CSV list, an AFEW-style root or a video")
+    if source.is_file():
+        if source.suffix.lower() == ".csv":
+            return index_csv(source, splits=splits)
+        if is_video(source):
+            entries = [ClipEntry(source.stem, "Test", None, source)]
+        else:
+            raise MmferError(
+                f"{source}: neither a .csv list nor a video ({' '.join(VIDEO_EXTENSIONS)}); "
+                "point at a CSV, an AFEW-style root folder or a video file"
+            )
+    elif _find_split_dirs(source):
+        return index_afew(source, splits=splits)
+    else:
+        entries = index_folder(source, split="Test")
+    wanted = _normalise_splits(splits)
+    if wanted is not None and "Test" not in wanted:
+        raise MmferError(
+            f"{source}: a plain folder or single video is indexed as split Test, but --splits asks for "
+            f"{', '.join(wanted)}; use an AFEW-style root or a CSV with a split column"
+        )
+    return entries
