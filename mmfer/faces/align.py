@@ -1,0 +1,84 @@
+"""The iBUG-68 mean face template and similarity alignment of faces onto it.
+
+Alignment uses a similarity transform (rotation, uniform scale, translation) fitted on the eyes and
+nose only: those points are rigid, while the mouth and brows move with the expression we want to keep.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+# Mean iBUG-68 face shape (x, y) in OpenFace's normalised units (OpenFace, Apache-2.0, from
+# dlib 68-point fits); kept raw so template_68 can scale it uniformly.
+_MEAN_SHAPE = np.array(
+    [
+        (0.0792396913815, 0.339223741112), (0.0829219487236, 0.456955367943),
+        (0.0967927109165, 0.575648016728), (0.122141515615, 0.691921601066),
+        (0.168687863544, 0.800341263616), (0.239789390707, 0.895732504778),
+        (0.325662452515, 0.977068762493), (0.422318282013, 1.04329000149),
+        (0.531777802068, 1.06080371126), (0.641296298053, 1.03981924107),
+        (0.738105872266, 0.972268833998), (0.824444363295, 0.889624082279),
+        (0.894792677532, 0.792494155836), (0.939395486253, 0.681546643421),
+        (0.96111933829, 0.562238253072), (0.970579841181, 0.441758925744),
+        (0.971193274221, 0.322118743967), (0.163846223133, 0.249151738053),
+        (0.21780354657, 0.204255863861), (0.291299351124, 0.192367318323),
+        (0.367460241458, 0.203582210627), (0.4392945113, 0.233135599851),
+        (0.586445962425, 0.228141644834), (0.660152671635, 0.195923841854),
+        (0.737466449096, 0.182360984545), (0.813236546239, 0.192828009114),
+        (0.8707571886, 0.235293377042), (0.51534533827, 0.31863546193),
+        (0.516221448289, 0.396200446263), (0.517118861835, 0.473797687758),
+        (0.51816430343, 0.553157797772), (0.433701156035, 0.604054457668),
+        (0.475501237769, 0.62076344024), (0.520712933176, 0.634268222208),
+        (0.565874114041, 0.618796581487), (0.607054002672, 0.60157671656),
+        (0.252418718401, 0.331052263829), (0.298663015648, 0.302646354002),
+        (0.355749724218, 0.303020650651), (0.403718978315, 0.33867711083),
+        (0.352507175597, 0.349987615384), (0.296791759886, 0.350478978225),
+        (0.631326076346, 0.334136672344), (0.679073381078, 0.29645404267),
+        (0.73597236153, 0.294721285802), (0.782865376271, 0.321305281656),
+        (0.740312274764, 0.341849376713), (0.68499850091, 0.343734332172),
+        (0.353167761422, 0.746189164237), (0.414587777921, 0.719053835073),
+        (0.477677654595, 0.706835892494), (0.522732900812, 0.717092275768),
+        (0.569832064287, 0.705414478982), (0.635195811927, 0.71565572516),
+        (0.69951672331, 0.739419187253), (0.639447159575, 0.805236879972),
+        (0.576410514055, 0.835436670169), (0.525398405766, 0.841706377792),
+        (0.47641545769, 0.837505914975), (0.41379548902, 0.810045601727),
+        (0.380084785646, 0.749979603086), (0.477955996282, 0.74513234612),
+        (0.523389793327, 0.748924302636), (0.571057789237, 0.74332894691),
+        (0.672409137852, 0.744177032192), (0.572539621444, 0.776609286626),
+        (0.5240106503, 0.783370783245), (0.477561227414, 0.778476346951),
+    ],
+    dtype=np.float64,
+)
+
+EYE_LEFT = slice(36, 42)  # image-left eye (the subject's right eye)
+EYE_RIGHT = slice(42, 48)
+NOSE = slice(27, 36)
+MOUTH = slice(48, 68)
+JAW = slice(0, 17)
+BROWS = slice(17, 27)
+# Points the similarity is fitted on: both eyes and the nose (rigid, expression-independent).
+ALIGN_POINTS = np.r_[27:48]
+
+_lo, _hi = _MEAN_SHAPE.min(axis=0), _MEAN_SHAPE.max(axis=0)
+TEMPLATE_68: np.ndarray = ((_MEAN_SHAPE - _lo) / (_hi - _lo)).astype(np.float32)
+"""(68, 2) float32 mean face, x and y each min-max scaled to [0, 1] (OpenFace "MINMAX" template)."""
+
+# Placement inside a crop (fractions of crop size): the jaw spans FACE_WIDTH of the width, centred,
+# and the eye centres sit at EYE_HEIGHT; this leaves the forehead and a margin below the chin.
+FACE_WIDTH = 0.70
+EYE_HEIGHT = 0.36
+
+
+def eye_centres(points68: np.ndarray) -> np.ndarray:
+    """(..., 68, 2) -> (..., 2, 2): rows are the image-left and image-right eye centres."""
+    p = np.asarray(points68)
+    return np.stack([p[..., EYE_LEFT, :].mean(axis=-2), p[..., EYE_RIGHT, :].mean(axis=-2)], axis=-2)
+
+
+def template_68(crop_size: int) -> np.ndarray:
+    """The mean face placed in a crop_size x crop_size crop (uniform scale, so faces keep their shape)."""
+    s = FACE_WIDTH / (_hi[0] - _lo[0])
+    pts = (_MEAN_SHAPE - _MEAN_SHAPE.mean(axis=0)) * s
+    pts[:, 0] += 0.5 - (pts[:, 0].min() + pts[:, 0].max()) / 2
+    pts[:, 1] += EYE_HEIGHT - eye_centres(pts)[:, 1].mean()
+    return (pts * crop_size).astype(np.float32)
