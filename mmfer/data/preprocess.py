@@ -1,0 +1,492 @@
+"""`mmfer preprocess`: every clip of a corpus -> cached aligned faces, landmark tracks and audio, once.
+
+Why it is built this way:
+
+* **One clip never stops a corpus.** ``process_clip`` turns every problem with an input file
+  (empty, not a video, truncated, no audio, audio only) into a ``failed`` record with a reason a
+  person can act on, or an ``ok`` record with warnings when something useful could be extracted.
+* **Memory stays bounded.** Frames are streamed in batches sized by frame area, so a 4K clip never
+  holds all its full frames; only the small aligned crops and landmark tracks are accumulated.
+* **Resume is free.** A clip is skipped when its latest manifest record was made with the same
+  settings from the same source file (size + mtime) and, if ok, its directory still exists.
+  Results are written one clip at a time by the parent (atomic directory rename, then one manifest
+  line), so killing a run loses at most the clips in flight.
+* **Shards** split a corpus across machines deterministically by a stable hash of (split, clip_id).
+
+Audio-only files (no video stream) are recorded as ``failed`` ("no video stream"): every video
+branch expects at least one frame, and the audio branch reads audio files directly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import logging
+import os
+import signal
+import time
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+from mmfer.cache import (
+    ClipRecord,
+    PreprocessSettings,
+    append_manifest,
+    clip_dir,
+    read_manifest,
+    remove_clip,
+    write_clip,
+)
+from mmfer.data.index import ClipEntry, index_source
+from mmfer.errors import MmferError
+
+log = logging.getLogger(__name__)
+
+# Full decoded frames held at once per clip (bytes); a 480x360 clip gets 32-frame batches, a 4K clip ~7.
+FRAME_BUDGET_BYTES = 192 * 1024 * 1024
+MAX_BATCH = 32
+NUM_LANDMARKS = 68
+
+
+@dataclass
+class Failure:
+    """One clip that could not be used, and why."""
+
+    split: str
+    clip_id: str
+    path: str
+    reason: str
+    this_run: bool = True  # False: recorded by an earlier run and skipped now
+
+
+@dataclass
+class PreprocessSummary:
+    """What a run did; ``fps`` counts frames decoded and processed per wall-clock second in this run."""
+
+    out: str
+    total: int = 0  # clips in this shard of the source
+    done: int = 0  # processed in this run (ok or failed)
+    skipped: int = 0  # already cached with the same settings
+    ok: int = 0  # processed ok in this run
+    failed: int = 0  # processed and failed in this run
+    frames: int = 0  # frames processed in this run
+    face_frames: int = 0
+    audio_seconds: float = 0.0
+    seconds: float = 0.0
+    warnings: int = 0  # ok clips with warnings in this run
+    failures: list[Failure] = field(default_factory=list)  # this run's failures and earlier ones still standing
+    interrupted: bool = False
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+    def table(self) -> str:
+        """A short human summary: counts, speed and every failure with its reason."""
+        rows = [
+            ("clips", str(self.total)),
+            ("processed", f"{self.done} ({self.ok} ok, {self.failed} failed, {self.warnings} with warnings)"),
+            ("skipped (cached)", str(self.skipped)),
+            ("frames", f"{self.frames} ({self.face_frames} with a face)"),
+            ("audio", f"{self.audio_seconds:.1f} s"),
+            ("time", f"{self.seconds:.1f} s ({self.fps:.1f} frames/s)"),
+            ("cache", self.out),
+        ]
+        w = max(len(k) for k, _ in rows)
+        lines = [f"{k:<{w}}  {v}" for k, v in rows]
+        if self.failures:
+            lines.append(f"failed clips ({len(self.failures)}):")
+            for f in self.failures:
+                when = "" if f.this_run else " [earlier run; --retry-failed redoes it]"
+                lines.append(f"  {f.split}/{f.clip_id}: {f.reason}{when}")
+        return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- one clip
+
+
+_BACKENDS: dict[str, Any] = {}
+
+
+def _backend(name: str) -> Any:
+    """The face backend of this process, built once (loading a detector costs more than a short clip)."""
+    if name not in _BACKENDS:
+        from mmfer.faces.base import get_backend
+
+        _BACKENDS[name] = get_backend(name)
+    return _BACKENDS[name]
+
+
+def _source_stat(path: Path) -> tuple[int, float]:
+    try:
+        st = path.stat()
+    except OSError:
+        return -1, -1.0
+    return int(st.st_size), float(st.st_mtime)
+
+
+def _batch_size(width: int, height: int) -> int:
+    if width <= 0 or height <= 0:
+        return MAX_BATCH
+    return int(max(1, min(MAX_BATCH, FRAME_BUDGET_BYTES // (width * height * 3))))
+
+
+def _failed(rec: ClipRecord, reason: str, t0: float) -> tuple[None, dict[str, Any], ClipRecord]:
+    rec.status = "failed"
+    rec.reason = reason
+    rec.seconds = round(time.perf_counter() - t0, 3)
+    return None, {}, rec
+
+
+def process_clip(
+    entry: ClipEntry, settings: PreprocessSettings = PreprocessSettings()
+) -> tuple[dict[str, np.ndarray] | None, dict[str, Any], ClipRecord]:
+    """Decode, track, align and read audio of one clip: (arrays, meta, record); arrays is None when failed.
+
+    Never raises for a bad input file: the record says ``failed`` and why, or ``ok`` with warnings.
+    """
+    from mmfer.data.video import DecodeError, iter_frame_batches, probe_video, read_audio
+    from mmfer.faces.align import align_frames
+    from mmfer.faces.track import FaceTrack, FaceTracker
+
+    t0 = time.perf_counter()
+    path = Path(entry.path)
+    size, mtime = _source_stat(path)
+    rec = ClipRecord(
+        clip_id=entry.clip_id,
+        split=entry.split,
+        label=entry.label,
+        path=str(path),
+        status="failed",
+        settings_hash=settings.hash,
+        settings=settings.to_dict(),
+        source_size=size,
+        source_mtime=mtime,
+    )
+    if size < 0:
+        return _failed(rec, f"{path}: file not found; fix the path in the list or remove the row", t0)
+    if not path.is_file():
+        return _failed(rec, f"{path}: not a regular file", t0)
+    if size == 0:
+        return _failed(rec, f"{path}: empty file (0 bytes); re-copy or re-download it", t0)
+
+    try:
+        info = probe_video(path)
+    except DecodeError as e:
+        return _failed(rec, str(e), t0)
+    except Exception as e:  # noqa: BLE001 - a decoder crash on one file must not stop the corpus
+        return _failed(rec, f"{path}: cannot read as a video ({type(e).__name__}: {e})", t0)
+
+    warnings: list[str] = []
+    tracker = FaceTracker(
+        _backend(settings.face_backend),
+        detect_max_side=settings.detect_max_side,
+        detect_every=settings.detect_every,
+    )
+    crops: list[np.ndarray] = []
+    tracks: list[Any] = []
+    n_frames = 0
+    try:
+        for _idx, frames in iter_frame_batches(
+            path,
+            fps=settings.fps,
+            max_frames=settings.max_frames,
+            batch_size=_batch_size(int(getattr(info, "width", 0) or 0), int(getattr(info, "height", 0) or 0)),
+        ):
+            if len(frames) == 0:
+                continue
+            track = tracker.process(frames)
+            crops.append(align_frames(frames, track.landmarks, track.mask, crop_size=settings.crop_size))
+            tracks.append(track)
+            n_frames += len(frames)
+            del frames
+    except DecodeError as e:
+        if n_frames == 0:
+            return _failed(rec, str(e), t0)
+        warnings.append(f"decoding stopped after {n_frames} frame(s), the rest is lost: {e}")
+    except Exception as e:  # noqa: BLE001
+        if n_frames == 0:
+            return _failed(rec, f"{path}: cannot decode video frames ({type(e).__name__}: {e})", t0)
+        warnings.append(f"decoding stopped after {n_frames} frame(s) ({type(e).__name__}: {e})")
+
+    if n_frames == 0:
+        if getattr(info, "has_audio", False) and not getattr(info, "width", 0):
+            reason = f"{path}: no video stream (audio-only file); use the audio branch's audio-file input for it"
+        else:
+            reason = f"{path}: no video frames could be decoded (empty or broken video stream)"
+        return _failed(rec, reason, t0)
+
+    try:
+        audio = np.asarray(read_audio(path, sample_rate=settings.sample_rate), dtype=np.float32).reshape(-1)
+    except DecodeError as e:
+        audio = np.zeros(0, np.float32)
+        warnings.append(f"audio unreadable, stored empty: {e}")
+    except Exception as e:  # noqa: BLE001
+        audio = np.zeros(0, np.float32)
+        warnings.append(f"audio unreadable, stored empty ({type(e).__name__}: {e})")
+    if audio.size == 0 and not any(w.startswith("audio unreadable") for w in warnings):
+        warnings.append("no audio stream")
+
+    track = FaceTrack.concat(tracks) if len(tracks) > 1 else tracks[0]
+    mask = np.asarray(track.mask, dtype=bool).reshape(-1)
+    landmarks = np.asarray(track.landmarks, dtype=np.float32)
+    boxes = np.asarray(track.boxes, dtype=np.float32)
+    faces = np.concatenate(crops, axis=0) if len(crops) > 1 else crops[0]
+    faces = np.ascontiguousarray(faces, dtype=np.uint8)
+    n_face = int(mask.sum())
+    if n_frames == 1:
+        warnings.append("only one video frame")
+    if n_face == 0:
+        warnings.append("no face found in any frame (audio and frames are kept)")
+
+    fps = float(settings.fps or getattr(info, "fps", 0.0) or 0.0)
+    arrays = {"faces": faces, "landmarks": landmarks, "boxes": boxes, "mask": mask, "audio": audio}
+    rec.status = "ok"
+    rec.reason = ""
+    rec.frames = n_frames
+    rec.face_frames = n_face
+    rec.audio_seconds = round(audio.size / settings.sample_rate, 3)
+    rec.fps = fps
+    rec.warnings = warnings
+    rec.seconds = round(time.perf_counter() - t0, 3)
+    meta = {
+        "clip_id": entry.clip_id,
+        "split": entry.split,
+        "label": entry.label,
+        "source": str(path),
+        "source_size": size,
+        "source_mtime": mtime,
+        "fps": fps,
+        "frames": n_frames,
+        "face_frames": n_face,
+        "width": int(getattr(info, "width", 0) or 0),
+        "height": int(getattr(info, "height", 0) or 0),
+        "source_fps": float(getattr(info, "fps", 0.0) or 0.0),
+        "sample_rate": settings.sample_rate,
+        "audio_seconds": rec.audio_seconds,
+        "settings": settings.to_dict(),
+        "settings_hash": settings.hash,
+        "warnings": warnings,
+    }
+    return arrays, meta, rec
+
+
+def _process_safe(entry: ClipEntry, settings: PreprocessSettings):
+    """``process_clip`` that cannot raise (a worker exception would otherwise end the whole pool run)."""
+    t0 = time.perf_counter()
+    try:
+        return process_clip(entry, settings)
+    except MemoryError:
+        reason = f"{entry.path}: out of memory while processing; try --fps or a smaller --detect-max-side"
+    except Exception as e:  # noqa: BLE001
+        reason = f"{entry.path}: unexpected error ({type(e).__name__}: {e}); please report it"
+    size, mtime = _source_stat(Path(entry.path))
+    rec = ClipRecord(
+        clip_id=entry.clip_id, split=entry.split, label=entry.label, path=str(entry.path), status="failed",
+        reason=reason, settings_hash=settings.hash, settings=settings.to_dict(),
+        source_size=size, source_mtime=mtime, seconds=round(time.perf_counter() - t0, 3),
+    )
+    return None, {}, rec
+
+
+# ---------------------------------------------------------------- selection and resume
+
+
+def shard_of(split: str, clip_id: str, n: int) -> int:
+    """Stable shard number of a clip (same on every machine and Python run, unlike ``hash``)."""
+    digest = hashlib.sha1(f"{split}/{clip_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") % n
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"i/n"`` -> (i, n) with 0 <= i < n."""
+    try:
+        i_s, n_s = text.split("/")
+        i, n = int(i_s), int(n_s)
+    except ValueError:
+        raise MmferError(f"--shard {text!r}: expected i/n, e.g. 0/4 for the first of four machines") from None
+    if n < 1 or not 0 <= i < n:
+        raise MmferError(f"--shard {text!r}: need 0 <= i < n (shards are numbered from 0)")
+    return i, n
+
+
+def is_done(entry: ClipEntry, rec: ClipRecord | None, settings: PreprocessSettings, out: str | Path) -> bool:
+    """True when the latest record already covers this clip as it is now, with these settings."""
+    if rec is None or rec.settings_hash != settings.hash:
+        return False
+    size, mtime = _source_stat(Path(entry.path))
+    if rec.source_size != size or rec.source_mtime != mtime or rec.label != entry.label:
+        return False
+    if rec.status == "ok":
+        return (clip_dir(out, entry.split, entry.clip_id) / "meta.json").is_file()
+    return True
+
+
+# ---------------------------------------------------------------- the run
+
+
+def _init_worker(backend_name: str) -> None:
+    """Worker start-up: Ctrl-C is the parent's job, one thread per worker, backend loaded once."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        import cv2
+
+        cv2.setNumThreads(1)
+    except Exception:  # noqa: BLE001
+        pass
+    _backend(backend_name)
+
+
+def _crash_record(entry: ClipEntry, settings: PreprocessSettings, why: str) -> ClipRecord:
+    size, mtime = _source_stat(Path(entry.path))
+    return ClipRecord(
+        clip_id=entry.clip_id, split=entry.split, label=entry.label, path=str(entry.path), status="failed",
+        reason=f"{entry.path}: {why}; re-run with --retry-failed --workers 1 to retry it alone",
+        settings_hash=settings.hash, settings=settings.to_dict(), source_size=size, source_mtime=mtime,
+    )
+
+
+def _iter_results(todo: Sequence[ClipEntry], settings: PreprocessSettings, workers: int):
+    """Yield (entry, result) as clips finish; a bounded number in flight so Ctrl-C loses few clips."""
+    if workers <= 1:
+        for e in todo:
+            yield e, _process_safe(e, settings)
+        return
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")  # fork after torch/OpenMP threads start can deadlock
+    queue = list(todo)[::-1]
+    while queue:
+        pool = ProcessPoolExecutor(
+            max_workers=workers, mp_context=ctx, initializer=_init_worker, initargs=(settings.face_backend,)
+        )
+        running: dict[Future, ClipEntry] = {}
+        try:
+            broken = False
+            while queue or running:
+                while queue and len(running) < workers + 1:
+                    e = queue.pop()
+                    running[pool.submit(_process_safe, e, settings)] = e
+                finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                for fut in finished:
+                    e = running.pop(fut)
+                    try:
+                        yield e, fut.result()
+                    except BrokenProcessPool:
+                        broken = True
+                        yield e, (None, {}, _crash_record(e, settings, "a worker process died while processing "
+                                                          "this clip (out of memory or decoder crash?)"))
+                if broken:
+                    for fut, e in list(running.items()):
+                        yield e, (None, {}, _crash_record(e, settings, "a worker process died while this clip "
+                                                          "was in flight"))
+                    running.clear()
+                    break
+        except BaseException:
+            for p in list(getattr(pool, "_processes", {}).values()):
+                p.terminate()
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        pool.shutdown(wait=True)
+
+
+def preprocess(
+    source: str | Path | Sequence[ClipEntry],
+    out: str | Path,
+    *,
+    splits: Iterable[str] | str | None = None,
+    workers: int = 1,
+    settings: PreprocessSettings = PreprocessSettings(),
+    shard: tuple[int, int] = (0, 1),
+    strict: bool = False,
+    retry_failed: bool = False,
+    progress: bool = True,
+) -> PreprocessSummary:
+    """Cache every clip of ``source`` (CSV, AFEW root, folder, video, or a list of ``ClipEntry``) under ``out``.
+
+    Skips clips already cached with the same settings; ``retry_failed`` redoes earlier failures;
+    ``strict`` raises ``MmferError`` at the end (after writing everything) if any clip failed.
+    ``workers`` <= 0 means one per CPU core.
+    """
+    from tqdm.auto import tqdm
+
+    out = Path(out)
+    i, n = shard
+    if n < 1 or not 0 <= i < n:
+        raise MmferError(f"shard {i}/{n}: need 0 <= i < n")
+    if isinstance(source, (str, Path)):
+        entries = index_source(source, splits=splits)
+    else:
+        entries = list(source)
+    if n > 1:
+        entries = [e for e in entries if shard_of(e.split, e.clip_id, n) == i]
+    _backend(settings.face_backend)  # a missing backend is the user's problem to fix before any clip runs
+    if workers <= 0:
+        workers = os.cpu_count() or 1
+
+    out.mkdir(parents=True, exist_ok=True)
+    latest = read_manifest(out)
+    summary = PreprocessSummary(out=str(out), total=len(entries))
+    todo: list[ClipEntry] = []
+    earlier_failures: list[Failure] = []
+    for e in entries:
+        rec = latest.get((e.split, e.clip_id))
+        if is_done(e, rec, settings, out) and not (retry_failed and rec.status == "failed"):
+            summary.skipped += 1
+            if rec.status == "failed":
+                earlier_failures.append(Failure(e.split, e.clip_id, str(e.path), rec.reason, this_run=False))
+        else:
+            todo.append(e)
+    workers = max(1, min(workers, len(todo)))
+    log.info("%s: %d clip(s), %d cached, %d to process with %d worker(s)%s", out, len(entries),
+             summary.skipped, len(todo), workers, f" (shard {i}/{n})" if n > 1 else "")
+
+    t0 = time.perf_counter()
+    bar = tqdm(total=len(todo), desc="preprocess", unit="clip", disable=not progress or not todo)
+    results = _iter_results(todo, settings, workers)
+    try:
+        for entry, (arrays, meta, rec) in results:
+            if rec.status == "ok" and arrays is not None:
+                try:
+                    write_clip(out, entry.split, entry.clip_id, arrays, meta)
+                except OSError as err:
+                    raise MmferError(f"{out}: cannot write clip {entry.split}/{entry.clip_id} ({err}); "
+                                     "check free disk space and permissions, then re-run to resume") from None
+                summary.ok += 1
+                summary.frames += rec.frames
+                summary.face_frames += rec.face_frames
+                summary.audio_seconds += rec.audio_seconds
+                if rec.warnings:
+                    summary.warnings += 1
+                    log.debug("%s/%s: %s", entry.split, entry.clip_id, "; ".join(rec.warnings))
+            else:
+                remove_clip(out, entry.split, entry.clip_id)  # a stale older version must not look current
+                summary.failed += 1
+                summary.failures.append(Failure(entry.split, entry.clip_id, str(entry.path), rec.reason))
+            append_manifest(out, rec)
+            summary.done += 1
+            bar.update(1)
+            bar.set_postfix(failed=summary.failed, refresh=False)
+    except KeyboardInterrupt:
+        summary.interrupted = True
+        summary.seconds = time.perf_counter() - t0
+        bar.close()
+        log.warning("interrupted after %d of %d clip(s); they are kept in %s. Re-run the same command to resume "
+                    "(finished clips are skipped).", summary.done, len(todo), out)
+        raise
+    finally:
+        results.close()  # stops worker processes at once on any early exit
+    bar.close()
+    summary.seconds = time.perf_counter() - t0
+    summary.failures.extend(earlier_failures)
+    if strict and summary.failures:
+        raise MmferError(
+            f"{out}: {len(summary.failures)} clip(s) failed (strict mode):\n"
+            + "\n".join(f"  {f.split}/{f.clip_id}: {f.reason}" for f in summary.failures)
+        )
+    return summary
