@@ -1,0 +1,117 @@
+"""Decoding on the real CREMA-D fixtures plus tiny generated broken/silent clips."""
+
+from __future__ import annotations
+
+import pickle
+
+import cv2
+import numpy as np
+import pytest
+
+from mmfer.data.video import DecodeError, iter_frame_batches, probe_video, read_audio, read_frames
+from mmfer.errors import MmferError
+
+
+def _silent_clip(path, frames=10, fps=10.0, size=(64, 48)):
+    """A tiny MJPG avi with no audio stream."""
+    w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, size)
+    for i in range(frames):
+        w.write(np.full((size[1], size[0], 3), i * 20, np.uint8))
+    w.release()
+    return path
+
+
+def test_probe_and_read_fixture(cremad_videos):
+    p = cremad_videos[0]
+    info = probe_video(p)
+    assert (info.width, info.height) == (480, 360)
+    assert info.fps == pytest.approx(29.97, abs=0.01)
+    assert 60 <= info.frames <= 80 and info.has_audio
+    assert info.duration == pytest.approx(info.frames / info.fps)
+    frames, fps = read_frames(p)
+    assert frames.shape == (info.frames, 360, 480, 3) and frames.dtype == np.uint8
+    assert fps == pytest.approx(info.fps)
+    assert frames.mean() > 10  # real picture, not black
+
+
+def test_audio_length_matches_video(cremad_videos):
+    for p in cremad_videos[:3]:
+        info = probe_video(p)
+        audio = read_audio(p)
+        assert audio.dtype == np.float32 and audio.ndim == 1
+        assert abs(len(audio) / 16000 - info.duration) < 0.1
+        assert 0.001 < np.abs(audio).max() <= 1.0
+    assert abs(len(read_audio(cremad_videos[0], sample_rate=8000)) / 8000 - probe_video(cremad_videos[0]).duration) < 0.1
+
+
+def test_batches_and_resampling(cremad_videos):
+    p = cremad_videos[1]
+    info = probe_video(p)
+    batches = list(iter_frame_batches(p, batch_size=16))
+    idx = np.concatenate([i for i, _ in batches])
+    assert [len(f) for _, f in batches][:-1] == [16] * (len(batches) - 1)
+    np.testing.assert_array_equal(idx, np.arange(info.frames))
+    full, _ = read_frames(p)
+    np.testing.assert_array_equal(batches[1][1], full[16:32])
+
+    ten, fps = read_frames(p, fps=10)
+    assert fps == 10 and abs(len(ten) - info.duration * 10) <= 1
+    # output frame k is the source frame shown at k/10 s
+    np.testing.assert_array_equal(ten[5], full[int(round(5 * info.fps / 10))])
+    capped = np.concatenate([i for i, _ in iter_frame_batches(p, fps=10, max_frames=7)])
+    np.testing.assert_array_equal(capped, np.arange(7))
+
+
+def test_mp3_decodes(cremad_audio):
+    audio = read_audio(cremad_audio[0])
+    assert audio.dtype == np.float32 and 1.5 < len(audio) / 16000 < 4.0
+    assert np.abs(audio).max() > 0.01
+
+
+def test_empty_and_text_files(tmp_path):
+    empty = tmp_path / "empty.avi"
+    empty.write_bytes(b"")
+    text = tmp_path / "notes.avi"
+    text.write_text("this is not a video at all\n" * 5)
+    for fn in (probe_video, read_audio, lambda p: next(iter_frame_batches(p))):
+        with pytest.raises(DecodeError, match=r"empty\.avi: file is empty \(0 bytes\)"):
+            fn(empty)
+        with pytest.raises(DecodeError, match=r"notes\.avi: not a video file or unsupported format") as err:
+            fn(text)
+        assert err.value.reason == "not a video file or unsupported format"
+        assert isinstance(err.value, MmferError)
+    with pytest.raises(DecodeError, match="file not found"):
+        probe_video(tmp_path / "missing.mp4")
+    e = pickle.loads(pickle.dumps(DecodeError(text, "why", "what to do")))
+    assert (e.reason, e.hint, str(e)) == ("why", "what to do", f"{text}: why; what to do")
+
+
+def test_audio_only_file_has_no_video_stream(cremad_audio):
+    with pytest.raises(DecodeError, match=r"no video stream \(audio only\?\)"):
+        probe_video(cremad_audio[0])
+
+
+def test_video_without_audio(tmp_path):
+    p = _silent_clip(tmp_path / "silent.avi")
+    info = probe_video(p)
+    assert (info.frames, info.width, info.height, info.has_audio) == (10, 64, 48, False)
+    audio = read_audio(p)
+    assert audio.shape == (0,) and audio.dtype == np.float32
+    frames, fps = read_frames(p)
+    assert frames.shape == (10, 48, 64, 3) and fps == pytest.approx(10)
+    assert frames[9].mean() > frames[1].mean() + 100  # frames come in order
+
+
+def test_truncated_clip_keeps_good_part(tmp_path, cremad_videos):
+    data = cremad_videos[0].read_bytes()
+    p = tmp_path / "cut.flv"
+    p.write_bytes(data[: len(data) // 2])
+    warnings: list[str] = []
+    frames = np.concatenate([f for _, f in iter_frame_batches(p, warnings=warnings)])
+    assert 10 < len(frames) < probe_video(cremad_videos[0]).frames
+    assert frames[-1].mean() > 10
+    # a header cut off is a truncated container, not "not a video"
+    head = tmp_path / "head.flv"
+    head.write_bytes(data[:40])
+    with pytest.raises(DecodeError, match="truncated or corrupt|no decodable"):
+        probe_video(head)
