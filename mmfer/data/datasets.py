@@ -1,0 +1,350 @@
+"""Torch datasets over the preprocessed cache, one per model input kind.
+
+Clips are read by memory map (no decoding). Every item is a dict ``{"x", "mask", "label", "clip"}`` where
+``clip`` is the position of its clip in ``dataset.records``: evaluation datasets may yield several items per
+clip (C3D sliding windows), and scorers average probabilities per clip. Randomness (window choice, crops,
+augmentation) comes from a generator seeded by (seed, epoch, item), so a run is reproducible whatever the
+number of workers, and a resumed run sees exactly the data an unbroken run would.
+
+Clips whose preprocessing failed, or whose modality is empty (no face in any frame, no audio), are left out
+here and listed in ``dataset.skipped``; scoring gives them uniform scores.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from mmfer.cache import ClipRecord, load_clip
+from mmfer.errors import MmferError
+from mmfer.labels import index_of
+
+log = logging.getLogger(__name__)
+
+INPUT_KINDS = ("face_window", "face_sequence", "landmarks", "logmel")
+# Axis of the time dimension in one item's x, for padding in collate.
+TIME_AXIS = {"face_window": 1, "face_sequence": 0, "landmarks": 0, "logmel": -1}
+MEL_FRAMES_PER_SECOND = 100  # log_mel's default 10 ms hop
+
+
+class CacheDataset(Dataset):
+    """Base: the usable clips of one split, their labels, and per-item seeded randomness."""
+
+    kind = ""
+
+    def __init__(
+        self,
+        *,
+        cache: str | Path,
+        records: Sequence[ClipRecord],
+        train: bool,
+        data: Any,
+        augment: Any = None,
+        seed: int = 0,
+        sample_rate: int = 16000,
+    ):
+        self.cache = Path(cache)
+        self.train = bool(train)
+        self.data = data
+        self.augment = augment
+        self.seed = int(seed)
+        self.epoch = 0
+        self.sample_rate = int(sample_rate)
+        self.records: list[ClipRecord] = []
+        self.labels: list[int] = []
+        self.skipped: list[tuple[str, str]] = []  # (clip_id, reason)
+        for rec in records:
+            reason = self._skip_reason(rec)
+            if reason:
+                self.skipped.append((rec.clip_id, reason))
+                continue
+            self.records.append(rec)
+            self.labels.append(index_of(rec.label) if rec.label else -1)
+        self._index_items()
+
+    # -------------------------------------------------------------- per-kind hooks
+    def _skip_reason(self, rec: ClipRecord) -> str:
+        if rec.status != "ok":
+            return f"preprocessing {rec.status}" + (f": {rec.reason}" if rec.reason else "")
+        if self.train and not rec.label:
+            return "no label"
+        return self._empty_reason(rec)
+
+    def _empty_reason(self, rec: ClipRecord) -> str:
+        return ""
+
+    def _index_items(self) -> None:
+        """One item per clip by default; sliding-window datasets override."""
+        self.items: list[tuple[int, int]] = [(i, 0) for i in range(len(self.records))]
+
+    def _load(self, clip: int):
+        rec = self.records[clip]
+        return load_clip(self.cache, rec.split, rec.clip_id, mmap=True)
+
+    def _make(self, clip: int, sub: int, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor | None]:
+        raise NotImplementedError
+
+    # -------------------------------------------------------------- Dataset protocol
+    def set_epoch(self, epoch: int) -> None:
+        """Training draws new windows/crops/augmentation each epoch, reproducibly."""
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        clip, sub = self.items[i]
+        rng = np.random.default_rng([self.seed, self.epoch, i, 7919])
+        x, mask = self._make(clip, sub, rng)
+        return {"x": x, "mask": mask, "label": self.labels[clip], "clip": clip}
+
+    @property
+    def clip_ids(self) -> list[str]:
+        return [r.clip_id for r in self.records]
+
+    def describe_skipped(self) -> str:
+        if not self.skipped:
+            return ""
+        reasons: dict[str, int] = {}
+        for _, r in self.skipped:
+            key = r.split(":")[0]
+            reasons[key] = reasons.get(key, 0) + 1
+        return ", ".join(f"{n} {r}" for r, n in sorted(reasons.items()))
+
+    # -------------------------------------------------------------- shared helpers
+    def _augmenting(self) -> bool:
+        return self.train and self.augment is not None and self.augment.enabled
+
+    def _faces(self, faces: np.ndarray, idx: np.ndarray, rng: np.random.Generator) -> torch.Tensor:
+        """Frames idx as float (T, C, H, W), with one jitter shared by all frames of the clip."""
+        from mmfer.data.features import augment_faces, face_tensor
+
+        x = face_tensor(
+            np.asarray(faces[idx]), size=self.data.image_size, grayscale=self.data.grayscale, equalize=self.data.equalize
+        )
+        if self._augmenting():
+            a = self.augment
+            x = augment_faces(
+                x, rng=rng, flip=a.flip, crop_scale=tuple(a.crop_scale), brightness=a.brightness, contrast=a.contrast
+            )
+        return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+
+
+def _has_faces(cache: Path, rec: ClipRecord) -> bool:
+    # the arrays decide, not the manifest counts, so a hand-made cache cannot mislead us
+    return bool(np.asarray(load_clip(cache, rec.split, rec.clip_id, mmap=True).mask).any())
+
+
+class _FaceMixin:
+    def _empty_reason(self, rec: ClipRecord) -> str:
+        return "" if _has_faces(self.cache, rec) else "no face in any frame"
+
+
+class FaceWindowDataset(_FaceMixin, CacheDataset):
+    """C3D input: ``clip_len``-frame windows of aligned faces, x (C, T, H, W), mask (T,).
+
+    Training draws one random window per clip per epoch among those with the most faces; evaluation
+    yields every window (with stride) that has a face, and the clip score is the mean over its windows
+    (Fan et al. 2016).
+    """
+
+    kind = "face_window"
+
+    def _index_items(self) -> None:
+        self.items = []
+        self._masks: list[np.ndarray] = []
+        L, stride = self.data.clip_len, max(1, self.data.stride)
+        for c, rec in enumerate(self.records):
+            mask = np.asarray(self._load(c).mask, dtype=bool)
+            self._masks.append(mask)
+            if self.train:
+                self.items.append((c, 0))
+                continue
+            T = len(mask)
+            starts = list(range(0, max(T - L, 0) + 1, stride))
+            if T > L and starts[-1] != T - L:
+                starts.append(T - L)
+            with_face = [s for s in starts if mask[s : s + L].any()]
+            self.items.extend((c, s) for s in (with_face or starts[:1]))
+
+    def _train_start(self, mask: np.ndarray, rng: np.random.Generator) -> int:
+        L, T = self.data.clip_len, len(mask)
+        if T <= L:
+            return 0
+        counts = np.convolve(mask.astype(np.int32), np.ones(L, dtype=np.int32), mode="valid")  # per start
+        good = np.flatnonzero(counts >= max(1, int(np.ceil(0.5 * counts.max()))))  # prefer windows with faces
+        return int(rng.choice(good))
+
+    def _make(self, clip, sub, rng):
+        c = self._load(clip)
+        mask = self._masks[clip]
+        L = self.data.clip_len
+        start = self._train_start(mask, rng) if self.train else sub
+        idx = np.arange(start, min(start + L, len(mask)))
+        x = self._faces(c.faces, idx, rng)  # (t, C, H, W)
+        m = torch.from_numpy(mask[idx].copy())
+        if len(idx) < L:  # short clip: zero frames, masked out
+            x = torch.cat([x, x.new_zeros((L - len(idx), *x.shape[1:]))])
+            m = torch.cat([m, m.new_zeros(L - len(idx))])
+        x = x * m.view(-1, 1, 1, 1).to(x.dtype)  # no-face frames are zeros, whatever normalisation did
+        return x.permute(1, 0, 2, 3).contiguous(), m
+
+
+class FaceSequenceDataset(_FaceMixin, CacheDataset):
+    """CNN-LSTM input: ``num_frames`` frames by segment sampling, x (T, C, H, W), mask (T,) from the cache mask.
+
+    Segments cover the span from the first to the last face frame; training takes a random frame in each
+    segment, evaluation the middle one.
+    """
+
+    kind = "face_sequence"
+
+    def _make(self, clip, sub, rng):
+        c = self._load(clip)
+        mask = np.asarray(c.mask, dtype=bool)
+        valid = np.flatnonzero(mask)
+        lo, hi = (int(valid[0]), int(valid[-1]) + 1) if len(valid) else (0, len(mask))
+        n, T = hi - lo, self.data.num_frames
+        edges = np.linspace(0, n, T + 1)
+        if self.train:
+            pos = edges[:-1] + rng.random(T) * (edges[1:] - edges[:-1])
+        else:
+            pos = (edges[:-1] + edges[1:]) / 2
+        idx = lo + np.clip(np.floor(pos).astype(np.int64), 0, n - 1)
+        x = self._faces(c.faces, idx, rng)
+        m = torch.from_numpy(mask[idx].copy())
+        x = x * m.view(-1, 1, 1, 1).to(x.dtype)
+        return x, m
+
+
+class LandmarkDataset(CacheDataset):
+    """Landmark BRNN input: normalised shape + motion features x (T, 272), mask (T,).
+
+    Training crops ``max_len`` frames at random inside the tracked span; evaluation takes the whole clip.
+    """
+
+    kind = "landmarks"
+
+    def _empty_reason(self, rec: ClipRecord) -> str:
+        return "" if _has_faces(self.cache, rec) else "no landmarks in any frame"
+
+    def _make(self, clip, sub, rng):
+        from mmfer.data.features import landmark_features
+
+        c = self._load(clip)
+        feats, mask = landmark_features(
+            np.asarray(c.landmarks, dtype=np.float32), np.asarray(c.mask, dtype=bool), interpolate=self.data.interpolate
+        )
+        feats, mask = np.asarray(feats, dtype=np.float32), np.asarray(mask, dtype=bool)
+        valid = np.flatnonzero(mask)
+        if len(valid):
+            lo, hi = int(valid[0]), int(valid[-1]) + 1
+            if self.train and hi - lo > self.data.max_len:
+                lo = int(rng.integers(lo, hi - self.data.max_len + 1))
+                hi = lo + self.data.max_len
+            feats, mask = feats[lo:hi], mask[lo:hi]
+        return torch.from_numpy(np.ascontiguousarray(feats)), torch.from_numpy(mask.copy())
+
+
+class LogMelDataset(CacheDataset):
+    """Audio CNN input: log-mel x (1, n_mels, T), standardised per clip; mask (T,) all True (padding adds False).
+
+    Training crops ``audio_seconds`` at random and applies SpecAugment; evaluation takes the whole clip.
+    """
+
+    kind = "logmel"
+
+    def _empty_reason(self, rec: ClipRecord) -> str:
+        audio = load_clip(self.cache, rec.split, rec.clip_id, mmap=True).audio
+        return "" if audio.size > 0 and np.any(np.asarray(audio) != 0) else "no audio"
+
+    def _make(self, clip, sub, rng):
+        from mmfer.data.features import log_mel, spec_augment
+
+        c = self._load(clip)
+        audio = np.asarray(c.audio, dtype=np.float32)
+        if self.train:
+            n = int(round(self.data.audio_seconds * self.sample_rate))
+            if len(audio) > n:
+                start = int(rng.integers(0, len(audio) - n + 1))
+                audio = audio[start : start + n]
+        spec = np.asarray(log_mel(audio, sample_rate=self.sample_rate, n_mels=self.data.n_mels), dtype=np.float32)
+        spec = (spec - spec.mean()) / (spec.std() + 1e-5)  # gain-invariant, keeps the spectral shape
+        if self._augmenting() and self.augment.spec_augment:
+            a = self.augment
+            spec = spec_augment(
+                spec, rng=rng, freq_masks=a.freq_masks, freq_width=a.freq_width, time_masks=a.time_masks,
+                time_width=a.time_width,
+            )
+        spec = np.ascontiguousarray(spec, dtype=np.float32)
+        return torch.from_numpy(spec)[None], torch.ones(spec.shape[-1], dtype=torch.bool)
+
+
+DATASETS: dict[str, type[CacheDataset]] = {
+    "face_window": FaceWindowDataset,
+    "face_sequence": FaceSequenceDataset,
+    "landmarks": LandmarkDataset,
+    "logmel": LogMelDataset,
+}
+
+
+def build_dataset(
+    kind: str,
+    *,
+    cache: str | Path,
+    records: Sequence[ClipRecord],
+    train: bool,
+    data: Any,
+    augment: Any = None,
+    seed: int = 0,
+    sample_rate: int = 16000,
+) -> CacheDataset:
+    """The dataset for a model's ``input_kind`` over ``records`` (e.g. ``split_records(cache, "Val")``)."""
+    if kind not in DATASETS:
+        raise MmferError(
+            f"input kind {kind!r} has no cache dataset (known: {', '.join(DATASETS)}); "
+            "face_image models train on image folders, not on a video cache"
+        )
+    return DATASETS[kind](
+        cache=cache, records=records, train=train, data=data, augment=augment, seed=seed, sample_rate=sample_rate
+    )
+
+
+def pad_collate(items: list[dict[str, Any]], *, time_axis: int) -> dict[str, torch.Tensor]:
+    """Stack items, padding x along its time axis with zeros and the mask with False."""
+    xs = [it["x"] for it in items]
+    ax = time_axis % xs[0].dim()
+    T = max(x.shape[ax] for x in xs)
+    out_x = xs[0].new_zeros((len(xs), *[T if d == ax else s for d, s in enumerate(xs[0].shape)]))
+    mask = torch.zeros((len(xs), T), dtype=torch.bool)
+    for i, it in enumerate(items):
+        x = it["x"]
+        n = x.shape[ax]
+        out_x[i].narrow(ax, 0, n).copy_(x)
+        mask[i, :n] = it["mask"] if it["mask"] is not None else True
+    return {
+        "x": out_x,
+        "mask": mask,
+        "label": torch.tensor([it["label"] for it in items], dtype=torch.long),
+        "clip": torch.tensor([it["clip"] for it in items], dtype=torch.long),
+    }
+
+
+def collate_for(kind: str):
+    """The picklable collate function for an input kind (works with worker processes)."""
+    return functools.partial(pad_collate, time_axis=TIME_AXIS[kind])
+
+
+def seed_worker(worker_id: int) -> None:
+    """Seed numpy/random in loader workers from torch's per-worker seed (for any library randomness)."""
+    import random
+
+    s = torch.initial_seed() % 2**32
+    np.random.seed(s)
+    random.seed(s)

@@ -1,0 +1,170 @@
+"""Checkpoints: plain dicts of Python types and tensors, loadable with ``torch.load(weights_only=True)``.
+
+A checkpoint is self-describing (model name and builder kwargs, label list, preprocessing settings,
+train config), so scoring needs nothing but the file and a cache made with the same settings.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from mmfer.cache import PreprocessSettings, cache_settings
+from mmfer.errors import MmferError
+from mmfer.labels import EMOTIONS
+
+CHECKPOINT_FORMAT = 1
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The bare model inside DistributedDataParallel / label remapping wrappers."""
+    while hasattr(model, "module") and isinstance(getattr(model, "module"), nn.Module):
+        model = model.module
+    return model
+
+
+def save_checkpoint(
+    path: str | Path,
+    *,
+    model: nn.Module,
+    model_name: str,
+    model_kwargs: dict[str, Any],
+    preprocess: dict[str, Any],
+    config: dict[str, Any],
+    epoch: int,
+    optimizer: torch.optim.Optimizer | None = None,
+    scheduler: Any = None,
+    scaler: Any = None,
+    rng: dict[str, Any] | None = None,
+    metrics: dict[str, Any] | None = None,
+    best: dict[str, Any] | None = None,
+) -> Path:
+    """Write a checkpoint atomically (temporary file, then rename), so a kill never leaves half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {
+        "format": CHECKPOINT_FORMAT,
+        "model_name": model_name,
+        "model_kwargs": dict(model_kwargs),
+        "input_kind": getattr(unwrap(model), "input_kind", None),
+        "state_dict": {k: v.detach().cpu() for k, v in unwrap(model).state_dict().items()},
+        "labels": list(EMOTIONS),
+        "preprocess": dict(preprocess),
+        "config": config,
+        "epoch": int(epoch),
+        "metrics": dict(metrics or {}),
+        "best": dict(best or {}),
+    }
+    if optimizer is not None:
+        state["optimizer"] = optimizer.state_dict()
+    if scheduler is not None:
+        state["scheduler"] = scheduler.state_dict()
+    if scaler is not None:
+        state["scaler"] = scaler.state_dict()
+    if rng is not None:
+        state["rng"] = rng
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def resolve_checkpoint(run_or_checkpoint: str | Path) -> Path:
+    """A run directory means its best.pt (else last.pt); a file is used as is."""
+    p = Path(run_or_checkpoint)
+    if p.is_dir():
+        for name in ("best.pt", "last.pt"):
+            if (p / name).is_file():
+                return p / name
+        raise MmferError(f"{p}: no best.pt or last.pt in this run directory; train it first with `mmfer train`")
+    if not p.is_file():
+        raise MmferError(f"{p}: checkpoint or run directory not found")
+    return p
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Load a checkpoint safely (``weights_only=True``: no code runs from the file)."""
+    path = resolve_checkpoint(path)
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - torch raises many types for bad files
+        raise MmferError(f"{path}: not a loadable mmfer checkpoint ({type(e).__name__}: {e})") from None
+    if not isinstance(ckpt, dict) or "state_dict" not in ckpt or "model_name" not in ckpt:
+        raise MmferError(f"{path}: not an mmfer checkpoint (no model_name/state_dict); was it written by `mmfer train`?")
+    ckpt["path"] = str(path)
+    return ckpt
+
+
+def label_permutation(ckpt: dict[str, Any]) -> list[int] | None:
+    """Column order that maps the checkpoint's outputs onto ``EMOTIONS``; None when already equal.
+
+    A checkpoint with the same classes in another order is remapped by name; other label sets are refused.
+    """
+    labels = list(ckpt.get("labels") or [])
+    if labels == list(EMOTIONS):
+        return None
+    if sorted(labels) != sorted(EMOTIONS):
+        missing = sorted(set(EMOTIONS) - set(labels))
+        extra = sorted(set(labels) - set(EMOTIONS))
+        raise MmferError(
+            f"{ckpt.get('path', 'checkpoint')}: its labels {labels} differ from {list(EMOTIONS)} "
+            f"(missing: {missing or 'none'}, extra: {extra or 'none'}); retrain it with mmfer's seven classes"
+        )
+    return [labels.index(e) for e in EMOTIONS]
+
+
+class LabelRemap(nn.Module):
+    """Reorders logits columns into ``EMOTIONS`` order for a checkpoint saved with another order."""
+
+    def __init__(self, module: nn.Module, order: list[int]):
+        super().__init__()
+        self.module = module
+        self.register_buffer("order", torch.tensor(order, dtype=torch.long), persistent=False)
+        self.input_kind = getattr(module, "input_kind", None)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        return self.module(x, mask=mask)[:, self.order]
+
+
+def model_from_checkpoint(ckpt: dict[str, Any]) -> nn.Module:
+    """The trained model (eval mode, CPU), its outputs in ``EMOTIONS`` order."""
+    from mmfer.models.registry import build_model
+
+    order = label_permutation(ckpt)
+    model = build_model(ckpt["model_name"], **dict(ckpt.get("model_kwargs") or {}))
+    try:
+        model.load_state_dict(ckpt["state_dict"])
+    except RuntimeError as e:
+        raise MmferError(
+            f"{ckpt.get('path', 'checkpoint')}: weights do not fit model {ckpt['model_name']!r} "
+            f"with kwargs {ckpt.get('model_kwargs')}: {e}"
+        ) from None
+    model.eval()
+    if order is not None:
+        model = LabelRemap(model, order).eval()
+    return model
+
+
+def check_cache_compatible(ckpt: dict[str, Any], cache: str | Path, split: str) -> PreprocessSettings:
+    """Refuse a cache preprocessed differently from the checkpoint's training cache, naming each difference."""
+    where = ckpt.get("path", "checkpoint")
+    try:
+        trained = PreprocessSettings.from_dict(dict(ckpt.get("preprocess") or {}))
+    except MmferError as e:
+        raise MmferError(f"{where}: unreadable preprocessing settings ({e})") from None
+    stored_version = (ckpt.get("preprocess") or {}).get("cache_version")
+    current = cache_settings(cache, split)
+    diffs = trained.differences(current)
+    if stored_version is not None and stored_version != current.to_dict()["cache_version"]:
+        diffs.insert(0, f"cache_version: {stored_version!r} != {current.to_dict()['cache_version']!r}")
+    if diffs:
+        raise MmferError(
+            f"{cache}: split {split!r} was preprocessed with other settings than the run {where} was trained on "
+            f"(run != cache): {'; '.join(diffs)}. Re-run `mmfer preprocess` with the run's settings, "
+            "or score with a run trained on this cache"
+        )
+    return current

@@ -1,0 +1,137 @@
+"""The typed training config: one YAML file describes a branch run completely.
+
+Frozen dataclasses loaded with :func:`mmfer.config.load_yaml`, so a misspelt key fails by name
+instead of silently training with a default.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from mmfer.config import from_dict, load_yaml, to_dict
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Which registry builder makes the network, and its keyword arguments."""
+
+    name: str
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """How clips become tensors. Each input kind reads only the fields it needs."""
+
+    train_split: str = "Train"
+    val_split: str = "Val"
+    holdout_fraction: float = 0.1  # stratified share of Train held out when the cache has no Val split
+    # face_window (C3D): clip_len-frame windows; eval slides with this stride and averages window scores
+    clip_len: int = 16
+    stride: int = 8
+    # face_sequence (CNN-LSTM): num_frames frames by segment sampling over the face span
+    num_frames: int = 16
+    # faces (all face kinds): resize to image_size (None keeps the cache crop size), colour, illumination
+    image_size: int | None = None
+    grayscale: bool = False
+    equalize: bool = False
+    # landmarks: random crop of max_len frames in training, whole clips in evaluation
+    max_len: int = 64
+    interpolate: bool = True
+    # logmel: n_mels bands; random crop of audio_seconds in training, whole clips in evaluation
+    n_mels: int = 64
+    audio_seconds: float = 3.0
+    # loading
+    batch_size: int = 16
+    eval_batch_size: int | None = None  # None: same as batch_size
+    workers: int = 0
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    """AdamW with a per-step schedule: linear warmup, then cosine, step or constant."""
+
+    lr: float = 1e-3
+    weight_decay: float = 0.01
+    epochs: int = 30
+    warmup_epochs: float = 1.0
+    schedule: Literal["cosine", "step", "constant"] = "cosine"
+    step_epochs: int = 10  # step schedule: multiply lr by step_gamma every step_epochs
+    step_gamma: float = 0.1
+    grad_clip: float | None = 5.0  # max gradient norm; None disables clipping
+    select_by: Literal["uar", "accuracy"] = "uar"  # Val metric that picks best.pt
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    """Cross-entropy options; class_balanced weights classes by inverse Train frequency (AFEW is skewed)."""
+
+    class_balanced: bool = False
+    label_smoothing: float = 0.0
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Training-time augmentation; evaluation never augments."""
+
+    enabled: bool = True
+    # faces: the same flip / crop / illumination jitter on every frame of a clip (Kuo et al. 2018)
+    flip: bool = True
+    crop_scale: tuple[float, float] = (0.85, 1.0)
+    brightness: float = 0.2
+    contrast: float = 0.2
+    # log-mel: SpecAugment (Park et al. 2019)
+    spec_augment: bool = True
+    freq_masks: int = 2
+    freq_width: int = 8
+    time_masks: int = 2
+    time_width: int = 20
+
+
+@dataclass(frozen=True)
+class InitConfig:
+    """Two-stage fine-tuning: start the encoder from a face model (e.g. trained on FER2013)."""
+
+    encoder_from: str | None = None  # checkpoint path (.pt from `mmfer train`) or None
+    freeze_encoder_epochs: int = 0  # keep the loaded encoder frozen for this many first epochs
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """One branch run: model, data, optimiser, loss, augmentation, initialisation, device."""
+
+    name: str
+    model: ModelConfig
+    seed: int = 0
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    init: InitConfig = field(default_factory=InitConfig)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    amp: bool = True  # mixed precision on CUDA (ignored on CPU)
+
+
+def load_train_config(path: str | Path) -> TrainConfig:
+    """Read a YAML train config; unknown or mistyped keys are an error naming them."""
+    return load_yaml(TrainConfig, path)
+
+
+def config_from_dict(data: dict[str, Any], *, where: str = "train config") -> TrainConfig:
+    """Rebuild a config from its plain form (e.g. the one stored in a checkpoint)."""
+    return from_dict(TrainConfig, data, where=where)
+
+
+def config_to_plain(config: TrainConfig) -> dict[str, Any]:
+    """The config as JSON/YAML-safe plain types (tuples become lists)."""
+    return _plain(to_dict(config))
+
+
+def _plain(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    return obj

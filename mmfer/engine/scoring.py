@@ -1,0 +1,142 @@
+"""Per-clip class scores of a trained branch: the CSVs that fusion consumes.
+
+Every clip of the split in the manifest gets a row, in manifest order: clips the branch cannot see
+(failed preprocessing, no face, no audio) get uniform scores, so all branches' CSVs share the same clips.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from mmfer.cache import split_records
+from mmfer.data.datasets import CacheDataset, build_dataset, collate_for
+from mmfer.engine.checkpoint import check_cache_compatible, load_checkpoint, model_from_checkpoint, resolve_checkpoint
+from mmfer.engine.config import config_from_dict
+from mmfer.labels import NUM_CLASSES
+from mmfer.scores import uniform_scores, write_scores
+
+log = logging.getLogger(__name__)
+
+
+def resolve_device(device: str | torch.device | None, preferred: str = "auto") -> torch.device:
+    """``auto`` picks CUDA when present; asking for CUDA without one is an error a user can fix."""
+    from mmfer.errors import MmferError
+
+    name = str(device) if device is not None else preferred
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise MmferError(f"device {name!r} requested but CUDA is not available here; use --device cpu")
+    return torch.device(name)
+
+
+def autocast(device: torch.device, enabled: bool):
+    """Mixed precision on CUDA only; a no-op context on CPU."""
+    if enabled and device.type == "cuda":
+        return torch.autocast(device_type="cuda", dtype=torch.float16)
+    return contextlib.nullcontext()
+
+
+@torch.no_grad()
+def predict_clips(
+    model: nn.Module,
+    dataset: CacheDataset,
+    *,
+    device: torch.device,
+    batch_size: int = 16,
+    workers: int = 0,
+    amp: bool = False,
+    progress: bool = True,
+    desc: str = "score",
+) -> np.ndarray:
+    """Clip-level probabilities (len(dataset.records), 7): the mean of item probabilities per clip."""
+    model.eval()
+    sums = np.zeros((len(dataset.records), NUM_CLASSES), dtype=np.float64)
+    counts = np.zeros(len(dataset.records), dtype=np.int64)
+    if len(dataset) == 0:
+        return sums
+    loader = DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=False,
+        num_workers=workers,
+        collate_fn=collate_for(dataset.kind),
+        generator=torch.Generator().manual_seed(0),
+    )
+    for batch in tqdm(loader, desc=desc, disable=not progress, leave=False):
+        x, mask = batch["x"].to(device), batch["mask"].to(device)
+        with autocast(device, amp):
+            logits = model(x, mask=mask)
+        p = torch.softmax(logits.float(), dim=1).cpu().numpy().astype(np.float64)
+        clips = batch["clip"].numpy()
+        np.add.at(sums, clips, p)
+        np.add.at(counts, clips, 1)
+    out = sums / np.maximum(counts, 1)[:, None]
+    out[counts == 0] = 1.0 / NUM_CLASSES
+    return out
+
+
+def split_scores(
+    model: nn.Module,
+    *,
+    kind: str,
+    config: Any,
+    data: str | Path,
+    split: str,
+    sample_rate: int,
+    device: torch.device,
+    records: list | None = None,
+    progress: bool = True,
+) -> tuple[list[str], list[str | None], np.ndarray]:
+    """Scores for every clip in ``records`` (default: all of the split), uniform where the branch sees nothing."""
+    records = list(records) if records is not None else split_records(data, split)
+    ds = build_dataset(kind, cache=data, records=records, train=False, data=config.data, seed=config.seed,
+                       sample_rate=sample_rate)
+    if ds.skipped:
+        log.info("%s: %d of %d clips scored uniform (%s)", split, len(ds.skipped), len(records), ds.describe_skipped())
+    probs = predict_clips(
+        model, ds, device=device, batch_size=config.data.eval_batch_size or config.data.batch_size,
+        workers=config.data.workers, amp=config.amp, progress=progress, desc=f"score {split}",
+    )
+    by_id = dict(zip(ds.clip_ids, probs))
+    uniform = uniform_scores(1)[0]
+    all_probs = np.stack([by_id.get(r.clip_id, uniform) for r in records]) if records else uniform_scores(0)
+    return [r.clip_id for r in records], [r.label for r in records], all_probs
+
+
+def score_split(
+    run_or_checkpoint: str | Path,
+    *,
+    data: str | Path,
+    split: str,
+    out: str | Path | None = None,
+    device: str | None = None,
+    progress: bool = True,
+) -> Path:
+    """Write the score CSV of a trained run (its best.pt) or checkpoint on one split of a cache.
+
+    The cache must have been preprocessed with the run's settings (else an error naming the difference).
+    Default output: ``RUN/scores_<split>.csv`` (next to the checkpoint).
+    """
+    ckpt_path = resolve_checkpoint(run_or_checkpoint)
+    ckpt = load_checkpoint(ckpt_path)
+    settings = check_cache_compatible(ckpt, data, split)
+    config = config_from_dict(ckpt["config"], where=f"{ckpt_path}: config")
+    dev = resolve_device(device, config.device)
+    model = model_from_checkpoint(ckpt).to(dev)
+    kind = model.input_kind
+    clip_ids, labels, probs = split_scores(
+        model, kind=kind, config=config, data=data, split=split, sample_rate=settings.sample_rate, device=dev,
+        progress=progress,
+    )
+    out = Path(out) if out is not None else ckpt_path.parent / f"scores_{split}.csv"
+    return write_scores(out, clip_ids, labels, probs)

@@ -1,0 +1,457 @@
+"""One training loop for every branch: the model's ``input_kind`` picks the dataset, the config does the rest.
+
+A run directory holds ``last.pt`` (every epoch, with optimizer/scheduler/RNG states, so ``resume`` continues
+exactly), ``best.pt`` (best Val uar or accuracy), ``log.jsonl`` + ``log.csv`` (one row per epoch),
+``config.yaml`` and, at the end, ``scores_Val.csv`` / ``scores_Test.csv`` from the best checkpoint.
+Launched by torchrun (``WORLD_SIZE`` > 1) it trains with DistributedDataParallel; rank 0 writes.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import logging
+import math
+import os
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+from torch import nn
+from torch.utils.data import DataLoader, Sampler
+from tqdm import tqdm
+
+from mmfer.cache import ClipRecord, cache_settings, read_manifest, split_records
+from mmfer.data.datasets import DATASETS, build_dataset, collate_for, seed_worker
+from mmfer.engine.checkpoint import (
+    check_cache_compatible,
+    load_checkpoint,
+    save_checkpoint,
+    unwrap,
+)
+from mmfer.engine.config import TrainConfig, config_to_plain
+from mmfer.engine.scoring import autocast, predict_clips, resolve_device, split_scores
+from mmfer.errors import MmferError
+from mmfer.labels import EMOTIONS, NUM_CLASSES
+from mmfer.scores import write_scores
+
+log = logging.getLogger(__name__)
+
+LOG_FIELDS = (
+    "epoch", "lr", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "val_uar", "best", "seconds",
+)
+
+
+# ---------------------------------------------------------------- small pieces
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def rng_state() -> dict[str, Any]:
+    """Global RNG states as tensors and plain types (loadable with weights_only=True)."""
+    np_state = np.random.get_state()
+    state = {
+        "torch": torch.get_rng_state(),
+        "numpy": {"keys": torch.from_numpy(np_state[1].astype(np.int64)), "pos": int(np_state[2]),
+                  "has_gauss": int(np_state[3]), "cached": float(np_state[4])},
+        "python": random.getstate(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    n = state["numpy"]
+    np.random.set_state(("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached"]))
+    py = state["python"]
+    random.setstate((py[0], tuple(py[1]), py[2]))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def accuracy_uar(labels: np.ndarray, probs: np.ndarray) -> tuple[float, float]:
+    """Accuracy and mean class recall (uar) over clips with a known label; NaN when there are none."""
+    keep = labels >= 0
+    if not keep.any():
+        return float("nan"), float("nan")
+    y, pred = labels[keep], probs[keep].argmax(axis=1)
+    recalls = [float((pred[y == c] == c).mean()) for c in np.unique(y)]
+    return float((pred == y).mean()), float(np.mean(recalls))
+
+
+def lr_factor(step: int, *, steps_per_epoch: int, optim: Any) -> float:
+    """Linear warmup, then cosine to zero / step decay / constant, per optimizer step."""
+    warm = optim.warmup_epochs * steps_per_epoch
+    total = max(1, optim.epochs * steps_per_epoch)
+    if step < warm:
+        return (step + 1) / warm
+    if optim.schedule == "cosine":
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, (step - warm) / max(1.0, total - warm))))
+    if optim.schedule == "step":
+        return optim.step_gamma ** (step // max(1, optim.step_epochs * steps_per_epoch))
+    return 1.0
+
+
+def class_weights(labels: list[int]) -> torch.Tensor:
+    """Inverse-frequency weights N / (K n_c), so each present class weighs the same in the loss."""
+    counts = np.bincount(np.asarray(labels, dtype=np.int64), minlength=NUM_CLASSES).astype(np.float64)
+    present = counts > 0
+    w = np.zeros(NUM_CLASSES)
+    w[present] = counts.sum() / (present.sum() * counts[present])
+    return torch.tensor(w, dtype=torch.float32)
+
+
+def holdout_split(records: list[ClipRecord], *, fraction: float, seed: int) -> tuple[list[ClipRecord], list[ClipRecord]]:
+    """Stratified, seeded split of Train into (train, held-out) when the cache has no Val split."""
+    rng = np.random.default_rng(seed)
+    by_label: dict[str | None, list[int]] = {}
+    for i, r in enumerate(records):
+        by_label.setdefault(r.label, []).append(i)
+    held: set[int] = set()
+    for label in sorted(by_label, key=str):
+        idx = by_label[label]
+        if label is None or len(idx) < 2:
+            continue
+        n = max(1, int(round(fraction * len(idx))))
+        held.update(rng.permutation(idx)[:n].tolist())
+    return [r for i, r in enumerate(records) if i not in held], [r for i, r in enumerate(records) if i in held]
+
+
+class EpochSampler(Sampler[int]):
+    """Shuffles with a generator seeded by (seed, epoch): the order depends only on the epoch (exact resume)."""
+
+    def __init__(self, n: int, *, seed: int, shuffle: bool = True):
+        self.n, self.seed, self.shuffle, self.epoch = n, seed, shuffle, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self):
+        if not self.shuffle:
+            return iter(range(self.n))
+        return iter(np.random.default_rng([self.seed, self.epoch, 104729]).permutation(self.n).tolist())
+
+    def __len__(self) -> int:
+        return self.n
+
+
+@dataclasses.dataclass
+class _Dist:
+    world_size: int = 1
+    rank: int = 0
+    local_rank: int = 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    @classmethod
+    def from_env(cls) -> "_Dist":
+        ws = int(os.environ.get("WORLD_SIZE", "1"))
+        return cls(ws, int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0")))
+
+    def barrier(self) -> None:
+        if self.enabled:
+            torch.distributed.barrier()
+
+
+def _config_differences(saved: dict[str, Any], current: dict[str, Any], prefix: str = "") -> list[str]:
+    out = []
+    for k in sorted(set(saved) | set(current)):
+        a, b = saved.get(k), current.get(k)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += _config_differences(a, b, f"{prefix}{k}.")
+        elif a != b:
+            out.append(f"{prefix}{k}: {a!r} (run) != {b!r} (now)")
+    return out
+
+
+def _load_encoder(model: nn.Module, path: str) -> None:
+    """Two-stage fine-tuning: copy a face model's encoder (e.g. trained on FER2013) into this model."""
+    from mmfer.models.face_frame import load_encoder_from
+
+    if not hasattr(model, "encoder"):
+        raise MmferError(f"init.encoder_from={path!r}: model {type(model).__name__} has no encoder to initialise")
+    ckpt = load_checkpoint(path)
+    missing = load_encoder_from(model, ckpt["state_dict"])
+    if missing:
+        raise MmferError(
+            f"init.encoder_from={path!r}: encoder weights do not fit this model (missing {', '.join(missing[:5])}); "
+            "use a face model trained with the same encoder arch, width and channels"
+        )
+    log.info("encoder initialised from %s", path)
+
+
+def _write_logs(out: Path, rows: list[dict[str, Any]]) -> None:
+    tmp = out / ".log.jsonl.tmp"
+    tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    os.replace(tmp, out / "log.jsonl")
+    tmp = out / ".log.csv.tmp"
+    with open(tmp, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=LOG_FIELDS, extrasaction="ignore")
+        w.writeheader()
+        w.writerows(rows)
+    os.replace(tmp, out / "log.csv")
+
+
+def _read_log(out: Path, upto_epoch: int) -> list[dict[str, Any]]:
+    p = out / "log.jsonl"
+    if not p.is_file():
+        return []
+    rows = []
+    for line in p.read_text().splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if row.get("epoch", 0) <= upto_epoch:
+            rows.append(row)
+    return rows
+
+
+# ---------------------------------------------------------------- the loop
+def train(
+    config: TrainConfig,
+    *,
+    data: str | Path,
+    out: str | Path,
+    epochs: int | None = None,
+    resume: bool = False,
+    device: str | None = None,
+    progress: bool = True,
+    stop_after: int | None = None,
+) -> dict[str, Any]:
+    """Train one branch on a cache; returns the best Val metrics and the paths written.
+
+    ``epochs`` overrides ``config.optim.epochs``; ``resume`` continues ``out/last.pt`` exactly (same config
+    required, except the number of epochs); ``stop_after`` ends after that many epochs while the schedule
+    still plans for all of them (an interruption on purpose, e.g. to test resume).
+    """
+    data, out = Path(data), Path(out)
+    if epochs is not None:
+        if epochs < 1:
+            raise MmferError(f"--epochs must be at least 1, got {epochs}")
+        config = dataclasses.replace(config, optim=dataclasses.replace(config.optim, epochs=int(epochs)))
+    plain_config = config_to_plain(config)
+    dist = _Dist.from_env()
+    if dist.enabled and not torch.distributed.is_initialized():
+        torch.distributed.init_process_group(backend="nccl" if torch.cuda.is_available() else "gloo")
+    dev = resolve_device(device, config.device)
+    if dist.enabled and dev.type == "cuda":
+        dev = torch.device("cuda", dist.local_rank)
+        torch.cuda.set_device(dev)
+    use_amp = bool(config.amp and dev.type == "cuda")
+
+    # ---- run directory, resume
+    last_path, best_path = out / "last.pt", out / "best.pt"
+    ckpt = None
+    if resume:
+        if not last_path.is_file():
+            raise MmferError(f"{out}: nothing to resume (no last.pt); run without --resume to start training")
+        ckpt = load_checkpoint(last_path)
+        saved = dict(ckpt["config"])
+        diffs = [d for d in _config_differences(saved, plain_config) if not d.startswith("optim.epochs:")]
+        if diffs:
+            raise MmferError(f"{out}: cannot resume with a different config: {'; '.join(diffs)}; "
+                             "use the run's config.yaml (only --epochs may change)")
+    elif last_path.exists():
+        raise MmferError(f"{out}: already holds a run (last.pt); pass --resume to continue it or choose another --out")
+
+    # ---- data
+    dcfg = config.data
+    settings = cache_settings(data, dcfg.train_split)
+    if ckpt is not None:
+        check_cache_compatible(ckpt, data, dcfg.train_split)
+    train_records = split_records(data, dcfg.train_split)
+    splits_present = {s for s, _ in read_manifest(data)}
+    holdout = dcfg.val_split not in splits_present
+    if holdout:
+        train_records, val_records = holdout_split(train_records, fraction=dcfg.holdout_fraction, seed=config.seed)
+        log.info("no %r split in %s: holding out a stratified %.0f%% of %s (%d clips) for validation",
+                 dcfg.val_split, data, 100 * dcfg.holdout_fraction, dcfg.train_split, len(val_records))
+    else:
+        val_records = split_records(data, dcfg.val_split)
+        check_cache_compatible({"preprocess": settings.to_dict(), "path": f"{data}/{dcfg.train_split}"},
+                               data, dcfg.val_split)
+
+    # ---- model
+    from mmfer.models.registry import build_model
+
+    seed_everything(config.seed)
+    model = build_model(config.model.name, **dict(config.model.kwargs))
+    kind = getattr(model, "input_kind", None)
+    if kind not in DATASETS:
+        raise MmferError(f"model {config.model.name!r} eats {kind!r} input, which `mmfer train` cannot feed from a "
+                         f"video cache (known: {', '.join(DATASETS)})")
+    if config.init.encoder_from and ckpt is None:
+        _load_encoder(model, config.init.encoder_from)
+
+    train_ds = build_dataset(kind, cache=data, records=train_records, train=True, data=dcfg, augment=config.augment,
+                             seed=config.seed, sample_rate=settings.sample_rate)
+    val_ds = build_dataset(kind, cache=data, records=val_records, train=False, data=dcfg, seed=config.seed,
+                           sample_rate=settings.sample_rate)
+    for name, ds, recs in (("train", train_ds, train_records), ("val", val_ds, val_records)):
+        if ds.skipped and dist.main:
+            log.info("%s: %d of %d clips left out for %s (%s)%s", name, len(ds.skipped), len(recs), kind,
+                     ds.describe_skipped(), "; they are scored uniform" if name == "val" else "")
+    if len(train_ds) == 0:
+        raise MmferError(f"{data}: no usable {dcfg.train_split} clips for a {kind} model "
+                         f"({train_ds.describe_skipped() or 'split is empty'}); check `mmfer preprocess` output")
+
+    model.to(dev)
+    net: nn.Module = model
+    if dist.enabled:
+        net = nn.parallel.DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None)
+    if dist.enabled:
+        sampler: Any = torch.utils.data.distributed.DistributedSampler(train_ds, seed=config.seed, shuffle=True)
+    else:
+        sampler = EpochSampler(len(train_ds), seed=config.seed)
+    loader_gen = torch.Generator()
+    loader = DataLoader(
+        train_ds, batch_size=dcfg.batch_size, sampler=sampler, num_workers=dcfg.workers,
+        collate_fn=collate_for(kind), worker_init_fn=seed_worker, drop_last=len(train_ds) > dcfg.batch_size,
+        generator=loader_gen, pin_memory=dev.type == "cuda",
+    )
+    steps_per_epoch = max(1, len(loader))
+    optimizer = torch.optim.AdamW(net.parameters(), lr=config.optim.lr, weight_decay=config.optim.weight_decay)
+    ocfg = config.optim
+
+    def schedule(step: int) -> float:
+        return lr_factor(step, steps_per_epoch=steps_per_epoch, optim=ocfg)
+
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    weight = class_weights(train_ds.labels).to(dev) if config.loss.class_balanced else None
+    criterion = nn.CrossEntropyLoss(weight=weight, label_smoothing=config.loss.label_smoothing)
+    frozen_params = list(unwrap(model).encoder.parameters()) if (
+        config.init.encoder_from and config.init.freeze_encoder_epochs > 0 and hasattr(unwrap(model), "encoder")
+    ) else []
+
+    start_epoch, best, rows = 0, {}, []
+    if ckpt is not None:
+        unwrap(model).load_state_dict(ckpt["state_dict"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        scheduler.load_state_dict(ckpt["scheduler"])
+        if "scaler" in ckpt:
+            scaler.load_state_dict(ckpt["scaler"])
+        set_rng_state(ckpt["rng"])
+        start_epoch, best = int(ckpt["epoch"]), dict(ckpt.get("best") or {})
+        rows = _read_log(out, start_epoch)
+        log.info("resuming %s at epoch %d of %d", out, start_epoch + 1, ocfg.epochs)
+
+    if dist.main:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "config.yaml").write_text(yaml.safe_dump(plain_config, sort_keys=False))
+    val_labels = np.asarray(val_ds.labels, dtype=np.int64)
+    eval_bs = dcfg.eval_batch_size or dcfg.batch_size
+    ckpt_common = dict(model_name=config.model.name, model_kwargs=dict(config.model.kwargs),
+                       preprocess=settings.to_dict(), config=plain_config)
+
+    for epoch in range(start_epoch, ocfg.epochs):
+        if stop_after is not None and epoch >= stop_after:
+            break
+        t0 = time.perf_counter()
+        train_ds.set_epoch(epoch)
+        sampler.set_epoch(epoch)
+        loader_gen.manual_seed(config.seed * 100_003 + epoch)  # worker seeds depend on the epoch only
+        net.train()
+        freeze = epoch < config.init.freeze_encoder_epochs
+        tot_loss, tot_correct, tot_n = 0.0, 0, 0
+        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{ocfg.epochs}", disable=not (progress and dist.main), leave=False)
+        for batch in bar:
+            x, mask, y = batch["x"].to(dev, non_blocking=True), batch["mask"].to(dev), batch["label"].to(dev)
+            with autocast(dev, use_amp):
+                logits = net(x, mask=mask)
+            loss = criterion(logits.float(), y)
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            if freeze:
+                for p in frozen_params:
+                    p.grad = None
+            if ocfg.grad_clip:
+                scaler.unscale_(optimizer)
+                nn.utils.clip_grad_norm_(net.parameters(), ocfg.grad_clip)
+            scaler.step(optimizer)
+            scaler.update()
+            scheduler.step()
+            n = y.shape[0]
+            tot_loss += float(loss.detach()) * n
+            tot_correct += int((logits.detach().argmax(1) == y).sum())
+            tot_n += n
+            bar.set_postfix(loss=f"{tot_loss / max(tot_n, 1):.3f}")
+
+        probs = predict_clips(model, val_ds, device=dev, batch_size=eval_bs, workers=dcfg.workers, amp=use_amp,
+                              progress=progress and dist.main, desc="val")
+        val_acc, val_uar = accuracy_uar(val_labels, probs)
+        known = val_labels >= 0
+        val_loss = float(-np.log(np.clip(probs[known, val_labels[known]], 1e-12, None)).mean()) if known.any() else float("nan")
+        metric = val_uar if ocfg.select_by == "uar" else val_acc
+        improved = not best or (not math.isnan(metric) and (math.isnan(best["value"]) or metric > best["value"]))
+        if improved:
+            best = {"epoch": epoch + 1, "metric": ocfg.select_by, "value": metric, "val_accuracy": val_acc,
+                    "val_uar": val_uar}
+        row = {
+            "epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"], "train_loss": tot_loss / max(tot_n, 1),
+            "train_accuracy": tot_correct / max(tot_n, 1), "val_loss": val_loss, "val_accuracy": val_acc,
+            "val_uar": val_uar, "best": bool(improved), "seconds": round(time.perf_counter() - t0, 3),
+        }
+        rows.append(row)
+        if dist.main:
+            state = dict(ckpt_common, model=model, epoch=epoch + 1, optimizer=optimizer, scheduler=scheduler,
+                         scaler=scaler if use_amp else None, rng=rng_state(), metrics=row, best=best)
+            save_checkpoint(last_path, **state)
+            if improved:
+                save_checkpoint(best_path, **{**state, "optimizer": None, "scheduler": None, "scaler": None,
+                                              "rng": None})
+            _write_logs(out, rows)
+            log.info("epoch %d/%d: train loss %.3f acc %.3f | val acc %.3f uar %.3f%s", epoch + 1, ocfg.epochs,
+                     row["train_loss"], row["train_accuracy"], val_acc, val_uar, " (best)" if improved else "")
+        dist.barrier()
+
+    result: dict[str, Any] = {"run": str(out), "best": best, "epochs_done": rows[-1]["epoch"] if rows else start_epoch,
+                              "last": str(last_path), "best_checkpoint": str(best_path), "holdout_val": holdout,
+                              "scores": {}}
+    finished = rows and rows[-1]["epoch"] >= ocfg.epochs
+    if dist.main and finished and best_path.is_file():
+        result["scores"] = write_run_scores(out, data=data, device=dev, progress=progress,
+                                            val_records=val_records if holdout else None)
+    dist.barrier()
+    return result
+
+
+def write_run_scores(out: Path, *, data: Path, device: torch.device, progress: bool = True,
+                     val_records: list[ClipRecord] | None = None) -> dict[str, str]:
+    """Score Val (or the held-out Train clips) and Test, when present, with the run's best checkpoint."""
+    from mmfer.engine.checkpoint import model_from_checkpoint
+    from mmfer.engine.config import config_from_dict
+
+    ckpt = load_checkpoint(out / "best.pt")
+    config = config_from_dict(ckpt["config"], where=f"{out / 'best.pt'}: config")
+    model = model_from_checkpoint(ckpt).to(device)
+    splits_present = {s for s, _ in read_manifest(data)}
+    written = {}
+    for split in (config.data.val_split, "Test"):
+        records = val_records if split == config.data.val_split else None
+        if records is None and split not in splits_present:
+            continue
+        settings = check_cache_compatible(ckpt, data, split if records is None else config.data.train_split)
+        ids, labels, probs = split_scores(model, kind=model.input_kind, config=config, data=data, split=split,
+                                          sample_rate=settings.sample_rate, device=device, records=records,
+                                          progress=progress)
+        path = write_scores(out / f"scores_{split}.csv", ids, labels, probs)
+        written[split] = str(path)
+        log.info("wrote %s (%d clips)", path, len(ids))
+    return written
