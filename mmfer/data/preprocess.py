@@ -188,6 +188,7 @@ def process_clip(
         detect_max_side=settings.detect_max_side,
         detect_every=settings.detect_every,
     )
+    decode_warnings: list[str] = []
     crops: list[np.ndarray] = []
     tracks: list[Any] = []
     n_frames = 0
@@ -197,6 +198,7 @@ def process_clip(
             fps=settings.fps,
             max_frames=settings.max_frames,
             batch_size=_batch_size(int(getattr(info, "width", 0) or 0), int(getattr(info, "height", 0) or 0)),
+            warnings=decode_warnings,
         ):
             if len(frames) == 0:
                 continue
@@ -214,7 +216,10 @@ def process_clip(
             return _failed(rec, f"{path}: cannot decode video frames ({type(e).__name__}: {e})", t0)
         warnings.append(f"decoding stopped after {n_frames} frame(s) ({type(e).__name__}: {e})")
 
+    warnings.extend(decode_warnings)
     if n_frames == 0:
+        if decode_warnings:
+            return _failed(rec, decode_warnings[0], t0)
         if getattr(info, "has_audio", False) and not getattr(info, "width", 0):
             reason = f"{path}: no video stream (audio-only file); use the audio branch's audio-file input for it"
         else:

@@ -1,0 +1,165 @@
+"""Indexing AFEW trees, CSV lists and plain folders into ClipEntry rows."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+
+from mmfer.data.index import (
+    ClipEntry,
+    index_afew,
+    index_csv,
+    index_folder,
+    index_source,
+)
+from mmfer.errors import MmferError
+
+
+def _touch(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"x")
+    return path
+
+
+@pytest.fixture
+def afew(tmp_path: Path) -> Path:
+    root = tmp_path / "afew"
+    _touch(root / "Train" / "Angry" / "a1.avi")
+    _touch(root / "Train" / "Angry" / "a2.mp4")
+    _touch(root / "Train" / "Happy" / "h1.MKV")
+    _touch(root / "Train" / "Happy" / "notes.txt")
+    _touch(root / "Train" / "Calm" / "c1.avi")  # out of set: skipped
+    _touch(root / "val" / "Sad" / "s1.webm")  # lower-case split folder
+    _touch(root / "Test" / "t1.flv")
+    _touch(root / "Test" / "t2.mov")
+    return root
+
+
+def test_afew_tree_labels_splits_and_ids(afew: Path, caplog):
+    with caplog.at_level(logging.INFO, logger="mmfer.data.index"):
+        entries = index_afew(afew)
+    got = [(e.split, e.label, e.clip_id, e.path.name) for e in entries]
+    assert got == [
+        ("Train", "Angry", "a1", "a1.avi"),
+        ("Train", "Angry", "a2", "a2.mp4"),
+        ("Train", "Happy", "h1", "h1.MKV"),
+        ("Val", "Sad", "s1", "s1.webm"),
+        ("Test", None, "t1", "t1.flv"),
+        ("Test", None, "t2", "t2.mov"),
+    ]
+    assert "Calm" in caplog.text
+
+
+def test_afew_split_selection_and_missing_split(afew: Path, tmp_path: Path):
+    assert {e.split for e in index_afew(afew, splits=["train"])} == {"Train"}
+    assert {e.split for e in index_afew(afew, splits="Val,Test")} == {"Val", "Test"}
+    only_train = tmp_path / "only"
+    _touch(only_train / "Train" / "Sad" / "x.avi")
+    with pytest.raises(MmferError, match="Val"):
+        index_afew(only_train, splits=["Train", "Val"])
+    assert [e.clip_id for e in index_afew(only_train, splits=None)] == ["x"]
+
+
+def test_afew_duplicate_ids_name_both_files(afew: Path):
+    _touch(afew / "Train" / "Happy" / "a1.mp4")  # same id as Train/Angry/a1.avi
+    with pytest.raises(MmferError) as e:
+        index_afew(afew)
+    msg = str(e.value)
+    assert "a1.avi" in msg and "a1.mp4" in msg and "Angry" in msg and "Happy" in msg
+
+
+def test_afew_same_id_in_different_splits_is_fine(afew: Path):
+    _touch(afew / "Test" / "a1.avi")
+    ids = [(e.split, e.clip_id) for e in index_afew(afew)]
+    assert ("Train", "a1") in ids and ("Test", "a1") in ids
+
+
+def test_afew_unknown_emotion_folder_is_an_error(afew: Path):
+    _touch(afew / "Train" / "Angyr" / "z.avi")
+    with pytest.raises(MmferError, match="Angyr"):
+        index_afew(afew)
+
+
+def test_csv_relative_paths_labels_splits(tmp_path: Path):
+    _touch(tmp_path / "clips" / "a.mp4")
+    csv = tmp_path / "list.csv"
+    csv.write_text(
+        "path,label,split\n"
+        "clips/a.mp4,anger,train\n"
+        f"{tmp_path / 'elsewhere' / 'b.avi'},,Test\n"
+        "clips/c.avi,calm,Val\n"  # out of set: dropped
+        "clips/d.avi,Sad,Val\n"
+    )
+    entries = index_csv(csv)
+    assert entries == [
+        ClipEntry("a", "Train", "Angry", tmp_path / "clips" / "a.mp4"),
+        ClipEntry("b", "Test", None, tmp_path / "elsewhere" / "b.avi"),
+        ClipEntry("d", "Val", "Sad", tmp_path / "clips" / "d.avi"),
+    ]
+    assert [e.clip_id for e in index_csv(csv, splits=["Val"])] == ["d"]
+
+
+def test_csv_default_split_and_clip_id_column(tmp_path: Path):
+    csv = tmp_path / "l.csv"
+    csv.write_text("path,label,clip_id\nx/a.mp4,Happy,first\ny/a.mp4,Happy,second\n")
+    entries = index_csv(csv)
+    assert [(e.clip_id, e.split) for e in entries] == [("first", "Test"), ("second", "Test")]
+
+
+@pytest.mark.parametrize(
+    "body, needle",
+    [
+        ("file,label\na.mp4,Sad\n", "path"),
+        ("path,label\na.mp4,Sadd\n", ":2"),
+        ("path,label,split\na.mp4,Sad,Tset\n", ":2"),
+        ("path,label\na.mp4,Sad\nb.mp4\n", ":3"),
+        ("path,label\nx/a.mp4,Sad\ny/a.avi,Happy\n", "x/a.mp4"),
+    ],
+)
+def test_csv_bad_rows_name_file_and_line(tmp_path: Path, body: str, needle: str):
+    csv = tmp_path / "bad.csv"
+    csv.write_text(body)
+    with pytest.raises(MmferError) as e:
+        index_csv(csv)
+    assert "bad.csv" in str(e.value) and needle in str(e.value)
+
+
+def test_fixture_clip_list(cremad_dir: Path, cremad_videos):
+    entries = index_csv(cremad_dir / "clips.csv")
+    assert sorted(e.path.resolve() for e in entries) == sorted(p.resolve() for p in cremad_videos)
+    assert all(e.path.is_file() for e in entries)
+    assert [(e.split, e.label) for e in entries] == [
+        ("Train", "Angry"), ("Train", "Disgust"), ("Train", "Fear"), ("Train", "Happy"), ("Val", "Neutral"), ("Val", "Sad"),
+    ]
+
+
+def test_folder_labels_from_names(tmp_path: Path, cremad_dir: Path):
+    entries = index_folder(cremad_dir, labels_from="cremad")
+    assert [e.label for e in entries] == ["Angry", "Disgust", "Fear", "Happy", "Neutral", "Sad"]
+    assert {e.split for e in entries} == {"Test"}
+    rav = tmp_path / "rav"
+    _touch(rav / "Actor_01" / "01-01-05-01-01-01-01.mp4")
+    _touch(rav / "Actor_01" / "01-01-02-01-01-01-01.mp4")  # calm: skipped
+    assert [e.label for e in index_folder(rav, split="Train", labels_from="ravdess")] == ["Angry"]
+    _touch(tmp_path / "byfolder" / "Fear" / "f.avi")
+    _touch(tmp_path / "byfolder" / "more" / "Happy" / "g.avi")  # recursive; label from the direct parent
+    got = [(e.clip_id, e.label) for e in index_folder(tmp_path / "byfolder", labels_from="folder")]
+    assert got == [("f", "Fear"), ("g", "Happy")]
+    with pytest.raises(MmferError):
+        index_folder(tmp_path / "byfolder", labels_from="bogus")
+
+
+def test_source_dispatch(afew: Path, cremad_dir: Path, cremad_videos, tmp_path: Path):
+    assert len(index_source(afew)) == 6
+    assert len(index_source(cremad_dir / "clips.csv", splits="Train")) == 4
+    assert [e.split for e in index_source(cremad_dir)] == ["Test"] * 6
+    one = index_source(cremad_videos[0])
+    assert one == [ClipEntry(cremad_videos[0].stem, "Test", None, cremad_videos[0])]
+    with pytest.raises(MmferError, match="no such"):
+        index_source(tmp_path / "missing")
+    with pytest.raises(MmferError):
+        index_source(cremad_dir / "ATTRIBUTION.md")
+    with pytest.raises(MmferError, match="Test"):
+        index_source(cremad_dir, splits="Train")
