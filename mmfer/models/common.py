@@ -1,0 +1,90 @@
+"""Small pieces every branch shares: mask checks, masked pooling and packing valid steps for RNNs.
+
+Masks are bool, True = valid (a frame with a face, a real audio step). Masked content must never reach the
+output, so these helpers zero it, skip it or exclude it from pooling instead of trusting padding values.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from mmfer.errors import MmferError
+
+
+def check_mask(mask: torch.Tensor | None, shape: tuple[int, ...], *, where: str) -> torch.Tensor | None:
+    """``mask`` as bool of ``shape`` (or None); a wrong shape is an error naming the model and both shapes."""
+    if mask is None:
+        return None
+    if tuple(mask.shape) != tuple(shape):
+        raise MmferError(f"{where}: mask has shape {tuple(mask.shape)}, expected {tuple(shape)} (True = valid step)")
+    return mask.to(torch.bool)
+
+
+def check_input(x: torch.Tensor, ndim: int, *, where: str, layout: str) -> None:
+    if x.ndim != ndim:
+        raise MmferError(f"{where}: input has shape {tuple(x.shape)}, expected {ndim} dimensions {layout}")
+
+
+def masked_mean(x: torch.Tensor, mask: torch.Tensor | None, dim: int) -> torch.Tensor:
+    """Mean over ``dim`` of valid steps; zero (not NaN) where a row has no valid step.
+
+    ``mask`` has the shape of ``x`` up to and including ``dim`` (trailing feature dims are broadcast).
+    """
+    if mask is None:
+        return x.mean(dim)
+    m = mask.to(x.dtype)
+    while m.ndim < x.ndim:
+        m = m.unsqueeze(-1)
+    return (x * m).sum(dim) / m.sum(dim).clamp_min(1.0)
+
+
+def masked_max(x: torch.Tensor, mask: torch.Tensor | None, dim: int) -> torch.Tensor:
+    """Max over ``dim`` of valid steps; zero where a row has no valid step."""
+    if mask is None:
+        return x.amax(dim)
+    m = mask
+    while m.ndim < x.ndim:
+        m = m.unsqueeze(-1)
+    filled = x.masked_fill(~m, float("-inf")).amax(dim)
+    return torch.where(torch.isfinite(filled), filled, torch.zeros_like(filled))
+
+
+def compact_valid(x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Move the valid steps of each row of ``x`` (B, T, F) to the front, keeping their order.
+
+    Why: no-face frames can sit anywhere in a clip (not only at the end), while packed RNNs only skip a
+    padded tail. Returns the compacted tensor (invalid tail zeroed) and the lengths (B,).
+    """
+    order = torch.argsort((~mask).to(torch.int8), dim=1, stable=True)
+    xs = x.gather(1, order.unsqueeze(-1).expand(-1, -1, x.shape[-1]))
+    lengths = mask.sum(1)
+    keep = torch.arange(x.shape[1], device=x.device).unsqueeze(0) < lengths.unsqueeze(1)
+    return xs * keep.unsqueeze(-1).to(xs.dtype), lengths
+
+
+def run_rnn(rnn: nn.RNNBase, x: torch.Tensor, mask: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Run a batch-first RNN over the valid steps only.
+
+    Returns ``(outputs (B, T, D*H), valid (B, T) for outputs, last (B, D*H))``; ``last`` is the final
+    hidden state of the top layer (both directions concatenated), zero for rows with no valid step.
+    """
+    b, t, _ = x.shape
+    if mask is None:
+        mask = torch.ones(b, t, dtype=torch.bool, device=x.device)
+    xs, lengths = compact_valid(x, mask)
+    packed = pack_padded_sequence(xs, lengths.clamp_min(1).cpu(), batch_first=True, enforce_sorted=False)
+    out, h = rnn(packed)
+    if isinstance(h, tuple):  # LSTM: (h_n, c_n)
+        h = h[0]
+    out, _ = pad_packed_sequence(out, batch_first=True, total_length=t)
+    dirs = 2 if rnn.bidirectional else 1
+    last = torch.cat([h[-dirs + i] for i in range(dirs)], dim=-1)  # top layer, all directions
+    has = (lengths > 0).to(x.dtype)
+    valid = torch.arange(t, device=x.device).unsqueeze(0) < lengths.unsqueeze(1)
+    return out * valid.unsqueeze(-1).to(out.dtype), valid, last * has.unsqueeze(-1)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

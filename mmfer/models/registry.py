@@ -1,0 +1,58 @@
+"""Model names -> keyword-only builders, so a config can name a branch and its kwargs.
+
+Every model returned has ``forward(x, mask=None) -> logits (B, num_classes)`` (mask bool, True = valid)
+and an ``input_kind`` attribute: "face_window", "face_sequence", "landmarks", "logmel" or "face_image",
+which tells the training engine which dataset feeds it.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any, Callable
+
+from torch import nn
+
+from mmfer.errors import MmferError
+from mmfer.models.audio_cnn import build_audio_cnn
+from mmfer.models.c3d import build_c3d, build_video3d
+from mmfer.models.cnn_lstm import build_cnn_lstm
+from mmfer.models.face_frame import build_face_frame
+from mmfer.models.landmark_brnn import build_landmark_brnn
+
+MODELS: dict[str, Callable[..., nn.Module]] = {
+    "c3d": build_c3d,
+    "video3d": build_video3d,
+    "cnn_lstm": build_cnn_lstm,
+    "landmark_brnn": build_landmark_brnn,
+    "audio_cnn": build_audio_cnn,
+    "face_frame": build_face_frame,
+}
+
+INPUT_KINDS = ("face_window", "face_sequence", "landmarks", "logmel", "face_image")
+
+
+def builder_kwargs(name: str) -> dict[str, Any]:
+    """The keyword arguments a builder accepts, with their defaults (for docs, configs and error messages)."""
+    return {k: p.default for k, p in inspect.signature(_builder(name)).parameters.items()}
+
+
+def _builder(name: str) -> Callable[..., nn.Module]:
+    if name not in MODELS:
+        raise MmferError(f"unknown model {name!r}; available models: {', '.join(sorted(MODELS))}")
+    return MODELS[name]
+
+
+def build_model(name: str, **kwargs: Any) -> nn.Module:
+    """Build model ``name`` with ``kwargs``; unknown names and keys are errors listing what is allowed."""
+    builder = _builder(name)
+    allowed = list(inspect.signature(builder).parameters)
+    bad = [k for k in kwargs if k not in allowed]
+    if bad:
+        raise MmferError(
+            f"model {name!r}: unknown argument{'s' if len(bad) > 1 else ''} {', '.join(map(repr, bad))}; "
+            f"allowed: {', '.join(allowed)}"
+        )
+    model = builder(**kwargs)
+    if getattr(model, "input_kind", None) not in INPUT_KINDS:  # a contract check for new builders
+        raise MmferError(f"model {name!r}: builder returned a model without a known input_kind")
+    return model
