@@ -1,0 +1,242 @@
+"""Input features of the branches, as pure numpy functions (float32 out): landmark tracks, log-mel
+spectrograms with SpecAugment, and face crops as normalised tensors with clip-consistent augmentation.
+
+Pure functions so datasets, ``mmfer predict`` and tests compute exactly the same thing.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+
+from mmfer.errors import MmferError
+
+# Face pixel normalisation: x / 255 -> (x - FACE_MEAN) / FACE_STD, roughly zero mean / unit scale.
+FACE_MEAN = 0.5
+FACE_STD = 0.25
+
+LANDMARK_FEATURES = 272  # 136 positions + 136 frame-to-frame motions
+
+
+# ---------------------------------------------------------------- landmarks
+_EYE_L = slice(36, 42)
+_EYE_R = slice(42, 48)
+
+
+def _normalise(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(N, 68, 2) -> centred on the mean, divided by inter-ocular distance; also returns ok (N,) (IOD > 0)."""
+    centred = points - points.mean(axis=1, keepdims=True)
+    iod = np.linalg.norm(points[:, _EYE_R].mean(axis=1) - points[:, _EYE_L].mean(axis=1), axis=-1)
+    ok = np.isfinite(iod) & (iod > 1e-6)
+    return centred / np.where(ok, iod, 1.0)[:, None, None], ok
+
+
+@lru_cache(maxsize=1)
+def _mean_shape() -> np.ndarray:
+    """The mean face of faces.align, normalised like every frame (uniform scale, so its shape is kept)."""
+    from mmfer.faces.align import template_68
+
+    shape, _ = _normalise(np.asarray(template_68(1), dtype=np.float64)[None])
+    return shape[0]
+
+
+def _procrustes(points: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Similarity (rotation + scale, no reflection) fit of each centred (N, 68, 2) shape onto ``target``.
+
+    In 2D the least-squares similarity is one complex factor a = <z, t> / <z, z>.
+    """
+    z = points[..., 0] + 1j * points[..., 1]
+    t = target[:, 0] + 1j * target[:, 1]
+    a = (np.conj(z) * t).sum(axis=1) / np.maximum((np.abs(z) ** 2).sum(axis=1), 1e-12)
+    w = a[:, None] * z
+    return np.stack([w.real, w.imag], axis=-1)
+
+
+def landmark_features(
+    landmarks: np.ndarray, mask: np.ndarray, *, interpolate: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
+    """(T, 68, 2) landmarks (NaN where missing) and mask (T,) -> features (T, 272) float32 and mask (T,).
+
+    Per frame: centre, scale by inter-ocular distance, similarity-Procrustes onto the mean face (removes
+    translation, scale and in-plane rotation), then 136 position features (offset from the mean face) and
+    136 motion features (change from the previous frame). Missing frames inside the first..last valid
+    frame are linearly interpolated and marked valid when ``interpolate``; frames outside stay masked
+    (features copied from the nearest valid frame). ``interpolate=False`` leaves missing frames zero and masked.
+    """
+    lm = np.asarray(landmarks, dtype=np.float64)
+    if lm.ndim != 3 or lm.shape[1:] != (68, 2):
+        raise MmferError(f"landmark_features: landmarks have shape {lm.shape}, expected (T, 68, 2)")
+    m = np.asarray(mask, dtype=bool).reshape(-1)
+    if m.shape[0] != lm.shape[0]:
+        raise MmferError(f"landmark_features: mask has {m.shape[0]} frames, landmarks {lm.shape[0]}")
+    t = lm.shape[0]
+    feats = np.zeros((t, LANDMARK_FEATURES), dtype=np.float32)
+    valid = m & np.isfinite(lm).all(axis=(1, 2))
+    if valid.any():
+        norm, ok = _normalise(np.nan_to_num(lm[valid]))
+        idx = np.flatnonzero(valid)[ok]
+        valid[:] = False
+        valid[idx] = True
+    if not valid.any():
+        return feats, np.zeros(t, dtype=bool)
+    mean = _mean_shape()
+    aligned = _procrustes(norm[ok], mean) - mean  # (V, 68, 2) offsets from the mean face
+    pos = np.zeros((t, 136), dtype=np.float64)
+    if interpolate:
+        frames = np.arange(t)
+        flat = aligned.reshape(len(idx), 136)
+        for j in range(136):  # np.interp holds the edge values outside [first, last]
+            pos[:, j] = np.interp(frames, idx, flat[:, j])
+        out_mask = (frames >= idx[0]) & (frames <= idx[-1])
+        motion = np.zeros_like(pos)
+        motion[1:] = pos[1:] - pos[:-1]
+    else:
+        pos[idx] = aligned.reshape(len(idx), 136)
+        out_mask = valid.copy()
+        motion = np.zeros_like(pos)
+        both = out_mask[1:] & out_mask[:-1]
+        motion[1:][both] = (pos[1:] - pos[:-1])[both]
+    feats[:, :136] = pos
+    feats[:, 136:] = motion
+    return feats, out_mask
+
+
+# ---------------------------------------------------------------- audio
+@lru_cache(maxsize=8)
+def _mel_transform(sample_rate: int, n_fft: int, win: int, hop: int, n_mels: int):
+    import torchaudio
+
+    return torchaudio.transforms.MelSpectrogram(
+        sample_rate=sample_rate, n_fft=n_fft, win_length=win, hop_length=hop, n_mels=n_mels, power=2.0
+    )
+
+
+def log_mel(
+    audio: np.ndarray, *, sample_rate: int = 16000, n_mels: int = 64, win_ms: float = 25, hop_ms: float = 10
+) -> np.ndarray:
+    """Mono audio (N,) -> log(mel power + 1e-6) of shape (n_mels, T), T >= 1 even for empty audio."""
+    import torch
+
+    a = np.asarray(audio, dtype=np.float32)
+    if a.ndim != 1:
+        raise MmferError(f"log_mel: audio has shape {a.shape}, expected mono (N,)")
+    win = max(1, int(round(sample_rate * win_ms / 1000)))
+    hop = max(1, int(round(sample_rate * hop_ms / 1000)))
+    n_fft = 1 << (win - 1).bit_length()
+    if a.shape[0] < n_fft:  # centre padding needs at least n_fft // 2 + 1 samples
+        a = np.pad(a, (0, n_fft - a.shape[0]))
+    a = np.nan_to_num(a)
+    with torch.no_grad():
+        mel = _mel_transform(sample_rate, n_fft, win, hop, n_mels)(torch.from_numpy(a))
+    return torch.log(mel + 1e-6).numpy().astype(np.float32)
+
+
+def spec_augment(
+    spec: np.ndarray,
+    *,
+    rng: np.random.Generator,
+    freq_masks: int = 2,
+    freq_width: int = 8,
+    time_masks: int = 2,
+    time_width: int = 20,
+) -> np.ndarray:
+    """SpecAugment (Park et al. 2019) frequency and time masking of a (n_mels, T) spectrogram (a copy).
+
+    Masked bins get the spectrogram's mean, the neutral value for a log-mel input; widths are drawn from
+    [0, width] and clipped to the spectrogram, so any length (even T = 1) is safe.
+    """
+    s = np.array(spec, dtype=np.float32, copy=True)
+    if s.ndim != 2:
+        raise MmferError(f"spec_augment: spectrogram has shape {s.shape}, expected (n_mels, T)")
+    if s.size == 0:
+        return s
+    fill = float(s.mean())
+    n_f, n_t = s.shape
+    for _ in range(freq_masks):
+        w = int(rng.integers(0, min(freq_width, n_f) + 1))
+        f0 = int(rng.integers(0, n_f - w + 1))
+        s[f0 : f0 + w] = fill
+    for _ in range(time_masks):
+        w = int(rng.integers(0, min(time_width, n_t) + 1))
+        t0 = int(rng.integers(0, n_t - w + 1))
+        s[:, t0 : t0 + w] = fill
+    return s
+
+
+# ---------------------------------------------------------------- faces
+def face_tensor(
+    faces: np.ndarray, *, size: int | None = None, grayscale: bool = False, equalize: bool = False
+) -> np.ndarray:
+    """uint8 RGB faces (..., H, W, 3) -> float32 (..., C, H', W') normalised with FACE_MEAN / FACE_STD.
+
+    ``equalize``: histogram equalisation of each frame's luminance (illumination normalisation, Kuo et al.
+    2018); ``grayscale``: C = 1; ``size``: resize to size x size.
+    """
+    import cv2
+
+    f = np.asarray(faces)
+    if f.ndim < 3 or f.shape[-1] != 3:
+        raise MmferError(f"face_tensor: faces have shape {f.shape}, expected (..., H, W, 3) RGB")
+    if f.dtype != np.uint8:
+        f = np.clip(f, 0, 255).astype(np.uint8)
+    lead, (h, w) = f.shape[:-3], f.shape[-3:-1]
+    flat = f.reshape(-1, h, w, 3)
+    oh, ow = (size, size) if size else (h, w)
+    c = 1 if grayscale else 3
+    out = np.empty((flat.shape[0], oh, ow, c), dtype=np.uint8)
+    for i, img in enumerate(flat):
+        if (oh, ow) != (h, w):
+            img = cv2.resize(img, (ow, oh), interpolation=cv2.INTER_AREA if oh < h else cv2.INTER_LINEAR)
+        if grayscale:
+            g = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)
+            out[i, ..., 0] = cv2.equalizeHist(g) if equalize else g
+        elif equalize:
+            ycc = cv2.cvtColor(img, cv2.COLOR_RGB2YCrCb)
+            ycc[..., 0] = cv2.equalizeHist(np.ascontiguousarray(ycc[..., 0]))
+            out[i] = cv2.cvtColor(ycc, cv2.COLOR_YCrCb2RGB)
+        else:
+            out[i] = img
+    x = (out.astype(np.float32) / 255.0 - FACE_MEAN) / FACE_STD
+    return np.ascontiguousarray(np.moveaxis(x, -1, -3)).reshape(*lead, c, oh, ow)
+
+
+def augment_faces(
+    x: np.ndarray,
+    *,
+    rng: np.random.Generator,
+    flip: bool = True,
+    crop_scale: tuple[float, float] = (0.85, 1.0),
+    brightness: float = 0.2,
+    contrast: float = 0.2,
+) -> np.ndarray:
+    """One random flip / crop-and-resize / brightness-contrast jitter applied to every frame of a clip.
+
+    Why the same for all frames: a transform that changes from frame to frame looks like facial motion to
+    C3D and the RNNs. ``brightness`` is in 0..1 pixel units, ``contrast`` a relative factor.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    a = np.asarray(x, dtype=np.float32)
+    if a.ndim < 3:
+        raise MmferError(f"augment_faces: input has shape {a.shape}, expected (..., C, H, W)")
+    lead, (c, h, w) = a.shape[:-3], a.shape[-3:]
+    flat = a.reshape(-1, c, h, w)
+    if flip and rng.random() < 0.5:
+        flat = flat[..., ::-1]
+    lo, hi = crop_scale
+    s = float(rng.uniform(lo, hi)) if hi > lo else float(lo)
+    if s < 1.0:
+        ch, cw = max(1, int(round(h * s))), max(1, int(round(w * s)))
+        y0, x0 = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
+        crop = torch.from_numpy(np.ascontiguousarray(flat[..., y0 : y0 + ch, x0 : x0 + cw]))
+        flat = F.interpolate(crop, size=(h, w), mode="bilinear", align_corners=False).numpy()
+    flat = np.array(flat, dtype=np.float32)
+    if contrast > 0:
+        k = float(rng.uniform(1 - contrast, 1 + contrast))
+        mean = flat.mean()
+        flat = (flat - mean) * k + mean
+    if brightness > 0:
+        flat = flat + float(rng.uniform(-brightness, brightness)) / FACE_STD
+    return flat.reshape(*lead, c, h, w).astype(np.float32, copy=False)

@@ -1,0 +1,190 @@
+"""Every branch: output shape, masked content cannot reach the logits, all-masked input stays finite,
+registry errors, and the FER2013 -> video encoder hand-over."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from mmfer.errors import MmferError
+from mmfer.models.face_frame import build_face_frame, load_encoder_from
+from mmfer.models.registry import INPUT_KINDS, MODELS, build_model, builder_kwargs
+
+B = 3
+
+# name -> (small kwargs, input shape, mask shape, which input dim the mask's time axis is)
+CASES = {
+    "c3d": (dict(width=4, clip_len=8, input_size=32), (B, 3, 8, 32, 32), (B, 8), 2),
+    "cnn_lstm": (dict(in_channels=1, width=4, hidden=16), (B, 6, 1, 32, 32), (B, 6), 1),
+    "cnn_lstm_mean": (dict(in_channels=1, width=4, aggregate="mean"), (B, 6, 1, 32, 32), (B, 6), 1),
+    "cnn_lstm_bigru": (dict(width=4, hidden=8, rnn="gru", bidirectional=True, layers=2, pool="mean"), (B, 5, 3, 32, 32), (B, 5), 1),
+    "landmark_brnn": (dict(hidden=16), (B, 20, 272), (B, 20), 1),
+    "landmark_brnn_lstm": (dict(hidden=8, rnn="lstm", layers=1), (B, 12, 272), (B, 12), 1),
+    "audio_cnn": (dict(width=4, n_mels=32), (B, 1, 32, 37), (B, 37), 3),
+    "face_frame": (dict(width=4), (B, 3, 40, 40), (B,), 0),
+}
+
+
+def _model(case: str) -> tuple[torch.nn.Module, tuple, tuple, int]:
+    kwargs, shape, mshape, axis = CASES[case]
+    name = next(n for n in MODELS if case == n or case.startswith(n + "_"))
+    torch.manual_seed(0)
+    return build_model(name, num_classes=7, dropout=0.0, **kwargs).eval(), shape, mshape, axis
+
+
+def _mask(mshape: tuple) -> torch.Tensor:
+    g = torch.Generator().manual_seed(1)
+    m = torch.rand(mshape, generator=g) > 0.4
+    m[0] = True  # one fully valid row
+    if len(mshape) > 1:
+        m[1, : mshape[1] // 2] = False  # leading gap
+        m[1, -1] = True
+        m[2, 1::2] = False  # holes in the middle
+        m[2, 0] = True
+    else:
+        m[1] = False
+    return m
+
+
+def _scramble(x: torch.Tensor, mask: torch.Tensor, axis: int) -> torch.Tensor:
+    """Replace everything the mask hides with other random values."""
+    shape = [1] * x.ndim
+    shape[0] = mask.shape[0]
+    if mask.ndim > 1:
+        shape[axis] = mask.shape[1]
+    hidden = (~mask).reshape(shape).expand_as(x)
+    return torch.where(hidden, torch.randn_like(x) * 5 + 3, x)
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_forward_shape_and_masked_content_is_ignored(case: str) -> None:
+    model, shape, mshape, axis = _model(case)
+    torch.manual_seed(2)
+    x = torch.randn(shape)
+    mask = _mask(mshape)
+    with torch.no_grad():
+        out = model(x, mask)
+        out2 = model(_scramble(x, mask, axis), mask)
+        unmasked = model(x)
+    assert out.shape == (B, 7) and out.dtype == torch.float32
+    assert torch.isfinite(out).all()
+    torch.testing.assert_close(out, out2, rtol=1e-5, atol=1e-5)
+    # the mask really is used: hiding frames changes the clips that have hidden frames
+    assert not torch.allclose(out[1:], unmasked[1:], atol=1e-5)
+    torch.testing.assert_close(out[0], unmasked[0], rtol=1e-5, atol=1e-5)
+    assert model.input_kind in INPUT_KINDS
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_all_masked_gives_finite_output_and_backward_works(case: str) -> None:
+    model, shape, mshape, _ = _model(case)
+    x = torch.randn(shape)
+    mask = torch.zeros(mshape, dtype=torch.bool)
+    with torch.no_grad():
+        assert torch.isfinite(model(x, mask)).all()
+    model.train()
+    mask = _mask(mshape)
+    out = model(x, mask)
+    out.sum().backward()
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    assert grads and all(torch.isfinite(g).all() for g in grads)
+
+
+@pytest.mark.parametrize("case", ["cnn_lstm", "landmark_brnn", "audio_cnn"])
+def test_padded_batch_scores_equal_single_clip(case: str) -> None:
+    """A clip's scores must not depend on how much padding its batch adds (variable length)."""
+    model, shape, _, axis = _model(case)
+    torch.manual_seed(3)
+    x = torch.randn(shape)
+    n = shape[axis] - 5
+    mask = torch.ones(B, shape[axis], dtype=torch.bool)
+    mask[1, n:] = False
+    with torch.no_grad():
+        batched = model(x, mask)[1]
+        alone = model(x[1:2].narrow(axis, 0, n))[0]
+    torch.testing.assert_close(batched, alone, rtol=1e-4, atol=1e-5)
+
+
+def test_cnn_lstm_order_matters_but_gaps_do_not() -> None:
+    """A hole in the middle of a clip is skipped, not fed to the RNN as a zero frame."""
+    model, shape, _, _ = _model("cnn_lstm")
+    x = torch.randn(1, 6, 1, 32, 32)
+    gap = torch.tensor([[True, True, False, False, True, True]])
+    with torch.no_grad():
+        with_gap = model(x, gap)
+        compact = model(x[:, [0, 1, 4, 5]])
+        reversed_ = model(x[:, [5, 4, 1, 0]])
+    torch.testing.assert_close(with_gap, compact, rtol=1e-5, atol=1e-5)
+    assert not torch.allclose(with_gap, reversed_, atol=1e-5)
+
+
+def test_c3d_sizes_and_widths() -> None:
+    for size, clip_len in [(48, 16), (64, 4), (112, 16)]:
+        m = build_model("c3d", width=2, clip_len=clip_len, input_size=size).eval()
+        with torch.no_grad():
+            assert m(torch.randn(1, 3, clip_len, size, size)).shape == (1, 7)
+    small = sum(p.numel() for p in build_model("c3d", width=8).parameters())
+    paper = build_model("c3d", width=64, batch_norm=False)
+    fc6 = paper.head[1]
+    assert (fc6.in_features, fc6.out_features) == (8192, 4096)  # Tran et al. 2015 at 16x112x112
+    assert small < 2_000_000
+    convs = [m for m in paper.modules() if isinstance(m, torch.nn.Conv3d)]
+    assert [c.out_channels for c in convs] == [64, 128, 256, 256, 512, 512, 512, 512]
+    assert all(c.kernel_size == (3, 3, 3) for c in convs)
+
+
+def test_registry_errors_name_the_problem() -> None:
+    with pytest.raises(MmferError, match="available models: .*c3d"):
+        build_model("c4d")
+    with pytest.raises(MmferError, match=r"'widht'.*allowed: .*width"):
+        build_model("c3d", widht=8)
+    with pytest.raises(MmferError, match="resnet18 has a fixed width"):
+        build_model("cnn_lstm", encoder="resnet18", width=32)
+    with pytest.raises(MmferError, match="unknown rnn 'rnn'"):
+        build_model("landmark_brnn", rnn="rnn")
+    with pytest.raises(MmferError, match=r"mask has shape \(2, 5\)"):
+        build_model("landmark_brnn", hidden=4)(torch.randn(2, 4, 272), torch.ones(2, 5, dtype=torch.bool))
+    assert set(MODELS) == {"c3d", "video3d", "cnn_lstm", "landmark_brnn", "audio_cnn", "face_frame"}
+    assert builder_kwargs("audio_cnn") == {"num_classes": 7, "n_mels": 64, "width": 32, "dropout": 0.3}
+
+
+@pytest.mark.parametrize("encoder", ["kuo", "vgg", "resnet18"])
+def test_face_frame_encoder_loads_into_cnn_lstm(encoder: str) -> None:
+    width = None if encoder == "resnet18" else 4
+    torch.manual_seed(0)
+    still = build_face_frame(encoder=encoder, in_channels=1, width=width)
+    video = build_model("cnn_lstm", encoder=encoder, in_channels=1, width=width, hidden=8)
+    ckpt = {"model_name": "face_frame", "state_dict": still.state_dict()}
+    assert load_encoder_from(video, ckpt) == []
+    for k, v in still.encoder.state_dict().items():
+        torch.testing.assert_close(video.encoder.state_dict()[k], v)
+    x = torch.randn(2, 1, 48, 48)
+    still.eval(), video.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(video.encoder(x), still.encoder(x))
+    # a bare encoder state works too; another width is an error naming the shapes
+    assert load_encoder_from(video, still.encoder.state_dict()) == []
+    if encoder != "resnet18":
+        with pytest.raises(MmferError, match="encoder shapes differ"):
+            load_encoder_from(build_model("cnn_lstm", encoder=encoder, in_channels=1, width=8), ckpt)
+    with pytest.raises(MmferError, match="no encoder parameters"):
+        load_encoder_from(video, {"state_dict": {"foo.weight": torch.zeros(1)}})
+
+
+def test_video3d_tiny() -> None:
+    try:
+        import pytorchvideo.models.resnet  # noqa: F401
+    except ImportError as e:
+        pytest.skip(f"pytorchvideo not importable ({e}); video3d is the optional extra mmfer[video3d]")
+    x = torch.randn(2, 3, 4, 32, 32)
+    mask = torch.tensor([[True, True, False, True], [True] * 4])
+    for arch in ("r2plus1d", "x3d", "slow_r50"):
+        torch.manual_seed(0)
+        m = build_model("video3d", arch=arch, width=8, clip_len=4, input_size=32).eval()
+        assert m.input_kind == "face_window"
+        with torch.no_grad():
+            out = m(x, mask)
+            torch.testing.assert_close(out, m(_scramble(x, mask, 2), mask))
+        assert out.shape == (2, 7) and torch.isfinite(out).all()
+    with pytest.raises(MmferError, match="unknown arch"):
+        build_model("video3d", arch="i3d")
