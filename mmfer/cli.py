@@ -78,23 +78,121 @@ def _add_scores(sub: argparse._SubParsersAction) -> None:
 
 # ---------------------------------------------------------------- fuse / submit / evaluate / ablate (issue 4)
 def _add_fuse(sub: argparse._SubParsersAction) -> None:
+    from mmfer.fusion.methods import METHODS, OBJECTIVES
+
     p = sub.add_parser("fuse", help="late fusion of branch scores, tuned on Val")
-    p.set_defaults(func=_not_ready("fuse"))
+    p.add_argument("--val", nargs="+", required=True, metavar="VAL.csv", help="one Val score CSV per branch")
+    p.add_argument("--test", nargs="+", default=None, metavar="TEST.csv", help="Test score CSVs, same branch order")
+    p.add_argument("--out", required=True, help="folder for weights.json, fused_Val.csv, fused_Test.csv")
+    p.add_argument("--method", default="weighted", choices=tuple(METHODS), help="fusion method (default: weighted)")
+    p.add_argument("--names", default=None, help="branch names a,b,c (default: from the file or run folder names)")
+    p.add_argument("--folds", type=int, default=5, help="folds of the cross-validated Val estimate (default 5)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--calibrate", action="store_true", help="temperature-calibrate each branch on Val first")
+    p.add_argument("--objective", default="accuracy", choices=OBJECTIVES, help="what weight searches maximise")
+
+    def run(args: argparse.Namespace) -> int:
+        from mmfer.fusion.fuse import format_fuse_report, fuse
+
+        report = fuse(args.val, args.test, out=args.out, method=args.method, names=args.names,
+                      calibrate=args.calibrate, folds=args.folds, seed=args.seed, objective=args.objective)
+        print(format_fuse_report(report))
+        return 0
+
+    p.set_defaults(func=run)
 
 
 def _add_submit(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("submit", help="write or check an EmotiW submission zip")
-    p.set_defaults(func=_not_ready("submit"))
+    p.add_argument("scores", nargs="?", default=None, metavar="FUSED_Test.csv", help="fused Test score CSV")
+    p.add_argument("--index", required=True, metavar="TEST_DIR",
+                   help="the test clips: Test video folder, AFEW root, CSV list or preprocessing cache")
+    p.add_argument("--out", default=None, help="zip to write (e.g. team.zip)")
+    p.add_argument("--check", default=None, metavar="ZIP", help="validate an existing zip instead of writing one")
+    p.add_argument("--fill-missing", default=None, metavar="prior|SCORES.csv",
+                   help="predict clips without a fused score from the class prior (of fused_Val.csv beside the "
+                        "scores, else of the scores) or from another score CSV (e.g. the audio branch)")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+
+    def run(args: argparse.Namespace) -> int:
+        import json
+
+        from mmfer import submission
+
+        if args.check:
+            problems = submission.check_submission(args.check, index=args.index)
+            if args.json:
+                print(json.dumps({"zip": args.check, "ok": not problems, "problems": problems}))
+            else:
+                print(f"{args.check}: OK" if not problems else "\n".join([f"{args.check}: INVALID", *problems]))
+            return 1 if problems else 0
+        if not args.scores or not args.out:
+            raise MmferError("submit: give FUSED_Test.csv and --out team.zip (or --check team.zip to validate)")
+        fallback = None
+        if args.fill_missing == "prior":
+            from pathlib import Path
+
+            from mmfer.scores import read_scores
+
+            val = Path(args.scores).with_name("fused_Val.csv")
+            fallback = submission.class_prior(read_scores(val if val.is_file() else args.scores))
+        elif args.fill_missing:
+            fallback = args.fill_missing
+        report = submission.write_submission(args.scores, index=args.index, out_zip=args.out, fallback_probs=fallback)
+        print(json.dumps(report, indent=1) if args.json else submission.format_submit_report(report))
+        return 1 if report["problems"] else 0
+
+    p.set_defaults(func=run)
 
 
 def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("evaluate", help="accuracy, mean class accuracy and confusion of a score CSV")
-    p.set_defaults(func=_not_ready("evaluate"))
+    p.add_argument("scores", metavar="SCORES.csv")
+    p.add_argument("--labels-from", default="csv-column", metavar="csv-column|folder|ravdess|cremad|FILE.csv",
+                   help="where true labels come from (default: the label column)")
+    p.add_argument("--root", default=None, help="video folder for --labels-from folder (or ravdess/cremad: "
+                   "lists every clip, so unscored ones count as missing)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--png", default=None, metavar="PATH", help="write the confusion matrix as a PNG")
+
+    def run(args: argparse.Namespace) -> int:
+        import json
+
+        from mmfer.metrics import evaluate_file, format_report
+
+        result = evaluate_file(args.scores, labels_from=args.labels_from, root=args.root, png=args.png)
+        print(json.dumps(result) if args.json else format_report(result))
+        return 0
+
+    p.set_defaults(func=run)
 
 
 def _add_ablate(sub: argparse._SubParsersAction) -> None:
+    from mmfer.fusion.methods import METHODS, OBJECTIVES
+
     p = sub.add_parser("ablate", help="fuse every subset of branches and tabulate what each modality adds")
-    p.set_defaults(func=_not_ready("ablate"))
+    p.add_argument("--val", nargs="+", required=True, metavar="VAL.csv", help="one Val score CSV per branch")
+    p.add_argument("--test", nargs="+", default=None, metavar="TEST.csv", help="Test score CSVs, same branch order")
+    p.add_argument("--out", required=True, help="folder for ablation.md, ablation.csv, ablation.png")
+    p.add_argument("--method", default="weighted", choices=tuple(METHODS))
+    p.add_argument("--names", default=None, help="branch names a,b,c")
+    p.add_argument("--folds", type=int, default=5)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--calibrate", action="store_true")
+    p.add_argument("--objective", default="accuracy", choices=OBJECTIVES)
+
+    def run(args: argparse.Namespace) -> int:
+        from pathlib import Path
+
+        from mmfer.fusion.ablation import ablate
+
+        ablate(args.val, args.test, out=args.out, method=args.method, names=args.names, folds=args.folds,
+               seed=args.seed, objective=args.objective, calibrate=args.calibrate)
+        print((Path(args.out) / "ablation.md").read_text().rstrip())
+        print(f"wrote {Path(args.out) / 'ablation.csv'}, {Path(args.out) / 'ablation.png'}")
+        return 0
+
+    p.set_defaults(func=run)
 
 
 # ---------------------------------------------------------------- helpers

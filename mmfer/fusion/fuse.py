@@ -1,0 +1,222 @@
+"""``mmfer fuse``: branch score CSVs -> weights.json, fused_Val.csv, fused_Test.csv.
+
+Everything is tuned on Val only (Test labels are hidden in EmotiW). weights.json keeps two Val
+figures apart: ``val_in_sample`` (tuned and scored on the same clips: optimistic) and
+``val_cross_validated`` (tuned on k-1 folds, scored on the held-out fold: the one to report).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from mmfer.errors import MmferError
+from mmfer.labels import EMOTIONS
+from mmfer.metrics import evaluate
+from mmfer.scores import ScoreTable, read_scores, write_scores
+
+from mmfer.fusion.methods import METHODS, OBJECTIVES, FusionModel
+from mmfer.fusion.tuning import cross_validate_method
+
+WEIGHTS_FILE = "weights.json"
+FIGURES_NOTE = (
+    "val_in_sample: weights tuned and scored on the same Val clips (optimistic, do not report as the "
+    "expected Test accuracy); val_cross_validated: weights tuned on k-1 folds of Val and scored on the "
+    "held-out fold, pooled over folds (the honest estimate to report)"
+)
+
+_SPLIT_SUFFIX = re.compile(r"[_\-.](val|valid|validation|test|train)$", re.IGNORECASE)
+
+
+def branch_name(path: str | Path) -> str:
+    """A branch name from a score file: the run folder for RUN/scores_Val.csv, else the file stem
+    without a trailing _Val/_Test."""
+    p = Path(path)
+    stem = _SPLIT_SUFFIX.sub("", p.stem)
+    if stem.lower() in ("scores", "score", "fused", ""):
+        parent = p.resolve().parent.name
+        return parent or stem
+    return stem
+
+
+def resolve_names(val_paths: Sequence[str | Path], test_paths: Sequence[str | Path] | None,
+                  names: Sequence[str] | str | None) -> list[str]:
+    """Branch names: given (``a,b,c``) or derived from the files; Val and Test lists pair by position."""
+    if test_paths and len(test_paths) != len(val_paths):
+        raise MmferError(
+            f"fuse: {len(val_paths)} Val score file(s) but {len(test_paths)} Test score file(s); "
+            "give one Test file per Val file, in the same order"
+        )
+    if names is not None:
+        if isinstance(names, str):
+            names = [n.strip() for n in names.split(",") if n.strip()]
+        names = list(names)
+        if len(names) != len(val_paths):
+            raise MmferError(f"--names: {len(names)} name(s) ({','.join(names)}) for {len(val_paths)} score files")
+    else:
+        names = [branch_name(p) for p in val_paths]
+        if test_paths:
+            test_names = [branch_name(p) for p in test_paths]
+            for v, t, vp, tp in zip(names, test_names, val_paths, test_paths):
+                if v != t:
+                    raise MmferError(
+                        f"fuse: Val file {vp} (branch {v!r}) is paired with Test file {tp} (branch {t!r}); "
+                        "list Val and Test files in the same order, or give --names"
+                    )
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise MmferError(f"fuse: branch name(s) {', '.join(dupes)} appear twice; give distinct names with --names a,b,c")
+    return names
+
+
+def align_tables(paths: Sequence[str | Path], *, split: str) -> tuple[list[str], list[str | None], list[np.ndarray]]:
+    """Read score files and check they cover the same clips with the same labels.
+
+    Returns clip ids (in the first file's order), labels and one (N, 7) array per file.
+    """
+    tables: list[ScoreTable] = [read_scores(p) for p in paths]
+    first, ref = tables[0], Path(paths[0])
+    ids = first.clip_ids
+    ref_set = set(ids)
+    aligned = [first.probs]
+    for t, p in zip(tables[1:], paths[1:]):
+        other = set(t.clip_ids)
+        only_ref = sorted(ref_set - other)
+        only_here = sorted(other - ref_set)
+        if only_ref or only_here:
+            parts = []
+            if only_ref:
+                parts.append(f"{len(only_ref)} clip(s) only in {ref} (e.g. {', '.join(only_ref[:5])})")
+            if only_here:
+                parts.append(f"{len(only_here)} clip(s) only in {p} (e.g. {', '.join(only_here[:5])})")
+            raise MmferError(
+                f"fuse: {split} score files do not cover the same clips: {'; '.join(parts)}. "
+                "Every branch must score every clip (branches write uniform scores for clips they could not see)"
+            )
+        t = t.reindex(ids)
+        bad = [c for c, a, b in zip(ids, first.labels, t.labels) if a and b and a != b]
+        if bad:
+            c = bad[0]
+            i = ids.index(c)
+            raise MmferError(
+                f"fuse: {split} label disagreement between {ref} and {p} for {len(bad)} clip(s), e.g. {c}: "
+                f"{first.labels[i]} vs {t.labels[i]} (e.g. {', '.join(bad[:5])}); were they made from the same index?"
+            )
+        aligned.append(t.probs)
+    labels = list(first.labels)
+    for t in tables[1:]:  # fill labels a file left empty from another file
+        tt = t.reindex(ids)
+        labels = [a or b for a, b in zip(labels, tt.labels)]
+    return list(ids), labels, aligned
+
+
+def _figures(fused: np.ndarray, y: np.ndarray) -> dict[str, Any]:
+    m = evaluate(y.tolist(), fused)
+    return {"accuracy": m["accuracy"], "uar": m["uar"], "macro_f1": m["macro_f1"], "n": m["n"]}
+
+
+def fit_and_score(
+    probs_list: Sequence[np.ndarray],
+    y: np.ndarray,
+    *,
+    method: str,
+    calibrate: bool,
+    objective: str,
+    folds: int,
+    seed: int,
+) -> tuple[FusionModel, dict[str, Any], dict[str, Any]]:
+    """Fit on all labelled Val clips; in-sample and cross-validated figures."""
+    model = FusionModel(method, calibrate=calibrate, objective=objective, seed=seed).fit(probs_list, y)
+    in_sample = _figures(model.predict(probs_list), y)
+    cv = cross_validate_method(method, probs_list, y, calibrate=calibrate, objective=objective, folds=folds, seed=seed)
+    cv.pop("out_of_fold")
+    return model, in_sample, cv
+
+
+def fuse(
+    val_paths: Sequence[str | Path],
+    test_paths: Sequence[str | Path] | None = None,
+    *,
+    out: str | Path,
+    method: str = "weighted",
+    names: Sequence[str] | str | None = None,
+    calibrate: bool = False,
+    folds: int = 5,
+    seed: int = 0,
+    objective: str = "accuracy",
+) -> dict[str, Any]:
+    """Tune ``method`` on the Val score files, write OUT/weights.json, OUT/fused_Val.csv and (with
+    Test files) OUT/fused_Test.csv; returns the weights.json content."""
+    if method not in METHODS:
+        raise MmferError(f"fuse: unknown method {method!r}; expected one of {', '.join(METHODS)}")
+    if objective not in OBJECTIVES:
+        raise MmferError(f"fuse: unknown objective {objective!r}; expected one of {', '.join(OBJECTIVES)}")
+    if not val_paths:
+        raise MmferError("fuse: no Val score files given (--val A_Val.csv B_Val.csv ...)")
+    test_paths = list(test_paths or [])
+    names = resolve_names(val_paths, test_paths, names)
+    out = Path(out)
+
+    val_ids, val_labels, val_probs = align_tables(val_paths, split="Val")
+    known = np.array([lab is not None for lab in val_labels])
+    if known.sum() < 2:
+        raise MmferError(
+            f"fuse: {val_paths[0]} has {int(known.sum())} clip(s) with a label; Val scores need their labels "
+            "(the label column) to tune fusion"
+        )
+    y = np.array([EMOTIONS.index(lab) for lab in val_labels if lab is not None])
+    probs_known = [p[known] for p in val_probs]
+    model, in_sample, cv = fit_and_score(
+        probs_known, y, method=method, calibrate=calibrate, objective=objective, folds=folds, seed=seed
+    )
+    singles = {n: _figures(p, y) for n, p in zip(names, probs_known)}
+
+    out.mkdir(parents=True, exist_ok=True)
+    outputs = {"fused_Val": str(write_scores(out / "fused_Val.csv", val_ids, val_labels, model.predict(val_probs)))}
+    if test_paths:
+        test_ids, test_labels, test_probs = align_tables(test_paths, split="Test")
+        outputs["fused_Test"] = str(write_scores(out / "fused_Test.csv", test_ids, test_labels, model.predict(test_probs)))
+    params = model.params()
+    report: dict[str, Any] = {
+        "labels": list(EMOTIONS),
+        "branches": names,
+        "method": method,
+        "objective": objective,
+        "calibrate": calibrate,
+        "temperatures": params.pop("temperatures"),
+        "weights": params.pop("weights", None),
+        "params": params,
+        "val_in_sample": in_sample,
+        "val_cross_validated": cv,
+        "single_branch_val_in_sample": singles,
+        "note": FIGURES_NOTE,
+        "val_clips": len(val_ids),
+        "val_clips_unlabelled": int((~known).sum()),
+        "inputs": {"val": [str(p) for p in val_paths], "test": [str(p) for p in test_paths]},
+        "outputs": outputs,
+    }
+    tmp = out / f".{WEIGHTS_FILE}.tmp{os.getpid()}"
+    tmp.write_text(json.dumps(report, indent=1))
+    os.replace(tmp, out / WEIGHTS_FILE)
+    return report
+
+
+def format_fuse_report(report: dict[str, Any]) -> str:
+    """A few lines for the terminal."""
+    ins, cv = report["val_in_sample"], report["val_cross_validated"]
+    lines = [f"method {report['method']} over {', '.join(report['branches'])}"
+             + (" (temperature-calibrated)" if report["calibrate"] else "")]
+    for n, f in report["single_branch_val_in_sample"].items():
+        lines.append(f"  {n:<20} Val accuracy {f['accuracy']:.4f}  uar {f['uar']:.4f}")
+    lines.append(f"fused Val accuracy {ins['accuracy']:.4f}  uar {ins['uar']:.4f}  (in-sample: tuned on these clips)")
+    lines.append(f"fused Val accuracy {cv['accuracy']:.4f}  uar {cv['uar']:.4f}  "
+                 f"({cv['folds']}-fold cross-validated: the figure to report)")
+    if report.get("weights") is not None and report["method"] != "per_class":
+        lines.append("weights: " + ", ".join(f"{n} {w:.2f}" for n, w in zip(report["branches"], report["weights"])))
+    lines.append("wrote " + ", ".join(report["outputs"].values()))
+    return "\n".join(lines)

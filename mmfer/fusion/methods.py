@@ -1,0 +1,415 @@
+"""Late fusion methods: each one ``fit(probs_list, labels)`` on Val, then ``predict(probs_list) -> probs``.
+
+``probs_list`` holds one (N, 7) array per branch (columns in ``EMOTIONS`` order), ``labels`` the
+true class indices. All parameters are plain numbers (``params()``) so they go into weights.json.
+Weighted searches keep the best objective (accuracy or UAR) and break ties by log-loss, so among
+the many weight vectors that classify Val equally well the best-calibrated one wins.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import warnings
+from typing import Any, Sequence
+
+import numpy as np
+
+from mmfer.errors import MmferError
+from mmfer.labels import NUM_CLASSES
+
+EPS = 1e-7
+OBJECTIVES = ("accuracy", "uar")
+
+
+# ---------------------------------------------------------------- helpers
+def _stack(probs_list: Sequence[np.ndarray]) -> np.ndarray:
+    if not probs_list:
+        raise MmferError("fusion: no branches given")
+    arr = np.stack([np.asarray(p, dtype=np.float64) for p in probs_list])
+    if arr.ndim != 3 or arr.shape[2] != NUM_CLASSES:
+        raise MmferError(f"fusion: expected (branches, N, {NUM_CLASSES}) scores, got {arr.shape}")
+    return arr
+
+
+def _normalise(p: np.ndarray) -> np.ndarray:
+    p = np.clip(p, 0.0, None)
+    s = p.sum(axis=-1, keepdims=True)
+    return np.where(s > 0, p / np.where(s > 0, s, 1.0), 1.0 / p.shape[-1])
+
+
+def objective_scores(fused: np.ndarray, y: np.ndarray, objective: str = "accuracy") -> np.ndarray:
+    """Objective of one or many fused arrays: ``fused`` (..., N, 7) -> (...) values."""
+    pred = fused.argmax(axis=-1)
+    correct = pred == y
+    if objective == "accuracy":
+        return correct.mean(axis=-1)
+    if objective == "uar":
+        classes = np.unique(y)
+        recalls = [correct[..., y == c].mean(axis=-1) for c in classes]
+        return np.mean(recalls, axis=0)
+    raise MmferError(f"fusion: unknown objective {objective!r}; expected one of {', '.join(OBJECTIVES)}")
+
+
+def log_loss(fused: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Mean negative log-probability of the true class, for one or many fused arrays."""
+    idx = np.broadcast_to(np.asarray(y)[:, None], fused.shape[:-1] + (1,))
+    p = np.take_along_axis(fused, idx, axis=-1)
+    return -np.log(np.clip(p[..., 0], EPS, None)).mean(axis=-1)
+
+
+def _best(values: np.ndarray, losses: np.ndarray) -> int:
+    """Index of the highest objective, ties (within 1e-12) broken by the lowest log-loss."""
+    top = values.max()
+    cand = np.flatnonzero(values >= top - 1e-12)
+    return int(cand[np.argmin(losses[cand])])
+
+
+def simplex_grid(n: int, step: float = 0.1) -> np.ndarray:
+    """All weight vectors of ``n`` non-negative multiples of ``step`` summing to 1."""
+    k = int(round(1.0 / step))
+    rows = [c for c in itertools.product(range(k + 1), repeat=n - 1) if sum(c) <= k]
+    grid = np.array([[*c, k - sum(c)] for c in rows], dtype=np.float64) / k
+    return grid
+
+
+def candidate_weights(n: int, *, step: float = 0.1, max_grid: int = 4, samples: int = 2000, seed: int = 0) -> np.ndarray:
+    """Grid over the simplex for up to ``max_grid`` branches, else seeded Dirichlet samples
+    (plus the uniform vector and every single branch, so the search never does worse than those)."""
+    if n == 1:
+        return np.ones((1, 1))
+    if n <= max_grid:
+        return simplex_grid(n, step)
+    rng = np.random.default_rng(seed)
+    rand = rng.dirichlet(np.ones(n), size=samples)
+    return np.vstack([np.full((1, n), 1.0 / n), np.eye(n), rand])
+
+
+def _search(stack: np.ndarray, y: np.ndarray, cands: np.ndarray, objective: str, *, chunk: int = 256) -> tuple[int, float]:
+    """Best candidate weight vector (index, objective) for a weighted mean of ``stack`` (B, N, C)."""
+    vals, losses = [], []
+    for s in range(0, len(cands), chunk):
+        fused = np.einsum("wb,bnc->wnc", cands[s:s + chunk], stack)
+        vals.append(objective_scores(fused, y, objective))
+        losses.append(log_loss(fused, y))
+    v, l = np.concatenate(vals), np.concatenate(losses)
+    i = _best(v, l)
+    return i, float(v[i])
+
+
+def _check_fit(stack: np.ndarray, y: np.ndarray) -> np.ndarray:
+    y = np.asarray(y, dtype=np.int64)
+    if y.ndim != 1 or len(y) != stack.shape[1]:
+        raise MmferError(f"fusion: {len(y)} labels for {stack.shape[1]} clips")
+    if len(y) == 0:
+        raise MmferError("fusion: no labelled clips to tune on")
+    if y.min() < 0 or y.max() >= NUM_CLASSES:
+        raise MmferError("fusion: labels must be class indices 0..6 (unknown labels cannot be used for tuning)")
+    return y
+
+
+# ---------------------------------------------------------------- methods
+class Fuser:
+    """Base class: subclasses set ``name`` and implement ``fit``/``predict``/``params``."""
+
+    name = "base"
+    n_branches: int | None = None
+
+    def fit(self, probs_list: Sequence[np.ndarray], labels: np.ndarray) -> "Fuser":
+        raise NotImplementedError
+
+    def predict(self, probs_list: Sequence[np.ndarray]) -> np.ndarray:
+        raise NotImplementedError
+
+    def params(self) -> dict[str, Any]:
+        return {}
+
+    def _check_predict(self, probs_list: Sequence[np.ndarray]) -> np.ndarray:
+        stack = _stack(probs_list)
+        if self.n_branches is not None and stack.shape[0] != self.n_branches:
+            raise MmferError(f"fusion: fitted on {self.n_branches} branches, asked to predict from {stack.shape[0]}")
+        return stack
+
+
+class MeanFusion(Fuser):
+    """Plain average of the branch probabilities (MMAction2's report_accuracy with equal coefficients)."""
+
+    name = "mean"
+
+    def fit(self, probs_list, labels):
+        self.n_branches = len(probs_list)
+        return self
+
+    def predict(self, probs_list):
+        return _normalise(self._check_predict(probs_list).mean(axis=0))
+
+    def params(self):
+        return {"weights": [1.0 / self.n_branches] * self.n_branches}
+
+
+class MajorityVote(Fuser):
+    """Each branch votes for its top class; ties go to the class with the highest mean probability.
+
+    The output puts the vote share on each class plus a small share of the mean probabilities, so
+    argmax is the vote winner and the rows still sum to 1.
+    """
+
+    name = "majority"
+    tie_weight = 1e-3
+
+    def fit(self, probs_list, labels):
+        self.n_branches = len(probs_list)
+        return self
+
+    def predict(self, probs_list):
+        stack = self._check_predict(probs_list)
+        votes = np.zeros(stack.shape[1:])
+        top = stack.argmax(axis=2)
+        for b in range(stack.shape[0]):
+            votes[np.arange(stack.shape[1]), top[b]] += 1.0
+        votes /= stack.shape[0]
+        return _normalise(votes + self.tie_weight * stack.mean(axis=0))
+
+    def params(self):
+        return {"weights": [1.0] * self.n_branches, "tie_break": "mean probability"}
+
+
+class WeightedMean(Fuser):
+    """Weighted average with one weight per branch, searched on Val: a 0.1-step simplex grid for up to
+    four branches, seeded random Dirichlet weights beyond that."""
+
+    name = "weighted"
+
+    def __init__(self, *, objective: str = "accuracy", step: float = 0.1, max_grid: int = 4,
+                 samples: int = 2000, seed: int = 0) -> None:
+        self.objective, self.step, self.max_grid, self.samples, self.seed = objective, step, max_grid, samples, seed
+        self.weights: np.ndarray | None = None
+
+    def fit(self, probs_list, labels):
+        stack = _stack(probs_list)
+        y = _check_fit(stack, labels)
+        self.n_branches = stack.shape[0]
+        cands = candidate_weights(self.n_branches, step=self.step, max_grid=self.max_grid,
+                                  samples=self.samples, seed=self.seed)
+        i, self.score_ = _search(stack, y, cands, self.objective)
+        self.weights = cands[i]
+        return self
+
+    def predict(self, probs_list):
+        return _normalise(np.einsum("b,bnc->nc", self.weights, self._check_predict(probs_list)))
+
+    def params(self):
+        return {"weights": [float(w) for w in self.weights], "objective": self.objective,
+                "search": "grid" if self.n_branches <= self.max_grid else "random"}
+
+
+class PerClassWeights(Fuser):
+    """One weight per branch and class (Kahou et al., EmotiW 2013): a branch can be trusted for Happy
+    but not for Fear. Starts from the best global weights, then searches each class's column in turn
+    (coordinate ascent, a few passes), keeping a change only when the Val objective improves (ties by
+    log-loss)."""
+
+    name = "per_class"
+
+    def __init__(self, *, objective: str = "accuracy", step: float = 0.1, max_grid: int = 4,
+                 samples: int = 500, seed: int = 0, passes: int = 2) -> None:
+        self.objective, self.step, self.max_grid = objective, step, max_grid
+        self.samples, self.seed, self.passes = samples, seed, passes
+        self.weights: np.ndarray | None = None  # (B, 7)
+
+    def fit(self, probs_list, labels):
+        stack = _stack(probs_list)
+        y = _check_fit(stack, labels)
+        b = self.n_branches = stack.shape[0]
+        start = WeightedMean(objective=self.objective, step=self.step, max_grid=self.max_grid,
+                             samples=self.samples, seed=self.seed).fit(probs_list, y)
+        w = np.repeat(start.weights[:, None], NUM_CLASSES, axis=1)
+        cands = candidate_weights(b, step=self.step, max_grid=self.max_grid, samples=self.samples, seed=self.seed + 1)
+        for _ in range(self.passes):
+            changed = False
+            for c in range(NUM_CLASSES):
+                trial = np.repeat(w[None], len(cands), axis=0)  # (W, B, 7)
+                trial[:, :, c] = cands
+                fused = _normalise(np.einsum("wbc,bnc->wnc", trial, stack))
+                vals = objective_scores(fused, y, self.objective)
+                losses = log_loss(fused, y)
+                i = _best(vals, losses)
+                cur = _normalise(np.einsum("bc,bnc->nc", w, stack))
+                cur_v = objective_scores(cur, y, self.objective)
+                cur_l = log_loss(cur, y)
+                if vals[i] > cur_v + 1e-12 or (abs(vals[i] - cur_v) <= 1e-12 and losses[i] < cur_l - 1e-12):
+                    w[:, c] = cands[i]
+                    changed = True
+            if not changed:
+                break
+        self.weights = w
+        return self
+
+    def predict(self, probs_list):
+        return _normalise(np.einsum("bc,bnc->nc", self.weights, self._check_predict(probs_list)))
+
+    def params(self):
+        return {"weights": self.weights.tolist(), "weights_shape": "branches x classes", "objective": self.objective}
+
+
+class ExpWeighted(Fuser):
+    """Branch weights proportional to exp(beta * Val accuracy of the branch) (Kim et al., EmotiW 2015):
+    better branches count exponentially more. ``beta`` is picked on Val from a small grid."""
+
+    name = "exp_weighted"
+    BETAS = (0.0, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0)
+
+    def __init__(self, *, objective: str = "accuracy", betas: Sequence[float] = BETAS) -> None:
+        self.objective, self.betas = objective, tuple(betas)
+        self.weights: np.ndarray | None = None
+
+    def fit(self, probs_list, labels):
+        stack = _stack(probs_list)
+        y = _check_fit(stack, labels)
+        self.n_branches = stack.shape[0]
+        self.branch_scores = objective_scores(stack, y, self.objective)  # (B,)
+        cands = np.array([self._weights(beta) for beta in self.betas])
+        i, _ = _search(stack, y, cands, self.objective)
+        self.beta = float(self.betas[i])
+        self.weights = cands[i]
+        return self
+
+    def _weights(self, beta: float) -> np.ndarray:
+        z = beta * (self.branch_scores - self.branch_scores.max())
+        w = np.exp(z)
+        return w / w.sum()
+
+    def predict(self, probs_list):
+        return _normalise(np.einsum("b,bnc->nc", self.weights, self._check_predict(probs_list)))
+
+    def params(self):
+        return {"weights": [float(w) for w in self.weights], "beta": self.beta,
+                "branch_val_scores": [float(a) for a in self.branch_scores], "objective": self.objective}
+
+
+class Stacker(Fuser):
+    """Multinomial logistic regression on the concatenated branch log-probabilities: learns how far to
+    trust each branch per class, and cross-branch interactions a weighted mean cannot express."""
+
+    name = "stacker"
+
+    def __init__(self, *, C: float = 1.0, features: str = "log", seed: int = 0) -> None:
+        if features not in ("log", "prob"):
+            raise MmferError(f"stacker: features={features!r}; expected 'log' or 'prob'")
+        self.C, self.features, self.seed = C, features, seed
+
+    def _x(self, stack: np.ndarray) -> np.ndarray:
+        f = np.log(np.clip(stack, EPS, None)) if self.features == "log" else stack
+        return np.concatenate(list(f), axis=1)
+
+    def fit(self, probs_list, labels):
+        from sklearn.linear_model import LogisticRegression
+
+        stack = _stack(probs_list)
+        y = _check_fit(stack, labels)
+        self.n_branches = stack.shape[0]
+        self.classes_ = np.unique(y)
+        if len(self.classes_) < 2:
+            self.model = None
+        else:
+            self.model = LogisticRegression(C=self.C, max_iter=2000, random_state=self.seed)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                self.model.fit(self._x(stack), y)
+        return self
+
+    def predict(self, probs_list):
+        stack = self._check_predict(probs_list)
+        out = np.full((stack.shape[1], NUM_CLASSES), EPS)
+        if self.model is None:
+            out[:, self.classes_[0]] = 1.0
+        else:
+            out[:, self.model.classes_] = self.model.predict_proba(self._x(stack))
+        return _normalise(out)
+
+    def params(self):
+        if self.model is None:
+            return {"constant_class": int(self.classes_[0])}
+        return {"coef": self.model.coef_.tolist(), "intercept": self.model.intercept_.tolist(),
+                "classes": [int(c) for c in self.model.classes_], "features": self.features, "C": self.C,
+                "feature_order": "branch-major: branch 0 classes 0..6, branch 1 classes 0..6, ..."}
+
+
+# ---------------------------------------------------------------- calibration
+def apply_temperature(probs: np.ndarray, t: float) -> np.ndarray:
+    """Rescale probabilities as softmax(log p / T): T > 1 softens an over-confident branch."""
+    logp = np.log(np.clip(np.asarray(probs, dtype=np.float64), EPS, None)) / t
+    logp -= logp.max(axis=-1, keepdims=True)
+    e = np.exp(logp)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def fit_temperature(probs: np.ndarray, labels: np.ndarray) -> float:
+    """The temperature minimising Val negative log-likelihood (bounded search over log T in [-3, 3])."""
+    from scipy.optimize import minimize_scalar
+
+    y = np.asarray(labels, dtype=np.int64)
+    rows = np.arange(len(y))
+
+    def nll(log_t: float) -> float:
+        p = apply_temperature(probs, math.exp(log_t))
+        return float(-np.log(np.clip(p[rows, y], EPS, None)).mean())
+
+    res = minimize_scalar(nll, bounds=(-3.0, 3.0), method="bounded", options={"xatol": 1e-4})
+    best = float(res.x)
+    return math.exp(best) if nll(best) <= nll(0.0) else 1.0
+
+
+class FusionModel:
+    """Optional per-branch temperature calibration, then one fusion method; what ``fuse`` fits and saves."""
+
+    def __init__(self, method: str = "weighted", *, calibrate: bool = False, objective: str = "accuracy",
+                 seed: int = 0) -> None:
+        if method not in METHODS:
+            raise MmferError(f"fusion: unknown method {method!r}; expected one of {', '.join(METHODS)}")
+        if objective not in OBJECTIVES:
+            raise MmferError(f"fusion: unknown objective {objective!r}; expected one of {', '.join(OBJECTIVES)}")
+        self.method, self.calibrate, self.objective, self.seed = method, calibrate, objective, seed
+        self.temperatures: list[float] | None = None
+        self.fuser: Fuser = build_fuser(method, objective=objective, seed=seed)
+
+    def _calibrated(self, probs_list):
+        if not self.calibrate:
+            return [np.asarray(p, dtype=np.float64) for p in probs_list]
+        return [apply_temperature(p, t) for p, t in zip(probs_list, self.temperatures)]
+
+    def fit(self, probs_list: Sequence[np.ndarray], labels: np.ndarray) -> "FusionModel":
+        if self.calibrate:
+            self.temperatures = [fit_temperature(p, labels) for p in probs_list]
+        self.fuser.fit(self._calibrated(probs_list), labels)
+        return self
+
+    def predict(self, probs_list: Sequence[np.ndarray]) -> np.ndarray:
+        return self.fuser.predict(self._calibrated(probs_list))
+
+    def params(self) -> dict[str, Any]:
+        return {"temperatures": self.temperatures, **self.fuser.params()}
+
+
+METHODS: dict[str, type[Fuser]] = {
+    "majority": MajorityVote,
+    "mean": MeanFusion,
+    "weighted": WeightedMean,
+    "per_class": PerClassWeights,
+    "exp_weighted": ExpWeighted,
+    "stacker": Stacker,
+}
+
+
+def build_fuser(method: str, *, objective: str = "accuracy", seed: int = 0) -> Fuser:
+    """A fresh, unfitted fusion method by name."""
+    if method not in METHODS:
+        raise MmferError(f"fusion: unknown method {method!r}; expected one of {', '.join(METHODS)}")
+    cls = METHODS[method]
+    if cls in (WeightedMean, PerClassWeights):
+        return cls(objective=objective, seed=seed)
+    if cls is ExpWeighted:
+        return cls(objective=objective)
+    if cls is Stacker:
+        return cls(seed=seed)
+    return cls()

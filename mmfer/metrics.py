@@ -1,0 +1,270 @@
+"""Accuracy, mean class accuracy (UAR), per-class recall, macro-F1 and the confusion matrix.
+
+EmotiW ranks by overall accuracy, but AFEW is imbalanced (Neutral/Angry/Happy dominate), so the
+mean class accuracy tells whether a model does more than guess the big classes. Clips without a
+prediction count as wrong (a submission must cover every clip); clips whose true label is outside
+the seven classes (RAVDESS calm) cannot be scored at all and are excluded, but counted.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from mmfer.errors import MmferError
+from mmfer.labels import EMOTIONS, NUM_CLASSES, canonical, cremad_label, ravdess_label
+from mmfer.scores import ScoreTable
+
+log = logging.getLogger(__name__)
+
+LABEL_SOURCES: tuple[str, ...] = ("csv-column", "folder", "ravdess", "cremad")
+
+
+def _class_index(value: Any, *, where: str) -> int | None:
+    """Class index of a label given as a name or an index; ``None`` for unknown / out-of-set."""
+    if value is None:
+        return None
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        if value < 0:
+            return None
+        if value >= NUM_CLASSES:
+            raise MmferError(f"{where}: class index {value} outside 0..{NUM_CLASSES - 1}")
+        return int(value)
+    text = str(value).strip()
+    if not text:
+        return None
+    label = canonical(text)
+    return None if label is None else EMOTIONS.index(label)
+
+
+def evaluate(
+    labels: Sequence[Any],
+    predictions: Sequence[Any] | np.ndarray,
+    *,
+    clip_ids: Sequence[str] | None = None,
+) -> dict[str, Any]:
+    """Metrics of ``predictions`` against ``labels``.
+
+    ``labels``: label names or class indices; ``None``/empty/-1 or an out-of-set name excludes the
+    clip. ``predictions``: an (N, 7) probability array (a row of NaN = no prediction), or names /
+    indices with ``None`` for no prediction. Missing predictions count as wrong and are listed by
+    clip id (or position). UAR is the mean recall over classes present in the truth (as
+    ``sklearn.metrics.balanced_accuracy_score``); macro-F1 averages over classes in truth or
+    predictions (as ``f1_score(average="macro")``).
+    """
+    n_all = len(labels)
+    if clip_ids is None:
+        clip_ids = [str(i) for i in range(n_all)]
+    if len(clip_ids) != n_all:
+        raise MmferError(f"evaluate: {len(clip_ids)} clip ids for {n_all} labels")
+    if isinstance(predictions, np.ndarray) and predictions.ndim == 2:
+        if predictions.shape != (n_all, NUM_CLASSES):
+            raise MmferError(f"evaluate: probabilities of shape {predictions.shape}, expected ({n_all}, {NUM_CLASSES})")
+        valid = np.all(np.isfinite(predictions), axis=1)
+        arg = np.argmax(np.where(np.isfinite(predictions), predictions, -np.inf), axis=1)
+        pred_idx = [int(a) if v else None for a, v in zip(arg, valid)]
+    else:
+        if len(predictions) != n_all:
+            raise MmferError(f"evaluate: {len(predictions)} predictions for {n_all} labels")
+        pred_idx = [_class_index(p, where=f"prediction of {c}") for p, c in zip(predictions, clip_ids)]
+
+    truth: list[int] = []
+    pred: list[int | None] = []
+    kept_ids: list[str] = []
+    excluded = 0
+    for lab, p, cid in zip(labels, pred_idx, clip_ids):
+        t = _class_index(lab, where=f"label of {cid}")
+        if t is None:
+            excluded += 1
+            continue
+        truth.append(t)
+        pred.append(p)
+        kept_ids.append(cid)
+    n = len(truth)
+    if n == 0:
+        raise MmferError(
+            f"evaluate: none of the {n_all} clips has a true label among {', '.join(EMOTIONS)}; "
+            "give labels (e.g. --labels-from folder --root DIR) or check the label column"
+        )
+    missing = [cid for cid, p in zip(kept_ids, pred) if p is None]
+    t_arr = np.array(truth)
+    p_arr = np.array([-1 if p is None else p for p in pred])
+    correct = t_arr == p_arr
+
+    confusion = np.zeros((NUM_CLASSES, NUM_CLASSES), dtype=np.int64)
+    has = p_arr >= 0
+    np.add.at(confusion, (t_arr[has], p_arr[has]), 1)
+
+    support = np.bincount(t_arr, minlength=NUM_CLASSES)
+    predicted = np.bincount(p_arr[has], minlength=NUM_CLASSES)
+    tp = np.diag(confusion).astype(np.float64)
+    recall: dict[str, float | None] = {}
+    f1s: list[float] = []
+    for c, name in enumerate(EMOTIONS):
+        recall[name] = float(tp[c] / support[c]) if support[c] else None
+        if support[c] or predicted[c]:
+            denom = support[c] + predicted[c]
+            f1s.append(float(2 * tp[c] / denom) if denom else 0.0)
+    present = [r for r in recall.values() if r is not None]
+    return {
+        "labels": list(EMOTIONS),
+        "n": n,
+        "accuracy": float(correct.mean()),
+        "uar": float(np.mean(present)),
+        "macro_f1": float(np.mean(f1s)) if f1s else 0.0,
+        "per_class_recall": recall,
+        "support": {name: int(s) for name, s in zip(EMOTIONS, support)},
+        "confusion": confusion.tolist(),
+        "missing": missing,
+        "excluded": excluded,
+    }
+
+
+def evaluate_scores(table: ScoreTable, truth: Mapping[str, str | None] | None = None) -> dict[str, Any]:
+    """Metrics of a score table, against its own label column or an external ``truth`` map.
+
+    With ``truth``: every clip in it is scored (a clip without a row = missing, counted wrong),
+    a ``None`` truth excludes the clip, and rows whose clip is not in ``truth`` are ignored and
+    counted as ``not_in_truth``.
+    """
+    if truth is None:
+        result = evaluate(table.labels, table.probs, clip_ids=table.clip_ids)
+        result["not_in_truth"] = 0
+        return result
+    pos = {c: i for i, c in enumerate(table.clip_ids)}
+    ids = list(truth)
+    probs = np.full((len(ids), NUM_CLASSES), np.nan)
+    for k, cid in enumerate(ids):
+        i = pos.get(cid)
+        if i is not None:
+            probs[k] = table.probs[i]
+    result = evaluate([truth[c] for c in ids], probs, clip_ids=ids)
+    result["not_in_truth"] = sum(1 for c in table.clip_ids if c not in truth)
+    return result
+
+
+def truth_from(source: str, *, table: ScoreTable, root: str | Path | None = None) -> dict[str, str | None] | None:
+    """The true labels for ``evaluate --labels-from``.
+
+    ``csv-column`` -> ``None`` (use the score file's label column); ``ravdess``/``cremad`` parse the
+    clip ids (of the videos under ``root`` when given, so unscored clips show up as missing, else of
+    the score rows); ``folder`` reads emotion folder names under ``root``; any other value is a CSV
+    file with ``clip_id,label`` (or an index list ``path,label``). Out-of-set labels map to ``None``.
+    """
+    if source == "csv-column":
+        return None
+    if source in ("ravdess", "cremad", "folder"):
+        names: list[tuple[str, Path | None]]
+        if root is not None:
+            from mmfer.data.index import index_folder
+
+            names = [(e.clip_id, e.path) for e in index_folder(root, split="Test")]
+            if not names:
+                raise MmferError(f"{root}: no videos found to take {source} labels from")
+        elif source == "folder":
+            raise MmferError("--labels-from folder needs --root DIR (a folder of <Emotion>/<clip> videos)")
+        else:
+            names = [(c, None) for c in table.clip_ids]
+        truth: dict[str, str | None] = {}
+        for cid, path in names:
+            if source == "ravdess":
+                truth[cid] = ravdess_label(path or cid)
+            elif source == "cremad":
+                truth[cid] = cremad_label(path or cid)
+            else:
+                assert path is not None
+                try:
+                    truth[cid] = canonical(path.parent.name)
+                except MmferError as e:
+                    raise MmferError(f"{path}: parent folder is not an emotion name ({e})") from None
+        return truth
+    path = Path(source)
+    if not path.is_file():
+        raise MmferError(
+            f"--labels-from {source!r}: not one of {', '.join(LABEL_SOURCES)} and no such file; "
+            "give a CSV with clip_id,label columns"
+        )
+    with open(path, newline="", encoding="utf-8-sig") as f:
+        header = [h.strip().lower() for h in (next(csv.reader(f), None) or [])]
+    if "clip_id" in header and "label" in header:
+        truth = {}
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            for line_no, row in enumerate(csv.DictReader(f), start=2):
+                row = {k.strip().lower(): (v or "").strip() for k, v in row.items() if k}
+                cid, lab = row.get("clip_id", ""), row.get("label", "")
+                if not cid:
+                    continue
+                try:
+                    truth[cid] = canonical(lab) if lab else None
+                except MmferError as e:
+                    raise MmferError(f"{path}:{line_no}: {e}") from None
+        return truth
+    if "path" in header and "label" in header:
+        from mmfer.data.index import index_csv
+
+        return {e.clip_id: e.label for e in index_csv(path)}
+    raise MmferError(f"{path}: expected columns clip_id,label (or path,label); got {','.join(header)}")
+
+
+def format_confusion(confusion: Sequence[Sequence[int]] | np.ndarray) -> str:
+    """The confusion matrix as an aligned text table, rows = truth, columns = prediction."""
+    conf = np.asarray(confusion, dtype=np.int64)
+    short = [e[:3] for e in EMOTIONS]
+    width = max(5, len(str(conf.max())) + 1 if conf.size else 5)
+    head = "truth\\pred".ljust(10) + "".join(s.rjust(width) for s in short) + "  recall".rjust(9)
+    lines = [head]
+    for c, name in enumerate(EMOTIONS):
+        total = conf[c].sum()
+        rec = f"{conf[c, c] / total:.3f}" if total else "  -"
+        lines.append(name.ljust(10) + "".join(str(v).rjust(width) for v in conf[c]) + rec.rjust(9))
+    return "\n".join(lines)
+
+
+def format_report(result: Mapping[str, Any]) -> str:
+    """A short human-readable summary of an ``evaluate`` result."""
+    lines = [
+        f"clips scored: {result['n']}  (excluded, label outside the seven: {result['excluded']}; "
+        f"missing prediction, counted wrong: {len(result['missing'])})",
+        f"accuracy:            {result['accuracy']:.4f}",
+        f"mean class accuracy: {result['uar']:.4f}  (uar)",
+        f"macro-F1:            {result['macro_f1']:.4f}",
+        "per-class recall:    "
+        + ", ".join(f"{k} {v:.3f}" if v is not None else f"{k} -" for k, v in result["per_class_recall"].items()),
+        "",
+        format_confusion(result["confusion"]),
+    ]
+    if result.get("not_in_truth"):
+        lines.append(f"\n{result['not_in_truth']} score row(s) have no true label in the label source and were ignored")
+    if result["missing"]:
+        shown = result["missing"][:20]
+        lines.append(f"\nmissing: {', '.join(shown)}{' ...' if len(result['missing']) > 20 else ''}")
+    return "\n".join(lines)
+
+
+def evaluate_file(
+    scores: str | Path,
+    *,
+    labels_from: str = "csv-column",
+    root: str | Path | None = None,
+    png: str | Path | None = None,
+) -> dict[str, Any]:
+    """``mmfer evaluate``: read a score CSV, take labels from ``labels_from``, optionally plot the confusion."""
+    from mmfer.scores import read_scores
+
+    table = read_scores(scores)
+    truth = truth_from(labels_from, table=table, root=root)
+    try:
+        result = evaluate_scores(table, truth)
+    except MmferError as e:
+        raise MmferError(f"{scores}: {e}") from None
+    result["scores"] = str(scores)
+    result["labels_from"] = labels_from
+    if png is not None:
+        from mmfer.plots import plot_confusion
+
+        result["png"] = str(plot_confusion(result["confusion"], png, title=Path(scores).name))
+    return result

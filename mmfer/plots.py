@@ -1,0 +1,77 @@
+"""PNG figures: confusion matrix and the modality ablation bar chart.
+
+Uses the Agg backend so plotting works on headless machines and in tests.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from mmfer.labels import EMOTIONS  # noqa: E402
+
+
+def plot_confusion(
+    confusion: Sequence[Sequence[int]] | np.ndarray,
+    out: str | Path,
+    *,
+    title: str = "",
+    normalize: bool = True,
+) -> Path:
+    """Confusion matrix (rows truth, columns prediction); colours by row share, cells show counts."""
+    conf = np.asarray(confusion, dtype=np.float64)
+    rows = conf.sum(axis=1, keepdims=True)
+    shown = np.divide(conf, rows, out=np.zeros_like(conf), where=rows > 0) if normalize else conf
+    fig, ax = plt.subplots(figsize=(6.4, 5.4))
+    im = ax.imshow(shown, cmap="Blues", vmin=0, vmax=1 if normalize else None)
+    ax.set_xticks(range(len(EMOTIONS)), EMOTIONS, rotation=45, ha="right")
+    ax.set_yticks(range(len(EMOTIONS)), EMOTIONS)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    for i in range(conf.shape[0]):
+        for j in range(conf.shape[1]):
+            ax.text(j, i, f"{int(conf[i, j])}", ha="center", va="center",
+                    color="white" if shown[i, j] > 0.5 * (shown.max() or 1) else "black", fontsize=8)
+    fig.colorbar(im, ax=ax, label="share of true class" if normalize else "clips")
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
+def plot_ablation(rows: Sequence[Mapping[str, Any]], out: str | Path, *, title: str = "") -> Path:
+    """Bar chart of Val in-sample accuracy, cross-validated accuracy and cross-validated UAR per subset."""
+    names = [r["branches"] for r in rows]
+    series = [
+        ("val_accuracy", "Val accuracy (in-sample)"),
+        ("cv_accuracy", "Val accuracy (cross-validated)"),
+        ("cv_uar", "mean class acc. (cross-validated)"),
+    ]
+    x = np.arange(len(rows))
+    width = 0.27
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.9 * len(rows) + 2), 4.5))
+    for k, (key, label) in enumerate(series):
+        ax.bar(x + (k - 1) * width, [float(r[key]) for r in rows], width, label=label)
+    ax.set_xticks(x, names, rotation=30, ha="right")
+    ax.set_ylabel("score")
+    ax.set_ylim(0, 1)
+    ax.axhline(1 / len(EMOTIONS), color="grey", lw=0.8, ls="--", label="chance (1/7)")
+    ax.legend(fontsize=8, loc="upper left")
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
