@@ -82,3 +82,59 @@ def template_68(crop_size: int) -> np.ndarray:
     pts[:, 0] += 0.5 - (pts[:, 0].min() + pts[:, 0].max()) / 2
     pts[:, 1] += EYE_HEIGHT - eye_centres(pts)[:, 1].mean()
     return (pts * crop_size).astype(np.float32)
+
+
+def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """Least-squares similarity (Umeyama 1991) mapping src (N,2) onto dst (N,2): a (2,3) matrix.
+
+    Closed form, no RANSAC: landmarks have no outliers to reject and the result must be deterministic.
+    """
+    src = np.asarray(src, dtype=np.float64)
+    dst = np.asarray(dst, dtype=np.float64)
+    mu_s, mu_d = src.mean(axis=0), dst.mean(axis=0)
+    s, d = src - mu_s, dst - mu_d
+    var_s = (s**2).sum() / len(src)
+    if var_s < 1e-12:
+        raise ValueError("similarity_transform: source points are all the same")
+    cov = d.T @ s / len(src)
+    u, sig, vt = np.linalg.svd(cov)
+    e = np.eye(2)
+    if np.linalg.det(u) * np.linalg.det(vt) < 0:
+        e[1, 1] = -1  # no reflections
+    rot = u @ e @ vt
+    scale = float((sig * np.diag(e)).sum() / var_s)
+    m = np.empty((2, 3))
+    m[:, :2] = scale * rot
+    m[:, 2] = mu_d - scale * rot @ mu_s
+    return m
+
+
+def alignment_matrix(points68: np.ndarray, crop_size: int) -> np.ndarray:
+    """(2,3) similarity taking a frame's 68 points onto template_68(crop_size), fitted on eyes + nose only."""
+    pts = np.asarray(points68, dtype=np.float64).reshape(68, 2)
+    return similarity_transform(pts[ALIGN_POINTS], template_68(crop_size)[ALIGN_POINTS])
+
+
+def transform_points(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+    """Apply a (2,3) affine matrix to (..., 2) points."""
+    p = np.asarray(points, dtype=np.float64)
+    return (p @ matrix[:, :2].T + matrix[:, 2]).astype(np.float32)
+
+
+def align_face(frame: np.ndarray, points68: np.ndarray, crop_size: int) -> np.ndarray:
+    """One aligned crop uint8 (S, S, 3): the face warped so its eyes and nose sit on the template."""
+    import cv2
+
+    m = alignment_matrix(points68, crop_size)
+    return cv2.warpAffine(np.ascontiguousarray(frame), m, (crop_size, crop_size), flags=cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+
+
+def align_frames(frames: np.ndarray, landmarks: np.ndarray, mask: np.ndarray, *, crop_size: int = 112) -> np.ndarray:
+    """Aligned crops uint8 (B, S, S, 3) for a batch; frames without a face (mask False) stay all zeros."""
+    frames = np.asarray(frames)
+    out = np.zeros((len(frames), crop_size, crop_size, 3), dtype=np.uint8)
+    for i in range(len(frames)):
+        if mask[i] and np.isfinite(landmarks[i]).all():
+            out[i] = align_face(frames[i], landmarks[i], crop_size)
+    return out

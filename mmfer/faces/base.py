@@ -1,0 +1,66 @@
+"""The face backend contract: a detector plus a 68-point landmark fitter, chosen by name."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from mmfer.errors import MmferError
+
+BACKENDS = ("dlib", "insightface", "none")
+
+
+@dataclass
+class Detection:
+    """One face found in an image: box x0, y0, x1, y1 (float32 pixels) and the detector's confidence."""
+
+    box: np.ndarray
+    score: float
+
+    def __post_init__(self) -> None:
+        self.box = np.asarray(self.box, dtype=np.float32).reshape(4)
+        self.score = float(self.score)
+
+    @property
+    def area(self) -> float:
+        return float(max(0.0, self.box[2] - self.box[0]) * max(0.0, self.box[3] - self.box[1]))
+
+
+@runtime_checkable
+class FaceBackend(Protocol):
+    """What the tracker needs: faces in an RGB image, and 68 iBUG points for a face box (image pixels)."""
+
+    name: str
+
+    def detect(self, image: np.ndarray) -> list[Detection]: ...
+
+    def landmarks(self, image: np.ndarray, box: np.ndarray) -> np.ndarray: ...
+
+
+_CACHE: dict[str, FaceBackend] = {}
+
+
+def get_backend(name: str) -> FaceBackend:
+    """The named backend, built once per process (loading models costs more than a short clip)."""
+    key = str(name).strip().lower()
+    if key not in BACKENDS:
+        raise MmferError(f"unknown face backend {name!r}; choose one of: {', '.join(BACKENDS)}")
+    if key not in _CACHE:
+        if key == "dlib":
+            from mmfer.faces.dlib import DlibBackend as cls
+        elif key == "insightface":
+            from mmfer.faces.insightface import InsightFaceBackend as cls
+        else:
+            from mmfer.faces.none import NoDetectBackend as cls
+        _CACHE[key] = cls()
+    return _CACHE[key]
+
+
+def as_rgb_uint8(image: np.ndarray) -> np.ndarray:
+    """Contiguous uint8 (H, W, 3): what dlib and ONNX models accept; anything else is a programming error."""
+    image = np.asarray(image)
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"expected an RGB uint8 image (H, W, 3), got {image.dtype} {image.shape}")
+    return np.ascontiguousarray(image)

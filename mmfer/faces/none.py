@@ -1,0 +1,24 @@
+"""Backend for inputs that already are face crops: the whole frame is the face, dlib fits the 68 points."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mmfer.faces.base import Detection, as_rgb_uint8
+from mmfer.faces.dlib import fit_landmarks, load_predictor
+
+
+class NoDetectBackend:
+    """No detector: box = whole frame (score 1), landmarks from dlib's predictor so the landmark branch works."""
+
+    name = "none"
+
+    def __init__(self) -> None:
+        self._predictor = load_predictor()
+
+    def detect(self, image: np.ndarray) -> list[Detection]:
+        h, w = as_rgb_uint8(image).shape[:2]
+        return [Detection(np.array([0, 0, w - 1, h - 1], np.float32), 1.0)]
+
+    def landmarks(self, image: np.ndarray, box: np.ndarray) -> np.ndarray:
+        return fit_landmarks(self._predictor, image, box)

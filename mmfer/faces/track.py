@@ -1,0 +1,193 @@
+"""Following one person's face through a clip: boxes, 68-point landmarks and a face mask per frame.
+
+AFEW movie clips often show several people. Taking the biggest face in each frame would jump between
+them, so the tracker locks on to the largest face once and then prefers detections that overlap or sit
+near the previous box; it only switches person after the target has been missing for ``lost_patience``
+frames. Frames without the target keep their place in the sequence (mask False, NaN arrays).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from mmfer.faces.align import ALIGN_POINTS
+from mmfer.faces.base import Detection, FaceBackend
+
+
+@dataclass
+class FaceTrack:
+    """Per-frame results: boxes (T,5) x0,y0,x1,y1,score, landmarks (T,68,2), mask (T,); NaN where no face."""
+
+    boxes: np.ndarray
+    landmarks: np.ndarray
+    mask: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.mask.shape[0])
+
+    @classmethod
+    def empty(cls, n: int) -> "FaceTrack":
+        return cls(
+            boxes=np.full((n, 5), np.nan, np.float32),
+            landmarks=np.full((n, 68, 2), np.nan, np.float32),
+            mask=np.zeros(n, bool),
+        )
+
+    @classmethod
+    def concat(cls, tracks: list["FaceTrack"]) -> "FaceTrack":
+        if not tracks:
+            return cls.empty(0)
+        return cls(
+            boxes=np.concatenate([t.boxes for t in tracks]),
+            landmarks=np.concatenate([t.landmarks for t in tracks]),
+            mask=np.concatenate([t.mask for t in tracks]),
+        )
+
+    @property
+    def face_ratio(self) -> float:
+        return float(self.mask.mean()) if len(self) else 0.0
+
+
+def iou(a: np.ndarray, b: np.ndarray) -> float:
+    """Intersection over union of two x0,y0,x1,y1 boxes."""
+    w = min(a[2], b[2]) - max(a[0], b[0])
+    h = min(a[3], b[3]) - max(a[1], b[1])
+    inter = max(0.0, float(w)) * max(0.0, float(h))
+    union = float((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1])) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def _rigid_frame(points68: np.ndarray) -> tuple[np.ndarray, float]:
+    """Centre and RMS radius of the eyes + nose points: where the head is and how big, ignoring the mouth."""
+    p = np.asarray(points68, dtype=np.float64)[ALIGN_POINTS]
+    c = p.mean(axis=0)
+    return c, float(np.sqrt(((p - c) ** 2).sum(axis=1).mean()))
+
+
+class FaceTracker:
+    """Detect (on a downscaled frame), pick the target face, fit landmarks (full resolution); keeps state across batches.
+
+    With ``detect_every`` k > 1 the detector runs every k frames; in between, landmarks are re-fitted in a box
+    carried over from the previous frame's landmarks, and the detector runs early when that fit looks lost.
+    """
+
+    def __init__(
+        self,
+        backend: FaceBackend,
+        *,
+        detect_max_side: int = 320,
+        detect_every: int = 1,
+        lost_patience: int = 15,
+        min_iou: float = 0.3,
+    ):
+        if detect_every < 1:
+            raise ValueError(f"detect_every must be >= 1, got {detect_every}")
+        self.backend = backend
+        self.detect_max_side = int(detect_max_side)
+        self.detect_every = int(detect_every)
+        self.lost_patience = int(lost_patience)
+        self.min_iou = float(min_iou)
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the target (call between clips if one tracker is reused)."""
+        self._target: np.ndarray | None = None  # last box of the followed face (detector convention)
+        self._score = float("nan")
+        self._lost = 0  # consecutive detector runs without the target
+        self._prev_pts: np.ndarray | None = None  # landmarks of the previous frame, if it had the face
+        self._box_rel: np.ndarray | None = None  # detector box relative to the rigid landmark frame
+        self._since_detect = 0
+        self.detections_run = 0
+
+    # ------------------------------------------------------------------ detection and target choice
+    def _detect(self, frame: np.ndarray) -> list[Detection]:
+        import cv2
+
+        h, w = frame.shape[:2]
+        scale = min(1.0, self.detect_max_side / max(h, w)) if self.detect_max_side > 0 else 1.0
+        small = frame
+        if scale < 1.0:
+            small = cv2.resize(frame, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+        self.detections_run += 1
+        dets = self.backend.detect(small)
+        return [Detection(d.box / scale, d.score) for d in dets] if scale < 1.0 else dets
+
+    def _choose(self, dets: list[Detection]) -> Detection | None:
+        if not dets:
+            return None
+        if self._target is None:
+            return max(dets, key=lambda d: d.area)
+        t = self._target
+        overlaps = [iou(d.box, t) for d in dets]
+        best = int(np.argmax(overlaps))
+        if overlaps[best] >= self.min_iou:
+            return dets[best]
+        # no overlap (fast motion or a missed frame): accept a similar-sized face near the old position
+        tc, tw = (t[:2] + t[2:]) / 2, float(t[2] - t[0])
+        near = []
+        for d in dets:
+            dist = float(np.linalg.norm((d.box[:2] + d.box[2:]) / 2 - tc))
+            ratio = float(d.box[2] - d.box[0]) / max(tw, 1e-6)
+            if dist < 0.6 * tw and 0.6 < ratio < 1.6:
+                near.append((dist, d))
+        if near:
+            return min(near, key=lambda x: x[0])[1]
+        if self._lost >= self.lost_patience:  # the target is gone for good: follow someone else
+            return max(dets, key=lambda d: d.area)
+        return None
+
+    # ------------------------------------------------------------------ landmark-carried boxes
+    def _remember(self, box: np.ndarray, pts: np.ndarray) -> None:
+        c, r = _rigid_frame(pts)
+        bc, bwh = (box[:2] + box[2:]) / 2, box[2:] - box[:2]
+        self._box_rel = np.concatenate([(bc - c) / r, bwh / r])
+
+    def _box_from(self, pts: np.ndarray) -> np.ndarray:
+        c, r = _rigid_frame(pts)
+        centre, wh = c + self._box_rel[:2] * r, self._box_rel[2:] * r
+        return np.concatenate([centre - wh / 2, centre + wh / 2]).astype(np.float32)
+
+    def _fit_ok(self, pts: np.ndarray, prev: np.ndarray) -> bool:
+        if not np.isfinite(pts).all():
+            return False
+        c0, r0 = _rigid_frame(prev)
+        c1, r1 = _rigid_frame(pts)
+        return r1 > 1.0 and 0.8 < r1 / max(r0, 1e-6) < 1.25 and float(np.linalg.norm(c1 - c0)) < 0.5 * r0
+
+    # ------------------------------------------------------------------ main loop
+    def process(self, frames: np.ndarray) -> FaceTrack:
+        """Track through a batch (B,H,W,3) uint8 RGB of consecutive frames; call again with the next batch."""
+        frames = np.asarray(frames)
+        out = FaceTrack.empty(len(frames))
+        for i, frame in enumerate(frames):
+            pts = None
+            box = None
+            if self.detect_every > 1 and self._prev_pts is not None and self._since_detect < self.detect_every:
+                box = self._box_from(self._prev_pts)
+                pts = np.asarray(self.backend.landmarks(frame, box), dtype=np.float32)
+                if self._fit_ok(pts, self._prev_pts):
+                    self._since_detect += 1
+                    self._target = box
+                else:
+                    pts = None  # looks lost: detect now
+            if pts is None:
+                self._since_detect = 1
+                det = self._choose(self._detect(frame))
+                if det is None:
+                    self._lost += 1
+                    if self._lost > self.lost_patience:
+                        self._target = None
+                    self._prev_pts = None
+                    continue
+                box = det.box
+                self._target, self._score, self._lost = det.box.copy(), det.score, 0
+                pts = np.asarray(self.backend.landmarks(frame, box), dtype=np.float32)
+                self._remember(box, pts)
+            self._prev_pts = pts
+            out.boxes[i, :4] = box
+            out.boxes[i, 4] = self._score
+            out.landmarks[i] = pts
+            out.mask[i] = True
+        return out

@@ -1,0 +1,71 @@
+"""Backends by name, the dlib detector/predictor on a real frame, the none backend, insightface errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mmfer.errors import MmferError
+from mmfer.faces.align import EYE_LEFT, EYE_RIGHT, MOUTH, NOSE
+from mmfer.faces.base import Detection, FaceBackend, get_backend
+
+
+def _enlarge(box, f=0.25):
+    x0, y0, x1, y1 = box[:4]
+    dx, dy = (x1 - x0) * f, (y1 - y0) * f
+    return np.array([x0 - dx, y0 - dy, x1 + dx, y1 + dy])
+
+
+def _inside(pts, box):
+    return bool(((pts >= box[:2]) & (pts <= box[2:4])).all())
+
+
+def _plausible_face(pts):
+    """Anatomy in image coordinates: eyes above nose tip above mouth, left eye left of right eye."""
+    le, re = pts[EYE_LEFT].mean(0), pts[EYE_RIGHT].mean(0)
+    return le[0] < re[0] and max(le[1], re[1]) < pts[NOSE][-5:].mean(0)[1] < pts[MOUTH].mean(0)[1]
+
+
+def test_get_backend_names_and_cache(dlib_backend):
+    assert get_backend("dlib") is dlib_backend and get_backend("DLIB") is dlib_backend
+    assert isinstance(dlib_backend, FaceBackend) and dlib_backend.name == "dlib"
+    with pytest.raises(MmferError, match=r"unknown face backend 'mtcnn'.*dlib, insightface, none"):
+        get_backend("mtcnn")
+
+
+def test_dlib_detects_and_fits(dlib_backend, clip_frames):
+    frame = clip_frames[0][0]
+    dets = dlib_backend.detect(frame)
+    assert len(dets) == 1 and isinstance(dets[0], Detection)
+    box = dets[0].box
+    assert box.dtype == np.float32 and 60 < box[2] - box[0] < 200 and dets[0].score > 0
+    pts = dlib_backend.landmarks(frame, box)
+    assert pts.shape == (68, 2) and pts.dtype == np.float32
+    assert _inside(pts, _enlarge(box)) and _plausible_face(pts)
+    assert dlib_backend.detect(np.zeros((120, 160, 3), np.uint8)) == []
+    with pytest.raises(ValueError, match="RGB uint8"):
+        dlib_backend.detect(frame.astype(np.float32))
+
+
+def test_none_backend_on_face_crop(dlib_backend, clip_frames):
+    frame = clip_frames[0][0]
+    x0, y0, x1, y1 = _enlarge(dlib_backend.detect(frame)[0].box, 0.05).astype(int)
+    crop = np.ascontiguousarray(frame[y0:y1, x0:x1])
+    backend = get_backend("none")
+    (det,) = backend.detect(crop)
+    np.testing.assert_array_equal(det.box, [0, 0, crop.shape[1] - 1, crop.shape[0] - 1])
+    pts = backend.landmarks(crop, det.box)
+    assert pts.shape == (68, 2) and _plausible_face(pts)
+    assert _inside(pts, _enlarge(det.box, 0.1))
+
+
+def test_insightface_missing_models_message(tmp_path, monkeypatch):
+    missing = tmp_path / "nowhere"
+    monkeypatch.setenv("MMFER_INSIGHTFACE_ROOT", str(missing))
+    with pytest.raises(MmferError, match=rf"{missing} does not exist.*det_10g\.onnx and 1k3d68\.onnx.*MMFER_INSIGHTFACE_ROOT"):
+        get_backend("insightface")
+    (tmp_path / "det_10g.onnx").write_bytes(b"")
+    monkeypatch.setenv("MMFER_INSIGHTFACE_ROOT", str(tmp_path))
+    with pytest.raises(MmferError, match=rf"{tmp_path} has no the 68-point model 1k3d68\.onnx") as err:
+        get_backend("insightface")
+    assert "det_" not in str(err.value).split("has no")[1].split(";")[0]

@@ -1,0 +1,105 @@
+"""Tracking one face through real clips: coverage, landmark quality, batching, gaps, a second bigger face."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from mmfer.faces.track import FaceTrack, FaceTracker, iou
+
+
+def _centres(track):
+    return (track.boxes[:, :2] + track.boxes[:, 2:4]) / 2
+
+
+def test_faces_found_and_landmarks_in_box(clip_tracks, clip_frames):
+    for frames, track in zip(clip_frames, clip_tracks):
+        assert len(track) == len(frames) and track.face_ratio >= 0.9
+        assert track.boxes.shape == (len(frames), 5) and track.landmarks.shape == (len(frames), 68, 2)
+        assert track.boxes.dtype == np.float32 and track.landmarks.dtype == np.float32 and track.mask.dtype == bool
+        for i in np.flatnonzero(track.mask):
+            x0, y0, x1, y1, score = track.boxes[i]
+            pad = 0.25 * (x1 - x0)
+            pts = track.landmarks[i]
+            assert (pts[:, 0] > x0 - pad).all() and (pts[:, 0] < x1 + pad).all()
+            assert (pts[:, 1] > y0 - pad).all() and (pts[:, 1] < y1 + pad).all()
+            assert np.isfinite(score)
+
+
+def test_batches_continue_one_track(clip_frames, clip_tracks, dlib_backend):
+    frames = clip_frames[0]
+    tracker = FaceTracker(dlib_backend)
+    parts = [tracker.process(frames[:5]), tracker.process(frames[5:])]
+    whole = FaceTrack.concat(parts)
+    np.testing.assert_array_equal(whole.mask, clip_tracks[0].mask)
+    np.testing.assert_allclose(whole.landmarks, clip_tracks[0].landmarks)
+    assert len(FaceTrack.concat([])) == 0
+
+
+def test_detect_every_refits_between_detections(clip_frames, clip_tracks, dlib_backend):
+    frames = clip_frames[1]
+    tracker = FaceTracker(dlib_backend, detect_every=3)
+    track = tracker.process(frames)
+    assert tracker.detections_run <= len(frames) // 3 + 2
+    assert track.face_ratio >= 0.9
+    both = track.mask & clip_tracks[1].mask
+    err = np.abs(track.landmarks[both] - clip_tracks[1].landmarks[both]).mean()
+    assert err < 3.0  # carried-box fits agree with fits in freshly detected boxes
+
+
+def test_no_face_frames_stay_in_place(clip_frames, dlib_backend):
+    frames = clip_frames[0][:8].copy()
+    frames[3:5] = 0  # two black frames in the middle
+    for k in (1, 3):
+        track = FaceTracker(dlib_backend, detect_every=k).process(frames)
+        assert len(track) == 8
+        assert track.mask.tolist() == [True] * 3 + [False] * 2 + [True] * 3
+        assert np.isnan(track.landmarks[3:5]).all() and np.isnan(track.boxes[3:5]).all()
+
+
+def _with_bigger_face(frame, box, factor=1.4):
+    """The frame with a bigger copy of its own face pasted to the right of it."""
+    x0, y0, x1, y1 = box[:4].astype(int)
+    m = int(0.1 * (x1 - x0))
+    crop = frame[max(0, y0 - m) : y1 + m, max(0, x0 - m) : x1 + m]
+    big = cv2.resize(crop, None, fx=factor, fy=factor, interpolation=cv2.INTER_LINEAR)
+    out = frame.copy()
+    h, w = big.shape[:2]
+    ox = frame.shape[1] - w - 2
+    oy = max(0, min(frame.shape[0] - h, y0 - m - 30))
+    assert ox > x1, "the pasted face must not cover the original one"
+    out[oy : oy + h, ox : ox + w] = big
+    return out
+
+
+def test_keeps_one_person_when_bigger_face_appears(clip_frames, clip_tracks, dlib_backend):
+    frames = clip_frames[0][:12].copy()
+    ref = clip_tracks[0]
+    for i in range(4, 9):
+        frames[i] = _with_bigger_face(frames[i], ref.boxes[i])
+    # the intruder is a real, larger, detectable face: a fresh tracker starting there picks it
+    fresh = FaceTracker(dlib_backend).process(frames[4:5])
+    assert fresh.mask[0] and iou(fresh.boxes[0], ref.boxes[4]) < 0.1
+    assert fresh.boxes[0, 2] - fresh.boxes[0, 0] > 1.3 * (ref.boxes[4, 2] - ref.boxes[4, 0])
+    for k in (1, 3):
+        track = FaceTracker(dlib_backend, detect_every=k).process(frames)
+        assert track.mask.all()
+        dist = np.linalg.norm(_centres(track) - _centres(ref)[:12], axis=1)
+        assert dist.max() < 15, f"detect_every={k}: jumped to the other face: {dist.round(1)}"
+
+
+def test_switches_after_target_lost_for_a_while(clip_frames, dlib_backend):
+    frames = clip_frames[0][:6]
+    other = np.roll(frames, 180, axis=2)  # the same face, far to the right: "someone else"
+    tracker = FaceTracker(dlib_backend, lost_patience=2)
+    seq = np.concatenate([frames[:2], np.zeros_like(frames[:3]), other[:4]])
+    track = tracker.process(seq)
+    assert track.mask.tolist() == [True] * 2 + [False] * 3 + [True] * 4
+    patient = FaceTracker(dlib_backend, lost_patience=20).process(seq)
+    assert not patient.mask[5:].any()  # still waiting for the first person
+
+
+def test_rejects_bad_settings(dlib_backend):
+    with pytest.raises(ValueError, match="detect_every"):
+        FaceTracker(dlib_backend, detect_every=0)
