@@ -136,6 +136,17 @@ def _batch_size(width: int, height: int) -> int:
     return int(max(1, min(MAX_BATCH, FRAME_BUDGET_BYTES // (width * height * 3))))
 
 
+def _declared_seconds(path: Path) -> float | None:
+    """Duration the container header declares (None if unknown): a cut-off download still declares the full length."""
+    try:
+        import av
+
+        with av.open(str(path)) as c:
+            return c.duration / 1e6 if c.duration else None
+    except Exception:  # noqa: BLE001 - only a hint
+        return None
+
+
 def _failed(rec: ClipRecord, reason: str, t0: float) -> tuple[None, dict[str, Any], ClipRecord]:
     rec.status = "failed"
     rec.reason = reason
@@ -217,6 +228,13 @@ def process_clip(
         warnings.append(f"decoding stopped after {n_frames} frame(s) ({type(e).__name__}: {e})")
 
     warnings.extend(decode_warnings)
+    src_fps = float(getattr(info, "fps", 0.0) or 0.0)
+    declared = _declared_seconds(path)
+    if n_frames and src_fps > 0 and declared and not settings.max_frames and not decode_warnings:
+        decoded = n_frames / float(settings.fps or src_fps)
+        if declared > 1.5 * decoded + 0.5:
+            warnings.append(f"file looks truncated: {n_frames} frame(s) ({decoded:.1f} s) decoded but the "
+                            f"container declares {declared:.1f} s; kept what could be read, re-copy the file")
     if n_frames == 0:
         if decode_warnings:
             return _failed(rec, decode_warnings[0], t0)

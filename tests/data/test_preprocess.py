@@ -1,0 +1,244 @@
+"""`mmfer preprocess` on the real CREMA-D fixtures plus generated bad inputs: cache, manifest, resume, shards."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mmfer.cache import MANIFEST, PreprocessSettings, iter_manifest, load_clip, read_manifest
+from mmfer.cli import main
+from mmfer.data import preprocess as pp
+from mmfer.data.index import index_csv
+from mmfer.labels import EMOTIONS
+
+DLIB = PreprocessSettings(face_backend="dlib")
+NONE = PreprocessSettings(face_backend="none", crop_size=32)
+REAL_PROCESS_CLIP = pp.process_clip
+
+# bad input name -> (expected status, words the reason/warnings must contain)
+BAD = {
+    "empty": ("failed", "empty"),
+    "text": ("failed", "not a video"),
+    "truncated": ("ok|failed", "truncated"),
+    "one_frame": ("ok", "only one video frame"),
+    "silent": ("ok", "no audio"),
+    "audio_only": ("failed", "no video stream"),
+    "uhd": ("ok", "no audio"),
+}
+
+
+def _write_cv2(path: Path, frames: list[np.ndarray], fps: float = 25.0) -> Path:
+    import cv2
+
+    h, w = frames[0].shape[:2]
+    vw = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (w, h))
+    assert vw.isOpened(), f"cannot write {path}"
+    for f in frames:
+        vw.write(np.ascontiguousarray(f[..., ::-1]))
+    vw.release()
+    return path
+
+
+def _fixture_frames(video: Path, n: int) -> list[np.ndarray]:
+    from decord import VideoReader
+
+    vr = VideoReader(str(video))
+    return list(vr.get_batch(list(range(n))).asnumpy())
+
+
+def make_bad_inputs(folder: Path, cremad_videos: list[Path], cremad_audio: list[Path]) -> dict[str, Path]:
+    """Each kind of broken or odd input a corpus can hold, tiny and fast to make."""
+    folder.mkdir(parents=True, exist_ok=True)
+    out = {}
+    out["empty"] = folder / "empty.avi"
+    out["empty"].write_bytes(b"")
+    out["text"] = folder / "text.avi"
+    out["text"].write_text("this is not a video, just text with a video name\n" * 20)
+    data = cremad_videos[0].read_bytes()
+    out["truncated"] = folder / "truncated.flv"
+    out["truncated"].write_bytes(data[: len(data) // 3])
+    frames = _fixture_frames(cremad_videos[1], 12)
+    out["one_frame"] = _write_cv2(folder / "one_frame.avi", frames[:1])
+    out["silent"] = _write_cv2(folder / "silent.avi", frames)
+    out["audio_only"] = folder / "audio_only.mp3"
+    shutil.copy(cremad_audio[0], out["audio_only"])
+    uhd = np.zeros((2160, 3840, 3), np.uint8)
+    uhd[800:1400, 1600:2200] = 128
+    out["uhd"] = _write_cv2(folder / "uhd.avi", [uhd, uhd, uhd])
+    return out
+
+
+def write_list(csv: Path, rows: list[tuple[Path, str, str]]) -> Path:
+    csv.write_text("path,label,split\n" + "".join(f"{p},{lab},{s}\n" for p, lab, s in rows))
+    return csv
+
+
+@pytest.fixture(scope="session")
+def bad_inputs(tmp_path_factory, cremad_videos, cremad_audio) -> dict[str, Path]:
+    return make_bad_inputs(tmp_path_factory.mktemp("bad"), cremad_videos, cremad_audio)
+
+
+@pytest.fixture(scope="session")
+def full_run(tmp_path_factory, cremad_dir, bad_inputs):
+    """One real run (dlib, two workers) over the six fixtures and every bad input."""
+    work = tmp_path_factory.mktemp("run")
+    good = [(e.path.resolve(), e.label, e.split) for e in index_csv(cremad_dir / "clips.csv")]
+    bad = [(p, "", "Test") for p in bad_inputs.values()]
+    csv = write_list(work / "list.csv", good + bad)
+    cache = work / "cache"
+    summary = pp.preprocess(csv, cache, workers=2, settings=DLIB, progress=False)
+    return csv, cache, summary
+
+
+def test_good_clips_cached_with_faces(full_run, cremad_videos):
+    csv, cache, summary = full_run
+    latest = read_manifest(cache)
+    for video in cremad_videos:
+        split = "Train" if any(c in video.stem for c in ("ANG", "DIS", "FEA", "HAP")) else "Val"
+        rec = latest[(split, video.stem)]
+        assert rec.status == "ok", rec.reason
+        assert rec.face_frames >= 0.9 * rec.frames and rec.frames > 30
+        assert 1.5 < rec.audio_seconds < 4.0 and rec.settings_hash == DLIB.hash
+        assert rec.settings["face_backend"] == "dlib" and rec.label in EMOTIONS
+        clip = load_clip(cache, split, video.stem)
+        t = rec.frames
+        assert clip.faces.shape == (t, 112, 112, 3) and clip.faces.dtype == np.uint8
+        assert isinstance(clip.faces, np.memmap)
+        assert clip.landmarks.shape == (t, 68, 2) and clip.boxes.shape == (t, 5) and clip.mask.shape == (t,)
+        assert int(clip.mask.sum()) == rec.face_frames
+        assert np.isnan(clip.landmarks[~clip.mask]).all() and np.isfinite(clip.landmarks[clip.mask]).all()
+        assert clip.faces[clip.mask].mean() > 20  # real crops, not zeros
+        assert clip.audio.dtype == np.float32 and abs(clip.audio.size / 16000 - rec.audio_seconds) < 0.01
+        assert clip.meta["label"] == rec.label and clip.meta["label_map"] == list(EMOTIONS)
+    assert not list(cache.rglob(".tmp-*")) and not list(cache.rglob(".old-*"))
+
+
+def test_bad_inputs_reported_and_run_goes_on(full_run, bad_inputs):
+    csv, cache, summary = full_run
+    latest = read_manifest(cache)
+    assert summary.total == 6 + len(BAD) and summary.done == summary.total
+    for name, (status, words) in BAD.items():
+        rec = latest[("Test", bad_inputs[name].stem)]
+        assert rec.status in status.split("|"), (name, rec)
+        text = (rec.reason + " " + " ".join(rec.warnings)).lower()
+        assert words in text, (name, text)
+        if rec.status == "failed":
+            assert rec.reason and not (cache / "Test" / rec.clip_id).exists()
+            assert any(f.clip_id == rec.clip_id and f.reason == rec.reason for f in summary.failures)
+        else:
+            assert load_clip(cache, "Test", rec.clip_id).num_frames == rec.frames
+    assert latest[("Test", "one_frame")].frames == 1
+    assert latest[("Test", "uhd")].frames == 3 and latest[("Test", "uhd")].face_frames == 0
+    assert load_clip(cache, "Test", "silent").audio.size == 0
+    assert summary.ok == 6 + sum(latest[("Test", p.stem)].status == "ok" for p in bad_inputs.values())
+    assert "failed clips" in summary.table() and "empty" in summary.table()
+
+
+def test_rerun_rewrites_nothing(full_run):
+    csv, cache, _ = full_run
+    manifest = (cache / MANIFEST).read_bytes()
+    stamps = {p: p.stat().st_mtime_ns for p in cache.rglob("*")}
+    again = pp.preprocess(csv, cache, workers=2, settings=DLIB, progress=False)
+    assert again.done == 0 and again.skipped == again.total
+    assert len(again.failures) == sum(r.status == "failed" for r in read_manifest(cache).values())
+    assert (cache / MANIFEST).read_bytes() == manifest
+    assert {p: p.stat().st_mtime_ns for p in cache.rglob("*")} == stamps
+
+
+def test_bad_input_batches_stay_small():
+    assert pp._batch_size(3840, 2160) <= 8 and pp._batch_size(480, 360) == pp.MAX_BATCH
+
+
+@pytest.fixture
+def small_cache(tmp_path, cremad_dir, cremad_videos):
+    """Three fixture clips with the fast no-face backend, for resume tests."""
+    rows = [(p.resolve(), "", s) for p, s in zip(cremad_videos[:3], ("Train", "Train", "Val"))]
+    csv = write_list(tmp_path / "list.csv", rows)
+    cache = tmp_path / "cache"
+    first = pp.preprocess(csv, cache, settings=NONE, progress=False)
+    assert first.ok == 3
+    return csv, cache
+
+
+def _counting(monkeypatch, *, fail_after: int | None = None) -> list[str]:
+    calls: list[str] = []
+    real = REAL_PROCESS_CLIP
+
+    def fake(entry, settings):
+        if fail_after is not None and len(calls) >= fail_after:
+            raise KeyboardInterrupt
+        calls.append(entry.clip_id)
+        return real(entry, settings)
+
+    monkeypatch.setattr(pp, "process_clip", fake)
+    return calls
+
+
+def test_changed_setting_and_deleted_dir_are_redone(small_cache, monkeypatch):
+    csv, cache = small_cache
+    calls = _counting(monkeypatch)
+    shutil.rmtree(cache / "Train" / "1001_DFA_DIS_XX")
+    s = pp.preprocess(csv, cache, settings=NONE, progress=False)
+    assert calls == ["1001_DFA_DIS_XX"] and s.skipped == 2
+    assert load_clip(cache, "Train", "1001_DFA_DIS_XX").faces.shape[1:] == (32, 32, 3)
+    calls.clear()
+    bigger = PreprocessSettings(face_backend="none", crop_size=48)
+    s = pp.preprocess(csv, cache, settings=bigger, progress=False)
+    assert sorted(calls) == ["1001_DFA_ANG_XX", "1001_DFA_DIS_XX", "1001_DFA_FEA_XX"] and s.skipped == 0
+    assert all(r.settings_hash == bigger.hash for r in read_manifest(cache).values())
+    assert load_clip(cache, "Val", "1001_DFA_FEA_XX").faces.shape[1:] == (48, 48, 3)
+    calls.clear()
+    src = Path(index_csv(csv)[0].path)
+    os.utime(src, ns=(src.stat().st_atime_ns, src.stat().st_mtime_ns))  # same mtime: still skipped
+    pp.preprocess(csv, cache, settings=bigger, progress=False)
+    assert calls == []
+
+
+def test_interrupted_run_resumes(tmp_path, cremad_videos, monkeypatch):
+    csv = write_list(tmp_path / "list.csv", [(p.resolve(), "", "Test") for p in cremad_videos])
+    cache = tmp_path / "cache"
+    calls = _counting(monkeypatch, fail_after=2)
+    with pytest.raises(KeyboardInterrupt):
+        pp.preprocess(csv, cache, settings=NONE, progress=False)
+    done = [r.clip_id for r in iter_manifest(cache)]
+    assert done == calls and len(done) == 2
+    assert sorted(p.name for p in (cache / "Test").iterdir()) == sorted(done)
+    calls = _counting(monkeypatch)
+    s = pp.preprocess(csv, cache, settings=NONE, progress=False)
+    assert s.skipped == 2 and s.done == 4 and not set(calls) & set(done)
+    assert len(read_manifest(cache)) == 6
+
+
+def test_shards_cover_every_clip_once(tmp_path, cremad_videos):
+    csv = write_list(tmp_path / "list.csv", [(p.resolve(), "", s) for p in cremad_videos for s in ("Train", "Test")])
+    cache = tmp_path / "cache"
+    a = pp.preprocess(csv, cache, settings=NONE, shard=(0, 2), progress=False)
+    b = pp.preprocess(csv, cache, settings=NONE, shard=(1, 2), progress=False)
+    assert a.total + b.total == 12 and a.total > 0 and b.total > 0
+    records = list(iter_manifest(cache))
+    assert len(records) == 12 and len({(r.split, r.clip_id) for r in records}) == 12
+    assert [pp.shard_of("Train", "x", 4) for _ in range(3)] == [pp.shard_of("Train", "x", 4)] * 3
+    with pytest.raises(Exception, match="0 <= i < n"):
+        pp.parse_shard("2/2")
+
+
+def test_cli_strict_exit_code(tmp_path, cremad_videos, capsys):
+    empty = tmp_path / "empty.mp4"
+    empty.write_bytes(b"")
+    csv = write_list(tmp_path / "list.csv", [(cremad_videos[0].resolve(), "Angry", "Train"), (empty, "", "Test")])
+    args = ["preprocess", str(csv), "--out", str(tmp_path / "c"), "--face-backend", "none", "--crop-size", "32",
+            "--no-progress"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "Test/empty" in out and "empty" in out and "processed" in out
+    assert main(args + ["--strict"]) == 1  # earlier failure still counts
+    assert main(args + ["--retry-failed", "--splits", "Train"]) == 0
+    assert main(["preprocess", str(csv), "--out", str(tmp_path / "c"), "--shard", "3/2"]) == 2
+    rec = read_manifest(tmp_path / "c")[("Train", cremad_videos[0].stem)]
+    assert rec.status == "ok" and json.loads((tmp_path / "c" / "Train" / rec.clip_id / "meta.json").read_text())[
+        "label"] == "Angry"
