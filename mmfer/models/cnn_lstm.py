@@ -56,9 +56,10 @@ class CNNLSTM(nn.Module):
         b, t = x.shape[:2]
         flat = x.reshape(b * t, *x.shape[2:])
         valid = mask.reshape(-1)
-        feats = flat.new_zeros(b * t, self.encoder.out_features)
-        if valid.any():
-            feats = feats.index_put((valid.nonzero(as_tuple=True)[0],), self.encoder(flat[valid]))
+        if not valid.any():
+            return flat.new_zeros(b, t, self.encoder.out_features)
+        enc = self.encoder(flat[valid])  # float16 under autocast: the zeros follow its dtype
+        feats = enc.new_zeros(b * t, enc.shape[-1]).index_put((valid.nonzero(as_tuple=True)[0],), enc)
         return feats.reshape(b, t, -1)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
