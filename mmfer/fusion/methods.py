@@ -14,6 +14,7 @@ import warnings
 from typing import Any, Sequence
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from mmfer.errors import MmferError
 from mmfer.labels import NUM_CLASSES
@@ -298,9 +299,13 @@ class Stacker(Fuser):
             raise MmferError(f"stacker: features={features!r}; expected 'log' or 'prob'")
         self.C, self.features, self.seed = C, features, seed
 
-    def _x(self, stack: np.ndarray) -> np.ndarray:
-        f = np.log(np.clip(stack, EPS, None)) if self.features == "log" else stack
+    def _raw(self, stack: np.ndarray) -> np.ndarray:
+        # log-probabilities floored at 1e-4: near-zero scores otherwise dominate and slow the solver
+        f = np.log(np.clip(stack, 1e-4, None)) if self.features == "log" else stack
         return np.concatenate(list(f), axis=1)
+
+    def _x(self, stack: np.ndarray) -> np.ndarray:
+        return (self._raw(stack) - self.mean_) / self.std_
 
     def fit(self, probs_list, labels):
         from sklearn.linear_model import LogisticRegression
@@ -312,8 +317,11 @@ class Stacker(Fuser):
         if len(self.classes_) < 2:
             self.model = None
         else:
+            raw = self._raw(stack)
+            self.mean_, self.std_ = raw.mean(axis=0), np.maximum(raw.std(axis=0), 1e-6)
             self.model = LogisticRegression(C=self.C, max_iter=2000, random_state=self.seed)
-            with warnings.catch_warnings():
+            # one BLAS thread: these matrices are tiny and threads only add contention
+            with warnings.catch_warnings(), threadpool_limits(1):
                 warnings.simplefilter("ignore")
                 self.model.fit(self._x(stack), y)
         return self
@@ -324,7 +332,8 @@ class Stacker(Fuser):
         if self.model is None:
             out[:, self.classes_[0]] = 1.0
         else:
-            out[:, self.model.classes_] = self.model.predict_proba(self._x(stack))
+            with threadpool_limits(1):
+                out[:, self.model.classes_] = self.model.predict_proba(self._x(stack))
         return _normalise(out)
 
     def params(self):
@@ -332,6 +341,7 @@ class Stacker(Fuser):
             return {"constant_class": int(self.classes_[0])}
         return {"coef": self.model.coef_.tolist(), "intercept": self.model.intercept_.tolist(),
                 "classes": [int(c) for c in self.model.classes_], "features": self.features, "C": self.C,
+                "feature_mean": self.mean_.tolist(), "feature_std": self.std_.tolist(),
                 "feature_order": "branch-major: branch 0 classes 0..6, branch 1 classes 0..6, ..."}
 
 

@@ -1,0 +1,247 @@
+"""Fusion methods on generated scores whose best combination is known."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from mmfer.errors import MmferError
+from mmfer.fusion import (
+    METHODS,
+    FusionModel,
+    PerClassWeights,
+    Stacker,
+    WeightedMean,
+    apply_temperature,
+    branch_name,
+    cross_validate_method,
+    fit_temperature,
+    fuse,
+)
+from mmfer.fusion.methods import candidate_weights, simplex_grid
+from mmfer.labels import EMOTIONS
+from mmfer.scores import read_scores, write_scores
+
+
+def softmax(z: np.ndarray) -> np.ndarray:
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def informative(y: np.ndarray, strength: float, rng: np.random.Generator, *, scale: float = 1.0) -> np.ndarray:
+    logits = rng.normal(size=(len(y), 7))
+    logits[np.arange(len(y)), y] += strength
+    return softmax(scale * logits)
+
+
+def noise(n: int, rng: np.random.Generator) -> np.ndarray:
+    return rng.dirichlet(np.ones(7), size=n)
+
+
+def acc(p: np.ndarray, y: np.ndarray) -> float:
+    return float((p.argmax(1) == y).mean())
+
+
+def known_pair(n: int, rng: np.random.Generator, w: float = 0.3):
+    """Branches A, B with w*A + (1-w)*B = p*, which is right on every clip by a small margin; any other
+    grid weight pushes about half the clips to a wrong class."""
+    y = rng.integers(0, 7, n)
+    j = (y + rng.integers(1, 7, n)) % 7
+    rows = np.arange(n)
+    p = np.full((n, 7), 0.0)
+    p[rows, y], p[rows, j] = 0.30, 0.28
+    rest = (1 - p.sum(1)) / 5
+    p[p == 0] = np.repeat(rest, 5)
+    d = np.zeros((n, 7))
+    s = rng.choice([-1.0, 1.0], n)
+    d[rows, j], d[rows, y] = s * 0.3, -s * 0.3
+    a = p + (1 - w) * d
+    b = p - w * d
+    assert a.min() >= 0 and b.min() >= 0
+    return y, a, b
+
+
+def test_simplex_grid_covers_simplex():
+    g = simplex_grid(3, 0.1)
+    assert len(g) == 66  # C(12, 2)
+    assert np.allclose(g.sum(1), 1)
+    assert g.min() >= 0
+    r = candidate_weights(6, samples=50, seed=1)
+    assert r.shape == (1 + 6 + 50, 6) and np.allclose(r.sum(1), 1)
+    assert np.array_equal(r, candidate_weights(6, samples=50, seed=1))
+
+
+def test_weighted_finds_known_best_weights(rng):
+    y, a, b = known_pair(300, rng, w=0.3)
+    m = WeightedMean().fit([a, b], y)
+    assert np.allclose(m.weights, [0.3, 0.7])
+    assert acc(m.predict([a, b]), y) == 1.0
+    assert acc(a, y) < 0.8 and acc(b, y) < 0.8
+
+
+def test_weighted_ignores_noise_branch(rng):
+    y = rng.integers(0, 7, 400)
+    a, b, c = informative(y, 2.0, rng), noise(400, rng), informative(y, 2.0, rng)
+    m = WeightedMean().fit([a, b, c], y)
+    assert m.weights[1] <= 0.1
+    assert abs(m.weights[0] - m.weights[2]) <= 0.3
+    m_uar = WeightedMean(objective="uar").fit([a, b, c], y)
+    assert m_uar.weights[1] <= 0.1
+
+
+def test_random_search_beyond_four_branches(rng):
+    y = rng.integers(0, 7, 300)
+    branches = [informative(y, 2.0, rng)] + [noise(300, rng) for _ in range(4)]
+    m = WeightedMean(samples=500).fit(branches, y)
+    assert m.params()["search"] == "random"
+    assert m.weights[0] >= 0.6
+    assert acc(m.predict(branches), y) >= acc(branches[0], y)
+
+
+@pytest.mark.parametrize("method", list(METHODS))
+def test_each_method_matches_best_single_branch(method, rng):
+    y = rng.integers(0, 7, 350)
+    branches = [informative(y, s, rng) for s in (1.6, 1.6, 1.9)]
+    best = max(acc(p, y) for p in branches)
+    model = FusionModel(method).fit(branches, y)
+    fused = model.predict(branches)
+    assert fused.shape == (350, 7)
+    assert np.allclose(fused.sum(1), 1)
+    assert acc(fused, y) >= best
+    json.dumps(model.params())  # plain numbers only
+
+
+@pytest.mark.parametrize("method", ["weighted", "per_class", "stacker", "exp_weighted"])
+def test_cross_validated_not_above_in_sample_on_noise(method):
+    for seed in range(3):
+        rng = np.random.default_rng(100 + seed)
+        y = rng.integers(0, 7, 210)
+        branches = [noise(210, rng) for _ in range(3)]
+        model = FusionModel(method, seed=seed).fit(branches, y)
+        in_sample = acc(model.predict(branches), y)
+        cv = cross_validate_method(method, branches, y, folds=5, seed=seed)
+        assert cv["folds"] == 5 and len(cv["fold_accuracy"]) == 5
+        assert cv["accuracy"] <= in_sample
+        assert cv["accuracy"] < 0.3  # chance is 1/7
+
+
+def test_per_class_weights_undo_a_class_bias(rng):
+    y = rng.integers(0, 7, 500)
+    neutral = EMOTIONS.index("Neutral")
+    logits = rng.normal(size=(500, 7))
+    logits[np.arange(500), y] += 2.5
+    logits[:, neutral] += 1.8  # branch A over-predicts Neutral
+    a = softmax(logits)
+    b = informative(y, 1.2, rng)
+    glob = WeightedMean().fit([a, b], y)
+    pc = PerClassWeights().fit([a, b], y)
+    assert pc.weights.shape == (2, 7)
+    assert acc(pc.predict([a, b]), y) > acc(glob.predict([a, b]), y) + 0.02
+    others = np.delete(pc.weights[0], neutral)
+    assert pc.weights[0, neutral] < others.mean()
+
+
+def test_stacker_learns_a_permuted_branch(rng):
+    y = rng.integers(0, 7, 400)
+    perm = np.roll(np.arange(7), 2)
+    a = informative(y, 2.5, rng)[:, perm]  # right information, wrong columns
+    b = noise(400, rng)
+    assert acc(a, y) < 0.1
+    cv_stack = cross_validate_method("stacker", [a, b], y, folds=4, seed=0)
+    cv_weighted = cross_validate_method("weighted", [a, b], y, folds=4, seed=0)
+    assert cv_stack["accuracy"] > 0.7
+    assert cv_weighted["accuracy"] < 0.3
+    assert isinstance(Stacker().fit([a, b], y).params()["coef"], list)
+
+
+def test_temperature_calibration_lowers_nll(rng):
+    y = rng.integers(0, 7, 400)
+    over = informative(y, 1.0, rng, scale=4.0)  # over-confident
+    t = fit_temperature(over, y)
+    assert t > 1.5
+
+    def nll(p):
+        return -np.log(p[np.arange(len(y)), y]).mean()
+
+    assert nll(apply_temperature(over, t)) < nll(over) - 0.1
+    assert np.array_equal(apply_temperature(over, t).argmax(1), over.argmax(1))
+    model = FusionModel("weighted", calibrate=True).fit([over, informative(y, 1.0, rng)], y)
+    assert len(model.params()["temperatures"]) == 2
+
+
+def test_unknown_method_and_bad_labels(rng):
+    with pytest.raises(MmferError, match="unknown method"):
+        FusionModel("median")
+    with pytest.raises(MmferError, match="labels"):
+        WeightedMean().fit([noise(5, rng)], np.array([0, 1, 2, 3]))
+
+
+# ---------------------------------------------------------------- fuse(): files in, files out
+def _write_branch(dirpath, name, split, ids, labels, probs):
+    return write_scores(dirpath / name / f"scores_{split}.csv", ids, labels, probs)
+
+
+def _make_runs(tmp_path, rng, n_val=140, n_test=30):
+    y = rng.integers(0, 7, n_val)
+    val_ids = [f"v{i:04d}" for i in range(n_val)]
+    test_ids = [f"t{i:04d}" for i in range(n_test)]
+    labels = [EMOTIONS[i] for i in y]
+    paths = {"val": [], "test": []}
+    for name, probs in (("audio", noise(n_val, rng)), ("c3d", informative(y, 2.5, rng))):
+        paths["val"].append(_write_branch(tmp_path, name, "Val", val_ids, labels, probs))
+        paths["test"].append(_write_branch(tmp_path, name, "Test", test_ids, [None] * n_test, noise(n_test, rng)))
+    return paths
+
+
+def test_fuse_writes_weights_and_fused_files(tmp_path, rng):
+    paths = _make_runs(tmp_path, rng)
+    out = tmp_path / "fuse"
+    rep = fuse(paths["val"], paths["test"], out=out, method="weighted", folds=4, seed=1)
+    saved = json.loads((out / "weights.json").read_text())
+    assert saved["labels"] == list(EMOTIONS)
+    assert saved["branches"] == ["audio", "c3d"]
+    assert saved["weights"][1] >= 0.8
+    assert set(saved["val_in_sample"]) >= {"accuracy", "uar"}
+    assert set(saved["val_cross_validated"]) >= {"accuracy", "uar", "folds"}
+    assert saved["val_cross_validated"]["folds"] == 4
+    assert "cross" in saved["note"]
+    assert saved["inputs"]["val"] == [str(p) for p in paths["val"]]
+    assert rep["val_in_sample"] == saved["val_in_sample"]
+    fv, ft = read_scores(out / "fused_Val.csv"), read_scores(out / "fused_Test.csv")
+    assert len(fv) == 140 and len(ft) == 30
+    assert fv.labels == read_scores(paths["val"][0]).labels
+    assert abs(saved["val_in_sample"]["accuracy"] - float(np.mean(
+        [p == l for p, l in zip(fv.predictions, fv.labels)]))) < 1e-9
+
+
+def test_fuse_names_and_calibration(tmp_path, rng):
+    paths = _make_runs(tmp_path, rng)
+    rep = fuse(paths["val"], None, out=tmp_path / "f2", method="per_class", names="a,v", calibrate=True, folds=3)
+    assert rep["branches"] == ["a", "v"]
+    assert len(rep["temperatures"]) == 2
+    assert np.array(rep["weights"]).shape == (2, 7)
+    assert not (tmp_path / "f2" / "fused_Test.csv").exists()
+    assert branch_name("runs/c3d/scores_Val.csv") == "c3d"
+    assert branch_name("A_Val.csv") == "A" and branch_name("A_Test.csv") == "A"
+
+
+def test_fuse_rejects_mismatched_files(tmp_path, rng):
+    paths = _make_runs(tmp_path, rng)
+    t = read_scores(paths["val"][1])
+    short = write_scores(tmp_path / "short_Val.csv", t.clip_ids[:-3], t.labels[:-3], t.probs[:-3])
+    with pytest.raises(MmferError, match=r"do not cover the same clips.*v0139"):
+        fuse([paths["val"][0], short], out=tmp_path / "x", names="a,b")
+    flipped = list(t.labels)
+    flipped[5] = "Happy" if flipped[5] != "Happy" else "Sad"
+    bad = write_scores(tmp_path / "bad_Val.csv", t.clip_ids, flipped, t.probs)
+    with pytest.raises(MmferError, match=r"label disagreement.*v0005"):
+        fuse([paths["val"][0], bad], out=tmp_path / "x", names="a,b")
+    with pytest.raises(MmferError, match="same order"):
+        fuse(paths["val"], paths["test"][::-1], out=tmp_path / "x")
+    with pytest.raises(MmferError, match="Test file"):
+        fuse(paths["val"], paths["test"][:1], out=tmp_path / "x")
+    with pytest.raises(MmferError, match="appear twice"):
+        fuse(paths["val"], out=tmp_path / "x", names="a,a")
