@@ -46,7 +46,7 @@ class PreprocessSettings:
     fps: float | None = None  # None keeps the native frame rate; otherwise frames are resampled
     sample_rate: int = 16000
     detect_max_side: int = 320  # frames are downscaled to this longest side for face detection
-    detect_every: int = 1  # run the detector every k frames, track landmarks in between
+    detect_every: int = 3  # run the detector every k frames, re-fit landmarks in a carried box in between
     max_frames: int | None = None  # cap on frames per clip (long movies); None keeps all
 
     def to_dict(self) -> dict[str, Any]:
