@@ -1,0 +1,97 @@
+"""Metrics agree with scikit-learn; missing predictions count wrong; out-of-set labels are excluded."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.metrics import accuracy_score, balanced_accuracy_score, confusion_matrix, f1_score, recall_score
+
+from mmfer.errors import MmferError
+from mmfer.labels import EMOTIONS
+from mmfer.metrics import evaluate, evaluate_file, evaluate_scores, format_confusion, truth_from
+from mmfer.scores import ScoreTable, read_scores, write_scores
+
+
+@pytest.mark.filterwarnings("ignore:y_pred contains classes")
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_agrees_with_sklearn(seed):
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 6, 200)  # class 6 absent from the truth
+    probs = rng.dirichlet(np.ones(7), 200)
+    probs[np.arange(200), y] += rng.random(200) * 0.6
+    pred = probs.argmax(1)
+    m = evaluate([EMOTIONS[i] for i in y], probs)
+    assert m["accuracy"] == pytest.approx(accuracy_score(y, pred))
+    assert m["uar"] == pytest.approx(balanced_accuracy_score(y, pred))
+    assert m["macro_f1"] == pytest.approx(f1_score(y, pred, average="macro"))
+    assert np.array_equal(m["confusion"], confusion_matrix(y, pred, labels=range(7)))
+    rec = recall_score(y, pred, labels=range(6), average=None)
+    assert [m["per_class_recall"][e] for e in EMOTIONS[:6]] == pytest.approx(list(rec))
+    assert m["per_class_recall"]["Surprise"] is None
+    assert m["n"] == 200 and m["missing"] == [] and m["excluded"] == 0
+    # names and indices as predictions give the same result
+    assert evaluate(list(y), [EMOTIONS[i] for i in pred])["accuracy"] == m["accuracy"]
+
+
+def test_missing_counts_wrong_and_out_of_set_excluded():
+    labels = ["Happy", "Sad", "calm", None, "Angry", "Happy"]
+    preds = ["Happy", None, "Sad", "Sad", "Angry", "Sad"]
+    m = evaluate(labels, preds, clip_ids=["a", "b", "c", "d", "e", "f"])
+    assert m["n"] == 4 and m["excluded"] == 2
+    assert m["missing"] == ["b"]
+    assert m["accuracy"] == pytest.approx(2 / 4)
+    assert m["per_class_recall"]["Sad"] == 0.0  # the one Sad clip had no prediction
+    assert m["uar"] == pytest.approx((0.5 + 0.0 + 1.0) / 3)
+    assert np.asarray(m["confusion"]).sum() == 3  # the missing clip is in no cell
+    with pytest.raises(MmferError, match="none of the"):
+        evaluate(["calm", None], ["Happy", "Sad"])
+
+
+def test_evaluate_scores_with_external_truth():
+    table = ScoreTable(["a", "b", "z"], [None, None, None], np.eye(7)[[3, 5, 0]])
+    m = evaluate_scores(table, {"a": "Happy", "b": "Angry", "c": "Fear", "d": None})
+    assert m["n"] == 3 and m["excluded"] == 1
+    assert m["missing"] == ["c"]
+    assert m["accuracy"] == pytest.approx(1 / 3)
+    assert m["not_in_truth"] == 1
+
+
+def test_label_sources(tmp_path, cremad_dir):
+    ids = [p.stem for p in sorted(cremad_dir.glob("*.flv"))]
+    probs = np.eye(7)[[0, 1, 2, 3, 4, 4]]  # the last one (SAD) wrong
+    path = write_scores(tmp_path / "s.csv", ids, [None] * 6, probs)
+    m = evaluate_file(path, labels_from="cremad", png=tmp_path / "c.png")
+    assert m["n"] == 6 and m["accuracy"] == pytest.approx(5 / 6)
+    assert (tmp_path / "c.png").read_bytes()[:4] == b"\x89PNG"
+
+    rav = ["01-01-05-01-01-01-01", "01-01-02-01-01-01-01", "01-01-03-02-01-01-02"]  # angry, calm, happy
+    path = write_scores(tmp_path / "r.csv", rav, [None] * 3, np.eye(7)[[0, 4, 4]])
+    m = evaluate_file(path, labels_from="ravdess")
+    assert m["excluded"] == 1 and m["n"] == 2 and m["accuracy"] == 0.5
+
+    # folder labels under --root: unscored videos count as missing, calm folders are excluded
+    for rel in ("Happy/x1.avi", "Sad/x2.avi", "Sad/x3.avi", "calm/x4.avi"):
+        (tmp_path / "root" / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "root" / rel).write_bytes(b"")
+    path = write_scores(tmp_path / "f.csv", ["x1", "x2", "x4"], [None] * 3, np.eye(7)[[3, 5, 0]])
+    m = evaluate_file(path, labels_from="folder", root=tmp_path / "root")
+    assert m["n"] == 3 and m["excluded"] == 1 and m["missing"] == ["x3"]
+    assert m["accuracy"] == pytest.approx(2 / 3)
+
+    truth_csv = tmp_path / "truth.csv"
+    truth_csv.write_text("clip_id,label\nx1,happy\nx2,anger\n")
+    assert truth_from(str(truth_csv), table=read_scores(path)) == {"x1": "Happy", "x2": "Angry"}
+    with pytest.raises(MmferError, match="needs --root"):
+        truth_from("folder", table=read_scores(path))
+    with pytest.raises(MmferError, match="not one of"):
+        truth_from("nowhere.csv", table=read_scores(path))
+
+
+def test_format_confusion():
+    conf = np.zeros((7, 7), dtype=int)
+    conf[3, 3], conf[3, 5] = 8, 2
+    text = format_confusion(conf)
+    lines = text.splitlines()
+    assert len(lines) == 8
+    assert lines[4].startswith("Happy") and "0.800" in lines[4]
+    assert lines[1].startswith("Angry") and lines[1].rstrip().endswith("-")

@@ -1,0 +1,124 @@
+"""EmotiW zip: round trip, refusal to write incomplete submissions, and every defect the checker knows."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+
+import numpy as np
+import pytest
+
+from mmfer.cache import ClipRecord, append_manifest
+from mmfer.errors import MmferError
+from mmfer.labels import EMOTIONS
+from mmfer.scores import write_scores
+from mmfer.submission import check_submission, class_prior, index_clip_ids, write_submission
+from mmfer.scores import read_scores
+
+IDS = [f"{i:06d}" for i in range(12)]
+
+
+@pytest.fixture
+def test_dir(tmp_path):
+    d = tmp_path / "Test"
+    d.mkdir()
+    for cid in IDS:
+        (d / f"{cid}.avi").write_bytes(b"")  # indexing looks at names only
+    return d
+
+
+@pytest.fixture
+def fused(tmp_path):
+    rng = np.random.default_rng(0)
+    return write_scores(tmp_path / "fuse" / "fused_Test.csv", IDS, [None] * len(IDS), rng.dirichlet(np.ones(7), len(IDS)))
+
+
+def _zip(path, files: dict[str, str]):
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, text in files.items():
+            zf.writestr(name, text)
+    return path
+
+
+def test_round_trip(tmp_path, test_dir, fused):
+    rep = write_submission(fused, index=test_dir, out_zip=tmp_path / "team.zip")
+    assert rep["problems"] == [] and rep["clips"] == 12 and rep["filled"] == {}
+    expected = read_scores(fused).predictions
+    with zipfile.ZipFile(tmp_path / "team.zip") as zf:
+        assert sorted(zf.namelist()) == [f"{c}.txt" for c in IDS]
+        assert [zf.read(f"{c}.txt").decode() for c in IDS] == expected
+    assert check_submission(tmp_path / "team.zip", index=test_dir) == []
+    # an AFEW root works as the index too (its Test/ folder)
+    assert check_submission(tmp_path / "team.zip", index=test_dir.parent) == []
+    assert sum(rep["prediction_counts"].values()) == 12
+
+
+def test_refuses_incomplete_then_fills_from_prior_or_scores(tmp_path, test_dir, fused):
+    t = read_scores(fused)
+    partial = write_scores(tmp_path / "partial.csv", t.clip_ids[2:] + ["stray"], [None] * 11,
+                           np.vstack([t.probs[2:], np.eye(7)[:1]]))
+    with pytest.raises(MmferError, match=r"no prediction for 2 of 12.*000000, 000001.*Refusing"):
+        write_submission(partial, index=test_dir, out_zip=tmp_path / "a.zip")
+    assert not (tmp_path / "a.zip").exists()
+    prior = np.array([0.1, 0.0, 0.0, 0.5, 0.3, 0.1, 0.0])
+    rep = write_submission(partial, index=test_dir, out_zip=tmp_path / "a.zip", fallback_probs=prior)
+    assert set(rep["filled"]) == {"000000", "000001"} and "prior" in rep["filled"]["000000"]
+    assert rep["left_out_not_in_index"] == ["stray"]
+    assert rep["problems"] == []
+    with zipfile.ZipFile(tmp_path / "a.zip") as zf:
+        assert zf.read("000000.txt").decode() == "Happy"
+        assert "stray.txt" not in zf.namelist()
+    audio = write_scores(tmp_path / "audio_Test.csv", IDS, [None] * 12, np.eye(7)[[5] * 12])
+    rep = write_submission(partial, index=test_dir, out_zip=tmp_path / "b.zip", fallback_probs=audio)
+    with zipfile.ZipFile(tmp_path / "b.zip") as zf:
+        assert zf.read("000001.txt").decode() == "Sad"
+    assert json.dumps(rep)
+
+
+def test_manifest_index_reports_failed_clips(tmp_path, fused):
+    cache = tmp_path / "cache"
+    for i, cid in enumerate(IDS):
+        append_manifest(cache, ClipRecord(cid, "Test", None, f"/x/{cid}.avi", "failed" if i == 3 else "ok",
+                                          reason="no faces" if i == 3 else ""))
+    append_manifest(cache, ClipRecord("valclip", "Val", "Happy", "/x/v.avi", "ok"))
+    ids, notes = index_clip_ids(cache)
+    assert ids == IDS and notes == {"000003": "preprocessing failed: no faces"}
+    rep = write_submission(fused, index=cache / "manifest.jsonl", out_zip=tmp_path / "c.zip")
+    assert rep["failed_preprocessing"] == ["000003"] and rep["problems"] == []
+
+
+def test_checker_catches_each_defect(tmp_path, test_dir):
+    good = {f"{c}.txt": "Neutral\n" for c in IDS}  # a trailing newline is accepted
+    assert check_submission(_zip(tmp_path / "ok.zip", good), index=test_dir) == []
+
+    missing = dict(good)
+    del missing["000004.txt"]
+    (p,) = check_submission(_zip(tmp_path / "m.zip", missing), index=test_dir)
+    assert "missing 1 of 12" in p and "000004" in p
+
+    extra = {**good, "999999.txt": "Happy"}
+    (p,) = check_submission(_zip(tmp_path / "e.zip", extra), index=test_dir)
+    assert "extra" in p and "999999" in p
+
+    bad = {**good, "000002.txt": "happy", "000003.txt": "Joyful"}
+    probs = check_submission(_zip(tmp_path / "b.zip", bad), index=test_dir)
+    assert len(probs) == 2 and "write exactly 'Happy'" in probs[0] and "'Joyful'" in probs[1]
+
+    nested = {f"team/{c}.txt": "Happy" for c in IDS}
+    probs = check_submission(_zip(tmp_path / "n.zip", nested), index=test_dir)
+    assert probs[0].startswith("bad layout") and any("missing 12" in p for p in probs)
+
+    stray = {**good, "notes.md": "hello"}
+    (p,) = check_submission(_zip(tmp_path / "s.zip", stray), index=test_dir)
+    assert "unexpected file" in p
+
+    (tmp_path / "notzip.zip").write_text("just text")
+    assert check_submission(tmp_path / "notzip.zip", index=test_dir) == [f"{tmp_path / 'notzip.zip'}: not a zip archive"]
+    assert "no such file" in check_submission(tmp_path / "absent.zip", index=test_dir)[0]
+
+
+def test_class_prior(fused):
+    t = read_scores(fused)
+    assert class_prior(t) == pytest.approx(t.probs.mean(0))
+    t.labels = ["Happy"] * 10 + ["Sad"] * 2
+    assert class_prior(t)[EMOTIONS.index("Happy")] == pytest.approx(10 / 12)
