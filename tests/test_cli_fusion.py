@@ -1,0 +1,99 @@
+"""`mmfer fuse / submit / evaluate / ablate` through mmfer.cli.main: exit codes and output."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+
+import numpy as np
+import pytest
+
+from mmfer.cli import main
+from mmfer.labels import EMOTIONS
+from mmfer.scores import read_scores, write_scores
+
+
+@pytest.fixture
+def runs(tmp_path):
+    rng = np.random.default_rng(7)
+    n, nt = 120, 15
+    y = rng.integers(0, 7, n)
+    test_ids = [f"clip{i:03d}" for i in range(nt)]
+    (tmp_path / "Test").mkdir()
+    for cid in test_ids:
+        (tmp_path / "Test" / f"{cid}.mp4").write_bytes(b"")
+    val, test = [], []
+    for name, strength in (("audio_cnn", 0.8), ("c3d", 2.5)):
+        logits = rng.normal(size=(n, 7))
+        logits[np.arange(n), y] += strength
+        p = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+        val.append(str(write_scores(tmp_path / name / "scores_Val.csv", [f"v{i}" for i in range(n)],
+                                    [EMOTIONS[i] for i in y], p)))
+        test.append(str(write_scores(tmp_path / name / "scores_Test.csv", test_ids, [None] * nt,
+                                     rng.dirichlet(np.ones(7), nt))))
+    return tmp_path, val, test
+
+
+def test_fuse_submit_check_evaluate(runs, capsys):
+    root, val, test = runs
+    out = root / "fuse"
+    assert main(["fuse", "--val", *val, "--test", *test, "--out", str(out), "--folds", "3", "--method", "weighted"]) == 0
+    text = capsys.readouterr().out
+    assert "cross-validated" in text and "in-sample" in text
+    w = json.loads((out / "weights.json").read_text())
+    assert w["branches"] == ["audio_cnn", "c3d"]
+
+    zip_path = root / "team.zip"
+    assert main(["submit", str(out / "fused_Test.csv"), "--index", str(root / "Test"), "--out", str(zip_path)]) == 0
+    assert "check: OK" in capsys.readouterr().out
+    assert main(["submit", "--check", str(zip_path), "--index", str(root / "Test")]) == 0
+    assert "OK" in capsys.readouterr().out
+
+    with zipfile.ZipFile(root / "bad.zip", "w") as zf:
+        zf.writestr("sub/clip000.txt", "happy")
+    assert main(["submit", "--check", str(root / "bad.zip"), "--index", str(root / "Test"), "--json"]) == 1
+    rep = json.loads(capsys.readouterr().out)
+    assert rep["ok"] is False and any("layout" in p for p in rep["problems"])
+
+    assert main(["evaluate", str(out / "fused_Val.csv"), "--json", "--png", str(root / "cm.png")]) == 0
+    m = json.loads(capsys.readouterr().out)
+    assert {"accuracy", "uar", "n", "missing"} <= set(m)
+    assert m["n"] == 120 and m["missing"] == []
+    assert m["accuracy"] == pytest.approx(w["val_in_sample"]["accuracy"])
+    assert (root / "cm.png").is_file()
+    assert main(["evaluate", str(out / "fused_Val.csv")]) == 0
+    assert "mean class accuracy" in capsys.readouterr().out
+
+
+def test_submit_refuses_incomplete_and_fills_prior(runs, capsys):
+    root, val, test = runs
+    t = read_scores(test[1])
+    part = write_scores(root / "fuse" / "fused_Test.csv", t.clip_ids[1:], t.labels[1:], t.probs[1:])
+    write_scores(root / "fuse" / "fused_Val.csv", ["a", "b", "c"], ["Sad", "Sad", "Happy"], np.eye(7)[[0, 0, 0]])
+    assert main(["submit", str(part), "--index", str(root / "Test"), "--out", str(root / "x.zip")]) == 2
+    err = capsys.readouterr().err
+    assert "clip000" in err and "Refusing" in err and not (root / "x.zip").exists()
+    assert main(["submit", str(part), "--index", str(root / "Test"), "--out", str(root / "x.zip"),
+                 "--fill-missing", "prior"]) == 0
+    assert "filled clip000" in capsys.readouterr().out
+    with zipfile.ZipFile(root / "x.zip") as zf:
+        assert zf.read("clip000.txt").decode() == "Sad"  # the Val label prior's top class
+
+
+def test_errors_exit_2(runs, capsys):
+    root, val, test = runs
+    assert main(["fuse", "--val", *val, "--test", test[0], "--out", str(root / "f")]) == 2
+    assert "Test file" in capsys.readouterr().err
+    assert main(["evaluate", str(root / "nope.csv")]) == 2
+    assert "not found" in capsys.readouterr().err
+    assert main(["submit", "--index", str(root / "Test")]) == 2
+
+
+def test_ablate_cli(runs, capsys):
+    root, val, _ = runs
+    out = root / "abl"
+    assert main(["ablate", "--val", *val, "--out", str(out), "--folds", "3", "--names", "audio,video",
+                 "--method", "mean"]) == 0
+    text = capsys.readouterr().out
+    assert "audio+video" in text
+    assert (out / "ablation.csv").is_file() and (out / "ablation.png").is_file()
