@@ -81,6 +81,7 @@ class FaceTracker:
         detect_every: int = 1,
         lost_patience: int = 15,
         min_iou: float = 0.3,
+        retry_max_side: int | None = None,
     ):
         if detect_every < 1:
             raise ValueError(f"detect_every must be >= 1, got {detect_every}")
@@ -89,6 +90,9 @@ class FaceTracker:
         self.detect_every = int(detect_every)
         self.lost_patience = int(lost_patience)
         self.min_iou = float(min_iou)
+        # a miss at detect_max_side is retried at this longest side (small faces in big frames, e.g. AFEW
+        # 720x576 with faces under ~180 px); 0 turns the retry off
+        self.retry_max_side = 4 * self.detect_max_side if retry_max_side is None else int(retry_max_side)
         self.reset()
 
     def reset(self) -> None:
@@ -103,16 +107,22 @@ class FaceTracker:
 
     # ------------------------------------------------------------------ detection and target choice
     def _detect(self, frame: np.ndarray) -> list[Detection]:
+        dets, scale = self._detect_at(frame, self.detect_max_side)
+        if not dets and scale < 1.0 and self.retry_max_side > self.detect_max_side:
+            dets, _ = self._detect_at(frame, self.retry_max_side)
+        return dets
+
+    def _detect_at(self, frame: np.ndarray, max_side: int) -> tuple[list[Detection], float]:
         import cv2
 
         h, w = frame.shape[:2]
-        scale = min(1.0, self.detect_max_side / max(h, w)) if self.detect_max_side > 0 else 1.0
+        scale = min(1.0, max_side / max(h, w)) if max_side > 0 else 1.0
         small = frame
         if scale < 1.0:
             small = cv2.resize(frame, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
         self.detections_run += 1
         dets = self.backend.detect(small)
-        return [Detection(d.box / scale, d.score) for d in dets] if scale < 1.0 else dets
+        return ([Detection(d.box / scale, d.score) for d in dets] if scale < 1.0 else dets), scale
 
     def _choose(self, dets: list[Detection]) -> Detection | None:
         if not dets:

@@ -103,3 +103,15 @@ def test_switches_after_target_lost_for_a_while(clip_frames, dlib_backend):
 def test_rejects_bad_settings(dlib_backend):
     with pytest.raises(ValueError, match="detect_every"):
         FaceTracker(dlib_backend, detect_every=0)
+
+
+def test_small_face_in_big_frame_found_by_retry(clip_frames, dlib_backend):
+    frame = clip_frames[0][0]
+    canvas = np.zeros((1, 900, 1200, 3), np.uint8)
+    canvas[0, 500:860, 700:1180] = frame  # the 104 px face becomes 28 px at detect_max_side=320
+    without = FaceTracker(dlib_backend, retry_max_side=0).process(canvas)
+    assert not without.mask[0]
+    track = FaceTracker(dlib_backend).process(canvas)
+    assert track.mask[0]
+    x0, y0, x1, y1, _ = track.boxes[0]
+    assert 700 < x0 < x1 < 1180 and 500 < y0 < y1 < 860 and x1 - x0 > 60
