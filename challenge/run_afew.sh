@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# AFEW root -> EmotiW submission zip, end to end:
+#   preprocess (faces, landmarks, audio) -> train the four branches -> fuse on Val -> submit -> check.
+#
+# Usage:  challenge/run_afew.sh /data/AFEW [WORK_DIR] [TEAM_NAME]
+#   AFEW root layout: Train/<Emotion>/<clip>.avi, Val/<Emotion>/<clip>.avi, Test/<clip>.avi
+# Every step resumes: re-running skips clips already cached and keeps finished runs
+# (delete a RUNS/<branch> folder to retrain that branch).
+set -euo pipefail
+
+AFEW_ROOT=${1:?usage: $0 AFEW_ROOT [WORK_DIR] [TEAM_NAME]}
+WORK=${2:-work_afew}
+TEAM=${3:-team}
+CONFIGS=${CONFIGS:-configs}                 # where c3d.yaml, cnn_lstm.yaml, ... live
+BRANCHES=${BRANCHES:-"c3d cnn_lstm landmark_brnn audio_cnn"}
+WORKERS=${WORKERS:-0}                       # preprocessing workers, 0 = one per CPU core
+FUSION=${FUSION:-weighted}                  # majority | mean | weighted | per_class | exp_weighted | stacker
+FOLDS=${FOLDS:-5}
+SEED=${SEED:-0}
+
+CACHE="$WORK/cache"
+RUNS="$WORK/runs"
+FUSE="$WORK/fuse"
+ZIP="$WORK/$TEAM.zip"
+mkdir -p "$WORK" "$RUNS"
+
+echo "== 1/5 preprocess $AFEW_ROOT -> $CACHE"
+mmfer preprocess "$AFEW_ROOT" --out "$CACHE" --workers "$WORKERS"
+
+echo "== 2/5 train branches: $BRANCHES"
+VAL=()
+TEST=()
+for b in $BRANCHES; do
+    run="$RUNS/$b"
+    if [[ -f "$run/scores_Val.csv" && -f "$run/scores_Test.csv" ]]; then
+        echo "   $b: scores exist in $run, skipping (delete the folder to retrain)"
+    else
+        mmfer train "$CONFIGS/$b.yaml" --data "$CACHE" --out "$run"
+    fi
+    VAL+=("$run/scores_Val.csv")
+    TEST+=("$run/scores_Test.csv")
+done
+
+echo "== 3/5 fuse ($FUSION, tuned on Val; cross-validated estimate over $FOLDS folds)"
+mmfer fuse --val "${VAL[@]}" --test "${TEST[@]}" --out "$FUSE" \
+    --method "$FUSION" --folds "$FOLDS" --seed "$SEED"
+mmfer ablate --val "${VAL[@]}" --out "$WORK/ablation" --method "$FUSION" --folds "$FOLDS" --seed "$SEED"
+mmfer evaluate "$FUSE/fused_Val.csv" --png "$FUSE/confusion_Val.png"
+
+echo "== 4/5 submit -> $ZIP"
+# Every Test clip gets a prediction: branches score clips whose faces failed with the audio they
+# have (or uniform scores), and --fill-missing prior covers anything still absent (each is reported).
+mmfer submit "$FUSE/fused_Test.csv" --index "$CACHE" --out "$ZIP" --fill-missing prior
+
+echo "== 5/5 check $ZIP against $AFEW_ROOT/Test"
+mmfer submit --check "$ZIP" --index "$AFEW_ROOT"
+echo "done: $ZIP (report the cross-validated Val figure from $FUSE/weights.json)"
