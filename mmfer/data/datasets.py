@@ -84,8 +84,14 @@ class CacheDataset(Dataset):
         self.items: list[tuple[int, int]] = [(i, 0) for i in range(len(self.records))]
 
     def _load(self, clip: int):
+        # evaluation reads several windows of one clip in a row: keep the last clip's maps open
+        last = getattr(self, "_last", None)
+        if last is not None and last[0] == clip:
+            return last[1]
         rec = self.records[clip]
-        return load_clip(self.cache, rec.split, rec.clip_id, mmap=True)
+        c = load_clip(self.cache, rec.split, rec.clip_id, mmap=True)
+        self._last = (clip, c)
+        return c
 
     def _make(self, clip: int, sub: int, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor | None]:
         raise NotImplementedError

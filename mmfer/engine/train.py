@@ -179,6 +179,26 @@ def _config_differences(saved: dict[str, Any], current: dict[str, Any], prefix: 
     return out
 
 
+def check_consistency(config: TrainConfig, settings: Any, kind: str) -> None:
+    """Catch model/data mismatches before training, naming both keys (else they surface as shape errors)."""
+    kw, d, where = dict(config.model.kwargs), config.data, f"config {config.name!r}"
+    size = d.image_size or settings.crop_size
+    problems = []
+    if kind in ("face_window", "face_sequence") and kw.get("in_channels", 3) != (1 if d.grayscale else 3):
+        problems.append(f"model.kwargs.in_channels={kw.get('in_channels', 3)} but data.grayscale={d.grayscale} "
+                        f"(use in_channels {1 if d.grayscale else 3})")
+    if kind == "face_window":
+        if kw.get("clip_len", 16) != d.clip_len:
+            problems.append(f"model.kwargs.clip_len={kw.get('clip_len', 16)} but data.clip_len={d.clip_len}")
+        if kw.get("input_size", 112) != size:
+            problems.append(f"model.kwargs.input_size={kw.get('input_size', 112)} but faces are {size} px "
+                            f"(data.image_size={d.image_size}, cache crop_size={settings.crop_size})")
+    if kind == "logmel" and kw.get("n_mels", 64) != d.n_mels:
+        problems.append(f"model.kwargs.n_mels={kw.get('n_mels', 64)} but data.n_mels={d.n_mels}")
+    if problems:
+        raise MmferError(f"{where}: {'; '.join(problems)}")
+
+
 def _load_encoder(model: nn.Module, path: str) -> None:
     """Two-stage fine-tuning: copy a face model's encoder (e.g. trained on FER2013) into this model."""
     from mmfer.models.face_frame import load_encoder_from
@@ -296,6 +316,7 @@ def train(
     if kind not in DATASETS:
         raise MmferError(f"model {config.model.name!r} eats {kind!r} input, which `mmfer train` cannot feed from a "
                          f"video cache (known: {', '.join(DATASETS)})")
+    check_consistency(config, settings, kind)
     if config.init.encoder_from and ckpt is None:
         _load_encoder(model, config.init.encoder_from)
 
