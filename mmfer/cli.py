@@ -26,24 +26,30 @@ def _add_preprocess(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="cache folder (created; manifest.jsonl inside)")
     p.add_argument("--splits", default=None, help="comma list, e.g. Train,Val (default: all present)")
     p.add_argument("--workers", type=int, default=1, help="parallel clip workers (0 = one per CPU core)")
-    p.add_argument("--face-backend", default="dlib", choices=("dlib", "insightface", "none"))
-    p.add_argument("--crop-size", type=int, default=112, help="aligned face crop side in pixels")
-    p.add_argument("--fps", type=float, default=None, help="resample video to this frame rate (default: native)")
-    p.add_argument("--detect-every", type=int, default=1, help="run the face detector every K frames")
-    p.add_argument("--detect-max-side", type=int, default=320, help="longest side of frames given to the detector")
-    p.add_argument("--max-frames", type=int, default=None, help="cap on frames per clip")
+    from mmfer.cache import PreprocessSettings
+
+    d = PreprocessSettings()  # one source of defaults for the CLI and the library
+    p.add_argument("--face-backend", default=d.face_backend, choices=("dlib", "insightface", "none"))
+    p.add_argument("--crop-size", type=int, default=d.crop_size, help="aligned face crop side in pixels")
+    p.add_argument("--fps", type=float, default=d.fps, help="resample video to this frame rate (default: native)")
+    p.add_argument("--detect-every", type=int, default=d.detect_every,
+                   help=f"run the face detector every K frames, track landmarks in between (default {d.detect_every})")
+    p.add_argument("--detect-max-side", type=int, default=d.detect_max_side,
+                   help=f"longest side of frames given to the detector (default {d.detect_max_side})")
+    p.add_argument("--max-frames", type=int, default=d.max_frames, help="cap on frames per clip")
     p.add_argument("--shard", default="0/1", help="i/n: process only shard i of n (split work across machines)")
     p.add_argument("--strict", action="store_true", help="exit code 1 if any clip failed")
     p.add_argument("--retry-failed", action="store_true", help="redo clips that failed in an earlier run")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     def run(args: argparse.Namespace) -> int:
-        from mmfer.cache import PreprocessSettings
         from mmfer.data.preprocess import parse_shard, preprocess
 
         for name in ("crop_size", "detect_every", "detect_max_side"):
             if getattr(args, name) < 1:
                 raise MmferError(f"--{name.replace('_', '-')} {getattr(args, name)}: must be at least 1")
+        if args.max_frames is not None and args.max_frames < 1:
+            raise MmferError(f"--max-frames {args.max_frames}: must be at least 1 (or left out for all frames)")
         if args.fps is not None and args.fps <= 0:
             raise MmferError(f"--fps {args.fps}: must be positive (or left out for the native rate)")
         settings = PreprocessSettings(
@@ -68,12 +74,47 @@ def _add_preprocess(sub: argparse._SubParsersAction) -> None:
 # ---------------------------------------------------------------- train / scores (issue 3)
 def _add_train(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train one branch from a config")
-    p.set_defaults(func=_not_ready("train"))
+    p.add_argument("config", metavar="CONFIG", help="train config YAML, e.g. configs/c3d.yaml")
+    p.add_argument("--data", required=True, metavar="CACHE", help="cache made by `mmfer preprocess`")
+    p.add_argument("--out", required=True, metavar="RUN", help="run directory (checkpoints, logs, scores)")
+    p.add_argument("--epochs", type=int, default=None, metavar="N", help="override optim.epochs of the config")
+    p.add_argument("--resume", action="store_true", help="continue RUN/last.pt exactly where it stopped")
+    p.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:1 (default: the config's device)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars (log lines only)")
+
+    def run(args: argparse.Namespace) -> int:
+        from mmfer.engine.config import load_train_config
+        from mmfer.engine.train import train
+
+        result = train(load_train_config(args.config), data=args.data, out=args.out, epochs=args.epochs,
+                       resume=args.resume, device=args.device, progress=not args.no_progress)
+        best = result["best"]
+        if best:
+            print(f"best epoch {best['epoch']}: Val accuracy {best['val_accuracy']:.4f}, uar {best['val_uar']:.4f}"
+                  f" -> {result['best_checkpoint']}")
+        for split, path in result["scores"].items():
+            print(f"scores {split}: {path}")
+        return 0
+
+    p.set_defaults(func=run)
 
 
 def _add_scores(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("scores", help="write per-clip class scores of a trained run")
-    p.set_defaults(func=_not_ready("scores"))
+    p.add_argument("run", metavar="RUN", help="run directory (uses best.pt) or a checkpoint file")
+    p.add_argument("--data", required=True, metavar="CACHE", help="cache made with the run's preprocessing settings")
+    p.add_argument("--split", default="Val", help="split to score (default Val)")
+    p.add_argument("--out", default=None, metavar="FILE", help="output CSV (default RUN/scores_<split>.csv)")
+    p.add_argument("--device", default=None, help="auto | cpu | cuda (default: the run's device)")
+
+    def run(args: argparse.Namespace) -> int:
+        from mmfer.engine.scoring import score_split
+
+        path = score_split(args.run, data=args.data, split=args.split, out=args.out, device=args.device)
+        print(f"scores {args.split}: {path}")
+        return 0
+
+    p.set_defaults(func=run)
 
 
 # ---------------------------------------------------------------- fuse / submit / evaluate / ablate (issue 4)

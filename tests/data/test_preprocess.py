@@ -17,7 +17,7 @@ from mmfer.data.index import index_csv
 from mmfer.labels import EMOTIONS
 
 DLIB = PreprocessSettings(face_backend="dlib")
-NONE = PreprocessSettings(face_backend="none", crop_size=32)
+NONE = PreprocessSettings(face_backend="none", crop_size=32, max_frames=8)  # fast: resume logic only
 REAL_PROCESS_CLIP = pp.process_clip
 
 # bad input name -> (expected status, words the reason/warnings must contain)
@@ -187,7 +187,7 @@ def test_changed_setting_and_deleted_dir_are_redone(small_cache, monkeypatch):
     assert calls == ["1001_DFA_DIS_XX"] and s.skipped == 2
     assert load_clip(cache, "Train", "1001_DFA_DIS_XX").faces.shape[1:] == (32, 32, 3)
     calls.clear()
-    bigger = PreprocessSettings(face_backend="none", crop_size=48)
+    bigger = PreprocessSettings(face_backend="none", crop_size=48, max_frames=8)
     s = pp.preprocess(csv, cache, settings=bigger, progress=False)
     assert sorted(calls) == ["1001_DFA_ANG_XX", "1001_DFA_DIS_XX", "1001_DFA_FEA_XX"] and s.skipped == 0
     assert all(r.settings_hash == bigger.hash for r in read_manifest(cache).values())
@@ -231,7 +231,7 @@ def test_cli_strict_exit_code(tmp_path, cremad_videos, capsys):
     empty = tmp_path / "empty.mp4"
     empty.write_bytes(b"")
     csv = write_list(tmp_path / "list.csv", [(cremad_videos[0].resolve(), "Angry", "Train"), (empty, "", "Test")])
-    args = ["preprocess", str(csv), "--out", str(tmp_path / "c"), "--face-backend", "none", "--crop-size", "32",
+    args = ["preprocess", str(csv), "--out", str(tmp_path / "c"), "--face-backend", "none", "--crop-size", "32", "--max-frames", "4",
             "--no-progress"]
     assert main(args) == 0
     out = capsys.readouterr().out
@@ -242,3 +242,34 @@ def test_cli_strict_exit_code(tmp_path, cremad_videos, capsys):
     rec = read_manifest(tmp_path / "c")[("Train", cremad_videos[0].stem)]
     assert rec.status == "ok" and json.loads((tmp_path / "c" / "Train" / rec.clip_id / "meta.json").read_text())[
         "label"] == "Angry"
+
+
+def test_ctrl_c_with_workers_stops_cleanly_and_resumes(tmp_path, cremad_videos):
+    """A real SIGINT to a 2-worker `mmfer preprocess`: exit 130, a resume hint, no half-written clip."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    csv = write_list(tmp_path / "list.csv", [(p.resolve(), "", s) for p in cremad_videos[:3] for s in ("Train", "Val")])
+    cache = tmp_path / "cache"
+    cmd = [sys.executable, "-m", "mmfer", "preprocess", str(csv), "--out", str(cache), "--workers", "2",
+           "--face-backend", "none", "--crop-size", "32", "--max-frames", "30", "--no-progress"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    deadline = time.time() + 60
+    while not (cache / MANIFEST).exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    done = {(r.split, r.clip_id) for r in iter_manifest(cache)}
+    if proc.returncode == 130:  # (on a very fast machine the run may finish before the signal lands)
+        assert "again to resume" in err and 1 <= len(done) < 6
+    else:
+        assert proc.returncode == 0 and len(done) == 6
+    assert not list(cache.rglob(".tmp-*"))
+    for split, clip_id in done:
+        assert (cache / split / clip_id / "meta.json").is_file()
+    s = pp.preprocess(csv, cache, settings=PreprocessSettings(face_backend="none", crop_size=32, max_frames=30),
+                      progress=False)
+    assert s.skipped == len(done) and s.done == 6 - len(done) and len(read_manifest(cache)) == 6
