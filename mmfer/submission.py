@@ -100,22 +100,33 @@ def write_submission(
         )
     filled: dict[str, str] = {}
     words: dict[str, str] = {}
+    # a uniform fused row means no branch saw anything (e.g. no face and no audio): its argmax is
+    # arbitrary, so the fallback (when given) decides instead
+    flat = {c for c in ids if c in pos and np.ptp(table.probs[pos[c]]) < 1e-6}
+    has_fallback = fallback_table is not None or prior is not None
     for cid in ids:
-        if cid in pos:
+        if cid in pos and not (cid in flat and has_fallback):
             words[cid] = EMOTIONS[int(table.probs[pos[cid]].argmax())]
             continue
+        fb_row = None
         if fallback_table is not None and cid in fallback_table.clip_ids:
-            row = fallback_table.probs[fallback_table.clip_ids.index(cid)]
-            words[cid] = EMOTIONS[int(row.argmax())]
+            fb_row = fallback_table.probs[fallback_table.clip_ids.index(cid)]
+        if fb_row is not None and (np.ptp(fb_row) >= 1e-6 or prior is None):
+            words[cid] = EMOTIONS[int(fb_row.argmax())]
             filled[cid] = f"from {fallback_probs}"
         elif prior is not None:
             words[cid] = EMOTIONS[int(prior.argmax())]
             filled[cid] = "class prior"
+        elif cid in pos:  # uniform fused row, and the fallback file has nothing better: keep it
+            words[cid] = EMOTIONS[int(table.probs[pos[cid]].argmax())]
+            continue
         else:
             raise MmferError(
                 f"{fallback_probs}: no row for test clip {cid} either; cannot fill it. "
                 "Use --fill-missing prior to give remaining clips the most frequent class"
             )
+        if cid in flat:
+            filled[cid] += " (fused scores were uniform)"
         if cid in notes:
             filled[cid] += f" ({notes[cid]})"
     out_zip = Path(out_zip)
@@ -126,7 +137,7 @@ def write_submission(
             zf.writestr(f"{cid}.txt", words[cid])
     os.replace(tmp, out_zip)
     for cid, how in filled.items():
-        log.warning("%s: no fused score; predicted %s %s", cid, words[cid], how)
+        log.warning("%s: filled in, predicted %s %s", cid, words[cid], how)
     if extra:
         log.warning("%s: %d score row(s) for clips not in %s were left out (e.g. %s)",
                     fused_test_csv, len(extra), index, ", ".join(extra[:5]))
@@ -138,6 +149,7 @@ def write_submission(
         "filled": filled,
         "left_out_not_in_index": extra,
         "failed_preprocessing": sorted(notes),
+        "uniform_scores_kept": sorted(c for c in flat if c not in filled),
         "prediction_counts": counts,
         "problems": check_submission(out_zip, index=index),
     }
@@ -214,6 +226,12 @@ def format_submit_report(report: dict[str, Any]) -> str:
              f"{len(report['filled'])} filled)"]
     for cid, how in list(report["filled"].items())[:20]:
         lines.append(f"  filled {cid}: {how}")
+    if report["failed_preprocessing"]:
+        lines.append(f"{len(report['failed_preprocessing'])} clip(s) failed preprocessing (predicted from what "
+                     f"the branches had): {', '.join(report['failed_preprocessing'][:10])}")
+    if report["uniform_scores_kept"]:
+        lines.append(f"{len(report['uniform_scores_kept'])} clip(s) have uniform fused scores (no branch saw "
+                     "anything); --fill-missing prior would predict them from the class prior")
     if report["left_out_not_in_index"]:
         lines.append(f"left out {len(report['left_out_not_in_index'])} score row(s) for clips not in the index")
     lines.append("predictions: " + json.dumps(report["prediction_counts"]))

@@ -122,3 +122,17 @@ def test_class_prior(fused):
     assert class_prior(t) == pytest.approx(t.probs.mean(0))
     t.labels = ["Happy"] * 10 + ["Sad"] * 2
     assert class_prior(t)[EMOTIONS.index("Happy")] == pytest.approx(10 / 12)
+
+
+def test_uniform_fused_rows_use_the_fallback(tmp_path, test_dir, fused):
+    t = read_scores(fused)
+    probs = t.probs.copy()
+    probs[5] = 1 / 7  # no branch saw clip 000005
+    flat = write_scores(tmp_path / "flat.csv", t.clip_ids, t.labels, probs)
+    rep = write_submission(flat, index=test_dir, out_zip=tmp_path / "u.zip")
+    assert rep["uniform_scores_kept"] == ["000005"] and rep["filled"] == {}
+    prior = np.eye(7)[EMOTIONS.index("Neutral")]
+    rep = write_submission(flat, index=test_dir, out_zip=tmp_path / "u.zip", fallback_probs=prior)
+    assert list(rep["filled"]) == ["000005"] and "uniform" in rep["filled"]["000005"]
+    with zipfile.ZipFile(tmp_path / "u.zip") as zf:
+        assert zf.read("000005.txt").decode() == "Neutral"
