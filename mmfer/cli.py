@@ -26,24 +26,30 @@ def _add_preprocess(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="cache folder (created; manifest.jsonl inside)")
     p.add_argument("--splits", default=None, help="comma list, e.g. Train,Val (default: all present)")
     p.add_argument("--workers", type=int, default=1, help="parallel clip workers (0 = one per CPU core)")
-    p.add_argument("--face-backend", default="dlib", choices=("dlib", "insightface", "none"))
-    p.add_argument("--crop-size", type=int, default=112, help="aligned face crop side in pixels")
-    p.add_argument("--fps", type=float, default=None, help="resample video to this frame rate (default: native)")
-    p.add_argument("--detect-every", type=int, default=1, help="run the face detector every K frames")
-    p.add_argument("--detect-max-side", type=int, default=320, help="longest side of frames given to the detector")
-    p.add_argument("--max-frames", type=int, default=None, help="cap on frames per clip")
+    from mmfer.cache import PreprocessSettings
+
+    d = PreprocessSettings()  # one source of defaults for the CLI and the library
+    p.add_argument("--face-backend", default=d.face_backend, choices=("dlib", "insightface", "none"))
+    p.add_argument("--crop-size", type=int, default=d.crop_size, help="aligned face crop side in pixels")
+    p.add_argument("--fps", type=float, default=d.fps, help="resample video to this frame rate (default: native)")
+    p.add_argument("--detect-every", type=int, default=d.detect_every,
+                   help=f"run the face detector every K frames, track landmarks in between (default {d.detect_every})")
+    p.add_argument("--detect-max-side", type=int, default=d.detect_max_side,
+                   help=f"longest side of frames given to the detector (default {d.detect_max_side})")
+    p.add_argument("--max-frames", type=int, default=d.max_frames, help="cap on frames per clip")
     p.add_argument("--shard", default="0/1", help="i/n: process only shard i of n (split work across machines)")
     p.add_argument("--strict", action="store_true", help="exit code 1 if any clip failed")
     p.add_argument("--retry-failed", action="store_true", help="redo clips that failed in an earlier run")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     def run(args: argparse.Namespace) -> int:
-        from mmfer.cache import PreprocessSettings
         from mmfer.data.preprocess import parse_shard, preprocess
 
         for name in ("crop_size", "detect_every", "detect_max_side"):
             if getattr(args, name) < 1:
                 raise MmferError(f"--{name.replace('_', '-')} {getattr(args, name)}: must be at least 1")
+        if args.max_frames is not None and args.max_frames < 1:
+            raise MmferError(f"--max-frames {args.max_frames}: must be at least 1 (or left out for all frames)")
         if args.fps is not None and args.fps <= 0:
             raise MmferError(f"--fps {args.fps}: must be positive (or left out for the native rate)")
         settings = PreprocessSettings(
