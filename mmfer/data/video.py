@@ -237,6 +237,11 @@ def _iter_frames_av(path: Path, *, fps, max_frames, batch_size, warnings) -> Ite
         vs = container.streams.video[0]
         src_fps = float(vs.average_rate or vs.guessed_rate or 25.0)
         out_fps = fps if fps and fps > 0 else src_fps
+        if out_fps != src_fps:  # same output length as the decord path: round(source frames * fps / source fps)
+            n_est = int(vs.frames or 0) or int(round((container.duration or 0) / 1e6 * src_fps))
+            if n_est > 0:
+                t_out = max(1, int(round(n_est * out_fps / src_fps)))
+                max_frames = t_out if max_frames is None else min(max_frames, t_out)
         batch: list[np.ndarray] = []
         k = 0  # next output frame
         start = 0
