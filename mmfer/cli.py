@@ -203,6 +203,8 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
 
         result = evaluate_file(args.scores, labels_from=args.labels_from, root=args.root, png=args.png)
         print(json.dumps(result) if args.json else format_report(result))
+        if args.png and not args.json:
+            print(f"wrote {result['png']}")
         return 0
 
     p.set_defaults(func=run)
