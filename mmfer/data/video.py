@@ -247,6 +247,7 @@ def _iter_frames_av(path: Path, *, fps, max_frames, batch_size, warnings) -> Ite
         start = 0
         step = None
         n_src = 0
+        broken = False
         try:
             for frame in container.decode(video=0):
                 img = frame.to_ndarray(format="rgb24")
@@ -268,9 +269,15 @@ def _iter_frames_av(path: Path, *, fps, max_frames, batch_size, warnings) -> Ite
         except DecodeError:
             raise
         except Exception as e:
-            _warn(warnings, f"{path}: truncated or corrupt after source frame {n_src} ({e}); kept the frames before it")
+            broken = True
+            _warn(warnings, f"{path}: truncated or corrupt after source frame {n_src} of {int(vs.frames or 0) or '?'} "
+                            f"declared ({e}); kept the frames before it")
         if batch:
             yield np.arange(start, start + len(batch), dtype=np.int64), np.stack(batch)
+        declared = int(vs.frames or 0)
+        if not broken and n_src and declared > n_src and (max_frames is None or k < max_frames):
+            _warn(warnings, f"{path}: truncated or corrupt: the header declares {declared} frames, "
+                            f"only {n_src} could be decoded; kept those")
         if n_src == 0:
             raise DecodeError(path, "truncated or corrupt: no decodable video frame", "re-copy or re-encode the clip")
     finally:

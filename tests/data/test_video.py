@@ -134,3 +134,29 @@ def test_pyav_fallback_matches_decord(cremad_videos, monkeypatch):
     batches = list(iter_frame_batches(p, fps=10, max_frames=7, batch_size=4))
     assert [i.tolist() for i, _ in batches] == [[0, 1, 2, 3], [4, 5, 6]]
     assert probe_video(p).frames == len(full)
+
+
+def test_truncated_mp4_falls_back_and_warns(tmp_path):
+    """An mp4 cut short (index up front, data missing) that decord refuses: PyAV keeps the good frames."""
+    import av
+
+    full = tmp_path / "full.mp4"
+    c = av.open(str(full), "w", options={"movflags": "faststart"})
+    s = c.add_stream("mpeg4", rate=10)
+    s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
+    for i in range(30):
+        img = np.full((48, 64, 3), 8 * i, np.uint8)
+        for pk in s.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+            c.mux(pk)
+    for pk in s.encode():
+        c.mux(pk)
+    c.close()
+    data = full.read_bytes()
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[: int(len(data) * 0.6)])
+    warnings: list[str] = []
+    frames = np.concatenate([f for _, f in iter_frame_batches(cut, warnings=warnings)])
+    assert 3 <= len(frames) < 30
+    assert len(warnings) == 1 and "truncated or corrupt" in warnings[0] and "30" in warnings[0]
+    assert probe_video(cut).frames == len(frames)
+    assert read_frames(full)[0].shape == (30, 48, 64, 3)
