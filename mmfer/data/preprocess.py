@@ -172,7 +172,7 @@ def process_clip(
         clip_id=entry.clip_id,
         split=entry.split,
         label=entry.label,
-        path=str(path),
+        path=os.path.abspath(path),  # absolute (links not resolved): the record stays valid from any cwd
         status="failed",
         settings_hash=settings.hash,
         settings=settings.to_dict(),
@@ -281,7 +281,7 @@ def process_clip(
         "clip_id": entry.clip_id,
         "split": entry.split,
         "label": entry.label,
-        "source": str(path),
+        "source": os.path.abspath(path),
         "source_size": size,
         "source_mtime": mtime,
         "fps": fps,
@@ -434,7 +434,8 @@ def preprocess(
 
     Skips clips already cached with the same settings; ``retry_failed`` redoes earlier failures;
     ``strict`` raises ``MmferError`` at the end (after writing everything) if any clip failed.
-    ``workers`` <= 0 means one per CPU core.
+    ``workers`` <= 0 means one per CPU core; workers are spawned processes, so a script that calls this
+    with ``workers > 1`` needs the usual ``if __name__ == "__main__":`` guard.
     """
     from tqdm.auto import tqdm
 
@@ -446,6 +447,11 @@ def preprocess(
         entries = index_source(source, splits=splits)
     else:
         entries = list(source)
+        if splits is not None:
+            from mmfer.data.index import _normalise_splits
+
+            wanted = _normalise_splits(splits)
+            entries = [e for e in entries if e.split in wanted]
     if n > 1:
         entries = [e for e in entries if shard_of(e.split, e.clip_id, n) == i]
     _backend(settings.face_backend)  # a missing backend is the user's problem to fix before any clip runs
