@@ -75,6 +75,13 @@ def eye_centres(points68: np.ndarray) -> np.ndarray:
     return np.stack([p[..., EYE_LEFT, :].mean(axis=-2), p[..., EYE_RIGHT, :].mean(axis=-2)], axis=-2)
 
 
+def rigid_frame(points68: np.ndarray) -> tuple[np.ndarray, float]:
+    """Centre and RMS radius of the eyes + nose points: where the head is and how big, whatever the mouth does."""
+    p = np.asarray(points68, dtype=np.float64).reshape(68, 2)[ALIGN_POINTS]
+    c = p.mean(axis=0)
+    return c, float(np.sqrt(((p - c) ** 2).sum(axis=1).mean()))
+
+
 def template_68(crop_size: int) -> np.ndarray:
     """The mean face placed in a crop_size x crop_size crop (uniform scale, so faces keep their shape)."""
     s = FACE_WIDTH / (_hi[0] - _lo[0])

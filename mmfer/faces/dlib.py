@@ -56,6 +56,25 @@ def fit_landmarks(predictor, image: np.ndarray, box: np.ndarray) -> np.ndarray:
     return np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float32)
 
 
+# Where dlib's HOG box sits relative to the eyes + nose (align.rigid_frame): centre offset and width, height
+# in units of the rigid radius; the mean over the CREMA-D fixtures (spread about 0.1).
+DETECTOR_BOX_REL = np.array([-0.034, 0.545, 5.0, 5.0])
+
+
+def detector_box_from(points68: np.ndarray) -> np.ndarray:
+    """The box dlib's HOG detector would likely give for a face with these landmarks (x0, y0, x1, y1)."""
+    from mmfer.faces.align import rigid_frame
+
+    c, r = rigid_frame(points68)
+    centre, wh = c + DETECTOR_BOX_REL[:2] * r, DETECTOR_BOX_REL[2:] * r
+    return np.concatenate([centre - wh / 2, centre + wh / 2]).astype(np.float32)
+
+
+def refit_in_detector_box(predictor, image: np.ndarray, points68: np.ndarray) -> np.ndarray:
+    """Re-fit landmarks in the detector-style box implied by a previous fit (the predictor's training condition)."""
+    return fit_landmarks(predictor, image, detector_box_from(points68))
+
+
 class DlibBackend:
     """HOG detector (frontal faces, about 80 px and up) + dlib 68-point regression-tree predictor."""
 

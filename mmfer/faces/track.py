@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mmfer.faces.align import ALIGN_POINTS
+from mmfer.faces.align import rigid_frame as _rigid_frame
 from mmfer.faces.base import Detection, FaceBackend
 
 
@@ -57,13 +57,6 @@ def iou(a: np.ndarray, b: np.ndarray) -> float:
     inter = max(0.0, float(w)) * max(0.0, float(h))
     union = float((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1])) - inter
     return inter / union if union > 0 else 0.0
-
-
-def _rigid_frame(points68: np.ndarray) -> tuple[np.ndarray, float]:
-    """Centre and RMS radius of the eyes + nose points: where the head is and how big, ignoring the mouth."""
-    p = np.asarray(points68, dtype=np.float64)[ALIGN_POINTS]
-    c = p.mean(axis=0)
-    return c, float(np.sqrt(((p - c) ** 2).sum(axis=1).mean()))
 
 
 class FaceTracker:

@@ -47,16 +47,21 @@ def test_dlib_detects_and_fits(dlib_backend, clip_frames):
         dlib_backend.detect(frame.astype(np.float32))
 
 
-def test_none_backend_on_face_crop(dlib_backend, clip_frames):
+@pytest.mark.parametrize("margin", [0.05, 0.5])
+def test_none_backend_on_face_crop(dlib_backend, clip_frames, margin):
     frame = clip_frames[0][0]
-    x0, y0, x1, y1 = _enlarge(dlib_backend.detect(frame)[0].box, 0.05).astype(int)
+    box = dlib_backend.detect(frame)[0].box
+    ref = dlib_backend.landmarks(frame, box)
+    x0, y0, x1, y1 = _enlarge(box, margin).astype(int)
+    x0, y0 = max(x0, 0), max(y0, 0)
     crop = np.ascontiguousarray(frame[y0:y1, x0:x1])
     backend = get_backend("none")
     (det,) = backend.detect(crop)
     np.testing.assert_array_equal(det.box, [0, 0, crop.shape[1] - 1, crop.shape[0] - 1])
     pts = backend.landmarks(crop, det.box)
     assert pts.shape == (68, 2) and _plausible_face(pts)
-    assert _inside(pts, _enlarge(det.box, 0.1))
+    # a loose crop still gives the points a detector box would (dlib's predictor wants tight boxes)
+    assert np.abs(pts + [x0, y0] - ref).mean() < 1.5
 
 
 def test_insightface_missing_models_message(tmp_path, monkeypatch):
