@@ -62,3 +62,14 @@ def synth_cache(tmp_path_factory):
         return made[modality]
 
     return get
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny models train faster on one thread (no spin-waiting against other processes); restored after."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -1,0 +1,49 @@
+"""The shipped configs load, are typed, and build their models."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mmfer.cache import PreprocessSettings
+from mmfer.data.datasets import DATASETS
+from mmfer.engine.config import load_train_config
+from mmfer.engine.train import check_consistency
+from mmfer.errors import MmferError
+from mmfer.models.registry import build_model
+
+CONFIGS = sorted((Path(__file__).resolve().parents[2] / "configs").glob("*.yaml"))
+
+
+def test_the_four_branch_configs_ship():
+    assert {p.stem for p in CONFIGS} >= {"c3d", "cnn_lstm", "landmark_brnn", "audio_cnn"}
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
+def test_config_loads_and_builds(path):
+    cfg = load_train_config(path)
+    model = build_model(cfg.model.name, **cfg.model.kwargs)
+    assert model.input_kind in DATASETS
+    check_consistency(cfg, PreprocessSettings(), model.input_kind)  # default 112 px cache
+    assert cfg.optim.epochs > 0 and cfg.data.batch_size > 0
+
+
+def test_unknown_or_mistyped_keys_are_named(tmp_path):
+    text = (CONFIGS[0]).read_text()
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(text + "\nepochz: 3\n")
+    with pytest.raises(MmferError, match="epochz"):
+        load_train_config(bad)
+    bad.write_text(text.replace("schedule: cosine", "schedule: linear"))
+    with pytest.raises(MmferError, match="schedule"):
+        load_train_config(bad)
+
+
+def test_model_data_mismatch_is_named():
+    cfg = load_train_config(next(p for p in CONFIGS if p.stem == "cnn_lstm"))
+    with pytest.raises(MmferError, match="in_channels=1 but data.grayscale=False"):
+        import dataclasses
+
+        check_consistency(dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, grayscale=False)),
+                          PreprocessSettings(), "face_sequence")

@@ -1,0 +1,180 @@
+"""Each branch learns its own modality; runs resume exactly; checkpoints and score CSVs keep their contract."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from mmfer.cache import split_records
+from mmfer.cli import main
+from mmfer.engine.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
+from mmfer.engine.config import config_to_plain
+from mmfer.engine.scoring import score_split
+from mmfer.engine.synthetic import make_synthetic_cache
+from mmfer.engine.train import train
+from mmfer.errors import MmferError
+from mmfer.labels import EMOTIONS
+from mmfer.scores import read_scores
+
+from conftest import TINY, tiny_config
+
+
+@pytest.fixture(scope="module")
+def runs(synth_cache, tmp_path_factory):
+    """branch -> (cache, run dir, result), each branch trained once for the module."""
+    done = {}
+
+    def get(branch):
+        if branch not in done:
+            cache = synth_cache(TINY[branch][1])
+            out = tmp_path_factory.mktemp(f"run_{branch}")
+            done[branch] = (cache, out, train(tiny_config(branch), data=cache, out=out, progress=False))
+        return done[branch]
+
+    return get
+
+
+@pytest.mark.parametrize("branch", ["c3d", "cnn_lstm", "landmark_brnn", "audio_cnn"])
+def test_branch_learns_its_modality(runs, branch):
+    cache, out, result = runs(branch)
+    # 7 classes: chance is 0.14; the class lives only in this branch's modality
+    assert result["best"]["val_accuracy"] > 0.6, result["best"]
+    assert (out / "best.pt").is_file() and (out / "last.pt").is_file() and (out / "config.yaml").is_file()
+    rows = [yaml.safe_load(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == list(range(1, tiny_config(branch).optim.epochs + 1))
+    assert (out / "log.csv").read_text().splitlines()[0].startswith("epoch,lr,train_loss")
+    val = read_scores(out / "scores_Val.csv")
+    assert set(result["scores"]) == {"Val", "Test"}
+    ok = [i for i, c in enumerate(val.clip_ids) if c not in ("val_failed", "val_empty")]
+    acc = np.mean([val.predictions[i] == val.labels[i] for i in ok])
+    assert acc == pytest.approx(result["best"]["val_accuracy"], abs=1e-9)  # scores come from best.pt
+
+
+def test_score_csvs_cover_every_clip(runs):
+    cache, out, _ = runs("landmark_brnn")
+    val, test = read_scores(out / "scores_Val.csv"), read_scores(out / "scores_Test.csv")
+    assert val.clip_ids == [r.clip_id for r in split_records(cache, "Val")]
+    assert test.clip_ids == [r.clip_id for r in split_records(cache, "Test")]
+    for table in (val, test):
+        assert np.allclose(table.probs.sum(axis=1), 1.0, atol=1e-5)
+    uniform = np.full(len(EMOTIONS), 1 / len(EMOTIONS))
+    for cid in ("val_failed", "val_empty"):  # failed preprocessing / no face: uniform, still listed
+        assert np.allclose(val.probs[val.clip_ids.index(cid)], uniform, atol=1e-5)
+    assert all(label is None for label in test.labels)
+    assert "label" in (out / "scores_Test.csv").read_text().splitlines()[0]
+    assert (out / "scores_Test.csv").read_text().splitlines()[1].split(",")[1] == ""
+    assert not np.allclose(val.probs[val.clip_ids.index("val_angry_00")], uniform, atol=1e-3)
+    # the same scores again through the library entry point
+    again = read_scores(score_split(out, data=cache, split="Val", out=out / "again.csv", progress=False))
+    assert np.allclose(again.probs, val.probs, atol=2e-6)
+
+
+def test_checkpoint_is_plain_and_self_describing(runs):
+    _, out, _ = runs("landmark_brnn")
+    raw = torch.load(out / "last.pt", weights_only=True)  # no pickled code
+    assert raw["labels"] == list(EMOTIONS)
+    assert raw["model_name"] == "landmark_brnn" and raw["model_kwargs"]["hidden"] == 32
+    assert raw["preprocess"]["crop_size"] == 32 and "cache_version" in raw["preprocess"]
+    assert raw["config"]["optim"]["epochs"] == tiny_config("landmark_brnn").optim.epochs
+    assert {"optimizer", "scheduler", "rng", "metrics", "best"} <= set(raw)
+    model = model_from_checkpoint(load_checkpoint(out))
+    assert not model.training and model.input_kind == "landmarks"
+
+
+def test_scores_refuse_cache_with_other_settings(runs, tmp_path):
+    _, out, _ = runs("landmark_brnn")
+    other = make_synthetic_cache(tmp_path / "c24", modality="landmarks", crop_size=24,
+                                 per_class={"Val": 1}, extras=False)
+    with pytest.raises(MmferError, match=r"crop_size: 32 != 24"):
+        score_split(out, data=other, split="Val")
+
+
+def test_label_order_is_remapped_by_name_or_refused(runs, tmp_path):
+    cache, out, _ = runs("landmark_brnn")
+    ckpt = load_checkpoint(out / "best.pt")
+    perm = [6, 5, 4, 3, 2, 1, 0]
+    labels = [EMOTIONS[i] for i in perm]
+    state = dict(ckpt["state_dict"])
+    head = [k for k, v in state.items() if v.shape[:1] == (len(EMOTIONS),)]  # classifier weight and bias
+    assert head
+    for k in head:
+        state[k] = state[k][perm]
+    model = model_from_checkpoint(ckpt)
+    ckpt2 = {**ckpt, "state_dict": state, "labels": labels, "path": "permuted.pt"}
+    x, mask = torch.randn(2, 10, 272), torch.ones(2, 10, dtype=torch.bool)
+    with torch.no_grad():
+        assert torch.allclose(model_from_checkpoint(ckpt2)(x, mask=mask), model(x, mask=mask), atol=1e-5)
+    with pytest.raises(MmferError, match="Contempt"):
+        model_from_checkpoint({**ckpt, "labels": [*EMOTIONS[:6], "Contempt"]})
+
+
+def test_resume_continues_exactly(synth_cache, tmp_path):
+    cache = synth_cache("landmarks")
+    cfg = tiny_config("landmark_brnn", epochs=4)
+    cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, kwargs={**cfg.model.kwargs, "dropout": 0.3}))
+    straight = train(cfg, data=cache, out=tmp_path / "a", progress=False)
+    part = train(cfg, data=cache, out=tmp_path / "b", progress=False, stop_after=2)
+    assert part["epochs_done"] == 2 and not part["scores"]
+    with pytest.raises(MmferError, match="--resume"):
+        train(cfg, data=cache, out=tmp_path / "b", progress=False)
+    changed = dataclasses.replace(cfg, seed=1)
+    with pytest.raises(MmferError, match="seed: 0 .run. != 1"):
+        train(changed, data=cache, out=tmp_path / "b", resume=True, progress=False)
+    resumed = train(cfg, data=cache, out=tmp_path / "b", resume=True, progress=False)
+    assert resumed["best"] == straight["best"]
+    a, b = torch.load(tmp_path / "a" / "last.pt", weights_only=True), torch.load(tmp_path / "b" / "last.pt",
+                                                                             weights_only=True)
+    for k in a["state_dict"]:
+        assert torch.allclose(a["state_dict"][k].float(), b["state_dict"][k].float(), atol=1e-6), k
+    log_a = (tmp_path / "a" / "log.jsonl").read_text().splitlines()
+    log_b = (tmp_path / "b" / "log.jsonl").read_text().splitlines()
+    strip = lambda rows: [{k: v for k, v in yaml.safe_load(r).items() if k != "seconds"} for r in rows]  # noqa: E731
+    assert strip(log_a) == strip(log_b)
+    assert (tmp_path / "b" / "scores_Val.csv").read_text() == (tmp_path / "a" / "scores_Val.csv").read_text()
+
+
+def test_holdout_when_cache_has_no_val(tmp_path):
+    cache = make_synthetic_cache(tmp_path / "c", modality="audio", per_class={"Train": 5}, extras=False)
+    result = train(tiny_config("audio_cnn", epochs=1), data=cache, out=tmp_path / "run", progress=False)
+    assert result["holdout_val"] is True
+    val = read_scores(tmp_path / "run" / "scores_Val.csv")
+    assert len(val) == 7  # a stratified 10% of 35: one clip per class
+    assert sorted(val.labels) == sorted(EMOTIONS)
+    assert not (tmp_path / "run" / "scores_Test.csv").exists()
+
+
+def test_cli_train_and_scores(synth_cache, tmp_path, capsys):
+    cache = synth_cache("landmarks")
+    cfg_path = tmp_path / "tiny.yaml"
+    cfg_path.write_text(yaml.safe_dump(config_to_plain(tiny_config("landmark_brnn"))))
+    run = tmp_path / "run"
+    assert main(["train", str(cfg_path), "--data", str(cache), "--out", str(run), "--epochs", "2",
+                 "--no-progress"]) == 0
+    assert "best epoch" in capsys.readouterr().out
+    assert load_checkpoint(run)["config"]["optim"]["epochs"] == 2
+    assert main(["scores", str(run), "--data", str(cache), "--split", "Test", "--out", str(tmp_path / "t.csv")]) == 0
+    assert len(read_scores(tmp_path / "t.csv")) == len(split_records(cache, "Test"))
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(cfg_path.read_text().replace("max_len:", "maxlen:"))
+    assert main(["train", str(bad), "--data", str(cache), "--out", str(tmp_path / "r2")]) == 2
+    err = capsys.readouterr().err
+    assert "maxlen" in err and "max_len" in err
+    assert main(["scores", str(tmp_path / "nope"), "--data", str(cache)]) == 2
+    assert "not found" in capsys.readouterr().err
+
+
+def test_checkpoint_save_is_atomic_and_loads_weights_only(tmp_path):
+    from mmfer.models.registry import build_model
+
+    model = build_model("landmark_brnn", hidden=8, layers=1)
+    path = save_checkpoint(tmp_path / "x.pt", model=model, model_name="landmark_brnn",
+                           model_kwargs={"hidden": 8, "layers": 1}, preprocess={"crop_size": 32}, config={}, epoch=0)
+    assert [p.name for p in tmp_path.iterdir()] == ["x.pt"]
+    assert load_checkpoint(path)["labels"] == list(EMOTIONS)
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(MmferError, match="junk.pt"):
+        load_checkpoint(tmp_path / "junk.pt")
