@@ -375,15 +375,29 @@ def _crash_record(entry: ClipEntry, settings: PreprocessSettings, why: str) -> C
 
 
 def _iter_results(todo: Sequence[ClipEntry], settings: PreprocessSettings, workers: int):
-    """Yield (entry, result) as clips finish; a bounded number in flight so Ctrl-C loses few clips."""
+    """Yield (entry, result) as clips finish; a bounded number in flight so Ctrl-C loses few clips.
+
+    If a worker process dies (out of memory, a decoder segfault), the clips that were in flight are
+    retried afterwards one at a time, so only the clip that really kills a worker is marked failed.
+    """
     if workers <= 1:
         for e in todo:
             yield e, _process_safe(e, settings)
         return
+    suspects: list[ClipEntry] = []
+    yield from _pool_results(list(todo), settings, workers, suspects)
+    for e in suspects:
+        yield from _pool_results([e], settings, 1, None)
+
+
+def _pool_results(
+    todo: list[ClipEntry], settings: PreprocessSettings, workers: int, suspects: list[ClipEntry] | None
+):
+    """Run ``todo`` on a process pool (restarted after a crash); crashed clips go to ``suspects``, or fail if None."""
     import multiprocessing as mp
 
     ctx = mp.get_context("spawn")  # fork after torch/OpenMP threads start can deadlock
-    queue = list(todo)[::-1]
+    queue = todo[::-1]
     while queue:
         pool = ProcessPoolExecutor(
             max_workers=workers, mp_context=ctx, initializer=_init_worker, initargs=(settings.face_backend,)
@@ -396,22 +410,29 @@ def _iter_results(todo: Sequence[ClipEntry], settings: PreprocessSettings, worke
                     e = queue.pop()
                     running[pool.submit(_process_safe, e, settings)] = e
                 finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                crashed: list[ClipEntry] = []
                 for fut in finished:
                     e = running.pop(fut)
-                    try:
+                    if isinstance(fut.exception(), BrokenProcessPool):
+                        crashed.append(e)
+                    else:
                         yield e, fut.result()
-                    except BrokenProcessPool:
-                        broken = True
-                        yield e, (None, {}, _crash_record(e, settings, "a worker process died while processing "
+                if crashed:
+                    crashed += list(running.values())
+                    running.clear()
+                    broken = True
+                for e in crashed:
+                    if suspects is not None:
+                        log.warning("%s: a worker process died while this clip was in flight; "
+                                    "it will be retried alone", e.path)
+                        suspects.append(e)
+                    else:
+                        yield e, (None, {}, _crash_record(e, settings, "the worker process died while processing "
                                                           "this clip (out of memory or decoder crash?)"))
                 if broken:
-                    for fut, e in list(running.items()):
-                        yield e, (None, {}, _crash_record(e, settings, "a worker process died while this clip "
-                                                          "was in flight"))
-                    running.clear()
                     break
         except BaseException:
-            for p in list(getattr(pool, "_processes", {}).values()):
+            for p in list((getattr(pool, "_processes", None) or {}).values()):
                 p.terminate()
             pool.shutdown(wait=False, cancel_futures=True)
             raise

@@ -273,3 +273,26 @@ def test_ctrl_c_with_workers_stops_cleanly_and_resumes(tmp_path, cremad_videos):
     s = pp.preprocess(csv, cache, settings=PreprocessSettings(face_backend="none", crop_size=32, max_frames=30),
                       progress=False)
     assert s.skipped == len(done) and s.done == 6 - len(done) and len(read_manifest(cache)) == 6
+
+
+def _die_on_disgust(entry, settings):
+    """Runs inside a spawned worker: the Disgust clip kills its process, like a decoder segfault or OOM kill."""
+    if "_DIS_" in entry.clip_id:
+        os._exit(3)
+    return REAL_PROCESS_SAFE(entry, settings)
+
+
+REAL_PROCESS_SAFE = pp._process_safe
+
+
+@pytest.mark.slow
+def test_worker_crash_fails_only_the_guilty_clip(tmp_path, cremad_videos, monkeypatch):
+    monkeypatch.setattr(pp, "_process_safe", _die_on_disgust)
+    rows = [(p.resolve(), "", "Train") for p in cremad_videos[:2]]  # ANG, DIS
+    cache = tmp_path / "cache"
+    s = pp.preprocess(write_list(tmp_path / "l.csv", rows), cache, workers=2,
+                      settings=PreprocessSettings(face_backend="none", crop_size=32, max_frames=3), progress=False)
+    latest = read_manifest(cache)
+    assert latest[("Train", "1001_DFA_ANG_XX")].status == "ok"
+    assert latest[("Train", "1001_DFA_DIS_XX")].status == "failed" and "worker process died" in s.failures[0].reason
+    assert s.ok == 1 and s.failed == 1
