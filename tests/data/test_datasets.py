@@ -1,0 +1,103 @@
+"""Cache datasets: shapes, masks, windows, sampling, skipping, determinism and padding."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from mmfer.cache import split_records
+from mmfer.data.datasets import build_dataset, collate_for, pad_collate
+from mmfer.engine.config import AugmentConfig, DataConfig
+from mmfer.engine.synthetic import make_synthetic_cache
+from mmfer.errors import MmferError
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    return make_synthetic_cache(tmp_path_factory.mktemp("c"), modality="faces",
+                                per_class={"Train": 1, "Val": 1}, frames=(10, 30), seed=3)
+
+
+def _ds(cache, kind, split, train, **data):
+    return build_dataset(kind, cache=cache, records=split_records(cache, split), train=train,
+                         data=DataConfig(**data), augment=AugmentConfig(), seed=5)
+
+
+def test_failed_and_empty_clips_are_skipped_with_reasons(cache):
+    for kind in ("face_window", "face_sequence", "landmarks", "logmel"):
+        ds = _ds(cache, kind, "Val", False)
+        skipped = dict(ds.skipped)
+        assert "failed" in skipped["val_failed"]
+        assert skipped["val_empty"] in ("no face in any frame", "no landmarks in any frame", "no audio")
+        assert len(ds.records) == 7
+
+
+def test_face_windows_train_and_eval(cache):
+    tr = _ds(cache, "face_window", "Train", True, clip_len=16)
+    item = tr[0]
+    assert item["x"].shape == (3, 16, 32, 32) and item["mask"].shape == (16,)
+    assert item["mask"].any()
+    assert torch.all(item["x"][:, ~item["mask"]] == 0)  # no-face frames are zeros
+    ev = _ds(cache, "face_window", "Val", False, clip_len=16, stride=4)
+    for c, rec in enumerate(ev.records):
+        starts = [s for (cc, s) in ev.items if cc == c]
+        T = rec.frames
+        if T <= 16:
+            assert starts == [0]
+        else:
+            assert starts[0] >= 0 and starts[-1] <= T - 16 and all(b - a <= 4 for a, b in zip(starts, starts[1:]))
+    short = [c for c, r in enumerate(ev.records) if r.frames < 16]
+    if short:
+        it = ev[[i for i, (c, _) in enumerate(ev.items) if c == short[0]][0]]
+        assert not it["mask"][ev.records[short[0]].frames:].any()  # padding is masked
+
+
+def test_randomness_is_seeded_by_epoch(cache):
+    ds = _ds(cache, "face_window", "Train", True, clip_len=8)
+    a = ds[3]["x"]
+    assert torch.equal(a, ds[3]["x"])  # same epoch, same item: same window and jitter
+    ds.set_epoch(1)
+    assert not torch.equal(a, ds[3]["x"])
+    ds.set_epoch(0)
+    assert torch.equal(a, ds[3]["x"])
+
+
+def test_face_sequence_segment_sampling(cache):
+    ds = _ds(cache, "face_sequence", "Val", False, num_frames=8, image_size=24, grayscale=True, equalize=True)
+    it = ds[0]
+    assert it["x"].shape == (8, 1, 24, 24) and it["mask"].dtype == torch.bool
+    tr = _ds(cache, "face_sequence", "Train", True, num_frames=8)
+    assert tr[0]["x"].shape == (8, 3, 32, 32)
+
+
+def test_landmarks_crop_and_logmel_crop(cache):
+    lm = _ds(cache, "landmarks", "Train", True, max_len=6)
+    assert all(lm[i]["x"].shape[0] <= 6 and lm[i]["x"].shape[1] == 272 for i in range(len(lm)))
+    lm_eval = _ds(cache, "landmarks", "Val", False, max_len=6)
+    assert max(lm_eval[i]["x"].shape[0] for i in range(len(lm_eval))) > 6  # whole clips in evaluation
+    mel = _ds(cache, "logmel", "Train", True, n_mels=32, audio_seconds=0.5)
+    x = mel[0]["x"]
+    assert x.shape[:2] == (1, 32) and 45 <= x.shape[2] <= 55  # 0.5 s at a 10 ms hop
+    full = _ds(cache, "logmel", "Val", False, n_mels=32)[0]["x"]
+    assert full.shape[2] > 90  # the whole 1 s clip
+
+
+def test_collate_pads_and_masks(cache):
+    items = [{"x": torch.ones(3, 272), "mask": torch.tensor([True, False, True]), "label": 1, "clip": 0},
+             {"x": torch.ones(5, 272), "mask": None, "label": 2, "clip": 1}]
+    b = pad_collate(items, time_axis=0)
+    assert b["x"].shape == (2, 5, 272) and b["x"][0, 3:].abs().sum() == 0
+    assert b["mask"].tolist() == [[True, False, True, False, False], [True] * 5]
+    mel = _ds(cache, "logmel", "Val", False, n_mels=16)
+    batch = collate_for("logmel")([mel[i] for i in range(3)])
+    lengths = [mel[i]["x"].shape[-1] for i in range(3)]
+    assert batch["x"].shape == (3, 1, 16, max(lengths))
+    assert batch["mask"].sum(1).tolist() == lengths
+
+
+def test_unknown_kind_is_an_error(cache):
+    with pytest.raises(MmferError, match="face_image"):
+        build_dataset("face_image", cache=cache, records=[], train=True, data=DataConfig())
