@@ -80,6 +80,7 @@ class PreprocessSummary:
     seconds: float = 0.0
     warnings: int = 0  # ok clips with warnings in this run
     failures: list[Failure] = field(default_factory=list)  # this run's failures and earlier ones still standing
+    warned: list[tuple[str, str, list[str]]] = field(default_factory=list)  # (split, clip_id, warnings), this run
     interrupted: bool = False
 
     @property
@@ -99,6 +100,12 @@ class PreprocessSummary:
         ]
         w = max(len(k) for k, _ in rows)
         lines = [f"{k:<{w}}  {v}" for k, v in rows]
+        if self.warned:
+            lines.append(f"ok with warnings ({len(self.warned)}):")
+            for split, clip_id, warns in self.warned[:10]:
+                lines.append(f"  {split}/{clip_id}: {'; '.join(warns)}")
+            if len(self.warned) > 10:
+                lines.append(f"  ... {len(self.warned) - 10} more (see warnings in manifest.jsonl)")
         if self.failures:
             lines.append(f"failed clips ({len(self.failures)}):")
             for f in self.failures:
@@ -513,6 +520,7 @@ def preprocess(
                 summary.audio_seconds += rec.audio_seconds
                 if rec.warnings:
                     summary.warnings += 1
+                    summary.warned.append((entry.split, entry.clip_id, list(rec.warnings)))
                     log.debug("%s/%s: %s", entry.split, entry.clip_id, "; ".join(rec.warnings))
             else:
                 remove_clip(out, entry.split, entry.clip_id)  # a stale older version must not look current

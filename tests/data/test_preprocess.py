@@ -136,7 +136,8 @@ def test_bad_inputs_reported_and_run_goes_on(full_run, bad_inputs):
     assert latest[("Test", "uhd")].frames == 3 and latest[("Test", "uhd")].face_frames == 0
     assert load_clip(cache, "Test", "silent").audio.size == 0
     assert summary.ok == 6 + sum(latest[("Test", p.stem)].status == "ok" for p in bad_inputs.values())
-    assert "failed clips" in summary.table() and "empty" in summary.table()
+    table = summary.table()
+    assert "failed clips" in table and "empty" in table and "Test/one_frame: " in table and "only one" in table
 
 
 def test_rerun_rewrites_nothing(full_run):
