@@ -19,7 +19,6 @@ branch expects at least one frame, and the audio branch reads audio files direct
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import logging
 import os
