@@ -216,6 +216,8 @@ def _load_encoder(model: nn.Module, path: str) -> None:
 
 
 def _write_logs(out: Path, rows: list[dict[str, Any]]) -> None:
+    # NaN (no labelled Val clip) is not JSON: write null / an empty CSV cell instead
+    rows = [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()} for r in rows]
     tmp = out / ".log.jsonl.tmp"
     tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
     os.replace(tmp, out / "log.jsonl")

@@ -178,3 +178,25 @@ def test_checkpoint_save_is_atomic_and_loads_weights_only(tmp_path):
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(MmferError, match="junk.pt"):
         load_checkpoint(tmp_path / "junk.pt")
+
+
+def test_encoder_from_face_model_and_freeze(synth_cache, tmp_path):
+    """Two-stage fine-tuning: the CNN-LSTM encoder starts from a face_frame (FER2013-style) checkpoint."""
+    from mmfer.models.registry import build_model
+
+    cfg = tiny_config("cnn_lstm", epochs=2)
+    kw = cfg.model.kwargs
+    face = build_model("face_frame", encoder=kw["encoder"], in_channels=kw["in_channels"], width=kw["width"])
+    torch.nn.init.normal_(next(face.encoder.parameters()), std=0.5)  # recognisable weights
+    stage1 = save_checkpoint(tmp_path / "fer.pt", model=face, model_name="face_frame",
+                             model_kwargs={"encoder": kw["encoder"], "in_channels": kw["in_channels"],
+                                           "width": kw["width"]}, preprocess={}, config={}, epoch=1)
+    cfg = dataclasses.replace(cfg, init=dataclasses.replace(cfg.init, encoder_from=str(stage1),
+                                                            freeze_encoder_epochs=1))
+    train(cfg, data=synth_cache("faces"), out=tmp_path / "run", progress=False, stop_after=1)
+    state = load_checkpoint(tmp_path / "run" / "last.pt")["state_dict"]
+    enc = dict(face.encoder.named_parameters())
+    assert all(torch.equal(state[f"encoder.{k}"], v.detach()) for k, v in enc.items())  # frozen in epoch 1
+    train(cfg, data=synth_cache("faces"), out=tmp_path / "run", progress=False, resume=True)
+    state = load_checkpoint(tmp_path / "run" / "last.pt")["state_dict"]
+    assert not all(torch.equal(state[f"encoder.{k}"], v.detach()) for k, v in enc.items())  # then fine-tuned
