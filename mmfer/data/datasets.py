@@ -27,9 +27,9 @@ from mmfer.labels import index_of
 
 log = logging.getLogger(__name__)
 
-INPUT_KINDS = ("face_window", "face_sequence", "landmarks", "logmel")
-# Axis of the time dimension in one item's x, for padding in collate.
-TIME_AXIS = {"face_window": 1, "face_sequence": 0, "landmarks": 0, "logmel": -1}
+INPUT_KINDS = ("face_window", "face_sequence", "landmarks", "logmel", "face_image")
+# Axis of the time dimension in one item's x, for padding in collate (None: no time axis).
+TIME_AXIS = {"face_window": 1, "face_sequence": 0, "landmarks": 0, "logmel": -1, "face_image": None}
 MEL_FRAMES_PER_SECOND = 100  # log_mel's default 10 ms hop
 
 
@@ -292,12 +292,83 @@ class LogMelDataset(CacheDataset):
         return torch.from_numpy(spec)[None], torch.ones(spec.shape[-1], dtype=torch.bool)
 
 
+IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp")
+
+
+class FaceImageDataset(CacheDataset):
+    """Single face images from a folder tree ``ROOT/<split>/<Emotion>/*.jpg`` (FER2013 layout), x (C, H, W).
+
+    Stage one of two-stage fine-tuning: a face_frame model trained here lends its encoder to the CNN-LSTM.
+    """
+
+    kind = "face_image"
+
+    def _skip_reason(self, rec: ClipRecord) -> str:
+        return "no label" if self.train and not rec.label else ""
+
+    def _make(self, clip, sub, rng):
+        import cv2
+
+        path = self.records[clip].path
+        img = cv2.imread(path, cv2.IMREAD_COLOR)
+        if img is None:
+            raise MmferError(f"{path}: not a readable image; delete or replace it")
+        x = self._faces(np.ascontiguousarray(img[None, ..., ::-1]), np.array([0]), rng)[0]
+        return x, None
+
+
+def image_folder_splits(root: str | Path) -> set[str]:
+    """Splits of an image folder tree: sub-folders of ROOT that hold emotion folders."""
+    root = Path(root)
+    return {d.name for d in root.iterdir() if d.is_dir() and any(s.is_dir() for s in d.iterdir())} if root.is_dir() else set()
+
+
+def image_folder_records(root: str | Path, split: str) -> list[ClipRecord]:
+    """One record per image under ROOT/<split>/<Emotion>/; emotion folders map by name (out-of-set ones skipped)."""
+    from mmfer.labels import canonical
+
+    d = Path(root) / split
+    if not d.is_dir():
+        raise MmferError(f"{root}: no {split}/ folder; expected {split}/<Emotion>/*.jpg (the FER2013 layout)")
+    records = []
+    for sub in sorted(p for p in d.iterdir() if p.is_dir()):
+        label = canonical(sub.name)
+        if label is None:
+            log.info("%s: out-of-set emotion folder skipped", sub)
+            continue
+        for f in sorted(sub.iterdir()):
+            if f.suffix.lower() in IMAGE_EXTS:
+                records.append(ClipRecord(clip_id=f"{sub.name}/{f.stem}", split=split, label=label, path=str(f),
+                                          status="ok"))
+    if not records:
+        raise MmferError(f"{d}: no images (*.jpg, *.png) in emotion folders")
+    return records
+
+
 DATASETS: dict[str, type[CacheDataset]] = {
+    "face_image": FaceImageDataset,
     "face_window": FaceWindowDataset,
     "face_sequence": FaceSequenceDataset,
     "landmarks": LandmarkDataset,
     "logmel": LogMelDataset,
 }
+
+
+def is_image_kind(kind: str) -> bool:
+    return kind == "face_image"
+
+
+def source_splits(data: str | Path, kind: str) -> set[str]:
+    """Splits present in the data source a model of ``kind`` reads (a cache, or an image folder tree)."""
+    from mmfer.cache import read_manifest
+
+    return image_folder_splits(data) if is_image_kind(kind) else {s for s, _ in read_manifest(data)}
+
+
+def source_records(data: str | Path, split: str, kind: str) -> list[ClipRecord]:
+    from mmfer.cache import split_records
+
+    return image_folder_records(data, split) if is_image_kind(kind) else split_records(data, split)
 
 
 def build_dataset(
@@ -313,18 +384,19 @@ def build_dataset(
 ) -> CacheDataset:
     """The dataset for a model's ``input_kind`` over ``records`` (e.g. ``split_records(cache, "Val")``)."""
     if kind not in DATASETS:
-        raise MmferError(
-            f"input kind {kind!r} has no cache dataset (known: {', '.join(DATASETS)}); "
-            "face_image models train on image folders, not on a video cache"
-        )
+        raise MmferError(f"input kind {kind!r} has no dataset (known: {', '.join(DATASETS)})")
     return DATASETS[kind](
         cache=cache, records=records, train=train, data=data, augment=augment, seed=seed, sample_rate=sample_rate
     )
 
 
-def pad_collate(items: list[dict[str, Any]], *, time_axis: int) -> dict[str, torch.Tensor]:
-    """Stack items, padding x along its time axis with zeros and the mask with False."""
+def pad_collate(items: list[dict[str, Any]], *, time_axis: int | None) -> dict[str, Any]:
+    """Stack items, padding x along its time axis with zeros and the mask with False (no axis: mask None)."""
     xs = [it["x"] for it in items]
+    if time_axis is None:
+        return {"x": torch.stack(xs), "mask": None,
+                "label": torch.tensor([it["label"] for it in items], dtype=torch.long),
+                "clip": torch.tensor([it["clip"] for it in items], dtype=torch.long)}
     ax = time_axis % xs[0].dim()
     T = max(x.shape[ax] for x in xs)
     out_x = xs[0].new_zeros((len(xs), *[T if d == ax else s for d, s in enumerate(xs[0].shape)]))

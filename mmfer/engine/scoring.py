@@ -17,8 +17,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from mmfer.cache import split_records
-from mmfer.data.datasets import CacheDataset, build_dataset, collate_for
+from mmfer.data.datasets import CacheDataset, build_dataset, collate_for, is_image_kind, source_records
 from mmfer.engine.checkpoint import check_cache_compatible, load_checkpoint, model_from_checkpoint, resolve_checkpoint
 from mmfer.engine.config import config_from_dict
 from mmfer.labels import NUM_CLASSES
@@ -73,7 +72,8 @@ def predict_clips(
         generator=torch.Generator().manual_seed(0),
     )
     for batch in tqdm(loader, desc=desc, disable=not progress, leave=False):
-        x, mask = batch["x"].to(device), batch["mask"].to(device)
+        x = batch["x"].to(device)
+        mask = batch["mask"].to(device) if batch["mask"] is not None else None
         with autocast(device, amp):
             logits = model(x, mask=mask)
         p = torch.softmax(logits.float(), dim=1).cpu().numpy().astype(np.float64)
@@ -98,7 +98,7 @@ def split_scores(
     progress: bool = True,
 ) -> tuple[list[str], list[str | None], np.ndarray]:
     """Scores for every clip in ``records`` (default: all of the split), uniform where the branch sees nothing."""
-    records = list(records) if records is not None else split_records(data, split)
+    records = list(records) if records is not None else source_records(data, split, kind)
     ds = build_dataset(kind, cache=data, records=records, train=False, data=config.data, seed=config.seed,
                        sample_rate=sample_rate)
     if ds.skipped:
@@ -124,18 +124,19 @@ def score_split(
 ) -> Path:
     """Write the score CSV of a trained run (its best.pt) or checkpoint on one split of a cache.
 
-    The cache must have been preprocessed with the run's settings (else an error naming the difference).
+    The cache must have been preprocessed with the run's settings (else an error naming the difference);
+    a face_image run (e.g. FER2013) scores an image folder tree instead.
     Default output: ``RUN/scores_<split>.csv`` (next to the checkpoint).
     """
     ckpt_path = resolve_checkpoint(run_or_checkpoint)
     ckpt = load_checkpoint(ckpt_path)
-    settings = check_cache_compatible(ckpt, data, split)
     config = config_from_dict(ckpt["config"], where=f"{ckpt_path}: config")
     dev = resolve_device(device, config.device)
     model = model_from_checkpoint(ckpt).to(dev)
     kind = model.input_kind
+    sample_rate = 16000 if is_image_kind(kind) else check_cache_compatible(ckpt, data, split).sample_rate
     clip_ids, labels, probs = split_scores(
-        model, kind=kind, config=config, data=data, split=split, sample_rate=settings.sample_rate, device=dev,
+        model, kind=kind, config=config, data=data, split=split, sample_rate=sample_rate, device=dev,
         progress=progress,
     )
     out = Path(out) if out is not None else ckpt_path.parent / f"scores_{split}.csv"

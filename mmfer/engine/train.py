@@ -26,8 +26,16 @@ from torch import nn
 from torch.utils.data import DataLoader, Sampler
 from tqdm import tqdm
 
-from mmfer.cache import ClipRecord, cache_settings, read_manifest, split_records
-from mmfer.data.datasets import DATASETS, build_dataset, collate_for, seed_worker
+from mmfer.cache import ClipRecord, cache_settings
+from mmfer.data.datasets import (
+    DATASETS,
+    build_dataset,
+    collate_for,
+    is_image_kind,
+    seed_worker,
+    source_records,
+    source_splits,
+)
 from mmfer.engine.checkpoint import (
     check_cache_compatible,
     load_checkpoint,
@@ -182,7 +190,7 @@ def _config_differences(saved: dict[str, Any], current: dict[str, Any], prefix: 
 def check_consistency(config: TrainConfig, settings: Any, kind: str) -> None:
     """Catch model/data mismatches before training, naming both keys (else they surface as shape errors)."""
     kw, d, where = dict(config.model.kwargs), config.data, f"config {config.name!r}"
-    size = d.image_size or settings.crop_size
+    size = d.image_size or (settings.crop_size if settings is not None else None)
     problems = []
     if kind in ("face_window", "face_sequence") and kw.get("in_channels", 3) != (1 if d.grayscale else 3):
         problems.append(f"model.kwargs.in_channels={kw.get('in_channels', 3)} but data.grayscale={d.grayscale} "
@@ -190,7 +198,7 @@ def check_consistency(config: TrainConfig, settings: Any, kind: str) -> None:
     if kind == "face_window":
         if kw.get("clip_len", 16) != d.clip_len:
             problems.append(f"model.kwargs.clip_len={kw.get('clip_len', 16)} but data.clip_len={d.clip_len}")
-        if kw.get("input_size", 112) != size:
+        if size is not None and kw.get("input_size", 112) != size:
             problems.append(f"model.kwargs.input_size={kw.get('input_size', 112)} but faces are {size} px "
                             f"(data.image_size={d.image_size}, cache crop_size={settings.crop_size})")
     if kind == "logmel" and kw.get("n_mels", 64) != d.n_mels:
@@ -292,40 +300,43 @@ def train(
     elif last_path.exists():
         raise MmferError(f"{out}: already holds a run (last.pt); pass --resume to continue it or choose another --out")
 
-    # ---- data
-    dcfg = config.data
-    settings = cache_settings(data, dcfg.train_split)
-    if ckpt is not None:
-        check_cache_compatible(ckpt, data, dcfg.train_split)
-    train_records = split_records(data, dcfg.train_split)
-    splits_present = {s for s, _ in read_manifest(data)}
-    holdout = dcfg.val_split not in splits_present
-    if holdout:
-        train_records, val_records = holdout_split(train_records, fraction=dcfg.holdout_fraction, seed=config.seed)
-        log.info("no %r split in %s: holding out a stratified %.0f%% of %s (%d clips) for validation",
-                 dcfg.val_split, data, 100 * dcfg.holdout_fraction, dcfg.train_split, len(val_records))
-    else:
-        val_records = split_records(data, dcfg.val_split)
-        check_cache_compatible({"preprocess": settings.to_dict(), "path": f"{data}/{dcfg.train_split}"},
-                               data, dcfg.val_split)
-
-    # ---- model
+    # ---- model (its input kind decides the data source: a cache, or an image folder tree for face_image)
     from mmfer.models.registry import build_model
 
     seed_everything(config.seed)
     model = build_model(config.model.name, **dict(config.model.kwargs))
     kind = getattr(model, "input_kind", None)
     if kind not in DATASETS:
-        raise MmferError(f"model {config.model.name!r} eats {kind!r} input, which `mmfer train` cannot feed from a "
-                         f"video cache (known: {', '.join(DATASETS)})")
+        raise MmferError(f"model {config.model.name!r} eats {kind!r} input, which `mmfer train` cannot feed "
+                         f"(known: {', '.join(DATASETS)})")
+
+    # ---- data
+    dcfg = config.data
+    images = is_image_kind(kind)
+    settings = None if images else cache_settings(data, dcfg.train_split)
+    preprocess = {"source": "image_folder"} if images else settings.to_dict()
+    sample_rate = settings.sample_rate if settings else 16000
+    if ckpt is not None and not images:
+        check_cache_compatible(ckpt, data, dcfg.train_split)
+    train_records = source_records(data, dcfg.train_split, kind)
+    holdout = dcfg.val_split not in source_splits(data, kind)
+    if holdout:
+        train_records, val_records = holdout_split(train_records, fraction=dcfg.holdout_fraction, seed=config.seed)
+        log.info("no %r split in %s: holding out a stratified %.0f%% of %s (%d clips) for validation",
+                 dcfg.val_split, data, 100 * dcfg.holdout_fraction, dcfg.train_split, len(val_records))
+    else:
+        val_records = source_records(data, dcfg.val_split, kind)
+        if not images:
+            check_cache_compatible({"preprocess": preprocess, "path": f"{data}/{dcfg.train_split}"},
+                                   data, dcfg.val_split)
     check_consistency(config, settings, kind)
     if config.init.encoder_from and ckpt is None:
         _load_encoder(model, config.init.encoder_from)
 
     train_ds = build_dataset(kind, cache=data, records=train_records, train=True, data=dcfg, augment=config.augment,
-                             seed=config.seed, sample_rate=settings.sample_rate)
+                             seed=config.seed, sample_rate=sample_rate)
     val_ds = build_dataset(kind, cache=data, records=val_records, train=False, data=dcfg, seed=config.seed,
-                           sample_rate=settings.sample_rate)
+                           sample_rate=sample_rate)
     for name, ds, recs in (("train", train_ds, train_records), ("val", val_ds, val_records)):
         if ds.skipped and dist.main:
             log.info("%s: %d of %d clips left out for %s (%s)%s", name, len(ds.skipped), len(recs), kind,
@@ -381,7 +392,7 @@ def train(
     val_labels = np.asarray(val_ds.labels, dtype=np.int64)
     eval_bs = dcfg.eval_batch_size or dcfg.batch_size
     ckpt_common = dict(model_name=config.model.name, model_kwargs=dict(config.model.kwargs),
-                       preprocess=settings.to_dict(), config=plain_config)
+                       preprocess=preprocess, config=plain_config)
 
     for epoch in range(start_epoch, ocfg.epochs):
         if stop_after is not None and epoch >= stop_after:
@@ -395,7 +406,8 @@ def train(
         tot_loss, tot_correct, tot_n = 0.0, 0, 0
         bar = tqdm(loader, desc=f"epoch {epoch + 1}/{ocfg.epochs}", disable=not (progress and dist.main), leave=False)
         for batch in bar:
-            x, mask, y = batch["x"].to(dev, non_blocking=True), batch["mask"].to(dev), batch["label"].to(dev)
+            x, y = batch["x"].to(dev, non_blocking=True), batch["label"].to(dev)
+            mask = batch["mask"].to(dev) if batch["mask"] is not None else None
             with autocast(dev, use_amp):
                 logits = net(x, mask=mask)
             loss = criterion(logits.float(), y)
@@ -464,15 +476,19 @@ def write_run_scores(out: Path, *, data: Path, device: torch.device, progress: b
     ckpt = load_checkpoint(out / "best.pt")
     config = config_from_dict(ckpt["config"], where=f"{out / 'best.pt'}: config")
     model = model_from_checkpoint(ckpt).to(device)
-    splits_present = {s for s, _ in read_manifest(data)}
+    kind = model.input_kind
+    splits_present = source_splits(data, kind)
     written = {}
     for split in (config.data.val_split, "Test"):
         records = val_records if split == config.data.val_split else None
         if records is None and split not in splits_present:
             continue
-        settings = check_cache_compatible(ckpt, data, split if records is None else config.data.train_split)
-        ids, labels, probs = split_scores(model, kind=model.input_kind, config=config, data=data, split=split,
-                                          sample_rate=settings.sample_rate, device=device, records=records,
+        sample_rate = 16000
+        if not is_image_kind(kind):
+            sample_rate = check_cache_compatible(ckpt, data, split if records is None else config.data.train_split
+                                                 ).sample_rate
+        ids, labels, probs = split_scores(model, kind=kind, config=config, data=data, split=split,
+                                          sample_rate=sample_rate, device=device, records=records,
                                           progress=progress)
         path = write_scores(out / f"scores_{split}.csv", ids, labels, probs)
         written[split] = str(path)

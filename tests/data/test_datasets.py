@@ -99,5 +99,5 @@ def test_collate_pads_and_masks(cache):
 
 
 def test_unknown_kind_is_an_error(cache):
-    with pytest.raises(MmferError, match="face_image"):
-        build_dataset("face_image", cache=cache, records=[], train=True, data=DataConfig())
+    with pytest.raises(MmferError, match="'video'.*known: face_image"):
+        build_dataset("video", cache=cache, records=[], train=True, data=DataConfig())

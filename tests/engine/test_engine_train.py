@@ -200,3 +200,27 @@ def test_encoder_from_face_model_and_freeze(synth_cache, tmp_path):
     train(cfg, data=synth_cache("faces"), out=tmp_path / "run", progress=False, resume=True)
     state = load_checkpoint(tmp_path / "run" / "last.pt")["state_dict"]
     assert not all(torch.equal(state[f"encoder.{k}"], v.detach()) for k, v in enc.items())  # then fine-tuned
+
+
+def test_face_frame_trains_on_an_image_folder(tmp_path):
+    """Stage one of two-stage fine-tuning: a face_frame model on a FER2013-style folder tree."""
+    import cv2
+
+    from mmfer.engine.config import DataConfig, ModelConfig, OptimConfig, TrainConfig
+
+    rng = np.random.default_rng(0)
+    for split, n in (("Train", 10), ("Test", 1)):
+        for c, emotion in enumerate(EMOTIONS):
+            (tmp_path / "fer" / split / emotion).mkdir(parents=True)
+            for k in range(n):
+                img = rng.integers(0, 40, size=(24, 24)).astype(np.uint8) + np.uint8(30 * c)
+                cv2.imwrite(str(tmp_path / "fer" / split / emotion / f"{k}.png"), img)
+    cfg = TrainConfig(name="fer", model=ModelConfig(name="face_frame", kwargs={"in_channels": 1, "width": 8}),
+                      data=DataConfig(grayscale=True, batch_size=8, holdout_fraction=0.2),
+                      optim=OptimConfig(epochs=6, lr=3e-3, warmup_epochs=0.5), device="cpu")
+    cfg = dataclasses.replace(cfg, augment=dataclasses.replace(cfg.augment, brightness=0.0, contrast=0.0))
+    result = train(cfg, data=tmp_path / "fer", out=tmp_path / "run", progress=False)
+    assert result["holdout_val"] and result["best"]["val_accuracy"] > 0.6, result["best"]
+    test = read_scores(result["scores"]["Test"])
+    assert len(test) == 7 and test.clip_ids[0] == "Angry/0"
+    assert load_checkpoint(tmp_path / "run")["preprocess"] == {"source": "image_folder"}
