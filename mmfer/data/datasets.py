@@ -96,6 +96,12 @@ class CacheDataset(Dataset):
     def _make(self, clip: int, sub: int, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor | None]:
         raise NotImplementedError
 
+    def __getstate__(self) -> dict[str, Any]:
+        # loader workers get the dataset pickled: send paths, not the last clip's memory maps
+        state = dict(self.__dict__)
+        state.pop("_last", None)
+        return state
+
     # -------------------------------------------------------------- Dataset protocol
     def set_epoch(self, epoch: int) -> None:
         """Training draws new windows/crops/augmentation each epoch, reproducibly."""
