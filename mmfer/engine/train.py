@@ -45,7 +45,7 @@ from mmfer.engine.checkpoint import (
 from mmfer.engine.config import TrainConfig, config_to_plain
 from mmfer.engine.scoring import autocast, predict_clips, resolve_device, split_scores
 from mmfer.errors import MmferError
-from mmfer.labels import EMOTIONS, NUM_CLASSES
+from mmfer.labels import NUM_CLASSES
 from mmfer.scores import write_scores
 
 log = logging.getLogger(__name__)

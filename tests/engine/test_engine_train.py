@@ -20,7 +20,7 @@ from mmfer.errors import MmferError
 from mmfer.labels import EMOTIONS
 from mmfer.scores import read_scores
 
-from conftest import TINY, tiny_config
+from engine_helpers import TINY, tiny_config
 
 
 @pytest.fixture(scope="module")
