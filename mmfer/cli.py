@@ -89,7 +89,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         result = train(load_train_config(args.config), data=args.data, out=args.out, epochs=args.epochs,
                        resume=args.resume, device=args.device, progress=not args.no_progress)
         best = result["best"]
-        if best:
+        if best and result.get("rank", 0) == 0:  # one report under torchrun
             print(f"best epoch {best['epoch']}: Val accuracy {best['val_accuracy']:.4f}, uar {best['val_uar']:.4f}"
                   f" -> {result['best_checkpoint']}")
         for split, path in result["scores"].items():

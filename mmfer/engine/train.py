@@ -277,7 +277,8 @@ def train(
         config = dataclasses.replace(config, optim=dataclasses.replace(config.optim, epochs=int(epochs)))
     plain_config = config_to_plain(config)
     dist = _Dist.from_env()
-    if dist.enabled and not torch.distributed.is_initialized():
+    own_group = dist.enabled and not torch.distributed.is_initialized()
+    if own_group:
         torch.distributed.init_process_group(backend="nccl" if torch.cuda.is_available() else "gloo")
     dev = resolve_device(device, config.device)
     if dist.enabled and dev.type == "cuda":
@@ -458,12 +459,14 @@ def train(
 
     result: dict[str, Any] = {"run": str(out), "best": best, "epochs_done": rows[-1]["epoch"] if rows else start_epoch,
                               "last": str(last_path), "best_checkpoint": str(best_path), "holdout_val": holdout,
-                              "scores": {}}
+                              "scores": {}, "rank": dist.rank}
     finished = rows and rows[-1]["epoch"] >= ocfg.epochs
     if dist.main and finished and best_path.is_file():
         result["scores"] = write_run_scores(out, data=data, device=dev, progress=progress,
                                             val_records=val_records if holdout else None)
     dist.barrier()
+    if own_group:
+        torch.distributed.destroy_process_group()
     return result
 
 
