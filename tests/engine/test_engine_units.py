@@ -1,0 +1,45 @@
+"""Small pure pieces of the engine: schedule, class weights, held-out split, metrics."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mmfer.cache import ClipRecord
+from mmfer.engine.config import OptimConfig
+from mmfer.engine.train import accuracy_uar, class_weights, holdout_split, lr_factor
+
+
+def test_warmup_then_cosine_step_constant():
+    o = OptimConfig(epochs=10, warmup_epochs=2)
+    f = [lr_factor(s, steps_per_epoch=5, optim=o) for s in range(50)]
+    assert f[0] == pytest.approx(0.1) and f[9] == pytest.approx(1.0)  # linear warmup over 10 steps
+    assert all(a >= b for a, b in zip(f[10:], f[11:])) and f[-1] < 0.01  # cosine down to ~0
+    step = OptimConfig(epochs=10, warmup_epochs=0, schedule="step", step_epochs=4, step_gamma=0.5)
+    assert [lr_factor(s, steps_per_epoch=5, optim=step) for s in (0, 19, 20, 40)] == [1.0, 1.0, 0.5, 0.25]
+    assert lr_factor(33, steps_per_epoch=5, optim=OptimConfig(warmup_epochs=0, schedule="constant")) == 1.0
+
+
+def test_class_weights_balance_present_classes():
+    w = class_weights([0] * 6 + [1] * 2 + [3] * 4).numpy()
+    counts = np.array([6, 2, 0, 4, 0, 0, 0])
+    assert w[2] == 0 and w[4:].sum() == 0
+    assert np.allclose((w * counts)[[0, 1, 3]], 4.0)  # each present class weighs N / K = 12 / 3
+
+
+def test_holdout_is_stratified_seeded_and_disjoint():
+    recs = [ClipRecord(clip_id=f"c{i}", split="Train", label=lab, path="", status="ok")
+            for i, lab in enumerate(["Angry"] * 20 + ["Sad"] * 10 + ["Happy"])]
+    train, held = holdout_split(recs, fraction=0.1, seed=0)
+    assert sorted(r.label for r in held) == ["Angry", "Angry", "Sad"]  # a lone Happy clip stays in Train
+    assert not {r.clip_id for r in train} & {r.clip_id for r in held} and len(train) + len(held) == len(recs)
+    assert [r.clip_id for r in holdout_split(recs, fraction=0.1, seed=0)[1]] == [r.clip_id for r in held]
+    assert [r.clip_id for r in holdout_split(recs, fraction=0.1, seed=1)[1]] != [r.clip_id for r in held]
+
+
+def test_accuracy_and_uar():
+    y = np.array([0, 0, 0, 1, -1])
+    p = np.eye(7)[[0, 0, 1, 1, 2]]
+    acc, uar = accuracy_uar(y, p)
+    assert acc == pytest.approx(3 / 4) and uar == pytest.approx((2 / 3 + 1) / 2)
+    assert all(np.isnan(accuracy_uar(np.array([-1]), np.eye(7)[:1])))
