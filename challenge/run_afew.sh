@@ -5,7 +5,7 @@
 # Usage:  challenge/run_afew.sh /data/AFEW [WORK_DIR] [TEAM_NAME]
 #   AFEW root layout: Train/<Emotion>/<clip>.avi, Val/<Emotion>/<clip>.avi, Test/<clip>.avi
 # Every step resumes: re-running skips clips already cached and keeps finished runs
-# (delete a RUNS/<branch> folder to retrain that branch).
+# and continues an interrupted branch with --resume (delete a RUNS/<branch> folder to retrain it).
 set -euo pipefail
 
 AFEW_ROOT=${1:?usage: $0 AFEW_ROOT [WORK_DIR] [TEAM_NAME]}
@@ -17,6 +17,7 @@ WORKERS=${WORKERS:-0}                       # preprocessing workers, 0 = one per
 FUSION=${FUSION:-weighted}                  # majority | mean | weighted | per_class | exp_weighted | stacker
 FOLDS=${FOLDS:-5}
 SEED=${SEED:-0}
+EPOCHS=${EPOCHS:-}                          # override every config's epochs (e.g. 1 for a smoke run)
 
 CACHE="$WORK/cache"
 RUNS="$WORK/runs"
@@ -35,7 +36,9 @@ for b in $BRANCHES; do
     if [[ -f "$run/scores_Val.csv" && -f "$run/scores_Test.csv" ]]; then
         echo "   $b: scores exist in $run, skipping (delete the folder to retrain)"
     else
-        mmfer train "$CONFIGS/$b.yaml" --data "$CACHE" --out "$run"
+        resume=()
+        [[ -f "$run/last.pt" ]] && resume=(--resume)   # an interrupted run continues where it stopped
+        mmfer train "$CONFIGS/$b.yaml" --data "$CACHE" --out "$run" ${EPOCHS:+--epochs "$EPOCHS"} "${resume[@]}"
     fi
     VAL+=("$run/scores_Val.csv")
     TEST+=("$run/scores_Test.csv")
