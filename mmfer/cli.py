@@ -118,19 +118,24 @@ def _add_scores(sub: argparse._SubParsersAction) -> None:
 
 
 # ---------------------------------------------------------------- fuse / submit / evaluate / ablate (issue 4)
-def _add_fuse(sub: argparse._SubParsersAction) -> None:
+def _add_fusion_arguments(p: argparse.ArgumentParser, *, out_help: str) -> None:
+    """The options `fuse` and `ablate` share: both tune one fusion method on the same Val files."""
     from mmfer.fusion.methods import METHODS, OBJECTIVES
 
-    p = sub.add_parser("fuse", help="late fusion of branch scores, tuned on Val")
     p.add_argument("--val", nargs="+", required=True, metavar="VAL.csv", help="one Val score CSV per branch")
     p.add_argument("--test", nargs="+", default=None, metavar="TEST.csv", help="Test score CSVs, same branch order")
-    p.add_argument("--out", required=True, help="folder for weights.json, fused_Val.csv, fused_Test.csv")
+    p.add_argument("--out", required=True, help=out_help)
     p.add_argument("--method", default="weighted", choices=tuple(METHODS), help="fusion method (default: weighted)")
     p.add_argument("--names", default=None, help="branch names a,b,c (default: from the file or run folder names)")
     p.add_argument("--folds", type=int, default=5, help="folds of the cross-validated Val estimate (default 5)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--calibrate", action="store_true", help="temperature-calibrate each branch on Val first")
     p.add_argument("--objective", default="accuracy", choices=OBJECTIVES, help="what weight searches maximise")
+
+
+def _add_fuse(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("fuse", help="late fusion of branch scores, tuned on Val")
+    _add_fusion_arguments(p, out_help="folder for weights.json, fused_Val.csv, fused_Test.csv")
 
     def run(args: argparse.Namespace) -> int:
         from mmfer.fusion.fuse import format_fuse_report, fuse
@@ -211,18 +216,8 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_ablate(sub: argparse._SubParsersAction) -> None:
-    from mmfer.fusion.methods import METHODS, OBJECTIVES
-
     p = sub.add_parser("ablate", help="fuse every subset of branches and tabulate what each modality adds")
-    p.add_argument("--val", nargs="+", required=True, metavar="VAL.csv", help="one Val score CSV per branch")
-    p.add_argument("--test", nargs="+", default=None, metavar="TEST.csv", help="Test score CSVs, same branch order")
-    p.add_argument("--out", required=True, help="folder for ablation.md, ablation.csv, ablation.png")
-    p.add_argument("--method", default="weighted", choices=tuple(METHODS))
-    p.add_argument("--names", default=None, help="branch names a,b,c")
-    p.add_argument("--folds", type=int, default=5)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--calibrate", action="store_true")
-    p.add_argument("--objective", default="accuracy", choices=OBJECTIVES)
+    _add_fusion_arguments(p, out_help="folder for ablation.md, ablation.csv, ablation.png")
 
     def run(args: argparse.Namespace) -> int:
         from pathlib import Path

@@ -15,12 +15,10 @@ from typing import Any, Sequence
 import numpy as np
 from tqdm import tqdm
 
-from mmfer.errors import MmferError
 from mmfer.labels import EMOTIONS
 from mmfer.scores import write_scores
 
-from mmfer.fusion.fuse import align_tables, fit_and_score, resolve_names
-from mmfer.fusion.methods import METHODS
+from mmfer.fusion.fuse import fit_and_score, load_fusion_inputs
 
 COLUMNS = ("branches", "n_branches", "val_accuracy", "val_uar", "cv_accuracy", "cv_uar", "test_accuracy")
 
@@ -43,20 +41,10 @@ def ablate(
     With Test files, each subset's fused Test scores go to OUT/subsets/<names>_Test.csv, and
     ``test_accuracy`` is filled where the Test files carry labels.
     """
-    if method not in METHODS:
-        raise MmferError(f"ablate: unknown method {method!r}; expected one of {', '.join(METHODS)}")
-    if not val_paths:
-        raise MmferError("ablate: no Val score files given (--val A_Val.csv B_Val.csv ...)")
-    test_paths = list(test_paths or [])
-    names = resolve_names(val_paths, test_paths, names)
+    inputs = load_fusion_inputs(val_paths, test_paths, names, method=method, objective=objective, command="ablate")
+    names, y, test = inputs.names, inputs.y, inputs.test
+    val_probs = [p[inputs.known] for p in inputs.val_probs]
     out = Path(out)
-    _, val_labels, val_probs = align_tables(val_paths, split="Val")
-    known = np.array([lab is not None for lab in val_labels])
-    if known.sum() < 2:
-        raise MmferError(f"ablate: {val_paths[0]}: Val scores need labels to tune and score fusion")
-    y = np.array([EMOTIONS.index(lab) for lab in val_labels if lab is not None])
-    val_probs = [p[known] for p in val_probs]
-    test = align_tables(test_paths, split="Test") if test_paths else None
 
     subsets = [c for k in range(1, len(names) + 1) for c in itertools.combinations(range(len(names)), k)]
     rows: list[dict[str, Any]] = []

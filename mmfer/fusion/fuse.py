@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -120,6 +121,51 @@ def _figures(fused: np.ndarray, y: np.ndarray) -> dict[str, Any]:
     return {"accuracy": m["accuracy"], "uar": m["uar"], "macro_f1": m["macro_f1"], "n": m["n"]}
 
 
+
+@dataclass
+class FusionInputs:
+    """Val (and Test) score files aligned on clip ids, with the labelled Val clips picked out."""
+
+    names: list[str]
+    test_paths: list[str | Path]
+    val_ids: list[str]
+    val_labels: list[str | None]
+    val_probs: list[np.ndarray]
+    known: np.ndarray  # bool per Val clip: has a label
+    y: np.ndarray  # class index of each labelled Val clip
+    test: tuple[list[str], list[str | None], list[np.ndarray]] | None
+
+
+def load_fusion_inputs(
+    val_paths: Sequence[str | Path],
+    test_paths: Sequence[str | Path] | None,
+    names: Sequence[str] | str | None,
+    *,
+    method: str,
+    objective: str,
+    command: str,
+) -> FusionInputs:
+    """Check the arguments shared by ``fuse`` and ``ablate`` and read their score files once."""
+    if method not in METHODS:
+        raise MmferError(f"{command}: unknown method {method!r}; expected one of {', '.join(METHODS)}")
+    if objective not in OBJECTIVES:
+        raise MmferError(f"{command}: unknown objective {objective!r}; expected one of {', '.join(OBJECTIVES)}")
+    if not val_paths:
+        raise MmferError(f"{command}: no Val score files given (--val A_Val.csv B_Val.csv ...)")
+    test_paths = list(test_paths or [])
+    names = resolve_names(val_paths, test_paths, names)
+    val_ids, val_labels, val_probs = align_tables(val_paths, split="Val")
+    known = np.array([lab is not None for lab in val_labels])
+    if known.sum() < 2:
+        raise MmferError(
+            f"{command}: {val_paths[0]} has {int(known.sum())} clip(s) with a label; Val scores need their labels "
+            "(the label column) to tune fusion"
+        )
+    y = np.array([EMOTIONS.index(lab) for lab in val_labels if lab is not None])
+    test = align_tables(test_paths, split="Test") if test_paths else None
+    return FusionInputs(names, test_paths, val_ids, val_labels, val_probs, known, y, test)
+
+
 def fit_and_score(
     probs_list: Sequence[np.ndarray],
     y: np.ndarray,
@@ -152,24 +198,12 @@ def fuse(
 ) -> dict[str, Any]:
     """Tune ``method`` on the Val score files, write OUT/weights.json, OUT/fused_Val.csv and (with
     Test files) OUT/fused_Test.csv; returns the weights.json content."""
-    if method not in METHODS:
-        raise MmferError(f"fuse: unknown method {method!r}; expected one of {', '.join(METHODS)}")
-    if objective not in OBJECTIVES:
-        raise MmferError(f"fuse: unknown objective {objective!r}; expected one of {', '.join(OBJECTIVES)}")
-    if not val_paths:
-        raise MmferError("fuse: no Val score files given (--val A_Val.csv B_Val.csv ...)")
-    test_paths = list(test_paths or [])
-    names = resolve_names(val_paths, test_paths, names)
+    inputs = load_fusion_inputs(val_paths, test_paths, names, method=method, objective=objective, command="fuse")
+    names, val_ids, val_labels, val_probs, known, y = (
+        inputs.names, inputs.val_ids, inputs.val_labels, inputs.val_probs, inputs.known, inputs.y
+    )
+    test_paths = inputs.test_paths
     out = Path(out)
-
-    val_ids, val_labels, val_probs = align_tables(val_paths, split="Val")
-    known = np.array([lab is not None for lab in val_labels])
-    if known.sum() < 2:
-        raise MmferError(
-            f"fuse: {val_paths[0]} has {int(known.sum())} clip(s) with a label; Val scores need their labels "
-            "(the label column) to tune fusion"
-        )
-    y = np.array([EMOTIONS.index(lab) for lab in val_labels if lab is not None])
     probs_known = [p[known] for p in val_probs]
     model, in_sample, cv = fit_and_score(
         probs_known, y, method=method, calibrate=calibrate, objective=objective, folds=folds, seed=seed
@@ -178,8 +212,8 @@ def fuse(
 
     out.mkdir(parents=True, exist_ok=True)
     outputs = {"fused_Val": str(write_scores(out / "fused_Val.csv", val_ids, val_labels, model.predict(val_probs)))}
-    if test_paths:
-        test_ids, test_labels, test_probs = align_tables(test_paths, split="Test")
+    if inputs.test is not None:
+        test_ids, test_labels, test_probs = inputs.test
         outputs["fused_Test"] = str(write_scores(out / "fused_Test.csv", test_ids, test_labels, model.predict(test_probs)))
     params = model.params()
     report: dict[str, Any] = {
