@@ -17,6 +17,18 @@ import numpy as np  # noqa: E402
 from mmfer.labels import EMOTIONS  # noqa: E402
 
 
+def _save(fig: plt.Figure, ax: plt.Axes, out: str | Path, title: str) -> Path:
+    """Title (if any), tight layout, PNG at ``out`` (parent folders created); the figure is closed."""
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
 def plot_confusion(
     confusion: Sequence[Sequence[int]] | np.ndarray,
     out: str | Path,
@@ -39,14 +51,7 @@ def plot_confusion(
             ax.text(j, i, f"{int(conf[i, j])}", ha="center", va="center",
                     color="white" if shown[i, j] > 0.5 * (shown.max() or 1) else "black", fontsize=8)
     fig.colorbar(im, ax=ax, label="share of true class" if normalize else "clips")
-    if title:
-        ax.set_title(title)
-    fig.tight_layout()
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return _save(fig, ax, out, title)
 
 
 def plot_ablation(rows: Sequence[Mapping[str, Any]], out: str | Path, *, title: str = "") -> Path:
@@ -67,11 +72,4 @@ def plot_ablation(rows: Sequence[Mapping[str, Any]], out: str | Path, *, title: 
     ax.set_ylim(0, 1)
     ax.axhline(1 / len(EMOTIONS), color="grey", lw=0.8, ls="--", label="chance (1/7)")
     ax.legend(fontsize=8, loc="upper left")
-    if title:
-        ax.set_title(title)
-    fig.tight_layout()
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return _save(fig, ax, out, title)
