@@ -11,7 +11,7 @@ import csv
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Sequence
 
 import numpy as np
 
@@ -61,11 +61,10 @@ class ScoreTable:
 
 
 def normalise_rows(probs: np.ndarray) -> np.ndarray:
-    """Rows scaled to sum to 1; an all-zero row becomes uniform."""
+    """Negatives clipped to 0, rows (the last axis) scaled to sum to 1; an all-zero row becomes uniform."""
     probs = np.clip(np.asarray(probs, dtype=np.float64), 0.0, None)
-    s = probs.sum(axis=1, keepdims=True)
-    out = np.where(s > 0, probs / np.where(s > 0, s, 1.0), 1.0 / probs.shape[1])
-    return out
+    s = probs.sum(axis=-1, keepdims=True)
+    return np.where(s > 0, probs / np.where(s > 0, s, 1.0), 1.0 / probs.shape[-1])
 
 
 def write_scores(
@@ -146,7 +145,3 @@ def read_scores(path: str | Path) -> ScoreTable:
 def uniform_scores(n: int) -> np.ndarray:
     """Scores for clips a branch could not see (e.g. failed preprocessing): no preference."""
     return np.full((n, len(EMOTIONS)), 1.0 / len(EMOTIONS))
-
-
-def iter_rows(table: ScoreTable) -> Iterable[tuple[str, str | None, np.ndarray]]:
-    yield from zip(table.clip_ids, table.labels, table.probs)

@@ -18,6 +18,7 @@ from threadpoolctl import threadpool_limits
 
 from mmfer.errors import MmferError
 from mmfer.labels import NUM_CLASSES
+from mmfer.scores import normalise_rows
 
 EPS = 1e-7
 OBJECTIVES = ("accuracy", "uar")
@@ -31,12 +32,6 @@ def _stack(probs_list: Sequence[np.ndarray]) -> np.ndarray:
     if arr.ndim != 3 or arr.shape[2] != NUM_CLASSES:
         raise MmferError(f"fusion: expected (branches, N, {NUM_CLASSES}) scores, got {arr.shape}")
     return arr
-
-
-def _normalise(p: np.ndarray) -> np.ndarray:
-    p = np.clip(p, 0.0, None)
-    s = p.sum(axis=-1, keepdims=True)
-    return np.where(s > 0, p / np.where(s > 0, s, 1.0), 1.0 / p.shape[-1])
 
 
 def objective_scores(fused: np.ndarray, y: np.ndarray, objective: str = "accuracy") -> np.ndarray:
@@ -142,7 +137,7 @@ class MeanFusion(Fuser):
         return self
 
     def predict(self, probs_list):
-        return _normalise(self._check_predict(probs_list).mean(axis=0))
+        return normalise_rows(self._check_predict(probs_list).mean(axis=0))
 
     def params(self):
         return {"weights": [1.0 / self.n_branches] * self.n_branches}
@@ -169,7 +164,7 @@ class MajorityVote(Fuser):
         for b in range(stack.shape[0]):
             votes[np.arange(stack.shape[1]), top[b]] += 1.0
         votes /= stack.shape[0]
-        return _normalise(votes + self.tie_weight * stack.mean(axis=0))
+        return normalise_rows(votes + self.tie_weight * stack.mean(axis=0))
 
     def params(self):
         return {"weights": [1.0] * self.n_branches, "tie_break": "mean probability"}
@@ -197,7 +192,7 @@ class WeightedMean(Fuser):
         return self
 
     def predict(self, probs_list):
-        return _normalise(np.einsum("b,bnc->nc", self.weights, self._check_predict(probs_list)))
+        return normalise_rows(np.einsum("b,bnc->nc", self.weights, self._check_predict(probs_list)))
 
     def params(self):
         return {"weights": [float(w) for w in self.weights], "objective": self.objective,
@@ -231,11 +226,11 @@ class PerClassWeights(Fuser):
             for c in range(NUM_CLASSES):
                 trial = np.repeat(w[None], len(cands), axis=0)  # (W, B, 7)
                 trial[:, :, c] = cands
-                fused = _normalise(np.einsum("wbc,bnc->wnc", trial, stack))
+                fused = normalise_rows(np.einsum("wbc,bnc->wnc", trial, stack))
                 vals = objective_scores(fused, y, self.objective)
                 losses = log_loss(fused, y)
                 i = _best(vals, losses)
-                cur = _normalise(np.einsum("bc,bnc->nc", w, stack))
+                cur = normalise_rows(np.einsum("bc,bnc->nc", w, stack))
                 cur_v = objective_scores(cur, y, self.objective)
                 cur_l = log_loss(cur, y)
                 if vals[i] > cur_v + 1e-12 or (abs(vals[i] - cur_v) <= 1e-12 and losses[i] < cur_l - 1e-12):
@@ -247,7 +242,7 @@ class PerClassWeights(Fuser):
         return self
 
     def predict(self, probs_list):
-        return _normalise(np.einsum("bc,bnc->nc", self.weights, self._check_predict(probs_list)))
+        return normalise_rows(np.einsum("bc,bnc->nc", self.weights, self._check_predict(probs_list)))
 
     def params(self):
         return {"weights": self.weights.tolist(), "weights_shape": "branches x classes", "objective": self.objective}
@@ -281,7 +276,7 @@ class ExpWeighted(Fuser):
         return w / w.sum()
 
     def predict(self, probs_list):
-        return _normalise(np.einsum("b,bnc->nc", self.weights, self._check_predict(probs_list)))
+        return normalise_rows(np.einsum("b,bnc->nc", self.weights, self._check_predict(probs_list)))
 
     def params(self):
         return {"weights": [float(w) for w in self.weights], "beta": self.beta,
@@ -334,7 +329,7 @@ class Stacker(Fuser):
         else:
             with threadpool_limits(1):
                 out[:, self.model.classes_] = self.model.predict_proba(self._x(stack))
-        return _normalise(out)
+        return normalise_rows(out)
 
     def params(self):
         if self.model is None:
@@ -375,13 +370,11 @@ class FusionModel:
 
     def __init__(self, method: str = "weighted", *, calibrate: bool = False, objective: str = "accuracy",
                  seed: int = 0) -> None:
-        if method not in METHODS:
-            raise MmferError(f"fusion: unknown method {method!r}; expected one of {', '.join(METHODS)}")
+        self.fuser: Fuser = build_fuser(method, objective=objective, seed=seed)  # checks the method name
         if objective not in OBJECTIVES:
             raise MmferError(f"fusion: unknown objective {objective!r}; expected one of {', '.join(OBJECTIVES)}")
         self.method, self.calibrate, self.objective, self.seed = method, calibrate, objective, seed
         self.temperatures: list[float] | None = None
-        self.fuser: Fuser = build_fuser(method, objective=objective, seed=seed)
 
     def _calibrated(self, probs_list):
         if not self.calibrate:
