@@ -12,10 +12,9 @@ import itertools
 from pathlib import Path
 from typing import Any, Sequence
 
-import numpy as np
 from tqdm import tqdm
 
-from mmfer.labels import EMOTIONS
+from mmfer.metrics import evaluate
 from mmfer.scores import write_scores
 
 from mmfer.fusion.fuse import fit_and_score, load_fusion_inputs
@@ -67,9 +66,8 @@ def ablate(
             ids, labels, probs = test
             fused = model.predict([probs[i] for i in subset])
             write_scores(out / "subsets" / f"{label}_Test.csv", ids, labels, fused)
-            lab = np.array([EMOTIONS.index(l) if l else -1 for l in labels])
-            if (lab >= 0).any():
-                row["test_accuracy"] = float((fused.argmax(1)[lab >= 0] == lab[lab >= 0]).mean())
+            if any(labels):
+                row["test_accuracy"] = evaluate(labels, fused)["accuracy"]
         rows.append(row)
     rows.sort(key=lambda r: (-r["cv_accuracy"], -r["cv_uar"], r["n_branches"]))
     write_tables(rows, out, method=method, folds=folds)

@@ -18,11 +18,10 @@ import numpy as np
 
 from mmfer.errors import MmferError
 from mmfer.labels import EMOTIONS
-from mmfer.metrics import evaluate
 from mmfer.scores import ScoreTable, read_scores, write_scores
 
 from mmfer.fusion.methods import METHODS, OBJECTIVES, FusionModel
-from mmfer.fusion.tuning import cross_validate_method
+from mmfer.fusion.tuning import cross_validate_method, figures
 
 WEIGHTS_FILE = "weights.json"
 FIGURES_NOTE = (
@@ -84,7 +83,7 @@ def align_tables(paths: Sequence[str | Path], *, split: str) -> tuple[list[str],
     first, ref = tables[0], Path(paths[0])
     ids = first.clip_ids
     ref_set = set(ids)
-    aligned = [first.probs]
+    aligned = [first]
     for t, p in zip(tables[1:], paths[1:]):
         other = set(t.clip_ids)
         only_ref = sorted(ref_set - other)
@@ -108,18 +107,11 @@ def align_tables(paths: Sequence[str | Path], *, split: str) -> tuple[list[str],
                 f"fuse: {split} label disagreement between {ref} and {p} for {len(bad)} clip(s), e.g. {c}: "
                 f"{first.labels[i]} vs {t.labels[i]} (e.g. {', '.join(bad[:5])}); were they made from the same index?"
             )
-        aligned.append(t.probs)
+        aligned.append(t)
     labels = list(first.labels)
-    for t in tables[1:]:  # fill labels a file left empty from another file
-        tt = t.reindex(ids)
-        labels = [a or b for a, b in zip(labels, tt.labels)]
-    return list(ids), labels, aligned
-
-
-def _figures(fused: np.ndarray, y: np.ndarray) -> dict[str, Any]:
-    m = evaluate(y.tolist(), fused)
-    return {"accuracy": m["accuracy"], "uar": m["uar"], "macro_f1": m["macro_f1"], "n": m["n"]}
-
+    for t in aligned[1:]:  # fill labels a file left empty from another file
+        labels = [a or b for a, b in zip(labels, t.labels)]
+    return list(ids), labels, [t.probs for t in aligned]
 
 
 @dataclass
@@ -178,7 +170,7 @@ def fit_and_score(
 ) -> tuple[FusionModel, dict[str, Any], dict[str, Any]]:
     """Fit on all labelled Val clips; in-sample and cross-validated figures."""
     model = FusionModel(method, calibrate=calibrate, objective=objective, seed=seed).fit(probs_list, y)
-    in_sample = _figures(model.predict(probs_list), y)
+    in_sample = figures(model.predict(probs_list), y)
     cv = cross_validate_method(method, probs_list, y, calibrate=calibrate, objective=objective, folds=folds, seed=seed)
     cv.pop("out_of_fold")
     return model, in_sample, cv
@@ -208,7 +200,7 @@ def fuse(
     model, in_sample, cv = fit_and_score(
         probs_known, y, method=method, calibrate=calibrate, objective=objective, folds=folds, seed=seed
     )
-    singles = {n: _figures(p, y) for n, p in zip(names, probs_known)}
+    singles = {n: figures(p, y) for n, p in zip(names, probs_known)}
 
     out.mkdir(parents=True, exist_ok=True)
     outputs = {"fused_Val": str(write_scores(out / "fused_Val.csv", val_ids, val_labels, model.predict(val_probs)))}
