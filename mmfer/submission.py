@@ -104,13 +104,12 @@ def write_submission(
     # arbitrary, so the fallback (when given) decides instead
     flat = {c for c in ids if c in pos and np.ptp(table.probs[pos[c]]) < 1e-6}
     has_fallback = fallback_table is not None or prior is not None
+    fb_pos = {c: i for i, c in enumerate(fallback_table.clip_ids)} if fallback_table is not None else {}
     for cid in ids:
         if cid in pos and not (cid in flat and has_fallback):
             words[cid] = EMOTIONS[int(table.probs[pos[cid]].argmax())]
             continue
-        fb_row = None
-        if fallback_table is not None and cid in fallback_table.clip_ids:
-            fb_row = fallback_table.probs[fallback_table.clip_ids.index(cid)]
+        fb_row = fallback_table.probs[fb_pos[cid]] if cid in fb_pos else None
         if fb_row is not None and (np.ptp(fb_row) >= 1e-6 or prior is None):
             words[cid] = EMOTIONS[int(fb_row.argmax())]
             filled[cid] = f"from {fallback_probs}"
@@ -151,7 +150,7 @@ def write_submission(
         "failed_preprocessing": sorted(notes),
         "uniform_scores_kept": sorted(c for c in flat if c not in filled),
         "prediction_counts": counts,
-        "problems": check_submission(out_zip, index=index),
+        "problems": _check_zip(out_zip, ids),
     }
 
 
@@ -164,7 +163,11 @@ def check_submission(zip_path: str | Path, *, index: str | Path) -> list[str]:
         return [f"{zip_path}: no such file"]
     if not zipfile.is_zipfile(zip_path):
         return [f"{zip_path}: not a zip archive"]
-    ids, _ = index_clip_ids(index)
+    return _check_zip(zip_path, index_clip_ids(index)[0])
+
+
+def _check_zip(zip_path: Path, ids: list[str]) -> list[str]:
+    """``check_submission`` against an already-read list of test clip ids."""
     problems: list[str] = []
     seen: dict[str, int] = {}
     nested: list[str] = []
