@@ -7,12 +7,10 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from typing import Callable, Sequence
+from typing import Sequence
 
 from mmfer import __version__
 from mmfer.errors import MmferError
-
-Handler = Callable[[argparse.Namespace], int]
 
 
 # ---------------------------------------------------------------- preprocess (issue 2)
@@ -231,14 +229,6 @@ def _add_ablate(sub: argparse._SubParsersAction) -> None:
         return 0
 
     p.set_defaults(func=run)
-
-
-# ---------------------------------------------------------------- helpers
-def _not_ready(name: str) -> Handler:
-    def run(args: argparse.Namespace) -> int:
-        raise MmferError(f"`mmfer {name}` is not available in this version")
-
-    return run
 
 
 _COMMANDS = (

@@ -111,8 +111,3 @@ def load_yaml(cls: type[T], path: str | Path) -> T:
 def to_dict(obj: Any) -> dict[str, Any]:
     """A dataclass config as plain types (for checkpoints, JSON and YAML)."""
     return dataclasses.asdict(obj)
-
-
-def replace(obj: T, **changes: Any) -> T:
-    """A copy of a frozen config with some fields changed (e.g. from command-line overrides)."""
-    return dataclasses.replace(obj, **changes)

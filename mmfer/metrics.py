@@ -17,7 +17,7 @@ import numpy as np
 
 from mmfer.errors import MmferError
 from mmfer.labels import EMOTIONS, NUM_CLASSES, canonical, cremad_label, ravdess_label
-from mmfer.scores import ScoreTable
+from mmfer.scores import ScoreTable, read_scores
 
 log = logging.getLogger(__name__)
 
@@ -253,8 +253,6 @@ def evaluate_file(
     png: str | Path | None = None,
 ) -> dict[str, Any]:
     """``mmfer evaluate``: read a score CSV, take labels from ``labels_from``, optionally plot the confusion."""
-    from mmfer.scores import read_scores
-
     table = read_scores(scores)
     truth = truth_from(labels_from, table=table, root=root)
     try:
