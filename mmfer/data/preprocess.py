@@ -43,6 +43,7 @@ from mmfer.cache import (
 )
 from mmfer.data.index import ClipEntry, index_source
 from mmfer.errors import MmferError
+from mmfer.faces.base import get_backend
 
 log = logging.getLogger(__name__)
 
@@ -116,18 +117,6 @@ class PreprocessSummary:
 # ---------------------------------------------------------------- one clip
 
 
-_BACKENDS: dict[str, Any] = {}
-
-
-def _backend(name: str) -> Any:
-    """The face backend of this process, built once (loading a detector costs more than a short clip)."""
-    if name not in _BACKENDS:
-        from mmfer.faces.base import get_backend
-
-        _BACKENDS[name] = get_backend(name)
-    return _BACKENDS[name]
-
-
 def _source_stat(path: Path) -> tuple[int, float]:
     try:
         st = path.stat()
@@ -140,17 +129,6 @@ def _batch_size(width: int, height: int) -> int:
     if width <= 0 or height <= 0:
         return MAX_BATCH
     return int(max(1, min(MAX_BATCH, FRAME_BUDGET_BYTES // (width * height * 3))))
-
-
-def _declared_seconds(path: Path) -> float | None:
-    """Duration the container header declares (None if unknown): a cut-off download still declares the full length."""
-    try:
-        import av
-
-        with av.open(str(path)) as c:
-            return c.duration / 1e6 if c.duration else None
-    except Exception:  # noqa: BLE001 - only a hint
-        return None
 
 
 def _failed(rec: ClipRecord, reason: str, t0: float) -> tuple[None, dict[str, Any], ClipRecord]:
@@ -201,7 +179,7 @@ def process_clip(
 
     warnings: list[str] = []
     tracker = FaceTracker(
-        _backend(settings.face_backend),
+        get_backend(settings.face_backend),
         detect_max_side=settings.detect_max_side,
         detect_every=settings.detect_every,
     )
@@ -214,11 +192,9 @@ def process_clip(
             path,
             fps=settings.fps,
             max_frames=settings.max_frames,
-            batch_size=_batch_size(int(getattr(info, "width", 0) or 0), int(getattr(info, "height", 0) or 0)),
+            batch_size=_batch_size(info.width, info.height),
             warnings=decode_warnings,
         ):
-            if len(frames) == 0:
-                continue
             track = tracker.process(frames)
             crops.append(align_frames(frames, track.landmarks, track.mask, crop_size=settings.crop_size))
             tracks.append(track)
@@ -234,17 +210,16 @@ def process_clip(
         warnings.append(f"decoding stopped after {n_frames} frame(s) ({type(e).__name__}: {e})")
 
     warnings.extend(decode_warnings)
-    src_fps = float(getattr(info, "fps", 0.0) or 0.0)
-    declared = _declared_seconds(path)
-    if n_frames and src_fps > 0 and declared and not settings.max_frames and not decode_warnings:
-        decoded = n_frames / float(settings.fps or src_fps)
+    declared = info.declared_seconds  # a cut-off download still declares the full length
+    if n_frames and declared and not settings.max_frames and not decode_warnings:
+        decoded = n_frames / float(settings.fps or info.fps)
         if declared > 1.5 * decoded + 0.5:
             warnings.append(f"file looks truncated: {n_frames} frame(s) ({decoded:.1f} s) decoded but the "
                             f"container declares {declared:.1f} s; kept what could be read, re-copy the file")
     if n_frames == 0:
         if decode_warnings:
             return _failed(rec, decode_warnings[0], t0)
-        if getattr(info, "has_audio", False) and not getattr(info, "width", 0):
+        if info.has_audio and not info.width:
             reason = f"{path}: no video stream (audio-only file); use the audio branch's audio-file input for it"
         else:
             reason = f"{path}: no video frames could be decoded (empty or broken video stream)"
@@ -273,7 +248,7 @@ def process_clip(
     if n_face == 0:
         warnings.append("no face found in any frame (audio and frames are kept)")
 
-    fps = float(settings.fps or getattr(info, "fps", 0.0) or 0.0)
+    fps = float(settings.fps or info.fps)
     arrays = {"faces": faces, "landmarks": landmarks, "boxes": boxes, "mask": mask, "audio": audio}
     rec.status = "ok"
     rec.reason = ""
@@ -293,9 +268,9 @@ def process_clip(
         "fps": fps,
         "frames": n_frames,
         "face_frames": n_face,
-        "width": int(getattr(info, "width", 0) or 0),
-        "height": int(getattr(info, "height", 0) or 0),
-        "source_fps": float(getattr(info, "fps", 0.0) or 0.0),
+        "width": info.width,
+        "height": info.height,
+        "source_fps": info.fps,
         "sample_rate": settings.sample_rate,
         "audio_seconds": rec.audio_seconds,
         "settings": settings.to_dict(),
@@ -314,13 +289,17 @@ def _process_safe(entry: ClipEntry, settings: PreprocessSettings):
         reason = f"{entry.path}: out of memory while processing; try --fps or a smaller --detect-max-side"
     except Exception as e:  # noqa: BLE001
         reason = f"{entry.path}: unexpected error ({type(e).__name__}: {e}); please report it"
+    return None, {}, _failed_record(entry, settings, reason, seconds=round(time.perf_counter() - t0, 3))
+
+
+def _failed_record(entry: ClipEntry, settings: PreprocessSettings, reason: str, *, seconds: float = 0.0) -> ClipRecord:
+    """The record of a clip that failed outside ``process_clip`` (an unexpected error, a dead worker)."""
     size, mtime = _source_stat(Path(entry.path))
-    rec = ClipRecord(
+    return ClipRecord(
         clip_id=entry.clip_id, split=entry.split, label=entry.label, path=str(entry.path), status="failed",
         reason=reason, settings_hash=settings.hash, settings=settings.to_dict(),
-        source_size=size, source_mtime=mtime, seconds=round(time.perf_counter() - t0, 3),
+        source_size=size, source_mtime=mtime, seconds=seconds,
     )
-    return None, {}, rec
 
 
 # ---------------------------------------------------------------- selection and resume
@@ -368,16 +347,7 @@ def _init_worker(backend_name: str) -> None:
         cv2.setNumThreads(1)
     except Exception:  # noqa: BLE001
         pass
-    _backend(backend_name)
-
-
-def _crash_record(entry: ClipEntry, settings: PreprocessSettings, why: str) -> ClipRecord:
-    size, mtime = _source_stat(Path(entry.path))
-    return ClipRecord(
-        clip_id=entry.clip_id, split=entry.split, label=entry.label, path=str(entry.path), status="failed",
-        reason=f"{entry.path}: {why}; re-run with --retry-failed --workers 1 to retry it alone",
-        settings_hash=settings.hash, settings=settings.to_dict(), source_size=size, source_mtime=mtime,
-    )
+    get_backend(backend_name)
 
 
 def _iter_results(todo: Sequence[ClipEntry], settings: PreprocessSettings, workers: int):
@@ -433,8 +403,9 @@ def _pool_results(
                                     "it will be retried alone", e.path)
                         suspects.append(e)
                     else:
-                        yield e, (None, {}, _crash_record(e, settings, "the worker process died while processing "
-                                                          "this clip (out of memory or decoder crash?)"))
+                        yield e, (None, {}, _failed_record(
+                            e, settings, f"{e.path}: the worker process died while processing this clip (out of "
+                            "memory or decoder crash?); re-run with --retry-failed --workers 1 to retry it alone"))
                 if broken:
                     break
         except BaseException:
@@ -481,7 +452,7 @@ def preprocess(
             entries = [e for e in entries if e.split in wanted]
     if n > 1:
         entries = [e for e in entries if shard_of(e.split, e.clip_id, n) == i]
-    _backend(settings.face_backend)  # a missing backend is the user's problem to fix before any clip runs
+    get_backend(settings.face_backend)  # a missing backend is the user's problem to fix before any clip runs
     if workers <= 0:
         workers = os.cpu_count() or 1
 

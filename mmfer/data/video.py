@@ -50,6 +50,7 @@ class VideoInfo:
     height: int
     duration: float
     has_audio: bool
+    declared_seconds: float | None = None  # duration the container header declares, None if unknown
 
 
 def _quiet() -> None:
@@ -126,6 +127,7 @@ def probe_video(path: str | Path) -> VideoInfo:
         vs = container.streams.video[0]
         av_fps = float(vs.average_rate or vs.guessed_rate or 0.0)
         av_size = (int(vs.codec_context.width or 0), int(vs.codec_context.height or 0))
+        declared = container.duration / 1e6 if container.duration else None
     finally:
         container.close()
     vr = _decord_reader(path)
@@ -141,7 +143,7 @@ def probe_video(path: str | Path) -> VideoInfo:
     if not fps or not np.isfinite(fps):
         fps = 25.0
     return VideoInfo(path=path, frames=frames, fps=fps, width=width, height=height,
-                     duration=frames / fps, has_audio=has_audio)
+                     duration=frames / fps, has_audio=has_audio, declared_seconds=declared)
 
 
 def _count_frames_av(path: Path) -> int:
