@@ -82,6 +82,14 @@ def rigid_frame(points68: np.ndarray) -> tuple[np.ndarray, float]:
     return c, float(np.sqrt(((p - c) ** 2).sum(axis=1).mean()))
 
 
+def box_in_rigid_frame(points68: np.ndarray, rel: np.ndarray) -> np.ndarray:
+    """The box (x0, y0, x1, y1) float32 whose centre offset and width, height are ``rel`` in units of the rigid
+    radius of ``points68`` (see rigid_frame): a face box carried along by the landmarks."""
+    c, r = rigid_frame(points68)
+    centre, wh = c + rel[:2] * r, rel[2:] * r
+    return np.concatenate([centre - wh / 2, centre + wh / 2]).astype(np.float32)
+
+
 def template_68(crop_size: int) -> np.ndarray:
     """The mean face placed in a crop_size x crop_size crop (uniform scale, so faces keep their shape)."""
     s = FACE_WIDTH / (_hi[0] - _lo[0])

@@ -63,11 +63,9 @@ DETECTOR_BOX_REL = np.array([-0.034, 0.545, 5.0, 5.0])
 
 def detector_box_from(points68: np.ndarray) -> np.ndarray:
     """The box dlib's HOG detector would likely give for a face with these landmarks (x0, y0, x1, y1)."""
-    from mmfer.faces.align import rigid_frame
+    from mmfer.faces.align import box_in_rigid_frame
 
-    c, r = rigid_frame(points68)
-    centre, wh = c + DETECTOR_BOX_REL[:2] * r, DETECTOR_BOX_REL[2:] * r
-    return np.concatenate([centre - wh / 2, centre + wh / 2]).astype(np.float32)
+    return box_in_rigid_frame(points68, DETECTOR_BOX_REL)
 
 
 def refit_in_detector_box(predictor, image: np.ndarray, points68: np.ndarray) -> np.ndarray:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mmfer.faces.align import rigid_frame as _rigid_frame
+from mmfer.faces.align import box_in_rigid_frame, rigid_frame
 from mmfer.faces.base import Detection, FaceBackend
 
 
@@ -143,20 +143,15 @@ class FaceTracker:
 
     # ------------------------------------------------------------------ landmark-carried boxes
     def _remember(self, box: np.ndarray, pts: np.ndarray) -> None:
-        c, r = _rigid_frame(pts)
+        c, r = rigid_frame(pts)
         bc, bwh = (box[:2] + box[2:]) / 2, box[2:] - box[:2]
         self._box_rel = np.concatenate([(bc - c) / r, bwh / r])
-
-    def _box_from(self, pts: np.ndarray) -> np.ndarray:
-        c, r = _rigid_frame(pts)
-        centre, wh = c + self._box_rel[:2] * r, self._box_rel[2:] * r
-        return np.concatenate([centre - wh / 2, centre + wh / 2]).astype(np.float32)
 
     def _fit_ok(self, pts: np.ndarray, prev: np.ndarray) -> bool:
         if not np.isfinite(pts).all():
             return False
-        c0, r0 = _rigid_frame(prev)
-        c1, r1 = _rigid_frame(pts)
+        c0, r0 = rigid_frame(prev)
+        c1, r1 = rigid_frame(pts)
         return r1 > 1.0 and 0.8 < r1 / max(r0, 1e-6) < 1.25 and float(np.linalg.norm(c1 - c0)) < 0.5 * r0
 
     # ------------------------------------------------------------------ main loop
@@ -168,7 +163,7 @@ class FaceTracker:
             pts = None
             box = None
             if self.detect_every > 1 and self._prev_pts is not None and self._since_detect < self.detect_every:
-                box = self._box_from(self._prev_pts)
+                box = box_in_rigid_frame(self._prev_pts, self._box_rel)
                 pts = np.asarray(self.backend.landmarks(frame, box), dtype=np.float32)
                 if self._fit_ok(pts, self._prev_pts):
                     self._since_detect += 1
