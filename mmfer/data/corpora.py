@@ -20,12 +20,12 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
+from mmfer.data.index import VIDEO_EXTENSIONS, is_video
 from mmfer.errors import MmferError
 from mmfer.labels import cremad_actor, cremad_label, ravdess_actor, ravdess_label
 
 log = logging.getLogger(__name__)
 
-VIDEO_SUFFIXES = (".mp4", ".flv", ".avi", ".mkv", ".webm", ".mov")
 AUDIO_SUFFIXES = (".wav", ".flac", ".mp3")
 SPLIT_FILE = "corpus_split.json"
 
@@ -133,7 +133,7 @@ def convert_corpus(
     src, out = Path(src), Path(out)
     if not src.is_dir():
         raise MmferError(f"{src}: not a folder; point at the {corpus} download (e.g. its Actor_NN/ or VideoFlash/ parent)")
-    suffixes = VIDEO_SUFFIXES + (AUDIO_SUFFIXES if audio else ())
+    suffixes = VIDEO_EXTENSIONS + (AUDIO_SUFFIXES if audio else ())
     summary = ConversionSummary(out=str(out), corpus=corpus)
     items: list[tuple[Path, str, str]] = []  # (file, label, actor)
     for p in sorted(src.rglob("*")):
@@ -159,7 +159,7 @@ def convert_corpus(
     for p, label, actor in items:
         split = "Val" if actor in val else "Train"
         key = (split, p.stem)
-        if key in seen and seen[key].suffix.lower() in VIDEO_SUFFIXES and p.suffix.lower() in VIDEO_SUFFIXES:
+        if key in seen and is_video(seen[key]) and is_video(p):
             raise MmferError(f"two files with clip id {p.stem!r}: {seen[key]} and {p}; keep one")
         seen.setdefault(key, p)
         _place(p, out / split / label / p.name, copy=copy)
