@@ -27,10 +27,8 @@ from mmfer.labels import index_of
 
 log = logging.getLogger(__name__)
 
-INPUT_KINDS = ("face_window", "face_sequence", "landmarks", "logmel", "face_image")
 # Axis of the time dimension in one item's x, for padding in collate (None: no time axis).
 TIME_AXIS = {"face_window": 1, "face_sequence": 0, "landmarks": 0, "logmel": -1, "face_image": None}
-MEL_FRAMES_PER_SECOND = 100  # log_mel's default 10 ms hop
 
 
 class CacheDataset(Dataset):
@@ -253,7 +251,6 @@ class LandmarkDataset(CacheDataset):
         feats, mask = landmark_features(
             np.asarray(c.landmarks, dtype=np.float32), np.asarray(c.mask, dtype=bool), interpolate=self.data.interpolate
         )
-        feats, mask = np.asarray(feats, dtype=np.float32), np.asarray(mask, dtype=bool)
         valid = np.flatnonzero(mask)
         if len(valid):
             lo, hi = int(valid[0]), int(valid[-1]) + 1
@@ -399,25 +396,24 @@ def build_dataset(
 def pad_collate(items: list[dict[str, Any]], *, time_axis: int | None) -> dict[str, Any]:
     """Stack items, padding x along its time axis with zeros and the mask with False (no axis: mask None)."""
     xs = [it["x"] for it in items]
-    if time_axis is None:
-        return {"x": torch.stack(xs), "mask": None,
-                "label": torch.tensor([it["label"] for it in items], dtype=torch.long),
-                "clip": torch.tensor([it["clip"] for it in items], dtype=torch.long)}
-    ax = time_axis % xs[0].dim()
-    T = max(x.shape[ax] for x in xs)
-    out_x = xs[0].new_zeros((len(xs), *[T if d == ax else s for d, s in enumerate(xs[0].shape)]))
-    mask = torch.zeros((len(xs), T), dtype=torch.bool)
-    for i, it in enumerate(items):
-        x = it["x"]
-        n = x.shape[ax]
-        out_x[i].narrow(ax, 0, n).copy_(x)
-        mask[i, :n] = it["mask"] if it["mask"] is not None else True
-    return {
-        "x": out_x,
-        "mask": mask,
+    out = {
+        "x": None,
+        "mask": None,
         "label": torch.tensor([it["label"] for it in items], dtype=torch.long),
         "clip": torch.tensor([it["clip"] for it in items], dtype=torch.long),
     }
+    if time_axis is None:
+        out["x"] = torch.stack(xs)
+        return out
+    ax = time_axis % xs[0].dim()
+    T = max(x.shape[ax] for x in xs)
+    out["x"] = xs[0].new_zeros((len(xs), *[T if d == ax else s for d, s in enumerate(xs[0].shape)]))
+    out["mask"] = torch.zeros((len(xs), T), dtype=torch.bool)
+    for i, it in enumerate(items):
+        n = it["x"].shape[ax]
+        out["x"][i].narrow(ax, 0, n).copy_(it["x"])
+        out["mask"][i, :n] = it["mask"] if it["mask"] is not None else True
+    return out
 
 
 def collate_for(kind: str):

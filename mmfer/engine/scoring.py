@@ -20,6 +20,7 @@ from tqdm import tqdm
 from mmfer.data.datasets import CacheDataset, build_dataset, collate_for, is_image_kind, source_records
 from mmfer.engine.checkpoint import check_cache_compatible, load_checkpoint, model_from_checkpoint, resolve_checkpoint
 from mmfer.engine.config import config_from_dict
+from mmfer.errors import MmferError
 from mmfer.labels import NUM_CLASSES
 from mmfer.scores import uniform_scores, write_scores
 
@@ -28,8 +29,6 @@ log = logging.getLogger(__name__)
 
 def resolve_device(device: str | torch.device | None, preferred: str = "auto") -> torch.device:
     """``auto`` picks CUDA when present; asking for CUDA without one is an error a user can fix."""
-    from mmfer.errors import MmferError
-
     name = str(device) if device is not None else preferred
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")

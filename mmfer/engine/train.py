@@ -46,6 +46,7 @@ from mmfer.engine.config import TrainConfig, config_to_plain
 from mmfer.engine.scoring import autocast, predict_clips, resolve_device, split_scores
 from mmfer.errors import MmferError
 from mmfer.labels import NUM_CLASSES
+from mmfer.metrics import evaluate
 from mmfer.scores import write_scores
 
 log = logging.getLogger(__name__)
@@ -91,9 +92,8 @@ def accuracy_uar(labels: np.ndarray, probs: np.ndarray) -> tuple[float, float]:
     keep = labels >= 0
     if not keep.any():
         return float("nan"), float("nan")
-    y, pred = labels[keep], probs[keep].argmax(axis=1)
-    recalls = [float((pred[y == c] == c).mean()) for c in np.unique(y)]
-    return float((pred == y).mean()), float(np.mean(recalls))
+    result = evaluate(labels[keep].tolist(), probs[keep])
+    return result["accuracy"], result["uar"]
 
 
 def lr_factor(step: int, *, steps_per_epoch: int, optim: Any) -> float:
@@ -350,7 +350,6 @@ def train(
     net: nn.Module = model
     if dist.enabled:
         net = nn.parallel.DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None)
-    if dist.enabled:
         sampler: Any = torch.utils.data.distributed.DistributedSampler(train_ds, seed=config.seed, shuffle=True)
     else:
         sampler = EpochSampler(len(train_ds), seed=config.seed)

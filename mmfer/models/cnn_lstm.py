@@ -11,10 +11,8 @@ import torch
 from torch import nn
 
 from mmfer.errors import MmferError
-from mmfer.models.common import check_input, check_mask, masked_mean, run_rnn
+from mmfer.models.common import RNNS, check_input, check_mask, masked_mean, run_rnn
 from mmfer.models.face_encoders import build_face_encoder
-
-RNNS = {"lstm": nn.LSTM, "gru": nn.GRU}
 
 
 class CNNLSTM(nn.Module):

@@ -12,6 +12,9 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from mmfer.errors import MmferError
 
+# Recurrent layers a config may name (cnn_lstm, landmark_brnn).
+RNNS = {"lstm": nn.LSTM, "gru": nn.GRU}
+
 
 def check_mask(mask: torch.Tensor | None, shape: tuple[int, ...], *, where: str) -> torch.Tensor | None:
     """``mask`` as bool of ``shape`` (or None); a wrong shape is an error naming the model and both shapes."""
@@ -84,7 +87,3 @@ def run_rnn(rnn: nn.RNNBase, x: torch.Tensor, mask: torch.Tensor | None) -> tupl
     has = (lengths > 0).to(x.dtype)
     valid = torch.arange(t, device=x.device).unsqueeze(0) < lengths.unsqueeze(1)
     return out * valid.unsqueeze(-1).to(out.dtype), valid, last * has.unsqueeze(-1)
-
-
-def count_parameters(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())

@@ -10,9 +10,7 @@ import torch
 from torch import nn
 
 from mmfer.errors import MmferError
-from mmfer.models.common import check_input, check_mask, masked_max, masked_mean, run_rnn
-
-RNNS = {"lstm": nn.LSTM, "gru": nn.GRU}
+from mmfer.models.common import RNNS, check_input, check_mask, masked_max, masked_mean, run_rnn
 
 
 class LandmarkBRNN(nn.Module):
