@@ -172,17 +172,9 @@ def _add_submit(sub: argparse._SubParsersAction) -> None:
             return 1 if problems else 0
         if not args.scores or not args.out:
             raise MmferError("submit: give FUSED_Test.csv and --out team.zip (or --check team.zip to validate)")
-        fallback = None
-        if args.fill_missing == "prior":
-            from pathlib import Path
-
-            from mmfer.scores import read_scores
-
-            val = Path(args.scores).with_name("fused_Val.csv")
-            fallback = submission.class_prior(read_scores(val if val.is_file() else args.scores))
-        elif args.fill_missing:
-            fallback = args.fill_missing
-        report = submission.write_submission(args.scores, index=args.index, out_zip=args.out, fallback_probs=fallback)
+        report = submission.write_submission(
+            args.scores, index=args.index, out_zip=args.out, fallback_probs=args.fill_missing
+        )
         print(json.dumps(report, indent=1) if args.json else submission.format_submit_report(report))
         return 1 if report["problems"] else 0
 

@@ -60,6 +60,13 @@ def class_prior(table: ScoreTable) -> np.ndarray:
     return table.probs.mean(axis=0)
 
 
+def prior_beside(fused_test_csv: str | Path) -> np.ndarray:
+    """The class prior for filling missing Test clips: from ``fused_Val.csv`` next to the Test scores
+    (true Val labels), else from the Test scores' mean probabilities."""
+    val = Path(fused_test_csv).with_name("fused_Val.csv")
+    return class_prior(read_scores(val if val.is_file() else fused_test_csv))
+
+
 # ---------------------------------------------------------------- writer
 def write_submission(
     fused_test_csv: str | Path,
@@ -71,11 +78,14 @@ def write_submission(
     """Write the EmotiW zip for every clip of ``index`` from the fused Test scores.
 
     Clips of the index without a score row make this refuse with their list, unless ``fallback_probs``
-    says how to fill them: a (7,) class prior (every missing clip gets its argmax) or a score CSV (e.g.
+    says how to fill them: ``"prior"`` (see ``prior_beside``), a (7,) class prior (every missing clip
+    gets its argmax) or a score CSV (e.g.
     the audio branch's Test scores, which exist for clips whose faces failed). Score rows for clips
     not in the index are left out and reported. Returns a report dict (also useful as JSON).
     """
     fused_test_csv = Path(fused_test_csv)
+    if isinstance(fallback_probs, str) and fallback_probs == "prior":
+        fallback_probs = prior_beside(fused_test_csv)
     table = read_scores(fused_test_csv)
     ids, notes = index_clip_ids(index)
     pos = {c: i for i, c in enumerate(table.clip_ids)}
