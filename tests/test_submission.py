@@ -136,3 +136,14 @@ def test_uniform_fused_rows_use_the_fallback(tmp_path, test_dir, fused):
     assert list(rep["filled"]) == ["000005"] and "uniform" in rep["filled"]["000005"]
     with zipfile.ZipFile(tmp_path / "u.zip") as zf:
         assert zf.read("000005.txt").decode() == "Neutral"
+
+
+def test_prior_fill_uses_val_labels_beside_the_test_scores(tmp_path, test_dir, fused):
+    t = read_scores(fused)
+    partial = write_scores(tmp_path / "fuse2" / "fused_Test.csv", t.clip_ids[1:], [None] * 11, t.probs[1:])
+    # Val is mostly Fear: the missing Test clip must be filled with Fear, whatever the Test scores say.
+    write_scores(tmp_path / "fuse2" / "fused_Val.csv", ["v1", "v2", "v3"], ["Fear", "Fear", "Sad"], np.eye(7)[[0, 0, 0]])
+    rep = write_submission(partial, index=test_dir, out_zip=tmp_path / "p.zip", fallback_probs="prior")
+    assert set(rep["filled"]) == {"000000"}
+    with zipfile.ZipFile(tmp_path / "p.zip") as zf:
+        assert zf.read("000000.txt").decode() == "Fear"
