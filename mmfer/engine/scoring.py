@@ -86,17 +86,24 @@ def predict_clips(
 
 def split_scores(
     model: nn.Module,
+    ckpt: dict[str, Any],
     *,
-    kind: str,
     config: Any,
     data: str | Path,
     split: str,
-    sample_rate: int,
     device: torch.device,
     records: list | None = None,
     progress: bool = True,
 ) -> tuple[list[str], list[str | None], np.ndarray]:
-    """Scores for every clip in ``records`` (default: all of the split), uniform where the branch sees nothing."""
+    """Scores for every clip in ``records`` (default: all of the split), uniform where the branch sees nothing.
+
+    The cache splits the records come from must be preprocessed like the checkpoint's training cache.
+    """
+    kind = model.input_kind
+    sample_rate = 16000
+    if not is_image_kind(kind):
+        for source in sorted({r.split for r in records} if records is not None else {split}):
+            sample_rate = check_cache_compatible(ckpt, data, source).sample_rate
     records = list(records) if records is not None else source_records(data, split, kind)
     ds = build_dataset(kind, cache=data, records=records, train=False, data=config.data, seed=config.seed,
                        sample_rate=sample_rate)
@@ -132,11 +139,7 @@ def score_split(
     config = config_from_dict(ckpt["config"], where=f"{ckpt_path}: config")
     dev = resolve_device(device, config.device)
     model = model_from_checkpoint(ckpt).to(dev)
-    kind = model.input_kind
-    sample_rate = 16000 if is_image_kind(kind) else check_cache_compatible(ckpt, data, split).sample_rate
-    clip_ids, labels, probs = split_scores(
-        model, kind=kind, config=config, data=data, split=split, sample_rate=sample_rate, device=dev,
-        progress=progress,
-    )
+    clip_ids, labels, probs = split_scores(model, ckpt, config=config, data=data, split=split, device=dev,
+                                           progress=progress)
     out = Path(out) if out is not None else ckpt_path.parent / f"scores_{split}.csv"
     return write_scores(out, clip_ids, labels, probs)

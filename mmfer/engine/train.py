@@ -485,13 +485,8 @@ def write_run_scores(out: Path, *, data: Path, device: torch.device, progress: b
         records = val_records if split == config.data.val_split else None
         if records is None and split not in splits_present:
             continue
-        sample_rate = 16000
-        if not is_image_kind(kind):
-            sample_rate = check_cache_compatible(ckpt, data, split if records is None else config.data.train_split
-                                                 ).sample_rate
-        ids, labels, probs = split_scores(model, kind=kind, config=config, data=data, split=split,
-                                          sample_rate=sample_rate, device=device, records=records,
-                                          progress=progress)
+        ids, labels, probs = split_scores(model, ckpt, config=config, data=data, split=split, device=device,
+                                          records=records, progress=progress)
         path = write_scores(out / f"scores_{split}.csv", ids, labels, probs)
         written[split] = str(path)
         log.info("wrote %s (%d clips)", path, len(ids))
