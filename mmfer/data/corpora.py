@@ -20,13 +20,12 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
-from mmfer.data.index import VIDEO_EXTENSIONS, is_video
+from mmfer.data.index import AUDIO_EXTENSIONS, VIDEO_EXTENSIONS, is_video
 from mmfer.errors import MmferError
 from mmfer.labels import cremad_actor, cremad_label, ravdess_actor, ravdess_label
 
 log = logging.getLogger(__name__)
 
-AUDIO_SUFFIXES = (".wav", ".flac", ".mp3")
 SPLIT_FILE = "corpus_split.json"
 
 
@@ -133,7 +132,7 @@ def convert_corpus(
     src, out = Path(src), Path(out)
     if not src.is_dir():
         raise MmferError(f"{src}: not a folder; point at the {corpus} download (e.g. its Actor_NN/ or VideoFlash/ parent)")
-    suffixes = VIDEO_EXTENSIONS + (AUDIO_SUFFIXES if audio else ())
+    suffixes = VIDEO_EXTENSIONS + (AUDIO_EXTENSIONS if audio else ())
     summary = ConversionSummary(out=str(out), corpus=corpus)
     items: list[tuple[Path, str, str]] = []  # (file, label, actor)
     for p in sorted(src.rglob("*")):

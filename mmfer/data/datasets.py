@@ -22,6 +22,7 @@ import torch
 from torch.utils.data import Dataset
 
 from mmfer.cache import ClipRecord, load_clip
+from mmfer.data.index import AUDIO_EXTENSIONS, IMAGE_EXTENSIONS
 from mmfer.errors import MmferError
 from mmfer.labels import index_of
 
@@ -273,11 +274,13 @@ class LogMelDataset(CacheDataset):
         audio = load_clip(self.cache, rec.split, rec.clip_id, mmap=True).audio
         return "" if audio.size > 0 and np.any(np.asarray(audio) != 0) else "no audio"
 
+    def _audio(self, clip: int) -> np.ndarray:
+        return np.asarray(self._load(clip).audio, dtype=np.float32)
+
     def _make(self, clip, sub, rng):
         from mmfer.data.features import log_mel, spec_augment
 
-        c = self._load(clip)
-        audio = np.asarray(c.audio, dtype=np.float32)
+        audio = self._audio(clip)
         if self.train:
             n = int(round(self.data.audio_seconds * self.sample_rate))
             if len(audio) > n:
@@ -295,7 +298,34 @@ class LogMelDataset(CacheDataset):
         return torch.from_numpy(spec)[None], torch.ones(spec.shape[-1], dtype=torch.bool)
 
 
-IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp")
+class AudioFileDataset(LogMelDataset):
+    """Log-mel input read straight from audio files (``mmfer train --data`` an audio folder tree).
+
+    Each file is decoded once, at construction, so a file that does not decode is skipped with its
+    reason instead of failing an epoch; speech corpora are small (RAVDESS: 900 clips, about 200 MB).
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        self._decoded: list[np.ndarray] = []  # filled by _skip_reason, in the order records are kept
+        super().__init__(**kwargs)
+
+    def _skip_reason(self, rec: ClipRecord) -> str:
+        from mmfer.data.video import read_audio
+
+        if self.train and not rec.label:
+            return "no label"
+        try:
+            audio = read_audio(rec.path, sample_rate=self.sample_rate)
+        except Exception as e:  # noqa: BLE001 - any decoder failure is a skip reason, named
+            log.warning("%s: %s; left out", rec.path, e)
+            return f"unreadable: {e}"
+        if audio.size == 0 or not np.any(audio != 0):
+            return "no audio"
+        self._decoded.append(audio)
+        return ""
+
+    def _audio(self, clip: int) -> np.ndarray:
+        return self._decoded[clip]
 
 
 class FaceImageDataset(CacheDataset):
@@ -320,31 +350,62 @@ class FaceImageDataset(CacheDataset):
         return x, None
 
 
-def image_folder_splits(root: str | Path) -> set[str]:
-    """Splits of an image folder tree: sub-folders of ROOT that hold emotion folders."""
-    root = Path(root)
-    return {d.name for d in root.iterdir() if d.is_dir() and any(s.is_dir() for s in d.iterdir())} if root.is_dir() else set()
+FILE_SOURCES = {"face_image": ("image", IMAGE_EXTENSIONS), "logmel": ("audio", AUDIO_EXTENSIONS)}
 
 
-def image_folder_records(root: str | Path, split: str) -> list[ClipRecord]:
-    """One record per image under ROOT/<split>/<Emotion>/; emotion folders map by name (out-of-set ones skipped)."""
-    from mmfer.labels import canonical
+def file_source(data: str | Path, kind: str) -> str | None:
+    """``"image"`` or ``"audio"`` when ``--data`` is a folder tree of files for this input kind, None for a cache.
 
+    Face images always come from files; log-mel input comes from audio files when the folder is not a
+    cache (no manifest.jsonl), so the audio CNN trains on speech corpora without preprocessing.
+    """
+    if kind == "face_image":
+        return "image"
+    if kind == "logmel" and Path(data).is_dir() and not (Path(data) / "manifest.jsonl").exists():
+        return "audio"
+    return None
+
+
+def _media(folder: Path, exts: tuple[str, ...]):
+    return (p for p in sorted(folder.rglob("*")) if p.is_file() and p.suffix.lower() in exts
+            and not any(part.startswith(".") for part in p.relative_to(folder).parts))
+
+
+def media_folder_splits(root: str | Path, kind: str) -> set[str]:
+    """Splits of a media folder tree: sub-folders of ROOT holding files of the kind's extensions."""
+    root, exts = Path(root), FILE_SOURCES[kind][1]
+    if not root.is_dir():
+        return set()
+    return {d.name for d in root.iterdir() if d.is_dir() and next(_media(d, exts), None) is not None}
+
+
+def media_folder_records(root: str | Path, split: str, kind: str) -> list[ClipRecord]:
+    """One record per file under ROOT/<split>/, labelled by its ``<Emotion>/`` folder or a RAVDESS/CREMA-D name.
+
+    Out-of-set emotions (RAVDESS calm, a Contempt folder) are skipped; a file with no label is an error
+    in Train (it would be silently dropped otherwise) and unlabelled elsewhere.
+    """
+    from mmfer.data.index import guess_label
+
+    what, exts = FILE_SOURCES[kind]
     d = Path(root) / split
+    layout = f"{split}/<Emotion>/*{exts[0]}, or corpus-named files (RAVDESS, CREMA-D)"
     if not d.is_dir():
-        raise MmferError(f"{root}: no {split}/ folder; expected {split}/<Emotion>/*.jpg (the FER2013 layout)")
-    records = []
-    for sub in sorted(p for p in d.iterdir() if p.is_dir()):
-        label = canonical(sub.name)
-        if label is None:
-            log.info("%s: out-of-set emotion folder skipped", sub)
+        raise MmferError(f"{root}: no {split}/ folder; expected {layout}")
+    records, out_of_set = [], 0
+    for f in _media(d, exts):
+        known, label = guess_label(f)
+        if not known and split == "Train":
+            raise MmferError(f"{f}: no emotion in its folder name or file name; expected {layout}")
+        if known and label is None:
+            out_of_set += 1
             continue
-        for f in sorted(sub.iterdir()):
-            if f.suffix.lower() in IMAGE_EXTS:
-                records.append(ClipRecord(clip_id=f"{sub.name}/{f.stem}", split=split, label=label, path=str(f),
-                                          status="ok"))
+        clip_id = f.relative_to(d).with_suffix("").as_posix()
+        records.append(ClipRecord(clip_id=clip_id, split=split, label=label, path=str(f), status="ok"))
+    if out_of_set:
+        log.info("%s: %d file(s) with out-of-set emotions (e.g. RAVDESS calm) left out", d, out_of_set)
     if not records:
-        raise MmferError(f"{d}: no images (*.jpg, *.png) in emotion folders")
+        raise MmferError(f"{d}: no {what} files ({' '.join(exts)}) with in-set emotions; expected {layout}")
     return records
 
 
@@ -357,21 +418,17 @@ DATASETS: dict[str, type[CacheDataset]] = {
 }
 
 
-def is_image_kind(kind: str) -> bool:
-    return kind == "face_image"
-
-
 def source_splits(data: str | Path, kind: str) -> set[str]:
-    """Splits present in the data source a model of ``kind`` reads (a cache, or an image folder tree)."""
+    """Splits present in the data source a model of ``kind`` reads (a cache, or a folder tree of files)."""
     from mmfer.cache import read_manifest
 
-    return image_folder_splits(data) if is_image_kind(kind) else {s for s, _ in read_manifest(data)}
+    return media_folder_splits(data, kind) if file_source(data, kind) else {s for s, _ in read_manifest(data)}
 
 
 def source_records(data: str | Path, split: str, kind: str) -> list[ClipRecord]:
     from mmfer.cache import split_records
 
-    return image_folder_records(data, split) if is_image_kind(kind) else split_records(data, split)
+    return media_folder_records(data, split, kind) if file_source(data, kind) else split_records(data, split)
 
 
 def build_dataset(
@@ -385,10 +442,12 @@ def build_dataset(
     seed: int = 0,
     sample_rate: int = 16000,
 ) -> CacheDataset:
-    """The dataset for a model's ``input_kind`` over ``records`` (e.g. ``split_records(cache, "Val")``)."""
+    """The dataset for a model's ``input_kind`` over ``records`` (e.g. ``split_records(cache, "Val")``);
+    ``cache`` is the data source, so an audio folder gives an :class:`AudioFileDataset`."""
     if kind not in DATASETS:
         raise MmferError(f"input kind {kind!r} has no dataset (known: {', '.join(DATASETS)})")
-    return DATASETS[kind](
+    cls = AudioFileDataset if file_source(cache, kind) == "audio" else DATASETS[kind]
+    return cls(
         cache=cache, records=records, train=train, data=data, augment=augment, seed=seed, sample_rate=sample_rate
     )
 

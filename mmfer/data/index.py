@@ -19,6 +19,8 @@ from mmfer.labels import canonical, cremad_label, ravdess_label
 log = logging.getLogger(__name__)
 
 VIDEO_EXTENSIONS: tuple[str, ...] = (".avi", ".mp4", ".mkv", ".flv", ".webm", ".mov")
+AUDIO_EXTENSIONS: tuple[str, ...] = (".wav", ".flac", ".mp3", ".ogg", ".m4a")
+IMAGE_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp")
 SPLITS: tuple[str, ...] = ("Train", "Val", "Test")
 LABELLED_SPLITS: tuple[str, ...] = ("Train", "Val")
 LABEL_SOURCES: tuple[str, ...] = ("folder", "ravdess", "cremad")
@@ -37,6 +39,33 @@ class ClipEntry:
 def is_video(path: str | Path) -> bool:
     """True for a file name with one of ``VIDEO_EXTENSIONS`` (case-insensitive)."""
     return Path(path).suffix.lower() in VIDEO_EXTENSIONS
+
+
+def is_audio(path: str | Path) -> bool:
+    return Path(path).suffix.lower() in AUDIO_EXTENSIONS
+
+
+def is_image(path: str | Path) -> bool:
+    return Path(path).suffix.lower() in IMAGE_EXTENSIONS
+
+
+def guess_label(path: str | Path) -> tuple[bool, str | None]:
+    """(known, label) from the parent folder's emotion name, else a RAVDESS or CREMA-D file name.
+
+    ``known`` is False when neither names an emotion; a known out-of-set emotion (RAVDESS calm,
+    a ``Contempt`` folder) is ``(True, None)``.
+    """
+    path = Path(path)
+    try:
+        return True, canonical(path.parent.name)
+    except MmferError:
+        pass
+    for parse in (ravdess_label, cremad_label):
+        try:
+            return True, parse(path)
+        except MmferError:
+            continue
+    return False, None
 
 
 def split_name(name: str, *, where: str = "splits") -> str:

@@ -17,7 +17,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from mmfer.data.datasets import CacheDataset, build_dataset, collate_for, is_image_kind, source_records
+from mmfer.data.datasets import CacheDataset, build_dataset, collate_for, file_source, source_records
 from mmfer.engine.checkpoint import check_cache_compatible, load_checkpoint, model_from_checkpoint, resolve_checkpoint
 from mmfer.engine.config import config_from_dict
 from mmfer.errors import MmferError
@@ -101,7 +101,7 @@ def split_scores(
     """
     kind = model.input_kind
     sample_rate = 16000
-    if not is_image_kind(kind):
+    if not file_source(data, kind):
         for source in sorted({r.split for r in records} if records is not None else {split}):
             sample_rate = check_cache_compatible(ckpt, data, source).sample_rate
     records = list(records) if records is not None else source_records(data, split, kind)

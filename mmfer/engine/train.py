@@ -31,7 +31,7 @@ from mmfer.data.datasets import (
     DATASETS,
     build_dataset,
     collate_for,
-    is_image_kind,
+    file_source,
     seed_worker,
     source_records,
     source_splits,
@@ -313,11 +313,11 @@ def train(
 
     # ---- data
     dcfg = config.data
-    images = is_image_kind(kind)
-    settings = None if images else cache_settings(data, dcfg.train_split)
-    preprocess = {"source": "image_folder"} if images else settings.to_dict()
+    files = file_source(data, kind)
+    settings = None if files else cache_settings(data, dcfg.train_split)
     sample_rate = settings.sample_rate if settings else 16000
-    if ckpt is not None and not images:
+    preprocess = {"source": f"{files}_folder", "sample_rate": sample_rate} if files else settings.to_dict()
+    if ckpt is not None and not files:
         check_cache_compatible(ckpt, data, dcfg.train_split)
     train_records = source_records(data, dcfg.train_split, kind)
     holdout = dcfg.val_split not in source_splits(data, kind)
@@ -327,7 +327,7 @@ def train(
                  dcfg.val_split, data, 100 * dcfg.holdout_fraction, dcfg.train_split, len(val_records))
     else:
         val_records = source_records(data, dcfg.val_split, kind)
-        if not images:
+        if not files:
             check_cache_compatible({"preprocess": preprocess, "path": f"{data}/{dcfg.train_split}"},
                                    data, dcfg.val_split)
     check_consistency(config, settings, kind)
