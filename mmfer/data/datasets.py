@@ -339,14 +339,24 @@ class FaceImageDataset(CacheDataset):
     def _skip_reason(self, rec: ClipRecord) -> str:
         return "no label" if self.train and not rec.label else ""
 
+    def _index_items(self) -> None:
+        # evaluation yields one item per test-time view; scoring averages them per image like C3D windows
+        views = 1 if self.train else int(getattr(self.data, "eval_views", 1))
+        self.items = [(i, v) for i in range(len(self.records)) for v in range(views)]
+
     def _make(self, clip, sub, rng):
         import cv2
+
+        from mmfer.data.features import face_views
 
         path = self.records[clip].path
         img = cv2.imread(path, cv2.IMREAD_COLOR)
         if img is None:
             raise MmferError(f"{path}: not a readable image; delete or replace it")
         x = self._faces(np.ascontiguousarray(img[None, ..., ::-1]), np.array([0]), rng)[0]
+        views = 1 if self.train else int(getattr(self.data, "eval_views", 1))
+        if views > 1:
+            x = torch.from_numpy(face_views(x.numpy(), views=views)[sub])
         return x, None
 
 

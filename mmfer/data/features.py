@@ -201,6 +201,41 @@ def face_tensor(
     return np.ascontiguousarray(np.moveaxis(x, -1, -3)).reshape(*lead, c, oh, ow)
 
 
+FACE_VIEWS = (1, 2, 10)
+
+
+def face_views(x: np.ndarray, *, views: int, scale: float = 0.9) -> np.ndarray:
+    """Test-time views of face tensors (..., C, H, W) -> (views, ..., C, H, W), each resized back to H x W.
+
+    1: the face itself; 2: plus its mirror; 10: ten-crop (Krizhevsky et al. 2012), the four corners and the
+    centre at ``scale`` of the side plus their mirrors. The crops match training's random crop-and-resize
+    (:func:`augment_faces`), so averaging their probabilities adds the views the model learnt to read.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    if views not in FACE_VIEWS:
+        raise MmferError(f"face views: {views} is not one of {', '.join(map(str, FACE_VIEWS))} "
+                         "(1 = whole face, 2 = + mirror, 10 = ten-crop)")
+    a = np.asarray(x, dtype=np.float32)
+    if a.ndim < 3:
+        raise MmferError(f"face_views: input has shape {a.shape}, expected (..., C, H, W)")
+    h, w = a.shape[-2:]
+    if views == 1:
+        return a[None].copy()
+    if views == 2:
+        return np.stack([a, a[..., ::-1]])
+    ch, cw = max(1, int(round(h * scale))), max(1, int(round(w * scale)))
+    y0s, x0s = (0, 0, h - ch, h - ch, (h - ch) // 2), (0, w - cw, 0, w - cw, (w - cw) // 2)
+    lead = a.shape[:-3]
+    flat = torch.from_numpy(np.ascontiguousarray(a.reshape(-1, *a.shape[-3:])))
+    crops = [F.interpolate(flat[..., y : y + ch, x0 : x0 + cw], size=(h, w), mode="bilinear", align_corners=False)
+             for y, x0 in zip(y0s, x0s)]
+    out = torch.stack(crops).numpy()
+    out = np.concatenate([out, out[..., ::-1]])
+    return np.ascontiguousarray(out.reshape(10, *lead, *a.shape[-3:]))
+
+
 def augment_faces(
     x: np.ndarray,
     *,
@@ -240,3 +275,38 @@ def augment_faces(
     if brightness > 0:
         flat = flat + float(rng.uniform(-brightness, brightness)) / FACE_STD
     return flat.reshape(*lead, c, h, w).astype(np.float32, copy=False)
+
+
+VIEWS = (1, 2, 10)
+
+
+def crop_views(x: np.ndarray, *, views: int = 10, scale: float = 0.9) -> np.ndarray:
+    """Test-time views of face tensors (..., C, H, W) -> (..., V, C, H, W), for averaging a model's outputs.
+
+    ``views`` 1: as is; 2: plus the mirror image; 10: ten-crop (Krizhevsky et al. 2012), the four corners
+    and the centre at ``scale`` of each side, resized back to H x W, and their mirrors. Crops are resized
+    the way ``augment_faces`` resizes training crops (bilinear), so test views look like training ones.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    if views not in VIEWS:
+        raise MmferError(f"crop_views: views={views}; expected one of {', '.join(map(str, VIEWS))}")
+    a = np.asarray(x, dtype=np.float32)
+    if a.ndim < 3:
+        raise MmferError(f"crop_views: input has shape {a.shape}, expected (..., C, H, W)")
+    lead, (c, h, w) = a.shape[:-3], a.shape[-3:]
+    flat = a.reshape(-1, c, h, w)
+    if views == 1:
+        out = flat[:, None]
+    elif views == 2:
+        out = np.stack([flat, flat[..., ::-1]], axis=1)
+    else:
+        ch, cw = max(1, int(round(h * scale))), max(1, int(round(w * scale)))
+        starts = [(0, 0), (0, w - cw), (h - ch, 0), (h - ch, w - cw), ((h - ch) // 2, (w - cw) // 2)]
+        crops = [flat[..., y : y + ch, x0 : x0 + cw] for y, x0 in starts]
+        t = torch.from_numpy(np.ascontiguousarray(np.concatenate(crops)))
+        five = F.interpolate(t, size=(h, w), mode="bilinear", align_corners=False).numpy()
+        five = five.reshape(5, -1, c, h, w).transpose(1, 0, 2, 3, 4)
+        out = np.concatenate([five, five[..., ::-1]], axis=1)
+    return np.ascontiguousarray(out, dtype=np.float32).reshape(*lead, out.shape[1], c, h, w)

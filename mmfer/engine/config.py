@@ -37,6 +37,7 @@ class DataConfig:
     image_size: int | None = None
     grayscale: bool = False
     equalize: bool = False
+    eval_views: int = 1  # face_image evaluation: 1 whole face, 2 + mirror, 10 ten-crop (probabilities averaged)
     # landmarks: random crop of max_len frames in training, whole clips in evaluation
     max_len: int = 64
     interpolate: bool = True

@@ -126,20 +126,36 @@ def score_split(
     split: str,
     out: str | Path | None = None,
     device: str | None = None,
+    views: int | None = None,
     progress: bool = True,
 ) -> Path:
     """Write the score CSV of a trained run (its best.pt) or checkpoint on one split of a cache.
 
     The cache must have been preprocessed with the run's settings (else an error naming the difference);
-    a face_image run (e.g. FER2013) scores an image folder tree instead.
+    a face_image run (e.g. FER2013) scores an image folder tree instead. When the source has no such split
+    and the run held out part of Train as its Val, the same held-out clips are scored (same seed and
+    fraction), so a held-out figure can be re-measured, e.g. with ``views=10`` (ten-crop) for face images.
     Default output: ``RUN/scores_<split>.csv`` (next to the checkpoint).
     """
+    import dataclasses
+
+    from mmfer.data.datasets import source_splits
+    from mmfer.engine.train import holdout_split
+
     ckpt_path = resolve_checkpoint(run_or_checkpoint)
     ckpt = load_checkpoint(ckpt_path)
     config = config_from_dict(ckpt["config"], where=f"{ckpt_path}: config")
+    if views is not None:
+        config = dataclasses.replace(config, data=dataclasses.replace(config.data, eval_views=int(views)))
     dev = resolve_device(device, config.device)
     model = model_from_checkpoint(ckpt).to(dev)
+    records = None
+    if split == config.data.val_split and split not in source_splits(data, model.input_kind):
+        train_records = source_records(data, config.data.train_split, model.input_kind)
+        records = holdout_split(train_records, fraction=config.data.holdout_fraction, seed=config.seed)[1]
+        log.info("%s: no %s split; scoring the run's held-out %d clips of %s", data, split, len(records),
+                 config.data.train_split)
     clip_ids, labels, probs = split_scores(model, ckpt, config=config, data=data, split=split, device=dev,
-                                           progress=progress)
+                                           records=records, progress=progress)
     out = Path(out) if out is not None else ckpt_path.parent / f"scores_{split}.csv"
     return write_scores(out, clip_ids, labels, probs)

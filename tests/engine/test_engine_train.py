@@ -225,6 +225,16 @@ def test_face_frame_trains_on_an_image_folder(tmp_path):
     assert len(test) == 7 and test.clip_ids[0] == "Angry/0"
     assert load_checkpoint(tmp_path / "run")["preprocess"] == {"source": "image_folder", "sample_rate": 16000}
 
+    # the held-out images re-scored later (no Val folder): the same images, here with ten-crop views
+    from mmfer.engine.scoring import score_split
+
+    held = read_scores(result["scores"]["Val"])
+    tencrop = read_scores(score_split(tmp_path / "run", data=tmp_path / "fer", split="Val", views=10,
+                                      out=tmp_path / "tencrop.csv", progress=False))
+    assert tencrop.clip_ids == held.clip_ids and tencrop.labels == held.labels
+    np.testing.assert_allclose(tencrop.probs.sum(1), 1.0, atol=1e-5)
+    assert not np.allclose(tencrop.probs, held.probs)  # the views changed the scores
+
 
 def _tone_folder(root, rng, *, per_class: int, split: str, ravdess_names: bool = False):
     """Class c is a tone at 300 * (c + 1) Hz in noise: learnable from a log-mel in a few epochs."""
