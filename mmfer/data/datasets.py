@@ -347,7 +347,7 @@ class FaceImageDataset(CacheDataset):
     def _make(self, clip, sub, rng):
         import cv2
 
-        from mmfer.data.features import face_views
+        from mmfer.data.features import crop_views
 
         path = self.records[clip].path
         img = cv2.imread(path, cv2.IMREAD_COLOR)
@@ -356,7 +356,7 @@ class FaceImageDataset(CacheDataset):
         x = self._faces(np.ascontiguousarray(img[None, ..., ::-1]), np.array([0]), rng)[0]
         views = 1 if self.train else int(getattr(self.data, "eval_views", 1))
         if views > 1:
-            x = torch.from_numpy(face_views(x.numpy(), views=views)[sub])
+            x = torch.from_numpy(crop_views(x.numpy(), views=views)[sub])
         return x, None
 
 

@@ -201,41 +201,6 @@ def face_tensor(
     return np.ascontiguousarray(np.moveaxis(x, -1, -3)).reshape(*lead, c, oh, ow)
 
 
-FACE_VIEWS = (1, 2, 10)
-
-
-def face_views(x: np.ndarray, *, views: int, scale: float = 0.9) -> np.ndarray:
-    """Test-time views of face tensors (..., C, H, W) -> (views, ..., C, H, W), each resized back to H x W.
-
-    1: the face itself; 2: plus its mirror; 10: ten-crop (Krizhevsky et al. 2012), the four corners and the
-    centre at ``scale`` of the side plus their mirrors. The crops match training's random crop-and-resize
-    (:func:`augment_faces`), so averaging their probabilities adds the views the model learnt to read.
-    """
-    import torch
-    import torch.nn.functional as F
-
-    if views not in FACE_VIEWS:
-        raise MmferError(f"face views: {views} is not one of {', '.join(map(str, FACE_VIEWS))} "
-                         "(1 = whole face, 2 = + mirror, 10 = ten-crop)")
-    a = np.asarray(x, dtype=np.float32)
-    if a.ndim < 3:
-        raise MmferError(f"face_views: input has shape {a.shape}, expected (..., C, H, W)")
-    h, w = a.shape[-2:]
-    if views == 1:
-        return a[None].copy()
-    if views == 2:
-        return np.stack([a, a[..., ::-1]])
-    ch, cw = max(1, int(round(h * scale))), max(1, int(round(w * scale)))
-    y0s, x0s = (0, 0, h - ch, h - ch, (h - ch) // 2), (0, w - cw, 0, w - cw, (w - cw) // 2)
-    lead = a.shape[:-3]
-    flat = torch.from_numpy(np.ascontiguousarray(a.reshape(-1, *a.shape[-3:])))
-    crops = [F.interpolate(flat[..., y : y + ch, x0 : x0 + cw], size=(h, w), mode="bilinear", align_corners=False)
-             for y, x0 in zip(y0s, x0s)]
-    out = torch.stack(crops).numpy()
-    out = np.concatenate([out, out[..., ::-1]])
-    return np.ascontiguousarray(out.reshape(10, *lead, *a.shape[-3:]))
-
-
 def augment_faces(
     x: np.ndarray,
     *,

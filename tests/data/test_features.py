@@ -174,16 +174,16 @@ def test_augment_faces_is_the_same_for_every_frame(rng: np.random.Generator) -> 
     assert batch.shape == (2, 3, 1, 16, 16)
 
 
-def test_face_views_mirror_and_ten_crop():
-    from mmfer.data.features import face_views
+def test_crop_views_mirror_and_ten_crop():
+    from mmfer.data.features import crop_views
 
     x = np.arange(2 * 1 * 20 * 20, dtype=np.float32).reshape(2, 1, 20, 20)
-    one, two, ten = face_views(x, views=1), face_views(x, views=2), face_views(x, views=10)
-    assert one.shape == (1, 2, 1, 20, 20) and np.array_equal(one[0], x)
-    assert two.shape == (2, 2, 1, 20, 20) and np.array_equal(two[1], x[..., ::-1])
-    assert ten.shape == (10, 2, 1, 20, 20)
-    # crops come from different corners: the top-left crop is darker than the bottom-right one here
-    assert ten[0].mean() < ten[4].mean() < ten[3].mean()
-    np.testing.assert_allclose(ten[5:], ten[:5][..., ::-1])  # the last five are the mirrors
-    with pytest.raises(MmferError, match="not one of 1, 2, 10"):
-        face_views(x, views=5)
+    one, two, ten = crop_views(x, views=1), crop_views(x, views=2), crop_views(x, views=10)
+    assert one.shape == (2, 1, 1, 20, 20) and np.array_equal(one[:, 0], x)
+    assert two.shape == (2, 2, 1, 20, 20) and np.array_equal(two[:, 1], x[..., ::-1])
+    assert ten.shape == (2, 10, 1, 20, 20)
+    # crops come from different places: top-left darker than centre darker than bottom-right here
+    assert ten[:, 0].mean() < ten[:, 4].mean() < ten[:, 3].mean()
+    np.testing.assert_allclose(ten[:, 5:], ten[:, :5][..., ::-1])  # the last five are the mirrors
+    with pytest.raises(MmferError, match="views=5"):
+        crop_views(x, views=5)
