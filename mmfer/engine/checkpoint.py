@@ -99,6 +99,36 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     return ckpt
 
 
+# What an exported checkpoint keeps: everything needed to rebuild, describe and check the model, no
+# training state (optimizer, scheduler, scaler, RNG), which is most of a last.pt and useless for prediction.
+EXPORT_KEYS = ("format", "model_name", "model_kwargs", "input_kind", "state_dict", "labels", "preprocess", "config",
+               "epoch", "metrics", "best")
+# Normalisation statistics stay fp32: they are tiny, and a variance below fp16's range would round to zero.
+_KEEP_FP32 = ("running_mean", "running_var")
+
+
+def export_checkpoint(src: str | Path, dst: str | Path, *, half: bool = True) -> Path:
+    """A small checkpoint for shipping: training state dropped, float weights stored as fp16 when ``half``.
+
+    Loading it (``load_checkpoint`` + ``model_from_checkpoint``) still gives an fp32 model: the builder makes
+    fp32 parameters and ``load_state_dict`` copies the fp16 values into them.
+    """
+    src_path = resolve_checkpoint(src)
+    ckpt = load_checkpoint(src_path)
+    out = {k: ckpt[k] for k in EXPORT_KEYS if k in ckpt}
+    out["state_dict"] = {
+        k: v.half() if half and v.is_floating_point() and not k.endswith(_KEEP_FP32) else v
+        for k, v in ckpt["state_dict"].items()
+    }
+    out["exported"] = {"from": f"{src_path.parent.name}/{src_path.name}", "dtype": "float16" if half else "float32"}
+    dst = Path(dst)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dst.with_name(f".{dst.name}.tmp{os.getpid()}")
+    torch.save(out, tmp)
+    os.replace(tmp, dst)
+    return dst
+
+
 def label_permutation(ckpt: dict[str, Any]) -> list[int] | None:
     """Column order that maps the checkpoint's outputs onto ``EMOTIONS``; None when already equal.
 
