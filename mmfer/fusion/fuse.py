@@ -114,6 +114,13 @@ def align_tables(paths: Sequence[str | Path], *, split: str) -> tuple[list[str],
     return list(ids), labels, [t.probs for t in aligned]
 
 
+def run_of(score_path: str | Path) -> str | None:
+    """The run directory a branch's score file sits in (absolute), so ``mmfer predict --model FUSE`` finds
+    each branch's checkpoint; None for a score file outside a run (predict then cannot use it)."""
+    run = Path(score_path).resolve().parent
+    return str(run) if any((run / n).is_file() for n in ("best.pt", "last.pt")) else None
+
+
 @dataclass
 class FusionInputs:
     """Val (and Test) score files aligned on clip ids, with the labelled Val clips picked out."""
@@ -224,6 +231,7 @@ def fuse(
         "val_clips": len(val_ids),
         "val_clips_unlabelled": int((~known).sum()),
         "inputs": {"val": [str(p) for p in val_paths], "test": [str(p) for p in test_paths]},
+        "runs": [run_of(p) for p in val_paths],
         "outputs": outputs,
     }
     tmp = out / f".{WEIGHTS_FILE}.tmp{os.getpid()}"
