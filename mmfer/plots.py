@@ -73,3 +73,38 @@ def plot_ablation(rows: Sequence[Mapping[str, Any]], out: str | Path, *, title: 
     ax.axhline(1 / len(EMOTIONS), color="grey", lw=0.8, ls="--", label="chance (1/7)")
     ax.legend(fontsize=8, loc="upper left")
     return _save(fig, ax, out, title)
+
+
+def plot_timeline(
+    out: str | Path,
+    *,
+    frame_times: np.ndarray | None = None,
+    frame_probs: np.ndarray | None = None,
+    audio_times: np.ndarray | None = None,
+    audio_probs: np.ndarray | None = None,
+    title: str = "",
+) -> Path:
+    """Class probabilities over time of one video: the face model per decoded frame (NaN rows, frames without
+    a face, leave gaps) and, when given, the audio model over sliding windows (times are window centres)."""
+    panels = [(name, t, p) for name, t, p in (("face (per frame)", frame_times, frame_probs),
+                                               ("audio (sliding windows)", audio_times, audio_probs))
+              if t is not None and p is not None]
+    fig, axes = plt.subplots(max(1, len(panels)), 1, figsize=(8.0, 2.6 * max(1, len(panels)) + 0.6), sharex=True,
+                             squeeze=False)
+    axes = axes[:, 0]
+    if not panels:
+        axes[0].text(0.5, 0.5, "no face and no audio", ha="center", va="center", transform=axes[0].transAxes)
+    colours = plt.get_cmap("tab10").colors
+    for ax, (name, t, p) in zip(axes, panels):
+        p = np.asarray(p, dtype=np.float64).reshape(len(t), len(EMOTIONS))
+        for k, emotion in enumerate(EMOTIONS):
+            ax.plot(t, p[:, k], color=colours[k], lw=1.4, marker="." if len(t) < 40 else None, label=emotion)
+        ax.set_ylim(0, 1)
+        ax.set_ylabel("probability")
+        ax.set_title(name, fontsize=9, loc="left")
+    axes[-1].set_xlabel("time (s)")
+    if panels:
+        axes[0].legend(fontsize=7, ncol=4, loc="upper right", framealpha=0.7)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return _save(fig, axes[0], out, "")
