@@ -1,0 +1,556 @@
+"""``mmfer predict``: emotion probabilities for videos, face images and audio files, one CSV row per input.
+
+- **Videos** go the way of ``mmfer preprocess`` (``process_clip``: decode, track, align, 16 kHz audio), in
+  memory and at a reduced frame rate (the bundle's ``decode`` settings), then through every branch: a
+  ``face_image`` model per aligned frame, averaged over the frames with a face; cache-trained branches
+  (C3D, CNN-LSTM, landmark BRNN) through their own dataset code; audio models over the whole track.
+- **Face images**: a small, roughly square image (FER2013-like, at most 100 px) is taken as the face; a
+  larger photo goes through the face detector and alignment first ("no face found" otherwise).
+- **Audio files** (wav, flac, mp3, ...) go through the audio model alone.
+- Modalities are fused with the bundle's weights, renormalised over what a clip has: no face means
+  audio alone, no (or silent) audio means faces alone, neither gives uniform probabilities and no label.
+- A file that cannot be read gets an error row (empty label and probabilities, the reason in
+  ``warning``) and the run goes on.
+
+Model inputs are built by the same functions as in training (``face_tensor``, the cache datasets,
+``log_mel`` standardised by ``LogMelDataset``), never by a copy, so a model sees what it was trained on.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import cv2  # noqa: F401 - before anything loads decord: decord first breaks OpenCV's PNG codec (zlib clash)
+import numpy as np
+import torch
+
+from mmfer.bundle import Branch, Bundle, load_bundle
+from mmfer.cache import CachedClip, ClipRecord
+from mmfer.data.datasets import DATASETS, CacheDataset
+from mmfer.data.index import AUDIO_EXTENSIONS, IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, is_audio, is_image, is_video
+from mmfer.errors import MmferError
+from mmfer.labels import EMOTIONS, NUM_CLASSES
+
+log = logging.getLogger(__name__)
+
+PREDICTION_COLUMNS: tuple[str, ...] = ("path", "clip_id", "label", *EMOTIONS, "face_ratio", "modalities", "warning")
+# Audio whose peak stays under this (about -80 dBFS) is silence: no speech to classify.
+SILENCE_PEAK = 1e-4
+# Images up to this side and about square are taken as face crops as they are (FER2013 is 48x48).
+TIGHT_CROP_MAX_SIDE = 100
+TIGHT_CROP_ASPECT = (0.8, 1.25)
+# Audio timeline of --plots: the audio model over windows of this length (s), every hop seconds.
+AUDIO_WINDOW_S = 1.0
+AUDIO_HOP_S = 0.5
+FORWARD_BATCH = 256
+# How FER2013's 48x48 images frame a face (loose face-detector crops, brows to chin, a little background):
+# centre x, centre y and RMS radius of the eyes + nose points (mmfer.faces.align.rigid_frame) as fractions
+# of the image side; medians over the 275 of 400 random FER2013 training images in which dlib found a face
+# (inter-quartile ranges 0.48-0.52, 0.45-0.49, 0.17-0.20). Aligned crops have more margin (radius 0.155).
+FER2013_RIGID = (0.499, 0.473, 0.184)
+
+
+def framing_box(crop_size: int, rigid: tuple[float, float, float] = FER2013_RIGID) -> tuple[int, int, int, int]:
+    """The square (x0, y0, x1, y1) of a ``crop_size`` aligned crop that frames the face as ``rigid`` describes.
+
+    Why: a face model sees faces framed as in training. Alignment puts every face's eyes and nose on the
+    same template, so the matching box is one fixed square of the aligned crop: where the template's rigid
+    points sit, scaled and shifted to where ``rigid`` has them. For 112-px crops and FER2013: (8, 4, 103, 99).
+    """
+    from mmfer.faces.align import rigid_frame, template_68
+
+    c, r = rigid_frame(template_68(crop_size))
+    scale = r / rigid[2]
+    side = min(crop_size, int(round(scale)))
+    x0 = int(np.clip(round(c[0] - rigid[0] * scale), 0, crop_size - side))
+    y0 = int(np.clip(round(c[1] - rigid[1] * scale), 0, crop_size - side))
+    return x0, y0, x0 + side, y0 + side
+
+
+@dataclass
+class Prediction:
+    """One input's row: fused probabilities (None for an error row), what was used, and why not the rest."""
+
+    path: str
+    clip_id: str
+    kind: str  # video | image | audio | error
+    probs: np.ndarray | None = None
+    face_ratio: float | None = None
+    modalities: str = ""
+    warning: str = ""
+    seconds: float = 0.0
+    timeline: dict[str, np.ndarray] | None = field(default=None, repr=False)  # for --plots (videos)
+
+    @property
+    def ok(self) -> bool:
+        return self.probs is not None
+
+    @property
+    def label(self) -> str:
+        """The top class; empty for error rows and for uniform rows (nothing was seen, so nothing is predicted)."""
+        if self.probs is None or np.ptp(self.probs) < 1e-9:
+            return ""
+        return EMOTIONS[int(np.argmax(self.probs))]
+
+    def csv_row(self) -> list[str]:
+        probs = [f"{p:.6f}" for p in self.probs] if self.probs is not None else [""] * NUM_CLASSES
+        ratio = "" if self.face_ratio is None else f"{self.face_ratio:.3f}"
+        return [self.path, self.clip_id, self.label, *probs, ratio, self.modalities, self.warning]
+
+
+@dataclass
+class PredictResult:
+    """What ``predict`` did: one :class:`Prediction` per input, in input order, and the files it wrote."""
+
+    predictions: list[Prediction]
+    model: str
+    load_seconds: float
+    out: Path | None = None
+    plots: list[Path] = field(default_factory=list)
+    submission: dict[str, Any] | None = None
+
+    @property
+    def errors(self) -> list[Prediction]:
+        return [p for p in self.predictions if not p.ok]
+
+    def table(self, *, width: int = 60) -> str:
+        """A readable table: clip id, label, top probability, modalities, warning; then a summary line."""
+        rows = [("clip_id", "label", "top", "modalities", "warning")]
+        for p in self.predictions:
+            top = f"{float(np.max(p.probs)):.2f}" if p.ok else ""
+            warn = p.warning if len(p.warning) <= width else p.warning[: width - 3] + "..."
+            rows.append((p.clip_id, p.label or ("error" if not p.ok else "-"), top, p.modalities, warn))
+        widths = [max(len(r[i]) for r in rows) for i in range(4)]
+        lines = ["  ".join(c.ljust(w) for c, w in zip(r[:4], widths)) + "  " + r[4] for r in rows]
+        lines = [ln.rstrip() for ln in lines]
+        n, bad = len(self.predictions), len(self.errors)
+        done = [f"{n} input(s): {n - bad} predicted, {bad} error(s)"]
+        if self.out:
+            done.append(f"wrote {self.out}")
+        if self.plots:
+            done.append(f"{len(self.plots)} plot(s)")
+        if self.submission:
+            done.append(f"submission {self.submission['zip']}")
+        return "\n".join([*lines, "; ".join(done)])
+
+
+# ---------------------------------------------------------------- inputs
+def find_inputs(paths: Iterable[str | Path]) -> list[tuple[Path, str]]:
+    """(path, kind) for every input: files as given, folders searched recursively for videos, images and audio.
+
+    ``kind`` is video, image or audio; ``missing`` (no such path) and ``unsupported`` (a file given by
+    name that is none of those) become error rows. Hidden files and other files inside folders are skipped.
+    """
+    out: list[tuple[Path, str]] = []
+    for raw in paths:
+        p = Path(raw)
+        if p.is_dir():
+            found = sorted(f for f in p.rglob("*") if f.is_file() and _media_kind(f)
+                           and not any(part.startswith(".") for part in f.relative_to(p).parts))
+            if not found:
+                log.warning("%s: no video, image or audio files inside", p)
+            out.extend((f, _media_kind(f)) for f in found)
+        elif p.is_file():
+            out.append((p, _media_kind(p) or "unsupported"))
+        else:
+            out.append((p, "missing"))
+    return out
+
+
+def _media_kind(path: Path) -> str | None:
+    return "video" if is_video(path) else "image" if is_image(path) else "audio" if is_audio(path) else None
+
+
+def check_unique_ids(inputs: Sequence[tuple[Path, str]]) -> None:
+    """A submission names each clip once: refuse two inputs with the same clip id (file name without extension)."""
+    seen: dict[str, Path] = {}
+    dupes = []
+    for path, _ in inputs:
+        if path.stem in seen:
+            dupes.append(f"{path.stem} ({seen[path.stem]} and {path})")
+        else:
+            seen[path.stem] = path
+    if dupes:
+        raise MmferError(f"--submission: {len(dupes)} clip id(s) appear twice, and a submission has one "
+                         f"<clip_id>.txt per clip: {'; '.join(dupes[:5])}{' ...' if len(dupes) > 5 else ''}. "
+                         "Rename the files or predict the folders separately")
+
+
+# ---------------------------------------------------------------- model inputs from memory
+class _InMemory:
+    """Mixin over a cache dataset: clips come from memory (``process_clip``'s arrays), not from a cache, so
+    predict builds each branch's input with that dataset's own code, exactly as in training and scoring."""
+
+    def __init__(self, clips: Sequence[CachedClip], *, data: Any, sample_rate: int) -> None:
+        self._clips = list(clips)
+        records = [ClipRecord(clip_id=c.clip_id, split=c.split, label=None, path="", status="ok") for c in clips]
+        super().__init__(cache=".", records=records, train=False, data=data, sample_rate=sample_rate)
+
+    def _skip_reason(self, rec: ClipRecord) -> str:
+        return ""  # predict checks for faces and sound itself, before asking a branch
+
+    def _load(self, clip: int) -> CachedClip:
+        return self._clips[clip]
+
+
+@lru_cache(maxsize=None)
+def _memory_class(kind: str) -> type:
+    base = DATASETS[kind]
+    return type(f"InMemory{base.__name__}", (_InMemory, base), {})
+
+
+def memory_dataset(kind: str, clips: Sequence[CachedClip], *, data: Any, sample_rate: int = 16000) -> CacheDataset:
+    """The evaluation dataset of input ``kind`` over decoded clips held in memory."""
+    if kind not in DATASETS or kind == "face_image":
+        raise MmferError(f"memory_dataset: input kind {kind!r} is not read from clips "
+                         f"(known: {', '.join(k for k in DATASETS if k != 'face_image')})")
+    return _memory_class(kind)(clips, data=data, sample_rate=sample_rate)
+
+
+def _audio_clip(audio: np.ndarray, clip_id: str) -> CachedClip:
+    z = np.zeros(0, np.float32)
+    return CachedClip(clip_id=clip_id, split="Test", faces=np.zeros((0, 1, 1, 3), np.uint8),
+                      landmarks=np.zeros((0, 68, 2), np.float32), boxes=np.zeros((0, 5), np.float32),
+                      mask=np.zeros(0, bool), audio=np.asarray(audio, np.float32) if audio.size else z, meta={})
+
+
+def is_silent(audio: np.ndarray) -> bool:
+    return audio.size == 0 or float(np.max(np.abs(audio))) < SILENCE_PEAK
+
+
+def audio_windows(n: int, sample_rate: int, *, window_s: float = AUDIO_WINDOW_S,
+                  hop_s: float = AUDIO_HOP_S) -> list[tuple[int, int]]:
+    """Sample ranges of sliding windows over ``n`` samples (one window of everything when shorter)."""
+    win, hop = int(round(window_s * sample_rate)), max(1, int(round(hop_s * sample_rate)))
+    if n <= win:
+        return [(0, n)]
+    starts = list(range(0, n - win + 1, hop))
+    return [(s, s + win) for s in starts]
+
+
+# ---------------------------------------------------------------- the predictor
+class Predictor:
+    """A loaded bundle on a device, predicting one file at a time (``predict`` loops it over many)."""
+
+    def __init__(self, model: str | Path | Bundle = "default", *, device: str | torch.device = "auto") -> None:
+        from mmfer.engine.scoring import resolve_device
+
+        self.bundle = model if isinstance(model, Bundle) else load_bundle(model)
+        self.device = resolve_device(device)
+        self.bundle.to(self.device)
+
+    # -------------------------------------------------------------- public
+    def predict_file(self, path: str | Path, kind: str | None = None, *, timeline: bool = False) -> Prediction:
+        """One input's prediction; never raises for a bad file (an error row says why instead)."""
+        path = Path(path)
+        kind = kind or (_media_kind(path) if path.is_file() else "missing" if not path.exists() else None)
+        t0 = time.perf_counter()
+        try:
+            if kind == "video":
+                pred = self._video(path, timeline=timeline)
+            elif kind == "image":
+                pred = self._image(path)
+            elif kind == "audio":
+                pred = self._audio_file(path)
+            elif kind == "missing":
+                raise MmferError("file not found")
+            else:
+                raise MmferError(f"unsupported file type {path.suffix or '(no extension)'!r}; expected a video "
+                                 f"({' '.join(VIDEO_EXTENSIONS)}), an image ({' '.join(IMAGE_EXTENSIONS)}) or "
+                                 f"audio ({' '.join(AUDIO_EXTENSIONS)})")
+        except MmferError as e:
+            pred = _error(path, _without_path(str(e), path))
+        except Exception as e:  # noqa: BLE001 - one bad input must not stop a run over many files
+            log.debug("%s: unexpected error", path, exc_info=True)
+            pred = _error(path, f"unexpected error ({type(e).__name__}: {e}); please report it")
+        pred.seconds = round(time.perf_counter() - t0, 3)
+        return pred
+
+    # -------------------------------------------------------------- model calls
+    @torch.inference_mode()
+    def _forward(self, model: torch.nn.Module, x: np.ndarray) -> np.ndarray:
+        out = []
+        for s in range(0, len(x), FORWARD_BATCH):
+            xb = torch.from_numpy(np.ascontiguousarray(x[s : s + FORWARD_BATCH])).to(self.device)
+            out.append(torch.softmax(model(xb).float(), dim=1).cpu().numpy().astype(np.float64))
+        return np.concatenate(out) if out else np.zeros((0, NUM_CLASSES))
+
+    def face_frames(self, branch: Branch, faces: np.ndarray, *, aligned: bool, views: int) -> np.ndarray:
+        """Per-image probabilities (N, 7) of a face_image branch for RGB face crops (N, H, W, 3).
+
+        Aligned crops (from ``mmfer.faces.align``) are first cut to the branch's framing: ``fer2013``
+        takes the square of the aligned crop that frames the face like FER2013's images (tighter: brows to
+        chin, see ``framing_box``), the framing the shipped face model was trained on;
+        ``aligned`` keeps the whole crop. Then exactly ``face_tensor`` with the branch's training data
+        settings (size, grey-scale, equalisation), and the mean over ``views`` test-time views.
+        """
+        from mmfer.data.features import crop_views, face_tensor
+
+        faces = np.asarray(faces)
+        if aligned and branch.options.get("framing") == "fer2013":
+            x0, y0, x1, y1 = framing_box(faces.shape[-2])
+            faces = faces[:, y0:y1, x0:x1]
+        d = branch.config.data
+        x = face_tensor(faces, size=d.image_size, grayscale=d.grayscale, equalize=d.equalize)
+        v = crop_views(x, views=views)  # (N, V, C, H, W)
+        p = self._forward(branch.model, v.reshape(-1, *v.shape[2:]))
+        return p.reshape(len(faces), v.shape[1], NUM_CLASSES).mean(axis=1)
+
+    def clip_probs(self, branch: Branch, clips: Sequence[CachedClip]) -> np.ndarray:
+        """Probabilities (N, 7) of a cache-kind or audio branch for decoded clips, through its dataset."""
+        from mmfer.engine.scoring import predict_clips
+
+        ds = memory_dataset(branch.kind, clips, data=branch.config.data, sample_rate=branch.sample_rate)
+        d = branch.config.data
+        return predict_clips(branch.model, ds, device=self.device, batch_size=d.eval_batch_size or d.batch_size,
+                             progress=False)
+
+    # -------------------------------------------------------------- per input kind
+    def _video(self, path: Path, *, timeline: bool) -> Prediction:
+        from mmfer.data.index import ClipEntry
+        from mmfer.data.preprocess import process_clip
+        from mmfer.data.video import read_audio
+
+        bundle, clip_id = self.bundle, path.stem
+        face_branches, audio_branches = bundle.of("face"), bundle.of("audio")
+        warnings: list[str] = []
+        clip: CachedClip | None = None
+        face_ratio = None
+        decode = bundle.decode
+        if face_branches:
+            arrays, meta, rec = process_clip(ClipEntry(clip_id, "Test", None, path), decode)
+            if arrays is None:
+                raise MmferError(rec.reason)
+            clip = CachedClip(clip_id=clip_id, split="Test", meta=meta, **arrays)
+            # process_clip's own notes on missing faces/audio are replaced by the fallback actually taken
+            warnings += [w for w in rec.warnings if not w.startswith(("no face found in any frame", "no audio stream"))]
+            face_ratio = float(np.mean(clip.mask)) if clip.num_frames else 0.0
+            if decode.max_frames and rec.frames >= decode.max_frames:
+                warnings.append(f"only the first {rec.frames} frames ({rec.frames / clip.fps:.0f} s) were analysed")
+        audios: dict[int, np.ndarray] = {}
+        if clip is not None:
+            audios[decode.sample_rate] = np.asarray(clip.audio, np.float32)
+        for b in audio_branches:
+            if b.sample_rate not in audios:
+                audios[b.sample_rate] = read_audio(path, sample_rate=b.sample_rate)
+
+        probs: dict[str, np.ndarray] = {}
+        tl: dict[str, np.ndarray] = {}
+        has_face = clip is not None and bool(np.any(clip.mask))
+        for b in face_branches if has_face else []:
+            if b.kind == "face_image":
+                mask = np.asarray(clip.mask, bool)
+                per_frame = self.face_frames(b, np.asarray(clip.faces)[mask], aligned=True,
+                                             views=b.options["frame_views"])
+                probs[b.name] = per_frame.mean(axis=0)
+                if timeline and "frame_probs" not in tl:
+                    full = np.full((len(mask), NUM_CLASSES), np.nan)
+                    full[mask] = per_frame
+                    tl["frame_times"], tl["frame_probs"] = np.arange(len(mask)) / clip.fps, full
+            else:
+                probs[b.name] = self.clip_probs(b, [clip])[0]
+        silent = {sr: is_silent(a) for sr, a in audios.items()}
+        for b in audio_branches:
+            audio = audios[b.sample_rate]
+            if silent[b.sample_rate]:
+                continue
+            probs[b.name] = self.clip_probs(b, [_audio_clip(audio, clip_id)])[0]
+            if timeline and "audio_probs" not in tl:
+                spans = audio_windows(len(audio), b.sample_rate)
+                tl["audio_times"] = np.array([(s + e) / 2 / b.sample_rate for s, e in spans])
+                tl["audio_probs"] = self.clip_probs(b, [_audio_clip(audio[s:e], clip_id) for s, e in spans])
+        missing = []
+        if face_branches and not has_face:
+            missing.append("no face found in any frame")
+        if audio_branches and all(silent[b.sample_rate] for b in audio_branches):
+            missing.append("no audio" if all(audios[b.sample_rate].size == 0 for b in audio_branches) else "silent audio")
+        pred = self._fused(path, "video", probs, face_ratio=face_ratio, notes=missing, warnings=warnings)
+        pred.timeline = tl or ({} if timeline else None)
+        return pred
+
+    def _image(self, path: Path) -> Prediction:
+        import cv2
+
+        branches = [b for b in self.bundle.branches if b.kind == "face_image"]
+        if not branches:
+            raise MmferError(f"model {self.bundle.source} has no single-image face branch (face_image); "
+                             "images need one, e.g. the default model")
+        img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if img is None:
+            raise MmferError("not a readable image (corrupt, or not the format its extension says)")
+        rgb = np.ascontiguousarray(img[..., ::-1])
+        h, w = rgb.shape[:2]
+        tight = max(h, w) <= TIGHT_CROP_MAX_SIDE and TIGHT_CROP_ASPECT[0] <= w / h <= TIGHT_CROP_ASPECT[1]
+        if tight:
+            faces = rgb[None]
+        else:
+            from mmfer.faces.align import align_frames
+            from mmfer.faces.base import get_backend
+            from mmfer.faces.track import FaceTracker
+
+            d = self.bundle.decode
+            track = FaceTracker(get_backend(d.face_backend), detect_max_side=d.detect_max_side,
+                                detect_every=1).process(rgb[None])
+            if not track.mask[0]:
+                raise MmferError(f"no face found ({w}x{h} image; faces smaller than about 80 px or far from "
+                                 "frontal are missed, and a tight crop under 100 px is used as it is)")
+            faces = align_frames(rgb[None], track.landmarks, track.mask, crop_size=d.crop_size)
+        probs = {b.name: self.face_frames(b, faces, aligned=not tight, views=b.options["image_views"])[0]
+                 for b in branches}
+        return self._fused(path, "image", probs, face_ratio=1.0, notes=[], warnings=[])
+
+    def _audio_file(self, path: Path) -> Prediction:
+        from mmfer.data.video import read_audio
+
+        branches = self.bundle.of("audio")
+        if not branches:
+            raise MmferError(f"model {self.bundle.source} has no audio branch; audio files need one")
+        probs, notes = {}, []
+        for b in branches:
+            audio = read_audio(path, sample_rate=b.sample_rate)
+            if is_silent(audio):
+                notes = ["no audio samples" if audio.size == 0 else "silent audio"]
+                continue
+            probs[b.name] = self.clip_probs(b, [_audio_clip(audio, path.stem)])[0]
+        return self._fused(path, "audio", probs, face_ratio=None, notes=notes, warnings=[])
+
+    def _fused(self, path: Path, kind: str, probs: dict[str, np.ndarray], *, face_ratio: float | None,
+               notes: list[str], warnings: list[str]) -> Prediction:
+        fused = self.bundle.fuse(probs)
+        used = [m for m in ("face", "audio") if any(b.modality == m and b.name in probs for b in self.bundle.branches)]
+        if notes:
+            warnings = [f"{'; '.join(notes)}: " + (f"{'+'.join(used)} only" if used else
+                                                   "uniform probabilities, no label"), *warnings]
+        if fused is None:
+            fused = np.full(NUM_CLASSES, 1.0 / NUM_CLASSES)
+        return Prediction(path=str(path), clip_id=path.stem, kind=kind, probs=fused, face_ratio=face_ratio,
+                          modalities="+".join(used), warning="; ".join(warnings))
+
+
+def _error(path: Path, reason: str) -> Prediction:
+    return Prediction(path=str(path), clip_id=path.stem, kind="error", warning=reason)
+
+
+def _without_path(message: str, path: Path) -> str:
+    """The reason without a leading ``PATH: `` (the path column already names the file)."""
+    for prefix in (f"{path}: ", f"{os.path.abspath(path)}: "):
+        if message.startswith(prefix):
+            return message[len(prefix):]
+    return message
+
+
+# ---------------------------------------------------------------- outputs
+def write_predictions(path: str | Path, predictions: Sequence[Prediction]) -> Path:
+    """The predictions CSV (``PREDICTION_COLUMNS``), written to a temporary file and renamed."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    with open(tmp, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(PREDICTION_COLUMNS)
+        for p in predictions:
+            w.writerow(p.csv_row())
+    os.replace(tmp, path)
+    return path
+
+
+def read_predictions(path: str | Path) -> list[dict[str, str]]:
+    """Rows of a predictions CSV as dicts of text (columns by name)."""
+    path = Path(path)
+    if not path.is_file():
+        raise MmferError(f"{path}: predictions file not found")
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        missing = [c for c in PREDICTION_COLUMNS if c not in (reader.fieldnames or [])]
+        if missing:
+            raise MmferError(f"{path}: not a predictions CSV (missing {', '.join(missing)})")
+        return list(reader)
+
+
+def write_prediction_submission(predictions: Sequence[Prediction], out_zip: str | Path) -> dict[str, Any]:
+    """An EmotiW zip with one ``<clip_id>.txt`` per input, through ``mmfer.submission.write_submission``.
+
+    Inputs that could not be read, and uniform rows (neither face nor audio), get write_submission's
+    ``prior`` fallback: the most likely class of the mean probabilities over the predicted inputs.
+    """
+    from mmfer.cache import append_manifest
+    from mmfer.scores import write_scores
+    from mmfer.submission import write_submission
+
+    check_unique_ids([(Path(p.path), p.kind) for p in predictions])
+    ok = [p for p in predictions if p.ok]
+    if not ok:
+        raise MmferError("--submission: no input could be predicted, so there is nothing to submit")
+    with tempfile.TemporaryDirectory(prefix="mmfer-submit-") as tmp:
+        scores = write_scores(Path(tmp) / "predicted_Test.csv", [p.clip_id for p in ok], [None] * len(ok),
+                              np.stack([p.probs for p in ok]))
+        for p in predictions:  # the index of test clips: a manifest, where failed inputs carry their reason
+            append_manifest(tmp, ClipRecord(clip_id=p.clip_id, split="Test", label=None, path=p.path,
+                                            status="ok" if p.ok else "failed", reason=p.warning))
+        return write_submission(scores, index=tmp, out_zip=out_zip, fallback_probs="prior")
+
+
+def _plot(pred: Prediction, plots: Path, used: set[str]) -> Path:
+    from mmfer.plots import plot_timeline
+
+    name, k = pred.clip_id, 1
+    while name in used:
+        k += 1
+        name = f"{pred.clip_id}_{k}"
+    used.add(name)
+    title = f"{pred.clip_id}: {pred.label or 'no label'} ({pred.modalities or 'nothing seen'})"
+    return plot_timeline(plots / f"{name}.png", **(pred.timeline or {}), title=title)
+
+
+# ---------------------------------------------------------------- the command
+def predict(
+    paths: Iterable[str | Path] | str | Path,
+    *,
+    model: str | Path | Bundle = "default",
+    out: str | Path | None = None,
+    plots: str | Path | None = None,
+    submission: str | Path | None = None,
+    device: str = "auto",
+    progress: bool = True,
+) -> PredictResult:
+    """Predict every video, face image and audio file in ``paths`` (files or folders, searched recursively).
+
+    ``model``: ``default`` (the shipped bundle), a bundle folder, a RUN of ``mmfer train`` or a FUSE folder.
+    ``out``: the predictions CSV (``PREDICTION_COLUMNS``); ``plots``: a folder for one timeline PNG per
+    video; ``submission``: an EmotiW zip (clip ids must be unique). Returns every row, in input order.
+    """
+    from tqdm.auto import tqdm
+
+    if isinstance(paths, (str, Path)):
+        paths = [paths]
+    inputs = find_inputs(paths)
+    if not inputs:
+        raise MmferError("predict: no inputs given; pass video, image or audio files, or folders holding them")
+    if submission is not None:
+        check_unique_ids(inputs)  # before any work
+    t0 = time.perf_counter()
+    predictor = Predictor(model, device=device)
+    load_seconds = time.perf_counter() - t0
+    log.info("%s (loaded in %.2f s)", predictor.bundle.describe(), load_seconds)
+    plot_dir = Path(plots) if plots is not None else None
+    result = PredictResult(predictions=[], model=predictor.bundle.describe(), load_seconds=round(load_seconds, 3))
+    used: set[str] = set()
+    for path, kind in tqdm(inputs, desc="predict", unit="file", disable=not progress):
+        pred = predictor.predict_file(path, kind, timeline=plot_dir is not None)
+        if plot_dir is not None and pred.kind == "video":
+            result.plots.append(_plot(pred, plot_dir, used))
+        pred.timeline = None  # keep memory flat over many files
+        result.predictions.append(pred)
+    if out is not None:
+        result.out = write_predictions(out, result.predictions)
+    if submission is not None:
+        result.submission = write_prediction_submission(result.predictions, submission)
+    return result

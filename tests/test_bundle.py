@@ -1,0 +1,173 @@
+"""Bundles: the format, loading from bundle / RUN / checkpoint / FUSE folders, fusion over present modalities,
+the build tool, and the shipped default model against its recorded outputs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import mmfer.bundle as bundle_mod
+from mmfer.bundle import BUNDLE_FILE, DEFAULT_DIR, load_bundle, write_bundle
+from mmfer.errors import MmferError
+from mmfer.labels import EMOTIONS
+from predict_helpers import standin_bundle, standin_run
+
+REPO = Path(__file__).resolve().parents[1]
+RECORDED = REPO / "tests" / "assets" / "default_model_outputs.csv"
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("runs")
+    return {k: standin_run(root / k, k, seed=i) for i, k in enumerate(("face_frame", "audio_cnn", "landmark_brnn"))}
+
+
+def test_write_and_load_bundle(tmp_path, runs):
+    out = tmp_path / "b"
+    write_bundle(out, [{"name": "face", "run": runs["face_frame"], "weight": 3, "data": "d", "licence": "l"},
+                       {"name": "audio", "run": runs["audio_cnn"], "weight": 1, "options": {}}],
+                 provenance={"by": "test"})
+    info = json.loads((out / BUNDLE_FILE).read_text())
+    assert info["format"] == 1 and info["labels"] == list(EMOTIONS) and info["fusion"]["method"] == "weighted"
+    face = info["branches"]["face"]
+    assert face["checkpoint"] == "face.pt" and face["weight"] == 3.0 and face["data"] == "d"
+    assert face["options"] == {"framing": "fer2013", "image_views": 10, "frame_views": 2}  # defaults written out
+    assert face["metrics"]["val_accuracy"] == 0.5 and face["metrics"]["epochs_trained"] == 1
+    assert info["branches"]["audio"]["options"] == {}
+    b = load_bundle(out)
+    assert [br.name for br in b.branches] == ["face", "audio"] and b.modalities() == ["face", "audio"]
+    assert b.decode.fps == 8.0 and b.decode.max_frames == 960
+    sd = torch.load(out / "face.pt", weights_only=True)["state_dict"]
+    assert sd["classifier.weight"].dtype == torch.float16
+    assert all(p.dtype == torch.float32 for p in b.branches[0].model.parameters())
+
+
+def test_fuse_renormalises_over_present_modalities(tmp_path, runs):
+    out = tmp_path / "b"
+    write_bundle(out, [{"name": "face", "run": runs["face_frame"], "weight": 3},
+                       {"name": "audio", "run": runs["audio_cnn"], "weight": 1}])
+    b = load_bundle(out)
+    f = np.array([0.7, 0.3, 0, 0, 0, 0, 0])
+    a = np.array([0, 0, 0, 0, 0, 0.2, 0.8])
+    np.testing.assert_allclose(b.fuse({"face": f, "audio": a}), 0.75 * f + 0.25 * a)
+    np.testing.assert_allclose(b.fuse({"face": f, "audio": None}), f)
+    np.testing.assert_allclose(b.fuse({"audio": a}), a)
+    assert b.fuse({}) is None
+    b.branches[0].weight[:] = 0  # a branch the weight search switched off still scores a clip it alone saw
+    np.testing.assert_allclose(b.fuse({"face": f}), f)
+
+
+def test_labels_mapped_by_name(tmp_path, runs):
+    """A checkpoint that stores its classes in another order gives the same EMOTIONS-ordered outputs."""
+    ckpt = torch.load(runs["audio_cnn"] / "best.pt", weights_only=True)
+    order = [6, 5, 4, 3, 2, 1, 0]
+    ckpt["labels"] = [EMOTIONS[i] for i in order]
+    for k in ("classifier.weight", "classifier.bias"):
+        ckpt["state_dict"][k] = ckpt["state_dict"][k][order]
+    (tmp_path / "perm").mkdir()
+    torch.save(ckpt, tmp_path / "perm" / "best.pt")
+    x = torch.randn(2, 1, 64, 50)
+    with torch.no_grad():
+        ref = load_bundle(runs["audio_cnn"]).branches[0].model(x)
+        got = load_bundle(tmp_path / "perm").branches[0].model(x)
+    torch.testing.assert_close(ref, got)
+
+
+def test_run_and_checkpoint_and_errors(tmp_path, runs):
+    b = load_bundle(runs["landmark_brnn"])
+    assert b.branches[0].kind == "landmarks" and b.modalities() == ["face"]
+    assert b.decode.crop_size == 64 and b.decode.fps == 8.0  # decodes videos like its training cache
+    assert load_bundle(runs["audio_cnn"] / "best.pt").modalities() == ["audio"]
+    with pytest.raises(MmferError, match="no such file"):
+        load_bundle(tmp_path / "nope")
+    with pytest.raises(MmferError, match="unknown option"):
+        write_bundle(tmp_path / "x", [{"name": "a", "run": runs["audio_cnn"], "weight": 1, "options": {"views": 2}}])
+    with pytest.raises(MmferError, match="frame_views"):
+        write_bundle(tmp_path / "y", [{"name": "f", "run": runs["face_frame"], "weight": 1,
+                                       "options": {"frame_views": 5}}])
+
+
+def test_missing_default_weights_say_how_to_rebuild(tmp_path, monkeypatch):
+    monkeypatch.setattr(bundle_mod, "DEFAULT_DIR", tmp_path / "weights")
+    with pytest.raises(MmferError, match="installed without its default model weights.*build_default_model.py"):
+        load_bundle("default")
+
+
+def test_fuse_folder(tmp_path, runs):
+    """`mmfer fuse` over score files inside runs records the runs; predict --model FUSE loads every branch."""
+    from mmfer.fusion.fuse import fuse
+    from mmfer.scores import write_scores
+
+    rng = np.random.default_rng(0)
+    labels = [EMOTIONS[i % 7] for i in range(21)]
+    ids = [f"c{i}" for i in range(21)]
+    val = []
+    for k in ("face_frame", "audio_cnn"):
+        val.append(write_scores(runs[k] / "scores_Val.csv", ids, labels, rng.dirichlet(np.ones(7), 21)))
+    report = fuse(val, out=tmp_path / "fuse", method="weighted", folds=3)
+    assert report["runs"] == [str(runs["face_frame"].resolve()), str(runs["audio_cnn"].resolve())]
+    b = load_bundle(tmp_path / "fuse")
+    assert [br.name for br in b.branches] == ["face_frame", "audio_cnn"]
+    np.testing.assert_allclose([br.weight[0] for br in b.branches], report["weights"])
+    del report["runs"]  # a weights.json from before runs were recorded: found from the Val score paths
+    (tmp_path / "fuse" / "weights.json").write_text(json.dumps(report))
+    assert len(load_bundle(tmp_path / "fuse").branches) == 2
+    report["method"] = "stacker"
+    (tmp_path / "fuse" / "weights.json").write_text(json.dumps(report))
+    with pytest.raises(MmferError, match="stacker"):
+        load_bundle(tmp_path / "fuse")
+
+
+def test_build_tool(tmp_path, runs, cremad_videos, cremad_audio, monkeypatch):
+    """tools/build_default_model.py writes the bundle and records outputs that predict reproduces."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("build_default_model", REPO / "tools" / "build_default_model.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    monkeypatch.setattr(tool, "recorded_inputs", lambda: [cremad_videos[0], cremad_audio[0]])
+    out, csv_path = tmp_path / "weights", tmp_path / "outputs.csv"
+    rc = tool.main(["--face", str(runs["face_frame"]), "--audio", str(runs["audio_cnn"]), "--face-weight", "0.7",
+                    "--audio-weight", "0.3", "--out", str(out), "--outputs", str(csv_path)])
+    assert rc == 0
+    assert sorted(p.name for p in out.iterdir()) == ["audio_ravdess.pt", "bundle.json", "face_fer2013.pt"]
+    info = json.loads((out / "bundle.json").read_text())
+    assert "RAVDESS" in info["branches"]["audio"]["licence"] and info["branches"]["face"]["weight"] == 0.7
+    _check_recorded(out, csv_path, [cremad_videos[0], cremad_audio[0]])
+    assert tool.main(["--face", str(runs["audio_cnn"]), "--audio", str(runs["audio_cnn"]), "--out", str(out)]) == 2
+
+
+def _check_recorded(model, csv_path: Path, inputs) -> None:
+    """Predict ``inputs`` with ``model`` and compare with the recorded CSV, row by row, within 1e-4."""
+    from mmfer.predict import predict, read_predictions
+
+    recorded = {r["path"]: r for r in read_predictions(csv_path)}
+    result = predict(inputs, model=model, progress=False)
+    assert len(recorded) == len(result.predictions)
+    for p in result.predictions:
+        rec = recorded[Path(p.path).resolve().relative_to(REPO).as_posix()]
+        assert (rec["label"], rec["modalities"]) == (p.label, p.modalities), p.path
+        np.testing.assert_allclose([float(rec[e]) for e in EMOTIONS], p.probs, atol=1e-4, err_msg=p.path)
+        assert rec["face_ratio"] == ("" if p.face_ratio is None else f"{p.face_ratio:.3f}")
+
+
+@pytest.mark.skipif(not (DEFAULT_DIR / BUNDLE_FILE).is_file(),
+                    reason="mmfer/weights/bundle.json not built yet (tools/build_default_model.py writes it)")
+def test_shipped_default_model_reproduces_recorded_outputs():
+    """The weights in the package load with weights_only=True and predict the fixtures as recorded."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("build_default_model", REPO / "tools" / "build_default_model.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    b = load_bundle("default")
+    assert b.modalities() == ["face", "audio"]
+    for br in b.branches:
+        assert (DEFAULT_DIR / Path(br.path).name).stat().st_size < 10e6  # a few MB each
+        torch.load(br.path, map_location="cpu", weights_only=True)
+    assert RECORDED.is_file(), f"{RECORDED} missing: run tools/build_default_model.py --outputs-only"
+    _check_recorded("default", RECORDED, tool.recorded_inputs())

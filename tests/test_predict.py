@@ -1,0 +1,243 @@
+"""`mmfer predict` on the real CREMA-D fixtures with a stand-in bundle (seeded, untrained models): rows,
+fallbacks, error rows, images, plots, submission, the CLI, and that each branch sees what training sees."""
+
+from __future__ import annotations
+
+import csv
+import zipfile
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from mmfer.data.video import read_audio, read_frames
+from mmfer.errors import MmferError
+from mmfer.labels import EMOTIONS
+from mmfer.predict import (
+    FER2013_RIGID,
+    PREDICTION_COLUMNS,
+    Predictor,
+    audio_windows,
+    framing_box,
+    predict,
+    read_predictions,
+)
+from predict_helpers import STANDIN_CACHE, standin_bundle, standin_run, write_video
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory):
+    return standin_bundle(tmp_path_factory.mktemp("standin"))
+
+
+@pytest.fixture(scope="module")
+def extra_inputs(tmp_path_factory, cremad_videos, cremad_audio):
+    """Generated inputs: face crops and a frame as images, a video without audio, one without a face, broken files."""
+    d = tmp_path_factory.mktemp("inputs")
+    frames, fps = read_frames(cremad_videos[3], fps=8)
+    write_video(d / "no_audio.mp4", frames[:12], fps=fps)
+    write_video(d / "no_face.mp4", np.full((16, 120, 160, 3), 90, np.uint8), fps=8, audio=read_audio(cremad_audio[0]))
+    write_video(d / "nothing.mp4", np.full((8, 120, 160, 3), 90, np.uint8), fps=8)
+    img = d / "images"
+    img.mkdir()
+    cv2.imwrite(str(img / "frame.jpg"), frames[8][..., ::-1])  # 480x360: needs detection and alignment
+    from mmfer.data.index import ClipEntry
+    from mmfer.data.preprocess import process_clip
+
+    from mmfer.bundle import DEFAULT_DECODE
+
+    arrays, _, _ = process_clip(ClipEntry("x", "Test", None, cremad_videos[3]), DEFAULT_DECODE)
+    x0, y0, x1, y1 = framing_box(arrays["faces"].shape[1])
+    for k in (3, 9):  # FER2013-like 48x48 grey crops, taken as faces as they are
+        crop = cv2.resize(arrays["faces"][k][y0:y1, x0:x1], (48, 48), interpolation=cv2.INTER_AREA)
+        cv2.imwrite(str(img / f"crop{k}.png"), cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY))
+    cv2.imwrite(str(img / "landscape.png"), np.full((200, 300, 3), 128, np.uint8))
+    (d / "broken.mp4").write_bytes(b"\x00garbage" * 500)
+    (img / "corrupt.jpg").write_bytes(b"not a jpeg" * 50)
+    (d / "notes.txt").write_text("not media")
+    return d
+
+
+@pytest.fixture(scope="module")
+def result(bundle, extra_inputs, cremad_videos, cremad_audio, tmp_path_factory):
+    out = tmp_path_factory.mktemp("out")
+    inputs = [*cremad_videos, *cremad_audio, extra_inputs, extra_inputs / "notes.txt", out / "missing.wav"]
+    return predict(inputs, model=bundle, out=out / "p.csv", plots=out / "plots", submission=out / "team.zip",
+                   progress=False)
+
+
+def _by_id(result):
+    return {p.clip_id: p for p in result.predictions}
+
+
+def test_fixture_videos(result, cremad_videos):
+    rows = _by_id(result)
+    for v in cremad_videos:
+        p = rows[v.stem]
+        assert p.kind == "video" and p.path == str(v)
+        assert p.probs.sum() == pytest.approx(1.0) and p.probs.min() > 0
+        assert p.modalities == "face+audio" and p.face_ratio > 0.9 and p.warning == ""
+        assert p.label == EMOTIONS[int(np.argmax(p.probs))]
+    # the face and audio models really differ per clip (not constant rows)
+    assert np.ptp(np.stack([rows[v.stem].probs for v in cremad_videos]), axis=0).max() > 1e-6
+
+
+def test_audio_files(result, cremad_audio):
+    rows = _by_id(result)
+    for a in cremad_audio:
+        p = rows[a.stem]
+        assert p.kind == "audio" and p.modalities == "audio" and p.face_ratio is None
+        assert p.probs.sum() == pytest.approx(1.0)
+
+
+def test_fallbacks(result):
+    rows = _by_id(result)
+    assert rows["no_audio"].modalities == "face" and "no audio: face only" in rows["no_audio"].warning
+    assert rows["no_audio"].face_ratio > 0.9
+    assert rows["no_face"].modalities == "audio" and rows["no_face"].face_ratio == 0.0
+    assert "no face found in any frame: audio only" in rows["no_face"].warning
+    nothing = rows["nothing"]
+    assert nothing.modalities == "" and nothing.label == "" and "uniform probabilities" in nothing.warning
+    np.testing.assert_allclose(nothing.probs, 1 / 7)
+
+
+def test_error_rows_do_not_stop_the_run(result):
+    rows = _by_id(result)
+    for cid, why in (("broken", "not a video file"), ("corrupt", "not a readable image"),
+                     ("landscape", "no face found"), ("notes", "unsupported file type '.txt'"),
+                     ("missing", "file not found")):
+        p = rows[cid]
+        assert not p.ok and p.label == "" and why in p.warning, (cid, p.warning)
+    assert len(result.errors) == 5 and len(result.predictions) == 6 + 6 + 3 + 5 + 1 + 2
+
+
+def test_images(result):
+    rows = _by_id(result)
+    for cid in ("crop3", "crop9", "frame"):
+        p = rows[cid]
+        assert p.kind == "image" and p.modalities == "face" and p.face_ratio == 1.0 and p.warning == ""
+        assert p.probs.sum() == pytest.approx(1.0)
+
+
+def test_csv(result):
+    with open(result.out, newline="") as f:
+        rows = list(csv.reader(f))
+    assert tuple(rows[0]) == PREDICTION_COLUMNS
+    assert len(rows) == 1 + len(result.predictions)
+    by_id = {r["clip_id"]: r for r in read_predictions(result.out)}
+    ok = by_id["1001_DFA_ANG_XX"]
+    assert sum(float(ok[e]) for e in EMOTIONS) == pytest.approx(1.0, abs=1e-5)
+    assert ok["modalities"] == "face+audio" and float(ok["face_ratio"]) > 0.9
+    bad = by_id["broken"]
+    assert [bad[e] for e in ("label", *EMOTIONS, "face_ratio", "modalities")] == [""] * 10 and bad["warning"]
+    assert by_id["1002_DFA_ANG_XX"]["face_ratio"] == ""
+
+
+def test_plots(result, cremad_videos):
+    names = sorted(p.name for p in result.plots)
+    expected = sorted([f"{v.stem}.png" for v in cremad_videos] + ["no_audio.png", "no_face.png", "nothing.png"])
+    assert names == expected
+    for p in result.plots:
+        img = cv2.imread(str(p))
+        assert img is not None and img.shape[0] > 200 and img.std() > 5
+
+
+def test_submission(result):
+    with zipfile.ZipFile(result.submission["zip"]) as zf:
+        names = sorted(zf.namelist())
+        words = {n[:-4]: zf.read(n).decode() for n in names}
+    assert names == sorted(f"{p.clip_id}.txt" for p in result.predictions)
+    assert set(words.values()) <= set(EMOTIONS)
+    assert words["1001_DFA_HAP_XX"] == _by_id(result)["1001_DFA_HAP_XX"].label
+    assert set(result.submission["filled"]) == {"broken", "corrupt", "landscape", "notes", "missing", "nothing"}
+    assert result.submission["problems"] == []
+
+
+def test_submission_refuses_duplicate_clip_ids(tmp_path, bundle, cremad_audio):
+    for d in ("a", "b"):
+        (tmp_path / d).mkdir()
+        (tmp_path / d / "same.mp3").write_bytes(cremad_audio[0].read_bytes())
+    r = predict([tmp_path], model=bundle, progress=False)  # without a submission both rows are kept
+    assert [p.clip_id for p in r.predictions] == ["same", "same"] and r.predictions[0].path != r.predictions[1].path
+    with pytest.raises(MmferError, match="same.*appear twice|appear twice.*same"):
+        predict([tmp_path], model=bundle, submission=tmp_path / "t.zip", progress=False)
+
+
+def test_framing_box_matches_fer2013():
+    """The face-model crop puts the template's eyes and nose where FER2013 images have them."""
+    from mmfer.faces.align import rigid_frame, template_68
+
+    for size in (64, 112):
+        x0, y0, x1, y1 = framing_box(size)
+        assert x1 - x0 == y1 - y0 and 0 <= x0 and 0 <= y0 and x1 <= size and y1 <= size
+        c, r = rigid_frame(template_68(size))
+        side = x1 - x0
+        np.testing.assert_allclose([(c[0] - x0) / side, (c[1] - y0) / side, r / side], FER2013_RIGID, atol=1.0 / side)
+
+
+def test_face_image_branch_sees_what_scoring_sees(tmp_path, bundle):
+    """A tight crop through predict gives what `mmfer scores` gives on an image folder with the same views."""
+    import dataclasses
+
+    import torch
+
+    from mmfer.data.datasets import source_records
+    from mmfer.engine.scoring import split_scores
+
+    img = tmp_path / "Test" / "Happy"
+    img.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    cv2.imwrite(str(img / "face.png"), rng.integers(0, 255, (48, 48), dtype=np.uint8))
+    pr = Predictor(bundle, device="cpu")
+    face = pr.bundle.branches[0]
+    assert face.kind == "face_image" and face.options["image_views"] == 10
+    got = pr.predict_file(img / "face.png")
+    config = dataclasses.replace(face.config, data=dataclasses.replace(face.config.data, eval_views=10))
+    _, _, ref = split_scores(face.model, face.checkpoint, config=config, data=tmp_path, split="Test",
+                             device=torch.device("cpu"), records=source_records(tmp_path, "Test", "face_image"),
+                             progress=False)
+    np.testing.assert_allclose(got.probs, ref[0], atol=1e-6)  # one branch only: fusion is the identity
+
+
+@pytest.mark.parametrize("branch", ["landmark_brnn", "c3d"])
+def test_cache_branches_see_what_scoring_sees(tmp_path, branch, cremad_videos):
+    """A RUN of a cache-trained branch: predict's in-memory inputs equal scoring the clip from a real cache."""
+    from mmfer.data.preprocess import preprocess
+    from mmfer.engine.scoring import score_split
+    from mmfer.scores import read_scores
+
+    run = standin_run(tmp_path / "run", branch)
+    video = cremad_videos[5]
+    preprocess([_entry(video)], tmp_path / "cache", settings=STANDIN_CACHE, progress=False)
+    ref = read_scores(score_split(run, data=tmp_path / "cache", split="Test", out=tmp_path / "s.csv",
+                                  device="cpu", progress=False))
+    got = predict([video], model=run, progress=False).predictions[0]
+    assert got.modalities == "face" and got.face_ratio > 0.9
+    np.testing.assert_allclose(got.probs, ref.probs[0], atol=1e-6)
+
+
+def _entry(path: Path):
+    from mmfer.data.index import ClipEntry
+
+    return ClipEntry(path.stem, "Test", None, path)
+
+
+def test_audio_windows():
+    assert audio_windows(8000, 16000) == [(0, 8000)]
+    w = audio_windows(40000, 16000)
+    assert w[0] == (0, 16000) and w[1] == (8000, 24000) and w[-1][1] <= 40000 and len(w) == 4
+
+
+def test_cli(tmp_path, bundle, cremad_videos, capsys):
+    from mmfer.cli import main
+
+    out = tmp_path / "pred.csv"
+    rc = main(["predict", str(cremad_videos[0]), str(tmp_path / "gone.flv"), "--model", str(bundle),
+               "--out", str(out), "--no-progress"])
+    assert rc == 0
+    text = capsys.readouterr().out
+    assert "1001_DFA_ANG_XX" in text and "face+audio" in text and "file not found" in text
+    assert "2 input(s): 1 predicted, 1 error(s)" in text
+    assert [r["clip_id"] for r in read_predictions(out)] == ["1001_DFA_ANG_XX", "gone"]
+    assert main(["predict", str(cremad_videos[0]), "--model", str(tmp_path / "nope"), "--out", str(out)]) == 2
