@@ -226,6 +226,35 @@ def _add_ablate(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+# ---------------------------------------------------------------- predict (issue 5)
+def _add_predict(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "predict",
+        help="emotion probabilities for videos, face images and audio files",
+        description="One CSV row per input (folders are searched recursively); a bad file gets an error row.",
+    )
+    p.add_argument("paths", nargs="+", metavar="PATH", help="video, image or audio files, or folders of them")
+    p.add_argument("--out", default="predictions.csv", help="predictions CSV to write (default predictions.csv)")
+    p.add_argument("--model", default="default", metavar="default|BUNDLE|RUN|FUSE",
+                   help="the shipped model (default), a bundle folder, a run of `mmfer train` or a `mmfer fuse` folder")
+    p.add_argument("--submission", default=None, metavar="ZIP", help="also write an EmotiW zip (clip ids must be unique)")
+    p.add_argument("--plots", default=None, metavar="DIR", help="one PNG timeline of class probabilities per video")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda (default auto)")
+    p.add_argument("--quiet", action="store_true", help="no table on stdout")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    def run(args: argparse.Namespace) -> int:
+        from mmfer.predict import predict
+
+        result = predict(args.paths, model=args.model, out=args.out, plots=args.plots, submission=args.submission,
+                         device=args.device, progress=not args.no_progress)
+        if not args.quiet:
+            print(result.table())
+        return 0
+
+    p.set_defaults(func=run)
+
+
 _COMMANDS = (
     _add_preprocess,
     _add_train,
@@ -234,6 +263,7 @@ _COMMANDS = (
     _add_submit,
     _add_evaluate,
     _add_ablate,
+    _add_predict,
 )
 
 
