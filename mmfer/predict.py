@@ -246,6 +246,10 @@ class Predictor:
         self.bundle = model if isinstance(model, Bundle) else load_bundle(model)
         self.device = resolve_device(device)
         self.bundle.to(self.device)
+        if self.bundle.of("face"):  # the face detector and landmark model load now (about 100 MB), not mid-run
+            from mmfer.faces.base import get_backend
+
+            get_backend(self.bundle.decode.face_backend)
 
     # -------------------------------------------------------------- public
     def predict_file(self, path: str | Path, kind: str | None = None, *, timeline: bool = False) -> Prediction:

@@ -73,6 +73,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=REPO / "mmfer" / "weights", help="bundle folder (default mmfer/weights)")
     ap.add_argument("--outputs", type=Path, default=OUTPUTS, help=f"recorded outputs CSV (default {OUTPUTS.relative_to(REPO)})")
     ap.add_argument("--outputs-only", action="store_true", help="only re-record the outputs of the bundle in --out")
+    ap.add_argument("--frame-views", type=int, default=2, choices=(1, 2, 10),
+                    help="test-time views per video frame: 1, 2 (+ mirror, default) or 10 (ten-crop)")
+    ap.add_argument("--image-views", type=int, default=10, choices=(1, 2, 10),
+                    help="test-time views per face image (default 10, ten-crop)")
     ap.add_argument("--fp32", action="store_true", help="keep fp32 weights (files twice as large)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -92,6 +96,7 @@ def main(argv: list[str] | None = None) -> int:
 
             write_bundle(args.out, [
                 {"name": "face", "run": args.face, "weight": args.face_weight, "file": "face_fer2013.pt",
+                 "options": {"framing": "fer2013", "frame_views": args.frame_views, "image_views": args.image_views},
                  "data": FACE_DATA, "licence": FACE_LICENCE},
                 {"name": "audio", "run": args.audio, "weight": args.audio_weight, "file": "audio_ravdess.pt",
                  "data": AUDIO_DATA, "licence": AUDIO_LICENCE},
