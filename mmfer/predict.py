@@ -87,6 +87,7 @@ class Prediction:
     modalities: str = ""
     warning: str = ""
     seconds: float = 0.0
+    branches: dict[str, np.ndarray] = field(default_factory=dict, repr=False)  # each branch's own probabilities
     timeline: dict[str, np.ndarray] | None = field(default=None, repr=False)  # for --plots (videos)
 
     @property
@@ -436,7 +437,7 @@ class Predictor:
         if fused is None:
             fused = np.full(NUM_CLASSES, 1.0 / NUM_CLASSES)
         return Prediction(path=str(path), clip_id=path.stem, kind=kind, probs=fused, face_ratio=face_ratio,
-                          modalities="+".join(used), warning="; ".join(warnings))
+                          modalities="+".join(used), warning="; ".join(warnings), branches=dict(probs))
 
 
 def _error(path: Path, reason: str) -> Prediction:

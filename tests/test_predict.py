@@ -79,6 +79,8 @@ def test_fixture_videos(result, cremad_videos):
         assert p.probs.sum() == pytest.approx(1.0) and p.probs.min() > 0
         assert p.modalities == "face+audio" and p.face_ratio > 0.9 and p.warning == ""
         assert p.label == EMOTIONS[int(np.argmax(p.probs))]
+        assert set(p.branches) == {"face", "audio"}  # the stand-in's stated weights: face 0.6, audio 0.4
+        np.testing.assert_allclose(p.probs, 0.6 * p.branches["face"] + 0.4 * p.branches["audio"], atol=1e-12)
     # the face and audio models really differ per clip (not constant rows)
     assert np.ptp(np.stack([rows[v.stem].probs for v in cremad_videos]), axis=0).max() > 1e-6
 
@@ -96,6 +98,7 @@ def test_fallbacks(result):
     assert rows["no_audio"].modalities == "face" and "no audio: face only" in rows["no_audio"].warning
     assert rows["no_audio"].face_ratio > 0.9
     assert rows["no_face"].modalities == "audio" and rows["no_face"].face_ratio == 0.0
+    np.testing.assert_allclose(rows["no_face"].probs, rows["no_face"].branches["audio"])  # renormalised: audio alone
     assert "no face found in any frame: audio only" in rows["no_face"].warning
     nothing = rows["nothing"]
     assert nothing.modalities == "" and nothing.label == "" and "uniform probabilities" in nothing.warning
