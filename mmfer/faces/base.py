@@ -30,7 +30,11 @@ class Detection:
 
 @runtime_checkable
 class FaceBackend(Protocol):
-    """What the tracker needs: faces in an RGB image, and 68 iBUG points for a face box (image pixels)."""
+    """What the tracker needs: faces in an RGB image, and 68 iBUG points for a face box (image pixels).
+
+    A backend may also define ``prepare(rgb) -> image``: the form its ``detect`` and ``landmarks`` work on
+    fastest (dlib: grey). The tracker calls it once per frame and passes the result to both.
+    """
 
     name: str
 
@@ -58,9 +62,20 @@ def get_backend(name: str) -> FaceBackend:
     return _CACHE[key]
 
 
-def as_rgb_uint8(image: np.ndarray) -> np.ndarray:
-    """Contiguous uint8 (H, W, 3): what dlib and ONNX models accept; anything else is a programming error."""
+def as_rgb_uint8(image: np.ndarray, *, grey_ok: bool = False) -> np.ndarray:
+    """Contiguous uint8 (H, W, 3), or (H, W) grey where ``grey_ok`` (dlib reads both); anything else is a
+    programming error."""
     image = np.asarray(image)
-    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
-        raise ValueError(f"expected an RGB uint8 image (H, W, 3), got {image.dtype} {image.shape}")
+    if image.dtype != np.uint8 or not ((image.ndim == 3 and image.shape[2] == 3) or (grey_ok and image.ndim == 2)):
+        raise ValueError(f"expected an RGB uint8 image (H, W, 3){' or a grey one (H, W)' if grey_ok else ''}, "
+                         f"got {image.dtype} {image.shape}")
     return np.ascontiguousarray(image)
+
+
+def to_grey(image: np.ndarray) -> np.ndarray:
+    """uint8 (H, W) luminance of an RGB frame (grey frames pass through): one conversion per frame, shared by
+    detection and landmark fitting, which otherwise each convert every pixel they read."""
+    import cv2
+
+    image = as_rgb_uint8(image, grey_ok=True)
+    return image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)

@@ -10,7 +10,7 @@ import functools
 import numpy as np
 
 from mmfer.errors import MmferError
-from mmfer.faces.base import Detection, as_rgb_uint8
+from mmfer.faces.base import Detection, as_rgb_uint8, to_grey
 
 
 def _import_dlib():
@@ -48,11 +48,11 @@ def load_predictor():
 
 
 def fit_landmarks(predictor, image: np.ndarray, box: np.ndarray) -> np.ndarray:
-    """Run a dlib shape predictor in ``box``: (68, 2) float32 image pixels."""
+    """Run a dlib shape predictor in ``box`` of an RGB or grey image: (68, 2) float32 image pixels."""
     import dlib
 
     x0, y0, x1, y1 = (int(round(float(v))) for v in np.asarray(box, dtype=np.float64)[:4])
-    shape = predictor(as_rgb_uint8(image), dlib.rectangle(x0, y0, max(x1, x0 + 1), max(y1, y0 + 1)))
+    shape = predictor(as_rgb_uint8(image, grey_ok=True), dlib.rectangle(x0, y0, max(x1, x0 + 1), max(y1, y0 + 1)))
     return np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float32)
 
 
@@ -74,7 +74,11 @@ def refit_in_detector_box(predictor, image: np.ndarray, points68: np.ndarray) ->
 
 
 class DlibBackend:
-    """HOG detector (frontal faces, about 80 px and up) + dlib 68-point regression-tree predictor."""
+    """HOG detector (frontal faces, about 80 px and up) + dlib 68-point regression-tree predictor.
+
+    Both read RGB or grey images. ``prepare`` gives grey, converted once per frame (in OpenCV, off the GIL),
+    so the HOG pass works on one channel instead of three and the predictor reads intensities directly.
+    """
 
     name = "dlib"
 
@@ -85,8 +89,10 @@ class DlibBackend:
         self.upsample = upsample
         self.threshold = threshold
 
+    prepare = staticmethod(to_grey)
+
     def detect(self, image: np.ndarray) -> list[Detection]:
-        rects, scores, _ = self._detector.run(as_rgb_uint8(image), self.upsample, self.threshold)
+        rects, scores, _ = self._detector.run(as_rgb_uint8(image, grey_ok=True), self.upsample, self.threshold)
         return [Detection(np.array([r.left(), r.top(), r.right(), r.bottom()], np.float32), s) for r, s in zip(rects, scores)]
 
     def landmarks(self, image: np.ndarray, box: np.ndarray) -> np.ndarray:

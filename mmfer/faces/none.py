@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mmfer.faces.base import Detection, as_rgb_uint8
+from mmfer.faces.base import Detection, as_rgb_uint8, to_grey
 from mmfer.faces.dlib import fit_landmarks, load_predictor, refit_in_detector_box
 
 
@@ -21,8 +21,10 @@ class NoDetectBackend:
     def __init__(self) -> None:
         self._predictor = load_predictor()
 
+    prepare = staticmethod(to_grey)
+
     def detect(self, image: np.ndarray) -> list[Detection]:
-        h, w = as_rgb_uint8(image).shape[:2]
+        h, w = as_rgb_uint8(image, grey_ok=True).shape[:2]
         return [Detection(np.array([0, 0, w - 1, h - 1], np.float32), 1.0)]
 
     def landmarks(self, image: np.ndarray, box: np.ndarray) -> np.ndarray:

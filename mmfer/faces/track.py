@@ -60,11 +60,26 @@ def iou(a: np.ndarray, b: np.ndarray) -> float:
 
 
 class FaceTracker:
-    """Detect (on a downscaled frame), pick the target face, fit landmarks (full resolution); keeps state across batches.
+    """Detect, pick the target face, fit landmarks (full resolution); keeps state across batches.
 
-    With ``detect_every`` k > 1 the detector runs every k frames; in between, landmarks are re-fitted in a box
-    carried over from the previous frame's landmarks, and the detector runs early when that fit looks lost.
+    Where the time goes is the detector (a HOG pass costs several landmark fits), so it runs as little as
+    tracking allows:
+
+    * With ``detect_every`` k > 1 the detector runs every k frames; in between, landmarks are re-fitted in a
+      box carried over from the previous frame's landmarks, and the detector runs early when that fit looks
+      lost (implausible size or jump).
+    * While a face is followed, the detector looks only at a region around it, scaled so the face is about
+      ``ROI_FACE_PX`` wide (a fraction of a whole frame's pixels, whatever the frame size; small faces are
+      enlarged to detectable size). That scale is kept while the face size stays near it, so the detector's
+      box, quantised by its image pyramid, does not jitter. The whole frame, downscaled to
+      ``detect_max_side``, is searched only when that misses or nobody is followed yet.
+    * A whole-frame miss is retried at ``retry_max_side`` (small faces in big frames), on the first miss and
+      then every k-th consecutive one, so long stretches without a face do not pay the big pass every frame.
     """
+
+    ROI_FACE_PX = 95  # target box width in the region-of-interest image (dlib's HOG window is 80 px)
+    ROI_KEEP = (0.9, 1.2)  # keep the region scale while the face there stays within these factors of ROI_FACE_PX
+    ROI_MARGIN = 0.4  # region = the target box grown by this fraction of its width on each side
 
     def __init__(
         self,
@@ -79,6 +94,7 @@ class FaceTracker:
         if detect_every < 1:
             raise ValueError(f"detect_every must be >= 1, got {detect_every}")
         self.backend = backend
+        self._prepare = getattr(backend, "prepare", None) or (lambda image: image)
         self.detect_max_side = int(detect_max_side)
         self.detect_every = int(detect_every)
         self.lost_patience = int(lost_patience)
@@ -92,27 +108,59 @@ class FaceTracker:
         """Forget the target (call between clips if one tracker is reused)."""
         self._target: np.ndarray | None = None  # last box of the followed face (detector convention)
         self._score = float("nan")
-        self._lost = 0  # consecutive detector runs without the target
+        self._lost = 0  # consecutive frames without the target
         self._prev_pts: np.ndarray | None = None  # landmarks of the previous frame, if it had the face
         self._box_rel: np.ndarray | None = None  # detector box relative to the rigid landmark frame
         self._since_detect = 0
+        self._roi_scale: float | None = None
         self.detections_run = 0
 
     # ------------------------------------------------------------------ detection and target choice
-    def _detect(self, frame: np.ndarray) -> list[Detection]:
-        dets, scale = self._detect_at(frame, self.detect_max_side)
-        if not dets and scale < 1.0 and self.retry_max_side > self.detect_max_side:
-            dets, _ = self._detect_at(frame, self.retry_max_side)
-        return dets
+    def _find(self, image: np.ndarray) -> Detection | None:
+        """The target in this frame: near where it was first, then anywhere in the frame."""
+        if self._target is not None:
+            det = self._choose(self._detect_near(image, self._target))
+            if det is not None:
+                return det
+        dets, scale = self._detect_at(image, self.detect_max_side)
+        if (not dets and scale < 1.0 and self.retry_max_side > self.detect_max_side
+                and self._lost % self.detect_every == 0):
+            dets, _ = self._detect_at(image, self.retry_max_side)
+        return self._choose(dets)
 
-    def _detect_at(self, frame: np.ndarray, max_side: int) -> tuple[list[Detection], float]:
+    def _detect_near(self, image: np.ndarray, box: np.ndarray) -> list[Detection]:
+        """Detections in a region around ``box``, scaled so the face is about ROI_FACE_PX wide (frame pixels)."""
         import cv2
 
-        h, w = frame.shape[:2]
+        h, w = image.shape[:2]
+        bw = max(float(box[2] - box[0]), 1.0)
+        pad = self.ROI_MARGIN * bw
+        x0, y0 = max(0, int(box[0] - pad)), max(0, int(box[1] - pad))
+        x1, y1 = min(w, int(np.ceil(box[2] + pad))), min(h, int(np.ceil(box[3] + pad)))
+        if x1 - x0 < 8 or y1 - y0 < 8:
+            return []
+        lo, hi = self.ROI_KEEP
+        if self._roi_scale is None or not lo * self.ROI_FACE_PX <= bw * self._roi_scale <= hi * self.ROI_FACE_PX:
+            self._roi_scale = min(2.0, self.ROI_FACE_PX / bw)
+        scale = self._roi_scale
+        roi = image[y0:y1, x0:x1]
+        if abs(scale - 1.0) > 0.05:
+            size = (max(1, round((x1 - x0) * scale)), max(1, round((y1 - y0) * scale)))
+            roi = cv2.resize(roi, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+        else:
+            scale = 1.0
+        self.detections_run += 1
+        offset = np.array([x0, y0, x0, y0], np.float32)
+        return [Detection(d.box / scale + offset, d.score) for d in self.backend.detect(np.ascontiguousarray(roi))]
+
+    def _detect_at(self, image: np.ndarray, max_side: int) -> tuple[list[Detection], float]:
+        import cv2
+
+        h, w = image.shape[:2]
         scale = min(1.0, max_side / max(h, w)) if max_side > 0 else 1.0
-        small = frame
+        small = image
         if scale < 1.0:
-            small = cv2.resize(frame, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+            small = cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
         self.detections_run += 1
         dets = self.backend.detect(small)
         return ([Detection(d.box / scale, d.score) for d in dets] if scale < 1.0 else dets), scale
@@ -160,11 +208,12 @@ class FaceTracker:
         frames = np.asarray(frames)
         out = FaceTrack.empty(len(frames))
         for i, frame in enumerate(frames):
+            image = self._prepare(frame)  # once per frame (dlib: grey), shared by detection and fitting
             pts = None
             box = None
-            if self.detect_every > 1 and self._prev_pts is not None and self._since_detect < self.detect_every:
+            if self._prev_pts is not None and self._since_detect < self.detect_every:
                 box = box_in_rigid_frame(self._prev_pts, self._box_rel)
-                pts = np.asarray(self.backend.landmarks(frame, box), dtype=np.float32)
+                pts = np.asarray(self.backend.landmarks(image, box), dtype=np.float32)
                 if self._fit_ok(pts, self._prev_pts):
                     self._since_detect += 1
                     self._target = box
@@ -172,7 +221,7 @@ class FaceTracker:
                     pts = None  # looks lost: detect now
             if pts is None:
                 self._since_detect = 1
-                det = self._choose(self._detect(frame))
+                det = self._find(image)
                 if det is None:
                     self._lost += 1
                     if self._lost > self.lost_patience:
@@ -181,7 +230,7 @@ class FaceTracker:
                     continue
                 box = det.box
                 self._target, self._score, self._lost = det.box.copy(), det.score, 0
-                pts = np.asarray(self.backend.landmarks(frame, box), dtype=np.float32)
+                pts = np.asarray(self.backend.landmarks(image, box), dtype=np.float32)
                 self._remember(box, pts)
             self._prev_pts = pts
             out.boxes[i, :4] = box

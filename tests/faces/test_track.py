@@ -115,3 +115,57 @@ def test_small_face_in_big_frame_found_by_retry(clip_frames, dlib_backend):
     assert track.mask[0]
     x0, y0, x1, y1, _ = track.boxes[0]
     assert 700 < x0 < x1 < 1180 and 500 < y0 < y1 < 860 and x1 - x0 > 60
+
+
+class _Recorder:
+    """Wraps a backend and records the size of every image the detector is given."""
+
+    name = "recorder"
+
+    def __init__(self, backend):
+        self.backend, self.shapes = backend, []
+        self.prepare = getattr(backend, "prepare", None)
+
+    def detect(self, image):
+        self.shapes.append(image.shape[:2])
+        return self.backend.detect(image)
+
+    def landmarks(self, image, box):
+        return self.backend.landmarks(image, box)
+
+
+def test_tracked_face_is_detected_in_a_small_region(clip_frames, clip_tracks, dlib_backend):
+    frames = clip_frames[1]
+    rec = _Recorder(dlib_backend)
+    track = FaceTracker(rec, detect_every=5).process(frames)
+    assert track.face_ratio >= 0.9 and len(rec.shapes) <= len(frames) // 5 + 2
+    h, w = frames.shape[1:3]
+    first, rest = rec.shapes[0], rec.shapes[1:]
+    assert max(first) == 320  # nobody followed yet: the whole downscaled frame
+    assert rest and all(a * b < 0.5 * 320 * 240 for a, b in rest)  # then only a region around the face
+    both = track.mask & clip_tracks[1].mask
+    assert np.abs(track.landmarks[both] - clip_tracks[1].landmarks[both]).mean() < 3.0
+
+
+class _NoFace:
+    name = "noface"
+
+    def __init__(self):
+        self.shapes = []
+
+    def detect(self, image):
+        self.shapes.append(image.shape[:2])
+        return []
+
+    def landmarks(self, image, box):
+        raise AssertionError("no face, nothing to fit")
+
+
+def test_big_retry_is_rationed_without_faces():
+    """Frames without a face: the cheap search runs on each, the costly full-size retry on every k-th only."""
+    backend = _NoFace()
+    track = FaceTracker(backend, detect_every=4).process(np.zeros((10, 900, 1200, 3), np.uint8))
+    assert not track.mask.any()
+    big = [s for s in backend.shapes if s == (900, 1200)]
+    small = [s for s in backend.shapes if max(s) == 320]
+    assert len(small) == 10 and len(big) == 3  # misses 0, 4 and 8
