@@ -6,6 +6,8 @@ nose only: those points are rigid, while the mouth and brows move with the expre
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 # Mean iBUG-68 face shape (x, y) in OpenFace's normalised units (OpenFace, Apache-2.0, from
@@ -90,13 +92,20 @@ def box_in_rigid_frame(points68: np.ndarray, rel: np.ndarray) -> np.ndarray:
     return np.concatenate([centre - wh / 2, centre + wh / 2]).astype(np.float32)
 
 
-def template_68(crop_size: int) -> np.ndarray:
-    """The mean face placed in a crop_size x crop_size crop (uniform scale, so faces keep their shape)."""
+@functools.lru_cache(maxsize=8)
+def _template(crop_size: int) -> np.ndarray:
     s = FACE_WIDTH / (_hi[0] - _lo[0])
     pts = (_MEAN_SHAPE - _MEAN_SHAPE.mean(axis=0)) * s
     pts[:, 0] += 0.5 - (pts[:, 0].min() + pts[:, 0].max()) / 2
     pts[:, 1] += EYE_HEIGHT - eye_centres(pts)[:, 1].mean()
-    return (pts * crop_size).astype(np.float32)
+    out = (pts * crop_size).astype(np.float32)
+    out.flags.writeable = False  # shared by every caller
+    return out
+
+
+def template_68(crop_size: int) -> np.ndarray:
+    """The mean face placed in a crop_size x crop_size crop (uniform scale, so faces keep their shape)."""
+    return _template(int(crop_size)).copy()
 
 
 def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
@@ -105,29 +114,43 @@ def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     Closed form, no RANSAC: landmarks have no outliers to reject and the result must be deterministic.
     """
     src = np.asarray(src, dtype=np.float64)
-    dst = np.asarray(dst, dtype=np.float64)
-    mu_s, mu_d = src.mean(axis=0), dst.mean(axis=0)
-    s, d = src - mu_s, dst - mu_d
-    var_s = (s**2).sum() / len(src)
-    if var_s < 1e-12:
+    if ((src - src.mean(axis=0)) ** 2).sum() / len(src) < 1e-12:
         raise ValueError("similarity_transform: source points are all the same")
-    cov = d.T @ s / len(src)
+    return similarity_transforms(src[None], np.asarray(dst, dtype=np.float64))[0]
+
+
+def similarity_transforms(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """``similarity_transform`` for a batch: src (B,N,2) onto dst (N,2) or (B,N,2) -> (B,2,3), in a few numpy
+    calls instead of a Python loop (one per aligned frame). Degenerate sources give NaN matrices."""
+    src = np.asarray(src, dtype=np.float64)
+    dst = np.broadcast_to(np.asarray(dst, dtype=np.float64), src.shape)
+    n = src.shape[-2]
+    mu_s, mu_d = src.mean(axis=-2, keepdims=True), dst.mean(axis=-2, keepdims=True)
+    s, d = src - mu_s, dst - mu_d
+    var_s = (s**2).sum(axis=(-2, -1)) / n
+    cov = np.swapaxes(d, -1, -2) @ s / n
     u, sig, vt = np.linalg.svd(cov)
-    e = np.eye(2)
-    if np.linalg.det(u) * np.linalg.det(vt) < 0:
-        e[1, 1] = -1  # no reflections
-    rot = u @ e @ vt
-    scale = float((sig * np.diag(e)).sum() / var_s)
-    m = np.empty((2, 3))
-    m[:, :2] = scale * rot
-    m[:, 2] = mu_d - scale * rot @ mu_s
+    e = np.ones(src.shape[:-2] + (2,))
+    e[..., 1] = np.where(np.linalg.det(u) * np.linalg.det(vt) < 0, -1.0, 1.0)  # no reflections
+    rot = (u * e[..., None, :]) @ vt
+    with np.errstate(divide="ignore", invalid="ignore"):
+        scale = np.where(var_s < 1e-12, np.nan, (sig * e).sum(axis=-1) / var_s)
+    m = np.empty(src.shape[:-2] + (2, 3))
+    m[..., :2] = scale[..., None, None] * rot
+    m[..., 2] = mu_d[..., 0, :] - (m[..., :2] @ mu_s[..., 0, :, None])[..., 0]
     return m
 
 
 def alignment_matrix(points68: np.ndarray, crop_size: int) -> np.ndarray:
     """(2,3) similarity taking a frame's 68 points onto template_68(crop_size), fitted on eyes + nose only."""
     pts = np.asarray(points68, dtype=np.float64).reshape(68, 2)
-    return similarity_transform(pts[ALIGN_POINTS], template_68(crop_size)[ALIGN_POINTS])
+    return similarity_transform(pts[ALIGN_POINTS], _template(int(crop_size))[ALIGN_POINTS])
+
+
+def alignment_matrices(points68: np.ndarray, crop_size: int) -> np.ndarray:
+    """(B,2,3) alignment matrices of a batch of (B,68,2) landmarks, in one vectorised fit."""
+    pts = np.asarray(points68, dtype=np.float64).reshape(-1, 68, 2)
+    return similarity_transforms(pts[:, ALIGN_POINTS], _template(int(crop_size))[ALIGN_POINTS])
 
 
 def transform_points(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:
@@ -138,18 +161,27 @@ def transform_points(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:
 
 def align_face(frame: np.ndarray, points68: np.ndarray, crop_size: int) -> np.ndarray:
     """One aligned crop uint8 (S, S, 3): the face warped so its eyes and nose sit on the template."""
+    return _warp(frame, alignment_matrix(points68, crop_size), crop_size)
+
+
+def _warp(frame: np.ndarray, matrix: np.ndarray, crop_size: int) -> np.ndarray:
     import cv2
 
-    m = alignment_matrix(points68, crop_size)
-    return cv2.warpAffine(np.ascontiguousarray(frame), m, (crop_size, crop_size), flags=cv2.INTER_LINEAR,
+    return cv2.warpAffine(np.ascontiguousarray(frame), matrix, (crop_size, crop_size), flags=cv2.INTER_LINEAR,
                           borderMode=cv2.BORDER_CONSTANT, borderValue=0)
 
 
 def align_frames(frames: np.ndarray, landmarks: np.ndarray, mask: np.ndarray, *, crop_size: int = 112) -> np.ndarray:
-    """Aligned crops uint8 (B, S, S, 3) for a batch; frames without a face (mask False) stay all zeros."""
+    """Aligned crops uint8 (B, S, S, 3) for a batch; frames without a face (mask False) stay all zeros.
+
+    The matrices are fitted for the whole batch at once; only the warp (in C, off the GIL) runs per frame.
+    """
     frames = np.asarray(frames)
     out = np.zeros((len(frames), crop_size, crop_size, 3), dtype=np.uint8)
-    for i in range(len(frames)):
-        if mask[i] and np.isfinite(landmarks[i]).all():
-            out[i] = align_face(frames[i], landmarks[i], crop_size)
+    landmarks = np.asarray(landmarks)
+    ok = np.flatnonzero(np.asarray(mask, dtype=bool) & np.isfinite(landmarks).reshape(len(landmarks), -1).all(axis=1))
+    if len(ok):
+        for i, m in zip(ok, alignment_matrices(landmarks[ok], crop_size)):
+            if np.isfinite(m).all():
+                out[i] = _warp(frames[i], m, crop_size)
     return out

@@ -10,9 +10,11 @@ from mmfer.faces.align import (
     TEMPLATE_68,
     align_face,
     align_frames,
+    alignment_matrices,
     alignment_matrix,
     eye_centres,
     similarity_transform,
+    similarity_transforms,
     template_68,
     transform_points,
 )
@@ -74,3 +76,23 @@ def test_align_frames_batch(clip_frames, clip_tracks):
     assert align_frames(frames, track.landmarks[:6], mask, crop_size=64).shape == (6, 64, 64, 3)
     with pytest.raises(ValueError):
         similarity_transform(np.zeros((5, 2)), np.ones((5, 2)))
+
+
+def test_batched_matrices_match_one_by_one(clip_tracks, rng):
+    pts = clip_tracks[0].landmarks[np.flatnonzero(clip_tracks[0].mask)[:10]]
+    batch = alignment_matrices(pts, 112)
+    assert batch.shape == (10, 2, 3)
+    np.testing.assert_allclose(batch, np.stack([alignment_matrix(p, 112) for p in pts]), atol=1e-9)
+    src = rng.uniform(0, 50, size=(3, 21, 2))
+    dst = rng.uniform(0, 50, size=(3, 21, 2))
+    np.testing.assert_allclose(similarity_transforms(src, dst)[1], similarity_transform(src[1], dst[1]), atol=1e-9)
+    src[2] = 7.0  # all points at one place: no transform, NaN instead of an error for the whole batch
+    assert np.isnan(similarity_transforms(src, dst)[2]).all() and np.isfinite(similarity_transforms(src, dst)[:2]).all()
+
+
+def test_align_frames_leaves_degenerate_landmarks_black(clip_frames, clip_tracks):
+    frames, track = clip_frames[0][:3], clip_tracks[0]
+    pts = track.landmarks[:3].copy()
+    pts[1] = 5.0  # a collapsed fit
+    crops = align_frames(frames, pts, np.ones(3, bool), crop_size=64)
+    assert crops[1].max() == 0 and crops[0].mean() > 30 and crops[2].mean() > 30
