@@ -279,6 +279,15 @@ class Predictor:
         pred.seconds = round(time.perf_counter() - t0, 3)
         return pred
 
+    @property
+    def max_seconds(self) -> float | None:
+        """The longest stretch analysed: the decode cap (max_frames at fps) bounds sound too, and so memory."""
+        d = self.bundle.decode
+        return d.max_frames / d.fps if d.max_frames and d.fps else None
+
+    def _capped(self, audio: np.ndarray, sample_rate: int) -> np.ndarray:
+        return audio[: int(round(self.max_seconds * sample_rate))] if self.max_seconds else audio
+
     # -------------------------------------------------------------- model calls
     @torch.inference_mode()
     def _forward(self, model: torch.nn.Module, x: np.ndarray) -> np.ndarray:
@@ -346,6 +355,7 @@ class Predictor:
         for b in audio_branches:
             if b.sample_rate not in audios:
                 audios[b.sample_rate] = read_audio(path, sample_rate=b.sample_rate)
+        audios = {sr: self._capped(a, sr) for sr, a in audios.items()}
 
         probs: dict[str, np.ndarray] = {}
         tl: dict[str, np.ndarray] = {}
@@ -418,14 +428,18 @@ class Predictor:
         branches = self.bundle.of("audio")
         if not branches:
             raise MmferError(f"model {self.bundle.source} has no audio branch; audio files need one")
-        probs, notes = {}, []
+        probs, notes, warnings = {}, [], []
         for b in branches:
-            audio = read_audio(path, sample_rate=b.sample_rate)
+            full = read_audio(path, sample_rate=b.sample_rate)
+            audio = self._capped(full, b.sample_rate)
+            if len(audio) < len(full) and not warnings:
+                warnings.append(f"only the first {self.max_seconds:.0f} s of {len(full) / b.sample_rate:.0f} s "
+                                "were analysed")
             if is_silent(audio):
                 notes = ["no audio samples" if audio.size == 0 else "silent audio"]
                 continue
             probs[b.name] = self.clip_probs(b, [_audio_clip(audio, path.stem)])[0]
-        return self._fused(path, "audio", probs, face_ratio=None, notes=notes, warnings=[])
+        return self._fused(path, "audio", probs, face_ratio=None, notes=notes, warnings=warnings)
 
     def _fused(self, path: Path, kind: str, probs: dict[str, np.ndarray], *, face_ratio: float | None,
                notes: list[str], warnings: list[str]) -> Prediction:

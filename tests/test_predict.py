@@ -203,7 +203,7 @@ def test_face_image_branch_sees_what_scoring_sees(tmp_path, bundle):
     np.testing.assert_allclose(got.probs, ref[0], atol=1e-6)  # one branch only: fusion is the identity
 
 
-@pytest.mark.parametrize("branch", ["landmark_brnn", "c3d"])
+@pytest.mark.parametrize("branch", ["landmark_brnn", "c3d", "cnn_lstm"])
 def test_cache_branches_see_what_scoring_sees(tmp_path, branch, cremad_videos):
     """A RUN of a cache-trained branch: predict's in-memory inputs equal scoring the clip from a real cache."""
     from mmfer.data.preprocess import preprocess
@@ -224,6 +224,24 @@ def _entry(path: Path):
     from mmfer.data.index import ClipEntry
 
     return ClipEntry(path.stem, "Test", None, path)
+
+
+def test_long_inputs_are_capped(tmp_path, bundle, result, cremad_videos, cremad_audio):
+    """decode.max_frames bounds what is analysed (and memory), sound included, and the row says so."""
+    import json
+    import shutil
+
+    capped = tmp_path / "capped"
+    shutil.copytree(bundle, capped)
+    info = json.loads((capped / "bundle.json").read_text())
+    info["decode"] = {"fps": 8, "max_frames": 8}  # one second
+    (capped / "bundle.json").write_text(json.dumps(info))
+    video, audio = predict([cremad_videos[0], cremad_audio[0]], model=capped, progress=False).predictions
+    full = _by_id(result)
+    assert "only the first 8 frames (1 s) were analysed" in video.warning
+    assert "only the first 1 s of 3 s were analysed" in audio.warning
+    for p in (video, audio):
+        assert p.ok and not np.allclose(p.branches["audio"], full[p.clip_id].branches["audio"], atol=1e-7)
 
 
 def test_audio_windows():
