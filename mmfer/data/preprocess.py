@@ -47,8 +47,9 @@ from mmfer.faces.base import get_backend
 
 log = logging.getLogger(__name__)
 
-# Full decoded frames held at once per clip (bytes); a 480x360 clip gets 32-frame batches, a 4K clip ~7.
-FRAME_BUDGET_BYTES = 192 * 1024 * 1024
+# Full decoded frames per batch (bytes); a 480x360 clip gets 32-frame batches, a 4K clip 3. Decoding runs
+# one batch ahead (video.in_background), so about three batches exist at once.
+FRAME_BUDGET_BYTES = 96 * 1024 * 1024
 MAX_BATCH = 32
 NUM_LANDMARKS = 68
 
@@ -79,6 +80,7 @@ class PreprocessSummary:
     audio_seconds: float = 0.0
     seconds: float = 0.0
     warnings: int = 0  # ok clips with warnings in this run
+    workers: int = 1  # clip workers this run used
     failures: list[Failure] = field(default_factory=list)  # this run's failures and earlier ones still standing
     warned: list[tuple[str, str, list[str]]] = field(default_factory=list)  # (split, clip_id, warnings), this run
     interrupted: bool = False
@@ -145,7 +147,7 @@ def process_clip(
 
     Never raises for a bad input file: the record says ``failed`` and why, or ``ok`` with warnings.
     """
-    from mmfer.data.video import DecodeError, iter_frame_batches, probe_video, read_audio
+    from mmfer.data.video import DecodeError, in_background, iter_frame_batches, probe_video, read_audio
     from mmfer.faces.align import align_frames
     from mmfer.faces.track import FaceTrack, FaceTracker
 
@@ -188,13 +190,14 @@ def process_clip(
     tracks: list[Any] = []
     n_frames = 0
     try:
-        for _idx, frames in iter_frame_batches(
+        batches = iter_frame_batches(
             path,
             fps=settings.fps,
             max_frames=settings.max_frames,
             batch_size=_batch_size(info.width, info.height),
             warnings=decode_warnings,
-        ):
+        )
+        for _idx, frames in in_background(batches):  # the next batch decodes while faces are fitted on this one
             track = tracker.process(frames)
             crops.append(align_frames(frames, track.landmarks, track.mask, crop_size=settings.crop_size))
             tracks.append(track)
@@ -470,6 +473,7 @@ def preprocess(
         else:
             todo.append(e)
     workers = max(1, min(workers, len(todo)))
+    summary.workers = workers
     log.info("%s: %d clip(s), %d cached, %d to process with %d worker(s)%s", out, len(entries),
              summary.skipped, len(todo), workers, f" (shard {i}/{n})" if n > 1 else "")
 

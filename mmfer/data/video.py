@@ -9,9 +9,11 @@ Every failure a user can meet is a :class:`DecodeError` whose ``reason`` is shor
 from __future__ import annotations
 
 import logging
+import queue
+import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, TypeVar
 
 import numpy as np
 
@@ -284,6 +286,57 @@ def _iter_frames_av(path: Path, *, fps, max_frames, batch_size, warnings) -> Ite
             raise DecodeError(path, "truncated or corrupt: no decodable video frame", "re-copy or re-encode the clip")
     finally:
         container.close()
+
+
+T = TypeVar("T")
+
+
+def in_background(items: Iterator[T], *, depth: int = 1) -> Iterator[T]:
+    """Run an iterator in a helper thread, up to ``depth`` items ahead of the consumer.
+
+    decord, PyAV and OpenCV release the GIL while they work, so the next batch decodes on the other core while
+    this thread fits faces on the current one. An exception in the helper re-raises here, after the items it
+    produced before; leaving the loop early stops the helper. Memory: ``depth`` + 2 items exist at most.
+    """
+    q: queue.Queue = queue.Queue(maxsize=max(1, depth))
+    stop = threading.Event()
+    done = object()
+
+    def put(item) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not put((item, None)):
+                    return
+        except BaseException as e:  # noqa: BLE001 - handed to the consumer, which decides
+            put((done, e))
+            return
+        put((done, None))
+
+    worker = threading.Thread(target=produce, name="mmfer-decode", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item, error = q.get()
+            if item is done:
+                if error is not None:
+                    raise error
+                return
+            yield item
+    finally:
+        stop.set()
+        worker.join(timeout=10)
+        close = getattr(items, "close", None)
+        if close is not None and not worker.is_alive():
+            close()
 
 
 def read_frames(path: str | Path, *, fps: float | None = None, max_frames: int | None = None) -> tuple[np.ndarray, float]:

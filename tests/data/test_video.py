@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from mmfer.data.video import DecodeError, iter_frame_batches, probe_video, read_audio, read_frames
+from mmfer.data.video import DecodeError, in_background, iter_frame_batches, probe_video, read_audio, read_frames
 from mmfer.errors import MmferError
 
 
@@ -160,3 +160,37 @@ def test_truncated_mp4_falls_back_and_warns(tmp_path):
     assert len(warnings) == 1 and "truncated or corrupt" in warnings[0] and "30" in warnings[0]
     assert probe_video(cut).frames == len(frames)
     assert read_frames(full)[0].shape == (30, 48, 64, 3)
+
+
+def test_in_background_keeps_order_errors_and_stops_early(cremad_videos):
+    import threading
+
+    direct = [f for _, f in iter_frame_batches(cremad_videos[0], batch_size=16)]
+    ahead = [f for _, f in in_background(iter_frame_batches(cremad_videos[0], batch_size=16))]
+    assert len(ahead) == len(direct) > 2 and all((a == b).all() for a, b in zip(ahead, direct))
+
+    def broken():
+        yield 1
+        yield 2
+        raise DecodeError("x.avi", "truncated or corrupt")
+
+    got = []
+    with pytest.raises(DecodeError, match="x.avi: truncated"):
+        for item in in_background(broken()):
+            got.append(item)
+    assert got == [1, 2]  # items before the error arrive first
+
+    produced = []
+
+    def endless():
+        i = 0
+        while True:
+            produced.append(i)
+            yield i
+            i += 1
+
+    for item in in_background(endless()):
+        if item == 3:
+            break
+    names = [t.name for t in threading.enumerate()]
+    assert "mmfer-decode" not in names and len(produced) <= 3 + 3  # the helper stopped, a batch or two ahead
