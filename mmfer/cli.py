@@ -255,6 +255,53 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+# ---------------------------------------------------------------- bench (issue 6)
+def _add_bench(sub: argparse._SubParsersAction) -> None:
+    from mmfer.bench import BRANCHES, STAGES
+
+    p = sub.add_parser(
+        "bench",
+        help="time decoding, preprocessing, predict and training on real clips",
+        description="Decode and preprocess frames/s, predict seconds per clip, training clips/s per branch and "
+                    "peak memory of each stage, measured in one run on the same cores (see BENCHMARKS.md).",
+    )
+    p.add_argument("--videos", default=None, metavar="DIR",
+                   help="folder of video clips (default: the bundled CREMA-D fixtures, tests/assets/cremad)")
+    p.add_argument("--json", default=None, metavar="OUT", help="also write every figure as JSON here")
+    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="device for predict and training")
+    p.add_argument("--workers", type=int, default=None,
+                   help="preprocessing workers (default: what `mmfer preprocess` uses by default)")
+    p.add_argument("--steps", type=int, default=3, help="timed training steps per branch (default 3)")
+    p.add_argument("--warmup", type=int, default=1, help="untimed training steps first (default 1)")
+    p.add_argument("--batch-size", type=int, default=None, help="training batch size (default: each config's)")
+    p.add_argument("--branches", default=",".join(BRANCHES), help=f"comma list (default {','.join(BRANCHES)})")
+    p.add_argument("--stages", default=",".join(STAGES), help=f"comma list (default {','.join(STAGES)})")
+    p.add_argument("--max-clips", type=int, default=None, help="time only the first N clips")
+    p.add_argument("--markdown", action="store_true", help="print the table as markdown (for BENCHMARKS.md)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    def run(args: argparse.Namespace) -> int:
+        import json
+        from pathlib import Path
+
+        from mmfer.bench import bench, format_markdown, format_table
+
+        result = bench(args.videos, device=args.device, workers=args.workers, steps=args.steps,
+                       warmup=args.warmup, batch_size=args.batch_size, branches=args.branches, stages=args.stages,
+                       max_clips=args.max_clips, progress=not args.no_progress)
+        given = [(f"--{k.replace('_', '-')}", v) for k, v in vars(args).items()
+                 if k not in ("func", "command", "verbose", "json", "markdown", "no_progress") and v != p.get_default(k)]
+        result["command"] = " ".join(["mmfer bench", *(f"{k} {v}" for k, v in given)])  # how to re-run it
+        print(format_markdown(result) if args.markdown else format_table(result))
+        if args.json:
+            Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+            Path(args.json).write_text(json.dumps(result, indent=1))
+            print(f"wrote {args.json}")
+        return 0
+
+    p.set_defaults(func=run)
+
+
 _COMMANDS = (
     _add_preprocess,
     _add_train,
@@ -264,6 +311,7 @@ _COMMANDS = (
     _add_evaluate,
     _add_ablate,
     _add_predict,
+    _add_bench,
 )
 
 

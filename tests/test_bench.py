@@ -1,0 +1,109 @@
+"""`mmfer bench` on one real fixture clip with tiny step counts: the JSON's keys, figures and tables.
+
+No timing is asserted: only that every stage ran, measured something and reported it.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from mmfer.bench import BRANCHES, bench, bench_entries, format_markdown, format_table
+from mmfer.cli import main
+from mmfer.errors import MmferError
+
+
+def _positive(x) -> bool:
+    return isinstance(x, (int, float)) and x > 0
+
+
+@pytest.fixture(scope="module")
+def small_run(cremad_dir):
+    """Every stage on one clip; the lightest branch, one timed step of batch 2 (each stage is its own process,
+    and torch's first step in a process is slow, so one branch keeps this test short)."""
+    return bench(cremad_dir, max_clips=1, branches=("landmark_brnn",), steps=1, warmup=1, batch_size=2,
+                 progress=False)
+
+
+def test_json_has_every_figure(small_run):
+    r = small_run
+    json.dumps(r)  # plain types only
+    for key in ("decode_fps", "preprocess_fps", "predict_seconds_per_clip", "train_clips_per_second", "peak_rss_mb"):
+        assert key in r
+    assert r["clips"] == 1 and _positive(r["decode_fps"]) and _positive(r["preprocess_fps"])
+    assert set(r["train_clips_per_second"]) == {"landmark_brnn"}
+    assert all(_positive(v) for v in r["train_clips_per_second"].values())
+    pre = r["stages"]["preprocess"]
+    assert pre["frames"] == r["stages"]["decode"]["frames"] > 30 and pre["face_frames"] > 0.9 * pre["frames"]
+    assert pre["workers"] >= 1 and pre["failed"] == 0
+    for branch in ("landmark_brnn",):
+        t = r["stages"][f"train:{branch}"]
+        assert t["steps"] == 1 and t["batch_size"] == 2 and t["device"] == "cpu" and not t["amp"]
+        assert 0 <= t["data_wait_fraction"] <= 1 and _positive(t["compute_seconds"]) and _positive(t["forward_ms_per_item"])
+        assert t["config"].endswith(f"configs/{branch}.yaml")
+    # predict runs with the shipped bundle, or says why it could not
+    if r["predict_seconds_per_clip"] is None:
+        assert r["errors"]["predict"] and r["stages"]["predict"]["error"] == r["errors"]["predict"]
+    else:
+        assert _positive(r["predict_seconds_per_clip"]) and r["stages"]["predict"]["clips"] == 1
+    rss = r["peak_rss_mb"]
+    assert all(_positive(rss[s]) for s in ("decode", "preprocess", "predict"))
+    assert set(rss["train"]) == {"landmark_brnn"} and _positive(rss["train"]["landmark_brnn"])
+    assert all(_positive(s["process_seconds"]) for s in r["stages"].values())
+    m = r["machine"]
+    assert m["cores"] >= 1 and m["torch"] and m["cpu"] and "gpu" not in m
+
+
+def test_tables_show_each_stage(small_run):
+    table = format_table(small_run)
+    for word in ("decode", "preprocess", "predict", "train landmark_brnn", "frames/s", "clips/s", "% of decode"):
+        assert word in table
+    md = format_markdown(small_run).splitlines()
+    assert "| stage | speed | peak RSS |" in md and sum(line.startswith("| train ") for line in md) == 1
+    assert sum(line.startswith("|") for line in md) == 2 + 4  # head, rule, one row per stage
+    assert all(f"- {key}: " in "\n".join(md) for key in small_run["errors"])  # reasons listed under the table
+
+
+def test_cli_writes_json_and_markdown(tmp_path, cremad_dir, capsys):
+    out = tmp_path / "b" / "bench.json"
+    assert main(["bench", "--videos", str(cremad_dir), "--stages", "decode", "--max-clips", "2", "--json", str(out),
+                 "--markdown", "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    r = json.loads(out.read_text())
+    assert r["clips"] == 2 and _positive(r["decode_fps"]) and r["preprocess_fps"] is None
+    assert r["command"].startswith("mmfer bench") and "| decode (decord, 1 thread) |" in printed
+
+
+def test_bad_requests_are_errors(tmp_path, cremad_dir):
+    with pytest.raises(MmferError, match="no such folder"):
+        bench(tmp_path / "missing", progress=False)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(MmferError, match="no video files"):
+        bench(tmp_path / "empty", progress=False)
+    with pytest.raises(MmferError, match="train needs preprocess"):
+        bench(cremad_dir, stages=("decode", "train"), progress=False)
+    with pytest.raises(MmferError, match=r"no config .*nope\.yaml"):
+        bench(cremad_dir, branches=("nope",), progress=False)
+    with pytest.raises(MmferError, match="choose cpu or cuda"):
+        bench(cremad_dir, device="tpu", progress=False)
+    import torch
+
+    if not torch.cuda.is_available():
+        with pytest.raises(MmferError, match="--device cuda: torch sees no CUDA device"):
+            bench(cremad_dir, device="cuda", stages=("decode",), progress=False)
+
+
+def test_entries_all_train_with_labels(cremad_dir):
+    entries = bench_entries(cremad_dir)
+    assert len(entries) == 6 and {e.split for e in entries} == {"Train"} and all(e.label for e in entries)
+    assert len({e.clip_id for e in entries}) == 6
+
+
+@pytest.mark.benchmark
+def test_full_bench_on_fixtures(cremad_dir):
+    """The whole default run (all clips, every branch, default steps): minutes on a CPU, so not in CI."""
+    r = bench(cremad_dir, progress=False)
+    assert set(r["train_clips_per_second"]) == set(BRANCHES)
+    assert all(_positive(v) for v in r["train_clips_per_second"].values())
+    print(format_table(r))
