@@ -54,7 +54,8 @@ def bench(
     videos: str | Path | None = None,
     *,
     device: str = "cpu",
-    workers: int | None = None,
+    workers: int = 0,
+    repeat: int = 1,
     steps: int = 3,
     warmup: int = 1,
     batch_size: int | None = None,
@@ -67,13 +68,14 @@ def bench(
     """Benchmark every stage on the videos in ``videos`` (default: the bundled CREMA-D clips); returns the
     result dict that ``--json`` writes (see :func:`format_table` for the human form).
 
-    ``workers``: preprocessing workers (default: ``preprocess``'s own default); ``steps`` timed training
-    steps per branch after ``warmup`` untimed ones; ``batch_size`` overrides the configs' (for quick runs);
-    ``max_clips`` takes the first clips only.
+    ``workers``: preprocessing workers (default 0, auto, as ``mmfer preprocess``); ``repeat`` lists every
+    clip that many times (as distinct clips), for a corpus-sized run in which starting worker processes is
+    paid once over many clips; ``steps`` timed training steps per branch after ``warmup`` untimed ones;
+    ``batch_size`` overrides the configs' (for quick runs); ``max_clips`` takes the first clips only.
     """
     from tqdm.auto import tqdm
 
-    entries = bench_entries(videos, max_clips=max_clips)
+    entries = bench_entries(videos, max_clips=max_clips, repeat=repeat)
     stages = _check_stages(stages)
     branches = _check_branches(branches, configs)
     if device not in ("cpu", "cuda"):
@@ -84,6 +86,7 @@ def bench(
     result: dict[str, Any] = {
         "videos": str(videos or FIXTURES),
         "clips": len(entries),
+        "repeat": repeat,
         "device": device,
         "machine": machine,
         "command": None,  # the CLI fills in the command line
@@ -113,8 +116,9 @@ def bench(
     return result
 
 
-def bench_entries(videos: str | Path | None, *, max_clips: int | None = None):
-    """The clips to time: every video under ``videos`` (or the bundled fixtures), all in split Train."""
+def bench_entries(videos: str | Path | None, *, max_clips: int | None = None, repeat: int = 1):
+    """The clips to time: every video under ``videos`` (or the bundled fixtures), ``repeat`` times, all in
+    split Train."""
     from mmfer.data.index import ClipEntry, index_source
 
     source = Path(videos) if videos is not None else FIXTURES
@@ -127,6 +131,9 @@ def bench_entries(videos: str | Path | None, *, max_clips: int | None = None):
         entries = entries[: max(1, int(max_clips))]
     if not entries:
         raise MmferError(f"{source}: no video files found; give --videos a folder holding .mp4/.avi/.flv/... clips")
+    if repeat < 1:
+        raise MmferError(f"--repeat {repeat}: must be at least 1")
+    entries = [e for _ in range(repeat) for e in entries]
     # one split, unique ids, and a label for the loss (a benchmark does not care which)
     seen: dict[str, int] = {}
     out = []
@@ -233,9 +240,8 @@ def stage_preprocess(args: dict[str, Any]) -> dict[str, Any]:
     t0 = time.perf_counter()
     get_backend(settings.face_backend)
     load = time.perf_counter() - t0
-    kwargs = {} if args.get("workers") is None else {"workers": int(args["workers"])}
     t0 = time.perf_counter()
-    summary = preprocess(_entries(args), args["cache"], settings=settings, progress=False, **kwargs)
+    summary = preprocess(_entries(args), args["cache"], settings=settings, workers=int(args["workers"]), progress=False)
     wall = time.perf_counter() - t0
     return {"frames": summary.frames, "face_frames": summary.face_frames, "clips": summary.total,
             "failed": summary.failed, "seconds": round(wall, 3), "fps": round(summary.frames / wall, 1),
@@ -544,8 +550,9 @@ def _header(result: dict[str, Any]) -> str:
     load = m.get("load_average_before")
     load_txt = f"; load average {load[0]:.1f} at start" if load else ""
     frames = (result.get("stages", {}).get("decode") or {}).get("frames")
-    n = result.get("clips")
-    return (f"{n} clip{'s' if n != 1 else ''}{f', {frames} frames' if frames else ''} from {result.get('videos')}; "
+    n, rep = result.get("clips"), result.get("repeat", 1)
+    clips = f"{n} clip{'s' if n != 1 else ''}" + (f" ({n // rep} listed {rep} times)" if rep > 1 else "")
+    return (f"{clips}{f', {frames} frames' if frames else ''} from {result.get('videos')}; "
             f"{m.get('cpu')}, {m.get('cores')} cores, {m.get('ram_gb')} GB{gpu}; device {result.get('device')}; "
             f"torch {m.get('torch')}{load_txt}")
 

@@ -45,8 +45,8 @@ class PreprocessSettings:
     crop_size: int = 112  # aligned face crops are crop_size x crop_size RGB
     fps: float | None = None  # None keeps the native frame rate; otherwise frames are resampled
     sample_rate: int = 16000
-    detect_max_side: int = 320  # frames are downscaled to this longest side for face detection
-    detect_every: int = 3  # run the detector every k frames, re-fit landmarks in a carried box in between
+    detect_max_side: int = 320  # whole frames are downscaled to this longest side for face detection
+    detect_every: int = 5  # run the detector every k frames (near the tracked face), re-fit landmarks in between
     max_frames: int | None = None  # cap on frames per clip (long movies); None keeps all
 
     def to_dict(self) -> dict[str, Any]:

@@ -23,7 +23,8 @@ def _add_preprocess(sub: argparse._SubParsersAction) -> None:
     p.add_argument("source", help="AFEW-style root (Train/Val/Test), a CSV list (path,label[,split]), a folder or a video")
     p.add_argument("--out", required=True, help="cache folder (created; manifest.jsonl inside)")
     p.add_argument("--splits", default=None, help="comma list, e.g. Train,Val (default: all present)")
-    p.add_argument("--workers", type=int, default=1, help="parallel clip workers (0 = one per CPU core)")
+    p.add_argument("--workers", type=int, default=0,
+                   help="parallel clip worker processes (default 0: one per CPU core, fewer for a handful of clips)")
     from mmfer.cache import PreprocessSettings
 
     d = PreprocessSettings()  # one source of defaults for the CLI and the library
@@ -269,8 +270,10 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
                    help="folder of video clips (default: the bundled CREMA-D fixtures, tests/assets/cremad)")
     p.add_argument("--json", default=None, metavar="OUT", help="also write every figure as JSON here")
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="device for predict and training")
-    p.add_argument("--workers", type=int, default=None,
-                   help="preprocessing workers (default: what `mmfer preprocess` uses by default)")
+    p.add_argument("--workers", type=int, default=0,
+                   help="preprocessing workers (default 0: auto, as `mmfer preprocess`)")
+    p.add_argument("--repeat", type=int, default=1,
+                   help="list every clip N times, to time a corpus-sized run where worker start-up is amortised")
     p.add_argument("--steps", type=int, default=3, help="timed training steps per branch (default 3)")
     p.add_argument("--warmup", type=int, default=1, help="untimed training steps first (default 1)")
     p.add_argument("--batch-size", type=int, default=None, help="training batch size (default: each config's)")
@@ -286,7 +289,7 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
 
         from mmfer.bench import bench, format_markdown, format_table
 
-        result = bench(args.videos, device=args.device, workers=args.workers, steps=args.steps,
+        result = bench(args.videos, device=args.device, workers=args.workers, repeat=args.repeat, steps=args.steps,
                        warmup=args.warmup, batch_size=args.batch_size, branches=args.branches, stages=args.stages,
                        max_clips=args.max_clips, progress=not args.no_progress)
         given = [(f"--{k.replace('_', '-')}", v) for k, v in vars(args).items()

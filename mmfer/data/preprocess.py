@@ -43,7 +43,7 @@ from mmfer.cache import (
 )
 from mmfer.data.index import ClipEntry, index_source
 from mmfer.errors import MmferError
-from mmfer.faces.base import get_backend
+from mmfer.faces.base import check_backend, get_backend
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +52,10 @@ log = logging.getLogger(__name__)
 FRAME_BUDGET_BYTES = 96 * 1024 * 1024
 MAX_BATCH = 32
 NUM_LANDMARKS = 68
+# workers=0 (auto) starts one worker per core, but no more than one per this many clips: a spawned worker
+# needs ~1.5 s (interpreter, imports, the 95 MB landmark model) before its first frame, about what eight
+# 2-s clips take to process, so a handful of clips runs fastest in this process.
+AUTO_CLIPS_PER_WORKER = 8
 
 
 @dataclass
@@ -341,6 +345,12 @@ def is_done(entry: ClipEntry, rec: ClipRecord | None, settings: PreprocessSettin
 # ---------------------------------------------------------------- the run
 
 
+def auto_workers(n_clips: int, cores: int | None = None) -> int:
+    """Workers for ``workers=0``: one per core, at most one per ``AUTO_CLIPS_PER_WORKER`` clips, at least one."""
+    cores = cores or os.cpu_count() or 1
+    return max(1, min(cores, -(-n_clips // AUTO_CLIPS_PER_WORKER)))
+
+
 def _init_worker(backend_name: str) -> None:
     """Worker start-up: Ctrl-C is the parent's job, one thread per worker, backend loaded once."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -435,8 +445,9 @@ def preprocess(
 
     Skips clips already cached with the same settings; ``retry_failed`` redoes earlier failures;
     ``strict`` raises ``MmferError`` at the end (after writing everything) if any clip failed.
-    ``workers`` <= 0 means one per CPU core; workers are spawned processes, so a script that calls this
-    with ``workers > 1`` needs the usual ``if __name__ == "__main__":`` guard.
+    ``workers`` <= 0 means auto: one per CPU core, fewer when there are too few clips to pay for starting
+    them (``AUTO_CLIPS_PER_WORKER``). Workers are spawned processes, so a script that calls this with
+    ``workers`` other than 1 needs the usual ``if __name__ == "__main__":`` guard.
     """
     from tqdm.auto import tqdm
 
@@ -455,9 +466,7 @@ def preprocess(
             entries = [e for e in entries if e.split in wanted]
     if n > 1:
         entries = [e for e in entries if shard_of(e.split, e.clip_id, n) == i]
-    get_backend(settings.face_backend)  # a missing backend is the user's problem to fix before any clip runs
-    if workers <= 0:
-        workers = os.cpu_count() or 1
+    auto = workers <= 0
 
     out.mkdir(parents=True, exist_ok=True)
     latest = read_manifest(out)
@@ -472,8 +481,11 @@ def preprocess(
                 earlier_failures.append(Failure(e.split, e.clip_id, str(e.path), rec.reason, this_run=False))
         else:
             todo.append(e)
-    workers = max(1, min(workers, len(todo)))
+    workers = auto_workers(len(todo)) if auto else max(1, min(workers, len(todo)))
     summary.workers = workers
+    # a missing backend is the user's problem to fix before any clip runs; workers load their own copy, so
+    # only a run in this process needs the model loaded here
+    (get_backend if workers == 1 else check_backend)(settings.face_backend)
     log.info("%s: %d clip(s), %d cached, %d to process with %d worker(s)%s", out, len(entries),
              summary.skipped, len(todo), workers, f" (shard {i}/{n})" if n > 1 else "")
 

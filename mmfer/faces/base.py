@@ -46,20 +46,36 @@ class FaceBackend(Protocol):
 _CACHE: dict[str, FaceBackend] = {}
 
 
-def get_backend(name: str) -> FaceBackend:
-    """The named backend, built once per process (loading models costs more than a short clip)."""
+def _backend_class(name: str) -> tuple[str, type]:
     key = str(name).strip().lower()
     if key not in BACKENDS:
         raise MmferError(f"unknown face backend {name!r}; choose one of: {', '.join(BACKENDS)}")
+    if key == "dlib":
+        from mmfer.faces.dlib import DlibBackend as cls
+    elif key == "insightface":
+        from mmfer.faces.insightface import InsightFaceBackend as cls
+    else:
+        from mmfer.faces.none import NoDetectBackend as cls
+    return key, cls
+
+
+def get_backend(name: str) -> FaceBackend:
+    """The named backend, built once per process (loading models costs more than a short clip)."""
+    key, cls = _backend_class(name)
     if key not in _CACHE:
-        if key == "dlib":
-            from mmfer.faces.dlib import DlibBackend as cls
-        elif key == "insightface":
-            from mmfer.faces.insightface import InsightFaceBackend as cls
-        else:
-            from mmfer.faces.none import NoDetectBackend as cls
         _CACHE[key] = cls()
     return _CACHE[key]
+
+
+def check_backend(name: str) -> None:
+    """Raise the error ``get_backend`` would (missing package or model file) without loading the models, where
+    the backend can tell (a ``check`` class method); otherwise load it."""
+    key, cls = _backend_class(name)
+    check = getattr(cls, "check", None)
+    if key in _CACHE or check is None:
+        get_backend(key)
+    else:
+        check()
 
 
 def as_rgb_uint8(image: np.ndarray, *, grey_ok: bool = False) -> np.ndarray:

@@ -47,6 +47,16 @@ def load_predictor():
         raise MmferError(f"{path}: cannot load the dlib 68-point predictor ({e}); reinstall face-recognition-models") from None
 
 
+def check_predictor() -> None:
+    """dlib imports and the predictor file is there (what load_predictor needs), without loading it."""
+    from pathlib import Path
+
+    _import_dlib()
+    path = predictor_path()
+    if not Path(path).is_file():
+        raise MmferError(f"{path}: the dlib 68-point predictor file is missing; reinstall face-recognition-models")
+
+
 def fit_landmarks(predictor, image: np.ndarray, box: np.ndarray) -> np.ndarray:
     """Run a dlib shape predictor in ``box`` of an RGB or grey image: (68, 2) float32 image pixels."""
     import dlib
@@ -90,6 +100,11 @@ class DlibBackend:
         self.threshold = threshold
 
     prepare = staticmethod(to_grey)
+
+    @staticmethod
+    def check() -> None:
+        """The errors building this backend would raise, without loading the 95 MB model."""
+        check_predictor()
 
     def detect(self, image: np.ndarray) -> list[Detection]:
         rects, scores, _ = self._detector.run(as_rgb_uint8(image, grey_ok=True), self.upsample, self.threshold)

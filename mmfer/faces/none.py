@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from mmfer.faces.base import Detection, as_rgb_uint8, to_grey
-from mmfer.faces.dlib import fit_landmarks, load_predictor, refit_in_detector_box
+from mmfer.faces.dlib import check_predictor, fit_landmarks, load_predictor, refit_in_detector_box
 
 
 class NoDetectBackend:
@@ -22,6 +22,7 @@ class NoDetectBackend:
         self._predictor = load_predictor()
 
     prepare = staticmethod(to_grey)
+    check = staticmethod(check_predictor)
 
     def detect(self, image: np.ndarray) -> list[Detection]:
         h, w = as_rgb_uint8(image, grey_ok=True).shape[:2]

@@ -151,6 +151,12 @@ def test_rerun_rewrites_nothing(full_run):
     assert {p: p.stat().st_mtime_ns for p in cache.rglob("*")} == stamps
 
 
+def test_auto_workers_only_where_they_pay():
+    assert pp.auto_workers(6, 2) == 1  # a handful of clips: starting a worker costs more than it saves
+    assert pp.auto_workers(pp.AUTO_CLIPS_PER_WORKER + 1, 2) == 2 and pp.auto_workers(1800, 2) == 2
+    assert pp.auto_workers(1800, 16) == 16 and pp.auto_workers(0, 4) == 1
+
+
 def test_bad_input_batches_stay_small():
     assert pp._batch_size(3840, 2160) <= 8 and pp._batch_size(480, 360) == pp.MAX_BATCH
 

@@ -64,6 +64,21 @@ def test_none_backend_on_face_crop(dlib_backend, clip_frames, margin):
     assert np.abs(pts + [x0, y0] - ref).mean() < 1.5
 
 
+def test_check_backend_without_loading(monkeypatch, tmp_path):
+    from mmfer.faces import base
+    from mmfer.faces import dlib as dlib_backend_module
+    from mmfer.faces.none import NoDetectBackend
+
+    base.check_backend("dlib")  # installed: no error
+    with pytest.raises(MmferError, match="unknown face backend"):
+        base.check_backend("mtcnn")
+    missing = tmp_path / "shape_predictor_68_face_landmarks.dat"
+    monkeypatch.setattr(dlib_backend_module, "predictor_path", lambda: str(missing))
+    for cls in (dlib_backend_module.DlibBackend, NoDetectBackend):
+        with pytest.raises(MmferError, match=rf"{missing}: the dlib 68-point predictor file is missing"):
+            cls.check()
+
+
 def test_insightface_missing_models_message(tmp_path, monkeypatch):
     missing = tmp_path / "nowhere"
     monkeypatch.setenv("MMFER_INSIGHTFACE_ROOT", str(missing))
