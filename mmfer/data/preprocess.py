@@ -151,7 +151,7 @@ def process_clip(
 
     Never raises for a bad input file: the record says ``failed`` and why, or ``ok`` with warnings.
     """
-    from mmfer.data.video import DecodeError, in_background, iter_frame_batches, probe_video, read_audio
+    from mmfer.data.video import DecodeError, in_background, in_thread, iter_frame_batches, probe_video, read_audio
     from mmfer.faces.align import align_frames
     from mmfer.faces.track import FaceTrack, FaceTracker
 
@@ -184,6 +184,7 @@ def process_clip(
         return _failed(rec, f"{path}: cannot read as a video ({type(e).__name__}: {e})", t0)
 
     warnings: list[str] = []
+    audio_result = in_thread(read_audio, path, sample_rate=settings.sample_rate)  # decodes alongside the frames
     tracker = FaceTracker(
         get_backend(settings.face_backend),
         detect_max_side=settings.detect_max_side,
@@ -233,7 +234,7 @@ def process_clip(
         return _failed(rec, reason, t0)
 
     try:
-        audio = np.asarray(read_audio(path, sample_rate=settings.sample_rate), dtype=np.float32).reshape(-1)
+        audio = np.asarray(audio_result(), dtype=np.float32).reshape(-1)
     except DecodeError as e:
         audio = np.zeros(0, np.float32)
         warnings.append(f"audio unreadable, stored empty: {e}")

@@ -13,7 +13,7 @@ import queue
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, TypeVar
+from typing import Any, Callable, Iterator, TypeVar
 
 import numpy as np
 
@@ -337,6 +337,29 @@ def in_background(items: Iterator[T], *, depth: int = 1) -> Iterator[T]:
         close = getattr(items, "close", None)
         if close is not None and not worker.is_alive():
             close()
+
+
+def in_thread(fn: Callable[..., T], *args: Any, **kwargs: Any) -> Callable[[], T]:
+    """Start ``fn(*args, **kwargs)`` in a helper thread now; the returned function waits for it and gives its
+    result or raises its exception. For work that releases the GIL (reading a clip's audio) alongside frames."""
+    box: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            box["result"] = fn(*args, **kwargs)
+        except BaseException as e:  # noqa: BLE001 - re-raised by the caller of wait()
+            box["error"] = e
+
+    worker = threading.Thread(target=run, name="mmfer-io", daemon=True)
+    worker.start()
+
+    def wait() -> T:
+        worker.join()
+        if "error" in box:
+            raise box["error"]
+        return box["result"]
+
+    return wait
 
 
 def read_frames(path: str | Path, *, fps: float | None = None, max_frames: int | None = None) -> tuple[np.ndarray, float]:

@@ -8,7 +8,15 @@ import cv2
 import numpy as np
 import pytest
 
-from mmfer.data.video import DecodeError, in_background, iter_frame_batches, probe_video, read_audio, read_frames
+from mmfer.data.video import (
+    DecodeError,
+    in_background,
+    in_thread,
+    iter_frame_batches,
+    probe_video,
+    read_audio,
+    read_frames,
+)
 from mmfer.errors import MmferError
 
 
@@ -194,3 +202,11 @@ def test_in_background_keeps_order_errors_and_stops_early(cremad_videos):
             break
     names = [t.name for t in threading.enumerate()]
     assert "mmfer-decode" not in names and len(produced) <= 3 + 3  # the helper stopped, a batch or two ahead
+
+
+def test_in_thread_gives_result_or_error(cremad_videos, tmp_path):
+    wait = in_thread(read_audio, cremad_videos[0], sample_rate=16000)
+    np.testing.assert_array_equal(wait(), read_audio(cremad_videos[0]))
+    wait = in_thread(read_audio, tmp_path / "missing.avi")
+    with pytest.raises(DecodeError, match="file not found"):
+        wait()
