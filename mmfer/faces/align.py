@@ -60,6 +60,7 @@ JAW = slice(0, 17)
 BROWS = slice(17, 27)
 # Points the similarity is fitted on: both eyes and the nose (rigid, expression-independent).
 ALIGN_POINTS = np.r_[27:48]
+_ALIGN_SLICE = slice(27, 48)  # the same points as a view, for per-frame code
 
 _lo, _hi = _MEAN_SHAPE.min(axis=0), _MEAN_SHAPE.max(axis=0)
 TEMPLATE_68: np.ndarray = ((_MEAN_SHAPE - _lo) / (_hi - _lo)).astype(np.float32)
@@ -79,15 +80,18 @@ def eye_centres(points68: np.ndarray) -> np.ndarray:
 
 def rigid_frame(points68: np.ndarray) -> tuple[np.ndarray, float]:
     """Centre and RMS radius of the eyes + nose points: where the head is and how big, whatever the mouth does."""
-    p = np.asarray(points68, dtype=np.float64).reshape(68, 2)[ALIGN_POINTS]
+    p = np.asarray(points68, dtype=np.float64).reshape(68, 2)[_ALIGN_SLICE]
     c = p.mean(axis=0)
-    return c, float(np.sqrt(((p - c) ** 2).sum(axis=1).mean()))
+    d = p - c
+    return c, float(np.sqrt((d * d).sum() / len(p)))
 
 
-def box_in_rigid_frame(points68: np.ndarray, rel: np.ndarray) -> np.ndarray:
+def box_in_rigid_frame(points68: np.ndarray | None, rel: np.ndarray, *,
+                       frame: tuple[np.ndarray, float] | None = None) -> np.ndarray:
     """The box (x0, y0, x1, y1) float32 whose centre offset and width, height are ``rel`` in units of the rigid
-    radius of ``points68`` (see rigid_frame): a face box carried along by the landmarks."""
-    c, r = rigid_frame(points68)
+    radius of ``points68`` (see rigid_frame): a face box carried along by the landmarks. ``frame`` passes
+    rigid_frame(points68) when the caller has it already (the tracker, once per frame)."""
+    c, r = frame if frame is not None else rigid_frame(points68)
     centre, wh = c + rel[:2] * r, rel[2:] * r
     return np.concatenate([centre - wh / 2, centre + wh / 2]).astype(np.float32)
 

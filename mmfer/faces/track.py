@@ -110,6 +110,7 @@ class FaceTracker:
         self._score = float("nan")
         self._lost = 0  # consecutive frames without the target
         self._prev_pts: np.ndarray | None = None  # landmarks of the previous frame, if it had the face
+        self._prev_frame: tuple[np.ndarray, float] | None = None  # rigid_frame(self._prev_pts)
         self._box_rel: np.ndarray | None = None  # detector box relative to the rigid landmark frame
         self._since_detect = 0
         self._roi_scale: float | None = None
@@ -190,17 +191,16 @@ class FaceTracker:
         return None
 
     # ------------------------------------------------------------------ landmark-carried boxes
-    def _remember(self, box: np.ndarray, pts: np.ndarray) -> None:
-        c, r = rigid_frame(pts)
+    def _remember(self, box: np.ndarray, frame: tuple[np.ndarray, float]) -> None:
+        c, r = frame
         bc, bwh = (box[:2] + box[2:]) / 2, box[2:] - box[:2]
         self._box_rel = np.concatenate([(bc - c) / r, bwh / r])
 
-    def _fit_ok(self, pts: np.ndarray, prev: np.ndarray) -> bool:
-        if not np.isfinite(pts).all():
-            return False
-        c0, r0 = rigid_frame(prev)
-        c1, r1 = rigid_frame(pts)
-        return r1 > 1.0 and 0.8 < r1 / max(r0, 1e-6) < 1.25 and float(np.linalg.norm(c1 - c0)) < 0.5 * r0
+    @staticmethod
+    def _fit_ok(frame: tuple[np.ndarray, float], prev: tuple[np.ndarray, float]) -> bool:
+        """A carried-box fit that kept its size and did not jump (rigid frames of this and the previous fit)."""
+        (c0, r0), (c1, r1) = prev, frame
+        return bool(r1 > 1.0 and 0.8 < r1 / max(r0, 1e-6) < 1.25 and float(np.hypot(*(c1 - c0))) < 0.5 * r0)
 
     # ------------------------------------------------------------------ main loop
     def process(self, frames: np.ndarray) -> FaceTrack:
@@ -211,10 +211,12 @@ class FaceTracker:
             image = self._prepare(frame)  # once per frame (dlib: grey), shared by detection and fitting
             pts = None
             box = None
+            frame_ = None
             if self._prev_pts is not None and self._since_detect < self.detect_every:
-                box = box_in_rigid_frame(self._prev_pts, self._box_rel)
+                box = box_in_rigid_frame(None, self._box_rel, frame=self._prev_frame)
                 pts = np.asarray(self.backend.landmarks(image, box), dtype=np.float32)
-                if self._fit_ok(pts, self._prev_pts):
+                frame_ = rigid_frame(pts)
+                if np.isfinite(pts).all() and self._fit_ok(frame_, self._prev_frame):
                     self._since_detect += 1
                     self._target = box
                 else:
@@ -226,13 +228,14 @@ class FaceTracker:
                     self._lost += 1
                     if self._lost > self.lost_patience:
                         self._target = None
-                    self._prev_pts = None
+                    self._prev_pts = self._prev_frame = None
                     continue
                 box = det.box
                 self._target, self._score, self._lost = det.box.copy(), det.score, 0
                 pts = np.asarray(self.backend.landmarks(image, box), dtype=np.float32)
-                self._remember(box, pts)
-            self._prev_pts = pts
+                frame_ = rigid_frame(pts)
+                self._remember(box, frame_)
+            self._prev_pts, self._prev_frame = pts, frame_
             out.boxes[i, :4] = box
             out.boxes[i, 4] = self._score
             out.landmarks[i] = pts
