@@ -7,8 +7,8 @@ and nothing is left warm by another stage:
 * **preprocess**: :func:`mmfer.data.preprocess.preprocess` (what ``mmfer preprocess`` runs) into a temporary
   cache, default settings. The face model is loaded before the clock starts (a corpus run pays it once);
   worker processes, when asked for, start inside the timed call.
-* **predict**: :func:`mmfer.predict.predict` with the default bundle on the same clips: seconds per clip,
-  with model loading reported apart. Without the bundle the figure is null and the reason is recorded.
+* **predict**: :func:`mmfer.predict.predict` with the default bundle (or ``model``) on the same clips:
+  seconds per clip, model loading apart. Without the bundle the figure is null and the reason recorded.
 * **train**: for each branch, a few optimisation steps of its committed ``configs/<branch>.yaml`` on the
   temporary cache, through the same dataset, collate and DataLoader settings as ``mmfer train``. The time
   spent waiting for a batch is kept apart from compute, which shows whether training waits on data.
@@ -62,6 +62,7 @@ def bench(
     branches: Sequence[str] = BRANCHES,
     stages: Sequence[str] = STAGES,
     max_clips: int | None = None,
+    model: str | Path = "default",
     configs: str | Path = CONFIG_DIR,
     progress: bool = True,
 ) -> dict[str, Any]:
@@ -71,7 +72,8 @@ def bench(
     ``workers``: preprocessing workers (default 0, auto, as ``mmfer preprocess``); ``repeat`` lists every
     clip that many times (as distinct clips), for a corpus-sized run in which starting worker processes is
     paid once over many clips; ``steps`` timed training steps per branch after ``warmup`` untimed ones;
-    ``batch_size`` overrides the configs' (for quick runs); ``max_clips`` takes the first clips only.
+    ``batch_size`` overrides the configs' (for quick runs); ``max_clips`` takes the first clips only;
+    ``model`` is what predict loads (``mmfer predict --model``: default, a bundle, RUN or FUSE folder).
     """
     from tqdm.auto import tqdm
 
@@ -87,6 +89,7 @@ def bench(
         "videos": str(videos or FIXTURES),
         "clips": len(entries),
         "repeat": repeat,
+        "model": str(model),
         "device": device,
         "machine": machine,
         "command": None,  # the CLI fills in the command line
@@ -107,7 +110,7 @@ def bench(
             stage, _, branch = name.partition(":")
             args = {"entries": [[e.clip_id, e.split, e.label, str(e.path)] for e in entries], "device": device,
                     "cache": str(work / "cache"), "workers": workers, "steps": steps, "warmup": warmup,
-                    "batch_size": batch_size, "branch": branch, "config": str(Path(configs) / f"{branch}.yaml")}
+                    "batch_size": batch_size, "branch": branch, "model": str(model), "config": str(Path(configs) / f"{branch}.yaml")}
             out = run_stage(stage, args, work=work)
             _record(result, stage, branch, out)
     finally:
@@ -257,7 +260,7 @@ def stage_predict(args: dict[str, Any]) -> dict[str, Any]:
         return {"error": f"mmfer.predict is not available ({e})", "seconds_per_clip": None}
     t0 = time.perf_counter()
     try:
-        result = predict(paths, model="default", device=args["device"], progress=False)
+        result = predict(paths, model=args.get("model", "default"), device=args["device"], progress=False)
     except MmferError as e:
         return {"error": str(e), "seconds_per_clip": None}
     wall = time.perf_counter() - t0
@@ -522,10 +525,11 @@ def _rows(result: dict[str, Any]) -> list[tuple[str, str, str]]:
                      f"{p['fps']:.0f} frames/s{share}", mb(rss.get("preprocess")) + workers))
     q = st.get("predict")
     if q:
+        name = "predict" + (" (default model)" if result.get("model", "default") == "default" else f" ({result['model']})")
         if q.get("seconds_per_clip") is None:
-            rows.append(("predict (default model)", "n/a (see below)", mb(rss.get("predict"))))
+            rows.append((name, "n/a (see below)", mb(rss.get("predict"))))
         else:
-            rows.append(("predict (default model)",
+            rows.append((name,
                          f"{q['seconds_per_clip']:.2f} s/clip ({q['mean_clip_seconds']:.1f}-s clips; "
                          f"{q['seconds_per_3s_clip']:.2f} s per 3-s clip; load {q['load_seconds']:.1f} s)",
                          mb(rss.get("predict"))))

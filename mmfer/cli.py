@@ -280,6 +280,7 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--branches", default=",".join(BRANCHES), help=f"comma list (default {','.join(BRANCHES)})")
     p.add_argument("--stages", default=",".join(STAGES), help=f"comma list (default {','.join(STAGES)})")
     p.add_argument("--max-clips", type=int, default=None, help="time only the first N clips")
+    p.add_argument("--model", default="default", help="what predict loads, as `mmfer predict --model` (default: default)")
     p.add_argument("--markdown", action="store_true", help="print the table as markdown (for BENCHMARKS.md)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -291,7 +292,7 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
 
         result = bench(args.videos, device=args.device, workers=args.workers, repeat=args.repeat, steps=args.steps,
                        warmup=args.warmup, batch_size=args.batch_size, branches=args.branches, stages=args.stages,
-                       max_clips=args.max_clips, progress=not args.no_progress)
+                       max_clips=args.max_clips, model=args.model, progress=not args.no_progress)
         given = [(f"--{k.replace('_', '-')}", v) for k, v in vars(args).items()
                  if k not in ("func", "command", "verbose", "json", "markdown", "no_progress") and v != p.get_default(k)]
         result["command"] = " ".join(["mmfer bench", *(f"{k} {v}" for k, v in given)])  # how to re-run it
