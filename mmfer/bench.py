@@ -219,6 +219,8 @@ def stage_decode(args: dict[str, Any]) -> dict[str, Any]:
     def one_pass() -> tuple[int, float, float]:
         frames, seconds = 0, 0.0
         t0 = time.perf_counter()
+        cpu0.clear()
+        cpu0.append(_cpu_seconds())
         for p in paths:
             vr = VideoReader(p, ctx=cpu(0), num_threads=1)
             n = len(vr)
@@ -227,9 +229,12 @@ def stage_decode(args: dict[str, Any]) -> dict[str, Any]:
                 frames += len(vr.get_batch(list(range(start, min(start + DECODE_BATCH, n)))).asnumpy())
         return frames, seconds, time.perf_counter() - t0
 
+    cpu0: list[float] = []
     one_pass()  # warm-up: library load and the files into the page cache
     frames, video_seconds, wall = one_pass()
+    cpu = _cpu_seconds() - cpu0[0]
     return {"frames": frames, "seconds": round(wall, 3), "fps": round(frames / wall, 1),
+            "cpu_seconds": round(cpu, 3), "cpu_ms_per_frame": round(1000 * cpu / frames, 3),
             "video_seconds": round(video_seconds, 3), "mean_clip_seconds": round(video_seconds / len(paths), 3)}
 
 
@@ -243,11 +248,12 @@ def stage_preprocess(args: dict[str, Any]) -> dict[str, Any]:
     t0 = time.perf_counter()
     get_backend(settings.face_backend)
     load = time.perf_counter() - t0
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), _cpu_seconds()
     summary = preprocess(_entries(args), args["cache"], settings=settings, workers=int(args["workers"]), progress=False)
-    wall = time.perf_counter() - t0
+    wall, cpu = time.perf_counter() - t0, _cpu_seconds() - cpu0
     return {"frames": summary.frames, "face_frames": summary.face_frames, "clips": summary.total,
             "failed": summary.failed, "seconds": round(wall, 3), "fps": round(summary.frames / wall, 1),
+            "cpu_seconds": round(cpu, 3), "cpu_ms_per_frame": round(1000 * cpu / max(1, summary.frames), 3),
             "workers": summary.workers, "model_load_seconds": round(load, 3), "settings": settings.to_dict()}
 
 
@@ -368,6 +374,12 @@ def _forward_ms(model, ds, dev, use_amp: bool, repeats: int = 5) -> float:
             model(x, mask=mask)
         sync()
     return round((time.perf_counter() - t0) / repeats * 1000, 2)
+
+
+def _cpu_seconds() -> float:
+    """User + system CPU of this process (all threads) and of its finished, waited-for children (pool workers)."""
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
 
 
 def _entries(args: dict[str, Any]):
@@ -516,13 +528,15 @@ def _rows(result: dict[str, Any]) -> list[tuple[str, str, str]]:
     rows = []
     d = st.get("decode")
     if d:
-        rows.append(("decode (decord, 1 thread)", f"{d['fps']:.0f} frames/s", mb(rss.get("decode"))))
+        rows.append(("decode (decord, 1 thread)", f"{d['fps']:.0f} frames/s ({d['cpu_ms_per_frame']:.2f} ms CPU/frame)",
+                     mb(rss.get("decode"))))
     p = st.get("preprocess")
     if p:
         share = f", {100 * p['fps'] / d['fps']:.0f}% of decode" if d and d.get("fps") else ""
         workers = f"; workers {mb(rss['preprocess_workers'])} each" if rss.get("preprocess_workers") else ""
         rows.append((f"preprocess ({p['workers']} worker{'s' if p['workers'] != 1 else ''})",
-                     f"{p['fps']:.0f} frames/s{share}", mb(rss.get("preprocess")) + workers))
+                     f"{p['fps']:.0f} frames/s{share} ({p['cpu_ms_per_frame']:.2f} ms CPU/frame)",
+                     mb(rss.get("preprocess")) + workers))
     q = st.get("predict")
     if q:
         name = "predict" + (" (default model)" if result.get("model", "default") == "default" else f" ({result['model']})")
