@@ -37,7 +37,6 @@ from typing import Any, Sequence
 from mmfer.errors import MmferError
 from mmfer.labels import EMOTIONS
 
-log = logging.getLogger(__name__)
 
 BRANCHES = ("c3d", "cnn_lstm", "landmark_brnn", "audio_cnn")
 STAGES = ("decode", "preprocess", "predict", "train")
@@ -110,7 +109,8 @@ def bench(
             stage, _, branch = name.partition(":")
             args = {"entries": [[e.clip_id, e.split, e.label, str(e.path)] for e in entries], "device": device,
                     "cache": str(work / "cache"), "workers": workers, "steps": steps, "warmup": warmup,
-                    "batch_size": batch_size, "branch": branch, "model": str(model), "config": str(Path(configs) / f"{branch}.yaml")}
+                    "batch_size": batch_size, "branch": branch, "model": str(model),
+                    "config": str(Path(configs) / f"{branch}.yaml")}
             out = run_stage(stage, args, work=work)
             _record(result, stage, branch, out)
     finally:
@@ -258,8 +258,9 @@ def stage_preprocess(args: dict[str, Any]) -> dict[str, Any]:
 
 
 def stage_predict(args: dict[str, Any]) -> dict[str, Any]:
-    """``mmfer predict`` with the default bundle over the clips; null figures with the reason when it cannot run."""
-    paths = [e[3] for e in args["entries"]]
+    """``mmfer predict`` with the default bundle over the clips (each file once, whatever --repeat says); null
+    figures with the reason when it cannot run."""
+    paths = list(dict.fromkeys(e[3] for e in args["entries"]))
     try:
         from mmfer.predict import predict
     except ImportError as e:
@@ -539,7 +540,8 @@ def _rows(result: dict[str, Any]) -> list[tuple[str, str, str]]:
                      mb(rss.get("preprocess")) + workers))
     q = st.get("predict")
     if q:
-        name = "predict" + (" (default model)" if result.get("model", "default") == "default" else f" ({result['model']})")
+        model = result.get("model", "default")
+        name = "predict (default model)" if model == "default" else f"predict ({model})"
         if q.get("seconds_per_clip") is None:
             rows.append((name, "n/a (see below)", mb(rss.get("predict"))))
         else:

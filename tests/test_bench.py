@@ -40,7 +40,8 @@ def test_json_has_every_figure(small_run):
     for branch in ("landmark_brnn",):
         t = r["stages"][f"train:{branch}"]
         assert t["steps"] == 1 and t["batch_size"] == 2 and t["device"] == "cpu" and not t["amp"]
-        assert 0 <= t["data_wait_fraction"] <= 1 and _positive(t["compute_seconds"]) and _positive(t["forward_ms_per_item"])
+        assert 0 <= t["data_wait_fraction"] <= 1 and _positive(t["compute_seconds"])
+        assert _positive(t["forward_ms_per_item"])
         assert t["config"].endswith(f"configs/{branch}.yaml")
     # predict runs with the shipped bundle, or says why it could not
     if r["predict_seconds_per_clip"] is None:
