@@ -28,10 +28,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-import cv2  # noqa: F401 - before anything loads decord: decord first breaks OpenCV's PNG codec (zlib clash)
 import numpy as np
 import torch
 
+import mmfer.data.video  # noqa: F401 - loads OpenCV before decord (see there)
 from mmfer.bundle import Branch, Bundle, load_bundle
 from mmfer.cache import CachedClip, ClipRecord
 from mmfer.data.datasets import DATASETS, CacheDataset

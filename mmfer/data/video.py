@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, TypeVar
 
+import cv2  # noqa: F401 - load OpenCV before decord: the other order breaks OpenCV's PNG codec (zlib clash)
 import numpy as np
 
 from mmfer.errors import MmferError
