@@ -29,9 +29,11 @@ FACE_DATA = ("FER2013 (Goodfellow et al. 2013; ICML 2013 representation learning
              "framing (mmfer.predict.framing_box), made grey-scale, equalised and resized exactly as in training.")
 FACE_LICENCE = ("FER2013 is research data of unclear, non-commercial terms (faces collected from the web); "
                 "this model inherits them: research use only.")
-AUDIO_DATA = ("RAVDESS speech (Livingstone & Russo 2018): 24 actors, 1440 utterances; calm left out. Speaker-"
-              "disjoint validation (the figures in metrics: actors never seen in training). Whole-utterance 64-band "
-              "log-mel, standardised per clip.")
+AUDIO_DATA = ("RAVDESS speech (Livingstone & Russo 2018), the 15 actors 01-16 without 05 at 16 kHz: 900 utterances, "
+              "780 once calm (no counterpart among the seven classes) is left out. Speaker-disjoint split by "
+              "tools/ravdess_to_afew.py --audio --val-actors 13,14,15,16: 572 Train utterances of 11 actors, 208 Val "
+              "utterances of 4 actors never seen in training (the figures in metrics; the checkpoint is the epoch "
+              "with the best Val uar, so they are optimistic). Whole-utterance 64-band log-mel, standardised per clip.")
 AUDIO_LICENCE = "RAVDESS is CC BY-NC-SA 4.0: non-commercial, share-alike, attribution; this model inherits it."
 
 
