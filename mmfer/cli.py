@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from typing import Sequence
 
@@ -339,13 +340,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
     )
     try:
-        return int(args.func(args) or 0)
+        code = int(args.func(args) or 0)
     except MmferError as e:
         print(f"mmfer {args.command}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"mmfer {args.command}: interrupted; finished work is kept, re-run to resume", file=sys.stderr)
-        return 130
+        code = 130
+    if code == 130 and argv is None:
+        # A Ctrl-C'd command line leaves at once: finished work is on disk, worker processes are terminated,
+        # and CPython's exit hook can wait forever on a process pool whose workers were killed mid-task.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(130)
+    return code
 
 
 if __name__ == "__main__":
