@@ -290,8 +290,8 @@ def stage_train(args: dict[str, Any]) -> dict[str, Any]:
     from mmfer.cache import cache_settings
     from mmfer.data.datasets import build_dataset, collate_for, seed_worker, source_records
     from mmfer.engine.config import load_train_config
-    from mmfer.engine.scoring import autocast, resolve_device
-    from mmfer.engine.train import check_consistency, seed_everything
+    from mmfer.engine.scoring import resolve_device
+    from mmfer.engine.train import check_consistency, optimisation_step, seed_everything
     from mmfer.models.registry import build_model
 
     cfg = load_train_config(args["config"])
@@ -326,18 +326,8 @@ def stage_train(args: dict[str, Any]) -> dict[str, Any]:
         t0 = time.perf_counter()
         batch = next(batches)
         t1 = time.perf_counter()
-        x, y = batch["x"].to(dev, non_blocking=True), batch["label"].to(dev)
-        mask = batch["mask"].to(dev) if batch["mask"] is not None else None
-        with autocast(dev, use_amp):
-            logits = model(x, mask=mask)
-        loss = criterion(logits.float(), y)
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        if cfg.optim.grad_clip:
-            scaler.unscale_(optimizer)
-            nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
-        scaler.step(optimizer)
-        scaler.update()
+        y, _, _ = optimisation_step(model, batch, device=dev, amp=use_amp, criterion=criterion, optimizer=optimizer,
+                                    scaler=scaler, grad_clip=cfg.optim.grad_clip)
         sync()
         t2 = time.perf_counter()
         if first_batch is None:

@@ -187,6 +187,38 @@ def _config_differences(saved: dict[str, Any], current: dict[str, Any], prefix: 
     return out
 
 
+def optimisation_step(
+    net: nn.Module,
+    batch: dict[str, Any],
+    *,
+    device: torch.device,
+    amp: bool,
+    criterion: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scaler: Any,
+    grad_clip: float | None,
+    frozen: Any = (),
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One forward/backward/step on a collated batch: (labels, logits, loss). Shared by training and
+    ``mmfer bench``, so the benchmark times exactly the step that training runs. ``frozen`` parameters
+    get no update (two-stage fine-tuning)."""
+    x, y = batch["x"].to(device, non_blocking=True), batch["label"].to(device)
+    mask = batch["mask"].to(device) if batch["mask"] is not None else None
+    with autocast(device, amp):
+        logits = net(x, mask=mask)
+    loss = criterion(logits.float(), y)
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    for p in frozen:
+        p.grad = None
+    if grad_clip:
+        scaler.unscale_(optimizer)
+        nn.utils.clip_grad_norm_(net.parameters(), grad_clip)
+    scaler.step(optimizer)
+    scaler.update()
+    return y, logits, loss
+
+
 def check_consistency(config: TrainConfig, settings: Any, kind: str) -> None:
     """Catch model/data mismatches before training, naming both keys (else they surface as shape errors)."""
     kw, d, where = dict(config.model.kwargs), config.data, f"config {config.name!r}"
@@ -406,21 +438,9 @@ def train(
         tot_loss, tot_correct, tot_n = 0.0, 0, 0
         bar = tqdm(loader, desc=f"epoch {epoch + 1}/{ocfg.epochs}", disable=not (progress and dist.main), leave=False)
         for batch in bar:
-            x, y = batch["x"].to(dev, non_blocking=True), batch["label"].to(dev)
-            mask = batch["mask"].to(dev) if batch["mask"] is not None else None
-            with autocast(dev, use_amp):
-                logits = net(x, mask=mask)
-            loss = criterion(logits.float(), y)
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            if freeze:
-                for p in frozen_params:
-                    p.grad = None
-            if ocfg.grad_clip:
-                scaler.unscale_(optimizer)
-                nn.utils.clip_grad_norm_(net.parameters(), ocfg.grad_clip)
-            scaler.step(optimizer)
-            scaler.update()
+            y, logits, loss = optimisation_step(net, batch, device=dev, amp=use_amp, criterion=criterion,
+                                                optimizer=optimizer, scaler=scaler, grad_clip=ocfg.grad_clip,
+                                                frozen=frozen_params if freeze else ())
             scheduler.step()
             n = y.shape[0]
             tot_loss += float(loss.detach()) * n
