@@ -261,10 +261,8 @@ def stage_predict(args: dict[str, Any]) -> dict[str, Any]:
     """``mmfer predict`` with the default bundle over the clips (each file once, whatever --repeat says); null
     figures with the reason when it cannot run."""
     paths = list(dict.fromkeys(e[3] for e in args["entries"]))
-    try:
-        from mmfer.predict import predict
-    except ImportError as e:
-        return {"error": f"mmfer.predict is not available ({e})", "seconds_per_clip": None}
+    from mmfer.predict import predict
+
     t0 = time.perf_counter()
     try:
         result = predict(paths, model=args.get("model", "default"), device=args["device"], progress=False)

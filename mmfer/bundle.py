@@ -388,8 +388,10 @@ def write_bundle(
         "fusion": {"method": method, "note": "weighted mean of the branch probabilities; weights are renormalised "
                                              "over the modalities a clip has (no face: audio alone, and so on)"},
         "branches": specs,
-        "decode": dict(decode) if decode is not None else {"fps": DEFAULT_DECODE.fps,
-                                                             "max_frames": DEFAULT_DECODE.max_frames},
+        # every setting, not only the overrides, so a later change of library defaults cannot change
+        # how the shipped model sees a video
+        "decode": dataclasses.asdict(PreprocessSettings.from_dict({**dataclasses.asdict(DEFAULT_DECODE),
+                                                                   **dict(decode or {})})),
         "provenance": dict(provenance or {}),
     }
     tmp = out / f".{BUNDLE_FILE}.tmp{os.getpid()}"

@@ -31,7 +31,6 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 import torch
 
-import mmfer.data.video  # noqa: F401 - loads OpenCV before decord (see there)
 from mmfer.bundle import Branch, Bundle, load_bundle
 from mmfer.cache import CachedClip, ClipRecord
 from mmfer.data.datasets import DATASETS, CacheDataset
@@ -217,10 +216,9 @@ def memory_dataset(kind: str, clips: Sequence[CachedClip], *, data: Any, sample_
 
 
 def _audio_clip(audio: np.ndarray, clip_id: str) -> CachedClip:
-    z = np.zeros(0, np.float32)
     return CachedClip(clip_id=clip_id, split="Test", faces=np.zeros((0, 1, 1, 3), np.uint8),
                       landmarks=np.zeros((0, 68, 2), np.float32), boxes=np.zeros((0, 5), np.float32),
-                      mask=np.zeros(0, bool), audio=np.asarray(audio, np.float32) if audio.size else z, meta={})
+                      mask=np.zeros(0, bool), audio=np.asarray(audio, np.float32), meta={})
 
 
 def is_silent(audio: np.ndarray) -> bool:

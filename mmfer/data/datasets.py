@@ -99,6 +99,7 @@ class CacheDataset(Dataset):
         # loader workers get the dataset pickled: send paths, not the last clip's memory maps
         state = dict(self.__dict__)
         state.pop("_last", None)
+        state.pop("_last_views", None)
         return state
 
     # -------------------------------------------------------------- Dataset protocol
@@ -341,23 +342,27 @@ class FaceImageDataset(CacheDataset):
 
     def _index_items(self) -> None:
         # evaluation yields one item per test-time view; scoring averages them per image like C3D windows
-        views = 1 if self.train else int(getattr(self.data, "eval_views", 1))
-        self.items = [(i, v) for i in range(len(self.records)) for v in range(views)]
+        self._views = 1 if self.train else int(self.data.eval_views)
+        self.items = [(i, v) for i in range(len(self.records)) for v in range(self._views)]
 
     def _make(self, clip, sub, rng):
         import cv2
 
         from mmfer.data.features import crop_views
 
+        last = getattr(self, "_last_views", None)  # an image's views come in a row: read and cut it once
+        if last is not None and last[0] == clip:
+            return torch.from_numpy(last[1][sub]), None
         path = self.records[clip].path
         img = cv2.imread(path, cv2.IMREAD_COLOR)
         if img is None:
             raise MmferError(f"{path}: not a readable image; delete or replace it")
         x = self._faces(np.ascontiguousarray(img[None, ..., ::-1]), np.array([0]), rng)[0]
-        views = 1 if self.train else int(getattr(self.data, "eval_views", 1))
-        if views > 1:
-            x = torch.from_numpy(crop_views(x.numpy(), views=views)[sub])
-        return x, None
+        if self._views == 1:
+            return x, None
+        views = crop_views(x.numpy(), views=self._views)
+        self._last_views = (clip, views)
+        return torch.from_numpy(views[sub]), None
 
 
 FILE_SOURCES = {"face_image": ("image", IMAGE_EXTENSIONS), "logmel": ("audio", AUDIO_EXTENSIONS)}
