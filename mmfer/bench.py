@@ -10,7 +10,8 @@ and nothing is left warm by another stage:
 * **predict**: :func:`mmfer.predict.predict` with the default bundle (or ``model``) on the same clips:
   seconds per clip, model loading apart. Without the bundle the figure is null and the reason recorded.
 * **train**: for each branch, a few optimisation steps of its committed ``configs/<branch>.yaml`` on the
-  temporary cache, through the same dataset, collate and DataLoader settings as ``mmfer train``. The time
+  temporary cache, through the same dataset, collate, optimisation step and loader workers as ``mmfer train``
+  (batches drawn with replacement, no class weights). The time
   spent waiting for a batch is kept apart from compute, which shows whether training waits on data.
   Labels only feed the loss here: clips without one get placeholder labels.
 

@@ -34,7 +34,9 @@ import torch
 from mmfer.bundle import Branch, Bundle, load_bundle
 from mmfer.cache import CachedClip, ClipRecord
 from mmfer.data.datasets import DATASETS, CacheDataset
-from mmfer.data.index import AUDIO_EXTENSIONS, IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, is_audio, is_image, is_video
+from mmfer.data.index import (
+    AUDIO_EXTENSIONS, IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, is_audio, is_image, is_video, iter_files,
+)
 from mmfer.errors import MmferError
 from mmfer.labels import EMOTIONS, NUM_CLASSES
 
@@ -153,8 +155,7 @@ def find_inputs(paths: Iterable[str | Path]) -> list[tuple[Path, str]]:
     for raw in paths:
         p = Path(raw)
         if p.is_dir():
-            found = sorted(f for f in p.rglob("*") if f.is_file() and _media_kind(f)
-                           and not any(part.startswith(".") for part in f.relative_to(p).parts))
+            found = list(iter_files(p, _media_kind))
             if not found:
                 log.warning("%s: no video, image or audio files inside", p)
             out.extend((f, _media_kind(f)) for f in found)

@@ -382,8 +382,9 @@ def file_source(data: str | Path, kind: str) -> str | None:
 
 
 def _media(folder: Path, exts: tuple[str, ...]):
-    return (p for p in sorted(folder.rglob("*")) if p.is_file() and p.suffix.lower() in exts
-            and not any(part.startswith(".") for part in p.relative_to(folder).parts))
+    from mmfer.data.index import iter_files
+
+    return iter_files(folder, lambda p: p.suffix.lower() in exts)
 
 
 def media_folder_splits(root: str | Path, kind: str) -> set[str]:

@@ -11,7 +11,7 @@ import csv
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 from mmfer.errors import MmferError
 from mmfer.labels import canonical, cremad_label, ravdess_label
@@ -66,6 +66,13 @@ def guess_label(path: str | Path) -> tuple[bool, str | None]:
         except MmferError:
             continue
     return False, None
+
+
+def iter_files(folder: Path, keep: Callable[[Path], bool]) -> Iterator[Path]:
+    """Files below ``folder`` (recursive, sorted) that ``keep`` accepts; hidden files and folders are skipped."""
+    for p in sorted(folder.rglob("*")):
+        if p.is_file() and keep(p) and not any(part.startswith(".") for part in p.relative_to(folder).parts):
+            yield p
 
 
 def split_name(name: str, *, where: str = "splits") -> str:
@@ -286,9 +293,7 @@ def index_folder(folder: str | Path, *, split: str = "Test", labels_from: str | 
     if labels_from is not None and labels_from not in LABEL_SOURCES:
         raise MmferError(f"labels_from={labels_from!r}; expected None or one of {', '.join(LABEL_SOURCES)}")
     entries: list[ClipEntry] = []
-    for p in sorted(folder.rglob("*")):
-        if not p.is_file() or not is_video(p) or any(part.startswith(".") for part in p.relative_to(folder).parts):
-            continue
+    for p in iter_files(folder, is_video):
         keep, label = _folder_label(p, labels_from)
         if keep:
             entries.append(ClipEntry(p.stem, split, label, p))
