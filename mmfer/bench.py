@@ -245,9 +245,12 @@ def stage_preprocess(args: dict[str, Any]) -> dict[str, Any]:
     from mmfer.data.preprocess import preprocess
     from mmfer.faces.base import get_backend
 
+    from mmfer.data.video import import_decoders
+
     settings = PreprocessSettings()
     t0 = time.perf_counter()
-    get_backend(settings.face_backend)
+    get_backend(settings.face_backend)  # once per run, like the decode stage's warm-up: not timed
+    import_decoders()
     load = time.perf_counter() - t0
     t0, cpu0 = time.perf_counter(), _cpu_seconds()
     summary = preprocess(_entries(args), args["cache"], settings=settings, workers=int(args["workers"]), progress=False)

@@ -46,7 +46,10 @@ class PreprocessSettings:
     fps: float | None = None  # None keeps the native frame rate; otherwise frames are resampled
     sample_rate: int = 16000
     detect_max_side: int = 320  # whole frames are downscaled to this longest side for face detection
-    detect_every: int = 5  # run the detector every k frames (near the tracked face), re-fit landmarks in between
+    detect_every: int = 10  # run the detector every k frames (near the tracked face), carry the box by landmarks between
+    # fit landmarks every k frames and interpolate between two fits of the same face (3: every 100-120 ms at
+    # 25-30 fps); 1 fits every frame. In frames, so lower it when --fps resamples to a low rate.
+    fit_every: int = 3
     max_frames: int | None = None  # cap on frames per clip (long movies); None keeps all
 
     def to_dict(self) -> dict[str, Any]:

@@ -34,6 +34,9 @@ def _add_preprocess(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--fps", type=float, default=d.fps, help="resample video to this frame rate (default: native)")
     p.add_argument("--detect-every", type=int, default=d.detect_every,
                    help=f"run the face detector every K frames, track landmarks in between (default {d.detect_every})")
+    p.add_argument("--fit-every", type=int, default=d.fit_every,
+                   help=f"fit landmarks every K frames, interpolate between fits of the same face; 1 fits every "
+                        f"frame (default {d.fit_every}; lower it with a low --fps)")
     p.add_argument("--detect-max-side", type=int, default=d.detect_max_side,
                    help=f"longest side of frames given to the detector (default {d.detect_max_side})")
     p.add_argument("--max-frames", type=int, default=d.max_frames, help="cap on frames per clip")
@@ -45,7 +48,7 @@ def _add_preprocess(sub: argparse._SubParsersAction) -> None:
     def run(args: argparse.Namespace) -> int:
         from mmfer.data.preprocess import parse_shard, preprocess
 
-        for name in ("crop_size", "detect_every", "detect_max_side"):
+        for name in ("crop_size", "detect_every", "fit_every", "detect_max_side"):
             if getattr(args, name) < 1:
                 raise MmferError(f"--{name.replace('_', '-')} {getattr(args, name)}: must be at least 1")
         if args.max_frames is not None and args.max_frames < 1:
@@ -55,6 +58,7 @@ def _add_preprocess(sub: argparse._SubParsersAction) -> None:
         settings = PreprocessSettings(
             face_backend=args.face_backend, crop_size=args.crop_size, fps=args.fps,
             detect_max_side=args.detect_max_side, detect_every=args.detect_every, max_frames=args.max_frames,
+            fit_every=args.fit_every,
         )
         try:
             summary = preprocess(

@@ -19,6 +19,7 @@ branch expects at least one frame, and the audio branch reads audio files direct
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -52,9 +53,10 @@ log = logging.getLogger(__name__)
 FRAME_BUDGET_BYTES = 96 * 1024 * 1024
 MAX_BATCH = 32
 NUM_LANDMARKS = 68
-# workers=0 (auto) starts one worker per core, but no more than one per this many clips: a spawned worker
-# needs ~1.5 s (interpreter, imports, the 95 MB landmark model) before its first frame, about what eight
-# 2-s clips take to process, so a handful of clips runs fastest in this process.
+# workers=0 (auto) starts one worker per core. Where workers are forked from this process (see
+# worker_start_method) they start in milliseconds with the landmark model already loaded; a spawned worker
+# needs ~1.5 s (interpreter, imports, the 95 MB model) before its first frame, about what eight 2-s clips
+# take, so spawned workers are started for no fewer than this many clips each.
 AUTO_CLIPS_PER_WORKER = 8
 
 
@@ -131,10 +133,11 @@ def _source_stat(path: Path) -> tuple[int, float]:
     return int(st.st_size), float(st.st_mtime)
 
 
-def _batch_size(width: int, height: int) -> int:
-    if width <= 0 or height <= 0:
-        return MAX_BATCH
-    return int(max(1, min(MAX_BATCH, FRAME_BUDGET_BYTES // (width * height * 3))))
+def _batch_size(width: int, height: int, fit_every: int = 1) -> int:
+    """Frames per batch within the memory budget; a multiple of ``fit_every`` where it fits, so batches end on a
+    frame the tracker fits anyway."""
+    n = MAX_BATCH if width <= 0 or height <= 0 else int(max(1, min(MAX_BATCH, FRAME_BUDGET_BYTES // (width * height * 3))))
+    return n - n % fit_every if n >= fit_every else n
 
 
 def _failed(rec: ClipRecord, reason: str, t0: float) -> tuple[None, dict[str, Any], ClipRecord]:
@@ -189,6 +192,7 @@ def process_clip(
         get_backend(settings.face_backend),
         detect_max_side=settings.detect_max_side,
         detect_every=settings.detect_every,
+        fit_every=settings.fit_every,
     )
     decode_warnings: list[str] = []
     crops: list[np.ndarray] = []
@@ -199,7 +203,7 @@ def process_clip(
             path,
             fps=settings.fps,
             max_frames=settings.max_frames,
-            batch_size=_batch_size(info.width, info.height),
+            batch_size=_batch_size(info.width, info.height, settings.fit_every),
             warnings=decode_warnings,
         )
         for _idx, frames in in_background(batches):  # the next batch decodes while faces are fitted on this one
@@ -346,10 +350,27 @@ def is_done(entry: ClipEntry, rec: ClipRecord | None, settings: PreprocessSettin
 # ---------------------------------------------------------------- the run
 
 
-def auto_workers(n_clips: int, cores: int | None = None) -> int:
-    """Workers for ``workers=0``: one per core, at most one per ``AUTO_CLIPS_PER_WORKER`` clips, at least one."""
+def auto_workers(n_clips: int, cores: int | None = None, *, start_method: str = "spawn") -> int:
+    """Workers for ``workers=0``: one per core and at most one per clip; spawned ones at most one per
+    ``AUTO_CLIPS_PER_WORKER`` clips (their start-up costs more than a few clips take)."""
     cores = cores or os.cpu_count() or 1
-    return max(1, min(cores, -(-n_clips // AUTO_CLIPS_PER_WORKER)))
+    per_worker = 1 if start_method == "fork" else AUTO_CLIPS_PER_WORKER
+    return max(1, min(cores, -(-n_clips // per_worker)))
+
+
+def worker_start_method() -> str:
+    """``fork`` on Linux while torch is not loaded in this process, else ``spawn``.
+
+    A forked worker shares the parent's loaded landmark model and imports, so it starts at once and the
+    95 MB model is in memory once. Forking a process whose torch/OpenMP threads have run can leave the child
+    waiting on a lock that no thread will release; preprocessing needs no torch, so a process that has
+    loaded it (a training script, a notebook) gets spawned workers instead.
+    """
+    import sys
+
+    if sys.platform.startswith("linux") and "torch" not in sys.modules:
+        return "fork"
+    return "spawn"
 
 
 def _init_worker(backend_name: str) -> None:
@@ -364,7 +385,24 @@ def _init_worker(backend_name: str) -> None:
     get_backend(backend_name)
 
 
-def _iter_results(todo: Sequence[ClipEntry], settings: PreprocessSettings, workers: int):
+@contextlib.contextmanager
+def _opencv_threads_stopped(active: bool):
+    """OpenCV's thread pool stopped while workers are forked: a child inherits the pool's state but not its
+    threads, and its first parallel call (or ``setNumThreads``) then waits for them forever."""
+    if not active:
+        yield
+        return
+    import cv2
+
+    before = cv2.getNumThreads()
+    cv2.setNumThreads(1)
+    try:
+        yield
+    finally:
+        cv2.setNumThreads(before)
+
+
+def _iter_results(todo: Sequence[ClipEntry], settings: PreprocessSettings, workers: int, start_method: str):
     """Yield (entry, result) as clips finish; a bounded number in flight so Ctrl-C loses few clips.
 
     If a worker process dies (out of memory, a decoder segfault), the clips that were in flight are
@@ -375,59 +413,61 @@ def _iter_results(todo: Sequence[ClipEntry], settings: PreprocessSettings, worke
             yield e, _process_safe(e, settings)
         return
     suspects: list[ClipEntry] = []
-    yield from _pool_results(list(todo), settings, workers, suspects)
+    yield from _pool_results(list(todo), settings, workers, suspects, start_method)
     for e in suspects:
-        yield from _pool_results([e], settings, 1, None)
+        yield from _pool_results([e], settings, 1, None, start_method)
 
 
 def _pool_results(
-    todo: list[ClipEntry], settings: PreprocessSettings, workers: int, suspects: list[ClipEntry] | None
+    todo: list[ClipEntry], settings: PreprocessSettings, workers: int, suspects: list[ClipEntry] | None,
+    start_method: str,
 ):
     """Run ``todo`` on a process pool (restarted after a crash); crashed clips go to ``suspects``, or fail if None."""
     import multiprocessing as mp
 
-    ctx = mp.get_context("spawn")  # fork after torch/OpenMP threads start can deadlock
+    ctx = mp.get_context(start_method)
     queue = todo[::-1]
-    while queue:
-        pool = ProcessPoolExecutor(
-            max_workers=workers, mp_context=ctx, initializer=_init_worker, initargs=(settings.face_backend,)
-        )
-        running: dict[Future, ClipEntry] = {}
-        try:
-            broken = False
-            while queue or running:
-                while queue and len(running) < workers + 1:
-                    e = queue.pop()
-                    running[pool.submit(_process_safe, e, settings)] = e
-                finished, _ = wait(running, return_when=FIRST_COMPLETED)
-                crashed: list[ClipEntry] = []
-                for fut in finished:
-                    e = running.pop(fut)
-                    if isinstance(fut.exception(), BrokenProcessPool):
-                        crashed.append(e)
-                    else:
-                        yield e, fut.result()
-                if crashed:
-                    crashed += list(running.values())
-                    running.clear()
-                    broken = True
-                for e in crashed:
-                    if suspects is not None:
-                        log.warning("%s: a worker process died while this clip was in flight; "
-                                    "it will be retried alone", e.path)
-                        suspects.append(e)
-                    else:
-                        yield e, (None, {}, _failed_record(
-                            e, settings, f"{e.path}: the worker process died while processing this clip (out of "
-                            "memory or decoder crash?); re-run with --retry-failed --workers 1 to retry it alone"))
-                if broken:
-                    break
-        except BaseException:
-            for p in list((getattr(pool, "_processes", None) or {}).values()):
-                p.terminate()
-            pool.shutdown(wait=False, cancel_futures=True)
-            raise
-        pool.shutdown(wait=True)
+    with _opencv_threads_stopped(start_method == "fork"):
+        while queue:
+            pool = ProcessPoolExecutor(
+                max_workers=workers, mp_context=ctx, initializer=_init_worker, initargs=(settings.face_backend,)
+            )
+            running: dict[Future, ClipEntry] = {}
+            try:
+                broken = False
+                while queue or running:
+                    while queue and len(running) < workers + 1:
+                        e = queue.pop()
+                        running[pool.submit(_process_safe, e, settings)] = e
+                    finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                    crashed: list[ClipEntry] = []
+                    for fut in finished:
+                        e = running.pop(fut)
+                        if isinstance(fut.exception(), BrokenProcessPool):
+                            crashed.append(e)
+                        else:
+                            yield e, fut.result()
+                    if crashed:
+                        crashed += list(running.values())
+                        running.clear()
+                        broken = True
+                    for e in crashed:
+                        if suspects is not None:
+                            log.warning("%s: a worker process died while this clip was in flight; "
+                                        "it will be retried alone", e.path)
+                            suspects.append(e)
+                        else:
+                            yield e, (None, {}, _failed_record(
+                                e, settings, f"{e.path}: the worker process died while processing this clip (out of "
+                                "memory or decoder crash?); re-run with --retry-failed --workers 1 to retry it alone"))
+                    if broken:
+                        break
+            except BaseException:
+                for p in list((getattr(pool, "_processes", None) or {}).values()):
+                    p.terminate()
+                pool.shutdown(wait=False, cancel_futures=True)
+                raise
+            pool.shutdown(wait=True)
 
 
 def preprocess(
@@ -447,8 +487,9 @@ def preprocess(
     Skips clips already cached with the same settings; ``retry_failed`` redoes earlier failures;
     ``strict`` raises ``MmferError`` at the end (after writing everything) if any clip failed.
     ``workers`` <= 0 means auto: one per CPU core, fewer when there are too few clips to pay for starting
-    them (``AUTO_CLIPS_PER_WORKER``). Workers are spawned processes, so a script that calls this with
-    ``workers`` other than 1 needs the usual ``if __name__ == "__main__":`` guard.
+    them (``AUTO_CLIPS_PER_WORKER``). Workers are forked, or spawned where that is not safe
+    (``worker_start_method``); a script that calls this with ``workers`` other than 1 and may spawn needs
+    the usual ``if __name__ == "__main__":`` guard.
     """
     from tqdm.auto import tqdm
 
@@ -482,17 +523,25 @@ def preprocess(
                 earlier_failures.append(Failure(e.split, e.clip_id, str(e.path), rec.reason, this_run=False))
         else:
             todo.append(e)
-    workers = auto_workers(len(todo)) if auto else max(1, min(workers, len(todo)))
+    start_method = worker_start_method()
+    workers = auto_workers(len(todo), start_method=start_method) if auto else max(1, min(workers, len(todo)))
     summary.workers = workers
-    # a missing backend is the user's problem to fix before any clip runs; workers load their own copy, so
-    # only a run in this process needs the model loaded here
-    (get_backend if workers == 1 else check_backend)(settings.face_backend)
+    # a missing backend is the user's problem to fix before any clip runs; spawned workers load their own
+    # copy, forked ones share this process's, as they share the decoding libraries imported here
+    if workers == 1 or start_method == "fork":
+        get_backend(settings.face_backend)
+        from mmfer.data.video import import_decoders
+        from mmfer.faces import align, track  # noqa: F401
+
+        import_decoders()
+    else:
+        check_backend(settings.face_backend)
     log.info("%s: %d clip(s), %d cached, %d to process with %d worker(s)%s", out, len(entries),
              summary.skipped, len(todo), workers, f" (shard {i}/{n})" if n > 1 else "")
 
     t0 = time.perf_counter()
     bar = tqdm(total=len(todo), desc="preprocess", unit="clip", disable=not progress or not todo)
-    results = _iter_results(todo, settings, workers)
+    results = _iter_results(todo, settings, workers, start_method)
     try:
         for entry, (arrays, meta, rec) in results:
             if rec.status == "ok" and arrays is not None:

@@ -72,6 +72,14 @@ def _quiet() -> None:
         pass
 
 
+def import_decoders() -> None:
+    """Import decord and PyAV now (about 0.1 s), e.g. in a parent before it forks workers that all need them."""
+    import av  # noqa: F401
+    import decord  # noqa: F401
+
+    _quiet()
+
+
 def _check_file(path: Path) -> None:
     if not path.exists():
         raise DecodeError(path, "file not found", "check the path in the clip list")

@@ -73,6 +73,11 @@ class FaceTracker:
       enlarged to detectable size). That scale is kept while the face size stays near it, so the detector's
       box, quantised by its image pyramid, does not jitter. The whole frame, downscaled to
       ``detect_max_side``, is searched only when that misses or nobody is followed yet.
+    * With ``fit_every`` k > 1 landmarks are fitted on every k-th frame only (and on each batch's last frame);
+      the frames between two fits of the same face get the linear interpolation of the two. On the CREMA-D
+      fixtures at 30 fps, k = 3 puts those frames within 1.1 % of the inter-ocular distance (mean) of a fit of
+      their own, about the spread of a fit when its box moves by 3 %, and the track is smoother. Where the
+      two fits disagree (another person, a cut, a lost face) the frames between are fitted one by one.
     * A whole-frame miss is retried at ``retry_max_side`` (small faces in big frames), on the first miss and
       then every k-th consecutive one, so long stretches without a face do not pay the big pass every frame.
     """
@@ -87,16 +92,20 @@ class FaceTracker:
         *,
         detect_max_side: int = 320,
         detect_every: int = 1,
+        fit_every: int = 1,
         lost_patience: int = 15,
         min_iou: float = 0.3,
         retry_max_side: int | None = None,
     ):
         if detect_every < 1:
             raise ValueError(f"detect_every must be >= 1, got {detect_every}")
+        if fit_every < 1:
+            raise ValueError(f"fit_every must be >= 1, got {fit_every}")
         self.backend = backend
         self._prepare = getattr(backend, "prepare", None) or (lambda image: image)
         self.detect_max_side = int(detect_max_side)
         self.detect_every = int(detect_every)
+        self.fit_every = int(fit_every)
         self.lost_patience = int(lost_patience)
         self.min_iou = float(min_iou)
         # a miss at detect_max_side is retried at this longest side (small faces in big frames, e.g. AFEW
@@ -109,8 +118,10 @@ class FaceTracker:
         self._target: np.ndarray | None = None  # last box of the followed face (detector convention)
         self._score = float("nan")
         self._lost = 0  # consecutive frames without the target
-        self._prev_pts: np.ndarray | None = None  # landmarks of the previous frame, if it had the face
-        self._prev_frame: tuple[np.ndarray, float] | None = None  # rigid_frame(self._prev_pts)
+        self._last: tuple[np.ndarray, np.ndarray] | None = None  # (landmarks, box) of the last fitted frame, if a face
+        self._last_frame: tuple[np.ndarray, float] | None = None  # rigid_frame of those landmarks
+        self._frame_no = 0  # frames of the clip seen so far (places the fitted frames)
+        self._misses = 0  # consecutive detector misses (rations the big retry)
         self._box_rel: np.ndarray | None = None  # detector box relative to the rigid landmark frame
         self._since_detect = 0
         self._roi_scale: float | None = None
@@ -125,7 +136,7 @@ class FaceTracker:
                 return det
         dets, scale = self._detect_at(image, self.detect_max_side)
         if (not dets and scale < 1.0 and self.retry_max_side > self.detect_max_side
-                and self._lost % self.detect_every == 0):
+                and self._misses % self.detect_every == 0):
             dets, _ = self._detect_at(image, self.retry_max_side)
         return self._choose(dets)
 
@@ -207,37 +218,81 @@ class FaceTracker:
         """Track through a batch (B,H,W,3) uint8 RGB of consecutive frames; call again with the next batch."""
         frames = np.asarray(frames)
         out = FaceTrack.empty(len(frames))
-        for i, frame in enumerate(frames):
-            image = self._prepare(frame)  # once per frame (dlib: grey), shared by detection and fitting
-            pts = None
-            box = None
-            frame_ = None
-            if self._prev_pts is not None and self._since_detect < self.detect_every:
-                box = box_in_rigid_frame(None, self._box_rel, frame=self._prev_frame)
-                pts = np.asarray(self.backend.landmarks(image, box), dtype=np.float32)
-                frame_ = rigid_frame(pts)
-                if np.isfinite(pts).all() and self._fit_ok(frame_, self._prev_frame):
-                    self._since_detect += 1
-                    self._target = box
-                else:
-                    pts = None  # looks lost: detect now
-            if pts is None:
-                self._since_detect = 1
-                det = self._find(image)
-                if det is None:
-                    self._lost += 1
-                    if self._lost > self.lost_patience:
-                        self._target = None
-                    self._prev_pts = self._prev_frame = None
-                    continue
-                box = det.box
-                self._target, self._score, self._lost = det.box.copy(), det.score, 0
-                pts = np.asarray(self.backend.landmarks(image, box), dtype=np.float32)
-                frame_ = rigid_frame(pts)
-                self._remember(box, frame_)
-            self._prev_pts, self._prev_frame = pts, frame_
-            out.boxes[i, :4] = box
-            out.boxes[i, 4] = self._score
-            out.landmarks[i] = pts
-            out.mask[i] = True
+        last = -1  # batch index of the last fitted frame (-1: the previous batch's last frame)
+        for j in self._fit_indices(len(frames)):
+            before = self._last
+            self._step(self._prepare(frames[j]), j - last)
+            if self._last is not None:
+                self._put(out, j, *self._last)
+            if j - last > 1:
+                self._fill(frames, out, last, j, before, self._last)
+            last = j
+        self._frame_no += len(frames)
         return out
+
+    def _fit_indices(self, n: int) -> list[int]:
+        """Batch indices fitted: the clip's first frame, then every ``fit_every``-th frame counted so that a batch
+        of a multiple of ``fit_every`` frames ends on one; a batch's last frame always, so no gap waits on the
+        next batch."""
+        k = self.fit_every
+        idx = list(range(-(self._frame_no + 1) % k, n, k))
+        if self._frame_no == 0 and (not idx or idx[0] != 0):
+            idx.insert(0, 0)
+        if n and idx[-1] != n - 1:
+            idx.append(n - 1)
+        return idx
+
+    def _put(self, out: FaceTrack, i: int, pts: np.ndarray, box: np.ndarray) -> None:
+        out.boxes[i, :4] = box
+        out.boxes[i, 4] = self._score
+        out.landmarks[i] = pts
+        out.mask[i] = True
+
+    def _step(self, image: np.ndarray, advance: int) -> None:
+        """Fit the frame ``advance`` frames after the last fitted one: in the box carried by the last fit while the
+        detector is not due and the fit looks right, else after a detection. Sets ``self._last``."""
+        self._since_detect += advance
+        if self._last is not None and self._since_detect < self.detect_every:
+            box = box_in_rigid_frame(None, self._box_rel, frame=self._last_frame)
+            pts = np.asarray(self.backend.landmarks(image, box), dtype=np.float32)
+            frame = rigid_frame(pts)
+            if np.isfinite(pts).all() and self._fit_ok(frame, self._last_frame):
+                self._target = box
+                self._last, self._last_frame = (pts, box), frame
+                return
+        self._since_detect = 0
+        det = self._find(image)
+        if det is None:
+            self._lost += advance
+            self._misses += 1
+            if self._lost > self.lost_patience:
+                self._target = None
+            self._last = self._last_frame = None
+            return
+        self._target, self._score, self._lost, self._misses = det.box.copy(), det.score, 0, 0
+        pts = np.asarray(self.backend.landmarks(image, det.box), dtype=np.float32)
+        frame = rigid_frame(pts)
+        self._remember(det.box, frame)
+        self._last, self._last_frame = (pts, det.box), frame
+
+    def _fill(self, frames: np.ndarray, out: FaceTrack, a: int, b: int,
+              left: tuple[np.ndarray, np.ndarray] | None, right: tuple[np.ndarray, np.ndarray] | None) -> None:
+        """Frames strictly between fitted frames ``a`` and ``b``: interpolated when both fits show the same face,
+        else fitted one by one from whichever side has a face."""
+        if left is not None and right is not None and self._fit_ok(rigid_frame(right[0]), rigid_frame(left[0])):
+            for i in range(a + 1, b):
+                t = (i - a) / (b - a)
+                self._put(out, i, (1 - t) * left[0] + t * right[0], (1 - t) * left[1] + t * right[1])
+            return
+        if left is None and right is None:
+            return
+        order = range(a + 1, b) if left is not None else range(b - 1, a, -1)
+        pts = (left or right)[0]
+        for i in order:  # a carried-box fit per frame, walking away from the side that has the face
+            prev_frame = rigid_frame(pts)
+            box = box_in_rigid_frame(None, self._box_rel, frame=prev_frame)
+            fit = np.asarray(self.backend.landmarks(self._prepare(frames[i]), box), dtype=np.float32)
+            if not (np.isfinite(fit).all() and self._fit_ok(rigid_frame(fit), prev_frame)):
+                return
+            self._put(out, i, fit, box)
+            pts = fit

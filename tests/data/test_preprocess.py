@@ -152,9 +152,25 @@ def test_rerun_rewrites_nothing(full_run):
 
 
 def test_auto_workers_only_where_they_pay():
-    assert pp.auto_workers(6, 2) == 1  # a handful of clips: starting a worker costs more than it saves
+    assert pp.auto_workers(6, 2) == 1  # a handful of clips: spawning a worker costs more than it saves
     assert pp.auto_workers(pp.AUTO_CLIPS_PER_WORKER + 1, 2) == 2 and pp.auto_workers(1800, 2) == 2
     assert pp.auto_workers(1800, 16) == 16 and pp.auto_workers(0, 4) == 1
+    # forked workers start at once: one per core as soon as there are clips for them
+    assert pp.auto_workers(6, 2, start_method="fork") == 2 and pp.auto_workers(3, 16, start_method="fork") == 3
+    assert pp.auto_workers(1, 2, start_method="fork") == 1
+
+
+def test_workers_are_forked_only_without_torch(monkeypatch):
+    import sys
+
+    monkeypatch.setattr(sys, "platform", "linux")
+    monkeypatch.delitem(sys.modules, "torch", raising=False)
+    assert pp.worker_start_method() == "fork"
+    monkeypatch.setitem(sys.modules, "torch", object())
+    assert pp.worker_start_method() == "spawn"
+    monkeypatch.delitem(sys.modules, "torch")
+    monkeypatch.setattr(sys, "platform", "darwin")
+    assert pp.worker_start_method() == "spawn"
 
 
 def test_bad_input_batches_stay_small():
