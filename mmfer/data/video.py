@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, TypeVar
 
@@ -54,6 +54,8 @@ class VideoInfo:
     duration: float
     has_audio: bool
     declared_seconds: float | None = None  # duration the container header declares, None if unknown
+    # the open decord reader, kept by probe_video(keep_reader=True) for iter_frame_batches(info=...)
+    reader: Any = field(default=None, repr=False, compare=False)
 
 
 def _quiet() -> None:
@@ -126,8 +128,12 @@ def _decord_reader(path: Path):
     return vr
 
 
-def probe_video(path: str | Path) -> VideoInfo:
-    """Frame count, fps, size, duration and whether there is sound; a DecodeError explains unreadable files."""
+def probe_video(path: str | Path, *, keep_reader: bool = False) -> VideoInfo:
+    """Frame count, fps, size, duration and whether there is sound; a DecodeError explains unreadable files.
+
+    ``keep_reader`` keeps decord's open reader in the info, so ``iter_frame_batches(path, info=info)`` does not
+    open and index the file a second time (a few ms per clip; drop the info when done with it).
+    """
     path = Path(path)
     _check_file(path)
     container = _av_open(path)
@@ -153,8 +159,8 @@ def probe_video(path: str | Path) -> VideoInfo:
         raise DecodeError(path, "truncated or corrupt: no decodable video frame", "re-copy or re-encode the clip")
     if not fps or not np.isfinite(fps):
         fps = 25.0
-    return VideoInfo(path=path, frames=frames, fps=fps, width=width, height=height,
-                     duration=frames / fps, has_audio=has_audio, declared_seconds=declared)
+    return VideoInfo(path=path, frames=frames, fps=fps, width=width, height=height, duration=frames / fps,
+                     has_audio=has_audio, declared_seconds=declared, reader=vr if keep_reader else None)
 
 
 def _count_frames_av(path: Path) -> int:
@@ -194,16 +200,21 @@ def iter_frame_batches(
     max_frames: int | None = None,
     batch_size: int = 32,
     warnings: list[str] | None = None,
+    info: VideoInfo | None = None,
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Yield (output frame indices int64 (B,), RGB frames uint8 (B,H,W,3)) batch by batch.
 
     ``fps`` resamples to that rate (indices are output frame numbers 0..T-1); ``max_frames`` caps T.
     A truncated tail ends the clip at the last decodable frame: the problem is appended to ``warnings``
-    (and logged) instead of raised, so a damaged clip still gives its good part.
+    (and logged) instead of raised, so a damaged clip still gives its good part. ``info``, from
+    ``probe_video(path, keep_reader=True)``, lends its open reader (taken from it) and frame size.
     """
     path = Path(path)
     _check_file(path)
-    vr = _decord_reader(path)
+    vr = info.reader if info is not None and info.reader is not None else _decord_reader(path)
+    size = (info.height, info.width) if info is not None and info.reader is not None and info.width > 0 else None
+    if info is not None:
+        info.reader = None
     if vr is None:
         yield from _iter_frames_av(path, fps=fps, max_frames=max_frames, batch_size=batch_size, warnings=warnings)
         return
@@ -211,7 +222,7 @@ def iter_frame_batches(
     src = _output_indices(len(vr), src_fps, fps, max_frames)
     if len(src) == 0:
         return
-    h, w = vr[0].shape[:2]
+    h, w = size or vr[0].shape[:2]
     step = _batch_len(batch_size, h, w)
     for start in range(0, len(src), step):
         want = src[start : start + step]
@@ -399,7 +410,10 @@ def read_audio(path: str | Path, *, sample_rate: int = 16000) -> np.ndarray:
         from decord import AudioReader, cpu
 
         ar = AudioReader(str(path), ctx=cpu(0), sample_rate=sample_rate, mono=True)
-        audio = ar[:].asnumpy()
+        # decord 0.6 decodes the whole track into ``_array`` at open; ``ar[:]`` would check and gather every
+        # sample index in Python first (as long again for a 2-s clip)
+        whole = getattr(ar, "_array", None)
+        audio = whole if isinstance(whole, np.ndarray) else ar[:].asnumpy()
         return np.ascontiguousarray(audio.reshape(-1), dtype=np.float32)
     except Exception:
         pass

@@ -84,7 +84,7 @@ class FaceTracker:
 
     ROI_FACE_PX = 95  # target box width in the region-of-interest image (dlib's HOG window is 80 px)
     ROI_KEEP = (0.9, 1.2)  # keep the region scale while the face there stays within these factors of ROI_FACE_PX
-    ROI_MARGIN = 0.4  # region = the target box grown by this fraction of its width on each side
+    ROI_MARGIN = 0.25  # region = the target box grown by this fraction of its width on each side
 
     def __init__(
         self,
@@ -238,7 +238,7 @@ class FaceTracker:
         idx = list(range(-(self._frame_no + 1) % k, n, k))
         if self._frame_no == 0 and (not idx or idx[0] != 0):
             idx.insert(0, 0)
-        if n and idx[-1] != n - 1:
+        if n and (not idx or idx[-1] != n - 1):
             idx.append(n - 1)
         return idx
 

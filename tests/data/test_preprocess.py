@@ -192,11 +192,11 @@ def _counting(monkeypatch, *, fail_after: int | None = None) -> list[str]:
     calls: list[str] = []
     real = REAL_PROCESS_CLIP
 
-    def fake(entry, settings):
+    def fake(entry, settings, **kwargs):
         if fail_after is not None and len(calls) >= fail_after:
             raise KeyboardInterrupt
         calls.append(entry.clip_id)
-        return real(entry, settings)
+        return real(entry, settings, **kwargs)
 
     monkeypatch.setattr(pp, "process_clip", fake)
     return calls
@@ -298,11 +298,11 @@ def test_ctrl_c_with_workers_stops_cleanly_and_resumes(tmp_path, cremad_videos):
     assert s.skipped == len(done) and s.done == 6 - len(done) and len(read_manifest(cache)) == 6
 
 
-def _die_on_disgust(entry, settings):
-    """Runs inside a spawned worker: the Disgust clip kills its process, like a decoder segfault or OOM kill."""
+def _die_on_disgust(entry, settings, overlap_io=True):
+    """Runs inside a worker: the Disgust clip kills its process, like a decoder segfault or OOM kill."""
     if "_DIS_" in entry.clip_id:
         os._exit(3)
-    return REAL_PROCESS_SAFE(entry, settings)
+    return REAL_PROCESS_SAFE(entry, settings, overlap_io)
 
 
 REAL_PROCESS_SAFE = pp._process_safe
