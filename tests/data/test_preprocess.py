@@ -14,6 +14,7 @@ from mmfer.cache import MANIFEST, PreprocessSettings, iter_manifest, load_clip, 
 from mmfer.cli import main
 from mmfer.data import preprocess as pp
 from mmfer.data.index import index_csv
+from mmfer.errors import MmferError
 from mmfer.labels import EMOTIONS
 
 DLIB = PreprocessSettings(face_backend="dlib")
@@ -202,6 +203,22 @@ def _counting(monkeypatch, *, fail_after: int | None = None) -> list[str]:
     return calls
 
 
+def test_full_disk_stops_the_run_naming_the_clip(small_cache, monkeypatch):
+    csv, cache = small_cache
+    shutil.rmtree(cache / "Train" / "1001_DFA_DIS_XX")
+
+    def full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(pp, "write_clip", full)
+    with pytest.raises(MmferError, match=r"cannot write clip Train/1001_DFA_DIS_XX .*No space left"):
+        pp.preprocess(csv, cache, settings=NONE, workers=1, progress=False)
+    assert not (cache / "Train" / "1001_DFA_DIS_XX").exists()
+    monkeypatch.undo()
+    s = pp.preprocess(csv, cache, settings=NONE, progress=False)  # space again: only that clip is redone
+    assert s.done == 1 and s.ok == 1 and (cache / "Train" / "1001_DFA_DIS_XX" / "meta.json").is_file()
+
+
 def test_changed_setting_and_deleted_dir_are_redone(small_cache, monkeypatch):
     csv, cache = small_cache
     calls = _counting(monkeypatch)
@@ -298,11 +315,11 @@ def test_ctrl_c_with_workers_stops_cleanly_and_resumes(tmp_path, cremad_videos):
     assert s.skipped == len(done) and s.done == 6 - len(done) and len(read_manifest(cache)) == 6
 
 
-def _die_on_disgust(entry, settings, overlap_io=True):
+def _die_on_disgust(entry, settings, out, overlap_io=True):
     """Runs inside a worker: the Disgust clip kills its process, like a decoder segfault or OOM kill."""
     if "_DIS_" in entry.clip_id:
         os._exit(3)
-    return REAL_PROCESS_SAFE(entry, settings, overlap_io)
+    return REAL_PROCESS_SAFE(entry, settings, out, overlap_io)
 
 
 REAL_PROCESS_SAFE = pp._process_safe
