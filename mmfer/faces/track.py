@@ -76,8 +76,10 @@ class FaceTracker:
     * With ``fit_every`` k > 1 landmarks are fitted on every k-th frame only (and on each batch's last frame);
       the frames between two fits of the same face get the linear interpolation of the two. On the CREMA-D
       fixtures at 30 fps, k = 3 puts those frames within 1.1 % of the inter-ocular distance (mean) of a fit of
-      their own, about the spread of a fit when its box moves by 3 %, and the track is smoother. Where the
-      two fits disagree (another person, a cut, a lost face) the frames between are fitted one by one.
+      their own, about the spread of a fit when its box moves by 3 %, and the track is smoother (a face hidden
+      for fewer than k frames between two fits of it is filled in too). Where the two fits disagree or one
+      has no face (another person, a cut, a face coming in or going out), the frames between are searched
+      by the detector near the face and fitted one by one.
     * A whole-frame miss is retried at ``retry_max_side`` (small faces in big frames), on the first miss and
       then every k-th consecutive one, so long stretches without a face do not pay the big pass every frame.
     """
@@ -277,8 +279,9 @@ class FaceTracker:
 
     def _fill(self, frames: np.ndarray, out: FaceTrack, a: int, b: int,
               left: tuple[np.ndarray, np.ndarray] | None, right: tuple[np.ndarray, np.ndarray] | None) -> None:
-        """Frames strictly between fitted frames ``a`` and ``b``: interpolated when both fits show the same face,
-        else fitted one by one from whichever side has a face."""
+        """Frames strictly between fitted frames ``a`` and ``b``: interpolated when both fits show the same face;
+        else, walking away from the side that has a face, detected near it and fitted one by one until the
+        detector loses it (where a face comes in or goes out, a carried box alone would fit a face anywhere)."""
         if left is not None and right is not None and self._fit_ok(rigid_frame(right[0]), rigid_frame(left[0])):
             for i in range(a + 1, b):
                 t = (i - a) / (b - a)
@@ -286,13 +289,12 @@ class FaceTracker:
             return
         if left is None and right is None:
             return
-        order = range(a + 1, b) if left is not None else range(b - 1, a, -1)
-        pts = (left or right)[0]
-        for i in order:  # a carried-box fit per frame, walking away from the side that has the face
-            prev_frame = rigid_frame(pts)
-            box = box_in_rigid_frame(None, self._box_rel, frame=prev_frame)
-            fit = np.asarray(self.backend.landmarks(self._prepare(frames[i]), box), dtype=np.float32)
-            if not (np.isfinite(fit).all() and self._fit_ok(rigid_frame(fit), prev_frame)):
+        box = (left or right)[1]
+        for i in range(a + 1, b) if left is not None else range(b - 1, a, -1):
+            image = self._prepare(frames[i])
+            overlaps = [(iou(d.box, box), d) for d in self._detect_near(image, box)]
+            overlap, det = max(overlaps, key=lambda x: x[0], default=(0.0, None))
+            if det is None or overlap < self.min_iou:
                 return
-            self._put(out, i, fit, box)
-            pts = fit
+            self._put(out, i, np.asarray(self.backend.landmarks(image, det.box), dtype=np.float32), det.box)
+            box = det.box

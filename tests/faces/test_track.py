@@ -169,3 +169,68 @@ def test_big_retry_is_rationed_without_faces():
     big = [s for s in backend.shapes if s == (900, 1200)]
     small = [s for s in backend.shapes if max(s) == 320]
     assert len(small) == 10 and len(big) == 3  # misses 0, 4 and 8
+
+
+class _CountingFits:
+    """Wraps a backend and counts landmark fits."""
+
+    name = "counting"
+
+    def __init__(self, backend):
+        self.backend, self.fits = backend, 0
+        self.prepare = getattr(backend, "prepare", None)
+
+    def detect(self, image):
+        return self.backend.detect(image)
+
+    def landmarks(self, image, box):
+        self.fits += 1
+        return self.backend.landmarks(image, box)
+
+
+@pytest.fixture(scope="module")
+def native_frames(cremad_videos):
+    """The first 40 frames of a clip at its own 30 fps: fit_every is counted in these frames."""
+    from mmfer.data.video import read_frames
+
+    return read_frames(cremad_videos[2], max_frames=40)[0]
+
+
+def test_fit_every_interpolates_between_fits(native_frames, dlib_backend):
+    frames = native_frames
+    every = FaceTracker(dlib_backend).process(frames)
+    counting = _CountingFits(dlib_backend)
+    track = FaceTracker(counting, fit_every=3).process(frames)
+    assert every.mask.all() and track.mask.all()
+    assert counting.fits <= len(frames) // 3 + 2  # a third of the fits
+    iod = np.linalg.norm(every.landmarks[:, 36] - every.landmarks[:, 45], axis=-1)
+    err = np.linalg.norm(track.landmarks - every.landmarks, axis=-1).mean(-1) / iod
+    assert err.mean() < 0.02 and err.max() < 0.05, err.round(3)  # within a few % of the eye distance
+    # interpolated frames lie on the straight line between the fits around them
+    np.testing.assert_allclose(track.landmarks[1], (track.landmarks[0] + track.landmarks[2]) / 2, atol=1e-3)
+    assert not np.allclose(track.landmarks[1], track.landmarks[2])
+
+
+def test_fit_every_batches_end_on_fits(native_frames, dlib_backend):
+    tracker = FaceTracker(dlib_backend, fit_every=3)
+    assert tracker._fit_indices(12) == [0, 2, 5, 8, 11]  # clip start, then batches of 3k end on a fit
+    parts = []
+    for start in range(0, 28, 7):  # batches that do not line up with the fits: each still ends on one
+        part = native_frames[start:start + 7]
+        fitted = tracker._fit_indices(len(part))
+        assert fitted[-1] == len(part) - 1 and all(b - a <= 3 for a, b in zip(fitted, fitted[1:]))
+        parts.append(tracker.process(part))
+    whole = FaceTrack.concat(parts)
+    assert len(whole) == 28 and whole.mask.all()
+    with pytest.raises(ValueError, match="fit_every"):
+        FaceTracker(dlib_backend, fit_every=0)
+
+
+def test_fit_every_fits_frames_one_by_one_where_the_face_appears(native_frames, dlib_backend):
+    frames = native_frames[:12].copy()
+    frames[:4] = 0  # the face comes in at frame 4, between two fitted frames (2 and 5)
+    counting = _CountingFits(dlib_backend)
+    track = FaceTracker(counting, fit_every=3).process(frames)
+    assert track.mask.tolist() == [False] * 4 + [True] * 8
+    ref = FaceTracker(dlib_backend).process(frames)
+    np.testing.assert_allclose(track.landmarks[4], ref.landmarks[4], atol=3.0)  # its own fit, not a guess
