@@ -336,3 +336,22 @@ def test_worker_crash_fails_only_the_guilty_clip(tmp_path, cremad_videos, monkey
     assert latest[("Train", "1001_DFA_ANG_XX")].status == "ok"
     assert latest[("Train", "1001_DFA_DIS_XX")].status == "failed" and "worker process died" in s.failures[0].reason
     assert s.ok == 1 and s.failed == 1
+
+
+@pytest.mark.parametrize("start_method", ["fork", "spawn"])
+def test_forked_and_spawned_workers_cache_the_same(tmp_path, cremad_videos, monkeypatch, start_method):
+    import cv2
+
+    cv2.resize(np.zeros((720, 1280, 3), np.uint8), (640, 360))  # OpenCV's thread pool has run in this process
+    monkeypatch.setattr(pp, "worker_start_method", lambda: start_method)
+    rows = [(p.resolve(), "", "Train") for p in cremad_videos[:3]]
+    settings = PreprocessSettings(face_backend="none", crop_size=32, max_frames=6)
+    pooled = pp.preprocess(write_list(tmp_path / "l.csv", rows), tmp_path / "pool", workers=2, settings=settings,
+                           progress=False)
+    alone = pp.preprocess(write_list(tmp_path / "l.csv", rows), tmp_path / "one", workers=1, settings=settings,
+                          progress=False)
+    assert pooled.workers == 2 and pooled.ok == alone.ok == 3
+    for p in cremad_videos[:3]:
+        a, b = load_clip(tmp_path / "pool", "Train", p.stem), load_clip(tmp_path / "one", "Train", p.stem)
+        np.testing.assert_array_equal(a.faces, b.faces)
+        np.testing.assert_array_equal(a.audio, b.audio)
