@@ -488,8 +488,11 @@ def _pool_results(
                     if broken:
                         break
             except BaseException:
-                for p in list((getattr(pool, "_processes", None) or {}).values()):
+                procs = list((getattr(pool, "_processes", None) or {}).values())
+                for p in procs:
                     p.terminate()
+                for p in procs:  # reaped here, so nothing at interpreter exit waits on them
+                    p.join(timeout=5)
                 pool.shutdown(wait=False, cancel_futures=True)
                 raise
             pool.shutdown(wait=True)

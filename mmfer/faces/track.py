@@ -236,11 +236,13 @@ class FaceTracker:
         """Batch indices fitted: the clip's first frame, then every ``fit_every``-th frame counted so that a batch
         of a multiple of ``fit_every`` frames ends on one; a batch's last frame always, so no gap waits on the
         next batch."""
+        if n == 0:
+            return []
         k = self.fit_every
         idx = list(range(-(self._frame_no + 1) % k, n, k))
         if self._frame_no == 0 and (not idx or idx[0] != 0):
             idx.insert(0, 0)
-        if n and (not idx or idx[-1] != n - 1):
+        if not idx or idx[-1] != n - 1:
             idx.append(n - 1)
         return idx
 

@@ -222,6 +222,8 @@ def test_fit_every_batches_end_on_fits(native_frames, dlib_backend):
         parts.append(tracker.process(part))
     whole = FaceTrack.concat(parts)
     assert len(whole) == 28 and whole.mask.all()
+    assert len(tracker.process(native_frames[:0])) == 0 and len(FaceTracker(dlib_backend, fit_every=3).process(
+        native_frames[:0])) == 0
     with pytest.raises(ValueError, match="fit_every"):
         FaceTracker(dlib_backend, fit_every=0)
 
