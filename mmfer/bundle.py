@@ -310,14 +310,13 @@ def _from_fuse_dir(root: Path) -> Bundle:
 def _find_run(recorded: str | None, val_scores: str | None, fuse_dir: Path) -> Path | None:
     """A branch's run folder: as recorded by fuse, else the folder of its Val score file (as given, or
     relative to the fuse folder's parent), if it holds a checkpoint."""
+    from mmfer.engine.checkpoint import run_checkpoint
+
     candidates = [Path(recorded)] if recorded else []
     if val_scores:
         v = Path(val_scores)
         candidates += [v.parent] + ([fuse_dir.parent / v.parent] if not v.is_absolute() else [])
-    for c in candidates:
-        if any((c / n).is_file() for n in ("best.pt", "last.pt")):
-            return c
-    return None
+    return next((c for c in candidates if run_checkpoint(c) is not None), None)
 
 
 # ---------------------------------------------------------------- writing

@@ -73,13 +73,24 @@ def save_checkpoint(
     return path
 
 
+# What a run directory of ``mmfer train`` holds, in order of preference: best Val epoch, else the latest.
+RUN_CHECKPOINTS = ("best.pt", "last.pt")
+
+
+def run_checkpoint(run_dir: str | Path) -> Path | None:
+    """The checkpoint a run directory stands for (best.pt, else last.pt); None when it holds neither
+    (or is not a directory), so callers can tell a trained run from any other folder."""
+    run_dir = Path(run_dir)
+    return next((run_dir / n for n in RUN_CHECKPOINTS if (run_dir / n).is_file()), None)
+
+
 def resolve_checkpoint(run_or_checkpoint: str | Path) -> Path:
     """A run directory means its best.pt (else last.pt); a file is used as is."""
     p = Path(run_or_checkpoint)
     if p.is_dir():
-        for name in ("best.pt", "last.pt"):
-            if (p / name).is_file():
-                return p / name
+        found = run_checkpoint(p)
+        if found is not None:
+            return found
         raise MmferError(f"{p}: no best.pt or last.pt in this run directory; train it first with `mmfer train`")
     if not p.is_file():
         raise MmferError(f"{p}: checkpoint or run directory not found")

@@ -16,6 +16,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from mmfer.engine.checkpoint import run_checkpoint
 from mmfer.errors import MmferError
 from mmfer.labels import EMOTIONS
 from mmfer.scores import ScoreTable, read_scores, write_scores
@@ -118,7 +119,7 @@ def run_of(score_path: str | Path) -> str | None:
     """The run directory a branch's score file sits in (absolute), so ``mmfer predict --model FUSE`` finds
     each branch's checkpoint; None for a score file outside a run (predict then cannot use it)."""
     run = Path(score_path).resolve().parent
-    return str(run) if any((run / n).is_file() for n in ("best.pt", "last.pt")) else None
+    return str(run) if run_checkpoint(run) is not None else None
 
 
 @dataclass

@@ -6,8 +6,10 @@ import numpy as np
 import pytest
 
 from mmfer.cache import ClipRecord
+from mmfer.engine.checkpoint import resolve_checkpoint, run_checkpoint
 from mmfer.engine.config import OptimConfig
 from mmfer.engine.train import accuracy_uar, class_weights, holdout_split, lr_factor
+from mmfer.errors import MmferError
 
 
 def test_warmup_then_cosine_step_constant():
@@ -43,3 +45,22 @@ def test_accuracy_and_uar():
     acc, uar = accuracy_uar(y, p)
     assert acc == pytest.approx(3 / 4) and uar == pytest.approx((2 / 3 + 1) / 2)
     assert all(np.isnan(accuracy_uar(np.array([-1]), np.eye(7)[:1])))
+
+
+def test_run_checkpoint_prefers_best_then_last_else_none(tmp_path):
+    run = tmp_path / "run"
+    assert run_checkpoint(run) is None  # missing folder
+    run.mkdir()
+    assert run_checkpoint(run) is None  # empty folder: not a trained run
+    (run / "best.pt").mkdir()  # a folder named best.pt is not a checkpoint
+    assert run_checkpoint(run) is None
+    (run / "last.pt").write_bytes(b"x")
+    assert run_checkpoint(run) == run / "last.pt"
+    (run / "best.pt").rmdir()
+    (run / "best.pt").write_bytes(b"x")
+    assert run_checkpoint(str(run)) == run / "best.pt"
+    assert run_checkpoint(run / "best.pt") is None  # a file is not a run directory
+    assert resolve_checkpoint(run) == run / "best.pt"
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(MmferError, match="no best.pt or last.pt"):
+        resolve_checkpoint(tmp_path / "empty")
