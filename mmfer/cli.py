@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import select
 import sys
 from typing import Sequence
 
@@ -337,6 +338,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _stdout_reader_gone() -> bool:
+    """Whether the BrokenPipeError came from stdout, i.e. stdout is a pipe whose reader has gone (the write
+    end then polls POLLERR), rather than from some other pipe, whose failure must still show."""
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # stdout replaced by an object without a descriptor
+        return False
+    if not hasattr(select, "poll"):  # Windows: trust the error
+        return True
+    poller = select.poll()
+    poller.register(fd, select.POLLOUT)
+    return any(ev & (select.POLLERR | select.POLLHUP) for _, ev in poller.poll(0))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -345,6 +360,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         code = int(args.func(args) or 0)
+        sys.stdout.flush()  # output still buffered meets a closed pipe here, not in the exit hook
+    except BrokenPipeError:
+        if not _stdout_reader_gone():
+            raise
+        # `mmfer evaluate ... | head` closed the pipe: it has what it wanted. Send the rest of the output
+        # (and Python's flush at exit) to devnull and leave quietly, as a SIGPIPE'd tool would (128 + 13).
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except MmferError as e:
         print(f"mmfer {args.command}: error: {e}", file=sys.stderr)
         return 2

@@ -1,0 +1,62 @@
+"""The `mmfer` entry point: output piped into a reader that stops early (`| head`) ends quietly."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from mmfer.labels import EMOTIONS
+from mmfer.scores import write_scores
+
+
+@pytest.fixture
+def score_csv(tmp_path):
+    rng = np.random.default_rng(0)
+    probs = rng.random((30, len(EMOTIONS)))
+    return write_scores(tmp_path / "scores_Val.csv", [f"clip{i}" for i in range(30)],
+                        [EMOTIONS[i % len(EMOTIONS)] for i in range(30)], probs / probs.sum(1, keepdims=True))
+
+
+def _env(unbuffered: bool) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    if unbuffered:
+        env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+# Buffered, the closed pipe shows when main flushes stdout; unbuffered, in the print itself.
+@pytest.mark.parametrize("unbuffered", [False, True], ids=["buffered", "unbuffered"])
+def test_evaluate_into_a_closed_pipe_exits_quietly(score_csv, unbuffered):
+    # The reader is gone before mmfer writes anything (the certain form of `| head -1` closing early: a reader
+    # that waits for the first line races mmfer's last write of a table this short, and mostly loses).
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        proc = subprocess.run([sys.executable, "-m", "mmfer", "evaluate", str(score_csv)], stdout=write_end,
+                              stderr=subprocess.PIPE, text=True, env=_env(unbuffered), timeout=120)
+    finally:
+        os.close(write_end)
+    assert "Traceback" not in proc.stderr and "BrokenPipeError" not in proc.stderr, proc.stderr
+    assert proc.returncode == 141, proc.stderr
+
+
+def test_evaluate_read_to_the_end_is_unchanged(score_csv):
+    proc = subprocess.run([sys.executable, "-m", "mmfer", "evaluate", str(score_csv)], capture_output=True,
+                          text=True, env=_env(False), timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("clips scored: 30") and len(proc.stdout.splitlines()) > 5
+
+
+def test_a_broken_pipe_other_than_stdout_still_shows(score_csv, tmp_path):
+    # A worker's pipe failing is a real error: only a closed stdout is silenced.
+    code = ("import sys, mmfer.cli, mmfer.metrics\n"
+            "def boom(*a, **k): raise BrokenPipeError(32, 'worker pipe')\n"
+            "mmfer.metrics.evaluate_file = boom\n"
+            f"sys.exit(mmfer.cli.main(['evaluate', {str(score_csv)!r}]))\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=_env(False), timeout=120)
+    assert proc.returncode == 1
+    assert "BrokenPipeError: [Errno 32] worker pipe" in proc.stderr
