@@ -60,3 +60,11 @@ def test_a_broken_pipe_other_than_stdout_still_shows(score_csv, tmp_path):
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=_env(False), timeout=120)
     assert proc.returncode == 1
     assert "BrokenPipeError: [Errno 32] worker pipe" in proc.stderr
+
+
+def test_building_the_cli_loads_no_torch():
+    # `mmfer preprocess` forks its workers only while torch is not loaded; every command builds the full parser.
+    code = "import sys, mmfer.cli; mmfer.cli.build_parser(); print('torch' in sys.modules)"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "False"

@@ -16,7 +16,6 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from mmfer.engine.checkpoint import run_checkpoint
 from mmfer.errors import MmferError
 from mmfer.labels import EMOTIONS
 from mmfer.scores import ScoreTable, read_scores, write_scores
@@ -118,6 +117,8 @@ def align_tables(paths: Sequence[str | Path], *, split: str) -> tuple[list[str],
 def run_of(score_path: str | Path) -> str | None:
     """The run directory a branch's score file sits in (absolute), so ``mmfer predict --model FUSE`` finds
     each branch's checkpoint; None for a score file outside a run (predict then cannot use it)."""
+    from mmfer.engine.checkpoint import run_checkpoint  # here: importing fusion (every CLI start) loads no torch
+
     run = Path(score_path).resolve().parent
     return str(run) if run_checkpoint(run) is not None else None
 
