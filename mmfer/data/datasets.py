@@ -401,7 +401,7 @@ def media_folder_records(root: str | Path, split: str, kind: str) -> list[ClipRe
     Out-of-set emotions (RAVDESS calm, a Contempt folder) are skipped; a file with no label is an error
     in Train (it would be silently dropped otherwise) and unlabelled elsewhere.
     """
-    from mmfer.data.index import guess_label
+    from mmfer.data.index import file_label
 
     what, exts = FILE_SOURCES[kind]
     d = Path(root) / split
@@ -410,7 +410,7 @@ def media_folder_records(root: str | Path, split: str, kind: str) -> list[ClipRe
         raise MmferError(f"{root}: no {split}/ folder; expected {layout}")
     records, out_of_set = [], 0
     for f in _media(d, exts):
-        known, label = guess_label(f)
+        known, label = file_label(f)
         if not known and split == "Train":
             raise MmferError(f"{f}: no emotion in its folder name or file name; expected {layout}")
         if known and label is None:

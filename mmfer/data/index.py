@@ -49,18 +49,35 @@ def is_image(path: str | Path) -> bool:
     return Path(path).suffix.lower() in IMAGE_EXTENSIONS
 
 
-def guess_label(path: str | Path) -> tuple[bool, str | None]:
-    """(known, label) from the parent folder's emotion name, else a RAVDESS or CREMA-D file name.
+def _parent_folder_label(path: Path) -> str | None:
+    try:
+        return canonical(path.parent.name)
+    except MmferError as e:
+        raise MmferError(f"{path}: parent folder is not an emotion name ({e})") from None
 
-    ``known`` is False when neither names an emotion; a known out-of-set emotion (RAVDESS calm,
-    a ``Contempt`` folder) is ``(True, None)``.
+
+# How a file's label is read, for each ``labels_from``; ``auto`` tries them in this order.
+_LABEL_PARSERS: dict[str, Callable[[Path], str | None]] = {
+    "folder": _parent_folder_label,
+    "ravdess": ravdess_label,
+    "cremad": cremad_label,
+}
+
+
+def file_label(path: str | Path, labels_from: str = "auto") -> tuple[bool, str | None]:
+    """(known, label) of one file: from its parent folder's emotion name (any case or alias), a RAVDESS or a
+    CREMA-D file name, or with ``auto`` the first of these that fits.
+
+    A known out-of-set emotion (RAVDESS calm, a ``Contempt`` folder) is ``(True, None)``. A file the named
+    source cannot read is an error naming it; with ``auto`` it is ``(False, None)`` instead, so callers
+    decide whether an unlabelled file is fine.
     """
     path = Path(path)
-    try:
-        return True, canonical(path.parent.name)
-    except MmferError:
-        pass
-    for parse in (ravdess_label, cremad_label):
+    if labels_from != "auto":
+        if labels_from not in _LABEL_PARSERS:
+            raise MmferError(f"labels_from={labels_from!r}; expected auto or one of {', '.join(LABEL_SOURCES)}")
+        return True, _LABEL_PARSERS[labels_from](path)
+    for parse in _LABEL_PARSERS.values():
         try:
             return True, parse(path)
         except MmferError:
@@ -262,27 +279,6 @@ def index_csv(csv_path: str | Path, *, splits: Iterable[str] | str | None = None
     return entries
 
 
-def _folder_label(path: Path, labels_from: str | None) -> tuple[bool, str | None]:
-    """(keep, label) for one file; ``keep`` is False for out-of-set emotions."""
-    if labels_from is None:
-        return True, None
-    if labels_from == "folder":
-        try:
-            label = canonical(path.parent.name)
-        except MmferError as e:
-            raise MmferError(f"{path}: parent folder is not an emotion name ({e})") from None
-    elif labels_from == "ravdess":
-        label = ravdess_label(path)
-    elif labels_from == "cremad":
-        label = cremad_label(path)
-    else:
-        raise MmferError(f"labels_from={labels_from!r}; expected None or one of {', '.join(LABEL_SOURCES)}")
-    if label is None:
-        log.info("%s: out-of-set emotion, skipped", path)
-        return False, None
-    return True, label
-
-
 def index_folder(folder: str | Path, *, split: str = "Test", labels_from: str | None = None) -> list[ClipEntry]:
     """Every video under ``folder`` (recursively) as one split; labels from the parent folder name,
     a RAVDESS or a CREMA-D file name, or none."""
@@ -294,9 +290,13 @@ def index_folder(folder: str | Path, *, split: str = "Test", labels_from: str | 
         raise MmferError(f"labels_from={labels_from!r}; expected None or one of {', '.join(LABEL_SOURCES)}")
     entries: list[ClipEntry] = []
     for p in iter_files(folder, is_video):
-        keep, label = _folder_label(p, labels_from)
-        if keep:
-            entries.append(ClipEntry(p.stem, split, label, p))
+        label = None
+        if labels_from is not None:
+            _, label = file_label(p, labels_from)
+            if label is None:
+                log.info("%s: out-of-set emotion, skipped", p)
+                continue
+        entries.append(ClipEntry(p.stem, split, label, p))
     if not entries:
         log.warning("%s: no video files (%s) found", folder, " ".join(VIDEO_EXTENSIONS))
     _check_duplicates(entries)

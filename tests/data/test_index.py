@@ -9,6 +9,7 @@ import pytest
 
 from mmfer.data.index import (
     ClipEntry,
+    file_label,
     index_afew,
     index_csv,
     index_folder,
@@ -149,6 +150,27 @@ def test_folder_labels_from_names(tmp_path: Path, cremad_dir: Path):
     assert got == [("f", "Fear"), ("g", "Happy")]
     with pytest.raises(MmferError):
         index_folder(tmp_path / "byfolder", labels_from="bogus")
+
+
+def test_file_label_auto_then_named_sources():
+    # auto: the parent folder first (any case, aliases), else a RAVDESS, else a CREMA-D file name
+    assert file_label("x/ANGRY/clip.mp4") == (True, "Angry")
+    assert file_label(Path("x/happiness/clip.wav")) == (True, "Happy")
+    assert file_label("x/Contempt/clip.mp4") == (True, None)  # known, outside the seven
+    assert file_label("Actor_01/01-01-05-01-01-01-01.mp4") == (True, "Angry")
+    assert file_label("Actor_01/01-01-02-01-01-01-01.mp4") == (True, None)  # RAVDESS calm
+    assert file_label("clips/1001_DFA_DIS_XX.flv") == (True, "Disgust")
+    assert file_label("Sad/1001_DFA_DIS_XX.flv") == (True, "Sad")  # the folder wins
+    assert file_label("clips/holiday.mp4") == (False, None)
+    # a named source reads only that, and a file it cannot read is an error naming the file
+    assert file_label("Sad/1001_DFA_DIS_XX.flv", "cremad") == (True, "Disgust")
+    assert file_label("Actor_01/01-01-02-01-01-01-01.mp4", "ravdess") == (True, None)
+    with pytest.raises(MmferError, match="clips/a.mp4: parent folder is not an emotion name"):
+        file_label("clips/a.mp4", "folder")
+    with pytest.raises(MmferError, match="not a RAVDESS file name"):
+        file_label("Angry/1001_DFA_DIS_XX.flv", "ravdess")
+    with pytest.raises(MmferError, match="labels_from='bogus'"):
+        file_label("Angry/a.mp4", "bogus")
 
 
 def test_source_dispatch(afew: Path, cremad_dir: Path, cremad_videos, tmp_path: Path):
