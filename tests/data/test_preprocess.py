@@ -355,3 +355,19 @@ def test_forked_and_spawned_workers_cache_the_same(tmp_path, cremad_videos, monk
         a, b = load_clip(tmp_path / "pool", "Train", p.stem), load_clip(tmp_path / "one", "Train", p.stem)
         np.testing.assert_array_equal(a.faces, b.faces)
         np.testing.assert_array_equal(a.audio, b.audio)
+
+
+def test_cli_forks_one_worker_per_core_for_a_few_clips(tmp_path, cremad_videos):
+    """`mmfer preprocess` loads no torch, so its workers are forked and a few clips already get every core."""
+    import subprocess
+    import sys
+
+    csv = write_list(tmp_path / "list.csv", [(p.resolve(), "", "Train") for p in cremad_videos[:2]])
+    code = ("import sys; from mmfer.cli import main; "
+            f"rc = main(['preprocess', {str(csv)!r}, '--out', {str(tmp_path / 'cache')!r}, '--face-backend', 'none', "
+            "'--crop-size', '32', '--max-frames', '4', '--no-progress']); "
+            "print('torch loaded:', 'torch' in sys.modules); sys.exit(rc)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "torch loaded: False" in proc.stdout
+    assert f"with {min(2, os.cpu_count() or 1)} worker(s)" in proc.stderr
