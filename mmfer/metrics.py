@@ -16,7 +16,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from mmfer.errors import MmferError
-from mmfer.labels import EMOTIONS, NUM_CLASSES, canonical, cremad_label, ravdess_label
+from mmfer.labels import EMOTIONS, NUM_CLASSES, canonical
 from mmfer.scores import ScoreTable, read_scores
 
 log = logging.getLogger(__name__)
@@ -158,9 +158,10 @@ def truth_from(source: str, *, table: ScoreTable, root: str | Path | None = None
     if source == "csv-column":
         return None
     if source in ("ravdess", "cremad", "folder"):
+        from mmfer.data.index import file_label, index_folder
+
         names: list[tuple[str, Path | None]]
         if root is not None:
-            from mmfer.data.index import index_folder
 
             names = [(e.clip_id, e.path) for e in index_folder(root, split="Test")]
             if not names:
@@ -171,16 +172,7 @@ def truth_from(source: str, *, table: ScoreTable, root: str | Path | None = None
             names = [(c, None) for c in table.clip_ids]
         truth: dict[str, str | None] = {}
         for cid, path in names:
-            if source == "ravdess":
-                truth[cid] = ravdess_label(path or cid)
-            elif source == "cremad":
-                truth[cid] = cremad_label(path or cid)
-            else:
-                assert path is not None
-                try:
-                    truth[cid] = canonical(path.parent.name)
-                except MmferError as e:
-                    raise MmferError(f"{path}: parent folder is not an emotion name ({e})") from None
+            truth[cid] = file_label(path or cid, source)[1]
         return truth
     path = Path(source)
     if not path.is_file():
