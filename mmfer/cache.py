@@ -63,6 +63,7 @@ class PreprocessSettings:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "PreprocessSettings":
         d = {k: v for k, v in d.items() if k != "cache_version"}
+        d.setdefault("fit_every", 1)  # settings stored before fit_every existed: every frame was fitted
         from mmfer.config import from_dict
 
         return from_dict(cls, d, where="preprocess settings")

@@ -371,3 +371,11 @@ def test_cli_forks_one_worker_per_core_for_a_few_clips(tmp_path, cremad_videos):
     assert proc.returncode == 0, proc.stderr
     assert "torch loaded: False" in proc.stdout
     assert f"with {min(2, os.cpu_count() or 1)} worker(s)" in proc.stderr
+
+
+def test_settings_stored_before_fit_every_read_as_every_frame():
+    old = {k: v for k, v in PreprocessSettings(detect_every=5).to_dict().items() if k != "fit_every"}
+    read = PreprocessSettings.from_dict(old)
+    assert read.fit_every == 1 and read.detect_every == 5  # those caches fitted landmarks on every frame
+    assert read.differences(PreprocessSettings(detect_every=5)) == ["fit_every: 1 != 3"]
+    assert PreprocessSettings.from_dict(PreprocessSettings().to_dict()) == PreprocessSettings()
