@@ -58,6 +58,9 @@ NUM_LANDMARKS = 68
 # needs ~1.5 s (interpreter, imports, the 95 MB model) before its first frame, about what eight 2-s clips
 # take, so spawned workers are started for no fewer than this many clips each.
 AUTO_CLIPS_PER_WORKER = 8
+# Fewer landmark fits per second than this (a low --fps with fit_every > 1) earns a warning: expressions
+# change within a few hundred milliseconds.
+MIN_FITS_PER_SECOND = 5
 
 
 @dataclass
@@ -551,6 +554,9 @@ def preprocess(
                 earlier_failures.append(Failure(e.split, e.clip_id, str(e.path), rec.reason, this_run=False))
         else:
             todo.append(e)
+    if settings.fps and settings.fit_every > 1 and settings.fps / settings.fit_every < MIN_FITS_PER_SECOND:
+        log.warning("--fps %g with --fit-every %d fits landmarks only every %.2f s and interpolates between; "
+                    "--fit-every 1 fits every frame", settings.fps, settings.fit_every, settings.fit_every / settings.fps)
     start_method = worker_start_method()
     workers = auto_workers(len(todo), start_method=start_method) if auto else max(1, min(workers, len(todo)))
     summary.workers = workers

@@ -379,3 +379,14 @@ def test_settings_stored_before_fit_every_read_as_every_frame():
     assert read.fit_every == 1 and read.detect_every == 5  # those caches fitted landmarks on every frame
     assert read.differences(PreprocessSettings(detect_every=5)) == ["fit_every: 1 != 3"]
     assert PreprocessSettings.from_dict(PreprocessSettings().to_dict()) == PreprocessSettings()
+
+
+def test_low_fps_with_sparse_fits_warns(tmp_path, cremad_videos, caplog):
+    rows = [(cremad_videos[0].resolve(), "", "Train")]
+    for fps, fit_every, warned in ((8.0, 3, True), (8.0, 1, False), (25.0, 3, False)):
+        caplog.clear()
+        settings = PreprocessSettings(face_backend="none", crop_size=32, max_frames=4, fps=fps, fit_every=fit_every)
+        with caplog.at_level("WARNING", logger="mmfer.data.preprocess"):
+            pp.preprocess(write_list(tmp_path / "l.csv", rows), tmp_path / f"c{fps}{fit_every}", settings=settings,
+                          progress=False)
+        assert ("--fit-every 1 fits every frame" in caplog.text) == warned
