@@ -65,9 +65,10 @@ class FaceTracker:
     Where the time goes is the detector (a HOG pass costs several landmark fits), so it runs as little as
     tracking allows:
 
-    * With ``detect_every`` k > 1 the detector runs every k frames; in between, landmarks are re-fitted in a
-      box carried over from the previous frame's landmarks, and the detector runs early when that fit looks
-      lost (implausible size or jump).
+    * With ``detect_every`` k > 1 the detector runs on the first fitted frame at least k frames after the last
+      detection; in between, landmarks are fitted in a box carried by the last fit's landmarks (moved on at
+      the face's last velocity), and the detector runs early when that fit looks lost (implausible size, or
+      a jump of more than half the eyes-and-nose radius per frame from where the face was expected).
     * While a face is followed, the detector looks only at a region around it, scaled so the face is about
       ``ROI_FACE_PX`` wide (a fraction of a whole frame's pixels, whatever the frame size; small faces are
       enlarged to detectable size). That scale is kept while the face size stays near it, so the detector's
@@ -76,12 +77,14 @@ class FaceTracker:
     * With ``fit_every`` k > 1 landmarks are fitted on every k-th frame only (and on each batch's last frame);
       the frames between two fits of the same face get the linear interpolation of the two. On the CREMA-D
       fixtures at 30 fps, k = 3 puts those frames within 1.1 % of the inter-ocular distance (mean) of a fit of
-      their own, about the spread of a fit when its box moves by 3 %, and the track is smoother (a face hidden
-      for fewer than k frames between two fits of it is filled in too). Where the two fits disagree or one
+      their own, a little more than a fit moves when its box shifts by 3 % (0.8 %), and the track is smoother.
+      A face hidden for fewer than k frames between two fits of it is filled in too, unless the frame is flat
+      there (black, faded out). Where the two fits disagree or one
       has no face (another person, a cut, a face coming in or going out), the frames between are searched
       by the detector near the face and fitted one by one.
     * A whole-frame miss is retried at ``retry_max_side`` (small faces in big frames), on the first miss and
-      then every k-th consecutive one, so long stretches without a face do not pay the big pass every frame.
+      then once ``retry_every`` frames have passed, so long stretches without a face do not pay the big pass
+      every frame.
     """
 
     ROI_FACE_PX = 95  # target box width in the region-of-interest image (dlib's HOG window is 80 px)
@@ -98,6 +101,7 @@ class FaceTracker:
         lost_patience: int = 15,
         min_iou: float = 0.3,
         retry_max_side: int | None = None,
+        retry_every: int = 5,
     ):
         if detect_every < 1:
             raise ValueError(f"detect_every must be >= 1, got {detect_every}")
@@ -113,6 +117,7 @@ class FaceTracker:
         # a miss at detect_max_side is retried at this longest side (small faces in big frames, e.g. AFEW
         # 720x576 with faces under ~180 px); 0 turns the retry off
         self.retry_max_side = 4 * self.detect_max_side if retry_max_side is None else int(retry_max_side)
+        self.retry_every = max(1, int(retry_every))  # frames between two big retries while nobody is found
         self.reset()
 
     def reset(self) -> None:
@@ -123,7 +128,8 @@ class FaceTracker:
         self._last: tuple[np.ndarray, np.ndarray] | None = None  # (landmarks, box) of the last fitted frame, if a face
         self._last_frame: tuple[np.ndarray, float] | None = None  # rigid_frame of those landmarks
         self._frame_no = 0  # frames of the clip seen so far (places the fitted frames)
-        self._misses = 0  # consecutive detector misses (rations the big retry)
+        self._since_retry: int | None = None  # frames since the big retry, None before one in this miss streak
+        self._velocity = np.zeros(2)  # of the rigid centre, pixels per frame, from the last two fits of the face
         self._box_rel: np.ndarray | None = None  # detector box relative to the rigid landmark frame
         self._since_detect = 0
         self._roi_scale: float | None = None
@@ -138,7 +144,8 @@ class FaceTracker:
                 return det
         dets, scale = self._detect_at(image, self.detect_max_side)
         if (not dets and scale < 1.0 and self.retry_max_side > self.detect_max_side
-                and self._misses % self.detect_every == 0):
+                and (self._since_retry is None or self._since_retry >= self.retry_every)):
+            self._since_retry = 0
             dets, _ = self._detect_at(image, self.retry_max_side)
         return self._choose(dets)
 
@@ -210,10 +217,22 @@ class FaceTracker:
         self._box_rel = np.concatenate([(bc - c) / r, bwh / r])
 
     @staticmethod
-    def _fit_ok(frame: tuple[np.ndarray, float], prev: tuple[np.ndarray, float]) -> bool:
-        """A carried-box fit that kept its size and did not jump (rigid frames of this and the previous fit)."""
+    def _fit_ok(frame: tuple[np.ndarray, float], prev: tuple[np.ndarray, float], frames: int = 1) -> bool:
+        """A fit that kept its size and moved less than half its rigid radius per frame from ``prev`` (rigid
+        frames of this fit and of the earlier one, or where that one was predicted to be, ``frames`` apart)."""
         (c0, r0), (c1, r1) = prev, frame
-        return bool(r1 > 1.0 and 0.8 < r1 / max(r0, 1e-6) < 1.25 and float(np.hypot(*(c1 - c0))) < 0.5 * r0)
+        return bool(r1 > 1.0 and 0.8 < r1 / max(r0, 1e-6) < 1.25
+                    and float(np.hypot(*(c1 - c0))) < 0.5 * r0 * max(1, frames))
+
+    MIN_FACE_STD = 4.0  # grey levels: a box flatter than this (a black or faded frame) holds no face
+
+    @classmethod
+    def _textured(cls, image: np.ndarray, box: np.ndarray) -> bool:
+        """The box is not a flat area: a carried-box fit returns a face shape anywhere, even on a black frame."""
+        h, w = image.shape[:2]
+        x0, y0 = max(0, int(box[0])), max(0, int(box[1]))
+        x1, y1 = min(w, int(box[2])), min(h, int(box[3]))
+        return x1 - x0 >= 4 and y1 - y0 >= 4 and float(image[y0:y1:2, x0:x1:2].std()) > cls.MIN_FACE_STD
 
     # ------------------------------------------------------------------ main loop
     def process(self, frames: np.ndarray) -> FaceTrack:
@@ -226,7 +245,7 @@ class FaceTracker:
             self._step(self._prepare(frames[j]), j - last)
             if self._last is not None:
                 self._put(out, j, *self._last)
-            if j - last > 1:
+            if j - last > 1 or (before is None and self._last is not None):
                 self._fill(frames, out, last, j, before, self._last)
             last = j
         self._frame_no += len(frames)
@@ -246,57 +265,84 @@ class FaceTracker:
             idx.append(n - 1)
         return idx
 
-    def _put(self, out: FaceTrack, i: int, pts: np.ndarray, box: np.ndarray) -> None:
+    def _put(self, out: FaceTrack, i: int, pts: np.ndarray, box: np.ndarray, score: float | None = None) -> None:
         out.boxes[i, :4] = box
-        out.boxes[i, 4] = self._score
+        out.boxes[i, 4] = self._score if score is None else score
         out.landmarks[i] = pts
         out.mask[i] = True
 
     def _step(self, image: np.ndarray, advance: int) -> None:
-        """Fit the frame ``advance`` frames after the last fitted one: in the box carried by the last fit while the
-        detector is not due and the fit looks right, else after a detection. Sets ``self._last``."""
+        """Fit the frame ``advance`` frames after the last fitted one: in the box carried by the last fit (moved on
+        at the face's last velocity) while the detector is not due and the fit looks right, else after a
+        detection. Sets ``self._last``."""
         self._since_detect += advance
+        if self._since_retry is not None:
+            self._since_retry += advance
         if self._last is not None and self._since_detect < self.detect_every:
-            box = box_in_rigid_frame(None, self._box_rel, frame=self._last_frame)
+            c, r = self._last_frame
+            predicted = (c + self._velocity * advance, r)
+            box = box_in_rigid_frame(None, self._box_rel, frame=predicted)
             pts = np.asarray(self.backend.landmarks(image, box), dtype=np.float32)
             frame = rigid_frame(pts)
-            if np.isfinite(pts).all() and self._fit_ok(frame, self._last_frame):
+            if np.isfinite(pts).all() and self._fit_ok(frame, predicted, advance) and self._textured(image, box):
+                self._velocity = (frame[0] - c) / advance
                 self._target = box
                 self._last, self._last_frame = (pts, box), frame
                 return
         self._since_detect = 0
+        if self._target is not None:  # search where the face should be by now
+            self._target = self._target + np.tile(self._velocity * advance, 2).astype(np.float32)
         det = self._find(image)
         if det is None:
             self._lost += advance
-            self._misses += 1
             if self._lost > self.lost_patience:
                 self._target = None
             self._last = self._last_frame = None
+            self._velocity = np.zeros(2)
             return
-        self._target, self._score, self._lost, self._misses = det.box.copy(), det.score, 0, 0
+        self._target, self._score, self._lost, self._since_retry = det.box.copy(), det.score, 0, None
         pts = np.asarray(self.backend.landmarks(image, det.box), dtype=np.float32)
         frame = rigid_frame(pts)
+        before = self._last_frame  # the same face moving fast, or a face met again: a velocity for the former only
+        same = before is not None and 0.8 < frame[1] / max(before[1], 1e-6) < 1.25 and float(
+            np.hypot(*(frame[0] - before[0]))) < before[1] * advance
+        self._velocity = (frame[0] - before[0]) / advance if same else np.zeros(2)
+        if not same:  # motion unknown: detect on the next fitted frame too, so a fast face gets a velocity
+            self._since_detect = self.detect_every
         self._remember(det.box, frame)
         self._last, self._last_frame = (pts, det.box), frame
 
     def _fill(self, frames: np.ndarray, out: FaceTrack, a: int, b: int,
               left: tuple[np.ndarray, np.ndarray] | None, right: tuple[np.ndarray, np.ndarray] | None) -> None:
         """Frames strictly between fitted frames ``a`` and ``b``: interpolated when both fits show the same face;
-        else, walking away from the side that has a face, detected near it and fitted one by one until the
+        else, walking away from each side that has a face, detected near it and fitted one by one until the
         detector loses it (where a face comes in or goes out, a carried box alone would fit a face anywhere)."""
-        if left is not None and right is not None and self._fit_ok(rigid_frame(right[0]), rigid_frame(left[0])):
+        if (left is not None and right is not None
+                and self._fit_ok(rigid_frame(right[0]), rigid_frame(left[0]), b - a)):
             for i in range(a + 1, b):
                 t = (i - a) / (b - a)
-                self._put(out, i, (1 - t) * left[0] + t * right[0], (1 - t) * left[1] + t * right[1])
+                box = (1 - t) * left[1] + t * right[1]
+                if self._textured(frames[i], box):  # a black frame between two fits of a face stays empty
+                    self._put(out, i, (1 - t) * left[0] + t * right[0], box)
             return
-        if left is None and right is None:
-            return
-        box = (left or right)[1]
-        for i in range(a + 1, b) if left is not None else range(b - 1, a, -1):
+        reached = a
+        if left is not None:
+            reached = self._walk(frames, out, left[1], range(a + 1, b))
+        if right is not None:  # a face found late (the detector runs on fitted frames only, the big retry
+            # rationed): walked back through this batch's earlier frames too, as long as the detector sees it
+            self._walk(frames, out, right[1], range(b - 1, reached if left is not None else -1, -1))
+
+    def _walk(self, frames: np.ndarray, out: FaceTrack, box: np.ndarray, order: range) -> int:
+        """Detect near ``box`` and fit, frame by frame in ``order``, until the face is lost; the last index done."""
+        done = order.start - order.step
+        for i in order:
+            if out.mask[i]:
+                break
             image = self._prepare(frames[i])
             overlaps = [(iou(d.box, box), d) for d in self._detect_near(image, box)]
             overlap, det = max(overlaps, key=lambda x: x[0], default=(0.0, None))
             if det is None or overlap < self.min_iou:
-                return
-            self._put(out, i, np.asarray(self.backend.landmarks(image, det.box), dtype=np.float32), det.box)
-            box = det.box
+                break
+            self._put(out, i, np.asarray(self.backend.landmarks(image, det.box), dtype=np.float32), det.box, det.score)
+            box, done = det.box, i
+        return done

@@ -48,11 +48,12 @@ def test_detect_every_refits_between_detections(clip_frames, clip_tracks, dlib_b
     assert err < 3.0  # carried-box fits agree with fits in freshly detected boxes
 
 
-def test_no_face_frames_stay_in_place(clip_frames, dlib_backend):
+@pytest.mark.parametrize("fit_every", [1, 3])
+def test_no_face_frames_stay_in_place(clip_frames, dlib_backend, fit_every):
     frames = clip_frames[0][:8].copy()
-    frames[3:5] = 0  # two black frames in the middle
+    frames[3:5] = 0  # two black frames in the middle: between two fits, or where carried fits would land
     for k in (1, 3):
-        track = FaceTracker(dlib_backend, detect_every=k).process(frames)
+        track = FaceTracker(dlib_backend, detect_every=k, fit_every=fit_every).process(frames)
         assert len(track) == 8
         assert track.mask.tolist() == [True] * 3 + [False] * 2 + [True] * 3
         assert np.isnan(track.landmarks[3:5]).all() and np.isnan(track.boxes[3:5]).all()
@@ -82,21 +83,22 @@ def test_keeps_one_person_when_bigger_face_appears(clip_frames, clip_tracks, dli
     fresh = FaceTracker(dlib_backend).process(frames[4:5])
     assert fresh.mask[0] and iou(fresh.boxes[0], ref.boxes[4]) < 0.1
     assert fresh.boxes[0, 2] - fresh.boxes[0, 0] > 1.3 * (ref.boxes[4, 2] - ref.boxes[4, 0])
-    for k in (1, 3):
-        track = FaceTracker(dlib_backend, detect_every=k).process(frames)
+    for k, fit_every in ((1, 1), (3, 1), (3, 3)):
+        track = FaceTracker(dlib_backend, detect_every=k, fit_every=fit_every).process(frames)
         assert track.mask.all()
         dist = np.linalg.norm(_centres(track) - _centres(ref)[:12], axis=1)
-        assert dist.max() < 15, f"detect_every={k}: jumped to the other face: {dist.round(1)}"
+        assert dist.max() < 15, f"detect_every={k}, fit_every={fit_every}: jumped to the other face: {dist.round(1)}"
 
 
-def test_switches_after_target_lost_for_a_while(clip_frames, dlib_backend):
+@pytest.mark.parametrize("fit_every", [1, 3])
+def test_switches_after_target_lost_for_a_while(clip_frames, dlib_backend, fit_every):
     frames = clip_frames[0][:6]
     other = np.roll(frames, 180, axis=2)  # the same face, far to the right: "someone else"
-    tracker = FaceTracker(dlib_backend, lost_patience=2)
+    tracker = FaceTracker(dlib_backend, lost_patience=2, fit_every=fit_every)
     seq = np.concatenate([frames[:2], np.zeros_like(frames[:3]), other[:4]])
     track = tracker.process(seq)
     assert track.mask.tolist() == [True] * 2 + [False] * 3 + [True] * 4
-    patient = FaceTracker(dlib_backend, lost_patience=20).process(seq)
+    patient = FaceTracker(dlib_backend, lost_patience=20, fit_every=fit_every).process(seq)
     assert not patient.mask[5:].any()  # still waiting for the first person
 
 
@@ -164,7 +166,7 @@ class _NoFace:
 def test_big_retry_is_rationed_without_faces():
     """Frames without a face: the cheap search runs on each, the costly full-size retry on every k-th only."""
     backend = _NoFace()
-    track = FaceTracker(backend, detect_every=4).process(np.zeros((10, 900, 1200, 3), np.uint8))
+    track = FaceTracker(backend, retry_every=4).process(np.zeros((10, 900, 1200, 3), np.uint8))
     assert not track.mask.any()
     big = [s for s in backend.shapes if s == (900, 1200)]
     small = [s for s in backend.shapes if max(s) == 320]
@@ -236,3 +238,37 @@ def test_fit_every_fits_frames_one_by_one_where_the_face_appears(native_frames, 
     assert track.mask.tolist() == [False] * 4 + [True] * 8
     ref = FaceTracker(dlib_backend).process(frames)
     np.testing.assert_allclose(track.landmarks[4], ref.landmarks[4], atol=3.0)  # its own fit, not a guess
+
+
+def _panned(frames, px_per_frame):
+    """The clip moving right across a wider canvas by ``px_per_frame`` each frame (a camera pan)."""
+    n, h, w, _ = frames.shape
+    out = np.zeros((n, h, w + int(px_per_frame * n) + 1, 3), np.uint8)
+    for i in range(n):
+        x = int(round(px_per_frame * i))
+        out[i, :, x:x + w] = frames[i]
+    return out
+
+
+def test_fit_every_follows_a_moving_face(native_frames, dlib_backend):
+    moving = _panned(native_frames, 8)  # about 2.4 face widths per second at 30 fps
+    runs = {}
+    for k in (1, 3):
+        rec = _Recorder(dlib_backend)
+        track = FaceTracker(rec, detect_every=10, fit_every=k).process(moving)
+        runs[k] = (track, len(rec.shapes))
+    (every, det_every), (sparse, det_sparse) = runs[1], runs[3]
+    assert every.mask.all() and sparse.mask.all()
+    assert det_sparse <= det_every + 2  # the carried box keeps up: no detection on every fitted frame
+    iod = np.linalg.norm(every.landmarks[:, 36] - every.landmarks[:, 45], axis=-1)
+    err = np.linalg.norm(sparse.landmarks - every.landmarks, axis=-1).mean(-1) / iod
+    assert err.mean() < 0.03, err.round(3)
+
+
+def test_small_face_coming_in_late_is_found_soon(clip_frames, dlib_backend):
+    face = clip_frames[0][:14]
+    canvas = np.zeros((20, 900, 1200, 3), np.uint8)
+    canvas[6:, 500:860, 700:1180] = face  # from frame 6; 28 px wide at detect_max_side 320: only the retry sees it
+    track = FaceTracker(dlib_backend, detect_every=10, fit_every=3).process(canvas)
+    assert not track.mask[:6].any()
+    assert track.mask[6:].mean() >= 0.9, track.mask.astype(int)  # found within a few frames, then back-filled
