@@ -9,8 +9,8 @@ Why it is built this way:
   holds all its full frames; only the small aligned crops and landmark tracks are accumulated.
 * **Resume is free.** A clip is skipped when its latest manifest record was made with the same
   settings from the same source file (size + mtime) and, if ok, its directory still exists.
-  Each clip's arrays are written where it was processed (atomic directory rename); the parent then appends
-  its manifest line, which is what marks it done, so killing a run loses at most the clips in flight.
+  Results are written one clip at a time by the parent (atomic directory rename, then one manifest
+  line), so killing a run loses at most the clips in flight.
 * **Shards** split a corpus across machines deterministically by a stable hash of (split, clip_id).
 
 Audio-only files (no video stream) are recorded as ``failed`` ("no video stream"): every video
@@ -302,30 +302,16 @@ def process_clip(
     return arrays, meta, rec
 
 
-def _process_safe(
-    entry: ClipEntry, settings: PreprocessSettings, out: str | Path, overlap_io: bool = True
-) -> tuple[ClipRecord, str | None]:
-    """``process_clip``, then its arrays written under ``out`` (atomically) where it ran: (record, write error).
-
-    It cannot raise (a worker exception would otherwise end the whole pool run). Writing in the worker spares
-    the parent receiving and saving every clip's frames; the parent still appends the manifest line, which
-    is what marks a clip done.
-    """
+def _process_safe(entry: ClipEntry, settings: PreprocessSettings, overlap_io: bool = True):
+    """``process_clip`` that cannot raise (a worker exception would otherwise end the whole pool run)."""
     t0 = time.perf_counter()
     try:
-        arrays, meta, rec = process_clip(entry, settings, overlap_io=overlap_io)
+        return process_clip(entry, settings, overlap_io=overlap_io)
     except MemoryError:
         reason = f"{entry.path}: out of memory while processing; try --fps or a smaller --detect-max-side"
-        return _failed_record(entry, settings, reason, seconds=round(time.perf_counter() - t0, 3)), None
     except Exception as e:  # noqa: BLE001
         reason = f"{entry.path}: unexpected error ({type(e).__name__}: {e}); please report it"
-        return _failed_record(entry, settings, reason, seconds=round(time.perf_counter() - t0, 3)), None
-    if rec.status == "ok" and arrays is not None:
-        try:
-            write_clip(out, entry.split, entry.clip_id, arrays, meta)
-        except OSError as err:
-            return rec, str(err)
-    return rec, None
+    return None, {}, _failed_record(entry, settings, reason, seconds=round(time.perf_counter() - t0, 3))
 
 
 def _failed_record(entry: ClipEntry, settings: PreprocessSettings, reason: str, *, seconds: float = 0.0) -> ClipRecord:
@@ -426,9 +412,7 @@ def _opencv_threads_stopped(active: bool):
         cv2.setNumThreads(before)
 
 
-def _iter_results(
-    todo: Sequence[ClipEntry], settings: PreprocessSettings, out: Path, workers: int, start_method: str
-):
+def _iter_results(todo: Sequence[ClipEntry], settings: PreprocessSettings, workers: int, start_method: str):
     """Yield (entry, result) as clips finish; a bounded number in flight so Ctrl-C loses few clips.
 
     If a worker process dies (out of memory, a decoder segfault), the clips that were in flight are
@@ -436,17 +420,17 @@ def _iter_results(
     """
     if workers <= 1:
         for e in todo:
-            yield e, _process_safe(e, settings, out)
+            yield e, _process_safe(e, settings)
         return
     suspects: list[ClipEntry] = []
-    yield from _pool_results(list(todo), settings, out, workers, suspects, start_method)
+    yield from _pool_results(list(todo), settings, workers, suspects, start_method)
     for e in suspects:
-        yield from _pool_results([e], settings, out, 1, None, start_method)
+        yield from _pool_results([e], settings, 1, None, start_method)
 
 
 def _pool_results(
-    todo: list[ClipEntry], settings: PreprocessSettings, out: Path, workers: int,
-    suspects: list[ClipEntry] | None, start_method: str,
+    todo: list[ClipEntry], settings: PreprocessSettings, workers: int, suspects: list[ClipEntry] | None,
+    start_method: str,
 ):
     """Run ``todo`` on a process pool (restarted after a crash); crashed clips go to ``suspects``, or fail if None."""
     import multiprocessing as mp
@@ -465,7 +449,7 @@ def _pool_results(
                 while queue or running:
                     while queue and len(running) < workers + 1:
                         e = queue.pop()
-                        running[pool.submit(_process_safe, e, settings, out, overlap_io)] = e
+                        running[pool.submit(_process_safe, e, settings, overlap_io)] = e
                     finished, _ = wait(running, return_when=FIRST_COMPLETED)
                     crashed: list[ClipEntry] = []
                     for fut in finished:
@@ -484,10 +468,9 @@ def _pool_results(
                                         "it will be retried alone", e.path)
                             suspects.append(e)
                         else:
-                            yield e, (_failed_record(
+                            yield e, (None, {}, _failed_record(
                                 e, settings, f"{e.path}: the worker process died while processing this clip (out of "
-                                "memory or decoder crash?); re-run with --retry-failed --workers 1 to retry it alone"),
-                                None)
+                                "memory or decoder crash?); re-run with --retry-failed --workers 1 to retry it alone"))
                     if broken:
                         break
             except BaseException:
@@ -575,13 +558,15 @@ def preprocess(
 
     t0 = time.perf_counter()
     bar = tqdm(total=len(todo), desc="preprocess", unit="clip", disable=not progress or not todo)
-    results = _iter_results(todo, settings, out, workers, start_method)
+    results = _iter_results(todo, settings, workers, start_method)
     try:
-        for entry, (rec, write_error) in results:
-            if write_error is not None:
-                raise MmferError(f"{out}: cannot write clip {entry.split}/{entry.clip_id} ({write_error}); "
-                                 "check free disk space and permissions, then re-run to resume")
-            if rec.status == "ok":
+        for entry, (arrays, meta, rec) in results:
+            if rec.status == "ok" and arrays is not None:
+                try:
+                    write_clip(out, entry.split, entry.clip_id, arrays, meta)
+                except OSError as err:
+                    raise MmferError(f"{out}: cannot write clip {entry.split}/{entry.clip_id} ({err}); "
+                                     "check free disk space and permissions, then re-run to resume") from None
                 summary.ok += 1
                 summary.frames += rec.frames
                 summary.face_frames += rec.face_frames

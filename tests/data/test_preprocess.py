@@ -315,11 +315,11 @@ def test_ctrl_c_with_workers_stops_cleanly_and_resumes(tmp_path, cremad_videos):
     assert s.skipped == len(done) and s.done == 6 - len(done) and len(read_manifest(cache)) == 6
 
 
-def _die_on_disgust(entry, settings, out, overlap_io=True):
+def _die_on_disgust(entry, settings, overlap_io=True):
     """Runs inside a worker: the Disgust clip kills its process, like a decoder segfault or OOM kill."""
     if "_DIS_" in entry.clip_id:
         os._exit(3)
-    return REAL_PROCESS_SAFE(entry, settings, out, overlap_io)
+    return REAL_PROCESS_SAFE(entry, settings, overlap_io)
 
 
 REAL_PROCESS_SAFE = pp._process_safe
