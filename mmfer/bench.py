@@ -243,9 +243,8 @@ def stage_preprocess(args: dict[str, Any]) -> dict[str, Any]:
     """``preprocess`` of every clip into the bench cache (kept for the train stage)."""
     from mmfer.cache import PreprocessSettings
     from mmfer.data.preprocess import preprocess
-    from mmfer.faces.base import get_backend
-
     from mmfer.data.video import import_decoders
+    from mmfer.faces.base import get_backend
 
     settings = PreprocessSettings()
     t0 = time.perf_counter()

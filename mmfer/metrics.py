@@ -162,7 +162,6 @@ def truth_from(source: str, *, table: ScoreTable, root: str | Path | None = None
 
         names: list[tuple[str, Path | None]]
         if root is not None:
-
             names = [(e.clip_id, e.path) for e in index_folder(root, split="Test")]
             if not names:
                 raise MmferError(f"{root}: no videos found to take {source} labels from")

@@ -3,7 +3,8 @@
     python tools/check_fit_every.py tests/assets/cremad/*.flv --k 2 3 4
 
 For each k: the mean and 95th percentile distance, in % of the inter-ocular distance (outer eye corners),
-over the frames that were interpolated, against the per-frame track; and, as the scale to read them by, how
+over the frames between fits (interpolated, or fitted one by one where a face comes or goes), against the
+per-frame track; and, as the scale to read them by, how
 far a per-frame fit moves when its box is shifted and scaled by up to 3 % (the fit's own spread), and the
 frame-to-frame jitter (second difference) of both tracks.
 """
@@ -14,6 +15,7 @@ import argparse
 
 import numpy as np
 
+from mmfer.cache import PreprocessSettings
 from mmfer.data.video import read_frames
 from mmfer.faces.base import get_backend
 from mmfer.faces.track import FaceTracker
@@ -31,7 +33,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("videos", nargs="+")
     ap.add_argument("--k", type=int, nargs="+", default=[2, 3, 4])
-    ap.add_argument("--detect-every", type=int, default=5)
+    ap.add_argument("--detect-every", type=int, default=PreprocessSettings().detect_every)
     args = ap.parse_args()
     backend = get_backend("dlib")
     rng = np.random.default_rng(0)

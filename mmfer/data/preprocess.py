@@ -368,17 +368,23 @@ def auto_workers(n_clips: int, cores: int | None = None, *, start_method: str = 
     return max(1, min(cores, -(-n_clips // per_worker)))
 
 
-def worker_start_method() -> str:
-    """``fork`` on Linux while torch is not loaded in this process, else ``spawn``.
+# Face backends whose loaded models a forked worker can use: dlib and none hold no thread pools
+# (insightface's onnxruntime sessions do, and onnxruntime's pools do not survive a fork).
+FORK_SAFE_BACKENDS = ("dlib", "none")
+
+
+def worker_start_method(face_backend: str = "dlib") -> str:
+    """``fork`` on Linux for a fork-safe face backend while neither torch nor onnxruntime is loaded, else ``spawn``.
 
     A forked worker shares the parent's loaded landmark model and imports, so it starts at once and the
-    95 MB model is in memory once. Forking a process whose torch/OpenMP threads have run can leave the child
-    waiting on a lock that no thread will release; preprocessing needs no torch, so a process that has
-    loaded it (a training script, a notebook) gets spawned workers instead.
+    95 MB model is in memory once. Forking a process whose torch/OpenMP or onnxruntime threads have run can
+    leave the child waiting on a lock that no thread will release; preprocessing with dlib needs neither, so
+    a process that has loaded one (a training script, a notebook) gets spawned workers instead.
     """
     import sys
 
-    if sys.platform.startswith("linux") and "torch" not in sys.modules:
+    if (sys.platform.startswith("linux") and str(face_backend).lower() in FORK_SAFE_BACKENDS
+            and "torch" not in sys.modules and "onnxruntime" not in sys.modules):
         return "fork"
     return "spawn"
 
@@ -500,8 +506,8 @@ def preprocess(
 
     Skips clips already cached with the same settings; ``retry_failed`` redoes earlier failures;
     ``strict`` raises ``MmferError`` at the end (after writing everything) if any clip failed.
-    ``workers`` <= 0 means auto: one per CPU core, fewer when there are too few clips to pay for starting
-    them (``AUTO_CLIPS_PER_WORKER``). Workers are forked, or spawned where that is not safe
+    ``workers`` <= 0 means auto: one per CPU core and at most one per clip; spawned workers only when there
+    are ``AUTO_CLIPS_PER_WORKER`` clips each to pay for starting them. Workers are forked, or spawned where that is not safe
     (``worker_start_method``); a script that calls this with ``workers`` other than 1 and may spawn needs
     the usual ``if __name__ == "__main__":`` guard.
     """
@@ -540,7 +546,7 @@ def preprocess(
     if settings.fps and settings.fit_every > 1 and settings.fps / settings.fit_every < MIN_FITS_PER_SECOND:
         log.warning("--fps %g with --fit-every %d fits landmarks only every %.2f s and interpolates between; "
                     "--fit-every 1 fits every frame", settings.fps, settings.fit_every, settings.fit_every / settings.fps)
-    start_method = worker_start_method()
+    start_method = worker_start_method(settings.face_backend)
     workers = auto_workers(len(todo), start_method=start_method) if auto else max(1, min(workers, len(todo)))
     summary.workers = workers
     # a missing backend is the user's problem to fix before any clip runs; spawned workers load their own

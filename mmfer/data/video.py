@@ -211,8 +211,11 @@ def iter_frame_batches(
     """
     path = Path(path)
     _check_file(path)
-    vr = info.reader if info is not None and info.reader is not None else _decord_reader(path)
-    size = (info.height, info.width) if info is not None and info.reader is not None and info.width > 0 else None
+    if info is not None and Path(info.path) != path:
+        raise ValueError(f"iter_frame_batches({path}): info is of another file ({info.path})")
+    lent = info.reader if info is not None else None
+    vr = lent if lent is not None else _decord_reader(path)
+    size = (info.height, info.width) if lent is not None and info.width > 0 else None
     if info is not None:
         info.reader = None
     if vr is None:

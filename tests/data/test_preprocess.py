@@ -166,12 +166,15 @@ def test_workers_are_forked_only_without_torch(monkeypatch):
 
     monkeypatch.setattr(sys, "platform", "linux")
     monkeypatch.delitem(sys.modules, "torch", raising=False)
-    assert pp.worker_start_method() == "fork"
-    monkeypatch.setitem(sys.modules, "torch", object())
-    assert pp.worker_start_method() == "spawn"
-    monkeypatch.delitem(sys.modules, "torch")
+    monkeypatch.delitem(sys.modules, "onnxruntime", raising=False)
+    assert pp.worker_start_method("dlib") == "fork" and pp.worker_start_method("none") == "fork"
+    assert pp.worker_start_method("insightface") == "spawn"  # onnxruntime's thread pools do not survive a fork
+    for loaded in ("torch", "onnxruntime"):
+        monkeypatch.setitem(sys.modules, loaded, object())
+        assert pp.worker_start_method("dlib") == "spawn"
+        monkeypatch.delitem(sys.modules, loaded)
     monkeypatch.setattr(sys, "platform", "darwin")
-    assert pp.worker_start_method() == "spawn"
+    assert pp.worker_start_method("dlib") == "spawn"
 
 
 def test_bad_input_batches_stay_small():
@@ -343,7 +346,7 @@ def test_forked_and_spawned_workers_cache_the_same(tmp_path, cremad_videos, monk
     import cv2
 
     cv2.resize(np.zeros((720, 1280, 3), np.uint8), (640, 360))  # OpenCV's thread pool has run in this process
-    monkeypatch.setattr(pp, "worker_start_method", lambda: start_method)
+    monkeypatch.setattr(pp, "worker_start_method", lambda backend: start_method)
     rows = [(p.resolve(), "", "Train") for p in cremad_videos[:3]]
     settings = PreprocessSettings(face_backend="none", crop_size=32, max_frames=6)
     pooled = pp.preprocess(write_list(tmp_path / "l.csv", rows), tmp_path / "pool", workers=2, settings=settings,
