@@ -77,7 +77,7 @@ class FaceTracker:
     * With ``fit_every`` k > 1 landmarks are fitted on every k-th frame only (and on each batch's last frame);
       the frames between two fits of the same face get the linear interpolation of the two. On the CREMA-D
       fixtures at 30 fps, k = 3 puts those frames within 1.1 % of the inter-ocular distance (mean) of a fit of
-      their own, a little more than a fit moves when its box shifts by 3 % (0.8 %), and the track is smoother.
+      their own, a little more than a fit moves when its box shifts by 3 % (0.7 %), and the track is smoother.
       A face hidden for fewer than k frames between two fits of it is filled in too, unless the frame is flat
       there (black, faded out). Where the two fits disagree or one
       has no face (another person, a cut, a face coming in or going out), the frames between are searched
