@@ -342,18 +342,29 @@ def test_worker_crash_fails_only_the_guilty_clip(tmp_path, cremad_videos, monkey
 
 
 @pytest.mark.parametrize("start_method", ["fork", "spawn"])
-def test_forked_and_spawned_workers_cache_the_same(tmp_path, cremad_videos, monkeypatch, start_method):
-    import cv2
+def test_forked_and_spawned_workers_cache_the_same(tmp_path, cremad_videos, start_method):
+    """In a fresh process (a hang here, like the OpenCV fork deadlock this guards against, fails by timeout)."""
+    import subprocess
+    import sys
 
-    cv2.resize(np.zeros((720, 1280, 3), np.uint8), (640, 360))  # OpenCV's thread pool has run in this process
-    monkeypatch.setattr(pp, "worker_start_method", lambda backend: start_method)
     rows = [(p.resolve(), "", "Train") for p in cremad_videos[:3]]
-    settings = PreprocessSettings(face_backend="none", crop_size=32, max_frames=6)
-    pooled = pp.preprocess(write_list(tmp_path / "l.csv", rows), tmp_path / "pool", workers=2, settings=settings,
-                           progress=False)
-    alone = pp.preprocess(write_list(tmp_path / "l.csv", rows), tmp_path / "one", workers=1, settings=settings,
-                          progress=False)
-    assert pooled.workers == 2 and pooled.ok == alone.ok == 3
+    csv = write_list(tmp_path / "l.csv", rows)
+    code = f"""
+import cv2, numpy as np
+from mmfer.cache import PreprocessSettings
+from mmfer.data import preprocess as pp
+cv2.resize(np.zeros((720, 1280, 3), np.uint8), (640, 360))  # OpenCV's thread pool has run in this process
+pp.worker_start_method = lambda backend: {start_method!r}
+s = pp.preprocess({str(csv)!r}, {str(tmp_path / "pool")!r}, workers=2, progress=False,
+                  settings=PreprocessSettings(face_backend="none", crop_size=32, max_frames=6))
+print("workers", s.workers, "ok", s.ok)
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "workers 2 ok 3" in proc.stdout
+    alone = pp.preprocess(csv, tmp_path / "one", workers=1, progress=False,
+                          settings=PreprocessSettings(face_backend="none", crop_size=32, max_frames=6))
+    assert alone.ok == 3
     for p in cremad_videos[:3]:
         a, b = load_clip(tmp_path / "pool", "Train", p.stem), load_clip(tmp_path / "one", "Train", p.stem)
         np.testing.assert_array_equal(a.faces, b.faces)
