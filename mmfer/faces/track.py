@@ -303,9 +303,8 @@ class FaceTracker:
         self._target, self._score, self._lost, self._since_retry = det.box.copy(), det.score, 0, None
         pts = np.asarray(self.backend.landmarks(image, det.box), dtype=np.float32)
         frame = rigid_frame(pts)
-        before = self._last_frame  # the same face moving fast, or a face met again: a velocity for the former only
-        same = before is not None and 0.8 < frame[1] / max(before[1], 1e-6) < 1.25 and float(
-            np.hypot(*(frame[0] - before[0]))) < before[1] * advance
+        before = self._last_frame  # the same face moving fast (twice a carried fit's leeway), or a face met again
+        same = before is not None and self._fit_ok(frame, before, 2 * advance)
         self._velocity = (frame[0] - before[0]) / advance if same else np.zeros(2)
         if not same:  # motion unknown: detect on the next fitted frame too, so a fast face gets a velocity
             self._since_detect = self.detect_every
