@@ -139,7 +139,9 @@ def _source_stat(path: Path) -> tuple[int, float]:
 def _batch_size(width: int, height: int, fit_every: int = 1) -> int:
     """Frames per batch within the memory budget; a multiple of ``fit_every`` where it fits, so batches end on a
     frame the tracker fits anyway."""
-    n = MAX_BATCH if width <= 0 or height <= 0 else int(max(1, min(MAX_BATCH, FRAME_BUDGET_BYTES // (width * height * 3))))
+    n = MAX_BATCH
+    if width > 0 and height > 0:
+        n = int(max(1, min(MAX_BATCH, FRAME_BUDGET_BYTES // (width * height * 3))))
     return n - n % fit_every if n >= fit_every else n
 
 
