@@ -152,10 +152,14 @@ def write_clip(
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir()
-    for name in ARRAYS:
-        np.save(tmp / f"{name}.npy", np.ascontiguousarray(arrays[name]), allow_pickle=False)
-    meta = {**meta, "label_map": list(EMOTIONS)}
-    (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
+    try:
+        for name in ARRAYS:
+            np.save(tmp / f"{name}.npy", np.ascontiguousarray(arrays[name]), allow_pickle=False)
+        meta = {**meta, "label_map": list(EMOTIONS)}
+        (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
+    except BaseException:  # a full disk, Ctrl-C: no half-written folder is left behind
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     if final.exists():
         old = final.parent / f".old-{clip_id}-{os.getpid()}"
         os.replace(final, old)
