@@ -59,8 +59,8 @@ MOUTH = slice(48, 68)
 JAW = slice(0, 17)
 BROWS = slice(17, 27)
 # Points the similarity is fitted on: both eyes and the nose (rigid, expression-independent).
-ALIGN_POINTS = np.r_[27:48]
-_ALIGN_SLICE = slice(27, 48)  # the same points as a view, for per-frame code
+_ALIGN_SLICE = slice(NOSE.start, EYE_RIGHT.stop)  # nose and both eyes, as a view for per-frame code
+ALIGN_POINTS = np.arange(68)[_ALIGN_SLICE]
 
 _lo, _hi = _MEAN_SHAPE.min(axis=0), _MEAN_SHAPE.max(axis=0)
 TEMPLATE_68: np.ndarray = ((_MEAN_SHAPE - _lo) / (_hi - _lo)).astype(np.float32)
