@@ -285,14 +285,13 @@ def stage_predict(args: dict[str, Any]) -> dict[str, Any]:
 def stage_train(args: dict[str, Any]) -> dict[str, Any]:
     """A few optimisation steps of one branch's config on the bench cache, data wait timed apart from compute."""
     import torch
-    from torch import nn
     from torch.utils.data import DataLoader, RandomSampler
 
     from mmfer.cache import cache_settings
     from mmfer.data.datasets import build_dataset, collate_for, seed_worker, source_records
     from mmfer.engine.config import load_train_config
     from mmfer.engine.scoring import resolve_device
-    from mmfer.engine.train import check_consistency, optimisation_step, seed_everything
+    from mmfer.engine.train import check_consistency, optimisation_step, seed_everything, training_pieces
     from mmfer.models.registry import build_model
 
     cfg = load_train_config(args["config"])
@@ -313,10 +312,9 @@ def stage_train(args: dict[str, Any]) -> dict[str, Any]:
                             generator=torch.Generator().manual_seed(cfg.seed))
     loader = DataLoader(ds, batch_size=bs, sampler=sampler, num_workers=cfg.data.workers, collate_fn=collate_for(kind),
                         worker_init_fn=seed_worker, pin_memory=dev.type == "cuda")
-    use_amp = bool(cfg.amp and dev.type == "cuda")
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
-    criterion = nn.CrossEntropyLoss(label_smoothing=cfg.loss.label_smoothing)
+    pieces = training_pieces(cfg, model, dev, ds.labels)
+    precision = pieces["precision"]
+    mixing = (cfg.augment.mixup, cfg.augment.cutmix) if cfg.augment.enabled else (0.0, 0.0)
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
     model.train()
     wait = compute = 0.0
@@ -327,8 +325,9 @@ def stage_train(args: dict[str, Any]) -> dict[str, Any]:
         t0 = time.perf_counter()
         batch = next(batches)
         t1 = time.perf_counter()
-        y, _, _ = optimisation_step(model, batch, device=dev, amp=use_amp, criterion=criterion, optimizer=optimizer,
-                                    scaler=scaler, grad_clip=cfg.optim.grad_clip)
+        y, _, _ = optimisation_step(model, batch, device=dev, precision=precision, criterion=pieces["criterion"],
+                                    optimizer=pieces["optimizer"], scaler=pieces["scaler"],
+                                    grad_clip=cfg.optim.grad_clip, mixup=mixing[0], cutmix=mixing[1])
         sync()
         t2 = time.perf_counter()
         if first_batch is None:
@@ -336,9 +335,9 @@ def stage_train(args: dict[str, Any]) -> dict[str, Any]:
         if step >= warmup:
             wait, compute, clips = wait + t1 - t0, compute + t2 - t1, clips + int(y.shape[0])
     del batches, loader  # joins the loader workers, so their peak memory is counted below
-    forward_ms = _forward_ms(model, ds, dev, use_amp)
+    forward_ms = _forward_ms(model, ds, dev, dev.type == "cuda" and cfg.amp)
     total = wait + compute
-    return {"config": args["config"], "model": cfg.model.name, "input_kind": kind, "device": str(dev), "amp": use_amp,
+    return {"config": args["config"], "model": cfg.model.name, "input_kind": kind, "device": str(dev), "precision": precision,
             "batch_size": bs, "steps": steps, "warmup": warmup, "loader_workers": cfg.data.workers,
             "clips_per_second": round(clips / total, 2), "data_wait_seconds": round(wait, 4),
             "compute_seconds": round(compute, 4), "data_wait_fraction": round(wait / total, 4),
@@ -547,8 +546,7 @@ def _rows(result: dict[str, Any]) -> list[tuple[str, str, str]]:
         if t.get("clips_per_second") is None:
             rows.append((f"train {branch}", "n/a (see below)", mb(rss.get("train", {}).get(branch))))
             continue
-        amp = ", amp" if t.get("amp") else ""
-        rows.append((f"train {branch} (batch {t['batch_size']}{amp})",
+        rows.append((f"train {branch} (batch {t['batch_size']}, {t.get('precision', 'fp32')})",
                      f"{t['clips_per_second']:.1f} clips/s, data wait {100 * t['data_wait_fraction']:.1f}%; "
                      f"forward {t['forward_ms_per_item']:.1f} ms/item",
                      mb(rss.get("train", {}).get(branch))))

@@ -49,7 +49,7 @@ BUILD_TOOL = "tools/build_default_model.py"
 
 # Which modality each model input kind reads: face kinds need a tracked face, logmel needs sound.
 MODALITY = {"face_image": "face", "face_window": "face", "face_sequence": "face", "landmarks": "face",
-            "logmel": "audio"}
+            "logmel": "audio", "audio_stats": "audio"}
 # Kinds that read a clip the way the cache stores it: video must be decoded with their training settings.
 CACHE_FACE_KINDS = ("face_window", "face_sequence", "landmarks")
 # Fusion methods that are a (per-class) weighted mean, so they stay meaningful when a modality is missing.

@@ -9,6 +9,7 @@ import logging
 import os
 import select
 import sys
+from pathlib import Path
 from typing import Sequence
 
 from mmfer import __version__
@@ -86,10 +87,27 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", action="store_true", help="continue RUN/last.pt exactly where it stopped")
     p.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:1 (default: the config's device)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars (log lines only)")
+    p.add_argument("--folds", type=int, default=None, metavar="K",
+                   help="speaker-disjoint K-fold cross-validation (RAVDESS / CREMA-D file names): RUN/fold<i>, "
+                        "RUN/folds.json with mean and range of Val uar, RUN/scores_oof.csv")
 
     def run(args: argparse.Namespace) -> int:
         from mmfer.engine.config import load_train_config
         from mmfer.engine.train import train
+
+        if args.folds is not None:
+            from mmfer.engine.folds import train_folds
+
+            if args.resume:
+                raise MmferError("--folds resumes unfinished folds by itself; leave out --resume")
+            s = train_folds(load_train_config(args.config), data=args.data, out=args.out, folds=args.folds,
+                            epochs=args.epochs, device=args.device, progress=not args.no_progress)
+            for r in s["folds"]:
+                print(f"fold {r['fold']} ({r['speakers']}): accuracy {r['accuracy']:.4f}, uar {r['uar']:.4f}")
+            print(f"uar {s['uar_mean']:.4f} +- {s['uar_std']:.4f} (range {s['uar_min']:.4f}-{s['uar_max']:.4f}); "
+                  f"pooled out-of-fold accuracy {s['pooled_accuracy']:.4f}, uar {s['pooled_uar']:.4f}")
+            print(f"summary: {Path(args.out) / 'folds.json'}; out-of-fold scores: {Path(args.out) / 'scores_oof.csv'}")
+            return 0
 
         result = train(load_train_config(args.config), data=args.data, out=args.out, epochs=args.epochs,
                        resume=args.resume, device=args.device, progress=not args.no_progress)

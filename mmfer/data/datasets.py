@@ -29,7 +29,8 @@ from mmfer.labels import index_of
 log = logging.getLogger(__name__)
 
 # Axis of the time dimension in one item's x, for padding in collate (None: no time axis).
-TIME_AXIS = {"face_window": 1, "face_sequence": 0, "landmarks": 0, "logmel": -1, "face_image": None}
+TIME_AXIS = {"face_window": 1, "face_sequence": 0, "landmarks": 0, "logmel": -1, "face_image": None,
+             "audio_stats": None}
 
 
 class CacheDataset(Dataset):
@@ -143,7 +144,8 @@ class CacheDataset(Dataset):
         if self._augmenting():
             a = self.augment
             x = augment_faces(
-                x, rng=rng, flip=a.flip, crop_scale=tuple(a.crop_scale), brightness=a.brightness, contrast=a.contrast
+                x, rng=rng, flip=a.flip, crop_scale=tuple(a.crop_scale), brightness=a.brightness, contrast=a.contrast,
+                rotation=a.rotation, translate=a.translate, erasing=a.erasing,
             )
         return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
 
@@ -278,15 +280,26 @@ class LogMelDataset(CacheDataset):
     def _audio(self, clip: int) -> np.ndarray:
         return np.asarray(self._load(clip).audio, dtype=np.float32)
 
-    def _make(self, clip, sub, rng):
-        from mmfer.data.features import log_mel, spec_augment
+    def _waveform(self, clip: int, rng: np.random.Generator) -> np.ndarray:
+        """The clip's audio as the model hears it: finite, trimmed, in training cropped and augmented."""
+        from mmfer.data.audio import augment_waveform, sanitise_audio, trim_silence
 
-        audio = self._audio(clip)
-        if self.train:
+        audio, _ = sanitise_audio(self._audio(clip))
+        if getattr(self.data, "trim_silence", False):
+            audio = trim_silence(audio, sample_rate=self.sample_rate, top_db=self.data.trim_db)
+        if self.train and self.data.audio_seconds:
             n = int(round(self.data.audio_seconds * self.sample_rate))
             if len(audio) > n:
                 start = int(rng.integers(0, len(audio) - n + 1))
                 audio = audio[start : start + n]
+        if self._augmenting():
+            audio = augment_waveform(audio, rng=rng, sample_rate=self.sample_rate, augment=self.augment)
+        return audio
+
+    def _make(self, clip, sub, rng):
+        from mmfer.data.features import log_mel, spec_augment
+
+        audio = self._waveform(clip, rng)
         spec = np.asarray(log_mel(audio, sample_rate=self.sample_rate, n_mels=self.data.n_mels), dtype=np.float32)
         spec = (spec - spec.mean()) / (spec.std() + 1e-5)  # gain-invariant, keeps the spectral shape
         if self._augmenting() and self.augment.spec_augment:
@@ -299,8 +312,50 @@ class LogMelDataset(CacheDataset):
         return torch.from_numpy(spec)[None], torch.ones(spec.shape[-1], dtype=torch.bool)
 
 
-class AudioFileDataset(LogMelDataset):
-    """Log-mel input read straight from audio files (``mmfer train --data`` an audio folder tree).
+# Utterance statistics of unaugmented clips, kept for the life of the process: cross-validation folds and
+# epochs see the same clips again (about 0.4 KB a clip). Keyed by source path and the trimming settings.
+_UTTERANCE_FEATURES: dict[tuple, torch.Tensor] = {}
+
+
+class AudioStatsDataset(LogMelDataset):
+    """Utterance statistics x (F,) (pitch, energy, spectral shape, MFCCs: ``mmfer.data.audio``) of the
+    whole, trimmed clip, for the ``audio_stats`` branch.
+
+    Without waveform augmentation a clip's vector never changes, so it is computed once and kept.
+    """
+
+    kind = "audio_stats"
+
+    def _waveform_augmenting(self) -> bool:
+        a = self.augment
+        return self._augmenting() and (a.speed[1] > a.speed[0] or a.reverb > 0 or a.eq > 0 or a.noise > 0
+                                       or a.codec > 0)
+
+    def _make(self, clip, sub, rng):
+        from mmfer.data.audio import utterance_features
+
+        if self._waveform_augmenting():
+            return torch.from_numpy(utterance_features(self._waveform(clip, rng), sample_rate=self.sample_rate)), None
+        rec = self.records[clip]
+        key = (rec.path or f"{self.cache}/{rec.split}/{rec.clip_id}", self.sample_rate, bool(self.data.trim_silence),
+               float(self.data.trim_db))
+        x = _UTTERANCE_FEATURES.get(key)
+        if x is None:
+            x = torch.from_numpy(utterance_features(self._whole(clip), sample_rate=self.sample_rate))
+            _UTTERANCE_FEATURES[key] = x
+        return x, None
+
+    def _whole(self, clip: int) -> np.ndarray:
+        from mmfer.data.audio import sanitise_audio, trim_silence
+
+        audio, _ = sanitise_audio(self._audio(clip))
+        if self.data.trim_silence:
+            audio = trim_silence(audio, sample_rate=self.sample_rate, top_db=self.data.trim_db)
+        return audio
+
+
+class _AudioFiles:
+    """Audio read straight from files (``mmfer train --data`` an audio folder tree), not from a cache.
 
     Each file is decoded once, at construction, so a file that does not decode is skipped with its
     reason instead of failing an epoch; speech corpora are small (RAVDESS: 900 clips, about 200 MB).
@@ -327,6 +382,14 @@ class AudioFileDataset(LogMelDataset):
 
     def _audio(self, clip: int) -> np.ndarray:
         return self._decoded[clip]
+
+
+class AudioFileDataset(_AudioFiles, LogMelDataset):
+    """Log-mel input from audio files."""
+
+
+class AudioStatsFileDataset(_AudioFiles, AudioStatsDataset):
+    """Utterance statistics from audio files."""
 
 
 class FaceImageDataset(CacheDataset):
@@ -365,7 +428,10 @@ class FaceImageDataset(CacheDataset):
         return torch.from_numpy(views[sub]), None
 
 
-FILE_SOURCES = {"face_image": ("image", IMAGE_EXTENSIONS), "logmel": ("audio", AUDIO_EXTENSIONS)}
+FILE_SOURCES = {"face_image": ("image", IMAGE_EXTENSIONS), "logmel": ("audio", AUDIO_EXTENSIONS),
+                "audio_stats": ("audio", AUDIO_EXTENSIONS)}
+# Datasets that read files instead of a cache, by input kind (face images always come from files).
+FILE_DATASETS: dict[str, type[CacheDataset]] = {}
 
 
 def file_source(data: str | Path, kind: str) -> str | None:
@@ -376,7 +442,7 @@ def file_source(data: str | Path, kind: str) -> str | None:
     """
     if kind == "face_image":
         return "image"
-    if kind == "logmel" and Path(data).is_dir() and not (Path(data) / "manifest.jsonl").exists():
+    if kind in ("logmel", "audio_stats") and Path(data).is_dir() and not (Path(data) / "manifest.jsonl").exists():
         return "audio"
     return None
 
@@ -431,7 +497,9 @@ DATASETS: dict[str, type[CacheDataset]] = {
     "face_sequence": FaceSequenceDataset,
     "landmarks": LandmarkDataset,
     "logmel": LogMelDataset,
+    "audio_stats": AudioStatsDataset,
 }
+FILE_DATASETS.update({"logmel": AudioFileDataset, "audio_stats": AudioStatsFileDataset})
 
 
 def source_splits(data: str | Path, kind: str) -> set[str]:
@@ -462,7 +530,7 @@ def build_dataset(
     ``cache`` is the data source, so an audio folder gives an :class:`AudioFileDataset`."""
     if kind not in DATASETS:
         raise MmferError(f"input kind {kind!r} has no dataset (known: {', '.join(DATASETS)})")
-    cls = AudioFileDataset if file_source(cache, kind) == "audio" else DATASETS[kind]
+    cls = FILE_DATASETS[kind] if file_source(cache, kind) == "audio" else DATASETS[kind]
     return cls(
         cache=cache, records=records, train=train, data=data, augment=augment, seed=seed, sample_rate=sample_rate
     )

@@ -209,14 +209,21 @@ def augment_faces(
     crop_scale: tuple[float, float] = (0.85, 1.0),
     brightness: float = 0.2,
     contrast: float = 0.2,
+    rotation: float = 0.0,
+    translate: float = 0.0,
+    erasing: float = 0.0,
 ) -> np.ndarray:
-    """One random flip / crop-and-resize / brightness-contrast jitter applied to every frame of a clip.
+    """One random flip / crop / rotation / shift / brightness-contrast jitter / erased patch, applied
+    alike to every frame of a clip.
 
     Why the same for all frames: a transform that changes from frame to frame looks like facial motion to
-    C3D and the RNNs. ``brightness`` is in 0..1 pixel units, ``contrast`` a relative factor.
+    C3D and the RNNs. ``crop_scale`` is the side of the crop as a share of the face (it is zoomed back to
+    full size), ``rotation`` the largest angle in degrees, ``translate`` the largest shift as a share of the
+    side, ``erasing`` the probability of blanking one random rectangle (Zhong et al. 2020: the face model
+    must not lean on one region). ``brightness`` is in 0..1 pixel units, ``contrast`` a relative factor.
+    Crop, rotation and shift are one affine warp, so the face is resampled once.
     """
-    import torch
-    import torch.nn.functional as F
+    import cv2
 
     a = np.asarray(x, dtype=np.float32)
     if a.ndim < 3:
@@ -227,11 +234,17 @@ def augment_faces(
         flat = flat[..., ::-1]
     lo, hi = crop_scale
     s = float(rng.uniform(lo, hi)) if hi > lo else float(lo)
-    if s < 1.0:
-        ch, cw = max(1, int(round(h * s))), max(1, int(round(w * s)))
-        y0, x0 = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
-        crop = torch.from_numpy(np.ascontiguousarray(flat[..., y0 : y0 + ch, x0 : x0 + cw]))
-        flat = F.interpolate(crop, size=(h, w), mode="bilinear", align_corners=False).numpy()
+    angle = float(rng.uniform(-rotation, rotation)) if rotation > 0 else 0.0
+    # the crop's centre may sit anywhere that keeps it inside the face, plus the extra shift
+    dx = float(rng.uniform(-1, 1)) * ((1 - s) / 2 + translate) * w if (s < 1 or translate > 0) else 0.0
+    dy = float(rng.uniform(-1, 1)) * ((1 - s) / 2 + translate) * h if (s < 1 or translate > 0) else 0.0
+    if s != 1.0 or angle or dx or dy:
+        centre = ((w - 1) / 2, (h - 1) / 2)
+        m = cv2.getRotationMatrix2D(centre, angle, 1.0 / s)
+        m[:, 2] -= np.array([dx, dy]) / s  # the crop centred on centre + (dx, dy) lands on the centre
+        planes = np.ascontiguousarray(flat.reshape(-1, h, w))
+        flat = np.stack([cv2.warpAffine(p, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
+                         for p in planes]).reshape(-1, c, h, w)
     flat = np.array(flat, dtype=np.float32)
     if contrast > 0:
         k = float(rng.uniform(1 - contrast, 1 + contrast))
@@ -239,6 +252,12 @@ def augment_faces(
         flat = (flat - mean) * k + mean
     if brightness > 0:
         flat = flat + float(rng.uniform(-brightness, brightness)) / FACE_STD
+    if erasing > 0 and rng.random() < erasing:
+        area = float(rng.uniform(0.02, 0.25)) * h * w
+        ratio = float(np.exp(rng.uniform(np.log(0.3), np.log(3.3))))
+        eh, ew = min(h, max(1, int(round((area * ratio) ** 0.5)))), min(w, max(1, int(round((area / ratio) ** 0.5))))
+        y0, x0 = int(rng.integers(0, h - eh + 1)), int(rng.integers(0, w - ew + 1))
+        flat[..., y0 : y0 + eh, x0 : x0 + ew] = rng.normal(size=(c, eh, ew)).astype(np.float32)
     return flat.reshape(*lead, c, h, w).astype(np.float32, copy=False)
 
 

@@ -42,6 +42,7 @@ def save_checkpoint(
     rng: dict[str, Any] | None = None,
     metrics: dict[str, Any] | None = None,
     best: dict[str, Any] | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> Path:
     """Write a checkpoint atomically (temporary file, then rename), so a kill never leaves half a file."""
     path = Path(path)
@@ -67,6 +68,7 @@ def save_checkpoint(
         state["scaler"] = scaler.state_dict()
     if rng is not None:
         state["rng"] = rng
+    state.update(extra or {})
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     torch.save(state, tmp)
     os.replace(tmp, path)

@@ -44,6 +44,10 @@ class DataConfig:
     # logmel: n_mels bands; random crop of audio_seconds in training, whole clips in evaluation
     n_mels: int = 64
     audio_seconds: float = 3.0
+    # audio (both audio kinds): cut leading and trailing silence quieter than trim_db below the loudest
+    # 25 ms frame, in training and scoring alike (mmfer.data.audio.trim_silence)
+    trim_silence: bool = False
+    trim_db: float = 35.0
     # loading
     batch_size: int = 16
     eval_batch_size: int | None = None  # None: same as batch_size
@@ -62,14 +66,24 @@ class OptimConfig:
     step_epochs: int = 10  # step schedule: multiply lr by step_gamma every step_epochs
     step_gamma: float = 0.1
     grad_clip: float | None = 5.0  # max gradient norm; None disables clipping
-    select_by: Literal["uar", "accuracy"] = "uar"  # Val metric that picks best.pt
+    # Val metric that picks best.pt; "last" keeps the final epoch, so a figure reported on Val is not
+    # inflated by picking the epoch on it (fix the number of epochs in advance instead)
+    select_by: Literal["uar", "accuracy", "last"] = "uar"
+    # exponential moving average of the weights (0 = off, e.g. 0.999): Val, best.pt and scores use the
+    # averaged weights, which generalise better than the last step's at no training cost
+    ema_decay: float = 0.0
 
 
 @dataclass(frozen=True)
 class LossConfig:
-    """Cross-entropy options; class_balanced weights classes by inverse Train frequency (AFEW is skewed)."""
+    """Cross-entropy options; class_balanced weights classes by inverse Train frequency (AFEW is skewed).
+
+    ``balance_power`` softens the weights to (inverse frequency) ** power: 1 weighs every class alike,
+    0.5 (square root) lifts a rare class without giving up as much accuracy on the common ones.
+    """
 
     class_balanced: bool = False
+    balance_power: float = 1.0
     label_smoothing: float = 0.0
 
 
@@ -83,6 +97,21 @@ class AugmentConfig:
     crop_scale: tuple[float, float] = (0.85, 1.0)
     brightness: float = 0.2
     contrast: float = 0.2
+    rotation: float = 0.0  # largest rotation, degrees
+    translate: float = 0.0  # largest extra shift, share of the side
+    erasing: float = 0.0  # probability of blanking one random rectangle (random erasing)
+    # any input: mixup / cutmix (cutmix needs an image-like input) with this Beta(alpha, alpha); 0 = off.
+    # With both on, each batch takes one of the two at random.
+    mixup: float = 0.0
+    cutmix: float = 0.0
+    # audio waveform (mmfer.data.audio.augment_waveform): speed factor range, and the probability of each
+    # of reverberation, a random microphone response / telephone band, noise at noise_snr dB, mp3/AAC
+    speed: tuple[float, float] = (1.0, 1.0)
+    reverb: float = 0.0
+    eq: float = 0.0
+    noise: float = 0.0
+    noise_snr: tuple[float, float] = (5.0, 30.0)
+    codec: float = 0.0
     # log-mel: SpecAugment (Park et al. 2019)
     spec_augment: bool = True
     freq_masks: int = 2
@@ -112,7 +141,9 @@ class TrainConfig:
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     init: InitConfig = field(default_factory=InitConfig)
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    amp: bool = True  # mixed precision on CUDA (ignored on CPU)
+    # mixed precision in training: fp16 on CUDA, bf16 on CPUs that compute it natively (AMX / AVX512-BF16;
+    # elsewhere fp32). Evaluation and scoring on CPU stay fp32.
+    amp: bool = True
 
 
 def load_train_config(path: str | Path) -> TrainConfig:

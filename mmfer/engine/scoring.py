@@ -7,6 +7,7 @@ Every clip of the split in the manifest gets a row, in manifest order: clips the
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 from pathlib import Path
 from typing import Any
@@ -37,10 +38,43 @@ def resolve_device(device: str | torch.device | None, preferred: str = "auto") -
     return torch.device(name)
 
 
-def autocast(device: torch.device, enabled: bool):
-    """Mixed precision on CUDA only; a no-op context on CPU."""
-    if enabled and device.type == "cuda":
+@functools.lru_cache(maxsize=1)
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes bf16 matrix products in hardware (AMX or AVX512-BF16).
+
+    Why it matters: there bf16 autocast trains convolutional nets about 2-3 times faster than fp32; on
+    other CPUs bf16 is emulated and slower than fp32.
+    """
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    return bool(flags & {"amx_bf16", "avx512_bf16"})
+    except OSError:
+        pass
+    return False
+
+
+def training_precision(device: torch.device, amp: bool) -> str:
+    """What ``amp: true`` means on this device: "fp16" on CUDA, "bf16" on a CPU with native bf16, else "fp32"."""
+    if not amp:
+        return "fp32"
+    if device.type == "cuda":
+        return "fp16"
+    if device.type == "cpu" and cpu_has_native_bf16():
+        return "bf16"
+    return "fp32"
+
+
+def autocast(device: torch.device, precision: bool | str):
+    """Autocast for ``precision`` ("fp16", "bf16" or "fp32"); ``True`` means fp16 on CUDA and nothing on CPU."""
+    if precision is True:
+        precision = "fp16" if device.type == "cuda" else "fp32"
+    if precision == "fp16" and device.type == "cuda":
         return torch.autocast(device_type="cuda", dtype=torch.float16)
+    if precision == "bf16":
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
 
 

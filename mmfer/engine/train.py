@@ -43,7 +43,8 @@ from mmfer.engine.checkpoint import (
     unwrap,
 )
 from mmfer.engine.config import TrainConfig, config_to_plain
-from mmfer.engine.scoring import autocast, predict_clips, resolve_device, split_scores
+from mmfer.engine.mixing import mix_batch
+from mmfer.engine.scoring import autocast, predict_clips, resolve_device, split_scores, training_precision
 from mmfer.errors import MmferError
 from mmfer.labels import NUM_CLASSES
 from mmfer.metrics import evaluate
@@ -109,12 +110,13 @@ def lr_factor(step: int, *, steps_per_epoch: int, optim: Any) -> float:
     return 1.0
 
 
-def class_weights(labels: list[int]) -> torch.Tensor:
-    """Inverse-frequency weights N / (K n_c), so each present class weighs the same in the loss."""
+def class_weights(labels: list[int], *, power: float = 1.0) -> torch.Tensor:
+    """Inverse-frequency weights (N / (K n_c)) ** power: with power 1 each present class weighs the same in
+    the loss; a smaller power (0.5) lifts rare classes less, at less cost to the common ones."""
     counts = np.bincount(np.asarray(labels, dtype=np.int64), minlength=NUM_CLASSES).astype(np.float64)
     present = counts > 0
     w = np.zeros(NUM_CLASSES)
-    w[present] = counts.sum() / (present.sum() * counts[present])
+    w[present] = (counts.sum() / (present.sum() * counts[present])) ** power
     return torch.tensor(w, dtype=torch.float32)
 
 
@@ -192,21 +194,31 @@ def optimisation_step(
     batch: dict[str, Any],
     *,
     device: torch.device,
-    amp: bool,
+    precision: str,
     criterion: nn.Module,
     optimizer: torch.optim.Optimizer,
     scaler: Any,
     grad_clip: float | None,
     frozen: Any = (),
+    mixup: float = 0.0,
+    cutmix: float = 0.0,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """One forward/backward/step on a collated batch: (labels, logits, loss). Shared by training and
-    ``mmfer bench``, so the benchmark times exactly the step that training runs. ``frozen`` parameters
-    get no update (two-stage fine-tuning)."""
+    ``mmfer bench``, so the benchmark times exactly the step that training runs. ``precision`` is
+    :func:`training_precision`'s answer; under bf16 image batches go channels-last, the layout the CPU's
+    bf16 kernels are fast in. ``frozen`` parameters get no update (two-stage fine-tuning)."""
     x, y = batch["x"].to(device, non_blocking=True), batch["label"].to(device)
     mask = batch["mask"].to(device) if batch["mask"] is not None else None
-    with autocast(device, amp):
+    mixed = mix_batch(x, y, mask, mixup=mixup, cutmix=cutmix)
+    if mixed is not None:
+        x, mask = mixed.x, mixed.mask
+    if precision == "bf16" and x.dim() == 4:
+        x = x.contiguous(memory_format=torch.channels_last)
+    with autocast(device, precision):
         logits = net(x, mask=mask)
     loss = criterion(logits.float(), y)
+    if mixed is not None:
+        loss = mixed.lam * loss + (1 - mixed.lam) * criterion(logits.float(), mixed.y_other)
     optimizer.zero_grad(set_to_none=True)
     scaler.scale(loss).backward()
     for p in frozen:
@@ -217,6 +229,20 @@ def optimisation_step(
     scaler.step(optimizer)
     scaler.update()
     return y, logits, loss
+
+
+def training_pieces(config: TrainConfig, model: nn.Module, dev: torch.device, labels: list[int]) -> dict[str, Any]:
+    """Precision, optimizer, gradient scaler and loss of a run, as training and ``mmfer bench`` both set them up."""
+    precision = training_precision(dev, config.amp)
+    if precision == "bf16":
+        model.to(memory_format=torch.channels_last)
+    weight = class_weights(labels, power=config.loss.balance_power).to(dev) if config.loss.class_balanced else None
+    return {
+        "precision": precision,
+        "optimizer": torch.optim.AdamW(model.parameters(), lr=config.optim.lr, weight_decay=config.optim.weight_decay),
+        "scaler": torch.amp.GradScaler("cuda", enabled=precision == "fp16"),
+        "criterion": nn.CrossEntropyLoss(weight=weight, label_smoothing=config.loss.label_smoothing),
+    }
 
 
 def check_consistency(config: TrainConfig, settings: Any, kind: str) -> None:
@@ -253,6 +279,17 @@ def _load_encoder(model: nn.Module, path: str) -> None:
             "use a face model trained with the same encoder arch, width and channels"
         )
     log.info("encoder initialised from %s", path)
+
+
+def _ema_model(model: nn.Module, decay: float):
+    """An exponential moving average of ``model``'s weights and buffers, or None when ``decay`` is 0."""
+    if not decay:
+        return None
+    if not 0.0 < decay < 1.0:
+        raise MmferError(f"optim.ema_decay must be in (0, 1) (e.g. 0.999) or 0 for off, got {decay}")
+    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
 
 
 def _write_logs(out: Path, rows: list[dict[str, Any]]) -> None:
@@ -295,12 +332,14 @@ def train(
     device: str | None = None,
     progress: bool = True,
     stop_after: int | None = None,
+    fold: tuple[int, int] | None = None,
 ) -> dict[str, Any]:
     """Train one branch on a cache; returns the best Val metrics and the paths written.
 
     ``epochs`` overrides ``config.optim.epochs``; ``resume`` continues ``out/last.pt`` exactly (same config
     required, except the number of epochs); ``stop_after`` ends after that many epochs while the schedule
-    still plans for all of them (an interruption on purpose, e.g. to test resume).
+    still plans for all of them (an interruption on purpose, e.g. to test resume). ``fold`` (i, k) pools
+    the Train and Val clips and validates on the i-th of k speaker-disjoint folds (``mmfer.engine.folds``).
     """
     data, out = Path(data), Path(out)
     if epochs is not None:
@@ -352,8 +391,19 @@ def train(
     if ckpt is not None and not files:
         check_cache_compatible(ckpt, data, dcfg.train_split)
     train_records = source_records(data, dcfg.train_split, kind)
-    holdout = dcfg.val_split not in source_splits(data, kind)
-    if holdout:
+    holdout = fold is not None or dcfg.val_split not in source_splits(data, kind)
+    fold_info = None
+    if fold is not None:
+        from mmfer.engine.folds import fold_records, speaker_folds
+
+        pooled = train_records + (source_records(data, dcfg.val_split, kind)
+                                  if dcfg.val_split in source_splits(data, kind) else [])
+        folds = speaker_folds(pooled, fold[1])
+        train_records, val_records = fold_records(pooled, folds, fold[0])
+        fold_info = {"index": fold[0] + 1, "of": fold[1], "speakers": folds[fold[0]]}
+        log.info("fold %d of %d: validating on speakers %s (%d clips), training on %d clips", fold[0] + 1, fold[1],
+                 ", ".join(folds[fold[0]]), len(val_records), len(train_records))
+    elif holdout:
         train_records, val_records = holdout_split(train_records, fraction=dcfg.holdout_fraction, seed=config.seed)
         log.info("no %r split in %s: holding out a stratified %.0f%% of %s (%d clips) for validation",
                  dcfg.val_split, data, 100 * dcfg.holdout_fraction, dcfg.train_split, len(val_records))
@@ -392,16 +442,18 @@ def train(
         generator=loader_gen, pin_memory=dev.type == "cuda",
     )
     steps_per_epoch = max(1, len(loader))
-    optimizer = torch.optim.AdamW(net.parameters(), lr=config.optim.lr, weight_decay=config.optim.weight_decay)
+    pieces = training_pieces(config, model, dev, train_ds.labels)
+    precision, optimizer, scaler, criterion = (pieces[k] for k in ("precision", "optimizer", "scaler", "criterion"))
     ocfg = config.optim
+    ema = _ema_model(model, ocfg.ema_decay)
+    eval_model = ema.module if ema is not None else model
+    if dist.main:
+        log.info("training in %s on %s%s", precision, dev, f", weights averaged (EMA {ocfg.ema_decay})" if ema else "")
 
     def schedule(step: int) -> float:
         return lr_factor(step, steps_per_epoch=steps_per_epoch, optim=ocfg)
 
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
-    weight = class_weights(train_ds.labels).to(dev) if config.loss.class_balanced else None
-    criterion = nn.CrossEntropyLoss(weight=weight, label_smoothing=config.loss.label_smoothing)
     frozen_params = list(unwrap(model).encoder.parameters()) if (
         config.init.encoder_from and config.init.freeze_encoder_epochs > 0 and hasattr(unwrap(model), "encoder")
     ) else []
@@ -413,6 +465,11 @@ def train(
         scheduler.load_state_dict(ckpt["scheduler"])
         if "scaler" in ckpt:
             scaler.load_state_dict(ckpt["scaler"])
+        if ema is not None:
+            if "ema" not in ckpt:
+                raise MmferError(f"{last_path}: holds no averaged (EMA) weights; it was not trained with ema_decay")
+            ema.module.load_state_dict(ckpt["ema"]["state_dict"])
+            ema.n_averaged.fill_(int(ckpt["ema"]["n_averaged"]))
         set_rng_state(ckpt["rng"])
         start_epoch, best = int(ckpt["epoch"]), dict(ckpt.get("best") or {})
         rows = _read_log(out, start_epoch)
@@ -421,6 +478,8 @@ def train(
     if dist.main:
         out.mkdir(parents=True, exist_ok=True)
         (out / "config.yaml").write_text(yaml.safe_dump(plain_config, sort_keys=False))
+        if fold_info is not None:
+            (out / "fold.json").write_text(json.dumps(fold_info) + "\n")
     val_labels = np.asarray(val_ds.labels, dtype=np.int64)
     eval_bs = dcfg.eval_batch_size or dcfg.batch_size
     ckpt_common = dict(model_name=config.model.name, model_kwargs=dict(config.model.kwargs),
@@ -437,24 +496,41 @@ def train(
         freeze = epoch < config.init.freeze_encoder_epochs
         tot_loss, tot_correct, tot_n = 0.0, 0, 0
         bar = tqdm(loader, desc=f"epoch {epoch + 1}/{ocfg.epochs}", disable=not (progress and dist.main), leave=False)
+        aug = config.augment
+        mixing = (aug.mixup, aug.cutmix) if aug.enabled else (0.0, 0.0)
         for batch in bar:
-            y, logits, loss = optimisation_step(net, batch, device=dev, amp=use_amp, criterion=criterion,
+            y, logits, loss = optimisation_step(net, batch, device=dev, precision=precision, criterion=criterion,
                                                 optimizer=optimizer, scaler=scaler, grad_clip=ocfg.grad_clip,
-                                                frozen=frozen_params if freeze else ())
+                                                frozen=frozen_params if freeze else (), mixup=mixing[0],
+                                                cutmix=mixing[1])
+            if not torch.isfinite(loss.detach()):
+                ids = [train_ds.records[int(c)].clip_id for c in batch["clip"][:8]]
+                raise MmferError(
+                    f"{out}: epoch {epoch + 1}, step {tot_n // max(1, dcfg.batch_size) + 1}: the loss is "
+                    f"{float(loss.detach())} (not finite), on a batch of clips {', '.join(ids)}"
+                    f"{' ...' if len(batch['clip']) > 8 else ''}; check those clips' inputs, or lower optim.lr")
             scheduler.step()
+            if ema is not None:
+                ema.update_parameters(model)
             n = y.shape[0]
             tot_loss += float(loss.detach()) * n
             tot_correct += int((logits.detach().argmax(1) == y).sum())
             tot_n += n
             bar.set_postfix(loss=f"{tot_loss / max(tot_n, 1):.3f}")
 
-        probs = predict_clips(model, val_ds, device=dev, batch_size=eval_bs, workers=dcfg.workers, amp=use_amp,
+        if tot_n == 0:
+            raise MmferError(
+                f"{out}: epoch {epoch + 1} ran no optimisation step: {len(train_ds)} training items"
+                f"{f' over {dist.world_size} processes' if dist.enabled else ''} and batch_size {dcfg.batch_size} "
+                "leave no full batch per process; lower data.batch_size or use fewer processes")
+        probs = predict_clips(eval_model, val_ds, device=dev, batch_size=eval_bs, workers=dcfg.workers, amp=use_amp,
                               progress=progress and dist.main, desc="val")
         val_acc, val_uar = accuracy_uar(val_labels, probs)
         known = val_labels >= 0
         val_loss = float(-np.log(np.clip(probs[known, val_labels[known]], 1e-12, None)).mean()) if known.any() else float("nan")
         metric = val_uar if ocfg.select_by == "uar" else val_acc
-        improved = not best or (not math.isnan(metric) and (math.isnan(best["value"]) or metric > best["value"]))
+        improved = ocfg.select_by == "last" or not best or (
+            not math.isnan(metric) and (math.isnan(best["value"]) or metric > best["value"]))
         if improved:
             best = {"epoch": epoch + 1, "metric": ocfg.select_by, "value": metric, "val_accuracy": val_acc,
                     "val_uar": val_uar}
@@ -466,11 +542,14 @@ def train(
         rows.append(row)
         if dist.main:
             state = dict(ckpt_common, model=model, epoch=epoch + 1, optimizer=optimizer, scheduler=scheduler,
-                         scaler=scaler if use_amp else None, rng=rng_state(), metrics=row, best=best)
+                         scaler=scaler if precision == "fp16" else None, rng=rng_state(), metrics=row, best=best)
+            if ema is not None:
+                state["extra"] = {"ema": {"state_dict": {k: v.detach().cpu() for k, v in ema.module.state_dict().items()},
+                                          "n_averaged": int(ema.n_averaged)}}
             save_checkpoint(last_path, **state)
             if improved:
-                save_checkpoint(best_path, **{**state, "optimizer": None, "scheduler": None, "scaler": None,
-                                              "rng": None})
+                save_checkpoint(best_path, **{**state, "model": eval_model, "optimizer": None, "scheduler": None,
+                                              "scaler": None, "rng": None, "extra": None})
             _write_logs(out, rows)
             log.info("epoch %d/%d: train loss %.3f acc %.3f | val acc %.3f uar %.3f%s", epoch + 1, ocfg.epochs,
                      row["train_loss"], row["train_accuracy"], val_acc, val_uar, " (best)" if improved else "")

@@ -1,7 +1,8 @@
 """Model names -> keyword-only builders, so a config can name a branch and its kwargs.
 
 Every model returned has ``forward(x, mask=None) -> logits (B, num_classes)`` (mask bool, True = valid)
-and an ``input_kind`` attribute: "face_window", "face_sequence", "landmarks", "logmel" or "face_image",
+and an ``input_kind`` attribute: "face_window", "face_sequence", "landmarks", "logmel", "audio_stats" or
+"face_image",
 which tells the training engine which dataset feeds it.
 """
 
@@ -14,6 +15,7 @@ from torch import nn
 
 from mmfer.errors import MmferError
 from mmfer.models.audio_cnn import build_audio_cnn
+from mmfer.models.audio_stats import build_audio_stats
 from mmfer.models.c3d import build_c3d, build_video3d
 from mmfer.models.cnn_lstm import build_cnn_lstm
 from mmfer.models.face_frame import build_face_frame
@@ -25,10 +27,11 @@ MODELS: dict[str, Callable[..., nn.Module]] = {
     "cnn_lstm": build_cnn_lstm,
     "landmark_brnn": build_landmark_brnn,
     "audio_cnn": build_audio_cnn,
+    "audio_stats": build_audio_stats,
     "face_frame": build_face_frame,
 }
 
-INPUT_KINDS = ("face_window", "face_sequence", "landmarks", "logmel", "face_image")
+INPUT_KINDS = ("face_window", "face_sequence", "landmarks", "logmel", "audio_stats", "face_image")
 
 
 def builder_kwargs(name: str) -> dict[str, Any]:

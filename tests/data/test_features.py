@@ -174,6 +174,27 @@ def test_augment_faces_is_the_same_for_every_frame(rng: np.random.Generator) -> 
     assert batch.shape == (2, 3, 1, 16, 16)
 
 
+def test_augment_faces_rotation_shift_and_erasing(rng: np.random.Generator) -> None:
+    frame = face_tensor(np.random.default_rng(6).integers(0, 255, (1, 24, 24, 3)).astype(np.uint8), grayscale=True)
+    clip = np.repeat(frame, 3, axis=0)
+    kw = dict(flip=False, crop_scale=(1.0, 1.0), brightness=0, contrast=0)
+    # a pure rotation keeps the centre pixel's neighbourhood and moves the corners; one warp for every frame
+    rot = augment_faces(clip, rng=np.random.default_rng(0), rotation=30, **kw)
+    np.testing.assert_allclose(rot, np.repeat(rot[:1], 3, axis=0))
+    assert not np.allclose(rot, clip) and np.isfinite(rot).all()
+    # erasing with probability 1 blanks one rectangle (2-25% of the face) with noise, the same on every frame
+    er = augment_faces(clip, rng=np.random.default_rng(1), erasing=1.0, **kw)
+    changed = (er[0, 0] != clip[0, 0])
+    assert 0.02 * 24 * 24 * 0.5 <= changed.sum() <= 0.25 * 24 * 24 * 1.2
+    rows, cols = np.nonzero(changed)
+    assert changed[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1].mean() > 0.9  # a rectangle
+    np.testing.assert_array_equal(er[0], er[2])
+    # shift only: content moves, the transform is a translation (corner pixels come from the reflected border)
+    sh = augment_faces(clip, rng=np.random.default_rng(2), translate=0.2, **kw)
+    assert not np.allclose(sh, clip)
+    assert np.array_equal(augment_faces(clip, rng=np.random.default_rng(3), erasing=0.0, **kw), clip)
+
+
 def test_crop_views_mirror_and_ten_crop():
     from mmfer.data.features import crop_views
 

@@ -23,6 +23,8 @@ CASES = {
     "audio_cnn": (dict(width=4, n_mels=32), (B, 1, 32, 37), (B, 37), 3),
     "face_frame": (dict(width=4), (B, 3, 40, 40), (B,), 0),
 }
+# models without a time axis or mask (one vector per clip): forward shape and finiteness only
+UNMASKED = {"audio_stats": (dict(hidden=16), (B, 97))}
 
 
 def _model(case: str) -> tuple[torch.nn.Module, tuple, tuple, int]:
@@ -144,7 +146,7 @@ def test_registry_errors_name_the_problem() -> None:
         build_model("landmark_brnn", rnn="rnn")
     with pytest.raises(MmferError, match=r"mask has shape \(2, 5\)"):
         build_model("landmark_brnn", hidden=4)(torch.randn(2, 4, 272), torch.ones(2, 5, dtype=torch.bool))
-    assert set(MODELS) == {"c3d", "video3d", "cnn_lstm", "landmark_brnn", "audio_cnn", "face_frame"}
+    assert set(MODELS) == {"c3d", "video3d", "cnn_lstm", "landmark_brnn", "audio_cnn", "audio_stats", "face_frame"}
     assert builder_kwargs("audio_cnn") == {"num_classes": 7, "n_mels": 64, "width": 32, "dropout": 0.3}
 
 
@@ -188,3 +190,14 @@ def test_video3d_tiny() -> None:
         assert out.shape == (2, 7) and torch.isfinite(out).all()
     with pytest.raises(MmferError, match="unknown arch"):
         build_model("video3d", arch="i3d")
+
+
+@pytest.mark.parametrize("case", sorted(UNMASKED))
+def test_unmasked_models_forward_and_refuse_other_sizes(case: str) -> None:
+    kwargs, shape = UNMASKED[case]
+    torch.manual_seed(0)
+    model = build_model(case, num_classes=7, **kwargs).eval()
+    out = model(torch.randn(shape))
+    assert out.shape == (B, 7) and torch.isfinite(out).all() and model.input_kind in INPUT_KINDS
+    with pytest.raises(MmferError, match="features"):
+        model(torch.randn(B, shape[1] + 1))

@@ -1,0 +1,120 @@
+"""Speech pre-processing: trimming, sanitising, each augmentation, and the utterance statistics."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from mmfer.data import audio as A
+
+SR = 16000
+
+
+def _tone(seconds: float, freq: float = 200.0, amp: float = 0.5, harmonics: int = 4) -> np.ndarray:
+    t = np.arange(int(seconds * SR)) / SR
+    return (amp * sum(np.sin(2 * np.pi * freq * k * t) / k for k in range(1, harmonics + 1))).astype(np.float32)
+
+
+def _speechlike(rng: np.random.Generator) -> np.ndarray:
+    """Half a second of near-silence, 1 s of a voiced tone with a pitch glide, half a second of near-silence."""
+    t = np.arange(SR) / SR
+    f0 = 150 + 60 * t
+    voiced = 0.4 * np.sin(2 * np.pi * np.cumsum(f0) / SR) + 0.2 * np.sin(4 * np.pi * np.cumsum(f0) / SR)
+    quiet = lambda n: 1e-4 * rng.standard_normal(n)  # noqa: E731
+    return np.concatenate([quiet(SR // 2), voiced, quiet(SR // 2)]).astype(np.float32)
+
+
+def test_trim_silence_cuts_the_pauses_around_speech_only():
+    rng = np.random.default_rng(0)
+    a = _speechlike(rng)
+    t = A.trim_silence(a, sample_rate=SR)
+    assert abs(len(t) - SR) <= 0.05 * SR  # the voiced second, to within two 25 ms frames
+    # a pause inside the utterance stays
+    inner = np.concatenate([_tone(0.5), np.zeros(SR // 2, np.float32), _tone(0.5)])
+    assert len(A.trim_silence(inner, sample_rate=SR)) == len(inner)
+    # nothing but silence, or a click shorter than the minimum, is returned whole
+    silence = np.zeros(SR, np.float32)
+    assert len(A.trim_silence(silence, sample_rate=SR)) == SR
+    click = np.zeros(SR, np.float32)
+    click[100:200] = 0.9
+    assert len(A.trim_silence(click, sample_rate=SR)) == SR
+
+
+def test_sanitise_audio_names_what_it_changed():
+    a = np.array([0.1, np.inf, -np.nan, 3.0, -0.2], np.float32)
+    out, note = A.sanitise_audio(a)
+    assert np.isfinite(out).all() and np.abs(out).max() <= 1.0
+    assert out[1] == 0 and out[2] == 0 and out[3] == 1.0 and out[0] == pytest.approx(0.1)
+    assert "2 non-finite" in note and "1 audio sample" in note
+    clean, note = A.sanitise_audio(np.zeros(4, np.float32))
+    assert note == ""
+
+
+def test_speed_noise_and_eq_do_what_they_say():
+    rng = np.random.default_rng(1)
+    a = _tone(1.0)
+    assert len(A.change_speed(a, 1.25)) == int(round(SR / 1.25))
+    for snr in (5.0, 20.0):
+        noisy = A.add_noise(a, rng=rng, snr_db=snr)
+        noise = noisy - a
+        measured = 10 * np.log10(np.mean(a.astype(np.float64) ** 2) / np.mean(noise.astype(np.float64) ** 2))
+        assert measured == pytest.approx(snr, abs=0.5)
+    eq = A.random_eq(a, rng=rng, sample_rate=SR)
+    assert eq.shape == a.shape and np.isfinite(eq).all() and not np.allclose(eq, a, atol=1e-3)
+    for exponent in (0.0, 1.0, 2.0):
+        n = A.coloured_noise(10_001, rng=rng, exponent=exponent)
+        assert len(n) == 10_001 and np.sqrt(np.mean(n**2)) == pytest.approx(1.0, rel=0.05)
+
+
+def test_reverb_leaves_a_tail_after_the_sound_stops():
+    rng = np.random.default_rng(2)
+    a = np.concatenate([_tone(0.3), np.zeros(SR // 2, np.float32)])
+    wet = A.add_reverb(a, rng=rng, sample_rate=SR, rt60=0.6)
+    assert wet.shape == a.shape and np.abs(wet).max() <= np.abs(a).max() + 1e-6
+    after = slice(int(0.35 * SR), int(0.45 * SR))
+    assert np.abs(a[after]).max() == 0 and np.abs(wet[after]).max() > 1e-3
+
+
+def test_codec_round_trip_keeps_the_signal_in_place():
+    rng = np.random.default_rng(3)
+    a = _tone(1.0, amp=0.3)
+    for _ in range(2):  # mp3 or AAC at random; either must come back aligned
+        out = A.codec_round_trip(a, rng=rng, sample_rate=SR)
+        assert out.shape == a.shape
+        core = slice(2000, 14000)
+        assert np.corrcoef(a[core], out[core])[0, 1] > 0.9
+
+
+def test_augment_waveform_all_on_and_all_off():
+    rng = np.random.default_rng(4)
+    a = _speechlike(rng)
+    on = SimpleNamespace(speed=(0.9, 1.1), reverb=1.0, eq=1.0, noise=1.0, noise_snr=(10.0, 20.0), codec=1.0)
+    outs = [A.augment_waveform(a, rng=np.random.default_rng(s), sample_rate=SR, augment=on) for s in range(3)]
+    for o in outs:
+        assert np.isfinite(o).all() and 0.09 <= np.abs(o).max() <= 0.95 + 1e-6
+        assert 0.85 * len(a) <= len(o) <= 1.15 * len(a)
+    assert not np.allclose(outs[0][:1000], outs[1][:1000])
+    off = SimpleNamespace(speed=(1.0, 1.0), reverb=0.0, eq=0.0, noise=0.0, noise_snr=(10.0, 20.0), codec=0.0)
+    same = A.augment_waveform(a, rng=rng, sample_rate=SR, augment=off)
+    np.testing.assert_allclose(same / np.abs(same).max(), a / np.abs(a).max(), atol=1e-6)  # only the level changed
+
+
+def test_utterance_features_pitch_and_gain_invariance():
+    names = A.utterance_feature_names()
+    a = _tone(1.5, freq=200.0, amp=0.3)
+    f = A.utterance_features(a, sample_rate=SR)
+    assert f.shape == (len(names),) and f.dtype == np.float32 and np.isfinite(f).all()
+    assert f[names.index("f0_p50")] == pytest.approx(12.0, abs=0.5)  # 200 Hz = 12 semitones above 100 Hz
+    assert f[names.index("voiced_ratio")] > 0.8
+    quieter = A.utterance_features(a * 0.05, sample_rate=SR)
+    level_free = [i for i, n in enumerate(names) if not n.startswith("contrast")]
+    np.testing.assert_allclose(quieter[level_free], f[level_free], rtol=1e-3, atol=1e-3)
+    np.testing.assert_allclose(quieter, f, rtol=0.05)  # contrast bands with next to no energy shift a little
+    low = A.utterance_features(_tone(1.5, freq=120.0, amp=0.3), sample_rate=SR)
+    assert low[names.index("f0_p50")] < f[names.index("f0_p50")] - 5
+    # silence and very short input still give a finite vector of the same length
+    for quiet in (np.zeros(SR, np.float32), np.zeros(10, np.float32)):
+        v = A.utterance_features(quiet, sample_rate=SR)
+        assert v.shape == f.shape and np.isfinite(v).all()

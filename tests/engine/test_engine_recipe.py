@@ -1,0 +1,183 @@
+"""The training recipe's pieces: mixup/cutmix, CPU bf16, weight averaging, fixed-epoch selection,
+non-finite losses, and speaker-disjoint cross-validation."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from torch import nn
+
+from mmfer.cache import ClipRecord
+from mmfer.cli import main
+from mmfer.engine import scoring
+from mmfer.engine.checkpoint import load_checkpoint
+from mmfer.engine.config import load_train_config
+from mmfer.engine.folds import fold_records, speaker_folds, speaker_of
+from mmfer.engine.mixing import mix_batch
+from mmfer.engine.train import class_weights, train
+from mmfer.errors import MmferError
+from mmfer.labels import EMOTIONS
+from mmfer.scores import read_scores
+
+from engine_helpers import CONFIGS, tiny_config
+
+
+# ---------------------------------------------------------------- mixing
+def test_mix_batch_off_mixup_and_cutmix():
+    torch.manual_seed(0)
+    x, y = torch.randn(6, 1, 8, 8), torch.arange(6)
+    assert mix_batch(x, y, None) is None
+    assert mix_batch(x[:1], y[:1], None, mixup=1.0) is None
+    m = mix_batch(x, y, None, mixup=0.4)
+    perm = [int((y == t).nonzero()) for t in m.y_other]  # y is arange: y_other names the partner of each row
+    torch.testing.assert_close(m.x, m.lam * x + (1 - m.lam) * x[perm])
+    c = mix_batch(x, y, None, cutmix=1.0)
+    changed = (c.x != x).any(dim=(0, 1))  # the pasted rectangle
+    assert 0 < changed.sum() <= 64
+    assert c.lam == pytest.approx(1 - changed.sum().item() / 64, abs=1e-6) or c.lam == 1.0
+    # cutmix needs an image-like input; on (B, F) vectors it is left out, and then nothing mixes
+    assert mix_batch(torch.randn(6, 5), y, None, cutmix=1.0) is None
+    mask = torch.zeros(6, 4, dtype=torch.bool)
+    mask[0, :2] = True
+    mixed = mix_batch(torch.randn(6, 3, 4), y, mask, mixup=1.0)
+    assert mixed.mask.sum() >= mask.sum() and mixed.mask[0, :2].all()  # union: a row keeps its own steps
+
+
+def test_class_weights_power():
+    labels = [0] * 90 + [1] * 10
+    full, sqrt = class_weights(labels), class_weights(labels, power=0.5)
+    assert full[1] / full[0] == pytest.approx(9.0)
+    assert sqrt[1] / sqrt[0] == pytest.approx(3.0)
+    assert full[2] == 0 and sqrt[2] == 0  # absent classes weigh nothing
+
+
+# ---------------------------------------------------------------- precision
+def test_training_precision_follows_the_hardware(monkeypatch):
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert scoring.training_precision(cuda, True) == "fp16"
+    assert scoring.training_precision(cpu, False) == "fp32"
+    monkeypatch.setattr(scoring, "cpu_has_native_bf16", lambda: True)
+    assert scoring.training_precision(cpu, True) == "bf16"
+    with scoring.autocast(cpu, "bf16"):
+        assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.bfloat16
+    monkeypatch.setattr(scoring, "cpu_has_native_bf16", lambda: False)
+    assert scoring.training_precision(cpu, True) == "fp32"
+    with scoring.autocast(cpu, True):  # True keeps its old meaning: fp16 on CUDA, nothing on CPU
+        assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.float32
+
+
+# ---------------------------------------------------------------- EMA, select_by last, resume
+def test_ema_and_last_epoch_selection_resume_exactly(synth_cache, tmp_path):
+    cache = synth_cache("landmarks")
+    cfg = tiny_config("landmark_brnn", epochs=4, ema_decay=0.9, select_by="last")
+    cfg = dataclasses.replace(cfg, augment=dataclasses.replace(cfg.augment, mixup=0.3))
+    straight = train(cfg, data=cache, out=tmp_path / "a", progress=False)
+    assert straight["best"]["epoch"] == 4  # the last epoch, whatever its Val figure
+    best, last = load_checkpoint(tmp_path / "a" / "best.pt"), load_checkpoint(tmp_path / "a" / "last.pt")
+    # best.pt holds the averaged weights, last.pt the raw ones and the average to resume from
+    for k, v in best["state_dict"].items():
+        torch.testing.assert_close(v, last["ema"]["state_dict"][k])
+    assert any(not torch.equal(v, last["state_dict"][k]) for k, v in best["state_dict"].items() if v.is_floating_point())
+    train(cfg, data=cache, out=tmp_path / "b", progress=False, stop_after=2)
+    resumed = train(cfg, data=cache, out=tmp_path / "b", resume=True, progress=False)
+    assert resumed["best"] == straight["best"]
+    assert (tmp_path / "b" / "scores_Val.csv").read_text() == (tmp_path / "a" / "scores_Val.csv").read_text()
+    no_ema = dataclasses.replace(cfg, optim=dataclasses.replace(cfg.optim, ema_decay=1.5))
+    with pytest.raises(MmferError, match="ema_decay"):
+        train(no_ema, data=cache, out=tmp_path / "c", progress=False)
+
+
+class _NaNModel(nn.Module):
+    input_kind = "landmarks"
+
+    def __init__(self, **_):
+        super().__init__()
+        self.lin = nn.Linear(272, 7)
+
+    def forward(self, x, mask=None):
+        return self.lin(x.mean(1)) * float("nan")
+
+
+def test_a_non_finite_loss_stops_training_naming_the_clips(synth_cache, tmp_path, monkeypatch):
+    from mmfer.models import registry
+
+    monkeypatch.setitem(registry.MODELS, "nan_model", lambda **kw: _NaNModel())
+    cfg = tiny_config("landmark_brnn")
+    cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, name="nan_model", kwargs={}))
+    with pytest.raises(MmferError, match=r"epoch 1, step 1: the loss is nan .*clips \w+"):
+        train(cfg, data=synth_cache("landmarks"), out=tmp_path / "nan", progress=False)
+
+
+# ---------------------------------------------------------------- speaker folds
+RAVDESS_CODES = {"Neutral": "01", "Happy": "03", "Sad": "04", "Angry": "05", "Fear": "06", "Disgust": "07",
+                 "Surprise": "08"}
+
+
+@pytest.fixture(scope="module")
+def ravdess_tree(tmp_path_factory):
+    """Four actors, two utterances per class, the class carried by the pitch (RAVDESS file names)."""
+    root = tmp_path_factory.mktemp("ravdess")
+    rng = np.random.default_rng(0)
+    t = np.arange(int(0.8 * 16000)) / 16000
+    for actor in (1, 2, 3, 4):
+        d = root / "Train" / f"Actor_{actor:02d}"
+        d.mkdir(parents=True)
+        for c, name in enumerate(EMOTIONS):
+            for rep in (1, 2):
+                f0 = 110 * 2 ** (c / 3) * (1 + 0.02 * actor)
+                wave = 0.3 * np.sin(2 * np.pi * f0 * t) + 0.1 * np.sin(4 * np.pi * f0 * t)
+                wave = np.concatenate([np.zeros(3000), wave, np.zeros(3000)]) + 1e-3 * rng.standard_normal(len(t) + 6000)
+                stem = f"03-01-{RAVDESS_CODES[name]}-01-01-{rep:02d}-{actor:02d}"
+                sf.write(d / f"{stem}.wav", wave.astype(np.float32), 16000)
+    return root
+
+
+def test_speaker_folds_are_disjoint_and_need_speakers():
+    recs = [ClipRecord(clip_id=f"03-01-05-01-01-01-{a:02d}", split="Train", label="Angry", path="", status="ok")
+            for a in (1, 2, 3, 4, 6)]
+    assert speaker_of(recs[0]) == "ravdess:01"
+    assert speaker_of(ClipRecord(clip_id="1001_DFA_ANG_XX", split="Train", label="Angry", path="",
+                                 status="ok")) == "cremad:1001"
+    folds = speaker_folds(recs, 2)
+    assert folds == [["ravdess:01", "ravdess:03", "ravdess:06"], ["ravdess:02", "ravdess:04"]]
+    tr, va = fold_records(recs, folds, 1)
+    assert {speaker_of(r) for r in va} == {"ravdess:02", "ravdess:04"} and not {speaker_of(r) for r in tr} & {
+        speaker_of(r) for r in va}
+    with pytest.raises(MmferError, match="only 5 speakers"):
+        speaker_folds(recs, 6)
+    with pytest.raises(MmferError, match="speaker of every clip.*clip_a"):
+        speaker_folds(recs + [ClipRecord(clip_id="clip_a", split="Train", label="Angry", path="x.wav", status="ok")], 2)
+
+
+def test_train_folds_cross_validates_by_speaker(ravdess_tree, tmp_path, capsys):
+    cfg_path = tmp_path / "stats.yaml"
+    cfg = load_train_config(CONFIGS / "audio_stats_ravdess.yaml")
+    text = (CONFIGS / "audio_stats_ravdess.yaml").read_text().replace("epochs: 60", "epochs: 25")
+    cfg_path.write_text(text.replace("batch_size: 32", "batch_size: 8"))
+    out = tmp_path / "cv"
+    assert main(["train", str(cfg_path), "--data", str(ravdess_tree), "--out", str(out), "--folds", "3",
+                 "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    assert "fold 3 (ravdess:03)" in printed and "uar" in printed
+    summary = json.loads((out / "folds.json").read_text())
+    assert [r["speakers"] for r in summary["folds"]] == ["ravdess:01 ravdess:04", "ravdess:02", "ravdess:03"]
+    oof = read_scores(out / "scores_oof.csv")
+    assert sorted(oof.clip_ids) == sorted(p.relative_to(ravdess_tree / "Train").with_suffix("").as_posix()
+                                          for p in ravdess_tree.rglob("*.wav"))  # every clip once
+    for i, row in enumerate(summary["folds"], start=1):
+        ckpt = load_checkpoint(out / f"fold{i}" / "best.pt")
+        assert ckpt["epoch"] == 25 and cfg.optim.select_by == "last"
+        val = read_scores(out / f"fold{i}" / "scores_Val.csv")
+        assert {c.split("-")[-1] for c in val.clip_ids} == {s.split(":")[1] for s in row["speakers"].split()}
+    assert summary["uar_mean"] > 0.5, summary  # pitch carries the class for every speaker
+    assert summary["uar_min"] <= summary["uar_mean"] <= summary["uar_max"]
+    # a second call finds every fold done and only summarises
+    before = (out / "fold1" / "last.pt").stat().st_mtime_ns
+    assert main(["train", str(cfg_path), "--data", str(ravdess_tree), "--out", str(out), "--folds", "3",
+                 "--no-progress"]) == 0
+    assert (out / "fold1" / "last.pt").stat().st_mtime_ns == before
