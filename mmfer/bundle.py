@@ -62,8 +62,10 @@ FUSION_METHODS = ("weighted", "mean", "exp_weighted", "per_class")
 DEFAULT_DECODE = PreprocessSettings(fps=8.0, max_frames=960, fit_every=1, detect_every=5)
 
 # Options of a face_image branch: how aligned video crops are framed for it, and test-time views.
-FACE_IMAGE_OPTIONS = {"framing": "fer2013", "image_views": 10, "frame_views": 2}
+FACE_IMAGE_OPTIONS = {"framing": "fer2013", "image_views": 10, "frame_views": 2, "frame_pooling": "mean"}
 FRAMINGS = ("fer2013", "aligned")
+# How a face_image branch's per-frame probabilities become the clip's (mmfer.predict.pool_frames).
+FRAME_POOLINGS = ("mean", "log_mean", "confidence")
 
 
 @dataclass
@@ -204,6 +206,9 @@ def _options(kind: str, given: Mapping[str, Any], *, where: str) -> dict[str, An
     if kind == "face_image":
         if out["framing"] not in FRAMINGS:
             raise MmferError(f"{where}: framing {out['framing']!r}; expected one of {', '.join(FRAMINGS)}")
+        if out["frame_pooling"] not in FRAME_POOLINGS:
+            raise MmferError(f"{where}: frame_pooling {out['frame_pooling']!r}; expected one of "
+                             f"{', '.join(FRAME_POOLINGS)}")
         for k in ("image_views", "frame_views"):
             if out[k] not in VIEWS:
                 raise MmferError(f"{where}: {k}={out[k]!r}; expected one of {', '.join(map(str, VIEWS))}")

@@ -222,6 +222,27 @@ def _audio_clip(audio: np.ndarray, clip_id: str) -> CachedClip:
                       mask=np.zeros(0, bool), audio=np.asarray(audio, np.float32), meta={})
 
 
+def pool_frames(per_frame: np.ndarray, method: str = "mean") -> np.ndarray:
+    """One clip's probabilities (7,) from its frames' (N, 7).
+
+    ``mean`` averages probabilities; ``log_mean`` averages log-probabilities (a geometric mean: a class
+    must hold up in most frames); ``confidence`` weights each frame by how far its distribution is from
+    uniform (1 - normalised entropy), so blurred or half-turned frames, which the model is unsure of, count
+    less.
+    """
+    p = np.clip(np.asarray(per_frame, dtype=np.float64), 1e-8, 1.0)
+    if method == "mean":
+        out = p.mean(axis=0)
+    elif method == "log_mean":
+        out = np.exp(np.log(p).mean(axis=0))
+    elif method == "confidence":
+        w = 1.0 - (-(p * np.log(p)).sum(axis=1) / np.log(p.shape[1]))
+        out = (w[:, None] * p).sum(axis=0) / max(float(w.sum()), 1e-12)
+    else:
+        raise MmferError(f"frame pooling {method!r}; expected mean, log_mean or confidence")
+    return out / out.sum()
+
+
 def is_silent(audio: np.ndarray) -> bool:
     return audio.size == 0 or float(np.max(np.abs(audio))) < SILENCE_PEAK
 
@@ -364,7 +385,7 @@ class Predictor:
                 mask = np.asarray(clip.mask, bool)
                 per_frame = self.face_frames(b, np.asarray(clip.faces)[mask], aligned=True,
                                              views=b.options["frame_views"])
-                probs[b.name] = per_frame.mean(axis=0)
+                probs[b.name] = pool_frames(per_frame, b.options["frame_pooling"])
                 if timeline and "frame_probs" not in tl:
                     full = np.full((len(mask), NUM_CLASSES), np.nan)
                     full[mask] = per_frame

@@ -35,7 +35,8 @@ def test_write_and_load_bundle(tmp_path, runs):
     assert info["format"] == 1 and info["labels"] == list(EMOTIONS) and info["fusion"]["method"] == "weighted"
     face = info["branches"]["face"]
     assert face["checkpoint"] == "face.pt" and face["weight"] == 3.0 and face["data"] == "d"
-    assert face["options"] == {"framing": "fer2013", "image_views": 10, "frame_views": 2}  # defaults written out
+    assert face["options"] == {"framing": "fer2013", "image_views": 10, "frame_views": 2,
+                               "frame_pooling": "mean"}  # defaults written out
     assert face["metrics"]["val_accuracy"] == 0.5 and face["metrics"]["epochs_trained"] == 1
     assert info["branches"]["audio"]["options"] == {}
     b = load_bundle(out)
@@ -134,10 +135,25 @@ def test_build_tool(tmp_path, runs, cremad_videos, cremad_audio, monkeypatch):
     rc = tool.main(["--face", str(runs["face_frame"]), "--audio", str(runs["audio_cnn"]), "--face-weight", "0.7",
                     "--audio-weight", "0.3", "--out", str(out), "--outputs", str(csv_path)])
     assert rc == 0
-    assert sorted(p.name for p in out.iterdir()) == ["audio_ravdess.pt", "bundle.json", "face_fer2013.pt"]
+    assert sorted(p.name for p in out.iterdir()) == ["audio_cnn.pt", "bundle.json", "face_fer2013.pt"]
     info = json.loads((out / "bundle.json").read_text())
-    assert "RAVDESS" in info["branches"]["audio"]["licence"] and info["branches"]["face"]["weight"] == 0.7
+    assert "RAVDESS" in info["branches"]["audio_cnn"]["licence"] and info["branches"]["face"]["weight"] == 0.7
     _check_recorded(out, csv_path, [cremad_videos[0], cremad_audio[0]])
+    # a cross-validation folder brings every fold model, sharing its share of the audio weight
+    folds = tmp_path / "cv"
+    folds.mkdir()
+    summary = {"runs": [str(runs["audio_cnn"])] * 2, "uar_mean": 0.5, "uar_std": 0.1, "uar_min": 0.4, "uar_max": 0.6,
+               "accuracy_mean": 0.5, "pooled_accuracy": 0.5, "pooled_uar": 0.5, "pooled_recall": {}, "folds": []}
+    (folds / "folds.json").write_text(json.dumps(summary))
+    rc = tool.main(["--face", str(runs["face_frame"]), "--audio", str(folds), str(runs["audio_cnn"]),
+                    "--audio-shares", "3", "1", "--audio-weight", "0.4", "--out", str(out), "--outputs", str(csv_path)])
+    assert rc == 0
+    info = json.loads((out / "bundle.json").read_text())
+    weights = {name: b["weight"] for name, b in info["branches"].items()}
+    assert weights == pytest.approx({"face": 0.6, "audio_cnn_fold1": 0.15, "audio_cnn_fold2": 0.15, "audio_cnn": 0.1})
+    assert info["provenance"]["audio_cross_validation"]["cv"]["uar_mean"] == 0.5
+    assert sorted(p.name for p in out.glob("*.pt")) == ["audio_cnn.pt", "audio_cnn_fold1.pt", "audio_cnn_fold2.pt",
+                                                       "face_fer2013.pt"]
     assert tool.main(["--face", str(runs["audio_cnn"]), "--audio", str(runs["audio_cnn"]), "--out", str(out)]) == 2
 
 

@@ -1,14 +1,17 @@
-"""Build the default model shipped in mmfer/weights/ from two finished runs of `mmfer train`, then record
+"""Build the default model shipped in mmfer/weights/ from finished runs of `mmfer train`, then record
 its outputs on the CREMA-D fixtures (tests/assets/default_model_outputs.csv) for the test that checks the
 shipped files still load and predict the same.
 
-    python tools/build_default_model.py --face runs/fer2013 --audio runs/audio_ravdess \\
+    python tools/build_default_model.py --face runs/fer2013 \\
+        --audio runs/audio_cv runs/audio_stats_cv --audio-shares 0.5 0.5 \\
         --face-weight 0.6 --audio-weight 0.4 --out mmfer/weights
     python tools/build_default_model.py --outputs-only          # re-record the outputs of mmfer/weights
 
-The face run must be a face_frame model (configs/face_frame_fer2013.yaml), the audio run an audio_cnn
-(configs/audio_ravdess.yaml). Checkpoints are exported without training state, in fp16 (a few MB);
-bundle.json records each run's held-out figures, its data and licence, and the fusion weights as given.
+Face runs must be face_frame models (configs/face_frame_fer2013.yaml); several make an ensemble with the
+face weight shared equally. Each --audio is a run or a cross-validation folder of `mmfer train --folds K`
+(every fold model joins, sharing that entry's share equally); audio models are audio_cnn or audio_stats.
+Checkpoints are exported without training state, in fp16 (a few MB); bundle.json records each run's
+held-out figures, its data and licence, the cross-validated figures, and the fusion weights as given.
 """
 
 from __future__ import annotations
@@ -30,10 +33,10 @@ FACE_DATA = ("FER2013 (Goodfellow et al. 2013; ICML 2013 representation learning
 FACE_LICENCE = ("FER2013 is research data of unclear, non-commercial terms (faces collected from the web); "
                 "this model inherits them: research use only.")
 AUDIO_DATA = ("RAVDESS speech (Livingstone & Russo 2018), the 15 actors 01-16 without 05 at 16 kHz: 900 utterances, "
-              "780 once calm (no counterpart among the seven classes) is left out. Speaker-disjoint split by "
-              "tools/ravdess_to_afew.py --audio --val-actors 13,14,15,16: 572 Train utterances of 11 actors, 208 Val "
-              "utterances of 4 actors never seen in training (the figures in metrics; the checkpoint is the epoch "
-              "with the best Val uar, so they are optimistic). Whole-utterance 64-band log-mel, standardised per clip.")
+              "780 once calm (no counterpart among the seven classes) is left out. Speaker-disjoint 5-fold "
+              "cross-validation (mmfer train --folds 5: 3 actors per fold), the epoch count fixed in advance; each "
+              "fold model was trained on the other 12 actors and its metrics are on its own 3 held-out actors. "
+              "Leading and trailing silence trimmed.")
 AUDIO_LICENCE = "RAVDESS is CC BY-NC-SA 4.0: non-commercial, share-alike, attribution; this model inherits it."
 
 
@@ -72,12 +75,36 @@ def _sanity(predictions) -> None:
         print(line + " predicted as acted (a smoke check, not a benchmark)")
 
 
+def _audio_members(spec: Path) -> list[Path]:
+    """The runs of one --audio entry: the entry itself, or every fold of a `mmfer train --folds` folder."""
+    import json
+
+    summary = spec / "folds.json"
+    if summary.is_file():
+        return [Path(r) if Path(r).is_absolute() else REPO / r for r in json.loads(summary.read_text())["runs"]]
+    return [spec]
+
+
+def _cross_validation(spec: Path) -> dict | None:
+    import json
+
+    summary = spec / "folds.json"
+    if not summary.is_file():
+        return None
+    s = json.loads(summary.read_text())
+    return {k: s[k] for k in ("uar_mean", "uar_std", "uar_min", "uar_max", "accuracy_mean", "pooled_accuracy",
+                              "pooled_uar", "pooled_recall", "folds")}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--face", type=Path, help="run folder (or checkpoint) of the FER2013 face_frame model")
-    ap.add_argument("--audio", type=Path, help="run folder (or checkpoint) of the RAVDESS audio_cnn model")
-    ap.add_argument("--face-weight", type=float, default=0.6, help="fusion weight of the face model (default 0.6, the shipped one)")
-    ap.add_argument("--audio-weight", type=float, default=0.4, help="fusion weight of the audio model (default 0.4, the shipped one)")
+    ap.add_argument("--face", type=Path, nargs="+", help="run folder(s) (or checkpoints) of FER2013 face_frame models")
+    ap.add_argument("--audio", type=Path, nargs="+",
+                    help="audio runs, or cross-validation folders of `mmfer train --folds` (all folds join)")
+    ap.add_argument("--audio-shares", type=float, nargs="+", default=None,
+                    help="share of the audio weight for each --audio entry (default: equal)")
+    ap.add_argument("--face-weight", type=float, default=0.6, help="fusion weight of the face model(s) (default 0.6)")
+    ap.add_argument("--audio-weight", type=float, default=0.4, help="fusion weight of the audio model(s) (default 0.4)")
     ap.add_argument("--out", type=Path, default=REPO / "mmfer" / "weights", help="bundle folder (default mmfer/weights)")
     ap.add_argument("--outputs", type=Path, default=OUTPUTS, help=f"recorded outputs CSV (default {OUTPUTS.relative_to(REPO)})")
     ap.add_argument("--outputs-only", action="store_true", help="only re-record the outputs of the bundle in --out")
@@ -85,6 +112,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="test-time views per video frame: 1, 2 (+ mirror, default) or 10 (ten-crop)")
     ap.add_argument("--image-views", type=int, default=10, choices=(1, 2, 10),
                     help="test-time views per face image (default 10, ten-crop)")
+    ap.add_argument("--frame-pooling", default="mean", choices=("mean", "log_mean", "confidence"),
+                    help="how a video's frame probabilities make the clip's (default mean)")
     ap.add_argument("--fp32", action="store_true", help="keep fp32 weights (files twice as large)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -94,26 +123,46 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         if not args.outputs_only:
-            if args.face is None or args.audio is None:
+            if not args.face or not args.audio:
                 ap.error("--face RUN and --audio RUN are required (or --outputs-only)")
-            _check_kind(args.face, "face_image", "configs/face_frame_fer2013.yaml")
-            _check_kind(args.audio, "logmel", "configs/audio_ravdess.yaml")
+            shares = args.audio_shares or [1.0] * len(args.audio)
+            if len(shares) != len(args.audio) or min(shares) < 0 or sum(shares) <= 0:
+                ap.error("--audio-shares needs one non-negative share per --audio entry")
             import torch
 
             import mmfer
 
-            write_bundle(args.out, [
-                {"name": "face", "run": args.face, "weight": args.face_weight, "file": "face_fer2013.pt",
-                 "options": {"framing": "fer2013", "frame_views": args.frame_views, "image_views": args.image_views},
-                 "data": FACE_DATA, "licence": FACE_LICENCE},
-                {"name": "audio", "run": args.audio, "weight": args.audio_weight, "file": "audio_ravdess.pt",
-                 "data": AUDIO_DATA, "licence": AUDIO_LICENCE},
-            ], provenance={
+            branches = []
+            for i, run in enumerate(args.face):
+                _check_kind(run, ("face_image",), "configs/face_frame_fer2013.yaml")
+                name = "face" if len(args.face) == 1 else f"face{i + 1}"
+                branches.append({"name": name, "run": run, "weight": args.face_weight / len(args.face),
+                                 "file": "face_fer2013.pt" if len(args.face) == 1 else f"face_fer2013_{i + 1}.pt",
+                                 "options": {"framing": "fer2013", "frame_views": args.frame_views,
+                                             "image_views": args.image_views, "frame_pooling": args.frame_pooling},
+                                 "data": FACE_DATA, "licence": FACE_LICENCE})
+            cross_validation = {}
+            for spec, share in zip(args.audio, shares):
+                members = _audio_members(spec)
+                for j, run in enumerate(members):
+                    ckpt = _check_kind(run, ("logmel", "audio_stats"), "configs/audio_ravdess.yaml")
+                    name = ckpt["model_name"] + (f"_fold{j + 1}" if len(members) > 1 else "")
+                    branches.append({"name": name, "run": run, "file": f"{name}.pt",
+                                     "weight": args.audio_weight * share / sum(shares) / len(members),
+                                     "data": AUDIO_DATA, "licence": AUDIO_LICENCE})
+                cv = _cross_validation(spec)
+                if cv:
+                    cross_validation[spec.name] = cv
+            for old in args.out.glob("*.pt"):  # a rebuilt bundle holds only its own checkpoints
+                old.unlink()
+            write_bundle(args.out, branches, provenance={
                 "built": time.strftime("%Y-%m-%d"),
                 "mmfer": mmfer.__version__,
                 "torch": torch.__version__,
-                "runs": {"face": args.face.name, "audio": args.audio.name},
-                "weights": "stated by the builder (the two models never saw a common validation set to tune on)",
+                "runs": {b["name"]: Path(b["run"]).name for b in branches},
+                "audio_cross_validation": cross_validation,
+                "weights": (f"face {args.face_weight}, audio {args.audio_weight} (shares {shares}), stated by the "
+                            "builder by the rule in the README's model card"),
             }, half=not args.fp32)
         bundle = load_bundle(args.out)
         print(bundle.describe())
@@ -126,14 +175,15 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _check_kind(run: Path, kind: str, config: str) -> None:
+def _check_kind(run: Path, kinds: tuple[str, ...], config: str) -> dict:
     from mmfer.engine.checkpoint import load_checkpoint
     from mmfer.errors import MmferError
 
     ckpt = load_checkpoint(run)
-    if ckpt.get("input_kind") != kind:
+    if ckpt.get("input_kind") not in kinds:
         raise MmferError(f"{ckpt['path']}: a {ckpt['model_name']} model ({ckpt.get('input_kind')} input); "
                          f"expected a run of {config}")
+    return ckpt
 
 
 if __name__ == "__main__":

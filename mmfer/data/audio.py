@@ -10,6 +10,7 @@ a second view of the voice for the ``audio_stats`` branch.
 
 from __future__ import annotations
 
+import functools
 import io
 import logging
 from typing import Any
@@ -224,49 +225,111 @@ def utterance_feature_names() -> list[str]:
     return names
 
 
+def _frames(a: np.ndarray, frame: int, hop: int) -> np.ndarray:
+    """(n_frames, frame) views of ``a`` (padded at the end to a whole frame)."""
+    n = 1 + max(0, int(np.ceil((len(a) - frame) / hop)))
+    a = np.pad(a, (0, max(0, (n - 1) * hop + frame - len(a))))
+    return np.lib.stride_tricks.sliding_window_view(a, frame)[::hop][:n]
+
+
+def _yin(a: np.ndarray, *, sample_rate: int, fmin: float, fmax: float, frame: int, hop: int,
+         threshold: float = 0.3) -> np.ndarray:
+    """YIN pitch per frame (de Cheveigne & Kawahara 2002), Hz; NaN where no period is clear."""
+    x = _frames(a.astype(np.float64), frame, hop)
+    w = frame // 2
+    lo, hi = int(sample_rate / fmax), min(int(sample_rate / fmin), w - 1)
+    nfft = 1 << (2 * frame - 1).bit_length()
+    spec = np.fft.rfft(x, nfft)
+    acf = np.fft.irfft(spec * np.conj(np.fft.rfft(x[:, :w], nfft)), nfft)[:, : w + 1]  # sum x[j] x[j+tau], j < w
+    energy = np.cumsum(np.pad(x**2, ((0, 0), (1, 0))), axis=1)
+    e0 = energy[:, w][:, None]
+    taus = np.arange(w + 1)
+    e_tau = energy[:, taus + w] - energy[:, taus]
+    diff = e0 + e_tau - 2 * acf
+    diff[:, 0] = 0
+    cum = np.cumsum(diff[:, 1:], axis=1) / np.arange(1, w + 1)
+    cmnd = np.ones_like(diff)
+    cmnd[:, 1:] = diff[:, 1:] / np.maximum(cum, 1e-12)
+    f0 = np.full(len(x), np.nan)
+    band = cmnd[:, lo : hi + 1]
+    for i, row in enumerate(band):
+        below = np.flatnonzero(row < threshold)
+        if below.size == 0:
+            continue
+        j = below[0]
+        while j + 1 < len(row) and row[j + 1] < row[j]:  # walk down to the dip's bottom
+            j += 1
+        tau = j + lo
+        if 1 <= tau < w:  # parabolic interpolation around the dip
+            y0, y1, y2 = cmnd[i, tau - 1], cmnd[i, tau], cmnd[i, tau + 1]
+            den = y0 - 2 * y1 + y2
+            tau = tau + (0.5 * (y0 - y2) / den if abs(den) > 1e-12 else 0.0)
+        f0[i] = sample_rate / tau
+    return f0
+
+
+@functools.lru_cache(maxsize=4)
+def _mel_filters(n_freqs: int, sample_rate: int, n_mels: int) -> np.ndarray:
+    import torchaudio
+
+    return torchaudio.functional.melscale_fbanks(n_freqs, 0.0, sample_rate / 2, n_mels, sample_rate).numpy()
+
+
 def utterance_features(audio: np.ndarray, *, sample_rate: int) -> np.ndarray:
     """A fixed-length vector of prosodic and spectral statistics over one utterance (float32).
 
     Pitch (YIN, 60-500 Hz, on frames loud enough to be voiced; in semitones), energy (dB), spectral
     centroid, bandwidth, roll-off, flatness, zero-crossing rate, spectral contrast, and the mean and spread
     of 20 MFCCs and their deltas. Levels are relative (dB to the utterance's peak, semitones to 100 Hz),
-    so the vector does not depend on the recording gain.
+    so the vector does not depend on the recording gain. NumPy only (no JIT compile on first use).
     """
-    import librosa
+    from scipy.fft import dct
 
-    a = np.asarray(audio, dtype=np.float32)
+    a = np.asarray(audio, dtype=np.float64)
     if a.ndim != 1:
         raise MmferError(f"utterance_features: audio has shape {a.shape}, expected mono (N,)")
+    a = np.nan_to_num(a)
     if len(a) < _FRAME * 2:
         a = np.pad(a, (0, _FRAME * 2 - len(a)))
     peak = float(np.max(np.abs(a)))
     if peak > 0:
         a = a / peak
-    power = np.abs(librosa.stft(a, n_fft=_FRAME, hop_length=_HOP)) ** 2
-    rms = np.sqrt(power.mean(axis=0))
-    energy_db = 20 * np.log10(rms + 1e-6)
+    frames = _frames(a, _FRAME, _HOP)
+    mag = np.abs(np.fft.rfft(frames * np.hanning(_FRAME + 1)[:-1], axis=1))  # (T, F)
+    power = mag**2
+    freqs = np.fft.rfftfreq(_FRAME, 1.0 / sample_rate)
+    energy_db = 10 * np.log10(power.mean(axis=1) + 1e-12)
     loud = energy_db > energy_db.max() - 30
-    f0 = librosa.yin(a, fmin=60, fmax=500, sr=sample_rate, frame_length=1024, hop_length=_HOP)
+    f0 = _yin(a, sample_rate=sample_rate, fmin=60, fmax=500, frame=1024, hop=_HOP)
     n = min(len(f0), len(loud))
-    voiced = loud[:n] & (f0[:n] > 60) & (f0[:n] < 500)
+    voiced = loud[:n] & np.isfinite(f0[:n])
     semitones = 12 * np.log2(f0[:n][voiced] / 100.0)
     feats: list[float] = _stats(semitones) + [float(voiced.mean()) if n else 0.0]
     feats += _stats(energy_db[loud])
-    mel = librosa.feature.melspectrogram(S=power, sr=sample_rate, n_mels=40)
+    total = mag.sum(axis=1) + 1e-12
+    centroid = (mag * freqs).sum(axis=1) / total
     spectral = {
-        "centroid": librosa.feature.spectral_centroid(S=np.sqrt(power), sr=sample_rate)[0] / 1000.0,
-        "bandwidth": librosa.feature.spectral_bandwidth(S=np.sqrt(power), sr=sample_rate)[0] / 1000.0,
-        "rolloff": librosa.feature.spectral_rolloff(S=np.sqrt(power), sr=sample_rate)[0] / 1000.0,
-        "flatness": librosa.feature.spectral_flatness(S=np.sqrt(power))[0],
-        "zcr": librosa.feature.zero_crossing_rate(a, frame_length=_FRAME, hop_length=_HOP)[0],
+        "centroid": centroid / 1000.0,
+        "bandwidth": np.sqrt((mag * (freqs - centroid[:, None]) ** 2).sum(axis=1) / total) / 1000.0,
+        "rolloff": freqs[np.minimum(np.argmax(np.cumsum(mag, axis=1) >= 0.85 * total[:, None], axis=1),
+                                    len(freqs) - 1)] / 1000.0,
+        "flatness": np.exp(np.mean(np.log(power + 1e-10), axis=1)) / (power.mean(axis=1) + 1e-10),
+        "zcr": np.mean(np.abs(np.diff(np.signbit(frames), axis=1)), axis=1),
     }
     for k in _SPECTRAL:
-        v = spectral[k][: len(loud)][loud[: len(spectral[k])]]
+        v = spectral[k][loud]
         feats += [float(v.mean()) if v.size else 0.0, float(v.std()) if v.size else 0.0]
-    contrast = librosa.feature.spectral_contrast(S=np.sqrt(power), sr=sample_rate, n_bands=_CONTRAST_BANDS - 1)
-    for band in contrast[:, loud[: contrast.shape[1]]] if loud.any() else contrast:
-        feats += [float(band.mean()), float(band.std())]
-    mfcc = librosa.feature.mfcc(S=librosa.power_to_db(mel), n_mfcc=N_MFCC)[:, loud[: mel.shape[1]]]
+    # spectral contrast: peak minus valley (dB) in octave bands from 200 Hz up, and the band below
+    edges = [0.0] + [200.0 * 2**i for i in range(_CONTRAST_BANDS - 1)] + [sample_rate / 2 + 1]
+    db = 10 * np.log10(power[loud] + 1e-10) if loud.any() else 10 * np.log10(power + 1e-10)
+    for b in range(_CONTRAST_BANDS):
+        cols = (freqs >= edges[b]) & (freqs < edges[b + 1])
+        band = np.sort(db[:, cols], axis=1) if cols.any() else np.zeros((len(db), 1))
+        k = max(1, int(round(0.2 * band.shape[1])))
+        contrast = band[:, -k:].mean(axis=1) - band[:, :k].mean(axis=1)
+        feats += [float(contrast.mean()), float(contrast.std())]
+    mel = power @ _mel_filters(len(freqs), sample_rate, 40)
+    mfcc = dct(10 * np.log10(mel + 1e-10), type=2, norm="ortho", axis=1)[:, :N_MFCC][loud].T
     if mfcc.shape[1] == 0:
         mfcc = np.zeros((N_MFCC, 1))
     for row in mfcc:
