@@ -21,6 +21,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import re
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -131,7 +132,48 @@ class CachedClip:
         return int(self.mask.shape[0])
 
 
+# A clip id names a folder in the cache and an entry in a submission zip, so it can never name a path:
+# no separators, no control characters (NUL included), not empty, and no leading "." (".", "..", and the
+# hidden .tmp-/.old- folders that write_clip uses).
+_UNSAFE_ID_CHARS = re.compile(r"[/\\\x00-\x1f\x7f]")
+
+
+def clip_id_problem(clip_id: str) -> str:
+    """Why ``clip_id`` cannot be used as a clip id, or "" when it can."""
+    if not isinstance(clip_id, str) or not clip_id:
+        return "is empty"
+    if clip_id.startswith("."):
+        return "starts with '.' (it could name the folder itself, its parent or a hidden file)"
+    bad = _UNSAFE_ID_CHARS.search(clip_id)
+    if bad:
+        return f"holds {bad.group()!r} (path separators and control characters cannot be in a clip id)"
+    if len(clip_id.encode("utf-8", "surrogateescape")) > 200:
+        return "is longer than 200 bytes"
+    return ""
+
+
+def check_clip_id(clip_id: str, *, where: str) -> str:
+    """``clip_id`` when it is safe; an error naming ``where`` otherwise (ids given explicitly are never rewritten)."""
+    problem = clip_id_problem(clip_id)
+    if problem:
+        raise MmferError(f"{where}: clip id {clip_id!r} {problem}; rename it")
+    return clip_id
+
+
+def clip_id_from_name(stem: str) -> str:
+    """The clip id of a file: its name without extension, with unsafe characters replaced by '_' and a
+    leading '.' prefixed with '_' (``..flv`` gives ``_.``); two files that end up with the same id are
+    caught as duplicates by the index."""
+    cid = _UNSAFE_ID_CHARS.sub("_", stem) or "_"
+    if cid.startswith("."):
+        cid = "_" + cid
+    return cid if not clip_id_problem(cid) else cid.encode("utf-8", "surrogateescape")[:200].decode("utf-8", "ignore")
+
+
 def clip_dir(cache: str | Path, split: str, clip_id: str) -> Path:
+    """CACHE/<split>/<clip_id>; an id or split that could name another path is an error."""
+    check_clip_id(clip_id, where=f"{cache}/{split}")
+    check_clip_id(split, where=f"{cache}: split")
     return Path(cache) / split / clip_id
 
 

@@ -175,10 +175,11 @@ def check_unique_ids(inputs: Sequence[tuple[Path, str]]) -> None:
     seen: dict[str, Path] = {}
     dupes = []
     for path, _ in inputs:
-        if path.stem in seen:
-            dupes.append(f"{path.stem} ({seen[path.stem]} and {path})")
+        cid = clip_id_from_name(path.stem)
+        if cid in seen:
+            dupes.append(f"{cid} ({seen[cid]} and {path})")
         else:
-            seen[path.stem] = path
+            seen[cid] = path
     if dupes:
         raise MmferError(f"--submission: {len(dupes)} clip id(s) appear twice, and a submission has one "
                          f"<clip_id>.txt per clip: {'; '.join(dupes[:5])}{' ...' if len(dupes) > 5 else ''}. "
@@ -353,7 +354,7 @@ class Predictor:
         from mmfer.data.preprocess import process_clip
         from mmfer.data.video import read_audio
 
-        bundle, clip_id = self.bundle, path.stem
+        bundle, clip_id = self.bundle, clip_id_from_name(path.stem)
         face_branches, audio_branches = bundle.of("face"), bundle.of("audio")
         warnings: list[str] = []
         clip: CachedClip | None = None
@@ -458,7 +459,7 @@ class Predictor:
             if is_silent(audio):
                 notes = ["no audio samples" if audio.size == 0 else "silent audio"]
                 continue
-            probs[b.name] = self.clip_probs(b, [_audio_clip(audio, path.stem)])[0]
+            probs[b.name] = self.clip_probs(b, [_audio_clip(audio, clip_id_from_name(path.stem))])[0]
         return self._fused(path, "audio", probs, face_ratio=None, notes=notes, warnings=warnings)
 
     def _fused(self, path: Path, kind: str, probs: dict[str, np.ndarray], *, face_ratio: float | None,
@@ -470,12 +471,12 @@ class Predictor:
                                                    "uniform probabilities, no label"), *warnings]
         if fused is None:
             fused = np.full(NUM_CLASSES, 1.0 / NUM_CLASSES)
-        return Prediction(path=str(path), clip_id=path.stem, kind=kind, probs=fused, face_ratio=face_ratio,
+        return Prediction(path=str(path), clip_id=clip_id_from_name(path.stem), kind=kind, probs=fused, face_ratio=face_ratio,
                           modalities="+".join(used), warning="; ".join(warnings), branches=dict(probs))
 
 
 def _error(path: Path, reason: str) -> Prediction:
-    return Prediction(path=str(path), clip_id=path.stem, kind="error", warning=reason)
+    return Prediction(path=str(path), clip_id=clip_id_from_name(path.stem), kind="error", warning=reason)
 
 
 def _without_path(message: str, path: Path) -> str:

@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import zipfile
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -139,12 +140,7 @@ def write_submission(
         if cid in notes:
             filled[cid] += f" ({notes[cid]})"
     out_zip = Path(out_zip)
-    out_zip.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_zip.with_name(f".{out_zip.name}.tmp{os.getpid()}")
-    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-        for cid in ids:
-            zf.writestr(f"{cid}.txt", words[cid])
-    os.replace(tmp, out_zip)
+    write_zip(out_zip, {cid: words[cid] for cid in ids}, where=str(index))
     for cid, how in filled.items():
         log.warning("%s: filled in, predicted %s %s", cid, words[cid], how)
     if extra:
@@ -160,8 +156,33 @@ def write_submission(
         "failed_preprocessing": sorted(notes),
         "uniform_scores_kept": sorted(c for c in flat if c not in filled),
         "prediction_counts": counts,
-        "problems": _check_zip(out_zip, ids),
+        "problems": [],
     }
+
+
+def write_zip(out_zip: Path, words: dict[str, str], *, where: str) -> Path:
+    """The zip of ``<clip_id>.txt`` entries, written whole or not at all: every id is checked first (no
+    entry can name a path), the zip is built under a temporary name and checked, and only a zip without
+    defects replaces ``out_zip``. On any failure nothing is left behind."""
+    from mmfer.cache import check_clip_id
+
+    for cid, word in words.items():
+        check_clip_id(cid, where=f"{where}: submission entry")
+        if word not in EMOTIONS:
+            raise MmferError(f"{where}: clip {cid}: {word!r} is not one of {', '.join(EMOTIONS)}")
+    out_zip.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_zip.with_name(f".{out_zip.name}.tmp{os.getpid()}")
+    try:
+        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+            for cid, word in words.items():
+                zf.writestr(f"{cid}.txt", word)
+        problems = _check_zip(tmp, list(words))
+        if problems:
+            raise MmferError(f"{out_zip}: the written zip does not check out ({'; '.join(problems[:3])}); not kept")
+        os.replace(tmp, out_zip)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return out_zip
 
 
 # ---------------------------------------------------------------- checker
@@ -176,33 +197,85 @@ def check_submission(zip_path: str | Path, *, index: str | Path) -> list[str]:
     return _check_zip(zip_path, index_clip_ids(index)[0])
 
 
+# A label word is at most 8 bytes ("Surprise"); entries are read up to this size and never printed beyond it.
+MAX_ENTRY_BYTES = 64
+
+
+def _local_header_crc(raw, info: zipfile.ZipInfo) -> int | None:
+    """The CRC in an entry's local header (None when a data descriptor carries it instead)."""
+    import struct
+
+    raw.seek(info.header_offset)
+    head = raw.read(30)
+    if len(head) < 30 or head[:4] != b"PK\x03\x04":
+        return -1
+    flags, crc = struct.unpack("<H", head[6:8])[0], struct.unpack("<I", head[14:18])[0]
+    return None if flags & 0x08 else crc
+
+
+def _entry_problem(name: str) -> str:
+    if name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":"):
+        return "an absolute path"
+    parts = name.replace("\\", "/").split("/")
+    if any(p in (".", "..") for p in parts):
+        return "a path that climbs out of the folder ('..')"
+    if len(parts) > 1:
+        return "inside a folder"
+    return ""
+
+
 def _check_zip(zip_path: Path, ids: list[str]) -> list[str]:
-    """``check_submission`` against an already-read list of test clip ids."""
+    """``check_submission`` against an already-read list of test clip ids. Entries are read up to
+    ``MAX_ENTRY_BYTES`` (a zip bomb is reported by its size, never inflated), their CRCs checked against
+    both headers, and no entry content longer than a label word is ever printed."""
     problems: list[str] = []
     seen: dict[str, int] = {}
     nested: list[str] = []
     try:
-        with zipfile.ZipFile(zip_path) as zf:
-            bad = zf.testzip()
-            if bad is not None:
-                problems.append(f"{zip_path}: corrupt member {bad!r}")
+        with zipfile.ZipFile(zip_path) as zf, open(zip_path, "rb") as raw:
             for info in zf.infolist():
                 name = info.filename
+                shown = name if len(name) <= 80 else name[:77] + "..."
                 if info.is_dir():
-                    nested.append(name)
+                    nested.append(shown)
                     continue
-                if "/" in name or "\\" in name:
-                    nested.append(name)
+                unsafe = _entry_problem(name)
+                if unsafe == "inside a folder":
+                    nested.append(shown)
+                    continue
+                if unsafe:
+                    problems.append(f"unsafe entry name {shown!r}: {unsafe}")
                     continue
                 if not name.endswith(".txt"):
-                    problems.append(f"unexpected file {name!r} (only <clip_id>.txt files belong in the zip)")
+                    problems.append(f"unexpected file {shown!r} (only <clip_id>.txt files belong in the zip)")
                     continue
                 cid = name[: -len(".txt")]
                 seen[cid] = seen.get(cid, 0) + 1
+                if info.file_size > MAX_ENTRY_BYTES:
+                    problems.append(f"{shown}: {info.file_size} bytes; an entry holds one label word "
+                                    f"(at most {MAX_ENTRY_BYTES} bytes)")
+                    continue
+                local_crc = _local_header_crc(raw, info)
+                if local_crc == -1:
+                    problems.append(f"{shown}: no local header where the directory says it is (corrupt zip)")
+                    continue
+                if local_crc is not None and local_crc != info.CRC:
+                    problems.append(f"{shown}: CRC in its local header ({local_crc:08x}) differs from the "
+                                    f"directory's ({info.CRC:08x}) (corrupt zip)")
+                    continue
                 try:
-                    text = zf.read(info).decode("utf-8")
+                    with zf.open(info) as f:
+                        data = f.read(MAX_ENTRY_BYTES + 1)
+                except (zipfile.BadZipFile, zlib.error, OSError, EOFError, NotImplementedError) as e:
+                    problems.append(f"{shown}: unreadable ({type(e).__name__}: {str(e)[:80]})")
+                    continue
+                if len(data) > MAX_ENTRY_BYTES:
+                    problems.append(f"{shown}: inflates past {MAX_ENTRY_BYTES} bytes; an entry holds one label word")
+                    continue
+                try:
+                    text = data.decode("utf-8")
                 except UnicodeDecodeError:
-                    problems.append(f"{name}: not UTF-8 text")
+                    problems.append(f"{shown}: not UTF-8 text")
                     continue
                 word = text[:-2] if text.endswith("\r\n") else text[:-1] if text.endswith("\n") else text
                 if word not in EMOTIONS:
@@ -213,9 +286,9 @@ def _check_zip(zip_path: Path, ids: list[str]) -> list[str]:
                             hint = f" (write exactly {c!r})"
                     except MmferError:
                         pass
-                    problems.append(f"{name}: bad label word {word!r}; expected one of {', '.join(EMOTIONS)}{hint}")
-    except zipfile.BadZipFile as e:
-        return [f"{zip_path}: unreadable zip ({e})"]
+                    problems.append(f"{shown}: bad label word {word!r}; expected one of {', '.join(EMOTIONS)}{hint}")
+    except (zipfile.BadZipFile, zlib.error, OSError, ValueError) as e:
+        return [f"{zip_path}: unreadable zip ({type(e).__name__}: {str(e)[:120]})"]
     if nested:
         problems.insert(0, f"bad layout: {len(nested)} entr{'y' if len(nested) == 1 else 'ies'} inside folders "
                            f"(e.g. {nested[0]!r}); the <clip_id>.txt files must sit at the zip root")

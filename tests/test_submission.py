@@ -147,3 +147,69 @@ def test_prior_fill_uses_val_labels_beside_the_test_scores(tmp_path, test_dir, f
     assert set(rep["filled"]) == {"000000"}
     with zipfile.ZipFile(tmp_path / "p.zip") as zf:
         assert zf.read("000000.txt").decode() == "Fear"
+
+
+# ---------------------------------------------------------------- hostile input
+def test_unsafe_clip_ids_never_reach_a_zip(tmp_path):
+    """An index or score CSV naming '../x', '/abs', 'a\\b' or '..' is refused, and no zip is left behind."""
+    for bad in ("../x", "/abs/x", "..\\..\\x", "..", "a\x00b"):
+        index = tmp_path / f"idx{abs(hash(bad))}"
+        append_manifest(index, ClipRecord(clip_id="ok", split="Test", label=None, path="ok.avi", status="ok"))
+        with open(index / "manifest.jsonl", "a") as f:
+            f.write(json.dumps({"clip_id": bad, "split": "Test", "label": None, "path": "x.avi", "status": "ok"}) + "\n")
+        scores = write_scores(tmp_path / "s.csv", ["ok", bad], [None, None], np.full((2, 7), 1 / 7))
+        out = tmp_path / "team.zip"
+        with pytest.raises(MmferError, match="clip id"):
+            write_submission(scores, index=index, out_zip=out)
+        assert not out.exists() and not list(tmp_path.glob(".team.zip*"))
+
+
+def test_file_names_that_could_name_paths_get_safe_ids(tmp_path):
+    from mmfer.data.index import index_source
+
+    d = tmp_path / "Test"
+    d.mkdir()
+    for name in ("..avi", "a\\b.avi", "x\ny.avi", "fine.avi"):
+        (d / name).write_bytes(b"")
+    ids = sorted(e.clip_id for e in index_source(d))
+    assert ids == ["a_b", "fine", "x_y"]  # hidden files ("..avi") are skipped in folders
+    # given by path, the file "..avi" (clip id ".") once replaced its whole split folder in the cache
+    assert [e.clip_id for e in index_source(d / "..avi")] == ["_."]
+
+
+def test_checker_caps_entry_sizes_and_finds_corrupt_members(tmp_path):
+    ids = ["a", "b"]
+    index = tmp_path / "Test"
+    index.mkdir()
+    for cid in ids:
+        (index / f"{cid}.avi").write_bytes(b"")
+    bomb = tmp_path / "bomb.zip"
+    with zipfile.ZipFile(bomb, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("a.txt", "Happy")
+        zf.writestr("b.txt", b"Sad" + b"\0" * 50_000_000)  # 50 MB of zeros: a few KB compressed
+    assert bomb.stat().st_size < 200_000
+    problems = check_submission(bomb, index=index)
+    assert len(problems) == 1 and "b.txt: 50000003 bytes" in problems[0] and "\\x00" not in problems[0]
+    # a local-header CRC that disagrees with the central directory
+    ok = _zip(tmp_path / "ok.zip", {"a.txt": "Happy", "b.txt": "Sad"})
+    assert check_submission(ok, index=index) == []
+    data = bytearray(ok.read_bytes())
+    at = data.index(b"PK\x03\x04") + 14
+    data[at] ^= 0xFF
+    bad_crc = tmp_path / "crc.zip"
+    bad_crc.write_bytes(bytes(data))
+    assert any("local header" in p for p in check_submission(bad_crc, index=index))
+    # a damaged deflate stream is reported, not raised
+    with zipfile.ZipFile(tmp_path / "d.zip", "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("a.txt", "Happy" * 3)
+        zf.writestr("b.txt", "Sad")
+    raw = bytearray((tmp_path / "d.zip").read_bytes())
+    start = raw.index(b"PK\x03\x04") + 30 + len("a.txt")
+    raw[start : start + 4] = b"\xff\xff\xff\xff"
+    (tmp_path / "d.zip").write_bytes(bytes(raw))
+    problems = check_submission(tmp_path / "d.zip", index=index)
+    assert problems and any(p.startswith("a.txt") for p in problems)
+    # unsafe names inside a zip someone else made
+    unsafe = _zip(tmp_path / "u.zip", {"../a.txt": "Happy", "/b.txt": "Sad"})
+    problems = check_submission(unsafe, index=index)
+    assert any("climbs out" in p for p in problems) and any("absolute" in p for p in problems)

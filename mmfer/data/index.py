@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator, Sequence
 
 from mmfer.errors import MmferError
+from mmfer.cache import check_clip_id, clip_id_from_name
 from mmfer.labels import canonical, cremad_label, ravdess_label
 
 log = logging.getLogger(__name__)
@@ -193,14 +194,14 @@ def index_afew(root: str | Path, *, splits: Iterable[str] | str | None = SPLITS)
                     log.info("%s: out-of-set emotion %r, skipped", edir, edir.name)
                     continue
                 for p in _videos_in(edir):
-                    split_entries.append(ClipEntry(p.stem, s, label, p))
+                    split_entries.append(ClipEntry(clip_id_from_name(p.stem), s, label, p))
         else:
             subdirs = [p for p in sdir.iterdir() if p.is_dir() and not p.name.startswith(".")]
             if subdirs:
                 log.warning("%s: %d sub-folder(s) of %s/ are ignored (Test clips are expected directly inside)",
                             root, len(subdirs), sdir.name)
             for p in _videos_in(sdir):
-                split_entries.append(ClipEntry(p.stem, s, None, p))
+                split_entries.append(ClipEntry(clip_id_from_name(p.stem), s, None, p))
         if not split_entries:
             log.warning("%s: no video files (%s) in %s/", root, " ".join(VIDEO_EXTENSIONS), sdir.name)
         split_entries.sort(key=lambda e: (e.clip_id, str(e.path)))
@@ -262,11 +263,9 @@ def index_csv(csv_path: str | Path, *, splits: Iterable[str] | str | None = None
             split = "Test"
             if "split" in pos and row[pos["split"]].strip():
                 split = split_name(row[pos["split"]], where=f"{csv_path}:{lineno}")
-            clip_id = p.stem
+            clip_id = clip_id_from_name(p.stem)
             if "clip_id" in pos and row[pos["clip_id"]].strip():
-                clip_id = row[pos["clip_id"]].strip()
-            if "/" in clip_id or "\\" in clip_id or clip_id in (".", ".."):
-                raise MmferError(f"{csv_path}:{lineno}: clip_id {clip_id!r} cannot contain a path separator")
+                clip_id = check_clip_id(row[pos["clip_id"]].strip(), where=f"{csv_path}:{lineno}")
             if wanted is not None and split not in wanted:
                 continue
             where_of[len(entries)] = f"{p} ({csv_path.name}:{lineno})"
@@ -296,7 +295,7 @@ def index_folder(folder: str | Path, *, split: str = "Test", labels_from: str | 
             if label is None:
                 log.info("%s: out-of-set emotion, skipped", p)
                 continue
-        entries.append(ClipEntry(p.stem, split, label, p))
+        entries.append(ClipEntry(clip_id_from_name(p.stem), split, label, p))
     if not entries:
         log.warning("%s: no video files (%s) found", folder, " ".join(VIDEO_EXTENSIONS))
     _check_duplicates(entries)
@@ -312,7 +311,7 @@ def index_source(source: str | Path, *, splits: Iterable[str] | str | None = Non
         if source.suffix.lower() == ".csv":
             return index_csv(source, splits=splits)
         if is_video(source):
-            entries = [ClipEntry(source.stem, "Test", None, source)]
+            entries = [ClipEntry(clip_id_from_name(source.stem), "Test", None, source)]
         else:
             raise MmferError(
                 f"{source}: neither a .csv list nor a video ({' '.join(VIDEO_EXTENSIONS)}); "
