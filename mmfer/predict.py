@@ -32,7 +32,8 @@ import numpy as np
 import torch
 
 from mmfer.bundle import Branch, Bundle, load_bundle
-from mmfer.cache import CachedClip, ClipRecord
+from mmfer.cache import CachedClip, ClipRecord, clip_id_from_name
+from mmfer.data.audio import sanitise_audio
 from mmfer.data.datasets import DATASETS, CacheDataset
 from mmfer.data.index import (
     AUDIO_EXTENSIONS, IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, is_audio, is_image, is_video, iter_files,
@@ -375,7 +376,11 @@ class Predictor:
             audios[decode.sample_rate] = np.asarray(clip.audio, np.float32)
         for b in audio_branches:
             if b.sample_rate not in audios:
-                audios[b.sample_rate] = read_audio(path, sample_rate=b.sample_rate)
+                audios[b.sample_rate] = read_audio(path, sample_rate=b.sample_rate, max_seconds=self.max_seconds)
+        for sr in list(audios):
+            audios[sr], note = sanitise_audio(audios[sr])
+            if note and note not in warnings:
+                warnings.append(note)
         audios = {sr: self._capped(a, sr) for sr, a in audios.items()}
 
         probs: dict[str, np.ndarray] = {}
@@ -450,12 +455,19 @@ class Predictor:
         if not branches:
             raise MmferError(f"model {self.bundle.source} has no audio branch; audio files need one")
         probs, notes, warnings = {}, [], []
+        audios: dict[int, np.ndarray] = {}  # decoded once per sample rate, however many branches listen
+        cap = self.max_seconds
         for b in branches:
-            full = read_audio(path, sample_rate=b.sample_rate)
-            audio = self._capped(full, b.sample_rate)
-            if len(audio) < len(full) and not warnings:
-                warnings.append(f"only the first {self.max_seconds:.0f} s of {len(full) / b.sample_rate:.0f} s "
-                                "were analysed")
+            if b.sample_rate not in audios:
+                # one sample past the cap tells whether there was more, without decoding the rest
+                full, note = sanitise_audio(read_audio(path, sample_rate=b.sample_rate,
+                                                       max_seconds=cap + 1 / b.sample_rate if cap else None))
+                if note and note not in warnings:
+                    warnings.append(note)
+                audios[b.sample_rate] = self._capped(full, b.sample_rate)
+                if len(audios[b.sample_rate]) < len(full):
+                    warnings.append(f"only the first {cap:.0f} s were analysed")
+            audio = audios[b.sample_rate]
             if is_silent(audio):
                 notes = ["no audio samples" if audio.size == 0 else "silent audio"]
                 continue
@@ -464,6 +476,10 @@ class Predictor:
 
     def _fused(self, path: Path, kind: str, probs: dict[str, np.ndarray], *, face_ratio: float | None,
                notes: list[str], warnings: list[str]) -> Prediction:
+        broken = [name for name, p in probs.items() if p is not None and not np.all(np.isfinite(p))]
+        if broken:  # one branch's NaN must not wipe out what the others saw
+            probs = {name: p for name, p in probs.items() if name not in broken}
+            warnings = [*warnings, f"{', '.join(broken)} gave non-finite scores and were left out of fusion"]
         fused = self.bundle.fuse(probs)
         used = [m for m in ("face", "audio") if any(b.modality == m and b.name in probs for b in self.bundle.branches)]
         if notes:

@@ -239,7 +239,7 @@ def test_long_inputs_are_capped(tmp_path, bundle, result, cremad_videos, cremad_
     video, audio = predict([cremad_videos[0], cremad_audio[0]], model=capped, progress=False).predictions
     full = _by_id(result)
     assert "only the first 8 frames (1 s) were analysed" in video.warning
-    assert "only the first 1 s of 3 s were analysed" in audio.warning
+    assert "only the first 1 s were analysed" in audio.warning
     for p in (video, audio):
         assert p.ok and not np.allclose(p.branches["audio"], full[p.clip_id].branches["audio"], atol=1e-7)
 
@@ -262,3 +262,25 @@ def test_cli(tmp_path, bundle, cremad_videos, capsys):
     assert "2 input(s): 1 predicted, 1 error(s)" in text
     assert [r["clip_id"] for r in read_predictions(out)] == ["1001_DFA_ANG_XX", "gone"]
     assert main(["predict", str(cremad_videos[0]), "--model", str(tmp_path / "nope"), "--out", str(out)]) == 2
+
+
+def test_non_finite_audio_is_cleaned_and_a_broken_branch_is_left_out(tmp_path, bundle, cremad_audio, monkeypatch):
+    """One inf sample used to turn the audio scores, and then the fused ones, into a uniform row."""
+    import soundfile as sf
+
+    audio = read_audio(cremad_audio[0])
+    audio[100] = np.inf
+    audio[200] = 7.0
+    sf.write(tmp_path / "inf.wav", audio.astype(np.float32), 16000, subtype="FLOAT")
+    pred = predict([tmp_path / "inf.wav"], model=bundle, progress=False).predictions[0]
+    assert pred.ok and np.all(np.isfinite(pred.probs)) and pred.label
+    assert "1 non-finite audio sample(s) set to 0" in pred.warning and "clipped" in pred.warning
+
+    from mmfer.predict import Predictor
+
+    p = Predictor(bundle)
+    real = p.clip_probs
+    monkeypatch.setattr(p, "clip_probs", lambda b, clips: real(b, clips) * np.nan)  # the audio branch breaks
+    video = p.predict_file(Path(__file__).resolve().parent / "assets" / "cremad" / "1001_DFA_ANG_XX.flv")
+    assert np.all(np.isfinite(video.probs)) and video.label and video.modalities == "face"
+    assert "gave non-finite scores and were left out of fusion" in video.warning

@@ -161,6 +161,7 @@ def process_clip(
     ``overlap_io`` decodes the next frame batch and the audio in helper threads while faces are fitted: it
     pays where a core would otherwise idle, and costs a few percent where every core already has a worker.
     """
+    from mmfer.data.audio import sanitise_audio
     from mmfer.data.video import DecodeError, in_background, in_thread, iter_frame_batches, probe_video, read_audio
     from mmfer.faces.align import align_frames
     from mmfer.faces.track import FaceTrack, FaceTracker
@@ -259,6 +260,9 @@ def process_clip(
         warnings.append(f"audio unreadable, stored empty ({type(e).__name__}: {e})")
     if audio.size == 0 and not any(w.startswith("audio unreadable") for w in warnings):
         warnings.append("no audio stream")
+    audio, audio_note = sanitise_audio(audio)  # one inf sample would make every feature, loss and score NaN
+    if audio_note:
+        warnings.append(audio_note)
 
     track = FaceTrack.concat(tracks) if len(tracks) > 1 else tracks[0]
     mask = np.asarray(track.mask, dtype=bool).reshape(-1)

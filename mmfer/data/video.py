@@ -404,11 +404,17 @@ def read_frames(path: str | Path, *, fps: float | None = None, max_frames: int |
     return np.concatenate(batches), out_fps
 
 
-def read_audio(path: str | Path, *, sample_rate: int = 16000) -> np.ndarray:
-    """Mono float32 (N,) at ``sample_rate`` from a video or an audio file; no audio stream gives length 0."""
+def read_audio(path: str | Path, *, sample_rate: int = 16000, max_seconds: float | None = None) -> np.ndarray:
+    """Mono float32 (N,) at ``sample_rate`` from a video or an audio file; no audio stream gives length 0.
+
+    ``max_seconds`` stops decoding there: memory is then bounded by the cap, not by the file (decord
+    decodes a whole track at once, so a capped read streams through PyAV instead).
+    """
     path = Path(path)
     _check_file(path)
     _quiet()
+    if max_seconds is not None:
+        return _read_audio_av(path, sample_rate, max_samples=int(round(max_seconds * sample_rate)))
     try:
         from decord import AudioReader, cpu
 
@@ -423,7 +429,7 @@ def read_audio(path: str | Path, *, sample_rate: int = 16000) -> np.ndarray:
     return _read_audio_av(path, sample_rate)
 
 
-def _read_audio_av(path: Path, sample_rate: int) -> np.ndarray:
+def _read_audio_av(path: Path, sample_rate: int, *, max_samples: int | None = None) -> np.ndarray:
     import av
 
     container = _av_open(path)
@@ -435,13 +441,18 @@ def _read_audio_av(path: Path, sample_rate: int) -> np.ndarray:
         resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
         chunks: list[np.ndarray] = []
 
+        taken = [0]
+
         def take(frames) -> None:
             for f in frames:
                 chunks.append(f.to_ndarray().reshape(-1))
+                taken[0] += chunks[-1].size
 
         try:
             for frame in container.decode(audio=0):
                 take(resampler.resample(frame))
+                if max_samples is not None and taken[0] >= max_samples:
+                    break
         except av.error.FFmpegError as e:
             if not chunks:
                 raise DecodeError(path, f"truncated or corrupt audio: {e}", "re-copy or re-encode the file") from None
@@ -451,4 +462,5 @@ def _read_audio_av(path: Path, sample_rate: int) -> np.ndarray:
         container.close()
     if not chunks:
         return np.zeros(0, np.float32)
-    return np.ascontiguousarray(np.concatenate(chunks), dtype=np.float32)
+    audio = np.concatenate(chunks)
+    return np.ascontiguousarray(audio[:max_samples] if max_samples is not None else audio, dtype=np.float32)
