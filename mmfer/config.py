@@ -46,7 +46,25 @@ def from_dict(cls: type[T], data: dict[str, Any] | None, *, where: str = "config
     ]
     if missing:
         raise MmferError(f"{where}: missing required key{'s' if len(missing) > 1 else ''} {', '.join(missing)}")
-    return cls(**kwargs)
+    try:
+        return cls(**kwargs)
+    except MmferError as e:  # a range check in __post_init__: say where in the file
+        raise MmferError(f"{where}.{e}") from None
+
+
+def check_range(obj: Any, name: str, *, low: float | None = None, high: float | None = None,
+                low_open: bool = False, high_open: bool = False) -> None:
+    """A dataclass field's value within [low, high] (or open ends); the error starts with the field's name,
+    so ``from_dict`` can prefix where it sits (``configs/x.yaml: optim.lr: ...``)."""
+    value = getattr(obj, name)
+    if value is None:
+        return
+    bad = (low is not None and (value <= low if low_open else value < low)) or (
+        high is not None and (value >= high if high_open else value > high))
+    if bad or (isinstance(value, float) and value != value):
+        lo = "" if low is None else f"{'>' if low_open else '>='} {low}"
+        hi = "" if high is None else f"{'<' if high_open else '<='} {high}"
+        raise MmferError(f"{name}: {value!r} is out of range; it must be {' and '.join(x for x in (lo, hi) if x)}")
 
 
 def _coerce(tp: Any, value: Any, *, where: str) -> Any:

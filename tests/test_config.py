@@ -48,3 +48,20 @@ def test_yaml_file(tmp_path):
     assert load_yaml(Run, p).epochs == 5
     with pytest.raises(MmferError, match="config file not found"):
         load_yaml(Run, tmp_path / "nope.yaml")
+
+
+@pytest.mark.parametrize("bad, message", [
+    ({"optim": {"lr": -1}}, r"optim\.lr: -1\.0 is out of range; it must be > 0\.0"),
+    ({"data": {"batch_size": 0}}, r"data\.batch_size: 0 is out of range"),
+    ({"loss": {"label_smoothing": 2}}, r"loss\.label_smoothing: 2\.0 is out of range"),
+    ({"optim": {"grad_clip": -1}}, r"optim\.grad_clip: -1\.0 is out of range"),
+    ({"data": {"val_split": "val"}}, r"data\.val_split: 'val'; write it 'Val'"),
+    ({"augment": {"crop_scale": [0.9, 0.5]}}, r"augment\.crop_scale: \[0\.9, 0\.5\] must be \[low, high\]"),
+    ({"augment": {"erasing": 1.5}}, r"augment\.erasing: 1\.5 is out of range"),
+    ({"data": {"eval_views": 3}}, r"data\.eval_views: 3; expected 1, 2 or 10"),
+])
+def test_train_config_values_are_range_checked(bad, message):
+    from mmfer.engine.config import config_from_dict
+
+    with pytest.raises(MmferError, match=message):
+        config_from_dict({"name": "x", "model": {"name": "c3d"}, **bad}, where="run.yaml")

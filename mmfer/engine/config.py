@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from mmfer.config import from_dict, load_yaml, to_dict
+from mmfer.config import check_range, from_dict, load_yaml, to_dict
+from mmfer.errors import MmferError
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,24 @@ class DataConfig:
     eval_batch_size: int | None = None  # None: same as batch_size
     workers: int = 0
 
+    def __post_init__(self) -> None:
+        check_range(self, "holdout_fraction", low=0.0, high=1.0, low_open=True, high_open=True)
+        for name in ("clip_len", "stride", "num_frames", "max_len", "n_mels", "batch_size", "eval_batch_size",
+                     "image_size"):
+            check_range(self, name, low=1)
+        check_range(self, "workers", low=0)
+        check_range(self, "audio_seconds", low=0.0)
+        check_range(self, "trim_db", low=0.0, low_open=True)
+        if self.eval_views not in (1, 2, 10):
+            raise MmferError(f"eval_views: {self.eval_views!r}; expected 1, 2 or 10")
+        if self.train_split == self.val_split:
+            raise MmferError(f"val_split: {self.val_split!r} is the train split too")
+        from mmfer.data.index import split_name
+
+        for name in ("train_split", "val_split"):  # a misspelt split must not silently be "absent"
+            if getattr(self, name) != split_name(getattr(self, name), where=name):
+                raise MmferError(f"{name}: {getattr(self, name)!r}; write it {split_name(getattr(self, name))!r}")
+
 
 @dataclass(frozen=True)
 class OptimConfig:
@@ -73,6 +92,16 @@ class OptimConfig:
     # averaged weights, which generalise better than the last step's at no training cost
     ema_decay: float = 0.0
 
+    def __post_init__(self) -> None:
+        check_range(self, "lr", low=0.0, low_open=True)
+        check_range(self, "weight_decay", low=0.0)
+        check_range(self, "epochs", low=1)
+        check_range(self, "warmup_epochs", low=0.0)
+        check_range(self, "step_epochs", low=1)
+        check_range(self, "step_gamma", low=0.0, high=1.0, low_open=True)
+        check_range(self, "grad_clip", low=0.0, low_open=True)
+        check_range(self, "ema_decay", low=0.0, high=1.0, high_open=True)
+
 
 @dataclass(frozen=True)
 class LossConfig:
@@ -85,6 +114,10 @@ class LossConfig:
     class_balanced: bool = False
     balance_power: float = 1.0
     label_smoothing: float = 0.0
+
+    def __post_init__(self) -> None:
+        check_range(self, "balance_power", low=0.0)
+        check_range(self, "label_smoothing", low=0.0, high=1.0, high_open=True)
 
 
 @dataclass(frozen=True)
@@ -118,6 +151,20 @@ class AugmentConfig:
     freq_width: int = 8
     time_masks: int = 2
     time_width: int = 20
+
+    def __post_init__(self) -> None:
+        for name in ("brightness", "contrast", "rotation", "translate", "mixup", "cutmix", "freq_masks",
+                     "freq_width", "time_masks", "time_width"):
+            check_range(self, name, low=0)
+        for name in ("erasing", "reverb", "eq", "noise", "codec"):
+            check_range(self, name, low=0.0, high=1.0)
+        for name, (lo, hi), floor in (("crop_scale", self.crop_scale, 0.0), ("speed", self.speed, 0.0),
+                                      ("noise_snr", self.noise_snr, None)):
+            if lo > hi or (floor is not None and lo <= floor):
+                raise MmferError(f"{name}: {[lo, hi]} must be [low, high] with low <= high"
+                                 f"{f' and low > {floor}' if floor is not None else ''}")
+        if self.crop_scale[1] > 1.0:
+            raise MmferError(f"crop_scale: {list(self.crop_scale)}: a crop cannot be larger than the face (<= 1)")
 
 
 @dataclass(frozen=True)

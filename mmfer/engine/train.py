@@ -285,8 +285,6 @@ def _ema_model(model: nn.Module, decay: float):
     """An exponential moving average of ``model``'s weights and buffers, or None when ``decay`` is 0."""
     if not decay:
         return None
-    if not 0.0 < decay < 1.0:
-        raise MmferError(f"optim.ema_decay must be in (0, 1) (e.g. 0.999) or 0 for off, got {decay}")
     from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
     return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
