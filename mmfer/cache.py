@@ -101,9 +101,16 @@ class ClipRecord:
 
     @classmethod
     def from_json(cls, line: str) -> "ClipRecord":
+        """A record from one manifest line; anything but an object with a safe clip id and a split is a
+        ValueError (a hand-edited or foreign line must not crash every reader)."""
         d = json.loads(line)
+        if not isinstance(d, dict):
+            raise ValueError(f"not a JSON object: {line[:60]!r}")
         known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in known})
+        rec = cls(**{k: v for k, v in d.items() if k in known})
+        if not isinstance(rec.split, str) or clip_id_problem(rec.clip_id) or clip_id_problem(rec.split):
+            raise ValueError(f"bad clip id or split: {line[:60]!r}")
+        return rec
 
 
 @dataclass
@@ -197,7 +204,10 @@ def write_clip(
     try:
         for name in ARRAYS:
             np.save(tmp / f"{name}.npy", np.ascontiguousarray(arrays[name]), allow_pickle=False)
-        meta = {**meta, "label_map": list(EMOTIONS)}
+        # shapes and dtypes, so a resumed run can tell a complete clip from a truncated one
+        meta = {**meta, "label_map": list(EMOTIONS),
+                "arrays": {n: {"shape": list(np.shape(arrays[n])), "dtype": str(np.asarray(arrays[n]).dtype)}
+                           for n in ARRAYS}}
         (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
     except BaseException:  # a full disk, Ctrl-C: no half-written folder is left behind
         shutil.rmtree(tmp, ignore_errors=True)
@@ -216,12 +226,52 @@ def remove_clip(cache: str | Path, split: str, clip_id: str) -> None:
     shutil.rmtree(clip_dir(cache, split, clip_id), ignore_errors=True)
 
 
+def clip_problem(cache: str | Path, split: str, clip_id: str) -> str:
+    """Why the cached clip is incomplete or damaged ("" when it is whole): meta.json unreadable, an array
+    missing, or one whose header disagrees with the shape meta.json recorded (a truncated write)."""
+    d = clip_dir(cache, split, clip_id)
+    try:
+        meta = json.loads((d / "meta.json").read_text())
+    except FileNotFoundError:
+        return f"{d / 'meta.json'}: missing"
+    except (OSError, ValueError) as e:
+        return f"{d / 'meta.json'}: unreadable ({type(e).__name__})"
+    if not isinstance(meta, dict):
+        return f"{d / 'meta.json'}: not a JSON object"
+    expected = meta.get("arrays") if isinstance(meta.get("arrays"), dict) else {}
+    for name in ARRAYS:
+        f = d / f"{name}.npy"
+        try:
+            with open(f, "rb") as fh:
+                version = np.lib.format.read_magic(fh)
+                read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                               else np.lib.format.read_array_header_2_0)
+                shape, _, dtype = read_header(fh)
+                need = int(np.prod(shape)) * dtype.itemsize
+                have = os.fstat(fh.fileno()).st_size - fh.tell()
+        except FileNotFoundError:
+            return f"{f}: missing"
+        except (OSError, ValueError) as e:
+            return f"{f}: unreadable ({type(e).__name__}: {e})"
+        if have < need:
+            return f"{f}: truncated ({have} of {need} bytes)"
+        want = expected.get(name)
+        if isinstance(want, dict) and list(shape) != list(want.get("shape", shape)):
+            return f"{f}: shape {list(shape)}, meta.json says {want.get('shape')}"
+    return ""
+
+
 def load_clip(cache: str | Path, split: str, clip_id: str, *, mmap: bool = True) -> CachedClip:
-    """Read one cached clip; ``mmap`` maps arrays instead of reading them (fast random windows)."""
+    """Read one cached clip; ``mmap`` maps arrays instead of reading them (fast random windows). A damaged
+    clip is an error naming the file and the repair (`mmfer preprocess` redoes incomplete clips)."""
     d = clip_dir(cache, split, clip_id)
     meta_path = d / "meta.json"
     if not meta_path.is_file():
         raise MmferError(f"{d}: no cached clip here (run `mmfer preprocess` first, or check --data)")
+    problem = clip_problem(cache, split, clip_id)
+    if problem:
+        raise MmferError(f"{problem}: the cached clip is damaged; run `mmfer preprocess` on the same source "
+                         "again, which redoes damaged clips")
     meta = json.loads(meta_path.read_text())
     mode = "r" if mmap else None
     arrays = {}
@@ -239,9 +289,16 @@ def append_manifest(cache: str | Path, record: ClipRecord) -> None:
     path = Path(cache) / MANIFEST
     path.parent.mkdir(parents=True, exist_ok=True)
     data = (record.to_json() + "\n").encode()
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
     try:
-        os.write(fd, data)
+        size = os.fstat(fd).st_size
+        if size and os.pread(fd, 1, size - 1) != b"\n":  # a torn last line (a kill mid-write) stays alone
+            data = b"\n" + data
+        written = os.write(fd, data)
+        if written != len(data):
+            os.ftruncate(fd, size)  # no torn line of our own either
+            raise MmferError(f"{path}: only {written} of {len(data)} bytes written (disk full?); free space and "
+                             "run again (clips already written are kept)")
         os.fsync(fd)
     finally:
         os.close(fd)
@@ -259,7 +316,7 @@ def iter_manifest(cache: str | Path) -> Iterator[ClipRecord]:
                 continue
             try:
                 yield ClipRecord.from_json(line)
-            except (json.JSONDecodeError, TypeError):
+            except (ValueError, TypeError, AttributeError):  # JSONDecodeError is a ValueError
                 continue
 
 

@@ -36,3 +36,58 @@ def test_interrupted_write_leaves_the_old_clip_and_no_temporary_folder(tmp_path,
     monkeypatch.undo()
     assert [p.name for p in (tmp_path / "Train").iterdir()] == ["a"]  # no .tmp-* folder
     assert len(load_clip(tmp_path, "Train", "a").faces) == 2  # the old clip, whole
+
+
+def test_damaged_clips_are_named_and_found(tmp_path):
+    """A missing or truncated array or a garbage meta.json: readers name the file and the repair."""
+    from mmfer.cache import clip_problem
+    from mmfer.errors import MmferError
+
+    for damage in ("missing", "truncated", "garbage_meta", "list_meta", "reshaped"):
+        write_clip(tmp_path, "Train", damage, _arrays(4), {"fps": 8})
+        assert clip_problem(tmp_path, "Train", damage) == ""
+        d = tmp_path / "Train" / damage
+        if damage == "missing":
+            (d / "faces.npy").unlink()
+        elif damage == "truncated":
+            data = (d / "faces.npy").read_bytes()
+            (d / "faces.npy").write_bytes(data[: len(data) - 10])
+        elif damage == "garbage_meta":
+            (d / "meta.json").write_bytes(b"\x00\xff not json")
+        elif damage == "list_meta":
+            (d / "meta.json").write_text("[1, 2]")
+        else:
+            np.save(d / "mask.npy", np.ones(3, bool))
+        problem = clip_problem(tmp_path, "Train", damage)
+        assert problem and str(d) in problem, damage
+        with pytest.raises(MmferError, match=r"damaged; run `mmfer preprocess`"):
+            load_clip(tmp_path, "Train", damage)
+
+
+def test_manifest_survives_foreign_torn_and_short_lines(tmp_path, monkeypatch):
+    from mmfer.cache import MANIFEST, ClipRecord, append_manifest, read_manifest
+    from mmfer.errors import MmferError
+
+    rec = lambda cid: ClipRecord(clip_id=cid, split="Train", label=None, path="x.avi", status="ok")  # noqa: E731
+    append_manifest(tmp_path, rec("a"))
+    with open(tmp_path / MANIFEST, "a") as f:
+        f.write("[1, 2]\nnull\n\"text\"\n{\"clip_id\": \"../x\", \"split\": \"Train\"}\n")
+        f.write('{"clip_id": "torn", "split": "Tr')  # a kill mid-write: no newline
+    append_manifest(tmp_path, rec("b"))  # starts on a new line instead of joining the torn one
+    assert sorted(c for _, c in read_manifest(tmp_path)) == ["a", "b"]
+    # a short write (full disk) is an error, and leaves no torn line of its own
+    size = (tmp_path / MANIFEST).stat().st_size
+    monkeypatch.setattr(cache_mod.os, "write", lambda fd, data: len(data) // 2)
+    with pytest.raises(MmferError, match="only .* bytes written"):
+        append_manifest(tmp_path, rec("c"))
+    assert (tmp_path / MANIFEST).stat().st_size == size
+
+
+def test_write_clip_refuses_ids_that_name_other_paths(tmp_path):
+    from mmfer.errors import MmferError
+
+    write_clip(tmp_path, "Test", "kept", _arrays(2), {})
+    for bad in (".", "..", "a/b", "", "x\x00"):
+        with pytest.raises(MmferError, match="clip id"):
+            write_clip(tmp_path, "Test", bad, _arrays(2), {})
+    assert load_clip(tmp_path, "Test", "kept").num_frames == 2  # the split folder is untouched

@@ -38,6 +38,7 @@ from mmfer.cache import (
     PreprocessSettings,
     append_manifest,
     clip_dir,
+    clip_problem,
     read_manifest,
     remove_clip,
     write_clip,
@@ -359,7 +360,10 @@ def is_done(entry: ClipEntry, rec: ClipRecord | None, settings: PreprocessSettin
     if rec.source_size != size or rec.source_mtime != mtime or rec.label != entry.label:
         return False
     if rec.status == "ok":
-        return (clip_dir(out, entry.split, entry.clip_id) / "meta.json").is_file()
+        problem = clip_problem(out, entry.split, entry.clip_id)
+        if problem and (clip_dir(out, entry.split, entry.clip_id) / "meta.json").exists():
+            log.warning("%s; redoing the clip", problem)
+        return not problem
     return True
 
 

@@ -242,6 +242,18 @@ def test_changed_setting_and_deleted_dir_are_redone(small_cache, monkeypatch):
     assert calls == []
 
 
+def test_damaged_clips_are_redone_on_resume(small_cache, monkeypatch):
+    """A truncated array or a garbage meta.json used to count as cached forever."""
+    csv, cache = small_cache
+    calls = _counting(monkeypatch)
+    faces = cache / "Train" / "1001_DFA_ANG_XX" / "faces.npy"
+    faces.write_bytes(faces.read_bytes()[:200])
+    (cache / "Val" / "1001_DFA_FEA_XX" / "meta.json").write_text("{not json")
+    s = pp.preprocess(csv, cache, settings=NONE, progress=False)
+    assert sorted(calls) == ["1001_DFA_ANG_XX", "1001_DFA_FEA_XX"] and s.skipped == 1
+    assert load_clip(cache, "Train", "1001_DFA_ANG_XX").num_frames > 0
+
+
 def test_interrupted_run_resumes(tmp_path, cremad_videos, monkeypatch):
     csv = write_list(tmp_path / "list.csv", [(p.resolve(), "", "Test") for p in cremad_videos])
     cache = tmp_path / "cache"
