@@ -222,6 +222,31 @@ def write_clip(
     return final
 
 
+def remove_stale_temporaries(cache: str | Path) -> list[Path]:
+    """Delete the ``.tmp-<clip>-<pid>`` / ``.old-<clip>-<pid>`` folders that a killed run left in the split
+    folders (never those of a process still running). Returns what was removed."""
+    removed = []
+    for d in Path(cache).glob("*/.*-*-*"):
+        if not d.is_dir() or not d.name.startswith((".tmp-", ".old-")):
+            continue
+        pid = d.name.rsplit("-", 1)[-1]
+        if pid.isdigit() and int(pid) != os.getpid() and _alive(int(pid)):
+            continue
+        shutil.rmtree(d, ignore_errors=True)
+        removed.append(d)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def remove_clip(cache: str | Path, split: str, clip_id: str) -> None:
     shutil.rmtree(clip_dir(cache, split, clip_id), ignore_errors=True)
 

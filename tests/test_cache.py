@@ -91,3 +91,19 @@ def test_write_clip_refuses_ids_that_name_other_paths(tmp_path):
         with pytest.raises(MmferError, match="clip id"):
             write_clip(tmp_path, "Test", bad, _arrays(2), {})
     assert load_clip(tmp_path, "Test", "kept").num_frames == 2  # the split folder is untouched
+
+
+def test_stale_temporary_folders_are_removed_but_live_ones_kept(tmp_path):
+    import os
+
+    from mmfer.cache import remove_stale_temporaries
+
+    write_clip(tmp_path, "Train", "a", _arrays(2), {})
+    dead = tmp_path / "Train" / ".tmp-b-999999999"
+    dead_old = tmp_path / "Train" / ".old-c-999999999"
+    live = tmp_path / "Train" / f".tmp-d-{os.getppid()}"
+    for d in (dead, dead_old, live):
+        d.mkdir()
+    removed = remove_stale_temporaries(tmp_path)
+    assert sorted(removed) == sorted([dead, dead_old]) and live.is_dir()
+    assert load_clip(tmp_path, "Train", "a").num_frames == 2

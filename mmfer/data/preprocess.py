@@ -41,6 +41,7 @@ from mmfer.cache import (
     clip_problem,
     read_manifest,
     remove_clip,
+    remove_stale_temporaries,
     write_clip,
 )
 from mmfer.data.index import ClipEntry, index_source
@@ -541,6 +542,9 @@ def preprocess(
     auto = workers <= 0
 
     out.mkdir(parents=True, exist_ok=True)
+    stale = remove_stale_temporaries(out)
+    if stale:
+        log.info("%s: removed %d temporary folder(s) left by an interrupted run", out, len(stale))
     latest = read_manifest(out)
     summary = PreprocessSummary(out=str(out), total=len(entries))
     todo: list[ClipEntry] = []

@@ -475,6 +475,9 @@ def train(
 
     if dist.main:
         out.mkdir(parents=True, exist_ok=True)
+        for stale in out.glob(".*.tmp*"):  # half-written checkpoints or logs of a killed run
+            if stale.is_file():
+                stale.unlink(missing_ok=True)
         (out / "config.yaml").write_text(yaml.safe_dump(plain_config, sort_keys=False))
         if fold_info is not None:
             (out / "fold.json").write_text(json.dumps(fold_info) + "\n")

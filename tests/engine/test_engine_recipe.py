@@ -180,3 +180,12 @@ def test_train_folds_cross_validates_by_speaker(ravdess_tree, tmp_path, capsys):
     assert main(["train", str(cfg_path), "--data", str(ravdess_tree), "--out", str(out), "--folds", "3",
                  "--no-progress"]) == 0
     assert (out / "fold1" / "last.pt").stat().st_mtime_ns == before
+
+
+def test_half_written_files_of_a_killed_run_are_cleaned(synth_cache, tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / ".last.pt.tmp4242").write_bytes(b"half a checkpoint")
+    (out / ".log.jsonl.tmp").write_text("{")
+    train(tiny_config("landmark_brnn", epochs=1), data=synth_cache("landmarks"), out=out, progress=False)
+    assert not list(out.glob(".*.tmp*")) and (out / "last.pt").is_file()
