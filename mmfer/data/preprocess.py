@@ -400,9 +400,42 @@ def worker_start_method(face_backend: str = "dlib") -> str:
     return "spawn"
 
 
-def _init_worker(backend_name: str) -> None:
-    """Worker start-up: Ctrl-C is the parent's job, one thread per worker, backend loaded once."""
+def _on_sigterm_interrupt():
+    """Make SIGTERM raise KeyboardInterrupt in this (main) thread; returns the previous handler, or None
+    where handlers cannot be set (not the main thread)."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    return signal.signal(signal.SIGTERM, interrupt)
+
+
+def _die_with_parent(parent: int) -> None:
+    """Ask Linux to kill this worker when its parent dies (SIGKILL of the parent included, which no
+    handler of the parent's can catch); elsewhere, or if the parent is already gone, nothing / exit."""
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            PR_SET_PDEATHSIG = 1
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL))
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != parent:  # the parent died before the request took effect
+        os._exit(1)
+
+
+def _init_worker(backend_name: str, parent: int | None = None) -> None:
+    """Worker start-up: Ctrl-C is the parent's job, dies with the parent, one thread per worker, backend
+    loaded once."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if parent is not None:
+        _die_with_parent(parent)
     try:
         import cv2
 
@@ -458,7 +491,8 @@ def _pool_results(
     with _opencv_threads_stopped(start_method == "fork"):
         while queue:
             pool = ProcessPoolExecutor(
-                max_workers=workers, mp_context=ctx, initializer=_init_worker, initargs=(settings.face_backend,)
+                max_workers=workers, mp_context=ctx, initializer=_init_worker,
+                initargs=(settings.face_backend, os.getpid())
             )
             running: dict[Future, ClipEntry] = {}
             try:
@@ -579,6 +613,8 @@ def preprocess(
     t0 = time.perf_counter()
     bar = tqdm(total=len(todo), desc="preprocess", unit="clip", disable=not progress or not todo)
     results = _iter_results(todo, settings, workers, start_method)
+    # SIGTERM (kill, timeout, a container stop) ends the run like Ctrl-C: workers stopped, finished clips kept
+    old_term = _on_sigterm_interrupt()
     try:
         for entry, (arrays, meta, rec) in results:
             if rec.status == "ok" and arrays is not None:
@@ -612,6 +648,8 @@ def preprocess(
         raise
     finally:
         results.close()  # stops worker processes at once on any early exit
+        if old_term is not None:
+            signal.signal(signal.SIGTERM, old_term)
     bar.close()
     summary.seconds = time.perf_counter() - t0
     summary.failures.extend(earlier_failures)

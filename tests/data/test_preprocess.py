@@ -416,3 +416,43 @@ def test_low_fps_with_sparse_fits_warns(tmp_path, cremad_videos, caplog):
             pp.preprocess(write_list(tmp_path / "l.csv", rows), tmp_path / f"c{fps}{fit_every}", settings=settings,
                           progress=False)
         assert ("--fit-every 1 fits every frame" in caplog.text) == warned
+
+
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGKILL"])
+def test_workers_die_with_their_parent(tmp_path, cremad_videos, sig):
+    """`kill`, `timeout` and container stops send SIGTERM or SIGKILL: workers used to live on forever."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    csv = write_list(tmp_path / "list.csv", [(p.resolve(), "", s) for p in cremad_videos for s in ("Train", "Val")])
+    cache = tmp_path / "cache"
+    cmd = [sys.executable, "-m", "mmfer", "preprocess", str(csv), "--out", str(cache), "--workers", "2",
+           "--face-backend", "none", "--crop-size", "32", "--max-frames", "60", "--no-progress"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    children: set[int] = set()
+    deadline = time.time() + 60
+    while len(children) < 2 and proc.poll() is None and time.time() < deadline:
+        try:
+            children = {int(c) for c in Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()}
+        except OSError:
+            pass
+        time.sleep(0.05)
+    if proc.poll() is not None:
+        pytest.skip("the run finished before its workers could be seen")
+    proc.send_signal(getattr(signal, sig))
+    proc.communicate(timeout=60)
+    deadline = time.time() + 20
+
+    def alive(pid: int) -> bool:
+        try:
+            return "\nState:\tZ" not in Path(f"/proc/{pid}/status").read_text()
+        except OSError:
+            return False
+
+    while any(alive(c) for c in children) and time.time() < deadline:
+        time.sleep(0.1)
+    assert not any(alive(c) for c in children), f"workers {children} outlived their parent ({sig})"
+    if sig == "SIGTERM":
+        assert proc.returncode == 130 and not list(cache.rglob(".tmp-*"))
