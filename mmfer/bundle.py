@@ -189,6 +189,10 @@ def _branch(name: str, ckpt_path: Path, *, weight: Any = 1.0, temperature: float
     if w.shape != (NUM_CLASSES,) or not np.all(np.isfinite(w)) or np.any(w < 0):
         raise MmferError(f"{where}: branch {name!r} weight {weight!r}: expected a non-negative number "
                          f"(or {NUM_CLASSES} per-class numbers)")
+    if temperature is not None and (isinstance(temperature, bool) or not isinstance(temperature, (int, float))
+                                    or not np.isfinite(temperature) or temperature <= 0):
+        raise MmferError(f"{where}: branch {name!r} temperature {temperature!r}: expected a positive number "
+                         "(a negative one would turn its predictions upside down); re-run `mmfer fuse --calibrate`")
     return Branch(name=name, checkpoint=ckpt, model=model, config=config, weight=w, temperature=temperature,
                   options=_options(kind, options or {}, where=f"{where}: branch {name!r}"))
 
@@ -309,7 +313,11 @@ def _from_fuse_dir(root: Path) -> Bundle:
     weights = info.get("weights")
     if method == "mean" or weights is None:
         weights = [1.0] * len(names)
+    if not isinstance(weights, list) or len(weights) != len(names):
+        raise MmferError(f"{path}: 'weights' must be a list with one entry per branch ({len(names)}), got {weights!r}")
     temps = info.get("temperatures") if info.get("calibrate") else None
+    if temps is not None and (not isinstance(temps, list) or len(temps) != len(names)):
+        raise MmferError(f"{path}: 'temperatures' must be a list with one number per branch ({len(names)})")
     return _from_runs(named, source=str(root), weights=weights, temperatures=temps, method=method, info=info)
 
 

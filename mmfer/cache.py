@@ -141,7 +141,8 @@ class CachedClip:
 
 # A clip id names a folder in the cache and an entry in a submission zip, so it can never name a path:
 # no separators, no control characters (NUL included), not empty, and no leading "." (".", "..", and the
-# hidden .tmp-/.old- folders that write_clip uses).
+# hidden .tmp-/.old- folders that write_clip uses). It also lands in CSVs that people open in spreadsheets,
+# so it never starts with "=", "+" or "@" (formula injection).
 _UNSAFE_ID_CHARS = re.compile(r"[/\\\x00-\x1f\x7f]")
 
 
@@ -151,6 +152,8 @@ def clip_id_problem(clip_id: str) -> str:
         return "is empty"
     if clip_id.startswith("."):
         return "starts with '.' (it could name the folder itself, its parent or a hidden file)"
+    if clip_id.startswith(("=", "+", "@")):
+        return f"starts with {clip_id[0]!r} (a spreadsheet opening the CSVs would run it as a formula)"
     bad = _UNSAFE_ID_CHARS.search(clip_id)
     if bad:
         return f"holds {bad.group()!r} (path separators and control characters cannot be in a clip id)"
@@ -169,10 +172,10 @@ def check_clip_id(clip_id: str, *, where: str) -> str:
 
 def clip_id_from_name(stem: str) -> str:
     """The clip id of a file: its name without extension, with unsafe characters replaced by '_' and a
-    leading '.' prefixed with '_' (``..flv`` gives ``_.``); two files that end up with the same id are
-    caught as duplicates by the index."""
+    leading '.', '=', '+' or '@' prefixed with '_' (``..flv`` gives ``_.``); two files that end up with the
+    same id are caught as duplicates by the index."""
     cid = _UNSAFE_ID_CHARS.sub("_", stem) or "_"
-    if cid.startswith("."):
+    if cid.startswith((".", "=", "+", "@")):
         cid = "_" + cid
     return cid if not clip_id_problem(cid) else cid.encode("utf-8", "surrogateescape")[:200].decode("utf-8", "ignore")
 

@@ -100,44 +100,52 @@ def read_scores(path: str | Path) -> ScoreTable:
     path = Path(path)
     if not path.is_file():
         raise MmferError(f"{path}: score file not found")
-    with open(path, newline="") as f:
-        reader = csv.DictReader(f)
-        header = reader.fieldnames or []
-        missing = [c for c in SCORE_COLUMNS if c not in header]
-        if missing:
-            raise MmferError(
-                f"{path}: not a score CSV: missing column(s) {', '.join(missing)} "
-                f"(expected {','.join(SCORE_COLUMNS)})"
-            )
-        others = [c for c in header if c not in SCORE_COLUMNS]
-        clip_ids: list[str] = []
-        labels: list[str | None] = []
-        rows: list[list[float]] = []
-        extra: dict[str, list[str]] = {c: [] for c in others}
-        seen: set[str] = set()
-        for line_no, row in enumerate(reader, start=2):
-            cid = (row["clip_id"] or "").strip()
-            if not cid:
-                raise MmferError(f"{path}:{line_no}: empty clip_id")
-            if cid in seen:
-                raise MmferError(f"{path}:{line_no}: clip {cid!r} appears twice")
-            seen.add(cid)
-            raw_label = (row["label"] or "").strip()
-            try:
-                label = canonical(raw_label) if raw_label else None
-            except MmferError as e:
-                raise MmferError(f"{path}:{line_no}: {e}") from None
-            try:
-                values = [float(row[e]) for e in EMOTIONS]
-            except (TypeError, ValueError):
-                raise MmferError(f"{path}:{line_no}: class scores must be numbers, got {[row[e] for e in EMOTIONS]}") from None
-            if not np.all(np.isfinite(values)) or min(values) < 0:
-                raise MmferError(f"{path}:{line_no}: class scores must be finite and non-negative, got {values}")
-            clip_ids.append(cid)
-            labels.append(label)
-            rows.append(values)
-            for c in others:
-                extra[c].append(row[c])
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:  # a spreadsheet's BOM is read past
+            return _read_score_rows(path, f)
+    except UnicodeDecodeError as e:
+        raise MmferError(f"{path}: not UTF-8 text (byte {e.start}: {e.object[e.start:e.start + 1]!r}); "
+                         "save the file as UTF-8 (CSV UTF-8 in a spreadsheet)") from None
+
+
+def _read_score_rows(path: Path, f) -> ScoreTable:
+    reader = csv.DictReader(f)
+    header = reader.fieldnames or []
+    missing = [c for c in SCORE_COLUMNS if c not in header]
+    if missing:
+        raise MmferError(
+            f"{path}: not a score CSV: missing column(s) {', '.join(missing)} "
+            f"(expected {','.join(SCORE_COLUMNS)})"
+        )
+    others = [c for c in header if c not in SCORE_COLUMNS]
+    clip_ids: list[str] = []
+    labels: list[str | None] = []
+    rows: list[list[float]] = []
+    extra: dict[str, list[str]] = {c: [] for c in others}
+    seen: set[str] = set()
+    for line_no, row in enumerate(reader, start=2):
+        cid = (row["clip_id"] or "").strip()
+        if not cid:
+            raise MmferError(f"{path}:{line_no}: empty clip_id")
+        if cid in seen:
+            raise MmferError(f"{path}:{line_no}: clip {cid!r} appears twice")
+        seen.add(cid)
+        raw_label = (row["label"] or "").strip()
+        try:
+            label = canonical(raw_label) if raw_label else None
+        except MmferError as e:
+            raise MmferError(f"{path}:{line_no}: {e}") from None
+        try:
+            values = [float(row[e]) for e in EMOTIONS]
+        except (TypeError, ValueError):
+            raise MmferError(f"{path}:{line_no}: class scores must be numbers, got {[row[e] for e in EMOTIONS]}") from None
+        if not np.all(np.isfinite(values)) or min(values) < 0:
+            raise MmferError(f"{path}:{line_no}: class scores must be finite and non-negative, got {values}")
+        clip_ids.append(cid)
+        labels.append(label)
+        rows.append(values)
+        for c in others:
+            extra[c].append(row[c])
     probs = np.array(rows, dtype=np.float64).reshape(-1, len(EMOTIONS))
     return ScoreTable(clip_ids, labels, normalise_rows(probs), extra or None)
 

@@ -121,6 +121,16 @@ def test_fuse_folder(tmp_path, runs):
     (tmp_path / "fuse" / "weights.json").write_text(json.dumps(report))
     with pytest.raises(MmferError, match="stacker"):
         load_bundle(tmp_path / "fuse")
+    # hand-edited weights.json: a negative temperature, weights of the wrong length or type
+    for key, value, message in (("temperatures", [1.0, -2.0], "temperature -2.0: expected a positive number"),
+                                ("temperatures", [1.0], "one number per branch"),
+                                ("weights", [0.5], "one entry per branch"),
+                                ("weights", "heavy", "one entry per branch"),
+                                ("weights", [0.5, -1], "weight -1: expected a non-negative number")):
+        edited = {**report, "method": "weighted", "calibrate": True, "temperatures": [1.0, 1.0], key: value}
+        (tmp_path / "fuse" / "weights.json").write_text(json.dumps(edited))
+        with pytest.raises(MmferError, match=message):
+            load_bundle(tmp_path / "fuse")
 
 
 def test_build_tool(tmp_path, runs, cremad_videos, cremad_audio, monkeypatch):

@@ -35,3 +35,24 @@ def test_bad_files_are_named(tmp_path):
     p.write_text("clip_id,label," + ",".join(EMOTIONS) + "\nz,,1,0,0,0,0,0,x\n")
     with pytest.raises(MmferError, match=r"bad.csv:2: class scores must be numbers"):
         read_scores(p)
+
+
+def test_spreadsheet_encodings(tmp_path):
+    """A UTF-8 BOM (spreadsheets add one) is read past; Latin-1 bytes are an error naming the file."""
+    path = write_scores(tmp_path / "s.csv", ["a", "b"], ["Happy", None], np.full((2, 7), 1 / 7))
+    bom = tmp_path / "bom.csv"
+    bom.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    assert read_scores(bom).clip_ids == ["a", "b"]
+    latin = tmp_path / "latin.csv"
+    latin.write_bytes(path.read_bytes().replace(b"a,Happy", b"caf\xe9,Happy"))
+    with pytest.raises(MmferError, match=r"latin[.]csv: not UTF-8 text"):
+        read_scores(latin)
+
+
+def test_formula_like_file_names_get_safe_ids():
+    from mmfer.cache import clip_id_from_name, clip_id_problem
+
+    for name in ("=cmd|' /C calc'!A0", "+1+2", "@SUM(A1)"):
+        assert clip_id_problem(name) and "formula" in clip_id_problem(name)
+        safe = clip_id_from_name(name)
+        assert safe.startswith("_") and not clip_id_problem(safe)
