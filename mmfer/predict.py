@@ -224,6 +224,27 @@ def _audio_clip(audio: np.ndarray, clip_id: str) -> CachedClip:
                       mask=np.zeros(0, bool), audio=np.asarray(audio, np.float32), meta={})
 
 
+# Largest image predict decodes: 50 megapixels (150 MB as RGB); a face needs far fewer.
+MAX_IMAGE_PIXELS = 50_000_000
+
+
+def check_image_size(path: Path) -> None:
+    """Refuse an image too large to decode safely, from its header alone (a 16000x16000 PNG is 770 MB
+    decoded), before any pixel is read."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            w, h = im.size
+    except Image.DecompressionBombError as e:  # PIL's own, larger limit
+        raise MmferError(f"image too large to decode safely ({e}); downscale it first") from None
+    except Exception:  # noqa: BLE001 - not an image PIL knows: cv2 has the last word
+        return
+    if w * h > MAX_IMAGE_PIXELS:
+        raise MmferError(f"image is {w}x{h} pixels, over the {MAX_IMAGE_PIXELS // 1_000_000} megapixels predict "
+                         "decodes; downscale it first")
+
+
 def pool_frames(per_frame: np.ndarray, method: str = "mean") -> np.ndarray:
     """One clip's probabilities (7,) from its frames' (N, 7).
 
@@ -424,6 +445,7 @@ class Predictor:
         if not branches:
             raise MmferError(f"model {self.bundle.source} has no single-image face branch (face_image); "
                              "images need one, e.g. the default model")
+        check_image_size(path)
         img = cv2.imread(str(path), cv2.IMREAD_COLOR)
         if img is None:
             raise MmferError("not a readable image (corrupt, or not the format its extension says)")

@@ -284,3 +284,22 @@ def test_non_finite_audio_is_cleaned_and_a_broken_branch_is_left_out(tmp_path, b
     video = p.predict_file(Path(__file__).resolve().parent / "assets" / "cremad" / "1001_DFA_ANG_XX.flv")
     assert np.all(np.isfinite(video.probs)) and video.label and video.modalities == "face"
     assert "gave non-finite scores and were left out of fusion" in video.warning
+
+
+def test_huge_images_are_refused_from_their_header(tmp_path, bundle):
+    """An 8000x8000 PNG of a few KB would decode to 190 MB: refused before a pixel is read."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    w = h = 8000
+    z = zlib.compressobj(6)
+    row = z.compress(b"\0" * (w + 1))
+    data = row + b"".join(z.compress(b"\0" * (w + 1)) for _ in range(h - 1)) + z.flush()
+    png = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 0))
+           + chunk(b"IDAT", data) + chunk(b"IEND", b""))
+    (tmp_path / "huge.png").write_bytes(png)
+    pred = predict([tmp_path / "huge.png"], model=bundle, progress=False).predictions[0]
+    assert pred.kind == "error" and "8000x8000 pixels, over the 50 megapixels" in pred.warning
