@@ -38,6 +38,8 @@ from typing import Any, Sequence
 from mmfer.errors import MmferError
 from mmfer.labels import EMOTIONS
 
+log = logging.getLogger(__name__)
+
 
 BRANCHES = ("c3d", "cnn_lstm", "landmark_brnn", "audio_cnn")
 STAGES = ("decode", "preprocess", "predict", "train")
@@ -129,7 +131,7 @@ def bench_entries(videos: str | Path | None, *, max_clips: int | None = None, re
     if not source.exists():
         hint = "give --videos DIR" if videos is None else "check the path"
         raise MmferError(f"{source}: no such folder; {hint} (a folder of video files, searched recursively)")
-    entries = list(index_source(source))
+    entries = _readable(list(index_source(source)))
     entries.sort(key=lambda e: (e.split, e.clip_id))
     if max_clips is not None:
         entries = entries[: max(1, int(max_clips))]
@@ -148,6 +150,23 @@ def bench_entries(videos: str | Path | None, *, max_clips: int | None = None, re
         out.append(ClipEntry(clip_id=clip_id, split=TRAIN_SPLIT, label=e.label or EMOTIONS[i % len(EMOTIONS)],
                              path=Path(e.path)))
     return out
+
+
+def _readable(entries: list) -> list:
+    """The entries whose video probes (an empty or broken file is left out with a warning, not a failed bench)."""
+    from mmfer.data.video import probe_video
+
+    kept = []
+    for e in entries:
+        try:
+            info = probe_video(e.path)
+            if info.frames < 1:
+                raise ValueError("no frames")
+        except Exception as err:  # noqa: BLE001 - any unreadable file is left out, named
+            log.warning("%s: left out of the benchmark (%s)", e.path, err)
+            continue
+        kept.append(e)
+    return kept
 
 
 def _check_stages(stages: Sequence[str]) -> list[str]:

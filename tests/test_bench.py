@@ -100,10 +100,18 @@ def test_bad_requests_are_errors(tmp_path, cremad_dir):
             bench(cremad_dir, device="cuda", stages=("decode",), progress=False)
 
 
-def test_entries_all_train_with_labels(cremad_dir):
+def test_entries_all_train_with_labels(cremad_dir, tmp_path):
     entries = bench_entries(cremad_dir)
     assert len(entries) == 6 and {e.split for e in entries} == {"Train"} and all(e.label for e in entries)
     assert len({e.clip_id for e in entries}) == 6
+    # one empty or broken file is left out, not a failed benchmark
+    import shutil
+
+    mixed = tmp_path / "videos"
+    shutil.copytree(cremad_dir, mixed)
+    (mixed / "empty.mp4").write_bytes(b"")
+    (mixed / "text.avi").write_text("not a video")
+    assert sorted(e.clip_id for e in bench_entries(mixed)) == sorted(e.clip_id for e in entries)
 
 
 @pytest.mark.benchmark
