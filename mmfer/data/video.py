@@ -193,6 +193,11 @@ def _batch_len(batch_size: int, height: int, width: int) -> int:
     return max(1, min(batch_size, MAX_BATCH_BYTES // max(1, height * width * 3)))
 
 
+# Clips whose decoded source frames (up to the last one used) would exceed this are decoded by PyAV, one
+# frame at a time, instead of decord (which buffers ahead): past about 3.5 s of 1080p or 40 s of 360p.
+STREAM_ABOVE_BYTES = 512 << 20
+
+
 def iter_frame_batches(
     path: str | Path,
     *,
@@ -226,6 +231,12 @@ def iter_frame_batches(
     if len(src) == 0:
         return
     h, w = size or vr[0].shape[:2]
+    if (int(src[-1]) + 1) * h * w * 3 > STREAM_ABOVE_BYTES:
+        # decord decodes ahead of a slow consumer without bound (2.3 GB for 2 min of 720p while faces are
+        # fitted); PyAV decodes one frame when asked, so memory stays at a few batches whatever the length
+        del vr
+        yield from _iter_frames_av(path, fps=fps, max_frames=max_frames, batch_size=batch_size, warnings=warnings)
+        return
     step = _batch_len(batch_size, h, w)
     for start in range(0, len(src), step):
         want = src[start : start + step]

@@ -144,6 +144,23 @@ def test_pyav_fallback_matches_decord(cremad_videos, monkeypatch):
     assert probe_video(p).frames == len(full)
 
 
+def test_long_clips_stream_through_pyav(cremad_videos, monkeypatch):
+    """Past STREAM_ABOVE_BYTES of decoded frames, decoding streams through PyAV (decord buffered 2.3 GB
+    ahead of face fitting on 2 minutes of 720p); the frames are the same."""
+    import mmfer.data.video as video
+
+    p = cremad_videos[0]
+    ten, _ = read_frames(p, fps=10)
+    used = []
+    real = video._iter_frames_av
+    monkeypatch.setattr(video, "_iter_frames_av", lambda *a, **k: used.append(1) or real(*a, **k))
+    read_frames(p, fps=10)
+    assert not used  # a short clip stays with decord
+    monkeypatch.setattr(video, "STREAM_ABOVE_BYTES", 1)
+    streamed, _ = read_frames(p, fps=10)
+    assert used and streamed.shape == ten.shape and np.abs(streamed.astype(int) - ten).mean() < 1.0
+
+
 def test_truncated_mp4_falls_back_and_warns(tmp_path):
     """An mp4 cut short (index up front, data missing) that decord refuses: PyAV keeps the good frames."""
     import av
