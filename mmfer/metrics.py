@@ -158,15 +158,24 @@ def truth_from(source: str, *, table: ScoreTable, root: str | Path | None = None
     if source == "csv-column":
         return None
     if source in ("ravdess", "cremad", "folder"):
-        from mmfer.data.index import file_label, index_folder
+        from mmfer.cache import clip_id_from_name
+        from mmfer.data.index import file_label, is_audio, is_image, is_video, iter_files
 
         names: list[tuple[str, Path | None]]
-        if root is not None:
-            names = [(e.clip_id, e.path) for e in index_folder(root, split="Test")]
+        paths = (table.extra or {}).get("path")
+        if root is not None:  # every video, image and audio file, as predict lists them
+            root = Path(root)
+            if not root.is_dir():
+                raise MmferError(f"--root {root}: not a folder")
+            names = [(clip_id_from_name(p.stem), p)
+                     for p in iter_files(root, lambda p: is_video(p) or is_image(p) or is_audio(p))]
             if not names:
-                raise MmferError(f"{root}: no videos found to take {source} labels from")
+                raise MmferError(f"{root}: no video, image or audio files found to take {source} labels from")
+        elif paths and any(paths):  # a predictions CSV: each row names its file
+            names = [(c, Path(p) if p else None) for c, p in zip(table.clip_ids, paths)]
         elif source == "folder":
-            raise MmferError("--labels-from folder needs --root DIR (a folder of <Emotion>/<clip> videos)")
+            raise MmferError("--labels-from folder needs --root DIR (a folder of <Emotion>/<file> media), or a "
+                             "predictions CSV whose path column names each file")
         else:
             names = [(c, None) for c in table.clip_ids]
         truth: dict[str, str | None] = {}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, confusion_matrix, f1_score, recall_score
@@ -95,3 +97,25 @@ def test_format_confusion():
     assert len(lines) == 8
     assert lines[4].startswith("Happy") and "0.800" in lines[4]
     assert lines[1].startswith("Angry") and lines[1].rstrip().endswith("-")
+
+
+def test_folder_labels_for_image_and_audio_trees(tmp_path):
+    """An evaluation tool scores `mmfer predict faces/` with --labels-from folder --root faces/: images and
+    audio are listed like videos; without --root, a predictions CSV's path column gives each row's folder."""
+    root = tmp_path / "faces"
+    files = {"Happy/a1.png": 3, "Sad/a2.jpg": 5, "Angry/s1.wav": 0, "Fear/s2.flac": 3}
+    for rel in files:
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_bytes(b"")
+    (root / "notes.txt").write_text("not media")
+    ids = [Path(r).stem for r in files]
+    probs = np.eye(7)[list(files.values())]  # the last one wrong (Fear predicted Happy)
+    path = write_scores(tmp_path / "p.csv", ids, [None] * 4, probs,
+                        extra={"path": [str(root / r) for r in files]})
+    by_root = evaluate_file(path, labels_from="folder", root=root)
+    assert by_root["n"] == 4 and by_root["accuracy"] == pytest.approx(3 / 4) and not by_root["missing"]
+    by_path = evaluate_file(path, labels_from="folder")
+    assert by_path["n"] == 4 and by_path["accuracy"] == pytest.approx(3 / 4)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(MmferError, match="no video, image or audio files"):
+        truth_from("folder", table=read_scores(path), root=tmp_path / "empty")

@@ -28,8 +28,9 @@ OUTPUTS = REPO / "tests" / "assets" / "default_model_outputs.csv"
 
 FACE_DATA = ("FER2013 (Goodfellow et al. 2013; ICML 2013 representation learning challenge): 48x48 grey-scale "
              "face crops in the seven classes. Trained on Train minus a stratified, seeded 10% held out for "
-             "validation (the figures in metrics). At prediction each aligned video frame is cut to FER2013's "
-             "framing (mmfer.predict.framing_box), made grey-scale, equalised and resized exactly as in training.")
+             "validation (the figures in metrics, at the last of a number of epochs fixed in advance). At "
+             "prediction each aligned video frame is cut to FER2013's framing (mmfer.predict.framing_box), made "
+             "grey-scale, equalised and resized exactly as in training.")
 FACE_LICENCE = ("FER2013 is research data of unclear, non-commercial terms (faces collected from the web); "
                 "this model inherits them: research use only.")
 AUDIO_DATA = ("RAVDESS speech (Livingstone & Russo 2018), the 15 actors 01-16 without 05 at 16 kHz: 900 utterances, "
