@@ -290,6 +290,17 @@ def _ema_model(model: nn.Module, decay: float):
     return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
 
 
+def _tensorboard(out: Path):
+    """A TensorBoard writer into RUN/tensorboard when the optional ``tensorboard`` package is installed."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        return None
+    writer = SummaryWriter(log_dir=str(out / "tensorboard"))
+    log.info("TensorBoard curves in %s (open them with: tensorboard --logdir %s)", out / "tensorboard", out)
+    return writer
+
+
 def _write_logs(out: Path, rows: list[dict[str, Any]]) -> None:
     # NaN (no labelled Val clip) is not JSON: write null / an empty CSV cell instead
     rows = [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()} for r in rows]
@@ -483,6 +494,7 @@ def train(
             (out / "fold.json").write_text(json.dumps(fold_info) + "\n")
     val_labels = np.asarray(val_ds.labels, dtype=np.int64)
     eval_bs = dcfg.eval_batch_size or dcfg.batch_size
+    board = _tensorboard(out) if dist.main else None
     ckpt_common = dict(model_name=config.model.name, model_kwargs=dict(config.model.kwargs),
                        preprocess=preprocess, config=plain_config)
 
@@ -552,10 +564,17 @@ def train(
                 save_checkpoint(best_path, **{**state, "model": eval_model, "optimizer": None, "scheduler": None,
                                               "scaler": None, "rng": None, "extra": None})
             _write_logs(out, rows)
+            if board is not None:
+                for key in ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "val_uar", "lr"):
+                    if row[key] is not None and not (isinstance(row[key], float) and math.isnan(row[key])):
+                        board.add_scalar(key.replace("_", "/", 1), row[key], epoch + 1)
+                board.flush()
             log.info("epoch %d/%d: train loss %.3f acc %.3f | val acc %.3f uar %.3f%s", epoch + 1, ocfg.epochs,
                      row["train_loss"], row["train_accuracy"], val_acc, val_uar, " (best)" if improved else "")
         dist.barrier()
 
+    if board is not None:
+        board.close()
     result: dict[str, Any] = {"run": str(out), "best": best, "epochs_done": rows[-1]["epoch"] if rows else start_epoch,
                               "last": str(last_path), "best_checkpoint": str(best_path), "holdout_val": holdout,
                               "scores": {}, "rank": dist.rank}

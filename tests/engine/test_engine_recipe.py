@@ -189,3 +189,18 @@ def test_half_written_files_of_a_killed_run_are_cleaned(synth_cache, tmp_path):
     (out / ".log.jsonl.tmp").write_text("{")
     train(tiny_config("landmark_brnn", epochs=1), data=synth_cache("landmarks"), out=out, progress=False)
     assert not list(out.glob(".*.tmp*")) and (out / "last.pt").is_file()
+
+
+def test_tensorboard_curves_when_installed(synth_cache, tmp_path):
+    pytest.importorskip("tensorboard", reason="the optional extra mmfer[tensorboard] is not installed")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    out = tmp_path / "run"
+    train(tiny_config("landmark_brnn", epochs=2), data=synth_cache("landmarks"), out=out, progress=False)
+    events = EventAccumulator(str(out / "tensorboard"))
+    events.Reload()
+    tags = set(events.Tags()["scalars"])
+    assert {"train/loss", "train/accuracy", "val/accuracy", "val/uar", "val/loss", "lr"} <= tags
+    assert [e.step for e in events.Scalars("val/uar")] == [1, 2]
+    logged = [json.loads(line)["val_uar"] for line in (out / "log.jsonl").read_text().splitlines()]
+    assert [e.value for e in events.Scalars("val/uar")] == pytest.approx(logged)
