@@ -264,6 +264,8 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
                    help="the shipped model (default), a bundle folder, a run of `mmfer train` or a `mmfer fuse` folder")
     p.add_argument("--submission", default=None, metavar="ZIP", help="also write an EmotiW zip (clip ids must be unique)")
     p.add_argument("--plots", default=None, metavar="DIR", help="one PNG timeline of class probabilities per video")
+    p.add_argument("--frames", default=None, metavar="CSV",
+                   help="one row per analysed video frame (time, face box, face model probabilities) and audio window")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda (default auto)")
     p.add_argument("--quiet", action="store_true", help="no table on stdout")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -272,7 +274,7 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
         from mmfer.predict import predict
 
         result = predict(args.paths, model=args.model, out=args.out, plots=args.plots, submission=args.submission,
-                         device=args.device, progress=not args.no_progress)
+                         frames=args.frames, device=args.device, progress=not args.no_progress)
         if not args.quiet:
             print(result.table())
         return 0

@@ -119,6 +119,7 @@ class PredictResult:
     out: Path | None = None
     plots: list[Path] = field(default_factory=list)
     submission: dict[str, Any] | None = None
+    frames: Path | None = None
 
     @property
     def errors(self) -> list[Prediction]:
@@ -142,6 +143,8 @@ class PredictResult:
             done.append(f"{len(self.plots)} plot(s)")
         if self.submission:
             done.append(f"submission {self.submission['zip']}")
+        if self.frames:
+            done.append(f"per-frame rows in {self.frames}")
         return "\n".join([*lines, "; ".join(done)])
 
 
@@ -407,18 +410,26 @@ class Predictor:
         probs: dict[str, np.ndarray] = {}
         tl: dict[str, np.ndarray] = {}
         has_face = clip is not None and bool(np.any(clip.mask))
+        frame_sum, frame_weight = None, 0.0
         for b in face_branches if has_face else []:
             if b.kind == "face_image":
                 mask = np.asarray(clip.mask, bool)
                 per_frame = self.face_frames(b, np.asarray(clip.faces)[mask], aligned=True,
                                              views=b.options["frame_views"])
                 probs[b.name] = pool_frames(per_frame, b.options["frame_pooling"])
-                if timeline and "frame_probs" not in tl:
-                    full = np.full((len(mask), NUM_CLASSES), np.nan)
-                    full[mask] = per_frame
-                    tl["frame_times"], tl["frame_probs"] = np.arange(len(mask)) / clip.fps, full
+                if timeline:  # the face models' per-frame probabilities, weighted as fusion weighs them
+                    w = float(b.weight.mean()) or 1.0
+                    frame_sum = per_frame * w if frame_sum is None else frame_sum + per_frame * w
+                    frame_weight += w
             else:
                 probs[b.name] = self.clip_probs(b, [clip])[0]
+        if timeline and clip is not None:
+            mask = np.asarray(clip.mask, bool)
+            full = np.full((len(mask), NUM_CLASSES), np.nan)
+            if frame_sum is not None:
+                full[mask] = frame_sum / frame_weight
+            tl["frame_times"], tl["frame_probs"] = np.arange(len(mask)) / (clip.fps or 1.0), full
+            tl["frame_face"], tl["frame_boxes"] = mask, np.asarray(clip.boxes, np.float64)[:, :4]
         silent = {sr: is_silent(a) for sr, a in audios.items()}
         for b in audio_branches:
             audio = audios[b.sample_rate]
@@ -585,7 +596,73 @@ def _plot(pred: Prediction, plots: Path, used: set[str]) -> Path:
         name = f"{pred.clip_id}_{k}"
     used.add(name)
     title = f"{pred.clip_id}: {pred.label or 'no label'} ({pred.modalities or 'nothing seen'})"
-    return plot_timeline(plots / f"{name}.png", **(pred.timeline or {}), title=title)
+    tl = dict(pred.timeline or {})
+    if "frame_probs" in tl and not np.isfinite(tl["frame_probs"]).any():  # no face in any frame: no face panel
+        tl.pop("frame_probs"), tl.pop("frame_times")
+    keys = ("frame_times", "frame_probs", "audio_times", "audio_probs")
+    return plot_timeline(plots / f"{name}.png", **{k: tl[k] for k in keys if k in tl}, title=title)
+
+
+# ---------------------------------------------------------------- per-frame output
+FRAME_COLUMNS: tuple[str, ...] = ("path", "clip_id", "source", "time", "face", "x0", "y0", "x1", "y1", *EMOTIONS)
+
+
+def frame_rows(pred: Prediction) -> list[dict[str, Any]]:
+    """One row per analysed video frame (``source`` "face": time in s, whether a face was found, its box in
+    pixels of the frame, the face models' 7 probabilities, NaN without a face) and one per audio window
+    (``source`` "audio": the window's centre time and the audio model's probabilities). Needs a prediction
+    made with ``timeline=True``."""
+    tl = pred.timeline or {}
+    rows: list[dict[str, Any]] = []
+    base = {"path": pred.path, "clip_id": pred.clip_id}
+    if "frame_times" in tl:
+        for t, face, box, p in zip(tl["frame_times"], tl["frame_face"], tl["frame_boxes"], tl["frame_probs"]):
+            rows.append({**base, "source": "face", "time": float(t), "face": bool(face),
+                         **dict(zip(("x0", "y0", "x1", "y1"), (float(v) for v in box))),
+                         **dict(zip(EMOTIONS, (float(v) for v in p)))})
+    if "audio_times" in tl:
+        for t, p in zip(tl["audio_times"], tl["audio_probs"]):
+            rows.append({**base, "source": "audio", "time": float(t), "face": None,
+                         **dict.fromkeys(("x0", "y0", "x1", "y1"), float("nan")),
+                         **dict(zip(EMOTIONS, (float(v) for v in p)))})
+    return rows
+
+
+def frames_dataframe(rows: Sequence[dict[str, Any]]):
+    """``frame_rows`` as a pandas DataFrame (pandas is not a dependency of mmfer: install it to use this)."""
+    try:
+        import pandas as pd
+    except ImportError:
+        raise MmferError("frames_dataframe needs pandas (pip install pandas); frame_rows gives plain dicts") from None
+    return pd.DataFrame(list(rows), columns=list(FRAME_COLUMNS))
+
+
+class FrameWriter:
+    """Appends ``frame_rows`` to a CSV as predictions come, so memory stays flat over many files."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._tmp = self.path.with_name(f".{self.path.name}.tmp{os.getpid()}")
+        self._f = open(self._tmp, "w", newline="")
+        self._w = csv.writer(self._f)
+        self._w.writerow(FRAME_COLUMNS)
+
+    def add(self, pred: Prediction) -> None:
+        for r in frame_rows(pred):
+            self._w.writerow(["" if v is None or (isinstance(v, float) and np.isnan(v)) else
+                              (f"{v:.6f}" if isinstance(v, float) else int(v) if isinstance(v, bool) else v)
+                              for v in (r[c] for c in FRAME_COLUMNS)])
+
+    def close(self) -> Path:
+        self._f.close()
+        os.replace(self._tmp, self.path)
+        return self.path
+
+    def abort(self) -> None:
+        """An interrupted run leaves no half-written CSV."""
+        self._f.close()
+        self._tmp.unlink(missing_ok=True)
 
 
 # ---------------------------------------------------------------- the command
@@ -596,6 +673,7 @@ def predict(
     out: str | Path | None = None,
     plots: str | Path | None = None,
     submission: str | Path | None = None,
+    frames: str | Path | None = None,
     device: str = "auto",
     progress: bool = True,
 ) -> PredictResult:
@@ -603,7 +681,8 @@ def predict(
 
     ``model``: ``default`` (the shipped bundle), a bundle folder, a RUN of ``mmfer train`` or a FUSE folder.
     ``out``: the predictions CSV (``PREDICTION_COLUMNS``); ``plots``: a folder for one timeline PNG per
-    video; ``submission``: an EmotiW zip (clip ids must be unique). Returns every row, in input order.
+    video; ``submission``: an EmotiW zip (clip ids must be unique); ``frames``: a CSV with one row per analysed
+    video frame and audio window (``FRAME_COLUMNS``, see ``frame_rows``). Returns every row, in input order.
     """
     from tqdm.auto import tqdm
 
@@ -621,12 +700,22 @@ def predict(
     plot_dir = Path(plots) if plots is not None else None
     result = PredictResult(predictions=[], model=predictor.bundle.describe(), load_seconds=round(load_seconds, 3))
     used: set[str] = set()
-    for path, kind in tqdm(inputs, desc="predict", unit="file", disable=not progress):
-        pred = predictor.predict_file(path, kind, timeline=plot_dir is not None)
-        if plot_dir is not None and pred.kind == "video":
-            result.plots.append(_plot(pred, plot_dir, used))
-        pred.timeline = None  # keep memory flat over many files
-        result.predictions.append(pred)
+    frame_writer = FrameWriter(frames) if frames is not None else None
+    try:
+        for path, kind in tqdm(inputs, desc="predict", unit="file", disable=not progress):
+            pred = predictor.predict_file(path, kind, timeline=plot_dir is not None or frame_writer is not None)
+            if plot_dir is not None and pred.kind == "video":
+                result.plots.append(_plot(pred, plot_dir, used))
+            if frame_writer is not None:
+                frame_writer.add(pred)
+            pred.timeline = None  # keep memory flat over many files
+            result.predictions.append(pred)
+    except BaseException:
+        if frame_writer is not None:
+            frame_writer.abort()
+        raise
+    if frame_writer is not None:
+        result.frames = frame_writer.close()
     if out is not None:
         result.out = write_predictions(out, result.predictions)
     if submission is not None:

@@ -64,7 +64,7 @@ def result(bundle, extra_inputs, cremad_videos, cremad_audio, tmp_path_factory):
     out = tmp_path_factory.mktemp("out")
     inputs = [*cremad_videos, *cremad_audio, extra_inputs, extra_inputs / "notes.txt", out / "missing.wav"]
     return predict(inputs, model=bundle, out=out / "p.csv", plots=out / "plots", submission=out / "team.zip",
-                   progress=False)
+                   frames=out / "frames.csv", progress=False)
 
 
 def _by_id(result):
@@ -135,6 +135,46 @@ def test_csv(result):
     bad = by_id["broken"]
     assert [bad[e] for e in ("label", *EMOTIONS, "face_ratio", "modalities")] == [""] * 10 and bad["warning"]
     assert by_id["1002_DFA_ANG_XX"]["face_ratio"] == ""
+
+
+def test_per_frame_rows(result, cremad_videos):
+    """--frames: one row per analysed frame (face box, probabilities) and one per audio window."""
+    from mmfer.predict import FRAME_COLUMNS
+
+    with open(result.frames, newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0]) == list(FRAME_COLUMNS)
+    clip = cremad_videos[0].stem
+    face = [r for r in rows if r["clip_id"] == clip and r["source"] == "face"]
+    audio = [r for r in rows if r["clip_id"] == clip and r["source"] == "audio"]
+    times = [float(r["time"]) for r in face]
+    assert len(face) == 18 and times == sorted(times) and times[1] == pytest.approx(1 / 8)  # 8 frames/s
+    with_face = [r for r in face if r["face"] == "1"]
+    assert with_face and all(float(r["x1"]) > float(r["x0"]) for r in with_face)
+    probs = np.array([[float(r[e]) for e in EMOTIONS] for r in with_face])
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-4)
+    pred = {p.clip_id: p for p in result.predictions}[clip]
+    np.testing.assert_allclose(probs.mean(axis=0), pred.branches["face"], atol=1e-4)  # mean pooling of these frames
+    assert audio and all(r["face"] == "" and r["x0"] == "" for r in audio)
+    no_face = [r for r in rows if r["clip_id"] == "no_face" and r["source"] == "face"]
+    assert no_face and all(r["face"] == "0" and r["Angry"] == "" for r in no_face)
+    assert not [r for r in rows if r["clip_id"] == "crop3"]  # images and audio files have no frames
+
+
+def test_frame_rows_as_dataframe(tmp_path, bundle, cremad_videos):
+    from mmfer.predict import FRAME_COLUMNS, Predictor, frame_rows, frames_dataframe
+
+    pred = Predictor(bundle).predict_file(cremad_videos[1], timeline=True)
+    rows = frame_rows(pred)
+    assert rows and rows[0]["source"] == "face" and set(rows[0]) == set(FRAME_COLUMNS)
+    try:
+        import pandas  # noqa: F401
+    except ImportError:
+        with pytest.raises(MmferError, match="needs pandas"):
+            frames_dataframe(rows)
+    else:
+        df = frames_dataframe(rows)
+        assert len(df) == len(rows) and list(df.columns)[:4] == ["path", "clip_id", "source", "time"]
 
 
 def test_plots(result, cremad_videos):
