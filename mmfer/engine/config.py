@@ -173,6 +173,9 @@ class InitConfig:
 
     encoder_from: str | None = None  # checkpoint path (.pt from `mmfer train`) or None
     freeze_encoder_epochs: int = 0  # keep the loaded encoder frozen for this many first epochs
+    # a local weight file for the branch's backbone (torchvision ResNet-18 / VGG, pytorchvideo, C3D Sports-1M
+    # state dicts), matched by name and shape (mmfer.models.pretrained); nothing is downloaded
+    backbone_from: str | None = None
 
 
 @dataclass(frozen=True)

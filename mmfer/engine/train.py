@@ -422,6 +422,10 @@ def train(
             check_cache_compatible({"preprocess": preprocess, "path": f"{data}/{dcfg.train_split}"},
                                    data, dcfg.val_split)
     check_consistency(config, settings, kind)
+    if config.init.backbone_from and ckpt is None:
+        from mmfer.models.pretrained import load_backbone
+
+        load_backbone(model, config.init.backbone_from)
     if config.init.encoder_from and ckpt is None:
         _load_encoder(model, config.init.encoder_from)
 

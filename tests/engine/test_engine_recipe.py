@@ -204,3 +204,24 @@ def test_tensorboard_curves_when_installed(synth_cache, tmp_path):
     assert [e.step for e in events.Scalars("val/uar")] == [1, 2]
     logged = [json.loads(line)["val_uar"] for line in (out / "log.jsonl").read_text().splitlines()]
     assert [e.value for e in events.Scalars("val/uar")] == pytest.approx(logged)
+
+
+def test_train_config_init_backbone_from(synth_cache, tmp_path):
+    """A config with init.backbone_from starts the CNN-LSTM encoder from a torchvision ResNet-18 state dict
+    (an lr of 1e-9 leaves the weights where they started)."""
+    import torchvision
+
+    torch.manual_seed(3)
+    source = torchvision.models.resnet18(weights=None).state_dict()
+    path = tmp_path / "resnet18.pth"
+    torch.save(source, path)
+    cfg = tiny_config("cnn_lstm", epochs=1, lr=1e-9)
+    cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, kwargs={**cfg.model.kwargs, "encoder": "resnet18",
+                                                                                  "width": None, "in_channels": 1}),
+                              init=dataclasses.replace(cfg.init, backbone_from=str(path)))
+    train(cfg, data=synth_cache("faces"), out=tmp_path / "run", progress=False)
+    sd = load_checkpoint(tmp_path / "run" / "last.pt")["state_dict"]
+    torch.testing.assert_close(sd["encoder.net.conv1.weight"], source["conv1.weight"].sum(1, keepdim=True),
+                               atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(sd["encoder.net.layer3.0.conv2.weight"], source["layer3.0.conv2.weight"],
+                               atol=1e-5, rtol=1e-4)
