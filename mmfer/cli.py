@@ -214,20 +214,24 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("scores", metavar="SCORES.csv")
     p.add_argument("--labels-from", default="csv-column", metavar="csv-column|folder|ravdess|cremad|FILE.csv",
                    help="where true labels come from (default: the label column)")
-    p.add_argument("--root", default=None, help="video folder for --labels-from folder (or ravdess/cremad: "
-                   "lists every clip, so unscored ones count as missing)")
+    p.add_argument("--root", default=None, help="media folder for --labels-from folder (or ravdess/cremad): lists "
+                   "every video, image and audio file, so unscored ones count as missing")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--png", default=None, metavar="PATH", help="write the confusion matrix as a PNG")
+    p.add_argument("--report", default=None, metavar="HTML", help="one self-contained HTML page: metrics, confusion, rows")
 
     def run(args: argparse.Namespace) -> int:
         import json
 
         from mmfer.metrics import evaluate_file, format_report
 
-        result = evaluate_file(args.scores, labels_from=args.labels_from, root=args.root, png=args.png)
+        result = evaluate_file(args.scores, labels_from=args.labels_from, root=args.root, png=args.png,
+                               report=args.report)
         print(json.dumps(result) if args.json else format_report(result))
-        if args.png and not args.json:
-            print(f"wrote {result['png']}")
+        if not args.json:
+            for key in ("png", "report"):
+                if result.get(key):
+                    print(f"wrote {result[key]}")
         return 0
 
     p.set_defaults(func=run)
@@ -266,6 +270,9 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--plots", default=None, metavar="DIR", help="one PNG timeline of class probabilities per video")
     p.add_argument("--frames", default=None, metavar="CSV",
                    help="one row per analysed video frame (time, face box, face model probabilities) and audio window")
+    p.add_argument("--report", default=None, metavar="HTML", help="one self-contained HTML page: table, timelines, metrics")
+    p.add_argument("--labels-from", default=None, choices=("folder", "ravdess", "cremad"),
+                   help="true labels from each file's path, for the report's metrics")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda (default auto)")
     p.add_argument("--quiet", action="store_true", help="no table on stdout")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -274,7 +281,8 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
         from mmfer.predict import predict
 
         result = predict(args.paths, model=args.model, out=args.out, plots=args.plots, submission=args.submission,
-                         frames=args.frames, device=args.device, progress=not args.no_progress)
+                         frames=args.frames, report=args.report, labels_from=args.labels_from, device=args.device,
+                         progress=not args.no_progress)
         if not args.quiet:
             print(result.table())
         return 0

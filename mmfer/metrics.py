@@ -251,8 +251,10 @@ def evaluate_file(
     labels_from: str = "csv-column",
     root: str | Path | None = None,
     png: str | Path | None = None,
+    report: str | Path | None = None,
 ) -> dict[str, Any]:
-    """``mmfer evaluate``: read a score CSV, take labels from ``labels_from``, optionally plot the confusion."""
+    """``mmfer evaluate``: read a score CSV, take labels from ``labels_from``, optionally plot the confusion
+    (``png``) and write the HTML page of ``mmfer.report`` (``report``)."""
     table = read_scores(scores)
     truth = truth_from(labels_from, table=table, root=root)
     try:
@@ -265,4 +267,12 @@ def evaluate_file(
         from mmfer.plots import plot_confusion
 
         result["png"] = str(plot_confusion(result["confusion"], png, title=Path(scores).name))
+    if report is not None:
+        from mmfer.report import write_report
+
+        truth_of = truth if truth is not None else dict(zip(table.clip_ids, table.labels))
+        rows = [{"clip_id": c, "label": EMOTIONS[int(np.argmax(p))], "truth": truth_of.get(c),
+                 "confidence": float(np.max(p))} for c, p in zip(table.clip_ids, table.probs)]
+        result["report"] = str(write_report(report, rows, title=f"mmfer evaluate: {Path(scores).name}",
+                                            metrics=result, note=f"Scores: {scores}; labels: {labels_from}."))
     return result

@@ -120,6 +120,7 @@ class PredictResult:
     plots: list[Path] = field(default_factory=list)
     submission: dict[str, Any] | None = None
     frames: Path | None = None
+    report: Path | None = None
 
     @property
     def errors(self) -> list[Prediction]:
@@ -145,6 +146,8 @@ class PredictResult:
             done.append(f"submission {self.submission['zip']}")
         if self.frames:
             done.append(f"per-frame rows in {self.frames}")
+        if self.report:
+            done.append(f"report {self.report}")
         return "\n".join([*lines, "; ".join(done)])
 
 
@@ -587,6 +590,16 @@ def write_prediction_submission(predictions: Sequence[Prediction], out_zip: str 
         return write_submission(scores, index=tmp, out_zip=out_zip, fallback_probs="prior")
 
 
+def _timeline_args(pred: Prediction) -> tuple[dict[str, Any], str]:
+    """plot_timeline's arrays and title for a video prediction made with ``timeline=True``."""
+    tl = dict(pred.timeline or {})
+    if "frame_probs" in tl and not np.isfinite(tl["frame_probs"]).any():  # no face in any frame: no face panel
+        tl.pop("frame_probs"), tl.pop("frame_times")
+    keys = ("frame_times", "frame_probs", "audio_times", "audio_probs")
+    title = f"{pred.clip_id}: {pred.label or 'no label'} ({pred.modalities or 'nothing seen'})"
+    return {k: tl[k] for k in keys if k in tl}, title
+
+
 def _plot(pred: Prediction, plots: Path, used: set[str]) -> Path:
     from mmfer.plots import plot_timeline
 
@@ -595,12 +608,37 @@ def _plot(pred: Prediction, plots: Path, used: set[str]) -> Path:
         k += 1
         name = f"{pred.clip_id}_{k}"
     used.add(name)
-    title = f"{pred.clip_id}: {pred.label or 'no label'} ({pred.modalities or 'nothing seen'})"
-    tl = dict(pred.timeline or {})
-    if "frame_probs" in tl and not np.isfinite(tl["frame_probs"]).any():  # no face in any frame: no face panel
-        tl.pop("frame_probs"), tl.pop("frame_times")
-    keys = ("frame_times", "frame_probs", "audio_times", "audio_probs")
-    return plot_timeline(plots / f"{name}.png", **{k: tl[k] for k in keys if k in tl}, title=title)
+    arrays, title = _timeline_args(pred)
+    return plot_timeline(plots / f"{name}.png", **arrays, title=title)
+
+
+def write_prediction_report(out: str | Path, predictions: Sequence[Prediction], *, timelines: dict[str, str],
+                            model: str, labels_from: str | None = None) -> Path:
+    """``--report``: the HTML page of ``mmfer.report`` for predictions; with ``labels_from`` (folder,
+    ravdess, cremad) the true labels come from each file's path and the page shows the metrics."""
+    from mmfer.data.index import file_label
+    from mmfer.metrics import evaluate
+    from mmfer.report import write_report
+
+    def truth(path: str) -> str | None:
+        try:
+            return file_label(path, labels_from)[1]
+        except MmferError:  # a name the label source cannot read: unlabelled
+            return None
+
+    truths = [truth(p.path) if labels_from else None for p in predictions]
+    metrics = None
+    if labels_from and any(truths):
+        probs = np.stack([p.probs if p.ok else np.full(NUM_CLASSES, np.nan) for p in predictions])
+        metrics = evaluate(truths, probs, clip_ids=[p.clip_id for p in predictions])
+    rows = [{"clip_id": p.clip_id, "kind": p.kind, "label": p.label, "truth": t if labels_from else None,
+             "confidence": float(np.max(p.probs)) if p.ok else None, "modalities": p.modalities,
+             "warning": p.warning, "error": not p.ok} for p, t in zip(predictions, truths)]
+    if not labels_from:
+        for r in rows:
+            r.pop("truth")
+    return write_report(out, rows, title="mmfer predictions", metrics=metrics, timelines=timelines,
+                        note=f"Model: {model}.")
 
 
 # ---------------------------------------------------------------- per-frame output
@@ -674,6 +712,8 @@ def predict(
     plots: str | Path | None = None,
     submission: str | Path | None = None,
     frames: str | Path | None = None,
+    report: str | Path | None = None,
+    labels_from: str | None = None,
     device: str = "auto",
     progress: bool = True,
 ) -> PredictResult:
@@ -682,7 +722,9 @@ def predict(
     ``model``: ``default`` (the shipped bundle), a bundle folder, a RUN of ``mmfer train`` or a FUSE folder.
     ``out``: the predictions CSV (``PREDICTION_COLUMNS``); ``plots``: a folder for one timeline PNG per
     video; ``submission``: an EmotiW zip (clip ids must be unique); ``frames``: a CSV with one row per analysed
-    video frame and audio window (``FRAME_COLUMNS``, see ``frame_rows``). Returns every row, in input order.
+    video frame and audio window (``FRAME_COLUMNS``, see ``frame_rows``); ``report``: one HTML page of every
+    row and video timeline, with the metrics when ``labels_from`` (folder, ravdess, cremad) gives true labels.
+    Returns every row, in input order.
     """
     from tqdm.auto import tqdm
 
@@ -700,12 +742,23 @@ def predict(
     plot_dir = Path(plots) if plots is not None else None
     result = PredictResult(predictions=[], model=predictor.bundle.describe(), load_seconds=round(load_seconds, 3))
     used: set[str] = set()
+    if labels_from is not None and labels_from not in ("folder", "ravdess", "cremad"):
+        raise MmferError(f"--labels-from {labels_from!r}: choose folder, ravdess or cremad")
     frame_writer = FrameWriter(frames) if frames is not None else None
+    timelines: dict[str, str] = {}
     try:
         for path, kind in tqdm(inputs, desc="predict", unit="file", disable=not progress):
-            pred = predictor.predict_file(path, kind, timeline=plot_dir is not None or frame_writer is not None)
+            pred = predictor.predict_file(path, kind, timeline=plot_dir is not None or frame_writer is not None
+                                          or report is not None)
             if plot_dir is not None and pred.kind == "video":
                 result.plots.append(_plot(pred, plot_dir, used))
+            if report is not None and pred.kind == "video":
+                from mmfer.plots import plot_timeline
+                from mmfer.report import png_data
+
+                arrays, title = _timeline_args(pred)
+                timelines[pred.clip_id if pred.clip_id not in timelines else str(pred.path)] = png_data(
+                    lambda p: plot_timeline(p, **arrays, title=title))
             if frame_writer is not None:
                 frame_writer.add(pred)
             pred.timeline = None  # keep memory flat over many files
@@ -716,6 +769,9 @@ def predict(
         raise
     if frame_writer is not None:
         result.frames = frame_writer.close()
+    if report is not None:
+        result.report = write_prediction_report(report, result.predictions, timelines=timelines,
+                                                model=result.model, labels_from=labels_from)
     if out is not None:
         result.out = write_predictions(out, result.predictions)
     if submission is not None:

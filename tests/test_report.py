@@ -1,0 +1,78 @@
+"""The HTML report of predict and evaluate: content, self-containment, and what a real browser shows."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+
+from mmfer.predict import predict
+
+from predict_helpers import standin_bundle
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+# flags for a root, offline, display-less machine (no sandbox, no background network)
+HEADLESS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory, cremad_videos, cremad_audio):
+    d = tmp_path_factory.mktemp("report")
+    bundle = standin_bundle(d / "bundle")
+    inputs = [*cremad_videos[:2], cremad_audio[0], d / "broken.mp4"]
+    (d / "broken.mp4").write_bytes(b"\x00" * 100)
+    result = predict(inputs, model=bundle, report=d / "report.html", labels_from="cremad", progress=False)
+    return result
+
+
+def test_report_holds_rows_timelines_and_metrics(report):
+    page = report.report.read_text()
+    assert page.startswith("<!DOCTYPE html>") and "http://" not in page and "https://" not in page  # self-contained
+    body = page[page.index("<table id='predictions'"):]
+    rows = re.findall(r"<tr( class=err)?>", body.split("</table>")[0].split("<tbody>")[1])
+    assert len(rows) == 4 and sum(1 for r in rows if r) == 1  # the broken file is a marked error row
+    assert len(re.findall(r"<img class='timeline'[^>]+src='data:image/png;base64,", page)) == 2  # one per video
+    assert "id='accuracy'" in page and "id='confusion'" in page and sum(p.ok for p in report.predictions) == 3
+    m = re.search(r"id='accuracy'>([0-9.]+)<", page)
+    from mmfer.data.index import file_label
+
+    truths = [file_label(p.path, "cremad")[1] for p in report.predictions if p.ok]  # broken.mp4 has no label
+    expected = np.mean([p.label == t for p, t in zip([p for p in report.predictions if p.ok], truths)])
+    assert float(m.group(1)) == pytest.approx(expected, abs=1e-4)
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium not installed (Debian package chromium)")
+def test_report_in_a_real_browser(report, tmp_path):
+    """Chromium opens the page: the DOM after scripts has every row, the timelines and the confusion matrix,
+    and the screenshot is not blank."""
+    url = report.report.resolve().as_uri()
+    dom = subprocess.run([CHROMIUM, *HEADLESS, f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom", url],
+                         capture_output=True, text=True, timeout=120).stdout
+    assert dom.count("<tr") == 4 + 1 + 7 + 1  # predictions (+ header), recall table (+ header)
+    assert dom.count('class="timeline"') == 2 and 'id="confusion"' in dom
+    shot = tmp_path / "shot.png"
+    subprocess.run([CHROMIUM, *HEADLESS, f"--user-data-dir={tmp_path / 'profile2'}", f"--screenshot={shot}",
+                    "--window-size=1200,1600", url], capture_output=True, timeout=120)
+    import cv2
+
+    img = cv2.imread(str(shot))
+    assert img is not None and img.shape[:2] == (1600, 1200) and img.std() > 20
+
+
+def test_evaluate_report(tmp_path):
+    from mmfer.labels import EMOTIONS
+    from mmfer.metrics import evaluate_file
+    from mmfer.scores import write_scores
+
+    ids = [f"c{i}" for i in range(14)]
+    labels = [EMOTIONS[i % 7] for i in range(14)]
+    probs = np.eye(7)[[i % 7 for i in range(13)] + [0]]  # the last one wrong
+    path = write_scores(tmp_path / "s.csv", ids, labels, probs)
+    result = evaluate_file(path, report=tmp_path / "r.html")
+    page = (tmp_path / "r.html").read_text()
+    assert result["report"] == str(tmp_path / "r.html")
+    assert f"id='accuracy'>{13 / 14:.4f}<" in page and page.count("<tr>") == 14 + 1 + 7 + 1
