@@ -296,10 +296,27 @@ class Predictor:
         self.bundle = model if isinstance(model, Bundle) else load_bundle(model)
         self.device = resolve_device(device)
         self.bundle.to(self.device)
+        for b in self.bundle.branches:  # single-image CNNs run about 30% faster channels-last on a CPU
+            if b.kind == "face_image":
+                b.model.to(memory_format=torch.channels_last)
         if self.bundle.of("face"):  # the face detector and landmark model load now (about 100 MB), not mid-run
             from mmfer.faces.base import get_backend
 
             get_backend(self.bundle.decode.face_backend)
+        self._warm_up()
+
+    def _warm_up(self) -> None:
+        """One-time costs (kernel selection, lazy imports) paid at load, not by the first file: each branch
+        scores a blank input once."""
+        for b in self.bundle.branches:
+            try:
+                if b.kind == "face_image":
+                    self.face_frames(b, np.zeros((1, 48, 48, 3), np.uint8), aligned=False, views=1)
+                elif b.modality == "audio":
+                    quiet = np.random.default_rng(0).normal(0, 0.01, b.sample_rate).astype(np.float32)
+                    self.clip_probs(b, [_audio_clip(quiet, "warm-up")])
+            except Exception as e:  # noqa: BLE001 - a warm-up must never stop a load; real inputs will say why
+                log.debug("warm-up of %s skipped: %s", b.name, e)
 
     # -------------------------------------------------------------- public
     def predict_file(self, path: str | Path, kind: str | None = None, *, timeline: bool = False) -> Prediction:
@@ -343,6 +360,8 @@ class Predictor:
         out = []
         for s in range(0, len(x), FORWARD_BATCH):
             xb = torch.from_numpy(np.ascontiguousarray(x[s : s + FORWARD_BATCH])).to(self.device)
+            if xb.dim() == 4:
+                xb = xb.contiguous(memory_format=torch.channels_last)
             out.append(torch.softmax(model(xb).float(), dim=1).cpu().numpy().astype(np.float64))
         return np.concatenate(out) if out else np.zeros((0, NUM_CLASSES))
 

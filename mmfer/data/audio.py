@@ -270,9 +270,15 @@ def _yin(a: np.ndarray, *, sample_rate: int, fmin: float, fmax: float, frame: in
 
 @functools.lru_cache(maxsize=4)
 def _mel_filters(n_freqs: int, sample_rate: int, n_mels: int) -> np.ndarray:
-    import torchaudio
-
-    return torchaudio.functional.melscale_fbanks(n_freqs, 0.0, sample_rate / 2, n_mels, sample_rate).numpy()
+    """Triangular filters on the HTK mel scale, (n_freqs, n_mels), as torchaudio's melscale_fbanks
+    (computed here so that a first prediction does not pay for importing torchaudio)."""
+    mel = lambda f: 2595.0 * np.log10(1.0 + f / 700.0)  # noqa: E731
+    hz = lambda m: 700.0 * (10 ** (m / 2595.0) - 1.0)  # noqa: E731
+    freqs = np.linspace(0, sample_rate / 2, n_freqs)
+    points = hz(np.linspace(mel(0.0), mel(sample_rate / 2), n_mels + 2))
+    down = (freqs[:, None] - points[None, :-2]) / (points[1:-1] - points[:-2])[None, :]
+    up = (points[None, 2:] - freqs[:, None]) / (points[2:] - points[1:-1])[None, :]
+    return np.maximum(0.0, np.minimum(down, up))
 
 
 def utterance_features(audio: np.ndarray, *, sample_rate: int) -> np.ndarray:
@@ -303,7 +309,8 @@ def utterance_features(audio: np.ndarray, *, sample_rate: int) -> np.ndarray:
     f0 = _yin(a, sample_rate=sample_rate, fmin=60, fmax=500, frame=1024, hop=_HOP)
     n = min(len(f0), len(loud))
     voiced = loud[:n] & np.isfinite(f0[:n])
-    semitones = 12 * np.log2(f0[:n][voiced] / 100.0)
+    with np.errstate(divide="ignore", invalid="ignore"):  # a rare wild dip interpolation: NaN, dropped by _stats
+        semitones = 12 * np.log2(f0[:n][voiced] / 100.0)
     feats: list[float] = _stats(semitones) + [float(voiced.mean()) if n else 0.0]
     feats += _stats(energy_db[loud])
     total = mag.sum(axis=1) + 1e-12

@@ -13,6 +13,7 @@ here and listed in ``dataset.skipped``; scoring gives them uniform scores.
 from __future__ import annotations
 
 import functools
+import hashlib
 import logging
 from pathlib import Path
 from typing import Any, Sequence
@@ -312,8 +313,9 @@ class LogMelDataset(CacheDataset):
         return torch.from_numpy(spec)[None], torch.ones(spec.shape[-1], dtype=torch.bool)
 
 
-# Utterance statistics of unaugmented clips, kept for the life of the process: cross-validation folds and
-# epochs see the same clips again (about 0.4 KB a clip). Keyed by source path and the trimming settings.
+# Utterance statistics of unaugmented clips, kept for the life of the process: cross-validation folds,
+# epochs and the several fold models of a bundle see the same clips again (about 0.4 KB a clip). Keyed by
+# a hash of the samples and the trimming settings.
 _UTTERANCE_FEATURES: dict[tuple, torch.Tensor] = {}
 
 
@@ -336,12 +338,16 @@ class AudioStatsDataset(LogMelDataset):
 
         if self._waveform_augmenting():
             return torch.from_numpy(utterance_features(self._waveform(clip, rng), sample_rate=self.sample_rate)), None
-        rec = self.records[clip]
-        key = (rec.path or f"{self.cache}/{rec.split}/{rec.clip_id}", self.sample_rate, bool(self.data.trim_silence),
-               float(self.data.trim_db))
+        raw = np.ascontiguousarray(self._audio(clip), dtype=np.float32)
+        # keyed by the samples themselves: two files with one clip id, or predict's windows of one clip,
+        # can never be served each other's statistics
+        key = (hashlib.blake2b(raw.tobytes(), digest_size=16).hexdigest(), raw.size, self.sample_rate,
+               bool(self.data.trim_silence), float(self.data.trim_db))
         x = _UTTERANCE_FEATURES.get(key)
         if x is None:
             x = torch.from_numpy(utterance_features(self._whole(clip), sample_rate=self.sample_rate))
+            if len(_UTTERANCE_FEATURES) >= 200_000:  # bounded, however many files a process sees (~100 MB)
+                _UTTERANCE_FEATURES.clear()
             _UTTERANCE_FEATURES[key] = x
         return x, None
 

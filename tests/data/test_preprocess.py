@@ -433,7 +433,9 @@ def test_workers_die_with_their_parent(tmp_path, cremad_videos, sig):
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     children: set[int] = set()
     deadline = time.time() + 60
-    while len(children) < 2 and proc.poll() is None and time.time() < deadline:
+    # wait until the workers have cached a clip (so they were working, not dead on arrival), and are there
+    while (len(children) < 2 or not any(r.status == "ok" for r in iter_manifest(cache))) and \
+            proc.poll() is None and time.time() < deadline:
         try:
             children = {int(c) for c in Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()}
         except OSError:
