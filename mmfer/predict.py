@@ -298,7 +298,9 @@ class Predictor:
         self.bundle.to(self.device)
         for b in self.bundle.branches:  # single-image CNNs run about 30% faster channels-last on a CPU
             if b.kind == "face_image":
-                b.model.to(memory_format=torch.channels_last)
+                for m in b.model.modules():
+                    if isinstance(m, torch.nn.Conv2d):
+                        m.to(memory_format=torch.channels_last)
         if self.bundle.of("face"):  # the face detector and landmark model load now (about 100 MB), not mid-run
             from mmfer.faces.base import get_backend
 

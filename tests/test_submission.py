@@ -151,17 +151,26 @@ def test_prior_fill_uses_val_labels_beside_the_test_scores(tmp_path, test_dir, f
 
 # ---------------------------------------------------------------- hostile input
 def test_unsafe_clip_ids_never_reach_a_zip(tmp_path):
-    """An index or score CSV naming '../x', '/abs', 'a\\b' or '..' is refused, and no zip is left behind."""
-    for bad in ("../x", "/abs/x", "..\\..\\x", "..", "a\x00b"):
-        index = tmp_path / f"idx{abs(hash(bad))}"
-        append_manifest(index, ClipRecord(clip_id="ok", split="Test", label=None, path="ok.avi", status="ok"))
-        with open(index / "manifest.jsonl", "a") as f:
-            f.write(json.dumps({"clip_id": bad, "split": "Test", "label": None, "path": "x.avi", "status": "ok"}) + "\n")
-        scores = write_scores(tmp_path / "s.csv", ["ok", bad], [None, None], np.full((2, 7), 1 / 7))
+    """Ids naming '../x', '/abs', 'a\\b' or '..' never become zip entries, and no zip is left behind."""
+    from mmfer.submission import write_zip
+
+    for bad in ("../x", "/abs/x", "..\\..\\x", "..", "a\x00b", "=cmd"):
         out = tmp_path / "team.zip"
         with pytest.raises(MmferError, match="clip id"):
-            write_submission(scores, index=index, out_zip=out)
+            write_zip(out, {"ok": "Happy", bad: "Sad"}, where="test")
         assert not out.exists() and not list(tmp_path.glob(".team.zip*"))
+    # an index whose manifest was edited to hold such an id: the record is not read, the zip stays clean
+    index = tmp_path / "idx"
+    append_manifest(index, ClipRecord(clip_id="ok", split="Test", label=None, path="ok.avi", status="ok"))
+    with open(index / "manifest.jsonl", "a") as f:
+        f.write(json.dumps({"clip_id": "../x", "split": "Test", "label": None, "path": "x.avi", "status": "ok"}) + "\n")
+    scores = write_scores(tmp_path / "s.csv", ["ok", "../x"], [None, None], np.full((2, 7), 1 / 7))
+    write_submission(scores, index=index, out_zip=tmp_path / "team.zip", fallback_probs="prior")
+    assert zipfile.ZipFile(tmp_path / "team.zip").namelist() == ["ok.txt"]
+    # a CSV list naming such an id explicitly is refused by the index
+    (tmp_path / "list.csv").write_text("path,label,clip_id\nx.avi,,../x\n")
+    with pytest.raises(MmferError, match="list.csv:2: clip id '../x'"):
+        index_clip_ids(tmp_path / "list.csv")
 
 
 def test_file_names_that_could_name_paths_get_safe_ids(tmp_path):
