@@ -82,7 +82,7 @@ def _audio_members(spec: Path) -> list[Path]:
 
     summary = spec / "folds.json"
     if summary.is_file():
-        return [Path(r) if Path(r).is_absolute() else REPO / r for r in json.loads(summary.read_text())["runs"]]
+        return [Path(r) if Path(r).is_absolute() else spec / r for r in json.loads(summary.read_text())["runs"]]
     return [spec]
 
 

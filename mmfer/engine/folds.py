@@ -104,7 +104,7 @@ def train_folds(config: Any, *, data: str | Path, out: str | Path, folds: int, e
         "accuracy_mean": round(float(accs.mean()), 4),
         "pooled_accuracy": round(pooled["accuracy"], 4), "pooled_uar": round(pooled["uar"], 4),
         "pooled_recall": {k: (None if v is None else round(v, 4)) for k, v in pooled["per_class_recall"].items()},
-        "runs": [str(r) for r in results],
+        "runs": [r.name for r in results],  # relative to this folder, so it can move
     }
     (out / "folds.json").write_text(json.dumps(summary, indent=1) + "\n")
     with open(out / "folds.csv", "w", newline="") as f:
