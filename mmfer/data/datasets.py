@@ -281,13 +281,16 @@ class LogMelDataset(CacheDataset):
     def _audio(self, clip: int) -> np.ndarray:
         return np.asarray(self._load(clip).audio, dtype=np.float32)
 
-    def _waveform(self, clip: int, rng: np.random.Generator) -> np.ndarray:
-        """The clip's audio as the model hears it: finite, trimmed, in training cropped and augmented."""
+    def _waveform(self, clip: int, rng: np.random.Generator | None, *, whole: bool = False) -> np.ndarray:
+        """The clip's audio as the model hears it: finite, trimmed, and in training (unless ``whole``)
+        cropped and augmented."""
         from mmfer.data.audio import augment_waveform, sanitise_audio, trim_silence
 
         audio, _ = sanitise_audio(self._audio(clip))
-        if getattr(self.data, "trim_silence", False):
+        if self.data.trim_silence:
             audio = trim_silence(audio, sample_rate=self.sample_rate, top_db=self.data.trim_db)
+        if whole:
+            return audio
         if self.train and self.data.audio_seconds:
             n = int(round(self.data.audio_seconds * self.sample_rate))
             if len(audio) > n:
@@ -345,19 +348,12 @@ class AudioStatsDataset(LogMelDataset):
                bool(self.data.trim_silence), float(self.data.trim_db))
         x = _UTTERANCE_FEATURES.get(key)
         if x is None:
-            x = torch.from_numpy(utterance_features(self._whole(clip), sample_rate=self.sample_rate))
+            x = torch.from_numpy(utterance_features(self._waveform(clip, None, whole=True),
+                                                    sample_rate=self.sample_rate))
             if len(_UTTERANCE_FEATURES) >= 200_000:  # bounded, however many files a process sees (~100 MB)
                 _UTTERANCE_FEATURES.clear()
             _UTTERANCE_FEATURES[key] = x
         return x, None
-
-    def _whole(self, clip: int) -> np.ndarray:
-        from mmfer.data.audio import sanitise_audio, trim_silence
-
-        audio, _ = sanitise_audio(self._audio(clip))
-        if self.data.trim_silence:
-            audio = trim_silence(audio, sample_rate=self.sample_rate, top_db=self.data.trim_db)
-        return audio
 
 
 class _AudioFiles:
