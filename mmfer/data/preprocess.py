@@ -213,6 +213,7 @@ def process_clip(
     crops: list[np.ndarray] = []
     tracks: list[Any] = []
     n_frames = 0
+    frame_hw: tuple[int, int] | None = None
     try:
         batches = iter_frame_batches(
             path,
@@ -223,6 +224,7 @@ def process_clip(
             info=info,
         )
         for _idx, frames in (in_background(batches) if overlap_io else batches):
+            frame_hw = frame_hw or tuple(int(v) for v in frames.shape[1:3])  # as decoded: rotation applied
             track = tracker.process(frames)
             crops.append(align_frames(frames, track.landmarks, track.mask, crop_size=settings.crop_size))
             tracks.append(track)
@@ -299,8 +301,10 @@ def process_clip(
         "fps": fps,
         "frames": n_frames,
         "face_frames": n_face,
-        "width": info.width,
-        "height": info.height,
+        # the frames' size as decoded, which landmarks and boxes refer to (a phone video stored sideways with
+        # a rotation flag is decoded upright: the container's width and height are swapped)
+        "width": frame_hw[1] if frame_hw else info.width,
+        "height": frame_hw[0] if frame_hw else info.height,
         "source_fps": info.fps,
         "sample_rate": settings.sample_rate,
         "audio_seconds": rec.audio_seconds,

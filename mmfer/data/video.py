@@ -289,6 +289,9 @@ def _iter_frames_av(path: Path, *, fps, max_frames, batch_size, warnings) -> Ite
         try:
             for frame in container.decode(video=0):
                 img = frame.to_ndarray(format="rgb24")
+                turns = int(round(getattr(frame, "rotation", 0) or 0)) // 90 % 4
+                if turns:  # a display rotation flag: upright, as decord returns the frame
+                    img = np.ascontiguousarray(np.rot90(img, turns))
                 if step is None:
                     step = _batch_len(batch_size, *img.shape[:2])
                 # output frames k with round(k * src_fps / out_fps) == n_src take this source frame

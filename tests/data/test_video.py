@@ -227,3 +227,40 @@ def test_in_thread_gives_result_or_error(cremad_videos, tmp_path):
     wait = in_thread(read_audio, tmp_path / "missing.avi")
     with pytest.raises(DecodeError, match="file not found"):
         wait()
+
+
+def test_rotated_video_is_upright_in_both_decoders_and_in_meta(tmp_path, monkeypatch):
+    """A phone clip stored sideways with a 90-degree display rotation: decord and PyAV give the same upright
+    frames, and the cache records the size of the frames it stores (the container's is swapped)."""
+    import av
+
+    import mmfer.data.video as video
+
+    path = tmp_path / "rotated.mp4"
+    with av.open(str(path), "w") as out:
+        s = out.add_stream("libx264", rate=10)
+        s.width, s.height, s.pix_fmt = 160, 96, "yuv420p"
+        if not hasattr(s, "set_display_rotation"):
+            pytest.skip("this PyAV cannot write a display rotation")
+        s.set_display_rotation(90)
+        for _ in range(6):
+            f = np.zeros((96, 160, 3), np.uint8)
+            f[:, :40] = 255  # a white band on the left of the stored frame
+            for p in s.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
+                out.mux(p)
+        for p in s.encode(None):
+            out.mux(p)
+    upright, _ = read_frames(path)
+    monkeypatch.setattr(video, "_decord_reader", lambda p: None)
+    streamed, _ = read_frames(path)
+    monkeypatch.undo()
+    assert upright.shape[1:3] == (160, 96) and streamed.shape == upright.shape
+    assert np.abs(streamed.astype(int) - upright).mean() < 2.0
+
+    from mmfer.cache import PreprocessSettings
+    from mmfer.data.index import ClipEntry
+    from mmfer.data.preprocess import process_clip
+
+    _, meta, rec = process_clip(ClipEntry("rotated", "Test", None, path), PreprocessSettings(face_backend="none",
+                                                                                             crop_size=32))
+    assert (meta["width"], meta["height"]) == (96, 160)
