@@ -187,26 +187,83 @@ def clip_dir(cache: str | Path, split: str, clip_id: str) -> Path:
     return Path(cache) / split / clip_id
 
 
-def write_clip(
-    cache: str | Path,
-    split: str,
-    clip_id: str,
-    arrays: dict[str, np.ndarray],
-    meta: dict[str, Any],
-) -> Path:
-    """Write one clip's arrays atomically: a temporary directory, then a rename over the old one."""
-    missing = [a for a in ARRAYS if a not in arrays]
-    if missing:
-        raise ValueError(f"write_clip: missing arrays {missing}")
+class NpyAppender:
+    """Writes an ``.npy`` file batch by batch, so a clip's face crops go to disk as they are made and memory
+    holds one batch whatever the clip's length. The header, written last, is padded to a fixed size."""
+
+    HEADER_BYTES = 128
+
+    def __init__(self, path: str | Path, *, dtype: Any, item_shape: tuple[int, ...]) -> None:
+        self.path, self.dtype, self.item_shape = Path(path), np.dtype(dtype), tuple(int(v) for v in item_shape)
+        self.count = 0
+        self._fh = open(self.path, "wb")
+        self._fh.write(b"\0" * self.HEADER_BYTES)
+
+    def append(self, batch: np.ndarray) -> None:
+        batch = np.ascontiguousarray(batch, dtype=self.dtype)
+        if batch.shape[1:] != self.item_shape:
+            raise ValueError(f"{self.path}: batch of shape {batch.shape}, items must be {self.item_shape}")
+        self._fh.write(memoryview(batch.reshape(-1)).cast("B"))
+        self.count += len(batch)
+
+    def close(self) -> np.ndarray:
+        """Finish the file; returns it memory-mapped read-only (an empty array in memory when nothing came)."""
+        shape = (self.count, *self.item_shape)
+        header = repr({"descr": np.lib.format.dtype_to_descr(self.dtype), "fortran_order": False, "shape": shape})
+        body = header.encode("latin1").ljust(self.HEADER_BYTES - 10 - 1) + b"\n"
+        if len(body) != self.HEADER_BYTES - 10:
+            raise ValueError(f"{self.path}: npy header for shape {shape} does not fit {self.HEADER_BYTES} bytes")
+        self._fh.seek(0)
+        self._fh.write(b"\x93NUMPY\x01\x00" + len(body).to_bytes(2, "little") + body)
+        self._fh.close()
+        if self.count == 0:
+            return np.zeros(shape, self.dtype)
+        return np.load(self.path, mmap_mode="r", allow_pickle=False)
+
+    def abort(self) -> None:
+        self._fh.close()
+
+
+def staging_dir(cache: str | Path, split: str, clip_id: str) -> Path:
+    """A fresh, empty ``.tmp-<clip>-<pid>`` folder beside the clip's final one: ``write_clip(staged=...)``
+    renames it into place, so arrays streamed into it while the clip is processed are never copied."""
     final = clip_dir(cache, split, clip_id)
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = final.parent / f".tmp-{clip_id}-{os.getpid()}"
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir()
+    return tmp
+
+
+def _already_in(arr: Any, path: Path) -> bool:
+    """True when ``arr`` is the memory map of ``path`` itself (streamed there while processing)."""
+    name = getattr(arr, "filename", None)
+    return isinstance(arr, np.memmap) and name is not None and os.path.abspath(name) == os.path.abspath(path)
+
+
+def write_clip(
+    cache: str | Path,
+    split: str,
+    clip_id: str,
+    arrays: dict[str, np.ndarray],
+    meta: dict[str, Any],
+    *,
+    staged: Path | None = None,
+) -> Path:
+    """Write one clip's arrays atomically: a temporary directory, then a rename over the old one.
+
+    ``staged`` is that temporary directory when the caller made it with ``staging_dir`` and streamed arrays
+    into it already (memory maps of its files are left where they are, not rewritten)."""
+    missing = [a for a in ARRAYS if a not in arrays]
+    if missing:
+        raise ValueError(f"write_clip: missing arrays {missing}")
+    final = clip_dir(cache, split, clip_id)
+    tmp = staged if staged is not None else staging_dir(cache, split, clip_id)
     try:
         for name in ARRAYS:
-            np.save(tmp / f"{name}.npy", np.ascontiguousarray(arrays[name]), allow_pickle=False)
+            if not _already_in(arrays[name], tmp / f"{name}.npy"):
+                np.save(tmp / f"{name}.npy", np.ascontiguousarray(arrays[name]), allow_pickle=False)
         # shapes and dtypes, so a resumed run can tell a complete clip from a truncated one
         meta = {**meta, "label_map": list(EMOTIONS),
                 "arrays": {n: {"shape": list(np.shape(arrays[n])), "dtype": str(np.asarray(arrays[n]).dtype)}

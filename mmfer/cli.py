@@ -84,6 +84,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", required=True, metavar="CACHE", help="cache made by `mmfer preprocess`")
     p.add_argument("--out", required=True, metavar="RUN", help="run directory (checkpoints, logs, scores)")
     p.add_argument("--epochs", type=int, default=None, metavar="N", help="override optim.epochs of the config")
+    p.add_argument("--seed", type=int, default=None, metavar="N",
+                   help="override the config's seed (ensemble members; set data.holdout_seed to share Val)")
     p.add_argument("--resume", action="store_true", help="continue RUN/last.pt exactly where it stopped")
     p.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:1 (default: the config's device)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars (log lines only)")
@@ -92,15 +94,20 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                         "RUN/folds.json with mean and range of Val uar, RUN/scores_oof.csv")
 
     def run(args: argparse.Namespace) -> int:
+        import dataclasses
+
         from mmfer.engine.config import load_train_config
         from mmfer.engine.train import train
 
+        config = load_train_config(args.config)
+        if args.seed is not None:
+            config = dataclasses.replace(config, seed=args.seed)
         if args.folds is not None:
             from mmfer.engine.folds import train_folds
 
             if args.resume:
                 raise MmferError("--folds resumes unfinished folds by itself; leave out --resume")
-            s = train_folds(load_train_config(args.config), data=args.data, out=args.out, folds=args.folds,
+            s = train_folds(config, data=args.data, out=args.out, folds=args.folds,
                             epochs=args.epochs, device=args.device, progress=not args.no_progress)
             for r in s["folds"]:
                 print(f"fold {r['fold']} ({r['speakers']}): accuracy {r['accuracy']:.4f}, uar {r['uar']:.4f}")
@@ -109,7 +116,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
             print(f"summary: {Path(args.out) / 'folds.json'}; out-of-fold scores: {Path(args.out) / 'scores_oof.csv'}")
             return 0
 
-        result = train(load_train_config(args.config), data=args.data, out=args.out, epochs=args.epochs,
+        result = train(config, data=args.data, out=args.out, epochs=args.epochs,
                        resume=args.resume, device=args.device, progress=not args.no_progress)
         best = result["best"]
         if best and result.get("rank", 0) == 0:  # one report under torchrun

@@ -107,3 +107,27 @@ def test_stale_temporary_folders_are_removed_but_live_ones_kept(tmp_path):
     removed = remove_stale_temporaries(tmp_path)
     assert sorted(removed) == sorted([dead, dead_old]) and live.is_dir()
     assert load_clip(tmp_path, "Train", "a").num_frames == 2
+
+
+def test_npy_appender_writes_what_numpy_reads_and_staged_clips_are_not_copied(tmp_path, monkeypatch):
+    staged = cache_mod.staging_dir(tmp_path, "Train", "long")
+    rng = np.random.default_rng(0)
+    batches = [rng.integers(0, 255, (n, 8, 8, 3), dtype=np.uint8) for n in (3, 1, 4)]
+    out = cache_mod.NpyAppender(staged / "faces.npy", dtype=np.uint8, item_shape=(8, 8, 3))
+    for b in batches:
+        out.append(b)
+    with pytest.raises(ValueError, match="items must be"):
+        out.append(np.zeros((1, 9, 8, 3), np.uint8))
+    faces = out.close()
+    assert isinstance(faces, np.memmap) and np.array_equal(faces, np.concatenate(batches))
+    arrays = {**_arrays(8), "faces": faces}
+    saved = []
+    real_save = np.save
+    monkeypatch.setattr(cache_mod.np, "save", lambda path, *a, **k: (saved.append(path.name), real_save(path, *a, **k)))
+    write_clip(tmp_path, "Train", "long", arrays, {"frames": 8}, staged=staged)
+    assert "faces.npy" not in saved and len(saved) == len(ARRAYS) - 1  # streamed faces renamed, not rewritten
+    clip = load_clip(tmp_path, "Train", "long")
+    assert np.array_equal(clip.faces, np.concatenate(batches)) and not staged.exists()
+    assert cache_mod.clip_problem(tmp_path, "Train", "long") == ""
+    empty = cache_mod.NpyAppender(tmp_path / "empty.npy", dtype=np.float32, item_shape=(68, 2)).close()
+    assert empty.shape == (0, 68, 2) and np.load(tmp_path / "empty.npy").shape == (0, 68, 2)

@@ -23,6 +23,7 @@ import contextlib
 import hashlib
 import logging
 import os
+import shutil
 import signal
 import sys
 import time
@@ -36,6 +37,7 @@ import numpy as np
 
 from mmfer.cache import (
     ClipRecord,
+    NpyAppender,
     PreprocessSettings,
     append_manifest,
     clip_dir,
@@ -43,6 +45,7 @@ from mmfer.cache import (
     read_manifest,
     remove_clip,
     remove_stale_temporaries,
+    staging_dir,
     write_clip,
 )
 from mmfer.data.index import ClipEntry, index_source
@@ -156,13 +159,16 @@ def _failed(rec: ClipRecord, reason: str, t0: float) -> tuple[None, dict[str, An
 
 
 def process_clip(
-    entry: ClipEntry, settings: PreprocessSettings = PreprocessSettings(), *, overlap_io: bool = True
+    entry: ClipEntry, settings: PreprocessSettings = PreprocessSettings(), *, overlap_io: bool = True,
+    spool: Path | None = None,
 ) -> tuple[dict[str, np.ndarray] | None, dict[str, Any], ClipRecord]:
     """Decode, track, align and read audio of one clip: (arrays, meta, record); arrays is None when failed.
 
     Never raises for a bad input file: the record says ``failed`` and why, or ``ok`` with warnings.
     ``overlap_io`` decodes the next frame batch and the audio in helper threads while faces are fitted: it
     pays where a core would otherwise idle, and costs a few percent where every core already has a worker.
+    ``spool``: a folder where the face crops are written batch by batch as ``faces.npy`` (returned memory-mapped),
+    so memory does not grow with the clip's length; without it they are kept in memory.
     """
     from mmfer.data.audio import sanitise_audio
     from mmfer.data.video import DecodeError, in_background, in_thread, iter_frame_batches, probe_video, read_audio
@@ -211,6 +217,8 @@ def process_clip(
     )
     decode_warnings: list[str] = []
     crops: list[np.ndarray] = []
+    crop_shape = (settings.crop_size, settings.crop_size, 3)
+    spooled = NpyAppender(spool / "faces.npy", dtype=np.uint8, item_shape=crop_shape) if spool is not None else None
     tracks: list[Any] = []
     n_frames = 0
     frame_hw: tuple[int, int] | None = None
@@ -226,7 +234,11 @@ def process_clip(
         for _idx, frames in (in_background(batches) if overlap_io else batches):
             frame_hw = frame_hw or tuple(int(v) for v in frames.shape[1:3])  # as decoded: rotation applied
             track = tracker.process(frames)
-            crops.append(align_frames(frames, track.landmarks, track.mask, crop_size=settings.crop_size))
+            aligned = align_frames(frames, track.landmarks, track.mask, crop_size=settings.crop_size)
+            if spooled is not None:
+                spooled.append(aligned)
+            else:
+                crops.append(aligned)
             tracks.append(track)
             n_frames += len(frames)
             del frames
@@ -238,6 +250,9 @@ def process_clip(
         if n_frames == 0:
             return _failed(rec, f"{path}: cannot decode video frames ({type(e).__name__}: {e})", t0)
         warnings.append(f"decoding stopped after {n_frames} frame(s) ({type(e).__name__}: {e})")
+    finally:
+        if spooled is not None and n_frames == 0:
+            spooled.abort()
 
     warnings.extend(decode_warnings)
     declared = info.declared_seconds  # a cut-off download still declares the full length
@@ -273,8 +288,11 @@ def process_clip(
     mask = np.asarray(track.mask, dtype=bool).reshape(-1)
     landmarks = np.asarray(track.landmarks, dtype=np.float32)
     boxes = np.asarray(track.boxes, dtype=np.float32)
-    faces = np.concatenate(crops, axis=0) if len(crops) > 1 else crops[0]
-    faces = np.ascontiguousarray(faces, dtype=np.uint8)
+    if spooled is not None:
+        faces = spooled.close()
+    else:
+        faces = np.concatenate(crops, axis=0) if len(crops) > 1 else crops[0]
+        faces = np.ascontiguousarray(faces, dtype=np.uint8)
     n_face = int(mask.sum())
     if n_frames == 1:
         warnings.append("only one video frame")
@@ -315,16 +333,46 @@ def process_clip(
     return arrays, meta, rec
 
 
-def _process_safe(entry: ClipEntry, settings: PreprocessSettings, overlap_io: bool = True):
-    """``process_clip`` that cannot raise (a worker exception would otherwise end the whole pool run)."""
+def _process_safe(entry: ClipEntry, settings: PreprocessSettings, overlap_io: bool = True, out: Path | None = None):
+    """``process_clip`` that cannot raise for a bad clip (a worker exception would otherwise end the whole pool run).
+
+    With ``out`` (the cache), the clip is written there by this process, its face crops streamed into the
+    staging folder as they are made, and the result carries no arrays: nothing of clip length is held in
+    memory or sent between processes. A failed write (full disk) raises ``MmferError``: it stops the run.
+    """
     t0 = time.perf_counter()
+    staged = None
     try:
-        return process_clip(entry, settings, overlap_io=overlap_io)
-    except MemoryError:
-        reason = f"{entry.path}: out of memory while processing; try --fps or a smaller --detect-max-side"
-    except Exception as e:  # noqa: BLE001
-        reason = f"{entry.path}: unexpected error ({type(e).__name__}: {e}); please report it"
-    return None, {}, _failed_record(entry, settings, reason, seconds=round(time.perf_counter() - t0, 3))
+        try:
+            if out is not None:
+                staged = staging_dir(out, entry.split, entry.clip_id)
+            arrays, meta, rec = process_clip(entry, settings, overlap_io=overlap_io, spool=staged)
+        except MemoryError:
+            reason = f"{entry.path}: out of memory while processing; try --fps or a smaller --detect-max-side"
+        except OSError as e:
+            if staged is None:
+                raise
+            raise _write_error(out, entry, e) from None
+        except Exception as e:  # noqa: BLE001
+            reason = f"{entry.path}: unexpected error ({type(e).__name__}: {e}); please report it"
+        else:
+            if staged is None or arrays is None:
+                return arrays, meta, rec
+            try:
+                write_clip(out, entry.split, entry.clip_id, arrays, meta, staged=staged)
+            except OSError as e:
+                raise _write_error(out, entry, e) from None
+            staged = None  # renamed into place
+            return None, meta, rec
+        return None, {}, _failed_record(entry, settings, reason, seconds=round(time.perf_counter() - t0, 3))
+    finally:
+        if staged is not None:
+            shutil.rmtree(staged, ignore_errors=True)
+
+
+def _write_error(out: Path, entry: ClipEntry, err: OSError) -> MmferError:
+    return MmferError(f"{out}: cannot write clip {entry.split}/{entry.clip_id} ({err}); "
+                      "check free disk space and permissions, then re-run to resume")
 
 
 def _failed_record(entry: ClipEntry, settings: PreprocessSettings, reason: str, *, seconds: float = 0.0) -> ClipRecord:
@@ -467,7 +515,8 @@ def _opencv_threads_stopped(active: bool):
         cv2.setNumThreads(before)
 
 
-def _iter_results(todo: Sequence[ClipEntry], settings: PreprocessSettings, workers: int, start_method: str):
+def _iter_results(todo: Sequence[ClipEntry], settings: PreprocessSettings, workers: int, start_method: str,
+                  out: Path | None = None):
     """Yield (entry, result) as clips finish; a bounded number in flight so Ctrl-C loses few clips.
 
     If a worker process dies (out of memory, a decoder segfault), the clips that were in flight are
@@ -475,17 +524,17 @@ def _iter_results(todo: Sequence[ClipEntry], settings: PreprocessSettings, worke
     """
     if workers <= 1:
         for e in todo:
-            yield e, _process_safe(e, settings)
+            yield e, _process_safe(e, settings, True, out)
         return
     suspects: list[ClipEntry] = []
-    yield from _pool_results(list(todo), settings, workers, suspects, start_method)
+    yield from _pool_results(list(todo), settings, workers, suspects, start_method, out)
     for e in suspects:
-        yield from _pool_results([e], settings, 1, None, start_method)
+        yield from _pool_results([e], settings, 1, None, start_method, out)
 
 
 def _pool_results(
     todo: list[ClipEntry], settings: PreprocessSettings, workers: int, suspects: list[ClipEntry] | None,
-    start_method: str,
+    start_method: str, out: Path | None = None,
 ):
     """Run ``todo`` on a process pool (restarted after a crash); crashed clips go to ``suspects``, or fail if None."""
     import multiprocessing as mp
@@ -505,7 +554,7 @@ def _pool_results(
                 while queue or running:
                     while queue and len(running) < workers + 1:
                         e = queue.pop()
-                        running[pool.submit(_process_safe, e, settings, overlap_io)] = e
+                        running[pool.submit(_process_safe, e, settings, overlap_io, out)] = e
                     finished, _ = wait(running, return_when=FIRST_COMPLETED)
                     crashed: list[ClipEntry] = []
                     for fut in finished:
@@ -617,17 +666,12 @@ def preprocess(
 
     t0 = time.perf_counter()
     bar = tqdm(total=len(todo), desc="preprocess", unit="clip", disable=not progress or not todo)
-    results = _iter_results(todo, settings, workers, start_method)
+    results = _iter_results(todo, settings, workers, start_method, out)
     # SIGTERM (kill, timeout, a container stop) ends the run like Ctrl-C: workers stopped, finished clips kept
     old_term = _on_sigterm_interrupt()
     try:
         for entry, (arrays, meta, rec) in results:
-            if rec.status == "ok" and arrays is not None:
-                try:
-                    write_clip(out, entry.split, entry.clip_id, arrays, meta)
-                except OSError as err:
-                    raise MmferError(f"{out}: cannot write clip {entry.split}/{entry.clip_id} ({err}); "
-                                     "check free disk space and permissions, then re-run to resume") from None
+            if rec.status == "ok":  # written by _process_safe, where it was made
                 summary.ok += 1
                 summary.frames += rec.frames
                 summary.face_frames += rec.face_frames
@@ -653,6 +697,7 @@ def preprocess(
         raise
     finally:
         results.close()  # stops worker processes at once on any early exit
+        remove_stale_temporaries(out)  # the staging folders of clips they had in flight
         if old_term is not None:
             signal.signal(signal.SIGTERM, old_term)
     bar.close()

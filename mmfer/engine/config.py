@@ -29,6 +29,9 @@ class DataConfig:
     train_split: str = "Train"
     val_split: str = "Val"
     holdout_fraction: float = 0.1  # stratified share of Train held out when the cache has no Val split
+    # seed of that held-out draw; None: the run's seed. Fix it when training several seeds for an ensemble,
+    # so that every member holds out the same clips and the ensemble can be measured on them
+    holdout_seed: int | None = None
     # face_window (C3D): clip_len-frame windows; eval slides with this stride and averages window scores
     clip_len: int = 16
     stride: int = 8

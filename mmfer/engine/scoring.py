@@ -174,7 +174,7 @@ def score_split(
     import dataclasses
 
     from mmfer.data.datasets import source_splits
-    from mmfer.engine.train import holdout_split
+    from mmfer.engine.train import holdout_seed, holdout_split
 
     ckpt_path = resolve_checkpoint(run_or_checkpoint)
     ckpt = load_checkpoint(ckpt_path)
@@ -186,7 +186,7 @@ def score_split(
     records = None
     if split == config.data.val_split and split not in source_splits(data, model.input_kind):
         train_records = source_records(data, config.data.train_split, model.input_kind)
-        records = holdout_split(train_records, fraction=config.data.holdout_fraction, seed=config.seed)[1]
+        records = holdout_split(train_records, fraction=config.data.holdout_fraction, seed=holdout_seed(config))[1]
         log.info("%s: no %s split; scoring the run's held-out %d clips of %s", data, split, len(records),
                  config.data.train_split)
     clip_ids, labels, probs = split_scores(model, ckpt, config=config, data=data, split=split, device=dev,

@@ -120,6 +120,11 @@ def class_weights(labels: list[int], *, power: float = 1.0) -> torch.Tensor:
     return torch.tensor(w, dtype=torch.float32)
 
 
+def holdout_seed(config: TrainConfig) -> int:
+    """The held-out draw's seed: data.holdout_seed where set (ensemble members share it), else the run's seed."""
+    return config.seed if config.data.holdout_seed is None else config.data.holdout_seed
+
+
 def holdout_split(records: list[ClipRecord], *, fraction: float, seed: int) -> tuple[list[ClipRecord], list[ClipRecord]]:
     """Stratified, seeded split of Train into (train, held-out) when the cache has no Val split."""
     rng = np.random.default_rng(seed)
@@ -415,7 +420,8 @@ def train(
         log.info("fold %d of %d: validating on speakers %s (%d clips), training on %d clips", fold[0] + 1, fold[1],
                  ", ".join(folds[fold[0]]), len(val_records), len(train_records))
     elif holdout:
-        train_records, val_records = holdout_split(train_records, fraction=dcfg.holdout_fraction, seed=config.seed)
+        train_records, val_records = holdout_split(train_records, fraction=dcfg.holdout_fraction,
+                                                     seed=holdout_seed(config))
         log.info("no %r split in %s: holding out a stratified %.0f%% of %s (%d clips) for validation",
                  dcfg.val_split, data, 100 * dcfg.holdout_fraction, dcfg.train_split, len(val_records))
     else:

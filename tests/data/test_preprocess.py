@@ -119,6 +119,16 @@ def test_good_clips_cached_with_faces(full_run, cremad_videos):
     assert not list(cache.rglob(".tmp-*")) and not list(cache.rglob(".old-*"))
 
 
+def test_streamed_cache_holds_what_processing_in_memory_gives(full_run, cremad_videos):
+    """Workers stream the crops to disk as they are made; the cached clip is the in-memory result, exactly."""
+    _, cache, _ = full_run
+    video = cremad_videos[0]
+    arrays, meta, rec = pp.process_clip(pp.ClipEntry(video.stem, "Train", None, video), DLIB)
+    clip = load_clip(cache, "Train", video.stem)
+    for name in ("faces", "landmarks", "mask", "audio"):
+        assert np.array_equal(np.asarray(getattr(clip, name)), arrays[name], equal_nan=name == "landmarks"), name
+
+
 def test_bad_inputs_reported_and_run_goes_on(full_run, bad_inputs):
     csv, cache, summary = full_run
     latest = read_manifest(cache)
@@ -330,11 +340,11 @@ def test_ctrl_c_with_workers_stops_cleanly_and_resumes(tmp_path, cremad_videos):
     assert s.skipped == len(done) and s.done == 6 - len(done) and len(read_manifest(cache)) == 6
 
 
-def _die_on_disgust(entry, settings, overlap_io=True):
+def _die_on_disgust(entry, settings, overlap_io=True, out=None):
     """Runs inside a worker: the Disgust clip kills its process, like a decoder segfault or OOM kill."""
     if "_DIS_" in entry.clip_id:
         os._exit(3)
-    return REAL_PROCESS_SAFE(entry, settings, overlap_io)
+    return REAL_PROCESS_SAFE(entry, settings, overlap_io, out)
 
 
 REAL_PROCESS_SAFE = pp._process_safe
