@@ -66,6 +66,7 @@ def bench(
     max_clips: int | None = None,
     model: str | Path = "default",
     configs: str | Path = CONFIG_DIR,
+    long_clip: float | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
     """Benchmark every stage on the videos in ``videos`` (default: the bundled CREMA-D clips); returns the
@@ -76,9 +77,26 @@ def bench(
     paid once over many clips; ``steps`` timed training steps per branch after ``warmup`` untimed ones;
     ``batch_size`` overrides the configs' (for quick runs); ``max_clips`` takes the first clips only;
     ``model`` is what predict loads (``mmfer predict --model``: default, a bundle, RUN or FUSE folder).
+    ``long_clip``: instead of ``videos``, one synthetic 1080p 25-fps clip of that many seconds (see
+    :func:`make_long_clip`), to measure that memory does not grow with clip length.
     """
     from tqdm.auto import tqdm
 
+    work = Path(tempfile.mkdtemp(prefix="mmfer-bench-"))
+    if long_clip is not None:
+        if videos is not None:
+            raise MmferError("--long-clip makes its own video: leave out --videos")
+        videos = make_long_clip(work / "long" / f"long_1080p_{long_clip:g}s.mp4", seconds=long_clip)
+    try:
+        return _bench(videos, work, device=device, workers=workers, repeat=repeat, steps=steps, warmup=warmup,
+                      batch_size=batch_size, branches=branches, stages=stages, max_clips=max_clips, model=model,
+                      configs=configs, progress=progress, tqdm=tqdm)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _bench(videos, work: Path, *, device, workers, repeat, steps, warmup, batch_size, branches, stages, max_clips,
+           model, configs, progress, tqdm) -> dict[str, Any]:
     entries = bench_entries(videos, max_clips=max_clips, repeat=repeat)
     stages = _check_stages(stages)
     branches = _check_branches(branches, configs)
@@ -103,23 +121,72 @@ def bench(
         "stages": {},
         "errors": {},
     }
-    work = Path(tempfile.mkdtemp(prefix="mmfer-bench-"))
-    try:
-        todo = [s for s in stages if s != "train"] + [f"train:{b}" for b in branches if "train" in stages]
-        bar = tqdm(todo, desc="bench", unit="stage", disable=not progress)
-        for name in bar:
-            bar.set_postfix_str(name, refresh=True)
-            stage, _, branch = name.partition(":")
-            args = {"entries": [[e.clip_id, e.split, e.label, str(e.path)] for e in entries], "device": device,
-                    "cache": str(work / "cache"), "workers": workers, "steps": steps, "warmup": warmup,
-                    "batch_size": batch_size, "branch": branch, "model": str(model),
-                    "config": str(Path(configs) / f"{branch}.yaml")}
-            out = run_stage(stage, args, work=work)
-            _record(result, stage, branch, out)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    todo = [s for s in stages if s != "train"] + [f"train:{b}" for b in branches if "train" in stages]
+    bar = tqdm(todo, desc="bench", unit="stage", disable=not progress)
+    for name in bar:
+        bar.set_postfix_str(name, refresh=True)
+        stage, _, branch = name.partition(":")
+        args = {"entries": [[e.clip_id, e.split, e.label, str(e.path)] for e in entries], "device": device,
+                "cache": str(work / "cache"), "workers": workers, "steps": steps, "warmup": warmup,
+                "batch_size": batch_size, "branch": branch, "model": str(model),
+                "config": str(Path(configs) / f"{branch}.yaml")}
+        out = run_stage(stage, args, work=work)
+        _record(result, stage, branch, out)
     machine["load_average_after"] = _loadavg()
     return result
+
+
+def make_long_clip(path: str | Path, *, seconds: float, fps: int = 25, size: tuple[int, int] = (1920, 1080),
+                   source: Path | None = None) -> Path:
+    """A long H.264 + AAC clip from a short real one (default: the first CREMA-D fixture): its frames,
+    enlarged onto a ``size`` canvas and played back and forth with a slow drift, its sound looped. Encoded a
+    frame at a time, so making a 10-minute clip takes minutes of one core but little memory."""
+    import av
+    import cv2
+    import numpy as np
+
+    from mmfer.data.video import read_audio, read_frames
+
+    if not seconds > 0:
+        raise MmferError(f"--long-clip {seconds}: give a length in seconds above 0")
+    source = source or sorted(FIXTURES.glob("*.flv"))[0]
+    frames, _ = read_frames(source)
+    audio = read_audio(source, sample_rate=16000)
+    w, h = size
+    scale = 0.6 * h / frames.shape[1]
+    faces = [cv2.resize(f, None, fx=scale, fy=scale, interpolation=cv2.INTER_LINEAR) for f in frames]
+    fh, fw = faces[0].shape[:2]
+    cycle = list(range(len(faces))) + list(range(len(faces) - 2, 0, -1))
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    n = int(round(seconds * fps))
+    with av.open(str(path), "w") as c:
+        v = c.add_stream("libx264", rate=fps, options={"preset": "ultrafast", "crf": "28"})
+        v.width, v.height, v.pix_fmt = w, h, "yuv420p"
+        a = c.add_stream("aac", rate=16000)
+        a.layout = "mono"
+        canvas = np.full((h, w, 3), 96, np.uint8)
+        for i in range(n):
+            x = int((w - fw) / 2 + (w - fw) / 3 * np.sin(2 * np.pi * i / (fps * 20)))
+            y = (h - fh) // 2
+            canvas[:] = 96
+            canvas[y:y + fh, x:x + fw] = faces[cycle[i % len(cycle)]]
+            for pk in v.encode(av.VideoFrame.from_ndarray(canvas, format="rgb24")):
+                c.mux(pk)
+        for pk in v.encode():
+            c.mux(pk)
+        total, step, start = int(seconds * 16000), 1024, 0
+        while start < total:
+            idx = np.arange(start, min(start + step, total)) % len(audio)
+            frame = av.AudioFrame.from_ndarray(audio[idx].reshape(1, -1).astype(np.float32), format="fltp",
+                                               layout="mono")
+            frame.sample_rate = 16000
+            for pk in a.encode(frame):
+                c.mux(pk)
+            start += step
+        for pk in a.encode():
+            c.mux(pk)
+    return path
 
 
 def bench_entries(videos: str | Path | None, *, max_clips: int | None = None, repeat: int = 1):

@@ -321,6 +321,9 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--branches", default=",".join(BRANCHES), help=f"comma list (default {','.join(BRANCHES)})")
     p.add_argument("--stages", default=",".join(STAGES), help=f"comma list (default {','.join(STAGES)})")
     p.add_argument("--max-clips", type=int, default=None, help="time only the first N clips")
+    p.add_argument("--long-clip", type=float, default=None, metavar="SECONDS",
+                   help="instead of --videos: one synthetic 1080p 25-fps clip this long, to measure memory on long clips "
+                        "(e.g. --long-clip 600 --stages preprocess,predict)")
     p.add_argument("--model", default="default", help="what predict loads, as `mmfer predict --model` (default: default)")
     p.add_argument("--markdown", action="store_true", help="print the table as markdown (for BENCHMARKS.md)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -333,7 +336,8 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
 
         result = bench(args.videos, device=args.device, workers=args.workers, repeat=args.repeat, steps=args.steps,
                        warmup=args.warmup, batch_size=args.batch_size, branches=args.branches, stages=args.stages,
-                       max_clips=args.max_clips, model=args.model, progress=not args.no_progress)
+                       max_clips=args.max_clips, model=args.model, long_clip=args.long_clip,
+                       progress=not args.no_progress)
         given = [(f"--{k.replace('_', '-')}", v) for k, v in vars(args).items()
                  if k not in ("func", "command", "verbose", "json", "markdown", "no_progress") and v != p.get_default(k)]
         result["command"] = " ".join(["mmfer bench", *(f"{k} {v}" for k, v in given)])  # how to re-run it

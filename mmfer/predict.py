@@ -53,6 +53,10 @@ TIGHT_CROP_ASPECT = (0.8, 1.25)
 AUDIO_WINDOW_S = 1.0
 AUDIO_HOP_S = 0.5
 FORWARD_BATCH = 256
+# a video whose face crops could pass this (no frame cap, or a high one) has them spooled to a temporary
+# file as they are made and read back FACE_CHUNK frames at a time: memory does not grow with its length
+SPOOL_FACES_ABOVE_BYTES = 256 * 2**20
+FACE_CHUNK = 512
 # How FER2013's 48x48 images frame a face (loose face-detector crops, brows to chin, a little background):
 # centre x, centre y and RMS radius of the eyes + nose points (mmfer.faces.align.rigid_frame) as fractions
 # of the image side; medians over the 275 of 400 random FER2013 training images in which dlib found a face
@@ -399,6 +403,13 @@ class Predictor:
 
     # -------------------------------------------------------------- per input kind
     def _video(self, path: Path, *, timeline: bool) -> Prediction:
+        decode = self.bundle.decode
+        if decode.max_frames is not None and decode.max_frames * 3 * decode.crop_size ** 2 <= SPOOL_FACES_ABOVE_BYTES:
+            return self._video_in(path, timeline=timeline, spool=None)
+        with tempfile.TemporaryDirectory(prefix="mmfer-predict-") as spool:
+            return self._video_in(path, timeline=timeline, spool=Path(spool))
+
+    def _video_in(self, path: Path, *, timeline: bool, spool: Path | None) -> Prediction:
         from mmfer.data.index import ClipEntry
         from mmfer.data.preprocess import process_clip
         from mmfer.data.video import read_audio
@@ -410,7 +421,7 @@ class Predictor:
         face_ratio = None
         decode = bundle.decode
         if face_branches:
-            arrays, meta, rec = process_clip(ClipEntry(clip_id, "Test", None, path), decode)
+            arrays, meta, rec = process_clip(ClipEntry(clip_id, "Test", None, path), decode, spool=spool)
             if arrays is None:
                 raise MmferError(rec.reason)
             clip = CachedClip(clip_id=clip_id, split="Test", meta=meta, **arrays)
@@ -437,9 +448,11 @@ class Predictor:
         frame_sum, frame_weight = None, 0.0
         for b in face_branches if has_face else []:
             if b.kind == "face_image":
-                mask = np.asarray(clip.mask, bool)
-                per_frame = self.face_frames(b, np.asarray(clip.faces)[mask], aligned=True,
-                                             views=b.options["frame_views"])
+                with_face = np.flatnonzero(np.asarray(clip.mask, bool))  # read FACE_CHUNK crops at a time
+                per_frame = np.concatenate([
+                    self.face_frames(b, np.asarray(clip.faces[with_face[s : s + FACE_CHUNK]]), aligned=True,
+                                     views=b.options["frame_views"])
+                    for s in range(0, len(with_face), FACE_CHUNK)])
                 probs[b.name] = pool_frames(per_frame, b.options["frame_pooling"])
                 if timeline:  # the face models' per-frame probabilities, weighted as fusion weighs them
                     w = float(b.weight.mean()) or 1.0

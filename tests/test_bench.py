@@ -96,6 +96,8 @@ def test_bad_requests_are_errors(tmp_path, cremad_dir):
         bench(cremad_dir, branches=("nope",), progress=False)
     with pytest.raises(MmferError, match="choose cpu or cuda"):
         bench(cremad_dir, device="tpu", progress=False)
+    with pytest.raises(MmferError, match="leave out --videos"):
+        bench(cremad_dir, long_clip=5, progress=False)
     import torch
 
     if not torch.cuda.is_available():
@@ -124,3 +126,14 @@ def test_full_bench_on_fixtures(cremad_dir):
     assert set(r["train_clips_per_second"]) == set(BRANCHES)
     assert all(_positive(v) for v in r["train_clips_per_second"].values())
     print(format_table(r))
+
+
+def test_long_clip_is_1080p_with_sound_and_runs_through_decode(tmp_path):
+    from mmfer.bench import make_long_clip
+    from mmfer.data.video import probe_video, read_audio
+
+    info = probe_video(make_long_clip(tmp_path / "long.mp4", seconds=2))
+    assert (info.width, info.height, info.fps, info.frames) == (1920, 1080, 25.0, 50) and info.has_audio
+    assert abs(len(read_audio(info.path)) / 16000 - 2.0) < 0.15  # AAC adds up to two 1024-sample frames
+    r = bench(long_clip=1, stages=("decode",), progress=False)
+    assert r["clips"] == 1 and "long_1080p_1s" in r["videos"] and r["decode_fps"] > 0

@@ -343,3 +343,27 @@ def test_huge_images_are_refused_from_their_header(tmp_path, bundle):
     (tmp_path / "huge.png").write_bytes(png)
     pred = predict([tmp_path / "huge.png"], model=bundle, progress=False).predictions[0]
     assert pred.kind == "error" and "8000x8000 pixels, over the 50 megapixels" in pred.warning
+
+
+def test_uncapped_videos_spool_their_faces_and_give_the_same_result(bundle, cremad_videos, monkeypatch):
+    """Without a frame cap the crops go to a temporary file and are read back in chunks: same probabilities."""
+    import mmfer.data.preprocess as pp
+    import mmfer.predict as predict_mod
+
+    in_memory = Predictor(bundle).predict_file(cremad_videos[2], timeline=True)
+    spools = []
+    real = pp.process_clip
+
+    def spy(*args, **kwargs):
+        spools.append(kwargs.get("spool"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(predict_mod, "SPOOL_FACES_ABOVE_BYTES", 0)
+    monkeypatch.setattr(predict_mod, "FACE_CHUNK", 5)
+    monkeypatch.setattr(pp, "process_clip", spy)
+    spooled = Predictor(bundle).predict_file(cremad_videos[2], timeline=True)
+    assert spools and spools[0] is not None and not spools[0].exists()  # removed afterwards
+    assert spooled.label == in_memory.label
+    for name, p in in_memory.branches.items():
+        np.testing.assert_allclose(spooled.branches[name], p, atol=1e-6)
+    np.testing.assert_allclose(spooled.timeline["frame_probs"], in_memory.timeline["frame_probs"], atol=1e-6)
