@@ -201,3 +201,25 @@ def test_unmasked_models_forward_and_refuse_other_sizes(case: str) -> None:
     assert out.shape == (B, 7) and torch.isfinite(out).all() and model.input_kind in INPUT_KINDS
     with pytest.raises(MmferError, match="features"):
         model(torch.randn(B, shape[1] + 1))
+
+
+@pytest.mark.parametrize("encoder", ["vgg", "kuo"])
+def test_folding_batchnorm_keeps_the_outputs(encoder: str) -> None:
+    from mmfer.models.common import fold_batchnorm
+
+    torch.manual_seed(0)
+    model = build_face_frame(encoder=encoder, width=8, in_channels=1)
+    x = torch.rand(6, 1, 44, 44)
+    model.train()
+    for _ in range(3):  # running statistics that are not the identity
+        model(torch.rand(8, 1, 44, 44) * 3 + 1)
+    with pytest.raises(MmferError, match="training mode"):
+        fold_batchnorm(model)
+    model.eval()
+    with torch.no_grad():
+        before = model(x)
+        n = fold_batchnorm(model)
+        after = model(x)
+    assert n == {"vgg": 10, "kuo": 6}[encoder]
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
+    torch.testing.assert_close(after, before, rtol=1e-4, atol=1e-4)
