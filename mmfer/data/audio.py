@@ -196,6 +196,7 @@ def augment_waveform(audio: np.ndarray, *, rng: np.random.Generator, sample_rate
 
 # ---------------------------------------------------------------- utterance statistics
 N_MFCC = 20
+N_ENVELOPE = 24  # log-mel bands of the spectral-envelope statistics
 _SPECTRAL = ("centroid", "bandwidth", "rolloff", "flatness", "zcr")
 _CONTRAST_BANDS = 7
 _FRAME = 512  # 32 ms at 16 kHz
@@ -222,6 +223,7 @@ def utterance_feature_names() -> list[str]:
     names += [f"contrast{b}_{s}" for b in range(_CONTRAST_BANDS) for s in ("mean", "std")]
     names += [f"mfcc{i}_{s}" for i in range(N_MFCC) for s in ("mean", "std")]
     names += [f"dmfcc{i}_std" for i in range(N_MFCC)]
+    names += [f"envelope{b}_mean" for b in range(N_ENVELOPE)] + [f"envelope{b}_std" for b in range(N_ENVELOPE)]
     return names
 
 
@@ -285,9 +287,10 @@ def utterance_features(audio: np.ndarray, *, sample_rate: int) -> np.ndarray:
     """A fixed-length vector of prosodic and spectral statistics over one utterance (float32).
 
     Pitch (YIN, 60-500 Hz, on frames loud enough to be voiced; in semitones), energy (dB), spectral
-    centroid, bandwidth, roll-off, flatness, zero-crossing rate, spectral contrast, and the mean and spread
-    of 20 MFCCs and their deltas. Levels are relative (dB to the utterance's peak, semitones to 100 Hz),
-    so the vector does not depend on the recording gain. NumPy only (no JIT compile on first use).
+    centroid, bandwidth, roll-off, flatness, zero-crossing rate, spectral contrast, the mean and spread
+    of 20 MFCCs and their deltas, and a 24-band log-mel envelope (mean shape and spread). Levels are
+    relative (dB to the utterance's peak, semitones to 100 Hz, bands to their frame's mean), so the vector
+    does not depend on the recording gain. NumPy only (no JIT compile on first use).
     """
     from scipy.fft import dct
 
@@ -343,5 +346,14 @@ def utterance_features(audio: np.ndarray, *, sample_rate: int) -> np.ndarray:
         feats += [float(row.mean()), float(row.std())]
     delta = np.diff(mfcc, axis=1) if mfcc.shape[1] > 1 else np.zeros((N_MFCC, 1))
     feats += [float(row.std()) for row in delta]
+    # the spectral envelope band by band: each loud frame's log-mel bands relative to that frame's mean level
+    # (so gain-free), averaged; and each band's spread. In the speaker-disjoint cross-validation this lifted
+    # UAR from 0.519 to 0.550 (voice-quality and rhythm statistics added nothing beside it)
+    if loud.any():
+        env = 10 * np.log10(power[loud] @ _mel_filters(len(freqs), sample_rate, N_ENVELOPE) + 1e-10)
+    else:
+        env = np.zeros((1, N_ENVELOPE))
+    feats += [float(v) for v in (env - env.mean(axis=1, keepdims=True)).mean(axis=0)]
+    feats += [float(v) for v in env.std(axis=0)]
     out = np.asarray(feats, dtype=np.float32)
     return np.nan_to_num(out, nan=0.0, posinf=0.0, neginf=0.0)

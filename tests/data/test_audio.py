@@ -115,6 +115,10 @@ def test_utterance_features_pitch_and_gain_invariance():
     np.testing.assert_allclose(quieter, f, rtol=0.05, atol=0.05)
     low = A.utterance_features(_tone(1.5, freq=120.0, amp=0.3), sample_rate=SR)
     assert low[names.index("f0_p50")] < f[names.index("f0_p50")] - 5
+    # the envelope follows where the energy is: a 2 kHz tone puts it in a higher band than a 200 Hz one
+    env = [i for i, n in enumerate(names) if n.startswith("envelope") and n.endswith("_mean")]
+    high = A.utterance_features(_tone(1.5, freq=2000.0, amp=0.3), sample_rate=SR)
+    assert len(env) == A.N_ENVELOPE and np.argmax(high[env]) > np.argmax(f[env])
     # silence and very short input still give a finite vector of the same length
     for quiet in (np.zeros(SR, np.float32), np.zeros(10, np.float32)):
         v = A.utterance_features(quiet, sample_rate=SR)

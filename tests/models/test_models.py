@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from mmfer.data.audio import utterance_feature_names
 from mmfer.errors import MmferError
 from mmfer.models.face_frame import build_face_frame, load_encoder_from
 from mmfer.models.registry import INPUT_KINDS, MODELS, build_model, builder_kwargs
@@ -24,7 +25,7 @@ CASES = {
     "face_frame": (dict(width=4), (B, 3, 40, 40), (B,), 0),
 }
 # models without a time axis or mask (one vector per clip): forward shape and finiteness only
-UNMASKED = {"audio_stats": (dict(hidden=16), (B, 97))}
+UNMASKED = {"audio_stats": (dict(hidden=16), (B, len(utterance_feature_names())))}
 
 
 def _model(case: str) -> tuple[torch.nn.Module, tuple, tuple, int]:
