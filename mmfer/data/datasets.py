@@ -12,6 +12,7 @@ here and listed in ``dataset.skipped``; scoring gives them uniform scores.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import logging
@@ -326,7 +327,11 @@ class AudioStatsDataset(LogMelDataset):
     """Utterance statistics x (F,) (pitch, energy, spectral shape, MFCCs: ``mmfer.data.audio``) of the
     whole, trimmed clip, for the ``audio_stats`` branch.
 
-    Without waveform augmentation a clip's vector never changes, so it is computed once and kept.
+    Without waveform augmentation a clip's vector never changes, so it is computed once and kept. With it
+    and ``augment.stats_copies`` K > 0, each clip gets K augmented versions (speed factors spread evenly
+    over ``augment.speed``, the other waveform augmentations drawn once per copy), also computed once and
+    kept; each epoch serves the clip or one of its copies at random. With K = 0 every item is augmented
+    afresh (a feature extraction per item and epoch: slow).
     """
 
     kind = "audio_stats"
@@ -337,19 +342,29 @@ class AudioStatsDataset(LogMelDataset):
                                        or a.codec > 0)
 
     def _make(self, clip, sub, rng):
-        from mmfer.data.audio import utterance_features
+        from mmfer.data.audio import augment_waveform, change_speed, utterance_features
 
-        if self._waveform_augmenting():
+        copies = self.augment.stats_copies if self._waveform_augmenting() else 0
+        if self._waveform_augmenting() and copies == 0:
             return torch.from_numpy(utterance_features(self._waveform(clip, rng), sample_rate=self.sample_rate)), None
+        copy = int(rng.integers(0, copies + 1)) if copies else 0  # 0: the clip as it is
         raw = np.ascontiguousarray(self._audio(clip), dtype=np.float32)
         # keyed by the samples themselves: two files with one clip id, or predict's windows of one clip,
         # can never be served each other's statistics
-        key = (hashlib.blake2b(raw.tobytes(), digest_size=16).hexdigest(), raw.size, self.sample_rate,
-               bool(self.data.trim_silence), float(self.data.trim_db))
+        digest = hashlib.blake2b(raw.tobytes(), digest_size=16).hexdigest()
+        key = (digest, raw.size, self.sample_rate, bool(self.data.trim_silence), float(self.data.trim_db))
+        if copy:
+            a = self.augment
+            factor = float(np.linspace(a.speed[0], a.speed[1], copies)[copy - 1]) if copies > 1 else a.speed[1]
+            key += (copy, copies, dataclasses.astuple(a))
         x = _UTTERANCE_FEATURES.get(key)
         if x is None:
-            x = torch.from_numpy(utterance_features(self._waveform(clip, None, whole=True),
-                                                    sample_rate=self.sample_rate))
+            audio = self._waveform(clip, None, whole=True)
+            if copy:  # the same copy in every epoch, fold and process: seeded by the samples and the copy
+                audio = augment_waveform(change_speed(audio, factor),
+                                         rng=np.random.default_rng([copy, int(digest[:12], 16)]),
+                                         sample_rate=self.sample_rate, augment=dataclasses.replace(a, speed=(1.0, 1.0)))
+            x = torch.from_numpy(utterance_features(audio, sample_rate=self.sample_rate))
             if len(_UTTERANCE_FEATURES) >= 200_000:  # bounded, however many files a process sees (~100 MB)
                 _UTTERANCE_FEATURES.clear()
             _UTTERANCE_FEATURES[key] = x

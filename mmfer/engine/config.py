@@ -148,6 +148,9 @@ class AugmentConfig:
     noise: float = 0.0
     noise_snr: tuple[float, float] = (5.0, 30.0)
     codec: float = 0.0
+    # audio_stats: K augmented copies of each clip's statistics, made once, one served per epoch at random
+    # (0: augment every item afresh, a feature extraction each time)
+    stats_copies: int = 0
     # log-mel: SpecAugment (Park et al. 2019)
     spec_augment: bool = True
     freq_masks: int = 2
@@ -157,7 +160,7 @@ class AugmentConfig:
 
     def __post_init__(self) -> None:
         for name in ("brightness", "contrast", "rotation", "translate", "mixup", "cutmix", "freq_masks",
-                     "freq_width", "time_masks", "time_width"):
+                     "freq_width", "time_masks", "time_width", "stats_copies"):
             check_range(self, name, low=0)
         for name in ("erasing", "reverb", "eq", "noise", "codec"):
             check_range(self, name, low=0.0, high=1.0)

@@ -99,3 +99,27 @@ def test_collate_pads_and_masks(cache):
 def test_unknown_kind_is_an_error(cache):
     with pytest.raises(MmferError, match="'video'.*known: face_image"):
         build_dataset("video", cache=cache, records=[], train=True, data=DataConfig())
+
+
+def test_audio_stats_copies_are_made_once_and_drawn_per_epoch(tmp_path):
+    cache = make_synthetic_cache(tmp_path / "a", modality="audio", per_class={"Train": 1}, frames=(10, 12), seed=1)
+    aug = AugmentConfig(speed=(0.8, 1.2), stats_copies=2)
+
+    def ds(train: bool):
+        return build_dataset("audio_stats", cache=cache, records=split_records(cache, "Train"), train=train,
+                             data=DataConfig(), augment=aug, seed=5)
+
+    clean = ds(False)[0]["x"]
+    tr = ds(True)
+    seen = []
+    for epoch in range(12):
+        tr.set_epoch(epoch)
+        seen.append(tr[0]["x"])
+    distinct = {tuple(torch.round(x, decimals=4).tolist()) for x in seen}
+    assert len(distinct) == 3 and any(torch.equal(x, clean) for x in seen)  # the clip and its two copies
+    again = ds(True)  # the copies do not depend on the dataset object or the epoch that made them
+    for epoch in range(12):
+        again.set_epoch(epoch)
+        assert torch.equal(again[0]["x"], seen[epoch])
+    slower = next(x for x in seen if not torch.equal(x, clean))
+    assert not torch.allclose(slower, clean)
