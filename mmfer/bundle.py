@@ -269,7 +269,8 @@ def _from_bundle_dir(root: Path, *, source: str) -> Bundle:
         if not ckpt.is_file():
             raise MmferError(f"{ckpt}: checkpoint of branch {name!r} is missing from the bundle; "
                              f"rebuild it with {BUILD_TOOL}")
-        branches.append(_branch(name, ckpt, weight=spec.get("weight", 1.0), options=spec.get("options")))
+        branches.append(_branch(name, ckpt, weight=spec.get("weight", 1.0), temperature=spec.get("temperature"),
+                                options=spec.get("options")))
     return Bundle(source=source, branches=branches, method=method,
                   decode=_decode_settings(branches, info.get("decode"), where=str(path)), info=info)
 
@@ -371,8 +372,8 @@ def write_bundle(
     """Export each branch's checkpoint into ``out`` and describe them in ``out/bundle.json``.
 
     Each branch is a mapping: ``name``, ``run`` (RUN folder or checkpoint), ``weight``, and optionally
-    ``file`` (checkpoint name in the bundle, default ``<name>.pt``), ``options`` and free-text ``data`` /
-    ``licence``. The bundle is loaded back before returning, so a bundle that does not load is never left.
+    ``file`` (checkpoint name in the bundle, default ``<name>.pt``), ``options``, ``temperature`` (the
+    branch's probabilities are calibrated by it before fusion) and free-text ``data`` / ``licence``. The bundle is loaded back before returning, so a bundle that does not load is never left.
     """
     from mmfer.engine.checkpoint import export_checkpoint, load_checkpoint
 
@@ -392,6 +393,7 @@ def write_bundle(
             "checkpoint": file,
             "weight": float(b["weight"]),
             "options": _options(kind, b.get("options") or {}, where=f"write_bundle: branch {name!r}"),
+            **({"temperature": float(b["temperature"])} if b.get("temperature") is not None else {}),
             "metrics": run_metrics(b["run"]),
             **{k: b[k] for k in ("data", "licence") if b.get(k)},
         }

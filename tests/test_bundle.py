@@ -13,6 +13,7 @@ import torch
 import mmfer.bundle as bundle_mod
 from mmfer.bundle import BUNDLE_FILE, DEFAULT_DIR, load_bundle, write_bundle
 from mmfer.errors import MmferError
+from mmfer.fusion.methods import apply_temperature
 from mmfer.labels import EMOTIONS
 from predict_helpers import standin_bundle, standin_run
 
@@ -29,7 +30,7 @@ def runs(tmp_path_factory):
 def test_write_and_load_bundle(tmp_path, runs):
     out = tmp_path / "b"
     write_bundle(out, [{"name": "face", "run": runs["face_frame"], "weight": 3, "data": "d", "licence": "l"},
-                       {"name": "audio", "run": runs["audio_cnn"], "weight": 1, "options": {}}],
+                       {"name": "audio", "run": runs["audio_cnn"], "weight": 1, "options": {}, "temperature": 2.0}],
                  provenance={"by": "test"})
     info = json.loads((out / BUNDLE_FILE).read_text())
     assert info["format"] == 1 and info["labels"] == list(EMOTIONS) and info["fusion"]["method"] == "weighted"
@@ -41,6 +42,11 @@ def test_write_and_load_bundle(tmp_path, runs):
     assert info["branches"]["audio"]["options"] == {}
     b = load_bundle(out)
     assert [br.name for br in b.branches] == ["face", "audio"] and b.modalities() == ["face", "audio"]
+    assert "temperature" not in face and b.branches[1].temperature == 2.0  # calibrates audio before fusion
+    f, a = np.array([0.5, 0.5, 0, 0, 0, 0, 0]), np.array([0.1, 0.3, 0, 0, 0, 0, 0.6])
+    flat = apply_temperature(a, 2.0)  # softmax(log a / 2): about sqrt(a), renormalised
+    np.testing.assert_allclose(flat[[0, 1, 6]], np.sqrt([0.1, 0.3, 0.6]) / np.sqrt([0.1, 0.3, 0.6]).sum(), atol=1e-3)
+    np.testing.assert_allclose(b.fuse({"face": f, "audio": a}), 0.75 * f + 0.25 * flat, atol=1e-9)
     assert b.decode.fps == 8.0 and b.decode.max_frames == 960
     sd = torch.load(out / "face.pt", weights_only=True)["state_dict"]
     assert sd["classifier.weight"].dtype == torch.float16

@@ -7,6 +7,9 @@ shipped files still load and predict the same.
         --face-weight 0.6 --audio-weight 0.4 --out mmfer/weights
     python tools/build_default_model.py --outputs-only          # re-record the outputs of mmfer/weights
 
+Temperatures: each audio cross-validation folder's out-of-fold scores calibrate its models, and
+--face-scores (held-out scores of the face models) calibrate the face ensemble, before the weighted mean.
+
 Face runs must be face_frame models (configs/face_frame_fer2013.yaml); several make an ensemble with the
 face weight shared equally. Each --audio is a run or a cross-validation folder of `mmfer train --folds K`
 (every fold model joins, sharing that entry's share equally); audio models are audio_cnn or audio_stats.
@@ -97,6 +100,36 @@ def _cross_validation(spec: Path) -> dict | None:
                               "pooled_uar", "pooled_recall", "folds")}
 
 
+def _face_temperature(paths: list[Path], n_models: int) -> float:
+    """The temperature that calibrates the mean of the face models' held-out probabilities (Val NLL)."""
+    from mmfer.errors import MmferError
+    from mmfer.fusion import fit_temperature
+    from mmfer.scores import read_scores
+
+    if len(paths) != n_models:
+        raise MmferError(f"--face-scores: {len(paths)} file(s) for {n_models} face model(s); give one per --face")
+    tables = [read_scores(p) for p in paths]
+    tables = [tables[0]] + [t.reindex(tables[0].clip_ids) for t in tables[1:]]
+    t = fit_temperature(sum(t.probs for t in tables) / len(tables), tables[0].label_indices)
+    print(f"face temperature {t:.3f}, fitted on the held-out scores {', '.join(map(str, paths))}")
+    return round(t, 4)
+
+
+def _oof_temperature(spec: Path) -> float | None:
+    """For a cross-validation folder: the temperature that calibrates its out-of-fold scores (speakers the
+    scoring model never heard); None for a single run."""
+    from mmfer.fusion import fit_temperature
+    from mmfer.scores import read_scores
+
+    oof = spec / "scores_oof.csv"
+    if not oof.is_file():
+        return None
+    table = read_scores(oof)
+    t = fit_temperature(table.probs, table.label_indices)
+    print(f"{spec.name}: temperature {t:.3f}, fitted on its out-of-fold scores")
+    return round(t, 4)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--face", type=Path, nargs="+", help="run folder(s) (or checkpoints) of FER2013 face_frame models")
@@ -115,6 +148,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="test-time views per face image (default 10, ten-crop)")
     ap.add_argument("--frame-pooling", default="mean", choices=("mean", "log_mean", "confidence"),
                     help="how a video's frame probabilities make the clip's (default mean)")
+    ap.add_argument("--face-scores", type=Path, nargs="+", default=None, metavar="CSV",
+                    help="held-out scores of the face models (`mmfer scores RUN --split Val --views V`, one per "
+                         "--face, at the video frame views): the temperature that calibrates their mean is fitted here")
     ap.add_argument("--fp32", action="store_true", help="keep fp32 weights (files twice as large)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -133,6 +169,7 @@ def main(argv: list[str] | None = None) -> int:
 
             import mmfer
 
+            face_t = _face_temperature(args.face_scores, len(args.face)) if args.face_scores else None
             branches = []
             for i, run in enumerate(args.face):
                 _check_kind(run, ("face_image",), "configs/face_frame_fer2013.yaml")
@@ -141,16 +178,17 @@ def main(argv: list[str] | None = None) -> int:
                                  "file": "face_fer2013.pt" if len(args.face) == 1 else f"face_fer2013_{i + 1}.pt",
                                  "options": {"framing": "fer2013", "frame_views": args.frame_views,
                                              "image_views": args.image_views, "frame_pooling": args.frame_pooling},
-                                 "data": FACE_DATA, "licence": FACE_LICENCE})
+                                 "temperature": face_t, "data": FACE_DATA, "licence": FACE_LICENCE})
             cross_validation = {}
             for spec, share in zip(args.audio, shares):
                 members = _audio_members(spec)
+                audio_t = _oof_temperature(spec)
                 for j, run in enumerate(members):
                     ckpt = _check_kind(run, ("logmel", "audio_stats"), "configs/audio_ravdess.yaml")
                     name = ckpt["model_name"] + (f"_fold{j + 1}" if len(members) > 1 else "")
                     branches.append({"name": name, "run": run, "file": f"{name}.pt",
                                      "weight": args.audio_weight * share / sum(shares) / len(members),
-                                     "data": AUDIO_DATA, "licence": AUDIO_LICENCE})
+                                     "temperature": audio_t, "data": AUDIO_DATA, "licence": AUDIO_LICENCE})
                 cv = _cross_validation(spec)
                 if cv:
                     cross_validation[spec.name] = cv
