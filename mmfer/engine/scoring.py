@@ -45,26 +45,41 @@ def cpu_has_native_bf16() -> bool:
     Why it matters: there bf16 autocast trains convolutional nets about 2-3 times faster than fp32; on
     other CPUs bf16 is emulated and slower than fp32.
     """
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    flags = set(line.split(":", 1)[1].split())
-                    return bool(flags & {"amx_bf16", "avx512_bf16"})
-    except OSError:
-        pass
-    return False
+    return bool(_cpu_flags() & {"amx_bf16", "avx512_bf16"})
 
 
-def training_precision(device: torch.device, amp: bool) -> str:
-    """What ``amp: true`` means on this device: "fp16" on CUDA, "bf16" on a CPU with native bf16, else "fp32"."""
+def training_precision(device: torch.device, amp: bool, model: nn.Module | None = None) -> str:
+    """What ``amp: true`` means on this device: "fp16" on CUDA, "bf16" on a CPU with native bf16, else "fp32".
+
+    One exception: 3D convolutions stay fp32 on a CPU with AVX512-BF16 but no AMX. There, bf16 Conv3d
+    training turned the loss to NaN within a few steps once the process had changed its thread count
+    (torch 2.11, oneDNN; 2D models were unaffected), and its speed was never measured to pay.
+    """
     if not amp:
         return "fp32"
     if device.type == "cuda":
         return "fp16"
     if device.type == "cpu" and cpu_has_native_bf16():
+        if model is not None and not cpu_has_amx() and any(isinstance(m, nn.Conv3d) for m in model.modules()):
+            log.info("3D convolutions train in fp32 on this CPU (bf16 without AMX is not trusted for them)")
+            return "fp32"
         return "bf16"
     return "fp32"
+
+
+def cpu_has_amx() -> bool:
+    return "amx_bf16" in _cpu_flags()
+
+
+def _cpu_flags() -> set[str]:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
 
 
 def autocast(device: torch.device, precision: bool | str):

@@ -238,7 +238,7 @@ def optimisation_step(
 
 def training_pieces(config: TrainConfig, model: nn.Module, dev: torch.device, labels: list[int]) -> dict[str, Any]:
     """Precision, optimizer, gradient scaler and loss of a run, as training and ``mmfer bench`` both set them up."""
-    precision = training_precision(dev, config.amp)
+    precision = training_precision(dev, config.amp, model)
     if precision == "bf16":  # 2D convolutions only: channels-last has no 5-D (Conv3d) form
         for m in model.modules():
             if isinstance(m, nn.Conv2d):

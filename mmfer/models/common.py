@@ -92,7 +92,8 @@ def run_rnn(rnn: nn.RNNBase, x: torch.Tensor, mask: torch.Tensor | None) -> tupl
 def fold_batchnorm(model: nn.Module) -> int:
     """Fold each BatchNorm2d that directly follows a Conv2d in an ``nn.Sequential`` into the convolution
     (inference only: the model must be in eval mode). The outputs are unchanged up to float rounding and
-    a face CNN runs about a fifth faster, since normalisation no longer makes its own pass over memory.
+    the shipped face CNN runs about 7% faster (41 -> 38 ms for 48 faces at 44 px on 2 cores), since
+    normalisation no longer makes its own pass over memory.
     Returns how many were folded."""
     from torch.nn.utils.fusion import fuse_conv_bn_eval
 

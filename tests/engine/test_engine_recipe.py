@@ -65,6 +65,11 @@ def test_training_precision_follows_the_hardware(monkeypatch):
     assert scoring.training_precision(cpu, True) == "bf16"
     with scoring.autocast(cpu, "bf16"):
         assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.bfloat16
+    conv3d, conv2d = torch.nn.Sequential(torch.nn.Conv3d(3, 4, 3)), torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3))
+    for amx, want in ((False, "fp32"), (True, "bf16")):  # 3D convolutions in bf16 only with AMX
+        monkeypatch.setattr(scoring, "cpu_has_amx", lambda amx=amx: amx)
+        assert scoring.training_precision(cpu, True, conv3d) == want
+        assert scoring.training_precision(cpu, True, conv2d) == "bf16"
     monkeypatch.setattr(scoring, "cpu_has_native_bf16", lambda: False)
     assert scoring.training_precision(cpu, True) == "fp32"
     with scoring.autocast(cpu, True):  # True keeps its old meaning: fp16 on CUDA, nothing on CPU
