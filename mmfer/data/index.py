@@ -87,10 +87,22 @@ def file_label(path: str | Path, labels_from: str = "auto") -> tuple[bool, str |
 
 
 def iter_files(folder: Path, keep: Callable[[Path], bool]) -> Iterator[Path]:
-    """Files below ``folder`` (recursive, sorted) that ``keep`` accepts; hidden files and folders are skipped."""
+    """Files below ``folder`` (recursive, sorted) that ``keep`` accepts; hidden files and folders are skipped
+    (a hidden media file with a warning: ``..flv`` or ``.clip.mp4`` is left out, not lost silently)."""
     for p in sorted(folder.rglob("*")):
-        if p.is_file() and keep(p) and not any(part.startswith(".") for part in p.relative_to(folder).parts):
-            yield p
+        if not (p.is_file() and keep(p)):
+            continue
+        parts = p.relative_to(folder).parts
+        if any(part.startswith(".") for part in parts[:-1]):
+            continue
+        if parts[-1].startswith("."):
+            _warn_hidden(p)
+            continue
+        yield p
+
+
+def _warn_hidden(path: Path) -> None:
+    log.warning("%s: left out, its name starts with '.' (a hidden file); rename it to include it", path)
 
 
 def split_name(name: str, *, where: str = "splits") -> str:
@@ -135,7 +147,11 @@ def _find_split_dirs(root: Path) -> dict[str, Path]:
 
 
 def _videos_in(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_file() and is_video(p) and not p.name.startswith("."))
+    videos = sorted(p for p in folder.iterdir() if p.is_file() and is_video(p))
+    for p in videos:
+        if p.name.startswith("."):
+            _warn_hidden(p)
+    return [p for p in videos if not p.name.startswith(".")]
 
 
 def _check_duplicates(entries: Sequence[ClipEntry], *, where_of: dict[int, str] | None = None) -> None:
