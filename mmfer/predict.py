@@ -423,7 +423,8 @@ class Predictor:
         face_ratio = None
         decode = bundle.decode
         if face_branches:
-            arrays, meta, rec = process_clip(ClipEntry(clip_id, "Test", None, path), decode, spool=spool)
+            arrays, meta, rec = process_clip(ClipEntry(clip_id, "Test", None, path), decode, spool=spool,
+                                             audio_seconds=self.max_seconds)
             if arrays is None:
                 raise MmferError(rec.reason)
             clip = CachedClip(clip_id=clip_id, split="Test", meta=meta, **arrays)

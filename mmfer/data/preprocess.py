@@ -160,7 +160,7 @@ def _failed(rec: ClipRecord, reason: str, t0: float) -> tuple[None, dict[str, An
 
 def process_clip(
     entry: ClipEntry, settings: PreprocessSettings = PreprocessSettings(), *, overlap_io: bool = True,
-    spool: Path | None = None,
+    spool: Path | None = None, audio_seconds: float | None = None,
 ) -> tuple[dict[str, np.ndarray] | None, dict[str, Any], ClipRecord]:
     """Decode, track, align and read audio of one clip: (arrays, meta, record); arrays is None when failed.
 
@@ -168,7 +168,8 @@ def process_clip(
     ``overlap_io`` decodes the next frame batch and the audio in helper threads while faces are fitted: it
     pays where a core would otherwise idle, and costs a few percent where every core already has a worker.
     ``spool``: a folder where the face crops are written batch by batch as ``faces.npy`` (returned memory-mapped),
-    so memory does not grow with the clip's length; without it they are kept in memory.
+    so memory does not grow with the clip's length; without it they are kept in memory. ``audio_seconds``
+    reads only that much of the sound (prediction, which analyses the first minutes only).
     """
     from mmfer.data.audio import sanitise_audio
     from mmfer.data.video import DecodeError, in_background, in_thread, iter_frame_batches, probe_video, read_audio
@@ -204,11 +205,11 @@ def process_clip(
         return _failed(rec, f"{path}: cannot read as a video ({type(e).__name__}: {e})", t0)
 
     warnings: list[str] = []
-    if overlap_io:
-        audio_result = in_thread(read_audio, path, sample_rate=settings.sample_rate)  # decodes alongside the frames
+    if overlap_io:  # decodes alongside the frames
+        audio_result = in_thread(read_audio, path, sample_rate=settings.sample_rate, max_seconds=audio_seconds)
     else:
         def audio_result() -> np.ndarray:
-            return read_audio(path, sample_rate=settings.sample_rate)
+            return read_audio(path, sample_rate=settings.sample_rate, max_seconds=audio_seconds)
     tracker = FaceTracker(
         get_backend(settings.face_backend),
         detect_max_side=settings.detect_max_side,

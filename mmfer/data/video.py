@@ -233,8 +233,9 @@ def iter_frame_batches(
     h, w = size or vr[0].shape[:2]
     if (int(src[-1]) + 1) * h * w * 3 > STREAM_ABOVE_BYTES:
         # decord decodes ahead of a slow consumer without bound (2.3 GB for 2 min of 720p while faces are
-        # fitted); PyAV decodes one frame when asked, so memory stays at a few batches whatever the length
-        del vr
+        # fitted); PyAV decodes one frame when asked, so memory stays at a few batches whatever the length.
+        # Both names go: a decord reader kept alive here holds its buffers for the whole clip
+        del vr, lent
         yield from _iter_frames_av(path, fps=fps, max_frames=max_frames, batch_size=batch_size, warnings=warnings)
         return
     step = _batch_len(batch_size, h, w)
