@@ -170,10 +170,33 @@ def check_clip_id(clip_id: str, *, where: str) -> str:
     return clip_id
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _undecodable(m: re.Match) -> str:
+    code = ord(m.group())
+    # a byte that was not UTF-8 (b'caf\xe9' read on a UTF-8 system): read as Latin-1 ('café'); C1 controls '_'
+    return chr(code - 0xDC00) if 0xDCA0 <= code <= 0xDCFF else "_"
+
+
+def safe_text(text: str) -> str:
+    """``text`` that can be written as UTF-8 (a CSV cell, a report, a log line): a file name's bytes that are
+    not UTF-8, which Python holds as lone surrogates, are shown as ``\\xe9``; other text is returned as it is."""
+    text = str(text)
+    if not _SURROGATE.search(text):
+        return text
+    try:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def clip_id_from_name(stem: str) -> str:
     """The clip id of a file: its name without extension, with unsafe characters replaced by '_' and a
     leading '.', '=', '+' or '@' prefixed with '_' (``..flv`` gives ``_.``); two files that end up with the
-    same id are caught as duplicates by the index."""
+    same id are caught as duplicates by the index. A name whose bytes are not UTF-8 (``b'caf\\xe9.avi'``) gets
+    an id that is: those bytes are read as Latin-1 (``café``), so the id can be written to every CSV and zip."""
+    stem = _SURROGATE.sub(_undecodable, stem)
     cid = _UNSAFE_ID_CHARS.sub("_", stem) or "_"
     if cid.startswith((".", "=", "+", "@")):
         cid = "_" + cid

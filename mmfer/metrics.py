@@ -2,14 +2,17 @@
 
 EmotiW ranks by overall accuracy, but AFEW is imbalanced (Neutral/Angry/Happy dominate), so the
 mean class accuracy tells whether a model does more than guess the big classes. Clips without a
-prediction count as wrong (a submission must cover every clip); clips whose true label is outside
-the seven classes (RAVDESS calm) cannot be scored at all and are excluded, but counted.
+prediction count as wrong (a submission must cover every clip) and are never taken for a class: a row
+of NaN, or of uniform probabilities (nothing was seen: no face and no sound, a branch that could not see
+the clip), is "no prediction", a column of its own in the confusion matrix. Clips whose true label is
+outside the seven classes (RAVDESS calm) cannot be scored at all and are excluded, but counted.
 """
 
 from __future__ import annotations
 
 import csv
 import logging
+import os
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -64,7 +67,8 @@ def evaluate(
     if isinstance(predictions, np.ndarray) and predictions.ndim == 2:
         if predictions.shape != (n_all, NUM_CLASSES):
             raise MmferError(f"evaluate: probabilities of shape {predictions.shape}, expected ({n_all}, {NUM_CLASSES})")
-        valid = np.all(np.isfinite(predictions), axis=1)
+        # uniform probabilities say nothing was seen: no prediction, not the first class argmax would give
+        valid = np.all(np.isfinite(predictions), axis=1) & (np.ptp(np.nan_to_num(predictions), axis=1) > 1e-9)
         arg = np.argmax(np.where(np.isfinite(predictions), predictions, -np.inf), axis=1)
         pred_idx = [int(a) if v else None for a, v in zip(arg, valid)]
     else:
@@ -98,6 +102,7 @@ def evaluate(
     confusion = np.zeros((NUM_CLASSES, NUM_CLASSES), dtype=np.int64)
     has = p_arr >= 0
     np.add.at(confusion, (t_arr[has], p_arr[has]), 1)
+    no_prediction = np.bincount(t_arr[~has], minlength=NUM_CLASSES)  # per true class: the "no prediction" column
 
     support = np.bincount(t_arr, minlength=NUM_CLASSES)
     predicted = np.bincount(p_arr[has], minlength=NUM_CLASSES)
@@ -119,6 +124,7 @@ def evaluate(
         "per_class_recall": recall,
         "support": {name: int(s) for name, s in zip(EMOTIONS, support)},
         "confusion": confusion.tolist(),
+        "no_prediction": no_prediction.tolist(),
         "missing": missing,
         "excluded": excluded,
     }
@@ -135,7 +141,13 @@ def evaluate_scores(table: ScoreTable, truth: Mapping[str, str | None] | None = 
         result = evaluate(table.labels, table.probs, clip_ids=table.clip_ids)
         result["not_in_truth"] = 0
         return result
-    pos = {c: i for i, c in enumerate(table.clip_ids)}
+    keys = row_keys(table, by_path=getattr(truth, "by_path", False))
+    pos: dict[str, int] = {}
+    for i, k in enumerate(keys):
+        if k in pos:
+            raise MmferError(f"clip {k!r} appears twice; files of the same name in different folders are told apart "
+                             "by path: use --labels-from folder|ravdess|cremad (with --root DIR) on a predictions CSV")
+        pos[k] = i
     ids = list(truth)
     probs = np.full((len(ids), NUM_CLASSES), np.nan)
     for k, cid in enumerate(ids):
@@ -143,8 +155,27 @@ def evaluate_scores(table: ScoreTable, truth: Mapping[str, str | None] | None = 
         if i is not None:
             probs[k] = table.probs[i]
     result = evaluate([truth[c] for c in ids], probs, clip_ids=ids)
-    result["not_in_truth"] = sum(1 for c in table.clip_ids if c not in truth)
+    result["not_in_truth"] = sum(1 for c in keys if c not in truth)
     return result
+
+
+def path_key(path: str | Path) -> str:
+    """How a file is named when clip ids repeat: its absolute path, links resolved (the same file reached from
+    a predictions CSV's ``path`` column and from ``--root`` compares equal)."""
+    return os.path.normcase(os.path.realpath(path))
+
+
+def row_keys(table: ScoreTable, *, by_path: bool = False) -> list[str]:
+    """The key of each score row: its clip id, or with ``by_path`` its file's ``path_key``."""
+    if not by_path:
+        return list(table.clip_ids)
+    return [path_key(p) for p in (table.extra or {})["path"]]
+
+
+class Truth(dict):
+    """True labels by key; ``by_path`` when keyed by ``path_key`` (clip ids repeat) rather than by clip id."""
+
+    by_path = False
 
 
 def truth_from(source: str, *, table: ScoreTable, root: str | Path | None = None) -> dict[str, str | None] | None:
@@ -178,9 +209,18 @@ def truth_from(source: str, *, table: ScoreTable, root: str | Path | None = None
                              "predictions CSV whose path column names each file")
         else:
             names = [(c, None) for c in table.clip_ids]
-        truth: dict[str, str | None] = {}
+        truth = Truth()
+        ids = [c for c, _ in names]
+        repeats = len(set(ids)) < len(ids) or len(set(table.clip_ids)) < len(table.clip_ids)
+        if repeats:  # files of the same name in different folders: key every file by its path
+            if not (paths and all(paths) and all(p is not None for _, p in names)):
+                dup = sorted({c for c in ids if ids.count(c) > 1} | {c for c in table.clip_ids
+                                                                    if table.clip_ids.count(c) > 1})
+                raise MmferError(f"clip id(s) {', '.join(dup[:5])} appear twice and the score file has no path "
+                                 "column to tell them apart; evaluate a predictions CSV of `mmfer predict`")
+            truth.by_path = True
         for cid, path in names:
-            truth[cid] = file_label(path or cid, source)[1]
+            truth[path_key(path) if repeats else cid] = file_label(path or cid, source)[1]
         return truth
     path = Path(source)
     if not path.is_file():
@@ -190,6 +230,10 @@ def truth_from(source: str, *, table: ScoreTable, root: str | Path | None = None
         )
     with open(path, newline="", encoding="utf-8-sig") as f:
         header = [h.strip().lower() for h in (next(csv.reader(f), None) or [])]
+    if len(set(table.clip_ids)) < len(table.clip_ids):
+        dup = sorted({c for c in table.clip_ids if table.clip_ids.count(c) > 1})
+        raise MmferError(f"clip id(s) {', '.join(dup[:5])} appear twice in the score file (files of the same name in "
+                         f"different folders) and {path} names clips by id only; use --labels-from folder --root DIR")
     if "clip_id" in header and "label" in header:
         truth = {}
         with open(path, newline="", encoding="utf-8-sig") as f:
@@ -210,17 +254,21 @@ def truth_from(source: str, *, table: ScoreTable, root: str | Path | None = None
     raise MmferError(f"{path}: expected columns clip_id,label (or path,label); got {','.join(header)}")
 
 
-def format_confusion(confusion: Sequence[Sequence[int]] | np.ndarray) -> str:
-    """The confusion matrix as an aligned text table, rows = truth, columns = prediction."""
+def format_confusion(confusion: Sequence[Sequence[int]] | np.ndarray,
+                     no_prediction: Sequence[int] | None = None) -> str:
+    """The confusion matrix as an aligned text table, rows = truth, columns = prediction; with
+    ``no_prediction`` (per true class) a last column ``none`` of the clips with no prediction (counted wrong)."""
     conf = np.asarray(confusion, dtype=np.int64)
-    short = [e[:3] for e in EMOTIONS]
+    none = None if no_prediction is None else np.asarray(no_prediction, dtype=np.int64).reshape(-1)
+    short = [e[:3] for e in EMOTIONS] + ([] if none is None else ["none"])
     width = max(5, len(str(conf.max())) + 1 if conf.size else 5)
     head = "truth\\pred".ljust(10) + "".join(s.rjust(width) for s in short) + "  recall".rjust(9)
     lines = [head]
     for c, name in enumerate(EMOTIONS):
-        total = conf[c].sum()
+        row = list(conf[c]) + ([] if none is None else [none[c]])
+        total = sum(int(v) for v in row)
         rec = f"{conf[c, c] / total:.3f}" if total else "  -"
-        lines.append(name.ljust(10) + "".join(str(v).rjust(width) for v in conf[c]) + rec.rjust(9))
+        lines.append(name.ljust(10) + "".join(str(v).rjust(width) for v in row) + rec.rjust(9))
     return "\n".join(lines)
 
 
@@ -228,21 +276,36 @@ def format_report(result: Mapping[str, Any]) -> str:
     """A short human-readable summary of an ``evaluate`` result."""
     lines = [
         f"clips scored: {result['n']}  (excluded, label outside the seven: {result['excluded']}; "
-        f"missing prediction, counted wrong: {len(result['missing'])})",
+        f"no prediction, counted wrong: {len(result['missing'])})",
         f"accuracy:            {result['accuracy']:.4f}",
         f"mean class accuracy: {result['uar']:.4f}  (uar)",
         f"macro-F1:            {result['macro_f1']:.4f}",
         "per-class recall:    "
         + ", ".join(f"{k} {v:.3f}" if v is not None else f"{k} -" for k, v in result["per_class_recall"].items()),
         "",
-        format_confusion(result["confusion"]),
+        format_confusion(result["confusion"], result.get("no_prediction")),
     ]
     if result.get("not_in_truth"):
         lines.append(f"\n{result['not_in_truth']} score row(s) have no true label in the label source and were ignored")
     if result["missing"]:
         shown = result["missing"][:20]
-        lines.append(f"\nmissing: {', '.join(shown)}{' ...' if len(result['missing']) > 20 else ''}")
+        lines.append(f"\nno prediction: {', '.join(shown)}{' ...' if len(result['missing']) > 20 else ''}")
     return "\n".join(lines)
+
+
+def _check_truth_column(scores: str | Path, table: ScoreTable) -> None:
+    """A file scored against its own ``label`` column must have one that holds the truth: a predictions file
+    of ``mmfer predict`` has none (its prediction is in ``predicted``), and one written before ``predicted``
+    existed has the prediction in ``label``, which would score the predictions against themselves."""
+    header = {"label", *(table.extra or {})}
+    options = ("give the true labels with --labels-from folder --root DIR (emotion folder names), "
+               "--labels-from ravdess|cremad (file names) or --labels-from FILE.csv (clip_id,label)")
+    if not table.has_label_column:
+        raise MmferError(f"{scores}: no true labels: no label column (a predictions CSV of `mmfer predict` holds its "
+                         f"predicted class in `predicted`, not the truth); {options}")
+    if "predicted" not in header and {"modalities", "face_ratio"} <= header:
+        raise MmferError(f"{scores}: written by an older `mmfer predict`: its label column is the predicted "
+                         f"class, not the truth, and scoring it would compare the predictions with themselves; {options}")
 
 
 def evaluate_file(
@@ -255,7 +318,9 @@ def evaluate_file(
 ) -> dict[str, Any]:
     """``mmfer evaluate``: read a score CSV, take labels from ``labels_from``, optionally plot the confusion
     (``png``) and write the HTML page of ``mmfer.report`` (``report``)."""
-    table = read_scores(scores)
+    table = read_scores(scores, for_evaluate=True)
+    if labels_from == "csv-column":
+        _check_truth_column(scores, table)
     truth = truth_from(labels_from, table=table, root=root)
     try:
         result = evaluate_scores(table, truth)
@@ -266,13 +331,18 @@ def evaluate_file(
     if png is not None:
         from mmfer.plots import plot_confusion
 
-        result["png"] = str(plot_confusion(result["confusion"], png, title=Path(scores).name))
+        result["png"] = str(plot_confusion(result["confusion"], png, title=Path(scores).name,
+                                           no_prediction=result["no_prediction"]))
     if report is not None:
         from mmfer.report import write_report
 
-        truth_of = truth if truth is not None else dict(zip(table.clip_ids, table.labels))
-        rows = [{"clip_id": c, "label": EMOTIONS[int(np.argmax(p))], "truth": truth_of.get(c),
-                 "confidence": float(np.max(p))} for c, p in zip(table.clip_ids, table.probs)]
+        keys = row_keys(table, by_path=getattr(truth, "by_path", False))
+        truth_of = truth if truth is not None else dict(zip(keys, table.labels))
+        rows = []
+        for c, k, p in zip(table.clip_ids, keys, table.probs):
+            none = not np.all(np.isfinite(p)) or np.ptp(p) <= 1e-9
+            rows.append({"clip_id": c, "predicted": "" if none else EMOTIONS[int(np.argmax(p))],
+                         "truth": truth_of.get(k), "confidence": None if none else float(np.max(p)), "error": none})
         result["report"] = str(write_report(report, rows, title=f"mmfer evaluate: {Path(scores).name}",
                                             metrics=result, note=f"Scores: {scores}; labels: {labels_from}."))
     return result

@@ -35,14 +35,20 @@ def plot_confusion(
     *,
     title: str = "",
     normalize: bool = True,
+    no_prediction: Sequence[int] | None = None,
 ) -> Path:
-    """Confusion matrix (rows truth, columns prediction); colours by row share, cells show counts."""
+    """Confusion matrix (rows truth, columns prediction); colours by row share, cells show counts. With
+    ``no_prediction`` (clips per true class that got no prediction), a last column "no prediction"."""
     conf = np.asarray(confusion, dtype=np.float64)
+    columns = list(EMOTIONS)
+    if no_prediction is not None:
+        conf = np.concatenate([conf, np.asarray(no_prediction, dtype=np.float64).reshape(-1, 1)], axis=1)
+        columns.append("no prediction")
     rows = conf.sum(axis=1, keepdims=True)
     shown = np.divide(conf, rows, out=np.zeros_like(conf), where=rows > 0) if normalize else conf
-    fig, ax = plt.subplots(figsize=(6.4, 5.4))
+    fig, ax = plt.subplots(figsize=(6.4 + 0.7 * (len(columns) - len(EMOTIONS)), 5.4))
     im = ax.imshow(shown, cmap="Blues", vmin=0, vmax=1 if normalize else None)
-    ax.set_xticks(range(len(EMOTIONS)), EMOTIONS, rotation=45, ha="right")
+    ax.set_xticks(range(len(columns)), columns, rotation=45, ha="right")
     ax.set_yticks(range(len(EMOTIONS)), EMOTIONS)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from mmfer.bundle import Branch, Bundle, load_bundle
-from mmfer.cache import CachedClip, ClipRecord, clip_id_from_name
+from mmfer.cache import CachedClip, ClipRecord, clip_id_from_name, safe_text
 from mmfer.data.audio import sanitise_audio
 from mmfer.data.datasets import DATASETS, CacheDataset
 from mmfer.data.index import (
@@ -44,7 +44,9 @@ from mmfer.models.common import fold_batchnorm
 
 log = logging.getLogger(__name__)
 
-PREDICTION_COLUMNS: tuple[str, ...] = ("path", "clip_id", "label", *EMOTIONS, "face_ratio", "modalities", "warning")
+# ``predicted`` is the predicted class; ``label`` is only ever a known truth (written after ``predicted`` when
+# ``labels_from`` gives one), as in every score CSV: one column name, one meaning.
+PREDICTION_COLUMNS: tuple[str, ...] = ("path", "clip_id", "predicted", *EMOTIONS, "face_ratio", "modalities", "warning")
 # Audio whose peak stays under this (about -80 dBFS) is silence: no speech to classify.
 SILENCE_PEAK = 1e-4
 # Images up to this side and about square are taken as face crops as they are (FER2013 is 48x48).
@@ -102,16 +104,23 @@ class Prediction:
         return self.probs is not None
 
     @property
-    def label(self) -> str:
+    def predicted(self) -> str:
         """The top class; empty for error rows and for uniform rows (nothing was seen, so nothing is predicted)."""
         if self.probs is None or np.ptp(self.probs) < 1e-9:
             return ""
         return EMOTIONS[int(np.argmax(self.probs))]
 
-    def csv_row(self) -> list[str]:
+    @property
+    def label(self) -> str:
+        """Old name of ``predicted`` (kept for Python callers; files call it ``predicted``)."""
+        return self.predicted
+
+    def csv_row(self, truth: str | None = None, *, with_truth: bool = False) -> list[str]:
         probs = [f"{p:.6f}" for p in self.probs] if self.probs is not None else [""] * NUM_CLASSES
         ratio = "" if self.face_ratio is None else f"{self.face_ratio:.3f}"
-        return [self.path, self.clip_id, self.label, *probs, ratio, self.modalities, self.warning]
+        known = [truth or ""] if with_truth else []
+        return [safe_text(self.path), self.clip_id, self.predicted, *known, *probs, ratio, self.modalities,
+                safe_text(self.warning)]
 
 
 @dataclass
@@ -133,11 +142,12 @@ class PredictResult:
 
     def table(self, *, width: int = 60) -> str:
         """A readable table: clip id, label, top probability, modalities, warning; then a summary line."""
-        rows = [("clip_id", "label", "top", "modalities", "warning")]
+        rows = [("clip_id", "predicted", "top", "modalities", "warning")]
         for p in self.predictions:
             top = f"{float(np.max(p.probs)):.2f}" if p.ok else ""
-            warn = p.warning if len(p.warning) <= width else p.warning[: width - 3] + "..."
-            rows.append((p.clip_id, p.label or ("error" if not p.ok else "-"), top, p.modalities, warn))
+            warning = safe_text(p.warning)
+            warn = warning if len(warning) <= width else warning[: width - 3] + "..."
+            rows.append((p.clip_id, p.predicted or ("error" if not p.ok else "-"), top, p.modalities, warn))
         widths = [max(len(r[i]) for r in rows) for i in range(4)]
         lines = ["  ".join(c.ljust(w) for c, w in zip(r[:4], widths)) + "  " + r[4] for r in rows]
         lines = [ln.rstrip() for ln in lines]
@@ -577,17 +587,26 @@ def _without_path(message: str, path: Path) -> str:
 
 
 # ---------------------------------------------------------------- outputs
-def write_predictions(path: str | Path, predictions: Sequence[Prediction]) -> Path:
-    """The predictions CSV (``PREDICTION_COLUMNS``), written to a temporary file and renamed."""
+def write_predictions(path: str | Path, predictions: Sequence[Prediction],
+                      truths: Sequence[str | None] | None = None) -> Path:
+    """The predictions CSV (``PREDICTION_COLUMNS``), written to a temporary file and renamed. With ``truths``
+    (known true labels, one per prediction), a ``label`` column of them follows ``predicted``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(PREDICTION_COLUMNS)
-        for p in predictions:
-            w.writerow(p.csv_row())
-    os.replace(tmp, path)
+    columns = list(PREDICTION_COLUMNS)
+    if truths is not None:
+        columns.insert(columns.index("predicted") + 1, "label")
+    try:
+        with open(tmp, "w", newline="", encoding="utf-8") as f:
+            w = csv.writer(f)
+            w.writerow(columns)
+            for i, p in enumerate(predictions):
+                w.writerow(p.csv_row(truths[i] if truths is not None else None, with_truth=truths is not None))
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     return path
 
 
@@ -596,9 +615,12 @@ def read_predictions(path: str | Path) -> list[dict[str, str]]:
     path = Path(path)
     if not path.is_file():
         raise MmferError(f"{path}: predictions file not found")
-    with open(path, newline="") as f:
+    with open(path, newline="", encoding="utf-8-sig") as f:
         reader = csv.DictReader(f)
         missing = [c for c in PREDICTION_COLUMNS if c not in (reader.fieldnames or [])]
+        if missing == ["predicted"] and "label" in (reader.fieldnames or []):
+            raise MmferError(f"{path}: written by an older mmfer predict, whose label column is the predicted class; "
+                             "rename that column to predicted (label now only ever holds a known truth)")
         if missing:
             raise MmferError(f"{path}: not a predictions CSV (missing {', '.join(missing)})")
         return list(reader)
@@ -633,7 +655,7 @@ def _timeline_args(pred: Prediction) -> tuple[dict[str, Any], str]:
     if "frame_probs" in tl and not np.isfinite(tl["frame_probs"]).any():  # no face in any frame: no face panel
         tl.pop("frame_probs"), tl.pop("frame_times")
     keys = ("frame_times", "frame_probs", "audio_times", "audio_probs")
-    title = f"{pred.clip_id}: {pred.label or 'no label'} ({pred.modalities or 'nothing seen'})"
+    title = f"{pred.clip_id}: {pred.predicted or 'no prediction'} ({pred.modalities or 'nothing seen'})"
     return {k: tl[k] for k in keys if k in tl}, title
 
 
@@ -649,13 +671,10 @@ def _plot(pred: Prediction, plots: Path, used: set[str]) -> Path:
     return plot_timeline(plots / f"{name}.png", **arrays, title=title)
 
 
-def write_prediction_report(out: str | Path, predictions: Sequence[Prediction], *, timelines: dict[str, str],
-                            model: str, labels_from: str | None = None) -> Path:
-    """``--report``: the HTML page of ``mmfer.report`` for predictions; with ``labels_from`` (folder,
-    ravdess, cremad) the true labels come from each file's path and the page shows the metrics."""
+def _truths(predictions: Sequence[Prediction], labels_from: str) -> list[str | None]:
+    """The true label of each input from its path (``labels_from``: folder, ravdess, cremad); None where the
+    source cannot read the name, or the emotion is outside the seven."""
     from mmfer.data.index import file_label
-    from mmfer.metrics import evaluate
-    from mmfer.report import write_report
 
     def truth(path: str) -> str | None:
         try:
@@ -663,14 +682,24 @@ def write_prediction_report(out: str | Path, predictions: Sequence[Prediction], 
         except MmferError:  # a name the label source cannot read: unlabelled
             return None
 
-    truths = [truth(p.path) if labels_from else None for p in predictions]
+    return [truth(p.path) for p in predictions]
+
+
+def write_prediction_report(out: str | Path, predictions: Sequence[Prediction], *, timelines: dict[str, str],
+                            model: str, labels_from: str | None = None) -> Path:
+    """``--report``: the HTML page of ``mmfer.report`` for predictions; with ``labels_from`` (folder,
+    ravdess, cremad) the true labels come from each file's path and the page shows the metrics."""
+    from mmfer.metrics import evaluate
+    from mmfer.report import write_report
+
+    truths = _truths(predictions, labels_from) if labels_from else [None] * len(predictions)
     metrics = None
     if labels_from and any(truths):
         probs = np.stack([p.probs if p.ok else np.full(NUM_CLASSES, np.nan) for p in predictions])
         metrics = evaluate(truths, probs, clip_ids=[p.clip_id for p in predictions])
-    rows = [{"clip_id": p.clip_id, "kind": p.kind, "label": p.label, "truth": t if labels_from else None,
+    rows = [{"clip_id": p.clip_id, "kind": p.kind, "predicted": p.predicted, "truth": t if labels_from else None,
              "confidence": float(np.max(p.probs)) if p.ok else None, "modalities": p.modalities,
-             "warning": p.warning, "error": not p.ok} for p, t in zip(predictions, truths)]
+             "warning": safe_text(p.warning), "error": not p.ok} for p, t in zip(predictions, truths)]
     if not labels_from:
         for r in rows:
             r.pop("truth")
@@ -719,14 +748,15 @@ class FrameWriter:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._tmp = self.path.with_name(f".{self.path.name}.tmp{os.getpid()}")
-        self._f = open(self._tmp, "w", newline="")
+        self._f = open(self._tmp, "w", newline="", encoding="utf-8")
         self._w = csv.writer(self._f)
         self._w.writerow(FRAME_COLUMNS)
 
     def add(self, pred: Prediction) -> None:
         for r in frame_rows(pred):
             self._w.writerow(["" if v is None or (isinstance(v, float) and np.isnan(v)) else
-                              (f"{v:.6f}" if isinstance(v, float) else int(v) if isinstance(v, bool) else v)
+                              (f"{v:.6f}" if isinstance(v, float) else int(v) if isinstance(v, bool) else
+                               safe_text(v) if isinstance(v, str) else v)
                               for v in (r[c] for c in FRAME_COLUMNS)])
 
     def close(self) -> Path:
@@ -765,8 +795,18 @@ def predict(
     """
     from tqdm.auto import tqdm
 
+    from mmfer.outputs import check_output_dir, check_output_file
+
     if isinstance(paths, (str, Path)):
         paths = [paths]
+    if labels_from is not None and labels_from not in ("folder", "ravdess", "cremad"):
+        raise MmferError(f"--labels-from {labels_from!r}: choose folder, ravdess or cremad")
+    # every output is checked before any work, so a long run never ends unable to write its result
+    for option, target in (("--out", out), ("--frames", frames), ("--report", report), ("--submission", submission)):
+        if target is not None:
+            check_output_file(target, option=option)
+    if plots is not None:
+        check_output_dir(plots, option="--plots")
     inputs = find_inputs(paths)
     if not inputs:
         raise MmferError("predict: no inputs given; pass video, image or audio files, or folders holding them")
@@ -779,8 +819,6 @@ def predict(
     plot_dir = Path(plots) if plots is not None else None
     result = PredictResult(predictions=[], model=predictor.bundle.describe(), load_seconds=round(load_seconds, 3))
     used: set[str] = set()
-    if labels_from is not None and labels_from not in ("folder", "ravdess", "cremad"):
-        raise MmferError(f"--labels-from {labels_from!r}: choose folder, ravdess or cremad")
     frame_writer = FrameWriter(frames) if frames is not None else None
     timelines: dict[str, str] = {}
     try:
@@ -794,7 +832,7 @@ def predict(
                 from mmfer.report import png_data
 
                 arrays, title = _timeline_args(pred)
-                timelines[pred.clip_id if pred.clip_id not in timelines else str(pred.path)] = png_data(
+                timelines[pred.clip_id if pred.clip_id not in timelines else safe_text(pred.path)] = png_data(
                     lambda p: plot_timeline(p, **arrays, title=title))
             if frame_writer is not None:
                 frame_writer.add(pred)
@@ -804,13 +842,15 @@ def predict(
         if frame_writer is not None:
             frame_writer.abort()
         raise
+    # the main output first: an optional one that fails afterwards cannot take the predictions with it
+    if out is not None:
+        truths = _truths(result.predictions, labels_from) if labels_from else None
+        result.out = write_predictions(out, result.predictions, truths)
     if frame_writer is not None:
         result.frames = frame_writer.close()
     if report is not None:
         result.report = write_prediction_report(report, result.predictions, timelines=timelines,
                                                 model=result.model, labels_from=labels_from)
-    if out is not None:
-        result.out = write_predictions(out, result.predictions)
     if submission is not None:
         result.submission = write_prediction_submission(result.predictions, submission)
     return result

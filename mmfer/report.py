@@ -59,7 +59,11 @@ def _metrics_html(metrics: Mapping[str, Any]) -> str:
     cells = "".join(f"<tr><td>{html.escape(e)}</td><td class='num'>"
                     f"{'' if recall.get(e) is None else f'{recall[e]:.3f}'}</td>"
                     f"<td class='num'>{metrics.get('support', {}).get(e, 0)}</td></tr>" for e in EMOTIONS)
-    confusion = png_data(lambda p: plot_confusion(metrics["confusion"], p, title="confusion (rows: truth)"))
+    confusion = png_data(lambda p: plot_confusion(metrics["confusion"], p, title="confusion (rows: truth)",
+                                                  no_prediction=metrics.get("no_prediction")))
+    none = metrics.get("no_prediction")
+    cells += (f"<tr id='no-prediction'><td>no prediction (counted wrong)</td><td></td>"
+              f"<td class='num'>{sum(none)}</td></tr>" if none is not None else "")
     excluded = f", {metrics['excluded']} excluded (no label, or one outside the seven)" if metrics.get("excluded") else ""
     missing = f", {len(metrics['missing'])} without a prediction (counted wrong)" if metrics.get("missing") else ""
     return (f"<h2>Metrics</h2><p id='summary'>{metrics['n']} labelled inputs{excluded}{missing}: "
@@ -79,9 +83,10 @@ def write_report(
     timelines: Mapping[str, str] | None = None,
     note: str = "",
 ) -> Path:
-    """Write the page. ``rows``: dicts with ``clip_id``, ``label`` (predicted), ``confidence`` and optionally
-    ``truth``, ``kind``, ``modalities``, ``warning``, ``error`` (bool); ``timelines``: clip id -> PNG data URI."""
-    columns = [("clip_id", "clip"), ("kind", "kind"), ("label", "predicted"), ("truth", "true"),
+    """Write the page. ``rows``: dicts with ``clip_id``, ``predicted`` (the predicted class, empty for none),
+    ``confidence`` and optionally ``truth``, ``kind``, ``modalities``, ``warning``, ``error`` (bool: no
+    prediction); ``timelines``: clip id -> PNG data URI."""
+    columns = [("clip_id", "clip"), ("kind", "kind"), ("predicted", "predicted"), ("truth", "true"),
                ("confidence", "confidence"), ("modalities", "modalities"), ("warning", "warning")]
     columns = [(k, name) for k, name in columns if any(k in r for r in rows)]
     head = "".join(f"<th>{html.escape(name)}</th>" for _, name in columns)

@@ -3,6 +3,9 @@
 Format: ``clip_id,label,Angry,Disgust,Fear,Happy,Neutral,Sad,Surprise`` (class columns in
 ``EMOTIONS`` order when written), probabilities summing to 1, ``label`` empty when unknown.
 Readers map class columns by name, so a file with reordered or extra columns still reads right.
+
+One name, one meaning: ``label`` is always a known truth, never a prediction. ``mmfer predict`` writes its
+predicted class in a ``predicted`` column (and a ``label`` column only for a truth it was given).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from typing import Sequence
 
 import numpy as np
 
+from mmfer.cache import safe_text
 from mmfer.errors import MmferError
 from mmfer.labels import EMOTIONS, canonical
 
@@ -29,6 +33,8 @@ class ScoreTable:
     labels: list[str | None]
     probs: np.ndarray  # (N, 7) float64, columns in EMOTIONS order
     extra: dict[str, list[str]] | None = None  # other columns, by name, as text
+    # False when the file had no ``label`` column at all (a predictions file): no truth in it
+    has_label_column: bool = True
 
     def __post_init__(self) -> None:
         self.probs = np.asarray(self.probs, dtype=np.float64)
@@ -84,34 +90,42 @@ def write_scores(
             raise MmferError(f"{path}: extra column {name!r} has {len(col)} values for {len(table)} clips")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "w", newline="") as f:
+    with open(tmp, "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
         w.writerow([*SCORE_COLUMNS, *extra])
         for i, cid in enumerate(table.clip_ids):
             w.writerow(
-                [cid, table.labels[i] or "", *(f"{p:.6f}" for p in table.probs[i]), *(extra[k][i] for k in extra)]
+                [safe_text(cid), table.labels[i] or "", *(f"{p:.6f}" for p in table.probs[i]), *(safe_text(v) if isinstance(v, str) else v for v in (extra[k][i] for k in extra))]
             )
     os.replace(tmp, path)
     return path
 
 
-def read_scores(path: str | Path) -> ScoreTable:
-    """Read a score CSV, mapping class columns by name; errors name the file, row and problem."""
+def read_scores(path: str | Path, *, for_evaluate: bool = False) -> ScoreTable:
+    """Read a score CSV, mapping class columns by name; errors name the file, row and problem.
+
+    ``for_evaluate`` reads what ``mmfer evaluate`` scores, a predictions CSV of ``mmfer predict`` included:
+    the ``label`` column may be absent (no truth in the file: ``has_label_column`` is False), a row without
+    a prediction (empty class scores, or an empty ``predicted`` column: an unreadable input, or neither face
+    nor sound) gets NaN probabilities and counts as wrong, and a clip id may repeat where a ``path`` column
+    tells the rows apart (files of the same name in different folders).
+    """
     path = Path(path)
     if not path.is_file():
         raise MmferError(f"{path}: score file not found")
     try:
         with open(path, newline="", encoding="utf-8-sig") as f:  # a spreadsheet's BOM is read past
-            return _read_score_rows(path, f)
+            return _read_score_rows(path, f, for_evaluate=for_evaluate)
     except UnicodeDecodeError as e:
         raise MmferError(f"{path}: not UTF-8 text (byte {e.start}: {e.object[e.start:e.start + 1]!r}); "
                          "save the file as UTF-8 (CSV UTF-8 in a spreadsheet)") from None
 
 
-def _read_score_rows(path: Path, f) -> ScoreTable:
+def _read_score_rows(path: Path, f, *, for_evaluate: bool = False) -> ScoreTable:
     reader = csv.DictReader(f)
     header = reader.fieldnames or []
-    missing = [c for c in SCORE_COLUMNS if c not in header]
+    has_label = "label" in header
+    missing = [c for c in SCORE_COLUMNS if c not in header and not (for_evaluate and c == "label")]
     if missing:
         raise MmferError(
             f"{path}: not a score CSV: missing column(s) {', '.join(missing)} "
@@ -123,31 +137,42 @@ def _read_score_rows(path: Path, f) -> ScoreTable:
     rows: list[list[float]] = []
     extra: dict[str, list[str]] = {c: [] for c in others}
     seen: set[str] = set()
+    by_path = for_evaluate and "path" in header
     for line_no, row in enumerate(reader, start=2):
         cid = (row["clip_id"] or "").strip()
         if not cid:
             raise MmferError(f"{path}:{line_no}: empty clip_id")
-        if cid in seen:
-            raise MmferError(f"{path}:{line_no}: clip {cid!r} appears twice")
-        seen.add(cid)
-        raw_label = (row["label"] or "").strip()
+        key = (cid, (row.get("path") or "").strip()) if by_path else cid
+        if key in seen:
+            raise MmferError(f"{path}:{line_no}: clip {cid!r} appears twice"
+                             + (f" with the same path {key[1]!r}" if by_path else ""))
+        seen.add(key)
+        raw_label = (row["label"] or "").strip() if has_label else ""
         try:
             label = canonical(raw_label) if raw_label else None
         except MmferError as e:
             raise MmferError(f"{path}:{line_no}: {e}") from None
-        try:
-            values = [float(row[e]) for e in EMOTIONS]
-        except (TypeError, ValueError):
-            raise MmferError(f"{path}:{line_no}: class scores must be numbers, got {[row[e] for e in EMOTIONS]}") from None
-        if not np.all(np.isfinite(values)) or min(values) < 0:
-            raise MmferError(f"{path}:{line_no}: class scores must be finite and non-negative, got {values}")
+        cells = [(row[e] or "").strip() for e in EMOTIONS]
+        no_prediction = for_evaluate and (not any(cells) or ("predicted" in header and not (row["predicted"] or "").strip()))
+        if no_prediction:  # an error row or a row where nothing was seen: counted wrong, never as a class
+            values = [float("nan")] * len(EMOTIONS)
+        else:
+            try:
+                values = [float(c) for c in cells]
+            except (TypeError, ValueError):
+                raise MmferError(f"{path}:{line_no}: class scores must be numbers, got {cells}") from None
+            if not np.all(np.isfinite(values)) or min(values) < 0:
+                raise MmferError(f"{path}:{line_no}: class scores must be finite and non-negative, got {values}")
         clip_ids.append(cid)
         labels.append(label)
         rows.append(values)
         for c in others:
             extra[c].append(row[c])
     probs = np.array(rows, dtype=np.float64).reshape(-1, len(EMOTIONS))
-    return ScoreTable(clip_ids, labels, normalise_rows(probs), extra or None)
+    none = ~np.all(np.isfinite(probs), axis=1)
+    probs = normalise_rows(np.where(none[:, None], 0.0, probs))
+    probs[none] = np.nan
+    return ScoreTable(clip_ids, labels, probs, extra or None, has_label_column=has_label)
 
 
 def uniform_scores(n: int) -> np.ndarray:

@@ -182,7 +182,7 @@ def _check_recorded(model, csv_path: Path, inputs) -> None:
     assert len(recorded) == len(result.predictions)
     for p in result.predictions:
         rec = recorded[Path(p.path).resolve().relative_to(REPO).as_posix()]
-        assert (rec["label"], rec["modalities"]) == (p.label, p.modalities), p.path
+        assert (rec["predicted"], rec["modalities"]) == (p.predicted, p.modalities), p.path
         np.testing.assert_allclose([float(rec[e]) for e in EMOTIONS], p.probs, atol=1e-4, err_msg=p.path)
         assert rec["face_ratio"] == ("" if p.face_ratio is None else f"{p.face_ratio:.3f}")
 

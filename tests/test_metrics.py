@@ -119,3 +119,79 @@ def test_folder_labels_for_image_and_audio_trees(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(MmferError, match="no video, image or audio files"):
         truth_from("folder", table=read_scores(path), root=tmp_path / "empty")
+
+
+# ---------------------------------------------------------------- issue 20: one meaning per column, no prediction
+def _predictions_csv(tmp_path, rows, *, truths=None):
+    """A predictions CSV as `mmfer predict` writes it: rows of (relative path, probabilities or None)."""
+    from mmfer.cache import clip_id_from_name
+    from mmfer.predict import Prediction, write_predictions
+
+    preds = []
+    for rel, probs in rows:
+        path = tmp_path / "faces" / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"")
+        preds.append(Prediction(path=str(path), clip_id=clip_id_from_name(path.stem), kind="image",
+                                probs=None if probs is None else np.asarray(probs, float),
+                                modalities="" if probs is None else "face"))
+    return write_predictions(tmp_path / "p.csv", preds, truths)
+
+
+def test_predict_csv_has_no_label_column_and_evaluate_refuses_it_without_truth(tmp_path):
+    """Class 1: predict's prediction is `predicted`; `label` is only a truth. A predictions file alone has no
+    truth, so evaluate refuses it, naming the options, instead of scoring predictions against themselves."""
+    from mmfer.predict import PREDICTION_COLUMNS
+
+    assert "predicted" in PREDICTION_COLUMNS and "label" not in PREDICTION_COLUMNS
+    path = _predictions_csv(tmp_path, [("Angry/a.jpg", np.eye(7)[0]), ("Sad/b.jpg", np.eye(7)[0]),
+                                       ("Sad/c.jpg", np.eye(7)[5])])
+    with pytest.raises(MmferError, match="--labels-from folder --root"):
+        evaluate_file(path)
+    assert evaluate_file(path, labels_from="folder", root=tmp_path / "faces")["accuracy"] == pytest.approx(2 / 3)
+    # a file of an older predict, whose label column held the prediction, is refused too
+    old = tmp_path / "old.csv"
+    old.write_text(path.read_text().replace("predicted", "label", 1))
+    with pytest.raises(MmferError, match="older `mmfer predict`.*--labels-from"):
+        evaluate_file(old)
+    # with a truth source, predict writes `label` as the truth, and evaluate reads that
+    with_truth = _predictions_csv(tmp_path, [("Angry/a.jpg", np.eye(7)[0]), ("Sad/b.jpg", np.eye(7)[0]),
+                                             ("Sad/c.jpg", np.eye(7)[5])], truths=["Angry", "Sad", "Sad"])
+    assert evaluate_file(with_truth)["accuracy"] == pytest.approx(2 / 3)
+
+
+def test_no_prediction_is_never_a_class(tmp_path):
+    """Class 2: uniform rows (silent files: nothing seen) and NaN rows are 'no prediction', counted wrong, in a
+    column of their own, never the first class argmax gives."""
+    uniform = np.full(7, 1 / 7)
+    m = evaluate(["Angry", "Angry", "Sad", "Sad"], np.stack([uniform] * 4))
+    assert m["accuracy"] == 0 and m["per_class_recall"]["Angry"] == 0 and np.sum(m["confusion"]) == 0
+    assert m["no_prediction"] == [2, 0, 0, 0, 0, 2, 0] and len(m["missing"]) == 4
+    path = _predictions_csv(tmp_path, [("Angry/s1.wav", uniform), ("Angry/s2.wav", uniform),
+                                       ("Sad/s3.wav", uniform), ("Sad/s4.wav", uniform)])
+    m = evaluate_file(path, labels_from="folder", root=tmp_path / "faces", report=tmp_path / "r.html")
+    assert m["accuracy"] == 0 and m["per_class_recall"]["Angry"] == 0 and m["no_prediction"][0] == 2
+    assert format_confusion(m["confusion"], m["no_prediction"]).splitlines()[0].split()[-2] == "none"
+    assert "no prediction" in (tmp_path / "r.html").read_text()
+    # a branch score CSV where a branch saw nothing (uniform) is not a class either
+    scores = write_scores(tmp_path / "s.csv", ["a", "b"], ["Angry", "Sad"], np.stack([uniform, np.eye(7)[5]]))
+    m = evaluate_file(scores)
+    assert m["accuracy"] == 0.5 and m["per_class_recall"]["Angry"] == 0 and m["missing"] == ["a"]
+
+
+def test_readme_workflow_error_rows_and_repeated_names(tmp_path):
+    """Class 3: `predict faces/ --out p.csv` then `evaluate p.csv --labels-from folder --root faces/`: an error
+    row counts wrong (no rejection of the file), and two files of one name in different folders are told
+    apart by path, both from --root and from the path column."""
+    path = _predictions_csv(tmp_path, [("Angry/x.jpg", np.eye(7)[0]), ("Sad/x.jpg", np.eye(7)[5]),
+                                       ("Happy/y.jpg", np.eye(7)[3]), ("Fear/broken.jpg", None)])
+    for kwargs in ({"root": tmp_path / "faces"}, {}):
+        m = evaluate_file(path, labels_from="folder", **kwargs)
+        assert m["n"] == 4 and m["accuracy"] == pytest.approx(3 / 4), kwargs
+        assert m["per_class_recall"]["Angry"] == 1 and m["per_class_recall"]["Sad"] == 1
+        assert m["no_prediction"][EMOTIONS.index("Fear")] == 1 and len(m["missing"]) == 1
+    # a clip_id,label truth file cannot tell the two x apart: a clear error, not a wrong figure
+    truth = tmp_path / "truth.csv"
+    truth.write_text("clip_id,label\nx,Angry\ny,Happy\nbroken,Fear\n")
+    with pytest.raises(MmferError, match="appear twice"):
+        evaluate_file(path, labels_from=str(truth))

@@ -133,7 +133,7 @@ def test_csv(result):
     assert sum(float(ok[e]) for e in EMOTIONS) == pytest.approx(1.0, abs=1e-5)
     assert ok["modalities"] == "face+audio" and float(ok["face_ratio"]) > 0.9
     bad = by_id["broken"]
-    assert [bad[e] for e in ("label", *EMOTIONS, "face_ratio", "modalities")] == [""] * 10 and bad["warning"]
+    assert [bad[e] for e in ("predicted", *EMOTIONS, "face_ratio", "modalities")] == [""] * 10 and bad["warning"]
     assert by_id["1002_DFA_ANG_XX"]["face_ratio"] == ""
 
 

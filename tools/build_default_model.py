@@ -70,7 +70,7 @@ def _sanity(predictions) -> None:
 
     for kind in ("video", "audio"):
         rows = [p for p in predictions if p.kind == kind]
-        hits = sum(p.label == cremad_label(Path(p.path)) for p in rows)
+        hits = sum(p.predicted == cremad_label(Path(p.path)) for p in rows)
         line = f"CREMA-D fixtures ({kind} files): fused {hits}/{len(rows)}"
         for name in sorted({b for p in rows for b in p.branches}):
             alone = sum(EMOTIONS[int(np.argmax(p.branches[name]))] == cremad_label(Path(p.path))
