@@ -107,6 +107,9 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
 
             if args.resume:
                 raise MmferError("--folds resumes unfinished folds by itself; leave out --resume")
+            from mmfer.outputs import check_output_dir
+
+            check_output_dir(args.out, option="--out")
             s = train_folds(config, data=args.data, out=args.out, folds=args.folds,
                             epochs=args.epochs, device=args.device, progress=not args.no_progress)
             for r in s["folds"]:
@@ -334,6 +337,10 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
 
         from mmfer.bench import bench, format_markdown, format_table
 
+        if args.json:
+            from mmfer.outputs import check_output_file
+
+            check_output_file(args.json, option="--json")
         result = bench(args.videos, device=args.device, workers=args.workers, repeat=args.repeat, steps=args.steps,
                        warmup=args.warmup, batch_size=args.batch_size, branches=args.branches, stages=args.stages,
                        max_clips=args.max_clips, model=args.model, long_clip=args.long_clip,

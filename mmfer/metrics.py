@@ -317,7 +317,17 @@ def evaluate_file(
     report: str | Path | None = None,
 ) -> dict[str, Any]:
     """``mmfer evaluate``: read a score CSV, take labels from ``labels_from``, optionally plot the confusion
-    (``png``) and write the HTML page of ``mmfer.report`` (``report``)."""
+    (``png``) and write the HTML page of ``mmfer.report`` (``report``). A ``png`` without an extension gets
+    ``.png``; another extension is an error. Both outputs are checked before anything is read."""
+    from mmfer.outputs import check_output_file
+
+    if png is not None:
+        png = Path(png)
+        if not png.suffix:
+            png = png.with_name(png.name + ".png")  # what matplotlib would write: say the real name
+        check_output_file(png, option="--png", suffixes=(".png",))
+    if report is not None:
+        check_output_file(report, option="--report")
     table = read_scores(scores, for_evaluate=True)
     if labels_from == "csv-column":
         _check_truth_column(scores, table)

@@ -84,7 +84,10 @@ def write_submission(
     the audio branch's Test scores, which exist for clips whose faces failed). Score rows for clips
     not in the index are left out and reported. Returns a report dict (also useful as JSON).
     """
+    from mmfer.outputs import check_output_file
+
     fused_test_csv = Path(fused_test_csv)
+    out_zip = check_output_file(out_zip, option="--out")  # before any reading
     if isinstance(fallback_probs, str) and fallback_probs == "prior":
         fallback_probs = prior_beside(fused_test_csv)
     table = read_scores(fused_test_csv)

@@ -617,6 +617,9 @@ def preprocess(
     i, n = shard
     if n < 1 or not 0 <= i < n:
         raise MmferError(f"shard {i}/{n}: need 0 <= i < n")
+    from mmfer.outputs import check_output_dir
+
+    check_output_dir(out, option="--out")  # a file there, or a read-only disk, is said before any clip
     if isinstance(source, (str, Path)):
         entries = index_source(source, splits=splits)
     else:

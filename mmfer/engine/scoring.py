@@ -191,7 +191,11 @@ def score_split(
     from mmfer.data.datasets import source_splits
     from mmfer.engine.train import holdout_seed, holdout_split
 
+    from mmfer.outputs import check_output_file
+
     ckpt_path = resolve_checkpoint(run_or_checkpoint)
+    out = Path(out) if out is not None else ckpt_path.parent / f"scores_{split}.csv"
+    check_output_file(out, option="--out")  # before any scoring
     ckpt = load_checkpoint(ckpt_path)
     config = config_from_dict(ckpt["config"], where=f"{ckpt_path}: config")
     if views is not None:
@@ -206,5 +210,4 @@ def score_split(
                  config.data.train_split)
     clip_ids, labels, probs = split_scores(model, ckpt, config=config, data=data, split=split, device=dev,
                                            records=records, progress=progress)
-    out = Path(out) if out is not None else ckpt_path.parent / f"scores_{split}.csv"
     return write_scores(out, clip_ids, labels, probs)

@@ -358,6 +358,9 @@ def train(
     the Train and Val clips and validates on the i-th of k speaker-disjoint folds (``mmfer.engine.folds``).
     """
     data, out = Path(data), Path(out)
+    from mmfer.outputs import check_output_dir
+
+    check_output_dir(out, option="--out")  # before any work: a file there, or a read-only disk, is said now
     if epochs is not None:
         if epochs < 1:
             raise MmferError(f"--epochs must be at least 1, got {epochs}")

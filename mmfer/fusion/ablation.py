@@ -40,6 +40,9 @@ def ablate(
     With Test files, each subset's fused Test scores go to OUT/subsets/<names>_Test.csv, and
     ``test_accuracy`` is filled where the Test files carry labels.
     """
+    from mmfer.outputs import check_output_dir
+
+    check_output_dir(out, option="--out")  # before any fusion
     inputs = load_fusion_inputs(val_paths, test_paths, names, method=method, objective=objective, command="ablate")
     names, y, test = inputs.names, inputs.y, inputs.test
     val_probs = [p[inputs.known] for p in inputs.val_probs]

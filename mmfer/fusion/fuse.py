@@ -199,6 +199,9 @@ def fuse(
 ) -> dict[str, Any]:
     """Tune ``method`` on the Val score files, write OUT/weights.json, OUT/fused_Val.csv and (with
     Test files) OUT/fused_Test.csv; returns the weights.json content."""
+    from mmfer.outputs import check_output_dir
+
+    check_output_dir(out, option="--out")  # before any tuning
     inputs = load_fusion_inputs(val_paths, test_paths, names, method=method, objective=objective, command="fuse")
     names, val_ids, val_labels, val_probs, known, y = (
         inputs.names, inputs.val_ids, inputs.val_labels, inputs.val_probs, inputs.known, inputs.y

@@ -1,0 +1,83 @@
+"""Issue 20, class 14: every output path is checked before any work, with exit code 2 and one clear line,
+never a traceback after the work is done; and predict writes its main output first."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mmfer.cli import main
+from mmfer.errors import MmferError
+from mmfer.outputs import check_output_dir, check_output_file
+from mmfer.scores import write_scores
+
+
+@pytest.fixture()
+def places(tmp_path):
+    """A regular file (nothing can be created below it), a folder, and a score CSV to feed commands."""
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    scores = write_scores(tmp_path / "s.csv", ["a", "b"], ["Angry", "Sad"], np.eye(7)[[0, 5]])
+    return afile, folder, scores
+
+
+def _refused(capsys, argv, option):
+    assert main(argv) == 2, argv
+    err = capsys.readouterr().err
+    assert option in err and "Traceback" not in err, err
+    return err
+
+
+def test_check_functions(places):
+    afile, folder, _ = places
+    with pytest.raises(MmferError, match="is a folder"):
+        check_output_file(folder, option="--out")
+    with pytest.raises(MmferError, match="is a file"):
+        check_output_file(afile / "x.csv", option="--out")
+    with pytest.raises(MmferError, match="is a file"):
+        check_output_dir(afile, option="--out")
+    with pytest.raises(MmferError, match="cannot write"):
+        check_output_file("/proc/mmfer-test.csv", option="--out")
+    with pytest.raises(MmferError, match="ending in .png"):
+        check_output_file(folder / "x.txt", option="--png", suffixes=(".png",))
+    assert check_output_file(folder / "new" / "x.csv", option="--out") == folder / "new" / "x.csv"
+    assert not (folder / "new").exists() and not list(folder.iterdir())  # a check leaves nothing behind
+
+
+def test_every_command_checks_its_outputs_first(places, capsys, tmp_path, cremad_dir):
+    afile, folder, scores = places
+    video = str(next(cremad_dir.glob("*.flv")))
+    # predict: --out an existing folder, and each optional output in an unwritable place
+    _refused(capsys, ["predict", video, "--out", str(folder), "--quiet"], "--out")
+    for option in ("--report", "--frames", "--submission"):
+        _refused(capsys, ["predict", video, "--out", str(tmp_path / "p.csv"), option, str(afile / "x"), "--quiet"],
+                 option)
+    _refused(capsys, ["predict", video, "--out", str(tmp_path / "p.csv"), "--plots", str(afile), "--quiet"], "--plots")
+    assert not (tmp_path / "p.csv").exists()
+    # scores --out DIR (checked before the checkpoint is even loaded)
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "best.pt").write_bytes(b"not read")
+    _refused(capsys, ["scores", str(run), "--data", str(tmp_path), "--out", str(folder)], "--out")
+    # train, fuse, ablate, preprocess --out FILE
+    _refused(capsys, ["train", "configs/c3d.yaml", "--data", str(tmp_path), "--out", str(afile)], "--out")
+    _refused(capsys, ["fuse", "--val", str(scores), "--out", str(afile)], "--out")
+    _refused(capsys, ["ablate", "--val", str(scores), "--out", str(afile)], "--out")
+    _refused(capsys, ["preprocess", str(cremad_dir), "--out", str(afile), "--no-progress"], "--out")
+    # evaluate --report / --png unwritable, --png x.txt
+    _refused(capsys, ["evaluate", str(scores), "--report", str(afile / "r.html")], "--report")
+    _refused(capsys, ["evaluate", str(scores), "--png", str(afile / "c.png")], "--png")
+    _refused(capsys, ["evaluate", str(scores), "--png", str(tmp_path / "x.txt")], "--png")
+    # submit --out unwritable
+    _refused(capsys, ["submit", str(scores), "--index", str(tmp_path), "--out", str(afile / "t.zip")], "--out")
+    _refused(capsys, ["bench", "--json", str(folder)], "--json")
+
+
+def test_evaluate_png_names_the_file_it_wrote(places, capsys, tmp_path):
+    """Class 15 too: `--png confmat` writes confmat.png and says so."""
+    _, _, scores = places
+    assert main(["evaluate", str(scores), "--png", str(tmp_path / "confmat")]) == 0
+    assert f"wrote {tmp_path / 'confmat.png'}" in capsys.readouterr().out
+    assert (tmp_path / "confmat.png").read_bytes()[:4] == b"\x89PNG"
