@@ -367,3 +367,29 @@ def test_uncapped_videos_spool_their_faces_and_give_the_same_result(bundle, crem
     for name, p in in_memory.branches.items():
         np.testing.assert_allclose(spooled.branches[name], p, atol=1e-6)
     np.testing.assert_allclose(spooled.timeline["frame_probs"], in_memory.timeline["frame_probs"], atol=1e-6)
+
+
+def test_non_utf8_file_names_get_safe_ids_and_every_output_is_written(bundle, cremad_audio, tmp_path):
+    """Issue 20, class 13: a name like b'caf\\xe9.mp3' (not UTF-8) gets the id 'café'; the CSV, frames, report
+    and submission are written (no UnicodeEncodeError after all the work, no stray temporary file)."""
+    import os
+    import shutil
+
+    d = tmp_path / "in"
+    d.mkdir()
+    shutil.copy(cremad_audio[0], os.fsdecode(bytes(d) + b"/caf\xe9.mp3"))
+    (Path(os.fsdecode(bytes(d) + b"/bad\xff.avi"))).write_bytes(b"not a video" * 10)
+    out = tmp_path / "out"
+    result = predict([d], model=bundle, out=out / "p.csv", frames=out / "frames.csv", report=out / "r.html",
+                     submission=out / "team.zip", labels_from="cremad", progress=False)
+    ids = sorted(p.clip_id for p in result.predictions)
+    assert ids == ["bad\xff", "café"]
+    for p in ids:
+        p.encode("utf-8")
+    rows = read_predictions(out / "p.csv")
+    assert sorted(r["clip_id"] for r in rows) == ids and any("\\xe9" in r["path"] for r in rows)
+    assert (out / "frames.csv").is_file() and (out / "r.html").is_file()
+    with zipfile.ZipFile(out / "team.zip") as zf:
+        assert sorted(zf.namelist()) == ["bad\xff.txt", "café.txt"]
+    assert sorted(os.listdir(out)) == ["frames.csv", "p.csv", "r.html", "team.zip"]  # nothing stray
+    print(result.table())  # printable too

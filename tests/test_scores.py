@@ -56,3 +56,18 @@ def test_formula_like_file_names_get_safe_ids():
         assert clip_id_problem(name) and "formula" in clip_id_problem(name)
         safe = clip_id_from_name(name)
         assert safe.startswith("_") and not clip_id_problem(safe)
+
+
+def test_score_ids_that_are_not_utf8_are_written(tmp_path):
+    """Issue 20, class 13: a clip id from a non-UTF-8 file name (as a cache made before the fix holds it)
+    is written readably instead of crashing `train` or `scores` after the work."""
+    import os
+
+    from mmfer.cache import clip_id_from_name
+
+    raw = os.fsdecode(b"caf\xe9")
+    assert clip_id_from_name(raw) == "café" and clip_id_from_name(os.fsdecode(b"a\x85b")) == "a_b"
+    path = write_scores(tmp_path / "s.csv", [raw, "b"], [None, "Sad"], np.eye(7)[[0, 5]],
+                        extra={"path": [raw + ".avi", "b.avi"]})
+    table = read_scores(path)
+    assert table.clip_ids == ["caf\\xe9", "b"] and table.extra["path"][0] == "caf\\xe9.avi"

@@ -222,3 +222,22 @@ def test_checker_caps_entry_sizes_and_finds_corrupt_members(tmp_path):
     unsafe = _zip(tmp_path / "u.zip", {"../a.txt": "Happy", "/b.txt": "Sad"})
     problems = check_submission(unsafe, index=index)
     assert any("climbs out" in p for p in problems) and any("absolute" in p for p in problems)
+
+
+def test_non_utf8_names_in_the_index(tmp_path, capsys):
+    """Issue 20, class 13: a test video named b'caf\\xe9.avi' is the clip 'café' in the index, the zip and the
+    check; `mmfer submit` writes and checks it without a UnicodeEncodeError."""
+    import os
+
+    from mmfer.cli import main
+
+    test = tmp_path / "Test"
+    test.mkdir()
+    open(os.fsencode(test) + b"/caf\xe9.avi", "wb").write(b"x")
+    (test / "b.avi").write_bytes(b"x")
+    assert index_clip_ids(test)[0] == ["b", "café"]
+    scores = write_scores(tmp_path / "s.csv", ["café", "b"], [None, None], np.eye(7)[[0, 5]])
+    assert main(["submit", str(scores), "--index", str(test), "--out", str(tmp_path / "t.zip")]) == 0
+    assert main(["submit", "--check", str(tmp_path / "t.zip"), "--index", str(test)]) == 0
+    with zipfile.ZipFile(tmp_path / "t.zip") as zf:
+        assert zf.read("café.txt") == b"Angry"
