@@ -98,6 +98,9 @@ class PreprocessSummary:
     workers: int = 1  # clip workers this run used
     failures: list[Failure] = field(default_factory=list)  # this run's failures and earlier ones still standing
     warned: list[tuple[str, str, list[str]]] = field(default_factory=list)  # (split, clip_id, warnings), this run
+    # clips whose source file is absent this run (an unmounted drive, a renamed folder): their finished cached
+    # clip is kept, never deleted, and they are listed here
+    missing: list[Failure] = field(default_factory=list)
     interrupted: bool = False
 
     @property
@@ -128,6 +131,12 @@ class PreprocessSummary:
             for f in self.failures:
                 when = "" if f.this_run else " [earlier run; --retry-failed redoes it]"
                 lines.append(f"  {f.split}/{f.clip_id}: {f.reason}{when}")
+        if self.missing:
+            lines.append(f"source missing, cached clip kept ({len(self.missing)}):")
+            for f in self.missing[:20]:
+                lines.append(f"  {f.split}/{f.clip_id}: {f.path}")
+            if len(self.missing) > 20:
+                lines.append(f"  ... {len(self.missing) - 20} more")
         return "\n".join(lines)
 
 
@@ -643,6 +652,12 @@ def preprocess(
     earlier_failures: list[Failure] = []
     for e in entries:
         rec = latest.get((e.split, e.clip_id))
+        if rec is not None and rec.status == "ok" and _source_stat(Path(e.path))[0] < 0:
+            # the source is absent for this run (unmounted drive, renamed folder): a finished clip is never
+            # deleted for that, nor its record replaced; it is reported, and used as it is
+            summary.missing.append(Failure(e.split, e.clip_id, str(e.path), "source file missing; cached clip kept",
+                                           this_run=False))
+            continue
         if is_done(e, rec, settings, out) and not (retry_failed and rec.status == "failed"):
             summary.skipped += 1
             if rec.status == "failed":
@@ -685,6 +700,12 @@ def preprocess(
                     summary.warned.append((entry.split, entry.clip_id, list(rec.warnings)))
                     log.debug("%s/%s: %s", entry.split, entry.clip_id, "; ".join(rec.warnings))
             else:
+                if _source_stat(Path(entry.path))[0] < 0 and (latest.get((entry.split, entry.clip_id)) or rec).status == "ok":
+                    # the source vanished while this run went on: the finished clip stays, and so does its record
+                    summary.missing.append(Failure(entry.split, entry.clip_id, str(entry.path), rec.reason))
+                    summary.done += 1
+                    bar.update(1)
+                    continue
                 remove_clip(out, entry.split, entry.clip_id)  # a stale older version must not look current
                 summary.failed += 1
                 summary.failures.append(Failure(entry.split, entry.clip_id, str(entry.path), rec.reason))
@@ -707,6 +728,10 @@ def preprocess(
     bar.close()
     summary.seconds = time.perf_counter() - t0
     summary.failures.extend(earlier_failures)
+    if summary.missing:
+        log.warning("%s: %d clip(s) whose source file is missing were kept as cached (e.g. %s); nothing is deleted "
+                    "for a missing source: check the drive or folder", out, len(summary.missing),
+                    summary.missing[0].path)
     if strict and summary.failures:
         raise MmferError(
             f"{out}: {len(summary.failures)} clip(s) failed (strict mode):\n"

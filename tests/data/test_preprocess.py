@@ -468,3 +468,27 @@ def test_workers_die_with_their_parent(tmp_path, cremad_videos, sig):
     assert not any(alive(c) for c in children), f"workers {children} outlived their parent ({sig})"
     if sig == "SIGTERM":
         assert proc.returncode == 130 and not list(cache.rglob(".tmp-*"))
+
+
+def test_missing_sources_never_delete_finished_clips(tmp_path, cremad_videos, capsys):
+    """Issue 20, class 8: files listed in a CSV are missing for one run (unmounted drive, renamed folder): their
+    finished clips stay, with their records, and the run reports them as missing; with other settings too."""
+    src = tmp_path / "src"
+    src.mkdir()
+    rows = [(shutil.copy(v, src / v.name), "Angry", "Train") for v in cremad_videos[:2]]
+    csv = write_list(tmp_path / "list.csv", [(Path(p), lab, s) for p, lab, s in rows])
+    cache = tmp_path / "cache"
+    assert pp.preprocess(csv, cache, settings=NONE, progress=False).ok == 2
+    before = {p: p.stat().st_size for p in cache.rglob("*.npy")}
+    src.rename(tmp_path / "elsewhere")
+    for settings in (NONE, PreprocessSettings(face_backend="none", crop_size=48, max_frames=8)):
+        s = pp.preprocess(csv, cache, settings=settings, progress=False)
+        assert len(s.missing) == 2 and s.failed == 0 and "source missing, cached clip kept" in s.table()
+        assert {p: p.stat().st_size for p in cache.rglob("*.npy")} == before
+        assert all(r.status == "ok" for r in read_manifest(cache).values())
+    assert main(["preprocess", str(csv), "--out", str(cache), "--face-backend", "none", "--crop-size", "32",
+                 "--max-frames", "8", "--no-progress"]) == 0
+    assert "source missing" in capsys.readouterr().out
+    (tmp_path / "elsewhere").rename(src)  # back: nothing to redo
+    s = pp.preprocess(csv, cache, settings=NONE, progress=False)
+    assert s.skipped == 2 and not s.missing
