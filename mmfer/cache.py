@@ -250,10 +250,14 @@ class NpyAppender:
 def staging_dir(cache: str | Path, split: str, clip_id: str) -> Path:
     """A fresh, empty ``.tmp-<clip>-<pid>`` folder beside the clip's final one: ``write_clip(staged=...)``
     renames it into place, so arrays streamed into it while the clip is processed are never copied."""
-    final = clip_dir(cache, split, clip_id)
+    from mmfer.outputs import check_inside
+
+    final = check_inside(cache, clip_dir(cache, split, clip_id), what="cached clips")
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = final.parent / f".tmp-{clip_id}-{os.getpid()}"
-    if tmp.exists():
+    tmp = check_inside(cache, final.parent / f".tmp-{clip_id}-{os.getpid()}", what="cached clips")
+    if os.path.islink(tmp):
+        os.unlink(tmp)
+    elif tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir()
     return tmp
@@ -278,10 +282,12 @@ def write_clip(
 
     ``staged`` is that temporary directory when the caller made it with ``staging_dir`` and streamed arrays
     into it already (memory maps of its files are left where they are, not rewritten)."""
+    from mmfer.outputs import check_inside
+
     missing = [a for a in ARRAYS if a not in arrays]
     if missing:
         raise ValueError(f"write_clip: missing arrays {missing}")
-    final = clip_dir(cache, split, clip_id)
+    final = check_inside(cache, clip_dir(cache, split, clip_id), what="cached clips")
     tmp = staged if staged is not None else staging_dir(cache, split, clip_id)
     try:
         for name in ARRAYS:
@@ -331,7 +337,14 @@ def _alive(pid: int) -> bool:
 
 
 def remove_clip(cache: str | Path, split: str, clip_id: str) -> None:
-    shutil.rmtree(clip_dir(cache, split, clip_id), ignore_errors=True)
+    """Delete a cached clip's folder; a link (or a folder reached through one) is never followed out of the cache."""
+    from mmfer.outputs import is_inside
+
+    d = clip_dir(cache, split, clip_id)
+    if os.path.islink(d):
+        os.unlink(d)
+    elif is_inside(cache, d):
+        shutil.rmtree(d, ignore_errors=True)
 
 
 def clip_problem(cache: str | Path, split: str, clip_id: str) -> str:
@@ -397,7 +410,12 @@ def append_manifest(cache: str | Path, record: ClipRecord) -> None:
     path = Path(cache) / MANIFEST
     path.parent.mkdir(parents=True, exist_ok=True)
     data = (record.to_json() + "\n").encode()
-    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+    check_manifest_writable(cache)
+    try:  # never through a link: O_NOFOLLOW, and the check above names one
+        fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
+    except OSError as e:
+        raise MmferError(f"{path}: cannot append to the manifest ({e.strerror or e}); check it is a plain file "
+                         "you can write") from None
     try:
         size = os.fstat(fd).st_size
         if size and os.pread(fd, 1, size - 1) != b"\n":  # a torn last line (a kill mid-write) stays alone
@@ -410,6 +428,19 @@ def append_manifest(cache: str | Path, record: ClipRecord) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def check_manifest_writable(cache: str | Path) -> None:
+    """The manifest must be a plain file in the cache (or not exist yet): a link is never written through
+    (it could lead anywhere), and a folder of that name cannot take records. Errors say what to do."""
+    path = Path(cache) / MANIFEST
+    if os.path.islink(path):
+        raise MmferError(f"{path}: a symbolic link (to {os.path.realpath(path)}); mmfer never appends through a link "
+                         "out of the cache. Replace it with the file itself (cp --remove-destination) or use "
+                         "another --out")
+    if path.exists() and not path.is_file():
+        raise MmferError(f"{path}: not a file (a folder?); move it away so the manifest can be written, or use "
+                         "another --out")
 
 
 def iter_manifest(cache: str | Path) -> Iterator[ClipRecord]:

@@ -350,8 +350,9 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
         result["command"] = " ".join(["mmfer bench", *(f"{k} {v}" for k, v in given)])  # how to re-run it
         print(format_markdown(result) if args.markdown else format_table(result))
         if args.json:
-            Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-            Path(args.json).write_text(json.dumps(result, indent=1))
+            from mmfer.outputs import write_file
+
+            write_file(args.json, json.dumps(result, indent=1))
             print(f"wrote {args.json}")
         return 0
 

@@ -82,3 +82,59 @@ def check_output_dir(path: str | Path, *, option: str) -> Path:
         return path
     _check_parent(path, option)
     return path
+
+
+# ---------------------------------------------------------------- writes that never follow a link
+def is_inside(root: str | Path, path: str | Path) -> bool:
+    """Whether ``path``, links resolved, lies in ``root`` (links resolved too)."""
+    root_real = os.path.realpath(root)
+    real = os.path.realpath(path)
+    return real == root_real or real.startswith(root_real.rstrip(os.sep) + os.sep)
+
+
+def check_inside(root: str | Path, path: str | Path, *, what: str) -> Path:
+    """``path`` when no symbolic link on its way leads out of ``root``; an error naming the link otherwise."""
+    path = Path(path)
+    if not is_inside(root, path):
+        link = next((p for p in [path, *path.parents] if os.path.islink(p)), path)
+        raise MmferError(f"{link}: a symbolic link to {os.path.realpath(link)}, outside {root}; mmfer never writes "
+                         f"{what} through a link out of its output folder. Replace the link with a real folder or "
+                         "file, or choose another output folder")
+    return path
+
+
+def open_new(path: str | Path, mode: str = "w", **kwargs):
+    """A new file at ``path`` opened for writing, never through a link: whatever stands at that name (a stale
+    temporary file, a link planted there) is removed first, then the file is created exclusively, links not
+    followed. For temporary files that are renamed into place (``os.replace`` replaces a link, never
+    writes through it)."""
+    path = Path(path)
+    if os.path.islink(path) or path.is_file():
+        os.unlink(path)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+    fd = os.open(path, flags, 0o644)
+    try:
+        return os.fdopen(fd, mode, **kwargs)
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def write_file(path: str | Path, data: str | bytes, *, encoding: str = "utf-8") -> Path:
+    """Write ``data`` to ``path`` whole or not at all (a temporary file beside it, then a rename): a link at
+    ``path`` is replaced by the file, never written through."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        if isinstance(data, bytes):
+            with open_new(tmp, "wb") as f:
+                f.write(data)
+        else:
+            with open_new(tmp, "w", encoding=encoding, newline="") as f:
+                f.write(data)
+        os.replace(tmp, path)
+    finally:
+        if os.path.lexists(tmp):
+            os.unlink(tmp)
+    return path

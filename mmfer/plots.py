@@ -22,11 +22,15 @@ def _save(fig: plt.Figure, ax: plt.Axes, out: str | Path, title: str) -> Path:
     if title:
         ax.set_title(title)
     fig.tight_layout()
+    import io
+
+    from mmfer.outputs import write_file
+
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
+    buf = io.BytesIO()
+    fig.savefig(buf, dpi=110, format="png")
     plt.close(fig)
-    return out
+    return write_file(out, buf.getvalue())  # whole or not at all; a link at ``out`` is replaced, not followed
 
 
 def plot_confusion(

@@ -41,6 +41,7 @@ from mmfer.data.index import (
 from mmfer.errors import MmferError
 from mmfer.labels import EMOTIONS, NUM_CLASSES
 from mmfer.models.common import fold_batchnorm
+from mmfer.outputs import open_new
 
 log = logging.getLogger(__name__)
 
@@ -598,7 +599,7 @@ def write_predictions(path: str | Path, predictions: Sequence[Prediction],
     if truths is not None:
         columns.insert(columns.index("predicted") + 1, "label")
     try:
-        with open(tmp, "w", newline="", encoding="utf-8") as f:
+        with open_new(tmp, "w", newline="", encoding="utf-8") as f:  # never through a link
             w = csv.writer(f)
             w.writerow(columns)
             for i, p in enumerate(predictions):
@@ -748,7 +749,7 @@ class FrameWriter:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._tmp = self.path.with_name(f".{self.path.name}.tmp{os.getpid()}")
-        self._f = open(self._tmp, "w", newline="", encoding="utf-8")
+        self._f = open_new(self._tmp, "w", newline="", encoding="utf-8")
         self._w = csv.writer(self._f)
         self._w.writerow(FRAME_COLUMNS)
 

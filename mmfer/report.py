@@ -112,7 +112,6 @@ def write_report(
             + f"<script>{_SORT}</script></body></html>\n")
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
-    tmp.write_text(page, encoding="utf-8")
-    os.replace(tmp, out)
-    return out
+    from mmfer.outputs import write_file
+
+    return write_file(out, page)  # a link at ``out`` is replaced, never written through

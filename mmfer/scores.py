@@ -90,7 +90,9 @@ def write_scores(
             raise MmferError(f"{path}: extra column {name!r} has {len(col)} values for {len(table)} clips")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "w", newline="", encoding="utf-8") as f:
+    from mmfer.outputs import open_new
+
+    with open_new(tmp, "w", newline="", encoding="utf-8") as f:  # never through a link
         w = csv.writer(f)
         w.writerow([*SCORE_COLUMNS, *extra])
         for i, cid in enumerate(table.clip_ids):

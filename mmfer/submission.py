@@ -176,7 +176,9 @@ def write_zip(out_zip: Path, words: dict[str, str], *, where: str) -> Path:
     out_zip.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_zip.with_name(f".{out_zip.name}.tmp{os.getpid()}")
     try:
-        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        from mmfer.outputs import open_new
+
+        with open_new(tmp, "wb") as fh, zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_DEFLATED) as zf:
             for cid, word in words.items():
                 zf.writestr(f"{cid}.txt", word)
         problems = _check_zip(tmp, list(words))

@@ -81,3 +81,33 @@ def test_evaluate_png_names_the_file_it_wrote(places, capsys, tmp_path):
     assert main(["evaluate", str(scores), "--png", str(tmp_path / "confmat")]) == 0
     assert f"wrote {tmp_path / 'confmat.png'}" in capsys.readouterr().out
     assert (tmp_path / "confmat.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_outputs_replace_links_and_never_write_through_them(places, tmp_path, capsys):
+    """Issue 20, class 9: a report, a figure, a run's files or a score CSV at a name that is a symbolic link (or a
+    link planted at the temporary name) replace the link; the file it pointed to is never written."""
+    import os
+
+    from mmfer.engine.checkpoint import save_checkpoint
+    from mmfer.outputs import write_file
+
+    _, _, scores = places
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    out = tmp_path / "out"
+    out.mkdir()
+    for name in ("r.html", "c.png", "weights.json"):
+        (out / name).symlink_to(victim)
+    assert main(["evaluate", str(scores), "--report", str(out / "r.html"), "--png", str(out / "c.png")]) == 0
+    write_file(out / "weights.json", "{}")
+    for name in ("r.html", "c.png", "weights.json"):
+        assert not (out / name).is_symlink() and (out / name).is_file()
+    planted = out / f".s.csv.tmp{os.getpid()}"
+    planted.symlink_to(victim)
+    write_scores(out / "s.csv", ["a"], [None], np.eye(7)[[0]])
+    import torch
+
+    (out / f".best.pt.tmp{os.getpid()}").symlink_to(victim)
+    save_checkpoint(out / "best.pt", model=torch.nn.Linear(2, 7), model_name="x", model_kwargs={}, preprocess={},
+                    config={}, epoch=1)
+    assert victim.read_text() == "keep me" and not planted.exists()

@@ -599,6 +599,20 @@ def _pool_results(
             pool.shutdown(wait=True)
 
 
+def _check_cache_structure(out: Path, splits: Sequence[str]) -> None:
+    """Before any clip: the manifest is a plain file (not a folder, not a link), and every split folder that
+    will take clips is a writable folder inside the cache, not a link out of it, so no clip is written
+    and then left without its record, and nothing is written outside the cache."""
+    from mmfer.cache import check_manifest_writable
+    from mmfer.outputs import check_inside, check_output_dir
+
+    check_manifest_writable(out)
+    for split in splits:
+        d = clip_dir(out, split, "x").parent
+        check_inside(out, d, what="cached clips")
+        check_output_dir(d, option=f"--out (split folder {split})")
+
+
 def preprocess(
     source: str | Path | Sequence[ClipEntry],
     out: str | Path,
@@ -641,6 +655,7 @@ def preprocess(
     if n > 1:
         entries = [e for e in entries if shard_of(e.split, e.clip_id, n) == i]
     auto = workers <= 0
+    _check_cache_structure(out, sorted({e.split for e in entries}))
 
     out.mkdir(parents=True, exist_ok=True)
     stale = remove_stale_temporaries(out)

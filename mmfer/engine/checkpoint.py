@@ -69,8 +69,11 @@ def save_checkpoint(
     if rng is not None:
         state["rng"] = rng
     state.update(extra or {})
+    from mmfer.outputs import open_new
+
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    torch.save(state, tmp)
+    with open_new(tmp, "wb") as f:  # never through a link planted at the temporary name
+        torch.save(state, f)
     os.replace(tmp, path)
     return path
 

@@ -311,11 +311,11 @@ def _tensorboard(out: Path):
 def _write_logs(out: Path, rows: list[dict[str, Any]]) -> None:
     # NaN (no labelled Val clip) is not JSON: write null / an empty CSV cell instead
     rows = [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()} for r in rows]
-    tmp = out / ".log.jsonl.tmp"
-    tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    os.replace(tmp, out / "log.jsonl")
+    from mmfer.outputs import open_new, write_file
+
+    write_file(out / "log.jsonl", "".join(json.dumps(r) + "\n" for r in rows))  # never through a link
     tmp = out / ".log.csv.tmp"
-    with open(tmp, "w", newline="") as f:
+    with open_new(tmp, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=LOG_FIELDS, extrasaction="ignore")
         w.writeheader()
         w.writerows(rows)
@@ -504,9 +504,11 @@ def train(
         for stale in out.glob(".*.tmp*"):  # half-written checkpoints or logs of a killed run
             if stale.is_file():
                 stale.unlink(missing_ok=True)
-        (out / "config.yaml").write_text(yaml.safe_dump(plain_config, sort_keys=False))
+        from mmfer.outputs import write_file
+
+        write_file(out / "config.yaml", yaml.safe_dump(plain_config, sort_keys=False))  # never through a link
         if fold_info is not None:
-            (out / "fold.json").write_text(json.dumps(fold_info) + "\n")
+            write_file(out / "fold.json", json.dumps(fold_info) + "\n")
     val_labels = np.asarray(val_ds.labels, dtype=np.int64)
     eval_bs = dcfg.eval_batch_size or dcfg.batch_size
     board = _tensorboard(out) if dist.main else None

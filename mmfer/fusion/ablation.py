@@ -90,13 +90,18 @@ def _fmt(v: Any) -> str:
 
 def write_tables(rows: Sequence[dict[str, Any]], out: str | Path, *, method: str, folds: int) -> None:
     """OUT/ablation.csv (plain numbers) and OUT/ablation.md (with a note on which figure is which)."""
+    import io
+
+    from mmfer.outputs import write_file
+
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    with open(out / "ablation.csv", "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(COLUMNS)
-        for r in rows:
-            w.writerow(["" if r[c] is None else r[c] for c in COLUMNS])
+    buf = io.StringIO(newline="")
+    w = csv.writer(buf)
+    w.writerow(COLUMNS)
+    for r in rows:
+        w.writerow(["" if r[c] is None else r[c] for c in COLUMNS])
+    write_file(out / "ablation.csv", buf.getvalue())  # never through a link
     heads = ("branches", "n", "Val acc (in-sample)", "Val uar (in-sample)",
              f"Val acc ({folds}-fold CV)", f"Val uar ({folds}-fold CV)", "Test acc")
     lines = [
@@ -111,4 +116,4 @@ def write_tables(rows: Sequence[dict[str, Any]], out: str | Path, *, method: str
     ]
     for r in rows:
         lines.append("| " + " | ".join(_fmt(r[c]) for c in COLUMNS) + " |")
-    (out / "ablation.md").write_text("\n".join(lines) + "\n")
+    write_file(out / "ablation.md", "\n".join(lines) + "\n")

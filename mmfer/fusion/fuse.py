@@ -239,9 +239,9 @@ def fuse(
         "runs": [run_of(p) for p in val_paths],
         "outputs": outputs,
     }
-    tmp = out / f".{WEIGHTS_FILE}.tmp{os.getpid()}"
-    tmp.write_text(json.dumps(report, indent=1))
-    os.replace(tmp, out / WEIGHTS_FILE)
+    from mmfer.outputs import write_file
+
+    write_file(out / WEIGHTS_FILE, json.dumps(report, indent=1))  # a link there is replaced, never written through
     return report
 
 

@@ -492,3 +492,64 @@ def test_missing_sources_never_delete_finished_clips(tmp_path, cremad_videos, ca
     (tmp_path / "elsewhere").rename(src)  # back: nothing to redo
     s = pp.preprocess(csv, cache, settings=NONE, progress=False)
     assert s.skipped == 2 and not s.missing
+
+
+def test_no_write_follows_a_link_out_of_the_cache(tmp_path, cremad_videos):
+    """Issue 20, class 9: a manifest.jsonl or a split folder that is a symbolic link out of the cache is refused
+    before any clip, naming the link; nothing outside the cache is written."""
+    csv = write_list(tmp_path / "list.csv", [(cremad_videos[0].resolve(), "Angry", "Train")])
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "victim.txt").write_text("keep me\n")
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / MANIFEST).symlink_to(outside / "victim.txt")
+    with pytest.raises(MmferError, match="symbolic link"):
+        pp.preprocess(csv, cache, settings=NONE, progress=False)
+    assert (outside / "victim.txt").read_text() == "keep me\n" and not (cache / "Train").exists()
+    (cache / MANIFEST).unlink()
+    (cache / "Train").symlink_to(outside, target_is_directory=True)
+    with pytest.raises(MmferError, match="symbolic link.*outside"):
+        pp.preprocess(csv, cache, settings=NONE, progress=False)
+    assert sorted(p.name for p in outside.iterdir()) == ["victim.txt"] and not (cache / MANIFEST).exists()
+    # the lowest level refuses too: a clip folder or staging folder reached through a link
+    from mmfer.cache import append_manifest, ClipRecord, remove_clip, staging_dir
+
+    with pytest.raises(MmferError, match="symbolic link"):
+        staging_dir(cache, "Train", "x")
+    (outside / "x").mkdir()
+    remove_clip(cache, "Train", "x")  # never deletes through the link
+    assert (outside / "x").is_dir()
+    (cache / "Train").unlink()
+    (cache / MANIFEST).symlink_to(outside / "victim.txt")
+    with pytest.raises(MmferError, match="symbolic link"):
+        append_manifest(cache, ClipRecord(clip_id="x", split="Train", label=None, path="x", status="failed"))
+    assert (outside / "victim.txt").read_text() == "keep me\n"
+
+
+def test_bad_cache_structure_is_said_before_any_work(tmp_path, cremad_videos, monkeypatch, capsys):
+    """Issue 20, class 10: a manifest that is a folder, and a read-only cache, are clear errors before any clip
+    (no clip is written and left without its record, no traceback)."""
+    csv = write_list(tmp_path / "list.csv", [(cremad_videos[0].resolve(), "Angry", "Train")])
+    cache = tmp_path / "cache"
+    (cache / MANIFEST).mkdir(parents=True)
+    calls = _counting(monkeypatch)
+    with pytest.raises(MmferError, match="not a file"):
+        pp.preprocess(csv, cache, settings=NONE, progress=False)
+    assert calls == [] and not (cache / "Train").exists()
+    (cache / MANIFEST).rmdir()
+    import tempfile as tf
+
+    from mmfer import outputs
+
+    real = tf.mkstemp
+
+    def read_only(*args, dir=None, **kwargs):  # root ignores permission bits: a read-only mount, simulated
+        if dir is not None and Path(dir).resolve() == cache.resolve():
+            raise OSError(30, "Read-only file system")
+        return real(*args, dir=dir, **kwargs)
+
+    monkeypatch.setattr(outputs.tempfile, "mkstemp", read_only)
+    assert main(["preprocess", str(csv), "--out", str(cache), "--face-backend", "none", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "Read-only file system" in err and "Traceback" not in err and calls == []
