@@ -114,16 +114,63 @@ def _coerce(tp: Any, value: Any, *, where: str) -> Any:
     return value
 
 
-def load_yaml(cls: type[T], path: str | Path) -> T:
-    """Load a YAML file into dataclass ``cls``."""
+# A config is a few KB; anything far larger is not one (and is not read into memory).
+MAX_CONFIG_BYTES = 1 << 20
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """YAML for configs: no anchors or aliases (``&a`` / ``*a``: nine levels of nine aliases expand a 1 KB file
+    to gigabytes before any key is checked), and a key given twice in one mapping is an error instead of the
+    last one silently winning."""
+
+    def compose_node(self, parent, index):  # noqa: ANN001 - PyYAML's signature
+        if self.check_event(yaml.events.AliasEvent):
+            event = self.peek_event()
+            raise yaml.composer.ComposerError(
+                None, None, f"alias *{event.anchor} found: anchors and aliases (&name / *name) are not allowed in "
+                "configs; write the values out", event.start_mark)
+        event = self.peek_event()
+        if getattr(event, "anchor", None):
+            raise yaml.composer.ComposerError(
+                None, None, f"anchor &{event.anchor} found: anchors and aliases (&name / *name) are not allowed in "
+                "configs; write the values out", event.start_mark)
+        return super().compose_node(parent, index)
+
+    def construct_mapping(self, node, deep=False):  # noqa: ANN001
+        seen: dict[Any, Any] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            try:
+                first = seen.get(key)
+            except TypeError:  # an unhashable key: PyYAML's own error follows
+                continue
+            if first is not None:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} appears twice in one mapping (first on line {first.line + 1}); "
+                    "keep one", key_node.start_mark)
+            seen[key] = key_node.start_mark
+        return super().construct_mapping(node, deep=deep)
+
+
+def read_yaml(path: str | Path) -> Any:
+    """The plain data of a YAML config file, read strictly (``_StrictLoader``); errors name the file and line."""
     path = Path(path)
     if not path.is_file():
         raise MmferError(f"{path}: config file not found")
+    size = path.stat().st_size
+    if size > MAX_CONFIG_BYTES:
+        raise MmferError(f"{path}: {size} bytes, too large for a config (at most {MAX_CONFIG_BYTES} bytes)")
     try:
-        data = yaml.safe_load(path.read_text())
+        return yaml.load(path.read_text(), Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as e:
         raise MmferError(f"{path}: not valid YAML: {e}") from None
-    return from_dict(cls, data, where=str(path))
+    except UnicodeDecodeError as e:
+        raise MmferError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+
+
+def load_yaml(cls: type[T], path: str | Path) -> T:
+    """Load a YAML file into dataclass ``cls``; anchors, aliases and repeated keys are errors."""
+    return from_dict(cls, read_yaml(path), where=str(path))
 
 
 def to_dict(obj: Any) -> dict[str, Any]:

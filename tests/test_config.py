@@ -65,3 +65,33 @@ def test_train_config_values_are_range_checked(bad, message):
 
     with pytest.raises(MmferError, match=message):
         config_from_dict({"name": "x", "model": {"name": "c3d"}, **bad}, where="run.yaml")
+
+
+def test_yaml_alias_bomb_and_duplicate_keys_are_refused(tmp_path):
+    """Issue 20, class 11: nine levels of nine aliases in 1.3 KB expanded to gigabytes before any key was checked;
+    anchors and aliases are refused at once (bounded time and memory), and a key given twice is an error."""
+    import time
+
+    from mmfer.engine.config import load_train_config
+
+    lines = ['l0: &l0 ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    lines += [f"l{i}: &l{i} [{','.join([f'*l{i - 1}'] * 9)}]" for i in range(1, 10)]
+    bomb = tmp_path / "bomb.yaml"
+    bomb.write_text("\n".join(lines) + "\nseed: *l9\n")
+    assert bomb.stat().st_size < 2000
+    t0 = time.perf_counter()
+    with pytest.raises(MmferError, match="aliases .* are not allowed"):
+        load_train_config(bomb)
+    assert time.perf_counter() - t0 < 1.0
+    one = tmp_path / "one.yaml"
+    one.write_text("model: &m {name: c3d}\nother: *m\n")
+    with pytest.raises(MmferError, match="not allowed"):
+        load_train_config(one)
+    dup = tmp_path / "dup.yaml"
+    dup.write_text("model:\n  name: c3d\nseed: 1\nseed: 2\n")
+    with pytest.raises(MmferError, match="'seed' appears twice"):
+        load_train_config(dup)
+    nested = tmp_path / "nested.yaml"
+    nested.write_text("model:\n  name: c3d\n  name: audio_cnn\n")
+    with pytest.raises(MmferError, match="'name' appears twice"):
+        load_train_config(nested)
