@@ -29,6 +29,18 @@ MAX_BATCH_BYTES = 256 * 1024 * 1024
 _MAGIC = (b"RIFF", b"FLV", b"\x1a\x45\xdf\xa3", b"OggS", b"\x00\x00\x01\xba", b"\x00\x00\x01\xb3")
 
 
+# Largest frame decoded: 50 megapixels (150 MB as RGB), as for images in predict; a face needs far fewer. A
+# 3 MB MJPEG of two 16000x16000 frames would otherwise take gigabytes before anything could refuse it.
+MAX_VIDEO_PIXELS = 50_000_000
+
+
+def check_frame_size(path: str | Path, width: int, height: int) -> None:
+    """Refuse frames over ``MAX_VIDEO_PIXELS`` from the size the header declares, before any is decoded."""
+    if width * height > MAX_VIDEO_PIXELS:
+        raise DecodeError(path, f"frames are {width}x{height} pixels, over the {MAX_VIDEO_PIXELS // 1_000_000} "
+                                "megapixels mmfer decodes", "downscale the video first (e.g. to 1920 px wide)")
+
+
 class DecodeError(MmferError):
     """A clip that cannot be decoded; ``reason`` is the short cause ("file is empty (0 bytes)", ...)."""
 
@@ -147,6 +159,7 @@ def probe_video(path: str | Path, *, keep_reader: bool = False) -> VideoInfo:
         declared = container.duration / 1e6 if container.duration else None
     finally:
         container.close()
+    check_frame_size(path, *av_size)  # from the header, before any frame is decoded
     vr = _decord_reader(path)
     if vr is not None:
         frames = len(vr)
@@ -218,6 +231,14 @@ def iter_frame_batches(
     _check_file(path)
     if info is not None and Path(info.path) != path:
         raise ValueError(f"iter_frame_batches({path}): info is of another file ({info.path})")
+    if info is None:  # probe_video checked the header's frame size; without it, check it here
+        container = _av_open(path)
+        try:
+            vs = container.streams.video[0] if container.streams.video else None
+            if vs is not None:
+                check_frame_size(path, int(vs.codec_context.width or 0), int(vs.codec_context.height or 0))
+        finally:
+            container.close()
     lent = info.reader if info is not None else None
     vr = lent if lent is not None else _decord_reader(path)
     size = (info.height, info.width) if lent is not None and info.width > 0 else None

@@ -264,3 +264,43 @@ def test_rotated_video_is_upright_in_both_decoders_and_in_meta(tmp_path, monkeyp
     _, meta, rec = process_clip(ClipEntry("rotated", "Test", None, path), PreprocessSettings(face_backend="none",
                                                                                              crop_size=32))
     assert (meta["width"], meta["height"]) == (96, 160)
+
+
+def test_huge_frames_are_refused_from_the_header(tmp_path, monkeypatch):
+    """Issue 20, class 12: a video whose frames pass 50 megapixels is refused from its header before any frame is
+    decoded, in preprocess and in predict alike (a 3 MB 16000x16000 MJPEG peaked at 3-4 GB). A real 16000x16000
+    header is written here; its two frames are never decoded."""
+    import struct
+
+    from mmfer.data import video
+    from mmfer.data.index import ClipEntry
+    from mmfer.data.preprocess import process_clip
+
+    # a small MJPEG AVI, then its declared frame size patched to 16000x16000 in the headers (avih, strf)
+    path = tmp_path / "huge.avi"
+    w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 8, (64, 48))
+    for _ in range(2):
+        w.write(np.full((48, 64, 3), 128, np.uint8))
+    w.release()
+    data = bytearray(path.read_bytes())
+    avih = data.find(b"avih") + 8
+    data[avih + 32 : avih + 40] = struct.pack("<II", 16000, 16000)
+    strf = data.find(b"strf") + 8
+    data[strf + 4 : strf + 12] = struct.pack("<ii", 16000, 16000)
+    sof = data.find(b"\xff\xc0")
+    while sof >= 0:  # each JPEG's own frame header (SOF0: length, precision, height, width)
+        data[sof + 5 : sof + 9] = struct.pack(">HH", 16000, 16000)
+        sof = data.find(b"\xff\xc0", sof + 2)
+    path.write_bytes(bytes(data))
+
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("a frame was decoded")
+
+    monkeypatch.setattr(video, "_decord_reader", no_decoding)
+    monkeypatch.setattr(video, "_iter_frames_av", no_decoding)
+    with pytest.raises(MmferError, match="16000x16000 pixels, over the 50 megapixels"):
+        video.probe_video(path)
+    with pytest.raises(MmferError, match="over the 50 megapixels"):
+        next(video.iter_frame_batches(path))
+    arrays, _, rec = process_clip(ClipEntry("huge", "Test", None, path))  # preprocess and predict's path
+    assert arrays is None and rec.status == "failed" and "over the 50 megapixels" in rec.reason
