@@ -482,12 +482,31 @@ def split_records(cache: str | Path, split: str) -> list[ClipRecord]:
 def cache_settings(cache: str | Path, split: str | None = None) -> PreprocessSettings:
     """The one set of settings the (split of the) cache was made with; mixed settings are an error."""
     latest = read_manifest(cache)
-    hashes = {r.settings_hash: r.settings for (s, _), r in latest.items() if split is None or s == split}
+    records = [r for (s, _), r in latest.items() if split is None or s == split]
+    hashes = {r.settings_hash: r.settings for r in records}
     if not hashes:
         raise MmferError(f"{cache}: empty or missing manifest; run `mmfer preprocess` first")
+    fix = (f"re-run `mmfer preprocess SOURCE --out {cache}` with this mmfer (it redoes those clips), or use the "
+           "mmfer version that made the cache")
+    for r in records:  # the version first: another version's arrays may mean something else
+        version = r.settings.get("cache_version") if isinstance(r.settings, dict) else None
+        if version != CACHE_VERSION:
+            raise MmferError(f"{cache}: clip {r.split}/{r.clip_id} was cached with cache_version {version!r}, and this "
+                             f"mmfer reads cache_version {CACHE_VERSION}; {fix}")
+        if _settings_hash(r.settings) != r.settings_hash:
+            raise MmferError(f"{cache}: clip {r.split}/{r.clip_id}: the manifest's preprocessing settings do not "
+                             f"match their hash {r.settings_hash!r} (edited, or written by another program); {fix}")
     if len(hashes) > 1:
         raise MmferError(
             f"{cache}: clips were made with {len(hashes)} different preprocessing settings; "
             "re-run `mmfer preprocess` with one set of settings"
         )
-    return PreprocessSettings.from_dict(next(iter(hashes.values())))
+    try:
+        return PreprocessSettings.from_dict(next(iter(hashes.values())))
+    except MmferError as e:
+        raise MmferError(f"{cache}: preprocessing settings this mmfer does not know ({e}); {fix}") from None
+
+
+def _settings_hash(settings: dict[str, Any]) -> str:
+    """``PreprocessSettings.hash`` of a stored settings dict (its cache_version included)."""
+    return hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]

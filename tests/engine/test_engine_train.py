@@ -286,3 +286,67 @@ def test_audio_folder_without_labels_in_train_is_an_error(tmp_path):
 
     with pytest.raises(MmferError, match="speech.wav: no emotion"):
         media_folder_records(tmp_path, "Train", "logmel")
+
+
+def _rewrite_manifest(cache, change):
+    import json
+
+    from mmfer.cache import MANIFEST
+
+    lines = [json.loads(x) for x in (cache / MANIFEST).read_text().splitlines() if x.strip()]
+    for d in lines:
+        change(d)
+    (cache / MANIFEST).write_text("".join(json.dumps(d) + "\n" for d in lines))
+
+
+@pytest.mark.parametrize("what", ["version", "settings"])
+def test_cache_of_another_version_or_edited_settings_is_refused(runs, tmp_path, what):
+    """Issue 20, class 4: a manifest that says another cache_version, or settings that are not the ones hashed,
+    is refused by train and by scores, naming both versions (or the hash) and the fix."""
+    import shutil
+
+    cache, out, _ = runs("landmark_brnn")
+    other = tmp_path / "cache"
+    shutil.copytree(cache, other)
+
+    def change(d):
+        if what == "version":
+            d["settings"]["cache_version"] = 99
+        else:
+            d["settings"]["crop_size"] = 64  # the hash still says the old settings
+    _rewrite_manifest(other, change)
+    match = "cache_version 99.*cache_version 1.*mmfer preprocess" if what == "version" else \
+        "do not match their hash.*mmfer preprocess"
+    with pytest.raises(MmferError, match=match):
+        score_split(out, data=other, split="Val", out=tmp_path / "s.csv", progress=False)
+    with pytest.raises(MmferError, match=match):
+        train(tiny_config("landmark_brnn"), data=other, out=tmp_path / "run", progress=False)
+    assert not (tmp_path / "run" / "last.pt").exists()
+
+
+def test_no_usable_val_clip_is_an_error_and_one_class_warns(synth_cache, tmp_path, caplog):
+    """Issue 20, class 5: when every Val clip failed, training used to go on with 'Val accuracy nan' and keep
+    epoch 1 as best; it is now an error saying what to do. A Val (or Train) of a single class warns."""
+    import shutil
+
+    other = tmp_path / "cache"
+    shutil.copytree(synth_cache(TINY["landmark_brnn"][1]), other)
+
+    def all_val_failed(d):
+        if d["split"] == "Val":
+            d["was"] = [d["status"], d["reason"]]
+            d["status"], d["reason"] = "failed", "decoding failed"
+    _rewrite_manifest(other, all_val_failed)
+    with pytest.raises(MmferError, match="no usable labelled clip in split 'Val'.*remove the Val split"):
+        train(tiny_config("landmark_brnn"), data=other, out=tmp_path / "run", progress=False)
+    assert not (tmp_path / "run" / "last.pt").exists()
+
+    def one_class(d):
+        if d["split"] == "Val":
+            d["status"], d["reason"] = d.pop("was")
+            if d["label"]:
+                d["label"] = "Angry"
+    _rewrite_manifest(other, one_class)
+    with caplog.at_level("WARNING"):
+        train(tiny_config("landmark_brnn"), data=other, out=tmp_path / "run2", epochs=1, progress=False)
+    assert "every usable labelled Val clip is Angry" in caplog.text
