@@ -241,3 +241,17 @@ def test_non_utf8_names_in_the_index(tmp_path, capsys):
     assert main(["submit", "--check", str(tmp_path / "t.zip"), "--index", str(test)]) == 0
     with zipfile.ZipFile(tmp_path / "t.zip") as zf:
         assert zf.read("café.txt") == b"Angry"
+
+
+def test_index_of_a_root_and_of_its_test_folder_agree(tmp_path):
+    """Issue 20, class 7: `submit --index AF/Test` and `--index AF` list the same clips (sub-folders of Test/
+    included), so one zip checks the same against both."""
+    root = tmp_path / "AF"
+    for rel in ("Test/a.avi", "Test/part2/b.avi", "Train/Angry/t.avi"):
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_bytes(b"x")
+    assert index_clip_ids(root)[0] == index_clip_ids(root / "Test")[0] == ["a", "b"]
+    scores = write_scores(tmp_path / "s.csv", ["a", "b"], [None, None], np.eye(7)[[0, 5]])
+    write_submission(scores, index=root, out_zip=tmp_path / "t.zip")
+    assert check_submission(tmp_path / "t.zip", index=root) == []
+    assert check_submission(tmp_path / "t.zip", index=root / "Test") == []

@@ -171,7 +171,8 @@ def _check_duplicates(entries: Sequence[ClipEntry], *, where_of: dict[int, str] 
 
 
 def index_afew(root: str | Path, *, splits: Iterable[str] | str | None = SPLITS) -> list[ClipEntry]:
-    """Clips of an AFEW-style tree: ``root/{Train,Val}/<Emotion>/<clip>.<ext>`` and flat ``root/Test/<clip>.<ext>``.
+    """Clips of an AFEW-style tree: ``root/{Train,Val}/<Emotion>/<clip>.<ext>`` and ``root/Test/<clip>.<ext>``
+    (sub-folders of Test/ included, as when the Test folder itself is indexed).
 
     ``splits=None`` takes whichever splits are present. Out-of-set emotion folders (calm, contempt) are
     skipped with a log line; an unrecognised folder name is an error, so typos do not silently vanish.
@@ -212,11 +213,9 @@ def index_afew(root: str | Path, *, splits: Iterable[str] | str | None = SPLITS)
                 for p in _videos_in(edir):
                     split_entries.append(ClipEntry(clip_id_from_name(p.stem), s, label, p))
         else:
-            subdirs = [p for p in sdir.iterdir() if p.is_dir() and not p.name.startswith(".")]
-            if subdirs:
-                log.warning("%s: %d sub-folder(s) of %s/ are ignored (Test clips are expected directly inside)",
-                            root, len(subdirs), sdir.name)
-            for p in _videos_in(sdir):
+            # every video under Test/, sub-folders included: the same clips as indexing the Test folder itself
+            # (index_folder), so `submit --index AFEW` and `--index AFEW/Test` agree on one zip
+            for p in iter_files(sdir, is_video):
                 split_entries.append(ClipEntry(clip_id_from_name(p.stem), s, None, p))
         if not split_entries:
             log.warning("%s: no video files (%s) in %s/", root, " ".join(VIDEO_EXTENSIONS), sdir.name)
