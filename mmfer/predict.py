@@ -50,6 +50,8 @@ log = logging.getLogger(__name__)
 PREDICTION_COLUMNS: tuple[str, ...] = ("path", "clip_id", "predicted", *EMOTIONS, "face_ratio", "modalities", "warning")
 # Audio whose peak stays under this (about -80 dBFS) is silence: no speech to classify.
 SILENCE_PEAK = 1e-4
+# Audio shorter than this holds no utterance to classify (a one-sample wav): no prediction, and a warning.
+MIN_AUDIO_SECONDS = 0.1
 # Images up to this side and about square are taken as face crops as they are (FER2013 is 48x48).
 TIGHT_CROP_MAX_SIDE = 100
 TIGHT_CROP_ASPECT = (0.8, 1.25)
@@ -185,8 +187,15 @@ def find_inputs(paths: Iterable[str | Path]) -> list[tuple[Path, str]]:
         elif p.is_file():
             out.append((p, _media_kind(p) or "unsupported"))
         else:
-            out.append((p, "missing"))
+            out.append((p, _not_a_file(p)))
     return out
+
+
+def _not_a_file(p: Path) -> str:
+    """``stdin`` for '-', ``special`` for a pipe, device or socket (``/dev/stdin``, a FIFO), else ``missing``."""
+    if str(p) == "-":
+        return "stdin"
+    return "special" if os.path.exists(p) else "missing"
 
 
 def _media_kind(path: Path) -> str | None:
@@ -341,7 +350,7 @@ class Predictor:
     def predict_file(self, path: str | Path, kind: str | None = None, *, timeline: bool = False) -> Prediction:
         """One input's prediction; never raises for a bad file (an error row says why instead)."""
         path = Path(path)
-        kind = kind or (_media_kind(path) if path.is_file() else "missing" if not path.exists() else None)
+        kind = kind or (_media_kind(path) if path.is_file() else _not_a_file(path))
         t0 = time.perf_counter()
         try:
             if kind == "video":
@@ -352,6 +361,12 @@ class Predictor:
                 pred = self._audio_file(path)
             elif kind == "missing":
                 raise MmferError("file not found")
+            elif kind == "stdin":
+                raise MmferError("'-' (standard input) is not read: predict reads files; save the stream to a file "
+                                 "and give its name")
+            elif kind == "special":
+                raise MmferError("not a regular file (a pipe, device or socket such as /dev/stdin): predict reads "
+                                 "files it can seek in; save the stream to a file first")
             else:
                 raise MmferError(f"unsupported file type {path.suffix or '(no extension)'!r}; expected a video "
                                  f"({' '.join(VIDEO_EXTENSIONS)}), an image ({' '.join(IMAGE_EXTENSIONS)}) or "
@@ -554,6 +569,10 @@ class Predictor:
             audio = audios[b.sample_rate]
             if is_silent(audio):
                 notes = ["no audio samples" if audio.size == 0 else "silent audio"]
+                continue
+            if audio.size < MIN_AUDIO_SECONDS * b.sample_rate:
+                notes = [f"audio too short to classify ({audio.size} sample(s), {1000 * audio.size / b.sample_rate:.0f} "
+                         f"ms; at least {1000 * MIN_AUDIO_SECONDS:.0f} ms is needed)"]
                 continue
             probs[b.name] = self.clip_probs(b, [_audio_clip(audio, clip_id_from_name(path.stem))])[0]
         return self._fused(path, "audio", probs, face_ratio=None, notes=notes, warnings=warnings)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import unicodedata
 import zipfile
 import zlib
 from pathlib import Path
@@ -300,9 +301,26 @@ def _check_zip(zip_path: Path, ids: list[str]) -> list[str]:
     dupes = sorted(c for c, k in seen.items() if k > 1)
     if dupes:
         problems.append(f"duplicate entries for {len(dupes)} clip(s): {', '.join(dupes[:10])}")
+    by_case: dict[str, list[str]] = {}
+    for c in seen:
+        by_case.setdefault(unicodedata.normalize("NFC", c).casefold(), []).append(c)
+    for group in by_case.values():
+        if len(group) > 1 and len({unicodedata.normalize("NFC", c) for c in group}) > 1:
+            problems.append(f"entries {', '.join(repr(c + '.txt') for c in sorted(group))} differ only by letter case: "
+                            "they overwrite each other where the zip is unpacked on a case-insensitive file system "
+                            "(Windows, macOS); rename the clips so that their ids differ otherwise")
     want = set(ids)
     missing = [c for c in ids if c not in seen]
     extra = sorted(c for c in seen if c not in want)
+    nfc_extra = {unicodedata.normalize("NFC", c): c for c in extra}
+    for c in list(missing):  # the same name in two Unicode spellings looks identical when printed: say so
+        e = nfc_extra.get(unicodedata.normalize("NFC", c))
+        if e is not None and e in extra:
+            problems.append(f"entry {ascii(e + '.txt')} spells test clip {ascii(c)} with other Unicode characters "
+                            f"({_unicode_form(e)} in the zip, {_unicode_form(c)} in the index; they look the same): "
+                            "write the entry with the index's spelling")
+            missing.remove(c)
+            extra.remove(e)
     if missing:
         problems.append(f"missing {len(missing)} of {len(ids)} test clip(s): {', '.join(missing[:10])}"
                         f"{' ...' if len(missing) > 10 else ''}")
@@ -310,6 +328,13 @@ def _check_zip(zip_path: Path, ids: list[str]) -> list[str]:
         problems.append(f"{len(extra)} extra clip(s) not in the test index: {', '.join(extra[:10])}"
                         f"{' ...' if len(extra) > 10 else ''}")
     return problems
+
+
+def _unicode_form(text: str) -> str:
+    for form in ("NFC", "NFD"):
+        if unicodedata.normalize(form, text) == text:
+            return form
+    return "mixed normalisation"
 
 
 def format_submit_report(report: dict[str, Any]) -> str:

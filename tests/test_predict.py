@@ -393,3 +393,30 @@ def test_non_utf8_file_names_get_safe_ids_and_every_output_is_written(bundle, cr
         assert sorted(zf.namelist()) == ["bad\xff.txt", "café.txt"]
     assert sorted(os.listdir(out)) == ["frames.csv", "p.csv", "r.html", "team.zip"]  # nothing stray
     print(result.table())  # printable too
+
+
+def test_plain_reasons_for_odd_inputs(bundle, tmp_path):
+    """Issue 20, class 15: a FIFO, /dev/stdin and '-' are not 'file not found'; a corrupt wav/mp3/flac is not told
+    to become mp4/avi; a one-sample wav gets no prediction and a warning instead of 'Sad 0.54'."""
+    import os
+    import wave
+
+    fifo = tmp_path / "pipe.wav"
+    os.mkfifo(fifo)
+    (tmp_path / "corrupt.wav").write_bytes(os.urandom(3000))
+    (tmp_path / "corrupt.flac").write_bytes(b"fLaC" + os.urandom(100))
+    (tmp_path / "corrupt.mp3").write_bytes(bytes(500))
+    with wave.open(str(tmp_path / "one.wav"), "wb") as w:
+        w.setnchannels(1), w.setsampwidth(2), w.setframerate(16000)
+        w.writeframes((12000).to_bytes(2, "little", signed=True))
+    predictor = Predictor(bundle, device="cpu")
+    for path, why in ((fifo, "not a regular file"), ("-", "standard input"), ("/dev/stdin", "not a regular file")):
+        p = predictor.predict_file(path)
+        assert not p.ok and why in p.warning and "not found" not in p.warning, (path, p.warning)
+    for name in ("corrupt.wav", "corrupt.flac", "corrupt.mp3"):
+        p = predictor.predict_file(tmp_path / name)
+        assert not p.ok and "mp4" not in p.warning and ("wav" in p.warning or "re-copy" in p.warning), p.warning
+    one = predictor.predict_file(tmp_path / "one.wav")
+    assert one.predicted == "" and "audio too short" in one.warning, (one.predicted, one.warning)
+    rows = predict([fifo, "-"], model=bundle, out=tmp_path / "p.csv", progress=False)
+    assert [p.kind for p in rows.predictions] == ["error", "error"]

@@ -255,3 +255,27 @@ def test_index_of_a_root_and_of_its_test_folder_agree(tmp_path):
     write_submission(scores, index=root, out_zip=tmp_path / "t.zip")
     assert check_submission(tmp_path / "t.zip", index=root) == []
     assert check_submission(tmp_path / "t.zip", index=root / "Test") == []
+
+
+def test_check_names_unicode_spellings_and_case_collisions(tmp_path):
+    """Issue 20, class 15: NFC and NFD spellings of one name were 'missing X / extra X', which look identical;
+    ids differing only by case passed --check but collide on case-insensitive file systems."""
+    import unicodedata
+
+    nfc = unicodedata.normalize("NFC", "café")
+    nfd = unicodedata.normalize("NFD", "café")
+    index = tmp_path / "index.csv"
+    index.write_text(f"path,label\n{nfc}.avi,\nClip.avi,\nclip.avi,\n", encoding="utf-8")
+    z = tmp_path / "t.zip"
+    with zipfile.ZipFile(z, "w") as zf:
+        for name in (nfd, "Clip", "clip"):
+            zf.writestr(f"{name}.txt", "Happy")
+    problems = check_submission(z, index=index)
+    text = "\n".join(problems)
+    assert "other Unicode characters" in text and "NFD in the zip, NFC in the index" in text
+    assert "missing" not in text and "extra" not in text
+    assert "differ only by letter case" in text and "'Clip.txt', 'clip.txt'" in text
+    scores = write_scores(tmp_path / "s.csv", [nfc, "Clip", "clip"], [None] * 3, np.eye(7)[[0, 1, 2]])
+    with pytest.raises(MmferError, match="differ only by letter case"):
+        write_submission(scores, index=index, out_zip=tmp_path / "w.zip")
+    assert not (tmp_path / "w.zip").exists()

@@ -64,6 +64,8 @@ NUM_LANDMARKS = 68
 # needs ~1.5 s (interpreter, imports, the 95 MB model) before its first frame, about what eight 2-s clips
 # take, so spawned workers are started for no fewer than this many clips each.
 AUTO_CLIPS_PER_WORKER = 8
+# Frames smaller than this on a side cannot hold a face worth finding (a 1x1 video): a failed clip that says so.
+MIN_FRAME_SIDE = 16
 # Fewer landmark fits per second than this (a low --fps with fit_every > 1) earns a warning: expressions
 # change within a few hundred milliseconds.
 MIN_FITS_PER_SECOND = 5
@@ -212,6 +214,9 @@ def process_clip(
         return _failed(rec, str(e), t0)
     except Exception as e:  # noqa: BLE001 - a decoder crash on one file must not stop the corpus
         return _failed(rec, f"{path}: cannot read as a video ({type(e).__name__}: {e})", t0)
+    if 0 < min(info.width, info.height) < MIN_FRAME_SIDE:
+        return _failed(rec, f"{path}: frames are {info.width}x{info.height} pixels, too small to hold a face (at "
+                            f"least {MIN_FRAME_SIDE} px a side); re-encode it at its real size or drop it", t0)
 
     warnings: list[str] = []
     if overlap_io:  # decodes alongside the frames
@@ -242,6 +247,9 @@ def process_clip(
             info=info,
         )
         for _idx, frames in (in_background(batches) if overlap_io else batches):
+            if frames.ndim != 4 or frames.shape[-1] != 3 or min(frames.shape[1:3]) < MIN_FRAME_SIDE:
+                raise DecodeError(path, f"the decoder gives frames of shape {tuple(frames.shape[1:])}, not colour "
+                                        f"images of at least {MIN_FRAME_SIDE} px a side", "re-encode the video")
             frame_hw = frame_hw or tuple(int(v) for v in frames.shape[1:3])  # as decoded: rotation applied
             track = tracker.process(frames)
             aligned = align_frames(frames, track.landmarks, track.mask, crop_size=settings.crop_size)

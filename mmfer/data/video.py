@@ -26,7 +26,9 @@ log = logging.getLogger(__name__)
 MAX_BATCH_BYTES = 256 * 1024 * 1024
 
 # Leading bytes of containers we know: a file that starts like a video but cannot be read is truncated/corrupt.
-_MAGIC = (b"RIFF", b"FLV", b"\x1a\x45\xdf\xa3", b"OggS", b"\x00\x00\x01\xba", b"\x00\x00\x01\xb3")
+_MAGIC = (b"RIFF", b"FLV", b"\x1a\x45\xdf\xa3", b"OggS", b"\x00\x00\x01\xba", b"\x00\x00\x01\xb3",
+          b"fLaC", b"ID3", b"\xff\xfb", b"\xff\xf3", b"\xff\xf2", b"\xff\xf1", b"\xff\xf9")  # audio too
+_AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg", ".m4a", ".aac", ".opus", ".wma")
 
 
 # Largest frame decoded: 50 megapixels (150 MB as RGB), as for images in predict; a face needs far fewer. A
@@ -117,9 +119,13 @@ def _av_open(path: Path):
     try:
         return av.open(str(path))
     except av.error.InvalidDataError:
+        audio = path.suffix.lower() in _AUDIO_SUFFIXES
         if _looks_like_media(path):
-            raise DecodeError(path, "truncated or corrupt: the container header cannot be read",
-                              "re-copy or re-encode the clip") from None
+            raise DecodeError(path, "truncated or corrupt: the " + ("audio file's" if audio else "container") +
+                              " header cannot be read", "re-copy or re-encode the " + ("file" if audio else "clip")) from None
+        if audio:
+            raise DecodeError(path, f"not a readable {path.suffix.lower()[1:]} audio file (corrupt, or another format "
+                                    "than its extension says)", "re-copy it, or convert it to wav (16-bit PCM)") from None
         raise DecodeError(path, "not a video file or unsupported format",
                           "convert it to mp4/avi (H.264) or drop it from the list") from None
     except (av.error.FFmpegError, OSError) as e:

@@ -553,3 +553,13 @@ def test_bad_cache_structure_is_said_before_any_work(tmp_path, cremad_videos, mo
     assert main(["preprocess", str(csv), "--out", str(cache), "--face-backend", "none", "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert "Read-only file system" in err and "Traceback" not in err and calls == []
+
+
+def test_tiny_frames_get_a_plain_reason(tmp_path):
+    """Issue 20, class 15: a 1x1 video was 'got uint8 (1, 1, 96)'; it is now a failed clip saying the frames are
+    too small to hold a face."""
+    from mmfer.data.index import ClipEntry
+
+    path = _write_cv2(tmp_path / "tiny.avi", [np.full((1, 1, 3), 128, np.uint8)] * 4, fps=8)
+    _, _, rec = pp.process_clip(ClipEntry("tiny", "Test", None, path))
+    assert rec.status == "failed" and "too small to hold a face" in rec.reason and "uint8" not in rec.reason
