@@ -189,3 +189,25 @@ def align_frames(frames: np.ndarray, landmarks: np.ndarray, mask: np.ndarray, *,
             if np.isfinite(m).all():
                 out[i] = _warp(frames[i], m, crop_size)
     return out
+
+
+# How FER2013's 48x48 images frame a face (loose face-detector crops, brows to chin, a little background):
+# centre x, centre y and RMS radius of the eyes + nose points (mmfer.faces.align.rigid_frame) as fractions
+# of the image side; medians over the 275 of 400 random FER2013 training images in which dlib found a face
+# (inter-quartile ranges 0.48-0.52, 0.45-0.49, 0.17-0.20). Aligned crops have more margin (radius 0.155).
+FER2013_RIGID = (0.499, 0.473, 0.184)
+
+
+def framing_box(crop_size: int, rigid: tuple[float, float, float] = FER2013_RIGID) -> tuple[int, int, int, int]:
+    """The square (x0, y0, x1, y1) of a ``crop_size`` aligned crop that frames the face as ``rigid`` describes.
+
+    Why: a face model sees faces framed as in training. Alignment puts every face's eyes and nose on the
+    same template, so the matching box is one fixed square of the aligned crop: where the template's rigid
+    points sit, scaled and shifted to where ``rigid`` has them. For 112-px crops and FER2013: (8, 4, 103, 99).
+    """
+    c, r = rigid_frame(template_68(crop_size))
+    scale = r / rigid[2]
+    side = min(crop_size, int(round(scale)))
+    x0 = int(np.clip(round(c[0] - rigid[0] * scale), 0, crop_size - side))
+    y0 = int(np.clip(round(c[1] - rigid[1] * scale), 0, crop_size - side))
+    return x0, y0, x0 + side, y0 + side
