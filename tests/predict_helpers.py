@@ -97,3 +97,40 @@ def write_video(path: Path, frames, *, fps: float = 8.0, audio=None, sample_rate
             c.mux(pk)
     c.close()
     return path
+
+
+def write_vfr_video(path: Path, times, *, size=(120, 160), audio=None, sample_rate: int = 16000) -> Path:
+    """A variable-frame-rate mkv: one frame at each of ``times`` (s), its header saying 30 frames/s; with
+    ``audio`` an AAC track. Frame i is grey level 7 * i % 255."""
+    import fractions
+
+    import av
+    import numpy as np
+
+    c = av.open(str(path), "w")
+    v = c.add_stream("mpeg4", rate=30)
+    v.height, v.width = size
+    v.pix_fmt = "yuv420p"
+    v.codec_context.time_base = fractions.Fraction(1, 1000)
+    a = None
+    if audio is not None:  # every stream is added before the first packet
+        a = c.add_stream("aac", rate=sample_rate)
+        a.layout = "mono"
+    for i, t in enumerate(times):
+        f = av.VideoFrame.from_ndarray(np.full((*size, 3), (i * 7) % 255, np.uint8), format="rgb24")
+        f.pts, f.time_base = int(round(t * 1000)), fractions.Fraction(1, 1000)
+        for pk in v.encode(f):
+            c.mux(pk)
+    for pk in v.encode():
+        c.mux(pk)
+    if a is not None:
+        samples = np.asarray(audio, dtype=np.float32).reshape(1, -1)
+        for s in range(0, samples.shape[1], 1024):
+            frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(samples[:, s:s + 1024]), format="fltp", layout="mono")
+            frame.sample_rate = sample_rate
+            for pk in a.encode(frame):
+                c.mux(pk)
+        for pk in a.encode():
+            c.mux(pk)
+    c.close()
+    return path

@@ -420,3 +420,20 @@ def test_plain_reasons_for_odd_inputs(bundle, tmp_path):
     assert one.predicted == "" and "audio too short" in one.warning, (one.predicted, one.warning)
     rows = predict([fifo, "-"], model=bundle, out=tmp_path / "p.csv", progress=False)
     assert [p.kind for p in rows.predictions] == ["error", "error"]
+
+
+def test_frame_rows_of_a_variable_frame_rate_video_span_it(bundle, tmp_path):
+    """Issue 20, class 6: --frames face rows of a variable-frame-rate mkv (its header says 30 frames/s, its
+    timestamps say 30 frames in 1 s and then one a second up to 5 s) span those 5 s, as its audio rows do
+    (they spanned 1.2 s, timed by the header's rate)."""
+    from mmfer.predict import frame_rows
+    from predict_helpers import write_vfr_video
+
+    audio = np.random.default_rng(0).normal(0, 0.1, 16000 * 6).astype(np.float32)
+    path = write_vfr_video(tmp_path / "vfr.mkv", [*np.arange(30) / 30, *np.arange(1, 6)], size=(48, 64), audio=audio)
+    pred = Predictor(bundle, device="cpu").predict_file(path, timeline=True)
+    rows = frame_rows(pred)
+    face = [r["time"] for r in rows if r["source"] == "face"]
+    sound = [r["time"] for r in rows if r["source"] == "audio"]
+    assert max(face) > 4.5 and max(sound) > 4.5, (max(face), max(sound))  # the last frame is shown at 5 s
+    assert "truncated" not in pred.warning

@@ -169,6 +169,19 @@ def _failed(rec: ClipRecord, reason: str, t0: float) -> tuple[None, dict[str, An
     return None, {}, rec
 
 
+def _looks_truncated(info: Any, video_seconds: float, audio_seconds: float, *, audio_capped: bool) -> str:
+    """What a cut-off file still declares ("" when nothing says so): the video stream's own duration against
+    the frames decoded (timed by their timestamps), else the container's against the longer of video and
+    sound, since the container's duration is its longest stream's (a 3-s video with 10 minutes of sound)."""
+    if info.declared_video_seconds:
+        declared, what, decoded = info.declared_video_seconds, "the video stream declares", video_seconds
+    elif info.declared_seconds and not audio_capped:
+        declared, what, decoded = info.declared_seconds, "the container declares", max(video_seconds, audio_seconds)
+    else:
+        return ""
+    return f"{what} {declared:.1f} s" if declared > 1.5 * decoded + 0.5 else ""
+
+
 def process_clip(
     entry: ClipEntry, settings: PreprocessSettings = PreprocessSettings(), *, overlap_io: bool = True,
     spool: Path | None = None, audio_seconds: float | None = None,
@@ -273,12 +286,7 @@ def process_clip(
             spooled.abort()
 
     warnings.extend(decode_warnings)
-    declared = info.declared_seconds  # a cut-off download still declares the full length
-    if n_frames and declared and not settings.max_frames and not decode_warnings:
-        decoded = n_frames / float(settings.fps or info.fps)
-        if declared > 1.5 * decoded + 0.5:
-            warnings.append(f"file looks truncated: {n_frames} frame(s) ({decoded:.1f} s) decoded but the "
-                            f"container declares {declared:.1f} s; kept what could be read, re-copy the file")
+    warnings.extend(info.notes)  # e.g. a header frame rate no camera gives, and the rate used instead
     if n_frames == 0:
         if decode_warnings:
             return _failed(rec, decode_warnings[0], t0)
@@ -298,6 +306,11 @@ def process_clip(
         warnings.append(f"audio unreadable, stored empty ({type(e).__name__}: {e})")
     if audio.size == 0 and not any(w.startswith("audio unreadable") for w in warnings):
         warnings.append("no audio stream")
+    truncated = _looks_truncated(info, n_frames / float(settings.fps or info.fps), audio.size / settings.sample_rate,
+                                 audio_capped=audio_seconds is not None)
+    if truncated and not settings.max_frames and not decode_warnings:
+        warnings.append(f"file looks truncated: {n_frames} frame(s) ({n_frames / float(settings.fps or info.fps):.1f} s)"
+                        f" decoded but {truncated}; kept what could be read, re-copy the file")
     audio, audio_note = sanitise_audio(audio)  # one inf sample would make every feature, loss and score NaN
     if audio_note:
         warnings.append(audio_note)

@@ -68,6 +68,10 @@ class VideoInfo:
     duration: float
     has_audio: bool
     declared_seconds: float | None = None  # duration the container header declares, None if unknown
+    # the video stream's own declared duration (the container's may be a longer audio track's), None if unknown
+    declared_video_seconds: float | None = None
+    vfr: bool = False  # frames are not evenly spaced in time: decoding resamples them by their timestamps
+    notes: list[str] = field(default_factory=list)  # what was not as the header said (an absurd frame rate)
     # the open decord reader, kept by probe_video(keep_reader=True) for iter_frame_batches(info=...)
     reader: Any = field(default=None, repr=False, compare=False)
 
@@ -146,6 +150,79 @@ def _decord_reader(path: Path):
     return vr
 
 
+# A header frame rate beyond this is not a real one (an AVI claiming 100,000 frames/s): frames are timed at
+# FALLBACK_FPS instead, with a note, rather than squeezed into a millisecond.
+MAX_PLAUSIBLE_FPS = 1000.0
+FALLBACK_FPS = 25.0
+
+
+@dataclass
+class FrameTiming:
+    """When each source frame is shown: ``times`` (s, from the first frame), ``duration`` (to the end of the
+    last frame), ``rate`` (frames per second: the header's for evenly spaced frames, else the mean),
+    ``vfr`` (not evenly spaced) and a ``note`` when the header's rate could not be trusted."""
+
+    times: np.ndarray
+    duration: float
+    rate: float
+    vfr: bool = False
+    note: str = ""
+
+
+def frame_timing(n: int, header_fps: float, timestamps: np.ndarray | None = None) -> FrameTiming:
+    """The timing of ``n`` source frames from their presentation timestamps (decord's, or PyAV's), falling back
+    to the header's frame rate where they are missing or not plausible.
+
+    Why: the header's average rate is wrong for a variable-frame-rate file (a phone or screen recording:
+    13 s of frames would be timed as 3 s), and a header can claim any rate (100,000 frames/s)."""
+    header = float(header_fps) if header_fps and np.isfinite(header_fps) and header_fps > 0 else 0.0
+    note = ""
+    if not header or header > MAX_PLAUSIBLE_FPS:
+        if header:
+            note = (f"the header claims {header:g} frames/s, which no camera gives; frames timed at "
+                    f"{FALLBACK_FPS:g} frames/s")
+        header = FALLBACK_FPS
+        timestamps = None  # timestamps written from that rate are no better
+    uniform = np.arange(n, dtype=np.float64) / header
+    if timestamps is None or n < 2:
+        return FrameTiming(uniform, n / header, header, False, note)
+    t = np.asarray(timestamps, dtype=np.float64).reshape(-1)[:n]
+    if len(t) != n or not np.all(np.isfinite(t)) or np.any(np.diff(t) <= 0):
+        return FrameTiming(uniform, n / header, header, False, note)
+    t = t - t[0]
+    step = float(np.median(np.diff(t)))
+    duration = float(t[-1] + step)
+    if n / duration > MAX_PLAUSIBLE_FPS:
+        return FrameTiming(np.arange(n) / FALLBACK_FPS, n / FALLBACK_FPS, FALLBACK_FPS, False,
+                           f"frame timestamps give {n / duration:g} frames/s; frames timed at {FALLBACK_FPS:g} frames/s")
+    # evenly spaced at the header's rate (within half a frame): the header's rate, as before
+    if np.max(np.abs(t - uniform)) <= 0.5 / header:
+        return FrameTiming(uniform, n / header, header, False, note)
+    return FrameTiming(t, duration, n / duration, True, note)
+
+
+def _decord_timing(vr) -> FrameTiming:
+    try:
+        stamps = np.asarray(vr.get_frame_timestamp(list(range(len(vr)))))[:, 0]
+    except Exception:  # noqa: BLE001 - no timestamps: the header's rate
+        stamps = None
+    return frame_timing(len(vr), float(vr.get_avg_fps() or 0.0), stamps)
+
+
+def timed_indices(timing: FrameTiming, fps: float, max_frames: int | None) -> np.ndarray:
+    """Source frame per output frame when output frame k is shown at k / ``fps`` and the source frames at
+    ``timing.times``: the source frame nearest in time. Used where frames are not evenly spaced."""
+    t_out = np.arange(max(1, int(round(timing.duration * fps)))) / fps
+    if max_frames is not None:
+        t_out = t_out[:max_frames]
+    times = timing.times
+    if len(times) < 2:
+        return np.zeros(len(t_out), dtype=np.int64)
+    j = np.clip(np.searchsorted(times, t_out), 1, len(times) - 1)
+    take_prev = (t_out - times[j - 1]) <= (times[j] - t_out)
+    return np.where(take_prev, j - 1, j).astype(np.int64)
+
+
 def probe_video(path: str | Path, *, keep_reader: bool = False) -> VideoInfo:
     """Frame count, fps, size, duration and whether there is sound; a DecodeError explains unreadable files.
 
@@ -163,23 +240,24 @@ def probe_video(path: str | Path, *, keep_reader: bool = False) -> VideoInfo:
         av_fps = float(vs.average_rate or vs.guessed_rate or 0.0)
         av_size = (int(vs.codec_context.width or 0), int(vs.codec_context.height or 0))
         declared = container.duration / 1e6 if container.duration else None
+        declared_video = float(vs.duration * vs.time_base) if vs.duration and vs.time_base else None
     finally:
         container.close()
     check_frame_size(path, *av_size)  # from the header, before any frame is decoded
     vr = _decord_reader(path)
     if vr is not None:
         frames = len(vr)
-        fps = float(vr.get_avg_fps())
+        timing = _decord_timing(vr)
         height, width = vr[0].shape[:2] if av_size[0] == 0 else (av_size[1], av_size[0])
     else:
         frames = _count_frames_av(path)
-        fps, (width, height) = av_fps, av_size
+        timing = frame_timing(frames, av_fps)
+        width, height = av_size
     if frames == 0:
         raise DecodeError(path, "truncated or corrupt: no decodable video frame", "re-copy or re-encode the clip")
-    if not fps or not np.isfinite(fps):
-        fps = 25.0
-    return VideoInfo(path=path, frames=frames, fps=fps, width=width, height=height, duration=frames / fps,
-                     has_audio=has_audio, declared_seconds=declared, reader=vr if keep_reader else None)
+    return VideoInfo(path=path, frames=frames, fps=timing.rate, width=width, height=height, duration=timing.duration,
+                     has_audio=has_audio, declared_seconds=declared, declared_video_seconds=declared_video,
+                     vfr=timing.vfr, notes=[timing.note] if timing.note else [], reader=vr if keep_reader else None)
 
 
 def _count_frames_av(path: Path) -> int:
@@ -253,8 +331,12 @@ def iter_frame_batches(
     if vr is None:
         yield from _iter_frames_av(path, fps=fps, max_frames=max_frames, batch_size=batch_size, warnings=warnings)
         return
-    src_fps = float(vr.get_avg_fps()) or 25.0
-    src = _output_indices(len(vr), src_fps, fps, max_frames)
+    timing = _decord_timing(vr)
+    src_fps = timing.rate
+    if timing.vfr:  # frames unevenly spaced: output frame k is the one shown at k / fps (the mean rate natively)
+        src = timed_indices(timing, fps if fps and fps > 0 else timing.rate, max_frames)
+    else:
+        src = _output_indices(len(vr), src_fps, fps, max_frames)
     if len(src) == 0:
         return
     h, w = size or vr[0].shape[:2]
@@ -263,7 +345,8 @@ def iter_frame_batches(
         # fitted); PyAV decodes one frame when asked, so memory stays at a few batches whatever the length.
         # Both names go: a decord reader kept alive here holds its buffers for the whole clip
         del vr, lent
-        yield from _iter_frames_av(path, fps=fps, max_frames=max_frames, batch_size=batch_size, warnings=warnings)
+        yield from _iter_frames_av(path, fps=fps, max_frames=max_frames, batch_size=batch_size, warnings=warnings,
+                                   src=src if timing.vfr or timing.note else None)
         return
     step = _batch_len(batch_size, h, w)
     for start in range(0, len(src), step):
@@ -294,16 +377,22 @@ def _warn(warnings: list[str] | None, message: str) -> None:
         warnings.append(message)
 
 
-def _iter_frames_av(path: Path, *, fps, max_frames, batch_size, warnings) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Sequential PyAV decoding for files decord cannot open; resamples by presentation time."""
+def _iter_frames_av(path: Path, *, fps, max_frames, batch_size, warnings,
+                    src: np.ndarray | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Sequential PyAV decoding for files decord cannot open (and long ones); resamples by frame rate, or takes
+    ``src`` (the source frame of each output frame, from the frames' timestamps) where it is given."""
     container = _av_open(path)
     try:
         if not container.streams.video:
             raise DecodeError(path, "no video stream (audio only?)", "use it as an audio file, or drop it")
         vs = container.streams.video[0]
         src_fps = float(vs.average_rate or vs.guessed_rate or 25.0)
+        if src_fps > MAX_PLAUSIBLE_FPS:  # as frame_timing: an absurd header rate is not used
+            src_fps = FALLBACK_FPS
         out_fps = fps if fps and fps > 0 else src_fps
-        if out_fps != src_fps:  # same output length as the decord path: round(source frames * fps / source fps)
+        if src is not None:
+            max_frames = len(src)
+        elif out_fps != src_fps:  # same output length as the decord path: round(source frames * fps / source fps)
             n_est = int(vs.frames or 0) or int(round((container.duration or 0) / 1e6 * src_fps))
             if n_est > 0:
                 t_out = max(1, int(round(n_est * out_fps / src_fps)))
@@ -322,9 +411,9 @@ def _iter_frames_av(path: Path, *, fps, max_frames, batch_size, warnings) -> Ite
                     img = np.ascontiguousarray(np.rot90(img, turns))
                 if step is None:
                     step = _batch_len(batch_size, *img.shape[:2])
-                # output frames k with round(k * src_fps / out_fps) == n_src take this source frame
+                # output frames k with round(k * src_fps / out_fps) == n_src (or src[k] == n_src) take this frame
                 while max_frames is None or k < max_frames:
-                    if int(round(k * src_fps / out_fps)) > n_src:
+                    if (int(src[k]) if src is not None else int(round(k * src_fps / out_fps))) > n_src:
                         break
                     batch.append(img)
                     k += 1

@@ -304,3 +304,52 @@ def test_huge_frames_are_refused_from_the_header(tmp_path, monkeypatch):
         next(video.iter_frame_batches(path))
     arrays, _, rec = process_clip(ClipEntry("huge", "Test", None, path))  # preprocess and predict's path
     assert arrays is None and rec.status == "failed" and "over the 50 megapixels" in rec.reason
+
+
+def test_frame_times_come_from_timestamps(tmp_path):
+    """Issue 20, class 6: frames are timed by their timestamps, not the header's average rate. A 12-s
+    variable-frame-rate mkv (30 frames/s for 3 s, then one a second; the header says 30) keeps its 12 s; an AVI
+    whose header claims 100,000 frames/s is timed at 25 frames/s with a note (not 1 frame of 98 analysed); and
+    none of them, nor a 3-s video with a minute of sound, is called truncated."""
+    import struct
+
+    from mmfer.cache import PreprocessSettings
+    from mmfer.data.index import ClipEntry
+    from mmfer.data.preprocess import process_clip
+    from mmfer.data.video import probe_video
+    from predict_helpers import write_video, write_vfr_video
+
+    vfr = write_vfr_video(tmp_path / "vfr.mkv", [*np.arange(90) / 30, *np.arange(3, 13)],
+                          audio=np.random.default_rng(0).normal(0, 0.1, 16000 * 12).astype(np.float32))
+    info = probe_video(vfr)
+    assert info.vfr and info.duration == pytest.approx(12.03, abs=0.05)
+    frames, fps = read_frames(vfr, fps=8)
+    assert fps == 8 and len(frames) == 96
+    # output frame k is the source frame shown at k / 8 s: grey level 7 * i of source frame i
+    assert frames[40].mean() == pytest.approx((7 * 92) % 255, abs=3)  # 5.0 s: source frame 92 (shown at 5 s)
+    assert frames[12].mean() == pytest.approx((7 * 45) % 255, abs=3)  # 1.5 s: source frame 45
+    settings = PreprocessSettings(face_backend="none", crop_size=32, fps=8)
+    _, meta, rec = process_clip(ClipEntry("vfr", "Test", None, vfr), settings)
+    assert rec.status == "ok" and rec.frames / rec.fps == pytest.approx(12.0, abs=0.2)
+    assert not any("truncated" in w for w in rec.warnings), rec.warnings
+
+    avi = tmp_path / "fast.avi"
+    w = cv2.VideoWriter(str(avi), cv2.VideoWriter_fourcc(*"MJPG"), 25, (64, 48))
+    for i in range(98):
+        w.write(np.full((48, 64, 3), i, np.uint8))
+    w.release()
+    data = bytearray(avi.read_bytes())
+    data[data.find(b"avih") + 8 : data.find(b"avih") + 12] = struct.pack("<I", 10)  # 10 us a frame
+    strh = data.find(b"strh") + 8
+    data[strh + 20 : strh + 28] = struct.pack("<II", 1, 100000)  # scale 1, rate 100000
+    avi.write_bytes(bytes(data))
+    _, _, rec = process_clip(ClipEntry("fast", "Test", None, avi), settings)
+    assert rec.frames == 31 and any("100000 frames/s" in w for w in rec.warnings)
+    assert not any("truncated" in w for w in rec.warnings), rec.warnings
+
+    for ext in ("mkv", "mp4"):  # the container's duration is its sound's
+        long_audio = write_video(tmp_path / f"long_audio.{ext}", np.full((24, 64, 64, 3), 100, np.uint8), fps=8,
+                                 audio=np.random.default_rng(0).normal(0, 0.1, 16000 * 60).astype(np.float32))
+        _, _, rec = process_clip(ClipEntry("la", "Test", None, long_audio),
+                                 PreprocessSettings(face_backend="none", crop_size=32))
+        assert rec.status == "ok" and rec.frames == 24 and not any("truncated" in w for w in rec.warnings), rec.warnings
