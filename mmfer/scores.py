@@ -106,8 +106,8 @@ def write_scores(
 def read_scores(path: str | Path, *, for_evaluate: bool = False) -> ScoreTable:
     """Read a score CSV, mapping class columns by name; errors name the file, row and problem.
 
-    ``for_evaluate`` reads what ``mmfer evaluate`` scores, a predictions CSV of ``mmfer predict`` included:
-    the ``label`` column may be absent (no truth in the file: ``has_label_column`` is False), a row without
+    The ``label`` column may be absent (no truth in the file, as in a predictions CSV of ``mmfer predict``:
+    ``has_label_column`` is False). ``for_evaluate`` reads what ``mmfer evaluate`` scores: a row without
     a prediction (empty class scores, or an empty ``predicted`` column: an unreadable input, or neither face
     nor sound) gets NaN probabilities and counts as wrong, and a clip id may repeat where a ``path`` column
     tells the rows apart (files of the same name in different folders).
@@ -127,7 +127,7 @@ def _read_score_rows(path: Path, f, *, for_evaluate: bool = False) -> ScoreTable
     reader = csv.DictReader(f)
     header = reader.fieldnames or []
     has_label = "label" in header
-    missing = [c for c in SCORE_COLUMNS if c not in header and not (for_evaluate and c == "label")]
+    missing = [c for c in SCORE_COLUMNS if c not in header and c != "label"]  # no label column: no truth known
     if missing:
         raise MmferError(
             f"{path}: not a score CSV: missing column(s) {', '.join(missing)} "

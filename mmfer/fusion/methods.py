@@ -35,9 +35,10 @@ def _stack(probs_list: Sequence[np.ndarray]) -> np.ndarray:
 
 
 def objective_scores(fused: np.ndarray, y: np.ndarray, objective: str = "accuracy") -> np.ndarray:
-    """Objective of one or many fused arrays: ``fused`` (..., N, 7) -> (...) values."""
+    """Objective of one or many fused arrays: ``fused`` (..., N, 7) -> (...) values. A uniform row (no branch
+    saw the clip) is no prediction and counts as wrong, as in ``mmfer.metrics.evaluate``."""
     pred = fused.argmax(axis=-1)
-    correct = pred == y
+    correct = (pred == y) & (np.ptp(fused, axis=-1) > 1e-9)
     if objective == "accuracy":
         return correct.mean(axis=-1)
     if objective == "uar":

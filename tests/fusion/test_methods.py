@@ -245,3 +245,13 @@ def test_fuse_rejects_mismatched_files(tmp_path, rng):
         fuse(paths["val"], paths["test"][:1], out=tmp_path / "x")
     with pytest.raises(MmferError, match="appear twice"):
         fuse(paths["val"], out=tmp_path / "x", names="a,a")
+
+
+def test_uniform_fused_rows_are_no_prediction_in_the_objective():
+    """Issue 20, class 2: a uniform fused row (no branch saw the clip) counts as wrong while weights are
+    searched, as in evaluate, instead of as the first class."""
+    from mmfer.fusion.methods import objective_scores
+
+    fused = np.vstack([np.full((2, 7), 1 / 7), np.eye(7)[[5, 5]]])
+    y = np.array([0, 0, 5, 5])
+    assert objective_scores(fused, y) == 0.5 and objective_scores(fused, y, "uar") == 0.5
