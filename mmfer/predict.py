@@ -8,8 +8,8 @@
   larger photo goes through the face detector and alignment first ("no face found" otherwise).
 - **Audio files** (wav, flac, mp3, ...) go through the audio model alone.
 - Modalities are fused with the bundle's weights, renormalised over what a clip has: no face means
-  audio alone, no (or silent) audio means faces alone, neither gives uniform probabilities and no label.
-- A file that cannot be read gets an error row (empty label and probabilities, the reason in
+  audio alone, no (or silent) audio means faces alone, neither gives uniform probabilities and no prediction.
+- A file that cannot be read gets an error row (empty ``predicted`` and probabilities, the reason in
   ``warning``) and the run goes on.
 
 Model inputs are built by the same functions as in training (``face_tensor``, the cache datasets,
@@ -587,7 +587,7 @@ class Predictor:
         used = [m for m in ("face", "audio") if any(b.modality == m and b.name in probs for b in self.bundle.branches)]
         if notes:
             warnings = [f"{'; '.join(notes)}: " + (f"{'+'.join(used)} only" if used else
-                                                   "uniform probabilities, no label"), *warnings]
+                                                   "uniform probabilities, no prediction"), *warnings]
         if fused is None:
             fused = np.full(NUM_CLASSES, 1.0 / NUM_CLASSES)
         return Prediction(path=str(path), clip_id=clip_id_from_name(path.stem), kind=kind, probs=fused, face_ratio=face_ratio,
