@@ -90,6 +90,7 @@ class FaceTracker:
     ROI_FACE_PX = 95  # target box width in the region-of-interest image (dlib's HOG window is 80 px)
     ROI_KEEP = (0.9, 1.2)  # keep the region scale while the face there stays within these factors of ROI_FACE_PX
     ROI_MARGIN = 0.25  # region = the target box grown by this fraction of its width on each side
+    RETRY_UPSCALE = 2.0  # a whole-frame miss is retried at least at this multiple of detect_max_side
 
     def __init__(
         self,
@@ -143,10 +144,14 @@ class FaceTracker:
             if det is not None:
                 return det
         dets, scale = self._detect_at(image, self.detect_max_side)
-        if (not dets and scale < 1.0 and self.retry_max_side > self.detect_max_side
+        # the retry looks at the frame larger: at its own size up to retry_max_side, and a small frame enlarged
+        # to RETRY_UPSCALE x detect_max_side (a 60-px face in a 320x240 frame is under the HOG window's 80 px)
+        side = max(image.shape[:2])
+        retry_scale = min(self.retry_max_side / side, max(1.0, self.RETRY_UPSCALE * self.detect_max_side / side))
+        if (not dets and retry_scale > scale * 1.05 and self.retry_max_side > self.detect_max_side
                 and (self._since_retry is None or self._since_retry >= self.retry_every)):
             self._since_retry = 0
-            dets, _ = self._detect_at(image, self.retry_max_side)
+            dets, _ = self._detect_at(image, int(round(retry_scale * side)), upscale=True)
         return self._choose(dets)
 
     def _detect_near(self, image: np.ndarray, box: np.ndarray) -> list[Detection]:
@@ -174,17 +179,20 @@ class FaceTracker:
         offset = np.array([x0, y0, x0, y0], np.float32)
         return [Detection(d.box / scale + offset, d.score) for d in self.backend.detect(np.ascontiguousarray(roi))]
 
-    def _detect_at(self, image: np.ndarray, max_side: int) -> tuple[list[Detection], float]:
+    def _detect_at(self, image: np.ndarray, max_side: int, *, upscale: bool = False) -> tuple[list[Detection], float]:
         import cv2
 
         h, w = image.shape[:2]
-        scale = min(1.0, max_side / max(h, w)) if max_side > 0 else 1.0
+        scale = max_side / max(h, w) if max_side > 0 else 1.0
+        if not upscale:
+            scale = min(1.0, scale)
         small = image
-        if scale < 1.0:
-            small = cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+        if abs(scale - 1.0) > 1e-3:
+            small = cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))),
+                               interpolation=cv2.INTER_AREA if scale < 1.0 else cv2.INTER_LINEAR)
         self.detections_run += 1
         dets = self.backend.detect(small)
-        return ([Detection(d.box / scale, d.score) for d in dets] if scale < 1.0 else dets), scale
+        return ([Detection(d.box / scale, d.score) for d in dets] if small is not image else dets), scale
 
     def _choose(self, dets: list[Detection]) -> Detection | None:
         if not dets:

@@ -272,3 +272,17 @@ def test_small_face_coming_in_late_is_found_soon(clip_frames, dlib_backend):
     track = FaceTracker(dlib_backend, detect_every=10, fit_every=3).process(canvas)
     assert not track.mask[:6].any()
     assert track.mask[6:].mean() >= 0.9, track.mask.astype(int)  # found within a few frames, then back-filled
+
+
+def test_a_small_face_in_a_small_frame_is_found_by_the_enlarged_retry(clip_frames, dlib_backend, monkeypatch):
+    """A face under the HOG window (about 55 px) in a 320x240 frame: the retry enlarges the frame and finds it;
+    without the enlargement it is missed."""
+    import cv2
+
+    frame = clip_frames[0][5]
+    small = cv2.resize(frame, (192, 144), interpolation=cv2.INTER_AREA)
+    canvas = np.full((240, 320, 3), 90, np.uint8)
+    canvas[40:184, 60:252] = small
+    assert FaceTracker(dlib_backend).process(canvas[None]).mask[0]
+    monkeypatch.setattr(FaceTracker, "RETRY_UPSCALE", 1.0)
+    assert not FaceTracker(dlib_backend).process(canvas[None]).mask[0]
