@@ -9,7 +9,7 @@ import numpy as np
 
 from mmfer.errors import MmferError
 
-BACKENDS = ("dlib", "insightface", "none")
+BACKENDS = ("dlib", "mtcnn", "dlib_mtcnn", "insightface", "none")
 
 
 @dataclass
@@ -52,6 +52,10 @@ def _backend_class(name: str) -> tuple[str, type]:
         raise MmferError(f"unknown face backend {name!r}; choose one of: {', '.join(BACKENDS)}")
     if key == "dlib":
         from mmfer.faces.dlib import DlibBackend as cls
+    elif key == "mtcnn":
+        from mmfer.faces.mtcnn import MtcnnBackend as cls
+    elif key == "dlib_mtcnn":
+        from mmfer.faces.mtcnn import DlibMtcnnBackend as cls
     elif key == "insightface":
         from mmfer.faces.insightface import InsightFaceBackend as cls
     else:

@@ -29,8 +29,8 @@ def _plausible_face(pts):
 def test_get_backend_names_and_cache(dlib_backend):
     assert get_backend("dlib") is dlib_backend and get_backend("DLIB") is dlib_backend
     assert isinstance(dlib_backend, FaceBackend) and dlib_backend.name == "dlib"
-    with pytest.raises(MmferError, match=r"unknown face backend 'mtcnn'.*dlib, insightface, none"):
-        get_backend("mtcnn")
+    with pytest.raises(MmferError, match=r"unknown face backend 'retinaface'.*dlib, mtcnn, dlib_mtcnn, insightface, none"):
+        get_backend("retinaface")
 
 
 def test_dlib_detects_and_fits(dlib_backend, clip_frames):
@@ -71,7 +71,7 @@ def test_check_backend_without_loading(monkeypatch, tmp_path):
 
     base.check_backend("dlib")  # installed: no error
     with pytest.raises(MmferError, match="unknown face backend"):
-        base.check_backend("mtcnn")
+        base.check_backend("retinaface")
     missing = tmp_path / "shape_predictor_68_face_landmarks.dat"
     monkeypatch.setattr(dlib_backend_module, "predictor_path", lambda: str(missing))
     for cls in (dlib_backend_module.DlibBackend, NoDetectBackend):
@@ -89,3 +89,87 @@ def test_insightface_missing_models_message(tmp_path, monkeypatch):
     with pytest.raises(MmferError, match=rf"{tmp_path} has no the 68-point model 1k3d68\.onnx") as err:
         get_backend("insightface")
     assert "det_" not in str(err.value).split("has no")[1].split(";")[0]
+
+
+def test_unknown_backend_lists_all():
+    from mmfer.faces.base import BACKENDS
+
+    with pytest.raises(MmferError, match="unknown face backend 'hog'") as err:
+        get_backend("hog")
+    assert set(BACKENDS) >= {"dlib", "mtcnn", "dlib_mtcnn", "insightface", "none"}
+    assert all(name in str(err.value) for name in BACKENDS)
+
+
+@pytest.fixture(scope="module")
+def mtcnn_backend():
+    return get_backend("mtcnn")
+
+
+def test_mtcnn_detects_and_fits_near_dlib(mtcnn_backend, dlib_backend, clip_frames):
+    from mmfer.faces.align import eye_centres
+    from mmfer.faces.base import to_grey
+    from mmfer.faces.mtcnn import hog_box_from_mtcnn
+    from mmfer.faces.track import iou
+
+    assert isinstance(mtcnn_backend, FaceBackend) and mtcnn_backend.name == "mtcnn"
+    for frame in clip_frames[0][::11]:
+        (det,) = mtcnn_backend.detect(frame)
+        assert isinstance(det, Detection) and det.box.dtype == np.float32 and det.score > 0.9
+        hog = dlib_backend.detect(frame)[0].box
+        assert iou(det.box, hog) > 0.5 and iou(hog_box_from_mtcnn(det.box), hog) > 0.75  # the calibrated map
+        ref = dlib_backend.landmarks(frame, hog)
+        pts = mtcnn_backend.landmarks(frame, det.box)
+        assert pts.shape == (68, 2) and pts.dtype == np.float32 and _plausible_face(pts)
+        iod = float(np.linalg.norm(np.diff(eye_centres(ref), axis=0)))
+        assert np.linalg.norm(pts - ref, axis=1).mean() < 0.05 * iod  # dlib's points, as the alignment expects
+    assert len(mtcnn_backend.detect(to_grey(frame))) == 1  # grey frames work too
+
+
+def test_mtcnn_no_face_is_no_detection(mtcnn_backend):
+    rng = np.random.default_rng(0)
+    assert mtcnn_backend.detect(np.zeros((120, 160, 3), np.uint8)) == []
+    assert mtcnn_backend.detect(np.full((240, 320, 3), 128, np.uint8)) == []
+    assert mtcnn_backend.detect(np.zeros((8, 8, 3), np.uint8)) == []  # smaller than one 12-px window
+    noise = rng.integers(0, 256, (60, 80), dtype=np.uint8)
+    assert mtcnn_backend.detect(np.repeat(noise[..., None], 3, 2)) == []
+
+
+def test_mtcnn_small_face_through_tracker(mtcnn_backend, dlib_backend, clip_frames):
+    """A face of about 45 px in a 640x480 frame: too small for HOG (its window is 80 px), found by MTCNN."""
+    import cv2
+
+    from mmfer.faces.track import FaceTracker
+
+    frame = clip_frames[0][0]
+    small = cv2.resize(frame, (frame.shape[1] * 2 // 5, frame.shape[0] * 2 // 5), interpolation=cv2.INTER_AREA)
+    big = np.full((480, 640, 3), 100, np.uint8)
+    big[200:200 + small.shape[0], 300:300 + small.shape[1]] = small
+    assert dlib_backend.detect(dlib_backend.prepare(big)) == []
+    for backend in (mtcnn_backend, get_backend("dlib_mtcnn")):
+        track = FaceTracker(backend, detect_max_side=320, detect_every=1).process(big[None])
+        assert track.mask[0] and _plausible_face(track.landmarks[0])
+        assert 300 < track.boxes[0, 0] < track.boxes[0, 2] < 300 + small.shape[1]
+
+
+def test_dlib_mtcnn_is_hog_where_hog_finds(dlib_backend, clip_frames):
+    backend = get_backend("dlib_mtcnn")
+    assert isinstance(backend, FaceBackend) and backend.name == "dlib_mtcnn"
+    grey = backend.prepare(clip_frames[0][0])
+    (det,) = backend.detect(grey)
+    (hog,) = dlib_backend.detect(grey)
+    np.testing.assert_array_equal(det.box, hog.box)
+    np.testing.assert_array_equal(backend.landmarks(grey, det.box), dlib_backend.landmarks(grey, hog.box))
+    assert backend.detect(np.full((120, 160), 128, np.uint8)) == []
+
+
+def test_mtcnn_missing_or_broken_weights(monkeypatch, tmp_path):
+    from mmfer.faces import mtcnn
+
+    monkeypatch.setattr(mtcnn, "WEIGHTS_DIR", tmp_path)
+    with pytest.raises(MmferError, match=rf"{tmp_path / 'pnet.pt'}: the MTCNN weight file is missing; reinstall mmfer"):
+        mtcnn.MtcnnBackend.check()
+    for name in mtcnn.NETS:
+        (tmp_path / f"{name}.pt").write_bytes(b"not a state dict")
+    mtcnn.MtcnnBackend.check()  # present: check does not read them
+    with pytest.raises(MmferError, match=rf"{tmp_path / 'pnet.pt'}: cannot load the MTCNN weights"):
+        mtcnn.load_nets.__wrapped__()
