@@ -89,9 +89,10 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", action="store_true", help="continue RUN/last.pt exactly where it stopped")
     p.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:1 (default: the config's device)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars (log lines only)")
-    p.add_argument("--folds", type=int, default=None, metavar="K",
-                   help="speaker-disjoint K-fold cross-validation (RAVDESS / CREMA-D file names): RUN/fold<i>, "
-                        "RUN/folds.json with mean and range of Val uar, RUN/scores_oof.csv")
+    p.add_argument("--folds", default=None, metavar="K|corpus",
+                   help="speaker-disjoint K-fold cross-validation (speakers from a CSV list's speaker column or "
+                        "RAVDESS / CREMA-D file names), or 'corpus': leave-one-corpus-out over a CSV list's corpora; "
+                        "RUN/fold<i>, RUN/folds.json with mean and range of Val uar, RUN/scores_oof.csv")
 
     def run(args: argparse.Namespace) -> int:
         import dataclasses
@@ -116,6 +117,10 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                 print(f"fold {r['fold']} ({r['speakers']}): accuracy {r['accuracy']:.4f}, uar {r['uar']:.4f}")
             print(f"uar {s['uar_mean']:.4f} +- {s['uar_std']:.4f} (range {s['uar_min']:.4f}-{s['uar_max']:.4f}); "
                   f"pooled out-of-fold accuracy {s['pooled_accuracy']:.4f}, uar {s['pooled_uar']:.4f}")
+            if "test_ensemble" in s:
+                t = s["test_ensemble"]
+                print(f"Test (evaluation only) by the {len(s['folds'])} fold models together: accuracy "
+                      f"{t['accuracy']:.4f}, uar {t['uar']:.4f} ({t['clips']} clips)")
             print(f"summary: {Path(args.out) / 'folds.json'}; out-of-fold scores: {Path(args.out) / 'scores_oof.csv'}")
             return 0
 

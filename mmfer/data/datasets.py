@@ -25,6 +25,7 @@ from torch.utils.data import Dataset
 
 from mmfer.cache import ClipRecord, load_clip
 from mmfer.data.index import AUDIO_EXTENSIONS, IMAGE_EXTENSIONS
+from mmfer.data.speech_list import is_speech_list, speech_list_records, speech_list_splits
 from mmfer.errors import MmferError
 from mmfer.labels import index_of
 
@@ -117,7 +118,11 @@ class CacheDataset(Dataset):
         clip, sub = self.items[i]
         rng = np.random.default_rng([self.seed, self.epoch, i, 7919])
         x, mask = self._make(clip, sub, rng)
-        return {"x": x, "mask": mask, "label": self.labels[clip], "clip": clip}
+        item = {"x": x, "mask": mask, "label": self.labels[clip], "clip": clip}
+        allowed = getattr(self, "allowed", None)  # (clips, classes) bool: the classes of each clip's corpus
+        if allowed is not None:
+            item["allowed"] = torch.from_numpy(allowed[clip])
+        return item
 
     @property
     def clip_ids(self) -> list[str]:
@@ -359,6 +364,10 @@ class AudioStatsDataset(LogMelDataset):
             key += (copy, copies, dataclasses.astuple(a))
         x = _UTTERANCE_FEATURES.get(key)
         if x is None:
+            x = _disk_features(key)
+            if x is not None:
+                _UTTERANCE_FEATURES[key] = x
+        if x is None:
             audio = self._waveform(clip, None, whole=True)
             if copy:  # the same copy in every epoch, fold and process: seeded by the samples and the copy
                 audio = augment_waveform(change_speed(audio, factor),
@@ -368,7 +377,45 @@ class AudioStatsDataset(LogMelDataset):
             if len(_UTTERANCE_FEATURES) >= 200_000:  # bounded, however many files a process sees (~100 MB)
                 _UTTERANCE_FEATURES.clear()
             _UTTERANCE_FEATURES[key] = x
+            _disk_features(key, x)
         return x, None
+
+
+@functools.lru_cache(maxsize=1)
+def _feature_code_version() -> str:
+    """A hash of the code that makes the statistics (mmfer/data/audio.py): any change there starts afresh."""
+    import inspect
+
+    import mmfer.data.audio as audio_module
+
+    return hashlib.blake2b(inspect.getsource(audio_module).encode(), digest_size=8).hexdigest()
+
+
+def _disk_features(key: tuple, x: torch.Tensor | None = None) -> torch.Tensor | None:
+    """Utterance statistics kept on disk across processes, in ``$MMFER_FEATURE_CACHE`` when it is set (one
+    small .npy per clip and copy, named by a hash of the samples, the settings and the feature code): the
+    several cross-validations of a study then extract each clip once. Reads (``x`` None) or writes ``x``."""
+    import os
+
+    root = os.environ.get("MMFER_FEATURE_CACHE")
+    if not root:
+        return None
+    name = hashlib.blake2b(repr((key, _feature_code_version())).encode(), digest_size=16).hexdigest()
+    path = Path(root) / name[:2] / f"{name}.npy"
+    if x is None:
+        try:
+            return torch.from_numpy(np.load(path, allow_pickle=False).astype(np.float32, copy=False))
+        except (OSError, ValueError):
+            return None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        with open(tmp, "wb") as f:
+            np.save(f, x.numpy(), allow_pickle=False)
+        os.replace(tmp, path)
+    except OSError as e:  # a full or read-only disk only costs the speed-up
+        log.debug("feature cache %s not written: %s", path, e)
+    return None
 
 
 class _AudioFiles:
@@ -461,6 +508,8 @@ def file_source(data: str | Path, kind: str) -> str | None:
         return "image"
     if kind in ("logmel", "audio_stats") and Path(data).is_dir() and not (Path(data) / "manifest.jsonl").exists():
         return "audio"
+    if kind in ("logmel", "audio_stats") and is_speech_list(data):  # a CSV list of speech files
+        return "audio"
     return None
 
 
@@ -523,12 +572,16 @@ def source_splits(data: str | Path, kind: str) -> set[str]:
     """Splits present in the data source a model of ``kind`` reads (a cache, or a folder tree of files)."""
     from mmfer.cache import read_manifest
 
+    if file_source(data, kind) and is_speech_list(data):
+        return speech_list_splits(data)
     return media_folder_splits(data, kind) if file_source(data, kind) else {s for s, _ in read_manifest(data)}
 
 
 def source_records(data: str | Path, split: str, kind: str) -> list[ClipRecord]:
     from mmfer.cache import split_records
 
+    if file_source(data, kind) and is_speech_list(data):
+        return list(speech_list_records(data, split))
     return media_folder_records(data, split, kind) if file_source(data, kind) else split_records(data, split)
 
 
@@ -562,6 +615,8 @@ def pad_collate(items: list[dict[str, Any]], *, time_axis: int | None) -> dict[s
         "label": torch.tensor([it["label"] for it in items], dtype=torch.long),
         "clip": torch.tensor([it["clip"] for it in items], dtype=torch.long),
     }
+    if "allowed" in items[0]:  # the classes of each clip's corpus (multi-corpus speech lists)
+        out["allowed"] = torch.stack([it["allowed"] for it in items])
     if time_axis is None:
         out["x"] = torch.stack(xs)
         return out

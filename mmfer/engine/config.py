@@ -52,6 +52,10 @@ class DataConfig:
     # 25 ms frame, in training and scoring alike (mmfer.data.audio.trim_silence)
     trim_silence: bool = False
     trim_db: float = 35.0
+    # training draws: "none" shuffles every clip once an epoch; "corpus_class" (a speech list with a corpus
+    # column) draws as many clips with replacement, each corpus equally often and each class equally often
+    # within its corpus, so that the largest corpus does not drown the others (mmfer.data.speech_list)
+    balance: Literal["none", "corpus_class"] = "none"
     # loading
     batch_size: int = 16
     eval_batch_size: int | None = None  # None: same as batch_size
@@ -117,6 +121,9 @@ class LossConfig:
     class_balanced: bool = False
     balance_power: float = 1.0
     label_smoothing: float = 0.0
+    # speech lists with a corpus column: a clip's softmax runs over the classes its corpus has, so a corpus
+    # without a class (nEMO: Disgust) gives that class's logit no gradient (mmfer.engine.losses)
+    mask_absent_classes: bool = True
 
     def __post_init__(self) -> None:
         check_range(self, "balance_power", low=0.0)

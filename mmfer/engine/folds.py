@@ -27,8 +27,14 @@ log = logging.getLogger(__name__)
 
 
 def speaker_of(record: ClipRecord) -> str | None:
-    """The speaker of a clip, from a RAVDESS or CREMA-D file name (clip id or path); None if neither."""
+    """The speaker of a clip: a speech list's ``speaker`` column (with its corpus in front when the name does
+    not carry it), else read from a RAVDESS or CREMA-D file name (clip id or path); None if neither."""
     from mmfer.labels import cremad_actor, ravdess_actor
+
+    speaker = getattr(record, "speaker", "")
+    if speaker:
+        corpus = getattr(record, "corpus", "")
+        return speaker if not corpus or speaker.startswith(corpus) else f"{corpus}:{speaker}"
 
     for name in (Path(record.clip_id).name, Path(record.path or "").stem):
         for parse, corpus in ((ravdess_actor, "ravdess"), (cremad_actor, "cremad")):
@@ -47,7 +53,8 @@ def speaker_folds(records: list[ClipRecord], k: int) -> list[list[str]]:
     unknown = [r.clip_id for r in records if speaker_of(r) is None]
     if unknown:
         raise MmferError(
-            f"--folds needs the speaker of every clip, read from RAVDESS or CREMA-D file names; {len(unknown)} "
+            f"--folds needs the speaker of every clip, from a CSV list's speaker column or RAVDESS or CREMA-D "
+            f"file names; {len(unknown)} "
             f"clip(s) have none (e.g. {', '.join(unknown[:3])})")
     speakers = sorted({speaker_of(r) for r in records})
     if len(speakers) < k:
@@ -55,31 +62,67 @@ def speaker_folds(records: list[ClipRecord], k: int) -> list[list[str]]:
     return [speakers[i::k] for i in range(k)]
 
 
-def fold_records(records: list[ClipRecord], folds: list[list[str]], index: int) -> tuple[list[ClipRecord], list[ClipRecord]]:
-    """(train, val) of fold ``index``: val holds that fold's speakers, train everyone else."""
+def corpus_folds(records: list[ClipRecord]) -> list[list[str]]:
+    """Leave-one-corpus-out (``--folds corpus``): one fold per corpus of a speech list, in sorted order."""
+    unknown = [r.clip_id for r in records if not getattr(r, "corpus", "")]
+    if unknown:
+        raise MmferError(f"--folds corpus needs a CSV list with a corpus column filled for every clip; {len(unknown)} "
+                         f"clip(s) have none (e.g. {', '.join(unknown[:3])})")
+    corpora = sorted({r.corpus for r in records})  # type: ignore[attr-defined]
+    if len(corpora) < 2:
+        raise MmferError(f"--folds corpus: only one corpus ({', '.join(corpora)}); leave-one-corpus-out needs two or more")
+    return [[c] for c in corpora]
+
+
+def fold_records(records: list[ClipRecord], folds: list[list[str]], index: int, *,
+                 by: str = "speaker") -> tuple[list[ClipRecord], list[ClipRecord]]:
+    """(train, val) of fold ``index``: val holds that fold's speakers (or corpora), train everyone else."""
     held = set(folds[index])
-    return [r for r in records if speaker_of(r) not in held], [r for r in records if speaker_of(r) in held]
+    key = (lambda r: getattr(r, "corpus", "")) if by == "corpus" else speaker_of
+    return [r for r in records if key(r) not in held], [r for r in records if key(r) in held]
 
 
-def train_folds(config: Any, *, data: str | Path, out: str | Path, folds: int, epochs: int | None = None,
+def parse_folds(value: str | int) -> int | str:
+    """``--folds`` K (an integer of at least 2) or ``corpus``."""
+    if isinstance(value, int) or str(value).strip().isdigit():
+        return int(value)
+    if str(value).strip().lower() == "corpus":
+        return "corpus"
+    raise MmferError(f"--folds {value!r}: expected a number of speaker-disjoint folds (e.g. 5) or 'corpus'")
+
+
+def train_folds(config: Any, *, data: str | Path, out: str | Path, folds: int | str, epochs: int | None = None,
                 device: str | None = None, progress: bool = True) -> dict[str, Any]:
-    """Train ``folds`` speaker-disjoint folds into OUT/fold<i>, each resumed or skipped if already there,
-    then summarise them (see the module doc). Returns the summary written to folds.json."""
+    """Train ``folds`` speaker-disjoint folds (or, with ``folds="corpus"``, one fold per corpus of a speech
+    list, leave-one-corpus-out) into OUT/fold<i>, each resumed or skipped if already there, then summarise
+    them (see the module doc). Returns the summary written to folds.json."""
     from mmfer.engine.train import train
     from mmfer.metrics import evaluate
     from mmfer.scores import read_scores, write_scores
 
     out = Path(out)
+    folds = parse_folds(folds)
+    by = "corpus" if folds == "corpus" else "speaker"
+    if folds == "corpus":
+        from mmfer.data.datasets import source_records, source_splits
+        from mmfer.models.registry import build_model
+
+        kind = build_model(config.model.name, **dict(config.model.kwargs)).input_kind
+        pooled = [r for s in (config.data.train_split, config.data.val_split) if s in source_splits(data, kind)
+                  for r in source_records(data, s, kind)]
+        n = len(corpus_folds(pooled))
+    else:
+        n = int(folds)
     results = []
-    for i in range(folds):
+    for i in range(n):
         run = out / f"fold{i + 1}"
         done = (run / "scores_Val.csv").is_file()
         if done:
-            log.info("fold %d/%d: already trained (%s)", i + 1, folds, run)
+            log.info("fold %d/%d: already trained (%s)", i + 1, n, run)
         else:
-            log.info("fold %d/%d -> %s", i + 1, folds, run)
+            log.info("fold %d/%d -> %s", i + 1, n, run)
             train(config, data=data, out=run, epochs=epochs, resume=(run / "last.pt").is_file(), device=device,
-                  progress=progress, fold=(i, folds))
+                  progress=progress, fold=(i, n), fold_by=by)
         results.append(run)
 
     rows, ids, labels, probs = [], [], [], []
@@ -106,6 +149,19 @@ def train_folds(config: Any, *, data: str | Path, out: str | Path, folds: int, e
         "pooled_recall": {k: (None if v is None else round(v, 4)) for k, v in pooled["per_class_recall"].items()},
         "runs": [r.name for r in results],  # relative to this folder, so it can move
     }
+    tests = [run / "scores_Test.csv" for run in results]
+    if all(p.is_file() for p in tests):
+        # rows the list marks for evaluation only (TESS), or a Test split: the K fold models as an ensemble
+        # (mean of probabilities), the way a bundle of them scores; never used to choose anything
+        first = read_scores(tests[0])
+        mean = np.mean([read_scores(p).probs for p in tests], axis=0)
+        write_scores(out / "scores_Test_ensemble.csv", first.clip_ids, first.labels, mean)
+        if any(first.labels):
+            known = [i for i, lab in enumerate(first.labels) if lab]
+            m = evaluate([first.labels[i] for i in known], mean[known])
+            summary["test_ensemble"] = {"clips": m["n"], "accuracy": round(m["accuracy"], 4),
+                                        "uar": round(m["uar"], 4)}
+    summary["by"] = by
     (out / "folds.json").write_text(json.dumps(summary, indent=1) + "\n")
     with open(out / "folds.csv", "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(rows[0]))

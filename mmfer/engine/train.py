@@ -43,10 +43,12 @@ from mmfer.engine.checkpoint import (
     unwrap,
 )
 from mmfer.engine.config import TrainConfig, config_to_plain
+from mmfer.engine.losses import MaskedCrossEntropy
 from mmfer.engine.mixing import mix_batch
 from mmfer.engine.scoring import autocast, predict_clips, resolve_device, split_scores, training_precision
 from mmfer.errors import MmferError
-from mmfer.labels import NUM_CLASSES
+from mmfer.data.speech_list import balanced_weights, check_classes, class_masks, classes_by_corpus, is_speech_list
+from mmfer.labels import EMOTIONS, NUM_CLASSES
 from mmfer.metrics import evaluate
 from mmfer.scores import write_scores
 
@@ -110,10 +112,13 @@ def lr_factor(step: int, *, steps_per_epoch: int, optim: Any) -> float:
     return 1.0
 
 
-def class_weights(labels: list[int], *, power: float = 1.0) -> torch.Tensor:
+def class_weights(labels: list[int], *, power: float = 1.0, counts: np.ndarray | None = None) -> torch.Tensor:
     """Inverse-frequency weights (N / (K n_c)) ** power: with power 1 each present class weighs the same in
-    the loss; a smaller power (0.5) lifts rare classes less, at less cost to the common ones."""
-    counts = np.bincount(np.asarray(labels, dtype=np.int64), minlength=NUM_CLASSES).astype(np.float64)
+    the loss; a smaller power (0.5) lifts rare classes less, at less cost to the common ones. ``counts``
+    (expected draws per class, e.g. under balanced sampling) replaces the counts of ``labels``."""
+    if counts is None:
+        counts = np.bincount(np.asarray(labels, dtype=np.int64), minlength=NUM_CLASSES).astype(np.float64)
+    counts = np.asarray(counts, dtype=np.float64)
     present = counts > 0
     w = np.zeros(NUM_CLASSES)
     w[present] = (counts.sum() / (present.sum() * counts[present])) ** power
@@ -157,6 +162,21 @@ class EpochSampler(Sampler[int]):
 
     def __len__(self) -> int:
         return self.n
+
+
+class BalancedEpochSampler(EpochSampler):
+    """``n`` draws with replacement by the probabilities ``p`` (``data.balance``), seeded by (seed, epoch)."""
+
+    def __init__(self, p: np.ndarray, *, seed: int):
+        super().__init__(len(p), seed=seed)
+        self.p = np.asarray(p, dtype=np.float64) / np.sum(p)
+
+    def __iter__(self):
+        rng = np.random.default_rng([self.seed, self.epoch, 104729])
+        return iter(rng.choice(self.n, size=self.n, replace=True, p=self.p).tolist())
+
+    def expected_class_counts(self, labels: list[int]) -> np.ndarray:
+        return self.n * np.bincount(np.asarray(labels, dtype=np.int64), weights=self.p, minlength=NUM_CLASSES)
 
 
 @dataclasses.dataclass
@@ -221,7 +241,8 @@ def optimisation_step(
         x = x.contiguous(memory_format=torch.channels_last)
     with autocast(device, precision):
         logits = net(x, mask=mask)
-    loss = criterion(logits.float(), y)
+    allowed = batch.get("allowed")  # the classes of each clip's corpus (mmfer.engine.losses)
+    loss = criterion(logits.float(), y) if allowed is None else criterion(logits.float(), y, allowed.to(device))
     if mixed is not None:
         loss = mixed.lam * loss + (1 - mixed.lam) * criterion(logits.float(), mixed.y_other)
     optimizer.zero_grad(set_to_none=True)
@@ -236,19 +257,22 @@ def optimisation_step(
     return y, logits, loss
 
 
-def training_pieces(config: TrainConfig, model: nn.Module, dev: torch.device, labels: list[int]) -> dict[str, Any]:
-    """Precision, optimizer, gradient scaler and loss of a run, as training and ``mmfer bench`` both set them up."""
+def training_pieces(config: TrainConfig, model: nn.Module, dev: torch.device, labels: list[int],
+                    class_counts: np.ndarray | None = None) -> dict[str, Any]:
+    """Precision, optimizer, gradient scaler and loss of a run, as training and ``mmfer bench`` both set them up.
+    ``class_counts``: the expected draws per class when sampling is balanced (else the labels' counts)."""
     precision = training_precision(dev, config.amp, model)
     if precision == "bf16":  # 2D convolutions only: channels-last has no 5-D (Conv3d) form
         for m in model.modules():
             if isinstance(m, nn.Conv2d):
                 m.to(memory_format=torch.channels_last)
-    weight = class_weights(labels, power=config.loss.balance_power).to(dev) if config.loss.class_balanced else None
+    weight = (class_weights(labels, power=config.loss.balance_power, counts=class_counts).to(dev)
+              if config.loss.class_balanced else None)
     return {
         "precision": precision,
         "optimizer": torch.optim.AdamW(model.parameters(), lr=config.optim.lr, weight_decay=config.optim.weight_decay),
         "scaler": torch.amp.GradScaler("cuda", enabled=precision == "fp16"),
-        "criterion": nn.CrossEntropyLoss(weight=weight, label_smoothing=config.loss.label_smoothing),
+        "criterion": MaskedCrossEntropy(weight=weight, label_smoothing=config.loss.label_smoothing),
     }
 
 
@@ -371,13 +395,15 @@ def train(
     progress: bool = True,
     stop_after: int | None = None,
     fold: tuple[int, int] | None = None,
+    fold_by: str = "speaker",
 ) -> dict[str, Any]:
     """Train one branch on a cache; returns the best Val metrics and the paths written.
 
     ``epochs`` overrides ``config.optim.epochs``; ``resume`` continues ``out/last.pt`` exactly (same config
     required, except the number of epochs); ``stop_after`` ends after that many epochs while the schedule
     still plans for all of them (an interruption on purpose, e.g. to test resume). ``fold`` (i, k) pools
-    the Train and Val clips and validates on the i-th of k speaker-disjoint folds (``mmfer.engine.folds``).
+    the Train and Val clips and validates on the i-th of k speaker-disjoint folds (``mmfer.engine.folds``);
+    with ``fold_by="corpus"`` fold i holds out the i-th corpus of a speech list (leave-one-corpus-out).
     """
     data, out = Path(data), Path(out)
     from mmfer.outputs import check_output_dir
@@ -435,15 +461,16 @@ def train(
     holdout = fold is not None or dcfg.val_split not in source_splits(data, kind)
     fold_info = None
     if fold is not None:
-        from mmfer.engine.folds import fold_records, speaker_folds
+        from mmfer.engine.folds import corpus_folds, fold_records, speaker_folds
 
         pooled = train_records + (source_records(data, dcfg.val_split, kind)
                                   if dcfg.val_split in source_splits(data, kind) else [])
-        folds = speaker_folds(pooled, fold[1])
-        train_records, val_records = fold_records(pooled, folds, fold[0])
-        fold_info = {"index": fold[0] + 1, "of": fold[1], "speakers": folds[fold[0]]}
-        log.info("fold %d of %d: validating on speakers %s (%d clips), training on %d clips", fold[0] + 1, fold[1],
-                 ", ".join(folds[fold[0]]), len(val_records), len(train_records))
+        folds = corpus_folds(pooled) if fold_by == "corpus" else speaker_folds(pooled, fold[1])
+        train_records, val_records = fold_records(pooled, folds, fold[0], by=fold_by)
+        fold_info = {"index": fold[0] + 1, "of": len(folds), "by": fold_by, "speakers": folds[fold[0]]}
+        log.info("fold %d of %d: validating on %s %s (%d clips), training on %d clips", fold[0] + 1, len(folds),
+                 "corpus" if fold_by == "corpus" else "speakers", ", ".join(folds[fold[0]]), len(val_records),
+                 len(train_records))
     elif holdout:
         train_records, val_records = holdout_split(train_records, fraction=dcfg.holdout_fraction,
                                                      seed=holdout_seed(config))
@@ -455,6 +482,9 @@ def train(
             check_cache_compatible({"preprocess": preprocess, "path": f"{data}/{dcfg.train_split}"},
                                    data, dcfg.val_split)
     check_consistency(config, settings, kind)
+    corpora = files == "audio" and is_speech_list(data)
+    if corpora:
+        check_classes(train_records, where=f"{data} (training clips)")
     if config.init.backbone_from and ckpt is None:
         from mmfer.models.pretrained import load_backbone
 
@@ -473,6 +503,20 @@ def train(
     if len(train_ds) == 0:
         raise MmferError(f"{data}: no usable {dcfg.train_split} clips for a {kind} model "
                          f"({train_ds.describe_skipped() or 'split is empty'}); check `mmfer preprocess` output")
+    if corpora:
+        check_classes(train_ds.records, where=f"{data} (readable training clips)")
+        if config.loss.mask_absent_classes:
+            train_ds.allowed = class_masks(train_ds.records)
+            if train_ds.allowed is not None:
+                if config.augment.enabled and (config.augment.mixup or config.augment.cutmix):
+                    raise MmferError(f"config {config.name!r}: augment.mixup/cutmix cannot mix clips of corpora with "
+                                     "different classes; set them to 0 or loss.mask_absent_classes: false")
+                if dist.main:
+                    for c, classes in sorted(classes_by_corpus(train_ds.records).items()):
+                        absent = [e for e in EMOTIONS if e not in classes]
+                        if absent:
+                            log.info("corpus %s has no %s: its clips give those classes no loss", c or "(none)",
+                                     ", ".join(absent))
     _check_val_and_classes(train_ds, val_ds, val_records, data=data, kind=kind, dcfg=dcfg,
                            holdout=holdout and fold is None, warn=dist.main)
     if corpora:
@@ -495,6 +539,8 @@ def train(
     if dist.enabled:
         net = nn.parallel.DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None)
         sampler: Any = torch.utils.data.distributed.DistributedSampler(train_ds, seed=config.seed, shuffle=True)
+    elif dcfg.balance == "corpus_class":
+        sampler = BalancedEpochSampler(balanced_weights(train_ds.records), seed=config.seed)
     else:
         sampler = EpochSampler(len(train_ds), seed=config.seed)
     loader_gen = torch.Generator()
@@ -504,7 +550,9 @@ def train(
         generator=loader_gen, pin_memory=dev.type == "cuda",
     )
     steps_per_epoch = max(1, len(loader))
-    pieces = training_pieces(config, model, dev, train_ds.labels)
+    pieces = training_pieces(config, model, dev, train_ds.labels,
+                             class_counts=(sampler.expected_class_counts(train_ds.labels)
+                                           if isinstance(sampler, BalancedEpochSampler) else None))
     precision, optimizer, scaler, criterion = (pieces[k] for k in ("precision", "optimizer", "scaler", "criterion"))
     ocfg = config.optim
     ema = _ema_model(model, ocfg.ema_decay)

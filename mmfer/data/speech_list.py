@@ -1,0 +1,201 @@
+"""Speech of several corpora from one CSV list: ``mmfer train CONFIG --data list.csv`` for the audio branches.
+
+Columns (read by name): ``path,label`` required; ``speaker``, ``corpus``, ``split``, ``use`` and ``clip_id``
+optional, others ignored (``/work/shared/data/speech/metadata.csv`` has ``path,label,speaker,corpus,language,use``).
+Paths are relative to the CSV. A row goes to its ``split`` (Train when there is none); a row whose ``use``
+is given and is not ``train`` (TESS: "evaluation only") goes to Test, so it is scored by every run and never
+trained on. A missing file is reported by name and left out here; one that does not decode is reported and
+left out by the dataset that reads it. Labels take the canonical names and their aliases; out-of-set labels
+(calm) are left out and counted.
+
+Why the corpus column matters: pooled corpora differ in size and in their classes (nEMO has no Disgust).
+:func:`class_masks` tells training which classes each corpus has, so that a corpus without a class never
+teaches the model that the class does not occur (its clips give that class's logit no gradient:
+``mmfer.engine.losses.MaskedCrossEntropy``); :func:`balanced_weights` lets each corpus, and each class
+within a corpus, be drawn equally often, so the largest corpus does not drown the others.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from mmfer.cache import ClipRecord, check_clip_id
+from mmfer.errors import MmferError
+from mmfer.labels import EMOTIONS, NUM_CLASSES, canonical, index_of
+
+log = logging.getLogger(__name__)
+
+TRAIN_USES = ("", "train")
+
+
+@dataclass
+class SpeechRecord(ClipRecord):
+    """A clip of a speech list: a ClipRecord with its speaker and corpus."""
+
+    speaker: str = ""
+    corpus: str = ""
+
+
+def is_speech_list(data: str | Path) -> bool:
+    """True when ``--data`` is a CSV list (a file ending in .csv)."""
+    p = Path(data)
+    return p.suffix.lower() == ".csv" and p.is_file()
+
+
+_CACHE: dict[tuple, list[SpeechRecord]] = {}
+
+
+def read_speech_list(csv_path: str | Path) -> list[SpeechRecord]:
+    """Every usable row of the list, in file order (read once per process while the file is unchanged)."""
+    csv_path = Path(csv_path)
+    if not csv_path.is_file():
+        raise MmferError(f"{csv_path}: CSV list not found")
+    st = csv_path.stat()
+    key = (str(csv_path.resolve()), st.st_size, st.st_mtime_ns)
+    if key not in _CACHE:
+        if len(_CACHE) > 8:
+            _CACHE.clear()
+        _CACHE[key] = _read(csv_path)
+    return list(_CACHE[key])
+
+
+def _read(csv_path: Path) -> list[SpeechRecord]:
+    from mmfer.data.index import split_name
+
+    records: list[SpeechRecord] = []
+    missing: list[str] = []
+    out_of_set = 0
+    seen: dict[tuple[str, str], int] = {}
+    with open(csv_path, newline="", encoding="utf-8-sig") as f:
+        reader = csv.reader(f)
+        header = next(reader, None)
+        if header is None:
+            raise MmferError(f"{csv_path}: empty file; expected a header line 'path,label,speaker,corpus'")
+        cols = [h.strip().lower() for h in header]
+        pos = {c: i for i, c in enumerate(cols)}
+        if "path" not in pos or "label" not in pos:
+            raise MmferError(f"{csv_path}:1: header {','.join(header)!r} lacks column 'path' or 'label'; "
+                             "expected 'path,label[,speaker][,corpus][,split][,use][,clip_id]'")
+        for lineno, row in enumerate(reader, start=2):
+            if not row or not any(v.strip() for v in row):
+                continue
+            if len(row) < len(cols):
+                raise MmferError(f"{csv_path}:{lineno}: {len(row)} value(s) for {len(cols)} column(s) ({','.join(cols)})")
+
+            def get(name: str) -> str:
+                return row[pos[name]].strip() if name in pos else ""
+
+            raw_path = get("path")
+            if not raw_path:
+                raise MmferError(f"{csv_path}:{lineno}: empty path")
+            p = Path(raw_path).expanduser()
+            if not p.is_absolute():
+                p = csv_path.parent / p
+            label = None
+            if get("label"):
+                try:
+                    label = canonical(get("label"))
+                except MmferError as e:
+                    raise MmferError(f"{csv_path}:{lineno}: {e}") from None
+                if label is None:
+                    out_of_set += 1
+                    continue
+            if not p.is_file():
+                missing.append(f"{p} ({csv_path.name}:{lineno})")
+                continue
+            use = get("use").lower()
+            split = split_name(get("split"), where=f"{csv_path}:{lineno}") if get("split") else "Train"
+            if use not in TRAIN_USES:
+                split = "Test"  # evaluation only: scored, never trained on
+            clip_id = (check_clip_id(get("clip_id"), where=f"{csv_path}:{lineno}") if get("clip_id")
+                       else _safe_id(p.stem))
+            if (split, clip_id) in seen:
+                raise MmferError(f"{csv_path}:{lineno}: clip id {clip_id!r} of {p} is already used in {split} by "
+                                 f"line {seen[(split, clip_id)]}; give the rows distinct clip_id values")
+            seen[(split, clip_id)] = lineno
+            records.append(SpeechRecord(clip_id=clip_id, split=split, label=label, path=str(p), status="ok",
+                                        speaker=get("speaker"), corpus=get("corpus")))
+    for m in missing:
+        log.warning("%s: file not found; left out", m)
+    if missing:
+        log.warning("%s: %d listed file(s) not found and left out", csv_path, len(missing))
+    if out_of_set:
+        log.info("%s: %d row(s) with out-of-set labels (e.g. calm) left out", csv_path, out_of_set)
+    if not records:
+        raise MmferError(f"{csv_path}: no usable rows (files present, labels in {', '.join(EMOTIONS)} or empty)")
+    return records
+
+
+def _safe_id(stem: str) -> str:
+    from mmfer.cache import clip_id_from_name
+
+    return clip_id_from_name(stem)
+
+
+def speech_list_splits(csv_path: str | Path) -> set[str]:
+    return {r.split for r in read_speech_list(csv_path)}
+
+
+def speech_list_records(csv_path: str | Path, split: str) -> list[SpeechRecord]:
+    return [r for r in read_speech_list(csv_path) if r.split == split]
+
+
+# ------------------------------------------------------------------ corpora and their classes
+def corpus_of(record: ClipRecord) -> str:
+    return getattr(record, "corpus", "") or ""
+
+
+def classes_by_corpus(records: Sequence[ClipRecord]) -> dict[str, set[str]]:
+    """The labelled classes each corpus has among ``records`` (corpus "" for records without one)."""
+    out: dict[str, set[str]] = {}
+    for r in records:
+        if r.label:
+            out.setdefault(corpus_of(r), set()).add(r.label)
+    return out
+
+
+def check_classes(records: Sequence[ClipRecord], *, where: str) -> None:
+    """A class that no training corpus has could never be learnt: an error naming it (and the corpora)."""
+    by = classes_by_corpus(records)
+    have = set().union(*by.values()) if by else set()
+    absent = [c for c in EMOTIONS if c not in have]
+    if absent:
+        names = ", ".join(sorted(k or "(no corpus)" for k in by)) or "none"
+        raise MmferError(f"{where}: class(es) {', '.join(absent)} absent from every training corpus ({names}); "
+                         "the model could never learn them: add a corpus that has them to the list")
+
+
+def class_masks(records: Sequence[ClipRecord]) -> np.ndarray | None:
+    """(N, 7) bool: the classes the corpus of each record has (among ``records``), or None when every corpus
+    has every class present anywhere in ``records`` (then masking changes nothing)."""
+    by = classes_by_corpus(records)
+    have = set().union(*by.values()) if by else set()
+    if all(v == have for v in by.values()):
+        return None
+    rows = {}
+    for corpus, classes in by.items():
+        m = np.zeros(NUM_CLASSES, dtype=bool)
+        m[[index_of(c) for c in classes]] = True
+        rows[corpus] = m
+    full = np.ones(NUM_CLASSES, dtype=bool)
+    return np.stack([rows.get(corpus_of(r), full) for r in records]) if records else None
+
+
+def balanced_weights(records: Sequence[ClipRecord]) -> np.ndarray:
+    """Drawing probabilities that give each corpus the same share, and each class the same share within its
+    corpus: 1 / (corpora * classes of the corpus * clips of that corpus and class). Sums to 1."""
+    cells: dict[tuple[str, str | None], int] = {}
+    for r in records:
+        cells[(corpus_of(r), r.label)] = cells.get((corpus_of(r), r.label), 0) + 1
+    per_corpus: dict[str, int] = {}
+    for corpus, _ in cells:
+        per_corpus[corpus] = per_corpus.get(corpus, 0) + 1
+    w = np.array([1.0 / (len(per_corpus) * per_corpus[corpus_of(r)] * cells[(corpus_of(r), r.label)])
+                  for r in records], dtype=np.float64)
+    return w / w.sum()

@@ -1,0 +1,172 @@
+"""Speech of several corpora from one CSV list (mmfer.data.speech_list) and what training does with it:
+missing and unreadable files, classes absent from a corpus (masked) or from every corpus (an error),
+corpus/class-balanced drawing, speaker and corpus folds."""
+
+from __future__ import annotations
+
+import csv
+import logging
+
+import numpy as np
+import pytest
+import torch
+
+from mmfer.data.speech_list import (
+    balanced_weights,
+    check_classes,
+    class_masks,
+    read_speech_list,
+    speech_list_records,
+    speech_list_splits,
+)
+from mmfer.errors import MmferError
+from mmfer.labels import EMOTIONS, index_of
+
+SR = 16000
+
+
+def _tone(path, freq: float, rng: np.random.Generator, seconds: float = 0.6) -> None:
+    import soundfile as sf
+
+    t = np.arange(int(seconds * SR)) / SR
+    wave = 0.3 * np.sin(2 * np.pi * freq * t) * (1 + 0.3 * np.sin(2 * np.pi * 3 * t))
+    sf.write(path, (wave + 0.01 * rng.standard_normal(t.size)).astype(np.float32), SR)
+
+
+def _write_list(path, rows, fields=("path", "label", "speaker", "corpus", "use")) -> None:
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(fields), extrasaction="ignore")
+        w.writeheader()
+        w.writerows(rows)
+
+
+def _corpora(tmp_path, *, classes_of: dict[str, list[str]], speakers: int = 2, per: int = 2, use=None):
+    """Tone 'speech': one folder per corpus, class c at its own pitch; returns the list's rows."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for corpus, classes in classes_of.items():
+        (tmp_path / corpus).mkdir()
+        for s in range(speakers):
+            for c in classes:
+                for k in range(per):
+                    name = f"{corpus}/{corpus}{s}_{c}_{k}.wav"
+                    _tone(tmp_path / name, 150 + 60 * index_of(c) + 5 * s, rng)
+                    rows.append({"path": name, "label": c, "speaker": f"{corpus}_{s}", "corpus": corpus,
+                                 "use": (use or {}).get(corpus, "train")})
+    return rows
+
+
+def test_list_reads_speakers_corpora_and_uses(tmp_path):
+    rows = _corpora(tmp_path, classes_of={"a": ["Angry", "Sad"], "t": ["Angry", "Sad"]}, speakers=1, per=1,
+                    use={"t": "evaluation only"})
+    rows.append({"path": "a/calm.wav", "label": "calm", "speaker": "a_0", "corpus": "a", "use": "train"})
+    _write_list(tmp_path / "list.csv", rows)
+    recs = read_speech_list(tmp_path / "list.csv")
+    assert len(recs) == 4  # calm (out of set) left out
+    assert speech_list_splits(tmp_path / "list.csv") == {"Train", "Test"}  # evaluation only: scored, never trained
+    train = speech_list_records(tmp_path / "list.csv", "Train")
+    assert {r.corpus for r in train} == {"a"} and {r.speaker for r in train} == {"a_0"}
+    assert all(r.path.startswith(str(tmp_path)) for r in recs)  # relative to the CSV
+
+
+def test_missing_file_is_reported_by_name_and_left_out(tmp_path, caplog):
+    rows = _corpora(tmp_path, classes_of={"a": ["Angry", "Sad"]}, speakers=1, per=1)
+    rows.append({"path": "a/gone.wav", "label": "Sad", "speaker": "a_0", "corpus": "a", "use": "train"})
+    _write_list(tmp_path / "list.csv", rows)
+    with caplog.at_level(logging.WARNING):
+        recs = read_speech_list(tmp_path / "list.csv")
+    assert len(recs) == 2 and not any("gone" in r.path for r in recs)
+    assert "gone.wav" in caplog.text and "not found" in caplog.text
+
+
+def test_unreadable_file_is_reported_by_name_and_left_out(tmp_path, caplog):
+    from mmfer.data.datasets import build_dataset, source_records
+    from mmfer.engine.config import AugmentConfig, DataConfig
+
+    rows = _corpora(tmp_path, classes_of={"a": ["Angry", "Sad"]}, speakers=1, per=1)
+    (tmp_path / "a" / "broken.wav").write_bytes(b"RIFF not really a wave file")
+    rows.append({"path": "a/broken.wav", "label": "Sad", "speaker": "a_0", "corpus": "a", "use": "train"})
+    _write_list(tmp_path / "list.csv", rows)
+    with caplog.at_level(logging.WARNING):
+        ds = build_dataset("audio_stats", cache=tmp_path / "list.csv",
+                           records=source_records(tmp_path / "list.csv", "Train", "audio_stats"), train=True,
+                           data=DataConfig(), augment=AugmentConfig())
+    assert len(ds) == 2 and [c for c, _ in ds.skipped] == ["broken"]
+    assert "broken.wav" in caplog.text
+
+
+def test_a_class_absent_from_every_training_corpus_is_an_error_naming_it(tmp_path):
+    from mmfer.engine.config import DataConfig, ModelConfig, OptimConfig, TrainConfig
+    from mmfer.engine.train import train
+
+    some = [c for c in EMOTIONS if c not in ("Disgust", "Surprise")]
+    rows = _corpora(tmp_path, classes_of={"a": some, "b": some}, speakers=1, per=1)
+    _write_list(tmp_path / "list.csv", rows)
+    with pytest.raises(MmferError, match="Disgust, Surprise absent from every training corpus"):
+        check_classes(read_speech_list(tmp_path / "list.csv"), where="list")
+    cfg = TrainConfig(name="t", model=ModelConfig(name="audio_stats", kwargs={"hidden": 8}),
+                      data=DataConfig(batch_size=4), optim=OptimConfig(epochs=1), device="cpu")
+    with pytest.raises(MmferError, match="Disgust, Surprise absent from every training corpus"):
+        train(cfg, data=tmp_path / "list.csv", out=tmp_path / "run", progress=False)
+
+
+def test_class_masks_and_balanced_drawing(tmp_path):
+    rows = _corpora(tmp_path, classes_of={"big": ["Angry", "Sad"], "small": ["Angry", "Disgust", "Sad"]},
+                    speakers=1, per=1)
+    rows += [dict(rows[0], path=f"big/x{i}.wav") for i in range(6)]  # big: 7 Angry, 1 Sad
+    for i in range(6):
+        (tmp_path / f"big/x{i}.wav").write_bytes((tmp_path / rows[0]["path"]).read_bytes())
+    _write_list(tmp_path / "list.csv", rows)
+    recs = read_speech_list(tmp_path / "list.csv")
+    masks = class_masks(recs)
+    big = np.array([r.corpus == "big" for r in recs])
+    assert not masks[big, index_of("Disgust")].any() and masks[~big, index_of("Disgust")].all()
+    assert masks[:, index_of("Angry")].all()
+    p = balanced_weights(recs)
+    assert p[big].sum() == pytest.approx(0.5)  # each corpus half of the draws, however big
+    angry = np.array([r.label == "Angry" for r in recs])
+    assert p[big & angry].sum() == pytest.approx(0.25)  # each class of a corpus an equal share of it
+    assert class_masks([r for r in recs if r.corpus == "small"]) is None  # nothing to mask
+
+
+def test_masked_loss_gives_an_absent_class_no_gradient_and_equals_cross_entropy_otherwise():
+    from mmfer.engine.losses import MaskedCrossEntropy
+
+    torch.manual_seed(0)
+    logits = torch.randn(6, 7, requires_grad=True)
+    y = torch.tensor([0, 2, 3, 4, 1, 6])
+    w = torch.rand(7) + 0.5
+    plain = torch.nn.CrossEntropyLoss(weight=w, label_smoothing=0.1)(logits, y)
+    loss = MaskedCrossEntropy(w, label_smoothing=0.1)
+    assert torch.allclose(loss(logits, y), plain)
+    assert torch.allclose(loss(logits, y, torch.ones(6, 7, dtype=torch.bool)), plain)
+    allowed = torch.ones(6, 7, dtype=torch.bool)
+    allowed[:4, index_of("Disgust")] = False  # the first four clips come from a corpus without Disgust
+    loss(logits, y, allowed).backward()
+    assert torch.all(logits.grad[:4, index_of("Disgust")] == 0)  # no push against Disgust from them
+    assert torch.all(logits.grad[4:, index_of("Disgust")] != 0)  # the others still teach it
+    assert torch.isfinite(logits.grad).all()
+
+
+def test_training_on_a_list_masks_balances_and_folds_by_speaker_and_corpus(tmp_path):
+    """`mmfer train --data list.csv --folds K|corpus`: speakers from the list, one fold per corpus, Test rows
+    (evaluation only) scored by every fold and by the folds together."""
+    import json
+
+    from mmfer.engine.config import DataConfig, LossConfig, ModelConfig, OptimConfig, TrainConfig
+    from mmfer.engine.folds import train_folds
+
+    classes = list(EMOTIONS)
+    rows = _corpora(tmp_path, classes_of={"a": classes, "b": [c for c in classes if c != "Disgust"], "c": classes,
+                                          "t": classes}, speakers=2, per=1, use={"t": "evaluation only"})
+    _write_list(tmp_path / "list.csv", rows)
+    cfg = TrainConfig(name="t", model=ModelConfig(name="audio_stats", kwargs={"hidden": 16}),
+                      data=DataConfig(batch_size=8, balance="corpus_class"), loss=LossConfig(class_balanced=True),
+                      optim=OptimConfig(epochs=2, select_by="last"), device="cpu")
+    s = train_folds(cfg, data=tmp_path / "list.csv", out=tmp_path / "loco", folds="corpus", progress=False)
+    assert [r["speakers"] for r in s["folds"]] == ["a", "b", "c"] and s["by"] == "corpus"
+    assert s["test_ensemble"]["clips"] == 14
+    s = train_folds(cfg, data=tmp_path / "list.csv", out=tmp_path / "spk", folds=3, progress=False)
+    held = [set(r["speakers"].split()) for r in s["folds"]]
+    assert set().union(*held) == {"a_0", "a_1", "b_0", "b_1", "c_0", "c_1"} and sum(map(len, held)) == 6
+    assert json.loads((tmp_path / "spk" / "fold1" / "fold.json").read_text())["by"] == "speaker"
