@@ -435,7 +435,7 @@ class _AudioFiles:
         if self.train and not rec.label:
             return "no label"
         try:
-            audio = read_audio(rec.path, sample_rate=self.sample_rate)
+            audio = _decoded_file(rec.path, self.sample_rate, read_audio)
         except Exception as e:  # noqa: BLE001 - any decoder failure is a skip reason, named
             log.warning("%s: %s; left out", rec.path, e)
             return f"unreadable: {e}"
@@ -446,6 +446,31 @@ class _AudioFiles:
 
     def _audio(self, clip: int) -> np.ndarray:
         return self._decoded[clip]
+
+
+# Decoded audio files, kept for the life of the process up to _DECODED_LIMIT bytes (oldest out first): the
+# train, validation and Test datasets of every fold of a cross-validation read the same files, and decoding
+# them again for each (8,500 files of a speech list, 7 folds) cost minutes a fold and grew the process to
+# 14 GB. Keyed by the file's path, size and time, so a changed file is read again; read-only arrays.
+_DECODED: dict[tuple, np.ndarray] = {}
+_DECODED_LIMIT = 3 * 2**30
+_DECODED_HELD = [0]  # bytes in _DECODED
+
+
+def _decoded_file(path: str, sample_rate: int, read) -> np.ndarray:
+    import os
+
+    st = os.stat(path)
+    key = (os.path.realpath(path), st.st_size, st.st_mtime_ns, int(sample_rate))
+    audio = _DECODED.get(key)
+    if audio is None:
+        audio = np.ascontiguousarray(read(path, sample_rate=sample_rate), dtype=np.float32)
+        audio.flags.writeable = False
+        while _DECODED and _DECODED_HELD[0] + audio.nbytes > _DECODED_LIMIT:
+            _DECODED_HELD[0] -= _DECODED.pop(next(iter(_DECODED))).nbytes
+        _DECODED[key] = audio
+        _DECODED_HELD[0] += audio.nbytes
+    return audio
 
 
 class AudioFileDataset(_AudioFiles, LogMelDataset):

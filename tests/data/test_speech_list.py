@@ -170,3 +170,21 @@ def test_training_on_a_list_masks_balances_and_folds_by_speaker_and_corpus(tmp_p
     held = [set(r["speakers"].split()) for r in s["folds"]]
     assert set().union(*held) == {"a_0", "a_1", "b_0", "b_1", "c_0", "c_1"} and sum(map(len, held)) == 6
     assert json.loads((tmp_path / "spk" / "fold1" / "fold.json").read_text())["by"] == "speaker"
+
+
+def test_decoded_files_are_shared_between_datasets_and_read_again_when_changed(tmp_path):
+    from mmfer.data import datasets as D
+
+    calls = []
+
+    def read(path, *, sample_rate):
+        calls.append(path)
+        return np.full(100, len(calls), dtype=np.float32)
+
+    f = tmp_path / "a.wav"
+    f.write_bytes(b"x")
+    a = D._decoded_file(str(f), SR, read)
+    b = D._decoded_file(str(f), SR, read)
+    assert a is b and len(calls) == 1 and not a.flags.writeable  # one decode, never changed in place
+    f.write_bytes(b"xy")  # a changed file is decoded again
+    assert D._decoded_file(str(f), SR, read)[0] == 2 and len(calls) == 2
