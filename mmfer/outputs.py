@@ -29,7 +29,12 @@ def _nearest_existing(path: Path) -> Path:
 
 
 def _probe(folder: Path) -> str:
-    """Why ``folder`` cannot take a new file, or "" when it can."""
+    """Why ``folder`` cannot take a new file, or "" when it can. The folder's times are put back afterwards, so
+    a check leaves no trace (a resumed run that has nothing to do changes nothing)."""
+    try:
+        before = os.stat(folder)
+    except OSError as e:
+        return e.strerror or type(e).__name__
     try:
         fd, name = tempfile.mkstemp(prefix=".mmfer-probe-", dir=folder)
     except OSError as e:
@@ -37,6 +42,7 @@ def _probe(folder: Path) -> str:
     os.close(fd)
     try:
         os.unlink(name)
+        os.utime(folder, ns=(before.st_atime_ns, before.st_mtime_ns))
     except OSError:
         pass
     return ""
