@@ -62,8 +62,13 @@ FUSION_METHODS = ("weighted", "mean", "exp_weighted", "per_class")
 DEFAULT_DECODE = PreprocessSettings(fps=8.0, max_frames=960, fit_every=1, detect_every=5)
 
 # Options of a face_image branch: how aligned video crops are framed for it, and test-time views.
-FACE_IMAGE_OPTIONS = {"framing": "fer2013", "image_views": 10, "frame_views": 2, "frame_pooling": "mean"}
+# ``tight_images``: a tight face image (FER2013-like, see mmfer.predict.TIGHT_CROP_MAX_SIDE) is taken ``as_is`` as
+# the crop (models trained on such images), or goes the ``video`` way (mmfer.faces.crops.image_crop: shown in a
+# frame, then the detector, landmarks, alignment and framing of a video frame; models trained on video crops).
+FACE_IMAGE_OPTIONS = {"framing": "fer2013", "image_views": 10, "frame_views": 2, "frame_pooling": "mean",
+                      "tight_images": "as_is"}
 FRAMINGS = ("fer2013", "aligned")
+TIGHT_IMAGES = ("as_is", "video")
 # How a face_image branch's per-frame probabilities become the clip's (mmfer.predict.pool_frames).
 FRAME_POOLINGS = ("mean", "log_mean", "confidence")
 
@@ -213,6 +218,8 @@ def _options(kind: str, given: Mapping[str, Any], *, where: str) -> dict[str, An
         if out["frame_pooling"] not in FRAME_POOLINGS:
             raise MmferError(f"{where}: frame_pooling {out['frame_pooling']!r}; expected one of "
                              f"{', '.join(FRAME_POOLINGS)}")
+        if out["tight_images"] not in TIGHT_IMAGES:
+            raise MmferError(f"{where}: tight_images {out['tight_images']!r}; expected one of {', '.join(TIGHT_IMAGES)}")
         for k in ("image_views", "frame_views"):
             if out[k] not in VIEWS:
                 raise MmferError(f"{where}: {k}={out[k]!r}; expected one of {', '.join(map(str, VIEWS))}")

@@ -39,6 +39,7 @@ from mmfer.data.index import (
     AUDIO_EXTENSIONS, IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, is_audio, is_image, is_video, iter_files,
 )
 from mmfer.errors import MmferError
+from mmfer.faces.align import FER2013_RIGID, framing_box  # noqa: F401 - re-exported (their old home)
 from mmfer.labels import EMOTIONS, NUM_CLASSES
 from mmfer.models.common import fold_batchnorm
 from mmfer.outputs import open_new
@@ -63,30 +64,6 @@ FORWARD_BATCH = 256
 # file as they are made and read back FACE_CHUNK frames at a time: memory does not grow with its length
 SPOOL_FACES_ABOVE_BYTES = 256 * 2**20
 FACE_CHUNK = 512
-# How FER2013's 48x48 images frame a face (loose face-detector crops, brows to chin, a little background):
-# centre x, centre y and RMS radius of the eyes + nose points (mmfer.faces.align.rigid_frame) as fractions
-# of the image side; medians over the 275 of 400 random FER2013 training images in which dlib found a face
-# (inter-quartile ranges 0.48-0.52, 0.45-0.49, 0.17-0.20). Aligned crops have more margin (radius 0.155).
-FER2013_RIGID = (0.499, 0.473, 0.184)
-
-
-def framing_box(crop_size: int, rigid: tuple[float, float, float] = FER2013_RIGID) -> tuple[int, int, int, int]:
-    """The square (x0, y0, x1, y1) of a ``crop_size`` aligned crop that frames the face as ``rigid`` describes.
-
-    Why: a face model sees faces framed as in training. Alignment puts every face's eyes and nose on the
-    same template, so the matching box is one fixed square of the aligned crop: where the template's rigid
-    points sit, scaled and shifted to where ``rigid`` has them. For 112-px crops and FER2013: (8, 4, 103, 99).
-    """
-    from mmfer.faces.align import rigid_frame, template_68
-
-    c, r = rigid_frame(template_68(crop_size))
-    scale = r / rigid[2]
-    side = min(crop_size, int(round(scale)))
-    x0 = int(np.clip(round(c[0] - rigid[0] * scale), 0, crop_size - side))
-    y0 = int(np.clip(round(c[1] - rigid[1] * scale), 0, crop_size - side))
-    return x0, y0, x0 + side, y0 + side
-
-
 @dataclass
 class Prediction:
     """One input's row: fused probabilities (None for an error row), what was used, and why not the rest."""
@@ -409,11 +386,11 @@ class Predictor:
         settings (size, grey-scale, equalisation), and the mean over ``views`` test-time views.
         """
         from mmfer.data.features import crop_views, face_tensor
+        from mmfer.faces.crops import frame_faces
 
         faces = np.asarray(faces)
-        if aligned and branch.options.get("framing") == "fer2013":
-            x0, y0, x1, y1 = framing_box(faces.shape[-2])
-            faces = faces[:, y0:y1, x0:x1]
+        if aligned:
+            faces = frame_faces(faces, branch.options.get("framing"))
         d = branch.config.data
         x = face_tensor(faces, size=d.image_size, grayscale=d.grayscale, equalize=d.equalize)
         v = crop_views(x, views=views)  # (N, V, C, H, W)
@@ -529,22 +506,26 @@ class Predictor:
         rgb = np.ascontiguousarray(img[..., ::-1])
         h, w = rgb.shape[:2]
         tight = max(h, w) <= TIGHT_CROP_MAX_SIDE and TIGHT_CROP_ASPECT[0] <= w / h <= TIGHT_CROP_ASPECT[1]
-        if tight:
-            faces = rgb[None]
-        else:
-            from mmfer.faces.align import align_frames
-            from mmfer.faces.base import get_backend
-            from mmfer.faces.track import FaceTracker
+        from mmfer.faces.base import get_backend
+        from mmfer.faces.crops import frame_crop, image_crop
 
-            d = self.bundle.decode
-            track = FaceTracker(get_backend(d.face_backend), detect_max_side=d.detect_max_side,
-                                detect_every=1).process(rgb[None])
-            if not track.mask[0]:
-                raise MmferError(f"no face found ({w}x{h} image; faces smaller than about 80 px or far from "
-                                 "frontal are missed, and a tight crop under 100 px is used as it is)")
-            faces = align_frames(rgb[None], track.landmarks, track.mask, crop_size=d.crop_size)
-        probs = {b.name: self.face_frames(b, faces, aligned=not tight, views=b.options["image_views"])[0]
-                 for b in branches}
+        d = self.bundle.decode
+        aligned = None  # the whole aligned crop (video path), made once for every branch that takes it
+        probs = {}
+        for b in branches:
+            if tight and b.options["tight_images"] == "as_is":
+                probs[b.name] = self.face_frames(b, rgb[None], aligned=False, views=b.options["image_views"])[0]
+                continue
+            if aligned is None:
+                made = (image_crop(rgb, get_backend(d.face_backend), crop_size=d.crop_size, framing=None,
+                                   detect_max_side=d.detect_max_side) if tight else
+                        frame_crop(rgb, get_backend(d.face_backend), crop_size=d.crop_size, framing=None,
+                                   detect_max_side=d.detect_max_side))
+                if made is None:
+                    raise MmferError(f"no face found ({w}x{h} image; faces smaller than about 80 px or far from "
+                                     "frontal are missed, and a tight crop under 100 px is taken as the face)")
+                aligned = made.crop[None]
+            probs[b.name] = self.face_frames(b, aligned, aligned=True, views=b.options["image_views"])[0]
         return self._fused(path, "image", probs, face_ratio=1.0, notes=[], warnings=[])
 
     def _audio_file(self, path: Path) -> Prediction:

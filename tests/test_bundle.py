@@ -37,7 +37,7 @@ def test_write_and_load_bundle(tmp_path, runs):
     face = info["branches"]["face"]
     assert face["checkpoint"] == "face.pt" and face["weight"] == 3.0 and face["data"] == "d"
     assert face["options"] == {"framing": "fer2013", "image_views": 10, "frame_views": 2,
-                               "frame_pooling": "mean"}  # defaults written out
+                               "frame_pooling": "mean", "tight_images": "as_is"}  # defaults written out
     assert face["metrics"]["val_accuracy"] == 0.5 and face["metrics"]["epochs_trained"] == 1
     assert info["branches"]["audio"]["options"] == {}
     b = load_bundle(out)
@@ -151,9 +151,10 @@ def test_build_tool(tmp_path, runs, cremad_videos, cremad_audio, monkeypatch):
     rc = tool.main(["--face", str(runs["face_frame"]), "--audio", str(runs["audio_cnn"]), "--face-weight", "0.7",
                     "--audio-weight", "0.3", "--out", str(out), "--outputs", str(csv_path)])
     assert rc == 0
-    assert sorted(p.name for p in out.iterdir()) == ["audio_cnn.pt", "bundle.json", "face_fer2013.pt"]
+    assert sorted(p.name for p in out.iterdir()) == ["audio_cnn.pt", "bundle.json", "face_video.pt"]
     info = json.loads((out / "bundle.json").read_text())
     assert "RAVDESS" in info["branches"]["audio_cnn"]["licence"] and info["branches"]["face"]["weight"] == 0.7
+    assert info["branches"]["face"]["options"]["tight_images"] == "video"  # trained on video crops by default
     _check_recorded(out, csv_path, [cremad_videos[0], cremad_audio[0]])
     # a cross-validation folder brings every fold model, sharing its share of the audio weight
     folds = tmp_path / "cv"
@@ -169,8 +170,21 @@ def test_build_tool(tmp_path, runs, cremad_videos, cremad_audio, monkeypatch):
     assert weights == pytest.approx({"face": 0.6, "audio_cnn_fold1": 0.15, "audio_cnn_fold2": 0.15, "audio_cnn": 0.1})
     assert info["provenance"]["audio_cross_validation"]["cv"]["uar_mean"] == 0.5
     assert sorted(p.name for p in out.glob("*.pt")) == ["audio_cnn.pt", "audio_cnn_fold1.pt", "audio_cnn_fold2.pt",
-                                                       "face_fer2013.pt"]
+                                                       "face_video.pt"]
     assert tool.main(["--face", str(runs["audio_cnn"]), "--audio", str(runs["audio_cnn"]), "--out", str(out)]) == 2
+    # a new face model beside a bundle's audio models as they are, rebuilt in place: audio weights rescaled
+    before = {n: b for n, b in info["branches"].items() if n != "face"}
+    rc = tool.main(["--face", str(runs["face_frame"]), "--keep-audio-from", str(out), "--tight-images", "as_is",
+                    "--face-weight", "0.5", "--audio-weight", "0.5", "--face-backend", "dlib",
+                    "--out", str(out), "--outputs", str(csv_path)])
+    assert rc == 0
+    info = json.loads((out / "bundle.json").read_text())
+    assert info["branches"]["face"]["options"]["tight_images"] == "as_is" and info["decode"]["face_backend"] == "dlib"
+    assert {n: b["weight"] for n, b in info["branches"].items() if n != "face"} == pytest.approx(
+        {n: 0.5 * b["weight"] / 0.4 for n, b in before.items()})
+    assert sorted(p.name for p in out.glob("*.pt")) == ["audio_cnn.pt", "audio_cnn_fold1.pt", "audio_cnn_fold2.pt",
+                                                       "face_fer2013.pt"]
+    assert info["provenance"]["audio_cross_validation"]["cv"]["uar_mean"] == 0.5
 
 
 def _check_recorded(model, csv_path: Path, inputs) -> None:

@@ -10,7 +10,8 @@ shipped files still load and predict the same.
 Temperatures: each audio cross-validation folder's out-of-fold scores calibrate its models, and
 --face-scores (held-out scores of the face models) calibrate the face ensemble, before the weighted mean.
 
-Face runs must be face_frame models (configs/face_frame_fer2013.yaml); several make an ensemble with the
+Face runs must be face_frame models (configs/face_frame_video.yaml, on crops of tools/make_video_crops.py, with
+--tight-images video; or configs/face_frame_fer2013.yaml with --tight-images as_is); several make an ensemble with the
 face weight shared equally. Each --audio is a run or a cross-validation folder of `mmfer train --folds K`
 (every fold model joins, sharing that entry's share equally); audio models are audio_cnn or audio_stats.
 Checkpoints are exported without training state, in fp16 (a few MB); bundle.json records each run's
@@ -32,8 +33,14 @@ OUTPUTS = REPO / "tests" / "assets" / "default_model_outputs.csv"
 FACE_DATA = ("FER2013 (Goodfellow et al. 2013; ICML 2013 representation learning challenge): 48x48 grey-scale "
              "face crops in the seven classes. Trained on Train minus a stratified, seeded 10% held out for "
              "validation (the figures in metrics, at the last of a number of epochs fixed in advance). At "
-             "prediction each aligned video frame is cut to FER2013's framing (mmfer.predict.framing_box), made "
+             "prediction each aligned video frame is cut to FER2013's framing (mmfer.faces.align.framing_box), made "
              "grey-scale, equalised and resized exactly as in training.")
+FACE_VIDEO_DATA = ("FER2013 (Goodfellow et al. 2013; ICML 2013 representation learning challenge): 48x48 grey-scale "
+                   "face crops in the seven classes, each shown in a frame at 56-256 px, degraded as video degrades "
+                   "it and cut by predict's own detector, landmarks, alignment and framing "
+                   "(tools/make_video_crops.py, mmfer.faces.crops). Fine-tuned from a FER2013 model on Train minus a "
+                   "stratified, seeded 10% held out for validation (the figures in metrics, at the last of a number "
+                   "of epochs fixed in advance). At prediction video frames and face images take the same path.")
 FACE_LICENCE = ("FER2013 is research data of unclear, non-commercial terms (faces collected from the web); "
                 "this model inherits them: research use only.")
 AUDIO_DATA = ("RAVDESS speech (Livingstone & Russo 2018), the 15 actors 01-16 without 05 at 16 kHz: 900 utterances, "
@@ -148,9 +155,18 @@ def main(argv: list[str] | None = None) -> int:
                     help="test-time views per face image (default 10, ten-crop)")
     ap.add_argument("--frame-pooling", default="mean", choices=("mean", "log_mean", "confidence"),
                     help="how a video's frame probabilities make the clip's (default mean)")
+    ap.add_argument("--tight-images", default="video", choices=("as_is", "video"),
+                    help="how the face models take a tight face image (FER2013-like): as_is, or the video way, "
+                         "shown in a frame and cut like a video frame (default video: models trained on "
+                         "tools/make_video_crops.py crops)")
     ap.add_argument("--face-scores", type=Path, nargs="+", default=None, metavar="CSV",
                     help="held-out scores of the face models (`mmfer scores RUN --split Val --views V`, one per "
                          "--face, at the video frame views): the temperature that calibrates their mean is fitted here")
+    ap.add_argument("--keep-audio-from", type=Path, default=None, metavar="BUNDLE",
+                    help="instead of --audio: the audio models of an existing bundle folder as they are (checkpoints, "
+                         "temperatures, data, licence, cross-validation), their total weight set to --audio-weight")
+    ap.add_argument("--face-backend", default=None,
+                    help="the face detector the bundle decodes videos with (default: the library's default)")
     ap.add_argument("--fp32", action="store_true", help="keep fp32 weights (files twice as large)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -160,11 +176,15 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         if not args.outputs_only:
-            if not args.face or not args.audio:
-                ap.error("--face RUN and --audio RUN are required (or --outputs-only)")
+            if not args.face or not (args.audio or args.keep_audio_from):
+                ap.error("--face RUN and --audio RUN (or --keep-audio-from BUNDLE) are required (or --outputs-only)")
+            if args.audio and args.keep_audio_from:
+                ap.error("--audio and --keep-audio-from exclude each other")
+            args.audio = args.audio or []
             shares = args.audio_shares or [1.0] * len(args.audio)
-            if len(shares) != len(args.audio) or min(shares) < 0 or sum(shares) <= 0:
+            if args.audio and (len(shares) != len(args.audio) or min(shares) < 0 or sum(shares) <= 0):
                 ap.error("--audio-shares needs one non-negative share per --audio entry")
+            kept_audio, kept_cv = _kept_audio(args.keep_audio_from, args.audio_weight) if args.keep_audio_from else ([], {})
             import torch
 
             import mmfer
@@ -172,14 +192,18 @@ def main(argv: list[str] | None = None) -> int:
             face_t = _face_temperature(args.face_scores, len(args.face)) if args.face_scores else None
             branches = []
             for i, run in enumerate(args.face):
-                _check_kind(run, ("face_image",), "configs/face_frame_fer2013.yaml")
+                _check_kind(run, ("face_image",), "configs/face_frame_video.yaml")
                 name = "face" if len(args.face) == 1 else f"face{i + 1}"
+                stem = "face_video" if args.tight_images == "video" else "face_fer2013"
                 branches.append({"name": name, "run": run, "weight": args.face_weight / len(args.face),
-                                 "file": "face_fer2013.pt" if len(args.face) == 1 else f"face_fer2013_{i + 1}.pt",
+                                 "file": f"{stem}.pt" if len(args.face) == 1 else f"{stem}_{i + 1}.pt",
                                  "options": {"framing": "fer2013", "frame_views": args.frame_views,
-                                             "image_views": args.image_views, "frame_pooling": args.frame_pooling},
-                                 "temperature": face_t, "data": FACE_DATA, "licence": FACE_LICENCE})
-            cross_validation = {}
+                                             "image_views": args.image_views, "frame_pooling": args.frame_pooling,
+                                             "tight_images": args.tight_images},
+                                 "temperature": face_t, "licence": FACE_LICENCE,
+                                 "data": FACE_VIDEO_DATA if args.tight_images == "video" else FACE_DATA})
+            branches += kept_audio
+            cross_validation = dict(kept_cv)
             for spec, share in zip(args.audio, shares):
                 members = _audio_members(spec)
                 audio_t = _oof_temperature(spec)
@@ -194,13 +218,15 @@ def main(argv: list[str] | None = None) -> int:
                     cross_validation[spec.name] = cv
             for old in args.out.glob("*.pt"):  # a rebuilt bundle holds only its own checkpoints
                 old.unlink()
-            write_bundle(args.out, branches, provenance={
+            write_bundle(args.out, branches, decode={"face_backend": args.face_backend} if args.face_backend else None,
+                         provenance={
                 "built": time.strftime("%Y-%m-%d"),
                 "mmfer": mmfer.__version__,
                 "torch": torch.__version__,
                 "runs": {b["name"]: Path(b["run"]).name for b in branches},
                 "audio_cross_validation": cross_validation,
-                "weights": (f"face {args.face_weight}, audio {args.audio_weight} (shares {shares}), stated by the "
+                "weights": (f"face {args.face_weight}, audio {args.audio_weight} "
+                            f"({f'shares {shares}' if args.audio else f'as in {args.keep_audio_from}'}), stated by the "
                             "builder by the rule in the README's model card"),
             }, half=not args.fp32)
         bundle = load_bundle(args.out)
@@ -212,6 +238,30 @@ def main(argv: list[str] | None = None) -> int:
         print(f"build_default_model: error: {e}", file=sys.stderr)
         return 2
     return 0
+
+
+def _kept_audio(bundle: Path, weight: float) -> tuple[list[dict], dict]:
+    """The audio branches of an existing bundle, copied aside first (the bundle may be the one rebuilt), with
+    their weights rescaled to sum to ``weight``; and its recorded cross-validation."""
+    import json
+    import shutil
+    import tempfile
+
+    info = json.loads((bundle / "bundle.json").read_text())
+    audio = {n: b for n, b in info["branches"].items() if not n.startswith("face")}
+    if not audio:
+        from mmfer.errors import MmferError
+
+        raise MmferError(f"--keep-audio-from {bundle}: the bundle has no audio branch")
+    keep = Path(tempfile.mkdtemp(prefix="mmfer-kept-audio-"))
+    total = sum(b["weight"] for b in audio.values())
+    out = []
+    for name, b in audio.items():
+        shutil.copy2(bundle / b["checkpoint"], keep / b["checkpoint"])
+        out.append({"name": name, "run": keep / b["checkpoint"], "file": b["checkpoint"],
+                    "weight": weight * b["weight"] / total, "temperature": b.get("temperature"),
+                    "options": b.get("options") or {}, "data": b.get("data"), "licence": b.get("licence")})
+    return out, (info.get("provenance") or {}).get("audio_cross_validation", {})
 
 
 def _check_kind(run: Path, kinds: tuple[str, ...], config: str) -> dict:

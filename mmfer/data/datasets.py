@@ -143,11 +143,15 @@ class CacheDataset(Dataset):
 
     def _faces(self, faces: np.ndarray, idx: np.ndarray, rng: np.random.Generator) -> torch.Tensor:
         """Frames idx as float (T, C, H, W), with one jitter shared by all frames of the clip."""
-        from mmfer.data.features import augment_faces, face_tensor
+        from mmfer.data.features import augment_faces, draw_degradation, face_tensor, video_degrade
 
-        x = face_tensor(
-            np.asarray(faces[idx]), size=self.data.image_size, grayscale=self.data.grayscale, equalize=self.data.equalize
-        )
+        frames = np.asarray(faces[idx])
+        if self._augmenting() and self.augment.video > 0 and rng.random() < self.augment.video:
+            d = draw_degradation(rng)  # one draw for the clip; blur scaled to the crop's size
+            d["blur"] *= frames.shape[-2] / 100
+            seed = int(rng.integers(2**31))
+            frames = np.stack([video_degrade(f, np.random.default_rng(seed), **d) for f in frames])
+        x = face_tensor(frames, size=self.data.image_size, grayscale=self.data.grayscale, equalize=self.data.equalize)
         if self._augmenting():
             a = self.augment
             x = augment_faces(

@@ -7,6 +7,7 @@ Pure functions so datasets, ``mmfer predict`` and tests compute exactly the same
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 
@@ -259,6 +260,53 @@ def augment_faces(
         y0, x0 = int(rng.integers(0, h - eh + 1)), int(rng.integers(0, w - ew + 1))
         flat[..., y0 : y0 + eh, x0 : x0 + ew] = rng.normal(size=(c, eh, ew)).astype(np.float32)
     return flat.reshape(*lead, c, h, w).astype(np.float32, copy=False)
+
+
+def draw_degradation(rng: np.random.Generator) -> dict[str, Any]:
+    """A random draw of what video does to a face (keyword arguments of ``video_degrade``), each kind with its
+    own probability: blur 0.25 (sigma 0.4-1.6 px per 100 px of face), motion blur 0.15 (3-9 px), a lower
+    resolution scaled back up 0.25 (35-70%), block compression 0.6 (JPEG quality 15-69), gamma 0.3 (0.6-1.6),
+    sensor noise 0.2 (2-8 grey levels)."""
+    return dict(
+        blur=float(rng.uniform(0.4, 1.6)) if rng.random() < 0.25 else 0.0,
+        motion=int(rng.integers(3, 10)) if rng.random() < 0.15 else 0,
+        rescale=float(rng.uniform(0.35, 0.7)) if rng.random() < 0.25 else 1.0,
+        jpeg=int(rng.integers(15, 70)) if rng.random() < 0.6 else 0,
+        gamma=float(np.exp(rng.uniform(np.log(0.6), np.log(1.6)))) if rng.random() < 0.3 else 1.0,
+        noise=float(rng.uniform(2, 8)) if rng.random() < 0.2 else 0.0,
+    )
+
+
+def video_degrade(image: np.ndarray, rng: np.random.Generator, *, blur: float = 0.0, motion: int = 0,
+                  rescale: float = 1.0, jpeg: int = 0, gamma: float = 1.0, noise: float = 0.0) -> np.ndarray:
+    """An RGB uint8 image (H, W, 3) as a video frame shows it: Gaussian blur (sigma px), motion blur along a random
+    direction (length px), a lower resolution scaled back up (share), gamma, noise (grey levels) and JPEG block
+    compression (quality; a stand-in for a video codec's), in that order; 0 / 1 switches one off."""
+    import cv2
+
+    frame = np.ascontiguousarray(image)
+    h, w = frame.shape[:2]
+    if blur:
+        frame = cv2.GaussianBlur(frame, (0, 0), blur)
+    if motion:
+        k = np.zeros((motion, motion), np.float32)
+        k[motion // 2] = 1.0
+        rot = cv2.getRotationMatrix2D(((motion - 1) / 2, (motion - 1) / 2), float(rng.uniform(0, 180)), 1.0)
+        k = cv2.warpAffine(k, rot, (motion, motion))
+        frame = cv2.filter2D(frame, -1, k / max(float(k.sum()), 1e-6))
+    if rescale < 1.0:
+        small = cv2.resize(frame, (max(4, int(w * rescale)), max(4, int(h * rescale))), interpolation=cv2.INTER_AREA)
+        frame = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+    if gamma != 1.0:
+        lut = np.clip(255.0 * (np.arange(256) / 255.0) ** gamma, 0, 255).astype(np.uint8)
+        frame = lut[frame]
+    if noise:
+        frame = np.clip(frame + rng.normal(0, noise, frame.shape), 0, 255).astype(np.uint8)
+    if jpeg:
+        ok, buf = cv2.imencode(".jpg", np.ascontiguousarray(frame), [cv2.IMWRITE_JPEG_QUALITY, int(jpeg)])
+        if ok:
+            frame = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED).reshape(frame.shape)
+    return np.ascontiguousarray(frame)
 
 
 VIEWS = (1, 2, 10)

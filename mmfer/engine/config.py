@@ -42,6 +42,9 @@ class DataConfig:
     grayscale: bool = False
     equalize: bool = False
     eval_views: int = 1  # face_image evaluation: 1 whole face, 2 + mirror, 10 ten-crop (probabilities averaged)
+    # face_image training: every training image made into its model input once, held on the training device and
+    # jittered there in batches (mmfer.engine.device_data), with no data loader: the GPU recipe
+    device_images: bool = False
     # landmarks: random crop of max_len frames in training, whole clips in evaluation
     max_len: int = 64
     interpolate: bool = True
@@ -143,6 +146,9 @@ class AugmentConfig:
     rotation: float = 0.0  # largest rotation, degrees
     translate: float = 0.0  # largest extra shift, share of the side
     erasing: float = 0.0  # probability of blanking one random rectangle (random erasing)
+    # faces: probability of one video-like degradation draw (mmfer.data.features.draw_degradation: blur, motion
+    # blur, low resolution, block compression, gamma, noise), the same for every frame of a clip
+    video: float = 0.0
     # any input: mixup / cutmix (cutmix needs an image-like input) with this Beta(alpha, alpha); 0 = off.
     # With both on, each batch takes one of the two at random.
     mixup: float = 0.0
@@ -169,7 +175,7 @@ class AugmentConfig:
         for name in ("brightness", "contrast", "rotation", "translate", "mixup", "cutmix", "freq_masks",
                      "freq_width", "time_masks", "time_width", "stats_copies"):
             check_range(self, name, low=0)
-        for name in ("erasing", "reverb", "eq", "noise", "codec"):
+        for name in ("erasing", "video", "reverb", "eq", "noise", "codec"):
             check_range(self, name, low=0.0, high=1.0)
         for name, (lo, hi), floor in (("crop_scale", self.crop_scale, 0.0), ("speed", self.speed, 0.0),
                                       ("noise_snr", self.noise_snr, None)):

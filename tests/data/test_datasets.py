@@ -123,3 +123,30 @@ def test_audio_stats_copies_are_made_once_and_drawn_per_epoch(tmp_path):
         assert torch.equal(again[0]["x"], seen[epoch])
     slower = next(x for x in seen if not torch.equal(x, clean))
     assert not torch.allclose(slower, clean)
+
+
+def test_video_degradation_augments_faces_seeded(cache):
+    """augment.video: a degradation draw changes the faces, is seeded (one draw per clip), and is off at 0."""
+    import numpy as np
+
+    from mmfer.data.features import draw_degradation, video_degrade
+
+    def item(video, seed=5):
+        ds = build_dataset("face_sequence", cache=cache, records=split_records(cache, "Train"), train=True,
+                           data=DataConfig(num_frames=4), seed=seed,
+                           augment=AugmentConfig(flip=False, crop_scale=(1.0, 1.0), brightness=0, contrast=0,
+                                                 video=video))
+        return ds[0]["x"].numpy()
+
+    plain, degraded = item(0.0), item(1.0)
+    assert plain.shape == degraded.shape and not np.allclose(plain, degraded)
+    np.testing.assert_array_equal(degraded, item(1.0))  # seeded
+    rng = np.random.default_rng(0)
+    face = rng.integers(0, 256, (40, 40, 3)).astype(np.uint8)
+    d = {**draw_degradation(np.random.default_rng(1)), "jpeg": 30, "blur": 1.0}
+    a = video_degrade(face, np.random.default_rng(7), **d)
+    b = video_degrade(face, np.random.default_rng(7), **d)
+    np.testing.assert_array_equal(a, b)
+    assert a.shape == face.shape and a.dtype == np.uint8 and np.abs(a.astype(int) - face).mean() > 5
+    with pytest.raises(MmferError, match="video"):
+        AugmentConfig(video=1.5)
