@@ -33,7 +33,9 @@ class FaceBackend(Protocol):
     """What the tracker needs: faces in an RGB image, and 68 iBUG points for a face box (image pixels).
 
     A backend may also define ``prepare(rgb) -> image``: the form its ``detect`` and ``landmarks`` work on
-    fastest (dlib: grey). The tracker calls it once per frame and passes the result to both.
+    fastest (dlib: grey). The tracker calls it once per frame and passes the result to both. And
+    ``detect_quick(image)``: a cheaper search that may miss more, which the tracker runs on every frame while
+    ``detect`` runs only on its rationed retries (dlib_mtcnn: HOG alone, then HOG and MTCNN).
     """
 
     name: str

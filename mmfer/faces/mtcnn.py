@@ -297,5 +297,10 @@ class DlibMtcnnBackend:
             return found
         return [Detection(hog_box_from_mtcnn(d.box), d.score) for d in self._mtcnn.detect(image)]
 
+    def detect_quick(self, image: np.ndarray) -> list[Detection]:
+        """HOG alone: the tracker's every-frame search; it calls ``detect`` (MTCNN too) only on its rationed
+        retries, so footage without a face does not pay MTCNN on every frame."""
+        return self._hog.detect(image)
+
     def landmarks(self, image: np.ndarray, box: np.ndarray) -> np.ndarray:
         return fit_landmarks(self._predictor, image, box)

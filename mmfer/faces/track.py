@@ -110,6 +110,8 @@ class FaceTracker:
             raise ValueError(f"fit_every must be >= 1, got {fit_every}")
         self.backend = backend
         self._prepare = getattr(backend, "prepare", None) or (lambda image: image)
+        self._quick = getattr(backend, "detect_quick", None) or backend.detect  # the every-frame search
+        self._thorough = getattr(backend, "detect_quick", None) is not None  # retries use the full detect
         self.detect_max_side = int(detect_max_side)
         self.detect_every = int(detect_every)
         self.fit_every = int(fit_every)
@@ -146,12 +148,19 @@ class FaceTracker:
         dets, scale = self._detect_at(image, self.detect_max_side)
         # the retry looks at the frame larger: at its own size up to retry_max_side, and a small frame enlarged
         # to RETRY_UPSCALE x detect_max_side (a 60-px face in a 320x240 frame is under the HOG window's 80 px)
+        # A backend with a cheaper ``detect_quick`` (dlib_mtcnn: HOG alone) searches with it on every frame and
+        # with its full ``detect`` (HOG, then MTCNN) here, so frames with nobody in them pay for the costly
+        # detector once every retry_every frames, not on every frame.
         side = max(image.shape[:2])
         retry_scale = min(self.retry_max_side / side, max(1.0, self.RETRY_UPSCALE * self.detect_max_side / side))
-        if (not dets and retry_scale > scale * 1.05 and self.retry_max_side > self.detect_max_side
-                and (self._since_retry is None or self._since_retry >= self.retry_every)):
+        bigger = retry_scale > scale * 1.05 and self.retry_max_side > self.detect_max_side
+        thorough = self._thorough
+        if not dets and (bigger or thorough) and (self._since_retry is None or self._since_retry >= self.retry_every):
             self._since_retry = 0
-            dets, _ = self._detect_at(image, int(round(retry_scale * side)), upscale=True)
+            if thorough:
+                dets, _ = self._detect_at(image, self.detect_max_side, detector=self.backend.detect)
+            if not dets and bigger:
+                dets, _ = self._detect_at(image, int(round(retry_scale * side)), upscale=True)
         return self._choose(dets)
 
     def _detect_near(self, image: np.ndarray, box: np.ndarray) -> list[Detection]:
@@ -177,9 +186,10 @@ class FaceTracker:
             scale = 1.0
         self.detections_run += 1
         offset = np.array([x0, y0, x0, y0], np.float32)
-        return [Detection(d.box / scale + offset, d.score) for d in self.backend.detect(np.ascontiguousarray(roi))]
+        return [Detection(d.box / scale + offset, d.score) for d in self._quick(np.ascontiguousarray(roi))]
 
-    def _detect_at(self, image: np.ndarray, max_side: int, *, upscale: bool = False) -> tuple[list[Detection], float]:
+    def _detect_at(self, image: np.ndarray, max_side: int, *, upscale: bool = False,
+                   detector=None) -> tuple[list[Detection], float]:
         import cv2
 
         h, w = image.shape[:2]
@@ -191,7 +201,7 @@ class FaceTracker:
             small = cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))),
                                interpolation=cv2.INTER_AREA if scale < 1.0 else cv2.INTER_LINEAR)
         self.detections_run += 1
-        dets = self.backend.detect(small)
+        dets = (detector or self._quick)(small)
         return ([Detection(d.box / scale, d.score) for d in dets] if small is not image else dets), scale
 
     def _choose(self, dets: list[Detection]) -> Detection | None:

@@ -286,3 +286,26 @@ def test_a_small_face_in_a_small_frame_is_found_by_the_enlarged_retry(clip_frame
     assert FaceTracker(dlib_backend).process(canvas[None]).mask[0]
     monkeypatch.setattr(FaceTracker, "RETRY_UPSCALE", 1.0)
     assert not FaceTracker(dlib_backend).process(canvas[None]).mask[0]
+
+
+class _QuickAndFull(_NoFace):
+    """A backend with a cheap every-frame search and a costly full detector, counting the calls of each."""
+
+    def __init__(self):
+        super().__init__()
+        self.full = 0
+
+    def detect_quick(self, image):
+        return super().detect(image)
+
+    def detect(self, image):
+        self.full += 1
+        return []
+
+
+def test_a_costly_detector_runs_only_on_rationed_retries():
+    """detect_quick searches every frame; the full detect (dlib_mtcnn: MTCNN) runs on the retries only."""
+    backend = _QuickAndFull()
+    FaceTracker(backend, retry_every=4).process(np.zeros((10, 240, 320, 3), np.uint8))
+    assert backend.full == 3  # misses 0, 4 and 8
+    assert len(backend.shapes) == 10 + 3  # the quick pass on each frame, and the enlarged retries
