@@ -31,7 +31,11 @@ def _add_preprocess(sub: argparse._SubParsersAction) -> None:
     from mmfer.cache import PreprocessSettings
 
     d = PreprocessSettings()  # one source of defaults for the CLI and the library
-    p.add_argument("--face-backend", default=d.face_backend, choices=("dlib", "insightface", "none"))
+    from mmfer.faces.base import BACKENDS
+
+    p.add_argument("--face-backend", default=d.face_backend, choices=BACKENDS,
+                   help=f"face detector and landmarks (default {d.face_backend}; dlib_mtcnn adds MTCNN where dlib's "
+                        "detector finds nothing, as the default model's predict does)")
     p.add_argument("--crop-size", type=int, default=d.crop_size, help="aligned face crop side in pixels")
     p.add_argument("--fps", type=float, default=d.fps, help="resample video to this frame rate (default: native)")
     p.add_argument("--detect-every", type=int, default=d.detect_every,
