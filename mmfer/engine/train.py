@@ -290,6 +290,9 @@ def check_consistency(config: TrainConfig, settings: Any, kind: str) -> None:
         if size is not None and kw.get("input_size", 112) != size:
             problems.append(f"model.kwargs.input_size={kw.get('input_size', 112)} but faces are {size} px "
                             f"(data.image_size={d.image_size}, cache crop_size={settings.crop_size})")
+    if d.device_images and kind != "face_image":
+        problems.append(f"data.device_images holds single face images on the device, but a {kind} model reads "
+                        "clips through its data loader (set it to false)")
     if kind == "logmel" and kw.get("n_mels", 64) != d.n_mels:
         problems.append(f"model.kwargs.n_mels={kw.get('n_mels', 64)} but data.n_mels={d.n_mels}")
     if problems:
@@ -503,20 +506,6 @@ def train(
     if len(train_ds) == 0:
         raise MmferError(f"{data}: no usable {dcfg.train_split} clips for a {kind} model "
                          f"({train_ds.describe_skipped() or 'split is empty'}); check `mmfer preprocess` output")
-    if corpora:
-        check_classes(train_ds.records, where=f"{data} (readable training clips)")
-        if config.loss.mask_absent_classes:
-            train_ds.allowed = class_masks(train_ds.records)
-            if train_ds.allowed is not None:
-                if config.augment.enabled and (config.augment.mixup or config.augment.cutmix):
-                    raise MmferError(f"config {config.name!r}: augment.mixup/cutmix cannot mix clips of corpora with "
-                                     "different classes; set them to 0 or loss.mask_absent_classes: false")
-                if dist.main:
-                    for c, classes in sorted(classes_by_corpus(train_ds.records).items()):
-                        absent = [e for e in EMOTIONS if e not in classes]
-                        if absent:
-                            log.info("corpus %s has no %s: its clips give those classes no loss", c or "(none)",
-                                     ", ".join(absent))
     _check_val_and_classes(train_ds, val_ds, val_records, data=data, kind=kind, dcfg=dcfg,
                            holdout=holdout and fold is None, warn=dist.main)
     if corpora:
@@ -538,17 +527,26 @@ def train(
     net: nn.Module = model
     if dist.enabled:
         net = nn.parallel.DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None)
+    loader: Any
+    if dcfg.device_images:  # the GPU recipe: images on the device, jittered there, no data loader
+        from mmfer.engine.device_data import DeviceFaceBatches
+
+        sampler = loader = DeviceFaceBatches(train_ds, device=dev, batch_size=dcfg.batch_size, seed=config.seed,
+                                             augment=config.augment, rank=dist.rank, world_size=dist.world_size,
+                                             progress=progress and dist.main)
+    elif dist.enabled:
         sampler: Any = torch.utils.data.distributed.DistributedSampler(train_ds, seed=config.seed, shuffle=True)
     elif dcfg.balance == "corpus_class":
         sampler = BalancedEpochSampler(balanced_weights(train_ds.records), seed=config.seed)
     else:
         sampler = EpochSampler(len(train_ds), seed=config.seed)
     loader_gen = torch.Generator()
-    loader = DataLoader(
-        train_ds, batch_size=dcfg.batch_size, sampler=sampler, num_workers=dcfg.workers,
-        collate_fn=collate_for(kind), worker_init_fn=seed_worker, drop_last=len(train_ds) > dcfg.batch_size,
-        generator=loader_gen, pin_memory=dev.type == "cuda",
-    )
+    if not dcfg.device_images:
+        loader = DataLoader(
+            train_ds, batch_size=dcfg.batch_size, sampler=sampler, num_workers=dcfg.workers,
+            collate_fn=collate_for(kind), worker_init_fn=seed_worker, drop_last=len(train_ds) > dcfg.batch_size,
+            generator=loader_gen, pin_memory=dev.type == "cuda",
+        )
     steps_per_epoch = max(1, len(loader))
     pieces = training_pieces(config, model, dev, train_ds.labels,
                              class_counts=(sampler.expected_class_counts(train_ds.labels)
