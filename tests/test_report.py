@@ -52,7 +52,8 @@ def test_report_in_a_real_browser(report, tmp_path):
     url = report.report.resolve().as_uri()
     dom = subprocess.run([CHROMIUM, *HEADLESS, f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom", url],
                          capture_output=True, text=True, timeout=120).stdout
-    assert dom.count("<tr") == 4 + 1 + 7 + 1  # predictions (+ header), recall table (+ header)
+    # predictions (+ header), recall table (+ header, + the "no prediction" row)
+    assert dom.count("<tr") == 4 + 1 + 7 + 1 + 1 and 'id="no-prediction"' in dom
     assert dom.count('class="timeline"') == 2 and 'id="confusion"' in dom
     shot = tmp_path / "shot.png"
     subprocess.run([CHROMIUM, *HEADLESS, f"--user-data-dir={tmp_path / 'profile2'}", f"--screenshot={shot}",
