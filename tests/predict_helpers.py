@@ -86,15 +86,7 @@ def write_video(path: Path, frames, *, fps: float = 8.0, audio=None, sample_rate
             c.mux(pk)
     for pk in v.encode():
         c.mux(pk)
-    if a is not None:
-        samples = np.asarray(audio, dtype=np.float32).reshape(1, -1)
-        for s in range(0, samples.shape[1], 1024):
-            frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(samples[:, s:s + 1024]), format="fltp", layout="mono")
-            frame.sample_rate = sample_rate
-            for pk in a.encode(frame):
-                c.mux(pk)
-        for pk in a.encode():
-            c.mux(pk)
+    _mux_audio(c, a, audio, sample_rate)
     c.close()
     return path
 
@@ -123,14 +115,23 @@ def write_vfr_video(path: Path, times, *, size=(120, 160), audio=None, sample_ra
             c.mux(pk)
     for pk in v.encode():
         c.mux(pk)
-    if a is not None:
-        samples = np.asarray(audio, dtype=np.float32).reshape(1, -1)
-        for s in range(0, samples.shape[1], 1024):
-            frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(samples[:, s:s + 1024]), format="fltp", layout="mono")
-            frame.sample_rate = sample_rate
-            for pk in a.encode(frame):
-                c.mux(pk)
-        for pk in a.encode():
-            c.mux(pk)
+    _mux_audio(c, a, audio, sample_rate)
     c.close()
     return path
+
+
+def _mux_audio(container, stream, audio, sample_rate: int) -> None:
+    """Encode ``audio`` (mono float) into ``stream`` of ``container`` in 1024-sample frames (no-op without a stream)."""
+    import av
+    import numpy as np
+
+    if stream is None:
+        return
+    samples = np.asarray(audio, dtype=np.float32).reshape(1, -1)
+    for s in range(0, samples.shape[1], 1024):
+        frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(samples[:, s:s + 1024]), format="fltp", layout="mono")
+        frame.sample_rate = sample_rate
+        for pk in stream.encode(frame):
+            container.mux(pk)
+    for pk in stream.encode():
+        container.mux(pk)
