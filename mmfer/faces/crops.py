@@ -49,16 +49,9 @@ class FrameCrop:
     detected: bool  # False: the detector missed and the landmarks were fitted in the hint box
 
 
-def aligned_crops(frames: np.ndarray, landmarks: np.ndarray, mask: np.ndarray, *, crop_size: int,
-                  framing: str | None) -> np.ndarray:
-    """Aligned crops (B, S', S', 3) of frames with known landmarks, cut to ``framing`` (``fer2013``: the square of
-    the aligned crop that frames faces like FER2013, see ``framing_box``; None or ``aligned``: the whole crop)."""
-    crops = align_frames(frames, landmarks, mask, crop_size=crop_size)
-    return frame_faces(crops, framing)
-
-
 def frame_faces(aligned: np.ndarray, framing: str | None) -> np.ndarray:
-    """Aligned crops (..., S, S, 3) cut to a branch's framing (see ``aligned_crops``)."""
+    """Aligned crops (..., S, S, 3) cut to a branch's framing: ``fer2013``, the square of the aligned crop that frames
+    faces like FER2013 (``framing_box``); None or ``aligned``, the whole crop."""
     if framing == "fer2013":
         x0, y0, x1, y1 = framing_box(aligned.shape[-2])
         return aligned[..., y0:y1, x0:x1, :]
@@ -87,7 +80,7 @@ def frame_crop(frame: np.ndarray, backend, *, crop_size: int, framing: str | Non
         pts = np.asarray(backend.landmarks(prepare(frame), hint_box), np.float32)
     else:
         return None
-    crop = aligned_crops(frame[None], pts[None], np.ones(1, bool), crop_size=crop_size, framing=framing)[0]
+    crop = frame_faces(align_frames(frame[None], pts[None], np.ones(1, bool), crop_size=crop_size)[0], framing)
     return FrameCrop(crop=crop, landmarks=pts, detected=detected)
 
 
