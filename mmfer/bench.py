@@ -331,7 +331,7 @@ def stage_preprocess(args: dict[str, Any]) -> dict[str, Any]:
     from mmfer.cache import PreprocessSettings
     from mmfer.data.preprocess import preprocess
     from mmfer.data.video import import_decoders
-    from mmfer.faces.base import get_backend
+    from mmfer.faces.backends import get_backend
 
     settings = PreprocessSettings()
     t0 = time.perf_counter()
@@ -377,7 +377,7 @@ def stage_train(args: dict[str, Any]) -> dict[str, Any]:
     from mmfer.cache import cache_settings
     from mmfer.data.datasets import build_dataset, collate_for, seed_worker, source_records
     from mmfer.engine.config import load_train_config
-    from mmfer.engine.scoring import resolve_device
+    from mmfer.engine.device import resolve_device
     from mmfer.engine.train import check_consistency, optimisation_step, seed_everything, training_pieces
     from mmfer.models.registry import build_model
 
@@ -437,7 +437,7 @@ def _forward_ms(model, ds, dev, use_amp: bool, repeats: int = 5) -> float:
     """Inference milliseconds for one item (batch 1) of the dataset: what scoring a clip or window costs."""
     import torch
 
-    from mmfer.engine.scoring import autocast
+    from mmfer.engine.device import autocast
 
     item = ds[0]
     x = item["x"].unsqueeze(0).to(dev)

@@ -31,7 +31,7 @@ def _add_preprocess(sub: argparse._SubParsersAction) -> None:
     from mmfer.cache import PreprocessSettings
 
     d = PreprocessSettings()  # one source of defaults for the CLI and the library
-    from mmfer.faces.base import BACKENDS
+    from mmfer.faces.backends import BACKENDS
 
     p.add_argument("--face-backend", default=d.face_backend, choices=BACKENDS,
                    help=f"face detector and landmarks (default {d.face_backend}; dlib_mtcnn adds MTCNN where dlib's "

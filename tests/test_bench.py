@@ -40,7 +40,7 @@ def test_json_has_every_figure(small_run):
     for branch in ("landmark_brnn",):
         t = r["stages"][f"train:{branch}"]
         assert t["steps"] == 1 and t["batch_size"] == 2 and t["device"] == "cpu"
-        from mmfer.engine.scoring import cpu_has_native_bf16
+        from mmfer.engine.device import cpu_has_native_bf16
 
         assert t["precision"] == ("bf16" if cpu_has_native_bf16() else "fp32")  # the configs' amp on a CPU
         assert 0 <= t["data_wait_fraction"] <= 1 and _positive(t["compute_seconds"])

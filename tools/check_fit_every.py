@@ -17,7 +17,7 @@ import numpy as np
 
 from mmfer.cache import PreprocessSettings
 from mmfer.data.video import read_frames
-from mmfer.faces.base import get_backend
+from mmfer.faces.backends import get_backend
 from mmfer.faces.track import FaceTracker
 
 

@@ -59,7 +59,7 @@ OTHERS = {
 def fer_faces(root: Path, per_class: int, seed: int = 0) -> list[tuple[str, str, np.ndarray]]:
     """(clip_id, label, 48x48 grey) for ``per_class`` held-out FER2013 faces of each class."""
     from mmfer.data.datasets import media_folder_records
-    from mmfer.engine.train import holdout_split
+    from mmfer.data.splits import holdout_split
 
     _, held = holdout_split(media_folder_records(root, "Train", "face_image"), fraction=0.1, seed=0)
     rng = np.random.default_rng(seed)
@@ -247,7 +247,7 @@ def pipeline_costs(name, videos) -> dict:
     from mmfer.bundle import DEFAULT_DECODE
     from mmfer.cache import PreprocessSettings
     from mmfer.data.video import probe_video, read_frames
-    from mmfer.faces.base import get_backend
+    from mmfer.faces.backends import get_backend
     from mmfer.faces.track import FaceTracker
 
     pre = PreprocessSettings()
@@ -279,7 +279,7 @@ def calibrate(faces, videos, rng) -> dict:
     from faces both detectors find once, and how close the mtcnn backend's 68 points come to dlib's."""
     from mmfer.data.video import read_frames
     from mmfer.faces.align import eye_centres
-    from mmfer.faces.base import get_backend
+    from mmfer.faces.backends import get_backend
     from mmfer.faces.mtcnn import MtcnnBackend
     from mmfer.faces.track import iou
 
@@ -405,7 +405,7 @@ def main(argv=None) -> int:
     import torch
 
     torch.set_num_threads(1)
-    from mmfer.faces.base import get_backend
+    from mmfer.faces.backends import get_backend
 
     videos = sorted(glob.glob(args.videos))
     faces = fer_faces(Path(args.fer), args.per_class, args.seed)

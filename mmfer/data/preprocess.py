@@ -50,7 +50,7 @@ from mmfer.cache import (
 )
 from mmfer.data.index import ClipEntry, index_source
 from mmfer.errors import MmferError
-from mmfer.faces.base import check_backend, get_backend
+from mmfer.faces.backends import check_backend, get_backend
 
 log = logging.getLogger(__name__)
 

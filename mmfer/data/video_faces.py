@@ -90,7 +90,7 @@ def _crop_one(args: tuple[str, str, str, int, dict[str, Any]]) -> dict[str, Any]
     """Make and write one face's crop (a worker's unit); returns its row for crops.csv."""
     import cv2
 
-    from mmfer.faces.base import get_backend
+    from mmfer.faces.backends import get_backend
     from mmfer.faces.crops import frame_crop, tight_crop_detector_box
 
     src, dst, rel, seed, s = args
@@ -134,7 +134,7 @@ def build_video_face_tree(src: str | Path, dst: str | Path, *, splits: tuple[str
             raise MmferError(f"{dst}: made with other settings ({old}); remove it or choose another --out")
     else:
         settings_file.write_text(json.dumps(settings, indent=1) + "\n")
-    from mmfer.faces.base import check_backend
+    from mmfer.faces.backends import check_backend
 
     check_backend(face_backend)
     jobs = []

@@ -19,76 +19,11 @@ from typing import Any
 
 import numpy as np
 
-from mmfer.cache import ClipRecord
-from mmfer.errors import MmferError
+from mmfer.compat import moved
+from mmfer.data.splits import corpus_folds, parse_folds
 from mmfer.labels import EMOTIONS
 
 log = logging.getLogger(__name__)
-
-
-def speaker_of(record: ClipRecord) -> str | None:
-    """The speaker of a clip: a speech list's ``speaker`` column (with its corpus in front when the name does
-    not carry it), else read from a RAVDESS or CREMA-D file name (clip id or path); None if neither."""
-    from mmfer.labels import cremad_actor, ravdess_actor
-
-    speaker = getattr(record, "speaker", "")
-    if speaker:
-        corpus = getattr(record, "corpus", "")
-        return speaker if not corpus or speaker.startswith(corpus) else f"{corpus}:{speaker}"
-
-    for name in (Path(record.clip_id).name, Path(record.path or "").stem):
-        for parse, corpus in ((ravdess_actor, "ravdess"), (cremad_actor, "cremad")):
-            try:
-                return f"{corpus}:{parse(name)}"
-            except MmferError:
-                continue
-    return None
-
-
-def speaker_folds(records: list[ClipRecord], k: int) -> list[list[str]]:
-    """Speakers dealt to k folds in sorted order (fold i gets speakers i, i+k, ...): deterministic, and each
-    fold holds about the same number of speakers. Every record needs a speaker."""
-    if k < 2:
-        raise MmferError(f"--folds must be at least 2, got {k}")
-    unknown = [r.clip_id for r in records if speaker_of(r) is None]
-    if unknown:
-        raise MmferError(
-            f"--folds needs the speaker of every clip, from a CSV list's speaker column or RAVDESS or CREMA-D "
-            f"file names; {len(unknown)} "
-            f"clip(s) have none (e.g. {', '.join(unknown[:3])})")
-    speakers = sorted({speaker_of(r) for r in records})
-    if len(speakers) < k:
-        raise MmferError(f"--folds {k}: only {len(speakers)} speakers ({', '.join(speakers)}); use at most that many folds")
-    return [speakers[i::k] for i in range(k)]
-
-
-def corpus_folds(records: list[ClipRecord]) -> list[list[str]]:
-    """Leave-one-corpus-out (``--folds corpus``): one fold per corpus of a speech list, in sorted order."""
-    unknown = [r.clip_id for r in records if not getattr(r, "corpus", "")]
-    if unknown:
-        raise MmferError(f"--folds corpus needs a CSV list with a corpus column filled for every clip; {len(unknown)} "
-                         f"clip(s) have none (e.g. {', '.join(unknown[:3])})")
-    corpora = sorted({r.corpus for r in records})  # type: ignore[attr-defined]
-    if len(corpora) < 2:
-        raise MmferError(f"--folds corpus: only one corpus ({', '.join(corpora)}); leave-one-corpus-out needs two or more")
-    return [[c] for c in corpora]
-
-
-def fold_records(records: list[ClipRecord], folds: list[list[str]], index: int, *,
-                 by: str = "speaker") -> tuple[list[ClipRecord], list[ClipRecord]]:
-    """(train, val) of fold ``index``: val holds that fold's speakers (or corpora), train everyone else."""
-    held = set(folds[index])
-    key = (lambda r: getattr(r, "corpus", "")) if by == "corpus" else speaker_of
-    return [r for r in records if key(r) not in held], [r for r in records if key(r) in held]
-
-
-def parse_folds(value: str | int) -> int | str:
-    """``--folds`` K (an integer of at least 2) or ``corpus``."""
-    if isinstance(value, int) or str(value).strip().isdigit():
-        return int(value)
-    if str(value).strip().lower() == "corpus":
-        return "corpus"
-    raise MmferError(f"--folds {value!r}: expected a number of speaker-disjoint folds (e.g. 5) or 'corpus'")
 
 
 def train_folds(config: Any, *, data: str | Path, out: str | Path, folds: int | str, epochs: int | None = None,
@@ -168,3 +103,8 @@ def train_folds(config: Any, *, data: str | Path, out: str | Path, folds: int | 
         w.writeheader()
         w.writerows(rows)
     return summary
+
+
+# the split rules moved to mmfer.data.splits (corpus_folds and parse_folds are imported above, so they stay
+# importable from here without a warning)
+__getattr__ = moved(__name__, {n: "mmfer.data.splits" for n in ("speaker_of", "speaker_folds", "fold_records")})

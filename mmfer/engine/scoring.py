@@ -6,8 +6,6 @@ Every clip of the split in the manifest gets a row, in manifest order: clips the
 
 from __future__ import annotations
 
-import contextlib
-import functools
 import logging
 from pathlib import Path
 from typing import Any
@@ -21,76 +19,13 @@ from tqdm import tqdm
 from mmfer.data.datasets import CacheDataset, build_dataset, collate_for, file_source, source_records
 from mmfer.engine.checkpoint import check_cache_compatible, load_checkpoint, model_from_checkpoint, resolve_checkpoint
 from mmfer.engine.config import config_from_dict
+# resolve_device and the precision helpers live in mmfer.engine.device; these names stay importable here
+from mmfer.engine.device import autocast, cpu_has_amx, cpu_has_native_bf16, resolve_device, training_precision  # noqa: F401
 from mmfer.errors import MmferError
 from mmfer.labels import NUM_CLASSES
 from mmfer.scores import uniform_scores, write_scores
 
 log = logging.getLogger(__name__)
-
-
-def resolve_device(device: str | torch.device | None, preferred: str = "auto") -> torch.device:
-    """``auto`` picks CUDA when present; asking for CUDA without one is an error a user can fix."""
-    name = str(device) if device is not None else preferred
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise MmferError(f"device {name!r} requested but CUDA is not available here; use --device cpu")
-    return torch.device(name)
-
-
-@functools.lru_cache(maxsize=1)
-def cpu_has_native_bf16() -> bool:
-    """Whether this CPU computes bf16 matrix products in hardware (AMX or AVX512-BF16).
-
-    Why it matters: there bf16 autocast trains convolutional nets about 2-3 times faster than fp32; on
-    other CPUs bf16 is emulated and slower than fp32.
-    """
-    return bool(_cpu_flags() & {"amx_bf16", "avx512_bf16"})
-
-
-def training_precision(device: torch.device, amp: bool, model: nn.Module | None = None) -> str:
-    """What ``amp: true`` means on this device: "fp16" on CUDA, "bf16" on a CPU with native bf16, else "fp32".
-
-    One exception: 3D convolutions stay fp32 on a CPU with AVX512-BF16 but no AMX. There, bf16 Conv3d
-    training turned the loss to NaN within a few steps once the process had changed its thread count
-    (torch 2.11, oneDNN; 2D models were unaffected), and its speed was never measured to pay.
-    """
-    if not amp:
-        return "fp32"
-    if device.type == "cuda":
-        return "fp16"
-    if device.type == "cpu" and cpu_has_native_bf16():
-        if model is not None and not cpu_has_amx() and any(isinstance(m, nn.Conv3d) for m in model.modules()):
-            log.info("3D convolutions train in fp32 on this CPU (bf16 without AMX is not trusted for them)")
-            return "fp32"
-        return "bf16"
-    return "fp32"
-
-
-def cpu_has_amx() -> bool:
-    return "amx_bf16" in _cpu_flags()
-
-
-def _cpu_flags() -> set[str]:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    return set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return set()
-
-
-def autocast(device: torch.device, precision: bool | str):
-    """Autocast for ``precision`` ("fp16", "bf16" or "fp32"); ``True`` means fp16 on CUDA and nothing on CPU."""
-    if precision is True:
-        precision = "fp16" if device.type == "cuda" else "fp32"
-    if precision == "fp16" and device.type == "cuda":
-        return torch.autocast(device_type="cuda", dtype=torch.float16)
-    if precision == "bf16":
-        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
-    return contextlib.nullcontext()
 
 
 @torch.no_grad()
@@ -189,7 +124,7 @@ def score_split(
     import dataclasses
 
     from mmfer.data.datasets import source_splits
-    from mmfer.engine.train import holdout_seed, holdout_split
+    from mmfer.data.splits import holdout_seed, holdout_split
 
     from mmfer.outputs import check_output_file
 

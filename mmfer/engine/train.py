@@ -27,6 +27,7 @@ from torch.utils.data import DataLoader, Sampler
 from tqdm import tqdm
 
 from mmfer.cache import ClipRecord, cache_settings
+from mmfer.compat import moved
 from mmfer.data.datasets import (
     DATASETS,
     build_dataset,
@@ -45,7 +46,9 @@ from mmfer.engine.checkpoint import (
 from mmfer.engine.config import TrainConfig, config_to_plain
 from mmfer.engine.losses import MaskedCrossEntropy
 from mmfer.engine.mixing import mix_batch
-from mmfer.engine.scoring import autocast, predict_clips, resolve_device, split_scores, training_precision
+from mmfer.data.splits import corpus_folds, fold_records, holdout_seed, holdout_split, speaker_folds
+from mmfer.engine.device import autocast, resolve_device, training_precision
+from mmfer.engine.scoring import predict_clips, split_scores
 from mmfer.errors import MmferError
 from mmfer.data.speech_list import balanced_weights, check_classes, class_masks, classes_by_corpus, is_speech_list
 from mmfer.labels import EMOTIONS, NUM_CLASSES
@@ -123,27 +126,6 @@ def class_weights(labels: list[int], *, power: float = 1.0, counts: np.ndarray |
     w = np.zeros(NUM_CLASSES)
     w[present] = (counts.sum() / (present.sum() * counts[present])) ** power
     return torch.tensor(w, dtype=torch.float32)
-
-
-def holdout_seed(config: TrainConfig) -> int:
-    """The held-out draw's seed: data.holdout_seed where set (ensemble members share it), else the run's seed."""
-    return config.seed if config.data.holdout_seed is None else config.data.holdout_seed
-
-
-def holdout_split(records: list[ClipRecord], *, fraction: float, seed: int) -> tuple[list[ClipRecord], list[ClipRecord]]:
-    """Stratified, seeded split of Train into (train, held-out) when the cache has no Val split."""
-    rng = np.random.default_rng(seed)
-    by_label: dict[str | None, list[int]] = {}
-    for i, r in enumerate(records):
-        by_label.setdefault(r.label, []).append(i)
-    held: set[int] = set()
-    for label in sorted(by_label, key=str):
-        idx = by_label[label]
-        if label is None or len(idx) < 2:
-            continue
-        n = max(1, int(round(fraction * len(idx))))
-        held.update(rng.permutation(idx)[:n].tolist())
-    return [r for i, r in enumerate(records) if i not in held], [r for i, r in enumerate(records) if i in held]
 
 
 class EpochSampler(Sampler[int]):
@@ -464,8 +446,6 @@ def train(
     holdout = fold is not None or dcfg.val_split not in source_splits(data, kind)
     fold_info = None
     if fold is not None:
-        from mmfer.engine.folds import corpus_folds, fold_records, speaker_folds
-
         pooled = train_records + (source_records(data, dcfg.val_split, kind)
                                   if dcfg.val_split in source_splits(data, kind) else [])
         folds = corpus_folds(pooled) if fold_by == "corpus" else speaker_folds(pooled, fold[1])
@@ -711,3 +691,6 @@ def write_run_scores(out: Path, *, data: Path, device: torch.device, progress: b
         written[split] = str(path)
         log.info("wrote %s (%d clips)", path, len(ids))
     return written
+
+
+# holdout_seed and holdout_split moved to mmfer.data.splits (imported above, so still readable from here)

@@ -1,4 +1,5 @@
-"""The face backend contract: a detector plus a 68-point landmark fitter, chosen by name."""
+"""The face backend contract: a detector plus a 68-point landmark fitter (the factory that builds one by name
+is ``mmfer.faces.backends``)."""
 
 from __future__ import annotations
 
@@ -7,10 +8,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from mmfer.errors import MmferError
-
-BACKENDS = ("dlib", "mtcnn", "dlib_mtcnn", "insightface", "none")
-
+from mmfer.compat import moved
 
 @dataclass
 class Detection:
@@ -45,45 +43,6 @@ class FaceBackend(Protocol):
     def landmarks(self, image: np.ndarray, box: np.ndarray) -> np.ndarray: ...
 
 
-_CACHE: dict[str, FaceBackend] = {}
-
-
-def _backend_class(name: str) -> tuple[str, type]:
-    key = str(name).strip().lower()
-    if key not in BACKENDS:
-        raise MmferError(f"unknown face backend {name!r}; choose one of: {', '.join(BACKENDS)}")
-    if key == "dlib":
-        from mmfer.faces.dlib import DlibBackend as cls
-    elif key == "mtcnn":
-        from mmfer.faces.mtcnn import MtcnnBackend as cls
-    elif key == "dlib_mtcnn":
-        from mmfer.faces.mtcnn import DlibMtcnnBackend as cls
-    elif key == "insightface":
-        from mmfer.faces.insightface import InsightFaceBackend as cls
-    else:
-        from mmfer.faces.none import NoDetectBackend as cls
-    return key, cls
-
-
-def get_backend(name: str) -> FaceBackend:
-    """The named backend, built once per process (loading models costs more than a short clip)."""
-    key, cls = _backend_class(name)
-    if key not in _CACHE:
-        _CACHE[key] = cls()
-    return _CACHE[key]
-
-
-def check_backend(name: str) -> None:
-    """Raise the error ``get_backend`` would (missing package or model file) without loading the models, where
-    the backend can tell (a ``check`` class method); otherwise load it."""
-    key, cls = _backend_class(name)
-    check = getattr(cls, "check", None)
-    if key in _CACHE or check is None:
-        get_backend(key)
-    else:
-        check()
-
-
 def as_rgb_uint8(image: np.ndarray, *, grey_ok: bool = False) -> np.ndarray:
     """Contiguous uint8 (H, W, 3), or (H, W) grey where ``grey_ok`` (dlib reads both); anything else is a
     programming error."""
@@ -101,3 +60,9 @@ def to_grey(image: np.ndarray) -> np.ndarray:
 
     image = as_rgb_uint8(image, grey_ok=True)
     return image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+
+
+# the backend factory moved to mmfer.faces.backends; mmfer.predict still reads get_backend from here, so these
+# stay readable without a warning (switch them to warn once it imports from mmfer.faces.backends)
+__getattr__ = moved(__name__, {n: "mmfer.faces.backends" for n in ("BACKENDS", "get_backend", "check_backend")},
+                    warn=False)

@@ -14,10 +14,10 @@ from torch import nn
 
 from mmfer.cache import ClipRecord
 from mmfer.cli import main
-from mmfer.engine import scoring
+from mmfer.engine import device as scoring
 from mmfer.engine.checkpoint import load_checkpoint
 from mmfer.engine.config import load_train_config
-from mmfer.engine.folds import fold_records, speaker_folds, speaker_of
+from mmfer.data.splits import fold_records, speaker_folds, speaker_of
 from mmfer.engine.mixing import mix_batch
 from mmfer.engine.train import class_weights, train
 from mmfer.errors import MmferError

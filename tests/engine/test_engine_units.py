@@ -8,7 +8,8 @@ import pytest
 from mmfer.cache import ClipRecord
 from mmfer.engine.checkpoint import resolve_checkpoint, run_checkpoint
 from mmfer.engine.config import OptimConfig
-from mmfer.engine.train import accuracy_uar, class_weights, holdout_split, lr_factor
+from mmfer.data.splits import holdout_split
+from mmfer.engine.train import accuracy_uar, class_weights, lr_factor
 from mmfer.errors import MmferError
 
 

@@ -10,7 +10,7 @@ from mmfer.data.video import read_frames
 
 @pytest.fixture(scope="session")
 def dlib_backend():
-    from mmfer.faces.base import get_backend
+    from mmfer.faces.backends import get_backend
 
     return get_backend("dlib")
 

@@ -7,7 +7,8 @@ import pytest
 
 from mmfer.errors import MmferError
 from mmfer.faces.align import EYE_LEFT, EYE_RIGHT, MOUTH, NOSE
-from mmfer.faces.base import Detection, FaceBackend, get_backend
+from mmfer.faces.backends import get_backend
+from mmfer.faces.base import Detection, FaceBackend
 
 
 def _enlarge(box, f=0.25):
@@ -65,7 +66,7 @@ def test_none_backend_on_face_crop(dlib_backend, clip_frames, margin):
 
 
 def test_check_backend_without_loading(monkeypatch, tmp_path):
-    from mmfer.faces import base
+    from mmfer.faces import backends as base
     from mmfer.faces import dlib as dlib_backend_module
     from mmfer.faces.none import NoDetectBackend
 
@@ -92,7 +93,7 @@ def test_insightface_missing_models_message(tmp_path, monkeypatch):
 
 
 def test_unknown_backend_lists_all():
-    from mmfer.faces.base import BACKENDS
+    from mmfer.faces.backends import BACKENDS
 
     with pytest.raises(MmferError, match="unknown face backend 'hog'") as err:
         get_backend("hog")

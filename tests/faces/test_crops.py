@@ -121,7 +121,7 @@ def test_crop_tree_keeps_names_and_held_out_split_and_resumes(tmp_path, tight_fa
 
     from mmfer.data.datasets import media_folder_records
     from mmfer.data.video_faces import build_video_face_tree
-    from mmfer.engine.train import holdout_split
+    from mmfer.data.splits import holdout_split
     from mmfer.errors import MmferError
 
     src = tmp_path / "fer"

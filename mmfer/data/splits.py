@@ -1,0 +1,100 @@
+"""How clips are divided for training and validation: the held-out part of Train when a source has no Val
+split (``holdout_split``), and the speaker-disjoint or leave-one-corpus-out folds of ``mmfer train --folds``
+(``speaker_folds``, ``corpus_folds``, ``fold_records``). Pure functions of the clip records and a seed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mmfer.cache import ClipRecord
+from mmfer.errors import MmferError
+
+
+def holdout_seed(config: Any) -> int:
+    """The held-out draw's seed (``config`` a TrainConfig): data.holdout_seed where set (ensemble members share it), else the run's seed."""
+    return config.seed if config.data.holdout_seed is None else config.data.holdout_seed
+
+
+def holdout_split(records: list[ClipRecord], *, fraction: float, seed: int) -> tuple[list[ClipRecord], list[ClipRecord]]:
+    """Stratified, seeded split of Train into (train, held-out) when the cache has no Val split."""
+    rng = np.random.default_rng(seed)
+    by_label: dict[str | None, list[int]] = {}
+    for i, r in enumerate(records):
+        by_label.setdefault(r.label, []).append(i)
+    held: set[int] = set()
+    for label in sorted(by_label, key=str):
+        idx = by_label[label]
+        if label is None or len(idx) < 2:
+            continue
+        n = max(1, int(round(fraction * len(idx))))
+        held.update(rng.permutation(idx)[:n].tolist())
+    return [r for i, r in enumerate(records) if i not in held], [r for i, r in enumerate(records) if i in held]
+
+
+def speaker_of(record: ClipRecord) -> str | None:
+    """The speaker of a clip: a speech list's ``speaker`` column (with its corpus in front when the name does
+    not carry it), else read from a RAVDESS or CREMA-D file name (clip id or path); None if neither."""
+    from mmfer.labels import cremad_actor, ravdess_actor
+
+    speaker = getattr(record, "speaker", "")
+    if speaker:
+        corpus = getattr(record, "corpus", "")
+        return speaker if not corpus or speaker.startswith(corpus) else f"{corpus}:{speaker}"
+
+    for name in (Path(record.clip_id).name, Path(record.path or "").stem):
+        for parse, corpus in ((ravdess_actor, "ravdess"), (cremad_actor, "cremad")):
+            try:
+                return f"{corpus}:{parse(name)}"
+            except MmferError:
+                continue
+    return None
+
+
+def speaker_folds(records: list[ClipRecord], k: int) -> list[list[str]]:
+    """Speakers dealt to k folds in sorted order (fold i gets speakers i, i+k, ...): deterministic, and each
+    fold holds about the same number of speakers. Every record needs a speaker."""
+    if k < 2:
+        raise MmferError(f"--folds must be at least 2, got {k}")
+    unknown = [r.clip_id for r in records if speaker_of(r) is None]
+    if unknown:
+        raise MmferError(
+            f"--folds needs the speaker of every clip, from a CSV list's speaker column or RAVDESS or CREMA-D "
+            f"file names; {len(unknown)} "
+            f"clip(s) have none (e.g. {', '.join(unknown[:3])})")
+    speakers = sorted({speaker_of(r) for r in records})
+    if len(speakers) < k:
+        raise MmferError(f"--folds {k}: only {len(speakers)} speakers ({', '.join(speakers)}); use at most that many folds")
+    return [speakers[i::k] for i in range(k)]
+
+
+def corpus_folds(records: list[ClipRecord]) -> list[list[str]]:
+    """Leave-one-corpus-out (``--folds corpus``): one fold per corpus of a speech list, in sorted order."""
+    unknown = [r.clip_id for r in records if not getattr(r, "corpus", "")]
+    if unknown:
+        raise MmferError(f"--folds corpus needs a CSV list with a corpus column filled for every clip; {len(unknown)} "
+                         f"clip(s) have none (e.g. {', '.join(unknown[:3])})")
+    corpora = sorted({r.corpus for r in records})  # type: ignore[attr-defined]
+    if len(corpora) < 2:
+        raise MmferError(f"--folds corpus: only one corpus ({', '.join(corpora)}); leave-one-corpus-out needs two or more")
+    return [[c] for c in corpora]
+
+
+def fold_records(records: list[ClipRecord], folds: list[list[str]], index: int, *,
+                 by: str = "speaker") -> tuple[list[ClipRecord], list[ClipRecord]]:
+    """(train, val) of fold ``index``: val holds that fold's speakers (or corpora), train everyone else."""
+    held = set(folds[index])
+    key = (lambda r: getattr(r, "corpus", "")) if by == "corpus" else speaker_of
+    return [r for r in records if key(r) not in held], [r for r in records if key(r) in held]
+
+
+def parse_folds(value: str | int) -> int | str:
+    """``--folds`` K (an integer of at least 2) or ``corpus``."""
+    if isinstance(value, int) or str(value).strip().isdigit():
+        return int(value)
+    if str(value).strip().lower() == "corpus":
+        return "corpus"
+    raise MmferError(f"--folds {value!r}: expected a number of speaker-disjoint folds (e.g. 5) or 'corpus'")

@@ -1,0 +1,80 @@
+"""Where and in what precision a model runs: the device choice and the CPU/GPU precision rules that training,
+scoring, prediction and ``mmfer bench`` share."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+
+import torch
+from torch import nn
+
+from mmfer.errors import MmferError
+
+log = logging.getLogger(__name__)
+
+
+def resolve_device(device: str | torch.device | None, preferred: str = "auto") -> torch.device:
+    """``auto`` picks CUDA when present; asking for CUDA without one is an error a user can fix."""
+    name = str(device) if device is not None else preferred
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise MmferError(f"device {name!r} requested but CUDA is not available here; use --device cpu")
+    return torch.device(name)
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes bf16 matrix products in hardware (AMX or AVX512-BF16).
+
+    Why it matters: there bf16 autocast trains convolutional nets about 2-3 times faster than fp32; on
+    other CPUs bf16 is emulated and slower than fp32.
+    """
+    return bool(_cpu_flags() & {"amx_bf16", "avx512_bf16"})
+
+
+def training_precision(device: torch.device, amp: bool, model: nn.Module | None = None) -> str:
+    """What ``amp: true`` means on this device: "fp16" on CUDA, "bf16" on a CPU with native bf16, else "fp32".
+
+    One exception: 3D convolutions stay fp32 on a CPU with AVX512-BF16 but no AMX. There, bf16 Conv3d
+    training turned the loss to NaN within a few steps once the process had changed its thread count
+    (torch 2.11, oneDNN; 2D models were unaffected), and its speed was never measured to pay.
+    """
+    if not amp:
+        return "fp32"
+    if device.type == "cuda":
+        return "fp16"
+    if device.type == "cpu" and cpu_has_native_bf16():
+        if model is not None and not cpu_has_amx() and any(isinstance(m, nn.Conv3d) for m in model.modules()):
+            log.info("3D convolutions train in fp32 on this CPU (bf16 without AMX is not trusted for them)")
+            return "fp32"
+        return "bf16"
+    return "fp32"
+
+
+def cpu_has_amx() -> bool:
+    return "amx_bf16" in _cpu_flags()
+
+
+def _cpu_flags() -> set[str]:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def autocast(device: torch.device, precision: bool | str):
+    """Autocast for ``precision`` ("fp16", "bf16" or "fp32"); ``True`` means fp16 on CUDA and nothing on CPU."""
+    if precision is True:
+        precision = "fp16" if device.type == "cuda" else "fp32"
+    if precision == "fp16" and device.type == "cuda":
+        return torch.autocast(device_type="cuda", dtype=torch.float16)
+    if precision == "bf16":
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
