@@ -8,6 +8,7 @@ frames. Frames without the target keep their place in the sequence (mask False, 
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,11 +19,20 @@ from mmfer.faces.base import Detection, FaceBackend
 
 @dataclass
 class FaceTrack:
-    """Per-frame results: boxes (T,5) x0,y0,x1,y1,score, landmarks (T,68,2), mask (T,); NaN where no face."""
+    """Per-frame results: boxes (T,5) x0,y0,x1,y1,score, landmarks (T,68,2), mask (T,); NaN where no face.
+
+    ``track`` (T,) numbers the stretches the tracker followed one face: 1 for the first face locked on to, 2
+    for the next after it was lost for good (``lost_patience`` frames), and so on; 0 where no face. A person who
+    leaves and comes back later gets a new number: a track is a stretch, not an identity."""
 
     boxes: np.ndarray
     landmarks: np.ndarray
     mask: np.ndarray
+    track: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.track is None:
+            self.track = np.asarray(self.mask, bool).astype(np.int32)
 
     def __len__(self) -> int:
         return int(self.mask.shape[0])
@@ -33,6 +43,7 @@ class FaceTrack:
             boxes=np.full((n, 5), np.nan, np.float32),
             landmarks=np.full((n, 68, 2), np.nan, np.float32),
             mask=np.zeros(n, bool),
+            track=np.zeros(n, np.int32),
         )
 
     @classmethod
@@ -43,6 +54,7 @@ class FaceTrack:
             boxes=np.concatenate([t.boxes for t in tracks]),
             landmarks=np.concatenate([t.landmarks for t in tracks]),
             mask=np.concatenate([t.mask for t in tracks]),
+            track=np.concatenate([t.track for t in tracks]),
         )
 
     @property
@@ -137,6 +149,10 @@ class FaceTracker:
         self._since_detect = 0
         self._roi_scale: float | None = None
         self.detections_run = 0
+        self._track_id = 0  # number of the face followed now (FaceTrack.track)
+        self._new_face = False  # _choose took a face that is not the target (a first lock, or a switch)
+        # seconds spent in the detector and in landmark fitting, for the stage split of ``mmfer bench``
+        self.seconds = {"detect": 0.0, "landmarks": 0.0}
 
     # ------------------------------------------------------------------ detection and target choice
     def _find(self, image: np.ndarray) -> Detection | None:
@@ -184,9 +200,8 @@ class FaceTracker:
             roi = cv2.resize(roi, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
         else:
             scale = 1.0
-        self.detections_run += 1
         offset = np.array([x0, y0, x0, y0], np.float32)
-        return [Detection(d.box / scale + offset, d.score) for d in self._quick(np.ascontiguousarray(roi))]
+        return [Detection(d.box / scale + offset, d.score) for d in self._detect(self._quick, np.ascontiguousarray(roi))]
 
     def _detect_at(self, image: np.ndarray, max_side: int, *, upscale: bool = False,
                    detector=None) -> tuple[list[Detection], float]:
@@ -200,14 +215,28 @@ class FaceTracker:
         if abs(scale - 1.0) > 1e-3:
             small = cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))),
                                interpolation=cv2.INTER_AREA if scale < 1.0 else cv2.INTER_LINEAR)
-        self.detections_run += 1
-        dets = (detector or self._quick)(small)
+        dets = self._detect(detector or self._quick, small)
         return ([Detection(d.box / scale, d.score) for d in dets] if small is not image else dets), scale
 
+    def _detect(self, detector, image: np.ndarray) -> list[Detection]:
+        t = time.perf_counter()
+        self.detections_run += 1
+        dets = detector(image)
+        self.seconds["detect"] += time.perf_counter() - t
+        return dets
+
+    def _landmarks(self, image: np.ndarray, box: np.ndarray) -> np.ndarray:
+        t = time.perf_counter()
+        pts = np.asarray(self.backend.landmarks(image, box), dtype=np.float32)
+        self.seconds["landmarks"] += time.perf_counter() - t
+        return pts
+
     def _choose(self, dets: list[Detection]) -> Detection | None:
+        self._new_face = False
         if not dets:
             return None
         if self._target is None:
+            self._new_face = True
             return max(dets, key=lambda d: d.area)
         t = self._target
         overlaps = [iou(d.box, t) for d in dets]
@@ -225,6 +254,7 @@ class FaceTracker:
         if near:
             return min(near, key=lambda x: x[0])[1]
         if self._lost >= self.lost_patience:  # the target is gone for good: follow someone else
+            self._new_face = True
             return max(dets, key=lambda d: d.area)
         return None
 
@@ -259,12 +289,12 @@ class FaceTracker:
         out = FaceTrack.empty(len(frames))
         last = -1  # batch index of the last fitted frame (-1: the previous batch's last frame)
         for j in self._fit_indices(len(frames)):
-            before = self._last
+            before, before_id = self._last, self._track_id
             self._step(self._prepare(frames[j]), j - last)
             if self._last is not None:
                 self._put(out, j, *self._last)
             if j - last > 1 or (before is None and self._last is not None):
-                self._fill(frames, out, last, j, before, self._last)
+                self._fill(frames, out, last, j, before, self._last, left_id=before_id)
             last = j
         self._frame_no += len(frames)
         return out
@@ -283,11 +313,13 @@ class FaceTracker:
             idx.append(n - 1)
         return idx
 
-    def _put(self, out: FaceTrack, i: int, pts: np.ndarray, box: np.ndarray, score: float | None = None) -> None:
+    def _put(self, out: FaceTrack, i: int, pts: np.ndarray, box: np.ndarray, score: float | None = None,
+             track: int | None = None) -> None:
         out.boxes[i, :4] = box
         out.boxes[i, 4] = self._score if score is None else score
         out.landmarks[i] = pts
         out.mask[i] = True
+        out.track[i] = self._track_id if track is None else track
 
     def _step(self, image: np.ndarray, advance: int) -> None:
         """Fit the frame ``advance`` frames after the last fitted one: in the box carried by the last fit (moved on
@@ -300,7 +332,7 @@ class FaceTracker:
             c, r = self._last_frame
             predicted = (c + self._velocity * advance, r)
             box = box_in_rigid_frame(None, self._box_rel, frame=predicted)
-            pts = np.asarray(self.backend.landmarks(image, box), dtype=np.float32)
+            pts = self._landmarks(image, box)
             frame = rigid_frame(pts)
             if np.isfinite(pts).all() and self._fit_ok(frame, predicted, advance) and self._textured(image, box):
                 self._velocity = (frame[0] - c) / advance
@@ -318,8 +350,10 @@ class FaceTracker:
             self._last = self._last_frame = None
             self._velocity = np.zeros(2)
             return
+        if self._new_face:
+            self._track_id += 1
         self._target, self._score, self._lost, self._since_retry = det.box.copy(), det.score, 0, None
-        pts = np.asarray(self.backend.landmarks(image, det.box), dtype=np.float32)
+        pts = self._landmarks(image, det.box)
         frame = rigid_frame(pts)
         before = self._last_frame  # the same face moving fast (twice a carried fit's leeway), or a face met again
         same = before is not None and self._fit_ok(frame, before, 2 * advance)
@@ -330,7 +364,8 @@ class FaceTracker:
         self._last, self._last_frame = (pts, det.box), frame
 
     def _fill(self, frames: np.ndarray, out: FaceTrack, a: int, b: int,
-              left: tuple[np.ndarray, np.ndarray] | None, right: tuple[np.ndarray, np.ndarray] | None) -> None:
+              left: tuple[np.ndarray, np.ndarray] | None, right: tuple[np.ndarray, np.ndarray] | None, *,
+              left_id: int) -> None:
         """Frames strictly between fitted frames ``a`` and ``b``: interpolated when both fits show the same face;
         else, walking away from each side that has a face, detected near it and fitted one by one until the
         detector loses it (where a face comes in or goes out, a carried box alone would fit a face anywhere)."""
@@ -344,12 +379,13 @@ class FaceTracker:
             return
         reached = a
         if left is not None:
-            reached = self._walk(frames, out, left[1], range(a + 1, b))
+            reached = self._walk(frames, out, left[1], range(a + 1, b), track=left_id)
         if right is not None:  # a face found late (the detector runs on fitted frames only, the big retry
             # rationed): walked back through this batch's earlier frames too, as long as the detector sees it
             self._walk(frames, out, right[1], range(b - 1, reached if left is not None else -1, -1))
 
-    def _walk(self, frames: np.ndarray, out: FaceTrack, box: np.ndarray, order: range) -> int:
+    def _walk(self, frames: np.ndarray, out: FaceTrack, box: np.ndarray, order: range, *,
+              track: int | None = None) -> int:
         """Detect near ``box`` and fit, frame by frame in ``order``, until the face is lost; the last index done."""
         done = order.start - order.step
         for i in order:
@@ -360,6 +396,6 @@ class FaceTracker:
             overlap, det = max(overlaps, key=lambda x: x[0], default=(0.0, None))
             if det is None or overlap < self.min_iou:
                 break
-            self._put(out, i, np.asarray(self.backend.landmarks(image, det.box), dtype=np.float32), det.box, det.score)
+            self._put(out, i, self._landmarks(image, det.box), det.box, det.score, track=track)
             box, done = det.box, i
         return done
