@@ -328,7 +328,7 @@ def stage_decode(args: dict[str, Any]) -> dict[str, Any]:
 
 def stage_preprocess(args: dict[str, Any]) -> dict[str, Any]:
     """``preprocess`` of every clip into the bench cache (kept for the train stage)."""
-    from mmfer.cache import PreprocessSettings
+    from mmfer.data.cache import PreprocessSettings
     from mmfer.data.preprocess import preprocess
     from mmfer.data.video import import_decoders
     from mmfer.faces.backends import get_backend
@@ -374,7 +374,7 @@ def stage_train(args: dict[str, Any]) -> dict[str, Any]:
     import torch
     from torch.utils.data import DataLoader, RandomSampler
 
-    from mmfer.cache import cache_settings
+    from mmfer.data.cache import cache_settings
     from mmfer.data.datasets import build_dataset, collate_for, seed_worker, source_records
     from mmfer.engine.config import load_train_config
     from mmfer.engine.device import resolve_device

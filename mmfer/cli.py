@@ -28,7 +28,7 @@ def _add_preprocess(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--splits", default=None, help="comma list, e.g. Train,Val (default: all present)")
     p.add_argument("--workers", type=int, default=0,
                    help="parallel clip worker processes (default 0: one per CPU core, fewer for a handful of clips)")
-    from mmfer.cache import PreprocessSettings
+    from mmfer.data.cache import PreprocessSettings
 
     d = PreprocessSettings()  # one source of defaults for the CLI and the library
     from mmfer.faces.backends import BACKENDS

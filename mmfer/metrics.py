@@ -189,7 +189,7 @@ def truth_from(source: str, *, table: ScoreTable, root: str | Path | None = None
     if source == "csv-column":
         return None
     if source in ("ravdess", "cremad", "folder"):
-        from mmfer.cache import clip_id_from_name
+        from mmfer.data.cache import clip_id_from_name
         from mmfer.data.index import file_label, is_audio, is_image, is_video, iter_files
 
         names: list[tuple[str, Path | None]]

@@ -18,7 +18,7 @@ from typing import Sequence
 
 import numpy as np
 
-from mmfer.cache import safe_text
+from mmfer.data.cache import safe_text
 from mmfer.errors import MmferError
 from mmfer.labels import EMOTIONS, canonical
 

@@ -33,7 +33,7 @@ def index_clip_ids(index: str | Path) -> tuple[list[str], dict[str, str]]:
     preprocessing cache (folder with manifest.jsonl, or the manifest itself; every Test record counts,
     failed ones too, since they still need a prediction).
     """
-    from mmfer.cache import MANIFEST, read_manifest
+    from mmfer.data.cache import MANIFEST, read_manifest
 
     index = Path(index)
     manifest = index if index.name == MANIFEST and index.is_file() else index / MANIFEST
@@ -168,7 +168,7 @@ def write_zip(out_zip: Path, words: dict[str, str], *, where: str) -> Path:
     """The zip of ``<clip_id>.txt`` entries, written whole or not at all: every id is checked first (no
     entry can name a path), the zip is built under a temporary name and checked, and only a zip without
     defects replaces ``out_zip``. On any failure nothing is left behind."""
-    from mmfer.cache import check_clip_id
+    from mmfer.data.cache import check_clip_id
 
     for cid, word in words.items():
         check_clip_id(cid, where=f"{where}: submission entry")

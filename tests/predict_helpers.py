@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from mmfer.cache import PreprocessSettings
+from mmfer.data.cache import PreprocessSettings
 from mmfer.engine.checkpoint import save_checkpoint
 from mmfer.engine.config import config_to_plain, load_train_config
 from mmfer.models.registry import build_model

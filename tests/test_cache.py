@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import mmfer.cache as cache_mod
-from mmfer.cache import ARRAYS, load_clip, write_clip
+import mmfer.data.cache as cache_mod
+from mmfer.data.cache import ARRAYS, load_clip, write_clip
 
 
 def _arrays(n: int) -> dict[str, np.ndarray]:
@@ -40,7 +40,7 @@ def test_interrupted_write_leaves_the_old_clip_and_no_temporary_folder(tmp_path,
 
 def test_damaged_clips_are_named_and_found(tmp_path):
     """A missing or truncated array or a garbage meta.json: readers name the file and the repair."""
-    from mmfer.cache import clip_problem
+    from mmfer.data.cache import clip_problem
     from mmfer.errors import MmferError
 
     for damage in ("missing", "truncated", "garbage_meta", "list_meta", "reshaped"):
@@ -65,7 +65,7 @@ def test_damaged_clips_are_named_and_found(tmp_path):
 
 
 def test_manifest_survives_foreign_torn_and_short_lines(tmp_path, monkeypatch):
-    from mmfer.cache import MANIFEST, ClipRecord, append_manifest, read_manifest
+    from mmfer.data.cache import MANIFEST, ClipRecord, append_manifest, read_manifest
     from mmfer.errors import MmferError
 
     rec = lambda cid: ClipRecord(clip_id=cid, split="Train", label=None, path="x.avi", status="ok")  # noqa: E731
@@ -96,7 +96,7 @@ def test_write_clip_refuses_ids_that_name_other_paths(tmp_path):
 def test_stale_temporary_folders_are_removed_but_live_ones_kept(tmp_path):
     import os
 
-    from mmfer.cache import remove_stale_temporaries
+    from mmfer.data.cache import remove_stale_temporaries
 
     write_clip(tmp_path, "Train", "a", _arrays(2), {})
     dead = tmp_path / "Train" / ".tmp-b-999999999"

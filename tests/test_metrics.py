@@ -124,7 +124,7 @@ def test_folder_labels_for_image_and_audio_trees(tmp_path):
 # ---------------------------------------------------------------- issue 20: one meaning per column, no prediction
 def _predictions_csv(tmp_path, rows, *, truths=None):
     """A predictions CSV as `mmfer predict` writes it: rows of (relative path, probabilities or None)."""
-    from mmfer.cache import clip_id_from_name
+    from mmfer.data.cache import clip_id_from_name
     from mmfer.predict import Prediction, write_predictions
 
     preds = []

@@ -50,7 +50,7 @@ def test_spreadsheet_encodings(tmp_path):
 
 
 def test_formula_like_file_names_get_safe_ids():
-    from mmfer.cache import clip_id_from_name, clip_id_problem
+    from mmfer.data.cache import clip_id_from_name, clip_id_problem
 
     for name in ("=cmd|' /C calc'!A0", "+1+2", "@SUM(A1)"):
         assert clip_id_problem(name) and "formula" in clip_id_problem(name)
@@ -63,7 +63,7 @@ def test_score_ids_that_are_not_utf8_are_written(tmp_path):
     is written readably instead of crashing `train` or `scores` after the work."""
     import os
 
-    from mmfer.cache import clip_id_from_name
+    from mmfer.data.cache import clip_id_from_name
 
     raw = os.fsdecode(b"caf\xe9")
     assert clip_id_from_name(raw) == "café" and clip_id_from_name(os.fsdecode(b"a\x85b")) == "a_b"

@@ -8,7 +8,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from mmfer.cache import ClipRecord, append_manifest
+from mmfer.data.cache import ClipRecord, append_manifest
 from mmfer.errors import MmferError
 from mmfer.labels import EMOTIONS
 from mmfer.scores import write_scores

@@ -15,7 +15,7 @@ import argparse
 
 import numpy as np
 
-from mmfer.cache import PreprocessSettings
+from mmfer.data.cache import PreprocessSettings
 from mmfer.data.video import read_frames
 from mmfer.faces.backends import get_backend
 from mmfer.faces.track import FaceTracker

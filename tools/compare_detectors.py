@@ -245,7 +245,7 @@ def pipeline_costs(name, videos) -> dict:
     """CPU seconds of the face stage per 3-s clip with predict's settings, and per frame with preprocess's,
     beside decoding the same frames."""
     from mmfer.bundle import DEFAULT_DECODE
-    from mmfer.cache import PreprocessSettings
+    from mmfer.data.cache import PreprocessSettings
     from mmfer.data.video import probe_video, read_frames
     from mmfer.faces.backends import get_backend
     from mmfer.faces.track import FaceTracker

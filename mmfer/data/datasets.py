@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from mmfer.cache import ClipRecord, load_clip
+from mmfer.data.cache import ClipRecord, load_clip
 from mmfer.data.index import AUDIO_EXTENSIONS, IMAGE_EXTENSIONS
 from mmfer.data.speech_list import is_speech_list, speech_list_records, speech_list_splits
 from mmfer.errors import MmferError
@@ -599,7 +599,7 @@ FILE_DATASETS.update({"logmel": AudioFileDataset, "audio_stats": AudioStatsFileD
 
 def source_splits(data: str | Path, kind: str) -> set[str]:
     """Splits present in the data source a model of ``kind`` reads (a cache, or a folder tree of files)."""
-    from mmfer.cache import read_manifest
+    from mmfer.data.cache import read_manifest
 
     if file_source(data, kind) and is_speech_list(data):
         return speech_list_splits(data)
@@ -607,7 +607,7 @@ def source_splits(data: str | Path, kind: str) -> set[str]:
 
 
 def source_records(data: str | Path, split: str, kind: str) -> list[ClipRecord]:
-    from mmfer.cache import split_records
+    from mmfer.data.cache import split_records
 
     if file_source(data, kind) and is_speech_list(data):
         return list(speech_list_records(data, split))

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator, Sequence
 
 from mmfer.errors import MmferError
-from mmfer.cache import check_clip_id, clip_id_from_name
+from mmfer.data.cache import check_clip_id, clip_id_from_name
 from mmfer.labels import canonical, cremad_label, ravdess_label
 
 log = logging.getLogger(__name__)

@@ -31,11 +31,11 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 
-from mmfer.cache import (
+from mmfer.data.cache import (
     ClipRecord,
     NpyAppender,
     PreprocessSettings,
@@ -182,6 +182,64 @@ def _looks_truncated(info: Any, video_seconds: float, audio_seconds: float, *, a
     return f"{what} {declared:.1f} s" if declared > 1.5 * decoded + 0.5 else ""
 
 
+@dataclass
+class FaceBatch:
+    """One batch of decoded frames after tracking and alignment: what ``iter_face_batches`` yields."""
+
+    index: np.ndarray  # output frame numbers (B,), counted from the first frame analysed
+    track: Any  # FaceTrack of the B frames
+    faces: np.ndarray  # aligned RGB crops (B, crop_size, crop_size, 3), black where no face
+    frame_hw: tuple[int, int]  # the frames' size as decoded (rotation applied)
+
+
+def make_tracker(settings: PreprocessSettings):
+    """The face tracker of ``settings`` (its backend loaded once per process)."""
+    from mmfer.faces.track import FaceTracker
+
+    return FaceTracker(get_backend(settings.face_backend), detect_max_side=settings.detect_max_side,
+                       detect_every=settings.detect_every, fit_every=settings.fit_every)
+
+
+def iter_face_batches(path: Path, settings: PreprocessSettings, *, info: Any, warnings: list[str],
+                      stops: list[str], overlap_io: bool = True, start: float = 0.0, tracker: Any = None,
+                      ) -> Iterator[FaceBatch]:
+    """Decode, track and align a video batch by batch: the frame pipeline that ``process_clip`` (the cache) and
+    predict's streaming analysis share, so both see the same crops.
+
+    ``info`` is ``probe_video(path, keep_reader=True)``; decoder notes go to ``warnings``. A stream that breaks
+    off after some frames ends the iteration with a note in ``stops`` saying after how many; one that gives no
+    frame at all raises a DecodeError. ``start`` (s) skips the video before it; ``tracker`` (from
+    ``make_tracker``) may be passed in to read its timings. ``overlap_io`` decodes the next batch in a helper
+    thread while this one is tracked."""
+    from mmfer.data.video import DecodeError, in_background, iter_frame_batches
+    from mmfer.faces.align import align_frames
+
+    tracker = tracker if tracker is not None else make_tracker(settings)
+    n_frames = 0
+    try:
+        batches = iter_frame_batches(path, fps=settings.fps, max_frames=settings.max_frames,
+                                     batch_size=_batch_size(info.width, info.height, settings.fit_every),
+                                     warnings=warnings, info=info, start=start)
+        for idx, frames in (in_background(batches) if overlap_io else batches):
+            if frames.ndim != 4 or frames.shape[-1] != 3 or min(frames.shape[1:3]) < MIN_FRAME_SIDE:
+                raise DecodeError(path, f"the decoder gives frames of shape {tuple(frames.shape[1:])}, not colour "
+                                        f"images of at least {MIN_FRAME_SIDE} px a side", "re-encode the video")
+            track = tracker.process(frames)
+            aligned = align_frames(frames, track.landmarks, track.mask, crop_size=settings.crop_size)
+            hw = (int(frames.shape[1]), int(frames.shape[2]))
+            del frames
+            n_frames += len(idx)
+            yield FaceBatch(index=np.asarray(idx), track=track, faces=aligned, frame_hw=hw)
+    except DecodeError as e:
+        if n_frames == 0:
+            raise
+        stops.append(f"decoding stopped after {n_frames} frame(s), the rest is lost: {e}")
+    except Exception as e:  # noqa: BLE001 - a decoder crash mid-file keeps what came before it
+        if n_frames == 0:
+            raise DecodeError(path, f"cannot decode video frames ({type(e).__name__}: {e})") from e
+        stops.append(f"decoding stopped after {n_frames} frame(s) ({type(e).__name__}: {e})")
+
+
 def process_clip(
     entry: ClipEntry, settings: PreprocessSettings = PreprocessSettings(), *, overlap_io: bool = True,
     spool: Path | None = None, audio_seconds: float | None = None,
@@ -196,9 +254,8 @@ def process_clip(
     reads only that much of the sound (prediction, which analyses the first minutes only).
     """
     from mmfer.data.audio import sanitise_audio
-    from mmfer.data.video import DecodeError, in_background, in_thread, iter_frame_batches, probe_video, read_audio
-    from mmfer.faces.align import align_frames
-    from mmfer.faces.track import FaceTrack, FaceTracker
+    from mmfer.data.video import DecodeError, in_thread, probe_video, read_audio
+    from mmfer.faces.track import FaceTrack
 
     t0 = time.perf_counter()
     path = Path(entry.path)
@@ -237,12 +294,6 @@ def process_clip(
     else:
         def audio_result() -> np.ndarray:
             return read_audio(path, sample_rate=settings.sample_rate, max_seconds=audio_seconds)
-    tracker = FaceTracker(
-        get_backend(settings.face_backend),
-        detect_max_side=settings.detect_max_side,
-        detect_every=settings.detect_every,
-        fit_every=settings.fit_every,
-    )
     decode_warnings: list[str] = []
     crops: list[np.ndarray] = []
     crop_shape = (settings.crop_size, settings.crop_size, 3)
@@ -251,36 +302,17 @@ def process_clip(
     n_frames = 0
     frame_hw: tuple[int, int] | None = None
     try:
-        batches = iter_frame_batches(
-            path,
-            fps=settings.fps,
-            max_frames=settings.max_frames,
-            batch_size=_batch_size(info.width, info.height, settings.fit_every),
-            warnings=decode_warnings,
-            info=info,
-        )
-        for _idx, frames in (in_background(batches) if overlap_io else batches):
-            if frames.ndim != 4 or frames.shape[-1] != 3 or min(frames.shape[1:3]) < MIN_FRAME_SIDE:
-                raise DecodeError(path, f"the decoder gives frames of shape {tuple(frames.shape[1:])}, not colour "
-                                        f"images of at least {MIN_FRAME_SIDE} px a side", "re-encode the video")
-            frame_hw = frame_hw or tuple(int(v) for v in frames.shape[1:3])  # as decoded: rotation applied
-            track = tracker.process(frames)
-            aligned = align_frames(frames, track.landmarks, track.mask, crop_size=settings.crop_size)
+        for batch in iter_face_batches(path, settings, info=info, warnings=decode_warnings, stops=warnings,
+                                       overlap_io=overlap_io):
+            frame_hw = frame_hw or batch.frame_hw
             if spooled is not None:
-                spooled.append(aligned)
+                spooled.append(batch.faces)
             else:
-                crops.append(aligned)
-            tracks.append(track)
-            n_frames += len(frames)
-            del frames
+                crops.append(batch.faces)
+            tracks.append(batch.track)
+            n_frames += len(batch.index)
     except DecodeError as e:
-        if n_frames == 0:
-            return _failed(rec, str(e), t0)
-        warnings.append(f"decoding stopped after {n_frames} frame(s), the rest is lost: {e}")
-    except Exception as e:  # noqa: BLE001
-        if n_frames == 0:
-            return _failed(rec, f"{path}: cannot decode video frames ({type(e).__name__}: {e})", t0)
-        warnings.append(f"decoding stopped after {n_frames} frame(s) ({type(e).__name__}: {e})")
+        return _failed(rec, str(e), t0)
     finally:
         if spooled is not None and n_frames == 0:
             spooled.abort()
@@ -624,7 +656,7 @@ def _check_cache_structure(out: Path, splits: Sequence[str]) -> None:
     """Before any clip: the manifest is a plain file (not a folder, not a link), and every split folder that
     will take clips is a writable folder inside the cache, not a link out of it, so no clip is written
     and then left without its record, and nothing is written outside the cache."""
-    from mmfer.cache import check_manifest_writable
+    from mmfer.data.cache import check_manifest_writable
     from mmfer.outputs import check_inside, check_output_dir
 
     check_manifest_writable(out)

@@ -25,7 +25,7 @@ from typing import Sequence
 
 import numpy as np
 
-from mmfer.cache import ClipRecord, check_clip_id
+from mmfer.data.cache import ClipRecord, check_clip_id
 from mmfer.errors import MmferError
 from mmfer.labels import EMOTIONS, NUM_CLASSES, canonical, index_of
 
@@ -133,7 +133,7 @@ def _read(csv_path: Path) -> list[SpeechRecord]:
 
 
 def _safe_id(stem: str) -> str:
-    from mmfer.cache import clip_id_from_name
+    from mmfer.data.cache import clip_id_from_name
 
     return clip_id_from_name(stem)
 

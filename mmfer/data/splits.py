@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from mmfer.cache import ClipRecord
+from mmfer.data.cache import ClipRecord
 from mmfer.errors import MmferError
 
 

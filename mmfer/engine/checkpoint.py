@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from mmfer.cache import PreprocessSettings, cache_settings
+from mmfer.data.cache import PreprocessSettings, cache_settings
 from mmfer.errors import MmferError
 from mmfer.labels import EMOTIONS
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mmfer.cache import ClipRecord, PreprocessSettings, append_manifest, write_clip
+from mmfer.data.cache import ClipRecord, PreprocessSettings, append_manifest, write_clip
 from mmfer.faces.align import TEMPLATE_68
 from mmfer.labels import EMOTIONS
 

@@ -26,7 +26,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Sampler
 from tqdm import tqdm
 
-from mmfer.cache import ClipRecord, cache_settings
+from mmfer.data.cache import ClipRecord, cache_settings
 from mmfer.compat import moved
 from mmfer.data.datasets import (
     DATASETS,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from mmfer.cache import split_records
+from mmfer.data.cache import split_records
 from mmfer.data.datasets import build_dataset, collate_for, pad_collate
 from mmfer.engine.config import AugmentConfig, DataConfig
 from mmfer.engine.synthetic import make_synthetic_cache

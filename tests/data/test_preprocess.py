@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mmfer.cache import MANIFEST, PreprocessSettings, iter_manifest, load_clip, read_manifest
+from mmfer.data.cache import MANIFEST, PreprocessSettings, iter_manifest, load_clip, read_manifest
 from mmfer.cli import main
 from mmfer.data import preprocess as pp
 from mmfer.data.index import index_csv
@@ -373,7 +373,7 @@ def test_forked_and_spawned_workers_cache_the_same(tmp_path, cremad_videos, star
     csv = write_list(tmp_path / "l.csv", rows)
     code = f"""
 import cv2, numpy as np
-from mmfer.cache import PreprocessSettings
+from mmfer.data.cache import PreprocessSettings
 from mmfer.data import preprocess as pp
 cv2.resize(np.zeros((720, 1280, 3), np.uint8), (640, 360))  # OpenCV's thread pool has run in this process
 pp.worker_start_method = lambda backend: {start_method!r}
@@ -513,7 +513,7 @@ def test_no_write_follows_a_link_out_of_the_cache(tmp_path, cremad_videos):
         pp.preprocess(csv, cache, settings=NONE, progress=False)
     assert sorted(p.name for p in outside.iterdir()) == ["victim.txt"] and not (cache / MANIFEST).exists()
     # the lowest level refuses too: a clip folder or staging folder reached through a link
-    from mmfer.cache import append_manifest, ClipRecord, remove_clip, staging_dir
+    from mmfer.data.cache import append_manifest, ClipRecord, remove_clip, staging_dir
 
     with pytest.raises(MmferError, match="symbolic link"):
         staging_dir(cache, "Train", "x")

@@ -257,7 +257,7 @@ def test_rotated_video_is_upright_in_both_decoders_and_in_meta(tmp_path, monkeyp
     assert upright.shape[1:3] == (160, 96) and streamed.shape == upright.shape
     assert np.abs(streamed.astype(int) - upright).mean() < 2.0
 
-    from mmfer.cache import PreprocessSettings
+    from mmfer.data.cache import PreprocessSettings
     from mmfer.data.index import ClipEntry
     from mmfer.data.preprocess import process_clip
 
@@ -313,7 +313,7 @@ def test_frame_times_come_from_timestamps(tmp_path):
     none of them, nor a 3-s video with a minute of sound, is called truncated."""
     import struct
 
-    from mmfer.cache import PreprocessSettings
+    from mmfer.data.cache import PreprocessSettings
     from mmfer.data.index import ClipEntry
     from mmfer.data.preprocess import process_clip
     from mmfer.data.video import probe_video

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from mmfer.cache import PreprocessSettings
+from mmfer.data.cache import PreprocessSettings
 from mmfer.data.datasets import DATASETS
 from mmfer.engine.config import load_train_config
 from mmfer.engine.train import check_consistency

@@ -12,7 +12,7 @@ import soundfile as sf
 import torch
 from torch import nn
 
-from mmfer.cache import ClipRecord
+from mmfer.data.cache import ClipRecord
 from mmfer.cli import main
 from mmfer.engine import device as scoring
 from mmfer.engine.checkpoint import load_checkpoint

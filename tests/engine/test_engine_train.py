@@ -9,7 +9,7 @@ import pytest
 import torch
 import yaml
 
-from mmfer.cache import split_records
+from mmfer.data.cache import split_records
 from mmfer.cli import main
 from mmfer.engine.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
 from mmfer.engine.config import config_to_plain
@@ -291,7 +291,7 @@ def test_audio_folder_without_labels_in_train_is_an_error(tmp_path):
 def _rewrite_manifest(cache, change):
     import json
 
-    from mmfer.cache import MANIFEST
+    from mmfer.data.cache import MANIFEST
 
     lines = [json.loads(x) for x in (cache / MANIFEST).read_text().splitlines() if x.strip()]
     for d in lines:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mmfer.cache import ClipRecord
+from mmfer.data.cache import ClipRecord
 from mmfer.engine.checkpoint import resolve_checkpoint, run_checkpoint
 from mmfer.engine.config import OptimConfig
 from mmfer.data.splits import holdout_split
