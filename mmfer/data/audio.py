@@ -13,11 +13,14 @@ from __future__ import annotations
 import functools
 import io
 import logging
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from mmfer.errors import MmferError
+
+if TYPE_CHECKING:
+    from mmfer.data.config import AugmentConfig
 
 log = logging.getLogger(__name__)
 
@@ -166,7 +169,7 @@ def _best_lag(ref: np.ndarray, x: np.ndarray, *, max_lag: int) -> int:
     return max(fine, key=lambda lag: float(np.dot(ref[:n], x[lag : lag + n])))
 
 
-def augment_waveform(audio: np.ndarray, *, rng: np.random.Generator, sample_rate: int, augment: Any) -> np.ndarray:
+def augment_waveform(audio: np.ndarray, *, rng: np.random.Generator, sample_rate: int, augment: AugmentConfig) -> np.ndarray:
     """The training-time waveform augmentations that ``augment`` (an AugmentConfig) switches on, in the
     order a recording chain applies them: speaker (speed), room (reverb), microphone (EQ), noise, codec.
     The level is then set to a random gain, which the per-clip standardisation of the log-mel undoes."""

@@ -24,6 +24,7 @@ import torch
 from torch.utils.data import Dataset
 
 from mmfer.data.cache import ClipRecord, load_clip
+from mmfer.data.config import AugmentConfig, DataConfig
 from mmfer.data.index import AUDIO_EXTENSIONS, IMAGE_EXTENSIONS
 from mmfer.data.speech_list import is_speech_list, speech_list_records, speech_list_splits
 from mmfer.errors import MmferError
@@ -47,8 +48,8 @@ class CacheDataset(Dataset):
         cache: str | Path,
         records: Sequence[ClipRecord],
         train: bool,
-        data: Any,
-        augment: Any = None,
+        data: DataConfig,
+        augment: AugmentConfig | None = None,
         seed: int = 0,
         sample_rate: int = 16000,
     ):
@@ -620,8 +621,8 @@ def build_dataset(
     cache: str | Path,
     records: Sequence[ClipRecord],
     train: bool,
-    data: Any,
-    augment: Any = None,
+    data: DataConfig,
+    augment: AugmentConfig | None = None,
     seed: int = 0,
     sample_rate: int = 16000,
 ) -> CacheDataset:

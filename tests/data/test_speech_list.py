@@ -81,7 +81,7 @@ def test_missing_file_is_reported_by_name_and_left_out(tmp_path, caplog):
 
 def test_unreadable_file_is_reported_by_name_and_left_out(tmp_path, caplog):
     from mmfer.data.datasets import build_dataset, source_records
-    from mmfer.engine.config import AugmentConfig, DataConfig
+    from mmfer.data.config import AugmentConfig, DataConfig
 
     rows = _corpora(tmp_path, classes_of={"a": ["Angry", "Sad"]}, speakers=1, per=1)
     (tmp_path / "a" / "broken.wav").write_bytes(b"RIFF not really a wave file")

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from mmfer.engine.config import AugmentConfig, load_train_config
+from mmfer.data.config import AugmentConfig
+from mmfer.engine.config import load_train_config
 from mmfer.errors import MmferError
 from mmfer.labels import EMOTIONS
 
