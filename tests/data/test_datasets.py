@@ -9,7 +9,7 @@ import torch
 from mmfer.data.cache import split_records
 from mmfer.data.datasets import build_dataset, collate_for, pad_collate
 from mmfer.data.config import AugmentConfig, DataConfig
-from mmfer.engine.synthetic import make_synthetic_cache
+from synthetic import make_synthetic_cache
 from mmfer.errors import MmferError
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from mmfer.engine.synthetic import make_synthetic_cache
+from synthetic import make_synthetic_cache
 
 
 @pytest.fixture(scope="session")

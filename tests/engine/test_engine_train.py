@@ -14,7 +14,7 @@ from mmfer.cli import main
 from mmfer.engine.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
 from mmfer.engine.config import config_to_plain
 from mmfer.engine.scoring import score_split
-from mmfer.engine.synthetic import make_synthetic_cache
+from synthetic import make_synthetic_cache
 from mmfer.engine.train import train
 from mmfer.errors import MmferError
 from mmfer.labels import EMOTIONS

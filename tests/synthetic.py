@@ -2,7 +2,7 @@
 
 Why: a branch that reaches well above chance on such a cache provably learns from its own modality
 (the others are noise), and the whole train/score path can be exercised in seconds without real data.
-Also handy as a smoke test of an installation: ``make_synthetic_cache(dir, modality="audio")``.
+Used by the tests only (tests/engine, tests/data): it moved here from mmfer/engine/synthetic.py (issue 22).
 """
 
 from __future__ import annotations
