@@ -10,10 +10,11 @@ bits, so it is right for root, read-only mounts and full quota alike.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from pathlib import Path
-from typing import Iterable
+from typing import IO, Any, Iterable, Iterator
 
 from mmfer.errors import MmferError
 
@@ -126,21 +127,42 @@ def open_new(path: str | Path, mode: str = "w", **kwargs):
         raise
 
 
+@contextlib.contextmanager
+def atomic_path(path: str | Path, *, suffix: str = "") -> Iterator[Path]:
+    """A temporary name beside ``path`` (``.NAME.tmp<pid><suffix>``, in the same folder, so the rename is
+    atomic) for a writer that wants a file name (``torch.save``, ``cv2.imwrite``, which picks the format by
+    ``suffix``): when the block ends, the file written there replaces ``path``; on any exception it is removed
+    and ``path`` is left as it was. A stale file or a link at the temporary name is removed first."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}{suffix}")
+    if os.path.islink(tmp) or tmp.is_file():
+        os.unlink(tmp)
+    try:
+        yield tmp
+        os.replace(tmp, path)  # replaces a link at ``path``, never writes through it
+    finally:
+        if os.path.lexists(tmp):
+            os.unlink(tmp)
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | Path, mode: str = "w", **open_kwargs: Any) -> Iterator[IO[Any]]:
+    """Write ``path`` whole or not at all: the block writes to a file opened (with ``open_new``, never
+    through a link) on a temporary name beside it, renamed over ``path`` when the block ends; on any exception
+    the temporary file is removed. ``mode`` "w" or "wb", and ``open``'s keyword arguments (encoding, newline)."""
+    with atomic_path(path) as tmp, open_new(tmp, mode, **open_kwargs) as f:
+        yield f
+
+
 def write_file(path: str | Path, data: str | bytes, *, encoding: str = "utf-8") -> Path:
     """Write ``data`` to ``path`` whole or not at all (a temporary file beside it, then a rename): a link at
     ``path`` is replaced by the file, never written through."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        if isinstance(data, bytes):
-            with open_new(tmp, "wb") as f:
-                f.write(data)
-        else:
-            with open_new(tmp, "w", encoding=encoding, newline="") as f:
-                f.write(data)
-        os.replace(tmp, path)
-    finally:
-        if os.path.lexists(tmp):
-            os.unlink(tmp)
+    if isinstance(data, bytes):
+        with atomic_write(path, "wb") as f:
+            f.write(data)
+    else:
+        with atomic_write(path, "w", encoding=encoding, newline="") as f:
+            f.write(data)
     return path

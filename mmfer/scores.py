@@ -11,7 +11,6 @@ predicted class in a ``predicted`` column (and a ``label`` column only for a tru
 from __future__ import annotations
 
 import csv
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -89,17 +88,15 @@ def write_scores(
         if len(col) != len(table):
             raise MmferError(f"{path}: extra column {name!r} has {len(col)} values for {len(table)} clips")
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    from mmfer.outputs import open_new
+    from mmfer.outputs import atomic_write
 
-    with open_new(tmp, "w", newline="", encoding="utf-8") as f:  # never through a link
+    with atomic_write(path, "w", newline="", encoding="utf-8") as f:  # never through a link
         w = csv.writer(f)
         w.writerow([*SCORE_COLUMNS, *extra])
         for i, cid in enumerate(table.clip_ids):
             w.writerow(
                 [safe_text(cid), table.labels[i] or "", *(f"{p:.6f}" for p in table.probs[i]), *(safe_text(v) if isinstance(v, str) else v for v in (extra[k][i] for k in extra))]
             )
-    os.replace(tmp, path)
     return path
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import unicodedata
 import zipfile
 import zlib
@@ -175,19 +174,15 @@ def write_zip(out_zip: Path, words: dict[str, str], *, where: str) -> Path:
         if word not in EMOTIONS:
             raise MmferError(f"{where}: clip {cid}: {word!r} is not one of {', '.join(EMOTIONS)}")
     out_zip.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_zip.with_name(f".{out_zip.name}.tmp{os.getpid()}")
-    try:
-        from mmfer.outputs import open_new
+    from mmfer.outputs import atomic_path, open_new
 
+    with atomic_path(out_zip) as tmp:
         with open_new(tmp, "wb") as fh, zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_DEFLATED) as zf:
             for cid, word in words.items():
                 zf.writestr(f"{cid}.txt", word)
         problems = _check_zip(tmp, list(words))
         if problems:
             raise MmferError(f"{out_zip}: the written zip does not check out ({'; '.join(problems[:3])}); not kept")
-        os.replace(tmp, out_zip)
-    finally:
-        tmp.unlink(missing_ok=True)
     return out_zip
 
 

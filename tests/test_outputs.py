@@ -111,3 +111,27 @@ def test_outputs_replace_links_and_never_write_through_them(places, tmp_path, ca
     save_checkpoint(out / "best.pt", model=torch.nn.Linear(2, 7), model_name="x", model_kwargs={}, preprocess={},
                     config={}, epoch=1)
     assert victim.read_text() == "keep me" and not planted.exists()
+
+
+def test_atomic_write_whole_or_not_at_all(tmp_path):
+    from mmfer.outputs import atomic_path, atomic_write
+
+    target = tmp_path / "t.csv"
+    target.write_text("old")
+    with pytest.raises(RuntimeError):
+        with atomic_write(target, "w", newline="") as f:
+            f.write("half")
+            raise RuntimeError("killed midway")
+    assert target.read_text() == "old" and sorted(p.name for p in tmp_path.iterdir()) == ["t.csv"]
+    with atomic_write(target, "wb") as f:
+        f.write(b"new")
+    assert target.read_bytes() == b"new"
+    victim = tmp_path / "victim"
+    victim.write_text("keep")
+    link = tmp_path / "link.png"
+    link.symlink_to(victim)
+    with atomic_path(link, suffix=".png") as tmp:
+        assert tmp.name.endswith(".png") and tmp.parent == tmp_path
+        tmp.write_bytes(b"png")
+    assert not link.is_symlink() and link.read_bytes() == b"png" and victim.read_text() == "keep"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link.png", "t.csv", "victim"]

@@ -98,9 +98,10 @@ def _place(src: Path, dst: Path, *, copy: bool) -> None:
             return
         raise MmferError(f"{dst}: already exists and is not {src}; convert into an empty folder")
     if copy:
-        tmp = dst.with_name(f".tmp-{dst.name}")
-        shutil.copy2(src, tmp)
-        os.replace(tmp, dst)
+        from mmfer.outputs import atomic_path
+
+        with atomic_path(dst) as tmp:
+            shutil.copy2(src, tmp)
     else:
         os.symlink(src.resolve(), dst)
 

@@ -413,11 +413,11 @@ def _disk_features(key: tuple, x: torch.Tensor | None = None) -> torch.Tensor | 
         except (OSError, ValueError):
             return None
     try:
+        from mmfer.outputs import atomic_write
+
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        with open(tmp, "wb") as f:
+        with atomic_write(path, "wb") as f:
             np.save(f, x.numpy(), allow_pickle=False)
-        os.replace(tmp, path)
     except OSError as e:  # a full or read-only disk only costs the speed-up
         log.debug("feature cache %s not written: %s", path, e)
     return None

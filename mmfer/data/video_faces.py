@@ -19,7 +19,6 @@ import csv
 import hashlib
 import json
 import logging
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -92,6 +91,7 @@ def _crop_one(args: tuple[str, str, str, int, dict[str, Any]]) -> dict[str, Any]
 
     from mmfer.faces.backends import get_backend
     from mmfer.faces.crops import frame_crop, tight_crop_detector_box
+    from mmfer.outputs import atomic_path
 
     src, dst, rel, seed, s = args
     row: dict[str, Any] = {"clip_id": rel, "source": src}
@@ -105,10 +105,12 @@ def _crop_one(args: tuple[str, str, str, int, dict[str, Any]]) -> dict[str, Any]
                     detect_max_side=s["detect_max_side"], hint_box=tight_crop_detector_box(box))
     out = Path(dst)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp.png")
-    if not cv2.imwrite(str(tmp), np.ascontiguousarray(fc.crop[..., ::-1])):
-        return {**row, "status": "error", "reason": f"cannot write {out}"}
-    os.replace(tmp, out)
+    try:
+        with atomic_path(out, suffix=".png") as tmp:  # cv2 picks the format by the name's suffix
+            if not cv2.imwrite(str(tmp), np.ascontiguousarray(fc.crop[..., ::-1])):
+                raise MmferError(f"cannot write {out}")
+    except MmferError as e:
+        return {**row, "status": "error", "reason": str(e)}
     return {**row, "status": "ok", "detected": int(fc.detected), **asdict(r)}
 
 

@@ -6,7 +6,6 @@ train config), so scoring needs nothing but the file and a cache made with the s
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -69,12 +68,10 @@ def save_checkpoint(
     if rng is not None:
         state["rng"] = rng
     state.update(extra or {})
-    from mmfer.outputs import open_new
+    from mmfer.outputs import atomic_write
 
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open_new(tmp, "wb") as f:  # never through a link planted at the temporary name
+    with atomic_write(path, "wb") as f:  # never through a link planted at the temporary name
         torch.save(state, f)
-    os.replace(tmp, path)
     return path
 
 
@@ -139,9 +136,10 @@ def export_checkpoint(src: str | Path, dst: str | Path, *, half: bool = True) ->
     out["exported"] = {"from": f"{src_path.parent.name}/{src_path.name}", "dtype": "float16" if half else "float32"}
     dst = Path(dst)
     dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dst.with_name(f".{dst.name}.tmp{os.getpid()}")
-    torch.save(out, tmp)
-    os.replace(tmp, dst)
+    from mmfer.outputs import atomic_path
+
+    with atomic_path(dst) as tmp:
+        torch.save(out, tmp)
     return dst
 
 

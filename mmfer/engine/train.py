@@ -27,7 +27,6 @@ from torch.utils.data import DataLoader, Sampler
 from tqdm import tqdm
 
 from mmfer.data.cache import ClipRecord, cache_settings
-from mmfer.compat import moved
 from mmfer.data.datasets import (
     DATASETS,
     build_dataset,
@@ -320,15 +319,13 @@ def _tensorboard(out: Path):
 def _write_logs(out: Path, rows: list[dict[str, Any]]) -> None:
     # NaN (no labelled Val clip) is not JSON: write null / an empty CSV cell instead
     rows = [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()} for r in rows]
-    from mmfer.outputs import open_new, write_file
+    from mmfer.outputs import atomic_write, write_file
 
     write_file(out / "log.jsonl", "".join(json.dumps(r) + "\n" for r in rows))  # never through a link
-    tmp = out / ".log.csv.tmp"
-    with open_new(tmp, "w", newline="") as f:
+    with atomic_write(out / "log.csv", "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=LOG_FIELDS, extrasaction="ignore")
         w.writeheader()
         w.writerows(rows)
-    os.replace(tmp, out / "log.csv")
 
 
 def _read_log(out: Path, upto_epoch: int) -> list[dict[str, Any]]:
