@@ -26,15 +26,12 @@ from torch.utils.data import Dataset
 from mmfer.data.cache import ClipRecord, load_clip
 from mmfer.data.config import AugmentConfig, DataConfig
 from mmfer.data.index import AUDIO_EXTENSIONS, IMAGE_EXTENSIONS
+from mmfer.data.kinds import KINDS, TIME_AXIS
 from mmfer.data.speech_list import is_speech_list, speech_list_records, speech_list_splits
 from mmfer.errors import MmferError
 from mmfer.labels import index_of
 
 log = logging.getLogger(__name__)
-
-# Axis of the time dimension in one item's x, for padding in collate (None: no time axis).
-TIME_AXIS = {"face_window": 1, "face_sequence": 0, "landmarks": 0, "logmel": -1, "face_image": None,
-             "audio_stats": None}
 
 
 class CacheDataset(Dataset):
@@ -522,10 +519,9 @@ class FaceImageDataset(CacheDataset):
         return torch.from_numpy(views[sub]), None
 
 
-FILE_SOURCES = {"face_image": ("image", IMAGE_EXTENSIONS), "logmel": ("audio", AUDIO_EXTENSIONS),
-                "audio_stats": ("audio", AUDIO_EXTENSIONS)}
-# Datasets that read files instead of a cache, by input kind (face images always come from files).
-FILE_DATASETS: dict[str, type[CacheDataset]] = {}
+_EXTENSIONS = {"image": IMAGE_EXTENSIONS, "audio": AUDIO_EXTENSIONS}
+# The kinds that read folder trees (or lists) of files: kind -> (what, extensions); from the kinds table.
+FILE_SOURCES = {k: (v.files, _EXTENSIONS[v.files]) for k, v in KINDS.items() if v.files}
 
 
 def file_source(data: str | Path, kind: str) -> str | None:
@@ -534,11 +530,12 @@ def file_source(data: str | Path, kind: str) -> str | None:
     Face images always come from files; log-mel input comes from audio files when the folder is not a
     cache (no manifest.jsonl), so the audio CNN trains on speech corpora without preprocessing.
     """
-    if kind == "face_image":
+    files = KINDS[kind].files if kind in KINDS else None
+    if files == "image":
         return "image"
-    if kind in ("logmel", "audio_stats") and Path(data).is_dir() and not (Path(data) / "manifest.jsonl").exists():
+    if files == "audio" and Path(data).is_dir() and not (Path(data) / "manifest.jsonl").exists():
         return "audio"
-    if kind in ("logmel", "audio_stats") and is_speech_list(data):  # a CSV list of speech files
+    if files == "audio" and is_speech_list(data):  # a CSV list of speech files
         return "audio"
     return None
 
@@ -587,15 +584,10 @@ def media_folder_records(root: str | Path, split: str, kind: str) -> list[ClipRe
     return records
 
 
-DATASETS: dict[str, type[CacheDataset]] = {
-    "face_image": FaceImageDataset,
-    "face_window": FaceWindowDataset,
-    "face_sequence": FaceSequenceDataset,
-    "landmarks": LandmarkDataset,
-    "logmel": LogMelDataset,
-    "audio_stats": AudioStatsDataset,
-}
-FILE_DATASETS.update({"logmel": AudioFileDataset, "audio_stats": AudioStatsFileDataset})
+# The dataset of each input kind, and of the kinds that can also read files, the one that does (face images
+# always come from files): named in the kinds table (mmfer.data.kinds).
+DATASETS: dict[str, type[CacheDataset]] = {k: globals()[v.dataset] for k, v in KINDS.items()}
+FILE_DATASETS: dict[str, type[CacheDataset]] = {k: globals()[v.file_dataset] for k, v in KINDS.items() if v.file_dataset}
 
 
 def source_splits(data: str | Path, kind: str) -> set[str]:
@@ -615,25 +607,14 @@ def source_records(data: str | Path, split: str, kind: str) -> list[ClipRecord]:
     return media_folder_records(data, split, kind) if file_source(data, kind) else split_records(data, split)
 
 
-def build_dataset(
-    kind: str,
-    *,
-    cache: str | Path,
-    records: Sequence[ClipRecord],
-    train: bool,
-    data: DataConfig,
-    augment: AugmentConfig | None = None,
-    seed: int = 0,
-    sample_rate: int = 16000,
-) -> CacheDataset:
-    """The dataset for a model's ``input_kind`` over ``records`` (e.g. ``split_records(cache, "Val")``);
-    ``cache`` is the data source, so an audio folder gives an :class:`AudioFileDataset`."""
+def build_dataset(kind: str, *, cache: str | Path, **options: Any) -> CacheDataset:
+    """The dataset for a model's ``input_kind`` over ``cache``, the data source (an audio folder gives an
+    :class:`AudioFileDataset`); ``options`` are :class:`CacheDataset`'s: ``records`` (e.g.
+    ``split_records(cache, "Val")``), ``train``, ``data``, ``augment``, ``seed``, ``sample_rate``."""
     if kind not in DATASETS:
         raise MmferError(f"input kind {kind!r} has no dataset (known: {', '.join(DATASETS)})")
     cls = FILE_DATASETS[kind] if file_source(cache, kind) == "audio" else DATASETS[kind]
-    return cls(
-        cache=cache, records=records, train=train, data=data, augment=augment, seed=seed, sample_rate=sample_rate
-    )
+    return cls(cache=cache, **options)
 
 
 def pad_collate(items: list[dict[str, Any]], *, time_axis: int | None) -> dict[str, Any]:

@@ -1,9 +1,8 @@
 """Model names -> keyword-only builders, so a config can name a branch and its kwargs.
 
 Every model returned has ``forward(x, mask=None) -> logits (B, num_classes)`` (mask bool, True = valid)
-and an ``input_kind`` attribute: "face_window", "face_sequence", "landmarks", "logmel", "audio_stats" or
-"face_image",
-which tells the training engine which dataset feeds it.
+and an ``input_kind`` attribute, one of the kinds of ``mmfer.data.kinds`` ("face_window", "face_sequence",
+"landmarks", "logmel", "audio_stats" or "face_image"), which tells the training engine which dataset feeds it.
 """
 
 from __future__ import annotations
@@ -13,6 +12,7 @@ from typing import Any, Callable
 
 from torch import nn
 
+from mmfer.data.kinds import INPUT_KINDS
 from mmfer.errors import MmferError
 from mmfer.models.audio_cnn import build_audio_cnn
 from mmfer.models.audio_stats import build_audio_stats
@@ -31,7 +31,6 @@ MODELS: dict[str, Callable[..., nn.Module]] = {
     "face_frame": build_face_frame,
 }
 
-INPUT_KINDS = ("face_window", "face_sequence", "landmarks", "logmel", "audio_stats", "face_image")
 
 
 def builder_kwargs(name: str) -> dict[str, Any]:
