@@ -374,23 +374,21 @@ def stage_train(args: dict[str, Any]) -> dict[str, Any]:
     import torch
     from torch.utils.data import DataLoader, RandomSampler
 
-    from mmfer.data.cache import cache_settings
-    from mmfer.data.datasets import build_dataset, collate_for, seed_worker, source_records
+    from mmfer.data.datasets import collate_for, seed_worker, source_records
     from mmfer.engine.config import load_train_config
     from mmfer.engine.device import resolve_device
-    from mmfer.engine.train import check_consistency, optimisation_step, seed_everything, training_pieces
-    from mmfer.models.registry import build_model
+    from mmfer.engine.steps import optimisation_step, training_pieces
+    from mmfer.engine.train import build_run_model, check_consistency, data_source, make_dataset
 
     cfg = load_train_config(args["config"])
     dev = resolve_device(args["device"])
-    seed_everything(cfg.seed)
-    model = build_model(cfg.model.name, **dict(cfg.model.kwargs)).to(dev)
-    kind = model.input_kind
+    model, kind = build_run_model(cfg)  # training's own setup: seeded, the kind checked
+    model = model.to(dev)
     cache = args["cache"]
-    settings = cache_settings(cache, TRAIN_SPLIT)
-    check_consistency(cfg, settings, kind)
-    ds = build_dataset(kind, cache=cache, records=source_records(cache, TRAIN_SPLIT, kind), train=True,
-                       data=cfg.data, augment=cfg.augment, seed=cfg.seed, sample_rate=settings.sample_rate)
+    source = data_source(cache, kind, TRAIN_SPLIT)
+    check_consistency(cfg, source.settings, kind)
+    ds = make_dataset(cfg, data=cache, kind=kind, records=source_records(cache, TRAIN_SPLIT, kind), train=True,
+                      sample_rate=source.sample_rate)
     if len(ds) == 0:
         return {"error": f"no usable clips for {kind} ({ds.describe_skipped()})", "clips_per_second": None}
     bs = int(args.get("batch_size") or cfg.data.batch_size)

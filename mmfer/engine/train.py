@@ -14,19 +14,18 @@ import json
 import logging
 import math
 import os
-import random
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
 import yaml
 from torch import nn
-from torch.utils.data import DataLoader, Sampler
+from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from mmfer.data.cache import ClipRecord, cache_settings
+from mmfer.data.cache import ClipRecord, PreprocessSettings, cache_settings
 from mmfer.data.datasets import (
     DATASETS,
     build_dataset,
@@ -36,6 +35,9 @@ from mmfer.data.datasets import (
     source_records,
     source_splits,
 )
+from mmfer.data.kinds import KINDS
+from mmfer.data.speech_list import balanced_weights, check_classes, class_masks, classes_by_corpus, is_speech_list
+from mmfer.data.splits import corpus_folds, fold_records, holdout_seed, holdout_split, speaker_folds
 from mmfer.engine.checkpoint import (
     check_cache_compatible,
     load_checkpoint,
@@ -43,14 +45,13 @@ from mmfer.engine.checkpoint import (
     unwrap,
 )
 from mmfer.engine.config import TrainConfig, config_to_plain
-from mmfer.engine.losses import MaskedCrossEntropy
-from mmfer.engine.mixing import mix_batch
-from mmfer.data.splits import corpus_folds, fold_records, holdout_seed, holdout_split, speaker_folds
-from mmfer.engine.device import autocast, resolve_device, training_precision
+from mmfer.engine.device import resolve_device
+# the pieces that moved to sampling.py and steps.py stay importable from here
+from mmfer.engine.sampling import BalancedEpochSampler, EpochSampler, rng_state, seed_everything, set_rng_state
 from mmfer.engine.scoring import predict_clips, split_scores
+from mmfer.engine.steps import class_weights, lr_factor, optimisation_step, training_pieces  # noqa: F401
 from mmfer.errors import MmferError
-from mmfer.data.speech_list import balanced_weights, check_classes, class_masks, classes_by_corpus, is_speech_list
-from mmfer.labels import EMOTIONS, NUM_CLASSES
+from mmfer.labels import EMOTIONS
 from mmfer.metrics import evaluate
 from mmfer.scores import write_scores
 
@@ -61,37 +62,6 @@ LOG_FIELDS = (
 )
 
 
-# ---------------------------------------------------------------- small pieces
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
-def rng_state() -> dict[str, Any]:
-    """Global RNG states as tensors and plain types (loadable with weights_only=True)."""
-    np_state = np.random.get_state()
-    state = {
-        "torch": torch.get_rng_state(),
-        "numpy": {"keys": torch.from_numpy(np_state[1].astype(np.int64)), "pos": int(np_state[2]),
-                  "has_gauss": int(np_state[3]), "cached": float(np_state[4])},
-        "python": random.getstate(),
-    }
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def set_rng_state(state: dict[str, Any]) -> None:
-    torch.set_rng_state(state["torch"])
-    n = state["numpy"]
-    np.random.set_state(("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached"]))
-    py = state["python"]
-    random.setstate((py[0], tuple(py[1]), py[2]))
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
 def accuracy_uar(labels: np.ndarray, probs: np.ndarray) -> tuple[float, float]:
     """Accuracy and mean class recall (uar) over clips with a known label; NaN when there are none."""
     keep = labels >= 0
@@ -99,65 +69,6 @@ def accuracy_uar(labels: np.ndarray, probs: np.ndarray) -> tuple[float, float]:
         return float("nan"), float("nan")
     result = evaluate(labels[keep].tolist(), probs[keep])
     return result["accuracy"], result["uar"]
-
-
-def lr_factor(step: int, *, steps_per_epoch: int, optim: Any) -> float:
-    """Linear warmup, then cosine to zero / step decay / constant, per optimizer step."""
-    warm = optim.warmup_epochs * steps_per_epoch
-    total = max(1, optim.epochs * steps_per_epoch)
-    if step < warm:
-        return (step + 1) / warm
-    if optim.schedule == "cosine":
-        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, (step - warm) / max(1.0, total - warm))))
-    if optim.schedule == "step":
-        return optim.step_gamma ** (step // max(1, optim.step_epochs * steps_per_epoch))
-    return 1.0
-
-
-def class_weights(labels: list[int], *, power: float = 1.0, counts: np.ndarray | None = None) -> torch.Tensor:
-    """Inverse-frequency weights (N / (K n_c)) ** power: with power 1 each present class weighs the same in
-    the loss; a smaller power (0.5) lifts rare classes less, at less cost to the common ones. ``counts``
-    (expected draws per class, e.g. under balanced sampling) replaces the counts of ``labels``."""
-    if counts is None:
-        counts = np.bincount(np.asarray(labels, dtype=np.int64), minlength=NUM_CLASSES).astype(np.float64)
-    counts = np.asarray(counts, dtype=np.float64)
-    present = counts > 0
-    w = np.zeros(NUM_CLASSES)
-    w[present] = (counts.sum() / (present.sum() * counts[present])) ** power
-    return torch.tensor(w, dtype=torch.float32)
-
-
-class EpochSampler(Sampler[int]):
-    """Shuffles with a generator seeded by (seed, epoch): the order depends only on the epoch (exact resume)."""
-
-    def __init__(self, n: int, *, seed: int, shuffle: bool = True):
-        self.n, self.seed, self.shuffle, self.epoch = n, seed, shuffle, 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __iter__(self):
-        if not self.shuffle:
-            return iter(range(self.n))
-        return iter(np.random.default_rng([self.seed, self.epoch, 104729]).permutation(self.n).tolist())
-
-    def __len__(self) -> int:
-        return self.n
-
-
-class BalancedEpochSampler(EpochSampler):
-    """``n`` draws with replacement by the probabilities ``p`` (``data.balance``), seeded by (seed, epoch)."""
-
-    def __init__(self, p: np.ndarray, *, seed: int):
-        super().__init__(len(p), seed=seed)
-        self.p = np.asarray(p, dtype=np.float64) / np.sum(p)
-
-    def __iter__(self):
-        rng = np.random.default_rng([self.seed, self.epoch, 104729])
-        return iter(rng.choice(self.n, size=self.n, replace=True, p=self.p).tolist())
-
-    def expected_class_counts(self, labels: list[int]) -> np.ndarray:
-        return self.n * np.bincount(np.asarray(labels, dtype=np.int64), weights=self.p, minlength=NUM_CLASSES)
 
 
 @dataclasses.dataclass
@@ -195,74 +106,12 @@ def _config_differences(saved: dict[str, Any], current: dict[str, Any], prefix: 
     return out
 
 
-def optimisation_step(
-    net: nn.Module,
-    batch: dict[str, Any],
-    *,
-    device: torch.device,
-    precision: str,
-    criterion: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    scaler: Any,
-    grad_clip: float | None,
-    frozen: Any = (),
-    mixup: float = 0.0,
-    cutmix: float = 0.0,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """One forward/backward/step on a collated batch: (labels, logits, loss). Shared by training and
-    ``mmfer bench``, so the benchmark times exactly the step that training runs. ``precision`` is
-    :func:`training_precision`'s answer; under bf16 image batches go channels-last, the layout the CPU's
-    bf16 kernels are fast in. ``frozen`` parameters get no update (two-stage fine-tuning)."""
-    x, y = batch["x"].to(device, non_blocking=True), batch["label"].to(device)
-    mask = batch["mask"].to(device) if batch["mask"] is not None else None
-    mixed = mix_batch(x, y, mask, mixup=mixup, cutmix=cutmix)
-    if mixed is not None:
-        x, mask = mixed.x, mixed.mask
-    if precision == "bf16" and x.dim() == 4:
-        x = x.contiguous(memory_format=torch.channels_last)
-    with autocast(device, precision):
-        logits = net(x, mask=mask)
-    allowed = batch.get("allowed")  # the classes of each clip's corpus (mmfer.engine.losses)
-    loss = criterion(logits.float(), y) if allowed is None else criterion(logits.float(), y, allowed.to(device))
-    if mixed is not None:
-        loss = mixed.lam * loss + (1 - mixed.lam) * criterion(logits.float(), mixed.y_other)
-    optimizer.zero_grad(set_to_none=True)
-    scaler.scale(loss).backward()
-    for p in frozen:
-        p.grad = None
-    if grad_clip:
-        scaler.unscale_(optimizer)
-        nn.utils.clip_grad_norm_(net.parameters(), grad_clip)
-    scaler.step(optimizer)
-    scaler.update()
-    return y, logits, loss
-
-
-def training_pieces(config: TrainConfig, model: nn.Module, dev: torch.device, labels: list[int],
-                    class_counts: np.ndarray | None = None) -> dict[str, Any]:
-    """Precision, optimizer, gradient scaler and loss of a run, as training and ``mmfer bench`` both set them up.
-    ``class_counts``: the expected draws per class when sampling is balanced (else the labels' counts)."""
-    precision = training_precision(dev, config.amp, model)
-    if precision == "bf16":  # 2D convolutions only: channels-last has no 5-D (Conv3d) form
-        for m in model.modules():
-            if isinstance(m, nn.Conv2d):
-                m.to(memory_format=torch.channels_last)
-    weight = (class_weights(labels, power=config.loss.balance_power, counts=class_counts).to(dev)
-              if config.loss.class_balanced else None)
-    return {
-        "precision": precision,
-        "optimizer": torch.optim.AdamW(model.parameters(), lr=config.optim.lr, weight_decay=config.optim.weight_decay),
-        "scaler": torch.amp.GradScaler("cuda", enabled=precision == "fp16"),
-        "criterion": MaskedCrossEntropy(weight=weight, label_smoothing=config.loss.label_smoothing),
-    }
-
-
 def check_consistency(config: TrainConfig, settings: Any, kind: str) -> None:
     """Catch model/data mismatches before training, naming both keys (else they surface as shape errors)."""
     kw, d, where = dict(config.model.kwargs), config.data, f"config {config.name!r}"
     size = d.image_size or (settings.crop_size if settings is not None else None)
     problems = []
-    if kind in ("face_window", "face_sequence") and kw.get("in_channels", 3) != (1 if d.grayscale else 3):
+    if KINDS[kind].images and KINDS[kind].cache_faces and kw.get("in_channels", 3) != (1 if d.grayscale else 3):
         problems.append(f"model.kwargs.in_channels={kw.get('in_channels', 3)} but data.grayscale={d.grayscale} "
                         f"(use in_channels {1 if d.grayscale else 3})")
     if kind == "face_window":
@@ -365,7 +214,88 @@ def _check_val_and_classes(train_ds, val_ds, val_records, *, data, kind: str, dc
                         EMOTIONS[classes[0]])
 
 
-# ---------------------------------------------------------------- the loop
+# ---------------------------------------------------------------- the run, in stages
+@dataclasses.dataclass
+class Run:
+    """A run being trained: what ``train``'s stages (``prepare_run``, ``prepare_data``, ``fit``, ``finish``)
+    hand on to each other."""
+
+    config: TrainConfig
+    data: Path
+    out: Path
+    plain_config: dict[str, Any]
+    dist: _Dist
+    own_group: bool  # this run started the process group (torchrun), so it ends it
+    dev: torch.device
+    use_amp: bool
+    ckpt: dict[str, Any] | None  # last.pt when resuming
+    model: nn.Module
+    kind: str
+
+    @property
+    def last_path(self) -> Path:
+        return self.out / "last.pt"
+
+    @property
+    def best_path(self) -> Path:
+        return self.out / "best.pt"
+
+
+class DataSource(NamedTuple):
+    """Where a model of some input kind reads its clips: ``files`` "image" / "audio" for a folder tree or list
+    of files (else None: a cache, whose ``settings`` are given), the audio sample rate, and the preprocessing
+    record a checkpoint keeps."""
+
+    files: str | None
+    settings: PreprocessSettings | None
+    sample_rate: int
+    preprocess: dict[str, Any]
+
+
+@dataclasses.dataclass
+class RunData:
+    """The clips and datasets of a run (``prepare_data``)."""
+
+    source: DataSource
+    train_records: list[ClipRecord]
+    val_records: list[ClipRecord]
+    holdout: bool  # Val is a held-out part of Train (no Val split, or a fold)
+    fold_info: dict[str, Any] | None
+    train_ds: Any
+    val_ds: Any
+
+
+def build_run_model(config: TrainConfig) -> tuple[nn.Module, str]:
+    """The config's model, built after seeding, and its input kind, which decides the data source (a cache, or
+    a folder tree of images for face_image); a kind no dataset reads is an error."""
+    from mmfer.models.registry import build_model
+
+    seed_everything(config.seed)
+    model = build_model(config.model.name, **dict(config.model.kwargs))
+    kind = getattr(model, "input_kind", None)
+    if kind not in DATASETS:
+        raise MmferError(f"model {config.model.name!r} eats {kind!r} input, which `mmfer train` cannot feed "
+                         f"(known: {', '.join(DATASETS)})")
+    return model, kind
+
+
+def data_source(data: str | Path, kind: str, split: str) -> DataSource:
+    """What ``data`` is for a model of ``kind`` (see :class:`DataSource`); ``split`` names the cache split whose
+    settings count."""
+    files = file_source(data, kind)
+    settings = None if files else cache_settings(data, split)
+    sample_rate = settings.sample_rate if settings else 16000
+    preprocess = {"source": f"{files}_folder", "sample_rate": sample_rate} if files else settings.to_dict()
+    return DataSource(files, settings, sample_rate, preprocess)
+
+
+def make_dataset(config: TrainConfig, *, data: str | Path, kind: str, records: list[ClipRecord], train: bool,
+                 sample_rate: int):
+    """The dataset of ``records`` as a run of ``config`` reads them: augmented when ``train``."""
+    return build_dataset(kind, cache=data, records=records, train=train, data=config.data,
+                         augment=config.augment if train else None, seed=config.seed, sample_rate=sample_rate)
+
+
 def train(
     config: TrainConfig,
     *,
@@ -384,9 +314,19 @@ def train(
     ``epochs`` overrides ``config.optim.epochs``; ``resume`` continues ``out/last.pt`` exactly (same config
     required, except the number of epochs); ``stop_after`` ends after that many epochs while the schedule
     still plans for all of them (an interruption on purpose, e.g. to test resume). ``fold`` (i, k) pools
-    the Train and Val clips and validates on the i-th of k speaker-disjoint folds (``mmfer.engine.folds``);
+    the Train and Val clips and validates on the i-th of k speaker-disjoint folds (``mmfer.data.splits``);
     with ``fold_by="corpus"`` fold i holds out the i-th corpus of a speech list (leave-one-corpus-out).
     """
+    run = prepare_run(config, data=data, out=out, epochs=epochs, resume=resume, device=device)
+    run_data = prepare_data(run, fold=fold, fold_by=fold_by)
+    rows, best, start_epoch = fit(run, run_data, progress=progress, stop_after=stop_after)
+    return finish(run, run_data, rows, best, start_epoch, progress=progress)
+
+
+def prepare_run(config: TrainConfig, *, data: str | Path, out: str | Path, epochs: int | None = None,
+                resume: bool = False, device: str | None = None) -> Run:
+    """Checks and setup before any data is read: the output folder, the epochs override, the process group
+    and device, the checkpoint to resume (same config required), and the model."""
     data, out = Path(data), Path(out)
     from mmfer.outputs import check_output_dir
 
@@ -407,7 +347,7 @@ def train(
     use_amp = bool(config.amp and dev.type == "cuda")
 
     # ---- run directory, resume
-    last_path, best_path = out / "last.pt", out / "best.pt"
+    last_path = out / "last.pt"
     ckpt = None
     if resume:
         if not last_path.is_file():
@@ -422,21 +362,18 @@ def train(
         raise MmferError(f"{out}: already holds a run (last.pt); pass --resume to continue it or choose another --out")
 
     # ---- model (its input kind decides the data source: a cache, or an image folder tree for face_image)
-    from mmfer.models.registry import build_model
+    model, kind = build_run_model(config)
+    return Run(config=config, data=data, out=out, plain_config=plain_config, dist=dist, own_group=own_group,
+               dev=dev, use_amp=use_amp, ckpt=ckpt, model=model, kind=kind)
 
-    seed_everything(config.seed)
-    model = build_model(config.model.name, **dict(config.model.kwargs))
-    kind = getattr(model, "input_kind", None)
-    if kind not in DATASETS:
-        raise MmferError(f"model {config.model.name!r} eats {kind!r} input, which `mmfer train` cannot feed "
-                         f"(known: {', '.join(DATASETS)})")
 
-    # ---- data
+def prepare_data(run: Run, *, fold: tuple[int, int] | None = None, fold_by: str = "speaker") -> RunData:
+    """The run's train and validation clips (a fold, a held-out part of Train, or the Val split), checks of
+    the model against the data, initial weights, and the two datasets."""
+    config, data, kind, ckpt, model, dist = run.config, run.data, run.kind, run.ckpt, run.model, run.dist
     dcfg = config.data
-    files = file_source(data, kind)
-    settings = None if files else cache_settings(data, dcfg.train_split)
-    sample_rate = settings.sample_rate if settings else 16000
-    preprocess = {"source": f"{files}_folder", "sample_rate": sample_rate} if files else settings.to_dict()
+    source = data_source(data, kind, dcfg.train_split)
+    files, settings, sample_rate, preprocess = source
     if ckpt is not None and not files:
         check_cache_compatible(ckpt, data, dcfg.train_split)
     train_records = source_records(data, dcfg.train_split, kind)
@@ -472,10 +409,8 @@ def train(
     if config.init.encoder_from and ckpt is None:
         _load_encoder(model, config.init.encoder_from)
 
-    train_ds = build_dataset(kind, cache=data, records=train_records, train=True, data=dcfg, augment=config.augment,
-                             seed=config.seed, sample_rate=sample_rate)
-    val_ds = build_dataset(kind, cache=data, records=val_records, train=False, data=dcfg, seed=config.seed,
-                           sample_rate=sample_rate)
+    train_ds = make_dataset(config, data=data, kind=kind, records=train_records, train=True, sample_rate=sample_rate)
+    val_ds = make_dataset(config, data=data, kind=kind, records=val_records, train=False, sample_rate=sample_rate)
     for name, ds, recs in (("train", train_ds, train_records), ("val", val_ds, val_records)):
         if ds.skipped and dist.main:
             log.info("%s: %d of %d clips left out for %s (%s)%s", name, len(ds.skipped), len(recs), kind,
@@ -500,6 +435,20 @@ def train(
                             log.info("corpus %s has no %s: its clips give those classes no loss", c or "(none)",
                                      ", ".join(absent))
 
+    return RunData(source=source, train_records=train_records, val_records=val_records, holdout=holdout,
+                   fold_info=fold_info, train_ds=train_ds, val_ds=val_ds)
+
+
+def fit(run: Run, run_data: RunData, *, progress: bool = True,
+        stop_after: int | None = None) -> tuple[list[dict[str, Any]], dict[str, Any], int]:
+    """The epochs: loader, optimiser and schedule, resumed state, and per epoch the optimisation steps, the
+    validation, ``last.pt``, ``best.pt`` and the logs. Returns the log rows, the best epoch and the epoch
+    the run started from."""
+    config, out, dist, dev, ckpt, model, kind = run.config, run.out, run.dist, run.dev, run.ckpt, run.model, run.kind
+    use_amp, plain_config, last_path, best_path = run.use_amp, run.plain_config, run.last_path, run.best_path
+    train_ds, val_ds, fold_info = run_data.train_ds, run_data.val_ds, run_data.fold_info
+    preprocess = run_data.source.preprocess
+    dcfg = config.data
     model.to(dev)
     net: nn.Module = model
     if dist.enabled:
@@ -653,6 +602,16 @@ def train(
 
     if board is not None:
         board.close()
+    return rows, best, start_epoch
+
+
+def finish(run: Run, run_data: RunData, rows: list[dict[str, Any]], best: dict[str, Any], start_epoch: int, *,
+           progress: bool = True) -> dict[str, Any]:
+    """After the epochs: the scores of the best checkpoint once every epoch is done, the process group ended,
+    and the result ``train`` returns."""
+    out, dist, dev, data, ocfg = run.out, run.dist, run.dev, run.data, run.config.optim
+    holdout, val_records, last_path, best_path = run_data.holdout, run_data.val_records, run.last_path, run.best_path
+    own_group = run.own_group
     result: dict[str, Any] = {"run": str(out), "best": best, "epochs_done": rows[-1]["epoch"] if rows else start_epoch,
                               "last": str(last_path), "best_checkpoint": str(best_path), "holdout_val": holdout,
                               "scores": {}, "rank": dist.rank}

@@ -19,7 +19,8 @@ from mmfer.engine.checkpoint import load_checkpoint
 from mmfer.engine.config import load_train_config
 from mmfer.data.splits import fold_records, speaker_folds, speaker_of
 from mmfer.engine.mixing import mix_batch
-from mmfer.engine.train import class_weights, train
+from mmfer.engine.steps import class_weights
+from mmfer.engine.train import train
 from mmfer.errors import MmferError
 from mmfer.labels import EMOTIONS
 from mmfer.scores import read_scores

@@ -9,7 +9,8 @@ from mmfer.data.cache import ClipRecord
 from mmfer.engine.checkpoint import resolve_checkpoint, run_checkpoint
 from mmfer.engine.config import OptimConfig
 from mmfer.data.splits import holdout_split
-from mmfer.engine.train import accuracy_uar, class_weights, lr_factor
+from mmfer.engine.steps import class_weights, lr_factor
+from mmfer.engine.train import accuracy_uar
 from mmfer.errors import MmferError
 
 

@@ -1,0 +1,105 @@
+"""One optimisation step and what it needs (precision, optimiser, gradient scaler, loss with class weights,
+learning-rate schedule), as training and ``mmfer bench`` both run them."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from mmfer.engine.config import TrainConfig
+from mmfer.engine.device import autocast, training_precision
+from mmfer.engine.losses import MaskedCrossEntropy
+from mmfer.engine.mixing import mix_batch
+from mmfer.labels import NUM_CLASSES
+
+
+def lr_factor(step: int, *, steps_per_epoch: int, optim: Any) -> float:
+    """Linear warmup, then cosine to zero / step decay / constant, per optimizer step."""
+    warm = optim.warmup_epochs * steps_per_epoch
+    total = max(1, optim.epochs * steps_per_epoch)
+    if step < warm:
+        return (step + 1) / warm
+    if optim.schedule == "cosine":
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, (step - warm) / max(1.0, total - warm))))
+    if optim.schedule == "step":
+        return optim.step_gamma ** (step // max(1, optim.step_epochs * steps_per_epoch))
+    return 1.0
+
+
+def class_weights(labels: list[int], *, power: float = 1.0, counts: np.ndarray | None = None) -> torch.Tensor:
+    """Inverse-frequency weights (N / (K n_c)) ** power: with power 1 each present class weighs the same in
+    the loss; a smaller power (0.5) lifts rare classes less, at less cost to the common ones. ``counts``
+    (expected draws per class, e.g. under balanced sampling) replaces the counts of ``labels``."""
+    if counts is None:
+        counts = np.bincount(np.asarray(labels, dtype=np.int64), minlength=NUM_CLASSES).astype(np.float64)
+    counts = np.asarray(counts, dtype=np.float64)
+    present = counts > 0
+    w = np.zeros(NUM_CLASSES)
+    w[present] = (counts.sum() / (present.sum() * counts[present])) ** power
+    return torch.tensor(w, dtype=torch.float32)
+
+
+def optimisation_step(
+    net: nn.Module,
+    batch: dict[str, Any],
+    *,
+    device: torch.device,
+    precision: str,
+    criterion: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scaler: Any,
+    grad_clip: float | None,
+    frozen: Any = (),
+    mixup: float = 0.0,
+    cutmix: float = 0.0,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One forward/backward/step on a collated batch: (labels, logits, loss). Shared by training and
+    ``mmfer bench``, so the benchmark times exactly the step that training runs. ``precision`` is
+    :func:`training_precision`'s answer; under bf16 image batches go channels-last, the layout the CPU's
+    bf16 kernels are fast in. ``frozen`` parameters get no update (two-stage fine-tuning)."""
+    x, y = batch["x"].to(device, non_blocking=True), batch["label"].to(device)
+    mask = batch["mask"].to(device) if batch["mask"] is not None else None
+    mixed = mix_batch(x, y, mask, mixup=mixup, cutmix=cutmix)
+    if mixed is not None:
+        x, mask = mixed.x, mixed.mask
+    if precision == "bf16" and x.dim() == 4:
+        x = x.contiguous(memory_format=torch.channels_last)
+    with autocast(device, precision):
+        logits = net(x, mask=mask)
+    allowed = batch.get("allowed")  # the classes of each clip's corpus (mmfer.engine.losses)
+    loss = criterion(logits.float(), y) if allowed is None else criterion(logits.float(), y, allowed.to(device))
+    if mixed is not None:
+        loss = mixed.lam * loss + (1 - mixed.lam) * criterion(logits.float(), mixed.y_other)
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    for p in frozen:
+        p.grad = None
+    if grad_clip:
+        scaler.unscale_(optimizer)
+        nn.utils.clip_grad_norm_(net.parameters(), grad_clip)
+    scaler.step(optimizer)
+    scaler.update()
+    return y, logits, loss
+
+
+def training_pieces(config: TrainConfig, model: nn.Module, dev: torch.device, labels: list[int],
+                    class_counts: np.ndarray | None = None) -> dict[str, Any]:
+    """Precision, optimizer, gradient scaler and loss of a run, as training and ``mmfer bench`` both set them up.
+    ``class_counts``: the expected draws per class when sampling is balanced (else the labels' counts)."""
+    precision = training_precision(dev, config.amp, model)
+    if precision == "bf16":  # 2D convolutions only: channels-last has no 5-D (Conv3d) form
+        for m in model.modules():
+            if isinstance(m, nn.Conv2d):
+                m.to(memory_format=torch.channels_last)
+    weight = (class_weights(labels, power=config.loss.balance_power, counts=class_counts).to(dev)
+              if config.loss.class_balanced else None)
+    return {
+        "precision": precision,
+        "optimizer": torch.optim.AdamW(model.parameters(), lr=config.optim.lr, weight_decay=config.optim.weight_decay),
+        "scaler": torch.amp.GradScaler("cuda", enabled=precision == "fp16"),
+        "criterion": MaskedCrossEntropy(weight=weight, label_smoothing=config.loss.label_smoothing),
+    }
