@@ -290,6 +290,17 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--frames", default=None, metavar="CSV",
                    help="one row per analysed video frame (time, face box, face model probabilities) and audio window")
     p.add_argument("--report", default=None, metavar="HTML", help="one self-contained HTML page: table, timelines, metrics")
+    p.add_argument("--segments", default=None, metavar="CSV",
+                   help="one row per segment of every video and sound file (start, end, prediction, face share, track)")
+    p.add_argument("--segment-seconds", type=float, default=4.0, metavar="S",
+                   help="segment length in seconds (default 4; a remainder under half of it joins the last segment)")
+    p.add_argument("--segment-by", default="fixed", choices=("fixed", "speech"),
+                   help="fixed windows, or windows whose ends move to the quietest moment of the sound nearby")
+    p.add_argument("--start", type=float, default=0.0, metavar="S", help="analyse each video from this second on")
+    p.add_argument("--duration", type=float, default=None, metavar="S",
+                   help="analyse at most this many seconds of each video (default: to the end)")
+    p.add_argument("--shard", default=None, metavar="I/N",
+                   help="only the inputs of shard I of N (as preprocess --shard); merge the CSVs with `mmfer merge`")
     p.add_argument("--labels-from", default=None, choices=("folder", "ravdess", "cremad"),
                    help="true labels from each file's path, for the report's metrics")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda (default auto)")
@@ -300,10 +311,32 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
         from mmfer.predict import predict
 
         result = predict(args.paths, model=args.model, out=args.out, plots=args.plots, submission=args.submission,
-                         frames=args.frames, report=args.report, labels_from=args.labels_from, device=args.device,
+                         frames=args.frames, report=args.report, segments=args.segments,
+                         segment_seconds=args.segment_seconds, segment_by=args.segment_by, start=args.start,
+                         duration=args.duration, shard=args.shard, labels_from=args.labels_from, device=args.device,
                          progress=not args.no_progress)
         if not args.quiet:
             print(result.table())
+        return 0
+
+    p.set_defaults(func=run)
+
+
+def _add_merge(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "merge",
+        help="one CSV from the per-shard CSVs of `predict --shard` (predictions, segments or frames)",
+        description="Rows sorted by path (then time); a row two inputs both hold is kept once. All inputs must "
+                    "have the same columns.",
+    )
+    p.add_argument("inputs", nargs="+", metavar="CSV", help="the per-shard CSVs (one kind)")
+    p.add_argument("--out", required=True, help="the merged CSV to write")
+
+    def run(args: argparse.Namespace) -> int:
+        from mmfer.inference.segments import merge_csvs
+
+        done = merge_csvs(args.inputs, args.out)
+        print(f"wrote {done['out']}: {done['rows']} row(s) from {done['inputs']} file(s)")
         return 0
 
     p.set_defaults(func=run)
@@ -377,6 +410,7 @@ _COMMANDS = (
     _add_evaluate,
     _add_ablate,
     _add_predict,
+    _add_merge,
     _add_bench,
 )
 

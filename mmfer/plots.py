@@ -92,10 +92,20 @@ def plot_timeline(
     frame_probs: np.ndarray | None = None,
     audio_times: np.ndarray | None = None,
     audio_probs: np.ndarray | None = None,
+    segment_bounds: np.ndarray | None = None,
+    segment_probs: np.ndarray | None = None,
+    segment_face: np.ndarray | None = None,
     title: str = "",
 ) -> Path:
     """Class probabilities over time of one video: the face model per decoded frame (NaN rows, frames without
-    a face, leave gaps) and, when given, the audio model over sliding windows (times are window centres)."""
+    a face, leave gaps) and, when given, the audio model over sliding windows (times are window centres).
+
+    With more than ``SEGMENT_VIEW_ABOVE`` segments (``segment_bounds`` (S,2) start/end, ``segment_probs`` (S,7)
+    fused, ``segment_face`` (S,) face share or NaN) the video is long, and per-frame lines would be a blur at
+    an hour: the plot shows the segments instead, as stacked class shares with the face share beneath."""
+    if segment_bounds is not None and segment_probs is not None and len(segment_bounds) > SEGMENT_VIEW_ABOVE:
+        return _plot_segments(out, np.asarray(segment_bounds, np.float64), np.asarray(segment_probs, np.float64),
+                              None if segment_face is None else np.asarray(segment_face, np.float64), title)
     panels = [(name, t, p) for name, t, p in (("face (per frame)", frame_times, frame_probs),
                                                ("audio (sliding windows)", audio_times, audio_probs))
               if t is not None and p is not None]
@@ -118,3 +128,34 @@ def plot_timeline(
     if title:
         fig.suptitle(title, fontsize=10)
     return _save(fig, axes[0], out, "")
+
+
+SEGMENT_VIEW_ABOVE = 30  # segments (2 minutes of 4-s segments): beyond this a timeline shows segments
+
+
+def _plot_segments(out: str | Path, bounds: np.ndarray, probs: np.ndarray, face: np.ndarray | None, title: str) -> Path:
+    """Stacked class shares per segment (a step per segment; blank where nothing was seen), readable at an
+    hour, over a strip of the share of frames with a face; the x axis in minutes when longer than 10."""
+    minutes = bounds[-1, 1] > 600
+    scale = 60.0 if minutes else 1.0
+    edges = np.append(bounds[:, 0], bounds[-1, 1]) / scale
+    fig, (ax, ax2) = plt.subplots(2, 1, figsize=(10.0, 4.2), sharex=True, gridspec_kw={"height_ratios": [4, 1]})
+    colours = plt.get_cmap("tab10").colors
+    seen = np.isfinite(probs).all(axis=1) & (np.ptp(probs, axis=1) > 1e-9)
+    p = np.where(seen[:, None], probs, 0.0)
+    bottom = np.zeros(len(p))
+    for k, emotion in enumerate(EMOTIONS):
+        ax.stairs(bottom + p[:, k], edges, baseline=bottom, fill=True, color=colours[k], label=emotion, lw=0)
+        bottom = bottom + p[:, k]
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("class share")
+    ax.legend(fontsize=7, ncol=7, loc="upper center", bbox_to_anchor=(0.5, -0.02 - 0.3), framealpha=0.7)
+    ax.set_title(f"{len(bounds)} segments; blank: nothing seen", fontsize=9, loc="left")
+    if face is not None:
+        ax2.stairs(np.nan_to_num(face, nan=0.0), edges, fill=True, color="0.5", lw=0)
+    ax2.set_ylim(0, 1)
+    ax2.set_ylabel("face", fontsize=8)
+    ax2.set_xlabel("time (min)" if minutes else "time (s)")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return _save(fig, ax, out, "")

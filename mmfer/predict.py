@@ -24,46 +24,40 @@ import os
 import tempfile
 import time
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
 
 from mmfer.bundle import Branch, Bundle, load_bundle
 from mmfer.cache import CachedClip, ClipRecord, clip_id_from_name, safe_text
-from mmfer.data.audio import sanitise_audio
-from mmfer.data.datasets import DATASETS, CacheDataset
 from mmfer.data.index import (
     AUDIO_EXTENSIONS, IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, is_audio, is_image, is_video, iter_files,
 )
 from mmfer.errors import MmferError
 from mmfer.faces.align import FER2013_RIGID, framing_box  # noqa: F401 - re-exported (their old home)
+from mmfer.inference.inputs import (  # noqa: F401 - memory_dataset and the constants are imported from here too
+    AUDIO_HOP_S, AUDIO_WINDOW_S, MIN_AUDIO_SECONDS, SILENCE_PEAK, audio_clip, audio_windows, is_silent, memory_dataset,
+    pool_frames,
+)
+from mmfer.inference.segments import Segment, SegmentSettings, SegmentWriter
 from mmfer.labels import EMOTIONS, NUM_CLASSES
 from mmfer.models.common import fold_batchnorm
 from mmfer.outputs import open_new
+
+if TYPE_CHECKING:
+    from mmfer.inference.stream import VideoAnalysis
 
 log = logging.getLogger(__name__)
 
 # ``predicted`` is the predicted class; ``label`` is only ever a known truth (written after ``predicted`` when
 # ``labels_from`` gives one), as in every score CSV: one column name, one meaning.
 PREDICTION_COLUMNS: tuple[str, ...] = ("path", "clip_id", "predicted", *EMOTIONS, "face_ratio", "modalities", "warning")
-# Audio whose peak stays under this (about -80 dBFS) is silence: no speech to classify.
-SILENCE_PEAK = 1e-4
-# Audio shorter than this holds no utterance to classify (a one-sample wav): no prediction, and a warning.
-MIN_AUDIO_SECONDS = 0.1
 # Images up to this side and about square are taken as face crops as they are (FER2013 is 48x48).
 TIGHT_CROP_MAX_SIDE = 100
 TIGHT_CROP_ASPECT = (0.8, 1.25)
-# Audio timeline of --plots: the audio model over windows of this length (s), every hop seconds.
-AUDIO_WINDOW_S = 1.0
-AUDIO_HOP_S = 0.5
 FORWARD_BATCH = 256
-# a video whose face crops could pass this (no frame cap, or a high one) has them spooled to a temporary
-# file as they are made and read back FACE_CHUNK frames at a time: memory does not grow with its length
-SPOOL_FACES_ABOVE_BYTES = 256 * 2**20
-FACE_CHUNK = 512
 @dataclass
 class Prediction:
     """One input's row: fused probabilities (None for an error row), what was used, and why not the rest."""
@@ -78,6 +72,7 @@ class Prediction:
     seconds: float = 0.0
     branches: dict[str, np.ndarray] = field(default_factory=dict, repr=False)  # each branch's own probabilities
     timeline: dict[str, np.ndarray] | None = field(default=None, repr=False)  # for --plots (videos)
+    segments: list[Segment] | None = field(default=None, repr=False)  # videos and sound files, in time order
 
     @property
     def ok(self) -> bool:
@@ -115,6 +110,7 @@ class PredictResult:
     submission: dict[str, Any] | None = None
     frames: Path | None = None
     report: Path | None = None
+    segments: Path | None = None
 
     @property
     def errors(self) -> list[Prediction]:
@@ -141,6 +137,8 @@ class PredictResult:
             done.append(f"submission {self.submission['zip']}")
         if self.frames:
             done.append(f"per-frame rows in {self.frames}")
+        if self.segments:
+            done.append(f"segments in {self.segments}")
         if self.report:
             done.append(f"report {self.report}")
         return "\n".join([*lines, "; ".join(done)])
@@ -195,43 +193,6 @@ def check_unique_ids(inputs: Sequence[tuple[Path, str]]) -> None:
                          "Rename the files or predict the folders separately")
 
 
-# ---------------------------------------------------------------- model inputs from memory
-class _InMemory:
-    """Mixin over a cache dataset: clips come from memory (``process_clip``'s arrays), not from a cache, so
-    predict builds each branch's input with that dataset's own code, exactly as in training and scoring."""
-
-    def __init__(self, clips: Sequence[CachedClip], *, data: Any, sample_rate: int) -> None:
-        self._clips = list(clips)
-        records = [ClipRecord(clip_id=c.clip_id, split=c.split, label=None, path="", status="ok") for c in clips]
-        super().__init__(cache=".", records=records, train=False, data=data, sample_rate=sample_rate)
-
-    def _skip_reason(self, rec: ClipRecord) -> str:
-        return ""  # predict checks for faces and sound itself, before asking a branch
-
-    def _load(self, clip: int) -> CachedClip:
-        return self._clips[clip]
-
-
-@lru_cache(maxsize=None)
-def _memory_class(kind: str) -> type:
-    base = DATASETS[kind]
-    return type(f"InMemory{base.__name__}", (_InMemory, base), {})
-
-
-def memory_dataset(kind: str, clips: Sequence[CachedClip], *, data: Any, sample_rate: int = 16000) -> CacheDataset:
-    """The evaluation dataset of input ``kind`` over decoded clips held in memory."""
-    if kind not in DATASETS or kind == "face_image":
-        raise MmferError(f"memory_dataset: input kind {kind!r} is not read from clips "
-                         f"(known: {', '.join(k for k in DATASETS if k != 'face_image')})")
-    return _memory_class(kind)(clips, data=data, sample_rate=sample_rate)
-
-
-def _audio_clip(audio: np.ndarray, clip_id: str) -> CachedClip:
-    return CachedClip(clip_id=clip_id, split="Test", faces=np.zeros((0, 1, 1, 3), np.uint8),
-                      landmarks=np.zeros((0, 68, 2), np.float32), boxes=np.zeros((0, 5), np.float32),
-                      mask=np.zeros(0, bool), audio=np.asarray(audio, np.float32), meta={})
-
-
 # Largest image predict decodes: 50 megapixels (150 MB as RGB); a face needs far fewer.
 MAX_IMAGE_PIXELS = 50_000_000
 
@@ -253,48 +214,24 @@ def check_image_size(path: Path) -> None:
                          "decodes; downscale it first")
 
 
-def pool_frames(per_frame: np.ndarray, method: str = "mean") -> np.ndarray:
-    """One clip's probabilities (7,) from its frames' (N, 7).
-
-    ``mean`` averages probabilities; ``log_mean`` averages log-probabilities (a geometric mean: a class
-    must hold up in most frames); ``confidence`` weights each frame by how far its distribution is from
-    uniform (1 - normalised entropy), so blurred or half-turned frames, which the model is unsure of, count
-    less.
-    """
-    p = np.clip(np.asarray(per_frame, dtype=np.float64), 1e-8, 1.0)
-    if method == "mean":
-        out = p.mean(axis=0)
-    elif method == "log_mean":
-        out = np.exp(np.log(p).mean(axis=0))
-    elif method == "confidence":
-        w = 1.0 - (-(p * np.log(p)).sum(axis=1) / np.log(p.shape[1]))
-        out = (w[:, None] * p).sum(axis=0) / max(float(w.sum()), 1e-12)
-    else:
-        raise MmferError(f"frame pooling {method!r}; expected mean, log_mean or confidence")
-    return out / out.sum()
-
-
-def is_silent(audio: np.ndarray) -> bool:
-    return audio.size == 0 or float(np.max(np.abs(audio))) < SILENCE_PEAK
-
-
-def audio_windows(n: int, sample_rate: int, *, window_s: float = AUDIO_WINDOW_S,
-                  hop_s: float = AUDIO_HOP_S) -> list[tuple[int, int]]:
-    """Sample ranges of sliding windows over ``n`` samples (one window of everything when shorter)."""
-    win, hop = int(round(window_s * sample_rate)), max(1, int(round(hop_s * sample_rate)))
-    if n <= win:
-        return [(0, n)]
-    starts = list(range(0, n - win + 1, hop))
-    return [(s, s + win) for s in starts]
-
-
 # ---------------------------------------------------------------- the predictor
 class Predictor:
     """A loaded bundle on a device, predicting one file at a time (``predict`` loops it over many)."""
 
-    def __init__(self, model: str | Path | Bundle = "default", *, device: str | torch.device = "auto") -> None:
+    def __init__(self, model: str | Path | Bundle = "default", *, device: str | torch.device = "auto",
+                 segments: SegmentSettings = SegmentSettings(), start: float = 0.0,
+                 duration: float | None = None) -> None:
+        """``segments``: how videos and sound files are cut (4-s fixed windows by default); ``start`` and
+        ``duration`` (s) limit the span of each that is analysed (default: all of it)."""
         from mmfer.engine.scoring import resolve_device
 
+        self.segment_settings = segments
+        self.start = float(start)
+        self.duration = duration
+        if self.start < 0 or not np.isfinite(self.start):
+            raise MmferError(f"--start {start}: give a time in seconds from 0")
+        if duration is not None and not (np.isfinite(duration) and duration > 0):
+            raise MmferError(f"--duration {duration}: give a length in seconds above 0")
         self.bundle = model if isinstance(model, Bundle) else load_bundle(model)
         self.device = resolve_device(device)
         self.bundle.to(self.device)
@@ -319,23 +256,32 @@ class Predictor:
                     self.face_frames(b, np.zeros((1, 48, 48, 3), np.uint8), aligned=False, views=1)
                 elif b.modality == "audio":
                     quiet = np.random.default_rng(0).normal(0, 0.01, b.sample_rate).astype(np.float32)
-                    self.clip_probs(b, [_audio_clip(quiet, "warm-up")])
+                    self.clip_probs(b, [audio_clip(quiet, "warm-up")])
             except Exception as e:  # noqa: BLE001 - a warm-up must never stop a load; real inputs will say why
                 log.debug("warm-up of %s skipped: %s", b.name, e)
 
     # -------------------------------------------------------------- public
-    def predict_file(self, path: str | Path, kind: str | None = None, *, timeline: bool = False) -> Prediction:
-        """One input's prediction; never raises for a bad file (an error row says why instead)."""
+    def predict_file(self, path: str | Path, kind: str | None = None, *, timeline: bool = False,
+                     progress: Callable[[float, float | None], None] | None = None,
+                     on_segment: Callable[[Segment], None] | None = None) -> Prediction:
+        """One input's prediction; never raises for a bad file (an error row says why instead).
+
+        Videos and sound files are analysed whole, as a stream of segments (``pred.segments``; ``on_segment``
+        sees each as it is made, ``progress(done_s, total_s)`` follows the stream)."""
         path = Path(path)
         kind = kind or (_media_kind(path) if path.is_file() else _not_a_file(path))
         t0 = time.perf_counter()
         try:
-            if kind == "video":
-                pred = self._video(path, timeline=timeline)
+            if kind in ("video", "audio"):
+                if kind == "audio" and not self.bundle.of("audio"):
+                    raise MmferError(f"model {self.bundle.source} has no audio branch; audio files need one")
+                analysis = self.analyse(path, audio_only=kind == "audio", timeline=timeline, progress=progress)
+                for seg in analysis:
+                    if on_segment is not None:
+                        on_segment(seg)
+                pred = analysis.prediction
             elif kind == "image":
                 pred = self._image(path)
-            elif kind == "audio":
-                pred = self._audio_file(path)
             elif kind == "missing":
                 raise MmferError("file not found")
             elif kind == "stdin":
@@ -356,14 +302,19 @@ class Predictor:
         pred.seconds = round(time.perf_counter() - t0, 3)
         return pred
 
-    @property
-    def max_seconds(self) -> float | None:
-        """The longest stretch analysed: the decode cap (max_frames at fps) bounds sound too, and so memory."""
-        d = self.bundle.decode
-        return d.max_frames / d.fps if d.max_frames and d.fps else None
+    def analyse(self, path: str | Path, *, audio_only: bool = False, timeline: bool = False,
+                progress: Callable[[float, float | None], None] | None = None) -> "VideoAnalysis":
+        """A video's (or, ``audio_only``, a sound file's) analysis: iterate it for the segments, lazily, then
+        read ``.prediction`` for the file's row. Raises MmferError for a file that cannot be read."""
+        from mmfer.inference.stream import VideoAnalysis
 
-    def _capped(self, audio: np.ndarray, sample_rate: int) -> np.ndarray:
-        return audio[: int(round(self.max_seconds * sample_rate))] if self.max_seconds else audio
+        return VideoAnalysis(self, path, segments=self.segment_settings, start=self.start, duration=self.duration,
+                             timeline=timeline, audio_only=audio_only, progress=progress)
+
+    def segments(self, path: str | Path, *, audio_only: bool = False) -> Iterator[Segment]:
+        """The segments of a video (or sound file), yielded as they are analysed: a tool can stream an hour-long
+        file's timeline without waiting for its end."""
+        yield from self.analyse(path, audio_only=audio_only)
 
     # -------------------------------------------------------------- model calls
     @torch.inference_mode()
@@ -397,6 +348,27 @@ class Predictor:
         p = self._forward(branch.model, v.reshape(-1, *v.shape[2:]))
         return p.reshape(len(faces), v.shape[1], NUM_CLASSES).mean(axis=1)
 
+    def clip_probs_many(self, branches: Sequence[Branch], clips: Sequence[CachedClip]) -> dict[str, np.ndarray]:
+        """``clip_probs`` of several branches: those with the same input (kind, sample rate and data settings,
+        such as the folds of one audio model) build it once and share it."""
+        from torch.utils.data import DataLoader
+
+        from mmfer.data.datasets import collate_for
+        from mmfer.engine.scoring import predict_batches
+
+        groups: dict[tuple, list[Branch]] = {}
+        for b in branches:
+            groups.setdefault((b.kind, b.sample_rate, repr(b.config.data)), []).append(b)
+        out = {}
+        for (kind, rate, _), members in groups.items():
+            d = members[0].config.data
+            ds = memory_dataset(kind, clips, data=d, sample_rate=rate)
+            batches = list(DataLoader(ds, batch_size=d.eval_batch_size or d.batch_size, shuffle=False,
+                                      collate_fn=collate_for(ds.kind))) if len(ds) else []
+            for b in members:
+                out[b.name] = predict_batches(b.model, batches, clips=len(clips), device=self.device)
+        return out
+
     def clip_probs(self, branch: Branch, clips: Sequence[CachedClip]) -> np.ndarray:
         """Probabilities (N, 7) of a cache-kind or audio branch for decoded clips, through its dataset."""
         from mmfer.engine.scoring import predict_clips
@@ -407,91 +379,6 @@ class Predictor:
                              progress=False)
 
     # -------------------------------------------------------------- per input kind
-    def _video(self, path: Path, *, timeline: bool) -> Prediction:
-        decode = self.bundle.decode
-        if decode.max_frames is not None and decode.max_frames * 3 * decode.crop_size ** 2 <= SPOOL_FACES_ABOVE_BYTES:
-            return self._video_in(path, timeline=timeline, spool=None)
-        with tempfile.TemporaryDirectory(prefix="mmfer-predict-") as spool:
-            return self._video_in(path, timeline=timeline, spool=Path(spool))
-
-    def _video_in(self, path: Path, *, timeline: bool, spool: Path | None) -> Prediction:
-        from mmfer.data.index import ClipEntry
-        from mmfer.data.preprocess import process_clip
-        from mmfer.data.video import read_audio
-
-        bundle, clip_id = self.bundle, clip_id_from_name(path.stem)
-        face_branches, audio_branches = bundle.of("face"), bundle.of("audio")
-        warnings: list[str] = []
-        clip: CachedClip | None = None
-        face_ratio = None
-        decode = bundle.decode
-        if face_branches:
-            arrays, meta, rec = process_clip(ClipEntry(clip_id, "Test", None, path), decode, spool=spool,
-                                             audio_seconds=self.max_seconds)
-            if arrays is None:
-                raise MmferError(rec.reason)
-            clip = CachedClip(clip_id=clip_id, split="Test", meta=meta, **arrays)
-            # process_clip's own notes on missing faces/audio are replaced by the fallback actually taken
-            warnings += [w for w in rec.warnings if not w.startswith(("no face found in any frame", "no audio stream"))]
-            face_ratio = float(np.mean(clip.mask)) if clip.num_frames else 0.0
-            if decode.max_frames and rec.frames >= decode.max_frames:
-                warnings.append(f"only the first {rec.frames} frames ({rec.frames / clip.fps:.0f} s) were analysed")
-        audios: dict[int, np.ndarray] = {}
-        if clip is not None:
-            audios[decode.sample_rate] = np.asarray(clip.audio, np.float32)
-        for b in audio_branches:
-            if b.sample_rate not in audios:
-                audios[b.sample_rate] = read_audio(path, sample_rate=b.sample_rate, max_seconds=self.max_seconds)
-        for sr in list(audios):
-            audios[sr], note = sanitise_audio(audios[sr])
-            if note and note not in warnings:
-                warnings.append(note)
-        audios = {sr: self._capped(a, sr) for sr, a in audios.items()}
-
-        probs: dict[str, np.ndarray] = {}
-        tl: dict[str, np.ndarray] = {}
-        has_face = clip is not None and bool(np.any(clip.mask))
-        frame_sum, frame_weight = None, 0.0
-        for b in face_branches if has_face else []:
-            if b.kind == "face_image":
-                with_face = np.flatnonzero(np.asarray(clip.mask, bool))  # read FACE_CHUNK crops at a time
-                per_frame = np.concatenate([
-                    self.face_frames(b, np.asarray(clip.faces[with_face[s : s + FACE_CHUNK]]), aligned=True,
-                                     views=b.options["frame_views"])
-                    for s in range(0, len(with_face), FACE_CHUNK)])
-                probs[b.name] = pool_frames(per_frame, b.options["frame_pooling"])
-                if timeline:  # the face models' per-frame probabilities, weighted as fusion weighs them
-                    w = float(b.weight.mean()) or 1.0
-                    frame_sum = per_frame * w if frame_sum is None else frame_sum + per_frame * w
-                    frame_weight += w
-            else:
-                probs[b.name] = self.clip_probs(b, [clip])[0]
-        if timeline and clip is not None:
-            mask = np.asarray(clip.mask, bool)
-            full = np.full((len(mask), NUM_CLASSES), np.nan)
-            if frame_sum is not None:
-                full[mask] = frame_sum / frame_weight
-            tl["frame_times"], tl["frame_probs"] = np.arange(len(mask)) / (clip.fps or 1.0), full
-            tl["frame_face"], tl["frame_boxes"] = mask, np.asarray(clip.boxes, np.float64)[:, :4]
-        silent = {sr: is_silent(a) for sr, a in audios.items()}
-        for b in audio_branches:
-            audio = audios[b.sample_rate]
-            if silent[b.sample_rate]:
-                continue
-            probs[b.name] = self.clip_probs(b, [_audio_clip(audio, clip_id)])[0]
-            if timeline and "audio_probs" not in tl:
-                spans = audio_windows(len(audio), b.sample_rate)
-                tl["audio_times"] = np.array([(s + e) / 2 / b.sample_rate for s, e in spans])
-                tl["audio_probs"] = self.clip_probs(b, [_audio_clip(audio[s:e], clip_id) for s, e in spans])
-        missing = []
-        if face_branches and not has_face:
-            missing.append("no face found in any frame")
-        if audio_branches and all(silent[b.sample_rate] for b in audio_branches):
-            missing.append("no audio" if all(audios[b.sample_rate].size == 0 for b in audio_branches) else "silent audio")
-        pred = self._fused(path, "video", probs, face_ratio=face_ratio, notes=missing, warnings=warnings)
-        pred.timeline = tl or ({} if timeline else None)
-        return pred
-
     def _image(self, path: Path) -> Prediction:
         import cv2
 
@@ -528,51 +415,37 @@ class Predictor:
             probs[b.name] = self.face_frames(b, aligned, aligned=True, views=b.options["image_views"])[0]
         return self._fused(path, "image", probs, face_ratio=1.0, notes=[], warnings=[])
 
-    def _audio_file(self, path: Path) -> Prediction:
-        from mmfer.data.video import read_audio
-
-        branches = self.bundle.of("audio")
-        if not branches:
-            raise MmferError(f"model {self.bundle.source} has no audio branch; audio files need one")
-        probs, notes, warnings = {}, [], []
-        audios: dict[int, np.ndarray] = {}  # decoded once per sample rate, however many branches listen
-        cap = self.max_seconds
-        for b in branches:
-            if b.sample_rate not in audios:
-                # one sample past the cap tells whether there was more, without decoding the rest
-                full, note = sanitise_audio(read_audio(path, sample_rate=b.sample_rate,
-                                                       max_seconds=cap + 1 / b.sample_rate if cap else None))
-                if note and note not in warnings:
-                    warnings.append(note)
-                audios[b.sample_rate] = self._capped(full, b.sample_rate)
-                if len(audios[b.sample_rate]) < len(full):
-                    warnings.append(f"only the first {cap:.0f} s were analysed")
-            audio = audios[b.sample_rate]
-            if is_silent(audio):
-                notes = ["no audio samples" if audio.size == 0 else "silent audio"]
-                continue
-            if audio.size < MIN_AUDIO_SECONDS * b.sample_rate:
-                notes = [f"audio too short to classify ({audio.size} sample(s), {1000 * audio.size / b.sample_rate:.0f} "
-                         f"ms; at least {1000 * MIN_AUDIO_SECONDS:.0f} ms is needed)"]
-                continue
-            probs[b.name] = self.clip_probs(b, [_audio_clip(audio, clip_id_from_name(path.stem))])[0]
-        return self._fused(path, "audio", probs, face_ratio=None, notes=notes, warnings=warnings)
-
-    def _fused(self, path: Path, kind: str, probs: dict[str, np.ndarray], *, face_ratio: float | None,
-               notes: list[str], warnings: list[str]) -> Prediction:
+    def fuse_branches(self, probs: dict[str, np.ndarray]) -> tuple[np.ndarray | None, list[str], str]:
+        """The bundle's fusion of the branches that scored: (probabilities or None, modalities used, a note naming
+        branches left out for non-finite scores, or ""). One branch's NaN must not wipe out what the others saw."""
         broken = [name for name, p in probs.items() if p is not None and not np.all(np.isfinite(p))]
-        if broken:  # one branch's NaN must not wipe out what the others saw
+        note = ""
+        if broken:
             probs = {name: p for name, p in probs.items() if name not in broken}
-            warnings = [*warnings, f"{', '.join(broken)} gave non-finite scores and were left out of fusion"]
+            note = f"{', '.join(broken)} gave non-finite scores and were left out of fusion"
         fused = self.bundle.fuse(probs)
         used = [m for m in ("face", "audio") if any(b.modality == m and b.name in probs for b in self.bundle.branches)]
+        return fused, used, note
+
+    def make_prediction(self, path: Path, kind: str, fused: np.ndarray | None, *, used: list[str],
+                        branches: dict[str, np.ndarray], face_ratio: float | None, notes: list[str],
+                        warnings: list[str]) -> Prediction:
+        """A row: ``notes`` (what was missing) lead the warning with the fallback taken; None fuses to uniform."""
         if notes:
             warnings = [f"{'; '.join(notes)}: " + (f"{'+'.join(used)} only" if used else
                                                    "uniform probabilities, no prediction"), *warnings]
         if fused is None:
             fused = np.full(NUM_CLASSES, 1.0 / NUM_CLASSES)
-        return Prediction(path=str(path), clip_id=clip_id_from_name(path.stem), kind=kind, probs=fused, face_ratio=face_ratio,
-                          modalities="+".join(used), warning="; ".join(warnings), branches=dict(probs))
+        return Prediction(path=str(path), clip_id=clip_id_from_name(path.stem), kind=kind, probs=fused,
+                          face_ratio=face_ratio, modalities="+".join(used), warning="; ".join(warnings),
+                          branches=dict(branches))
+
+    def _fused(self, path: Path, kind: str, probs: dict[str, np.ndarray], *, face_ratio: float | None,
+               notes: list[str], warnings: list[str]) -> Prediction:
+        fused, used, broken = self.fuse_branches(probs)
+        kept = {name: p for name, p in probs.items() if p is not None and np.all(np.isfinite(p))}
+        return self.make_prediction(path, kind, fused, used=used, branches=kept, face_ratio=face_ratio, notes=notes,
+                                    warnings=[*warnings, broken] if broken else warnings)
 
 
 def _error(path: Path, reason: str) -> Prediction:
@@ -657,7 +530,12 @@ def _timeline_args(pred: Prediction) -> tuple[dict[str, Any], str]:
         tl.pop("frame_probs"), tl.pop("frame_times")
     keys = ("frame_times", "frame_probs", "audio_times", "audio_probs")
     title = f"{pred.clip_id}: {pred.predicted or 'no prediction'} ({pred.modalities or 'nothing seen'})"
-    return {k: tl[k] for k in keys if k in tl}, title
+    arrays = {k: tl[k] for k in keys if k in tl}
+    if pred.segments:  # a long video is drawn by segment (see plot_timeline)
+        arrays["segment_bounds"] = np.array([(s.start, s.end) for s in pred.segments])
+        arrays["segment_probs"] = np.stack([s.probs for s in pred.segments])
+        arrays["segment_face"] = np.array([np.nan if s.face_ratio is None else s.face_ratio for s in pred.segments])
+    return arrays, title
 
 
 def _plot(pred: Prediction, plots: Path, used: set[str]) -> Path:
@@ -687,7 +565,8 @@ def _truths(predictions: Sequence[Prediction], labels_from: str) -> list[str | N
 
 
 def write_prediction_report(out: str | Path, predictions: Sequence[Prediction], *, timelines: dict[str, str],
-                            model: str, labels_from: str | None = None) -> Path:
+                            model: str, labels_from: str | None = None,
+                            segments: dict[str, list[dict[str, Any]]] | None = None) -> Path:
     """``--report``: the HTML page of ``mmfer.report`` for predictions; with ``labels_from`` (folder,
     ravdess, cremad) the true labels come from each file's path and the page shows the metrics."""
     from mmfer.metrics import evaluate
@@ -705,29 +584,34 @@ def write_prediction_report(out: str | Path, predictions: Sequence[Prediction], 
         for r in rows:
             r.pop("truth")
     return write_report(out, rows, title="mmfer predictions", metrics=metrics, timelines=timelines,
-                        note=f"Model: {model}.")
+                        segments=segments, note=f"Model: {model}.")
 
 
 # ---------------------------------------------------------------- per-frame output
-FRAME_COLUMNS: tuple[str, ...] = ("path", "clip_id", "source", "time", "face", "x0", "y0", "x1", "y1", *EMOTIONS)
+FRAME_COLUMNS: tuple[str, ...] = ("path", "clip_id", "source", "time", "face", "track", "x0", "y0", "x1", "y1",
+                                  *EMOTIONS)
 
 
 def frame_rows(pred: Prediction) -> list[dict[str, Any]]:
-    """One row per analysed video frame (``source`` "face": time in s, whether a face was found, its box in
-    pixels of the frame, the face models' 7 probabilities, NaN without a face) and one per audio window
+    """One row per analysed video frame (``source`` "face": time in s, whether a face was found, the track id
+    of the face followed (see ``FaceTrack.track``), its box in pixels of the frame, the face models' 7
+    probabilities, NaN without a face) and one per audio window
     (``source`` "audio": the window's centre time and the audio model's probabilities). Needs a prediction
     made with ``timeline=True``."""
     tl = pred.timeline or {}
     rows: list[dict[str, Any]] = []
     base = {"path": pred.path, "clip_id": pred.clip_id}
     if "frame_times" in tl:
-        for t, face, box, p in zip(tl["frame_times"], tl["frame_face"], tl["frame_boxes"], tl["frame_probs"]):
+        tracks = tl.get("frame_track", np.asarray(tl["frame_face"], np.int32))
+        for t, face, track, box, p in zip(tl["frame_times"], tl["frame_face"], tracks, tl["frame_boxes"],
+                                          tl["frame_probs"]):
             rows.append({**base, "source": "face", "time": float(t), "face": bool(face),
+                         "track": int(track) if track > 0 else None,
                          **dict(zip(("x0", "y0", "x1", "y1"), (float(v) for v in box))),
                          **dict(zip(EMOTIONS, (float(v) for v in p)))})
     if "audio_times" in tl:
         for t, p in zip(tl["audio_times"], tl["audio_probs"]):
-            rows.append({**base, "source": "audio", "time": float(t), "face": None,
+            rows.append({**base, "source": "audio", "time": float(t), "face": None, "track": None,
                          **dict.fromkeys(("x0", "y0", "x1", "y1"), float("nan")),
                          **dict(zip(EMOTIONS, (float(v) for v in p)))})
     return rows
@@ -752,6 +636,8 @@ class FrameWriter:
         self._f = open_new(self._tmp, "w", newline="", encoding="utf-8")
         self._w = csv.writer(self._f)
         self._w.writerow(FRAME_COLUMNS)
+        self._f.flush()
+        self._committed = self._f.tell()
 
     def add(self, pred: Prediction) -> None:
         for r in frame_rows(pred):
@@ -760,13 +646,21 @@ class FrameWriter:
                                safe_text(v) if isinstance(v, str) else v)
                               for v in (r[c] for c in FRAME_COLUMNS)])
 
-    def close(self) -> Path:
+    def end_file(self) -> None:
+        """The rows so far are whole files: an interruption keeps them."""
+        self._f.flush()
+        self._committed = self._f.tell()
+
+    def close(self, *, keep_partial: bool = True) -> Path:
+        if not keep_partial:  # interrupted: only the files that were finished
+            self._f.flush()
+            self._f.truncate(self._committed)
         self._f.close()
         os.replace(self._tmp, self.path)
         return self.path
 
     def abort(self) -> None:
-        """An interrupted run leaves no half-written CSV."""
+        """A failed run leaves no half-written CSV."""
         self._f.close()
         self._tmp.unlink(missing_ok=True)
 
@@ -781,6 +675,12 @@ def predict(
     submission: str | Path | None = None,
     frames: str | Path | None = None,
     report: str | Path | None = None,
+    segments: str | Path | None = None,
+    segment_seconds: float = SegmentSettings.seconds,
+    segment_by: str = SegmentSettings.by,
+    start: float = 0.0,
+    duration: float | None = None,
+    shard: str | tuple[int, int] | None = None,
     labels_from: str | None = None,
     device: str = "auto",
     progress: bool = True,
@@ -791,8 +691,12 @@ def predict(
     ``out``: the predictions CSV (``PREDICTION_COLUMNS``); ``plots``: a folder for one timeline PNG per
     video; ``submission``: an EmotiW zip (clip ids must be unique); ``frames``: a CSV with one row per analysed
     video frame and audio window (``FRAME_COLUMNS``, see ``frame_rows``); ``report``: one HTML page of every
-    row and video timeline, with the metrics when ``labels_from`` (folder, ravdess, cremad) gives true labels.
-    Returns every row, in input order.
+    row and video timeline, with the metrics when ``labels_from`` (folder, ravdess, cremad) gives true labels;
+    ``segments``: a CSV with one row per segment of every video and sound file (``SEGMENT_COLUMNS``), cut by
+    ``segment_seconds`` and ``segment_by`` (fixed | speech). ``start``/``duration`` (s) limit the span of each
+    video and sound file analysed (default: all of it). ``shard`` ("i/n"): only the inputs of shard i of n, by
+    the rule of ``preprocess --shard`` (see ``shard_inputs``), so n machines split a folder between them.
+    Returns every row, in input order. Interrupted (Ctrl-C), the outputs keep the rows of the finished files.
     """
     from tqdm.auto import tqdm
 
@@ -802,8 +706,10 @@ def predict(
         paths = [paths]
     if labels_from is not None and labels_from not in ("folder", "ravdess", "cremad"):
         raise MmferError(f"--labels-from {labels_from!r}: choose folder, ravdess or cremad")
+    cut = SegmentSettings(seconds=segment_seconds, by=segment_by)
     # every output is checked before any work, so a long run never ends unable to write its result
-    for option, target in (("--out", out), ("--frames", frames), ("--report", report), ("--submission", submission)):
+    for option, target in (("--out", out), ("--frames", frames), ("--report", report), ("--submission", submission),
+                           ("--segments", segments)):
         if target is not None:
             check_output_file(target, option=option)
     if plots is not None:
@@ -811,21 +717,40 @@ def predict(
     inputs = find_inputs(paths)
     if not inputs:
         raise MmferError("predict: no inputs given; pass video, image or audio files, or folders holding them")
+    if shard is not None:
+        inputs = shard_inputs(inputs, shard)
     if submission is not None:
         check_unique_ids(inputs)  # before any work
     t0 = time.perf_counter()
-    predictor = Predictor(model, device=device)
+    predictor = Predictor(model, device=device, segments=cut, start=start, duration=duration)
     load_seconds = time.perf_counter() - t0
     log.info("%s (loaded in %.2f s)", predictor.bundle.describe(), load_seconds)
     plot_dir = Path(plots) if plots is not None else None
     result = PredictResult(predictions=[], model=predictor.bundle.describe(), load_seconds=round(load_seconds, 3))
     used: set[str] = set()
     frame_writer = FrameWriter(frames) if frames is not None else None
+    segment_writer = SegmentWriter(segments) if segments is not None else None
     timelines: dict[str, str] = {}
+    segment_rows: dict[str, list[dict[str, Any]]] = {}
+    files = tqdm(inputs, desc="predict", unit="file", disable=not progress)
     try:
-        for path, kind in tqdm(inputs, desc="predict", unit="file", disable=not progress):
+        for path, kind in files:
+            bar = None
+            if progress and kind in ("video", "audio"):  # one bar per file, in seconds of it, with time left
+                bar = tqdm(desc=safe_text(Path(path).name)[:40], unit="s", leave=False, position=1,
+                           bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total_fmt} s [{elapsed}<{remaining}]")
+
+            def follow(done: float, total: float | None, bar=bar) -> None:
+                if bar is not None:
+                    if total and bar.total != round(total, 1):
+                        bar.total = round(total, 1)
+                    bar.update(max(0.0, done - bar.n))
+
             pred = predictor.predict_file(path, kind, timeline=plot_dir is not None or frame_writer is not None
-                                          or report is not None)
+                                          or report is not None, progress=follow,
+                                          on_segment=segment_writer.add if segment_writer is not None else None)
+            if bar is not None:
+                bar.close()
             if plot_dir is not None and pred.kind == "video":
                 result.plots.append(_plot(pred, plot_dir, used))
             if report is not None and pred.kind == "video":
@@ -837,21 +762,58 @@ def predict(
                     lambda p: plot_timeline(p, **arrays, title=title))
             if frame_writer is not None:
                 frame_writer.add(pred)
+                frame_writer.end_file()
+            if segment_writer is not None:
+                segment_writer.end_video()
             pred.timeline = None  # keep memory flat over many files
+            if report is not None and pred.segments:
+                segment_rows[pred.clip_id if pred.clip_id not in segment_rows else safe_text(pred.path)] = [
+                    {"start": s.start, "end": s.end, "predicted": s.predicted, "confidence": float(np.max(s.probs))
+                     if s.seen else None, "face_ratio": s.face_ratio, "modalities": s.modalities, "track": s.track}
+                    for s in pred.segments]
+            pred.segments = None
             result.predictions.append(pred)
-    except BaseException:
-        if frame_writer is not None:
-            frame_writer.abort()
+    except KeyboardInterrupt:
+        # the rows of the files that were finished are kept; the file cut short leaves nothing half-written
+        files.close()
+        _write_outputs(result, out=out, frame_writer=frame_writer, segment_writer=segment_writer, report=None,
+                       submission=None, timelines=timelines, segment_rows=segment_rows, labels_from=labels_from,
+                       keep_partial=False)
+        log.warning("interrupted: the rows of the %d finished file(s) were written", len(result.predictions))
         raise
+    except BaseException:
+        for w in (frame_writer, segment_writer):
+            if w is not None:
+                w.abort()
+        raise
+    return _write_outputs(result, out=out, frame_writer=frame_writer, segment_writer=segment_writer, report=report,
+                          submission=submission, timelines=timelines, segment_rows=segment_rows,
+                          labels_from=labels_from)
+
+
+def _write_outputs(result: PredictResult, *, out, frame_writer, segment_writer, report, submission, timelines,
+                   segment_rows, labels_from, keep_partial: bool = True) -> PredictResult:
     # the main output first: an optional one that fails afterwards cannot take the predictions with it
     if out is not None:
         truths = _truths(result.predictions, labels_from) if labels_from else None
         result.out = write_predictions(out, result.predictions, truths)
     if frame_writer is not None:
-        result.frames = frame_writer.close()
+        result.frames = frame_writer.close(keep_partial=keep_partial)
+    if segment_writer is not None:
+        result.segments = segment_writer.close(keep_partial=keep_partial)
     if report is not None:
         result.report = write_prediction_report(report, result.predictions, timelines=timelines,
-                                                model=result.model, labels_from=labels_from)
+                                                segments=segment_rows, model=result.model, labels_from=labels_from)
     if submission is not None:
         result.submission = write_prediction_submission(result.predictions, submission)
     return result
+
+
+def shard_inputs(inputs: Sequence[tuple[Path, str]], shard: str | tuple[int, int]) -> list[tuple[Path, str]]:
+    """The inputs of shard i of n ("i/n"): those whose clip id ``preprocess --shard`` puts there for the Test
+    split (a stable hash, the same on every machine), so n machines given the same folder split it between
+    them with no list to share; merge their CSVs with ``mmfer merge``."""
+    from mmfer.data.preprocess import parse_shard, shard_of
+
+    i, n = parse_shard(shard) if isinstance(shard, str) else shard
+    return [(p, k) for p, k in inputs if shard_of("Test", clip_id_from_name(p.stem), n) == i]

@@ -74,6 +74,34 @@ def _metrics_html(metrics: Mapping[str, Any]) -> str:
             f"<figure><img id='confusion' alt='confusion matrix' src='{confusion}' width='480'></figure></div>")
 
 
+SEGMENT_FIELDS = (("start", "start (s)"), ("end", "end (s)"), ("predicted", "predicted"), ("confidence", "confidence"),
+                  ("face_ratio", "face share"), ("modalities", "modalities"), ("track", "track"))
+
+
+def _segments_html(segments: Mapping[str, Sequence[Mapping[str, Any]]]) -> str:
+    """One folded, sortable table of segments per file (an hour is 900 rows: folded until asked for)."""
+    if not any(segments.values()):
+        return ""
+    head = "".join(f"<th>{html.escape(name)}</th>" for _, name in SEGMENT_FIELDS)
+    parts = []
+    for cid, rows in segments.items():
+        body = []
+        for r in rows:
+            cells = []
+            for k, _ in SEGMENT_FIELDS:
+                v = r.get(k)
+                if isinstance(v, float):
+                    text = f"{v:.1f}" if k in ("start", "end") else f"{v:.3f}"
+                    cells.append(f"<td class='num' data-v='{v:.6f}'>{text}</td>")
+                else:
+                    cells.append(f"<td>{html.escape('' if v is None else str(v))}</td>")
+            body.append(f"<tr>{''.join(cells)}</tr>")
+        parts.append(f"<details><summary>{html.escape(cid)}: {len(rows)} segment(s)</summary>"
+                     f"<table class='sortable segments'><thead><tr>{head}</tr></thead>"
+                     f"<tbody>{''.join(body)}</tbody></table></details>")
+    return f"<h2>Segments</h2>{''.join(parts)}"
+
+
 def write_report(
     out: str | Path,
     rows: Sequence[Mapping[str, Any]],
@@ -81,11 +109,13 @@ def write_report(
     title: str,
     metrics: Mapping[str, Any] | None = None,
     timelines: Mapping[str, str] | None = None,
+    segments: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
     note: str = "",
 ) -> Path:
     """Write the page. ``rows``: dicts with ``clip_id``, ``predicted`` (the predicted class, empty for none),
     ``confidence`` and optionally ``truth``, ``kind``, ``modalities``, ``warning``, ``error`` (bool: no
-    prediction); ``timelines``: clip id -> PNG data URI."""
+    prediction); ``timelines``: clip id -> PNG data URI; ``segments``: clip id -> its segments' rows (``start``,
+    ``end``, ``predicted``, ``confidence``, ``face_ratio``, ``modalities``, ``track``), shown folded per file."""
     columns = [("clip_id", "clip"), ("kind", "kind"), ("predicted", "predicted"), ("truth", "true"),
                ("confidence", "confidence"), ("modalities", "modalities"), ("warning", "warning")]
     columns = [(k, name) for k, name in columns if any(k in r for r in rows)]
@@ -109,6 +139,7 @@ def write_report(
             + f"<h2>Inputs ({len(rows)})</h2><table id='predictions' class='sortable'><thead><tr>{head}</tr></thead>"
             f"<tbody>{''.join(body)}</tbody></table>"
             + (f"<h2>Timelines</h2><div class='figs'>{figs}</div>" if figs else "")
+            + _segments_html(segments or {})
             + f"<script>{_SORT}</script></body></html>\n")
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)

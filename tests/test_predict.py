@@ -266,22 +266,52 @@ def _entry(path: Path):
     return ClipEntry(path.stem, "Test", None, path)
 
 
-def test_long_inputs_are_capped(tmp_path, bundle, result, cremad_videos, cremad_audio):
-    """decode.max_frames bounds what is analysed (and memory), sound included, and the row says so."""
+def test_whole_inputs_are_analysed_and_duration_limits_the_span(tmp_path, bundle, result, cremad_videos,
+                                                                 cremad_audio):
+    """Issue 21: a bundle's frame cap no longer cuts what predict analyses (no "only the first" warning);
+    --start/--duration limit the span, sound included."""
     import json
     import shutil
 
     capped = tmp_path / "capped"
     shutil.copytree(bundle, capped)
     info = json.loads((capped / "bundle.json").read_text())
-    info["decode"] = {"fps": 8, "max_frames": 8}  # one second
+    info["decode"] = {"fps": 8, "max_frames": 8}  # one second, once the most predict looked at
     (capped / "bundle.json").write_text(json.dumps(info))
-    video, audio = predict([cremad_videos[0], cremad_audio[0]], model=capped, progress=False).predictions
+    whole = Predictor(capped).predict_file(cremad_videos[0], timeline=True)
+    assert "only the first" not in whole.warning and len(whole.timeline["frame_times"]) > 8
+    assert whole.segments[-1].end == pytest.approx(whole.timeline["frame_times"][-1] + 1 / 8, abs=0.1)
+    one_s = Predictor(capped, duration=1.0)
+    video, audio = (one_s.predict_file(p, timeline=True) for p in (cremad_videos[0], cremad_audio[0]))
+    assert len(video.timeline["frame_times"]) == 8 and video.segments[-1].end == pytest.approx(1.0, abs=0.05)
+    assert audio.segments[-1].end == pytest.approx(1.0, abs=0.01)
     full = _by_id(result)
-    assert "only the first 8 frames (1 s) were analysed" in video.warning
-    assert "only the first 1 s were analysed" in audio.warning
     for p in (video, audio):
         assert p.ok and not np.allclose(p.branches["audio"], full[p.clip_id].branches["audio"], atol=1e-7)
+    later = Predictor(capped, start=1.0).predict_file(cremad_videos[0], timeline=True)
+    assert later.segments[0].start == 1.0 and later.timeline["frame_times"][0] == pytest.approx(1.0)
+    beyond = Predictor(capped, start=999.0).predict_file(cremad_videos[0])
+    assert not beyond.ok and "nothing to analyse after --start 999 s" in beyond.warning
+
+
+def test_segments_cover_the_clip_and_streaming_changes_no_frame(bundle, cremad_videos):
+    """Cut into 0.5-s segments, a clip is analysed batch by batch as a stream: the segments tile it from 0 to
+    its end (the last one between half and one and a half windows), every frame reads as in one pass, and the
+    file's row is the length-weighted mean of its segments."""
+    from mmfer.inference.segments import SegmentSettings, summarise
+
+    one = Predictor(bundle).predict_file(cremad_videos[2], timeline=True)
+    assert len(one.segments) == 1 and np.allclose(one.segments[0].probs, one.probs)
+    cut = Predictor(bundle, segments=SegmentSettings(seconds=0.5)).predict_file(cremad_videos[2], timeline=True)
+    segs = cut.segments
+    assert len(segs) >= 4 and segs[0].start == 0.0
+    assert all(a.end == b.start for a, b in zip(segs, segs[1:]))
+    assert all(s.seconds == pytest.approx(0.5) for s in segs[:-1]) and 0.25 <= segs[-1].seconds < 0.75
+    assert segs[-1].end == pytest.approx(one.segments[0].end)
+    np.testing.assert_allclose(cut.timeline["frame_probs"], one.timeline["frame_probs"], atol=1e-6)
+    np.testing.assert_allclose(cut.timeline["audio_probs"], one.timeline["audio_probs"], atol=1e-6)
+    np.testing.assert_allclose(cut.probs, summarise(segs), atol=1e-9)
+    assert {s.modalities for s in segs} == {"face+audio"} and all(s.track == "1" for s in segs)
 
 
 def test_audio_windows():
@@ -319,8 +349,9 @@ def test_non_finite_audio_is_cleaned_and_a_broken_branch_is_left_out(tmp_path, b
     from mmfer.predict import Predictor
 
     p = Predictor(bundle)
-    real = p.clip_probs
-    monkeypatch.setattr(p, "clip_probs", lambda b, clips: real(b, clips) * np.nan)  # the audio branch breaks
+    real = p.clip_probs_many
+    monkeypatch.setattr(p, "clip_probs_many",  # the audio branch breaks
+                        lambda bs, clips: {name: q * np.nan for name, q in real(bs, clips).items()})
     video = p.predict_file(Path(__file__).resolve().parent / "assets" / "cremad" / "1001_DFA_ANG_XX.flv")
     assert np.all(np.isfinite(video.probs)) and video.label and video.modalities == "face"
     assert "gave non-finite scores and were left out of fusion" in video.warning
@@ -343,30 +374,6 @@ def test_huge_images_are_refused_from_their_header(tmp_path, bundle):
     (tmp_path / "huge.png").write_bytes(png)
     pred = predict([tmp_path / "huge.png"], model=bundle, progress=False).predictions[0]
     assert pred.kind == "error" and "8000x8000 pixels, over the 50 megapixels" in pred.warning
-
-
-def test_uncapped_videos_spool_their_faces_and_give_the_same_result(bundle, cremad_videos, monkeypatch):
-    """Without a frame cap the crops go to a temporary file and are read back in chunks: same probabilities."""
-    import mmfer.data.preprocess as pp
-    import mmfer.predict as predict_mod
-
-    in_memory = Predictor(bundle).predict_file(cremad_videos[2], timeline=True)
-    spools = []
-    real = pp.process_clip
-
-    def spy(*args, **kwargs):
-        spools.append(kwargs.get("spool"))
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(predict_mod, "SPOOL_FACES_ABOVE_BYTES", 0)
-    monkeypatch.setattr(predict_mod, "FACE_CHUNK", 5)
-    monkeypatch.setattr(pp, "process_clip", spy)
-    spooled = Predictor(bundle).predict_file(cremad_videos[2], timeline=True)
-    assert spools and spools[0] is not None and not spools[0].exists()  # removed afterwards
-    assert spooled.label == in_memory.label
-    for name, p in in_memory.branches.items():
-        np.testing.assert_allclose(spooled.branches[name], p, atol=1e-6)
-    np.testing.assert_allclose(spooled.timeline["frame_probs"], in_memory.timeline["frame_probs"], atol=1e-6)
 
 
 def test_non_utf8_file_names_get_safe_ids_and_every_output_is_written(bundle, cremad_audio, tmp_path):

@@ -36,6 +36,8 @@ def test_report_holds_rows_timelines_and_metrics(report):
     rows = re.findall(r"<tr( class=err)?>", body.split("</table>")[0].split("<tbody>")[1])
     assert len(rows) == 4 and sum(1 for r in rows if r) == 1  # the broken file is a marked error row
     assert len(re.findall(r"<img class='timeline'[^>]+src='data:image/png;base64,", page)) == 2  # one per video
+    folded = re.findall(r"<details><summary>([^<]+)</summary>", page)  # segments, per video and sound file
+    assert sorted(folded) == sorted(f"{p.clip_id}: 1 segment(s)" for p in report.predictions if p.ok)
     assert "id='accuracy'" in page and "id='confusion'" in page and sum(p.ok for p in report.predictions) == 3
     m = re.search(r"id='accuracy'>([0-9.]+)<", page)
     from mmfer.data.index import file_label
@@ -52,8 +54,9 @@ def test_report_in_a_real_browser(report, tmp_path):
     url = report.report.resolve().as_uri()
     dom = subprocess.run([CHROMIUM, *HEADLESS, f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom", url],
                          capture_output=True, text=True, timeout=120).stdout
-    # predictions (+ header), recall table (+ header, + the "no prediction" row)
-    assert dom.count("<tr") == 4 + 1 + 7 + 1 + 1 and 'id="no-prediction"' in dom
+    # predictions (+ header), recall table (+ header, + the "no prediction" row), and a segments table (header
+    # + one segment) for each of the two videos and the sound file
+    assert dom.count("<tr") == 4 + 1 + 7 + 1 + 1 + 3 * (1 + 1) and 'id="no-prediction"' in dom
     assert dom.count('class="timeline"') == 2 and 'id="confusion"' in dom
     shot = tmp_path / "shot.png"
     subprocess.run([CHROMIUM, *HEADLESS, f"--user-data-dir={tmp_path / 'profile2'}", f"--screenshot={shot}",

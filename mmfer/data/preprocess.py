@@ -182,6 +182,30 @@ def _looks_truncated(info: Any, video_seconds: float, audio_seconds: float, *, a
     return f"{what} {declared:.1f} s" if declared > 1.5 * decoded + 0.5 else ""
 
 
+def open_video(path: Path, *, size: int | None = None) -> Any:
+    """``probe_video(path, keep_reader=True)`` after the checks every clip gets first (exists, a regular file,
+    not empty, frames big enough to hold a face); a MmferError names the file and the problem."""
+    from mmfer.data.video import DecodeError, probe_video
+
+    size = _source_stat(path)[0] if size is None else size
+    if size < 0:
+        raise MmferError(f"{path}: file not found; fix the path in the list or remove the row")
+    if not path.is_file():
+        raise MmferError(f"{path}: not a regular file")
+    if size == 0:
+        raise MmferError(f"{path}: empty file (0 bytes); re-copy or re-download it")
+    try:
+        info = probe_video(path, keep_reader=True)
+    except DecodeError:
+        raise
+    except Exception as e:  # noqa: BLE001 - a decoder crash on one file must not stop the corpus
+        raise MmferError(f"{path}: cannot read as a video ({type(e).__name__}: {e})") from e
+    if 0 < min(info.width, info.height) < MIN_FRAME_SIDE:
+        raise MmferError(f"{path}: frames are {info.width}x{info.height} pixels, too small to hold a face (at "
+                         f"least {MIN_FRAME_SIDE} px a side); re-encode it at its real size or drop it")
+    return info
+
+
 @dataclass
 class FaceBatch:
     """One batch of decoded frames after tracking and alignment: what ``iter_face_batches`` yields."""
@@ -254,7 +278,7 @@ def process_clip(
     reads only that much of the sound (prediction, which analyses the first minutes only).
     """
     from mmfer.data.audio import sanitise_audio
-    from mmfer.data.video import DecodeError, in_thread, probe_video, read_audio
+    from mmfer.data.video import DecodeError, in_thread, read_audio
     from mmfer.faces.track import FaceTrack
 
     t0 = time.perf_counter()
@@ -271,22 +295,10 @@ def process_clip(
         source_size=size,
         source_mtime=mtime,
     )
-    if size < 0:
-        return _failed(rec, f"{path}: file not found; fix the path in the list or remove the row", t0)
-    if not path.is_file():
-        return _failed(rec, f"{path}: not a regular file", t0)
-    if size == 0:
-        return _failed(rec, f"{path}: empty file (0 bytes); re-copy or re-download it", t0)
-
     try:
-        info = probe_video(path, keep_reader=True)
-    except DecodeError as e:
+        info = open_video(path, size=size)
+    except MmferError as e:
         return _failed(rec, str(e), t0)
-    except Exception as e:  # noqa: BLE001 - a decoder crash on one file must not stop the corpus
-        return _failed(rec, f"{path}: cannot read as a video ({type(e).__name__}: {e})", t0)
-    if 0 < min(info.width, info.height) < MIN_FRAME_SIDE:
-        return _failed(rec, f"{path}: frames are {info.width}x{info.height} pixels, too small to hold a face (at "
-                            f"least {MIN_FRAME_SIDE} px a side); re-encode it at its real size or drop it", t0)
 
     warnings: list[str] = []
     if overlap_io:  # decodes alongside the frames

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 import numpy as np
 import torch
@@ -41,11 +41,8 @@ def predict_clips(
     desc: str = "score",
 ) -> np.ndarray:
     """Clip-level probabilities (len(dataset.records), 7): the mean of item probabilities per clip."""
-    model.eval()
-    sums = np.zeros((len(dataset.records), NUM_CLASSES), dtype=np.float64)
-    counts = np.zeros(len(dataset.records), dtype=np.int64)
     if len(dataset) == 0:
-        return sums
+        return np.zeros((len(dataset.records), NUM_CLASSES), dtype=np.float64)
     loader = DataLoader(
         dataset,
         batch_size=batch_size,
@@ -54,7 +51,19 @@ def predict_clips(
         collate_fn=collate_for(dataset.kind),
         generator=torch.Generator().manual_seed(0),
     )
-    for batch in tqdm(loader, desc=desc, disable=not progress, leave=False):
+    return predict_batches(model, tqdm(loader, desc=desc, disable=not progress, leave=False),
+                           clips=len(dataset.records), device=device, amp=amp)
+
+
+@torch.no_grad()
+def predict_batches(model: nn.Module, batches: Iterable[dict[str, Any]], *, clips: int, device: torch.device,
+                    amp: bool = False) -> np.ndarray:
+    """``predict_clips`` over batches already collated: several models with the same inputs (the folds of one
+    branch) share one pass of feature extraction."""
+    model.eval()
+    sums = np.zeros((clips, NUM_CLASSES), dtype=np.float64)
+    counts = np.zeros(clips, dtype=np.int64)
+    for batch in batches:
         x = batch["x"].to(device)
         mask = batch["mask"].to(device) if batch["mask"] is not None else None
         with autocast(device, amp):

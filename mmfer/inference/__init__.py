@@ -1,0 +1,1 @@
+"""Inference: whole videos analysed as streams of segments (``stream``), and the segment outputs (``segments``)."""

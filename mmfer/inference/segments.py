@@ -1,0 +1,260 @@
+"""Segments: a video's timeline cut into windows, each with its own fused prediction.
+
+A video of any length is analysed as a stream and cut into segments of ``seconds`` (4 s by default):
+fixed windows, or with ``by="speech"`` windows whose ends move to the quietest moment of the sound within a
+quarter of a window, so a segment does not cut a word in two. A remainder shorter than half a window joins the
+segment before it, so a 5-s clip is one segment and no segment is a sliver (every segment but a whole video
+shorter than half a window lasts between half and one and a half windows).
+
+The one-row-per-file prediction summarises the segments by one rule (``summarise``): the mean of the
+segments' probabilities weighted by their length, over the segments where something was seen (a face or
+sound); a video that is one segment gets exactly that segment's prediction.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+from mmfer.errors import MmferError
+from mmfer.labels import EMOTIONS, NUM_CLASSES
+
+SEGMENT_SECONDS = 4.0
+SEGMENT_BY = ("fixed", "speech")
+# the columns of --segments: where each segment is, then what it reads (as in the predictions CSV)
+SEGMENT_COLUMNS: tuple[str, ...] = ("path", "clip_id", "start", "end", "predicted", *EMOTIONS, "face_ratio",
+                                    "modalities", "track")
+QUIET_FRAME_S = 0.05  # speech-aware cuts look for the quietest 50 ms
+
+
+@dataclass(frozen=True)
+class SegmentSettings:
+    """How a video is cut: ``seconds`` per window, ``by`` fixed or speech (see the module docstring)."""
+
+    seconds: float = SEGMENT_SECONDS
+    by: str = "fixed"
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.seconds, (int, float)) and np.isfinite(self.seconds) and self.seconds >= 0.5):
+            raise MmferError(f"--segment-seconds {self.seconds!r}: give a length of at least 0.5 s")
+        if self.by not in SEGMENT_BY:
+            raise MmferError(f"--segment-by {self.by!r}: choose {' or '.join(SEGMENT_BY)}")
+
+
+@dataclass
+class Segment:
+    """One window of a video: [start, end) in seconds of the file, its fused probabilities (uniform where
+    nothing was seen), the share of its frames with a face, the modalities used and the face track(s)."""
+
+    path: str
+    clip_id: str
+    start: float
+    end: float
+    probs: np.ndarray
+    face_ratio: float | None
+    modalities: str
+    track: str = ""
+    branches: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+
+    @property
+    def seconds(self) -> float:
+        return self.end - self.start
+
+    @property
+    def seen(self) -> bool:
+        return bool(self.modalities)
+
+    @property
+    def predicted(self) -> str:
+        """The top class; empty where nothing was seen (uniform probabilities), as in the predictions CSV."""
+        if not self.seen or np.ptp(self.probs) < 1e-9:
+            return ""
+        return EMOTIONS[int(np.argmax(self.probs))]
+
+    def row(self) -> list[str]:
+        ratio = "" if self.face_ratio is None else f"{self.face_ratio:.3f}"
+        return [self.path, self.clip_id, f"{self.start:.3f}", f"{self.end:.3f}", self.predicted,
+                *(f"{p:.6f}" for p in self.probs), ratio, self.modalities, self.track]
+
+
+def next_cut(start: float, settings: SegmentSettings, *, audio: np.ndarray | None = None, audio_start: float = 0.0,
+             sample_rate: int = 16000) -> float:
+    """Where the segment that begins at ``start`` ends (before the last one): ``start + seconds``, or with
+    ``by="speech"`` the centre of the quietest 50 ms of ``audio`` (samples from ``audio_start`` s on) within a
+    quarter of a window of it. Without sound there, the fixed end."""
+    end = start + settings.seconds
+    if settings.by != "speech" or audio is None or audio.size == 0:
+        return end
+    q = settings.seconds / 4
+    hop = max(1, int(round(QUIET_FRAME_S * sample_rate)))
+    a0 = int(round((end - q - audio_start) * sample_rate))
+    a1 = int(round((end + q - audio_start) * sample_rate))
+    a0, a1 = max(0, a0), min(audio.size, a1)
+    if a1 - a0 < 2 * hop:
+        return end
+    part = np.asarray(audio[a0:a1 - (a1 - a0) % hop], np.float64).reshape(-1, hop)
+    energy = (part ** 2).mean(axis=1)
+    if float(energy.max()) <= 0:
+        return end
+    k = int(np.argmin(energy))
+    return audio_start + (a0 + (k + 0.5) * hop) / sample_rate
+
+
+def final_cuts(start: float, total: float, settings: SegmentSettings) -> bool:
+    """Whether the stretch [start, total) is the last segment (shorter than one and a half windows)."""
+    return total - start < 1.5 * settings.seconds
+
+
+def summarise(segments: Sequence[Segment]) -> np.ndarray | None:
+    """The file's probabilities from its segments: their mean weighted by length, over the segments where
+    something was seen; None where nothing was seen anywhere."""
+    seen = [s for s in segments if s.seen]
+    if not seen:
+        return None
+    w = np.array([max(s.seconds, 1e-9) for s in seen])
+    p = (w[:, None] * np.stack([s.probs for s in seen])).sum(axis=0) / w.sum()
+    return p / p.sum()
+
+
+def main_track(tracks: np.ndarray) -> str:
+    """The track id(s) of a segment's frames: the face followed longest first, ';'-joined; '' without a face."""
+    t = np.asarray(tracks).reshape(-1)
+    t = t[t > 0]
+    if t.size == 0:
+        return ""
+    ids, counts = np.unique(t, return_counts=True)
+    return ";".join(str(int(i)) for i in ids[np.argsort(-counts, kind="stable")])
+
+
+# ---------------------------------------------------------------- the CSV
+class SegmentWriter:
+    """``--segments``: rows appended as segments come (``tail -f`` works), written to a temporary file that
+    becomes the named file at ``close``. A video is committed by ``end_video``; ``close(keep_partial=False)``
+    after an interruption drops the rows of the video that was cut short, so the file holds whole videos."""
+
+    def __init__(self, path: str | Path):
+        from mmfer.outputs import open_new
+
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._tmp = self.path.with_name(f".{self.path.name}.tmp{os.getpid()}")
+        self._f = open_new(self._tmp, "w", newline="", encoding="utf-8")
+        self._w = csv.writer(self._f)
+        self._w.writerow(SEGMENT_COLUMNS)
+        self._f.flush()
+        self._committed = self._f.tell()
+        self.rows = 0
+
+    def add(self, segment: Segment) -> None:
+        from mmfer.data.cache import safe_text
+
+        row = segment.row()
+        row[0] = safe_text(row[0])
+        self._w.writerow(row)
+        self.rows += 1
+
+    def end_video(self) -> None:
+        self._f.flush()
+        self._committed = self._f.tell()
+
+    def close(self, *, keep_partial: bool = True) -> Path:
+        if not keep_partial:
+            self._f.flush()
+            self._f.truncate(self._committed)
+        self._f.close()
+        os.replace(self._tmp, self.path)
+        return self.path
+
+    def abort(self) -> None:
+        self._f.close()
+        self._tmp.unlink(missing_ok=True)
+
+
+def read_segments(path: str | Path) -> list[dict[str, str]]:
+    """Rows of a segments CSV as dicts of text."""
+    path = Path(path)
+    if not path.is_file():
+        raise MmferError(f"{path}: segments file not found")
+    with open(path, newline="", encoding="utf-8-sig") as f:
+        reader = csv.DictReader(f)
+        missing = [c for c in SEGMENT_COLUMNS if c not in (reader.fieldnames or [])]
+        if missing:
+            raise MmferError(f"{path}: not a segments CSV (missing {', '.join(missing)})")
+        return list(reader)
+
+
+# ---------------------------------------------------------------- merging shards
+def merge_csvs(inputs: Iterable[str | Path], out: str | Path) -> dict[str, Any]:
+    """``mmfer merge``: one CSV from the per-shard CSVs of ``predict --shard`` (predictions, segments or frames:
+    all inputs must have the same header). Rows are sorted by path (then start or time, as numbers), and a row
+    that two inputs both hold (the same shard run twice) is kept once; two different rows for the same file
+    are an error, since they cannot both be right."""
+    from mmfer.outputs import check_output_file, open_new
+
+    inputs = [Path(p) for p in inputs]
+    if not inputs:
+        raise MmferError("merge: give the CSVs to merge")
+    check_output_file(out, option="--out")
+    header: list[str] | None = None
+    rows: dict[tuple, list[str]] = {}
+    for p in inputs:
+        if not p.is_file():
+            raise MmferError(f"{p}: file not found")
+        if Path(out).exists() and p.resolve() == Path(out).resolve():
+            raise MmferError(f"{p}: is also the output; write the merge to another file")
+        with open(p, newline="", encoding="utf-8-sig") as f:
+            r = csv.reader(f)
+            head = next(r, None)
+            if head is None:
+                raise MmferError(f"{p}: empty file (no header)")
+            if header is None:
+                header = head
+            elif head != header:
+                raise MmferError(f"{p}: its columns differ from {inputs[0]}'s; merge files of one kind (predictions, "
+                                 "segments or frames) written by the same mmfer")
+            key_cols = [header.index(c) for c in ("path", "start", "time", "source") if c in header]
+            for n, row in enumerate(r, start=2):
+                if len(row) != len(header):
+                    raise MmferError(f"{p}, line {n}: {len(row)} fields, the header has {len(header)}")
+                key = tuple(row[i] for i in key_cols)
+                if key in rows and rows[key] != row:
+                    raise MmferError(f"{p}, line {n}: {key[0]} appears in two inputs with different values; "
+                                     "were the shards run with different models or settings?")
+                rows[key] = row
+    assert header is not None
+    order = [header.index(c) for c in ("path", "start", "time") if c in header]
+
+    def sort_key(item: tuple[tuple, list[str]]):
+        row = item[1]
+        return tuple(_number(row[i]) if header[i] != "path" else (row[i],) for i in order)
+
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
+    try:
+        with open_new(tmp, "w", newline="", encoding="utf-8") as f:
+            w = csv.writer(f)
+            w.writerow(header)
+            for _, row in sorted(rows.items(), key=sort_key):
+                w.writerow(row)
+        os.replace(tmp, out)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return {"out": out, "inputs": len(inputs), "rows": len(rows), "columns": header}
+
+
+def _number(text: str) -> tuple:
+    try:
+        return (0, float(text))
+    except ValueError:
+        return (1, text)
+
+
+def uniform() -> np.ndarray:
+    return np.full(NUM_CLASSES, 1.0 / NUM_CLASSES)
