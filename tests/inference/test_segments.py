@@ -1,0 +1,182 @@
+"""Issue 21: segments, long streams, sharding and merging, interruption."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mmfer.errors import MmferError
+from mmfer.inference.segments import (
+    SEGMENT_COLUMNS, Segment, SegmentSettings, SegmentWriter, main_track, merge_csvs, next_cut, read_segments,
+    summarise,
+)
+from mmfer.labels import EMOTIONS
+from predict_helpers import standin_bundle, write_video
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory):
+    return standin_bundle(tmp_path_factory.mktemp("standin"))
+
+
+def _seg(start, end, probs=None, modalities="face", track="1"):
+    p = np.full(7, 1 / 7) if probs is None else np.asarray(probs, float)
+    return Segment(path="v.mp4", clip_id="v", start=start, end=end, probs=p, face_ratio=1.0, modalities=modalities,
+                   track=track)
+
+
+def test_settings_are_checked():
+    with pytest.raises(MmferError, match="--segment-seconds"):
+        SegmentSettings(seconds=0.1)
+    with pytest.raises(MmferError, match="--segment-by 'words'"):
+        SegmentSettings(by="words")
+
+
+def test_speech_aware_cuts_move_to_the_pause():
+    """A pause at 4.6 s: the fixed cut stays at 4 s, the speech-aware one moves into the pause (within a quarter
+    of a window); without sound it stays at 4 s."""
+    sr = 16000
+    rng = np.random.default_rng(0)
+    audio = rng.normal(0, 0.3, 10 * sr).astype(np.float32)
+    audio[int(4.55 * sr):int(4.65 * sr)] = 0.0
+    fixed, speech = SegmentSettings(), SegmentSettings(by="speech")
+    assert next_cut(0.0, fixed, audio=audio) == 4.0
+    assert next_cut(0.0, speech, audio=audio) == pytest.approx(4.6, abs=0.03)
+    assert next_cut(0.0, speech, audio=None) == 4.0
+    # the buffer may start later than 0 (the sound before the segment is dropped as the stream goes)
+    assert next_cut(4.6, speech, audio=audio[4 * sr:], audio_start=4.0) == pytest.approx(8.6, abs=1.0)
+
+
+def test_summary_is_the_length_weighted_mean_of_seen_segments():
+    a, b = np.eye(7)[0] * 0.4 + 0.6 / 7, np.eye(7)[3] * 0.4 + 0.6 / 7
+    segs = [_seg(0, 4, a), _seg(4, 5, b), _seg(5, 9, modalities="")]  # the last saw nothing
+    np.testing.assert_allclose(summarise(segs), (4 * a + 1 * b) / 5)
+    assert summarise([_seg(0, 4, modalities="")]) is None
+    assert segs[2].predicted == "" and segs[0].predicted == "Angry"
+    assert main_track(np.array([0, 2, 2, 1, 2, 0])) == "2;1" and main_track(np.zeros(3)) == ""
+
+
+def test_writer_keeps_whole_videos_when_interrupted(tmp_path):
+    w = SegmentWriter(tmp_path / "s.csv")
+    w.add(_seg(0, 4))
+    w.end_video()
+    w.add(_seg(0, 4))  # a second video, cut short
+    out = w.close(keep_partial=False)
+    rows = read_segments(out)
+    assert len(rows) == 1 and list(rows[0]) == list(SEGMENT_COLUMNS)
+    assert not list(tmp_path.glob(".*tmp*"))
+
+
+def _write_csv(path: Path, header, rows):
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(header)
+        w.writerows(rows)
+    return path
+
+
+def test_merge_sorts_dedups_and_refuses_conflicts(tmp_path):
+    head = list(SEGMENT_COLUMNS)
+    row = lambda path, start, top="Happy": [path, Path(path).stem, start, "4.000", top, *["0.1"] * 7, "1.000", "face", "1"]  # noqa: E731
+    a = _write_csv(tmp_path / "a.csv", head, [row("b.mp4", "4.000"), row("b.mp4", "0.000")])
+    b = _write_csv(tmp_path / "b.csv", head, [row("a.mp4", "12.000"), row("a.mp4", "8.000"), row("b.mp4", "0.000")])
+    done = merge_csvs([a, b], tmp_path / "all.csv")
+    rows = read_segments(tmp_path / "all.csv")
+    assert done["rows"] == 4 and [(r["path"], r["start"]) for r in rows] == [
+        ("a.mp4", "8.000"), ("a.mp4", "12.000"), ("b.mp4", "0.000"), ("b.mp4", "4.000")]
+    bad = _write_csv(tmp_path / "bad.csv", head, [row("b.mp4", "0.000", top="Sad")])
+    with pytest.raises(MmferError, match="appears in two inputs with different values"):
+        merge_csvs([a, bad], tmp_path / "x.csv")
+    other = _write_csv(tmp_path / "other.csv", ["path", "clip_id", "predicted"], [["a", "a", "Sad"]])
+    with pytest.raises(MmferError, match="columns differ"):
+        merge_csvs([a, other], tmp_path / "y.csv")
+    assert not (tmp_path / "x.csv").exists() and not (tmp_path / "y.csv").exists()
+
+
+def test_shards_split_a_folder_and_merge_back(tmp_path, bundle, cremad_videos, cremad_audio):
+    """predict --shard i/n over the same inputs: disjoint shards that cover them all, by preprocess's rule; the
+    merged predictions and segments equal one unsharded run's."""
+    from mmfer.cli import main
+    from mmfer.data.preprocess import shard_of
+    from mmfer.predict import find_inputs, read_predictions, shard_inputs
+
+    inputs = [*cremad_videos[:3], *cremad_audio[:3]]
+    found = find_inputs(inputs)
+    parts = [shard_inputs(found, f"{i}/3") for i in range(3)]
+    assert sorted(p for part in parts for p, _ in part) == sorted(p for p, _ in found)
+    assert all(shard_of("Test", p.stem, 3) == i for i, part in enumerate(parts) for p, _ in part)
+    for i in range(2):
+        assert main(["predict", *map(str, inputs), "--model", str(bundle), "--shard", f"{i}/2", "--quiet",
+                     "--no-progress", "--out", str(tmp_path / f"p{i}.csv"), "--segments", str(tmp_path / f"s{i}.csv")]) == 0
+    assert main(["predict", *map(str, inputs), "--model", str(bundle), "--quiet", "--no-progress",
+                 "--out", str(tmp_path / "p.csv"), "--segments", str(tmp_path / "s.csv")]) == 0
+    for kind in ("p", "s"):
+        assert main(["merge", str(tmp_path / f"{kind}0.csv"), str(tmp_path / f"{kind}1.csv"),
+                     "--out", str(tmp_path / f"{kind}_all.csv")]) == 0
+    whole = sorted(read_predictions(tmp_path / "p.csv"), key=lambda r: r["path"])
+    assert read_predictions(tmp_path / "p_all.csv") == whole
+    assert read_segments(tmp_path / "s_all.csv") == sorted(read_segments(tmp_path / "s.csv"),
+                                                           key=lambda r: (r["path"], float(r["start"])))
+
+
+def test_interrupted_run_keeps_the_finished_files(tmp_path, bundle, cremad_videos, monkeypatch):
+    """Ctrl-C during the second video: the predictions, segments and frames CSVs hold the first video whole."""
+    from mmfer.predict import Predictor, predict, read_predictions
+
+    real = Predictor.predict_file
+    calls = []
+
+    def stop_on_second(self, path, *args, **kwargs):
+        calls.append(path)
+        if len(calls) == 2:
+            kwargs["on_segment"](_seg(0, 4))  # a row of the video cut short, which must not stay
+            raise KeyboardInterrupt
+        return real(self, path, *args, **kwargs)
+
+    monkeypatch.setattr(Predictor, "predict_file", stop_on_second)
+    with pytest.raises(KeyboardInterrupt):
+        predict(cremad_videos[:3], model=bundle, out=tmp_path / "p.csv", segments=tmp_path / "s.csv",
+                frames=tmp_path / "f.csv", progress=False)
+    rows = read_predictions(tmp_path / "p.csv")
+    assert [r["clip_id"] for r in rows] == [cremad_videos[0].stem]
+    assert {r["clip_id"] for r in read_segments(tmp_path / "s.csv")} == {cremad_videos[0].stem}
+    with open(tmp_path / "f.csv") as f:
+        assert {r["clip_id"] for r in csv.DictReader(f)} == {cremad_videos[0].stem}
+
+
+def test_sound_longer_than_the_pictures_is_analysed_to_its_end(tmp_path, bundle, cremad_videos):
+    """2-3 s of frames and 14 s of sound: segments run to 14 s, those after the pictures with sound only, and the
+    row says where each stream ends; the tracks column names the face followed."""
+    from mmfer.data.video import read_audio, read_frames
+    from mmfer.predict import Predictor
+
+    frames, _ = read_frames(cremad_videos[0], fps=8)
+    sound = np.resize(read_audio(cremad_videos[0]), 14 * 16000)
+    video = write_video(tmp_path / "long_sound.mp4", frames[:24], fps=8, audio=sound)
+    pred = Predictor(bundle).predict_file(video, timeline=True)
+    segs = pred.segments
+    assert segs[-1].end == pytest.approx(14.0, abs=0.1) and segs[0].track == "1"
+    assert segs[0].modalities == "face+audio" and segs[-1].modalities == "audio" and segs[-1].face_ratio is None
+    assert f"the video stream ends at {min(24, len(frames)) / 8:.1f} s and the sound at 14." in pred.warning
+
+
+def test_long_video_timeline_plot_shows_segments(tmp_path):
+    """Over 30 segments the timeline is drawn by segment (one readable strip at an hour), else per frame."""
+    import cv2
+
+    from mmfer.plots import plot_timeline
+
+    n = 900  # an hour of 4-s segments
+    bounds = np.stack([np.arange(n) * 4.0, np.arange(1, n + 1) * 4.0], axis=1)
+    probs = np.random.default_rng(0).dirichlet(np.ones(len(EMOTIONS)), n)
+    probs[10:20] = 1 / 7  # nothing seen there
+    long = plot_timeline(tmp_path / "long.png", segment_bounds=bounds, segment_probs=probs,
+                         segment_face=np.linspace(0, 1, n), title="an hour")
+    short = plot_timeline(tmp_path / "short.png", frame_times=np.arange(10) / 8, frame_probs=probs[:10],
+                          segment_bounds=bounds[:1], segment_probs=probs[:1], title="a clip")
+    a, b = cv2.imread(str(long)), cv2.imread(str(short))
+    assert a.shape[1] > b.shape[1]  # the wide segment view, not the per-frame panels
+    assert a.std() > 20
