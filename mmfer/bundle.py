@@ -37,6 +37,7 @@ import numpy as np
 from torch import nn
 
 from mmfer.cache import PreprocessSettings
+from mmfer.data.kinds import CACHE_FACE_KINDS, MODALITY  # noqa: F401 - the kinds table; re-exported
 from mmfer.errors import MmferError
 from mmfer.labels import EMOTIONS, NUM_CLASSES
 
@@ -47,18 +48,14 @@ BUNDLE_FORMAT = 1
 DEFAULT_DIR = Path(__file__).resolve().parent / "weights"
 BUILD_TOOL = "tools/build_default_model.py"
 
-# Which modality each model input kind reads: face kinds need a tracked face, logmel needs sound.
-MODALITY = {"face_image": "face", "face_window": "face", "face_sequence": "face", "landmarks": "face",
-            "logmel": "audio", "audio_stats": "audio"}
-# Kinds that read a clip the way the cache stores it: video must be decoded with their training settings.
-CACHE_FACE_KINDS = ("face_window", "face_sequence", "landmarks")
 # Fusion methods that are a (per-class) weighted mean, so they stay meaningful when a modality is missing.
 FUSION_METHODS = ("weighted", "mean", "exp_weighted", "per_class")
 
 # How videos are decoded when no branch needs its training cache's settings (face_image + logmel models):
 # 8 frames/s are plenty to average a face model over, and keep predict under 1 s per 3-s clip on 2 cores;
-# max_frames bounds memory on long files (2 minutes at 8 fps); 125 ms apart, every frame gets its own landmark
-# fit, and the detector runs every 5 frames (0.6 s).
+# 125 ms apart, every frame gets its own landmark fit, and the detector runs every 5 frames (0.6 s).
+# max_frames is kept in the bundle's record but predict no longer stops there: it streams whole files, in
+# bounded memory, and --duration limits the span.
 DEFAULT_DECODE = PreprocessSettings(fps=8.0, max_frames=960, fit_every=1, detect_every=5)
 
 # Options of a face_image branch: how aligned video crops are framed for it, and test-time views.

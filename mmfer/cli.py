@@ -367,8 +367,9 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--stages", default=",".join(STAGES), help=f"comma list (default {','.join(STAGES)})")
     p.add_argument("--max-clips", type=int, default=None, help="time only the first N clips")
     p.add_argument("--long-clip", type=float, default=None, metavar="SECONDS",
-                   help="instead of --videos: one synthetic 1080p 25-fps clip this long, to measure memory on long clips "
-                        "(e.g. --long-clip 600 --stages preprocess,predict)")
+                   help="instead of --videos: one synthetic 25-fps clip this long, to measure memory and predict's "
+                        "cost per second of video on long clips (e.g. --long-clip 600 --stages predict)")
+    p.add_argument("--long-size", default="1080p", choices=("720p", "1080p"), help="frame size of --long-clip")
     p.add_argument("--model", default="default", help="what predict loads, as `mmfer predict --model` (default: default)")
     p.add_argument("--markdown", action="store_true", help="print the table as markdown (for BENCHMARKS.md)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -385,7 +386,7 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
             check_output_file(args.json, option="--json")
         result = bench(args.videos, device=args.device, workers=args.workers, repeat=args.repeat, steps=args.steps,
                        warmup=args.warmup, batch_size=args.batch_size, branches=args.branches, stages=args.stages,
-                       max_clips=args.max_clips, model=args.model, long_clip=args.long_clip,
+                       max_clips=args.max_clips, model=args.model, long_clip=args.long_clip, long_size=args.long_size,
                        progress=not args.no_progress)
         given = [(f"--{k.replace('_', '-')}", v) for k, v in vars(args).items()
                  if k not in ("func", "command", "verbose", "json", "markdown", "no_progress") and v != p.get_default(k)]

@@ -26,6 +26,40 @@ AUDIO_AHEAD_S = 0.5  # sound is decoded this far past the frames, so a segment's
 STREAM_END_GAP_S = 2.0
 
 
+class _FreeMemory:
+    """Hands freed heap memory back to the system (glibc's malloc_trim) when the resident set has grown
+    ``slack`` bytes past what it was after the first batch. Frames of a few MB each, made and freed in two
+    threads, leave glibc's heaps fragmented: a 10-minute 720p video grew from 1.1 to 1.7 GB. Trimming after
+    every batch held it at 1.24 GB but cost 20% more time (freed pages fault back in); trimming only on growth
+    costs little. A no-op where there is no glibc or no /proc."""
+
+    def __init__(self, slack: int = 64 << 20) -> None:
+        self.slack = slack
+        self.base: int | None = None
+        try:
+            import ctypes
+            import resource
+
+            self._trim = ctypes.CDLL("libc.so.6").malloc_trim
+            self._page = resource.getpagesize()
+            self._rss()
+        except (OSError, AttributeError, ValueError):
+            self._trim = None
+
+    def _rss(self) -> int:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * self._page
+
+    def __call__(self) -> None:
+        if self._trim is None:
+            return
+        rss = self._rss()
+        if self.base is None:
+            self.base = rss
+        elif rss > self.base + self.slack:
+            self._trim(0)
+
+
 @dataclass
 class _Audio:
     """One sample rate's sound: decoded chunk by chunk, kept from ``first`` (sample number) on."""
@@ -161,7 +195,7 @@ class VideoAnalysis:
     # ---------------------------------------------------------- the stream
     def __iter__(self) -> Iterator[Segment]:
         from mmfer.data.cache import clip_id_from_name
-        from mmfer.data.preprocess import iter_face_batches, make_tracker, open_video
+        from mmfer.data.clip import iter_face_batches, make_tracker, open_video
         from mmfer.data.video import iter_audio_chunks
 
         bundle = self.predictor.bundle
@@ -225,6 +259,7 @@ class VideoAnalysis:
                 yield self._segment(seg_start, cut, frames, face_branches, cache_kinds, audio_branches, fps)
                 seg_start = cut
 
+        free_memory = _FreeMemory()
         t_batch = time.perf_counter()
         if face_branches:
             batches = iter_face_batches(self.path, settings, info=info, warnings=decode_warnings, stops=stops,
@@ -238,6 +273,7 @@ class VideoAnalysis:
                 yield from emit_ready()
                 if self.progress:
                     self.progress(video_end - self.start, total)
+                free_memory()
                 t_batch = time.perf_counter()
             video_done = True
             if self._n_frames == 0:
@@ -391,7 +427,7 @@ class VideoAnalysis:
 
     # ---------------------------------------------------------- the file's row
     def _finish(self, face_branches, audio_branches, info, fps, video_end, warnings, stops, decode_warnings) -> None:
-        from mmfer.data.preprocess import _looks_truncated
+        from mmfer.data.clip import _looks_truncated
         from mmfer.inference.inputs import MIN_AUDIO_SECONDS, SILENCE_PEAK
 
         p = self.predictor

@@ -1,0 +1,219 @@
+"""What predict writes: the predictions CSV, the EmotiW zip, timeline plots, the HTML report and the per-frame
+CSV, each from ``Prediction`` rows."""
+
+from __future__ import annotations
+
+import csv
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from mmfer.data.cache import ClipRecord, safe_text
+from mmfer.errors import MmferError
+from mmfer.inference.predictor import PREDICTION_COLUMNS, Prediction, check_unique_ids
+from mmfer.labels import EMOTIONS, NUM_CLASSES
+from mmfer.outputs import atomic_write, open_new
+
+log = logging.getLogger(__name__)
+
+
+def write_predictions(path: str | Path, predictions: Sequence[Prediction],
+                      truths: Sequence[str | None] | None = None) -> Path:
+    """The predictions CSV (``PREDICTION_COLUMNS``), written to a temporary file and renamed. With ``truths``
+    (known true labels, one per prediction), a ``label`` column of them follows ``predicted``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    columns = list(PREDICTION_COLUMNS)
+    if truths is not None:
+        columns.insert(columns.index("predicted") + 1, "label")
+    with atomic_write(path, "w", newline="", encoding="utf-8") as f:  # never through a link
+        w = csv.writer(f)
+        w.writerow(columns)
+        for i, p in enumerate(predictions):
+            w.writerow(p.csv_row(truths[i] if truths is not None else None, with_truth=truths is not None))
+    return path
+
+
+def read_predictions(path: str | Path) -> list[dict[str, str]]:
+    """Rows of a predictions CSV as dicts of text (columns by name)."""
+    path = Path(path)
+    if not path.is_file():
+        raise MmferError(f"{path}: predictions file not found")
+    with open(path, newline="", encoding="utf-8-sig") as f:
+        reader = csv.DictReader(f)
+        missing = [c for c in PREDICTION_COLUMNS if c not in (reader.fieldnames or [])]
+        if missing == ["predicted"] and "label" in (reader.fieldnames or []):
+            raise MmferError(f"{path}: written by an older mmfer predict, whose label column is the predicted class; "
+                             "rename that column to predicted (label now only ever holds a known truth)")
+        if missing:
+            raise MmferError(f"{path}: not a predictions CSV (missing {', '.join(missing)})")
+        return list(reader)
+
+
+def write_prediction_submission(predictions: Sequence[Prediction], out_zip: str | Path) -> dict[str, Any]:
+    """An EmotiW zip with one ``<clip_id>.txt`` per input, through ``mmfer.submission.write_submission``.
+
+    Inputs that could not be read, and uniform rows (neither face nor audio), get write_submission's
+    ``prior`` fallback: the most likely class of the mean probabilities over the predicted inputs.
+    """
+    from mmfer.cache import append_manifest
+    from mmfer.scores import write_scores
+    from mmfer.submission import write_submission
+
+    check_unique_ids([(Path(p.path), p.kind) for p in predictions])
+    ok = [p for p in predictions if p.ok]
+    if not ok:
+        raise MmferError("--submission: no input could be predicted, so there is nothing to submit")
+    with tempfile.TemporaryDirectory(prefix="mmfer-submit-") as tmp:
+        scores = write_scores(Path(tmp) / "predicted_Test.csv", [p.clip_id for p in ok], [None] * len(ok),
+                              np.stack([p.probs for p in ok]))
+        for p in predictions:  # the index of test clips: a manifest, where failed inputs carry their reason
+            append_manifest(tmp, ClipRecord(clip_id=p.clip_id, split="Test", label=None, path=p.path,
+                                            status="ok" if p.ok else "failed", reason=p.warning))
+        return write_submission(scores, index=tmp, out_zip=out_zip, fallback_probs="prior")
+
+
+def _timeline_args(pred: Prediction) -> tuple[dict[str, Any], str]:
+    """plot_timeline's arrays and title for a video prediction made with ``timeline=True``."""
+    tl = dict(pred.timeline or {})
+    if "frame_probs" in tl and not np.isfinite(tl["frame_probs"]).any():  # no face in any frame: no face panel
+        tl.pop("frame_probs"), tl.pop("frame_times")
+    keys = ("frame_times", "frame_probs", "audio_times", "audio_probs")
+    title = f"{pred.clip_id}: {pred.predicted or 'no prediction'} ({pred.modalities or 'nothing seen'})"
+    arrays = {k: tl[k] for k in keys if k in tl}
+    if pred.segments:  # a long video is drawn by segment (see plot_timeline)
+        arrays["segment_bounds"] = np.array([(s.start, s.end) for s in pred.segments])
+        arrays["segment_probs"] = np.stack([s.probs for s in pred.segments])
+        arrays["segment_face"] = np.array([np.nan if s.face_ratio is None else s.face_ratio for s in pred.segments])
+    return arrays, title
+
+
+def _plot(pred: Prediction, plots: Path, used: set[str]) -> Path:
+    from mmfer.plots import plot_timeline
+
+    name, k = pred.clip_id, 1
+    while name in used:
+        k += 1
+        name = f"{pred.clip_id}_{k}"
+    used.add(name)
+    arrays, title = _timeline_args(pred)
+    return plot_timeline(plots / f"{name}.png", **arrays, title=title)
+
+
+def _truths(predictions: Sequence[Prediction], labels_from: str) -> list[str | None]:
+    """The true label of each input from its path (``labels_from``: folder, ravdess, cremad); None where the
+    source cannot read the name, or the emotion is outside the seven."""
+    from mmfer.data.index import file_label
+
+    def truth(path: str) -> str | None:
+        try:
+            return file_label(path, labels_from)[1]
+        except MmferError:  # a name the label source cannot read: unlabelled
+            return None
+
+    return [truth(p.path) for p in predictions]
+
+
+def write_prediction_report(out: str | Path, predictions: Sequence[Prediction], *, timelines: dict[str, str],
+                            model: str, labels_from: str | None = None,
+                            segments: dict[str, list[dict[str, Any]]] | None = None) -> Path:
+    """``--report``: the HTML page of ``mmfer.report`` for predictions; with ``labels_from`` (folder,
+    ravdess, cremad) the true labels come from each file's path and the page shows the metrics."""
+    from mmfer.metrics import evaluate
+    from mmfer.report import write_report
+
+    truths = _truths(predictions, labels_from) if labels_from else [None] * len(predictions)
+    metrics = None
+    if labels_from and any(truths):
+        probs = np.stack([p.probs if p.ok else np.full(NUM_CLASSES, np.nan) for p in predictions])
+        metrics = evaluate(truths, probs, clip_ids=[p.clip_id for p in predictions])
+    rows = [{"clip_id": p.clip_id, "kind": p.kind, "predicted": p.predicted, "truth": t if labels_from else None,
+             "confidence": float(np.max(p.probs)) if p.ok else None, "modalities": p.modalities,
+             "warning": safe_text(p.warning), "error": not p.ok} for p, t in zip(predictions, truths)]
+    if not labels_from:
+        for r in rows:
+            r.pop("truth")
+    return write_report(out, rows, title="mmfer predictions", metrics=metrics, timelines=timelines,
+                        segments=segments, note=f"Model: {model}.")
+
+
+# ---------------------------------------------------------------- per-frame output
+FRAME_COLUMNS: tuple[str, ...] = ("path", "clip_id", "source", "time", "face", "track", "x0", "y0", "x1", "y1",
+                                  *EMOTIONS)
+
+
+def frame_rows(pred: Prediction) -> list[dict[str, Any]]:
+    """One row per analysed video frame (``source`` "face": time in s, whether a face was found, the track id
+    of the face followed (see ``FaceTrack.track``), its box in pixels of the frame, the face models' 7
+    probabilities, NaN without a face) and one per audio window
+    (``source`` "audio": the window's centre time and the audio model's probabilities). Needs a prediction
+    made with ``timeline=True``."""
+    tl = pred.timeline or {}
+    rows: list[dict[str, Any]] = []
+    base = {"path": pred.path, "clip_id": pred.clip_id}
+    if "frame_times" in tl:
+        tracks = tl.get("frame_track", np.asarray(tl["frame_face"], np.int32))
+        for t, face, track, box, p in zip(tl["frame_times"], tl["frame_face"], tracks, tl["frame_boxes"],
+                                          tl["frame_probs"]):
+            rows.append({**base, "source": "face", "time": float(t), "face": bool(face),
+                         "track": int(track) if track > 0 else None,
+                         **dict(zip(("x0", "y0", "x1", "y1"), (float(v) for v in box))),
+                         **dict(zip(EMOTIONS, (float(v) for v in p)))})
+    if "audio_times" in tl:
+        for t, p in zip(tl["audio_times"], tl["audio_probs"]):
+            rows.append({**base, "source": "audio", "time": float(t), "face": None, "track": None,
+                         **dict.fromkeys(("x0", "y0", "x1", "y1"), float("nan")),
+                         **dict(zip(EMOTIONS, (float(v) for v in p)))})
+    return rows
+
+
+def frames_dataframe(rows: Sequence[dict[str, Any]]):
+    """``frame_rows`` as a pandas DataFrame (pandas is not a dependency of mmfer: install it to use this)."""
+    try:
+        import pandas as pd
+    except ImportError:
+        raise MmferError("frames_dataframe needs pandas (pip install pandas); frame_rows gives plain dicts") from None
+    return pd.DataFrame(list(rows), columns=list(FRAME_COLUMNS))
+
+
+class FrameWriter:
+    """Appends ``frame_rows`` to a CSV as predictions come, so memory stays flat over many files."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._tmp = self.path.with_name(f".{self.path.name}.tmp{os.getpid()}")
+        self._f = open_new(self._tmp, "w", newline="", encoding="utf-8")
+        self._w = csv.writer(self._f)
+        self._w.writerow(FRAME_COLUMNS)
+        self._f.flush()
+        self._committed = self._f.tell()
+
+    def add(self, pred: Prediction) -> None:
+        for r in frame_rows(pred):
+            self._w.writerow(["" if v is None or (isinstance(v, float) and np.isnan(v)) else
+                              (f"{v:.6f}" if isinstance(v, float) else int(v) if isinstance(v, bool) else
+                               safe_text(v) if isinstance(v, str) else v)
+                              for v in (r[c] for c in FRAME_COLUMNS)])
+
+    def end_file(self) -> None:
+        """The rows so far are whole files: an interruption keeps them."""
+        self._f.flush()
+        self._committed = self._f.tell()
+
+    def close(self, *, keep_partial: bool = True) -> Path:
+        if not keep_partial:  # interrupted: only the files that were finished
+            self._f.flush()
+            self._f.truncate(self._committed)
+        self._f.close()
+        os.replace(self._tmp, self.path)
+        return self.path
+
+    def abort(self) -> None:
+        """A failed run leaves no half-written CSV."""
+        self._f.close()
+        self._tmp.unlink(missing_ok=True)

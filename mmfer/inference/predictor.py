@@ -1,0 +1,461 @@
+"""The predictor: a loaded bundle that turns one video, face image or sound file into a row (``Prediction``).
+
+- **Videos** are analysed whole, as a stream (``mmfer.inference.stream``): decoded, tracked and aligned by
+  preprocessing's frame pipeline at a reduced frame rate (the bundle's ``decode`` settings), scored batch by
+  batch and cut into segments (4 s by default), each fused like a clip: a ``face_image`` model per aligned
+  frame, pooled over the segment's frames with a face; cache-trained branches (C3D, CNN-LSTM, landmark BRNN)
+  through their own dataset code; audio models over the segment's sound. The file's row is the
+  length-weighted mean of its segments (``mmfer.inference.segments``).
+- **Face images**: a small, roughly square image (FER2013-like, at most 100 px) is taken as the face; a
+  larger photo goes through the face detector and alignment first ("no face found" otherwise).
+- **Audio files** (wav, flac, mp3, ...) go through the audio model alone, streamed and segmented the same way.
+- Modalities are fused with the bundle's weights, renormalised over what a clip has: no face means
+  audio alone, no (or silent) audio means faces alone, neither gives uniform probabilities and no prediction.
+- A file that cannot be read gets an error row (empty ``predicted`` and probabilities, the reason in
+  ``warning``) and the run goes on.
+
+Model inputs are built by the same functions as in training (``face_tensor``, the cache datasets,
+``log_mel`` standardised by ``LogMelDataset``), never by a copy, so a model sees what it was trained on.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence
+
+import numpy as np
+import torch
+
+from mmfer.bundle import Branch, Bundle, load_bundle
+from mmfer.data.cache import CachedClip, clip_id_from_name, safe_text
+from mmfer.data.index import (
+    AUDIO_EXTENSIONS, IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, is_audio, is_image, is_video, iter_files,
+)
+from mmfer.errors import MmferError
+from mmfer.inference.inputs import audio_clip, memory_dataset
+from mmfer.inference.segments import Segment, SegmentSettings
+from mmfer.labels import EMOTIONS, NUM_CLASSES
+from mmfer.models.common import fold_batchnorm
+
+if TYPE_CHECKING:
+    from mmfer.inference.stream import VideoAnalysis
+
+log = logging.getLogger(__name__)
+
+# ``predicted`` is the predicted class; ``label`` is only ever a known truth (written after ``predicted`` when
+# ``labels_from`` gives one), as in every score CSV: one column name, one meaning.
+PREDICTION_COLUMNS: tuple[str, ...] = ("path", "clip_id", "predicted", *EMOTIONS, "face_ratio", "modalities", "warning")
+# Images up to this side and about square are taken as face crops as they are (FER2013 is 48x48).
+TIGHT_CROP_MAX_SIDE = 100
+TIGHT_CROP_ASPECT = (0.8, 1.25)
+FORWARD_BATCH = 256
+@dataclass
+class Prediction:
+    """One input's row: fused probabilities (None for an error row), what was used, and why not the rest."""
+
+    path: str
+    clip_id: str
+    kind: str  # video | image | audio | error
+    probs: np.ndarray | None = None
+    face_ratio: float | None = None
+    modalities: str = ""
+    warning: str = ""
+    seconds: float = 0.0
+    branches: dict[str, np.ndarray] = field(default_factory=dict, repr=False)  # each branch's own probabilities
+    timeline: dict[str, np.ndarray] | None = field(default=None, repr=False)  # for --plots (videos)
+    segments: list[Segment] | None = field(default=None, repr=False)  # videos and sound files, in time order
+    # seconds in each stage of a streamed analysis (decode, detect, landmarks, face_model, audio) and the
+    # seconds of the file analysed, for ``mmfer bench``
+    stages: dict[str, float] = field(default_factory=dict, repr=False)
+
+    @property
+    def ok(self) -> bool:
+        return self.probs is not None
+
+    @property
+    def predicted(self) -> str:
+        """The top class; empty for error rows and for uniform rows (nothing was seen, so nothing is predicted)."""
+        if self.probs is None or np.ptp(self.probs) < 1e-9:
+            return ""
+        return EMOTIONS[int(np.argmax(self.probs))]
+
+    @property
+    def label(self) -> str:
+        """Old name of ``predicted`` (kept for Python callers; files call it ``predicted``)."""
+        return self.predicted
+
+    def csv_row(self, truth: str | None = None, *, with_truth: bool = False) -> list[str]:
+        probs = [f"{p:.6f}" for p in self.probs] if self.probs is not None else [""] * NUM_CLASSES
+        ratio = "" if self.face_ratio is None else f"{self.face_ratio:.3f}"
+        known = [truth or ""] if with_truth else []
+        return [safe_text(self.path), self.clip_id, self.predicted, *known, *probs, ratio, self.modalities,
+                safe_text(self.warning)]
+
+
+@dataclass
+class PredictResult:
+    """What ``predict`` did: one :class:`Prediction` per input, in input order, and the files it wrote."""
+
+    predictions: list[Prediction]
+    model: str
+    load_seconds: float
+    out: Path | None = None
+    plots: list[Path] = field(default_factory=list)
+    submission: dict[str, Any] | None = None
+    frames: Path | None = None
+    report: Path | None = None
+    segments: Path | None = None
+
+    @property
+    def errors(self) -> list[Prediction]:
+        return [p for p in self.predictions if not p.ok]
+
+    def table(self, *, width: int = 60) -> str:
+        """A readable table: clip id, label, top probability, modalities, warning; then a summary line."""
+        rows = [("clip_id", "predicted", "top", "modalities", "warning")]
+        for p in self.predictions:
+            top = f"{float(np.max(p.probs)):.2f}" if p.ok else ""
+            warning = safe_text(p.warning)
+            warn = warning if len(warning) <= width else warning[: width - 3] + "..."
+            rows.append((p.clip_id, p.predicted or ("error" if not p.ok else "-"), top, p.modalities, warn))
+        widths = [max(len(r[i]) for r in rows) for i in range(4)]
+        lines = ["  ".join(c.ljust(w) for c, w in zip(r[:4], widths)) + "  " + r[4] for r in rows]
+        lines = [ln.rstrip() for ln in lines]
+        n, bad = len(self.predictions), len(self.errors)
+        done = [f"{n} input(s): {n - bad} predicted, {bad} error(s)"]
+        if self.out:
+            done.append(f"wrote {self.out}")
+        if self.plots:
+            done.append(f"{len(self.plots)} plot(s)")
+        if self.submission:
+            done.append(f"submission {self.submission['zip']}")
+        if self.frames:
+            done.append(f"per-frame rows in {self.frames}")
+        if self.segments:
+            done.append(f"segments in {self.segments}")
+        if self.report:
+            done.append(f"report {self.report}")
+        return "\n".join([*lines, "; ".join(done)])
+
+
+# ---------------------------------------------------------------- inputs
+def find_inputs(paths: Iterable[str | Path]) -> list[tuple[Path, str]]:
+    """(path, kind) for every input: files as given, folders searched recursively for videos, images and audio.
+
+    ``kind`` is video, image or audio; ``missing`` (no such path) and ``unsupported`` (a file given by
+    name that is none of those) become error rows. Hidden files and other files inside folders are skipped.
+    """
+    out: list[tuple[Path, str]] = []
+    for raw in paths:
+        p = Path(raw)
+        if p.is_dir():
+            found = list(iter_files(p, _media_kind))
+            if not found:
+                log.warning("%s: no video, image or audio files inside", p)
+            out.extend((f, _media_kind(f)) for f in found)
+        elif p.is_file():
+            out.append((p, _media_kind(p) or "unsupported"))
+        else:
+            out.append((p, _not_a_file(p)))
+    return out
+
+
+def _not_a_file(p: Path) -> str:
+    """``stdin`` for '-', ``special`` for a pipe, device or socket (``/dev/stdin``, a FIFO), else ``missing``."""
+    if str(p) == "-":
+        return "stdin"
+    return "special" if os.path.exists(p) else "missing"
+
+
+def _media_kind(path: Path) -> str | None:
+    return "video" if is_video(path) else "image" if is_image(path) else "audio" if is_audio(path) else None
+
+
+def check_unique_ids(inputs: Sequence[tuple[Path, str]]) -> None:
+    """A submission names each clip once: refuse two inputs with the same clip id (file name without extension)."""
+    seen: dict[str, Path] = {}
+    dupes = []
+    for path, _ in inputs:
+        cid = clip_id_from_name(path.stem)
+        if cid in seen:
+            dupes.append(f"{cid} ({seen[cid]} and {path})")
+        else:
+            seen[cid] = path
+    if dupes:
+        raise MmferError(f"--submission: {len(dupes)} clip id(s) appear twice, and a submission has one "
+                         f"<clip_id>.txt per clip: {'; '.join(dupes[:5])}{' ...' if len(dupes) > 5 else ''}. "
+                         "Rename the files or predict the folders separately")
+
+
+# Largest image predict decodes: 50 megapixels (150 MB as RGB); a face needs far fewer.
+MAX_IMAGE_PIXELS = 50_000_000
+
+
+def check_image_size(path: Path) -> None:
+    """Refuse an image too large to decode safely, from its header alone (a 16000x16000 PNG is 770 MB
+    decoded), before any pixel is read."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            w, h = im.size
+    except Image.DecompressionBombError as e:  # PIL's own, larger limit
+        raise MmferError(f"image too large to decode safely ({e}); downscale it first") from None
+    except Exception:  # noqa: BLE001 - not an image PIL knows: cv2 has the last word
+        return
+    if w * h > MAX_IMAGE_PIXELS:
+        raise MmferError(f"image is {w}x{h} pixels, over the {MAX_IMAGE_PIXELS // 1_000_000} megapixels predict "
+                         "decodes; downscale it first")
+
+
+# ---------------------------------------------------------------- the predictor
+class Predictor:
+    """A loaded bundle on a device, predicting one file at a time (``predict`` loops it over many)."""
+
+    def __init__(self, model: str | Path | Bundle = "default", *, device: str | torch.device = "auto",
+                 segments: SegmentSettings = SegmentSettings(), start: float = 0.0,
+                 duration: float | None = None) -> None:
+        """``segments``: how videos and sound files are cut (4-s fixed windows by default); ``start`` and
+        ``duration`` (s) limit the span of each that is analysed (default: all of it)."""
+        from mmfer.engine.scoring import resolve_device
+
+        self.segment_settings = segments
+        self.start = float(start)
+        self.duration = duration
+        if self.start < 0 or not np.isfinite(self.start):
+            raise MmferError(f"--start {start}: give a time in seconds from 0")
+        if duration is not None and not (np.isfinite(duration) and duration > 0):
+            raise MmferError(f"--duration {duration}: give a length in seconds above 0")
+        self.bundle = model if isinstance(model, Bundle) else load_bundle(model)
+        self.device = resolve_device(device)
+        self.bundle.to(self.device)
+        for b in self.bundle.branches:  # single-image CNNs run about 30% faster channels-last on a CPU
+            if b.kind == "face_image":
+                fold_batchnorm(b.model)
+                for m in b.model.modules():
+                    if isinstance(m, torch.nn.Conv2d):
+                        m.to(memory_format=torch.channels_last)
+        if self.bundle.of("face"):  # the face detector and landmark model load now (about 100 MB), not mid-run
+            from mmfer.faces.base import get_backend
+
+            get_backend(self.bundle.decode.face_backend)
+        self._warm_up()
+
+    def _warm_up(self) -> None:
+        """One-time costs (kernel selection, lazy imports) paid at load, not by the first file: each branch
+        scores a blank input once."""
+        for b in self.bundle.branches:
+            try:
+                if b.kind == "face_image":
+                    self.face_frames(b, np.zeros((1, 48, 48, 3), np.uint8), aligned=False, views=1)
+                elif b.modality == "audio":
+                    quiet = np.random.default_rng(0).normal(0, 0.01, b.sample_rate).astype(np.float32)
+                    self.clip_probs(b, [audio_clip(quiet, "warm-up")])
+            except Exception as e:  # noqa: BLE001 - a warm-up must never stop a load; real inputs will say why
+                log.debug("warm-up of %s skipped: %s", b.name, e)
+
+    # -------------------------------------------------------------- public
+    def predict_file(self, path: str | Path, kind: str | None = None, *, timeline: bool = False,
+                     progress: Callable[[float, float | None], None] | None = None,
+                     on_segment: Callable[[Segment], None] | None = None) -> Prediction:
+        """One input's prediction; never raises for a bad file (an error row says why instead).
+
+        Videos and sound files are analysed whole, as a stream of segments (``pred.segments``; ``on_segment``
+        sees each as it is made, ``progress(done_s, total_s)`` follows the stream)."""
+        path = Path(path)
+        kind = kind or (_media_kind(path) if path.is_file() else _not_a_file(path))
+        t0 = time.perf_counter()
+        try:
+            if kind in ("video", "audio"):
+                if kind == "audio" and not self.bundle.of("audio"):
+                    raise MmferError(f"model {self.bundle.source} has no audio branch; audio files need one")
+                analysis = self.analyse(path, audio_only=kind == "audio", timeline=timeline, progress=progress)
+                for seg in analysis:
+                    if on_segment is not None:
+                        on_segment(seg)
+                pred = analysis.prediction
+                pred.stages = {**{k: round(v, 3) for k, v in analysis.seconds.items()},
+                               "media_seconds": round(pred.segments[-1].end - pred.segments[0].start, 3)
+                               if pred.segments else 0.0}
+            elif kind == "image":
+                pred = self._image(path)
+            elif kind == "missing":
+                raise MmferError("file not found")
+            elif kind == "stdin":
+                raise MmferError("'-' (standard input) is not read: predict reads files; save the stream to a file "
+                                 "and give its name")
+            elif kind == "special":
+                raise MmferError("not a regular file (a pipe, device or socket such as /dev/stdin): predict reads "
+                                 "files it can seek in; save the stream to a file first")
+            else:
+                raise MmferError(f"unsupported file type {path.suffix or '(no extension)'!r}; expected a video "
+                                 f"({' '.join(VIDEO_EXTENSIONS)}), an image ({' '.join(IMAGE_EXTENSIONS)}) or "
+                                 f"audio ({' '.join(AUDIO_EXTENSIONS)})")
+        except MmferError as e:
+            pred = _error(path, _without_path(str(e), path))
+        except Exception as e:  # noqa: BLE001 - one bad input must not stop a run over many files
+            log.debug("%s: unexpected error", path, exc_info=True)
+            pred = _error(path, f"unexpected error ({type(e).__name__}: {e}); please report it")
+        pred.seconds = round(time.perf_counter() - t0, 3)
+        return pred
+
+    def analyse(self, path: str | Path, *, audio_only: bool = False, timeline: bool = False,
+                progress: Callable[[float, float | None], None] | None = None) -> "VideoAnalysis":
+        """A video's (or, ``audio_only``, a sound file's) analysis: iterate it for the segments, lazily, then
+        read ``.prediction`` for the file's row. Raises MmferError for a file that cannot be read."""
+        from mmfer.inference.stream import VideoAnalysis
+
+        return VideoAnalysis(self, path, segments=self.segment_settings, start=self.start, duration=self.duration,
+                             timeline=timeline, audio_only=audio_only, progress=progress)
+
+    def segments(self, path: str | Path, *, audio_only: bool = False) -> Iterator[Segment]:
+        """The segments of a video (or sound file), yielded as they are analysed: a tool can stream an hour-long
+        file's timeline without waiting for its end."""
+        yield from self.analyse(path, audio_only=audio_only)
+
+    # -------------------------------------------------------------- model calls
+    @torch.inference_mode()
+    def _forward(self, model: torch.nn.Module, x: np.ndarray) -> np.ndarray:
+        out = []
+        for s in range(0, len(x), FORWARD_BATCH):
+            xb = torch.from_numpy(np.ascontiguousarray(x[s : s + FORWARD_BATCH])).to(self.device)
+            if xb.dim() == 4:
+                xb = xb.contiguous(memory_format=torch.channels_last)
+            out.append(torch.softmax(model(xb).float(), dim=1).cpu().numpy().astype(np.float64))
+        return np.concatenate(out) if out else np.zeros((0, NUM_CLASSES))
+
+    def face_frames(self, branch: Branch, faces: np.ndarray, *, aligned: bool, views: int) -> np.ndarray:
+        """Per-image probabilities (N, 7) of a face_image branch for RGB face crops (N, H, W, 3).
+
+        Aligned crops (from ``mmfer.faces.align``) are first cut to the branch's framing: ``fer2013``
+        takes the square of the aligned crop that frames the face like FER2013's images (tighter: brows to
+        chin, see ``framing_box``), the framing the shipped face model was trained on;
+        ``aligned`` keeps the whole crop. Then exactly ``face_tensor`` with the branch's training data
+        settings (size, grey-scale, equalisation), and the mean over ``views`` test-time views.
+        """
+        from mmfer.data.features import crop_views, face_tensor
+        from mmfer.faces.crops import frame_faces
+
+        faces = np.asarray(faces)
+        if aligned:
+            faces = frame_faces(faces, branch.options.get("framing"))
+        d = branch.config.data
+        x = face_tensor(faces, size=d.image_size, grayscale=d.grayscale, equalize=d.equalize)
+        v = crop_views(x, views=views)  # (N, V, C, H, W)
+        p = self._forward(branch.model, v.reshape(-1, *v.shape[2:]))
+        return p.reshape(len(faces), v.shape[1], NUM_CLASSES).mean(axis=1)
+
+    def clip_probs_many(self, branches: Sequence[Branch], clips: Sequence[CachedClip]) -> dict[str, np.ndarray]:
+        """``clip_probs`` of several branches: those with the same input (kind, sample rate and data settings,
+        such as the folds of one audio model) build it once and share it."""
+        from torch.utils.data import DataLoader
+
+        from mmfer.data.datasets import collate_for
+        from mmfer.engine.scoring import predict_batches
+
+        groups: dict[tuple, list[Branch]] = {}
+        for b in branches:
+            groups.setdefault((b.kind, b.sample_rate, repr(b.config.data)), []).append(b)
+        out = {}
+        for (kind, rate, _), members in groups.items():
+            d = members[0].config.data
+            ds = memory_dataset(kind, clips, data=d, sample_rate=rate)
+            batches = list(DataLoader(ds, batch_size=d.eval_batch_size or d.batch_size, shuffle=False,
+                                      collate_fn=collate_for(ds.kind))) if len(ds) else []
+            for b in members:
+                out[b.name] = predict_batches(b.model, batches, clips=len(clips), device=self.device)
+        return out
+
+    def clip_probs(self, branch: Branch, clips: Sequence[CachedClip]) -> np.ndarray:
+        """Probabilities (N, 7) of a cache-kind or audio branch for decoded clips, through its dataset."""
+        from mmfer.engine.scoring import predict_clips
+
+        ds = memory_dataset(branch.kind, clips, data=branch.config.data, sample_rate=branch.sample_rate)
+        d = branch.config.data
+        return predict_clips(branch.model, ds, device=self.device, batch_size=d.eval_batch_size or d.batch_size,
+                             progress=False)
+
+    # -------------------------------------------------------------- per input kind
+    def _image(self, path: Path) -> Prediction:
+        import cv2
+
+        branches = [b for b in self.bundle.branches if b.kind == "face_image"]
+        if not branches:
+            raise MmferError(f"model {self.bundle.source} has no single-image face branch (face_image); "
+                             "images need one, e.g. the default model")
+        check_image_size(path)
+        img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if img is None:
+            raise MmferError("not a readable image (corrupt, or not the format its extension says)")
+        rgb = np.ascontiguousarray(img[..., ::-1])
+        h, w = rgb.shape[:2]
+        tight = max(h, w) <= TIGHT_CROP_MAX_SIDE and TIGHT_CROP_ASPECT[0] <= w / h <= TIGHT_CROP_ASPECT[1]
+        from mmfer.faces.base import get_backend
+        from mmfer.faces.crops import frame_crop, image_crop
+
+        d = self.bundle.decode
+        aligned = None  # the whole aligned crop (video path), made once for every branch that takes it
+        probs = {}
+        for b in branches:
+            if tight and b.options["tight_images"] == "as_is":
+                probs[b.name] = self.face_frames(b, rgb[None], aligned=False, views=b.options["image_views"])[0]
+                continue
+            if aligned is None:
+                made = (image_crop(rgb, get_backend(d.face_backend), crop_size=d.crop_size, framing=None,
+                                   detect_max_side=d.detect_max_side) if tight else
+                        frame_crop(rgb, get_backend(d.face_backend), crop_size=d.crop_size, framing=None,
+                                   detect_max_side=d.detect_max_side))
+                if made is None:
+                    raise MmferError(f"no face found ({w}x{h} image; faces smaller than about 80 px or far from "
+                                     "frontal are missed, and a tight crop under 100 px is taken as the face)")
+                aligned = made.crop[None]
+            probs[b.name] = self.face_frames(b, aligned, aligned=True, views=b.options["image_views"])[0]
+        return self._fused(path, "image", probs, face_ratio=1.0, notes=[], warnings=[])
+
+    def fuse_branches(self, probs: dict[str, np.ndarray]) -> tuple[np.ndarray | None, list[str], str]:
+        """The bundle's fusion of the branches that scored: (probabilities or None, modalities used, a note naming
+        branches left out for non-finite scores, or ""). One branch's NaN must not wipe out what the others saw."""
+        broken = [name for name, p in probs.items() if p is not None and not np.all(np.isfinite(p))]
+        note = ""
+        if broken:
+            probs = {name: p for name, p in probs.items() if name not in broken}
+            note = f"{', '.join(broken)} gave non-finite scores and were left out of fusion"
+        fused = self.bundle.fuse(probs)
+        used = [m for m in ("face", "audio") if any(b.modality == m and b.name in probs for b in self.bundle.branches)]
+        return fused, used, note
+
+    def make_prediction(self, path: Path, kind: str, fused: np.ndarray | None, *, used: list[str],
+                        branches: dict[str, np.ndarray], face_ratio: float | None, notes: list[str],
+                        warnings: list[str]) -> Prediction:
+        """A row: ``notes`` (what was missing) lead the warning with the fallback taken; None fuses to uniform."""
+        if notes:
+            warnings = [f"{'; '.join(notes)}: " + (f"{'+'.join(used)} only" if used else
+                                                   "uniform probabilities, no prediction"), *warnings]
+        if fused is None:
+            fused = np.full(NUM_CLASSES, 1.0 / NUM_CLASSES)
+        return Prediction(path=str(path), clip_id=clip_id_from_name(path.stem), kind=kind, probs=fused,
+                          face_ratio=face_ratio, modalities="+".join(used), warning="; ".join(warnings),
+                          branches=dict(branches))
+
+    def _fused(self, path: Path, kind: str, probs: dict[str, np.ndarray], *, face_ratio: float | None,
+               notes: list[str], warnings: list[str]) -> Prediction:
+        fused, used, broken = self.fuse_branches(probs)
+        kept = {name: p for name, p in probs.items() if p is not None and np.all(np.isfinite(p))}
+        return self.make_prediction(path, kind, fused, used=used, branches=kept, face_ratio=face_ratio, notes=notes,
+                                    warnings=[*warnings, broken] if broken else warnings)
+
+
+def _error(path: Path, reason: str) -> Prediction:
+    return Prediction(path=str(path), clip_id=clip_id_from_name(path.stem), kind="error", warning=reason)
+
+
+def _without_path(message: str, path: Path) -> str:
+    """The reason without a leading ``PATH: `` (the path column already names the file)."""
+    for prefix in (f"{path}: ", f"{os.path.abspath(path)}: "):
+        if message.startswith(prefix):
+            return message[len(prefix):]
+    return message

@@ -1,0 +1,177 @@
+"""``mmfer predict``: every video, face image and sound file of a list of paths through one ``Predictor``, with
+the outputs asked for (predictions, segments, frames, plots, report, submission), per-file progress, shards and
+a clean stop on Ctrl-C."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+from mmfer.bundle import Bundle
+from mmfer.data.cache import clip_id_from_name, safe_text
+from mmfer.errors import MmferError
+from mmfer.inference.outputs import (
+    FrameWriter, _plot, _timeline_args, _truths, write_prediction_report, write_prediction_submission,
+    write_predictions,
+)
+from mmfer.inference.predictor import PredictResult, Predictor, check_unique_ids, find_inputs
+from mmfer.inference.segments import SegmentSettings, SegmentWriter
+
+log = logging.getLogger(__name__)
+
+
+def predict(
+    paths: Iterable[str | Path] | str | Path,
+    *,
+    model: str | Path | Bundle = "default",
+    out: str | Path | None = None,
+    plots: str | Path | None = None,
+    submission: str | Path | None = None,
+    frames: str | Path | None = None,
+    report: str | Path | None = None,
+    segments: str | Path | None = None,
+    segment_seconds: float = SegmentSettings.seconds,
+    segment_by: str = SegmentSettings.by,
+    start: float = 0.0,
+    duration: float | None = None,
+    shard: str | tuple[int, int] | None = None,
+    labels_from: str | None = None,
+    device: str = "auto",
+    progress: bool = True,
+) -> PredictResult:
+    """Predict every video, face image and audio file in ``paths`` (files or folders, searched recursively).
+
+    ``model``: ``default`` (the shipped bundle), a bundle folder, a RUN of ``mmfer train`` or a FUSE folder.
+    ``out``: the predictions CSV (``PREDICTION_COLUMNS``); ``plots``: a folder for one timeline PNG per
+    video; ``submission``: an EmotiW zip (clip ids must be unique); ``frames``: a CSV with one row per analysed
+    video frame and audio window (``FRAME_COLUMNS``, see ``frame_rows``); ``report``: one HTML page of every
+    row and video timeline, with the metrics when ``labels_from`` (folder, ravdess, cremad) gives true labels;
+    ``segments``: a CSV with one row per segment of every video and sound file (``SEGMENT_COLUMNS``), cut by
+    ``segment_seconds`` and ``segment_by`` (fixed | speech). ``start``/``duration`` (s) limit the span of each
+    video and sound file analysed (default: all of it). ``shard`` ("i/n"): only the inputs of shard i of n, by
+    the rule of ``preprocess --shard`` (see ``shard_inputs``), so n machines split a folder between them.
+    Returns every row, in input order. Interrupted (Ctrl-C), the outputs keep the rows of the finished files.
+    """
+    from tqdm.auto import tqdm
+
+    from mmfer.outputs import check_output_dir, check_output_file
+
+    if isinstance(paths, (str, Path)):
+        paths = [paths]
+    if labels_from is not None and labels_from not in ("folder", "ravdess", "cremad"):
+        raise MmferError(f"--labels-from {labels_from!r}: choose folder, ravdess or cremad")
+    cut = SegmentSettings(seconds=segment_seconds, by=segment_by)
+    # every output is checked before any work, so a long run never ends unable to write its result
+    for option, target in (("--out", out), ("--frames", frames), ("--report", report), ("--submission", submission),
+                           ("--segments", segments)):
+        if target is not None:
+            check_output_file(target, option=option)
+    if plots is not None:
+        check_output_dir(plots, option="--plots")
+    inputs = find_inputs(paths)
+    if not inputs:
+        raise MmferError("predict: no inputs given; pass video, image or audio files, or folders holding them")
+    if shard is not None:
+        inputs = shard_inputs(inputs, shard)
+    if submission is not None:
+        check_unique_ids(inputs)  # before any work
+    t0 = time.perf_counter()
+    predictor = Predictor(model, device=device, segments=cut, start=start, duration=duration)
+    load_seconds = time.perf_counter() - t0
+    log.info("%s (loaded in %.2f s)", predictor.bundle.describe(), load_seconds)
+    plot_dir = Path(plots) if plots is not None else None
+    result = PredictResult(predictions=[], model=predictor.bundle.describe(), load_seconds=round(load_seconds, 3))
+    used: set[str] = set()
+    frame_writer = FrameWriter(frames) if frames is not None else None
+    segment_writer = SegmentWriter(segments) if segments is not None else None
+    timelines: dict[str, str] = {}
+    segment_rows: dict[str, list[dict[str, Any]]] = {}
+    files = tqdm(inputs, desc="predict", unit="file", disable=not progress)
+    try:
+        for path, kind in files:
+            bar = None
+            if progress and kind in ("video", "audio"):  # one bar per file, in seconds of it, with time left
+                bar = tqdm(desc=safe_text(Path(path).name)[:40], unit="s", leave=False, position=1,
+                           bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total_fmt} s [{elapsed}<{remaining}]")
+
+            def follow(done: float, total: float | None, bar=bar) -> None:
+                if bar is not None:
+                    if total and bar.total != round(total, 1):
+                        bar.total = round(total, 1)
+                    bar.update(max(0.0, done - bar.n))
+
+            pred = predictor.predict_file(path, kind, timeline=plot_dir is not None or frame_writer is not None
+                                          or report is not None, progress=follow,
+                                          on_segment=segment_writer.add if segment_writer is not None else None)
+            if bar is not None:
+                bar.close()
+            if plot_dir is not None and pred.kind == "video":
+                result.plots.append(_plot(pred, plot_dir, used))
+            if report is not None and pred.kind == "video":
+                from mmfer.plots import plot_timeline
+                from mmfer.report import png_data
+
+                arrays, title = _timeline_args(pred)
+                timelines[pred.clip_id if pred.clip_id not in timelines else safe_text(pred.path)] = png_data(
+                    lambda p: plot_timeline(p, **arrays, title=title))
+            if frame_writer is not None:
+                frame_writer.add(pred)
+                frame_writer.end_file()
+            if segment_writer is not None:
+                segment_writer.end_video()
+            pred.timeline = None  # keep memory flat over many files
+            if report is not None and pred.segments:
+                segment_rows[pred.clip_id if pred.clip_id not in segment_rows else safe_text(pred.path)] = [
+                    {"start": s.start, "end": s.end, "predicted": s.predicted, "confidence": float(np.max(s.probs))
+                     if s.seen else None, "face_ratio": s.face_ratio, "modalities": s.modalities, "track": s.track}
+                    for s in pred.segments]
+            pred.segments = None
+            result.predictions.append(pred)
+    except KeyboardInterrupt:
+        # the rows of the files that were finished are kept; the file cut short leaves nothing half-written
+        files.close()
+        _write_outputs(result, out=out, frame_writer=frame_writer, segment_writer=segment_writer, report=None,
+                       submission=None, timelines=timelines, segment_rows=segment_rows, labels_from=labels_from,
+                       keep_partial=False)
+        log.warning("interrupted: the rows of the %d finished file(s) were written", len(result.predictions))
+        raise
+    except BaseException:
+        for w in (frame_writer, segment_writer):
+            if w is not None:
+                w.abort()
+        raise
+    return _write_outputs(result, out=out, frame_writer=frame_writer, segment_writer=segment_writer, report=report,
+                          submission=submission, timelines=timelines, segment_rows=segment_rows,
+                          labels_from=labels_from)
+
+
+def _write_outputs(result: PredictResult, *, out, frame_writer, segment_writer, report, submission, timelines,
+                   segment_rows, labels_from, keep_partial: bool = True) -> PredictResult:
+    # the main output first: an optional one that fails afterwards cannot take the predictions with it
+    if out is not None:
+        truths = _truths(result.predictions, labels_from) if labels_from else None
+        result.out = write_predictions(out, result.predictions, truths)
+    if frame_writer is not None:
+        result.frames = frame_writer.close(keep_partial=keep_partial)
+    if segment_writer is not None:
+        result.segments = segment_writer.close(keep_partial=keep_partial)
+    if report is not None:
+        result.report = write_prediction_report(report, result.predictions, timelines=timelines,
+                                                segments=segment_rows, model=result.model, labels_from=labels_from)
+    if submission is not None:
+        result.submission = write_prediction_submission(result.predictions, submission)
+    return result
+
+
+def shard_inputs(inputs: Sequence[tuple[Path, str]], shard: str | tuple[int, int]) -> list[tuple[Path, str]]:
+    """The inputs of shard i of n ("i/n"): those whose clip id ``preprocess --shard`` puts there for the Test
+    split (a stable hash, the same on every machine), so n machines given the same folder split it between
+    them with no list to share; merge their CSVs with ``mmfer merge``."""
+    from mmfer.data.preprocess import parse_shard, shard_of
+
+    i, n = parse_shard(shard) if isinstance(shard, str) else shard
+    return [(p, k) for p, k in inputs if shard_of("Test", clip_id_from_name(p.stem), n) == i]
