@@ -28,7 +28,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -36,9 +35,10 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 from torch import nn
 
-from mmfer.cache import PreprocessSettings
+from mmfer.data.cache import PreprocessSettings
 from mmfer.data.kinds import CACHE_FACE_KINDS, MODALITY  # noqa: F401 - the kinds table; re-exported
 from mmfer.errors import MmferError
+from mmfer.fusion.methods import WEIGHTED_MEAN_METHODS
 from mmfer.labels import EMOTIONS, NUM_CLASSES
 
 log = logging.getLogger(__name__)
@@ -49,7 +49,7 @@ DEFAULT_DIR = Path(__file__).resolve().parent / "weights"
 BUILD_TOOL = "tools/build_default_model.py"
 
 # Fusion methods that are a (per-class) weighted mean, so they stay meaningful when a modality is missing.
-FUSION_METHODS = ("weighted", "mean", "exp_weighted", "per_class")
+FUSION_METHODS = WEIGHTED_MEAN_METHODS
 
 # How videos are decoded when no branch needs its training cache's settings (face_image + logmel models):
 # 8 frames/s are plenty to average a face model over, and keep predict under 1 s per 3-s clip on 2 cores;
@@ -123,22 +123,21 @@ class Bundle:
     def fuse(self, probs: Mapping[str, np.ndarray | None]) -> np.ndarray | None:
         """Weighted mean over the branches with scores in ``probs`` (weights renormalised over them); None if none.
 
-        Branch weights that are all zero for the present branches (a branch the Val search switched off,
-        but the only one that saw this clip) count equally instead of giving a uniform row.
+        The one weighted mean of ``mmfer fuse`` (``fusion.methods.weighted_mean``), after each branch's
+        temperature: a branch without scores is left out, as ``mmfer fuse`` leaves out a branch's uniform row.
         """
-        from mmfer.fusion.methods import apply_temperature
-        from mmfer.scores import normalise_rows
+        from mmfer.fusion.methods import apply_temperature, weighted_mean
 
-        present = [b for b in self.branches if probs.get(b.name) is not None]
-        if not present:
+        missing = np.array([probs.get(b.name) is None for b in self.branches])
+        if missing.all():
             return None
-        p = np.stack([np.asarray(probs[b.name], dtype=np.float64).reshape(NUM_CLASSES) for b in present])
-        if any(b.temperature is not None for b in present):
-            p = np.stack([apply_temperature(q, b.temperature) if b.temperature else q for q, b in zip(p, present)])
-        w = np.stack([b.weight for b in present])
-        if not np.any(w > 0):
-            w = np.ones_like(w)
-        return normalise_rows((w * p).sum(axis=0))
+        rows = []
+        for b, gone in zip(self.branches, missing):
+            q = np.full(NUM_CLASSES, 1.0 / NUM_CLASSES) if gone else \
+                np.asarray(probs[b.name], dtype=np.float64).reshape(NUM_CLASSES)
+            rows.append(apply_temperature(q, b.temperature) if b.temperature and not gone else q)
+        w = np.stack([b.weight for b in self.branches])
+        return weighted_mean(np.stack(rows)[:, None, :], w, missing=missing[:, None])[0]
 
     def describe(self) -> str:
         parts = [f"{b.name} ({b.checkpoint['model_name']}, {b.modality}, weight {_weight_text(b.weight)})"
@@ -413,8 +412,8 @@ def write_bundle(
                                                                    **dict(decode or {})})),
         "provenance": dict(provenance or {}),
     }
-    tmp = out / f".{BUNDLE_FILE}.tmp{os.getpid()}"
-    tmp.write_text(json.dumps(info, indent=1) + "\n")
-    os.replace(tmp, out / BUNDLE_FILE)
+    from mmfer.outputs import write_file
+
+    write_file(out / BUNDLE_FILE, json.dumps(info, indent=1) + "\n")  # whole or not at all, never through a link
     load_bundle(out)
     return out / BUNDLE_FILE

@@ -299,6 +299,8 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--start", type=float, default=0.0, metavar="S", help="analyse each video from this second on")
     p.add_argument("--duration", type=float, default=None, metavar="S",
                    help="analyse at most this many seconds of each video (default: to the end)")
+    p.add_argument("--frame-pooling", default=None, choices=("mean", "log_mean", "confidence"),
+                   help="how face-frame probabilities are pooled, for any model (default: the model's own)")
     p.add_argument("--shard", default=None, metavar="I/N",
                    help="only the inputs of shard I of N (as preprocess --shard); merge the CSVs with `mmfer merge`")
     p.add_argument("--labels-from", default=None, choices=("folder", "ravdess", "cremad"),
@@ -313,7 +315,8 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
         result = predict(args.paths, model=args.model, out=args.out, plots=args.plots, submission=args.submission,
                          frames=args.frames, report=args.report, segments=args.segments,
                          segment_seconds=args.segment_seconds, segment_by=args.segment_by, start=args.start,
-                         duration=args.duration, shard=args.shard, labels_from=args.labels_from, device=args.device,
+                         duration=args.duration, shard=args.shard, frame_pooling=args.frame_pooling,
+                         labels_from=args.labels_from, device=args.device,
                          progress=not args.no_progress)
         if not args.quiet:
             print(result.table())

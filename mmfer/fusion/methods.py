@@ -106,6 +106,40 @@ def _check_fit(stack: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 
 # ---------------------------------------------------------------- methods
+# The methods that are a (per-class) weighted mean of branch probabilities: they stay meaningful when a branch
+# has nothing for a clip (its weight is left out and the rest renormalised), so predict and bundles use them.
+WEIGHTED_MEAN_METHODS = ("weighted", "mean", "exp_weighted", "per_class")
+
+
+def missing_rows(stack: np.ndarray) -> np.ndarray:
+    """(B, N) bool: the rows a branch could not score. Score CSVs hold uniform rows for clips a branch could not
+    see (no face for a face branch, no sound for an audio one), so an exactly uniform row is a missing one."""
+    return np.ptp(stack, axis=2) < 1e-12
+
+
+def weighted_mean(stack: np.ndarray, weights: np.ndarray, *, missing: np.ndarray | None = None) -> np.ndarray:
+    """Fused (N, 7) probabilities from branch probabilities (B, N, 7) and weights (B,) or (B, 7): the one
+    weighted mean of ``mmfer fuse`` and predict, with one rule for a missing branch: its weight is left out and
+    the others' renormalised (a clip without a face is scored by its sound alone, not pulled towards uniform).
+    Where the present branches' weights are all zero (a branch the Val search switched off, but the only one
+    that saw this clip) they count equally; a clip no branch saw stays uniform."""
+    stack = np.asarray(stack, dtype=np.float64)
+    w = np.asarray(weights, dtype=np.float64)
+    w = np.broadcast_to(w[:, None] if w.ndim == 1 else w, (stack.shape[0], stack.shape[2]))  # (B, 7)
+    present = ~missing_rows(stack) if missing is None else ~np.asarray(missing, bool)  # (B, N)
+    wn = w[:, None, :] * present[:, :, None]  # (B, N, 7)
+    dead = ~np.any(wn > 0, axis=0)  # (N, 7): no present branch has weight here
+    wn = np.where(dead[None], present[:, :, None].astype(np.float64), wn)
+    nobody = ~present.any(axis=0)  # no branch saw the clip: the plain mean (uniform rows stay uniform)
+    wn[:, nobody, :] = 1.0
+    # per class, the present weights scaled up to the whole weight of that class: with every branch there this
+    # is the plain weighted sum; per-class weights keep their class balance when a branch is missing
+    total, kept = wn.sum(axis=0), np.where(dead | nobody[:, None], 1.0, 0.0)  # (N, 7)
+    whole = np.broadcast_to(w.sum(axis=0), total.shape)
+    scale = np.where((kept > 0) | (total <= 0), 1.0, whole / np.maximum(total, 1e-300))
+    return normalise_rows((wn * stack).sum(axis=0) * scale)
+
+
 class Fuser:
     """Base class: subclasses set ``name`` and implement ``fit``/``predict``/``params``."""
 
@@ -138,7 +172,7 @@ class MeanFusion(Fuser):
         return self
 
     def predict(self, probs_list):
-        return normalise_rows(self._check_predict(probs_list).mean(axis=0))
+        return weighted_mean(self._check_predict(probs_list), np.ones(self.n_branches))
 
     def params(self):
         return {"weights": [1.0 / self.n_branches] * self.n_branches}
@@ -193,7 +227,7 @@ class WeightedMean(Fuser):
         return self
 
     def predict(self, probs_list):
-        return normalise_rows(np.einsum("b,bnc->nc", self.weights, self._check_predict(probs_list)))
+        return weighted_mean(self._check_predict(probs_list), self.weights)
 
     def params(self):
         return {"weights": [float(w) for w in self.weights], "objective": self.objective,
@@ -243,7 +277,7 @@ class PerClassWeights(Fuser):
         return self
 
     def predict(self, probs_list):
-        return normalise_rows(np.einsum("bc,bnc->nc", self.weights, self._check_predict(probs_list)))
+        return weighted_mean(self._check_predict(probs_list), self.weights)
 
     def params(self):
         return {"weights": self.weights.tolist(), "weights_shape": "branches x classes", "objective": self.objective}
@@ -277,7 +311,7 @@ class ExpWeighted(Fuser):
         return w / w.sum()
 
     def predict(self, probs_list):
-        return normalise_rows(np.einsum("b,bnc->nc", self.weights, self._check_predict(probs_list)))
+        return weighted_mean(self._check_predict(probs_list), self.weights)
 
     def params(self):
         return {"weights": [float(w) for w in self.weights], "beta": self.beta,

@@ -60,7 +60,7 @@ def write_prediction_submission(predictions: Sequence[Prediction], out_zip: str 
     Inputs that could not be read, and uniform rows (neither face nor audio), get write_submission's
     ``prior`` fallback: the most likely class of the mean probabilities over the predicted inputs.
     """
-    from mmfer.cache import append_manifest
+    from mmfer.data.cache import append_manifest
     from mmfer.scores import write_scores
     from mmfer.submission import write_submission
 

@@ -218,10 +218,12 @@ class Predictor:
 
     def __init__(self, model: str | Path | Bundle = "default", *, device: str | torch.device = "auto",
                  segments: SegmentSettings = SegmentSettings(), start: float = 0.0,
-                 duration: float | None = None) -> None:
+                 duration: float | None = None, frame_pooling: str | None = None) -> None:
         """``segments``: how videos and sound files are cut (4-s fixed windows by default); ``start`` and
-        ``duration`` (s) limit the span of each that is analysed (default: all of it)."""
-        from mmfer.engine.scoring import resolve_device
+        ``duration`` (s) limit the span of each that is analysed (default: all of it); ``frame_pooling``
+        (mean, log_mean, confidence; see ``pool_frames``) replaces the model's own for its single-image face
+        branches, for any model: a bundle, a RUN or a FUSE folder."""
+        from mmfer.engine.device import resolve_device
 
         self.segment_settings = segments
         self.start = float(start)
@@ -231,6 +233,16 @@ class Predictor:
         if duration is not None and not (np.isfinite(duration) and duration > 0):
             raise MmferError(f"--duration {duration}: give a length in seconds above 0")
         self.bundle = model if isinstance(model, Bundle) else load_bundle(model)
+        if frame_pooling is not None:
+            from mmfer.bundle import FRAME_POOLINGS
+
+            if frame_pooling not in FRAME_POOLINGS:
+                raise MmferError(f"--frame-pooling {frame_pooling!r}: choose {', '.join(FRAME_POOLINGS)}")
+            import dataclasses
+
+            self.bundle = dataclasses.replace(self.bundle, branches=[  # the caller's bundle stays as it was
+                dataclasses.replace(b, options={**b.options, "frame_pooling": frame_pooling})
+                if b.kind == "face_image" else b for b in self.bundle.branches])
         self.device = resolve_device(device)
         self.bundle.to(self.device)
         for b in self.bundle.branches:  # single-image CNNs run about 30% faster channels-last on a CPU
@@ -240,7 +252,7 @@ class Predictor:
                     if isinstance(m, torch.nn.Conv2d):
                         m.to(memory_format=torch.channels_last)
         if self.bundle.of("face"):  # the face detector and landmark model load now (about 100 MB), not mid-run
-            from mmfer.faces.base import get_backend
+            from mmfer.faces.backends import get_backend
 
             get_backend(self.bundle.decode.face_backend)
         self._warm_up()
@@ -394,7 +406,7 @@ class Predictor:
         rgb = np.ascontiguousarray(img[..., ::-1])
         h, w = rgb.shape[:2]
         tight = max(h, w) <= TIGHT_CROP_MAX_SIDE and TIGHT_CROP_ASPECT[0] <= w / h <= TIGHT_CROP_ASPECT[1]
-        from mmfer.faces.base import get_backend
+        from mmfer.faces.backends import get_backend
         from mmfer.faces.crops import frame_crop, image_crop
 
         d = self.bundle.decode

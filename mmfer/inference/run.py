@@ -39,6 +39,7 @@ def predict(
     start: float = 0.0,
     duration: float | None = None,
     shard: str | tuple[int, int] | None = None,
+    frame_pooling: str | None = None,
     labels_from: str | None = None,
     device: str = "auto",
     progress: bool = True,
@@ -54,6 +55,7 @@ def predict(
     ``segment_seconds`` and ``segment_by`` (fixed | speech). ``start``/``duration`` (s) limit the span of each
     video and sound file analysed (default: all of it). ``shard`` ("i/n"): only the inputs of shard i of n, by
     the rule of ``preprocess --shard`` (see ``shard_inputs``), so n machines split a folder between them.
+    ``frame_pooling`` (mean, log_mean, confidence) replaces the model's own way of pooling face frames.
     Returns every row, in input order. Interrupted (Ctrl-C), the outputs keep the rows of the finished files.
     """
     from tqdm.auto import tqdm
@@ -80,7 +82,8 @@ def predict(
     if submission is not None:
         check_unique_ids(inputs)  # before any work
     t0 = time.perf_counter()
-    predictor = Predictor(model, device=device, segments=cut, start=start, duration=duration)
+    predictor = Predictor(model, device=device, segments=cut, start=start, duration=duration,
+                          frame_pooling=frame_pooling)
     load_seconds = time.perf_counter() - t0
     log.info("%s (loaded in %.2f s)", predictor.bundle.describe(), load_seconds)
     plot_dir = Path(plots) if plots is not None else None

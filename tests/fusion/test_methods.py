@@ -255,3 +255,31 @@ def test_uniform_fused_rows_are_no_prediction_in_the_objective():
     fused = np.vstack([np.full((2, 7), 1 / 7), np.eye(7)[[5, 5]]])
     y = np.array([0, 0, 5, 5])
     assert objective_scores(fused, y) == 0.5 and objective_scores(fused, y, "uar") == 0.5
+
+
+def test_one_rule_for_a_missing_branch_in_fuse_and_predict(tmp_path):
+    """Issue 22: ``mmfer fuse`` (a branch's uniform row: it could not see the clip) and predict (no scores from a
+    branch) fuse a clip the same way: the missing branch's weight is left out and the others' renormalised."""
+    from mmfer.fusion.methods import WEIGHTED_MEAN_METHODS, build_fuser, weighted_mean
+
+    rng = np.random.default_rng(0)
+    face, audio = rng.dirichlet(np.ones(7), 5), rng.dirichlet(np.ones(7), 5)
+    audio[2] = 1 / 7  # the audio branch heard nothing in clip 2
+    fused = weighted_mean(np.stack([face, audio]), np.array([0.6, 0.4]))
+    np.testing.assert_allclose(fused[2], face[2])  # not pulled towards uniform
+    np.testing.assert_allclose(fused[0], (0.6 * face[0] + 0.4 * audio[0]) / 1.0)
+    none = weighted_mean(np.full((2, 1, 7), 1 / 7), np.array([0.6, 0.4]))
+    np.testing.assert_allclose(none, 1 / 7)  # nobody saw it: uniform
+    off = weighted_mean(np.stack([face, audio]), np.array([0.0, 1.0]))
+    np.testing.assert_allclose(off[2], face[2])  # the only branch that saw it counts, though its weight is 0
+    y = rng.integers(0, 7, 5)
+    for method in WEIGHTED_MEAN_METHODS:
+        f = build_fuser(method).fit([face, audio], y)
+        w = np.asarray(f.params()["weights"], float)
+        whole = w.sum(axis=0) if w.ndim == 2 else np.ones(7)  # per_class: the class balance of all weights
+        expected = whole * face[2] / (whole * face[2]).sum()
+        np.testing.assert_allclose(f.predict([face, audio])[2], expected, atol=1e-9, err_msg=method)
+        full = f.predict([face, audio])[0]  # with both there, the plain weighted sum as before
+        w2 = w if w.ndim == 2 else np.repeat(w[:, None], 7, axis=1)
+        ref = (w2[0] * face[0] + w2[1] * audio[0])
+        np.testing.assert_allclose(full, ref / ref.sum(), atol=1e-9, err_msg=method)

@@ -180,3 +180,22 @@ def test_long_video_timeline_plot_shows_segments(tmp_path):
     a, b = cv2.imread(str(long)), cv2.imread(str(short))
     assert a.shape[1] > b.shape[1]  # the wide segment view, not the per-frame panels
     assert a.std() > 20
+
+
+def test_frame_pooling_is_settable_for_any_model(bundle, cremad_videos):
+    """Issue 22: --frame-pooling replaces a model's own pooling of face frames (here a bundle whose option is
+    mean), and leaves the bundle it was given unchanged."""
+    from mmfer.bundle import load_bundle
+    from mmfer.inference.inputs import pool_frames
+    from mmfer.predict import Predictor
+
+    b = load_bundle(bundle)
+    mean = Predictor(b).predict_file(cremad_videos[1], timeline=True)
+    conf = Predictor(b, frame_pooling="confidence").predict_file(cremad_videos[1], timeline=True)
+    face = mean.timeline["frame_probs"][mean.timeline["frame_face"]]
+    np.testing.assert_allclose(conf.branches["face"], pool_frames(face, "confidence"), atol=1e-9)
+    np.testing.assert_allclose(mean.branches["face"], pool_frames(face, "mean"), atol=1e-12)
+    assert np.abs(conf.branches["face"] - mean.branches["face"]).max() > 0
+    assert [x.options.get("frame_pooling") for x in b.branches if x.kind == "face_image"] == ["mean"]
+    with pytest.raises(MmferError, match="--frame-pooling 'max'"):
+        Predictor(b, frame_pooling="max")
