@@ -436,14 +436,19 @@ class VideoAnalysis:
             if w not in notes_w:
                 notes_w.append(w)
         if face_branches:
+            if stops or any("truncated or corrupt" in w for w in decode_warnings):
+                notes_w.insert(0, f"the video stream breaks off at {video_end:.1f} s: analysed up to there"
+                                  + (" (the sound goes on)" if self._audio and max(
+                                      self.start + a.end / a.rate for a in self._audio.values()) > video_end + 1
+                                     else ""))
             if self._n_frames == 1:
                 notes_w.append("only one video frame")
             main = self._audio.get(p.bundle.decode.sample_rate)
             audio_s = main.end / main.rate if main else 0.0
             truncated = _looks_truncated(info, self._n_frames / fps, audio_s, audio_capped=bool(self.duration))
             if truncated and not self.start and not self.duration and not decode_warnings and not stops:
-                notes_w.append(f"file looks truncated: {self._n_frames} frame(s) ({self._n_frames / fps:.1f} s) "
-                               f"decoded but {truncated}; kept what could be read, re-copy the file")
+                notes_w.append(f"file looks truncated: the video stream breaks off at {video_end:.1f} s "
+                               f"({self._n_frames} frame(s)) but {truncated}; analysed up to there, re-copy the file")
             v_len = video_end - self.start
             if main is not None and main.end and abs(audio_s - v_len) > STREAM_END_GAP_S:
                 if audio_s > v_len:

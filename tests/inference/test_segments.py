@@ -199,3 +199,23 @@ def test_frame_pooling_is_settable_for_any_model(bundle, cremad_videos):
     assert [x.options.get("frame_pooling") for x in b.branches if x.kind == "face_image"] == ["mean"]
     with pytest.raises(MmferError, match="--frame-pooling 'max'"):
         Predictor(b, frame_pooling="max")
+
+
+def test_a_stream_that_breaks_off_is_analysed_as_far_as_it_goes(tmp_path, bundle, cremad_videos):
+    """A video cut in the middle of its data (a streamable container, so the start still plays): the frames
+    before the break are analysed, and the row says at which second the pictures stop."""
+    import re
+
+    from mmfer.data.video import read_frames
+    from mmfer.predict import Predictor
+
+    frames, _ = read_frames(cremad_videos[0], fps=8)
+    whole = write_video(tmp_path / "whole.mkv", np.concatenate([frames] * 4), fps=8)  # streamable container
+    data = whole.read_bytes()
+    cut = tmp_path / "cut.mkv"
+    cut.write_bytes(data[: int(len(data) * 0.6)])
+    pred = Predictor(bundle).predict_file(cut)
+    assert pred.ok, pred.warning
+    m = re.search(r"the video stream breaks off at ([0-9.]+) s", pred.warning)
+    assert m and 0 < float(m.group(1)) < len(frames) * 4 / 8
+    assert pred.segments[-1].end == pytest.approx(float(m.group(1)), abs=0.2)
