@@ -56,6 +56,9 @@ def audio_clip(audio: np.ndarray, clip_id: str) -> CachedClip:
                       mask=np.zeros(0, bool), audio=np.asarray(audio, np.float32), meta={})
 
 
+FRAME_POOLINGS = ("mean", "log_mean", "confidence")  # pool_frames's methods (a face_image branch's frame_pooling)
+
+
 def pool_frames(per_frame: np.ndarray, method: str = "mean") -> np.ndarray:
     """One clip's probabilities (7,) from its frames' (N, 7).
 
@@ -73,7 +76,7 @@ def pool_frames(per_frame: np.ndarray, method: str = "mean") -> np.ndarray:
         w = 1.0 - (-(p * np.log(p)).sum(axis=1) / np.log(p.shape[1]))
         out = (w[:, None] * p).sum(axis=0) / max(float(w.sum()), 1e-12)
     else:
-        raise MmferError(f"frame pooling {method!r}; expected mean, log_mean or confidence")
+        raise MmferError(f"frame pooling {method!r}; expected {', '.join(FRAME_POOLINGS)}")
     return out / out.sum()
 
 

@@ -30,13 +30,13 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence
 import numpy as np
 import torch
 
-from mmfer.bundle import Branch, Bundle, load_bundle
+from mmfer.inference.bundle import Branch, Bundle, load_bundle
 from mmfer.data.cache import CachedClip, clip_id_from_name, safe_text
 from mmfer.data.index import (
     AUDIO_EXTENSIONS, IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, is_audio, is_image, is_video, iter_files,
 )
 from mmfer.errors import MmferError
-from mmfer.inference.inputs import audio_clip, memory_dataset
+from mmfer.inference.inputs import FRAME_POOLINGS, audio_clip, memory_dataset
 from mmfer.inference.segments import Segment, SegmentSettings
 from mmfer.labels import EMOTIONS, NUM_CLASSES
 from mmfer.models.common import fold_batchnorm
@@ -234,8 +234,6 @@ class Predictor:
             raise MmferError(f"--duration {duration}: give a length in seconds above 0")
         self.bundle = model if isinstance(model, Bundle) else load_bundle(model)
         if frame_pooling is not None:
-            from mmfer.bundle import FRAME_POOLINGS
-
             if frame_pooling not in FRAME_POOLINGS:
                 raise MmferError(f"--frame-pooling {frame_pooling!r}: choose {', '.join(FRAME_POOLINGS)}")
             import dataclasses

@@ -11,7 +11,7 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from mmfer.bundle import Bundle
+from mmfer.inference.bundle import Bundle
 from mmfer.data.cache import clip_id_from_name, safe_text
 from mmfer.errors import MmferError
 from mmfer.inference.outputs import (
