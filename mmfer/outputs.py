@@ -166,3 +166,40 @@ def write_file(path: str | Path, data: str | bytes, *, encoding: str = "utf-8") 
         with atomic_write(path, "w", encoding=encoding, newline="") as f:
             f.write(data)
     return path
+
+
+class CsvStream:
+    """A CSV written row by row as work goes (``tail -f`` works), on a temporary name beside ``path`` that
+    becomes ``path`` at ``close``. ``commit`` marks the rows so far as whole (a finished file of a run over
+    many); ``close(keep_partial=False)`` after an interruption drops the rows after the last commit;
+    ``abort`` (a failed run) leaves nothing."""
+
+    def __init__(self, path: str | Path, header: Iterable[str]):
+        import csv
+
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._tmp = self.path.with_name(f".{self.path.name}.tmp{os.getpid()}")
+        self._f = open_new(self._tmp, "w", newline="", encoding="utf-8")
+        self._w = csv.writer(self._f)
+        self._w.writerow(list(header))
+        self.commit()
+
+    def writerow(self, row: Iterable[Any]) -> None:
+        self._w.writerow(row)
+
+    def commit(self) -> None:
+        self._f.flush()
+        self._committed = self._f.tell()
+
+    def close(self, *, keep_partial: bool = True) -> Path:
+        if not keep_partial:
+            self._f.flush()
+            self._f.truncate(self._committed)
+        self._f.close()
+        os.replace(self._tmp, self.path)
+        return self.path
+
+    def abort(self) -> None:
+        self._f.close()
+        self._tmp.unlink(missing_ok=True)

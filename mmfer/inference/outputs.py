@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import logging
-import os
 import tempfile
 from pathlib import Path
 from typing import Any, Sequence
@@ -16,7 +15,7 @@ from mmfer.data.cache import ClipRecord, safe_text
 from mmfer.errors import MmferError
 from mmfer.inference.predictor import PREDICTION_COLUMNS, Prediction, check_unique_ids
 from mmfer.labels import EMOTIONS, NUM_CLASSES
-from mmfer.outputs import atomic_write, open_new
+from mmfer.outputs import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -184,36 +183,25 @@ class FrameWriter:
     """Appends ``frame_rows`` to a CSV as predictions come, so memory stays flat over many files."""
 
     def __init__(self, path: str | Path):
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._tmp = self.path.with_name(f".{self.path.name}.tmp{os.getpid()}")
-        self._f = open_new(self._tmp, "w", newline="", encoding="utf-8")
-        self._w = csv.writer(self._f)
-        self._w.writerow(FRAME_COLUMNS)
-        self._f.flush()
-        self._committed = self._f.tell()
+        from mmfer.outputs import CsvStream
+
+        self._out = CsvStream(path, FRAME_COLUMNS)
+        self.path = self._out.path
 
     def add(self, pred: Prediction) -> None:
         for r in frame_rows(pred):
-            self._w.writerow(["" if v is None or (isinstance(v, float) and np.isnan(v)) else
-                              (f"{v:.6f}" if isinstance(v, float) else int(v) if isinstance(v, bool) else
-                               safe_text(v) if isinstance(v, str) else v)
-                              for v in (r[c] for c in FRAME_COLUMNS)])
+            self._out.writerow(["" if v is None or (isinstance(v, float) and np.isnan(v)) else
+                                (f"{v:.6f}" if isinstance(v, float) else int(v) if isinstance(v, bool) else
+                                 safe_text(v) if isinstance(v, str) else v)
+                                for v in (r[c] for c in FRAME_COLUMNS)])
 
     def end_file(self) -> None:
         """The rows so far are whole files: an interruption keeps them."""
-        self._f.flush()
-        self._committed = self._f.tell()
+        self._out.commit()
 
     def close(self, *, keep_partial: bool = True) -> Path:
-        if not keep_partial:  # interrupted: only the files that were finished
-            self._f.flush()
-            self._f.truncate(self._committed)
-        self._f.close()
-        os.replace(self._tmp, self.path)
-        return self.path
+        return self._out.close(keep_partial=keep_partial)
 
     def abort(self) -> None:
         """A failed run leaves no half-written CSV."""
-        self._f.close()
-        self._tmp.unlink(missing_ok=True)
+        self._out.abort()

@@ -14,7 +14,6 @@ sound); a video that is one segment gets exactly that segment's prediction.
 from __future__ import annotations
 
 import csv
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -133,21 +132,14 @@ def main_track(tracks: np.ndarray) -> str:
 
 # ---------------------------------------------------------------- the CSV
 class SegmentWriter:
-    """``--segments``: rows appended as segments come (``tail -f`` works), written to a temporary file that
-    becomes the named file at ``close``. A video is committed by ``end_video``; ``close(keep_partial=False)``
-    after an interruption drops the rows of the video that was cut short, so the file holds whole videos."""
+    """``--segments``: rows appended as segments come, committed a video at a time (``end_video``), so that
+    ``close(keep_partial=False)`` after an interruption keeps whole videos (see ``mmfer.outputs.CsvStream``)."""
 
     def __init__(self, path: str | Path):
-        from mmfer.outputs import open_new
+        from mmfer.outputs import CsvStream
 
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._tmp = self.path.with_name(f".{self.path.name}.tmp{os.getpid()}")
-        self._f = open_new(self._tmp, "w", newline="", encoding="utf-8")
-        self._w = csv.writer(self._f)
-        self._w.writerow(SEGMENT_COLUMNS)
-        self._f.flush()
-        self._committed = self._f.tell()
+        self._out = CsvStream(path, SEGMENT_COLUMNS)
+        self.path = self._out.path
         self.rows = 0
 
     def add(self, segment: Segment) -> None:
@@ -155,24 +147,17 @@ class SegmentWriter:
 
         row = segment.row()
         row[0] = safe_text(row[0])
-        self._w.writerow(row)
+        self._out.writerow(row)
         self.rows += 1
 
     def end_video(self) -> None:
-        self._f.flush()
-        self._committed = self._f.tell()
+        self._out.commit()
 
     def close(self, *, keep_partial: bool = True) -> Path:
-        if not keep_partial:
-            self._f.flush()
-            self._f.truncate(self._committed)
-        self._f.close()
-        os.replace(self._tmp, self.path)
-        return self.path
+        return self._out.close(keep_partial=keep_partial)
 
     def abort(self) -> None:
-        self._f.close()
-        self._tmp.unlink(missing_ok=True)
+        self._out.abort()
 
 
 def read_segments(path: str | Path) -> list[dict[str, str]]:
@@ -194,7 +179,7 @@ def merge_csvs(inputs: Iterable[str | Path], out: str | Path) -> dict[str, Any]:
     all inputs must have the same header). Rows are sorted by path (then start or time, as numbers), and a row
     that two inputs both hold (the same shard run twice) is kept once; two different rows for the same file
     are an error, since they cannot both be right."""
-    from mmfer.outputs import check_output_file, open_new
+    from mmfer.outputs import atomic_write, check_output_file
 
     inputs = [Path(p) for p in inputs]
     if not inputs:
@@ -235,17 +220,11 @@ def merge_csvs(inputs: Iterable[str | Path], out: str | Path) -> dict[str, Any]:
 
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
-    try:
-        with open_new(tmp, "w", newline="", encoding="utf-8") as f:
-            w = csv.writer(f)
-            w.writerow(header)
-            for _, row in sorted(rows.items(), key=sort_key):
-                w.writerow(row)
-        os.replace(tmp, out)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with atomic_write(out, "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(header)
+        for _, row in sorted(rows.items(), key=sort_key):
+            w.writerow(row)
     return {"out": out, "inputs": len(inputs), "rows": len(rows), "columns": header}
 
 
