@@ -190,6 +190,8 @@ class VideoAnalysis:
         self.audio_only = audio_only
         self.progress = progress
         self.prediction: Any = None  # the Prediction of mmfer.predict, once iterated
+        # seconds per stage (``mmfer bench``): decode is the wait for decoded frames (decoding runs in a helper
+        # thread) plus alignment; detect and landmarks are the tracker's; face_model and audio the branches'
         self.seconds = {"decode": 0.0, "detect": 0.0, "landmarks": 0.0, "face_model": 0.0, "audio": 0.0}
 
     # ---------------------------------------------------------- the stream
@@ -214,7 +216,6 @@ class VideoAnalysis:
         total = self.duration
         if total is None and info is not None:
             total = max(0.0, float(info.duration) - self.start)
-        self._total = total
         rates = sorted({b.sample_rate for b in audio_branches} | ({decode.sample_rate} if face_branches else set()))
         audio = {}
         for sr in rates:
@@ -240,7 +241,7 @@ class VideoAnalysis:
         seg_start = self.start
         video_end = self.start  # frames known up to here (s)
         video_done = not face_branches
-        tracker = make_tracker(dataclasses.replace(decode, max_frames=None)) if face_branches else None
+        tracker = make_tracker(decode) if face_branches else None
         settings = dataclasses.replace(decode, max_frames=int(round(self.duration * fps)) if self.duration else None)
         cache_kinds = [b for b in face_branches if b.kind != "face_image"]
 
@@ -294,8 +295,11 @@ class VideoAnalysis:
                 sample_rate=main_sr)
             yield self._segment(seg_start, cut, frames, face_branches, cache_kinds, audio_branches, fps, last=True)
             seg_start = cut
+        # the frame pipeline runs the tracker as it yields: the time spent waiting for a batch holds the
+        # detector and the landmark fits, which are counted apart
         self.seconds["detect"] = tracker.seconds["detect"] if tracker else 0.0
         self.seconds["landmarks"] = tracker.seconds["landmarks"] if tracker else 0.0
+        self.seconds["decode"] = max(0.0, self.seconds["decode"] - self.seconds["detect"] - self.seconds["landmarks"])
         self._finish(face_branches, audio_branches, info, fps, video_end, warnings, stops, decode_warnings)
 
     # ---------------------------------------------------------- frames in
