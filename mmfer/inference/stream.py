@@ -288,12 +288,13 @@ class VideoAnalysis:
             if self.progress:
                 self.progress(max([video_end - self.start] + [a.end / a.rate for a in audio.values()]), total)
         end = max([video_end] + [self.start + a.end / a.rate for a in audio.values()])
-        while end > seg_start:
-            cut = end if final_cuts(seg_start, end, self.settings) else next_cut(
+        while end > seg_start:  # the last cuts: a remainder under half a window joins the last segment
+            last = final_cuts(seg_start, end, self.settings)
+            cut = end if last else next_cut(
                 seg_start, self.settings, audio=audio[main_sr].buf if main_sr in audio else None,
                 audio_start=self.start + (audio[main_sr].first / main_sr if main_sr in audio else 0.0),
                 sample_rate=main_sr)
-            yield self._segment(seg_start, cut, frames, face_branches, cache_kinds, audio_branches, fps, last=True)
+            yield self._segment(seg_start, cut, frames, face_branches, cache_kinds, audio_branches, fps, last=last)
             seg_start = cut
         # the frame pipeline runs the tracker as it yields: the time spent waiting for a batch holds the
         # detector and the landmark fits, which are counted apart

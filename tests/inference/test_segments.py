@@ -219,3 +219,24 @@ def test_a_stream_that_breaks_off_is_analysed_as_far_as_it_goes(tmp_path, bundle
     m = re.search(r"the video stream breaks off at ([0-9.]+) s", pred.warning)
     assert m and 0 < float(m.group(1)) < len(frames) * 4 / 8
     assert pred.segments[-1].end == pytest.approx(float(m.group(1)), abs=0.2)
+
+
+def test_each_segment_hears_exactly_its_own_sound(tmp_path, bundle, cremad_videos):
+    """Cuts made after both streams have ended (sound running on past the pictures) still give each segment its
+    own span of sound: the audio branch of every segment equals the model on exactly [start, end)."""
+    from mmfer.data.video import read_audio, read_frames
+    from mmfer.inference.inputs import audio_clip
+    from mmfer.predict import Predictor
+
+    frames, _ = read_frames(cremad_videos[0], fps=8)
+    sound = np.resize(read_audio(cremad_videos[0]), int(14.3 * 16000))  # the last pull ends it 6+ s past a cut
+    video = write_video(tmp_path / "talk.mp4", frames[:16], fps=8, audio=sound)
+    p = Predictor(bundle)
+    pred = p.predict_file(video)
+    heard = read_audio(video)
+    assert len(pred.segments) >= 2
+    for seg in pred.segments:
+        a, b = int(round(seg.start * 16000)), int(round(seg.end * 16000))
+        part = heard[a:] if seg is pred.segments[-1] else heard[a:b]
+        want = p.clip_probs_many(p.bundle.of("audio"), [audio_clip(part, "x")])
+        np.testing.assert_allclose(seg.branches["audio"], want["audio"][0], atol=1e-6, err_msg=f"{seg.start}")
