@@ -270,6 +270,7 @@ class Predictor:
 
     # -------------------------------------------------------------- public
     def predict_file(self, path: str | Path, kind: str | None = None, *, timeline: bool = False,
+                     audio_windows: bool | None = None,
                      progress: Callable[[float, float | None], None] | None = None,
                      on_segment: Callable[[Segment], None] | None = None) -> Prediction:
         """One input's prediction; never raises for a bad file (an error row says why instead).
@@ -283,7 +284,8 @@ class Predictor:
             if kind in ("video", "audio"):
                 if kind == "audio" and not self.bundle.of("audio"):
                     raise MmferError(f"model {self.bundle.source} has no audio branch; audio files need one")
-                analysis = self.analyse(path, audio_only=kind == "audio", timeline=timeline, progress=progress)
+                analysis = self.analyse(path, audio_only=kind == "audio", timeline=timeline,
+                                        audio_windows=audio_windows, progress=progress)
                 for seg in analysis:
                     if on_segment is not None:
                         on_segment(seg)
@@ -314,13 +316,15 @@ class Predictor:
         return pred
 
     def analyse(self, path: str | Path, *, audio_only: bool = False, timeline: bool = False,
+                audio_windows: bool | None = None,
                 progress: Callable[[float, float | None], None] | None = None) -> "VideoAnalysis":
         """A video's (or, ``audio_only``, a sound file's) analysis: iterate it for the segments, lazily, then
         read ``.prediction`` for the file's row. Raises MmferError for a file that cannot be read."""
         from mmfer.inference.stream import VideoAnalysis
 
         return VideoAnalysis(self, path, segments=self.segment_settings, start=self.start, duration=self.duration,
-                             timeline=timeline, audio_only=audio_only, progress=progress)
+                             timeline=timeline, audio_only=audio_only, audio_windows=audio_windows,
+                             progress=progress)
 
     def segments(self, path: str | Path, *, audio_only: bool = False) -> Iterator[Segment]:
         """The segments of a video (or sound file), yielded as they are analysed: a tool can stream an hour-long

@@ -109,6 +109,7 @@ def predict(
 
             pred = predictor.predict_file(path, kind, timeline=plot_dir is not None or frame_writer is not None
                                           or report is not None, progress=follow,
+                                          audio_windows=True if frame_writer is not None else None,
                                           on_segment=segment_writer.add if segment_writer is not None else None)
             if bar is not None:
                 bar.close()

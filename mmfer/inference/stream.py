@@ -21,6 +21,9 @@ from mmfer.inference.segments import Segment, SegmentSettings, final_cuts, main_
 from mmfer.labels import NUM_CLASSES
 
 
+# files up to this long get the audio model over sliding windows for --plots by default (their plot draws
+# frames and windows; a longer one's plot draws segments, see plots.SEGMENT_VIEW_ABOVE)
+AUDIO_WINDOWS_UP_TO_S = 120.0
 AUDIO_AHEAD_S = 0.5  # sound is decoded this far past the frames, so a segment's sound is there when it is cut
 # lengths of sound and video that differ by more than this get a warning saying where each ends
 STREAM_END_GAP_S = 2.0
@@ -170,12 +173,15 @@ class VideoAnalysis:
 
     ``start``/``duration`` (s) limit the span analysed; ``progress(done_s, total_s)`` is called as it goes;
     ``timeline`` keeps per-frame and per-audio-window probabilities for --frames and --plots (small arrays:
-    an hour at 8 frames/s is a few MB). ``audio_only`` analyses the sound alone (audio files).
+    an hour at 8 frames/s is a few MB). ``audio_windows`` (with ``timeline``) also scores the sound over
+    1-s windows every 0.5 s, which costs about as much again as the segments' own audio: always when True
+    (--frames), never when False, and by default only for files up to ``AUDIO_WINDOWS_UP_TO_S`` long, whose
+    plots draw them (a longer file's plot shows its segments). ``audio_only`` analyses the sound alone.
     """
 
     def __init__(self, predictor: Any, path: str | Path, *, segments: SegmentSettings = SegmentSettings(),
                  start: float = 0.0, duration: float | None = None, timeline: bool = False,
-                 audio_only: bool = False,
+                 audio_only: bool = False, audio_windows: bool | None = None,
                  progress: Callable[[float, float | None], None] | None = None) -> None:
         if start < 0 or not np.isfinite(start):
             raise MmferError(f"--start {start}: give a time in seconds from 0")
@@ -188,6 +194,7 @@ class VideoAnalysis:
         self.duration = duration
         self.timeline = timeline
         self.audio_only = audio_only
+        self.audio_windows = audio_windows
         self.progress = progress
         self.prediction: Any = None  # the Prediction of mmfer.predict, once iterated
         # seconds per stage (``mmfer bench``): decode is the wait for decoded frames (decoding runs in a helper
@@ -216,6 +223,8 @@ class VideoAnalysis:
         total = self.duration
         if total is None and info is not None:
             total = max(0.0, float(info.duration) - self.start)
+        self._windowed = self.timeline and (self.audio_windows if self.audio_windows is not None else
+                                            total is None or total <= AUDIO_WINDOWS_UP_TO_S)
         rates = sorted({b.sample_rate for b in audio_branches} | ({decode.sample_rate} if face_branches else set()))
         audio = {}
         for sr in rates:
@@ -377,7 +386,7 @@ class VideoAnalysis:
         for rate, clips in heard.items():
             got = p.clip_probs_many([b for b in audio_branches if b.sample_rate == rate], clips)
             probs.update({name: q[0] for name, q in got.items()})
-        if self.timeline and audio_branches:
+        if self._windowed and audio_branches:
             self._audio_windows(audio_branches[0], e, last)
         self.seconds["audio"] += time.perf_counter() - t
         fused, used, broken = p.fuse_branches(probs)
@@ -390,7 +399,7 @@ class VideoAnalysis:
                       track=main_track(part["track"]), branches=probs)
         for a in self._audio.values():  # the sound before this segment's end is done with
             lo = self._samples(e, e, a.rate, False)[0]
-            if self.timeline and audio_branches and a.rate == audio_branches[0].sample_rate:
+            if self._windowed and audio_branches and a.rate == audio_branches[0].sample_rate:
                 lo = min(lo, self._window_start(a.rate))  # windows still to score reach back a little
             a.drop_before(lo)
         self._segments.append(seg)

@@ -240,3 +240,17 @@ def test_each_segment_hears_exactly_its_own_sound(tmp_path, bundle, cremad_video
         part = heard[a:] if seg is pred.segments[-1] else heard[a:b]
         want = p.clip_probs_many(p.bundle.of("audio"), [audio_clip(part, "x")])
         np.testing.assert_allclose(seg.branches["audio"], want["audio"][0], atol=1e-6, err_msg=f"{seg.start}")
+
+
+def test_audio_windows_are_scored_for_short_files_or_when_frames_are_asked(bundle, cremad_videos, monkeypatch):
+    """The sliding audio windows (for --frames, and the plots of short files) cost about as much again as the
+    segments' own audio: a file longer than AUDIO_WINDOWS_UP_TO_S skips them unless --frames asks."""
+    import mmfer.inference.stream as stream
+    from mmfer.predict import Predictor
+
+    p = Predictor(bundle)
+    assert "audio_times" in p.predict_file(cremad_videos[0], timeline=True).timeline
+    monkeypatch.setattr(stream, "AUDIO_WINDOWS_UP_TO_S", 1.0)  # the clip now counts as long
+    long = p.predict_file(cremad_videos[0], timeline=True)
+    assert "audio_times" not in long.timeline and "frame_probs" in long.timeline
+    assert "audio_times" in p.predict_file(cremad_videos[0], timeline=True, audio_windows=True).timeline
