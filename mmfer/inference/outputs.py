@@ -15,7 +15,7 @@ from mmfer.data.cache import ClipRecord, safe_text
 from mmfer.errors import MmferError
 from mmfer.inference.predictor import PREDICTION_COLUMNS, Prediction, check_unique_ids
 from mmfer.labels import EMOTIONS, NUM_CLASSES
-from mmfer.outputs import atomic_write
+from mmfer.outputs import CsvStream, atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -179,29 +179,17 @@ def frames_dataframe(rows: Sequence[dict[str, Any]]):
     return pd.DataFrame(list(rows), columns=list(FRAME_COLUMNS))
 
 
-class FrameWriter:
+class FrameWriter(CsvStream):
     """Appends ``frame_rows`` to a CSV as predictions come, so memory stays flat over many files."""
 
     def __init__(self, path: str | Path):
-        from mmfer.outputs import CsvStream
-
-        self._out = CsvStream(path, FRAME_COLUMNS)
-        self.path = self._out.path
+        super().__init__(path, FRAME_COLUMNS)
 
     def add(self, pred: Prediction) -> None:
         for r in frame_rows(pred):
-            self._out.writerow(["" if v is None or (isinstance(v, float) and np.isnan(v)) else
-                                (f"{v:.6f}" if isinstance(v, float) else int(v) if isinstance(v, bool) else
-                                 safe_text(v) if isinstance(v, str) else v)
-                                for v in (r[c] for c in FRAME_COLUMNS)])
+            self.writerow(["" if v is None or (isinstance(v, float) and np.isnan(v)) else
+                           (f"{v:.6f}" if isinstance(v, float) else int(v) if isinstance(v, bool) else
+                            safe_text(v) if isinstance(v, str) else v)
+                           for v in (r[c] for c in FRAME_COLUMNS)])
 
-    def end_file(self) -> None:
-        """The rows so far are whole files: an interruption keeps them."""
-        self._out.commit()
-
-    def close(self, *, keep_partial: bool = True) -> Path:
-        return self._out.close(keep_partial=keep_partial)
-
-    def abort(self) -> None:
-        """A failed run leaves no half-written CSV."""
-        self._out.abort()
+    end_file = CsvStream.commit  # the rows so far are whole files: an interruption keeps them

@@ -21,7 +21,8 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from mmfer.errors import MmferError
-from mmfer.labels import EMOTIONS, NUM_CLASSES
+from mmfer.labels import EMOTIONS
+from mmfer.outputs import CsvStream
 
 SEGMENT_SECONDS = 4.0
 SEGMENT_BY = ("fixed", "speech")
@@ -131,33 +132,21 @@ def main_track(tracks: np.ndarray) -> str:
 
 
 # ---------------------------------------------------------------- the CSV
-class SegmentWriter:
+class SegmentWriter(CsvStream):
     """``--segments``: rows appended as segments come, committed a video at a time (``end_video``), so that
-    ``close(keep_partial=False)`` after an interruption keeps whole videos (see ``mmfer.outputs.CsvStream``)."""
+    ``close(keep_partial=False)`` after an interruption keeps whole videos."""
 
     def __init__(self, path: str | Path):
-        from mmfer.outputs import CsvStream
-
-        self._out = CsvStream(path, SEGMENT_COLUMNS)
-        self.path = self._out.path
-        self.rows = 0
+        super().__init__(path, SEGMENT_COLUMNS)
 
     def add(self, segment: Segment) -> None:
         from mmfer.data.cache import safe_text
 
         row = segment.row()
         row[0] = safe_text(row[0])
-        self._out.writerow(row)
-        self.rows += 1
+        self.writerow(row)
 
-    def end_video(self) -> None:
-        self._out.commit()
-
-    def close(self, *, keep_partial: bool = True) -> Path:
-        return self._out.close(keep_partial=keep_partial)
-
-    def abort(self) -> None:
-        self._out.abort()
+    end_video = CsvStream.commit
 
 
 def read_segments(path: str | Path) -> list[dict[str, str]]:
@@ -233,7 +222,3 @@ def _number(text: str) -> tuple:
         return (0, float(text))
     except ValueError:
         return (1, text)
-
-
-def uniform() -> np.ndarray:
-    return np.full(NUM_CLASSES, 1.0 / NUM_CLASSES)
