@@ -57,13 +57,67 @@ def check_predictor() -> None:
         raise MmferError(f"{path}: the dlib 68-point predictor file is missing; reinstall face-recognition-models")
 
 
-def fit_landmarks(predictor, image: np.ndarray, box: np.ndarray) -> np.ndarray:
-    """Run a dlib shape predictor in ``box`` of an RGB or grey image: (68, 2) float32 image pixels."""
+# A fit whose eyes are tilted more than this (degrees) is fitted again with the face turned upright: dlib's
+# predictor was trained on upright faces and drifts on tilted ones. On 75 FER2013 faces at 192 px turned 30
+# degrees, fits in a plain box lay 13.5 % of the inter-ocular distance from the upright fit (mean; 20 % of
+# faces past 15 %); at 15 degrees 4.9 %.
+UPRIGHT_ABOVE_DEG = 12.0
+UPRIGHT_STEPS = 2  # turns at most; a second corrects a first fit that read the tilt short
+
+
+def _fit(predictor, image: np.ndarray, box: np.ndarray) -> np.ndarray:
     import dlib
 
     x0, y0, x1, y1 = (int(round(float(v))) for v in np.asarray(box, dtype=np.float64)[:4])
     shape = predictor(as_rgb_uint8(image, grey_ok=True), dlib.rectangle(x0, y0, max(x1, x0 + 1), max(y1, y0 + 1)))
     return np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float32)
+
+
+def eye_roll_deg(points68: np.ndarray) -> float:
+    """In-plane tilt of the line between the eye centres, degrees (positive: the face's left eye lower)."""
+    p = np.asarray(points68, dtype=np.float64)
+    d = p[42:48].mean(axis=0) - p[36:42].mean(axis=0)
+    return float(np.degrees(np.arctan2(d[1], d[0])))
+
+
+def fit_landmarks(predictor, image: np.ndarray, box: np.ndarray, *, upright: bool = True) -> np.ndarray:
+    """Run a dlib shape predictor in ``box`` of an RGB or grey image: (68, 2) float32 image pixels.
+
+    With ``upright``, a face found tilted past UPRIGHT_ABOVE_DEG is fitted once more in a patch around the box
+    turned upright, and the points are turned back: a rolled head (or a face found by the turned-frame retry of
+    MTCNN) gets the predictor's upright accuracy. Upright faces cost one fit, as before."""
+    pts = _fit(predictor, image, box)
+    if not upright:
+        return pts
+    roll = 0.0
+    for _ in range(UPRIGHT_STEPS):
+        residual = eye_roll_deg(pts) - roll  # the tilt in the frame the last fit saw
+        if not np.isfinite(residual) or abs(residual) <= UPRIGHT_ABOVE_DEG:
+            break
+        roll += residual
+        pts = _upright_fit(predictor, image, box, roll)
+    return pts
+
+
+def _upright_fit(predictor, image: np.ndarray, box: np.ndarray, roll: float) -> np.ndarray:
+    """Fit in ``box`` with the image turned by ``roll`` degrees about the box centre; points in image pixels."""
+    import cv2
+
+    b = np.asarray(box, dtype=np.float64)[:4]
+    h, w = image.shape[:2]
+    half = 0.75 * max(b[2] - b[0], b[3] - b[1])  # the patch: the box grown to hold it at any angle
+    centre = (b[:2] + b[2:]) / 2
+    x0, y0 = max(0, int(centre[0] - half)), max(0, int(centre[1] - half))
+    x1, y1 = min(w, int(np.ceil(centre[0] + half))), min(h, int(np.ceil(centre[1] + half)))
+    if x1 - x0 < 8 or y1 - y0 < 8:
+        return _fit(predictor, image, box)
+    c = (float(centre[0] - x0), float(centre[1] - y0))
+    turn = cv2.getRotationMatrix2D(c, roll, 1.0)  # maps patch pixels to the upright patch
+    patch = cv2.warpAffine(np.ascontiguousarray(image[y0:y1, x0:x1]), turn, (x1 - x0, y1 - y0),
+                           flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    up = _fit(predictor, patch, b - np.array([x0, y0, x0, y0]))
+    back = cv2.invertAffineTransform(turn)
+    return (up @ back[:, :2].T + back[:, 2] + np.array([x0, y0])).astype(np.float32)
 
 
 # Where dlib's HOG box sits relative to the eyes + nose (align.rigid_frame): centre offset and width, height

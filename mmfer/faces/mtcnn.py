@@ -39,6 +39,11 @@ NETS = ("pnet", "rnet", "onet")
 # off by default (MtcnnBackend(refits=1) turns it on).
 MTCNN_TO_HOG = np.array([0.040, 0.073, 1.086, 0.808])
 
+# The turned-image retry of dlib_mtcnn (MtcnnBackend.detect_turned), degrees: 140 held-out FER2013 faces at
+# 192 px in 320x240 frames, MTCNN found 127 upright and 133 upright or turned 30 degrees either way; no face
+# in 40 frames of noise either way.
+TURNED_DEG = (30.0, -30.0)
+
 
 def weight_files() -> dict[str, Path]:
     return {n: WEIGHTS_DIR / f"{n}.pt" for n in NETS}
@@ -260,6 +265,26 @@ class MtcnnBackend:
         boxes, _ = self.detect_with_points(image)
         return [Detection(b[:4], b[4]) for b in boxes]
 
+    def detect_turned(self, image: np.ndarray, angles: tuple[float, ...] = TURNED_DEG) -> list[Detection]:
+        """Faces in the image turned by each angle in turn (until one finds some), as upright boxes in the
+        image: a head rolled past MTCNN's reach. The box keeps its size and is centred where the face is;
+        ``fit_landmarks`` turns the face upright to fit it."""
+        import cv2
+
+        h, w = image.shape[:2]
+        for angle in angles:
+            turn = cv2.getRotationMatrix2D((w / 2, h / 2), angle, 1.0)
+            found = self.detect(cv2.warpAffine(np.ascontiguousarray(image), turn, (w, h), flags=cv2.INTER_LINEAR))
+            if found:
+                back = cv2.invertAffineTransform(turn)
+                out = []
+                for d in found:
+                    centre = ((d.box[:2] + d.box[2:]) / 2) @ back[:, :2].T + back[:, 2]
+                    half = (d.box[2:] - d.box[:2]) / 2
+                    out.append(Detection(np.concatenate([centre - half, centre + half]).astype(np.float32), d.score))
+                return out
+        return []
+
     def landmarks(self, image: np.ndarray, box: np.ndarray) -> np.ndarray:
         pts = fit_landmarks(self._predictor, image, hog_box_from_mtcnn(box))
         for _ in range(self.refits):
@@ -292,10 +317,13 @@ class DlibMtcnnBackend:
         MtcnnBackend.check()
 
     def detect(self, image: np.ndarray) -> list[Detection]:
+        """HOG; where it finds nothing, MTCNN; where that finds nothing, MTCNN on the image turned both ways
+        (``TURNED_DEG``)."""
         found = self._hog.detect(image)
         if found:
             return found
-        return [Detection(hog_box_from_mtcnn(d.box), d.score) for d in self._mtcnn.detect(image)]
+        found = self._mtcnn.detect(image) or self._mtcnn.detect_turned(image)
+        return [Detection(hog_box_from_mtcnn(d.box), d.score) for d in found]
 
     def detect_quick(self, image: np.ndarray) -> list[Detection]:
         """HOG alone: the tracker's every-frame search; it calls ``detect`` (MTCNN too) only on its rationed

@@ -174,3 +174,51 @@ def test_mtcnn_missing_or_broken_weights(monkeypatch, tmp_path):
     mtcnn.MtcnnBackend.check()  # present: check does not read them
     with pytest.raises(MmferError, match=rf"{tmp_path / 'pnet.pt'}: cannot load the MTCNN weights"):
         mtcnn.load_nets.__wrapped__()
+
+
+def _turn(image: np.ndarray, angle: float) -> tuple[np.ndarray, np.ndarray]:
+    """The image turned ``angle`` degrees about its centre, and the 2x3 map of its pixels."""
+    import cv2
+
+    h, w = image.shape[:2]
+    turn = cv2.getRotationMatrix2D((w / 2, h / 2), angle, 1.0)
+    return cv2.warpAffine(image, turn, (w, h), borderMode=cv2.BORDER_REPLICATE), turn
+
+
+def test_upright_fit_of_a_rolled_face(dlib_backend, clip_frames):
+    """A face rolled 35 degrees is fitted as well as upright: the points are the upright fit, turned."""
+    from mmfer.faces.align import eye_centres
+    from mmfer.faces.dlib import UPRIGHT_ABOVE_DEG, eye_roll_deg, fit_landmarks, load_predictor
+
+    grey = dlib_backend.prepare(clip_frames[0][0])
+    (det,) = dlib_backend.detect(grey)
+    ref = dlib_backend.landmarks(grey, det.box)
+    assert abs(eye_roll_deg(ref)) < UPRIGHT_ABOVE_DEG  # the fixture face is upright: one fit, as before
+    np.testing.assert_array_equal(ref, fit_landmarks(load_predictor(), grey, det.box, upright=False))
+    iod = float(np.linalg.norm(np.diff(eye_centres(ref), axis=0)))
+    for angle in (35.0, -35.0):
+        turned, m = _turn(grey, angle)
+        truth = ref @ m[:, :2].T + m[:, 2]
+        centre, half = truth[27:36].mean(0), (det.box[2:4] - det.box[:2]) / 2  # an upright box on the turned face
+        box = np.concatenate([centre - half, centre + half])
+        plain = fit_landmarks(load_predictor(), turned, box, upright=False)
+        pts = dlib_backend.landmarks(turned, box)
+        assert abs(eye_roll_deg(pts) + angle) < 5  # the tilt is read (cv2 turns counter-clockwise)
+        err, plain_err = (np.linalg.norm(p - truth, axis=1).mean() / iod for p in (pts, plain))
+        assert err < 0.05 and err < plain_err
+
+
+def test_dlib_mtcnn_finds_a_rolled_face(clip_frames):
+    """A face turned 55 degrees, past both detectors upright, is found by MTCNN on the image turned back."""
+    backend = get_backend("dlib_mtcnn")
+    mtcnn = backend._mtcnn
+    grey = backend.prepare(clip_frames[0][0])
+    (upright,) = backend.detect(grey)
+    turned, m = _turn(grey, 55.0)
+    assert backend.detect_quick(turned) == [] and mtcnn.detect(turned) == []
+    (det,) = backend.detect(turned)
+    centre = ((upright.box[:2] + upright.box[2:]) / 2) @ m[:, :2].T + m[:, 2]
+    size = upright.box[2:4] - upright.box[:2]
+    assert np.abs((det.box[:2] + det.box[2:]) / 2 - centre).max() < 0.15 * size.mean()
+    assert np.allclose(det.box[2:4] - det.box[:2], size, rtol=0.25)
+    assert backend.detect(np.full((120, 160), 128, np.uint8)) == []
