@@ -23,7 +23,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", required=True, help="output tree of PNG crops (same relative names)")
     ap.add_argument("--splits", nargs="+", default=["Train"])
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--face-backend", default="dlib")
+    ap.add_argument("--face-backend", default="dlib_mtcnn",
+                    help="the detector predict will serve the model with (default dlib_mtcnn, the default model's)")
     ap.add_argument("--workers", type=int, default=1)
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
