@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 
 FACE_PX = (56, 256)  # face sizes in frames, drawn log-uniformly
 CROPS_VERSION = 2  # bump when the rendering or the crop path changes: old trees are refused
-# (2: tilted faces fitted upright, dlib_mtcnn's turned retry; the default backend is the default model's)
+# (2: tilted faces fitted upright, dlib_mtcnn's turned retry)
 
 
 @dataclass(frozen=True)
@@ -116,7 +116,7 @@ def _crop_one(args: tuple[str, str, str, int, dict[str, Any]]) -> dict[str, Any]
 
 
 def build_video_face_tree(src: str | Path, dst: str | Path, *, splits: tuple[str, ...] = ("Train",), seed: int = 0,
-                          face_backend: str = "dlib_mtcnn", crop_size: int = 112, framing: str = "fer2013",
+                          face_backend: str = "dlib", crop_size: int = 112, framing: str = "fer2013",
                           detect_max_side: int = 320, workers: int = 1, progress: bool = True) -> dict[str, Any]:
     """Write DST/<split>/<Emotion>/<name>.png for every face image of SRC (see the module doc); resumable.
 
