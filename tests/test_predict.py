@@ -410,8 +410,9 @@ def test_plain_reasons_for_odd_inputs(bundle, tmp_path):
 
     fifo = tmp_path / "pipe.wav"
     os.mkfifo(fifo)
-    (tmp_path / "corrupt.wav").write_bytes(os.urandom(3000))
-    (tmp_path / "corrupt.flac").write_bytes(b"fLaC" + os.urandom(100))
+    rng = np.random.default_rng(0)
+    (tmp_path / "corrupt.wav").write_bytes(rng.bytes(3000))
+    (tmp_path / "corrupt.flac").write_bytes(b"fLaC" + rng.bytes(100))
     (tmp_path / "corrupt.mp3").write_bytes(bytes(500))
     with wave.open(str(tmp_path / "one.wav"), "wb") as w:
         w.setnchannels(1), w.setsampwidth(2), w.setframerate(16000)

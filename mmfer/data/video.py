@@ -594,7 +594,7 @@ def iter_audio_chunks(path: str | Path, *, sample_rate: int = 16000, start: floa
     try:
         if not container.streams.audio:
             if not container.streams.video:
-                raise DecodeError(path, "no audio or video stream", "check that this is a media file")
+                raise DecodeError(path, "no audio or video stream", "check that this is a media file; re-copy or re-encode it")
             return
         resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
         skip = int(round(start * sample_rate)) if start > 0 else 0
