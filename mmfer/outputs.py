@@ -168,6 +168,25 @@ def write_file(path: str | Path, data: str | bytes, *, encoding: str = "utf-8") 
     return path
 
 
+def read_csv_table(path: str | Path, columns: Iterable[str], *, kind: str,
+                   explain_missing=None) -> list[dict[str, str]]:
+    """Rows of a CSV this package wrote, as dicts of text; an error naming the file if it is missing or lacks one
+    of ``columns``. ``explain_missing(missing, fieldnames)`` may return a better message (e.g. an older format)."""
+    import csv
+
+    path = Path(path)
+    if not path.is_file():
+        raise MmferError(f"{path}: {kind} file not found")
+    with open(path, newline="", encoding="utf-8-sig") as f:
+        reader = csv.DictReader(f)
+        fields = reader.fieldnames or []
+        missing = [c for c in columns if c not in fields]
+        if missing:
+            why = explain_missing(missing, fields) if explain_missing else None
+            raise MmferError(f"{path}: " + (why or f"not a {kind} CSV (missing {', '.join(missing)})"))
+        return list(reader)
+
+
 class CsvStream:
     """A CSV written row by row as work goes (``tail -f`` works), on a temporary name beside ``path`` that
     becomes ``path`` at ``close``. ``commit`` marks the rows so far as whole (a finished file of a run over

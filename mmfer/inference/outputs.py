@@ -15,7 +15,7 @@ from mmfer.data.cache import ClipRecord, safe_text
 from mmfer.errors import MmferError
 from mmfer.inference.predictor import PREDICTION_COLUMNS, Prediction, check_unique_ids
 from mmfer.labels import EMOTIONS, NUM_CLASSES
-from mmfer.outputs import CsvStream, atomic_write
+from mmfer.outputs import CsvStream, atomic_write, read_csv_table
 
 log = logging.getLogger(__name__)
 
@@ -39,18 +39,13 @@ def write_predictions(path: str | Path, predictions: Sequence[Prediction],
 
 def read_predictions(path: str | Path) -> list[dict[str, str]]:
     """Rows of a predictions CSV as dicts of text (columns by name)."""
-    path = Path(path)
-    if not path.is_file():
-        raise MmferError(f"{path}: predictions file not found")
-    with open(path, newline="", encoding="utf-8-sig") as f:
-        reader = csv.DictReader(f)
-        missing = [c for c in PREDICTION_COLUMNS if c not in (reader.fieldnames or [])]
-        if missing == ["predicted"] and "label" in (reader.fieldnames or []):
-            raise MmferError(f"{path}: written by an older mmfer predict, whose label column is the predicted class; "
-                             "rename that column to predicted (label now only ever holds a known truth)")
-        if missing:
-            raise MmferError(f"{path}: not a predictions CSV (missing {', '.join(missing)})")
-        return list(reader)
+    def older_format(missing: list[str], fields: list[str]) -> str | None:
+        if missing == ["predicted"] and "label" in fields:
+            return ("written by an older mmfer predict, whose label column is the predicted class; rename that "
+                    "column to predicted (label now only ever holds a known truth)")
+        return None
+
+    return read_csv_table(path, PREDICTION_COLUMNS, kind="predictions", explain_missing=older_format)
 
 
 def write_prediction_submission(predictions: Sequence[Prediction], out_zip: str | Path) -> dict[str, Any]:

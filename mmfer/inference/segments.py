@@ -22,7 +22,7 @@ import numpy as np
 
 from mmfer.errors import MmferError
 from mmfer.labels import EMOTIONS
-from mmfer.outputs import CsvStream
+from mmfer.outputs import CsvStream, read_csv_table
 
 SEGMENT_SECONDS = 4.0
 SEGMENT_BY = ("fixed", "speech")
@@ -151,15 +151,7 @@ class SegmentWriter(CsvStream):
 
 def read_segments(path: str | Path) -> list[dict[str, str]]:
     """Rows of a segments CSV as dicts of text."""
-    path = Path(path)
-    if not path.is_file():
-        raise MmferError(f"{path}: segments file not found")
-    with open(path, newline="", encoding="utf-8-sig") as f:
-        reader = csv.DictReader(f)
-        missing = [c for c in SEGMENT_COLUMNS if c not in (reader.fieldnames or [])]
-        if missing:
-            raise MmferError(f"{path}: not a segments CSV (missing {', '.join(missing)})")
-        return list(reader)
+    return read_csv_table(path, SEGMENT_COLUMNS, kind="segments")
 
 
 # ---------------------------------------------------------------- merging shards
