@@ -148,7 +148,27 @@ def test_registry_errors_name_the_problem() -> None:
     with pytest.raises(MmferError, match=r"mask has shape \(2, 5\)"):
         build_model("landmark_brnn", hidden=4)(torch.randn(2, 4, 272), torch.ones(2, 5, dtype=torch.bool))
     assert set(MODELS) == {"c3d", "video3d", "cnn_lstm", "landmark_brnn", "audio_cnn", "audio_stats", "face_frame"}
-    assert builder_kwargs("audio_cnn") == {"num_classes": 7, "n_mels": 64, "width": 32, "dropout": 0.3}
+    assert builder_kwargs("audio_cnn") == {"num_classes": 7, "n_mels": 64, "width": 32, "dropout": 0.3,
+                                           "utterance_norm": "none"}
+    with pytest.raises(MmferError, match="unknown utterance_norm 'cepstral'"):
+        build_model("audio_cnn", utterance_norm="cepstral")
+
+
+@pytest.mark.parametrize("norm", ["cmn", "cmvn"])
+def test_audio_cnn_utterance_norm_ignores_the_channel(norm: str) -> None:
+    """A per-band level shift (a microphone, a room) over the whole utterance leaves the scores as they were;
+    cmvn also a per-band gain. Padded steps stay out of the utterance's mean and spread."""
+    torch.manual_seed(0)
+    model = build_model("audio_cnn", width=4, n_mels=32, utterance_norm=norm).eval()
+    plain = build_model("audio_cnn", width=4, n_mels=32).eval()
+    x = torch.randn(2, 1, 32, 40)
+    mask = torch.ones(2, 40, dtype=torch.bool)
+    mask[1, 30:] = False
+    shift, gain = 3 * torch.randn(2, 1, 32, 1), (torch.rand(2, 1, 32, 1) + 0.5 if norm == "cmvn" else 1.0)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x * gain + shift, mask), model(x, mask), rtol=1e-4, atol=1e-4)
+        assert not torch.allclose(plain(x + shift, mask), plain(x, mask), atol=1e-3)  # the plain model hears it
+        torch.testing.assert_close(model(x, mask)[1], model(x[1:2, :, :, :30])[0], rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.parametrize("encoder", ["kuo", "vgg", "resnet18"])
