@@ -37,7 +37,8 @@ def test_write_and_load_bundle(tmp_path, runs):
     face = info["branches"]["face"]
     assert face["checkpoint"] == "face.pt" and face["weight"] == 3.0 and face["data"] == "d"
     assert face["options"] == {"framing": "fer2013", "image_views": 10, "frame_views": 2,
-                               "frame_pooling": "mean", "tight_images": "as_is"}  # defaults written out
+                               "frame_pooling": "mean", "tight_images": "as_is",
+                               "serves": "all"}  # defaults written out
     assert face["metrics"]["val_accuracy"] == 0.5 and face["metrics"]["epochs_trained"] == 1
     assert info["branches"]["audio"]["options"] == {}
     b = load_bundle(out)
@@ -96,6 +97,12 @@ def test_run_and_checkpoint_and_errors(tmp_path, runs):
     with pytest.raises(MmferError, match="frame_views"):
         write_bundle(tmp_path / "y", [{"name": "f", "run": runs["face_frame"], "weight": 1,
                                        "options": {"frame_views": 5}}])
+    with pytest.raises(MmferError, match="serves 'photos'"):
+        write_bundle(tmp_path / "z", [{"name": "f", "run": runs["face_frame"], "weight": 1,
+                                       "options": {"serves": "photos"}}])
+    with pytest.raises(MmferError, match="serves tight_images needs tight_images as_is"):
+        write_bundle(tmp_path / "z", [{"name": "f", "run": runs["face_frame"], "weight": 1,
+                                       "options": {"serves": "tight_images", "tight_images": "video"}}])
 
 
 def test_missing_default_weights_say_how_to_rebuild(tmp_path, monkeypatch):
@@ -185,6 +192,21 @@ def test_build_tool(tmp_path, runs, cremad_videos, cremad_audio, monkeypatch):
     assert sorted(p.name for p in out.glob("*.pt")) == ["audio_cnn.pt", "audio_cnn_fold1.pt", "audio_cnn_fold2.pt",
                                                        "face_fer2013.pt"]
     assert info["provenance"]["audio_cross_validation"]["cv"]["uar_mean"] == 0.5
+    # models of tight photos beside the video-crop model: each weighted like it, serving tight images only
+    rc = tool.main(["--face", str(runs["face_frame"]), "--photo-face", str(runs["face_frame"]), str(runs["face_frame"]),
+                    "--keep-audio-from", str(out), "--face-weight", "0.5", "--audio-weight", "0.5",
+                    "--out", str(out), "--outputs", str(csv_path)])
+    assert rc == 0
+    info = json.loads((out / "bundle.json").read_text())
+    photos = {n: b for n, b in info["branches"].items() if n.startswith("face_photo")}
+    assert sorted(photos) == ["face_photo1", "face_photo2"] and info["branches"]["face"]["weight"] == 0.5
+    assert all(b["weight"] == 0.5 and b["options"]["serves"] == "tight_images" and b["options"]["tight_images"] == "as_is"
+               for b in photos.values())
+    assert info["branches"]["face"]["options"]["serves"] == "all"
+    assert sorted(p.name for p in out.glob("face*.pt")) == ["face_fer2013_1.pt", "face_fer2013_2.pt", "face_video.pt"]
+    assert tool.main(["--face", str(runs["face_frame"]), "--photo-face", str(runs["face_frame"]),
+                      "--photo-face-scores", str(csv_path), str(csv_path), "--keep-audio-from", str(out),
+                      "--out", str(tmp_path / "w2")]) == 2  # one score file per photo model
 
 
 def _check_recorded(model, csv_path: Path, inputs) -> None:

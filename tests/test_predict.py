@@ -243,6 +243,36 @@ def test_face_image_branch_sees_what_scoring_sees(tmp_path, bundle):
     np.testing.assert_allclose(got.probs, ref[0], atol=1e-6)  # one branch only: fusion is the identity
 
 
+def test_tight_photo_branch_scores_tight_images_only(tmp_path, extra_inputs, cremad_videos):
+    """A ``serves: tight_images`` model joins the frame model on FER2013-like photos, and nothing else."""
+    from mmfer.bundle import write_bundle
+
+    face = standin_run(tmp_path / "face", "face_frame", seed=1)
+    photo = standin_run(tmp_path / "photo", "face_frame", seed=3)
+    audio = standin_run(tmp_path / "audio", "audio_cnn", seed=2)
+    out = tmp_path / "bundle"
+    write_bundle(out, [{"name": "face", "run": face, "weight": 0.6},
+                       {"name": "face_photo1", "run": photo, "weight": 0.6, "options": {"serves": "tight_images"}},
+                       {"name": "audio", "run": audio, "weight": 0.4}])
+    img = extra_inputs / "images"
+    rows = {p.clip_id: p for p in predict([img / "crop3.png", img / "frame.jpg", cremad_videos[0]], model=out,
+                                          progress=False).predictions}
+    tight = rows["crop3"]
+    assert set(tight.branches) == {"face", "face_photo1"} and tight.warning == ""
+    assert not np.allclose(tight.branches["face"], tight.branches["face_photo1"])  # two models really scored
+    np.testing.assert_allclose(tight.probs, (tight.branches["face"] + tight.branches["face_photo1"]) / 2, atol=1e-12)
+    assert set(rows["frame"].branches) == {"face"} and rows["frame"].ok  # a whole frame: the frame model alone
+    video = rows[cremad_videos[0].stem]
+    assert set(video.branches) == {"face", "audio"} and video.warning == ""
+    np.testing.assert_allclose(video.probs, 0.6 * video.branches["face"] + 0.4 * video.branches["audio"], atol=1e-12)
+    only = tmp_path / "only_photo"
+    write_bundle(only, [{"name": "face_photo1", "run": photo, "weight": 1, "options": {"serves": "tight_images"}}])
+    rows = {p.clip_id: p for p in predict([img / "crop3.png", img / "frame.jpg"], model=only,
+                                          progress=False).predictions}
+    assert rows["crop3"].ok and not rows["frame"].ok
+    assert "only scores tight face images" in rows["frame"].warning and "480x360" in rows["frame"].warning
+
+
 @pytest.mark.parametrize("branch", ["landmark_brnn", "c3d", "cnn_lstm"])
 def test_cache_branches_see_what_scoring_sees(tmp_path, branch, cremad_videos):
     """A RUN of a cache-trained branch: predict's in-memory inputs equal scoring the clip from a real cache."""

@@ -10,6 +10,10 @@ shipped files still load and predict the same.
 Temperatures: each audio cross-validation folder's out-of-fold scores calibrate its models, and
 --face-scores (held-out scores of the face models) calibrate the face ensemble, before the weighted mean.
 
+--photo-face adds models of tight face photos (configs/face_frame_fer2013.yaml runs) that score only FER2013-like
+tight images, as they are (option serves: tight_images), each weighted like one --face model, so a tight photo is
+the equal-share mean of every face model; videos and larger images are scored by the --face models alone.
+
 Face runs must be face_frame models (configs/face_frame_video.yaml, on crops of tools/make_video_crops.py, with
 --tight-images video; or configs/face_frame_fer2013.yaml with --tight-images as_is); several make an ensemble with the
 face weight shared equally. Each --audio is a run or a cross-validation folder of `mmfer train --folds K`
@@ -28,6 +32,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO / "tests" / "assets" / "cremad"
+FACE_FIXTURES = REPO / "tests" / "assets" / "cremad_faces"
 OUTPUTS = REPO / "tests" / "assets" / "default_model_outputs.csv"
 
 FACE_DATA = ("FER2013 (Goodfellow et al. 2013; ICML 2013 representation learning challenge): 48x48 grey-scale "
@@ -41,6 +46,10 @@ FACE_VIDEO_DATA = ("FER2013 (Goodfellow et al. 2013; ICML 2013 representation le
                    "(tools/make_video_crops.py, mmfer.faces.crops). Fine-tuned from a FER2013 model on Train minus a "
                    "stratified, seeded 10% held out for validation (the figures in metrics, at the last of a number "
                    "of epochs fixed in advance). At prediction video frames and face images take the same path.")
+FACE_PHOTO_DATA = ("FER2013 (Goodfellow et al. 2013; ICML 2013 representation learning challenge): 48x48 grey-scale "
+                   "face crops in the seven classes, taken as they are. Trained on Train minus a stratified, seeded "
+                   "10% held out for validation (the figures in metrics, at the last of a number of epochs fixed in "
+                   "advance). Scores only tight face photos (serves: tight_images), as they are, with ten-crop.")
 FACE_LICENCE = ("FER2013 is research data of unclear, non-commercial terms (faces collected from the web); "
                 "this model inherits them: research use only.")
 AUDIO_DATA = ("RAVDESS speech (Livingstone & Russo 2018), the 15 actors 01-16 without 05 at 16 kHz: 900 utterances, "
@@ -52,8 +61,9 @@ AUDIO_LICENCE = "RAVDESS is CC BY-NC-SA 4.0: non-commercial, share-alike, attrib
 
 
 def recorded_inputs() -> list[Path]:
-    """What the recorded outputs cover: the six CREMA-D videos (face + audio) and six audio-only mp3s."""
-    return sorted(FIXTURES.glob("*.flv")) + sorted(FIXTURES.glob("*.mp3"))
+    """What the recorded outputs cover: the six CREMA-D videos (face + audio), six audio-only mp3s and six tight
+    face photos cut from the videos (tools/make_face_fixtures.py)."""
+    return sorted(FIXTURES.glob("*.flv")) + sorted(FIXTURES.glob("*.mp3")) + sorted(FACE_FIXTURES.glob("*.png"))
 
 
 def record_outputs(bundle: Path, out: Path = OUTPUTS) -> Path:
@@ -75,7 +85,7 @@ def _sanity(predictions) -> None:
 
     from mmfer.labels import EMOTIONS, cremad_label
 
-    for kind in ("video", "audio"):
+    for kind in ("video", "audio", "image"):
         rows = [p for p in predictions if p.kind == kind]
         hits = sum(p.predicted == cremad_label(Path(p.path)) for p in rows)
         line = f"CREMA-D fixtures ({kind} files): fused {hits}/{len(rows)}"
@@ -107,14 +117,14 @@ def _cross_validation(spec: Path) -> dict | None:
                               "pooled_uar", "pooled_recall", "folds")}
 
 
-def _face_temperature(paths: list[Path], n_models: int) -> float:
+def _face_temperature(paths: list[Path], n_models: int, *, flag: str = "--face-scores") -> float:
     """The temperature that calibrates the mean of the face models' held-out probabilities (Val NLL)."""
     from mmfer.errors import MmferError
     from mmfer.fusion import fit_temperature
     from mmfer.scores import read_scores
 
     if len(paths) != n_models:
-        raise MmferError(f"--face-scores: {len(paths)} file(s) for {n_models} face model(s); give one per --face")
+        raise MmferError(f"{flag}: {len(paths)} file(s) for {n_models} face model(s); give one per model")
     tables = [read_scores(p) for p in paths]
     tables = [tables[0]] + [t.reindex(tables[0].clip_ids) for t in tables[1:]]
     t = fit_temperature(sum(t.probs for t in tables) / len(tables), tables[0].label_indices)
@@ -162,6 +172,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--face-scores", type=Path, nargs="+", default=None, metavar="CSV",
                     help="held-out scores of the face models (`mmfer scores RUN --split Val --views V`, one per "
                          "--face, at the video frame views): the temperature that calibrates their mean is fitted here")
+    ap.add_argument("--photo-face", type=Path, nargs="+", default=[], metavar="RUN",
+                    help="models of tight face photos (configs/face_frame_fer2013.yaml runs or checkpoints) that score "
+                         "only FER2013-like tight images, as they are, beside the --face models")
+    ap.add_argument("--photo-face-scores", type=Path, nargs="+", default=None, metavar="CSV",
+                    help="held-out scores of the --photo-face models at the image views (one per model): their "
+                         "temperature is fitted here")
     ap.add_argument("--keep-audio-from", type=Path, default=None, metavar="BUNDLE",
                     help="instead of --audio: the audio models of an existing bundle folder as they are (checkpoints, "
                          "temperatures, data, licence, cross-validation), their total weight set to --audio-weight")
@@ -202,6 +218,16 @@ def main(argv: list[str] | None = None) -> int:
                                              "tight_images": args.tight_images},
                                  "temperature": face_t, "licence": FACE_LICENCE,
                                  "data": FACE_VIDEO_DATA if args.tight_images == "video" else FACE_DATA})
+            photo_t = (_face_temperature(args.photo_face_scores, len(args.photo_face), flag="--photo-face-scores")
+                       if args.photo_face_scores else None)
+            for i, run in enumerate(args.photo_face):
+                _check_kind(run, ("face_image",), "configs/face_frame_fer2013.yaml")
+                branches.append({"name": f"face_photo{i + 1}", "run": run, "weight": args.face_weight / len(args.face),
+                                 "file": f"face_fer2013_{i + 1}.pt",
+                                 "options": {"framing": "fer2013", "frame_views": args.frame_views,
+                                             "image_views": args.image_views, "frame_pooling": args.frame_pooling,
+                                             "tight_images": "as_is", "serves": "tight_images"},
+                                 "temperature": photo_t, "licence": FACE_LICENCE, "data": FACE_PHOTO_DATA})
             branches += kept_audio
             cross_validation = dict(kept_cv)
             for spec, share in zip(args.audio, shares):

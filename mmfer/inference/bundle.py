@@ -63,10 +63,13 @@ DEFAULT_DECODE = PreprocessSettings(fps=8.0, max_frames=960, fit_every=1, detect
 # ``tight_images``: a tight face image (FER2013-like, see mmfer.predict.TIGHT_CROP_MAX_SIDE) is taken ``as_is`` as
 # the crop (models trained on such images), or goes the ``video`` way (mmfer.faces.crops.image_crop: shown in a
 # frame, then the detector, landmarks, alignment and framing of a video frame; models trained on video crops).
+# ``serves``: the inputs a branch scores: ``all`` (video frames and images), or ``tight_images`` only (a model of
+# tight face photos, taken as they are, beside a model of video crops that serves everything else).
 FACE_IMAGE_OPTIONS = {"framing": "fer2013", "image_views": 10, "frame_views": 2, "frame_pooling": "mean",
-                      "tight_images": "as_is"}
+                      "tight_images": "as_is", "serves": "all"}
 FRAMINGS = ("fer2013", "aligned")
 TIGHT_IMAGES = ("as_is", "video")
+SERVES = ("all", "tight_images")
 # How a face_image branch's per-frame probabilities become the clip's (mmfer.predict.pool_frames).
 
 
@@ -115,6 +118,10 @@ class Bundle:
     def of(self, modality: str) -> list[Branch]:
         return [b for b in self.branches if b.modality == modality]
 
+    def frame_branches(self) -> list[Branch]:
+        """The face branches that score video frames and whole images (all but tight-photo models)."""
+        return [b for b in self.of("face") if b.options.get("serves", "all") == "all"]
+
     def to(self, device: Any) -> "Bundle":
         for b in self.branches:
             b.model.to(device)
@@ -140,7 +147,8 @@ class Bundle:
         return weighted_mean(np.stack(rows)[:, None, :], w, missing=missing[:, None])[0]
 
     def describe(self) -> str:
-        parts = [f"{b.name} ({b.checkpoint['model_name']}, {b.modality}, weight {_weight_text(b.weight)})"
+        parts = [f"{b.name} ({b.checkpoint['model_name']}, {b.modality}, weight {_weight_text(b.weight)}"
+                 + (", tight images only)" if b.options.get("serves") == "tight_images" else ")")
                  for b in self.branches]
         return f"{self.source}: {self.method} fusion of " + ", ".join(parts)
 
@@ -216,6 +224,11 @@ def _options(kind: str, given: Mapping[str, Any], *, where: str) -> dict[str, An
                              f"{', '.join(FRAME_POOLINGS)}")
         if out["tight_images"] not in TIGHT_IMAGES:
             raise MmferError(f"{where}: tight_images {out['tight_images']!r}; expected one of {', '.join(TIGHT_IMAGES)}")
+        if out["serves"] not in SERVES:
+            raise MmferError(f"{where}: serves {out['serves']!r}; expected one of {', '.join(SERVES)}")
+        if out["serves"] == "tight_images" and out["tight_images"] != "as_is":
+            raise MmferError(f"{where}: serves tight_images needs tight_images as_is (a model of tight photos takes "
+                             "them as they are)")
         for k in ("image_views", "frame_views"):
             if out[k] not in VIEWS:
                 raise MmferError(f"{where}: {k}={out[k]!r}; expected one of {', '.join(map(str, VIEWS))}")

@@ -408,6 +408,11 @@ class Predictor:
         rgb = np.ascontiguousarray(img[..., ::-1])
         h, w = rgb.shape[:2]
         tight = max(h, w) <= TIGHT_CROP_MAX_SIDE and TIGHT_CROP_ASPECT[0] <= w / h <= TIGHT_CROP_ASPECT[1]
+        if not tight:
+            branches = [b for b in branches if b.options["serves"] == "all"]
+            if not branches:
+                raise MmferError(f"model {self.bundle.source} only scores tight face images (FER2013-like, at most "
+                                 f"{TIGHT_CROP_MAX_SIDE} px); this is a {w}x{h} image")
         from mmfer.faces.backends import get_backend
         from mmfer.faces.crops import frame_crop, image_crop
 

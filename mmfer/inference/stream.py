@@ -209,7 +209,7 @@ class VideoAnalysis:
 
         bundle = self.predictor.bundle
         self.clip_id = clip_id_from_name(self.path.stem)
-        face_branches = [] if self.audio_only else bundle.of("face")
+        face_branches = [] if self.audio_only else bundle.frame_branches()
         audio_branches = bundle.of("audio")
         decode = bundle.decode
         warnings: list[str] = []
