@@ -97,6 +97,9 @@ def test_run_and_checkpoint_and_errors(tmp_path, runs):
     with pytest.raises(MmferError, match="frame_views"):
         write_bundle(tmp_path / "y", [{"name": "f", "run": runs["face_frame"], "weight": 1,
                                        "options": {"frame_views": 5}}])
+    with pytest.raises(MmferError, match="checkpoint file 'f.pt' given to two branches"):
+        write_bundle(tmp_path / "w", [{"name": "f", "run": runs["face_frame"], "weight": 1},
+                                      {"name": "g", "run": runs["face_frame"], "weight": 1, "file": "f.pt"}])
     with pytest.raises(MmferError, match="serves 'photos'"):
         write_bundle(tmp_path / "z", [{"name": "f", "run": runs["face_frame"], "weight": 1,
                                        "options": {"serves": "photos"}}])

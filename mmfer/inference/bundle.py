@@ -403,6 +403,8 @@ def write_bundle(
         if name in specs:
             raise MmferError(f"write_bundle: branch name {name!r} given twice")
         file = str(b.get("file") or f"{name}.pt")
+        if any(spec["checkpoint"] == file for spec in specs.values()):  # one would overwrite the other
+            raise MmferError(f"write_bundle: checkpoint file {file!r} given to two branches")
         export_checkpoint(b["run"], out / file, half=half)
         kind = load_checkpoint(out / file).get("input_kind")
         specs[name] = {
