@@ -97,6 +97,10 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                    help="speaker-disjoint K-fold cross-validation (speakers from a CSV list's speaker column or "
                         "RAVDESS / CREMA-D file names), or 'corpus': leave-one-corpus-out over a CSV list's corpora; "
                         "RUN/fold<i>, RUN/folds.json with mean and range of Val uar, RUN/scores_oof.csv")
+    p.add_argument("--folds-within", default=None, metavar="CORPUS",
+                   help="with --folds K and a CSV list: deal only CORPUS's speakers to the K folds; the other "
+                        "corpora train every fold and are never validated on (does adding them help its unseen "
+                        "speakers?)")
 
     def run(args: argparse.Namespace) -> int:
         import dataclasses
@@ -107,6 +111,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         config = load_train_config(args.config)
         if args.seed is not None:
             config = dataclasses.replace(config, seed=args.seed)
+        if args.folds_within is not None and args.folds is None:
+            raise MmferError("--folds-within goes with --folds K")
         if args.folds is not None:
             from mmfer.engine.folds import train_folds
 
@@ -115,7 +121,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
             from mmfer.outputs import check_output_dir
 
             check_output_dir(args.out, option="--out")
-            s = train_folds(config, data=args.data, out=args.out, folds=args.folds,
+            s = train_folds(config, data=args.data, out=args.out, folds=args.folds, within=args.folds_within,
                             epochs=args.epochs, device=args.device, progress=not args.no_progress)
             for r in s["folds"]:
                 print(f"fold {r['fold']} ({r['speakers']}): accuracy {r['accuracy']:.4f}, uar {r['uar']:.4f}")

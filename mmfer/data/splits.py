@@ -83,6 +83,20 @@ def corpus_folds(records: list[ClipRecord]) -> list[list[str]]:
     return [[c] for c in corpora]
 
 
+def corpus_records(records: list[ClipRecord], corpus: str) -> list[ClipRecord]:
+    """The clips of one corpus of a speech list (``--folds K --folds-within CORPUS`` deals only its speakers to
+    the folds; the other corpora's clips join every fold's training)."""
+    named = sorted({getattr(r, "corpus", "") for r in records} - {""})
+    if not named:
+        raise MmferError(f"--folds-within {corpus}: needs a CSV list with a corpus column; these clips have none")
+    if corpus not in named:
+        raise MmferError(f"--folds-within {corpus!r}: no such corpus in the list; it has {', '.join(named)}")
+    if len(named) < 2:
+        raise MmferError(f"--folds-within {corpus}: the list holds no other corpus to train on beside it; "
+                         "leave out --folds-within")
+    return [r for r in records if getattr(r, "corpus", "") == corpus]
+
+
 def fold_records(records: list[ClipRecord], folds: list[list[str]], index: int, *,
                  by: str = "speaker") -> tuple[list[ClipRecord], list[ClipRecord]]:
     """(train, val) of fold ``index``: val holds that fold's speakers (or corpora), train everyone else."""

@@ -21,16 +21,21 @@ import numpy as np
 
 from mmfer.compat import moved
 from mmfer.data.splits import corpus_folds, parse_folds
+from mmfer.errors import MmferError
 from mmfer.labels import EMOTIONS
 
 log = logging.getLogger(__name__)
 
 
 def train_folds(config: Any, *, data: str | Path, out: str | Path, folds: int | str, epochs: int | None = None,
-                device: str | None = None, progress: bool = True) -> dict[str, Any]:
+                device: str | None = None, progress: bool = True, within: str | None = None) -> dict[str, Any]:
     """Train ``folds`` speaker-disjoint folds (or, with ``folds="corpus"``, one fold per corpus of a speech
     list, leave-one-corpus-out) into OUT/fold<i>, each resumed or skipped if already there, then summarise
-    them (see the module doc). Returns the summary written to folds.json."""
+    them (see the module doc). Returns the summary written to folds.json.
+
+    ``within`` (a corpus of a speech list, with K folds only) deals only that corpus's speakers to the folds;
+    the other corpora train every fold and are never validated on: does adding corpora help, or cost, the
+    unseen speakers of this one? The out-of-fold scores then cover that corpus alone."""
     from mmfer.engine.train import train
     from mmfer.metrics import evaluate
     from mmfer.scores import read_scores, write_scores
@@ -38,6 +43,8 @@ def train_folds(config: Any, *, data: str | Path, out: str | Path, folds: int | 
     out = Path(out)
     folds = parse_folds(folds)
     by = "corpus" if folds == "corpus" else "speaker"
+    if within is not None and by == "corpus":
+        raise MmferError("--folds-within goes with --folds K (speaker folds inside one corpus), not --folds corpus")
     if folds == "corpus":
         from mmfer.data.datasets import source_records, source_splits
         from mmfer.models.registry import build_model
@@ -53,11 +60,15 @@ def train_folds(config: Any, *, data: str | Path, out: str | Path, folds: int | 
         run = out / f"fold{i + 1}"
         done = (run / "scores_Val.csv").is_file()
         if done:
+            trained = json.loads((run / "fold.json").read_text()).get("within")
+            if trained != within:
+                raise MmferError(f"{run} was trained with --folds-within {trained or '(none)'}, not "
+                                 f"{within or '(none)'}; use another --out")
             log.info("fold %d/%d: already trained (%s)", i + 1, n, run)
         else:
             log.info("fold %d/%d -> %s", i + 1, n, run)
             train(config, data=data, out=run, epochs=epochs, resume=(run / "last.pt").is_file(), device=device,
-                  progress=progress, fold=(i, n), fold_by=by)
+                  progress=progress, fold=(i, n), fold_by=by, fold_within=within)
         results.append(run)
 
     rows, ids, labels, probs = [], [], [], []
@@ -97,6 +108,8 @@ def train_folds(config: Any, *, data: str | Path, out: str | Path, folds: int | 
             summary["test_ensemble"] = {"clips": m["n"], "accuracy": round(m["accuracy"], 4),
                                         "uar": round(m["uar"], 4)}
     summary["by"] = by
+    if within is not None:
+        summary["within"] = within
     (out / "folds.json").write_text(json.dumps(summary, indent=1) + "\n")
     with open(out / "folds.csv", "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(rows[0]))

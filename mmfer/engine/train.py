@@ -37,7 +37,14 @@ from mmfer.data.datasets import (
 )
 from mmfer.data.kinds import KINDS
 from mmfer.data.speech_list import balanced_weights, check_classes, class_masks, classes_by_corpus, is_speech_list
-from mmfer.data.splits import corpus_folds, fold_records, holdout_seed, holdout_split, speaker_folds
+from mmfer.data.splits import (
+    corpus_folds,
+    corpus_records,
+    fold_records,
+    holdout_seed,
+    holdout_split,
+    speaker_folds,
+)
 from mmfer.engine.checkpoint import (
     check_cache_compatible,
     load_checkpoint,
@@ -308,6 +315,7 @@ def train(
     stop_after: int | None = None,
     fold: tuple[int, int] | None = None,
     fold_by: str = "speaker",
+    fold_within: str | None = None,
 ) -> dict[str, Any]:
     """Train one branch on a cache; returns the best Val metrics and the paths written.
 
@@ -316,9 +324,11 @@ def train(
     still plans for all of them (an interruption on purpose, e.g. to test resume). ``fold`` (i, k) pools
     the Train and Val clips and validates on the i-th of k speaker-disjoint folds (``mmfer.data.splits``);
     with ``fold_by="corpus"`` fold i holds out the i-th corpus of a speech list (leave-one-corpus-out).
+    ``fold_within`` (a corpus of the list) deals only that corpus's speakers to the k folds; the other corpora's
+    clips are in every fold's training and never validated on.
     """
     run = prepare_run(config, data=data, out=out, epochs=epochs, resume=resume, device=device)
-    run_data = prepare_data(run, fold=fold, fold_by=fold_by)
+    run_data = prepare_data(run, fold=fold, fold_by=fold_by, fold_within=fold_within)
     rows, best, start_epoch = fit(run, run_data, progress=progress, stop_after=stop_after)
     return finish(run, run_data, rows, best, start_epoch, progress=progress)
 
@@ -367,7 +377,8 @@ def prepare_run(config: TrainConfig, *, data: str | Path, out: str | Path, epoch
                dev=dev, use_amp=use_amp, ckpt=ckpt, model=model, kind=kind)
 
 
-def prepare_data(run: Run, *, fold: tuple[int, int] | None = None, fold_by: str = "speaker") -> RunData:
+def prepare_data(run: Run, *, fold: tuple[int, int] | None = None, fold_by: str = "speaker",
+                 fold_within: str | None = None) -> RunData:
     """The run's train and validation clips (a fold, a held-out part of Train, or the Val split), checks of
     the model against the data, initial weights, and the two datasets."""
     config, data, kind, ckpt, model, dist = run.config, run.data, run.kind, run.ckpt, run.model, run.dist
@@ -382,9 +393,15 @@ def prepare_data(run: Run, *, fold: tuple[int, int] | None = None, fold_by: str 
     if fold is not None:
         pooled = train_records + (source_records(data, dcfg.val_split, kind)
                                   if dcfg.val_split in source_splits(data, kind) else [])
-        folds = corpus_folds(pooled) if fold_by == "corpus" else speaker_folds(pooled, fold[1])
+        if fold_by == "corpus":
+            folds = corpus_folds(pooled)
+        else:
+            folds = speaker_folds(corpus_records(pooled, fold_within) if fold_within else pooled, fold[1])
         train_records, val_records = fold_records(pooled, folds, fold[0], by=fold_by)
-        fold_info = {"index": fold[0] + 1, "of": len(folds), "by": fold_by, "speakers": folds[fold[0]]}
+        fold_info = {"index": fold[0] + 1, "of": len(folds), "by": fold_by, "speakers": folds[fold[0]],
+                     "train_clips": len(train_records), "val_clips": len(val_records)}
+        if fold_within:
+            fold_info["within"] = fold_within
         log.info("fold %d of %d: validating on %s %s (%d clips), training on %d clips", fold[0] + 1, len(folds),
                  "corpus" if fold_by == "corpus" else "speakers", ", ".join(folds[fold[0]]), len(val_records),
                  len(train_records))

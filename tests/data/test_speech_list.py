@@ -172,6 +172,39 @@ def test_training_on_a_list_masks_balances_and_folds_by_speaker_and_corpus(tmp_p
     assert json.loads((tmp_path / "spk" / "fold1" / "fold.json").read_text())["by"] == "speaker"
 
 
+def test_folds_within_one_corpus_train_every_fold_on_the_others(tmp_path):
+    """`--folds K --folds-within a`: only corpus a's speakers are dealt to the folds and validated on; the other
+    corpora's clips are in every fold's training (the run says how many), and an unknown corpus is named."""
+    import json
+
+    from mmfer.engine.config import DataConfig, LossConfig, ModelConfig, OptimConfig, TrainConfig
+    from mmfer.engine.folds import train_folds
+    from mmfer.scores import read_scores
+
+    classes = list(EMOTIONS)
+    rows = _corpora(tmp_path, classes_of={"a": classes, "b": [c for c in classes if c != "Disgust"], "c": classes},
+                    speakers=2, per=1)
+    _write_list(tmp_path / "list.csv", rows)
+    cfg = TrainConfig(name="t", model=ModelConfig(name="audio_stats", kwargs={"hidden": 16}),
+                      data=DataConfig(batch_size=8, balance="corpus_class"), loss=LossConfig(class_balanced=True),
+                      optim=OptimConfig(epochs=1, select_by="last"), device="cpu")
+    s = train_folds(cfg, data=tmp_path / "list.csv", out=tmp_path / "within", folds=2, within="a", progress=False)
+    assert [r["speakers"] for r in s["folds"]] == ["a_0", "a_1"] and s["within"] == "a"
+    assert [r["clips"] for r in s["folds"]] == [7, 7]
+    oof = read_scores(tmp_path / "within" / "scores_oof.csv")
+    assert sorted(oof.clip_ids) == sorted(r["path"].split("/")[1][:-4] for r in rows if r["corpus"] == "a")
+    for i in (1, 2):
+        info = json.loads((tmp_path / "within" / f"fold{i}" / "fold.json").read_text())
+        assert info["within"] == "a" and info["speakers"] == [f"a_{i - 1}"]
+        assert (info["train_clips"], info["val_clips"]) == (33, 7)  # a's other speaker, all of b (6 classes) and c
+    with pytest.raises(MmferError, match=r"--folds-within 'z'.*it has a, b, c"):
+        train_folds(cfg, data=tmp_path / "list.csv", out=tmp_path / "z", folds=2, within="z", progress=False)
+    with pytest.raises(MmferError, match="--folds K"):
+        train_folds(cfg, data=tmp_path / "list.csv", out=tmp_path / "y", folds="corpus", within="a", progress=False)
+    with pytest.raises(MmferError, match="trained with --folds-within a, not"):  # no silent mix of two designs
+        train_folds(cfg, data=tmp_path / "list.csv", out=tmp_path / "within", folds=2, progress=False)
+
+
 def test_decoded_files_are_shared_between_datasets_and_read_again_when_changed(tmp_path):
     from mmfer.data import datasets as D
 
