@@ -152,6 +152,27 @@ def test_mtcnn_small_face_through_tracker(mtcnn_backend, dlib_backend, clip_fram
         assert 300 < track.boxes[0, 0] < track.boxes[0, 2] < 300 + small.shape[1]
 
 
+@pytest.mark.parametrize("shrink, found", [(3, True), (5, False)])
+def test_tracker_ignores_faces_narrower_than_min_face_px(clip_frames, shrink, found):
+    """A real face about 20 px wide (a fifth of the clip's size) is found by dlib_mtcnn but not taken: boxes that
+    narrow are mostly false faces in textures (FaceTracker.MIN_FACE_PX); one about 34 px wide is taken."""
+    import cv2
+
+    from mmfer.faces.track import FaceTracker
+
+    frame = clip_frames[0][0]
+    small = cv2.resize(frame, (frame.shape[1] // shrink, frame.shape[0] // shrink), interpolation=cv2.INTER_AREA)
+    big = np.full((240, 320, 3), 100, np.uint8)
+    big[100:100 + small.shape[0], 150:150 + small.shape[1]] = small
+    backend = get_backend("dlib_mtcnn")
+    anything = FaceTracker(backend, detect_max_side=320, detect_every=1, min_face_px=0).process(big[None])
+    assert anything.mask[0] and 150 < anything.boxes[0, 0] < anything.boxes[0, 2] < 150 + small.shape[1]
+    width = float(anything.boxes[0, 2] - anything.boxes[0, 0])
+    assert (width >= FaceTracker.MIN_FACE_PX) == found
+    default = FaceTracker(backend, detect_max_side=320, detect_every=1).process(big[None])
+    assert bool(default.mask[0]) == found
+
+
 def test_dlib_mtcnn_is_hog_where_hog_finds(dlib_backend, clip_frames):
     backend = get_backend("dlib_mtcnn")
     assert isinstance(backend, FaceBackend) and backend.name == "dlib_mtcnn"

@@ -1,0 +1,47 @@
+"""tools/false_faces.py: face-free pictures made into short videos through predict's video path."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mmfer.errors import MmferError
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _tool():
+    spec = importlib.util.spec_from_file_location("false_faces", REPO / "tools" / "false_faces.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_windows_are_video_frames_half_of_them_degraded():
+    tool = _tool()
+    rng = np.random.default_rng(0)
+    picture = rng.integers(0, 256, (100, 150, 3), dtype=np.uint8)  # smaller than a frame: reflected to fill it
+    wins = tool.windows(picture, 4, rng)
+    assert [w.shape for w, _ in wins] == [(240, 320, 3)] * 4 and [d for _, d in wins] == [False, True, False, True]
+
+
+def test_flat_pictures_give_no_face_and_an_empty_folder_is_named(tmp_path):
+    import cv2
+
+    tool = _tool()
+    pics = tmp_path / "pics"
+    pics.mkdir()
+    cv2.imwrite(str(pics / "grey.png"), np.full((300, 400, 3), 128, np.uint8))
+    (pics / "broken.png").write_bytes(b"not a png")  # reported and left out
+    assert tool.main(["--images", str(pics), "--windows", "2", "--out", str(tmp_path / "out")]) == 0
+    summary = json.loads((tmp_path / "out" / "false_faces.json").read_text())
+    assert summary["videos"] == 2 and summary["pictures"] == 1 and summary["videos_with_a_face"] == 0
+    rows = (tmp_path / "out" / "false_faces.csv").read_text().splitlines()
+    assert rows[0] == "picture,window,degraded,face_ratio,predicted" and len(rows) == 3
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(MmferError, match="empty: no pictures"):
+        tool.main(["--images", str(tmp_path / "empty"), "--out", str(tmp_path / "o2")])
