@@ -166,11 +166,13 @@ def test_build_tool(tmp_path, runs, cremad_videos, cremad_audio, monkeypatch):
     assert "RAVDESS" in info["branches"]["audio_cnn"]["licence"] and info["branches"]["face"]["weight"] == 0.7
     assert info["branches"]["face"]["options"]["tight_images"] == "video"  # trained on video crops by default
     _check_recorded(out, csv_path, [cremad_videos[0], cremad_audio[0]])
-    # a cross-validation folder brings every fold model, sharing its share of the audio weight
+    # a cross-validation folder brings every fold model, sharing its share of the audio weight; folds of RAVDESS
+    # with other corpora in every fold's training (--folds-within ravdess) name those corpora and their licences
     folds = tmp_path / "cv"
     folds.mkdir()
     summary = {"runs": [str(runs["audio_cnn"])] * 2, "uar_mean": 0.5, "uar_std": 0.1, "uar_min": 0.4, "uar_max": 0.6,
-               "accuracy_mean": 0.5, "pooled_accuracy": 0.5, "pooled_uar": 0.5, "pooled_recall": {}, "folds": []}
+               "accuracy_mean": 0.5, "pooled_accuracy": 0.5, "pooled_uar": 0.5, "pooled_recall": {}, "folds": [],
+               "within": "ravdess"}
     (folds / "folds.json").write_text(json.dumps(summary))
     rc = tool.main(["--face", str(runs["face_frame"]), "--audio", str(folds), str(runs["audio_cnn"]),
                     "--audio-shares", "3", "1", "--audio-weight", "0.4", "--out", str(out), "--outputs", str(csv_path)])
@@ -181,6 +183,9 @@ def test_build_tool(tmp_path, runs, cremad_videos, cremad_audio, monkeypatch):
     assert info["provenance"]["audio_cross_validation"]["cv"]["uar_mean"] == 0.5
     assert sorted(p.name for p in out.glob("*.pt")) == ["audio_cnn.pt", "audio_cnn_fold1.pt", "audio_cnn_fold2.pt",
                                                        "face_video.pt"]
+    pooled, alone = info["branches"]["audio_cnn_fold1"], info["branches"]["audio_cnn"]
+    assert "nEMO" in pooled["data"] and "SAVEE" in pooled["licence"] and "share-alike" in pooled["licence"]
+    assert "nEMO" not in alone["data"] and "SAVEE" not in alone["licence"]
     assert tool.main(["--face", str(runs["audio_cnn"]), "--audio", str(runs["audio_cnn"]), "--out", str(out)]) == 2
     # a new face model beside a bundle's audio models as they are, rebuilt in place: audio weights rescaled
     before = {n: b for n, b in info["branches"].items() if n != "face"}

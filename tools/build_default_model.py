@@ -58,6 +58,16 @@ AUDIO_DATA = ("RAVDESS speech (Livingstone & Russo 2018), the 15 actors 01-16 wi
               "fold model was trained on the other 12 actors and its metrics are on its own 3 held-out actors. "
               "Leading and trailing silence trimmed.")
 AUDIO_LICENCE = "RAVDESS is CC BY-NC-SA 4.0: non-commercial, share-alike, attribution; this model inherits it."
+# a `--folds K --folds-within ravdess` run on a speech list: RAVDESS's folds as above, nEMO and SAVEE in every fold
+AUDIO_DATA_POOLED = (AUDIO_DATA[:-len("Leading and trailing silence trimmed.")]
+                     + "Every fold also trained on all of nEMO (Christop 2024; Polish, 9 speakers, 4,481 utterances, "
+                     "six classes, no Disgust: its clips give the Disgust logit no loss) and SAVEE (Haq & "
+                     "Jackson 2009; British English, 4 male speakers, 480 utterances), drawn corpus- and "
+                     "class-balanced. "
+                     "Leading and trailing silence trimmed.")
+AUDIO_LICENCE_POOLED = ("RAVDESS and nEMO are CC BY-NC-SA 4.0 (non-commercial, share-alike, attribution); SAVEE "
+                        "is free for research, with citation. This model inherits them: research and non-commercial "
+                        "use only, share-alike.")
 
 
 def recorded_inputs() -> list[Path]:
@@ -104,6 +114,21 @@ def _audio_members(spec: Path) -> list[Path]:
     if summary.is_file():
         return [Path(r) if Path(r).is_absolute() else spec / r for r in json.loads(summary.read_text())["runs"]]
     return [spec]
+
+
+def _audio_data(spec: Path) -> tuple[str, str]:
+    """(data, licence) of one --audio entry: RAVDESS alone, or RAVDESS's folds with the pooled corpora."""
+    import json
+
+    summary = spec / "folds.json"
+    within = json.loads(summary.read_text()).get("within") if summary.is_file() else None
+    if within is None:
+        return AUDIO_DATA, AUDIO_LICENCE
+    if within != "ravdess":
+        from mmfer.errors import MmferError
+
+        raise MmferError(f"{spec}: folds within {within!r}; this tool describes RAVDESS folds (--folds-within ravdess)")
+    return AUDIO_DATA_POOLED, AUDIO_LICENCE_POOLED
 
 
 def _cross_validation(spec: Path) -> dict | None:
@@ -233,12 +258,13 @@ def main(argv: list[str] | None = None) -> int:
             for spec, share in zip(args.audio, shares):
                 members = _audio_members(spec)
                 audio_t = _oof_temperature(spec)
+                data, licence = _audio_data(spec)
                 for j, run in enumerate(members):
                     ckpt = _check_kind(run, ("logmel", "audio_stats"), "configs/audio_ravdess.yaml")
                     name = ckpt["model_name"] + (f"_fold{j + 1}" if len(members) > 1 else "")
                     branches.append({"name": name, "run": run, "file": f"{name}.pt",
                                      "weight": args.audio_weight * share / sum(shares) / len(members),
-                                     "temperature": audio_t, "data": AUDIO_DATA, "licence": AUDIO_LICENCE})
+                                     "temperature": audio_t, "data": data, "licence": licence})
                 cv = _cross_validation(spec)
                 if cv:
                     cross_validation[spec.name] = cv

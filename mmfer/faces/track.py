@@ -225,7 +225,9 @@ class FaceTracker:
             small = cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))),
                                interpolation=cv2.INTER_AREA if scale < 1.0 else cv2.INTER_LINEAR)
         dets = self._detect(detector or self._quick, small)
-        return self._wide_enough([Detection(d.box / scale, d.score) for d in dets] if small is not image else dets), scale
+        if small is not image:
+            dets = [Detection(d.box / scale, d.score) for d in dets]
+        return self._wide_enough(dets), scale
 
     def _wide_enough(self, dets: list[Detection]) -> list[Detection]:
         """The detections at least ``min_face_px`` wide in the frame (see MIN_FACE_PX)."""
