@@ -60,7 +60,8 @@ def train_folds(config: Any, *, data: str | Path, out: str | Path, folds: int | 
         run = out / f"fold{i + 1}"
         done = (run / "scores_Val.csv").is_file()
         if done:
-            trained = json.loads((run / "fold.json").read_text()).get("within")
+            info = run / "fold.json"
+            trained = json.loads(info.read_text()).get("within") if info.is_file() else None
             if trained != within:
                 raise MmferError(f"{run} was trained with --folds-within {trained or '(none)'}, not "
                                  f"{within or '(none)'}; use another --out")
