@@ -45,3 +45,5 @@ def test_flat_pictures_give_no_face_and_an_empty_folder_is_named(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(MmferError, match="empty: no pictures"):
         tool.main(["--images", str(tmp_path / "empty"), "--out", str(tmp_path / "o2")])
+    with pytest.raises(MmferError, match="missing: not a folder"):
+        tool.main(["--images", str(tmp_path / "missing"), "--out", str(tmp_path / "o3")])

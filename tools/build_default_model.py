@@ -52,14 +52,14 @@ FACE_PHOTO_DATA = ("FER2013 (Goodfellow et al. 2013; ICML 2013 representation le
                    "advance). Scores only tight face photos (serves: tight_images), as they are, with ten-crop.")
 FACE_LICENCE = ("FER2013 is research data of unclear, non-commercial terms (faces collected from the web); "
                 "this model inherits them: research use only.")
-AUDIO_DATA = ("RAVDESS speech (Livingstone & Russo 2018), the 15 actors 01-16 without 05 at 16 kHz: 900 utterances, "
-              "780 once calm (no counterpart among the seven classes) is left out. Speaker-disjoint 5-fold "
-              "cross-validation (mmfer train --folds 5: 3 actors per fold), the epoch count fixed in advance; each "
-              "fold model was trained on the other 12 actors and its metrics are on its own 3 held-out actors. "
-              "Leading and trailing silence trimmed.")
+AUDIO_FOLDS = ("RAVDESS speech (Livingstone & Russo 2018), the 15 actors 01-16 without 05 at 16 kHz: 900 utterances, "
+               "780 once calm (no counterpart among the seven classes) is left out. Speaker-disjoint 5-fold "
+               "cross-validation (mmfer train --folds 5: 3 actors per fold), the epoch count fixed in advance; each "
+               "fold model was trained on the other 12 actors and its metrics are on its own 3 held-out actors. ")
+AUDIO_DATA = AUDIO_FOLDS + "Leading and trailing silence trimmed."
 AUDIO_LICENCE = "RAVDESS is CC BY-NC-SA 4.0: non-commercial, share-alike, attribution; this model inherits it."
 # a `--folds K --folds-within ravdess` run on a speech list: RAVDESS's folds as above, nEMO and SAVEE in every fold
-AUDIO_DATA_POOLED = (AUDIO_DATA[:-len("Leading and trailing silence trimmed.")]
+AUDIO_DATA_POOLED = (AUDIO_FOLDS
                      + "Every fold also trained on all of nEMO (Christop 2024; Polish, 9 speakers, 4,481 utterances, "
                      "six classes, no Disgust: its clips give the Disgust logit no loss) and SAVEE (Haq & "
                      "Jackson 2009; British English, 4 male speakers, 480 utterances), drawn corpus- and "

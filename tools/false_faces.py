@@ -1,8 +1,9 @@
 """How often the video path sees a face where there is none: face-free pictures made into short videos.
 
 Each picture in --images (photos of scenes, textures, objects: anything without a face) gives --windows
-320x240 windows at a random scale (0.5-1.5), half of them degraded as tools/video_gap.py degrades a frame;
-each window becomes a 1-s silent video (8 fps, H.264) that goes through ``mmfer predict``'s whole video path.
+320x240 windows at a random scale (0.5-1.5), every second one degraded (blurred and downscaled by
+``video_degrade``, then H.264 at video_gap's harder rate); each window becomes a 1-s silent video (8 fps, H.264)
+that goes through ``mmfer predict``'s whole video path.
 A video whose ``face_ratio`` is above 0 had a false face, and the face models' scores went into its
 prediction. Per picture and in all, it reports the share of such videos.
 
@@ -74,6 +75,8 @@ def main(argv: list[str] | None = None) -> int:
     from mmfer.predict import Predictor
 
     torch.set_num_threads(max(1, torch.get_num_threads()))
+    if not Path(args.images).is_dir():
+        raise MmferError(f"--images {args.images}: not a folder")
     pictures = sorted(p for p in Path(args.images).iterdir() if p.suffix.lower() in IMAGE_EXTS)
     if not pictures:
         raise MmferError(f"{args.images}: no pictures ({', '.join(IMAGE_EXTS)})")
@@ -114,4 +117,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from mmfer.errors import MmferError
+
+    try:
+        sys.exit(main())
+    except MmferError as e:
+        sys.exit(f"false_faces: {e}")
