@@ -55,16 +55,12 @@ def train_folds(config: Any, *, data: str | Path, out: str | Path, folds: int | 
         n = len(corpus_folds(pooled))
     else:
         n = int(folds)
+    _check_plan(out, {"folds": n, "by": by, "within": within})
     results = []
     for i in range(n):
         run = out / f"fold{i + 1}"
         done = (run / "scores_Val.csv").is_file()
         if done:
-            info = run / "fold.json"
-            trained = json.loads(info.read_text()).get("within") if info.is_file() else None
-            if trained != within:
-                raise MmferError(f"{run} was trained with --folds-within {trained or '(none)'}, not "
-                                 f"{within or '(none)'}; use another --out")
             log.info("fold %d/%d: already trained (%s)", i + 1, n, run)
         else:
             log.info("fold %d/%d -> %s", i + 1, n, run)
@@ -117,6 +113,28 @@ def train_folds(config: Any, *, data: str | Path, out: str | Path, folds: int | 
         w.writeheader()
         w.writerows(rows)
     return summary
+
+
+def _check_plan(out: Path, plan: dict[str, Any]) -> None:
+    """Folds resumed in OUT must be the folds OUT was started with: another K, --folds corpus or --folds-within
+    would deal other speakers to fold<i>, and a resumed fold could validate on speakers it trained on.
+    OUT/plan.json is written when OUT is started; a folder from before it is read from its folds' fold.json."""
+    def say(p: dict[str, Any]) -> str:
+        k = "corpus" if p["by"] == "corpus" else p["folds"]
+        return f"--folds {k}" + (f" --folds-within {p['within']}" if p.get("within") else "")
+
+    path = out / "plan.json"
+    if path.is_file():
+        started = json.loads(path.read_text())
+    else:
+        infos = sorted(out.glob("fold*/fold.json"))
+        first = json.loads(infos[0].read_text()) if infos else None
+        started = first and {"folds": first["of"], "by": first["by"], "within": first.get("within")}
+    if started and started != plan:
+        raise MmferError(f"{out} holds the folds of {say(started)}, not {say(plan)}; use another --out, "
+                         "or the same options to resume")
+    out.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(plan) + "\n")
 
 
 # the split rules moved to mmfer.data.splits (corpus_folds and parse_folds are imported above, so they stay

@@ -201,8 +201,14 @@ def test_folds_within_one_corpus_train_every_fold_on_the_others(tmp_path):
         train_folds(cfg, data=tmp_path / "list.csv", out=tmp_path / "z", folds=2, within="z", progress=False)
     with pytest.raises(MmferError, match="--folds K"):
         train_folds(cfg, data=tmp_path / "list.csv", out=tmp_path / "y", folds="corpus", within="a", progress=False)
-    with pytest.raises(MmferError, match="trained with --folds-within a, not"):  # no silent mix of two designs
+    # no silent mix of two designs: a resumed fold could validate on speakers it trained on
+    with pytest.raises(MmferError, match="holds the folds of --folds 2 --folds-within a, not --folds 2;"):
         train_folds(cfg, data=tmp_path / "list.csv", out=tmp_path / "within", folds=2, progress=False)
+    (tmp_path / "within" / "plan.json").unlink()  # a folder from before plan.json: read from its folds
+    with pytest.raises(MmferError, match="holds the folds of --folds 2 --folds-within a, not --folds 3 "):
+        train_folds(cfg, data=tmp_path / "list.csv", out=tmp_path / "within", folds=3, within="a", progress=False)
+    s2 = train_folds(cfg, data=tmp_path / "list.csv", out=tmp_path / "within", folds=2, within="a", progress=False)
+    assert s2["folds"] == s["folds"]  # the same options resume: the finished folds are kept as they are
 
 
 def test_decoded_files_are_shared_between_datasets_and_read_again_when_changed(tmp_path):
