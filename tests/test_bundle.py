@@ -186,6 +186,16 @@ def test_build_tool(tmp_path, runs, cremad_videos, cremad_audio, monkeypatch):
     pooled, alone = info["branches"]["audio_cnn_fold1"], info["branches"]["audio_cnn"]
     assert "nEMO" in pooled["data"] and "SAVEE" in pooled["licence"] and "share-alike" in pooled["licence"]
     assert "nEMO" not in alone["data"] and "SAVEE" not in alone["licence"]
+    # two cross-validations of one model kind (two seeds) are numbered, not clashing
+    (tmp_path / "cv_s1").mkdir()
+    (tmp_path / "cv_s1" / "folds.json").write_text(json.dumps(summary))
+    rc = tool.main(["--face", str(runs["face_frame"]), "--audio", str(folds), str(tmp_path / "cv_s1"),
+                    "--audio-weight", "0.4", "--out", str(tmp_path / "seeds"), "--outputs", str(csv_path)])
+    assert rc == 0
+    seeds = json.loads((tmp_path / "seeds" / "bundle.json").read_text())
+    assert {n: b["weight"] for n, b in seeds["branches"].items() if n != "face"} == pytest.approx(
+        {f"audio_cnn{k}_fold{j}": 0.1 for k in (1, 2) for j in (1, 2)})
+    assert sorted(seeds["provenance"]["audio_cross_validation"]) == ["cv", "cv_s1"]
     assert tool.main(["--face", str(runs["audio_cnn"]), "--audio", str(runs["audio_cnn"]), "--out", str(out)]) == 2
     # a new face model beside a bundle's audio models as they are, rebuilt in place: audio weights rescaled
     before = {n: b for n, b in info["branches"].items() if n != "face"}

@@ -116,6 +116,15 @@ def _audio_members(spec: Path) -> list[Path]:
     return [spec]
 
 
+def _audio_stems(specs: list[Path]) -> list[str]:
+    """Branch-name stems of the --audio entries: the model's name (``audio_cnn``: ``audio_cnn_fold1``... for a
+    cross-validation), numbered where two entries would give the same names (two seeds' cross-validations:
+    ``audio_cnn1_fold1``, ``audio_cnn2_fold1``...)."""
+    kinds = [(_check_kind(_audio_members(s)[0], ("logmel", "audio_stats"), "configs/audio_ravdess.yaml")["model_name"],
+              len(_audio_members(s)) > 1) for s in specs]
+    return [kind[0] + (str(kinds[:i + 1].count(kind)) if kinds.count(kind) > 1 else "") for i, kind in enumerate(kinds)]
+
+
 def _audio_data(spec: Path) -> tuple[str, str]:
     """(data, licence) of one --audio entry: RAVDESS alone, or RAVDESS's folds with the pooled corpora."""
     import json
@@ -255,19 +264,20 @@ def main(argv: list[str] | None = None) -> int:
                                  "temperature": photo_t, "licence": FACE_LICENCE, "data": FACE_PHOTO_DATA})
             branches += kept_audio
             cross_validation = dict(kept_cv)
-            for spec, share in zip(args.audio, shares):
+            stems = _audio_stems(args.audio)
+            for spec, share, stem in zip(args.audio, shares, stems):
                 members = _audio_members(spec)
                 audio_t = _oof_temperature(spec)
                 data, licence = _audio_data(spec)
                 for j, run in enumerate(members):
-                    ckpt = _check_kind(run, ("logmel", "audio_stats"), "configs/audio_ravdess.yaml")
-                    name = ckpt["model_name"] + (f"_fold{j + 1}" if len(members) > 1 else "")
+                    _check_kind(run, ("logmel", "audio_stats"), "configs/audio_ravdess.yaml")
+                    name = stem + (f"_fold{j + 1}" if len(members) > 1 else "")
                     branches.append({"name": name, "run": run, "file": f"{name}.pt",
                                      "weight": args.audio_weight * share / sum(shares) / len(members),
                                      "temperature": audio_t, "data": data, "licence": licence})
                 cv = _cross_validation(spec)
                 if cv:
-                    cross_validation[spec.name] = cv
+                    cross_validation[spec.name if spec.name not in cross_validation else stem] = cv
             for old in args.out.glob("*.pt"):  # a rebuilt bundle holds only its own checkpoints
                 old.unlink()
             write_bundle(args.out, branches, decode={"face_backend": args.face_backend} if args.face_backend else None,
