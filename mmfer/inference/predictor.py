@@ -243,8 +243,8 @@ class Predictor:
                 if b.kind == "face_image" else b for b in self.bundle.branches])
         self.device = resolve_device(device)
         self.bundle.to(self.device)
-        for b in self.bundle.branches:  # single-image CNNs run about 30% faster channels-last on a CPU
-            if b.kind == "face_image":
+        for b in self.bundle.branches:  # 2D CNNs run 20-30% faster channels-last, BatchNorm folded, on a CPU
+            if b.kind in ("face_image", "logmel"):
                 fold_batchnorm(b.model)
                 for m in b.model.modules():
                     if isinstance(m, torch.nn.Conv2d):

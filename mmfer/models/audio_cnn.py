@@ -16,6 +16,8 @@ from mmfer.models.common import check_input, check_mask, masked_max, masked_mean
 
 
 class _Block(nn.Module):
+    conv_bn_pairs = (("conv1", "bn1"), ("conv2", "bn2"))  # folded for inference (models.common.fold_batchnorm)
+
     def __init__(self, cin: int, cout: int) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(cin, cout, 3, padding=1, bias=False)

@@ -90,8 +90,9 @@ def run_rnn(rnn: nn.RNNBase, x: torch.Tensor, mask: torch.Tensor | None) -> tupl
 
 
 def fold_batchnorm(model: nn.Module) -> int:
-    """Fold each BatchNorm2d that directly follows a Conv2d in an ``nn.Sequential`` into the convolution
-    (inference only: the model must be in eval mode). The outputs are unchanged up to float rounding and
+    """Fold each BatchNorm2d that directly follows a Conv2d into the convolution: in an ``nn.Sequential``, or
+    in a module that names its pairs in ``conv_bn_pairs`` (attribute names, e.g. ``(("conv1", "bn1"),)``).
+    Inference only: the model must be in eval mode. The outputs are unchanged up to float rounding and
     the shipped face CNN runs about 7% faster (41 -> 38 ms for 48 faces at 44 px on 2 cores), since
     normalisation no longer makes its own pass over memory.
     Returns how many were folded."""
@@ -99,11 +100,21 @@ def fold_batchnorm(model: nn.Module) -> int:
 
     if model.training:
         raise MmferError("fold_batchnorm: the model is in training mode; folding is for inference (call .eval())")
+
+    def foldable(conv: nn.Module, bn: nn.Module) -> bool:
+        return isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d) and bn.track_running_stats
+
     folded = 0
-    for seq in [m for m in model.modules() if isinstance(m, nn.Sequential)]:
-        for i in range(len(seq) - 1):
-            conv, bn = seq[i], seq[i + 1]
-            if isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d) and bn.track_running_stats:
-                seq[i], seq[i + 1] = fuse_conv_bn_eval(conv, bn), nn.Identity()
+    for module in list(model.modules()):
+        if isinstance(module, nn.Sequential):
+            for i in range(len(module) - 1):
+                if foldable(module[i], module[i + 1]):
+                    module[i], module[i + 1] = fuse_conv_bn_eval(module[i], module[i + 1]), nn.Identity()
+                    folded += 1
+        for conv_name, bn_name in getattr(module, "conv_bn_pairs", ()):
+            conv, bn = getattr(module, conv_name), getattr(module, bn_name)
+            if foldable(conv, bn):
+                setattr(module, conv_name, fuse_conv_bn_eval(conv, bn))
+                setattr(module, bn_name, nn.Identity())
                 folded += 1
     return folded

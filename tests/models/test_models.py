@@ -244,3 +244,31 @@ def test_folding_batchnorm_keeps_the_outputs(encoder: str) -> None:
     assert n == {"vgg": 10, "kuo": 6}[encoder]
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
     torch.testing.assert_close(after, before, rtol=1e-4, atol=1e-4)
+
+
+def test_folding_batchnorm_of_the_audio_cnn_keeps_padded_clips_exact() -> None:
+    """The audio CNN's blocks name their conv/BatchNorm pairs, so predict folds them too; a padded clip still
+    scores as it does alone (the mask is applied after the folded convolution as after the BatchNorm)."""
+    from mmfer.models.audio_cnn import build_audio_cnn
+    from mmfer.models.common import fold_batchnorm
+
+    torch.manual_seed(0)
+    model = build_audio_cnn(n_mels=16, width=4, utterance_norm="cmn")
+    model.train()
+    for _ in range(3):
+        model(torch.randn(4, 1, 16, 40) * 2 + 1)
+    model.eval()
+    x = torch.randn(2, 1, 16, 50)
+    mask = torch.ones(2, 50, dtype=torch.bool)
+    mask[1, 31:] = False
+    with torch.no_grad():
+        before = model(x, mask)
+        assert fold_batchnorm(model) == 8
+        for m in model.modules():
+            if isinstance(m, torch.nn.Conv2d):
+                m.to(memory_format=torch.channels_last)
+        after = model(x, mask)
+        alone = model(x[1:, :, :, :31], mask[1:, :31])
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) and m is not model.input_norm for m in model.modules())
+    torch.testing.assert_close(after, before, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(alone, after[1:], rtol=1e-4, atol=1e-4)
