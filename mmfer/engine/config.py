@@ -74,6 +74,28 @@ class LossConfig:
 
 
 @dataclass(frozen=True)
+class DistillConfig:
+    """Knowledge distillation from trained models of the same input kind (e.g. the fold models of two seeds
+    into one student per fold, so that predict pays for one model and gets much of the ensemble's gain).
+
+    The teachers run frozen, in eval mode, on the very batch the student sees (same augmentation), and the loss
+    is ``(1 - weight) * labels' loss + weight * T^2 * KL(teachers || student)`` at temperature ``T``, the
+    teachers' tempered probabilities averaged. In ``--folds`` runs ``{fold}`` in a teacher path is the fold
+    number (1-based), and a teacher whose run held out other speakers than this fold is an error: a teacher
+    that heard the fold's speakers would leak them into its out-of-fold figure.
+    """
+
+    # teacher checkpoints (.pt from `mmfer train`, {fold} = the fold number in --folds runs); none: no distillation
+    teachers: tuple[str, ...] = ()
+    weight: float = 0.5  # share of the loss that matches the teachers; the labels' loss keeps 1 - weight
+    temperature: float = 2.0  # softens teachers and student alike, so the teachers' second choices teach too
+
+    def __post_init__(self) -> None:
+        check_range(self, "weight", low=0.0, high=1.0)
+        check_range(self, "temperature", low=0.0, low_open=True)
+
+
+@dataclass(frozen=True)
 class InitConfig:
     """Two-stage fine-tuning: start the encoder from a face model (e.g. trained on FER2013)."""
 
@@ -86,7 +108,7 @@ class InitConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """One branch run: model, data, optimiser, loss, augmentation, initialisation, device."""
+    """One branch run: model, data, optimiser, loss, augmentation, initialisation, teachers, device."""
 
     name: str
     model: ModelConfig
@@ -96,6 +118,7 @@ class TrainConfig:
     loss: LossConfig = field(default_factory=LossConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     init: InitConfig = field(default_factory=InitConfig)
+    distill: DistillConfig = field(default_factory=DistillConfig)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     # mixed precision in training: fp16 on CUDA, bf16 on CPUs that compute it natively (AMX / AVX512-BF16;
     # elsewhere fp32). Evaluation and scoring on CPU stay fp32.

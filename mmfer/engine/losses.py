@@ -40,3 +40,29 @@ class MaskedCrossEntropy(nn.Module):
         nll = -logp.gather(1, target[:, None])[:, 0] * w[target]
         smooth = -(logp * w[None, :] * allowed).sum(1) / allowed.sum(1)
         return ((1 - eps) * nll + eps * smooth).sum() / w[target].sum()
+
+
+class DistillationLoss(nn.Module):
+    """The labels' loss mixed with matching the teachers: ``(1 - weight) * base + weight * T^2 * KL``.
+
+    ``teacher_probs`` are the teachers' probabilities at temperature ``T`` (:class:`mmfer.engine.distill.
+    TeacherEnsemble`); the KL divergence is that of the student's tempered softmax from them, scaled by T^2 so
+    that its gradients keep their size whatever the temperature (Hinton et al., 2015). Without teacher
+    probabilities (e.g. the second term of a mixed batch) it is the base loss alone. The KL term runs over all
+    classes: a teacher's belief about a class the clip's corpus lacks is knowledge, not a label.
+    """
+
+    def __init__(self, base: nn.Module, *, weight: float, temperature: float):
+        super().__init__()
+        self.base = base
+        self.weight = float(weight)
+        self.temperature = float(temperature)
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor, allowed: torch.Tensor | None = None, *,
+                teacher_probs: torch.Tensor | None = None) -> torch.Tensor:
+        hard = self.base(logits, target) if allowed is None else self.base(logits, target, allowed)
+        if teacher_probs is None:
+            return hard
+        t = self.temperature
+        soft = F.kl_div(torch.log_softmax(logits / t, dim=1), teacher_probs.float(), reduction="batchmean") * t * t
+        return (1.0 - self.weight) * hard + self.weight * soft

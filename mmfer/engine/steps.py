@@ -12,7 +12,7 @@ from torch import nn
 
 from mmfer.engine.config import TrainConfig
 from mmfer.engine.device import autocast, training_precision
-from mmfer.engine.losses import MaskedCrossEntropy
+from mmfer.engine.losses import DistillationLoss, MaskedCrossEntropy
 from mmfer.engine.mixing import mix_batch
 from mmfer.labels import NUM_CLASSES
 
@@ -56,11 +56,14 @@ def optimisation_step(
     frozen: Any = (),
     mixup: float = 0.0,
     cutmix: float = 0.0,
+    teacher: nn.Module | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """One forward/backward/step on a collated batch: (labels, logits, loss). Shared by training and
     ``mmfer bench``, so the benchmark times exactly the step that training runs. ``precision`` is
     :func:`training_precision`'s answer; under bf16 image batches go channels-last, the layout the CPU's
-    bf16 kernels are fast in. ``frozen`` parameters get no update (two-stage fine-tuning)."""
+    bf16 kernels are fast in. ``frozen`` parameters get no update (two-stage fine-tuning). ``teacher``
+(:class:`mmfer.engine.distill.TeacherEnsemble`) reads the same, augmented, batch and its probabilities go
+to the criterion (a :class:`mmfer.engine.losses.DistillationLoss`)."""
     x, y = batch["x"].to(device, non_blocking=True), batch["label"].to(device)
     mask = batch["mask"].to(device) if batch["mask"] is not None else None
     mixed = mix_batch(x, y, mask, mixup=mixup, cutmix=cutmix)
@@ -70,10 +73,12 @@ def optimisation_step(
         x = x.contiguous(memory_format=torch.channels_last)
     with autocast(device, precision):
         logits = net(x, mask=mask)
+        taught = {} if teacher is None else {"teacher_probs": teacher(x, mask=mask)}
     allowed = batch.get("allowed")  # the classes of each clip's corpus (mmfer.engine.losses)
-    loss = criterion(logits.float(), y) if allowed is None else criterion(logits.float(), y, allowed.to(device))
-    if mixed is not None:
-        loss = mixed.lam * loss + (1 - mixed.lam) * criterion(logits.float(), mixed.y_other)
+    loss = (criterion(logits.float(), y, **taught) if allowed is None
+            else criterion(logits.float(), y, allowed.to(device), **taught))
+    if mixed is not None:  # the teachers' term once: weighted lam here, 1 - lam in the other clip's term
+        loss = mixed.lam * loss + (1 - mixed.lam) * criterion(logits.float(), mixed.y_other, **taught)
     optimizer.zero_grad(set_to_none=True)
     scaler.scale(loss).backward()
     for p in frozen:
@@ -97,9 +102,12 @@ def training_pieces(config: TrainConfig, model: nn.Module, dev: torch.device, la
                 m.to(memory_format=torch.channels_last)
     weight = (class_weights(labels, power=config.loss.balance_power, counts=class_counts).to(dev)
               if config.loss.class_balanced else None)
+    criterion: nn.Module = MaskedCrossEntropy(weight=weight, label_smoothing=config.loss.label_smoothing)
+    if config.distill.teachers:
+        criterion = DistillationLoss(criterion, weight=config.distill.weight, temperature=config.distill.temperature)
     return {
         "precision": precision,
         "optimizer": torch.optim.AdamW(model.parameters(), lr=config.optim.lr, weight_decay=config.optim.weight_decay),
         "scaler": torch.amp.GradScaler("cuda", enabled=precision == "fp16"),
-        "criterion": MaskedCrossEntropy(weight=weight, label_smoothing=config.loss.label_smoothing),
+        "criterion": criterion,
     }

@@ -495,6 +495,10 @@ def fit(run: Run, run_data: RunData, *, progress: bool = True,
                              class_counts=(sampler.expected_class_counts(train_ds.labels)
                                            if isinstance(sampler, BalancedEpochSampler) else None))
     precision, optimizer, scaler, criterion = (pieces[k] for k in ("precision", "optimizer", "scaler", "criterion"))
+    from mmfer.engine.distill import load_teachers
+
+    teacher = load_teachers(config.distill, kind=kind, data_config=dcfg, fold_info=fold_info, device=dev,
+                            precision=precision)
     ocfg = config.optim
     ema = _ema_model(model, ocfg.ema_decay)
     eval_model = ema.module if ema is not None else model
@@ -559,7 +563,7 @@ def fit(run: Run, run_data: RunData, *, progress: bool = True,
             y, logits, loss = optimisation_step(net, batch, device=dev, precision=precision, criterion=criterion,
                                                 optimizer=optimizer, scaler=scaler, grad_clip=ocfg.grad_clip,
                                                 frozen=frozen_params if freeze else (), mixup=mixing[0],
-                                                cutmix=mixing[1])
+                                                cutmix=mixing[1], teacher=teacher)
             if not torch.isfinite(loss.detach()):
                 ids = [train_ds.records[int(c)].clip_id for c in batch["clip"][:8]]
                 raise MmferError(
