@@ -196,6 +196,20 @@ def test_build_tool(tmp_path, runs, cremad_videos, cremad_audio, monkeypatch):
     assert {n: b["weight"] for n, b in seeds["branches"].items() if n != "face"} == pytest.approx(
         {f"audio_cnn{k}_fold{j}": 0.1 for k in (1, 2) for j in (1, 2)})
     assert sorted(seeds["provenance"]["audio_cross_validation"]) == ["cv", "cv_s1"]
+    assert "Distilled" not in pooled["data"]
+    # a run trained with teachers (distill:) says so in its branches' data
+    from mmfer.engine.checkpoint import load_checkpoint
+
+    taught = load_checkpoint(runs["audio_cnn"])
+    taught["config"]["distill"] = {"teachers": ["a/fold{fold}/best.pt", "b/fold{fold}/best.pt"], "weight": 0.7,
+                                   "temperature": 2.0}
+    (tmp_path / "taught").mkdir()
+    torch.save({k: v for k, v in taught.items() if k != "path"}, tmp_path / "taught" / "best.pt")
+    rc = tool.main(["--face", str(runs["face_frame"]), "--audio", str(tmp_path / "taught"), "--audio-weight", "0.4",
+                    "--out", str(tmp_path / "taught_bundle"), "--outputs", str(csv_path)])
+    assert rc == 0
+    data = json.loads((tmp_path / "taught_bundle" / "bundle.json").read_text())["branches"]["audio_cnn"]["data"]
+    assert "Distilled" in data and "2 teacher models" in data and "temperature 2.0" in data
     assert tool.main(["--face", str(runs["audio_cnn"]), "--audio", str(runs["audio_cnn"]), "--out", str(out)]) == 2
     # a new face model beside a bundle's audio models as they are, rebuilt in place: audio weights rescaled
     before = {n: b for n, b in info["branches"].items() if n != "face"}

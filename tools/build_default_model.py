@@ -126,18 +126,28 @@ def _audio_stems(specs: list[Path]) -> list[str]:
 
 
 def _audio_data(spec: Path) -> tuple[str, str]:
-    """(data, licence) of one --audio entry: RAVDESS alone, or RAVDESS's folds with the pooled corpora."""
+    """(data, licence) of one --audio entry: RAVDESS alone, or RAVDESS's folds with the pooled corpora; a run
+    trained with teachers (distill:) says so."""
     import json
 
     summary = spec / "folds.json"
     within = json.loads(summary.read_text()).get("within") if summary.is_file() else None
     if within is None:
-        return AUDIO_DATA, AUDIO_LICENCE
-    if within != "ravdess":
+        data, licence = AUDIO_DATA, AUDIO_LICENCE
+    elif within != "ravdess":
         from mmfer.errors import MmferError
 
         raise MmferError(f"{spec}: folds within {within!r}; this tool describes RAVDESS folds (--folds-within ravdess)")
-    return AUDIO_DATA_POOLED, AUDIO_LICENCE_POOLED
+    else:
+        data, licence = AUDIO_DATA_POOLED, AUDIO_LICENCE_POOLED
+    distill = _check_kind(_audio_members(spec)[0], ("logmel", "audio_stats"), "configs/audio_ravdess.yaml").get(
+        "config", {}).get("distill") or {}
+    teachers = distill.get("teachers") or []
+    if teachers:
+        data += (f" Distilled: each fold model also learned to match {len(teachers)} teacher models of its own fold "
+                 f"(trained on the same data, held out the same actors; loss weight {distill['weight']}, temperature "
+                 f"{distill['temperature']}), so it carries much of their ensemble at the cost of one model.")
+    return data, licence
 
 
 def _cross_validation(spec: Path) -> dict | None:
