@@ -390,7 +390,9 @@ def stage_train(args: dict[str, Any]) -> dict[str, Any]:
             "compute_seconds": round(compute, 4), "data_wait_fraction": round(wait / total, 4),
             "first_batch_seconds": round(first_batch or 0.0, 3), "forward_ms_per_item": forward_ms,
             "params_m": round(sum(p.numel() for p in model.parameters()) / 1e6, 3),
-            "threads": torch.get_num_threads()}
+            "threads": torch.get_num_threads(),
+            # a distilled run's teachers also run forward on every training step; they are not timed here
+            **({"teachers_not_timed": len(cfg.distill.teachers)} if cfg.distill.teachers else {})}
 
 
 def _forward_ms(model, ds, dev, use_amp: bool, repeats: int = 5) -> float:

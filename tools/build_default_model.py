@@ -144,9 +144,11 @@ def _audio_data(spec: Path) -> tuple[str, str]:
         "config", {}).get("distill") or {}
     teachers = distill.get("teachers") or []
     if teachers:
+        how = f"loss weight {distill['weight']}, temperature {distill['temperature']}"
         data += (f" Distilled: each fold model also learned to match {len(teachers)} teacher models of its own fold "
-                 f"(trained on the same data, held out the same actors; loss weight {distill['weight']}, temperature "
-                 f"{distill['temperature']}), so it carries much of their ensemble at the cost of one model.")
+                 f"(trained on the same clips, the same actors held out; {how}), so it carries much of their "
+                 "ensemble at the cost of one model." if summary.is_file() else
+                 f" Distilled: it also learned to match {len(teachers)} teacher models ({how}).")
     return data, licence
 
 

@@ -4,8 +4,9 @@ DistillationLoss`).
 
 Why: an ensemble of fold models of two seeds reads unseen speakers better than one seed's, but predict would pay
 for every model. A student per fold, taught by that fold's models, costs predict nothing more. Its out-of-fold
-figure stays honest only if no teacher heard the fold's speakers, which :func:`load_teachers` checks from the
-teachers' ``fold.json``.
+figure stays honest only if no teacher learned from the fold's clips: :func:`check_teacher_fold` requires each
+teacher's run to have held out the same speakers of the same data (its ``fold.json``) and to have fixed its epoch
+count in advance (``select_by: last``), since choosing an epoch on the fold is learning from it too.
 """
 
 from __future__ import annotations
@@ -21,6 +22,18 @@ from torch import nn
 from mmfer.errors import MmferError
 
 log = logging.getLogger(__name__)
+
+# data settings that shape what a model of each input kind reads: a teacher must have read its input alike
+_INPUT_SETTINGS = {
+    "logmel": ("n_mels", "trim_silence", "trim_db"),
+    "audio_stats": ("trim_silence", "trim_db"),
+    "face_image": ("image_size", "grayscale", "equalize"),
+    "face_sequence": ("image_size", "grayscale", "equalize", "num_frames"),
+    "face_window": ("image_size", "grayscale", "equalize", "clip_len"),
+    "landmarks": ("max_len", "interpolate"),
+}
+# what fold.json records of the data a fold trained and validated on; equal counts and speakers: the same split
+_FOLD_KEYS = ("by", "of", "speakers", "within", "train_clips", "val_clips")
 
 
 class TeacherEnsemble(nn.Module):
@@ -57,12 +70,30 @@ def teacher_paths(paths: tuple[str, ...] | list[str], *, fold: int | None) -> li
     return out
 
 
-def check_teacher_fold(path: Path, fold_info: dict[str, Any] | None) -> None:
-    """In a fold run, a teacher must come from a run that held out exactly this fold's speakers (its
-    ``fold.json`` beside the checkpoint), else its knowledge of them would inflate the fold's figure."""
-    if fold_info is None:
-        return
+def check_teachers_exist(distill: Any, *, folds: int | None) -> None:
+    """Before any training: every teacher checkpoint of every fold (1..``folds``, or the run itself when None)
+    is there, so a missing fifth fold's teacher is said before four folds have trained."""
+    from mmfer.engine.checkpoint import resolve_checkpoint
+
+    for fold in (range(1, folds + 1) if folds else [None]):
+        for path in teacher_paths(distill.teachers, fold=fold):
+            try:
+                resolve_checkpoint(path)
+            except MmferError as e:
+                raise MmferError(f"distill.teachers: {e}") from None
+
+
+def check_teacher_fold(path: Path, ckpt: dict[str, Any], fold_info: dict[str, Any] | None) -> None:
+    """A fold run's teacher held out exactly this fold of the same data (its ``fold.json`` beside the checkpoint:
+    the same speakers, corpus, and clip counts) and fixed its epochs in advance; a run that is not a fold takes
+    no fold model as teacher (it trained on Train and Val pooled, so on this run's validation clips)."""
     info_path = path.parent / "fold.json"
+    if fold_info is None:
+        if info_path.is_file():
+            raise MmferError(f"distill.teachers: {path} is a fold model of a `--folds` run, which trained on Train and "
+                             "Val pooled, so on this run's validation clips; teach a fold run with it "
+                             "(`--folds`, {fold} in the path) or use a teacher trained on Train only")
+        return
     if not info_path.is_file():
         raise MmferError(f"distill.teachers: {path} has no fold.json beside it, so nothing shows that it never heard "
                          f"this fold's speakers ({', '.join(fold_info['speakers'])}); use the same fold of a "
@@ -71,46 +102,71 @@ def check_teacher_fold(path: Path, fold_info: dict[str, Any] | None) -> None:
         theirs = json.loads(info_path.read_text())
     except (OSError, ValueError) as e:
         raise MmferError(f"distill.teachers: {info_path}: unreadable ({e})") from None
-    if sorted(theirs.get("speakers", [])) != sorted(fold_info["speakers"]) or theirs.get("by") != fold_info["by"]:
+    theirs.setdefault("by", "speaker")  # fold.json files older than leave-one-corpus-out
+    mine = {k: fold_info.get(k) for k in _FOLD_KEYS}
+    theirs = {k: theirs.get(k) for k in _FOLD_KEYS}
+    mine["speakers"], theirs["speakers"] = sorted(mine["speakers"] or []), sorted(theirs["speakers"] or [])
+    differ = [f"{k} {theirs[k]!r} (teacher) != {mine[k]!r} (this fold)" for k in _FOLD_KEYS if theirs[k] != mine[k]]
+    if differ:
         raise MmferError(
-            f"distill.teachers: {path} held out {theirs.get('by')} {', '.join(theirs.get('speakers', [])) or '(none)'}"
-            f" but this fold holds out {fold_info['by']} {', '.join(fold_info['speakers'])}: a teacher that "
-            "trained on this fold's held-out clips would leak them into its figure")
+            f"distill.teachers: {path} is not a model of this fold of the same data ({'; '.join(differ)}); a teacher "
+            "that trained on this fold's held-out clips would leak them into its figures (a path without {fold} "
+            "gives every fold the same teacher)")
+    select_by = ((ckpt.get("config") or {}).get("optim") or {}).get("select_by")
+    if select_by != "last":
+        raise MmferError(f"distill.teachers: {path} chose its epoch on this fold's clips (optim.select_by "
+                         f"{select_by!r}); use a fold run with select_by: last")
 
 
-def load_teachers(distill: Any, *, kind: str, data_config: Any, fold_info: dict[str, Any] | None,
-                  device: torch.device, precision: str) -> TeacherEnsemble | None:
-    """The run's :class:`TeacherEnsemble` on ``device`` (None when ``distill.teachers`` is empty): each teacher
-    checked to read the student's input kind (and, for log-mel, the same bands) and, in a fold run, to have held
-    out the same fold; BatchNorm folded into convolutions (same outputs, less time), channels-last under bf16."""
-    from mmfer.engine.checkpoint import load_checkpoint, model_from_checkpoint
+def _check_input(path: Path, ckpt: dict[str, Any], *, kind: str, data_config: Any, preprocess: dict[str, Any],
+                 teacher_kind: str | None) -> None:
+    if teacher_kind != kind:
+        raise MmferError(f"distill.teachers: {path} reads {teacher_kind!r} input but the student reads {kind!r}")
+    if ckpt.get("preprocess") and dict(ckpt["preprocess"]) != dict(preprocess):
+        raise MmferError(f"distill.teachers: {path} was trained on input prepared otherwise ({ckpt['preprocess']}) "
+                         f"than this run's ({preprocess})")
+    theirs = (ckpt.get("config") or {}).get("data") or {}
+    differ = [f"data.{k} {theirs[k]!r} (teacher) != {getattr(data_config, k)!r} (student)"
+              for k in _INPUT_SETTINGS.get(kind, ()) if k in theirs and theirs[k] != getattr(data_config, k)]
+    if differ:
+        raise MmferError(f"distill.teachers: {path} read its input otherwise: {'; '.join(differ)}")
+    if "ema" in ckpt:
+        raise MmferError(f"distill.teachers: {path} holds the raw weights of a run that averaged them (EMA); use its "
+                         "best.pt, which holds the averaged weights its figures describe")
+
+
+def load_teachers(distill: Any, *, kind: str, data_config: Any, preprocess: dict[str, Any],
+                  fold_info: dict[str, Any] | None, device: torch.device, precision: str,
+                  announce: bool = True) -> TeacherEnsemble | None:
+    """The run's :class:`TeacherEnsemble` on ``device`` (None without teachers, or at weight 0): each teacher
+    checked to read the student's input alike and to have held out the same fold (:func:`check_teacher_fold`);
+    BatchNorm folded into convolutions (same outputs, less time), channels-last under bf16."""
+    from mmfer.engine.checkpoint import load_checkpoint, model_from_checkpoint, resolve_checkpoint
     from mmfer.models.common import fold_batchnorm
 
-    if not distill.teachers:
+    if not distill.teachers or distill.weight == 0:
         return None
     fold = fold_info["index"] if fold_info is not None else None
-    teachers = []
-    for path in teacher_paths(distill.teachers, fold=fold):
-        if not path.is_file():
-            raise MmferError(f"distill.teachers: {path}: no such checkpoint")
+    teachers, paths = [], []
+    for given in teacher_paths(distill.teachers, fold=fold):
+        try:
+            path = resolve_checkpoint(given)
+        except MmferError as e:
+            raise MmferError(f"distill.teachers: {e}") from None
         ckpt = load_checkpoint(path)
         model = model_from_checkpoint(ckpt)
-        theirs = getattr(model, "input_kind", None)
-        if theirs != kind:
-            raise MmferError(f"distill.teachers: {path} reads {theirs!r} input but the student reads {kind!r}")
-        bands = (ckpt.get("config") or {}).get("data", {}).get("n_mels")
-        if kind == "logmel" and bands is not None and bands != data_config.n_mels:
-            raise MmferError(f"distill.teachers: {path} hears {bands} mel bands but the student {data_config.n_mels} "
-                             "(data.n_mels)")
-        check_teacher_fold(path, fold_info)
+        _check_input(path, ckpt, kind=kind, data_config=data_config, preprocess=preprocess,
+                     teacher_kind=getattr(model, "input_kind", None))
+        check_teacher_fold(path, ckpt, fold_info)
         fold_batchnorm(model)
         teachers.append(model)
+        paths.append(str(path))
     ensemble = TeacherEnsemble(teachers, temperature=distill.temperature).to(device)
     if precision == "bf16":
         for m in ensemble.modules():
             if isinstance(m, nn.Conv2d):
                 m.to(memory_format=torch.channels_last)
-    log.info("distilling from %d teacher%s (weight %.2f, temperature %.1f): %s", len(teachers),
-             "s" if len(teachers) > 1 else "", distill.weight, distill.temperature,
-             ", ".join(str(p) for p in teacher_paths(distill.teachers, fold=fold)))
+    if announce:
+        log.info("distilling from %d teacher%s (weight %g, temperature %g): %s", len(teachers),
+                 "s" if len(teachers) > 1 else "", distill.weight, distill.temperature, ", ".join(paths))
     return ensemble

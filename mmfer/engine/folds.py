@@ -56,6 +56,10 @@ def train_folds(config: Any, *, data: str | Path, out: str | Path, folds: int | 
     else:
         n = int(folds)
     _check_plan(out, {"folds": n, "by": by, "within": within})
+    if config.distill.teachers:
+        from mmfer.engine.distill import check_teachers_exist
+
+        check_teachers_exist(config.distill, folds=n)  # a missing fifth teacher is said before four folds train
     results = []
     for i in range(n):
         run = out / f"fold{i + 1}"

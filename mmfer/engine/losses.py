@@ -1,4 +1,5 @@
-"""Cross-entropy that can leave out, clip by clip, the classes a clip's corpus does not have.
+"""Training losses: cross-entropy that can leave out, clip by clip, the classes a clip's corpus does not have,
+and its mix with matching teachers (distillation).
 
 Why: pooled speech corpora differ in their classes (nEMO has no Disgust). With a plain softmax over all seven
 classes, every nEMO clip pushes the Disgust logit down, teaching the model that Disgust never occurs. Here
@@ -48,8 +49,9 @@ class DistillationLoss(nn.Module):
     ``teacher_probs`` are the teachers' probabilities at temperature ``T`` (:class:`mmfer.engine.distill.
     TeacherEnsemble`); the KL divergence is that of the student's tempered softmax from them, scaled by T^2 so
     that its gradients keep their size whatever the temperature (Hinton et al., 2015). Without teacher
-    probabilities (e.g. the second term of a mixed batch) it is the base loss alone. The KL term runs over all
-    classes: a teacher's belief about a class the clip's corpus lacks is knowledge, not a label.
+    probabilities it is the base loss alone. In a mixed batch both terms (lam and 1 - lam) get the teachers'
+    probabilities, so the KL term weighs ``weight`` in all. The KL term runs over all classes: a teacher's
+    belief about a class the clip's corpus lacks is knowledge, not a label.
     """
 
     def __init__(self, base: nn.Module, *, weight: float, temperature: float):

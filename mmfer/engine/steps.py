@@ -1,5 +1,5 @@
-"""One optimisation step and what it needs (precision, optimiser, gradient scaler, loss with class weights,
-learning-rate schedule), as training and ``mmfer bench`` both run them."""
+"""One optimisation step and what it needs (precision, optimiser, gradient scaler, loss with class weights and
+teachers, learning-rate schedule), as training and ``mmfer bench`` both run them."""
 
 from __future__ import annotations
 
@@ -62,8 +62,8 @@ def optimisation_step(
     ``mmfer bench``, so the benchmark times exactly the step that training runs. ``precision`` is
     :func:`training_precision`'s answer; under bf16 image batches go channels-last, the layout the CPU's
     bf16 kernels are fast in. ``frozen`` parameters get no update (two-stage fine-tuning). ``teacher``
-(:class:`mmfer.engine.distill.TeacherEnsemble`) reads the same, augmented, batch and its probabilities go
-to the criterion (a :class:`mmfer.engine.losses.DistillationLoss`)."""
+    (:class:`mmfer.engine.distill.TeacherEnsemble`) reads the same, augmented, batch and its probabilities go
+    to the criterion (a :class:`mmfer.engine.losses.DistillationLoss`)."""
     x, y = batch["x"].to(device, non_blocking=True), batch["label"].to(device)
     mask = batch["mask"].to(device) if batch["mask"] is not None else None
     mixed = mix_batch(x, y, mask, mixup=mixup, cutmix=cutmix)

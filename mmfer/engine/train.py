@@ -51,7 +51,7 @@ from mmfer.engine.checkpoint import (
     save_checkpoint,
     unwrap,
 )
-from mmfer.engine.config import TrainConfig, config_to_plain
+from mmfer.engine.config import TrainConfig, config_from_dict, config_to_plain
 from mmfer.engine.device import resolve_device
 # the pieces that moved to sampling.py and steps.py stay importable from here
 from mmfer.engine.sampling import BalancedEpochSampler, EpochSampler, rng_state, seed_everything, set_rng_state
@@ -328,6 +328,10 @@ def train(
     clips are in every fold's training and never validated on.
     """
     run = prepare_run(config, data=data, out=out, epochs=epochs, resume=resume, device=device)
+    if config.distill.teachers and fold is None:  # (train_folds checks every fold's before the first trains)
+        from mmfer.engine.distill import check_teachers_exist
+
+        check_teachers_exist(config.distill, folds=None)
     run_data = prepare_data(run, fold=fold, fold_by=fold_by, fold_within=fold_within)
     rows, best, start_epoch = fit(run, run_data, progress=progress, stop_after=stop_after)
     return finish(run, run_data, rows, best, start_epoch, progress=progress)
@@ -363,7 +367,8 @@ def prepare_run(config: TrainConfig, *, data: str | Path, out: str | Path, epoch
         if not last_path.is_file():
             raise MmferError(f"{out}: nothing to resume (no last.pt); run without --resume to start training")
         ckpt = load_checkpoint(last_path)
-        saved = dict(ckpt["config"])
+        # in today's form: a key added to the config since the run started takes its default, not a difference
+        saved = config_to_plain(config_from_dict(dict(ckpt["config"]), where=f"{last_path}: config"))
         diffs = [d for d in _config_differences(saved, plain_config) if not d.startswith("optim.epochs:")]
         if diffs:
             raise MmferError(f"{out}: cannot resume with a different config: {'; '.join(diffs)}; "
@@ -497,8 +502,8 @@ def fit(run: Run, run_data: RunData, *, progress: bool = True,
     precision, optimizer, scaler, criterion = (pieces[k] for k in ("precision", "optimizer", "scaler", "criterion"))
     from mmfer.engine.distill import load_teachers
 
-    teacher = load_teachers(config.distill, kind=kind, data_config=dcfg, fold_info=fold_info, device=dev,
-                            precision=precision)
+    teacher = load_teachers(config.distill, kind=kind, data_config=dcfg, preprocess=preprocess, fold_info=fold_info,
+                            device=dev, precision=precision, announce=dist.main)
     ocfg = config.optim
     ema = _ema_model(model, ocfg.ema_decay)
     eval_model = ema.module if ema is not None else model

@@ -103,12 +103,48 @@ def test_student_learns_its_teachers_and_teachers_must_hold_out_its_fold(tmp_pat
     angry = [c for c in said if "_Angry_" in c]
     assert len(angry) == 12 and sum(said[c] == "Happy" for c in angry) >= 10, said
 
-    other_fold = dataclasses.replace(student, distill=dataclasses.replace(
-        student.distill, teachers=(str(tmp_path / "teacher" / "fold2" / "last.pt"),)))
-    with pytest.raises(MmferError, match=r"fold2/last.pt held out speaker .* but this fold holds out"):
-        train(other_fold, data=true, out=tmp_path / "leak", fold=(0, 2), progress=False)
+    def taught_by(*teachers, **changes):
+        return dataclasses.replace(student, distill=dataclasses.replace(student.distill, teachers=teachers), **changes)
+
+    fold2 = str(tmp_path / "teacher" / "fold2" / "last.pt")
+    with pytest.raises(MmferError, match=r"fold2/last.pt is not a model of this fold of the same data \(speakers "):
+        train(taught_by(fold2), data=true, out=tmp_path / "leak", fold=(0, 2), progress=False)
     with pytest.raises(MmferError, match=r"names a fold \(\{fold\}\) but this run is not one of `--folds`"):
         train(student, data=true, out=tmp_path / "nofold", progress=False)
-    gone = dataclasses.replace(student, distill=dataclasses.replace(student.distill, teachers=("nowhere/last.pt",)))
-    with pytest.raises(MmferError, match=r"nowhere/last.pt: no such checkpoint"):
-        train(gone, data=true, out=tmp_path / "gone", fold=(0, 2), progress=False)
+    with pytest.raises(MmferError, match=r"is a fold model of a `--folds` run, which trained on Train and Val pooled"):
+        train(taught_by(fold2), data=true, out=tmp_path / "notfold", progress=False)
+    # every fold's teachers are there before the first fold trains
+    import shutil
+
+    shutil.copytree(tmp_path / "teacher" / "fold1", tmp_path / "half" / "fold1")  # no fold2
+    with pytest.raises(MmferError, match=r"half/fold2/last.pt: checkpoint or run directory not found"):
+        train_folds(taught_by(str(tmp_path / "half" / "fold{fold}" / "last.pt")), data=true, out=tmp_path / "gone",
+                    folds=2, progress=False)
+    assert not (tmp_path / "gone" / "fold1" / "last.pt").exists()
+    # a teacher that read its input otherwise, or picked its epoch on the fold, is refused by name
+    trimmed = dataclasses.replace(student, data=dataclasses.replace(student.data, trim_silence=True))
+    with pytest.raises(MmferError, match=r"read its input otherwise: data.trim_silence False \(teacher\) != True"):
+        train(trimmed, data=true, out=tmp_path / "trim", fold=(0, 2), progress=False)
+    picky = dataclasses.replace(cfg, optim=dataclasses.replace(cfg.optim, epochs=1, select_by="uar"))
+    train_folds(picky, data=swapped, out=tmp_path / "picky", folds=2, progress=False)
+    with pytest.raises(MmferError, match=r"chose its epoch on this fold's clips \(optim.select_by 'uar'\)"):
+        train(taught_by(str(tmp_path / "picky" / "fold1")), data=true, out=tmp_path / "p", fold=(0, 2), progress=False)
+
+
+def test_a_run_from_before_a_config_key_existed_still_resumes(tmp_path):
+    """A last.pt written before ``distill:`` existed holds no such key: resuming takes its default, not a
+    difference in the config."""
+    from mmfer.engine.checkpoint import load_checkpoint
+    from mmfer.engine.train import train
+
+    data = _speech_list(tmp_path, "true.csv", relabel={})
+    cfg = TrainConfig(name="t", model=ModelConfig(name="audio_stats", kwargs={"hidden": 8}),
+                      data=DataConfig(batch_size=16), optim=OptimConfig(epochs=2, select_by="last"), device="cpu")
+    train(cfg, data=data, out=tmp_path / "run", stop_after=1, progress=False)
+    old = load_checkpoint(tmp_path / "run" / "last.pt")
+    del old["config"]["distill"], old["path"]
+    torch.save(old, tmp_path / "run" / "last.pt")
+    assert train(cfg, data=data, out=tmp_path / "run", resume=True, progress=False)["epochs_done"] == 2
+    changed = dataclasses.replace(cfg, optim=dataclasses.replace(cfg.optim, lr=0.5))
+    with pytest.raises(MmferError, match=r"cannot resume with a different config: optim.lr"):
+        train(changed, data=data, out=tmp_path / "run", resume=True, progress=False)
