@@ -142,7 +142,7 @@ def load_teachers(distill: Any, *, kind: str, data_config: Any, preprocess: dict
     checked to read the student's input alike and to have held out the same fold (:func:`check_teacher_fold`);
     BatchNorm folded into convolutions (same outputs, less time), channels-last under bf16."""
     from mmfer.engine.checkpoint import load_checkpoint, model_from_checkpoint, resolve_checkpoint
-    from mmfer.models.common import fold_batchnorm
+    from mmfer.models.common import conv2d_channels_last, fold_batchnorm
 
     if not distill.teachers or distill.weight == 0:
         return None
@@ -163,9 +163,7 @@ def load_teachers(distill: Any, *, kind: str, data_config: Any, preprocess: dict
         paths.append(str(path))
     ensemble = TeacherEnsemble(teachers, temperature=distill.temperature).to(device)
     if precision == "bf16":
-        for m in ensemble.modules():
-            if isinstance(m, nn.Conv2d):
-                m.to(memory_format=torch.channels_last)
+        conv2d_channels_last(ensemble)
     if announce:
         log.info("distilling from %d teacher%s (weight %g, temperature %g): %s", len(teachers),
                  "s" if len(teachers) > 1 else "", distill.weight, distill.temperature, ", ".join(paths))

@@ -15,6 +15,7 @@ from mmfer.engine.device import autocast, training_precision
 from mmfer.engine.losses import DistillationLoss, MaskedCrossEntropy
 from mmfer.engine.mixing import mix_batch
 from mmfer.labels import NUM_CLASSES
+from mmfer.models.common import conv2d_channels_last
 
 
 def lr_factor(step: int, *, steps_per_epoch: int, optim: Any) -> float:
@@ -96,10 +97,8 @@ def training_pieces(config: TrainConfig, model: nn.Module, dev: torch.device, la
     """Precision, optimizer, gradient scaler and loss of a run, as training and ``mmfer bench`` both set them up.
     ``class_counts``: the expected draws per class when sampling is balanced (else the labels' counts)."""
     precision = training_precision(dev, config.amp, model)
-    if precision == "bf16":  # 2D convolutions only: channels-last has no 5-D (Conv3d) form
-        for m in model.modules():
-            if isinstance(m, nn.Conv2d):
-                m.to(memory_format=torch.channels_last)
+    if precision == "bf16":
+        conv2d_channels_last(model)
     weight = (class_weights(labels, power=config.loss.balance_power, counts=class_counts).to(dev)
               if config.loss.class_balanced else None)
     criterion: nn.Module = MaskedCrossEntropy(weight=weight, label_smoothing=config.loss.label_smoothing)
