@@ -146,7 +146,7 @@ def _audio_data(spec: Path) -> tuple[str, str]:
     if teachers:
         how = f"loss weight {distill['weight']}, temperature {distill['temperature']}"
         data += (f" Distilled: each fold model also learned to match {len(teachers)} teacher models of its own fold "
-                 f"(trained on the same clips, the same actors held out; {how}), so it carries much of their "
+                 f"(trained on the same clips, the same actors held out; {how}), so it carries part of their "
                  "ensemble at the cost of one model." if summary.is_file() else
                  f" Distilled: it also learned to match {len(teachers)} teacher models ({how}).")
     return data, licence

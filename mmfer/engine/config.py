@@ -76,12 +76,12 @@ class LossConfig:
 @dataclass(frozen=True)
 class DistillConfig:
     """Knowledge distillation from trained models of the same input kind (e.g. the fold models of two seeds
-    into one student per fold, so that predict pays for one model and gets much of the ensemble's gain).
+    into one student per fold, so that predict pays for one model and keeps part of the ensemble's gain).
 
     The teachers run frozen, in eval mode, on the very batch the student sees (same augmentation), and the loss
     is ``(1 - weight) * labels' loss + weight * T^2 * KL(teachers || student)`` at temperature ``T``, the
     teachers' tempered probabilities averaged. In ``--folds`` runs ``{fold}`` in a teacher path is the fold
-    number (1-based), and a teacher whose run held out other speakers than this fold is an error: a teacher
+    number (1-based), and a teacher that did not hold out this same fold of the same data is an error: a teacher
     that heard the fold's speakers would leak them into its out-of-fold figure.
     """
 
