@@ -148,3 +148,46 @@ def test_a_run_from_before_a_config_key_existed_still_resumes(tmp_path):
     changed = dataclasses.replace(cfg, optim=dataclasses.replace(cfg.optim, lr=0.5))
     with pytest.raises(MmferError, match=r"cannot resume with a different config: optim.lr"):
         train(changed, data=data, out=tmp_path / "run", resume=True, progress=False)
+
+
+class _Linear(torch.nn.Module):
+    """A tiny model of the training interface: forward(x, mask=None) -> logits."""
+
+    def __init__(self, seed: int):
+        super().__init__()
+        torch.manual_seed(seed)
+        self.fc = torch.nn.Linear(12, 7)
+
+    def forward(self, x, mask=None):
+        return self.fc(x.flatten(1))
+
+
+def test_a_step_shows_the_teachers_the_batch_the_student_sees_and_weighs_them_once_under_mixup():
+    """Under mixup the teachers read the mixed clips, and the KL term weighs ``weight`` in all (lam + 1 - lam)."""
+    from mmfer.engine.distill import TeacherEnsemble
+    from mmfer.engine.mixing import mix_batch
+    from mmfer.engine.steps import optimisation_step
+
+    torch.manual_seed(0)
+    batch = {"x": torch.randn(6, 1, 3, 4), "label": torch.tensor([0, 1, 2, 3, 4, 5]), "mask": None}
+    teacher = TeacherEnsemble([_Linear(1), _Linear(2)], temperature=2.0)
+    student = _Linear(3)
+    start = {k: v.clone() for k, v in student.state_dict().items()}
+    loss_fn = DistillationLoss(MaskedCrossEntropy(), weight=0.4, temperature=2.0)
+    torch.manual_seed(5)
+    _, logits, loss = optimisation_step(student, batch, device=torch.device("cpu"), precision="fp32",
+                                        criterion=loss_fn, optimizer=torch.optim.SGD(student.parameters(), lr=0.0),
+                                        scaler=torch.amp.GradScaler("cuda", enabled=False), grad_clip=None,
+                                        mixup=0.4, teacher=teacher)
+    torch.manual_seed(5)  # the same draw again, by hand
+    mixed = mix_batch(batch["x"], batch["label"], None, mixup=0.4)
+    again = _Linear(3)
+    again.load_state_dict(start)
+    out = again(mixed.x)
+    probs = teacher(mixed.x)
+    assert torch.allclose(probs, torch.stack([torch.softmax(t(mixed.x) / 2.0, 1) for t in teacher.teachers]).mean(0))
+    base = MaskedCrossEntropy()
+    kl = torch.nn.functional.kl_div(torch.log_softmax(out / 2.0, 1), probs, reduction="batchmean") * 4.0
+    want = 0.6 * (mixed.lam * base(out, batch["label"]) + (1 - mixed.lam) * base(out, mixed.y_other)) + 0.4 * kl
+    assert torch.allclose(loss, want, atol=1e-6)
+    assert teacher.train().training is False and not any(p.requires_grad for p in teacher.parameters())
