@@ -103,10 +103,17 @@ def check_teacher_fold(path: Path, ckpt: dict[str, Any], fold_info: dict[str, An
     except (OSError, ValueError) as e:
         raise MmferError(f"distill.teachers: {info_path}: unreadable ({e})") from None
     theirs.setdefault("by", "speaker")  # fold.json files older than leave-one-corpus-out
-    mine = {k: fold_info.get(k) for k in _FOLD_KEYS}
-    theirs = {k: theirs.get(k) for k in _FOLD_KEYS}
+    theirs.setdefault("speakers", [])
+    # older fold.json files lack the clip counts (and within): those compare what they hold, and say so
+    keys = [k for k in _FOLD_KEYS if k in theirs or k in ("within",) and "train_clips" in theirs]
+    unrecorded = [k for k in _FOLD_KEYS if k not in keys]
+    if unrecorded:
+        log.warning("distill.teachers: %s records no %s of its fold (an older run): only its %s are compared",
+                    info_path, ", ".join(unrecorded), ", ".join(keys))
+    mine = {k: fold_info.get(k) for k in keys}
+    theirs = {k: theirs.get(k) for k in keys}
     mine["speakers"], theirs["speakers"] = sorted(mine["speakers"] or []), sorted(theirs["speakers"] or [])
-    differ = [f"{k} {theirs[k]!r} (teacher) != {mine[k]!r} (this fold)" for k in _FOLD_KEYS if theirs[k] != mine[k]]
+    differ = [f"{k} {theirs[k]!r} (teacher) != {mine[k]!r} (this fold)" for k in keys if theirs[k] != mine[k]]
     if differ:
         raise MmferError(
             f"distill.teachers: {path} is not a model of this fold of the same data ({'; '.join(differ)}); a teacher "

@@ -82,7 +82,7 @@ def _speech_list(tmp_path, name: str, *, relabel: dict[str, str]) -> str:
     return str(tmp_path / name)
 
 
-def test_student_learns_its_teachers_and_teachers_must_hold_out_its_fold(tmp_path):
+def test_student_learns_its_teachers_and_teachers_must_hold_out_its_fold(tmp_path, caplog):
     """Teachers trained with Angry and Happy swapped teach a student (weight 1, labels unused) to swap them on
     its held-out speakers, though its own labels say otherwise; a teacher of another fold is refused."""
     from mmfer.engine.folds import train_folds
@@ -121,6 +121,17 @@ def test_student_learns_its_teachers_and_teachers_must_hold_out_its_fold(tmp_pat
         train_folds(taught_by(str(tmp_path / "half" / "fold{fold}" / "last.pt")), data=true, out=tmp_path / "gone",
                     folds=2, progress=False)
     assert not (tmp_path / "gone" / "fold1" / "last.pt").exists()
+    # an older run's fold.json (speakers only, no clip counts) is compared on what it holds, with a warning
+    import json
+    import logging
+
+    info = json.loads((tmp_path / "half" / "fold1" / "fold.json").read_text())
+    (tmp_path / "half" / "fold1" / "fold.json").write_text(json.dumps({k: info[k] for k in ("index", "of", "speakers")}))
+    with caplog.at_level(logging.WARNING, logger="mmfer.engine.distill"):
+        train(dataclasses.replace(taught_by(str(tmp_path / "half" / "fold1" / "last.pt")),
+                                  optim=dataclasses.replace(cfg.optim, epochs=1)),
+              data=true, out=tmp_path / "old", fold=(0, 2), progress=False)
+    assert "records no within, train_clips, val_clips of its fold (an older run): only its by, of, speakers" in caplog.text
     # a teacher that read its input otherwise, or picked its epoch on the fold, is refused by name
     trimmed = dataclasses.replace(student, data=dataclasses.replace(student.data, trim_silence=True))
     with pytest.raises(MmferError, match=r"read its input otherwise: data.trim_silence False \(teacher\) != True"):
