@@ -173,8 +173,9 @@ class FaceTracker:
         # the retry looks at the frame larger: at its own size up to retry_max_side, and a small frame enlarged
         # to RETRY_UPSCALE x detect_max_side (a 60-px face in a 320x240 frame is under the HOG window's 80 px)
         # A backend with a cheaper ``detect_quick`` (dlib_mtcnn: HOG alone) searches with it on every frame and
-        # with its full ``detect`` (HOG, then MTCNN, then MTCNN on the frame turned both ways) here, so frames
-        # with nobody in them pay for the costly detector once every retry_every frames, not on every frame.
+        # with its full ``detect`` (HOG, then MTCNN, MTCNN on the frame turned both ways, MTCNN's confirmed last
+        # resort) here, so frames with nobody in them pay for the costly detector once every retry_every frames,
+        # not on every frame.
         side = max(image.shape[:2])
         retry_scale = min(self.retry_max_side / side, max(1.0, self.RETRY_UPSCALE * self.detect_max_side / side))
         bigger = retry_scale > scale * 1.05 and self.retry_max_side > self.detect_max_side

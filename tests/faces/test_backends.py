@@ -243,3 +243,39 @@ def test_dlib_mtcnn_finds_a_rolled_face(clip_frames):
     assert np.abs((det.box[:2] + det.box[2:]) / 2 - centre).max() < 0.15 * size.mean()
     assert np.allclose(det.box[2:4] - det.box[:2], size, rtol=0.25)
     assert backend.detect(np.full((120, 160), 128, np.uint8)) == []
+
+
+def test_points_disagreement_reads_the_five_points():
+    from mmfer.faces.mtcnn import five_points, points_disagreement
+
+    pts68 = np.random.default_rng(0).uniform(0, 100, (68, 2)).astype(np.float32)
+    pts68[36:42], pts68[42:48] = [30.0, 40.0], [70.0, 40.0]  # eye centres 40 px apart
+    five = five_points(pts68)
+    assert np.allclose(five[[0, 1]], [[30, 40], [70, 40]]) and np.allclose(five[2:], pts68[[30, 48, 54]])
+    assert points_disagreement(pts68, five) == pytest.approx(0.0, abs=1e-6)
+    assert points_disagreement(pts68, five + [8.0, 0.0]) == pytest.approx(0.2)  # 8 px in a 40-px eye distance
+
+
+def test_dlib_mtcnn_last_resort_keeps_only_confirmed_boxes(clip_frames, monkeypatch):
+    """The lower-threshold pass keeps its best box where dlib's points fitted in it agree with MTCNN's five, and
+    drops it where they do not (a face-like texture); it runs only after every other pass found nothing."""
+    from mmfer.faces import mtcnn as m
+
+    backend = get_backend("dlib_mtcnn")
+    grey = backend.prepare(clip_frames[0][0])
+    boxes, pts = m.detect_faces(grey, backend._mtcnn._nets, thresholds=m.LAST_RESORT_THRESHOLDS)
+    assert len(boxes) == 1
+    (kept,) = backend._mtcnn.detect_confirmed(grey)
+    assert np.allclose(kept.box, boxes[0, :4])
+    eyes = float(np.linalg.norm(pts[0, 1] - pts[0, 0]))
+    shifted = pts + [0.3 * eyes, 0.0]  # MTCNN's points a third of the eye distance off dlib's fit
+    monkeypatch.setattr(m, "detect_faces", lambda *a, **k: (boxes, shifted))
+    assert backend._mtcnn.detect_confirmed(grey) == []
+    monkeypatch.setattr(m, "detect_faces", lambda *a, **k: (boxes, pts))
+    calls = []
+    monkeypatch.setattr(backend._hog, "detect", lambda image: [])
+    monkeypatch.setattr(backend._mtcnn, "detect", lambda image: calls.append("upright") or [])
+    monkeypatch.setattr(backend._mtcnn, "detect_turned", lambda image: calls.append("turned") or [])
+    (det,) = backend.detect(grey)
+    assert calls == ["upright", "turned"]
+    assert np.allclose(det.box, m.hog_box_from_mtcnn(boxes[0, :4]))  # in HOG geometry, like every box it gives
