@@ -50,7 +50,7 @@ TURNED_DEG = (30.0, -30.0)
 # blurred small faces but also faces in gravel and grass; the agreement tells them apart. Chosen on 210 held-out
 # FER2013 faces that are not tools/video_gap.py's (64 and 96 px, degraded) and 380 face-free windows of natural
 # pictures: the boxes of the faces it recovered agreed within 0.093-0.146, every face-free box at least 26 px
-# wide disagreed by 0.157 or more (runs/det3/RULE.md; BENCHMARKS.md, "Face detectors").
+# wide disagreed by 0.157 or more (BENCHMARKS.md, "A confirmed last resort").
 LAST_RESORT_THRESHOLDS = (0.4, 0.5, 0.5)
 LAST_RESORT_MAX_DISAGREEMENT = 0.15
 
