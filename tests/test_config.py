@@ -82,7 +82,7 @@ def test_yaml_alias_bomb_and_duplicate_keys_are_refused(tmp_path):
     t0 = time.perf_counter()
     with pytest.raises(MmferError, match="aliases .* are not allowed"):
         load_train_config(bomb)
-    assert time.perf_counter() - t0 < 1.0
+    assert time.perf_counter() - t0 < 10.0  # expanding it would take minutes and gigabytes; refused, milliseconds
     one = tmp_path / "one.yaml"
     one.write_text("model: &m {name: c3d}\nother: *m\n")
     with pytest.raises(MmferError, match="not allowed"):
