@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from mmfer.errors import MmferError
+from mmfer.faces.align import eye_centres
 from mmfer.faces.base import Detection, as_rgb_uint8, to_grey
 from mmfer.faces.dlib import check_predictor, fit_landmarks, load_predictor, refit_in_detector_box
 
@@ -58,7 +59,7 @@ LAST_RESORT_MAX_DISAGREEMENT = 0.15
 def five_points(pts68: np.ndarray) -> np.ndarray:
     """MTCNN's five points from dlib's 68: image-left eye centre, image-right eye centre, nose tip, mouth
     corners left and right."""
-    return np.stack([pts68[36:42].mean(0), pts68[42:48].mean(0), pts68[30], pts68[48], pts68[54]])
+    return np.concatenate([eye_centres(pts68), pts68[[30, 48, 54]]])
 
 
 def points_disagreement(pts68: np.ndarray, pts5: np.ndarray) -> float:
