@@ -51,9 +51,13 @@ TURNED_DEG = (30.0, -30.0)
 # blurred small faces but also faces in gravel and grass; the agreement tells them apart. Chosen on 210 held-out
 # FER2013 faces that are not tools/video_gap.py's (64 and 96 px, degraded) and 380 face-free windows of natural
 # pictures: the boxes of the faces it recovered agreed within 0.093-0.146, every face-free box at least 26 px
-# wide disagreed by 0.157 or more (BENCHMARKS.md, "A confirmed last resort").
+# wide disagreed by 0.157 or more (BENCHMARKS.md, "A confirmed last resort"). Those windows were searched at their
+# own size (320x240), so the width is in the pixels of the image searched: a box narrower than that is no face
+# however large the frame it is scaled back to (a 20-px box of gravel, searched in a 640x480 frame shrunk to
+# predict's 320 px, agreed at 0.10 and came back 43 px wide, past the tracker's MIN_FACE_PX).
 LAST_RESORT_THRESHOLDS = (0.4, 0.5, 0.5)
 LAST_RESORT_MAX_DISAGREEMENT = 0.15
+LAST_RESORT_MIN_WIDTH = 24.0  # MTCNN box px in the image searched (26 px of the HOG-style box it becomes)
 
 
 def five_points(pts68: np.ndarray) -> np.ndarray:
@@ -309,15 +313,18 @@ class MtcnnBackend:
         return []
 
     def detect_confirmed(self, image: np.ndarray) -> list[Detection]:
-        """The best box at LAST_RESORT_THRESHOLDS, where dlib's 68 points fitted in it agree with MTCNN's five
-        (``points_disagreement`` at most LAST_RESORT_MAX_DISAGREEMENT); otherwise nothing."""
+        """The best box at LAST_RESORT_THRESHOLDS, where it is at least LAST_RESORT_MIN_WIDTH wide in ``image``
+        and dlib's 68 points fitted in it agree with MTCNN's five (``points_disagreement`` at most
+        LAST_RESORT_MAX_DISAGREEMENT); otherwise nothing."""
         boxes, pts = detect_faces(image, self._nets, min_size=self.min_size, thresholds=LAST_RESORT_THRESHOLDS,
                                   factor=self.factor)
         if not len(boxes):
             return []
         best = int(np.argmax(boxes[:, 4]))
+        if float(boxes[best, 2] - boxes[best, 0]) < LAST_RESORT_MIN_WIDTH:
+            return []
         fitted = fit_landmarks(self._predictor, image, hog_box_from_mtcnn(boxes[best]), upright=False)
-        if points_disagreement(fitted, pts[best]) > LAST_RESORT_MAX_DISAGREEMENT:
+        if not points_disagreement(fitted, pts[best]) <= LAST_RESORT_MAX_DISAGREEMENT:  # NaN is no agreement
             return []
         return [Detection(boxes[best, :4], boxes[best, 4])]
 

@@ -279,3 +279,21 @@ def test_dlib_mtcnn_last_resort_keeps_only_confirmed_boxes(clip_frames, monkeypa
     (det,) = backend.detect(grey)
     assert calls == ["upright", "turned"]
     assert np.allclose(det.box, m.hog_box_from_mtcnn(boxes[0, :4]))  # in HOG geometry, like every box it gives
+
+
+@pytest.mark.parametrize("width, kept", [(20.0, False), (23.9, False), (24.0, True), (40.0, True)])
+def test_last_resort_drops_boxes_narrower_than_its_min_width(clip_frames, monkeypatch, width, kept):
+    """Agreeing points or not, a box narrower than LAST_RESORT_MIN_WIDTH in the image searched is no face: the
+    false faces of gravel and grass are that narrow, and scaling the box back to a large frame must not pass them."""
+    from mmfer.faces import mtcnn as m
+
+    assert m.LAST_RESORT_MIN_WIDTH == 24.0
+    backend = get_backend("dlib_mtcnn")
+    grey = backend.prepare(clip_frames[0][0])
+    box = np.array([[100.0, 80.0, 100.0 + width, 80.0 + 1.2 * width, 0.9]], np.float32)
+    monkeypatch.setattr(m, "detect_faces", lambda *a, **k: (box, np.zeros((1, 5, 2), np.float32)))
+    monkeypatch.setattr(m, "points_disagreement", lambda *a: 0.0)
+    found = backend._mtcnn.detect_confirmed(grey)
+    assert (len(found) == 1) == kept
+    monkeypatch.setattr(m, "points_disagreement", lambda *a: float("nan"))
+    assert backend._mtcnn.detect_confirmed(grey) == []  # no number is no agreement
