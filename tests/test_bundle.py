@@ -239,6 +239,24 @@ def test_build_tool(tmp_path, runs, cremad_videos, cremad_audio, monkeypatch):
     assert tool.main(["--face", str(runs["face_frame"]), "--photo-face", str(runs["face_frame"]),
                       "--photo-face-scores", str(csv_path), str(csv_path), "--keep-audio-from", str(out),
                       "--out", str(tmp_path / "w2")]) == 2  # one score file per photo model
+    # rebuilt in place from its own face checkpoint: nothing in --out is deleted before the new bundle is whole
+    rc = tool.main(["--face", str(out / "face_video.pt"), "--keep-audio-from", str(out), "--face-weight", "0.5",
+                    "--audio-weight", "0.5", "--out", str(out), "--outputs", str(csv_path)])
+    assert rc == 0 and sorted(p.name for p in out.glob("face*.pt")) == ["face_video.pt"]
+    assert not list(tmp_path.glob(".weights.building-*"))
+    # a build that fails leaves the bundle as it was
+    import mmfer.bundle
+
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+
+    def broken(*a, **k):
+        raise MmferError("export failed")
+
+    monkeypatch.setattr(mmfer.bundle, "write_bundle", broken)
+    assert tool.main(["--face", str(runs["face_frame"]), "--keep-audio-from", str(out), "--out", str(out),
+                      "--outputs", str(csv_path)]) == 2
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert not list(tmp_path.glob(".weights.building-*"))
 
 
 def _check_recorded(model, csv_path: Path, inputs) -> None:

@@ -26,7 +26,10 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -290,19 +293,30 @@ def main(argv: list[str] | None = None) -> int:
                 cv = _cross_validation(spec)
                 if cv:
                     cross_validation[spec.name if spec.name not in cross_validation else stem] = cv
-            for old in args.out.glob("*.pt"):  # a rebuilt bundle holds only its own checkpoints
-                old.unlink()
-            write_bundle(args.out, branches, decode={"face_backend": args.face_backend} if args.face_backend else None,
-                         provenance={
-                "built": time.strftime("%Y-%m-%d"),
-                "mmfer": mmfer.__version__,
-                "torch": torch.__version__,
-                "runs": {b["name"]: Path(b["run"]).name for b in branches},
-                "audio_cross_validation": cross_validation,
-                "weights": (f"face {args.face_weight}, audio {args.audio_weight} "
-                            f"({f'shares {shares}' if args.audio else f'as in {args.keep_audio_from}'}), stated by the "
-                            "builder by the rule in the README's model card"),
-            }, half=not args.fp32)
+            # Built aside and swapped in only once it loads: a run in --out itself (a bundle's own checkpoint, kept)
+            # must still be there to export, and a failed build must leave the bundle as it was.
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            staging = Path(tempfile.mkdtemp(dir=args.out.parent, prefix=f".{args.out.name}.building-"))
+            try:
+                write_bundle(staging, branches,
+                             decode={"face_backend": args.face_backend} if args.face_backend else None,
+                             provenance={
+                    "built": time.strftime("%Y-%m-%d"),
+                    "mmfer": mmfer.__version__,
+                    "torch": torch.__version__,
+                    "runs": {b["name"]: Path(b["run"]).name for b in branches},
+                    "audio_cross_validation": cross_validation,
+                    "weights": (f"face {args.face_weight}, audio {args.audio_weight} "
+                                f"({f'shares {shares}' if args.audio else f'as in {args.keep_audio_from}'}), stated "
+                                "by the builder by the rule in the README's model card"),
+                }, half=not args.fp32)
+                args.out.mkdir(exist_ok=True)
+                for old in args.out.glob("*.pt"):  # a rebuilt bundle holds only its own checkpoints
+                    old.unlink()
+                for f in staging.iterdir():
+                    os.replace(f, args.out / f.name)
+            finally:
+                shutil.rmtree(staging, ignore_errors=True)
         bundle = load_bundle(args.out)
         print(bundle.describe())
         for f in sorted(args.out.iterdir()):
