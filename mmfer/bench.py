@@ -73,7 +73,7 @@ def bench(
     progress: bool = True,
 ) -> dict[str, Any]:
     """Benchmark every stage on the videos in ``videos`` (default: the bundled CREMA-D clips); returns the
-    result dict that ``--json`` writes (see :func:`format_table` for the human form).
+    result dict that ``--out`` writes (see :func:`format_table` for the human form).
 
     ``workers``: preprocessing workers (default 0, auto, as ``mmfer preprocess``); ``repeat`` lists every
     clip that many times (as distinct clips), for a corpus-sized run in which starting worker processes is

@@ -178,7 +178,9 @@ def _add_fusion_arguments(p: argparse.ArgumentParser, *, out_help: str) -> None:
     p.add_argument("--out", required=True, help=out_help)
     p.add_argument("--method", default="weighted", choices=tuple(METHODS), help="fusion method (default: weighted)")
     p.add_argument("--names", default=None, help="branch names a,b,c (default: from the file or run folder names)")
-    p.add_argument("--folds", type=int, default=5, help="folds of the cross-validated Val estimate (default 5)")
+    p.add_argument("--folds", type=int, default=5,
+                   help="K-fold cross-validation of the fusion over Val's clips (stratified by class; clips of one "
+                        "actor may fall in several folds): the cross-validated Val estimate (default 5)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--calibrate", action="store_true", help="temperature-calibrate each branch on Val first")
     p.add_argument("--objective", default="accuracy", choices=OBJECTIVES, help="what weight searches maximise")
@@ -363,7 +365,7 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--videos", default=None, metavar="DIR",
                    help="folder of video clips (default: the bundled CREMA-D fixtures, tests/assets/cremad)")
-    p.add_argument("--json", default=None, metavar="OUT", help="also write every figure as JSON here")
+    p.add_argument("--out", default=None, metavar="FILE.json", help="also write every figure to this JSON file")
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="device for predict and training")
     p.add_argument("--workers", type=int, default=0,
                    help="preprocessing workers (default 0: auto, as `mmfer preprocess`)")
@@ -389,23 +391,23 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
 
         from mmfer.bench import bench, format_markdown, format_table
 
-        if args.json:
+        if args.out:
             from mmfer.outputs import check_output_file
 
-            check_output_file(args.json, option="--json")
+            check_output_file(args.out, option="--out")
         result = bench(args.videos, device=args.device, workers=args.workers, repeat=args.repeat, steps=args.steps,
                        warmup=args.warmup, batch_size=args.batch_size, branches=args.branches, stages=args.stages,
                        max_clips=args.max_clips, model=args.model, long_clip=args.long_clip, long_size=args.long_size,
                        progress=not args.no_progress)
         given = [(f"--{k.replace('_', '-')}", v) for k, v in vars(args).items()
-                 if k not in ("func", "command", "verbose", "json", "markdown", "no_progress") and v != p.get_default(k)]
+                 if k not in ("func", "command", "verbose", "out", "markdown", "no_progress") and v != p.get_default(k)]
         result["command"] = " ".join(["mmfer bench", *(f"{k} {v}" for k, v in given)])  # how to re-run it
         print(format_markdown(result) if args.markdown else format_table(result))
-        if args.json:
+        if args.out:
             from mmfer.outputs import write_file
 
-            write_file(args.json, json.dumps(result, indent=1))
-            print(f"wrote {args.json}")
+            write_file(args.out, json.dumps(result, indent=1))
+            print(f"wrote {args.out}")
         return 0
 
     p.set_defaults(func=run)

@@ -80,7 +80,7 @@ def test_tables_show_each_stage(small_run):
 
 def test_cli_writes_json_and_markdown(tmp_path, cremad_dir, capsys):
     out = tmp_path / "b" / "bench.json"
-    assert main(["bench", "--videos", str(cremad_dir), "--stages", "decode", "--max-clips", "2", "--json", str(out),
+    assert main(["bench", "--videos", str(cremad_dir), "--stages", "decode", "--max-clips", "2", "--out", str(out),
                  "--markdown", "--no-progress"]) == 0
     printed = capsys.readouterr().out
     r = json.loads(out.read_text())

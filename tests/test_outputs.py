@@ -72,7 +72,7 @@ def test_every_command_checks_its_outputs_first(places, capsys, tmp_path, cremad
     _refused(capsys, ["evaluate", str(scores), "--png", str(tmp_path / "x.txt")], "--png")
     # submit --out unwritable
     _refused(capsys, ["submit", str(scores), "--index", str(tmp_path), "--out", str(afile / "t.zip")], "--out")
-    _refused(capsys, ["bench", "--json", str(folder)], "--json")
+    _refused(capsys, ["bench", "--out", str(folder)], "--out")
 
 
 def test_evaluate_png_names_the_file_it_wrote(places, capsys, tmp_path):

@@ -4,7 +4,7 @@ Scores the first SECONDS of a video with the shipped model three ways: its own d
 the detector every 5th frame), the detector every 10th frame, and 4 frames/s; prints the time of each and
 how many segments keep the label of the first. Usage:
 
-    python tools/check_speed_levers.py VIDEO [--seconds 180] [--json out.json]
+    python tools/check_speed_levers.py VIDEO [--seconds 180] [--out out.json]
 
 (`mmfer bench --long-clip 600 --long-size 720p` makes a suitable video; run it on a quiet machine.)
 """
@@ -29,7 +29,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("video")
     ap.add_argument("--seconds", type=float, default=180.0)
-    ap.add_argument("--json", default=None)
+    ap.add_argument("--out", default=None, metavar="FILE.json")
     args = ap.parse_args()
     base = load_bundle("default")
     ref, out = None, {}
@@ -46,8 +46,8 @@ def main() -> None:
                      "same_label_as_default": round(float(np.mean([a == b for a, b in zip(labels, ref[0])])), 3),
                      "max_prob_diff": round(float(np.abs(probs - ref[1]).max()), 4), "stages": pred.stages}
         print(name, out[name], flush=True)
-    if args.json:
-        with open(args.json, "w") as f:
+    if args.out:
+        with open(args.out, "w") as f:
             json.dump(out, f, indent=1)
 
 

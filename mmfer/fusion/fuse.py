@@ -27,7 +27,8 @@ WEIGHTS_FILE = "weights.json"
 FIGURES_NOTE = (
     "val_in_sample: weights tuned and scored on the same Val clips (optimistic, do not report as the "
     "expected Test accuracy); val_cross_validated: weights tuned on k-1 folds of Val and scored on the "
-    "held-out fold, pooled over folds (the honest estimate to report)"
+    "held-out fold, pooled over folds (the estimate to report; folds split clips by class, not by actor, so "
+    "where one actor has clips in several folds it can still read a little high)"
 )
 
 _SPLIT_SUFFIX = re.compile(r"[_\-.](val|valid|validation|test|train)$", re.IGNORECASE)
