@@ -427,8 +427,10 @@ class Predictor:
                         frame_crop(rgb, get_backend(d.face_backend), crop_size=d.crop_size, framing=None,
                                    detect_max_side=d.detect_max_side))
                 if made is None:
-                    raise MmferError(f"no face found ({w}x{h} image; faces smaller than about 80 px or far from "
-                                     "frontal are missed, and a tight crop under 100 px is taken as the face)")
+                    raise MmferError(f"no face found ({w}x{h} image, searched by the {d.face_backend} detector at up to "
+                                     f"{d.detect_max_side} px on its longer side: a face narrower than about 25 px at "
+                                     "that size, far from frontal or mostly hidden is missed; a tight crop of at most "
+                                     f"{TIGHT_CROP_MAX_SIDE} px is taken as the face)")
                 aligned = made.crop[None]
             probs[b.name] = self.face_frames(b, aligned, aligned=True, views=b.options["image_views"])[0]
         return self._fused(path, "image", probs, face_ratio=1.0, notes=[], warnings=[])
