@@ -47,3 +47,18 @@ def test_flat_pictures_give_no_face_and_an_empty_folder_is_named(tmp_path):
         tool.main(["--images", str(tmp_path / "empty"), "--out", str(tmp_path / "o2")])
     with pytest.raises(MmferError, match="missing: not a folder"):
         tool.main(["--images", str(tmp_path / "missing"), "--out", str(tmp_path / "o3")])
+
+
+def test_frame_scale_enlarges_the_windows(tmp_path, monkeypatch):
+    """--frame-scale 2 makes 640x480 videos of the same 320x240 windows (footage larger than the detector's 320 px)."""
+    import cv2
+
+    tool = _tool()
+    pics = tmp_path / "pics"
+    pics.mkdir()
+    cv2.imwrite(str(pics / "grey.png"), np.full((300, 400, 3), 128, np.uint8))
+    shapes, write = [], tool.write_video
+    monkeypatch.setattr(tool, "write_video", lambda path, frame, **k: shapes.append(frame.shape) or write(path, frame, **k))
+    assert tool.main(["--images", str(pics), "--windows", "2", "--frame-scale", "2", "--out", str(tmp_path / "out")]) == 0
+    assert shapes == [(480, 640, 3)] * 2
+    assert json.loads((tmp_path / "out" / "false_faces.json").read_text())["frame_scale"] == 2.0

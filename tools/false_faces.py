@@ -3,7 +3,8 @@
 Each picture in --images (photos of scenes, textures, objects: anything without a face) gives --windows
 320x240 windows at a random scale (0.5-1.5), every second one degraded (blurred and downscaled by
 ``video_degrade``, then H.264 at video_gap's harder rate); each window becomes a 1-s silent video (8 fps, H.264)
-that goes through ``mmfer predict``'s whole video path.
+that goes through ``mmfer predict``'s whole video path. ``--frame-scale 2`` enlarges each window (after cutting
+and degrading it, so the windows are the same ones) to 640x480: footage larger than the 320 px the detector searches.
 A video whose ``face_ratio`` is above 0 had a false face, and the face models' scores went into its
 prediction. Per picture and in all, it reports the share of such videos.
 
@@ -66,6 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--model", default="default", help="a bundle folder or 'default'")
     ap.add_argument("--windows", type=int, default=20, help="windows (videos) per picture (default 20)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--frame-scale", type=float, default=1.0,
+                    help="enlarge each 320x240 window by this factor before it becomes a video (default 1)")
     ap.add_argument("--out", required=True, help="folder for false_faces.csv and false_faces.json")
     args = ap.parse_args(argv)
     import cv2
@@ -93,6 +96,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{pic}: not a readable picture; left out", file=sys.stderr)
                 continue
             for k, (win, degraded) in enumerate(windows(image[..., ::-1], args.windows, rng)):
+                if args.frame_scale != 1.0:
+                    win = cv2.resize(win, None, fx=args.frame_scale, fy=args.frame_scale, interpolation=cv2.INTER_LINEAR)
                 write_video(video, win, crf=35 if degraded else 23)
                 p = predictor.predict_file(video, "video")
                 rows.append({"picture": pic.name, "window": k, "degraded": int(degraded),
@@ -107,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
         w.writerows(rows)
     false = [r for r in rows if r["face_ratio"] > 0]
     summary = {"model": args.model, "pictures": len({r["picture"] for r in rows}), "videos": len(rows),
-               "seed": args.seed, "videos_with_a_face": len(false),
+               "seed": args.seed, "frame_scale": args.frame_scale, "videos_with_a_face": len(false),
                "share_with_a_face": round(len(false) / len(rows), 4),
                "clean": sum(not r["degraded"] for r in false), "degraded": sum(r["degraded"] for r in false),
                "seconds": round(time.perf_counter() - t0, 1)}
