@@ -46,7 +46,9 @@ def _add_preprocess(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--detect-max-side", type=int, default=d.detect_max_side,
                    help=f"longest side of frames given to the detector (default {d.detect_max_side})")
     p.add_argument("--max-frames", type=int, default=d.max_frames, help="cap on frames per clip")
-    p.add_argument("--shard", default="0/1", help="i/n: process only shard i of n (split work across machines)")
+    p.add_argument("--shard", default="0/1",
+                   help="i/n: process only shard i of n, numbered from 0 (0/4 is the first quarter; split work across "
+                        "machines)")
     p.add_argument("--strict", action="store_true", help="exit code 1 if any clip failed")
     p.add_argument("--retry-failed", action="store_true", help="redo clips that failed in an earlier run")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -85,7 +87,9 @@ def _add_preprocess(sub: argparse._SubParsersAction) -> None:
 def _add_train(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train one branch from a config")
     p.add_argument("config", metavar="CONFIG", help="train config YAML, e.g. configs/c3d.yaml")
-    p.add_argument("--data", required=True, metavar="CACHE", help="cache made by `mmfer preprocess`")
+    p.add_argument("--data", required=True, metavar="DATA",
+                   help="a cache made by `mmfer preprocess`; for file branches also an image tree (face_frame), an "
+                        "audio tree or a CSV list of audio files (path,label,speaker,corpus)")
     p.add_argument("--out", required=True, metavar="RUN", help="run directory (checkpoints, logs, scores)")
     p.add_argument("--epochs", type=int, default=None, metavar="N", help="override optim.epochs of the config")
     p.add_argument("--seed", type=int, default=None, metavar="N",
@@ -150,7 +154,9 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
 def _add_scores(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("scores", help="write per-clip class scores of a trained run")
     p.add_argument("run", metavar="RUN", help="run directory (uses best.pt) or a checkpoint file")
-    p.add_argument("--data", required=True, metavar="CACHE", help="cache made with the run's preprocessing settings")
+    p.add_argument("--data", required=True, metavar="DATA",
+                   help="a cache made with the run's preprocessing settings, or the image tree, audio tree or CSV list "
+                        "of a file branch")
     p.add_argument("--split", default="Val", help="split to score (default Val)")
     p.add_argument("--out", default=None, metavar="FILE", help="output CSV (default RUN/scores_<split>.csv)")
     p.add_argument("--device", default=None, help="auto | cpu | cuda (default: the run's device)")
@@ -204,7 +210,7 @@ def _add_fuse(sub: argparse._SubParsersAction) -> None:
 def _add_submit(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("submit", help="write or check an EmotiW submission zip")
     p.add_argument("scores", nargs="?", default=None, metavar="FUSED_Test.csv", help="fused Test score CSV")
-    p.add_argument("--index", required=True, metavar="TEST_DIR",
+    p.add_argument("--index", required=True, metavar="INDEX",
                    help="the test clips: Test video folder, AFEW root, CSV list or preprocessing cache")
     p.add_argument("--out", default=None, help="zip to write (e.g. team.zip)")
     p.add_argument("--check", default=None, metavar="ZIP", help="validate an existing zip instead of writing one")
@@ -304,13 +310,14 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
                    help="segment length in seconds (default 4; a remainder under half of it joins the last segment)")
     p.add_argument("--segment-by", default="fixed", choices=("fixed", "speech"),
                    help="fixed windows, or windows whose ends move to the quietest moment of the sound nearby")
-    p.add_argument("--start", type=float, default=0.0, metavar="S", help="analyse each video from this second on")
+    p.add_argument("--start", type=float, default=0.0, metavar="S", help="analyse each video and sound file from this second on")
     p.add_argument("--duration", type=float, default=None, metavar="S",
-                   help="analyse at most this many seconds of each video (default: to the end)")
+                   help="analyse at most this many seconds of each video and sound file (default: to the end)")
     p.add_argument("--frame-pooling", default=None, choices=("mean", "log_mean", "confidence"),
                    help="how face-frame probabilities are pooled, for any model (default: the model's own)")
     p.add_argument("--shard", default=None, metavar="I/N",
-                   help="only the inputs of shard I of N (as preprocess --shard); merge the CSVs with `mmfer merge`")
+                   help="only the inputs of shard I of N, numbered from 0 (as preprocess --shard); merge the CSVs with "
+                        "`mmfer merge`")
     p.add_argument("--labels-from", default=None, choices=("folder", "ravdess", "cremad"),
                    help="true labels from each file's path, for the report's metrics")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda (default auto)")

@@ -78,7 +78,7 @@ def reference() -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--out", type=Path, default=OUT)
+    ap.add_argument("--out", type=Path, default=OUT, help=f"the markdown file to write (default {OUT.name} in docs/)")
     args = ap.parse_args()
     args.out.write_text(reference(), encoding="utf-8")
     print(f"wrote {args.out}")

@@ -64,7 +64,7 @@ def windows(image: np.ndarray, n: int, rng: np.random.Generator) -> list[tuple[n
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--images", required=True, help="a folder of face-free pictures")
-    ap.add_argument("--model", default="default", help="a bundle folder or 'default'")
+    ap.add_argument("--model", default="default", help="what predict loads, as `mmfer predict --model`: 'default', a bundle, RUN or FUSE folder")
     ap.add_argument("--windows", type=int, default=20, help="windows (videos) per picture (default 20)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--frame-scale", type=float, default=1.0,

@@ -17,7 +17,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", type=Path, default=REPO / "tests" / "assets" / "cremad_faces")
+    ap.add_argument("--out", type=Path, default=REPO / "tests" / "assets" / "cremad_faces",
+                    help="the folder to write the face images into (default tests/assets/cremad_faces)")
     args = ap.parse_args(argv)
 
     import cv2

@@ -21,7 +21,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("src", help="image tree ROOT/<split>/<Emotion>/*.jpg (FER2013 layout)")
     ap.add_argument("--out", required=True, help="output tree of PNG crops (same relative names)")
-    ap.add_argument("--splits", nargs="+", default=["Train"])
+    ap.add_argument("--splits", default="Train", help="comma list of splits to make, as preprocess --splits (default Train)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--face-backend", default="dlib",
                     help="detector (default dlib: where it misses, the landmarks are fitted in the box the face was "
@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
-        summary = build_video_face_tree(args.src, args.out, splits=tuple(args.splits), seed=args.seed,
+        summary = build_video_face_tree(args.src, args.out, splits=tuple(s.strip() for s in args.splits.split(",") if s.strip()), seed=args.seed,
                                         face_backend=args.face_backend, workers=args.workers)
     except MmferError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--ravdess", type=Path, help="RAVDESS speech folder (Actor_NN/...)")
     ap.add_argument("--metadata", type=Path, action="append", default=[], help="a list with path,label,speaker,corpus")
-    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--out", type=Path, required=True, help="the CSV list to write (path,label,speaker,corpus,...)")
     args = ap.parse_args(argv)
     rows = (ravdess_rows(args.ravdess) if args.ravdess else []) + [r for m in args.metadata for r in metadata_rows(m)]
     with open(args.out, "w", newline="") as f:

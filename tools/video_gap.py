@@ -77,8 +77,9 @@ def make_frame(face: np.ndarray, size: int, degraded: bool, rng: np.random.Gener
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--fer", default=str(Path(__file__).resolve().parents[1].parent / "shared/data/fer2013"))
-    ap.add_argument("--model", default="default", help="a bundle folder or 'default'")
+    ap.add_argument("--fer", default=str(Path(__file__).resolve().parents[1].parent / "shared/data/fer2013"),
+                    help="FER2013 as ROOT/Train/<Emotion>/*.jpg (default: ../shared/data/fer2013 beside the repository)")
+    ap.add_argument("--model", default="default", help="what predict loads, as `mmfer predict --model`: 'default', a bundle, RUN or FUSE folder")
     ap.add_argument("--per-class", type=int, default=30)
     ap.add_argument("--sizes", type=int, nargs="+", default=list(SIZES))
     ap.add_argument("--out", required=True, help="folder for video_gap.csv and video_gap.json")

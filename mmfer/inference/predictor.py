@@ -115,7 +115,7 @@ class PredictResult:
         return [p for p in self.predictions if not p.ok]
 
     def table(self, *, width: int = 60) -> str:
-        """A readable table: clip id, label, top probability, modalities, warning; then a summary line."""
+        """A readable table: clip id, predicted, top probability, modalities, warning; then a summary line."""
         rows = [("clip_id", "predicted", "top", "modalities", "warning")]
         for p in self.predictions:
             top = f"{float(np.max(p.probs)):.2f}" if p.ok else ""
