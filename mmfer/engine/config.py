@@ -39,7 +39,8 @@ class OptimConfig:
     # inflated by picking the epoch on it (fix the number of epochs in advance instead)
     select_by: Literal["uar", "accuracy", "last"] = "uar"
     # exponential moving average of the weights (0 = off, e.g. 0.999): Val, best.pt and scores use the
-    # averaged weights, which generalise better than the last step's at no training cost
+    # averaged weights, which generalise better than the last step's at no training cost; each step's
+    # weights count decay ** age, normalised, so a short run is not pulled back to its untrained start
     ema_decay: float = 0.0
 
     def __post_init__(self) -> None:

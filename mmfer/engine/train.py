@@ -152,13 +152,34 @@ def _load_encoder(model: nn.Module, path: str) -> None:
     log.info("encoder initialised from %s", path)
 
 
+def ema_step_decay(decay: float, n_averaged: int) -> float:
+    """The weight the average keeps at its ``n_averaged``-th update so that it is the normalised exponentially
+    weighted mean of every step's weights (decay ** age, divided by their sum): decay * (1 - decay ** n) /
+    (1 - decay ** (n + 1)), 0 at the first update and ``decay`` in the long run.
+
+    Why: the plain recursion, started from the first step's weights, leaves them decay ** n of the average.
+    On a short run that is not small (780 steps at 0.998: 21% of untrained weights and their BatchNorm
+    statistics), and an audio CNN averaged that way named one class for every clip."""
+    return decay * (1.0 - decay ** n_averaged) / (1.0 - decay ** (n_averaged + 1))
+
+
 def _ema_model(model: nn.Module, decay: float):
-    """An exponential moving average of ``model``'s weights and buffers, or None when ``decay`` is 0."""
+    """An exponential moving average of ``model``'s weights and buffers (``ema_step_decay``), or None when
+    ``decay`` is 0."""
     if not decay:
         return None
-    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+    from torch.optim.swa_utils import AveragedModel
 
-    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
+    @torch.no_grad()
+    def update(averaged: list[torch.Tensor], current: list[torch.Tensor], n_averaged: torch.Tensor) -> None:
+        keep = ema_step_decay(decay, int(n_averaged))
+        if torch.is_floating_point(averaged[0]):
+            torch._foreach_lerp_(averaged, current, 1.0 - keep)
+        else:  # BatchNorm's step counters
+            for a, c in zip(averaged, current, strict=True):
+                a.copy_(c)
+
+    return AveragedModel(model, multi_avg_fn=update, use_buffers=True)
 
 
 def _tensorboard(out: Path):

@@ -97,6 +97,32 @@ def test_ema_and_last_epoch_selection_resume_exactly(synth_cache, tmp_path):
         dataclasses.replace(cfg.optim, ema_decay=1.5)
 
 
+def test_ema_is_the_normalised_weighted_mean_of_every_step():
+    """The average after n steps is sum(decay ** age * w) / sum(decay ** age) over every step's weights and
+    buffers, so the untrained first weights weigh as little as any other old step (not decay ** n)."""
+    from mmfer.engine.train import _ema_model, ema_step_decay
+
+    decay = 0.9
+    model = nn.Sequential(nn.Linear(3, 2), nn.BatchNorm1d(2))
+    ema = _ema_model(model, decay)
+    seen = []
+    for step in range(30):
+        with torch.no_grad():
+            for q in model.parameters():
+                q.copy_(torch.randn_like(q))
+            model[1].running_mean.copy_(torch.full((2,), float(step)))
+        seen.append([q.detach().clone() for q in model.parameters()] + [model[1].running_mean.clone()])
+        ema.update_parameters(model)
+    w = torch.tensor([decay ** (len(seen) - 1 - i) for i in range(len(seen))])
+    w = w / w.sum()
+    got = list(ema.module.parameters()) + [ema.module[1].running_mean]
+    for j, g in enumerate(got):
+        want = sum(wi * s[j] for wi, s in zip(w, seen))
+        torch.testing.assert_close(g, want, rtol=1e-5, atol=1e-6)
+    assert float(w[0]) < 0.01 and decay ** 29 > 0.04  # the first step's share: 0.005, not the plain recursion's 0.047
+    assert ema_step_decay(decay, 1) == pytest.approx(decay / (1 + decay)) and ema_step_decay(decay, 10 ** 6) == pytest.approx(decay)
+
+
 class _NaNModel(nn.Module):
     input_kind = "landmarks"
 
