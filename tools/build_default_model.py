@@ -329,11 +329,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _kept_audio(bundle: Path, weight: float) -> tuple[list[dict], dict]:
-    """The audio branches of an existing bundle, copied aside first (the bundle may be the one rebuilt), with
-    their weights rescaled to sum to ``weight``; and its recorded cross-validation."""
+    """The audio branches of an existing bundle (their checkpoints exported from where they are: the new bundle is
+    built aside, so the one rebuilt keeps them until it is replaced), with their weights rescaled to sum to
+    ``weight``; and its recorded cross-validation."""
     import json
-    import shutil
-    import tempfile
 
     info = json.loads((bundle / "bundle.json").read_text())
     audio = {n: b for n, b in info["branches"].items() if not n.startswith("face")}
@@ -341,12 +340,10 @@ def _kept_audio(bundle: Path, weight: float) -> tuple[list[dict], dict]:
         from mmfer.errors import MmferError
 
         raise MmferError(f"--keep-audio-from {bundle}: the bundle has no audio branch")
-    keep = Path(tempfile.mkdtemp(prefix="mmfer-kept-audio-"))
     total = sum(b["weight"] for b in audio.values())
     out = []
     for name, b in audio.items():
-        shutil.copy2(bundle / b["checkpoint"], keep / b["checkpoint"])
-        out.append({"name": name, "run": keep / b["checkpoint"], "file": b["checkpoint"],
+        out.append({"name": name, "run": bundle / b["checkpoint"], "file": b["checkpoint"],
                     "weight": weight * b["weight"] / total, "temperature": b.get("temperature"),
                     "options": b.get("options") or {}, "data": b.get("data"), "licence": b.get("licence")})
     return out, (info.get("provenance") or {}).get("audio_cross_validation", {})
