@@ -214,7 +214,10 @@ def check_image_size(path: Path) -> None:
 
 # ---------------------------------------------------------------- the predictor
 class Predictor:
-    """A loaded bundle on a device, predicting one file at a time (``predict`` loops it over many)."""
+    """A loaded bundle on a device, predicting one file at a time (``predict`` loops it over many).
+
+    Creating one limits numpy's BLAS to one thread for the process (``one_blas_thread``: its spinning threads
+    slowed the models), and a short clip's sound is scored in a helper thread beside its frames."""
 
     def __init__(self, model: str | Path | Bundle = "default", *, device: str | torch.device = "auto",
                  segments: SegmentSettings = SegmentSettings(), start: float = 0.0,
@@ -223,8 +226,9 @@ class Predictor:
         ``duration`` (s) limit the span of each that is analysed (default: all of it); ``frame_pooling``
         (mean, log_mean, confidence; see ``pool_frames``) replaces the model's own for its single-image face
         branches, for any model: a bundle, a RUN or a FUSE folder."""
-        from mmfer.engine.device import resolve_device
+        from mmfer.engine.device import one_blas_thread, resolve_device
 
+        one_blas_thread()  # numpy's idle BLAS threads would spin on the cores the models need
         self.segment_settings = segments
         self.start = float(start)
         self.duration = duration
@@ -255,12 +259,21 @@ class Predictor:
 
     def _warm_up(self) -> None:
         """One-time costs (kernel selection, lazy imports) paid at load, not by the first file: each branch
-        scores a blank input once."""
+        scores a blank input once; the audio branches also in the thread that scores short videos' sound
+        (``mmfer.inference.stream.sound_thread``), which has kernels of its own."""
+        self._warm_up_branches("face_image")
+        self._warm_up_branches("audio")
+        if self.bundle.of("face") and self.bundle.of("audio"):
+            from mmfer.inference.stream import sound_thread
+
+            sound_thread().submit(self._warm_up_branches, "audio").result()
+
+    def _warm_up_branches(self, which: str) -> None:
         for b in self.bundle.branches:
             try:
-                if b.kind == "face_image":
+                if which == "face_image" and b.kind == "face_image":
                     self.face_frames(b, np.zeros((1, 48, 48, 3), np.uint8), aligned=False, views=1)
-                elif b.modality == "audio":
+                elif which == "audio" and b.modality == "audio":
                     quiet = np.random.default_rng(0).normal(0, 0.01, b.sample_rate).astype(np.float32)
                     self.clip_probs(b, [audio_clip(quiet, "warm-up")])
             except Exception as e:  # noqa: BLE001 - a warm-up must never stop a load; real inputs will say why

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -19,6 +20,21 @@ import numpy as np
 from mmfer.errors import MmferError
 from mmfer.inference.segments import Segment, SegmentSettings, final_cuts, main_track, next_cut, summarise
 from mmfer.labels import NUM_CLASSES
+
+
+_SOUND_THREAD: ThreadPoolExecutor | None = None
+
+
+def sound_thread() -> ThreadPoolExecutor:
+    """The thread that scores a short clip's sound beside its frames (``VideoAnalysis._score_ahead``). Its
+    torch ops run on one thread, so the frames keep the other core."""
+    global _SOUND_THREAD
+    if _SOUND_THREAD is None:
+        import torch
+
+        _SOUND_THREAD = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mmfer-sound",
+                                     initializer=lambda: torch.set_num_threads(1))
+    return _SOUND_THREAD
 
 
 # files up to this long get the audio model over sliding windows for --plots by default (their plot draws
@@ -199,6 +215,7 @@ class VideoAnalysis:
         self.prediction: Any = None  # the Prediction of mmfer.predict, once iterated
         # seconds per stage (``mmfer bench``): decode is the wait for decoded frames (decoding runs in a helper
         # thread) plus alignment; detect and landmarks are the tracker's; face_model and audio the branches'
+        # (audio: only the wait for it, where a short clip's sound was scored beside its frames)
         self.seconds = {"decode": 0.0, "detect": 0.0, "landmarks": 0.0, "face_model": 0.0, "audio": 0.0}
 
     # ---------------------------------------------------------- the stream
@@ -247,6 +264,9 @@ class VideoAnalysis:
         self._n_frames = 0
         self._n_face = 0
         self._frame_hw = None
+        self._ahead: dict[tuple[int, int, int], Future] = {}
+        if face_branches and audio_branches:
+            self._score_ahead(audio, audio_branches, total, warnings)
         seg_start = self.start
         video_end = self.start  # frames known up to here (s)
         video_done = not face_branches
@@ -355,7 +375,7 @@ class VideoAnalysis:
     def _segment(self, s: float, e: float, frames: _Frames, face_branches, cache_kinds, audio_branches,
                  fps: float, *, last: bool = False) -> Segment:
         from mmfer.data.cache import CachedClip
-        from mmfer.inference.inputs import MIN_AUDIO_SECONDS, audio_clip, is_silent, pool_frames
+        from mmfer.inference.inputs import pool_frames
 
         p = self.predictor
         part = frames.split(float("inf") if last else e)
@@ -378,14 +398,12 @@ class VideoAnalysis:
                 probs[b.name] = p.clip_probs(b, [clip])[0]
         self.seconds["face_model"] += time.perf_counter() - t
         t = time.perf_counter()
-        heard = {}
-        for rate in {b.sample_rate for b in audio_branches}:
-            a = self._audio[rate].take(*self._samples(s, e, rate, last))
-            if not is_silent(a) and a.size >= MIN_AUDIO_SECONDS * rate:
-                heard[rate] = [audio_clip(a, self.clip_id)]
-        for rate, clips in heard.items():
-            got = p.clip_probs_many([b for b in audio_branches if b.sample_rate == rate], clips)
-            probs.update({name: q[0] for name, q in got.items()})
+        for rate in sorted({b.sample_rate for b in audio_branches}):
+            a = self._audio[rate]
+            lo, hi = self._samples(s, e, rate, last)
+            ahead = self._ahead.pop((rate, max(lo, a.first), min(hi, a.end)), None)
+            probs.update(ahead.result() if ahead is not None else
+                         self._score_sound(audio_branches, rate, a.take(lo, hi)))
         if self._windowed and audio_branches:
             self._audio_windows(audio_branches[0], e, last)
         self.seconds["audio"] += time.perf_counter() - t
@@ -404,6 +422,40 @@ class VideoAnalysis:
             a.drop_before(lo)
         self._segments.append(seg)
         return seg
+
+    def _score_sound(self, audio_branches, rate: int, samples: np.ndarray) -> dict[str, np.ndarray]:
+        """The probabilities of the audio branches at ``rate`` for these samples; none for silence or sound
+        too short to score."""
+        from mmfer.inference.inputs import MIN_AUDIO_SECONDS, audio_clip, is_silent
+
+        if is_silent(samples) or samples.size < MIN_AUDIO_SECONDS * rate:
+            return {}
+        got = self.predictor.clip_probs_many([b for b in audio_branches if b.sample_rate == rate],
+                                             [audio_clip(samples, self.clip_id)])
+        return {name: q[0] for name, q in got.items()}
+
+    def _score_ahead(self, audio: dict[int, _Audio], audio_branches, total: float | None,
+                     warnings: list[str]) -> None:
+        """Start scoring the sound of a file that will be one segment, in a helper thread, before its frames.
+
+        A clip shorter than one and a half segments (AFEW's, the benchmark's) is one segment, scored only once
+        every frame is tracked: until then the audio models would wait while one core fits landmarks. Its
+        sound (a few seconds, decoded now instead of a batch later) is scored beside the frames instead, by the
+        same code; ``_segment`` takes the result where its sound is exactly these samples and scores afresh
+        otherwise, so the outputs are the same either way.
+        """
+        limit = 1.5 * self.settings.seconds
+        if total is None or total >= limit:
+            return
+        rates = sorted({b.sample_rate for b in audio_branches})
+        for rate in rates:
+            a = audio[rate]
+            a.pull(int(limit * rate) + 1, warnings)
+            if not a.done or a.end >= limit * rate or a.first != 0:
+                return
+        for rate in rates:
+            a = audio[rate]
+            self._ahead[(rate, 0, a.end)] = sound_thread().submit(self._score_sound, audio_branches, rate, a.take(0, a.end))
 
     def _samples(self, s: float, e: float, rate: int, last: bool) -> tuple[int, int]:
         a = int(round((s - self.start) * rate))

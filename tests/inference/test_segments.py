@@ -254,3 +254,56 @@ def test_audio_windows_are_scored_for_short_files_or_when_frames_are_asked(bundl
     long = p.predict_file(cremad_videos[0], timeline=True)
     assert "audio_times" not in long.timeline and "frame_probs" in long.timeline
     assert "audio_times" in p.predict_file(cremad_videos[0], timeline=True, audio_windows=True).timeline
+
+
+def test_a_short_clips_sound_is_scored_beside_its_frames_with_the_same_result(bundle, cremad_videos, monkeypatch):
+    """A clip of one segment has its sound scored in the sound thread while its frames are tracked; the result
+    is the one scoring it afterwards gives, and a clip cut into several segments scores them as before."""
+    import threading
+
+    import mmfer.inference.stream as stream
+    from mmfer.predict import Predictor
+
+    p = Predictor(bundle)
+    where = []
+    real = stream.VideoAnalysis._score_sound
+
+    def spy(self, *args, **kwargs):
+        where.append(threading.current_thread().name)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(stream.VideoAnalysis, "_score_sound", spy)
+    ahead = p.predict_file(cremad_videos[0])
+    assert where and all(n.startswith("mmfer-sound") for n in where), where
+    assert "audio" in ahead.branches
+
+    where.clear()
+    monkeypatch.setattr(stream.VideoAnalysis, "_score_ahead", lambda *a, **k: None)
+    after = p.predict_file(cremad_videos[0])
+    assert where and not any(n.startswith("mmfer-sound") for n in where), where
+    np.testing.assert_allclose(ahead.probs, after.probs, atol=1e-12)
+    for name in after.branches:
+        np.testing.assert_allclose(ahead.branches[name], after.branches[name], atol=1e-12, err_msg=name)
+
+
+def test_a_clip_of_several_segments_is_scored_in_the_calling_thread(tmp_path, bundle, cremad_videos, monkeypatch):
+    import threading
+
+    import mmfer.inference.stream as stream
+    from mmfer.data.video import read_audio, read_frames
+    from mmfer.predict import Predictor
+
+    frames, _ = read_frames(cremad_videos[0], fps=8)
+    video = write_video(tmp_path / "long.mp4", np.concatenate([frames] * 4)[:64], fps=8,
+                        audio=np.resize(read_audio(cremad_videos[0]), 8 * 16000))
+    where = []
+    real = stream.VideoAnalysis._score_sound
+
+    def spy(self, *args, **kwargs):
+        where.append(threading.current_thread().name)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(stream.VideoAnalysis, "_score_sound", spy)
+    pred = Predictor(bundle).predict_file(video)
+    assert len(pred.segments) == 2 and len(where) == 2
+    assert not any(n.startswith("mmfer-sound") for n in where), where
