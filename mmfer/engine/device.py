@@ -25,9 +25,8 @@ def resolve_device(device: str | torch.device | None, preferred: str = "auto") -
     return torch.device(name)
 
 
-@functools.lru_cache(maxsize=1)
 def one_blas_thread() -> None:
-    """Limit numpy's BLAS (OpenBLAS in numpy's wheels) to one thread in this process, once.
+    """Limit the BLAS libraries loaded so far (numpy's and scipy's OpenBLAS) to one thread, for the process.
 
     Why: after each numpy matrix product OpenBLAS's threads keep spinning, and on a 2-core CPU they take a core
     from the torch ops that follow. Measured in predict: five audio CNNs on a 2.3-s clip took 50 ms after the

@@ -53,6 +53,9 @@ PREDICTION_COLUMNS: tuple[str, ...] = ("path", "clip_id", "predicted", *EMOTIONS
 TIGHT_CROP_MAX_SIDE = 100
 TIGHT_CROP_ASPECT = (0.8, 1.25)
 FORWARD_BATCH = 256
+WARM_UP_TIMEOUT_S = 60.0  # the sound thread's warm-up; past it the load goes on without
+
+
 @dataclass
 class Prediction:
     """One input's row: fused probabilities (None for an error row), what was used, and why not the rest."""
@@ -228,7 +231,6 @@ class Predictor:
         branches, for any model: a bundle, a RUN or a FUSE folder."""
         from mmfer.engine.device import one_blas_thread, resolve_device
 
-        one_blas_thread()  # numpy's idle BLAS threads would spin on the cores the models need
         self.segment_settings = segments
         self.start = float(start)
         self.duration = duration
@@ -256,6 +258,7 @@ class Predictor:
 
             get_backend(self.bundle.decode.face_backend)
         self._warm_up()
+        one_blas_thread()  # after the warm-up, which loads the libraries (scipy's own OpenBLAS among them)
 
     def _warm_up(self) -> None:
         """One-time costs (kernel selection, lazy imports) paid at load, not by the first file: each branch
@@ -266,7 +269,10 @@ class Predictor:
         if self.bundle.of("face") and self.bundle.of("audio"):
             from mmfer.inference.stream import sound_thread
 
-            sound_thread().submit(self._warm_up_branches, "audio").result()
+            try:
+                sound_thread().submit(self._warm_up_branches, "audio").result(timeout=WARM_UP_TIMEOUT_S)
+            except Exception as e:  # noqa: BLE001 - a warm-up must never stop a load
+                log.debug("warm-up of the sound thread skipped: %s", e)
 
     def _warm_up_branches(self, which: str) -> None:
         for b in self.bundle.branches:

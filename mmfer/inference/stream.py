@@ -9,8 +9,9 @@ a clip no longer than one and a half segments is one segment, scored exactly as 
 from __future__ import annotations
 
 import dataclasses
+import os
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -26,15 +27,20 @@ _SOUND_THREAD: ThreadPoolExecutor | None = None
 
 
 def sound_thread() -> ThreadPoolExecutor:
-    """The thread that scores a short clip's sound beside its frames (``VideoAnalysis._score_ahead``). Its
-    torch ops run on one thread, so the frames keep the other core."""
+    """The thread that scores a short clip's sound beside its frames (``VideoAnalysis._score_ahead``); a forked
+    child starts its own (the parent's thread is not in it)."""
     global _SOUND_THREAD
     if _SOUND_THREAD is None:
-        import torch
-
-        _SOUND_THREAD = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mmfer-sound",
-                                     initializer=lambda: torch.set_num_threads(1))
+        _SOUND_THREAD = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mmfer-sound")
     return _SOUND_THREAD
+
+
+def _forget_sound_thread() -> None:
+    global _SOUND_THREAD
+    _SOUND_THREAD = None
+
+
+os.register_at_fork(after_in_child=_forget_sound_thread)
 
 
 # files up to this long get the audio model over sliding windows for --plots by default (their plot draws
@@ -215,11 +221,18 @@ class VideoAnalysis:
         self.prediction: Any = None  # the Prediction of mmfer.predict, once iterated
         # seconds per stage (``mmfer bench``): decode is the wait for decoded frames (decoding runs in a helper
         # thread) plus alignment; detect and landmarks are the tracker's; face_model and audio the branches'
-        # (audio: only the wait for it, where a short clip's sound was scored beside its frames)
+        # (audio wherever it ran: a short clip's sound is scored in the sound thread, beside its frames)
         self.seconds = {"decode": 0.0, "detect": 0.0, "landmarks": 0.0, "face_model": 0.0, "audio": 0.0}
+        self._ahead: dict[tuple[int, int, int], Future] = {}  # sound being scored in the sound thread
 
     # ---------------------------------------------------------- the stream
     def __iter__(self) -> Iterator[Segment]:
+        try:
+            yield from self._stream()
+        finally:
+            self._drop_ahead()
+
+    def _stream(self) -> Iterator[Segment]:
         from mmfer.data.cache import clip_id_from_name
         from mmfer.data.clip import iter_face_batches, make_tracker, open_video
         from mmfer.data.video import iter_audio_chunks
@@ -264,7 +277,6 @@ class VideoAnalysis:
         self._n_frames = 0
         self._n_face = 0
         self._frame_hw = None
-        self._ahead: dict[tuple[int, int, int], Future] = {}
         if face_branches and audio_branches:
             self._score_ahead(audio, audio_branches, total, warnings)
         seg_start = self.start
@@ -402,8 +414,12 @@ class VideoAnalysis:
             a = self._audio[rate]
             lo, hi = self._samples(s, e, rate, last)
             ahead = self._ahead.pop((rate, max(lo, a.first), min(hi, a.end)), None)
-            probs.update(ahead.result() if ahead is not None else
-                         self._score_sound(audio_branches, rate, a.take(lo, hi)))
+            if ahead is not None:
+                got, seconds = ahead.result()
+                probs.update(got)
+                t -= seconds  # audio counts the scoring's own time, not the wait for it
+            else:
+                probs.update(self._score_sound(audio_branches, rate, a.take(lo, hi)))
         if self._windowed and audio_branches:
             self._audio_windows(audio_branches[0], e, last)
         self.seconds["audio"] += time.perf_counter() - t
@@ -453,9 +469,21 @@ class VideoAnalysis:
             a.pull(int(limit * rate) + 1, warnings)
             if not a.done or a.end >= limit * rate or a.first != 0:
                 return
+        def timed(rate: int, samples: np.ndarray) -> tuple[dict[str, np.ndarray], float]:
+            t = time.perf_counter()
+            return self._score_sound(audio_branches, rate, samples), time.perf_counter() - t
+
         for rate in rates:
             a = audio[rate]
-            self._ahead[(rate, 0, a.end)] = sound_thread().submit(self._score_sound, audio_branches, rate, a.take(0, a.end))
+            self._ahead[(rate, 0, a.end)] = sound_thread().submit(timed, rate, a.take(0, a.end))
+
+    def _drop_ahead(self) -> None:
+        """Scoring ahead that no segment took (the frames ran past the declared length, or the file failed):
+        cancelled or waited for, so it never runs beside the next file's use of the same models."""
+        for f in self._ahead.values():
+            f.cancel()
+        wait(list(self._ahead.values()))
+        self._ahead.clear()
 
     def _samples(self, s: float, e: float, rate: int, last: bool) -> tuple[int, int]:
         a = int(round((s - self.start) * rate))

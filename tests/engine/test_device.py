@@ -1,22 +1,29 @@
+"""mmfer.engine.device: the process-wide thread settings that prediction relies on."""
+
+from __future__ import annotations
+
+import os
+
+from predict_helpers import standin_bundle
 
 
-def test_one_blas_thread_limits_numpys_blas_for_the_whole_process():
-    """A Predictor calls it: OpenBLAS's spinning threads took a core from the models that followed."""
-    import threading
-
-    import numpy as np
+def _blas_threads() -> dict[str, int]:
     from threadpoolctl import threadpool_info
 
-    from mmfer.engine.device import one_blas_thread
+    return {i["filepath"]: i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"}
 
-    one_blas_thread()
-    blas = [i for i in threadpool_info() if i["user_api"] == "blas"]
-    assert blas and all(i["num_threads"] == 1 for i in blas), blas
-    seen = []  # OpenBLAS's limit is the process's, so a helper thread sees it too
-    t = threading.Thread(target=lambda: seen.append([i["num_threads"] for i in threadpool_info()
-                                                     if i["user_api"] == "blas"]))
-    t.start()
-    t.join()
-    assert seen == [[1] * len(blas)]
-    a = np.random.default_rng(0).normal(size=(64, 64))
-    np.testing.assert_allclose(a @ np.linalg.inv(a), np.eye(64), atol=1e-8)
+
+def test_a_predictor_leaves_every_blas_library_on_one_thread(tmp_path):
+    """OpenBLAS's spinning threads took a core from the models that followed; scipy brings an OpenBLAS of its
+    own, loaded by the audio statistics' warm-up after numpy's."""
+    import scipy.fft  # noqa: F401 - loads scipy's OpenBLAS, as the audio statistics do
+    from threadpoolctl import threadpool_limits
+
+    from mmfer.predict import Predictor
+
+    threadpool_limits(limits=2, user_api="blas")
+    if (os.cpu_count() or 1) >= 2:
+        assert max(_blas_threads().values()) == 2
+    Predictor(standin_bundle(tmp_path))
+    threads = _blas_threads()
+    assert len(threads) >= 1 and set(threads.values()) == {1}, threads

@@ -256,16 +256,13 @@ def test_audio_windows_are_scored_for_short_files_or_when_frames_are_asked(bundl
     assert "audio_times" in p.predict_file(cremad_videos[0], timeline=True, audio_windows=True).timeline
 
 
-def test_a_short_clips_sound_is_scored_beside_its_frames_with_the_same_result(bundle, cremad_videos, monkeypatch):
-    """A clip of one segment has its sound scored in the sound thread while its frames are tracked; the result
-    is the one scoring it afterwards gives, and a clip cut into several segments scores them as before."""
+def _threads_scoring_sound(monkeypatch) -> list[str]:
+    """The names of the threads that score sound from now on, in order."""
     import threading
 
     import mmfer.inference.stream as stream
-    from mmfer.predict import Predictor
 
-    p = Predictor(bundle)
-    where = []
+    where: list[str] = []
     real = stream.VideoAnalysis._score_sound
 
     def spy(self, *args, **kwargs):
@@ -273,6 +270,17 @@ def test_a_short_clips_sound_is_scored_beside_its_frames_with_the_same_result(bu
         return real(self, *args, **kwargs)
 
     monkeypatch.setattr(stream.VideoAnalysis, "_score_sound", spy)
+    return where
+
+
+def test_a_short_clips_sound_is_scored_beside_its_frames_with_the_same_result(bundle, cremad_videos, monkeypatch):
+    """A clip of one segment has its sound scored in the sound thread while its frames are tracked; the result
+    is the one scoring it afterwards gives."""
+    import mmfer.inference.stream as stream
+    from mmfer.predict import Predictor
+
+    p = Predictor(bundle)
+    where = _threads_scoring_sound(monkeypatch)
     ahead = p.predict_file(cremad_videos[0])
     assert where and all(n.startswith("mmfer-sound") for n in where), where
     assert "audio" in ahead.branches
@@ -281,29 +289,50 @@ def test_a_short_clips_sound_is_scored_beside_its_frames_with_the_same_result(bu
     monkeypatch.setattr(stream.VideoAnalysis, "_score_ahead", lambda *a, **k: None)
     after = p.predict_file(cremad_videos[0])
     assert where and not any(n.startswith("mmfer-sound") for n in where), where
-    np.testing.assert_allclose(ahead.probs, after.probs, atol=1e-12)
+    np.testing.assert_allclose(ahead.probs, after.probs, atol=1e-7)  # one torch thread there, two here
     for name in after.branches:
-        np.testing.assert_allclose(ahead.branches[name], after.branches[name], atol=1e-12, err_msg=name)
+        np.testing.assert_allclose(ahead.branches[name], after.branches[name], atol=1e-7, err_msg=name)
 
 
 def test_a_clip_of_several_segments_is_scored_in_the_calling_thread(tmp_path, bundle, cremad_videos, monkeypatch):
-    import threading
-
-    import mmfer.inference.stream as stream
+    """8 s of sound and frames: two segments, each scored when it is cut, as before the sound thread."""
     from mmfer.data.video import read_audio, read_frames
     from mmfer.predict import Predictor
 
     frames, _ = read_frames(cremad_videos[0], fps=8)
     video = write_video(tmp_path / "long.mp4", np.concatenate([frames] * 4)[:64], fps=8,
                         audio=np.resize(read_audio(cremad_videos[0]), 8 * 16000))
-    where = []
-    real = stream.VideoAnalysis._score_sound
-
-    def spy(self, *args, **kwargs):
-        where.append(threading.current_thread().name)
-        return real(self, *args, **kwargs)
-
-    monkeypatch.setattr(stream.VideoAnalysis, "_score_sound", spy)
+    where = _threads_scoring_sound(monkeypatch)
     pred = Predictor(bundle).predict_file(video)
     assert len(pred.segments) == 2 and len(where) == 2
     assert not any(n.startswith("mmfer-sound") for n in where), where
+
+
+def test_sound_scored_ahead_that_no_segment_takes_is_finished_with_its_file(bundle, cremad_videos, monkeypatch):
+    """Scoring ahead left over (frames that outrun the declared length, a file that fails) never runs on beside
+    the next file; the segment scores its sound itself."""
+    import threading
+    import time
+
+    import mmfer.inference.stream as stream
+    from mmfer.predict import Predictor
+
+    futures = []
+    real_ahead, real_score = stream.VideoAnalysis._score_ahead, stream.VideoAnalysis._score_sound
+
+    def ahead(self, *args, **kwargs):
+        real_ahead(self, *args, **kwargs)
+        self._ahead = {(r, lo, hi + 1): f for (r, lo, hi), f in self._ahead.items()}  # no segment matches
+        futures.extend(self._ahead.values())
+
+    def slow(self, *args, **kwargs):
+        if threading.current_thread().name.startswith("mmfer-sound"):
+            time.sleep(1.0)
+        return real_score(self, *args, **kwargs)
+
+    p = Predictor(bundle)
+    monkeypatch.setattr(stream.VideoAnalysis, "_score_ahead", ahead)
+    monkeypatch.setattr(stream.VideoAnalysis, "_score_sound", slow)
+    pred = p.predict_file(cremad_videos[0])
+    assert futures and all(f.done() for f in futures)
+    assert "audio" in pred.branches
