@@ -469,6 +469,7 @@ class VideoAnalysis:
             a.pull(int(limit * rate) + 1, warnings)
             if not a.done or a.end >= limit * rate or a.first != 0:
                 return
+
         def timed(rate: int, samples: np.ndarray) -> tuple[dict[str, np.ndarray], float]:
             t = time.perf_counter()
             return self._score_sound(audio_branches, rate, samples), time.perf_counter() - t
