@@ -50,7 +50,9 @@ def test_json_has_every_figure(small_run):
     if r["predict_seconds_per_clip"] is None:
         assert r["errors"]["predict"] and r["stages"]["predict"]["error"] == r["errors"]["predict"]
     else:
-        assert _positive(r["predict_seconds_per_clip"]) and r["stages"]["predict"]["clips"] == 1
+        q = r["stages"]["predict"]
+        assert _positive(r["predict_seconds_per_clip"]) and q["clips"] == 1
+        assert _positive(q["warm_seconds_per_clip"]) and _positive(q["warm_seconds_per_3s_clip"])
     rss = r["peak_rss_mb"]
     assert all(_positive(rss[s]) for s in ("decode", "preprocess", "predict"))
     assert set(rss["train"]) == {"landmark_brnn"} and _positive(rss["train"]["landmark_brnn"])
