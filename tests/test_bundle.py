@@ -196,6 +196,14 @@ def test_build_tool(tmp_path, runs, cremad_videos, cremad_audio, monkeypatch):
     assert {n: b["weight"] for n, b in seeds["branches"].items() if n != "face"} == pytest.approx(
         {f"audio_cnn{k}_fold{j}": 0.1 for k in (1, 2) for j in (1, 2)})
     assert sorted(seeds["provenance"]["audio_cross_validation"]) == ["cv", "cv_s1"]
+    # two folders of one name (each seed's `cv`): their cross-validations under their branches' stems
+    (tmp_path / "seed1" / "cv").mkdir(parents=True)
+    (tmp_path / "seed1" / "cv" / "folds.json").write_text(json.dumps(summary))
+    rc = tool.main(["--face", str(runs["face_frame"]), "--audio", str(folds), str(tmp_path / "seed1" / "cv"),
+                    "--audio-weight", "0.4", "--out", str(tmp_path / "same_names"), "--outputs", str(csv_path)])
+    assert rc == 0
+    same = json.loads((tmp_path / "same_names" / "bundle.json").read_text())
+    assert sorted(same["provenance"]["audio_cross_validation"]) == ["audio_cnn1", "audio_cnn2"]
     assert "Distilled" not in pooled["data"]
     # a run trained with teachers (distill:) says so in its branches' data
     from mmfer.engine.checkpoint import load_checkpoint

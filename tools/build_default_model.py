@@ -280,6 +280,9 @@ def main(argv: list[str] | None = None) -> int:
             branches += kept_audio
             cross_validation = dict(kept_cv)
             stems = _audio_stems(args.audio)
+            # each cross-validation under its folder's name, or its branches' stem where two folders share a name
+            # (two seeds' `cnn`), so that no key says two things
+            folder_names = [spec.name for spec in args.audio]
             for spec, share, stem in zip(args.audio, shares, stems):
                 members = _audio_members(spec)
                 audio_t = _oof_temperature(spec)
@@ -292,7 +295,8 @@ def main(argv: list[str] | None = None) -> int:
                                      "temperature": audio_t, "data": data, "licence": licence})
                 cv = _cross_validation(spec)
                 if cv:
-                    cross_validation[spec.name if spec.name not in cross_validation else stem] = cv
+                    key = spec.name if folder_names.count(spec.name) == 1 and spec.name not in kept_cv else stem
+                    cross_validation[key] = cv
             # Built aside and swapped in only once it loads: a run in --out itself (a bundle's own checkpoint, kept)
             # must still be there to export, and a failed build must leave the bundle as it was.
             args.out.parent.mkdir(parents=True, exist_ok=True)
