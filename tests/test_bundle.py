@@ -247,6 +247,29 @@ def test_build_tool(tmp_path, runs, cremad_videos, cremad_audio, monkeypatch):
     assert tool.main(["--face", str(runs["face_frame"]), "--photo-face", str(runs["face_frame"]),
                       "--photo-face-scores", str(csv_path), str(csv_path), "--keep-audio-from", str(out),
                       "--out", str(tmp_path / "w2")]) == 2  # one score file per photo model
+    # a third photo model beside a bundle's face model of video frames and its audio, both kept as they are
+    kept = json.loads((out / "bundle.json").read_text())
+    rc = tool.main(["--keep-face-from", str(out), "--photo-face", *[str(runs["face_frame"])] * 3,
+                    "--keep-audio-from", str(out), "--face-weight", "0.6", "--audio-weight", "0.4",
+                    "--out", str(tmp_path / "w3"), "--outputs", str(tmp_path / "w3.csv")])
+    assert rc == 0
+    three = json.loads((tmp_path / "w3" / "bundle.json").read_text())
+    assert sorted(n for n in three["branches"] if n.startswith("face")) == ["face", "face_photo1", "face_photo2",
+                                                                          "face_photo3"]
+    face, was = three["branches"]["face"], kept["branches"]["face"]
+    assert face["weight"] == pytest.approx(0.6) and face["options"] == was["options"]
+    assert (face.get("temperature"), face["metrics"], face["data"]) == (was.get("temperature"), was["metrics"],
+                                                                        was["data"])
+    assert three["provenance"]["runs"]["face"] == kept["provenance"]["runs"]["face"]
+    assert all(three["branches"][f"face_photo{i}"]["weight"] == pytest.approx(0.6) for i in (1, 2, 3))
+    from mmfer.engine.checkpoint import load_checkpoint as load_ckpt
+
+    new_state, old_state = (load_ckpt(d / "face_video.pt")["state_dict"] for d in (tmp_path / "w3", out))
+    assert new_state.keys() == old_state.keys() and all(torch.equal(new_state[k], old_state[k]) for k in new_state)
+    _check_recorded(tmp_path / "w3", tmp_path / "w3.csv", [cremad_videos[0], cremad_audio[0]])
+    with pytest.raises(SystemExit, match="2"):  # one or the other
+        tool.main(["--face", str(runs["face_frame"]), "--keep-face-from", str(out), "--keep-audio-from", str(out),
+                   "--out", str(tmp_path / "w4")])
     # rebuilt in place from its own face checkpoint: nothing in --out is deleted before the new bundle is whole
     rc = tool.main(["--face", str(out / "face_video.pt"), "--keep-audio-from", str(out), "--face-weight", "0.5",
                     "--audio-weight", "0.5", "--out", str(out), "--outputs", str(csv_path)])

@@ -10,6 +10,9 @@ shipped files still load and predict the same.
 Temperatures: each audio cross-validation folder's out-of-fold scores calibrate its models, and
 --face-scores (held-out scores of the face models) calibrate the face ensemble, before the weighted mean.
 
+--keep-audio-from / --keep-face-from BUNDLE keep an existing bundle's audio models, or its face models of video frames,
+as they are (checkpoints, temperatures, figures), so one part can be rebuilt without the runs of the other.
+
 --photo-face adds models of tight face photos (configs/face_frame_fer2013.yaml runs) that score only FER2013-like
 tight images, as they are (option serves: tight_images), each weighted like one --face model, so a tight photo is
 the equal-share mean of every face model; videos and larger images are scored by the --face models alone.
@@ -230,6 +233,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--keep-audio-from", type=Path, default=None, metavar="BUNDLE",
                     help="instead of --audio: the audio models of an existing bundle folder as they are (checkpoints, "
                          "temperatures, data, licence, cross-validation), their total weight set to --audio-weight")
+    ap.add_argument("--keep-face-from", type=Path, default=None, metavar="BUNDLE",
+                    help="instead of --face: the face models of video frames of an existing bundle as they are "
+                         "(checkpoints, temperature, options, data, licence), their total weight set to "
+                         "--face-weight; --photo-face models are added as given")
     ap.add_argument("--face-backend", default=None,
                     help="the face detector the bundle decodes videos with (default: the library's default)")
     ap.add_argument("--fp32", action="store_true", help="keep fp32 weights (files twice as large)")
@@ -241,10 +248,16 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         if not args.outputs_only:
-            if not args.face or not (args.audio or args.keep_audio_from):
-                ap.error("--face RUN and --audio RUN (or --keep-audio-from BUNDLE) are required (or --outputs-only)")
+            if not (args.face or args.keep_face_from) or not (args.audio or args.keep_audio_from):
+                ap.error("--face RUN (or --keep-face-from BUNDLE) and --audio RUN (or --keep-audio-from BUNDLE) are "
+                         "required (or --outputs-only)")
             if args.audio and args.keep_audio_from:
                 ap.error("--audio and --keep-audio-from exclude each other")
+            if args.face and args.keep_face_from:
+                ap.error("--face and --keep-face-from exclude each other")
+            if args.face_scores and args.keep_face_from:
+                ap.error("--face-scores calibrates --face models; --keep-face-from keeps their temperature")
+            args.face = args.face or []
             args.audio = args.audio or []
             shares = args.audio_shares or [1.0] * len(args.audio)
             if args.audio and (len(shares) != len(args.audio) or min(shares) < 0 or sum(shares) <= 0):
@@ -255,7 +268,8 @@ def main(argv: list[str] | None = None) -> int:
             import mmfer
 
             face_t = _face_temperature(args.face_scores, len(args.face)) if args.face_scores else None
-            branches = []
+            branches = _kept_branches(args.keep_face_from, args.face_weight, modality="face") if args.keep_face_from else []
+            n_face = len(branches) or len(args.face)  # each photo model weighs like one face model of video frames
             for i, run in enumerate(args.face):
                 _check_kind(run, ("face_image",), "configs/face_frame_video.yaml")
                 name = "face" if len(args.face) == 1 else f"face{i + 1}"
@@ -271,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
                        if args.photo_face_scores else None)
             for i, run in enumerate(args.photo_face):
                 _check_kind(run, ("face_image",), "configs/face_frame_fer2013.yaml")
-                branches.append({"name": f"face_photo{i + 1}", "run": run, "weight": args.face_weight / len(args.face),
+                branches.append({"name": f"face_photo{i + 1}", "run": run, "weight": args.face_weight / n_face,
                                  "file": f"face_fer2013_{i + 1}.pt",
                                  "options": {"framing": "fer2013", "frame_views": args.frame_views,
                                              "image_views": args.image_views, "frame_pooling": args.frame_pooling,
@@ -308,7 +322,7 @@ def main(argv: list[str] | None = None) -> int:
                     "built": time.strftime("%Y-%m-%d"),
                     "mmfer": mmfer.__version__,
                     "torch": torch.__version__,
-                    "runs": {b["name"]: Path(b["run"]).name for b in branches},
+                    "runs": {b["name"]: b.get("run_name") or Path(b["run"]).name for b in branches},
                     "audio_cross_validation": cross_validation,
                     "weights": (f"face {args.face_weight}, audio {args.audio_weight} "
                                 f"({f'shares {shares}' if args.audio else f'as in {args.keep_audio_from}'}), stated "
@@ -332,25 +346,42 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _kept_audio(bundle: Path, weight: float) -> tuple[list[dict], dict]:
-    """The audio branches of an existing bundle (their checkpoints exported from where they are: the new bundle is
-    built aside, so the one rebuilt keeps them until it is replaced), with their weights rescaled to sum to
-    ``weight``; and its recorded cross-validation."""
+def _serves_videos(name: str, branch: dict) -> bool:
+    """A face branch of a bundle that scores video frames (not one of the tight-photo models)."""
+    return name.startswith("face") and (branch.get("options") or {}).get("serves") != "tight_images"
+
+
+def _kept_branches(bundle: Path, weight: float, *, modality: str) -> list[dict]:
+    """The audio branches of an existing bundle, or (``modality="face"``) its face branches of video frames, with
+    their checkpoints exported from where they are (the new bundle is built aside, so the one rebuilt keeps them until
+    it is replaced) and their weights rescaled to sum to ``weight``; temperatures, options, data and licence as
+    they are."""
     import json
 
     info = json.loads((bundle / "bundle.json").read_text())
-    audio = {n: b for n, b in info["branches"].items() if not n.startswith("face")}
-    if not audio:
+    kept = {n: b for n, b in info["branches"].items()
+            if (_serves_videos(n, b) if modality == "face" else not n.startswith("face"))}
+    if not kept:
         from mmfer.errors import MmferError
 
-        raise MmferError(f"--keep-audio-from {bundle}: the bundle has no audio branch")
-    total = sum(b["weight"] for b in audio.values())
-    out = []
-    for name, b in audio.items():
-        out.append({"name": name, "run": bundle / b["checkpoint"], "file": b["checkpoint"],
-                    "weight": weight * b["weight"] / total, "temperature": b.get("temperature"),
-                    "options": b.get("options") or {}, "data": b.get("data"), "licence": b.get("licence")})
-    return out, (info.get("provenance") or {}).get("audio_cross_validation", {})
+        raise MmferError(f"--keep-{modality}-from {bundle}: the bundle has no {modality} branch"
+                         + (" of video frames" if modality == "face" else ""))
+    total = sum(b["weight"] for b in kept.values())
+    runs = (info.get("provenance") or {}).get("runs") or {}
+    return [{"name": name, "run": bundle / b["checkpoint"], "file": b["checkpoint"],
+             "weight": weight * b["weight"] / total, "temperature": b.get("temperature"),
+             "options": b.get("options") or {}, "data": b.get("data"), "licence": b.get("licence"),
+             "metrics": b.get("metrics"), "run_name": runs.get(name)}
+            for name, b in kept.items()]
+
+
+def _kept_audio(bundle: Path, weight: float) -> tuple[list[dict], dict]:
+    """The audio branches of an existing bundle (``_kept_branches``) and its recorded cross-validation."""
+    import json
+
+    info = json.loads((bundle / "bundle.json").read_text())
+    return (_kept_branches(bundle, weight, modality="audio"),
+            (info.get("provenance") or {}).get("audio_cross_validation", {}))
 
 
 def _check_kind(run: Path, kinds: tuple[str, ...], config: str) -> dict:

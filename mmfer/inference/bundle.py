@@ -389,7 +389,8 @@ def write_bundle(
 
     Each branch is a mapping: ``name``, ``run`` (RUN folder or checkpoint), ``weight``, and optionally
     ``file`` (checkpoint name in the bundle, default ``<name>.pt``), ``options``, ``temperature`` (the
-    branch's probabilities are calibrated by it before fusion) and free-text ``data`` / ``licence``. The bundle is loaded back before returning, so a bundle that does not load is never left.
+    branch's probabilities are calibrated by it before fusion), ``metrics`` (default: the run's, ``run_metrics``;
+    a branch kept from another bundle brings that bundle's) and free-text ``data`` / ``licence``. The bundle is loaded back before returning, so a bundle that does not load is never left.
     """
     from mmfer.engine.checkpoint import export_checkpoint, load_checkpoint
 
@@ -412,7 +413,7 @@ def write_bundle(
             "weight": float(b["weight"]),
             "options": _options(kind, b.get("options") or {}, where=f"write_bundle: branch {name!r}"),
             **({"temperature": float(b["temperature"])} if b.get("temperature") is not None else {}),
-            "metrics": run_metrics(b["run"]),
+            "metrics": dict(b["metrics"]) if b.get("metrics") else run_metrics(b["run"]),
             **{k: b[k] for k in ("data", "licence") if b.get(k)},
         }
     info = {
