@@ -162,12 +162,13 @@ def _add_scores(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default=None, help="auto | cpu | cuda (default: the run's device)")
     p.add_argument("--views", type=int, default=None, choices=(1, 2, 10),
                    help="face images: 1 whole face, 2 + mirror, 10 ten-crop (default: the run's data.eval_views)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     def run(args: argparse.Namespace) -> int:
         from mmfer.engine.scoring import score_split
 
         path = score_split(args.run, data=args.data, split=args.split, out=args.out, device=args.device,
-                           views=args.views)
+                           views=args.views, progress=not args.no_progress)
         print(f"scores {args.split}: {path}")
         return 0
 

@@ -202,7 +202,7 @@ def test_encoder_from_face_model_and_freeze(synth_cache, tmp_path):
     assert not all(torch.equal(state[f"encoder.{k}"], v.detach()) for k, v in enc.items())  # then fine-tuned
 
 
-def test_face_frame_trains_on_an_image_folder(tmp_path):
+def test_face_frame_trains_on_an_image_folder(tmp_path, capsys):
     """Stage one of two-stage fine-tuning: a face_frame model on a FER2013-style folder tree."""
     import cv2
 
@@ -234,6 +234,15 @@ def test_face_frame_trains_on_an_image_folder(tmp_path):
     assert tencrop.clip_ids == held.clip_ids and tencrop.labels == held.labels
     np.testing.assert_allclose(tencrop.probs.sum(1), 1.0, atol=1e-5)
     assert not np.allclose(tencrop.probs, held.probs)  # the views changed the scores
+    # the same from the command line, quietly with --no-progress, as train and predict take it
+    import mmfer.cli
+
+    for quiet in (False, True):
+        out = tmp_path / f"cli_{quiet}.csv"
+        assert mmfer.cli.main(["scores", str(tmp_path / "run"), "--data", str(tmp_path / "fer"), "--views", "10",
+                               "--out", str(out)] + ["--no-progress"] * quiet) == 0
+        np.testing.assert_allclose(read_scores(out).probs, tencrop.probs, atol=1e-6)
+        assert ("score Val" in capsys.readouterr().err) != quiet
 
 
 def _tone_folder(root, rng, *, per_class: int, split: str, ravdess_names: bool = False):
