@@ -249,6 +249,8 @@ def test_build_tool(tmp_path, runs, cremad_videos, cremad_audio, monkeypatch):
                       "--out", str(tmp_path / "w2")]) == 2  # one score file per photo model
     # a third photo model beside a bundle's face model of video frames and its audio, both kept as they are
     kept = json.loads((out / "bundle.json").read_text())
+    kept["decode"]["detect_every"] = 5  # a bundle that decodes otherwise than the library's defaults
+    (out / "bundle.json").write_text(json.dumps(kept))
     rc = tool.main(["--keep-face-from", str(out), "--photo-face", *[str(runs["face_frame"])] * 3,
                     "--keep-audio-from", str(out), "--face-weight", "0.6", "--audio-weight", "0.4",
                     "--out", str(tmp_path / "w3"), "--outputs", str(tmp_path / "w3.csv")])
@@ -261,6 +263,7 @@ def test_build_tool(tmp_path, runs, cremad_videos, cremad_audio, monkeypatch):
     assert (face.get("temperature"), face["metrics"], face["data"]) == (was.get("temperature"), was["metrics"],
                                                                         was["data"])
     assert three["provenance"]["runs"]["face"] == kept["provenance"]["runs"]["face"]
+    assert three["decode"] == kept["decode"]  # the kept face model is served as it was
     assert all(three["branches"][f"face_photo{i}"]["weight"] == pytest.approx(0.6) for i in (1, 2, 3))
     from mmfer.engine.checkpoint import load_checkpoint as load_ckpt
 

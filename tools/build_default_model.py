@@ -235,8 +235,9 @@ def main(argv: list[str] | None = None) -> int:
                          "temperatures, data, licence, cross-validation), their total weight set to --audio-weight")
     ap.add_argument("--keep-face-from", type=Path, default=None, metavar="BUNDLE",
                     help="instead of --face: the face models of video frames of an existing bundle as they are "
-                         "(checkpoints, temperature, options, data, licence), their total weight set to "
-                         "--face-weight; --photo-face models are added as given")
+                         "(checkpoints, temperature, options, data, licence, and the bundle's decoding unless "
+                         "--face-backend is given), their total weight set to --face-weight; --photo-face models are "
+                         "added as given")
     ap.add_argument("--face-backend", default=None,
                     help="the face detector the bundle decodes videos with (default: the library's default)")
     ap.add_argument("--fp32", action="store_true", help="keep fp32 weights (files twice as large)")
@@ -317,7 +318,7 @@ def main(argv: list[str] | None = None) -> int:
             staging = Path(tempfile.mkdtemp(dir=args.out.parent, prefix=f".{args.out.name}.building-"))
             try:
                 write_bundle(staging, branches,
-                             decode={"face_backend": args.face_backend} if args.face_backend else None,
+                             decode=_decode(args.keep_face_from, args.face_backend),
                              provenance={
                     "built": time.strftime("%Y-%m-%d"),
                     "mmfer": mmfer.__version__,
@@ -373,6 +374,17 @@ def _kept_branches(bundle: Path, weight: float, *, modality: str) -> list[dict]:
              "options": b.get("options") or {}, "data": b.get("data"), "licence": b.get("licence"),
              "metrics": b.get("metrics"), "run_name": runs.get(name)}
             for name, b in kept.items()]
+
+
+def _decode(kept_faces: Path | None, face_backend: str | None) -> dict | None:
+    """How the bundle decodes videos: a kept face model keeps the decoding it was built for (all of it), unless
+    --face-backend names another detector; else the library's defaults with --face-backend."""
+    import json
+
+    decode = dict(json.loads((kept_faces / "bundle.json").read_text()).get("decode") or {}) if kept_faces else {}
+    if face_backend:
+        decode["face_backend"] = face_backend
+    return decode or None
 
 
 def _kept_audio(bundle: Path, weight: float) -> tuple[list[dict], dict]:
