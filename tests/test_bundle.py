@@ -149,7 +149,7 @@ def test_fuse_folder(tmp_path, runs):
             load_bundle(tmp_path / "fuse")
 
 
-def test_build_tool(tmp_path, runs, cremad_videos, cremad_audio, monkeypatch):
+def test_build_tool(tmp_path, runs, cremad_videos, cremad_audio, monkeypatch, capsys):
     """tools/build_default_model.py writes the bundle and records outputs that predict reproduces."""
     import importlib.util
 
@@ -249,7 +249,8 @@ def test_build_tool(tmp_path, runs, cremad_videos, cremad_audio, monkeypatch):
                       "--out", str(tmp_path / "w2")]) == 2  # one score file per photo model
     # a third photo model beside a bundle's face model of video frames and its audio, both kept as they are
     kept = json.loads((out / "bundle.json").read_text())
-    kept["decode"]["detect_every"] = 5  # a bundle that decodes otherwise than the library's defaults
+    kept["decode"]["detect_every"] = 7  # a bundle that decodes otherwise than the library's defaults (5)
+    kept["branches"]["face"]["temperature"] = 0.7
     (out / "bundle.json").write_text(json.dumps(kept))
     rc = tool.main(["--keep-face-from", str(out), "--photo-face", *[str(runs["face_frame"])] * 3,
                     "--keep-audio-from", str(out), "--face-weight", "0.6", "--audio-weight", "0.4",
@@ -264,12 +265,25 @@ def test_build_tool(tmp_path, runs, cremad_videos, cremad_audio, monkeypatch):
                                                                         was["data"])
     assert three["provenance"]["runs"]["face"] == kept["provenance"]["runs"]["face"]
     assert three["decode"] == kept["decode"]  # the kept face model is served as it was
+    assert "face models of video frames as in" in three["provenance"]["weights"]
     assert all(three["branches"][f"face_photo{i}"]["weight"] == pytest.approx(0.6) for i in (1, 2, 3))
     from mmfer.engine.checkpoint import load_checkpoint as load_ckpt
 
     new_state, old_state = (load_ckpt(d / "face_video.pt")["state_dict"] for d in (tmp_path / "w3", out))
     assert new_state.keys() == old_state.keys() and all(torch.equal(new_state[k], old_state[k]) for k in new_state)
     _check_recorded(tmp_path / "w3", tmp_path / "w3.csv", [cremad_videos[0], cremad_audio[0]])
+    # a kept pair of face models taken as_is (face_fer2013_1.pt, _2.pt) and photo models beside them: no file clash
+    assert tool.main(["--face", str(runs["face_frame"]), str(runs["face_frame"]), "--tight-images", "as_is",
+                      "--keep-audio-from", str(out), "--out", str(tmp_path / "pair"), "--outputs",
+                      str(tmp_path / "pair.csv")]) == 0
+    assert tool.main(["--keep-face-from", str(tmp_path / "pair"), "--photo-face", str(runs["face_frame"]),
+                      "--keep-audio-from", str(out), "--out", str(tmp_path / "pair_photo"), "--outputs",
+                      str(tmp_path / "pair_photo.csv")]) == 0
+    assert sorted(p.name for p in (tmp_path / "pair_photo").glob("face*.pt")) == [
+        "face_fer2013_1.pt", "face_fer2013_2.pt", "face_photo1.pt"]
+    assert tool.main(["--keep-face-from", str(tmp_path), "--keep-audio-from", str(out),
+                      "--out", str(tmp_path / "w5")]) == 2  # not a bundle: an error line, no traceback
+    assert "not a bundle folder (no bundle.json)" in capsys.readouterr().err
     with pytest.raises(SystemExit, match="2"):  # one or the other
         tool.main(["--face", str(runs["face_frame"]), "--keep-face-from", str(out), "--keep-audio-from", str(out),
                    "--out", str(tmp_path / "w4")])

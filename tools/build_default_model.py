@@ -10,8 +10,10 @@ shipped files still load and predict the same.
 Temperatures: each audio cross-validation folder's out-of-fold scores calibrate its models, and
 --face-scores (held-out scores of the face models) calibrate the face ensemble, before the weighted mean.
 
---keep-audio-from / --keep-face-from BUNDLE keep an existing bundle's audio models, or its face models of video frames,
-as they are (checkpoints, temperatures, figures), so one part can be rebuilt without the runs of the other.
+--keep-audio-from / --keep-face-from BUNDLE keep an existing bundle's audio models, or its face models of video frames
+(and its decoding), as they are (checkpoints, temperatures, figures), so one part can be rebuilt without the runs of
+the other; the bundle's photo models are not kept (give them again with --photo-face). Checkpoints are re-exported
+in fp16 unless --fp32.
 
 --photo-face adds models of tight face photos (configs/face_frame_fer2013.yaml runs) that score only FER2013-like
 tight images, as they are (option serves: tight_images), each weighted like one --face model, so a tight photo is
@@ -235,9 +237,9 @@ def main(argv: list[str] | None = None) -> int:
                          "temperatures, data, licence, cross-validation), their total weight set to --audio-weight")
     ap.add_argument("--keep-face-from", type=Path, default=None, metavar="BUNDLE",
                     help="instead of --face: the face models of video frames of an existing bundle as they are "
-                         "(checkpoints, temperature, options, data, licence, and the bundle's decoding unless "
-                         "--face-backend is given), their total weight set to --face-weight; --photo-face models are "
-                         "added as given")
+                         "(checkpoints, temperature, options, data, licence, and the bundle's decoding, its "
+                         "face_backend replaced where --face-backend is given), their total weight set to "
+                         "--face-weight; its photo models are not kept: give them again with --photo-face")
     ap.add_argument("--face-backend", default=None,
                     help="the face detector the bundle decodes videos with (default: the library's default)")
     ap.add_argument("--fp32", action="store_true", help="keep fp32 weights (files twice as large)")
@@ -284,10 +286,12 @@ def main(argv: list[str] | None = None) -> int:
                                  "data": FACE_VIDEO_DATA if args.tight_images == "video" else FACE_DATA})
             photo_t = (_face_temperature(args.photo_face_scores, len(args.photo_face), flag="--photo-face-scores")
                        if args.photo_face_scores else None)
+            taken = {b.get("file") for b in branches}  # a kept bundle's face_fer2013_N.pt (its --face models as_is)
             for i, run in enumerate(args.photo_face):
                 _check_kind(run, ("face_image",), "configs/face_frame_fer2013.yaml")
+                file = f"face_fer2013_{i + 1}.pt" if f"face_fer2013_{i + 1}.pt" not in taken else f"face_photo{i + 1}.pt"
                 branches.append({"name": f"face_photo{i + 1}", "run": run, "weight": args.face_weight / n_face,
-                                 "file": f"face_fer2013_{i + 1}.pt",
+                                 "file": file,
                                  "options": {"framing": "fer2013", "frame_views": args.frame_views,
                                              "image_views": args.image_views, "frame_pooling": args.frame_pooling,
                                              "tight_images": "as_is", "serves": "tight_images"},
@@ -325,7 +329,9 @@ def main(argv: list[str] | None = None) -> int:
                     "torch": torch.__version__,
                     "runs": {b["name"]: b.get("run_name") or Path(b["run"]).name for b in branches},
                     "audio_cross_validation": cross_validation,
-                    "weights": (f"face {args.face_weight}, audio {args.audio_weight} "
+                    "weights": (f"face {args.face_weight}"
+                                f"{f' (face models of video frames as in {args.keep_face_from})' if args.keep_face_from else ''}"
+                                f", audio {args.audio_weight} "
                                 f"({f'shares {shares}' if args.audio else f'as in {args.keep_audio_from}'}), stated "
                                 "by the builder by the rule in the README's model card"),
                 }, half=not args.fp32)
@@ -347,6 +353,24 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _bundle_info(bundle: Path, flag: str) -> dict:
+    """The bundle.json of a --keep-*-from folder, or an error naming the flag and the folder."""
+    import json
+
+    from mmfer.errors import MmferError
+
+    path = bundle / "bundle.json"
+    if not path.is_file():
+        raise MmferError(f"{flag} {bundle}: not a bundle folder (no bundle.json)")
+    try:
+        info = json.loads(path.read_text())
+        if not all(isinstance(b, dict) and "checkpoint" in b and "weight" in b for b in info["branches"].values()):
+            raise KeyError("a branch without checkpoint or weight")
+    except (ValueError, KeyError, AttributeError, TypeError) as e:
+        raise MmferError(f"{flag} {path}: not a readable bundle description ({e})") from None
+    return info
+
+
 def _serves_videos(name: str, branch: dict) -> bool:
     """A face branch of a bundle that scores video frames (not one of the tight-photo models)."""
     return name.startswith("face") and (branch.get("options") or {}).get("serves") != "tight_images"
@@ -357,9 +381,7 @@ def _kept_branches(bundle: Path, weight: float, *, modality: str) -> list[dict]:
     their checkpoints exported from where they are (the new bundle is built aside, so the one rebuilt keeps them until
     it is replaced) and their weights rescaled to sum to ``weight``; temperatures, options, data and licence as
     they are."""
-    import json
-
-    info = json.loads((bundle / "bundle.json").read_text())
+    info = _bundle_info(bundle, f"--keep-{modality}-from")
     kept = {n: b for n, b in info["branches"].items()
             if (_serves_videos(n, b) if modality == "face" else not n.startswith("face"))}
     if not kept:
@@ -367,6 +389,10 @@ def _kept_branches(bundle: Path, weight: float, *, modality: str) -> list[dict]:
 
         raise MmferError(f"--keep-{modality}-from {bundle}: the bundle has no {modality} branch"
                          + (" of video frames" if modality == "face" else ""))
+    photos = sorted(n for n, b in info["branches"].items() if n.startswith("face") and not _serves_videos(n, b))
+    if modality == "face" and photos:
+        print(f"note: --keep-face-from keeps the face models of video frames; the bundle's photo models "
+              f"({', '.join(photos)}) join only if given again with --photo-face")
     total = sum(b["weight"] for b in kept.values())
     runs = (info.get("provenance") or {}).get("runs") or {}
     return [{"name": name, "run": bundle / b["checkpoint"], "file": b["checkpoint"],
@@ -379,9 +405,7 @@ def _kept_branches(bundle: Path, weight: float, *, modality: str) -> list[dict]:
 def _decode(kept_faces: Path | None, face_backend: str | None) -> dict | None:
     """How the bundle decodes videos: a kept face model keeps the decoding it was built for (all of it), unless
     --face-backend names another detector; else the library's defaults with --face-backend."""
-    import json
-
-    decode = dict(json.loads((kept_faces / "bundle.json").read_text()).get("decode") or {}) if kept_faces else {}
+    decode = dict(_bundle_info(kept_faces, "--keep-face-from").get("decode") or {}) if kept_faces else {}
     if face_backend:
         decode["face_backend"] = face_backend
     return decode or None
@@ -389,9 +413,7 @@ def _decode(kept_faces: Path | None, face_backend: str | None) -> dict | None:
 
 def _kept_audio(bundle: Path, weight: float) -> tuple[list[dict], dict]:
     """The audio branches of an existing bundle (``_kept_branches``) and its recorded cross-validation."""
-    import json
-
-    info = json.loads((bundle / "bundle.json").read_text())
+    info = _bundle_info(bundle, "--keep-audio-from")
     return (_kept_branches(bundle, weight, modality="audio"),
             (info.get("provenance") or {}).get("audio_cross_validation", {}))
 
