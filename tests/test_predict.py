@@ -475,3 +475,28 @@ def test_frame_rows_of_a_variable_frame_rate_video_span_it(bundle, tmp_path):
     sound = [r["time"] for r in rows if r["source"] == "audio"]
     assert max(face) > 4.5 and max(sound) > 4.5, (max(face), max(sound))  # the last frame is shown at 5 s
     assert "truncated" not in pred.warning
+
+
+def test_an_audio_only_video_file_is_scored_as_sound_and_blank_tight_images_are_refused(bundle, tmp_path,
+                                                                                          cremad_audio):
+    """A voice memo saved as .mp4 (no video stream) is scored by its sound, saying so, as the same sound in a
+    .wav is; a tight image (taken as the face without a detector) that is a dot or one flat colour is no face."""
+    import av
+    import soundfile as sf
+    from predict_helpers import _mux_audio
+
+    audio = read_audio(cremad_audio[0])
+    with av.open(str(tmp_path / "memo.mp4"), "w") as container:
+        stream = container.add_stream("aac", rate=16000)
+        stream.layout = "mono"
+        _mux_audio(container, stream, audio, 16000)
+    sf.write(tmp_path / "memo.wav", read_audio(tmp_path / "memo.mp4"), 16000)  # the very samples the .mp4 decodes to
+    cv2.imwrite(str(tmp_path / "dot.png"), np.full((1, 1), 128, np.uint8))
+    cv2.imwrite(str(tmp_path / "card.png"), np.full((64, 64), 128, np.uint8))
+    predictor = Predictor(bundle, device="cpu")
+    memo, wav = predictor.predict_file(tmp_path / "memo.mp4"), predictor.predict_file(tmp_path / "memo.wav")
+    assert memo.ok and memo.modalities == "audio" and "no video stream: scored as a sound file" in memo.warning
+    np.testing.assert_allclose(memo.probs, wav.probs, atol=1e-5)
+    for name, why in (("dot.png", "image too small to hold a face (1x1"), ("card.png", "blank image (64x64")):
+        p = predictor.predict_file(tmp_path / name)
+        assert not p.ok and why in p.warning, (name, p.warning)

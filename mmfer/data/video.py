@@ -56,6 +56,10 @@ class DecodeError(MmferError):
         return (type(self), (self.path, self.reason, self.hint))
 
 
+class NoVideoStream(DecodeError):
+    """A "video" file that holds sound only (a voice memo saved as .mp4): predict scores it as a sound file."""
+
+
 @dataclass
 class VideoInfo:
     """What a clip holds, without decoding its frames."""
@@ -235,7 +239,7 @@ def probe_video(path: str | Path, *, keep_reader: bool = False) -> VideoInfo:
     container = _av_open(path)
     try:
         if not container.streams.video:
-            raise DecodeError(path, "no video stream (audio only?)", "use it as an audio file, or drop it")
+            raise NoVideoStream(path, "no video stream (audio only?)", "use it as an audio file, or drop it")
         has_audio = bool(container.streams.audio)
         vs = container.streams.video[0]
         av_fps = float(vs.average_rate or vs.guessed_rate or 0.0)
@@ -394,7 +398,7 @@ def _iter_frames_av(path: Path, *, fps, max_frames, batch_size, warnings, src: n
     container = _av_open(path)
     try:
         if not container.streams.video:
-            raise DecodeError(path, "no video stream (audio only?)", "use it as an audio file, or drop it")
+            raise NoVideoStream(path, "no video stream (audio only?)", "use it as an audio file, or drop it")
         vs = container.streams.video[0]
         src_fps = float(vs.average_rate or vs.guessed_rate or 25.0)
         if src_fps > MAX_PLAUSIBLE_FPS:  # as frame_timing: an absurd header rate is not used

@@ -52,6 +52,8 @@ PREDICTION_COLUMNS: tuple[str, ...] = ("path", "clip_id", "predicted", *EMOTIONS
 # Images up to this side and about square are taken as face crops as they are (FER2013 is 48x48).
 TIGHT_CROP_MAX_SIDE = 100
 TIGHT_CROP_ASPECT = (0.8, 1.25)
+TIGHT_CROP_MIN_SIDE = 16  # smaller is no face photo (FER2013's faces are 48 px)
+BLANK_IMAGE_STD = 2.0  # grey levels: an image flatter than this shows nothing, let alone a face
 FORWARD_BATCH = 256
 WARM_UP_TIMEOUT_S = 60.0  # the sound thread's warm-up; past it the load goes on without
 
@@ -294,6 +296,8 @@ class Predictor:
 
         Videos and sound files are analysed whole, as a stream of segments (``pred.segments``; ``on_segment``
         sees each as it is made, ``progress(done_s, total_s)`` follows the stream)."""
+        from mmfer.data.video import NoVideoStream
+
         path = Path(path)
         kind = kind or (_media_kind(path) if path.is_file() else _not_a_file(path))
         t0 = time.perf_counter()
@@ -301,15 +305,14 @@ class Predictor:
             if kind in ("video", "audio"):
                 if kind == "audio" and not self.bundle.of("audio"):
                     raise MmferError(f"model {self.bundle.source} has no audio branch; audio files need one")
-                analysis = self.analyse(path, audio_only=kind == "audio", timeline=timeline,
-                                        audio_windows=audio_windows, progress=progress)
-                for seg in analysis:
-                    if on_segment is not None:
-                        on_segment(seg)
-                pred = analysis.prediction
-                pred.stages = {**{k: round(v, 3) for k, v in analysis.seconds.items()},
-                               "media_seconds": round(pred.segments[-1].end - pred.segments[0].start, 3)
-                               if pred.segments else 0.0}
+                stream = dict(timeline=timeline, audio_windows=audio_windows, progress=progress, on_segment=on_segment)
+                try:
+                    pred = self._stream(path, audio_only=kind == "audio", **stream)
+                except NoVideoStream:  # found before any segment: a voice memo saved as .mp4 is a sound file
+                    if not self.bundle.of("audio"):
+                        raise
+                    pred = self._stream(path, audio_only=True, **stream)
+                    pred.warning = "; ".join(filter(None, ("no video stream: scored as a sound file", pred.warning)))
             elif kind == "image":
                 pred = self._image(path)
             elif kind == "missing":
@@ -330,6 +333,21 @@ class Predictor:
             log.debug("%s: unexpected error", path, exc_info=True)
             pred = _error(path, f"unexpected error ({type(e).__name__}: {e}); please report it")
         pred.seconds = round(time.perf_counter() - t0, 3)
+        return pred
+
+    def _stream(self, path: Path, *, audio_only: bool, timeline: bool, audio_windows: bool | None,
+                progress: Callable[[float, float | None], None] | None,
+                on_segment: Callable[[Segment], None] | None) -> Prediction:
+        """A video's or sound file's row, analysed segment by segment (``analyse``), with its stage timings."""
+        analysis = self.analyse(path, audio_only=audio_only, timeline=timeline, audio_windows=audio_windows,
+                                progress=progress)
+        for seg in analysis:
+            if on_segment is not None:
+                on_segment(seg)
+        pred = analysis.prediction
+        pred.stages = {**{k: round(v, 3) for k, v in analysis.seconds.items()},
+                       "media_seconds": round(pred.segments[-1].end - pred.segments[0].start, 3)
+                       if pred.segments else 0.0}
         return pred
 
     def analyse(self, path: str | Path, *, audio_only: bool = False, timeline: bool = False,
@@ -425,6 +443,12 @@ class Predictor:
         rgb = np.ascontiguousarray(img[..., ::-1])
         h, w = rgb.shape[:2]
         tight = max(h, w) <= TIGHT_CROP_MAX_SIDE and TIGHT_CROP_ASPECT[0] <= w / h <= TIGHT_CROP_ASPECT[1]
+        if tight:  # taken as the face without a detector, so checked here: a dot or a flat card is no face
+            if min(h, w) < TIGHT_CROP_MIN_SIDE:
+                raise MmferError(f"image too small to hold a face ({w}x{h}; a face photo needs at least "
+                                 f"{TIGHT_CROP_MIN_SIDE} px a side)")
+            if float(img.std()) < BLANK_IMAGE_STD:
+                raise MmferError(f"blank image ({w}x{h}, one flat colour): no face to score")
         if not tight:
             branches = [b for b in branches if b.options["serves"] == "all"]
             if not branches:
