@@ -480,7 +480,8 @@ def test_frame_rows_of_a_variable_frame_rate_video_span_it(bundle, tmp_path):
 def test_an_audio_only_video_file_is_scored_as_sound_and_blank_tight_images_are_refused(bundle, tmp_path,
                                                                                           cremad_audio):
     """A voice memo saved as .mp4 (no video stream) is scored by its sound, saying so, as the same sound in a
-    .wav is; a tight image (taken as the face without a detector) that is a dot or one flat colour is no face."""
+    .wav is; 8-kHz sound is scored with a note; a tight image (taken as the face without a detector) that is a dot
+    or one flat colour is no face."""
     import av
     import soundfile as sf
     from predict_helpers import _mux_audio
@@ -497,6 +498,11 @@ def test_an_audio_only_video_file_is_scored_as_sound_and_blank_tight_images_are_
     memo, wav = predictor.predict_file(tmp_path / "memo.mp4"), predictor.predict_file(tmp_path / "memo.wav")
     assert memo.ok and memo.modalities == "audio" and "no video stream: scored as a sound file" in memo.warning
     np.testing.assert_allclose(memo.probs, wav.probs, atol=1e-5)
+    # telephone-band sound: scored, and the row says what the recording lacks; 16 kHz sound says nothing
+    sf.write(tmp_path / "phone.wav", read_audio(tmp_path / "memo.wav", sample_rate=8000), 8000)
+    phone = predictor.predict_file(tmp_path / "phone.wav")
+    assert phone.ok and "sound recorded at 8000 Hz" in phone.warning and "nothing above 4000 Hz" in phone.warning
+    assert "recorded at" not in wav.warning
     for name, why in (("dot.png", "image too small to hold a face (1x1"), ("card.png", "blank image (64x64")):
         p = predictor.predict_file(tmp_path / name)
         assert not p.ok and why in p.warning, (name, p.warning)

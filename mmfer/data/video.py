@@ -586,11 +586,13 @@ def _read_audio_av(path: Path, sample_rate: int, *, max_samples: int | None = No
 
 
 def iter_audio_chunks(path: str | Path, *, sample_rate: int = 16000, start: float = 0.0,
-                      max_samples: int | None = None, warnings: list[str] | None = None) -> Iterator[np.ndarray]:
+                      max_samples: int | None = None, warnings: list[str] | None = None,
+                      notes: list[str] | None = None) -> Iterator[np.ndarray]:
     """Mono float32 chunks at ``sample_rate``, decoded as they are asked for: a whole film's sound never sits in
     memory. ``start`` (s) drops what comes before; ``max_samples`` stops after that many samples. A file with
     video and no sound yields nothing; sound that breaks off ends the stream (a warning says where) unless
-    nothing was read, which raises a DecodeError."""
+    nothing was read, which raises a DecodeError. ``notes`` gets what the reader should know about the sound that
+    is no decoding fault: a recording sampled below ``sample_rate``."""
     import av
 
     path = Path(path)
@@ -600,6 +602,12 @@ def iter_audio_chunks(path: str | Path, *, sample_rate: int = 16000, start: floa
             if not container.streams.video:
                 raise DecodeError(path, "no audio or video stream", "check that this is a media file; re-copy or re-encode it")
             return
+        native = int(container.streams.audio[0].rate or 0)
+        if 0 < native < sample_rate and notes is not None:  # resampling cannot bring back what was never recorded
+            note = (f"sound recorded at {native} Hz, under the {sample_rate} Hz it is analysed at: nothing above "
+                    f"{native // 2} Hz is in it (telephone-band sound reads less reliably)")
+            log.info("%s: %s", path, note)
+            notes.append(note)
         resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
         skip = int(round(start * sample_rate)) if start > 0 else 0
         left = max_samples

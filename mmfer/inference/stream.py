@@ -261,7 +261,7 @@ class VideoAnalysis:
             limit = int(round(self.duration * sr)) if self.duration else None
             try:
                 chunks = iter_audio_chunks(self.path, sample_rate=sr, start=self.start, max_samples=limit,
-                                           warnings=decode_warnings)
+                                           warnings=decode_warnings, notes=warnings)
             except Exception:  # noqa: BLE001 - opened lazily; errors come at the first pull
                 chunks = None
             audio[sr] = _Audio(sr, chunks, strict=not face_branches)
