@@ -503,6 +503,16 @@ def test_an_audio_only_video_file_is_scored_as_sound_and_blank_tight_images_are_
     phone = predictor.predict_file(tmp_path / "phone.wav")
     assert phone.ok and "sound recorded at 8000 Hz" in phone.warning and "nothing above 4000 Hz" in phone.warning
     assert "recorded at" not in wav.warning
+    # two sound tracks (a dubbed film): the first is heard, and the row says the second was not
+    with av.open(str(tmp_path / "dubbed.mkv"), "w") as container:
+        tracks = [container.add_stream("aac", rate=16000) for _ in range(2)]
+        for track in tracks:
+            track.layout = "mono"
+        for track, sound in zip(tracks, (audio, np.zeros_like(audio))):
+            _mux_audio(container, track, sound, 16000)
+    dubbed = predictor.predict_file(tmp_path / "dubbed.mkv")
+    assert dubbed.ok and "2 sound tracks: only the first is analysed" in dubbed.warning, dubbed.warning
+    np.testing.assert_allclose(dubbed.probs, memo.probs, atol=1e-3)
     for name, why in (("dot.png", "image too small to hold a face (1x1"), ("card.png", "blank image (64x64")):
         p = predictor.predict_file(tmp_path / name)
         assert not p.ok and why in p.warning, (name, p.warning)

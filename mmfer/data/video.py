@@ -592,7 +592,7 @@ def iter_audio_chunks(path: str | Path, *, sample_rate: int = 16000, start: floa
     memory. ``start`` (s) drops what comes before; ``max_samples`` stops after that many samples. A file with
     video and no sound yields nothing; sound that breaks off ends the stream (a warning says where) unless
     nothing was read, which raises a DecodeError. ``notes`` gets what the reader should know about the sound that
-    is no decoding fault: a recording sampled below ``sample_rate``."""
+    is no decoding fault: a recording sampled below ``sample_rate``, sound tracks after the first."""
     import av
 
     path = Path(path)
@@ -603,9 +603,13 @@ def iter_audio_chunks(path: str | Path, *, sample_rate: int = 16000, start: floa
                 raise DecodeError(path, "no audio or video stream", "check that this is a media file; re-copy or re-encode it")
             return
         native = int(container.streams.audio[0].rate or 0)
-        if 0 < native < sample_rate and notes is not None:  # resampling cannot bring back what was never recorded
-            note = (f"sound recorded at {native} Hz, under the {sample_rate} Hz it is analysed at: nothing above "
-                    f"{native // 2} Hz is in it (telephone-band sound reads less reliably)")
+        found = []
+        if 0 < native < sample_rate:  # resampling cannot bring back what was never recorded
+            found.append(f"sound recorded at {native} Hz, under the {sample_rate} Hz it is analysed at: nothing "
+                         f"above {native // 2} Hz is in it (telephone-band sound reads less reliably)")
+        if len(container.streams.audio) > 1:  # a second language or commentary track is never heard
+            found.append(f"{len(container.streams.audio)} sound tracks: only the first is analysed")
+        for note in found if notes is not None else ():
             log.info("%s: %s", path, note)
             notes.append(note)
         resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
