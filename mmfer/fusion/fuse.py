@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
+import logging
+
 import numpy as np
 
 from mmfer.errors import MmferError
@@ -22,6 +24,8 @@ from mmfer.scores import ScoreTable, read_scores, write_scores
 
 from mmfer.fusion.methods import METHODS, OBJECTIVES, FusionModel
 from mmfer.fusion.tuning import cross_validate_method, figures
+
+log = logging.getLogger(__name__)
 
 WEIGHTS_FILE = "weights.json"
 FIGURES_NOTE = (
@@ -46,13 +50,33 @@ def branch_name(path: str | Path) -> str:
 
 
 def resolve_names(val_paths: Sequence[str | Path], test_paths: Sequence[str | Path] | None,
-                  names: Sequence[str] | str | None) -> list[str]:
-    """Branch names: given (``a,b,c``) or derived from the files; Val and Test lists pair by position."""
+                  names: Sequence[str] | str | None) -> tuple[list[str], list[str | Path]]:
+    """Branch names (given as ``a,b,c``, else derived from the files) and the Test files in the Val files' order.
+
+    Test files whose derived names are the Val files' in another order are paired by branch, never by position
+    (a note says so): tuned on one branch's Val scores, a weight must not be applied to another's Test scores.
+    Otherwise they pair by position, which needs matching names or --names (the user's word for the pairing)."""
+    test_paths = list(test_paths or [])
     if test_paths and len(test_paths) != len(val_paths):
         raise MmferError(
             f"fuse: {len(val_paths)} Val score file(s) but {len(test_paths)} Test score file(s); "
             "give one Test file per Val file, in the same order"
         )
+    derived = [branch_name(p) for p in val_paths]
+    if test_paths:
+        test_derived = [branch_name(p) for p in test_paths]
+        if test_derived != derived and sorted(test_derived) == sorted(derived) and len(set(derived)) == len(derived):
+            test_paths = [test_paths[test_derived.index(n)] for n in derived]
+            log.warning("fuse: the Test files were listed in another order than the Val files; paired by branch: %s",
+                        ", ".join(f"{n} ({Path(t).name})" for n, t in zip(derived, test_paths)))
+        elif names is None:
+            for v, t, vp, tp in zip(derived, test_derived, val_paths, test_paths):
+                if v != t:
+                    raise MmferError(
+                        f"fuse: Val file {vp} (branch {v!r}) is paired with Test file {tp} (branch {t!r}); "
+                        "list Val and Test files in the same order, or give --names (Val and Test files then pair "
+                        "by position)"
+                    )
     if names is not None:
         if isinstance(names, str):
             names = [n.strip() for n in names.split(",") if n.strip()]
@@ -60,19 +84,11 @@ def resolve_names(val_paths: Sequence[str | Path], test_paths: Sequence[str | Pa
         if len(names) != len(val_paths):
             raise MmferError(f"--names: {len(names)} name(s) ({','.join(names)}) for {len(val_paths)} score files")
     else:
-        names = [branch_name(p) for p in val_paths]
-        if test_paths:
-            test_names = [branch_name(p) for p in test_paths]
-            for v, t, vp, tp in zip(names, test_names, val_paths, test_paths):
-                if v != t:
-                    raise MmferError(
-                        f"fuse: Val file {vp} (branch {v!r}) is paired with Test file {tp} (branch {t!r}); "
-                        "list Val and Test files in the same order, or give --names"
-                    )
+        names = derived
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
         raise MmferError(f"fuse: branch name(s) {', '.join(dupes)} appear twice; give distinct names with --names a,b,c")
-    return names
+    return names, test_paths
 
 
 def align_tables(paths: Sequence[str | Path], *, split: str) -> tuple[list[str], list[str | None], list[np.ndarray]]:
@@ -154,8 +170,7 @@ def load_fusion_inputs(
         raise MmferError(f"{command}: unknown objective {objective!r}; expected one of {', '.join(OBJECTIVES)}")
     if not val_paths:
         raise MmferError(f"{command}: no Val score files given (--val A_Val.csv B_Val.csv ...)")
-    test_paths = list(test_paths or [])
-    names = resolve_names(val_paths, test_paths, names)
+    names, test_paths = resolve_names(val_paths, test_paths, names)
     val_ids, val_labels, val_probs = align_tables(val_paths, split="Val")
     known = np.array([lab is not None for lab in val_labels])
     if known.sum() < 2:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -239,8 +240,17 @@ def test_fuse_rejects_mismatched_files(tmp_path, rng):
     bad = write_scores(tmp_path / "bad_Val.csv", t.clip_ids, flipped, t.probs)
     with pytest.raises(MmferError, match=r"label disagreement.*v0005"):
         fuse([paths["val"][0], bad], out=tmp_path / "x", names="a,b")
-    with pytest.raises(MmferError, match="same order"):
-        fuse(paths["val"], paths["test"][::-1], out=tmp_path / "x")
+    # Test files in another order than Val: paired by branch, with or without --names, never by position
+    right = fuse(paths["val"], paths["test"], out=tmp_path / "right", folds=3)
+    for i, names in enumerate((None, "p,q")):
+        fuse(paths["val"], paths["test"][::-1], out=tmp_path / f"swapped{i}", folds=3, names=names)
+        assert (tmp_path / f"swapped{i}" / "fused_Test.csv").read_text().splitlines()[1:] == \
+            (tmp_path / "right" / "fused_Test.csv").read_text().splitlines()[1:]
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "scores_Test.csv").write_bytes(Path(paths["test"][1]).read_bytes())
+    with pytest.raises(MmferError, match="same order"):  # names that do not match: the user must say
+        fuse(paths["val"], [paths["test"][0], other / "scores_Test.csv"], out=tmp_path / "x")
     with pytest.raises(MmferError, match="Test file"):
         fuse(paths["val"], paths["test"][:1], out=tmp_path / "x")
     with pytest.raises(MmferError, match="appear twice"):
