@@ -6,6 +6,7 @@
 #   AFEW root layout: Train/<Emotion>/<clip>.avi, Val/<Emotion>/<clip>.avi, Test/<clip>.avi
 # Every step resumes: re-running skips clips already cached and keeps finished runs
 # and continues an interrupted branch with --resume (delete a RUNS/<branch> folder to retrain it).
+# Clips added or replaced since a finished run's scores were written are scored by its model on the re-run.
 set -euo pipefail
 
 AFEW_ROOT=${1:?usage: $0 AFEW_ROOT [WORK_DIR] [TEAM_NAME]}
@@ -34,7 +35,15 @@ TEST=()
 for b in $BRANCHES; do
     run="$RUNS/$b"
     if [[ -f "$run/scores_Val.csv" && -f "$run/scores_Test.csv" ]]; then
-        echo "   $b: scores exist in $run, skipping (delete the folder to retrain)"
+        if [[ "$CACHE/manifest.jsonl" -nt "$run/scores_Val.csv" || "$CACHE/manifest.jsonl" -nt "$run/scores_Test.csv" ]]; then
+            # clips were added or re-decoded since the scores were written: stale scores would fill them with the prior
+            echo "   $b: the cache changed after its scores were written: re-scoring Val and Test with the trained model"
+            echo "   (new Train clips are not learnt from: delete $run to retrain)"
+            mmfer scores "$run" --data "$CACHE" --split Val --out "$run/scores_Val.csv"
+            mmfer scores "$run" --data "$CACHE" --split Test --out "$run/scores_Test.csv"
+        else
+            echo "   $b: scores exist in $run, skipping (delete the folder to retrain)"
+        fi
     else
         resume=()
         [[ -f "$run/last.pt" ]] && resume=(--resume)   # an interrupted run continues where it stopped

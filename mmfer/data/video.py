@@ -349,7 +349,13 @@ def iter_frame_batches(
         src = _output_indices(len(vr), src_fps, fps, max_frames, start)
     if len(src) == 0:
         return
-    h, w = size or vr[0].shape[:2]
+    if size is None:
+        try:
+            size = vr[0].shape[:2]
+        except Exception:  # noqa: BLE001 - decord's own error type: cut inside its first frame
+            raise DecodeError(path, "truncated or corrupt: not one video frame decodes",
+                              "re-copy or re-encode the file") from None
+    h, w = size
     if (int(src[-1]) + 1) * h * w * 3 > STREAM_ABOVE_BYTES:
         # decord decodes ahead of a slow consumer without bound (2.3 GB for 2 min of 720p while faces are
         # fitted); PyAV decodes one frame when asked, so memory stays at a few batches whatever the length.
@@ -373,8 +379,10 @@ def iter_frame_batches(
                     break
             frames = np.stack(good) if good else np.zeros((0, h, w, 3), np.uint8)
         if len(frames) < len(want):
-            _warn(warnings, f"{path}: truncated or corrupt after output frame {start + len(frames)} "
-                            f"of {len(src)}; kept the frames before it")
+            kept = start + len(frames)
+            _warn(warnings, f"{path}: truncated or corrupt: " + (
+                "not one video frame decodes" if not kept else
+                f"breaks off after output frame {kept} of the {len(src)} planned; kept the {kept} before it"))
             if len(frames):
                 yield np.arange(start, start + len(frames), dtype=np.int64), frames
             return

@@ -182,7 +182,7 @@ def test_truncated_mp4_falls_back_and_warns(tmp_path):
     warnings: list[str] = []
     frames = np.concatenate([f for _, f in iter_frame_batches(cut, warnings=warnings)])
     assert 3 <= len(frames) < 30
-    assert len(warnings) == 1 and "truncated or corrupt" in warnings[0] and "30" in warnings[0]
+    assert len(warnings) == 1 and "truncated or corrupt" in warnings[0] and "30" in warnings[0], warnings
     assert probe_video(cut).frames == len(frames)
     assert read_frames(full)[0].shape == (30, 48, 64, 3)
 
@@ -353,3 +353,19 @@ def test_frame_times_come_from_timestamps(tmp_path):
         _, _, rec = process_clip(ClipEntry("la", "Test", None, long_audio),
                                  PreprocessSettings(face_backend="none", crop_size=32))
         assert rec.status == "ok" and rec.frames == 24 and not any("truncated" in w for w in rec.warnings), rec.warnings
+
+
+def test_a_clip_cut_before_its_first_frame_says_so(tmp_path, cremad_videos):
+    """A file cut inside its first frame (decord opens it, no frame decodes) is not told it 'kept the frames before'
+    anything: the warning says that not one frame decodes."""
+    cut = tmp_path / "cut.flv"
+    cut.write_bytes(cremad_videos[0].read_bytes()[:20000])
+    warnings: list[str] = []
+    try:
+        frames = [f for _, f in iter_frame_batches(cut, warnings=warnings)]
+    except DecodeError as e:  # refused outright (nothing to keep), as clearly
+        assert "not one video frame decodes" in str(e), e
+        return
+    assert sum(len(f) for f in frames) == 0
+    assert any("not one video frame decodes" in w for w in warnings), warnings
+    assert not any("kept the" in w for w in warnings), warnings
