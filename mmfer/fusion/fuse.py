@@ -8,13 +8,12 @@ figures apart: ``val_in_sample`` (tuned and scored on the same clips: optimistic
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
-
-import logging
 
 import numpy as np
 
