@@ -338,8 +338,11 @@ def format_submit_report(report: dict[str, Any]) -> str:
     for cid, how in list(report["filled"].items())[:20]:
         lines.append(f"  filled {cid}: {how}")
     if report["failed_preprocessing"]:
-        lines.append(f"{len(report['failed_preprocessing'])} clip(s) failed preprocessing (predicted from what "
-                     f"the branches had): {', '.join(report['failed_preprocessing'][:10])}")
+        failed = report["failed_preprocessing"]
+        filled = sum(cid in report["filled"] for cid in failed)
+        lines.append(f"{len(failed)} clip(s) failed preprocessing: {', '.join(failed[:10])}"
+                     f"{' ...' if len(failed) > 10 else ''} ({len(failed) - filled} predicted from what the branches "
+                     f"had, {filled} filled as listed above)")
     if report["uniform_scores_kept"]:
         lines.append(f"{len(report['uniform_scores_kept'])} clip(s) have uniform fused scores (no branch saw "
                      "anything); --fill-missing prior would predict them from the class prior")

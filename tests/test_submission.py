@@ -85,6 +85,13 @@ def test_manifest_index_reports_failed_clips(tmp_path, fused):
     assert ids == IDS and notes == {"000003": "preprocessing failed: no faces"}
     rep = write_submission(fused, index=cache / "manifest.jsonl", out_zip=tmp_path / "c.zip")
     assert rep["failed_preprocessing"] == ["000003"] and rep["problems"] == []
+    from mmfer.submission import format_submit_report
+
+    line = next(x for x in format_submit_report(rep).splitlines() if "failed preprocessing" in x)
+    assert "000003" in line and "1 predicted from what the branches had, 0 filled" in line, line
+    rep["filled"] = {"000003": "class prior"}  # the summary counts a filled clip as filled, not as predicted
+    line = next(x for x in format_submit_report(rep).splitlines() if "failed preprocessing" in x)
+    assert "0 predicted from what the branches had, 1 filled as listed above" in line, line
 
 
 def test_checker_catches_each_defect(tmp_path, test_dir):

@@ -554,7 +554,10 @@ def fit(run: Run, run_data: RunData, *, progress: bool = True,
         set_rng_state(ckpt["rng"])
         start_epoch, best = int(ckpt["epoch"]), dict(ckpt.get("best") or {})
         rows = _read_log(out, start_epoch)
-        log.info("resuming %s at epoch %d of %d", out, start_epoch + 1, ocfg.epochs)
+        if start_epoch < ocfg.epochs:
+            log.info("resuming %s at epoch %d of %d", out, start_epoch + 1, ocfg.epochs)
+        else:
+            log.info("resuming %s: all %d epochs done; finishing (scores)", out, ocfg.epochs)
 
     if dist.main:
         out.mkdir(parents=True, exist_ok=True)
