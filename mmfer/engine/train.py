@@ -554,10 +554,8 @@ def fit(run: Run, run_data: RunData, *, progress: bool = True,
         set_rng_state(ckpt["rng"])
         start_epoch, best = int(ckpt["epoch"]), dict(ckpt.get("best") or {})
         rows = _read_log(out, start_epoch)
-        if start_epoch < ocfg.epochs:
-            log.info("resuming %s at epoch %d of %d", out, start_epoch + 1, ocfg.epochs)
-        else:
-            log.info("resuming %s: all %d epochs done; finishing (scores)", out, ocfg.epochs)
+        log.info("resuming %s %s", out, f"at epoch {start_epoch + 1} of {ocfg.epochs}" if start_epoch < ocfg.epochs
+                 else f"with all {ocfg.epochs} epochs done: finishing (scores)")
 
     if dist.main:
         out.mkdir(parents=True, exist_ok=True)
