@@ -516,3 +516,35 @@ def test_an_audio_only_video_file_is_scored_as_sound_and_blank_tight_images_are_
     for name, why in (("dot.png", "image too small to hold a face (1x1"), ("card.png", "blank image (64x64")):
         p = predictor.predict_file(tmp_path / name)
         assert not p.ok and why in p.warning, (name, p.warning)
+
+
+def test_a_copy_cut_off_says_so_where_its_durations_do_not(bundle, tmp_path, cremad_audio):
+    """A copy cut off is named by what its bytes declare: an AVI by its header's size (its durations need not
+    tell: tests/data/test_preprocess.py has one that decodes more frames than it declares), a WAV, which no
+    check caught before, likewise; the whole file's row says nothing of it."""
+    import av
+    import soundfile as sf
+
+    whole_avi = tmp_path / "whole.avi"  # MJPEG frames and PCM sound: neither decoder notices the cut
+    with av.open(str(whole_avi), "w") as container:
+        video, sound = container.add_stream("mjpeg", rate=8), container.add_stream("pcm_s16le", rate=16000)
+        video.height, video.width, video.pix_fmt = 96, 128, "yuvj420p"
+        sound.layout = "mono"
+        for img in np.random.default_rng(0).integers(0, 255, (24, 96, 128, 3), dtype=np.uint8):
+            container.mux(video.encode(av.VideoFrame.from_ndarray(img, format="rgb24").reformat(format="yuvj420p")))
+        container.mux(video.encode())
+        samples = (read_audio(cremad_audio[0])[:48000] * 32767).astype(np.int16)[None]
+        frame = av.AudioFrame.from_ndarray(samples, format="s16", layout="mono")
+        frame.sample_rate = 16000
+        container.mux(sound.encode(frame))
+        container.mux(sound.encode())
+    sf.write(tmp_path / "whole.wav", read_audio(cremad_audio[0]), 16000)
+    predictor = Predictor(bundle, device="cpu")
+    for whole, says in ((whole_avi, "its AVI header declares"), (tmp_path / "whole.wav", "its WAVE header declares")):
+        cut = tmp_path / f"cut{whole.suffix}"
+        data = whole.read_bytes()
+        cut.write_bytes(data[: int(len(data) * 0.7)])
+        full, short = predictor.predict_file(whole), predictor.predict_file(cut)
+        assert full.ok and "truncated" not in full.warning, full.warning
+        assert short.ok and "file looks truncated" in short.warning and says in short.warning, short.warning
+        assert short.warning.count("file looks truncated") == 1

@@ -54,9 +54,12 @@ def _failed(rec: ClipRecord, reason: str, t0: float) -> tuple[None, dict[str, An
 
 
 def _looks_truncated(info: Any, video_seconds: float, audio_seconds: float, *, audio_capped: bool) -> str:
-    """What a cut-off file still declares ("" when nothing says so): the video stream's own duration against
-    the frames decoded (timed by their timestamps), else the container's against the longer of video and
-    sound, since the container's duration is its longest stream's (a 3-s video with 10 minutes of sound)."""
+    """What a cut-off file still declares ("" when nothing says so): first its byte structure (a header or a
+    piece that runs past the end of the file, ``VideoInfo.cut_short``), then the video stream's own duration
+    against the frames decoded (timed by their timestamps), else the container's against the longer of video
+    and sound, since the container's duration is its longest stream's (a 3-s video with 10 minutes of sound)."""
+    if info.cut_short:
+        return info.cut_short
     if info.declared_video_seconds:
         declared, what, decoded = info.declared_video_seconds, "the video stream declares", video_seconds
     elif info.declared_seconds and not audio_capped:

@@ -18,6 +18,7 @@ from typing import Any, Callable, Iterator, TypeVar
 import cv2  # noqa: F401 - load OpenCV before decord: the other order breaks OpenCV's PNG codec (zlib clash)
 import numpy as np
 
+from mmfer.data.containers import cut_short
 from mmfer.errors import MmferError
 
 log = logging.getLogger(__name__)
@@ -75,6 +76,7 @@ class VideoInfo:
     # the video stream's own declared duration (the container's may be a longer audio track's), None if unknown
     declared_video_seconds: float | None = None
     vfr: bool = False  # frames are not evenly spaced in time: decoding resamples them by their timestamps
+    cut_short: str = ""  # what the file's byte structure declares beyond its end (containers.cut_short), "" if whole
     notes: list[str] = field(default_factory=list)  # what was not as the header said (an absurd frame rate)
     # the open decord reader, kept by probe_video(keep_reader=True) for iter_frame_batches(info=...)
     reader: Any = field(default=None, repr=False, compare=False)
@@ -262,7 +264,8 @@ def probe_video(path: str | Path, *, keep_reader: bool = False) -> VideoInfo:
         raise DecodeError(path, "truncated or corrupt: no decodable video frame", "re-copy or re-encode the clip")
     return VideoInfo(path=path, frames=frames, fps=timing.rate, width=width, height=height, duration=timing.duration,
                      has_audio=has_audio, declared_seconds=declared, declared_video_seconds=declared_video,
-                     vfr=timing.vfr, notes=[timing.note] if timing.note else [], reader=vr if keep_reader else None)
+                     vfr=timing.vfr, notes=[timing.note] if timing.note else [], cut_short=cut_short(path),
+                     reader=vr if keep_reader else None)
 
 
 def _count_frames_av(path: Path) -> int:
@@ -390,6 +393,8 @@ def iter_frame_batches(
 
 
 def _warn(warnings: list[str] | None, message: str) -> None:
+    if warnings is not None and message in warnings:
+        return  # the same file read again (at another sample rate)
     log.warning(message)
     if warnings is not None:
         warnings.append(message)
@@ -611,6 +616,8 @@ def iter_audio_chunks(path: str | Path, *, sample_rate: int = 16000, start: floa
                 raise DecodeError(path, "no audio or video stream", "check that this is a media file; re-copy or re-encode it")
             return
         native = int(container.streams.audio[0].rate or 0)
+        if not container.streams.video and (cut := cut_short(path)):  # a video's own checks say it for the file
+            _warn(warnings, f"{path}: file looks truncated: {cut}; analysed the sound that is there, re-copy the file")
         found = []
         if 0 < native < sample_rate:  # resampling cannot bring back what was never recorded
             found.append(f"sound recorded at {native} Hz, under the {sample_rate} Hz it is analysed at: nothing "

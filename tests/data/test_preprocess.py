@@ -26,6 +26,8 @@ BAD = {
     "empty": ("failed", "empty"),
     "text": ("failed", "not a video"),
     "truncated": ("ok|failed", "truncated"),
+    # cut at 60%: its durations say 7 frames and 8 decode, so only the RIFF size it declares tells
+    "truncated_avi": ("ok", "file looks truncated: 8 frame(s) (0.3 s) decoded but its avi header declares"),
     "one_frame": ("ok", "only one video frame"),
     "silent": ("ok", "no audio"),
     "audio_only": ("failed", "no video stream"),
@@ -66,6 +68,9 @@ def make_bad_inputs(folder: Path, cremad_videos: list[Path], cremad_audio: list[
     frames = _fixture_frames(cremad_videos[1], 12)
     out["one_frame"] = _write_cv2(folder / "one_frame.avi", frames[:1])
     out["silent"] = _write_cv2(folder / "silent.avi", frames)
+    whole = out["silent"].read_bytes()
+    out["truncated_avi"] = folder / "truncated_avi.avi"
+    out["truncated_avi"].write_bytes(whole[: int(len(whole) * 0.6)])
     out["audio_only"] = folder / "audio_only.mp3"
     shutil.copy(cremad_audio[0], out["audio_only"])
     uhd = np.zeros((2160, 3840, 3), np.uint8)

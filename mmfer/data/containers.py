@@ -1,0 +1,156 @@
+"""What a media file's own structure says about its length in bytes: a copy cut off before its end.
+
+A truncated AVI or FLV decodes without an error and, since FFmpeg re-derives durations from what is there,
+often declares no more than it holds. Its byte structure still tells: a RIFF (AVI, WAV) or Matroska header
+declares the size of everything after it, and an MP4 box, an FLV tag or an Ogg page that runs past the end of
+the file was cut. ``cut_short`` reads only headers (no decoding) and says nothing when it cannot tell.
+"""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+from typing import BinaryIO
+
+__all__ = ["cut_short"]
+
+# RIFF sizes at or above this are placeholders of writers that could not seek back (streams, RF64), not sizes
+_RIFF_PLACEHOLDER = 0x7FFF0000
+_MP4_TOP_BOXES = {b"ftyp", b"moov", b"mdat", b"free", b"skip", b"wide", b"pnot", b"styp", b"pdin", b"moof", b"uuid"}
+_MKV_SEGMENT = 0x18538067
+_MAX_WALK = 2_000_000  # FLV tags / Ogg pages / MP4 boxes walked at most (a 10-minute FLV has about 40,000 tags)
+
+
+def cut_short(path: str | Path) -> str:
+    """``""`` when the file is whole or its format does not say; else what its structure declares beyond its
+    end, e.g. "its AVI header declares 67,584 bytes and the file holds 33,792"."""
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as f:
+            head = f.read(64)
+            for check in (_riff, _matroska, _mp4, _flv, _ogg):
+                found = check(f, head, size)
+                if found is not None:
+                    return found
+    except (OSError, struct.error):
+        return ""
+    return ""
+
+
+def _holds(declared: int, size: int, what: str) -> str:
+    """A header that declares the whole file's size."""
+    if declared <= size:
+        return ""
+    return f"{what} declares {declared:,} bytes and the file holds {size:,} ({100 * (declared - size) / declared:.0f}% missing)"
+
+
+def _runs_past(end: int, size: int, what: str) -> str:
+    """A piece whose own length takes it past the end of the file."""
+    return f"{what} runs to byte {end:,} and the file ends at {size:,}" if end > size else ""
+
+
+def _riff(f: BinaryIO, head: bytes, size: int) -> str | None:
+    if head[:4] != b"RIFF" or len(head) < 12:
+        return None
+    declared = struct.unpack("<I", head[4:8])[0]
+    if declared == 0 or declared >= _RIFF_PLACEHOLDER:
+        return ""
+    form = head[8:12].decode("latin-1").strip().upper() or "RIFF"
+    return _holds(declared + 8, size, f"its {form} header")
+
+
+def _vint(f: BinaryIO, *, keep_marker: bool) -> tuple[int, int, bool]:
+    """An EBML variable-length integer: (value, its length in bytes, all value bits set = 'unknown size')."""
+    first = f.read(1)
+    if not first:
+        raise struct.error("end of file")
+    b = first[0]
+    n = 1
+    while n <= 8 and not b & (0x80 >> (n - 1)):
+        n += 1
+    if n > 8:
+        raise struct.error("bad EBML integer")
+    rest = f.read(n - 1)
+    if len(rest) < n - 1:
+        raise struct.error("end of file")
+    value = b if keep_marker else b & (0xFF >> n)
+    for c in rest:
+        value = (value << 8) | c
+    unknown = not keep_marker and value == (1 << (7 * n)) - 1
+    return value, n, unknown
+
+
+def _matroska(f: BinaryIO, head: bytes, size: int) -> str | None:
+    if head[:4] != b"\x1a\x45\xdf\xa3":
+        return None
+    f.seek(4)
+    header_size, _, _ = _vint(f, keep_marker=False)
+    f.seek(header_size, 1)
+    element, _, _ = _vint(f, keep_marker=True)
+    if element != _MKV_SEGMENT:
+        return ""
+    segment_size, _, unknown = _vint(f, keep_marker=False)
+    if unknown:  # a live recording's segment has no size
+        return ""
+    return _holds(f.tell() + segment_size, size, "its Matroska header")
+
+
+def _mp4(f: BinaryIO, head: bytes, size: int) -> str | None:
+    if head[4:8] not in _MP4_TOP_BOXES:
+        return None
+    offset = 0
+    for _ in range(_MAX_WALK):
+        if offset + 8 > size:
+            return _runs_past(offset + 8, size, "its last box") if offset < size else ""
+        f.seek(offset)
+        box, kind = struct.unpack(">I4s", f.read(8))
+        if box == 1:
+            box = struct.unpack(">Q", f.read(8))[0]
+        elif box == 0:  # runs to the end of the file by definition
+            return ""
+        if box < 8:
+            return ""  # not a box structure this reader understands
+        if offset + box > size:
+            return _runs_past(offset + box, size, f"its '{kind.decode('latin-1')}' box")
+        offset += box
+    return ""
+
+
+def _flv(f: BinaryIO, head: bytes, size: int) -> str | None:
+    if head[:3] != b"FLV" or len(head) < 9:
+        return None
+    offset = struct.unpack(">I", head[5:9])[0]  # the header's own size, then PreviousTagSize0 and the tags
+    tags = 0
+    for _ in range(_MAX_WALK):
+        if offset + 4 >= size:  # ends on a complete tag (its trailing size field may be all that is left)
+            return _runs_past(offset + 4, size, f"the FLV tag after its {tags:,} complete ones")
+        f.seek(offset + 4)
+        tag = f.read(11)
+        if len(tag) < 11:
+            return _runs_past(offset + 4 + 11, size, f"its FLV tag {tags + 1:,}")
+        data = int.from_bytes(tag[1:4], "big")
+        end = offset + 4 + 11 + data
+        if end > size:
+            return _runs_past(end + 4, size, f"its FLV tag {tags + 1:,}")
+        offset, tags = end, tags + 1
+    return ""
+
+
+def _ogg(f: BinaryIO, head: bytes, size: int) -> str | None:
+    if head[:4] != b"OggS":
+        return None
+    offset = 0
+    for _ in range(_MAX_WALK):
+        if offset >= size:
+            return ""
+        f.seek(offset)
+        page = f.read(27)
+        if len(page) < 27 or page[:4] != b"OggS":
+            return _runs_past(offset + 27, size, "its last Ogg page") if len(page) < 27 else ""
+        lacing = f.read(page[26])
+        end = offset + 27 + page[26] + sum(lacing)
+        if len(lacing) < page[26] or end > size:
+            return _runs_past(max(end, offset + 27 + page[26]), size, "its last Ogg page")
+        offset = end
+    return ""
