@@ -449,7 +449,7 @@ class Predictor:
                                  f"{TIGHT_CROP_MIN_SIDE} px a side)")
             if float(img.std()) < BLANK_IMAGE_STD:
                 raise MmferError(f"blank image ({w}x{h}, one flat colour): no face to score")
-        if not tight:
+        else:
             branches = [b for b in branches if b.options["serves"] == "all"]
             if not branches:
                 raise MmferError(f"model {self.bundle.source} only scores tight face images (FER2013-like, at most "
