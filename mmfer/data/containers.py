@@ -42,7 +42,8 @@ def _holds(declared: int, size: int, what: str) -> str:
     """A header that declares the whole file's size."""
     if declared <= size:
         return ""
-    return f"{what} declares {declared:,} bytes and the file holds {size:,} ({100 * (declared - size) / declared:.0f}% missing)"
+    missing = 100 * (declared - size) / declared
+    return f"{what} declares {declared:,} bytes and the file holds {size:,} ({missing:.0f}% missing)"
 
 
 def _runs_past(end: int, size: int, what: str) -> str:

@@ -369,3 +369,18 @@ def test_a_clip_cut_before_its_first_frame_says_so(tmp_path, cremad_videos):
     assert sum(len(f) for f in frames) == 0
     assert any("not one video frame decodes" in w for w in warnings), warnings
     assert not any("kept the" in w for w in warnings), warnings
+
+
+def test_training_reads_the_samples_predict_streams(tmp_path, cremad_videos, cremad_audio):
+    """read_audio (the cache and the audio-file datasets) and iter_audio_chunks (mmfer predict) give the same
+    samples: decord's reader kept Opus's 6.5 ms of priming samples and shifted 44.1 kHz mp3s by 16 samples."""
+    import soundfile as sf
+
+    from mmfer.data.video import iter_audio_chunks
+
+    opus = tmp_path / "speech.ogg"
+    sf.write(opus, read_audio(cremad_audio[1]), 16000, format="OGG", subtype="OPUS")
+    for path in (cremad_audio[0], cremad_videos[0], opus):
+        streamed = np.concatenate(list(iter_audio_chunks(path, sample_rate=16000)))
+        np.testing.assert_array_equal(read_audio(path), streamed)
+        np.testing.assert_array_equal(read_audio(path, max_seconds=1.0), streamed[:16000])
