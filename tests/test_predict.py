@@ -548,3 +548,14 @@ def test_a_copy_cut_off_says_so_where_its_durations_do_not(bundle, tmp_path, cre
         assert full.ok and "truncated" not in full.warning, full.warning
         assert short.ok and "file looks truncated" in short.warning and says in short.warning, short.warning
         assert short.warning.count("file looks truncated") == 1
+
+
+def test_the_progress_bar_of_a_file_never_passes_100_percent(bundle, tmp_path, cremad_videos, capsys):
+    """A file that runs past the length its header declares moves the bar's end (tqdm printed '102%' and a
+    'clamping frac' warning on the README's own example)."""
+    import re
+
+    predict(cremad_videos[:2], model=bundle, out=tmp_path / "p.csv", progress=True)
+    err = capsys.readouterr().err
+    shown = [int(p) for p in re.findall(r"(\d+)%\|", err)]
+    assert shown and max(shown) <= 100 and "clamping" not in err, err[-500:]

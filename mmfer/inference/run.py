@@ -103,8 +103,10 @@ def predict(
 
             def follow(done: float, total: float | None, bar=bar) -> None:
                 if bar is not None:
-                    if total and bar.total != round(total, 1):
-                        bar.total = round(total, 1)
+                    if total:  # a file that runs past the length it declared moves its end, never past 100%
+                        end = max(round(total, 1), done)
+                        if bar.total != end:
+                            bar.total = end
                     bar.update(max(0.0, done - bar.n))
 
             pred = predictor.predict_file(path, kind, timeline=plot_dir is not None or frame_writer is not None
