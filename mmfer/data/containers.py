@@ -8,6 +8,7 @@ the file was cut. ``cut_short`` reads only headers (no decoding) and says nothin
 
 from __future__ import annotations
 
+import stat
 import struct
 from pathlib import Path
 from typing import BinaryIO
@@ -16,7 +17,9 @@ __all__ = ["cut_short"]
 
 # RIFF sizes at or above this are placeholders of writers that could not seek back (streams, RF64), not sizes
 _RIFF_PLACEHOLDER = 0x7FFF0000
+_RIFF_SLACK = 8  # bytes a whole file may lack against its RIFF size (known writer slips), not a cut
 _MP4_TOP_BOXES = {b"ftyp", b"moov", b"mdat", b"free", b"skip", b"wide", b"pnot", b"styp", b"pdin", b"moof", b"uuid"}
+_CUT_BOXES = _MP4_TOP_BOXES | {b"meta", b"mfra", b"sidx", b"ssix", b"emsg", b"prft", b"udta", b"mdat"}
 _MKV_SEGMENT = 0x18538067
 _MAX_WALK = 2_000_000  # FLV tags / Ogg pages / MP4 boxes walked at most (a 10-minute FLV has about 40,000 tags)
 
@@ -26,14 +29,17 @@ def cut_short(path: str | Path) -> str:
     end, e.g. "its AVI header declares 67,584 bytes and the file holds 33,792"."""
     path = Path(path)
     try:
-        size = path.stat().st_size
+        st = path.stat()
+        if not stat.S_ISREG(st.st_mode):  # a FIFO would block the open; a device has no size
+            return ""
+        size = st.st_size
         with open(path, "rb") as f:
             head = f.read(64)
             for check in (_riff, _matroska, _mp4, _flv, _ogg):
                 found = check(f, head, size)
                 if found is not None:
                     return found
-    except (OSError, struct.error):
+    except (OSError, ValueError, struct.error):
         return ""
     return ""
 
@@ -43,7 +49,8 @@ def _holds(declared: int, size: int, what: str) -> str:
     if declared <= size:
         return ""
     missing = 100 * (declared - size) / declared
-    return f"{what} declares {declared:,} bytes and the file holds {size:,} ({missing:.0f}% missing)"
+    share = "under 1" if missing < 1 else f"{missing:.0f}"
+    return f"{what} declares {declared:,} bytes and the file holds {size:,} ({share}% missing)"
 
 
 def _runs_past(end: int, size: int, what: str) -> str:
@@ -58,6 +65,8 @@ def _riff(f: BinaryIO, head: bytes, size: int) -> str | None:
     if declared == 0 or declared >= _RIFF_PLACEHOLDER:
         return ""
     form = head[8:12].decode("latin-1").strip().upper() or "RIFF"
+    if declared + 8 - size <= _RIFF_SLACK:  # writers' slips: the size counted the 8-byte header, or an unwritten pad
+        return ""
     return _holds(declared + 8, size, f"its {form} header")
 
 
@@ -102,20 +111,30 @@ def _mp4(f: BinaryIO, head: bytes, size: int) -> str | None:
         return None
     offset = 0
     for _ in range(_MAX_WALK):
-        if offset + 8 > size:
-            return _runs_past(offset + 8, size, "its last box") if offset < size else ""
         f.seek(offset)
-        box, kind = struct.unpack(">I4s", f.read(8))
+        header = f.read(8)
+        if len(header) < 8:  # the end of the file, or the first bytes of a box header (its size, part of its type)
+            cut = len(header) >= 5 and _box_type(header[4:])
+            return _runs_past(offset + 8, size, "its last box") if cut else ""
+        box, kind = struct.unpack(">I4s", header)
+        if not _box_type(kind):
+            return ""  # not a box: data appended after the last one (a tag, a vendor's trailer, padding)
+        least = 8
         if box == 1:
-            box = struct.unpack(">Q", f.read(8))[0]
+            box, least = struct.unpack(">Q", f.read(8))[0], 16
         elif box == 0:  # runs to the end of the file by definition
             return ""
-        if box < 8:
+        if box < least:
             return ""  # not a box structure this reader understands
-        if offset + box > size:
-            return _runs_past(offset + box, size, f"its '{kind.decode('latin-1')}' box")
+        if offset + box > size:  # a cut copy ends inside its media or index boxes; other types are likely a trailer
+            return _runs_past(offset + box, size, f"its '{kind.decode('latin-1')}' box") if kind in _CUT_BOXES else ""
         offset += box
     return ""
+
+
+def _box_type(kind: bytes) -> bool:
+    """Four printable characters (or the copyright sign of QuickTime's metadata): a box type, not a trailer."""
+    return all(32 <= c < 127 or c == 0xA9 for c in kind)
 
 
 def _flv(f: BinaryIO, head: bytes, size: int) -> str | None:
@@ -128,6 +147,8 @@ def _flv(f: BinaryIO, head: bytes, size: int) -> str | None:
             return _runs_past(offset + 4, size, f"the FLV tag after its {tags:,} complete ones")
         f.seek(offset + 4)
         tag = f.read(11)
+        if tag[:1] and (tag[0] & 0x1F) not in (8, 9, 18) or any(tag[8:11]):  # StreamID is always 0
+            return ""  # not a tag (audio, video, script data): bytes appended after the last one
         if len(tag) < 11:
             return _runs_past(offset + 4 + 11, size, f"its FLV tag {tags + 1:,}")
         data = int.from_bytes(tag[1:4], "big")
@@ -147,8 +168,10 @@ def _ogg(f: BinaryIO, head: bytes, size: int) -> str | None:
             return ""
         f.seek(offset)
         page = f.read(27)
-        if len(page) < 27 or page[:4] != b"OggS":
-            return _runs_past(offset + 27, size, "its last Ogg page") if len(page) < 27 else ""
+        if page[:4] != b"OggS"[: len(page)]:
+            return ""  # not a page: bytes appended after the last one
+        if len(page) < 27:
+            return _runs_past(offset + 27, size, "its last Ogg page")
         lacing = f.read(page[26])
         end = offset + 27 + page[26] + sum(lacing)
         if len(lacing) < page[26] or end > size:

@@ -89,3 +89,33 @@ def test_a_box_or_tag_header_cut_in_two_still_counts(tmp_path, cremad_videos):
     cut = tmp_path / "c.mp4"
     cut.write_bytes(mp4.read_bytes()[: first + 5])  # the whole first box and 5 bytes of the second's header
     assert "its last box runs to byte" in cut_short(cut)
+
+
+@pytest.mark.parametrize("kind", ["avi", "mkv", "mp4", "flv", "wav", "ogg"])
+def test_bytes_appended_to_a_whole_file_are_no_cut(kind, tmp_path, cremad_videos):
+    """A stray newline, zero padding, an ID3v1 tag or a vendor's trailer after the last box, tag or page is not
+    the start of a piece that was cut (a helper found each of these flagged)."""
+    whole = _write(kind, tmp_path, cremad_videos).read_bytes()
+    id3v1 = b"TAG" + b"title".ljust(125, b"\0")
+    for n, tail in enumerate((b"\n", bytes(3), bytes(16), bytes(512), id3v1, b"vendor trailer v1.2\r\n")):
+        path = tmp_path / f"tail{n}.{kind}"
+        path.write_bytes(whole + tail)
+        assert cut_short(path) == "", (kind, tail[:8])
+
+
+def test_writer_slips_odd_paths_and_small_cuts(tmp_path):
+    import os
+
+    wav = tmp_path / "a.wav"
+    sf.write(wav, _sound(), 16000)
+    data = bytearray(wav.read_bytes())
+    data[4:8] = struct.pack("<I", len(data))  # a writer that counted the 8-byte header in the RIFF size
+    slip = tmp_path / "slip.wav"
+    slip.write_bytes(bytes(data))
+    assert cut_short(slip) == ""
+    small = tmp_path / "small.wav"
+    small.write_bytes(wav.read_bytes()[:-100])  # 100 of 32,044 bytes
+    assert "(under 1% missing)" in cut_short(small)
+    fifo = tmp_path / "pipe.wav"
+    os.mkfifo(fifo)
+    assert cut_short(fifo) == "" and cut_short("a\0b.wav") == ""  # no hang on a pipe, no error on a NUL
