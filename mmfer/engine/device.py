@@ -22,7 +22,10 @@ def resolve_device(device: str | torch.device | None, preferred: str = "auto") -
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise MmferError(f"device {name!r} requested but CUDA is not available here; use --device cpu")
-    return torch.device(name)
+    try:
+        return torch.device(name)
+    except RuntimeError:
+        raise MmferError(f"unknown device {name!r}: choose auto, cpu, cuda or cuda:N") from None
 
 
 def one_blas_thread() -> None:

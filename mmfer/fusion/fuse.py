@@ -144,6 +144,7 @@ class FusionInputs:
     """Val (and Test) score files aligned on clip ids, with the labelled Val clips picked out."""
 
     names: list[str]
+    val_paths: list[str | Path]
     test_paths: list[str | Path]
     val_ids: list[str]
     val_labels: list[str | None]
@@ -167,6 +168,10 @@ def load_fusion_inputs(
         raise MmferError(f"{command}: unknown method {method!r}; expected one of {', '.join(METHODS)}")
     if objective not in OBJECTIVES:
         raise MmferError(f"{command}: unknown objective {objective!r}; expected one of {', '.join(OBJECTIVES)}")
+    # one file given as a plain path is a list of one (a str is a sequence too: of its characters)
+    val_paths = [val_paths] if isinstance(val_paths, (str, Path)) else list(val_paths)
+    if isinstance(test_paths, (str, Path)):
+        test_paths = [test_paths]
     if not val_paths:
         raise MmferError(f"{command}: no Val score files given (--val A_Val.csv B_Val.csv ...)")
     names, test_paths = resolve_names(val_paths, test_paths, names)
@@ -179,7 +184,7 @@ def load_fusion_inputs(
         )
     y = np.array([EMOTIONS.index(lab) for lab in val_labels if lab is not None])
     test = align_tables(test_paths, split="Test") if test_paths else None
-    return FusionInputs(names, test_paths, val_ids, val_labels, val_probs, known, y, test)
+    return FusionInputs(names, val_paths, test_paths, val_ids, val_labels, val_probs, known, y, test)
 
 
 def fit_and_score(
@@ -221,7 +226,7 @@ def fuse(
     names, val_ids, val_labels, val_probs, known, y = (
         inputs.names, inputs.val_ids, inputs.val_labels, inputs.val_probs, inputs.known, inputs.y
     )
-    test_paths = inputs.test_paths
+    val_paths, test_paths = inputs.val_paths, inputs.test_paths
     out = Path(out)
     probs_known = [p[known] for p in val_probs]
     model, in_sample, cv = fit_and_score(

@@ -27,3 +27,15 @@ def test_a_predictor_leaves_every_blas_library_on_one_thread(tmp_path):
     Predictor(standin_bundle(tmp_path))
     threads = _blas_threads()
     assert len(threads) >= 1 and set(threads.values()) == {1}, threads
+
+
+def test_an_unknown_device_name_is_a_message_naming_the_choices():
+    import pytest
+    import torch
+
+    from mmfer.engine.device import resolve_device
+    from mmfer.errors import MmferError
+
+    with pytest.raises(MmferError, match="unknown device 'gpu': choose auto, cpu, cuda or cuda:N"):
+        resolve_device("gpu")
+    assert resolve_device("cpu") == torch.device("cpu")

@@ -227,6 +227,10 @@ def test_fuse_names_and_calibration(tmp_path, rng):
     assert not (tmp_path / "f2" / "fused_Test.csv").exists()
     assert branch_name("runs/c3d/scores_Val.csv") == "c3d"
     assert branch_name("A_Val.csv") == "A" and branch_name("A_Test.csv") == "A"
+    # one file given as a plain path (str or Path) is one branch, not a branch per character of its name
+    for one, test in ((str(paths["val"][1]), str(paths["test"][1])), (Path(paths["val"][1]), None)):
+        single = fuse(one, test, out=tmp_path / f"one_{test is None}", folds=3)
+        assert single["branches"] == ["c3d"] and single["weights"] == [1.0]
 
 
 def test_fuse_rejects_mismatched_files(tmp_path, rng):
