@@ -50,6 +50,18 @@ def test_yaml_file(tmp_path):
         load_yaml(Run, tmp_path / "nope.yaml")
 
 
+def test_exponent_numbers_without_a_dot_are_numbers(tmp_path):
+    """PyYAML (YAML 1.1) read ``lr: 1e-3`` as the string '1e-3' and the config was refused; a quoted one stays text."""
+    from mmfer.engine.config import load_train_config
+
+    p = tmp_path / "run.yaml"
+    p.write_text("name: t\nmodel: {name: audio_stats}\noptim: {lr: 1e-3, weight_decay: 5E-4}\n")
+    cfg = load_train_config(p)
+    assert cfg.optim.lr == 0.001 and cfg.optim.weight_decay == 0.0005
+    p.write_text("name: '1e-3'\nmodel: {name: audio_stats}\n")
+    assert load_train_config(p).name == "1e-3"
+
+
 @pytest.mark.parametrize("bad, message", [
     ({"optim": {"lr": -1}}, r"optim\.lr: -1\.0 is out of range; it must be > 0\.0"),
     ({"data": {"batch_size": 0}}, r"data\.batch_size: 0 is out of range"),
