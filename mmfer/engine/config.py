@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from mmfer.config import check_range, from_dict, load_yaml, to_dict
+from mmfer.errors import MmferError
 # the data: and augment: sections live with the data code that reads them; still importable from here
 from mmfer.data.config import AugmentConfig, DataConfig  # noqa: F401
 
@@ -127,8 +128,16 @@ class TrainConfig:
 
 
 def load_train_config(path: str | Path) -> TrainConfig:
-    """Read a YAML train config; unknown or mistyped keys are an error naming them."""
-    return load_yaml(TrainConfig, path)
+    """Read a YAML train config; unknown or mistyped keys, model names and model arguments are an error naming
+    them, before any data is read."""
+    from mmfer.models.registry import check_model_args
+
+    config = load_yaml(TrainConfig, path)
+    try:
+        check_model_args(config.model.name, config.model.kwargs)
+    except MmferError as e:
+        raise MmferError(f"{path}: {e}") from None
+    return config
 
 
 def config_from_dict(data: dict[str, Any], *, where: str = "train config") -> TrainConfig:

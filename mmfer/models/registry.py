@@ -44,17 +44,24 @@ def _builder(name: str) -> Callable[..., nn.Module]:
     return MODELS[name]
 
 
-def build_model(name: str, **kwargs: Any) -> nn.Module:
-    """Build model ``name`` with ``kwargs``; unknown names and keys are errors listing what is allowed."""
-    builder = _builder(name)
-    allowed = list(inspect.signature(builder).parameters)
+def check_model_args(name: str, kwargs: dict[str, Any]) -> None:
+    """An unknown model name or argument is an error listing what is allowed (configs call this on load)."""
+    allowed = list(inspect.signature(_builder(name)).parameters)
     bad = [k for k in kwargs if k not in allowed]
     if bad:
         raise MmferError(
             f"model {name!r}: unknown argument{'s' if len(bad) > 1 else ''} {', '.join(map(repr, bad))}; "
             f"allowed: {', '.join(allowed)}"
         )
-    model = builder(**kwargs)
+
+
+def build_model(name: str, **kwargs: Any) -> nn.Module:
+    """Build model ``name`` with ``kwargs``; unknown names and keys are errors listing what is allowed."""
+    check_model_args(name, kwargs)
+    try:
+        model = _builder(name)(**kwargs)
+    except (TypeError, ValueError) as e:  # a value the layers refuse (dropout 2, width 0): say which model
+        raise MmferError(f"model {name!r}: {e}") from None
     if getattr(model, "input_kind", None) not in INPUT_KINDS:  # a contract check for new builders
         raise MmferError(f"model {name!r}: builder returned a model without a known input_kind")
     return model

@@ -147,7 +147,22 @@ def test_registry_errors_name_the_problem() -> None:
         build_model("landmark_brnn", rnn="rnn")
     with pytest.raises(MmferError, match=r"mask has shape \(2, 5\)"):
         build_model("landmark_brnn", hidden=4)(torch.randn(2, 4, 272), torch.ones(2, 5, dtype=torch.bool))
+    with pytest.raises(MmferError, match=r"model 'face_frame': dropout probability has to be between 0 and 1"):
+        build_model("face_frame", dropout=2.0)
     assert set(MODELS) == {"c3d", "video3d", "cnn_lstm", "landmark_brnn", "audio_cnn", "audio_stats", "face_frame"}
+
+
+def test_a_config_names_a_wrong_model_or_argument_when_it_is_loaded(tmp_path) -> None:
+    """Before any data is read (the error came when training started)."""
+    from mmfer.engine.config import load_train_config
+
+    p = tmp_path / "run.yaml"
+    for model, message in (("{name: c4d}", r"run\.yaml: unknown model 'c4d'; available models: .*c3d"),
+                           ("{name: face_frame, kwargs: {widht: 16}}", r"run\.yaml: model 'face_frame': unknown "
+                                                                        r"argument 'widht'; allowed: .*width")):
+        p.write_text(f"name: t\nmodel: {model}\n")
+        with pytest.raises(MmferError, match=message):
+            load_train_config(p)
     assert builder_kwargs("audio_cnn") == {"num_classes": 7, "n_mels": 64, "width": 32, "dropout": 0.3,
                                            "utterance_norm": "none"}
     with pytest.raises(MmferError, match="unknown utterance_norm 'cepstral'"):
