@@ -51,7 +51,7 @@ from mmfer.engine.checkpoint import (
     save_checkpoint,
     unwrap,
 )
-from mmfer.engine.config import TrainConfig, config_from_dict, config_to_plain
+from mmfer.engine.config import TrainConfig, config_from_dict, config_to_plain, load_train_config
 from mmfer.engine.device import resolve_device
 # the pieces that moved to sampling.py and steps.py stay importable from here
 from mmfer.engine.sampling import BalancedEpochSampler, EpochSampler, rng_state, seed_everything, set_rng_state
@@ -60,6 +60,7 @@ from mmfer.engine.steps import class_weights, lr_factor, optimisation_step, trai
 from mmfer.errors import MmferError
 from mmfer.labels import EMOTIONS
 from mmfer.metrics import evaluate
+from mmfer.outputs import check_output_dir
 from mmfer.scores import write_scores
 
 log = logging.getLogger(__name__)
@@ -325,7 +326,7 @@ def make_dataset(config: TrainConfig, *, data: str | Path, kind: str, records: l
 
 
 def train(
-    config: TrainConfig,
+    config: TrainConfig | str | Path,
     *,
     data: str | Path,
     out: str | Path,
@@ -338,7 +339,7 @@ def train(
     fold_by: str = "speaker",
     fold_within: str | None = None,
 ) -> dict[str, Any]:
-    """Train one branch on a cache; returns the best Val metrics and the paths written.
+    """Train one branch (``config``, or a YAML file's path) on a cache; returns the best Val metrics and paths.
 
     ``epochs`` overrides ``config.optim.epochs``; ``resume`` continues ``out/last.pt`` exactly (same config
     required, except the number of epochs); ``stop_after`` ends after that many epochs while the schedule
@@ -348,6 +349,7 @@ def train(
     ``fold_within`` (a corpus of the list) deals only that corpus's speakers to the k folds; the other corpora's
     clips are in every fold's training and never validated on.
     """
+    config = load_train_config(config) if isinstance(config, (str, Path)) else config
     run = prepare_run(config, data=data, out=out, epochs=epochs, resume=resume, device=device)
     if config.distill.teachers and fold is None:  # (train_folds checks every fold's before the first trains)
         from mmfer.engine.distill import check_teachers_exist
@@ -363,8 +365,6 @@ def prepare_run(config: TrainConfig, *, data: str | Path, out: str | Path, epoch
     """Checks and setup before any data is read: the output folder, the epochs override, the process group
     and device, the checkpoint to resume (same config required), and the model."""
     data, out = Path(data), Path(out)
-    from mmfer.outputs import check_output_dir
-
     check_output_dir(out, option="--out")  # before any work: a file there, or a read-only disk, is said now
     if epochs is not None:
         if epochs < 1:

@@ -287,3 +287,7 @@ def test_folding_batchnorm_of_the_audio_cnn_keeps_padded_clips_exact() -> None:
     assert not any(isinstance(m, torch.nn.BatchNorm2d) and m is not model.input_norm for m in model.modules())
     torch.testing.assert_close(after, before, rtol=1e-4, atol=1e-4)
     torch.testing.assert_close(alone, after[1:], rtol=1e-4, atol=1e-4)
+    from mmfer.engine.train import train
+
+    with pytest.raises(MmferError, match=r"run\.yaml: model 'face_frame': unknown argument 'widht'"):
+        train(str(p), data=tmp_path, out=tmp_path / "out")  # a path is read as the config (was a TypeError)
