@@ -167,6 +167,8 @@ def test_frame_rows_as_dataframe(tmp_path, bundle, cremad_videos):
     pred = Predictor(bundle).predict_file(cremad_videos[1], timeline=True)
     rows = frame_rows(pred)
     assert rows and rows[0]["source"] == "face" and set(rows[0]) == set(FRAME_COLUMNS)
+    with pytest.raises(MmferError, match="frame rows need a prediction made with timeline=True"):
+        frame_rows(Predictor(bundle).predict_file(cremad_videos[1]))  # [] read as "no frames"
     try:
         import pandas  # noqa: F401
     except ImportError:

@@ -146,6 +146,9 @@ def frame_rows(pred: Prediction) -> list[dict[str, Any]]:
     probabilities, NaN without a face) and one per audio window
     (``source`` "audio": the window's centre time and the audio model's probabilities). Needs a prediction
     made with ``timeline=True``."""
+    if pred.timeline is None and pred.ok and pred.kind in ("video", "audio"):  # [] would read as "no frames"
+        raise MmferError(f"{pred.path}: frame rows need a prediction made with timeline=True "
+                         "(predict_file(path, timeline=True), or predict(..., frames=CSV))")
     tl = pred.timeline or {}
     rows: list[dict[str, Any]] = []
     base = {"path": pred.path, "clip_id": pred.clip_id}
