@@ -460,6 +460,10 @@ def test_plain_reasons_for_odd_inputs(bundle, tmp_path):
     assert one.predicted == "" and "audio too short" in one.warning, (one.predicted, one.warning)
     rows = predict([fifo, "-"], model=bundle, out=tmp_path / "p.csv", progress=False)
     assert [p.kind for p in rows.predictions] == ["error", "error"]
+    folder = predictor.predict_file(tmp_path)
+    assert not folder.ok and "a folder: predict_file scores one file" in folder.warning, folder.warning
+    with pytest.raises(MmferError, match="kind must be 'video', 'audio', 'image' or None .* got 'banana'"):
+        predictor.predict_file(tmp_path / "one.wav", kind="banana")  # was "unsupported file type '.wav'"
 
 
 def test_frame_rows_of_a_variable_frame_rate_video_span_it(bundle, tmp_path):

@@ -148,6 +148,10 @@ class PredictResult:
 
 
 # ---------------------------------------------------------------- inputs
+# what find_inputs says an input is: the three scored kinds, then those that become error rows
+FILE_KINDS = ("video", "audio", "image", "unsupported", "missing", "stdin", "special", "folder")
+
+
 def find_inputs(paths: Iterable[str | Path]) -> list[tuple[Path, str]]:
     """(path, kind) for every input: files as given, folders searched recursively for videos, images and audio.
 
@@ -170,10 +174,11 @@ def find_inputs(paths: Iterable[str | Path]) -> list[tuple[Path, str]]:
 
 
 def _not_a_file(p: Path) -> str:
-    """``stdin`` for '-', ``special`` for a pipe, device or socket (``/dev/stdin``, a FIFO), else ``missing``."""
+    """``stdin`` for '-', ``folder``, ``special`` for a pipe, device or socket (``/dev/stdin``, a FIFO), else
+    ``missing``."""
     if str(p) == "-":
         return "stdin"
-    return "special" if os.path.exists(p) else "missing"
+    return "folder" if p.is_dir() else "special" if os.path.exists(p) else "missing"
 
 
 def _media_kind(path: Path) -> str | None:
@@ -298,6 +303,9 @@ class Predictor:
         sees each as it is made, ``progress(done_s, total_s)`` follows the stream)."""
         from mmfer.data.video import NoVideoStream
 
+        if kind not in (None, *FILE_KINDS):  # the caller's mistake, not the file's: no error row
+            raise MmferError(f"predict_file: kind must be 'video', 'audio', 'image' or None (from the extension), "
+                             f"got {kind!r}")
         path = Path(path)
         kind = kind or (_media_kind(path) if path.is_file() else _not_a_file(path))
         t0 = time.perf_counter()
@@ -320,6 +328,8 @@ class Predictor:
             elif kind == "stdin":
                 raise MmferError("'-' (standard input) is not read: predict reads files; save the stream to a file "
                                  "and give its name")
+            elif kind == "folder":
+                raise MmferError("a folder: predict_file scores one file (predict() and mmfer predict take folders)")
             elif kind == "special":
                 raise MmferError("not a regular file (a pipe, device or socket such as /dev/stdin): predict reads "
                                  "files it can seek in; save the stream to a file first")
