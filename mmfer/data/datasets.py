@@ -613,7 +613,11 @@ def build_dataset(kind: str, *, cache: str | Path, **options: Any) -> CacheDatas
     ``split_records(cache, "Val")``), ``train``, ``data``, ``augment``, ``seed``, ``sample_rate``."""
     if kind not in DATASETS:
         raise MmferError(f"input kind {kind!r} has no dataset (known: {', '.join(DATASETS)})")
-    cls = FILE_DATASETS[kind] if file_source(cache, kind) == "audio" else DATASETS[kind]
+    source = file_source(cache, kind)
+    if source == "image" and (Path(cache) / "manifest.jsonl").exists():  # its records would be the videos
+        raise MmferError(f"{cache}: a preprocess cache, but {kind} reads an image folder tree "
+                         "ROOT/<split>/<Emotion>/*.jpg (FER2013 layout)")
+    cls = FILE_DATASETS[kind] if source == "audio" else DATASETS[kind]
     return cls(cache=cache, **options)
 
 

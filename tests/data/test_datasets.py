@@ -99,6 +99,9 @@ def test_collate_pads_and_masks(cache):
 def test_unknown_kind_is_an_error(cache):
     with pytest.raises(MmferError, match="'video'.*known: face_image"):
         build_dataset("video", cache=cache, records=[], train=True, data=DataConfig())
+    # face images come from an image tree; a preprocess cache's records are its videos ("not a readable image")
+    with pytest.raises(MmferError, match="a preprocess cache, but face_image reads an image folder tree"):
+        build_dataset("face_image", cache=cache, train=True, data=DataConfig())
 
 
 def test_audio_stats_copies_are_made_once_and_drawn_per_epoch(tmp_path):
