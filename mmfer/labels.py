@@ -77,6 +77,8 @@ def canonical(name: str) -> str | None:
     Raises ``MmferError`` for a name nobody recognises, so typos surface instead of silently
     becoming a class.
     """
+    if not isinstance(name, str):  # labels are names ("Angry"), mapped by name everywhere, never class numbers
+        raise MmferError(f"an emotion label is a name such as {EMOTIONS[0]!r}, got {name!r} ({type(name).__name__})")
     key = name.strip().lower()
     if key in _ALIASES:
         return _ALIASES[key]

@@ -23,6 +23,9 @@ def test_out_of_set_and_unknown():
     with pytest.raises(MmferError, match="outside the seven"):
         index_of("calm")
     assert index_of("surprised") == 6
+    for not_a_name in (None, 6):  # was AttributeError: 'NoneType' / 'int' object has no attribute 'strip'
+        with pytest.raises(MmferError, match=f"an emotion label is a name such as 'Angry', got {not_a_name!r}"):
+            index_of(not_a_name)
 
 
 def test_corpus_file_names():

@@ -125,6 +125,9 @@ def weighted_mean(stack: np.ndarray, weights: np.ndarray, *, missing: np.ndarray
     that saw this clip) they count equally; a clip no branch saw stays uniform."""
     stack = np.asarray(stack, dtype=np.float64)
     w = np.asarray(weights, dtype=np.float64)
+    if w.ndim not in (1, 2) or w.shape[0] != stack.shape[0]:
+        raise MmferError(f"fusion: weights of shape {w.shape} for {stack.shape[0]} branches; give one weight per "
+                         f"branch, or one per branch and class ({stack.shape[0]}, {stack.shape[2]})")
     w = np.broadcast_to(w[:, None] if w.ndim == 1 else w, (stack.shape[0], stack.shape[2]))  # (B, 7)
     present = ~missing_rows(stack) if missing is None else ~np.asarray(missing, bool)  # (B, N)
     wn = w[:, None, :] * present[:, :, None]  # (B, N, 7)
@@ -156,6 +159,8 @@ class Fuser:
         return {}
 
     def _check_predict(self, probs_list: Sequence[np.ndarray]) -> np.ndarray:
+        if self.n_branches is None:  # unfitted weights would fuse with None
+            raise MmferError(f"fusion: fit the {self.name!r} fusion on Val scores before predict")
         stack = _stack(probs_list)
         if self.n_branches is not None and stack.shape[0] != self.n_branches:
             raise MmferError(f"fusion: fitted on {self.n_branches} branches, asked to predict from {stack.shape[0]}")
@@ -417,6 +422,12 @@ class FusionModel:
         return [apply_temperature(p, t) for p, t in zip(probs_list, self.temperatures)]
 
     def fit(self, probs_list: Sequence[np.ndarray], labels: np.ndarray) -> "FusionModel":
+        labels = np.asarray(labels)
+        n = len(probs_list[0]) if len(probs_list) else 0
+        in_range = n == 0 or (labels.dtype.kind in "iu" and 0 <= labels.min() and labels.max() < NUM_CLASSES)
+        if labels.dtype.kind not in "iu" or labels.shape != (n,) or not in_range:
+            raise MmferError(f"fusion: labels must be {n} class indices 0-{NUM_CLASSES - 1} (mmfer.labels.index_of "
+                             f"maps a name), got {labels.dtype} of shape {labels.shape}")
         if self.calibrate:
             self.temperatures = [fit_temperature(p, labels) for p in probs_list]
         self.fuser.fit(self._calibrated(probs_list), labels)

@@ -21,7 +21,7 @@ from mmfer.fusion import (
     fit_temperature,
     fuse,
 )
-from mmfer.fusion.methods import candidate_weights, simplex_grid
+from mmfer.fusion.methods import candidate_weights, simplex_grid, weighted_mean
 from mmfer.labels import EMOTIONS
 from mmfer.scores import read_scores, write_scores
 
@@ -178,6 +178,14 @@ def test_unknown_method_and_bad_labels(rng):
         FusionModel("median")
     with pytest.raises(MmferError, match="labels"):
         WeightedMean().fit([noise(5, rng)], np.array([0, 1, 2, 3]))
+    probs = [noise(5, rng), noise(5, rng)]
+    for labels in (np.array(["Angry"] * 5), np.array([0, 1, 2, 3, 7])):  # names, or a class 7
+        with pytest.raises(MmferError, match="labels must be 5 class indices 0-6"):
+            FusionModel("weighted").fit(probs, labels)
+    with pytest.raises(MmferError, match="fit the 'weighted' fusion on Val scores before predict"):
+        FusionModel("weighted").predict(probs)  # returned numbers, fused with no weights
+    with pytest.raises(MmferError, match=r"weights of shape \(2,\) for 3 branches"):
+        weighted_mean(np.stack([*probs, probs[0]]), np.ones(2))
 
 
 # ---------------------------------------------------------------- fuse(): files in, files out
