@@ -42,8 +42,7 @@ class C3D(nn.Module):
     ) -> None:
         super().__init__()
         w = width
-        self.clip_len = clip_len
-        self.input_size = input_size
+        self.clip_len, self.input_size, self.in_channels = clip_len, input_size, in_channels
         # ceil_mode keeps short clips / small crops from pooling down to nothing.
         pool = lambda k: nn.MaxPool3d(kernel_size=k, stride=k, ceil_mode=True)  # noqa: E731
         self.features = nn.Sequential(
@@ -68,7 +67,7 @@ class C3D(nn.Module):
         self.classifier = nn.Linear(fc, num_classes)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        check_input(x, 5, where="c3d", layout="(B, C, T, H, W)")
+        check_input(x, 5, where="c3d", layout="(B, C, T, H, W)", channels=self.in_channels)
         mask = check_mask(mask, (x.shape[0], x.shape[2]), where="c3d")
         if mask is not None:
             # No-face frames are zeroed so whatever the cache holds there cannot reach the scores.

@@ -61,7 +61,8 @@ class CNNLSTM(nn.Module):
         return feats.reshape(b, t, -1)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        check_input(x, 5, where="cnn_lstm", layout="(B, T, C, H, W)")
+        check_input(x, 5, where="cnn_lstm", layout="(B, T, C, H, W)", channels=getattr(self.encoder, "in_channels", None),
+                    channel_axis=2)
         mask = check_mask(mask, tuple(x.shape[:2]), where="cnn_lstm")
         if mask is None:
             mask = torch.ones(x.shape[:2], dtype=torch.bool, device=x.device)

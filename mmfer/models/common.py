@@ -25,9 +25,16 @@ def check_mask(mask: torch.Tensor | None, shape: tuple[int, ...], *, where: str)
     return mask.to(torch.bool)
 
 
-def check_input(x: torch.Tensor, ndim: int, *, where: str, layout: str) -> None:
+def check_input(x: torch.Tensor, ndim: int, *, where: str, layout: str, channels: int | None = None,
+                channel_axis: int = 1) -> None:
+    """A wrong number of dimensions, or of channels where the model was built for ``channels``, is an error
+    naming the model and the layout it takes (torch's own says only that a convolution's weight did not fit)."""
     if x.ndim != ndim:
         raise MmferError(f"{where}: input has shape {tuple(x.shape)}, expected {ndim} dimensions {layout}")
+    if channels is not None and x.shape[channel_axis] != channels:
+        raise MmferError(f"{where}: input has shape {tuple(x.shape)}, {x.shape[channel_axis]} channels on axis "
+                         f"{channel_axis} of {layout}; the model was built with in_channels={channels} (1 = grey-scale, "
+                         "3 = RGB)")
 
 
 def masked_mean(x: torch.Tensor, mask: torch.Tensor | None, dim: int) -> torch.Tensor:

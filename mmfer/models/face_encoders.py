@@ -94,5 +94,5 @@ def build_face_encoder(*, arch: str = "kuo", in_channels: int = 3, width: int | 
         if w != 64:
             raise MmferError(f"face encoder: resnet18 has a fixed width of 64, got width={w}; leave width unset")
         enc = ResNet18Encoder(in_channels=in_channels)
-    enc.arch = arch
+    enc.arch, enc.in_channels = arch, in_channels
     return enc

@@ -28,7 +28,7 @@ class FaceFrame(nn.Module):
         self.classifier = nn.Linear(encoder.out_features, num_classes)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        check_input(x, 4, where="face_frame", layout="(B, C, H, W)")
+        check_input(x, 4, where="face_frame", layout="(B, C, H, W)", channels=getattr(self.encoder, "in_channels", None))
         mask = check_mask(mask, (x.shape[0],), where="face_frame")
         if mask is not None:
             x = x * mask[:, None, None, None].to(x.dtype)

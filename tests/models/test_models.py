@@ -147,6 +147,11 @@ def test_registry_errors_name_the_problem() -> None:
         build_model("landmark_brnn", rnn="rnn")
     with pytest.raises(MmferError, match=r"mask has shape \(2, 5\)"):
         build_model("landmark_brnn", hidden=4)(torch.randn(2, 4, 272), torch.ones(2, 5, dtype=torch.bool))
+    for name, kwargs, x, axis in (("c3d", {"width": 8}, torch.randn(1, 4, 16, 32, 32), 1),
+                                  ("face_frame", {"in_channels": 1}, torch.randn(1, 3, 44, 44), 1),
+                                  ("cnn_lstm", {"in_channels": 1}, torch.randn(1, 2, 3, 64, 64), 2)):
+        with pytest.raises(MmferError, match=rf"{name}: input has shape .* channels on axis {axis} .*in_channels="):
+            build_model(name, **kwargs)(x)  # was torch's "expected input to have N channels" from inside a conv
     with pytest.raises(MmferError, match=r"model 'face_frame': dropout probability has to be between 0 and 1"):
         build_model("face_frame", dropout=2.0)
     assert set(MODELS) == {"c3d", "video3d", "cnn_lstm", "landmark_brnn", "audio_cnn", "audio_stats", "face_frame"}
@@ -163,6 +168,10 @@ def test_a_config_names_a_wrong_model_or_argument_when_it_is_loaded(tmp_path) ->
         p.write_text(f"name: t\nmodel: {model}\n")
         with pytest.raises(MmferError, match=message):
             load_train_config(p)
+    from mmfer.engine.train import train
+
+    with pytest.raises(MmferError, match=r"run\.yaml: model 'face_frame': unknown argument 'widht'"):
+        train(str(p), data=tmp_path, out=tmp_path / "out")  # a path is read as the config (was a TypeError)
     assert builder_kwargs("audio_cnn") == {"num_classes": 7, "n_mels": 64, "width": 32, "dropout": 0.3,
                                            "utterance_norm": "none"}
     with pytest.raises(MmferError, match="unknown utterance_norm 'cepstral'"):
@@ -287,7 +296,3 @@ def test_folding_batchnorm_of_the_audio_cnn_keeps_padded_clips_exact() -> None:
     assert not any(isinstance(m, torch.nn.BatchNorm2d) and m is not model.input_norm for m in model.modules())
     torch.testing.assert_close(after, before, rtol=1e-4, atol=1e-4)
     torch.testing.assert_close(alone, after[1:], rtol=1e-4, atol=1e-4)
-    from mmfer.engine.train import train
-
-    with pytest.raises(MmferError, match=r"run\.yaml: model 'face_frame': unknown argument 'widht'"):
-        train(str(p), data=tmp_path, out=tmp_path / "out")  # a path is read as the config (was a TypeError)
