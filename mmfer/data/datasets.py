@@ -17,7 +17,7 @@ import functools
 import hashlib
 import logging
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -35,7 +35,11 @@ log = logging.getLogger(__name__)
 
 
 class CacheDataset(Dataset):
-    """Base: the usable clips of one split, their labels, and per-item seeded randomness."""
+    """Base: the usable clips of one split, their labels, and per-item seeded randomness.
+
+    ``transform``, if given, gets each item (the dict of ``x``, ``mask``, ``label``, ``clip``) and returns the
+    item to use: a researcher's own augmentation or feature on top of the kind's own, without a subclass. It
+    runs in the loader's workers, so it must be picklable (a module-level function, not a lambda)."""
 
     kind = ""
 
@@ -49,8 +53,10 @@ class CacheDataset(Dataset):
         augment: AugmentConfig | None = None,
         seed: int = 0,
         sample_rate: int = 16000,
+        transform: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
     ):
         self.cache = Path(cache)
+        self.transform = transform
         self.train = bool(train)
         self.data = data
         self.augment = augment
@@ -120,7 +126,7 @@ class CacheDataset(Dataset):
         allowed = getattr(self, "allowed", None)  # (clips, classes) bool: the classes of each clip's corpus
         if allowed is not None:
             item["allowed"] = torch.from_numpy(allowed[clip])
-        return item
+        return item if self.transform is None else self.transform(item)
 
     @property
     def clip_ids(self) -> list[str]:
@@ -610,7 +616,7 @@ def source_records(data: str | Path, split: str, kind: str) -> list[ClipRecord]:
 def build_dataset(kind: str, *, cache: str | Path, **options: Any) -> CacheDataset:
     """The dataset for a model's ``input_kind`` over ``cache``, the data source (an audio folder gives an
     :class:`AudioFileDataset`); ``options`` are :class:`CacheDataset`'s: ``records`` (e.g.
-    ``split_records(cache, "Val")``), ``train``, ``data``, ``augment``, ``seed``, ``sample_rate``."""
+    ``split_records(cache, "Val")``), ``train``, ``data``, ``augment``, ``seed``, ``sample_rate``, ``transform``."""
     if kind not in DATASETS:
         raise MmferError(f"input kind {kind!r} has no dataset (known: {', '.join(DATASETS)})")
     source = file_source(cache, kind)

@@ -153,3 +153,21 @@ def test_video_degradation_augments_faces_seeded(cache):
     assert a.shape == face.shape and a.dtype == np.uint8 and np.abs(a.astype(int) - face).mean() > 5
     with pytest.raises(MmferError, match="video"):
         AugmentConfig(video=1.5)
+
+
+def _time_reversed(item):
+    """A researcher's own transform: module-level, so loader workers can unpickle it."""
+    return {**item, "x": item["x"].flip(1), "reversed": True}
+
+
+def test_a_transform_gets_each_item_and_its_output_is_the_item(cache):
+    from torch.utils.data import DataLoader
+
+    plain = _ds(cache, "face_window", "Val", False, clip_len=8)
+    ds = build_dataset("face_window", cache=cache, records=split_records(cache, "Val"), train=False,
+                       data=DataConfig(clip_len=8), augment=AugmentConfig(), seed=5, transform=_time_reversed)
+    assert len(ds) == len(plain)
+    for i in (0, len(ds) - 1):
+        assert ds[i]["reversed"] and torch.equal(ds[i]["x"], plain[i]["x"].flip(1))
+    batch = next(iter(DataLoader(ds, batch_size=2, num_workers=1, collate_fn=lambda b: b)))  # pickled to a worker
+    assert all(it["reversed"] for it in batch)
