@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from mmfer.compat import moved
-from mmfer.data.splits import corpus_folds, parse_folds
+from mmfer.data.splits import corpus_folds, corpus_records, fold_records, parse_folds, speaker_folds
 from mmfer.errors import MmferError
 from mmfer.labels import EMOTIONS
 
@@ -45,17 +45,23 @@ def train_folds(config: Any, *, data: str | Path, out: str | Path, folds: int | 
     by = "corpus" if folds == "corpus" else "speaker"
     if within is not None and by == "corpus":
         raise MmferError("--folds-within goes with --folds K (speaker folds inside one corpus), not --folds corpus")
-    if folds == "corpus":
-        from mmfer.data.datasets import source_records, source_splits
-        from mmfer.models.registry import build_model
+    # the folds are dealt here first, so a design the data cannot hold fails before OUT is started, and folds
+    # already in OUT are checked against this data
+    from mmfer.data.datasets import source_records, source_splits
+    from mmfer.models.registry import build_model
 
-        kind = build_model(config.model.name, **dict(config.model.kwargs)).input_kind
-        pooled = [r for s in (config.data.train_split, config.data.val_split) if s in source_splits(data, kind)
-                  for r in source_records(data, s, kind)]
-        n = len(corpus_folds(pooled))
-    else:
-        n = int(folds)
-    _check_plan(out, {"folds": n, "by": by, "within": within})
+    kind = build_model(config.model.name, **dict(config.model.kwargs)).input_kind
+    pooled = [r for s in (config.data.train_split, config.data.val_split) if s in source_splits(data, kind)
+              for r in source_records(data, s, kind)]
+    dealt = corpus_folds(pooled) if folds == "corpus" else None
+    plan = {"folds": len(dealt) if dealt else int(folds), "by": by, "within": within}
+    _check_plan(out, plan)
+    if dealt is None:
+        dealt = speaker_folds(corpus_records(pooled, within) if within else pooled, int(folds))
+    _check_trained_folds(out, dealt, pooled, by=by)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "plan.json").write_text(json.dumps(plan) + "\n")
+    n = len(dealt)
     if config.distill.teachers:
         from mmfer.engine.distill import check_teachers_exist
 
@@ -119,10 +125,26 @@ def train_folds(config: Any, *, data: str | Path, out: str | Path, folds: int | 
     return summary
 
 
+def _check_trained_folds(out: Path, dealt: list[list[str]], pooled: list, *, by: str) -> None:
+    """A fold already in OUT must have validated on the speakers (or corpus) and clip count this data deals it:
+    a list that changed since (rows added, another list) would be summarised as if it were the same run."""
+    for i, held in enumerate(dealt):
+        path = out / f"fold{i + 1}" / "fold.json"
+        if not path.is_file():
+            continue
+        info = json.loads(path.read_text())
+        clips = len(fold_records(pooled, dealt, i, by=by)[1])
+        if info["speakers"] != list(held) or info.get("val_clips", clips) != clips:
+            raise MmferError(f"{path.parent} validated on {' '.join(info['speakers'])} ({info.get('val_clips', '?')} "
+                             f"clips), and this data deals that fold {' '.join(held)} ({clips} clips): the data is "
+                             "not the data OUT was trained on; use another --out, or the same data to resume")
+
+
 def _check_plan(out: Path, plan: dict[str, Any]) -> None:
     """Folds resumed in OUT must be the folds OUT was started with: another K, --folds corpus or --folds-within
     would deal other speakers to fold<i>, and a resumed fold could validate on speakers it trained on.
-    OUT/plan.json is written when OUT is started; a folder from before it is read from its folds' fold.json."""
+    OUT/plan.json is written when OUT is started (after the data has dealt the folds, so a design the data cannot
+    hold leaves nothing behind); a folder from before it is read from its folds' fold.json."""
     def say(p: dict[str, Any]) -> str:
         k = "corpus" if p["by"] == "corpus" else p["folds"]
         return f"--folds {k}" + (f" --folds-within {p['within']}" if p.get("within") else "")
@@ -137,8 +159,6 @@ def _check_plan(out: Path, plan: dict[str, Any]) -> None:
     if started and started != plan:
         raise MmferError(f"{out} holds the folds of {say(started)}, not {say(plan)}; use another --out, "
                          "or the same options to resume")
-    out.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(plan) + "\n")
 
 
 # the split rules moved to mmfer.data.splits (corpus_folds and parse_folds are imported above, so they stay

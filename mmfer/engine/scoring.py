@@ -6,6 +6,7 @@ Every clip of the split in the manifest gets a row, in manifest order: clips the
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 from typing import Any, Iterable
@@ -112,6 +113,23 @@ def split_scores(
     return [r.clip_id for r in records], [r.label for r in records], all_probs
 
 
+def _fold_val_records(info: dict[str, Any], config: Any, data: str | Path, kind: str) -> list:
+    """The clips a fold run validated on (``fold.json``: its speakers or corpus), from the pooled splits of
+    ``data`` as training pooled them; a count unlike the run's says the data is not what it trained on."""
+    from mmfer.data.datasets import source_splits
+    from mmfer.data.splits import fold_records
+
+    pooled = [r for sp in (config.data.train_split, config.data.val_split) if sp in source_splits(data, kind)
+              for r in source_records(data, sp, kind)]
+    records = fold_records(pooled, [info["speakers"]], 0, by=info.get("by", "speaker"))[1]
+    log.info("%s: scoring fold %s's held-out %s %s (%d clips)", data, info.get("index"),
+             "corpus" if info.get("by") == "corpus" else "speakers", ", ".join(info["speakers"]), len(records))
+    if info.get("val_clips") is not None and info["val_clips"] != len(records):
+        log.warning("%s: the fold validated on %d clips of these speakers and this data holds %d: is it the data "
+                    "the run was trained on?", data, info["val_clips"], len(records))
+    return records
+
+
 def score_split(
     run_or_checkpoint: str | Path,
     *,
@@ -147,7 +165,10 @@ def score_split(
     dev = resolve_device(device, config.device)
     model = model_from_checkpoint(ckpt).to(dev)
     records = None
-    if split == config.data.val_split and split not in source_splits(data, model.input_kind):
+    fold_json = ckpt_path.parent / "fold.json"
+    if split == config.data.val_split and fold_json.is_file():  # a fold's Val is its held-out speakers or corpus
+        records = _fold_val_records(json.loads(fold_json.read_text()), config, data, model.input_kind)
+    elif split == config.data.val_split and split not in source_splits(data, model.input_kind):
         train_records = source_records(data, config.data.train_split, model.input_kind)
         records = holdout_split(train_records, fraction=config.data.holdout_fraction, seed=holdout_seed(config))[1]
         log.info("%s: no %s split; scoring the run's held-out %d clips of %s", data, split, len(records),

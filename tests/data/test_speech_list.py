@@ -209,6 +209,23 @@ def test_folds_within_one_corpus_train_every_fold_on_the_others(tmp_path):
         train_folds(cfg, data=tmp_path / "list.csv", out=tmp_path / "within", folds=3, within="a", progress=False)
     s2 = train_folds(cfg, data=tmp_path / "list.csv", out=tmp_path / "within", folds=2, within="a", progress=False)
     assert s2["folds"] == s["folds"]  # the same options resume: the finished folds are kept as they are
+    # mmfer scores on a fold's run scores the speakers it held out (it scored a random 10% of all clips, most of
+    # them heard in training)
+    from mmfer.engine.scoring import score_split
+
+    again = read_scores(score_split(tmp_path / "within" / "fold2", data=tmp_path / "list.csv", split="Val",
+                                  out=tmp_path / "f2.csv", progress=False))
+    kept = read_scores(tmp_path / "within" / "fold2" / "scores_Val.csv")
+    assert list(again.clip_ids) == list(kept.clip_ids) and np.allclose(again.probs, kept.probs, atol=1e-6)
+    # a list that changed since (a's second speaker gone) is not summarised as the same run
+    _write_list(tmp_path / "fewer.csv", [r for r in rows if r["speaker"] != "a_1"] + [
+        {**r, "speaker": "a_2"} for r in rows if r["speaker"] == "a_1"])
+    with pytest.raises(MmferError, match=r"fold2 validated on a_1 \(7 clips\), and this data deals that fold a_2"):
+        train_folds(cfg, data=tmp_path / "fewer.csv", out=tmp_path / "within", folds=2, within="a", progress=False)
+    # a design the data cannot hold leaves no folder that refuses the next try
+    with pytest.raises(MmferError, match="only 2 speakers"):
+        train_folds(cfg, data=tmp_path / "list.csv", out=tmp_path / "w5", folds=5, within="a", progress=False)
+    assert not (tmp_path / "w5").exists()
 
 
 def test_decoded_files_are_shared_between_datasets_and_read_again_when_changed(tmp_path):
