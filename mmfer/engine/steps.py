@@ -110,3 +110,29 @@ def training_pieces(config: TrainConfig, model: nn.Module, dev: torch.device, la
         "scaler": torch.amp.GradScaler("cuda", enabled=precision == "fp16"),
         "criterion": criterion,
     }
+
+
+def accuracy_uar(labels: np.ndarray, probs: np.ndarray, *, unscored: np.ndarray | None = None) -> tuple[float, float]:
+    """Accuracy and mean class recall (uar) over clips with a known label; NaN when there are none.
+
+    ``unscored``: the labels of clips the model never saw (left out of the dataset: unreadable, no face or no
+    sound), counted as no prediction, as ``scores_<split>.csv`` and ``mmfer evaluate`` count them."""
+    from mmfer.metrics import evaluate
+    from mmfer.scores import uniform_scores
+
+    if unscored is not None and len(unscored):
+        labels = np.concatenate([labels, unscored])
+        probs = np.concatenate([probs, uniform_scores(len(unscored))])
+    keep = labels >= 0
+    if not keep.any():
+        return float("nan"), float("nan")
+    result = evaluate(labels[keep].tolist(), probs[keep])
+    return result["accuracy"], result["uar"]
+
+
+def unscored_labels(records: list, dataset: Any) -> np.ndarray:
+    """Class indices of the labelled ``records`` that ``dataset`` left out (its ``skipped``)."""
+    from mmfer.labels import index_of
+
+    left = {clip_id for clip_id, _ in dataset.skipped}
+    return np.asarray([index_of(r.label) for r in records if r.clip_id in left and r.label], dtype=np.int64)

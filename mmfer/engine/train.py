@@ -56,10 +56,11 @@ from mmfer.engine.device import resolve_device
 # the pieces that moved to sampling.py and steps.py stay importable from here
 from mmfer.engine.sampling import BalancedEpochSampler, EpochSampler, rng_state, seed_everything, set_rng_state
 from mmfer.engine.scoring import predict_clips, split_scores
-from mmfer.engine.steps import class_weights, lr_factor, optimisation_step, training_pieces  # noqa: F401
+from mmfer.engine.steps import (  # noqa: F401
+    accuracy_uar, class_weights, lr_factor, optimisation_step, training_pieces, unscored_labels,
+)
 from mmfer.errors import MmferError
 from mmfer.labels import EMOTIONS
-from mmfer.metrics import evaluate
 from mmfer.outputs import check_output_dir
 from mmfer.scores import write_scores
 
@@ -68,15 +69,6 @@ log = logging.getLogger(__name__)
 LOG_FIELDS = (
     "epoch", "lr", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "val_uar", "best", "seconds",
 )
-
-
-def accuracy_uar(labels: np.ndarray, probs: np.ndarray) -> tuple[float, float]:
-    """Accuracy and mean class recall (uar) over clips with a known label; NaN when there are none."""
-    keep = labels >= 0
-    if not keep.any():
-        return float("nan"), float("nan")
-    result = evaluate(labels[keep].tolist(), probs[keep])
-    return result["accuracy"], result["uar"]
 
 
 @dataclasses.dataclass
@@ -456,8 +448,8 @@ def prepare_data(run: Run, *, fold: tuple[int, int] | None = None, fold_by: str 
     val_ds = make_dataset(config, data=data, kind=kind, records=val_records, train=False, sample_rate=sample_rate)
     for name, ds, recs in (("train", train_ds, train_records), ("val", val_ds, val_records)):
         if ds.skipped and dist.main:
-            log.info("%s: %d of %d clips left out for %s (%s)%s", name, len(ds.skipped), len(recs), kind,
-                     ds.describe_skipped(), "; they are scored uniform" if name == "val" else "")
+            log.info("%s: %d of %d clips left out for %s (%s)%s", name, len(ds.skipped), len(recs), kind, ds.describe_skipped(),
+                     "; scored uniform, they count as wrong in the Val figures" if name == "val" else "")
     if len(train_ds) == 0:
         raise MmferError(f"{data}: no usable {dcfg.train_split} clips for a {kind} model "
                          f"({train_ds.describe_skipped() or 'split is empty'}); check `mmfer preprocess` output")
@@ -568,6 +560,7 @@ def fit(run: Run, run_data: RunData, *, progress: bool = True,
         if fold_info is not None:
             write_file(out / "fold.json", json.dumps(fold_info) + "\n")
     val_labels = np.asarray(val_ds.labels, dtype=np.int64)
+    unscored = unscored_labels(run_data.val_records, val_ds)  # in the figures as no prediction, as in scores_Val
     eval_bs = dcfg.eval_batch_size or dcfg.batch_size
     board = _tensorboard(out) if dist.main else None
     ckpt_common = dict(model_name=config.model.name, model_kwargs=dict(config.model.kwargs),
@@ -613,7 +606,7 @@ def fit(run: Run, run_data: RunData, *, progress: bool = True,
                 "leave no full batch per process; lower data.batch_size or use fewer processes")
         probs = predict_clips(eval_model, val_ds, device=dev, batch_size=eval_bs, workers=dcfg.workers, amp=use_amp,
                               progress=progress and dist.main, desc="val")
-        val_acc, val_uar = accuracy_uar(val_labels, probs)
+        val_acc, val_uar = accuracy_uar(val_labels, probs, unscored=unscored)
         known = val_labels >= 0
         val_loss = float(-np.log(np.clip(probs[known, val_labels[known]], 1e-12, None)).mean()) if known.any() else float("nan")
         metric = val_uar if ocfg.select_by == "uar" else val_acc

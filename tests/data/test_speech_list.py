@@ -244,3 +244,32 @@ def test_decoded_files_are_shared_between_datasets_and_read_again_when_changed(t
     assert a is b and len(calls) == 1 and not a.flags.writeable  # one decode, never changed in place
     f.write_bytes(b"xy")  # a changed file is decoded again
     assert D._decoded_file(str(f), SR, read)[0] == 2 and len(calls) == 2
+
+
+def test_a_val_clip_that_cannot_be_read_counts_in_the_training_figures_as_in_its_scores(tmp_path):
+    """An unreadable Val file is scored uniform in scores_Val.csv and counted wrong by mmfer evaluate; the
+    epoch figures (log.csv, select_by, the best epoch) left it out, so the two disagreed."""
+    import csv as _csv
+
+    from mmfer.engine.config import DataConfig, LossConfig, ModelConfig, OptimConfig, TrainConfig
+    from mmfer.engine.folds import train_folds
+    from mmfer.metrics import evaluate
+    from mmfer.scores import read_scores
+
+    rows = _corpora(tmp_path, classes_of={"a": list(EMOTIONS), "b": list(EMOTIONS)}, speakers=2, per=1)
+    (tmp_path / "a" / "empty.wav").write_bytes(b"")
+    rows.append({"path": "a/empty.wav", "label": "Angry", "speaker": "a_0", "corpus": "a", "use": "train"})
+    _write_list(tmp_path / "list.csv", rows)
+    cfg = TrainConfig(name="t", model=ModelConfig(name="audio_stats", kwargs={"hidden": 16}),
+                      data=DataConfig(batch_size=8), loss=LossConfig(class_balanced=True),
+                      optim=OptimConfig(epochs=30, lr=0.01, select_by="last"), device="cpu")  # it learns the tones
+    train_folds(cfg, data=tmp_path / "list.csv", out=tmp_path / "f", folds=2, within="a", progress=False)
+    fold = next(p for p in (tmp_path / "f").glob("fold[0-9]") if "a_0" in (p / "fold.json").read_text())
+    scores = read_scores(fold / "scores_Val.csv")
+    assert "empty" in scores.clip_ids and len(scores.clip_ids) == 8
+    m = evaluate(scores.labels, scores.probs)
+    assert m["accuracy"] > 0  # the unreadable clip (uniform, counted wrong) changes the figure
+    with open(fold / "log.csv") as f:
+        last = list(_csv.DictReader(f))[-1]
+    assert float(last["val_accuracy"]) == pytest.approx(m["accuracy"], abs=1e-9)
+    assert float(last["val_uar"]) == pytest.approx(m["uar"], abs=1e-9)
