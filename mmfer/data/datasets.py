@@ -447,7 +447,8 @@ class _AudioFiles:
         except Exception as e:  # noqa: BLE001 - any decoder failure is a skip reason, named
             log.warning("%s: %s; left out", rec.path, e)
             return f"unreadable: {e}"
-        if audio.size == 0 or not np.any(audio != 0):
+        if audio.size == 0 or not np.any(audio != 0):  # named, as a file that does not decode is
+            log.warning("%s: %s; left out", rec.path, "no sound decodes from it" if audio.size == 0 else "silent")
             return "no audio"
         self._decoded.append(audio)
         return ""

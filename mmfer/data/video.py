@@ -620,12 +620,13 @@ def iter_audio_chunks(path: str | Path, *, sample_rate: int = 16000, start: floa
         resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
         skip = int(round(start * sample_rate)) if start > 0 else 0
         left = max_samples
-        taken = 0
+        taken = decoded = 0
 
         def cut(frames) -> Iterator[np.ndarray]:
-            nonlocal skip, left, taken
+            nonlocal skip, left, taken, decoded
             for f in frames:
                 a = f.to_ndarray().reshape(-1)
+                decoded += a.size
                 if skip:
                     dropped = min(skip, a.size)
                     a, skip = a[dropped:], skip - dropped
@@ -646,5 +647,8 @@ def iter_audio_chunks(path: str | Path, *, sample_rate: int = 16000, start: floa
             _warn(warnings, f"{path}: audio truncated or corrupt after {taken / sample_rate:.1f} s ({e}); kept "
                             "the sound before it")
         yield from cut(resampler.resample(None))
+        if not decoded and not container.streams.video:  # text saved as .flac, a header without samples
+            raise DecodeError(path, "no sound decodes from it (not the format its extension says, or no samples)",
+                              "check the file; re-copy or re-encode it")
     finally:
         container.close()

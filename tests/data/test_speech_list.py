@@ -9,6 +9,7 @@ import logging
 
 import numpy as np
 import pytest
+import soundfile as sf
 import torch
 
 from mmfer.data.speech_list import (
@@ -85,14 +86,18 @@ def test_unreadable_file_is_reported_by_name_and_left_out(tmp_path, caplog):
 
     rows = _corpora(tmp_path, classes_of={"a": ["Angry", "Sad"]}, speakers=1, per=1)
     (tmp_path / "a" / "broken.wav").write_bytes(b"RIFF not really a wave file")
-    rows.append({"path": "a/broken.wav", "label": "Sad", "speaker": "a_0", "corpus": "a", "use": "train"})
+    (tmp_path / "a" / "text.flac").write_text("not audio\n")  # opens as FLAC, decodes to nothing
+    sf.write(tmp_path / "a" / "quiet.wav", np.zeros(8000, np.float32), SR)
+    for name in ("broken.wav", "text.flac", "quiet.wav"):
+        rows.append({"path": f"a/{name}", "label": "Sad", "speaker": "a_0", "corpus": "a", "use": "train"})
     _write_list(tmp_path / "list.csv", rows)
     with caplog.at_level(logging.WARNING):
         ds = build_dataset("audio_stats", cache=tmp_path / "list.csv",
                            records=source_records(tmp_path / "list.csv", "Train", "audio_stats"), train=True,
                            data=DataConfig(), augment=AugmentConfig())
-    assert len(ds) == 2 and [c for c, _ in ds.skipped] == ["broken"]
-    assert "broken.wav" in caplog.text
+    assert len(ds) == 2 and [c for c, _ in ds.skipped] == ["broken", "text", "quiet"]
+    assert "broken.wav" in caplog.text and "text.flac: no sound decodes" in caplog.text
+    assert "quiet.wav: silent; left out" in caplog.text  # named too, not only counted
 
 
 def test_a_class_absent_from_every_training_corpus_is_an_error_naming_it(tmp_path):

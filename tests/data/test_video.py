@@ -384,3 +384,18 @@ def test_training_reads_the_samples_predict_streams(tmp_path, cremad_videos, cre
         streamed = np.concatenate(list(iter_audio_chunks(path, sample_rate=16000)))
         np.testing.assert_array_equal(read_audio(path), streamed)
         np.testing.assert_array_equal(read_audio(path, max_seconds=1.0), streamed[:16000])
+
+
+def test_a_sound_file_from_which_nothing_decodes_is_an_error_naming_it(tmp_path, cremad_audio):
+    """Text saved as .flac, or a WAV header without samples, read as 0 samples with no word of why."""
+    import soundfile as sf
+
+    from mmfer.data.video import iter_audio_chunks
+
+    (tmp_path / "text.flac").write_text("not audio\n")
+    sf.write(tmp_path / "none.wav", np.zeros(0, np.float32), 16000)
+    for name in ("text.flac", "none.wav"):
+        with pytest.raises(DecodeError, match=rf"{name}: no sound decodes from it"):
+            read_audio(tmp_path / name)
+    # a start past the end of a good file is no error: nothing is left to give
+    assert list(iter_audio_chunks(cremad_audio[0], start=60.0)) == []
