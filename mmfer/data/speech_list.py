@@ -3,8 +3,9 @@
 Columns (read by name): ``path,label`` required; ``speaker``, ``corpus``, ``split``, ``use`` and ``clip_id``
 optional, others ignored (``/work/shared/data/speech/metadata.csv`` has ``path,label,speaker,corpus,language,use``).
 Paths are relative to the CSV. A row goes to its ``split`` (Train when there is none); a row whose ``use``
-is given and is not ``train`` (TESS: "evaluation only") goes to Test, so it is scored by every run and never
-trained on. A missing file is reported by name and left out here; one that does not decode is reported and
+is "evaluation only" (TESS; also "evaluation", "eval", "test") goes to Test, so it is scored by every run and
+never trained on; any other ``use`` than those and "train" is an error, and TESS rows put in training are
+warned about (its licence forbids derived works). A missing file is reported by name and left out here; one that does not decode is reported and
 left out by the dataset that reads it. Labels take the canonical names and their aliases; out-of-set labels
 (calm) are left out and counted.
 
@@ -32,6 +33,9 @@ from mmfer.labels import EMOTIONS, NUM_CLASSES, canonical, index_of
 log = logging.getLogger(__name__)
 
 TRAIN_USES = ("", "train")
+EVALUATION_USES = ("evaluation only", "evaluation", "eval", "test")  # scored, never trained on
+# corpora whose licence forbids derived works (TESS): training on their rows is said, loudly
+EVALUATION_ONLY_CORPORA = {"tess": "its licence forbids derivative works"}
 
 
 @dataclass
@@ -71,6 +75,7 @@ def _read(csv_path: Path) -> list[SpeechRecord]:
     records: list[SpeechRecord] = []
     missing: list[str] = []
     out_of_set = 0
+    evaluation_only: dict[str, int] = {}  # corpus -> rows of an evaluation-only corpus put in training
     seen: dict[tuple[str, str], int] = {}
     with open(csv_path, newline="", encoding="utf-8-sig") as f:
         reader = csv.reader(f)
@@ -107,12 +112,17 @@ def _read(csv_path: Path) -> list[SpeechRecord]:
                     out_of_set += 1
                     continue
             if not p.is_file():
-                missing.append(f"{p} ({csv_path.name}:{lineno})")
+                missing.append(f"{p} ({csv_path.name}:{lineno}){': a folder, not a file' if p.is_dir() else ''}")
                 continue
             use = get("use").lower()
+            if use not in TRAIN_USES + EVALUATION_USES:  # a typo must not quietly take a row out of training
+                raise MmferError(f"{csv_path}:{lineno}: use {get('use')!r}; expected 'train' (or empty) or "
+                                 "'evaluation only'")
             split = split_name(get("split"), where=f"{csv_path}:{lineno}") if get("split") else "Train"
             if use not in TRAIN_USES:
                 split = "Test"  # evaluation only: scored, never trained on
+            elif split != "Test" and get("corpus").lower() in EVALUATION_ONLY_CORPORA:
+                evaluation_only[get("corpus")] = evaluation_only.get(get("corpus"), 0) + 1
             clip_id = (check_clip_id(get("clip_id"), where=f"{csv_path}:{lineno}") if get("clip_id")
                        else _safe_id(p.stem))
             if (split, clip_id) in seen:
@@ -121,8 +131,12 @@ def _read(csv_path: Path) -> list[SpeechRecord]:
             seen[(split, clip_id)] = lineno
             records.append(SpeechRecord(clip_id=clip_id, split=split, label=label, path=str(p), status="ok",
                                         speaker=get("speaker"), corpus=get("corpus")))
+    for corpus, n in evaluation_only.items():
+        log.warning("%s: %d row(s) of corpus %s are training data, but %s is for evaluation only (%s); mark them "
+                    "use 'evaluation only', as speech/metadata.csv does", csv_path, n, corpus, corpus,
+                    EVALUATION_ONLY_CORPORA[corpus.lower()])
     for m in missing:
-        log.warning("%s: file not found; left out", m)
+        log.warning("%s; left out", m if m.endswith("not a file") else f"{m}: file not found")
     if missing:
         log.warning("%s: %d listed file(s) not found and left out", csv_path, len(missing))
     if out_of_set:

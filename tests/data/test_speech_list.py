@@ -80,6 +80,29 @@ def test_missing_file_is_reported_by_name_and_left_out(tmp_path, caplog):
     assert "gone.wav" in caplog.text and "not found" in caplog.text
 
 
+def test_a_folder_an_unknown_use_and_training_rows_of_an_evaluation_only_corpus_are_said(tmp_path, caplog):
+    rows = _corpora(tmp_path, classes_of={"a": ["Angry", "Sad"], "tess": ["Angry", "Sad"]}, speakers=1, per=1)
+    (tmp_path / "a" / "dir.wav").mkdir()
+    rows.append({"path": "a/dir.wav", "label": "Sad", "speaker": "a_0", "corpus": "a", "use": "train"})
+    _write_list(tmp_path / "list.csv", rows)
+    with caplog.at_level(logging.WARNING):
+        recs = read_speech_list(tmp_path / "list.csv")
+    assert "dir.wav (list.csv:6): a folder, not a file; left out" in caplog.text  # was "file not found"
+    assert "2 row(s) of corpus tess are training data, but tess is for evaluation only" in caplog.text
+    assert {r.split for r in recs if r.corpus == "tess"} == {"Train"}  # said, not overruled
+    caplog.clear()
+    for row in rows:
+        row["use"] = "evaluation only" if row["corpus"] == "tess" else "train"
+    _write_list(tmp_path / "marked.csv", rows)
+    with caplog.at_level(logging.WARNING):
+        recs = read_speech_list(tmp_path / "marked.csv")
+    assert {r.split for r in recs if r.corpus == "tess"} == {"Test"} and "evaluation only" not in caplog.text
+    rows[0]["use"] = "trian"  # a typo took the row out of training, silently
+    _write_list(tmp_path / "typo.csv", rows)
+    with pytest.raises(MmferError, match=r"typo\.csv:2: use 'trian'; expected 'train' \(or empty\) or 'evaluation only'"):
+        read_speech_list(tmp_path / "typo.csv")
+
+
 def test_unreadable_file_is_reported_by_name_and_left_out(tmp_path, caplog):
     from mmfer.data.datasets import build_dataset, source_records
     from mmfer.data.config import AugmentConfig, DataConfig
