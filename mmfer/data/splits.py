@@ -66,6 +66,9 @@ def speaker_folds(records: list[ClipRecord], k: int) -> list[list[str]]:
             f"file names; {len(unknown)} "
             f"clip(s) have none (e.g. {', '.join(unknown[:3])})")
     speakers = sorted({speaker_of(r) for r in records})
+    if len(speakers) < 2:  # one speaker cannot be held out from itself: no --folds fits
+        raise MmferError(f"--folds {k}: only {len(speakers)} speaker ({', '.join(speakers) or 'none'}); speaker "
+                         "folds need at least 2 speakers")
     if len(speakers) < k:
         raise MmferError(f"--folds {k}: only {len(speakers)} speakers ({', '.join(speakers)}); use at most that many folds")
     return [speakers[i::k] for i in range(k)]
