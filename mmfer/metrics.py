@@ -234,23 +234,21 @@ def truth_from(source: str, *, table: ScoreTable, root: str | Path | None = None
         dup = sorted({c for c in table.clip_ids if table.clip_ids.count(c) > 1})
         raise MmferError(f"clip id(s) {', '.join(dup[:5])} appear twice in the score file (files of the same name in "
                          f"different folders) and {path} names clips by id only; use --labels-from folder --root DIR")
-    if "clip_id" in header and "label" in header:
-        truth = {}
+    if "label" in header and ("clip_id" in header or "path" in header):
+        from mmfer.data.cache import clip_id_from_name
+
+        truth = {}  # an out-of-set label (calm) is kept as None: excluded and counted, whichever column names the clip
         with open(path, newline="", encoding="utf-8-sig") as f:
             for line_no, row in enumerate(csv.DictReader(f), start=2):
                 row = {k.strip().lower(): (v or "").strip() for k, v in row.items() if k}
-                cid, lab = row.get("clip_id", ""), row.get("label", "")
+                cid = row.get("clip_id") or (clip_id_from_name(Path(row["path"]).stem) if row.get("path") else "")
                 if not cid:
                     continue
                 try:
-                    truth[cid] = canonical(lab) if lab else None
+                    truth[cid] = canonical(row.get("label", "")) if row.get("label") else None
                 except MmferError as e:
                     raise MmferError(f"{path}:{line_no}: {e}") from None
         return truth
-    if "path" in header and "label" in header:
-        from mmfer.data.index import index_csv
-
-        return {e.clip_id: e.label for e in index_csv(path)}
     raise MmferError(f"{path}: expected columns clip_id,label (or path,label); got {','.join(header)}")
 
 

@@ -83,6 +83,13 @@ def test_label_sources(tmp_path, cremad_dir):
     truth_csv = tmp_path / "truth.csv"
     truth_csv.write_text("clip_id,label\nx1,happy\nx2,anger\n")
     assert truth_from(str(truth_csv), table=read_scores(path)) == {"x1": "Happy", "x2": "Angry"}
+    # calm is excluded and counted whether the file names clips by id or by path (by path it was dropped, and
+    # its clip counted as having no true label)
+    for name, text in (("ids.csv", "clip_id,label\nx1,happy\nx2,sad\nx4,calm\n"),
+                       ("paths.csv", "path,label\nroot/Happy/x1.avi,happy\nroot/Sad/x2.avi,sad\nroot/calm/x4.avi,calm\n")):
+        (tmp_path / name).write_text(text)
+        m = evaluate_file(path, labels_from=str(tmp_path / name))
+        assert (m["n"], m["excluded"], m["accuracy"]) == (2, 1, 1.0), name
     with pytest.raises(MmferError, match="needs --root"):
         truth_from("folder", table=read_scores(path))
     with pytest.raises(MmferError, match="not one of"):
