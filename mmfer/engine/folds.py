@@ -48,6 +48,7 @@ def train_folds(config: Any, *, data: str | Path, out: str | Path, folds: int | 
     # the folds are dealt here first, so a design the data cannot hold fails before OUT is started, and folds
     # already in OUT are checked against this data
     from mmfer.data.datasets import source_records, source_splits
+    from mmfer.data.speech_list import check_classes, is_speech_list
     from mmfer.models.registry import build_model
 
     kind = build_model(config.model.name, **dict(config.model.kwargs)).input_kind
@@ -59,6 +60,9 @@ def train_folds(config: Any, *, data: str | Path, out: str | Path, folds: int | 
     if dealt is None:
         dealt = speaker_folds(corpus_records(pooled, within) if within else pooled, int(folds))
     _check_trained_folds(out, dealt, pooled, by=by)
+    if is_speech_list(data):  # a class no corpus of a fold's training clips has: said before any fold trains
+        for i in range(len(dealt)):
+            check_classes(fold_records(pooled, dealt, i, by=by)[0], where=f"{data} (training clips of fold {i + 1})")
     out.mkdir(parents=True, exist_ok=True)
     (out / "plan.json").write_text(json.dumps(plan) + "\n")
     n = len(dealt)

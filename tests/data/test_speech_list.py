@@ -136,6 +136,16 @@ def test_a_class_absent_from_every_training_corpus_is_an_error_naming_it(tmp_pat
                       data=DataConfig(batch_size=4), optim=OptimConfig(epochs=1), device="cpu")
     with pytest.raises(MmferError, match="Disgust, Surprise absent from every training corpus"):
         train(cfg, data=tmp_path / "list.csv", out=tmp_path / "run", progress=False)
+    # folds: the class only corpus b has is missing from the fold that holds b out, which is said before
+    # any fold trains (it came when that fold started, after the others had trained)
+    from mmfer.engine.folds import train_folds
+
+    (tmp_path / "f").mkdir()
+    rows = _corpora(tmp_path / "f", classes_of={"a": some, "b": list(EMOTIONS)}, speakers=1, per=1)
+    _write_list(tmp_path / "f" / "list.csv", rows)
+    with pytest.raises(MmferError, match=r"training clips of fold 2\).*Disgust, Surprise absent"):
+        train_folds(cfg, data=tmp_path / "f" / "list.csv", out=tmp_path / "folds", folds="corpus", progress=False)
+    assert not (tmp_path / "folds" / "fold1").exists()
 
 
 def test_class_masks_and_balanced_drawing(tmp_path):
