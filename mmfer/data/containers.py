@@ -19,7 +19,8 @@ __all__ = ["cut_short"]
 _RIFF_PLACEHOLDER = 0x7FFF0000
 _RIFF_SLACK = 8  # bytes a whole file may lack against its RIFF size (known writer slips), not a cut
 _MP4_TOP_BOXES = {b"ftyp", b"moov", b"mdat", b"free", b"skip", b"wide", b"pnot", b"styp", b"pdin", b"moof", b"uuid"}
-_CUT_BOXES = _MP4_TOP_BOXES | {b"meta", b"mfra", b"sidx", b"ssix", b"emsg", b"prft", b"udta", b"mdat"}
+# a box that runs past the end is a cut only for these types; another is more likely bytes appended to the file
+_CUT_BOXES = _MP4_TOP_BOXES | {b"meta", b"mfra", b"sidx", b"ssix", b"emsg", b"prft", b"udta"}
 _MKV_SEGMENT = 0x18538067
 _MAX_WALK = 2_000_000  # FLV tags / Ogg pages / MP4 boxes walked at most (a 10-minute FLV has about 40,000 tags)
 
@@ -147,8 +148,8 @@ def _flv(f: BinaryIO, head: bytes, size: int) -> str | None:
             return _runs_past(offset + 4, size, f"the FLV tag after its {tags:,} complete ones")
         f.seek(offset + 4)
         tag = f.read(11)
-        if tag[:1] and (tag[0] & 0x1F) not in (8, 9, 18) or any(tag[8:11]):  # StreamID is always 0
-            return ""  # not a tag (audio, video, script data): bytes appended after the last one
+        if (tag[:1] and (tag[0] & 0x1F) not in (8, 9, 18)) or any(tag[8:11]):  # types: sound, video, script
+            return ""  # not a tag (or its StreamID, always 0, is not): bytes appended after the last one
         if len(tag) < 11:
             return _runs_past(offset + 4 + 11, size, f"its FLV tag {tags + 1:,}")
         data = int.from_bytes(tag[1:4], "big")

@@ -614,6 +614,12 @@ def source_records(data: str | Path, split: str, kind: str) -> list[ClipRecord]:
     return media_folder_records(data, split, kind) if file_source(data, kind) else split_records(data, split)
 
 
+def pooled_records(data: str | Path, kind: str, *, splits: Sequence[str]) -> list[ClipRecord]:
+    """The records of those ``splits`` that ``data`` has, in that order: what speaker or corpus folds deal."""
+    have = source_splits(data, kind)
+    return [r for split in splits if split in have for r in source_records(data, split, kind)]
+
+
 def build_dataset(kind: str, *, cache: str | Path, **options: Any) -> CacheDataset:
     """The dataset for a model's ``input_kind`` over ``cache``, the data source (an audio folder gives an
     :class:`AudioFileDataset`); ``options`` are :class:`CacheDataset`'s: ``records`` (e.g.

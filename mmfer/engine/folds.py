@@ -47,13 +47,12 @@ def train_folds(config: Any, *, data: str | Path, out: str | Path, folds: int | 
         raise MmferError("--folds-within goes with --folds K (speaker folds inside one corpus), not --folds corpus")
     # the folds are dealt here first, so a design the data cannot hold fails before OUT is started, and folds
     # already in OUT are checked against this data
-    from mmfer.data.datasets import source_records, source_splits
+    from mmfer.data.datasets import pooled_records
     from mmfer.data.speech_list import check_classes, is_speech_list
     from mmfer.models.registry import build_model
 
     kind = build_model(config.model.name, **dict(config.model.kwargs)).input_kind
-    pooled = [r for s in (config.data.train_split, config.data.val_split) if s in source_splits(data, kind)
-              for r in source_records(data, s, kind)]
+    pooled = pooled_records(data, kind, splits=(config.data.train_split, config.data.val_split))
     dealt = corpus_folds(pooled) if folds == "corpus" else None
     plan = {"folds": len(dealt) if dealt else int(folds), "by": by, "within": within}
     _check_plan(out, plan)

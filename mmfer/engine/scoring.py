@@ -116,11 +116,10 @@ def split_scores(
 def _fold_val_records(info: dict[str, Any], config: Any, data: str | Path, kind: str) -> list:
     """The clips a fold run validated on (``fold.json``: its speakers or corpus), from the pooled splits of
     ``data`` as training pooled them; a count unlike the run's says the data is not what it trained on."""
-    from mmfer.data.datasets import source_splits
+    from mmfer.data.datasets import pooled_records
     from mmfer.data.splits import fold_records
 
-    pooled = [r for sp in (config.data.train_split, config.data.val_split) if sp in source_splits(data, kind)
-              for r in source_records(data, sp, kind)]
+    pooled = pooled_records(data, kind, splits=(config.data.train_split, config.data.val_split))
     records = fold_records(pooled, [info["speakers"]], 0, by=info.get("by", "speaker"))[1]
     log.info("%s: scoring fold %s's held-out %s %s (%d clips)", data, info.get("index"),
              "corpus" if info.get("by") == "corpus" else "speakers", ", ".join(info["speakers"]), len(records))
