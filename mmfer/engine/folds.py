@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from mmfer.compat import moved
-from mmfer.data.splits import corpus_folds, corpus_records, fold_records, parse_folds, speaker_folds
+from mmfer.data.splits import corpus_folds, parse_folds
 from mmfer.errors import MmferError
 from mmfer.labels import EMOTIONS
 
@@ -49,6 +49,7 @@ def train_folds(config: Any, *, data: str | Path, out: str | Path, folds: int | 
     # already in OUT are checked against this data
     from mmfer.data.datasets import pooled_records
     from mmfer.data.speech_list import check_classes, is_speech_list
+    from mmfer.data.splits import corpus_records, fold_records, speaker_folds  # (their old names here warn)
     from mmfer.models.registry import build_model
 
     kind = build_model(config.model.name, **dict(config.model.kwargs)).input_kind
@@ -131,6 +132,8 @@ def train_folds(config: Any, *, data: str | Path, out: str | Path, folds: int | 
 def _check_trained_folds(out: Path, dealt: list[list[str]], pooled: list, *, by: str) -> None:
     """A fold already in OUT must have validated on the speakers (or corpus) and clip count this data deals it:
     a list that changed since (rows added, another list) would be summarised as if it were the same run."""
+    from mmfer.data.splits import fold_records
+
     for i, held in enumerate(dealt):
         path = out / f"fold{i + 1}" / "fold.json"
         if not path.is_file():
