@@ -322,6 +322,9 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--labels-from", default=None, choices=("folder", "ravdess", "cremad"),
                    help="true labels from each file's path, for the report's metrics")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda (default auto)")
+    p.add_argument("--resume", action="store_true",
+                   help="keep the rows --out already holds for these inputs and analyse only the others "
+                        "(an interrupted or killed run; --out is saved every minute)")
     p.add_argument("--quiet", action="store_true", help="no table on stdout")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -333,7 +336,7 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
                          segment_seconds=args.segment_seconds, segment_by=args.segment_by, start=args.start,
                          duration=args.duration, shard=args.shard, frame_pooling=args.frame_pooling,
                          labels_from=args.labels_from, device=args.device,
-                         progress=not args.no_progress)
+                         progress=not args.no_progress, resume=args.resume)
         if not args.quiet:
             print(result.table())
         return 0

@@ -565,3 +565,38 @@ def test_the_progress_bar_of_a_file_never_passes_100_percent(bundle, tmp_path, c
     err = capsys.readouterr().err
     shown = [int(p) for p in re.findall(r"(\d+)%\|", err)]
     assert shown and max(shown) <= 100 and "clamping" not in err, err[-500:]
+
+
+def test_an_interrupted_or_killed_run_resumes_without_analysing_finished_files(bundle, tmp_path, cremad_videos,
+                                                                                cremad_audio, monkeypatch):
+    """--out is saved as files finish, so a killed run keeps them; --resume keeps those rows and analyses the
+    rest, and the result is the whole run's. Outputs that need every file analysed cannot go with it."""
+    import mmfer.inference.run as run
+
+    inputs = [*cremad_videos[:2], *cremad_audio[:2]]
+    whole = predict(inputs, model=bundle, out=tmp_path / "whole.csv", progress=False)
+    analysed = []
+    real = Predictor.predict_file
+
+    def killed_at_the_third(self, path, *args, **kwargs):
+        analysed.append(Path(path).name)
+        if len(analysed) == 3:
+            raise RuntimeError("the machine went down")
+        return real(self, path, *args, **kwargs)
+
+    monkeypatch.setattr(run, "SAVE_EVERY_S", 0.0)
+    monkeypatch.setattr(Predictor, "predict_file", killed_at_the_third)
+    with pytest.raises(RuntimeError, match="went down"):
+        predict(inputs, model=bundle, out=tmp_path / "p.csv", progress=False)
+    assert len(read_predictions(tmp_path / "p.csv")) == 2  # saved before the third file started
+    analysed.clear()
+    monkeypatch.setattr(Predictor, "predict_file", lambda self, path, *a, **k: analysed.append(Path(path).name)
+                        or real(self, path, *a, **k))
+    again = predict(inputs, model=bundle, out=tmp_path / "p.csv", progress=False, resume=True)
+    assert analysed == [p.name for p in inputs[2:]]
+    assert (tmp_path / "p.csv").read_text() == (tmp_path / "whole.csv").read_text()
+    assert [p.predicted for p in again.predictions] == [p.predicted for p in whole.predictions]
+    for kwargs, why in (({"frames": tmp_path / "f.csv"}, "cannot write --frames too"),
+                        ({"out": None}, "--resume needs --out")):
+        with pytest.raises(MmferError, match=why):
+            predict(inputs, model=bundle, progress=False, resume=True, **{"out": tmp_path / "p.csv", **kwargs})

@@ -18,7 +18,7 @@ from mmfer.inference.outputs import (
     FrameWriter, _plot, _timeline_args, _truths, write_prediction_report, write_prediction_submission,
     write_predictions,
 )
-from mmfer.inference.predictor import PredictResult, Predictor, check_unique_ids, find_inputs
+from mmfer.inference.predictor import Prediction, PredictResult, Predictor, check_unique_ids, find_inputs
 from mmfer.inference.segments import SegmentSettings, SegmentWriter
 
 log = logging.getLogger(__name__)
@@ -43,6 +43,7 @@ def predict(
     labels_from: str | None = None,
     device: str = "auto",
     progress: bool = True,
+    resume: bool = False,
 ) -> PredictResult:
     """Predict every video, face image and audio file in ``paths`` (files or folders, searched recursively).
 
@@ -56,7 +57,9 @@ def predict(
     video and sound file analysed (default: all of it). ``shard`` ("i/n"): only the inputs of shard i of n, by
     the rule of ``preprocess --shard`` (see ``shard_inputs``), so n machines split a folder between them.
     ``frame_pooling`` (mean, log_mean, confidence) replaces the model's own way of pooling face frames.
-    Returns every row, in input order. Interrupted (Ctrl-C), the outputs keep the rows of the finished files.
+    Returns every row, in input order. ``out`` is saved as the files finish (at most every
+    ``SAVE_EVERY_S``) and, interrupted (Ctrl-C), the outputs keep the rows of the finished files; ``resume``
+    keeps the rows ``out`` already holds for these inputs (matched by path) and analyses only the others.
     """
     from tqdm.auto import tqdm
 
@@ -81,6 +84,7 @@ def predict(
         inputs = shard_inputs(inputs, shard)
     if submission is not None:
         check_unique_ids(inputs)  # before any work
+    done = _rows_to_resume(out, inputs, frames=frames, segments=segments, plots=plots, report=report) if resume else {}
     t0 = time.perf_counter()
     predictor = Predictor(model, device=device, segments=cut, start=start, duration=duration,
                           frame_pooling=frame_pooling)
@@ -94,8 +98,16 @@ def predict(
     timelines: dict[str, str] = {}
     segment_rows: dict[str, list[dict[str, Any]]] = {}
     files = tqdm(inputs, desc="predict", unit="file", disable=not progress)
+    saved = time.monotonic()
     try:
         for path, kind in files:
+            if str(path) in done:  # resumed: its row as the earlier run wrote it
+                result.predictions.append(done[str(path)])
+                continue
+            if out is not None and time.monotonic() - saved >= SAVE_EVERY_S:  # a killed run keeps what it finished
+                truths = _truths(result.predictions, labels_from) if labels_from else None
+                write_predictions(out, result.predictions, truths)
+                saved = time.monotonic()
             bar = None
             if progress and kind in ("video", "audio"):  # one bar per file, in seconds of it, with time left
                 bar = tqdm(desc=safe_text(Path(path).name)[:40], unit="s", leave=False, position=1,
@@ -143,7 +155,8 @@ def predict(
         _write_outputs(result, out=out, frame_writer=frame_writer, segment_writer=segment_writer, report=None,
                        submission=None, timelines=timelines, segment_rows=segment_rows, labels_from=labels_from,
                        keep_partial=False)
-        log.warning("interrupted: the rows of the %d finished file(s) were written", len(result.predictions))
+        log.warning("interrupted: the rows of the %d finished file(s) were written%s", len(result.predictions),
+                    "; the same command with --resume analyses only the others" if out is not None else "")
         raise
     except BaseException:
         for w in (frame_writer, segment_writer):
@@ -181,3 +194,38 @@ def shard_inputs(inputs: Sequence[tuple[Path, str]], shard: str | tuple[int, int
 
     i, n = parse_shard(shard) if isinstance(shard, str) else shard
     return [(p, k) for p, k in inputs if shard_of("Test", clip_id_from_name(p.stem), n) == i]
+
+
+SAVE_EVERY_S = 60.0  # the predictions CSV is saved this often during a run, so a killed run loses at most this
+
+
+def _rows_to_resume(out, inputs, **others) -> dict[str, Prediction]:
+    """The rows of an earlier run's predictions CSV, by path, for the inputs it holds (``predict(resume=True)``)."""
+    from mmfer.inference.outputs import read_predictions
+    from mmfer.labels import EMOTIONS
+
+    if out is None:
+        raise MmferError("--resume needs --out: the predictions CSV of the run to continue")
+    clash = [f"--{k}" for k, v in others.items() if v is not None]
+    if clash:  # they need every file analysed, and the kept rows were not analysed again
+        raise MmferError(f"--resume keeps the rows of {out} without analysing their files again, so it cannot write "
+                         f"{', '.join(clash)} too; leave them out, or run without --resume")
+    if not Path(out).is_file():
+        log.info("--resume: %s does not exist yet: every input is analysed", out)
+        return {}
+    by_text = {safe_text(str(p)): (str(p), k) for p, k in inputs}  # as the CSV's path column writes them
+    done = {}
+    for row in read_predictions(out):
+        if row["path"] not in by_text:
+            continue
+        path, kind = by_text[row["path"]]
+        probs = [row.get(c, "") for c in EMOTIONS]
+        ok = all(probs)
+        done[path] = Prediction(
+            path=path, clip_id=row["clip_id"], kind=kind if ok else "error",
+            probs=np.array([float(v) for v in probs]) if ok else None,
+            face_ratio=float(row["face_ratio"]) if row.get("face_ratio") else None,
+            modalities=row.get("modalities", ""), warning=row.get("warning", ""))
+    log.info("--resume: %d of %d input(s) already in %s; analysing the other %d", len(done), len(inputs), out,
+             len(inputs) - len(done))
+    return done
