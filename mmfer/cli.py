@@ -465,6 +465,13 @@ def _stdout_reader_gone() -> bool:
     return any(ev & (select.POLLERR | select.POLLHUP) for _, ev in poller.poll(0))
 
 
+# how each command continues after an interruption (the default: the same command again)
+RESUME_HINTS = {
+    "train": "re-run it with --resume to continue from the last finished epoch (--folds: the same command)",
+    "predict": "re-run it with --resume to analyse only the files not yet in --out",
+}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -476,6 +483,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
     )
+    import signal
+
+    from mmfer.signals import sigterm_as_interrupt
+
+    old_term = sigterm_as_interrupt()  # kill / timeout / a container stop: finished work written, exit 130
     try:
         code = int(args.func(args) or 0)
         sys.stdout.flush()  # output still buffered meets a closed pipe here, not in the exit hook
@@ -490,8 +502,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"mmfer {args.command}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"mmfer {args.command}: interrupted; finished work is kept, re-run to resume", file=sys.stderr)
+        print(f"mmfer {args.command}: interrupted; finished work is kept, "
+              f"{RESUME_HINTS.get(args.command, 're-run the same command to resume')}", file=sys.stderr)
         code = 130
+    finally:
+        if old_term is not None:  # main() called in-process (tests, scripts) leaves the handler it found
+            signal.signal(signal.SIGTERM, old_term)
     if code == 130 and argv is None:
         # A Ctrl-C'd command line leaves at once: finished work is on disk, worker processes are terminated,
         # and CPython's exit hook can wait forever on a process pool whose workers were killed mid-task.

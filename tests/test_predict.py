@@ -600,3 +600,29 @@ def test_an_interrupted_or_killed_run_resumes_without_analysing_finished_files(b
                         ({"out": None}, "--resume needs --out")):
         with pytest.raises(MmferError, match=why):
             predict(inputs, model=bundle, progress=False, resume=True, **{"out": tmp_path / "p.csv", **kwargs})
+
+
+def test_sigterm_ends_predict_as_ctrl_c_does(bundle, tmp_path, cremad_videos, monkeypatch, capsys):
+    """kill / timeout / a container stop: the finished rows are written and the command exits 130 saying how to
+    resume (SIGTERM ended the process where it stood, with no rows)."""
+    import os
+    import signal
+
+    from mmfer.cli import main
+
+    real = Predictor.predict_file
+    calls = []
+
+    def stopped_at_the_second(self, path, *a, **k):
+        calls.append(path)
+        if len(calls) == 2:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real(self, path, *a, **k)
+
+    monkeypatch.setattr(Predictor, "predict_file", stopped_at_the_second)
+    before = signal.getsignal(signal.SIGTERM)
+    code = main(["predict", *map(str, cremad_videos[:3]), "--model", str(bundle), "--out", str(tmp_path / "p.csv"),
+                 "--no-progress", "--quiet"])
+    assert code == 130 and signal.getsignal(signal.SIGTERM) == before
+    assert [r["clip_id"] for r in read_predictions(tmp_path / "p.csv")] == [cremad_videos[0].stem]
+    assert "re-run it with --resume" in capsys.readouterr().err

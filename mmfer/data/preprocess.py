@@ -51,6 +51,7 @@ from mmfer.data.clip import (  # noqa: F401 - one clip's pipeline; these names w
     iter_face_batches, make_tracker, open_video, process_clip,
 )
 from mmfer.errors import MmferError
+from mmfer.signals import sigterm_as_interrupt
 from mmfer.faces.backends import check_backend, get_backend
 
 log = logging.getLogger(__name__)
@@ -258,20 +259,6 @@ def worker_start_method(face_backend: str = "dlib") -> str:
             and "torch" not in sys.modules and "onnxruntime" not in sys.modules):
         return "fork"
     return "spawn"
-
-
-def _on_sigterm_interrupt():
-    """Make SIGTERM raise KeyboardInterrupt in this (main) thread; returns the previous handler, or None
-    where handlers cannot be set (not the main thread)."""
-    import threading
-
-    if threading.current_thread() is not threading.main_thread():
-        return None
-
-    def interrupt(signum, frame):
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    return signal.signal(signal.SIGTERM, interrupt)
 
 
 def _die_with_parent(parent: int) -> None:
@@ -499,7 +486,7 @@ def preprocess(
     bar = tqdm(total=len(todo), desc="preprocess", unit="clip", disable=not progress or not todo)
     results = _iter_results(todo, settings, workers, start_method, out)
     # SIGTERM (kill, timeout, a container stop) ends the run like Ctrl-C: workers stopped, finished clips kept
-    old_term = _on_sigterm_interrupt()
+    old_term = sigterm_as_interrupt()
     try:
         for entry, (arrays, meta, rec) in results:
             if rec.status == "ok":  # written by _process_safe, where it was made

@@ -228,4 +228,7 @@ def _rows_to_resume(out, inputs, **others) -> dict[str, Prediction]:
             modalities=row.get("modalities", ""), warning=row.get("warning", ""))
     log.info("--resume: %d of %d input(s) already in %s; analysing the other %d", len(done), len(inputs), out,
              len(inputs) - len(done))
+    if done:  # the CSV does not record its model: a row of another model or options would be kept as it is
+        log.warning("--resume keeps those %d row(s) as %s holds them: they must come from this same model and "
+                    "options (the CSV does not record which)", len(done), out)
     return done
