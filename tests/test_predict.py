@@ -626,3 +626,24 @@ def test_sigterm_ends_predict_as_ctrl_c_does(bundle, tmp_path, cremad_videos, mo
     assert code == 130 and signal.getsignal(signal.SIGTERM) == before
     assert [r["clip_id"] for r in read_predictions(tmp_path / "p.csv")] == [cremad_videos[0].stem]
     assert "re-run it with --resume" in capsys.readouterr().err
+
+
+def test_a_name_with_spaces_at_its_ends_keeps_its_prediction_in_every_output(bundle, tmp_path, cremad_audio):
+    """' happy .mp3': the score readers strip the id's spaces, so the submission filled it with the class prior
+    and evaluate --root counted it missing; its id is now '_happy_' everywhere."""
+    import shutil
+    import zipfile
+
+    from mmfer.metrics import evaluate_file
+
+    (tmp_path / "Happy").mkdir()
+    (tmp_path / "Sad").mkdir()
+    shutil.copy(cremad_audio[3], tmp_path / "Happy" / " happy .mp3")
+    shutil.copy(cremad_audio[5], tmp_path / "Sad" / "a.mp3")
+    result = predict(tmp_path, model=bundle, out=tmp_path / "p.csv", submission=tmp_path / "s.zip", progress=False)
+    row = next(p for p in result.predictions if "happy" in p.path)
+    assert row.clip_id == "_happy_" and row.predicted
+    with zipfile.ZipFile(tmp_path / "s.zip") as z:
+        assert z.read("_happy_.txt").decode().strip() == row.predicted
+    m = evaluate_file(tmp_path / "p.csv", labels_from="folder", root=tmp_path)
+    assert m["n"] == 2 and not m["missing"]

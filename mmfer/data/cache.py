@@ -144,6 +144,8 @@ class CachedClip:
 # hidden .tmp-/.old- folders that write_clip uses). It also lands in CSVs that people open in spreadsheets,
 # so it never starts with "=", "+" or "@" (formula injection).
 _UNSAFE_ID_CHARS = re.compile(r"[/\\\x00-\x1f\x7f]")
+# spaces at either end of a name: CSV readers (and people) strip them, so in an id they become '_'
+_EDGE_SPACE = re.compile(r"^\s+|\s+$")
 
 
 def clip_id_problem(clip_id: str) -> str:
@@ -193,11 +195,12 @@ def safe_text(text: str) -> str:
 
 def clip_id_from_name(stem: str) -> str:
     """The clip id of a file: its name without extension, with unsafe characters replaced by '_' and a
-    leading '.', '=', '+' or '@' prefixed with '_' (``..flv`` gives ``_.``); two files that end up with the
+    leading '.', '=', '+' or '@' prefixed with '_' (``..flv`` gives ``_.``), spaces at either end replaced by '_'
+    (``" happy .mp3"`` gives ``_happy_``: CSV readers strip them); two files that end up with the
     same id are caught as duplicates by the index. A name whose bytes are not UTF-8 (``b'caf\\xe9.avi'``) gets
     an id that is: those bytes are read as Latin-1 (``café``), so the id can be written to every CSV and zip."""
     stem = _SURROGATE.sub(_undecodable, stem)
-    cid = _UNSAFE_ID_CHARS.sub("_", stem) or "_"
+    cid = _EDGE_SPACE.sub(lambda m: "_" * len(m.group()), _UNSAFE_ID_CHARS.sub("_", stem)) or "_"
     if cid.startswith((".", "=", "+", "@")):
         cid = "_" + cid
     return cid if not clip_id_problem(cid) else cid.encode("utf-8", "surrogateescape")[:200].decode("utf-8", "ignore")
