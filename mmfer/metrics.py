@@ -219,8 +219,19 @@ def truth_from(source: str, *, table: ScoreTable, root: str | Path | None = None
                 raise MmferError(f"clip id(s) {', '.join(dup[:5])} appear twice and the score file has no path "
                                  "column to tell them apart; evaluate a predictions CSV of `mmfer predict`")
             truth.by_path = True
+        unreadable = []  # names this source gives no label (a file in a sub-folder): excluded, as predict's report does
         for cid, path in names:
-            truth[path_key(path) if repeats else cid] = file_label(path or cid, source)[1]
+            try:
+                label = file_label(path or cid, source)[1]
+            except MmferError as e:
+                unreadable.append(str(e))
+                label = None
+            truth[path_key(path) if repeats else cid] = label
+        if unreadable and len(unreadable) == len(names):
+            raise MmferError(f"--labels-from {source}: no file has a label this way, e.g. {unreadable[0]}")
+        if unreadable:
+            log.warning("--labels-from %s: %d file(s) give no label and are excluded, e.g. %s", source,
+                        len(unreadable), unreadable[0])
         return truth
     path = Path(source)
     if not path.is_file():

@@ -90,6 +90,15 @@ def test_label_sources(tmp_path, cremad_dir):
         (tmp_path / name).write_text(text)
         m = evaluate_file(path, labels_from=str(tmp_path / name))
         assert (m["n"], m["excluded"], m["accuracy"]) == (2, 1, 1.0), name
+    # a file whose folder is no emotion (a sub-folder) is excluded, as predict's report excludes it (evaluate
+    # stopped on it); when no file has a label this way, that is an error
+    (tmp_path / "root" / "Sad" / "sub").mkdir()
+    (tmp_path / "root" / "Sad" / "sub" / "x5.avi").write_bytes(b"")
+    path5 = write_scores(tmp_path / "f5.csv", ["x1", "x2", "x3", "x4", "x5"], [None] * 5, np.eye(7)[[3, 5, 5, 0, 5]])
+    m = evaluate_file(path5, labels_from="folder", root=tmp_path / "root")
+    assert (m["n"], m["excluded"], m["accuracy"]) == (3, 2, 1.0)
+    with pytest.raises(MmferError, match="no file has a label this way"):
+        evaluate_file(path5, labels_from="folder", root=tmp_path / "root" / "Sad" / "sub")
     with pytest.raises(MmferError, match="needs --root"):
         truth_from("folder", table=read_scores(path))
     with pytest.raises(MmferError, match="not one of"):
