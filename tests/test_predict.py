@@ -322,8 +322,9 @@ def test_whole_inputs_are_analysed_and_duration_limits_the_span(tmp_path, bundle
         assert p.ok and not np.allclose(p.branches["audio"], full[p.clip_id].branches["audio"], atol=1e-7)
     later = Predictor(capped, start=1.0).predict_file(cremad_videos[0], timeline=True)
     assert later.segments[0].start == 1.0 and later.timeline["frame_times"][0] == pytest.approx(1.0)
-    beyond = Predictor(capped, start=999.0).predict_file(cremad_videos[0])
-    assert not beyond.ok and "nothing to analyse after --start 999 s" in beyond.warning
+    for path in (cremad_videos[0], cremad_audio[0]):  # a sound file too (it was a uniform "no audio samples" row)
+        beyond = Predictor(capped, start=999.0).predict_file(path)
+        assert not beyond.ok and "nothing to analyse after --start 999 s" in beyond.warning, beyond.warning
 
 
 def test_segments_cover_the_clip_and_streaming_changes_no_frame(bundle, cremad_videos):

@@ -328,6 +328,8 @@ class VideoAnalysis:
             yield from emit_ready()
             if self.progress:
                 self.progress(max([video_end - self.start] + [a.end / a.rate for a in audio.values()]), total)
+        if not face_branches and self.start and not any(a.end for a in audio.values()):  # as a video says it
+            raise MmferError(f"nothing to analyse after --start {self.start:g} s")
         end = max([video_end] + [self.start + a.end / a.rate for a in audio.values()])
         while end > seg_start:  # the last cuts: a remainder under half a window joins the last segment
             last = final_cuts(seg_start, end, self.settings)
