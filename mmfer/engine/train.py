@@ -561,6 +561,9 @@ def fit(run: Run, run_data: RunData, *, progress: bool = True,
             write_file(out / "fold.json", json.dumps(fold_info) + "\n")
     val_labels = np.asarray(val_ds.labels, dtype=np.int64)
     unscored = unscored_labels(run_data.val_records, val_ds)  # in the figures as no prediction, as in scores_Val
+    if best and "counts_unscored" not in best and len(unscored):  # resumed from a run whose best left them out
+        n = int((val_labels >= 0).sum())
+        best["value"] = round(best["value"] * n) / (n + len(unscored)) if best.get("metric") == "accuracy" else float("nan")
     eval_bs = dcfg.eval_batch_size or dcfg.batch_size
     board = _tensorboard(out) if dist.main else None
     ckpt_common = dict(model_name=config.model.name, model_kwargs=dict(config.model.kwargs),
@@ -614,7 +617,7 @@ def fit(run: Run, run_data: RunData, *, progress: bool = True,
             not math.isnan(metric) and (math.isnan(best["value"]) or metric > best["value"]))
         if improved:
             best = {"epoch": epoch + 1, "metric": ocfg.select_by, "value": metric, "val_accuracy": val_acc,
-                    "val_uar": val_uar}
+                    "val_uar": val_uar, "counts_unscored": True}
         row = {
             "epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"], "train_loss": tot_loss / max(tot_n, 1),
             "train_accuracy": tot_correct / max(tot_n, 1), "val_loss": val_loss, "val_accuracy": val_acc,

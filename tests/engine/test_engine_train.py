@@ -139,6 +139,15 @@ def test_resume_continues_exactly(synth_cache, tmp_path):
     strip = lambda rows: [{k: v for k, v in yaml.safe_load(r).items() if k != "seconds"} for r in rows]  # noqa: E731
     assert strip(log_a) == strip(log_b)
     assert (tmp_path / "b" / "scores_Val.csv").read_text() == (tmp_path / "a" / "scores_Val.csv").read_text()
+    # a run stopped before its Val figures counted the clips it cannot see (val_failed, val_empty) kept a best
+    # over the others only, which no later epoch could beat: resumed, it is put on today's footing
+    train(cfg, data=cache, out=tmp_path / "c", progress=False, stop_after=2)
+    ckpt = torch.load(tmp_path / "c" / "last.pt", weights_only=True)
+    old = {k: v for k, v in ckpt["best"].items() if k != "counts_unscored"}
+    assert old["metric"] == "uar" and straight["best"]["epoch"] > 2
+    old["value"] = 0.95  # its uar over fewer clips, above what any later epoch reads on all of them
+    torch.save({**ckpt, "best": old}, tmp_path / "c" / "last.pt")
+    assert train(cfg, data=cache, out=tmp_path / "c", resume=True, progress=False)["best"] == straight["best"]
 
 
 def test_holdout_when_cache_has_no_val(tmp_path):
