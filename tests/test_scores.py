@@ -56,6 +56,10 @@ def test_formula_like_file_names_get_safe_ids():
         assert clip_id_problem(name) and "formula" in clip_id_problem(name)
         safe = clip_id_from_name(name)
         assert safe.startswith("_") and not clip_id_problem(safe)
+    # spaces at the ends (CSV readers strip them) become '_', also where the cut to 200 bytes leaves one
+    for name, end in ((" happy ", "_happy_"), ("x" * 199 + " " + "y" * 20, "x_"), ("x" * 198 + " é" + "y" * 30, "x_")):
+        safe = clip_id_from_name(name)
+        assert safe.endswith(end) and safe == safe.strip() and not clip_id_problem(safe), repr(safe[-5:])
 
 
 def test_score_ids_that_are_not_utf8_are_written(tmp_path):

@@ -203,7 +203,10 @@ def clip_id_from_name(stem: str) -> str:
     cid = _EDGE_SPACE.sub(lambda m: "_" * len(m.group()), _UNSAFE_ID_CHARS.sub("_", stem)) or "_"
     if cid.startswith((".", "=", "+", "@")):
         cid = "_" + cid
-    return cid if not clip_id_problem(cid) else cid.encode("utf-8", "surrogateescape")[:200].decode("utf-8", "ignore")
+    if clip_id_problem(cid):  # too long: cut to 200 bytes, and a space the cut left at the end becomes '_' too
+        cid = _EDGE_SPACE.sub(lambda m: "_" * len(m.group()),
+                              cid.encode("utf-8", "surrogateescape")[:200].decode("utf-8", "ignore"))
+    return cid
 
 
 def clip_dir(cache: str | Path, split: str, clip_id: str) -> Path:
