@@ -200,13 +200,16 @@ def clip_id_from_name(stem: str) -> str:
     same id are caught as duplicates by the index. A name whose bytes are not UTF-8 (``b'caf\\xe9.avi'``) gets
     an id that is: those bytes are read as Latin-1 (``café``), so the id can be written to every CSV and zip."""
     stem = _SURROGATE.sub(_undecodable, stem)
-    cid = _EDGE_SPACE.sub(lambda m: "_" * len(m.group()), _UNSAFE_ID_CHARS.sub("_", stem)) or "_"
+    cid = _edge_spaces_out(_UNSAFE_ID_CHARS.sub("_", stem)) or "_"
     if cid.startswith((".", "=", "+", "@")):
         cid = "_" + cid
     if clip_id_problem(cid):  # too long: cut to 200 bytes, and a space the cut left at the end becomes '_' too
-        cid = _EDGE_SPACE.sub(lambda m: "_" * len(m.group()),
-                              cid.encode("utf-8", "surrogateescape")[:200].decode("utf-8", "ignore"))
+        cid = _edge_spaces_out(cid.encode("utf-8", "surrogateescape")[:200].decode("utf-8", "ignore"))
     return cid
+
+
+def _edge_spaces_out(text: str) -> str:
+    return _EDGE_SPACE.sub(lambda m: "_" * len(m.group()), text)
 
 
 def clip_dir(cache: str | Path, split: str, clip_id: str) -> Path:

@@ -84,7 +84,9 @@ def predict(
         inputs = shard_inputs(inputs, shard)
     if submission is not None:
         check_unique_ids(inputs)  # before any work
-    done = _rows_to_resume(out, inputs, frames=frames, segments=segments, plots=plots, report=report) if resume else {}
+    done = {}  # path -> the row an earlier run wrote (--resume)
+    if resume:
+        done = _rows_to_resume(out, inputs, frames=frames, segments=segments, plots=plots, report=report)
     t0 = time.perf_counter()
     predictor = Predictor(model, device=device, segments=cut, start=start, duration=duration,
                           frame_pooling=frame_pooling)
