@@ -348,8 +348,8 @@ def _add_merge(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "merge",
         help="one CSV from the per-shard CSVs of `predict --shard` (predictions, segments or frames)",
-        description="Rows sorted by path (then time); a row two inputs both hold is kept once. All inputs must "
-                    "have the same columns.",
+        description="Files in the order a run over their folder lists them, each file's rows as its shard "
+                    "wrote them; a row two inputs both hold is kept once. All inputs must have the same columns.",
     )
     p.add_argument("inputs", nargs="+", metavar="CSV", help="the per-shard CSVs (one kind)")
     p.add_argument("--out", required=True, help="the merged CSV to write")

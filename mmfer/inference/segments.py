@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import csv
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any, Iterable, Sequence
 
 import numpy as np
@@ -157,9 +157,11 @@ def read_segments(path: str | Path) -> list[dict[str, str]]:
 # ---------------------------------------------------------------- merging shards
 def merge_csvs(inputs: Iterable[str | Path], out: str | Path) -> dict[str, Any]:
     """``mmfer merge``: one CSV from the per-shard CSVs of ``predict --shard`` (predictions, segments or frames:
-    all inputs must have the same header). Rows are sorted by path (then start or time, as numbers), and a row
+    all inputs must have the same header). Rows are sorted by path, and a row
     that two inputs both hold (the same shard run twice) is kept once; two different rows for the same file
-    are an error, since they cannot both be right."""
+    are an error, since they cannot both be right. Files come in the order a run over their folder lists them,
+    and each file's rows in the order its shard wrote them (a frames CSV: face rows, then audio rows), so the
+    merge reads as one unsharded run's output."""
     from mmfer.outputs import atomic_write, check_output_file
 
     inputs = [Path(p) for p in inputs]
@@ -193,11 +195,10 @@ def merge_csvs(inputs: Iterable[str | Path], out: str | Path) -> dict[str, Any]:
                                      "were the shards run with different models or settings?")
                 rows[key] = row
     assert header is not None
-    order = [header.index(c) for c in ("path", "start", "time") if c in header]
+    path_col = header.index("path") if "path" in header else None
 
-    def sort_key(item: tuple[tuple, list[str]]):
-        row = item[1]
-        return tuple(_number(row[i]) if header[i] != "path" else (row[i],) for i in order)
+    def sort_key(item: tuple[tuple, list[str]]):  # files as a folder run lists them; a file's rows as written
+        return PurePath(item[1][path_col]).parts if path_col is not None else ()
 
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -207,10 +208,3 @@ def merge_csvs(inputs: Iterable[str | Path], out: str | Path) -> dict[str, Any]:
         for _, row in sorted(rows.items(), key=sort_key):
             w.writerow(row)
     return {"out": out, "inputs": len(inputs), "rows": len(rows), "columns": header}
-
-
-def _number(text: str) -> tuple:
-    try:
-        return (0, float(text))
-    except ValueError:
-        return (1, text)

@@ -81,12 +81,14 @@ def _write_csv(path: Path, header, rows):
 def test_merge_sorts_dedups_and_refuses_conflicts(tmp_path):
     head = list(SEGMENT_COLUMNS)
     row = lambda path, start, top="Happy": [path, Path(path).stem, start, "4.000", top, *["0.1"] * 7, "1.000", "face", "1"]  # noqa: E731
-    a = _write_csv(tmp_path / "a.csv", head, [row("b.mp4", "4.000"), row("b.mp4", "0.000")])
-    b = _write_csv(tmp_path / "b.csv", head, [row("a.mp4", "12.000"), row("a.mp4", "8.000"), row("b.mp4", "0.000")])
+    a = _write_csv(tmp_path / "a.csv", head, [row("b.mp4", "0.000"), row("b.mp4", "4.000")])
+    b = _write_csv(tmp_path / "b.csv", head, [row("a-c/x.mp4", "0.000"), row("a/b.mp4", "8.000"),
+                                              row("a/b.mp4", "12.000"), row("b.mp4", "0.000")])
     done = merge_csvs([a, b], tmp_path / "all.csv")
     rows = read_segments(tmp_path / "all.csv")
-    assert done["rows"] == 4 and [(r["path"], r["start"]) for r in rows] == [
-        ("a.mp4", "8.000"), ("a.mp4", "12.000"), ("b.mp4", "0.000"), ("b.mp4", "4.000")]
+    # files in the order a folder run lists them (a/b.mp4 before a-c/x.mp4), each file's rows as written
+    assert done["rows"] == 5 and [(r["path"], r["start"]) for r in rows] == [
+        ("a/b.mp4", "8.000"), ("a/b.mp4", "12.000"), ("a-c/x.mp4", "0.000"), ("b.mp4", "0.000"), ("b.mp4", "4.000")]
     bad = _write_csv(tmp_path / "bad.csv", head, [row("b.mp4", "0.000", top="Sad")])
     with pytest.raises(MmferError, match="appears in two inputs with different values"):
         merge_csvs([a, bad], tmp_path / "x.csv")
@@ -110,16 +112,22 @@ def test_shards_split_a_folder_and_merge_back(tmp_path, bundle, cremad_videos, c
     assert all(shard_of("Test", p.stem, 3) == i for i, part in enumerate(parts) for p, _ in part)
     for i in range(2):
         assert main(["predict", *map(str, inputs), "--model", str(bundle), "--shard", f"{i}/2", "--quiet",
-                     "--no-progress", "--out", str(tmp_path / f"p{i}.csv"), "--segments", str(tmp_path / f"s{i}.csv")]) == 0
+                     "--no-progress", "--out", str(tmp_path / f"p{i}.csv"), "--segments", str(tmp_path / f"s{i}.csv"),
+                     "--frames", str(tmp_path / f"f{i}.csv")]) == 0
     assert main(["predict", *map(str, inputs), "--model", str(bundle), "--quiet", "--no-progress",
-                 "--out", str(tmp_path / "p.csv"), "--segments", str(tmp_path / "s.csv")]) == 0
-    for kind in ("p", "s"):
+                 "--out", str(tmp_path / "p.csv"), "--segments", str(tmp_path / "s.csv"),
+                 "--frames", str(tmp_path / "f.csv")]) == 0
+    for kind in ("p", "s", "f"):
         assert main(["merge", str(tmp_path / f"{kind}0.csv"), str(tmp_path / f"{kind}1.csv"),
                      "--out", str(tmp_path / f"{kind}_all.csv")]) == 0
-    whole = sorted(read_predictions(tmp_path / "p.csv"), key=lambda r: r["path"])
-    assert read_predictions(tmp_path / "p_all.csv") == whole
-    assert read_segments(tmp_path / "s_all.csv") == sorted(read_segments(tmp_path / "s.csv"),
-                                                           key=lambda r: (r["path"], float(r["start"])))
+    # the inputs are in path order, so the merge reads exactly as the unsharded run wrote: frames CSVs too, whose
+    # face rows come before the audio rows of each video
+    assert read_predictions(tmp_path / "p_all.csv") == read_predictions(tmp_path / "p.csv")
+    for kind in ("s", "f"):
+        assert (tmp_path / f"{kind}_all.csv").read_text() == (tmp_path / f"{kind}.csv").read_text()
+    sources = [line.split(",")[2] for line in (tmp_path / "f_all.csv").read_text().splitlines()[1:]
+               if line.startswith(str(inputs[0]))]
+    assert sources == sorted(sources, key=lambda s: s != "face") and {"face", "audio"} <= set(sources)
 
 
 def test_interrupted_run_keeps_the_finished_files(tmp_path, bundle, cremad_videos, monkeypatch):
