@@ -68,9 +68,9 @@ def plot_ablation(rows: Sequence[Mapping[str, Any]], out: str | Path, *, title: 
     """Bar chart of Val in-sample accuracy, cross-validated accuracy and cross-validated UAR per subset."""
     names = [r["branches"] for r in rows]
     series = [
-        ("val_accuracy", "Val accuracy (in-sample)"),
-        ("cv_accuracy", "Val accuracy (cross-validated)"),
-        ("cv_uar", "mean class acc. (cross-validated)"),
+        ("val_in_sample_accuracy", "Val accuracy (in-sample)"),
+        ("val_cross_validated_accuracy", "Val accuracy (cross-validated)"),
+        ("val_cross_validated_uar", "mean class acc. (cross-validated)"),
     ]
     x = np.arange(len(rows))
     width = 0.27

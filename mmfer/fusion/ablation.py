@@ -17,9 +17,9 @@ from tqdm import tqdm
 from mmfer.metrics import evaluate
 from mmfer.scores import write_scores
 
-from mmfer.fusion.fuse import fit_and_score, load_fusion_inputs
+from mmfer.fusion.fuse import fit_and_score, load_fusion_inputs, remove_stale
 
-COLUMNS = ("branches", "n_branches", "val_accuracy", "val_uar", "cv_accuracy", "cv_uar", "test_accuracy")
+COLUMNS = ("branches", "n_branches", "val_in_sample_accuracy", "val_in_sample_uar", "val_cross_validated_accuracy", "val_cross_validated_uar", "test_accuracy")
 
 
 def ablate(
@@ -50,6 +50,7 @@ def ablate(
 
     subsets = [c for k in range(1, len(names) + 1) for c in itertools.combinations(range(len(names)), k)]
     rows: list[dict[str, Any]] = []
+    written: set[Path] = set()
     for subset in tqdm(subsets, desc="ablate", unit="subset", disable=not progress):
         label = "+".join(names[i] for i in subset)
         model, ins, cv = fit_and_score(
@@ -59,20 +60,23 @@ def ablate(
         row: dict[str, Any] = {
             "branches": label,
             "n_branches": len(subset),
-            "val_accuracy": ins["accuracy"],
-            "val_uar": ins["uar"],
-            "cv_accuracy": cv["accuracy"],
-            "cv_uar": cv["uar"],
+            "val_in_sample_accuracy": ins["accuracy"],
+            "val_in_sample_uar": ins["uar"],
+            "val_cross_validated_accuracy": cv["accuracy"],
+            "val_cross_validated_uar": cv["uar"],
             "test_accuracy": None,
         }
         if test is not None:
             ids, labels, probs = test
             fused = model.predict([probs[i] for i in subset])
-            write_scores(out / "subsets" / f"{label}_Test.csv", ids, labels, fused)
+            written.add(write_scores(out / "subsets" / f"{label}_Test.csv", ids, labels, fused))
             if any(labels):
                 row["test_accuracy"] = evaluate(labels, fused)["accuracy"]
         rows.append(row)
-    rows.sort(key=lambda r: (-r["cv_accuracy"], -r["cv_uar"], r["n_branches"]))
+    for stale in sorted((out / "subsets").glob("*_Test.csv")) if (out / "subsets").is_dir() else []:
+        if stale not in written:  # an earlier run's subset, which `submit` could pick up
+            remove_stale(stale)
+    rows.sort(key=lambda r: (-r["val_cross_validated_accuracy"], -r["val_cross_validated_uar"], r["n_branches"]))
     write_tables(rows, out, method=method, folds=folds)
     from mmfer.plots import plot_ablation
 

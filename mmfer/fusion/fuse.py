@@ -205,6 +205,13 @@ def fit_and_score(
     return model, in_sample, cv
 
 
+def remove_stale(path: Path) -> None:
+    """Remove ``path``, an earlier fuse or ablate run's output that this run does not write again, saying so."""
+    if os.path.lexists(path):
+        os.unlink(path)
+        log.warning("%s: removed, an earlier run's output that this run does not write again", path)
+
+
 def fuse(
     val_paths: Sequence[str | Path],
     test_paths: Sequence[str | Path] | None = None,
@@ -239,6 +246,8 @@ def fuse(
     if inputs.test is not None:
         test_ids, test_labels, test_probs = inputs.test
         outputs["fused_Test"] = str(write_scores(out / "fused_Test.csv", test_ids, test_labels, model.predict(test_probs)))
+    else:
+        remove_stale(out / "fused_Test.csv")  # an earlier run's: `submit` must not pick up a fusion undescribed
     params = model.params()
     report: dict[str, Any] = {
         "labels": list(EMOTIONS),

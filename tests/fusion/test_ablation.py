@@ -42,15 +42,15 @@ def test_ablation_covers_every_subset(runs, tmp_path):
     assert {r["branches"] for r in rows} == {
         "audio", "c3d", "lstm", "audio+c3d", "audio+lstm", "c3d+lstm", "audio+c3d+lstm"}
     by = {r["branches"]: r for r in rows}
-    assert by["c3d"]["cv_accuracy"] > by["audio"]["cv_accuracy"] + 0.3
-    assert by["audio"]["val_accuracy"] < 0.3
+    assert by["c3d"]["val_cross_validated_accuracy"] > by["audio"]["val_cross_validated_accuracy"] + 0.3
+    assert by["audio"]["val_in_sample_accuracy"] < 0.3
     assert "c3d" in rows[0]["branches"]  # sorted by cross-validated accuracy
-    assert [r["cv_accuracy"] for r in rows] == sorted((r["cv_accuracy"] for r in rows), reverse=True)
+    assert [r["val_cross_validated_accuracy"] for r in rows] == sorted((r["val_cross_validated_accuracy"] for r in rows), reverse=True)
     assert all(r["test_accuracy"] is not None for r in rows)  # these Test files carry labels
 
     with open(out / "ablation.csv", newline="") as f:
         table = list(csv.DictReader(f))
-    assert len(table) == 7 and float(table[0]["cv_accuracy"]) == pytest.approx(rows[0]["cv_accuracy"])
+    assert len(table) == 7 and float(table[0]["val_cross_validated_accuracy"]) == pytest.approx(rows[0]["val_cross_validated_accuracy"])
     md = (out / "ablation.md").read_text()
     assert "in-sample" in md and "CV" in md and md.count("\n| ") == 8  # header + 7 rows
     png = (out / "ablation.png").read_bytes()
@@ -63,3 +63,23 @@ def test_ablation_errors(runs, tmp_path):
         ablate(runs["val"], out=tmp_path / "a", method="nope")
     with pytest.raises(MmferError, match="name"):
         ablate(runs["val"], out=tmp_path / "a", names="x,y")
+
+
+def test_rerun_into_the_same_out_removes_outputs_it_does_not_write(runs, tmp_path, caplog):
+    """A fused Test file of an earlier run, which the new weights.json does not describe, must not be left for
+    `mmfer submit` to pick up; the same for ablate's subsets."""
+    from mmfer.fusion import fuse
+
+    out = tmp_path / "fuse"
+    fuse(runs["val"], runs["test"], out=out, folds=3)
+    assert (out / "fused_Test.csv").is_file()
+    report = fuse(runs["val"], None, out=out, folds=3)
+    assert not (out / "fused_Test.csv").exists() and "fused_Test" not in report["outputs"]
+    assert "fused_Test.csv: removed" in caplog.text
+
+    abl = tmp_path / "abl"
+    ablate(runs["val"], runs["test"], out=abl, folds=3, progress=False)
+    assert len(list((abl / "subsets").glob("*_Test.csv"))) == 7
+    ablate(runs["val"][:2], runs["test"][:2], out=abl, folds=3, progress=False)
+    assert sorted(p.name for p in (abl / "subsets").glob("*_Test.csv")) == [
+        "audio+c3d_Test.csv", "audio_Test.csv", "c3d_Test.csv"]
