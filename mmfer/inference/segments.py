@@ -181,6 +181,9 @@ def merge_csvs(inputs: Iterable[str | Path], out: str | Path) -> dict[str, Any]:
             if head is None:
                 raise MmferError(f"{p}: empty file (no header)")
             if header is None:
+                if "path" not in head:  # a score CSV keys its rows by clip_id, and no shard wrote it
+                    raise MmferError(f"{p}: not a predictions, segments or frames CSV of `mmfer predict` (no path "
+                                     "column); merge joins the CSVs of `predict --shard`")
                 header = head
             elif head != header:
                 raise MmferError(f"{p}: its columns differ from {inputs[0]}'s; merge files of one kind (predictions, "
@@ -195,10 +198,10 @@ def merge_csvs(inputs: Iterable[str | Path], out: str | Path) -> dict[str, Any]:
                                      "were the shards run with different models or settings?")
                 rows[key] = row
     assert header is not None
-    path_col = header.index("path") if "path" in header else None
+    path_col = header.index("path")
 
     def sort_key(item: tuple[tuple, list[str]]):  # files as a folder run lists them; a file's rows as written
-        return PurePath(item[1][path_col]).parts if path_col is not None else ()
+        return PurePath(item[1][path_col]).parts
 
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)

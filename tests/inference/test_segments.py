@@ -92,6 +92,9 @@ def test_merge_sorts_dedups_and_refuses_conflicts(tmp_path):
     bad = _write_csv(tmp_path / "bad.csv", head, [row("b.mp4", "0.000", top="Sad")])
     with pytest.raises(MmferError, match="appears in two inputs with different values"):
         merge_csvs([a, bad], tmp_path / "x.csv")
+    scores = _write_csv(tmp_path / "scores_Val.csv", ["clip_id", "label", *EMOTIONS], [["a", "Sad", *["0.1"] * 7]])
+    with pytest.raises(MmferError, match="no path column"):
+        merge_csvs([scores], tmp_path / "z.csv")
     other = _write_csv(tmp_path / "other.csv", ["path", "clip_id", "predicted"], [["a", "a", "Sad"]])
     with pytest.raises(MmferError, match="columns differ"):
         merge_csvs([a, other], tmp_path / "y.csv")
