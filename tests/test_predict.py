@@ -365,6 +365,11 @@ def test_cli(tmp_path, bundle, cremad_videos, capsys):
     assert "2 input(s): 1 predicted, 1 error(s)" in text
     assert [r["clip_id"] for r in read_predictions(out)] == ["1001_DFA_ANG_XX", "gone"]
     assert main(["predict", str(cremad_videos[0]), "--model", str(tmp_path / "nope"), "--out", str(out)]) == 2
+    # nothing named exists (a typo): an error before the model loads, not a CSV of error rows
+    capsys.readouterr()
+    assert main(["predict", str(tmp_path / "nope_dir"), "--model", str(tmp_path / "nope"),
+                 "--out", str(tmp_path / "typo.csv")]) == 2
+    assert "nope_dir: not found; nothing to analyse" in capsys.readouterr().err and not (tmp_path / "typo.csv").exists()
 
 
 def test_non_finite_audio_is_cleaned_and_a_broken_branch_is_left_out(tmp_path, bundle, cremad_audio, monkeypatch):

@@ -80,6 +80,8 @@ def predict(
     inputs = find_inputs(paths)
     if not inputs:
         raise MmferError("predict: no inputs given; pass video, image or audio files, or folders holding them")
+    if all(kind == "missing" for _, kind in inputs):  # a typo, said before the model loads; among others, a row
+        raise MmferError(f"{', '.join(str(p) for p, _ in inputs)}: not found; nothing to analyse")
     if shard is not None:
         inputs = shard_inputs(inputs, shard)
     if submission is not None:
