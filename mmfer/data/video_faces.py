@@ -129,6 +129,15 @@ def build_video_face_tree(src: str | Path, dst: str | Path, *, splits: tuple[str
                 "framing": framing, "detect_max_side": detect_max_side, "face_px": list(FACE_PX)}
     if dst.exists() and not dst.is_dir():
         raise MmferError(f"{dst}: exists and is not a folder")
+    from mmfer.faces.backends import check_backend
+
+    check_backend(face_backend)  # a mistake is said before DST records any settings
+    jobs = []
+    for split in splits:
+        for rec in media_folder_records(src, split, "face_image"):
+            rel = f"{split}/{rec.label}/{Path(rec.path).stem}" if rec.label else f"{split}/{rec.clip_id}"
+            out = dst / f"{rel}.png"
+            jobs.append((rec.path, str(out), rel, seed, settings))
     dst.mkdir(parents=True, exist_ok=True)
     settings_file = dst / "settings.json"
     if settings_file.exists():
@@ -137,15 +146,6 @@ def build_video_face_tree(src: str | Path, dst: str | Path, *, splits: tuple[str
             raise MmferError(f"{dst}: made with other settings ({old}); remove it or choose another --out")
     else:
         settings_file.write_text(json.dumps(settings, indent=1) + "\n")
-    from mmfer.faces.backends import check_backend
-
-    check_backend(face_backend)
-    jobs = []
-    for split in splits:
-        for rec in media_folder_records(src, split, "face_image"):
-            rel = f"{split}/{rec.label}/{Path(rec.path).stem}" if rec.label else f"{split}/{rec.clip_id}"
-            out = dst / f"{rel}.png"
-            jobs.append((rec.path, str(out), rel, seed, settings))
     rows_file = dst / "crops.csv"
     done: dict[str, dict[str, Any]] = {}
     if rows_file.exists():

@@ -131,6 +131,11 @@ def test_crop_tree_keeps_names_and_held_out_split_and_resumes(tmp_path, tight_fa
         cv2.imwrite(str(src / "Train" / emotion / f"img{i:02d}.jpg"), face[..., ::-1])
     (src / "Train" / "Sad" / "broken.jpg").write_bytes(b"not an image")
     dst = tmp_path / "crops"
+    with pytest.raises(MmferError, match="face backend"):  # a mistake leaves no settings to refuse the fixed command
+        build_video_face_tree(src, dst, face_backend="foo", progress=False)
+    with pytest.raises(MmferError):
+        build_video_face_tree(tmp_path / "no_such_tree", dst, progress=False)
+    assert not (dst / "settings.json").exists()
     summary = build_video_face_tree(src, dst, progress=False)
     assert summary["made"] == 12 and len(summary["errors"]) == 1 and "broken" in summary["errors"][0]["clip_id"]
     assert sum(summary["per_class"].values()) == 12
