@@ -159,7 +159,8 @@ def _add_scores(sub: argparse._SubParsersAction) -> None:
                         "of a file branch")
     p.add_argument("--split", default="Val", help="split to score (default Val)")
     p.add_argument("--out", default=None, metavar="FILE", help="output CSV (default RUN/scores_<split>.csv)")
-    p.add_argument("--device", default=None, help="auto | cpu | cuda (default: the run's device)")
+    p.add_argument("--device", default=None,
+                   help="auto | cpu | cuda | cuda:1 (default: the run's device; the CPU where a GPU run meets no GPU)")
     p.add_argument("--views", type=int, default=None, choices=(1, 2, 10),
                    help="face images: 1 whole face, 2 + mirror, 10 ten-crop (default: the run's data.eval_views)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -321,7 +322,7 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
                         "`mmfer merge`")
     p.add_argument("--labels-from", default=None, choices=("folder", "ravdess", "cremad"),
                    help="true labels from each file's path, for the report's metrics")
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda (default auto)")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:1 (default auto)")
     p.add_argument("--resume", action="store_true",
                    help="keep the rows --out already holds for these inputs and analyse only the others "
                         "(an interrupted or killed run; --out is saved every minute)")

@@ -161,7 +161,12 @@ def score_split(
     config = config_from_dict(ckpt["config"], where=f"{ckpt_path}: config")
     if views is not None:
         config = dataclasses.replace(config, data=dataclasses.replace(config.data, eval_views=int(views)))
-    dev = resolve_device(device, config.device)
+    preferred = config.device
+    if device is None and preferred.startswith("cuda") and not torch.cuda.is_available():
+        log.warning("%s: trained with device %s; CUDA is not available here, so it is scored on the CPU",
+                    ckpt_path, preferred)  # a GPU recipe's run loads on a CPU like any other
+        preferred = "cpu"
+    dev = resolve_device(device, preferred)
     model = model_from_checkpoint(ckpt).to(dev)
     records = None
     fold_json = ckpt_path.parent / "fold.json"

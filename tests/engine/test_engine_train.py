@@ -77,6 +77,21 @@ def test_score_csvs_cover_every_clip(runs):
     assert np.allclose(again.probs, val.probs, atol=2e-6)
 
 
+def test_a_gpu_run_scores_on_a_cpu_machine(runs, tmp_path, monkeypatch, caplog):
+    """A run of the GPU recipe (config device cuda) loads and scores where there is no GPU, as the docs say."""
+    cache, out, _ = runs("landmark_brnn")
+    ckpt = torch.load(out / "best.pt", weights_only=True)
+    ckpt["config"]["device"] = "cuda"
+    torch.save(ckpt, tmp_path / "gpu.pt")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    scored = read_scores(score_split(tmp_path / "gpu.pt", data=cache, split="Val", out=tmp_path / "s.csv",
+                                     progress=False))
+    assert np.allclose(scored.probs, read_scores(out / "scores_Val.csv").probs, atol=2e-6)
+    assert "CUDA is not available here, so it is scored on the CPU" in caplog.text
+    with pytest.raises(MmferError, match="CUDA is not available"):  # asked for by name: an error a user can fix
+        score_split(tmp_path / "gpu.pt", data=cache, split="Val", out=tmp_path / "t.csv", device="cuda")
+
+
 def test_checkpoint_is_plain_and_self_describing(runs):
     _, out, _ = runs("landmark_brnn")
     raw = torch.load(out / "last.pt", weights_only=True)  # no pickled code
