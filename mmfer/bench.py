@@ -152,10 +152,12 @@ def bench_entries(videos: str | Path | None, *, max_clips: int | None = None, re
     if not source.exists():
         hint = "give --videos DIR" if videos is None else "check the path"
         raise MmferError(f"{source}: no such folder; {hint} (a folder of video files, searched recursively)")
+    if max_clips is not None and max_clips < 1:
+        raise MmferError(f"--max-clips {max_clips}: must be at least 1 (or left out for every clip)")
     entries = _readable(list(index_source(source)))
     entries.sort(key=lambda e: (e.split, e.clip_id))
     if max_clips is not None:
-        entries = entries[: max(1, int(max_clips))]
+        entries = entries[: int(max_clips)]
     if not entries:
         raise MmferError(f"{source}: no video files found; give --videos a folder holding .mp4/.avi/.flv/... clips")
     if repeat < 1:

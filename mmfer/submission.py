@@ -189,10 +189,10 @@ def write_zip(out_zip: Path, words: dict[str, str], *, where: str) -> Path:
 # ---------------------------------------------------------------- checker
 def check_submission(zip_path: str | Path, *, index: str | Path) -> list[str]:
     """Every defect of an EmotiW zip: not a zip, nested layout, non-.txt files, bad label words,
-    duplicate, missing or extra clips. An empty list means the zip is valid."""
+    duplicate, missing or extra clips. An empty list means the zip is valid; a missing file is an error."""
     zip_path = Path(zip_path)
-    if not zip_path.is_file():
-        return [f"{zip_path}: no such file"]
+    if not zip_path.is_file():  # nothing to check: the mistake every command says with exit code 2
+        raise MmferError(f"{zip_path}: file not found" if not zip_path.exists() else f"{zip_path}: not a file")
     if not zipfile.is_zipfile(zip_path):
         return [f"{zip_path}: not a zip archive"]
     return _check_zip(zip_path, index_clip_ids(index)[0])

@@ -121,7 +121,8 @@ def test_checker_catches_each_defect(tmp_path, test_dir):
 
     (tmp_path / "notzip.zip").write_text("just text")
     assert check_submission(tmp_path / "notzip.zip", index=test_dir) == [f"{tmp_path / 'notzip.zip'}: not a zip archive"]
-    assert "no such file" in check_submission(tmp_path / "absent.zip", index=test_dir)[0]
+    with pytest.raises(MmferError, match="absent.zip: file not found"):
+        check_submission(tmp_path / "absent.zip", index=test_dir)
 
 
 def test_class_prior(fused):

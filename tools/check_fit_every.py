@@ -12,6 +12,7 @@ frame-to-frame jitter (second difference) of both tracks.
 from __future__ import annotations
 
 import argparse
+import sys
 
 import numpy as np
 
@@ -29,12 +30,12 @@ def _pct(values: list[float]) -> str:
     return f"mean {100 * np.mean(values):.2f} %, p95 {100 * np.percentile(values, 95):.2f} %" if values else "n/a"
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("videos", nargs="+")
     ap.add_argument("--k", type=int, nargs="+", default=[2, 3, 4])
     ap.add_argument("--detect-every", type=int, default=PreprocessSettings().detect_every)
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     backend = get_backend("dlib")
     rng = np.random.default_rng(0)
     err: dict[int, list[float]] = {k: [] for k in args.k}
@@ -65,7 +66,10 @@ def main() -> None:
     print(f"frame-to-frame jitter, every frame fitted: {_pct(jitter[1])}")
     for k in args.k:
         print(f"fit_every={k}: interpolated vs own fit {_pct(err[k])}; jitter {_pct(jitter[k])}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    from mmfer.errors import run_tool_main
+
+    sys.exit(run_tool_main(main, prog="check_fit_every"))

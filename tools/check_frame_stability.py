@@ -12,6 +12,7 @@ handful of clips, a smoke check rather than a measurement.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -56,4 +57,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from mmfer.errors import run_tool_main
+
+    sys.exit(run_tool_main(main, prog="check_frame_stability"))

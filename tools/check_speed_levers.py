@@ -12,12 +12,14 @@ how many segments keep the label of the first. Usage:
 from __future__ import annotations
 
 import argparse
+import sys
 import dataclasses
 import json
 import time
 
 import numpy as np
 
+from mmfer.errors import MmferError
 from mmfer.inference.bundle import load_bundle
 from mmfer.predict import Predictor
 
@@ -25,12 +27,12 @@ VARIANTS = {"default (8 fps, detect every 5)": {}, "detect every 10": {"detect_e
             "4 fps (detect every 3)": {"fps": 4.0, "detect_every": 3}}
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("video")
     ap.add_argument("--seconds", type=float, default=180.0)
     ap.add_argument("--out", default=None, metavar="FILE.json")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     base = load_bundle("default")
     ref, out = None, {}
     for name, change in VARIANTS.items():
@@ -39,6 +41,8 @@ def main() -> None:
         t = time.perf_counter()
         pred = p.predict_file(args.video)
         wall = time.perf_counter() - t
+        if not pred.ok:
+            raise MmferError(f"{args.video}: {pred.warning}")
         labels = [s.predicted for s in pred.segments]
         probs = np.stack([s.probs for s in pred.segments])
         ref = ref or (labels, probs)
@@ -49,7 +53,10 @@ def main() -> None:
     if args.out:
         with open(args.out, "w") as f:
             json.dump(out, f, indent=1)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    from mmfer.errors import run_tool_main
+
+    sys.exit(run_tool_main(main, prog="check_speed_levers"))

@@ -33,6 +33,8 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
+from mmfer.errors import MmferError  # noqa: E402
+
 REPO = Path(__file__).resolve().parent.parent
 SIZES = (64, 96, 128, 192, 256)
 DEGRADATIONS = ("clean", "gauss_blur", "motion_blur", "jpeg30")
@@ -399,6 +401,9 @@ def main(argv=None) -> int:
     ap.add_argument("--table", nargs="+", metavar="JSON", help="only print a markdown table of these results files")
     args = ap.parse_args(argv)
     if args.table:
+        missing = [t for t in args.table if not Path(t).is_file()]
+        if missing:
+            raise MmferError(f"--table {', '.join(missing)}: file not found")
         print(markdown_table(merge(args.table)))
         return 0
 
@@ -448,4 +453,6 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from mmfer.errors import run_tool_main
+
+    sys.exit(run_tool_main(main, prog="compare_detectors"))

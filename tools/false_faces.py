@@ -122,9 +122,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from mmfer.errors import MmferError
+    from mmfer.errors import run_tool_main
 
-    try:
-        sys.exit(main())
-    except MmferError as e:
-        sys.exit(f"false_faces: {e}")
+    sys.exit(run_tool_main(main, prog="false_faces"))

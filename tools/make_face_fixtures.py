@@ -10,6 +10,7 @@ its tight-photo path; they are committed, so the test does not depend on this to
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -41,4 +42,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from mmfer.errors import run_tool_main
+
+    sys.exit(run_tool_main(main, prog="make_face_fixtures"))

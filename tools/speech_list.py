@@ -50,6 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--metadata", type=Path, action="append", default=[], help="a list with path,label,speaker,corpus")
     ap.add_argument("--out", type=Path, required=True, help="the CSV list to write (path,label,speaker,corpus,...)")
     args = ap.parse_args(argv)
+    if not args.ravdess and not args.metadata:
+        ap.error("give --ravdess, --metadata or both: the list would be empty")
     rows = (ravdess_rows(args.ravdess) if args.ravdess else []) + [r for m in args.metadata for r in metadata_rows(m)]
     with open(args.out, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=FIELDS)
@@ -63,4 +65,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from mmfer.errors import run_tool_main
+
+    sys.exit(run_tool_main(main, prog="speech_list"))

@@ -145,4 +145,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from mmfer.errors import run_tool_main
+
+    sys.exit(run_tool_main(main, prog="video_gap"))

@@ -494,6 +494,8 @@ def cache_settings(cache: str | Path, split: str | None = None) -> PreprocessSet
     records = [r for (s, _), r in latest.items() if split is None or s == split]
     hashes = {r.settings_hash: r.settings for r in records}
     if not hashes:
+        if not Path(cache).exists():
+            raise MmferError(f"{cache}: no such file or folder")
         raise MmferError(f"{cache}: empty or missing manifest; run `mmfer preprocess` first")
     fix = (f"re-run `mmfer preprocess SOURCE --out {cache}` with this mmfer (it redoes those clips), or use the "
            "mmfer version that made the cache")

@@ -413,7 +413,7 @@ def preprocess(
 
     Skips clips already cached with the same settings; ``retry_failed`` redoes earlier failures;
     ``strict`` raises ``MmferError`` at the end (after writing everything) if any clip failed.
-    ``workers`` <= 0 means auto: one per CPU core and at most one per clip; spawned workers only when there
+    ``workers`` 0 means auto: one per CPU core and at most one per clip; spawned workers only when there
     are ``AUTO_CLIPS_PER_WORKER`` clips each to pay for starting them. Workers are forked, or spawned where that is not safe
     (``worker_start_method``); a script that calls this with ``workers`` other than 1 and may spawn needs
     the usual ``if __name__ == "__main__":`` guard.
@@ -438,7 +438,9 @@ def preprocess(
             entries = [e for e in entries if e.split in wanted]
     if n > 1:
         entries = [e for e in entries if shard_of(e.split, e.clip_id, n) == i]
-    auto = workers <= 0
+    if workers < 0:
+        raise MmferError(f"--workers {workers}: must be 0 (one per CPU core) or more")
+    auto = workers == 0
     _check_cache_structure(out, sorted({e.split for e in entries}))
 
     out.mkdir(parents=True, exist_ok=True)
