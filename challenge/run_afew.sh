@@ -16,7 +16,7 @@ CONFIGS=${CONFIGS:-configs}                 # where c3d.yaml, cnn_lstm.yaml, ...
 BRANCHES=${BRANCHES:-"c3d cnn_lstm landmark_brnn audio_cnn"}
 WORKERS=${WORKERS:-0}                       # preprocessing workers, 0 = one per CPU core
 FUSION=${FUSION:-weighted}                  # majority | mean | weighted | per_class | exp_weighted | stacker
-FOLDS=${FOLDS:-5}
+FUSION_FOLDS=${FUSION_FOLDS:-${FOLDS:-5}}      # cross-validation folds of the fusion over Val (FOLDS, the old name, works too)
 SEED=${SEED:-0}
 EPOCHS=${EPOCHS:-}                          # override every config's epochs (e.g. 1 for a smoke run)
 
@@ -53,10 +53,10 @@ for b in $BRANCHES; do
     TEST+=("$run/scores_Test.csv")
 done
 
-echo "== 3/5 fuse ($FUSION, tuned on Val; cross-validated estimate over $FOLDS folds)"
+echo "== 3/5 fuse ($FUSION, tuned on Val; cross-validated estimate over $FUSION_FOLDS folds)"
 mmfer fuse --val "${VAL[@]}" --test "${TEST[@]}" --out "$FUSE" \
-    --method "$FUSION" --folds "$FOLDS" --seed "$SEED"
-mmfer ablate --val "${VAL[@]}" --out "$WORK/ablation" --method "$FUSION" --folds "$FOLDS" --seed "$SEED"
+    --method "$FUSION" --cv-folds "$FUSION_FOLDS" --seed "$SEED"
+mmfer ablate --val "${VAL[@]}" --out "$WORK/ablation" --method "$FUSION" --cv-folds "$FUSION_FOLDS" --seed "$SEED"
 mmfer evaluate "$FUSE/fused_Val.csv" --png "$FUSE/confusion_Val.png"
 
 echo "== 4/5 submit -> $ZIP"

@@ -15,6 +15,8 @@ from typing import Sequence
 from mmfer import __version__
 from mmfer.errors import MmferError
 
+log = logging.getLogger(__name__)
+
 
 # ---------------------------------------------------------------- preprocess (issue 2)
 def _add_preprocess(sub: argparse._SubParsersAction) -> None:
@@ -23,7 +25,8 @@ def _add_preprocess(sub: argparse._SubParsersAction) -> None:
         help="decode clips into cached faces, landmarks and audio",
         description="Cache aligned faces, landmark tracks and audio of every clip; re-running resumes.",
     )
-    p.add_argument("source", help="AFEW-style root (Train/Val/Test), a CSV list (path,label[,split]), a folder or a video")
+    p.add_argument("source", help="AFEW-style root (Train/Val/Test), a CSV list (path,label[,split][,clip_id]), a folder "
+                                  "or a video")
     p.add_argument("--out", required=True, help="cache folder (created; manifest.jsonl inside)")
     p.add_argument("--splits", default=None, help="comma list, e.g. Train,Val (default: all present)")
     p.add_argument("--workers", type=int, default=0,
@@ -89,7 +92,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("config", metavar="CONFIG", help="train config YAML, e.g. configs/c3d.yaml")
     p.add_argument("--data", required=True, metavar="DATA",
                    help="a cache made by `mmfer preprocess`; for file branches also an image tree (face_frame), an "
-                        "audio tree or a CSV list of audio files (path,label,speaker,corpus)")
+                        "audio tree or a CSV list of audio files (path,label and optionally speaker,corpus,split,use,clip_id)")
     p.add_argument("--out", required=True, metavar="RUN", help="run directory (checkpoints, logs, scores)")
     p.add_argument("--epochs", type=int, default=None, metavar="N", help="override optim.epochs of the config")
     p.add_argument("--seed", type=int, default=None, metavar="N",
@@ -100,7 +103,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--folds", default=None, metavar="K|corpus",
                    help="speaker-disjoint K-fold cross-validation (speakers from a CSV list's speaker column or "
                         "RAVDESS / CREMA-D file names), or 'corpus': leave-one-corpus-out over a CSV list's corpora; "
-                        "RUN/fold<i>, RUN/folds.json with mean and range of Val uar, RUN/scores_oof.csv")
+                        "RUN/fold<i>, RUN/folds.json with mean and range of Val uar, RUN/scores_oof.csv (docs/formats.md)")
     p.add_argument("--folds-within", default=None, metavar="CORPUS",
                    help="with --folds K and a CSV list: deal only CORPUS's speakers to the K folds; the other "
                         "corpora train every fold and are never validated on (does adding them help its unseen "
@@ -186,12 +189,23 @@ def _add_fusion_arguments(p: argparse.ArgumentParser, *, out_help: str) -> None:
     p.add_argument("--out", required=True, help=out_help)
     p.add_argument("--method", default="weighted", choices=tuple(METHODS), help="fusion method (default: weighted)")
     p.add_argument("--names", default=None, help="branch names a,b,c (default: from the file or run folder names)")
-    p.add_argument("--folds", type=int, default=5,
+    p.add_argument("--cv-folds", type=int, default=5, metavar="K",
                    help="K-fold cross-validation of the fusion over Val's clips (stratified by class; clips of one "
                         "actor may fall in several folds): the cross-validated Val estimate (default 5)")
+    # the old spelling, which `train --folds` (cross-validation of models over speakers) now owns alone
+    p.add_argument("--folds", dest="fusion_folds_old", type=int, default=None, help=argparse.SUPPRESS)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--calibrate", action="store_true", help="temperature-calibrate each branch on Val first")
     p.add_argument("--objective", default="accuracy", choices=OBJECTIVES, help="what weight searches maximise")
+
+
+def _cv_folds(args: argparse.Namespace) -> int:
+    """``--cv-folds``, or the old ``--folds`` of fuse and ablate with a warning."""
+    if args.fusion_folds_old is not None:
+        log.warning("--folds of fuse and ablate is now --cv-folds (train's --folds is cross-validation of models); "
+                    "--folds %d taken as --cv-folds %d", args.fusion_folds_old, args.fusion_folds_old)
+        return args.fusion_folds_old
+    return args.cv_folds
 
 
 def _add_fuse(sub: argparse._SubParsersAction) -> None:
@@ -202,7 +216,7 @@ def _add_fuse(sub: argparse._SubParsersAction) -> None:
         from mmfer.fusion.fuse import format_fuse_report, fuse
 
         report = fuse(args.val, args.test, out=args.out, method=args.method, names=args.names,
-                      calibrate=args.calibrate, folds=args.folds, seed=args.seed, objective=args.objective)
+                      calibrate=args.calibrate, folds=_cv_folds(args), seed=args.seed, objective=args.objective)
         print(format_fuse_report(report))
         return 0
 
@@ -274,15 +288,16 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
 
 def _add_ablate(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("ablate", help="fuse every subset of branches and tabulate what each modality adds")
-    _add_fusion_arguments(p, out_help="folder for ablation.md, ablation.csv, ablation.png")
+    _add_fusion_arguments(p, out_help="folder for ablation.md, ablation.csv, ablation.png (and subsets/ with --test)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     def run(args: argparse.Namespace) -> int:
         from pathlib import Path
 
         from mmfer.fusion.ablation import ablate
 
-        ablate(args.val, args.test, out=args.out, method=args.method, names=args.names, folds=args.folds,
-               seed=args.seed, objective=args.objective, calibrate=args.calibrate)
+        ablate(args.val, args.test, out=args.out, method=args.method, names=args.names, folds=_cv_folds(args),
+               seed=args.seed, objective=args.objective, calibrate=args.calibrate, progress=not args.no_progress)
         print((Path(args.out) / "ablation.md").read_text().rstrip())
         print(f"wrote {Path(args.out) / 'ablation.csv'}, {Path(args.out) / 'ablation.png'}")
         return 0

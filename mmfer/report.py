@@ -116,7 +116,7 @@ def write_report(
     ``confidence`` and optionally ``truth``, ``kind``, ``modalities``, ``warning``, ``error`` (bool: no
     prediction); ``timelines``: clip id -> PNG data URI; ``segments``: clip id -> its segments' rows (``start``,
     ``end``, ``predicted``, ``confidence``, ``face_ratio``, ``modalities``, ``track``), shown folded per file."""
-    columns = [("clip_id", "clip"), ("kind", "kind"), ("predicted", "predicted"), ("truth", "true"),
+    columns = [("clip_id", "clip_id"), ("kind", "kind"), ("predicted", "predicted"), ("truth", "label"),
                ("confidence", "confidence"), ("modalities", "modalities"), ("warning", "warning")]
     columns = [(k, name) for k, name in columns if any(k in r for r in rows)]
     head = "".join(f"<th>{html.escape(name)}</th>" for _, name in columns)

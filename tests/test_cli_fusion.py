@@ -37,7 +37,7 @@ def runs(tmp_path):
 def test_fuse_submit_check_evaluate(runs, capsys):
     root, val, test = runs
     out = root / "fuse"
-    assert main(["fuse", "--val", *val, "--test", *test, "--out", str(out), "--folds", "3", "--method", "weighted"]) == 0
+    assert main(["fuse", "--val", *val, "--test", *test, "--out", str(out), "--cv-folds", "3", "--method", "weighted"]) == 0
     text = capsys.readouterr().out
     assert "cross-validated" in text and "in-sample" in text
     w = json.loads((out / "weights.json").read_text())
@@ -89,11 +89,14 @@ def test_errors_exit_2(runs, capsys):
     assert main(["submit", "--index", str(root / "Test")]) == 2
 
 
-def test_ablate_cli(runs, capsys):
+def test_ablate_cli(runs, capsys, caplog):
     root, val, _ = runs
     out = root / "abl"
+    # the old spelling of --cv-folds still works, with a warning (train's --folds is another thing)
     assert main(["ablate", "--val", *val, "--out", str(out), "--folds", "3", "--names", "audio,video",
                  "--method", "mean"]) == 0
+    assert "--folds 3 taken as --cv-folds 3" in caplog.text
+    assert "3-fold CV" in (out / "ablation.md").read_text()
     text = capsys.readouterr().out
     assert "audio+video" in text
     assert (out / "ablation.csv").is_file() and (out / "ablation.png").is_file()

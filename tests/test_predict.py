@@ -78,7 +78,9 @@ def test_fixture_videos(result, cremad_videos):
         assert p.kind == "video" and p.path == str(v)
         assert p.probs.sum() == pytest.approx(1.0) and p.probs.min() > 0
         assert p.modalities == "face+audio" and p.face_ratio > 0.9 and p.warning == ""
-        assert p.label == EMOTIONS[int(np.argmax(p.probs))]
+        assert p.predicted == EMOTIONS[int(np.argmax(p.probs))]
+        with pytest.warns(DeprecationWarning, match="use Prediction.predicted"):
+            assert p.label == p.predicted  # the old name still answers, and says it is deprecated
         assert set(p.branches) == {"face", "audio"}  # the stand-in's stated weights: face 0.6, audio 0.4
         np.testing.assert_allclose(p.probs, 0.6 * p.branches["face"] + 0.4 * p.branches["audio"], atol=1e-12)
     # the face and audio models really differ per clip (not constant rows)
@@ -101,7 +103,7 @@ def test_fallbacks(result):
     np.testing.assert_allclose(rows["no_face"].probs, rows["no_face"].branches["audio"])  # renormalised: audio alone
     assert "no face found in any frame: audio only" in rows["no_face"].warning
     nothing = rows["nothing"]
-    assert nothing.modalities == "" and nothing.label == "" and "uniform probabilities" in nothing.warning
+    assert nothing.modalities == "" and nothing.predicted == "" and "uniform probabilities" in nothing.warning
     np.testing.assert_allclose(nothing.probs, 1 / 7)
 
 
@@ -111,7 +113,7 @@ def test_error_rows_do_not_stop_the_run(result):
                      ("landscape", "no face found"), ("notes", "unsupported file type '.txt'"),
                      ("missing", "file not found")):
         p = rows[cid]
-        assert not p.ok and p.label == "" and why in p.warning, (cid, p.warning)
+        assert not p.ok and p.predicted == "" and why in p.warning, (cid, p.warning)
     assert len(result.errors) == 5 and len(result.predictions) == 6 + 6 + 3 + 5 + 1 + 2
 
 
@@ -194,7 +196,7 @@ def test_submission(result):
         words = {n[:-4]: zf.read(n).decode() for n in names}
     assert names == sorted(f"{p.clip_id}.txt" for p in result.predictions)
     assert set(words.values()) <= set(EMOTIONS)
-    assert words["1001_DFA_HAP_XX"] == _by_id(result)["1001_DFA_HAP_XX"].label
+    assert words["1001_DFA_HAP_XX"] == _by_id(result)["1001_DFA_HAP_XX"].predicted
     assert set(result.submission["filled"]) == {"broken", "corrupt", "landscape", "notes", "missing", "nothing"}
     assert result.submission["problems"] == []
 
@@ -381,7 +383,7 @@ def test_non_finite_audio_is_cleaned_and_a_broken_branch_is_left_out(tmp_path, b
     audio[200] = 7.0
     sf.write(tmp_path / "inf.wav", audio.astype(np.float32), 16000, subtype="FLOAT")
     pred = predict([tmp_path / "inf.wav"], model=bundle, progress=False).predictions[0]
-    assert pred.ok and np.all(np.isfinite(pred.probs)) and pred.label
+    assert pred.ok and np.all(np.isfinite(pred.probs)) and pred.predicted
     assert "1 non-finite audio sample(s) set to 0" in pred.warning and "clipped" in pred.warning
 
     from mmfer.predict import Predictor
@@ -391,7 +393,7 @@ def test_non_finite_audio_is_cleaned_and_a_broken_branch_is_left_out(tmp_path, b
     monkeypatch.setattr(p, "clip_probs_many",  # the audio branch breaks
                         lambda bs, clips: {name: q * np.nan for name, q in real(bs, clips).items()})
     video = p.predict_file(Path(__file__).resolve().parent / "assets" / "cremad" / "1001_DFA_ANG_XX.flv")
-    assert np.all(np.isfinite(video.probs)) and video.label and video.modalities == "face"
+    assert np.all(np.isfinite(video.probs)) and video.predicted and video.modalities == "face"
     assert "gave non-finite scores and were left out of fusion" in video.warning
 
 

@@ -43,7 +43,7 @@ def test_report_holds_rows_timelines_and_metrics(report):
     from mmfer.data.index import file_label
 
     truths = [file_label(p.path, "cremad")[1] for p in report.predictions if p.ok]  # broken.mp4 has no label
-    expected = np.mean([p.label == t for p, t in zip([p for p in report.predictions if p.ok], truths)])
+    expected = np.mean([p.predicted == t for p, t in zip([p for p in report.predictions if p.ok], truths)])
     assert float(m.group(1)) == pytest.approx(expected, abs=1e-4)
 
 

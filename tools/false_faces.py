@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
                 write_video(video, win, crf=35 if degraded else 23)
                 p = predictor.predict_file(video, "video")
                 rows.append({"picture": pic.name, "window": k, "degraded": int(degraded),
-                             "face_ratio": p.face_ratio or 0.0, "predicted": p.label})
+                             "face_ratio": p.face_ratio or 0.0, "predicted": p.predicted})
             print(f"{pic.name}: {sum(r['face_ratio'] > 0 for r in rows if r['picture'] == pic.name)} of "
                   f"{args.windows} windows with a face", file=sys.stderr)
     if not rows:

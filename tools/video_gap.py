@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     y = np.array([EMOTIONS.index(r.label) for r in faces])
     predictor = Predictor(args.model)
     t0 = time.perf_counter()
-    image_pred = [predictor.predict_file(r.path, "image").label for r in faces]
+    image_pred = [predictor.predict_file(r.path, "image").predicted for r in faces]
     rows, table = [], []
     with tempfile.TemporaryDirectory(prefix="mmfer-video-gap-") as tmp:
         for size in args.sizes:
@@ -110,9 +110,9 @@ def main(argv: list[str] | None = None) -> int:
                     write_video(video, make_frame(face, size, degraded, rng), crf=35 if degraded else 23)
                     p = predictor.predict_file(video, "video")
                     found.append(bool(p.face_ratio))
-                    video_pred.append(p.label)
+                    video_pred.append(p.predicted)
                     rows.append({"setting": setting, "path": r.path, "truth": r.label, "image": image_pred[i],
-                                 "video": p.label, "face_ratio": p.face_ratio})
+                                 "video": p.predicted, "face_ratio": p.face_ratio})
                 f = np.array(found)
                 img_ok = np.array([p == EMOTIONS[k] for p, k in zip(image_pred, y)])
                 vid_ok = np.array([p == EMOTIONS[k] for p, k in zip(video_pred, y)])

@@ -132,7 +132,8 @@ def convert_corpus(
     label_of, actor_of = parsers[corpus]
     src, out = Path(src), Path(out)
     if not src.is_dir():
-        raise MmferError(f"{src}: not a folder; point at the {corpus} download (e.g. its Actor_NN/ or VideoFlash/ parent)")
+        where = {"ravdess": "the parent of its Actor_NN/ folders", "cremad": "the parent of its VideoFlash/ folder"}[corpus]
+        raise MmferError(f"{src}: not a folder; point at the {corpus} download ({where})")
     suffixes = VIDEO_EXTENSIONS + (AUDIO_EXTENSIONS if audio else ())
     summary = ConversionSummary(out=str(out), corpus=corpus)
     items: list[tuple[Path, str, str]] = []  # (file, label, actor)

@@ -23,6 +23,7 @@ from mmfer.compat import moved
 from mmfer.data.splits import corpus_folds, parse_folds
 from mmfer.errors import MmferError
 from mmfer.labels import EMOTIONS
+from mmfer.outputs import atomic_write, write_file
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +65,7 @@ def train_folds(config: Any, *, data: str | Path, out: str | Path, folds: int | 
         for i in range(len(dealt)):
             check_classes(fold_records(pooled, dealt, i, by=by)[0], where=f"{data} (training clips of fold {i + 1})")
     out.mkdir(parents=True, exist_ok=True)
-    (out / "plan.json").write_text(json.dumps(plan) + "\n")
+    write_file(out / "plan.json", json.dumps(plan) + "\n")  # never through a link
     n = len(dealt)
     if config.distill.teachers:
         from mmfer.engine.distill import check_teachers_exist
@@ -121,8 +122,8 @@ def train_folds(config: Any, *, data: str | Path, out: str | Path, folds: int | 
     summary["by"] = by
     if within is not None:
         summary["within"] = within
-    (out / "folds.json").write_text(json.dumps(summary, indent=1) + "\n")
-    with open(out / "folds.csv", "w", newline="") as f:
+    write_file(out / "folds.json", json.dumps(summary, indent=1) + "\n")
+    with atomic_write(out / "folds.csv", "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(rows[0]))
         w.writeheader()
         w.writerows(rows)

@@ -90,7 +90,12 @@ class Prediction:
 
     @property
     def label(self) -> str:
-        """Old name of ``predicted`` (kept for Python callers; files call it ``predicted``)."""
+        """Old name of ``predicted``, deprecated: everywhere else ``label`` is a known true class, never a
+        prediction (docs/reliability.md)."""
+        import warnings
+
+        warnings.warn("Prediction.label is the prediction's old name; use Prediction.predicted (label means a "
+                      "true class everywhere else)", DeprecationWarning, stacklevel=2)
         return self.predicted
 
     def csv_row(self, truth: str | None = None, *, with_truth: bool = False) -> list[str]:
