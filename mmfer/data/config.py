@@ -52,6 +52,8 @@ class DataConfig:
     # loading
     batch_size: int = 16
     eval_batch_size: int | None = None  # None: same as batch_size
+    # DataLoader worker processes of training and scoring; 0 loads batches in the training process itself
+    # (torch's meaning; `mmfer preprocess --workers 0` instead means one clip worker per CPU core)
     workers: int = 0
 
     def __post_init__(self) -> None:
