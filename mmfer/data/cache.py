@@ -83,7 +83,7 @@ class ClipRecord:
     split: str
     label: str | None
     path: str
-    status: str  # "ok" | "failed"
+    status: str  # "ok" | "failed" | "removed" (its source left the source folder or list; not read as a clip)
     reason: str = ""
     frames: int = 0
     face_frames: int = 0
@@ -469,11 +469,11 @@ def iter_manifest(cache: str | Path) -> Iterator[ClipRecord]:
 
 
 def read_manifest(cache: str | Path) -> dict[tuple[str, str], ClipRecord]:
-    """The latest record per (split, clip_id)."""
+    """The latest record per (split, clip_id), leaving out clips whose latest record says "removed"."""
     latest: dict[tuple[str, str], ClipRecord] = {}
     for rec in iter_manifest(cache):
         latest[(rec.split, rec.clip_id)] = rec
-    return latest
+    return {k: r for k, r in latest.items() if r.status != "removed"}
 
 
 def split_records(cache: str | Path, split: str) -> list[ClipRecord]:

@@ -20,6 +20,7 @@ branch expects at least one frame, and the audio branch reads audio files direct
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import logging
 import os
@@ -99,6 +100,8 @@ class PreprocessSummary:
     # clips whose source file is absent this run (an unmounted drive, a renamed folder): their finished cached
     # clip is kept, never deleted, and they are listed here
     missing: list[Failure] = field(default_factory=list)
+    # cached clips whose source left the folder or list and whose file is gone: marked removed this run
+    removed: list[Failure] = field(default_factory=list)
     interrupted: bool = False
 
     @property
@@ -135,6 +138,12 @@ class PreprocessSummary:
                 lines.append(f"  {f.split}/{f.clip_id}: {f.path}")
             if len(self.missing) > 20:
                 lines.append(f"  ... {len(self.missing) - 20} more")
+        if self.removed:
+            lines.append(f"left out, source deleted or renamed ({len(self.removed)}):")
+            for f in self.removed[:20]:
+                lines.append(f"  {f.split}/{f.clip_id}: {f.path}")
+            if len(self.removed) > 20:
+                lines.append(f"  ... {len(self.removed) - 20} more")
         return "\n".join(lines)
 
 
@@ -397,6 +406,31 @@ def _check_cache_structure(out: Path, splits: Sequence[str]) -> None:
         check_output_dir(d, option=f"--out (split folder {split})")
 
 
+def _mark_removed(out: Path, latest: dict[tuple[str, str], ClipRecord], entries: Sequence[ClipEntry], *,
+                  shard: tuple[int, int]) -> list[Failure]:
+    """Cached clips of this run's splits (and shard) that the source no longer lists and whose file is gone
+    (deleted or renamed): a "removed" record each, so that training, scoring and submissions stop seeing them.
+    Their arrays are kept; the clip comes back if its file does. A clip whose file still exists (another
+    folder preprocessed into the same cache) is left alone."""
+    listed = {(e.split, e.clip_id) for e in entries}
+    splits = {e.split for e in entries}
+    i, n = shard
+    gone = []
+    for (split, clip_id), rec in sorted(latest.items()):
+        if (split not in splits or (split, clip_id) in listed or (n > 1 and shard_of(split, clip_id, n) != i)
+                or os.path.lexists(rec.path)):
+            continue
+        append_manifest(out, dataclasses.replace(rec, status="removed",
+                                                 reason="its source is no longer in the source folder or list"))
+        gone.append(Failure(split, clip_id, rec.path, "source file deleted or renamed; left out of the cache",
+                            this_run=True))
+        del latest[(split, clip_id)]
+    if gone:
+        log.warning("%s: %d cached clip(s) whose source file was deleted or renamed are left out from now on "
+                    "(e.g. %s/%s); their arrays are kept", out, len(gone), gone[0].split, gone[0].clip_id)
+    return gone
+
+
 def preprocess(
     source: str | Path | Sequence[ClipEntry],
     out: str | Path,
@@ -449,6 +483,7 @@ def preprocess(
         log.info("%s: removed %d temporary folder(s) left by an interrupted run", out, len(stale))
     latest = read_manifest(out)
     summary = PreprocessSummary(out=str(out), total=len(entries))
+    summary.removed = _mark_removed(out, latest, entries, shard=(i, n))
     todo: list[ClipEntry] = []
     earlier_failures: list[Failure] = []
     for e in entries:

@@ -568,3 +568,38 @@ def test_tiny_frames_get_a_plain_reason(tmp_path):
     path = _write_cv2(tmp_path / "tiny.avi", [np.full((1, 1, 3), 128, np.uint8)] * 4, fps=8)
     _, _, rec = pp.process_clip(ClipEntry("tiny", "Test", None, path))
     assert rec.status == "failed" and "too small to hold a face" in rec.reason and "uint8" not in rec.reason
+
+
+def test_deleted_or_renamed_sources_leave_the_cache(tmp_path, cremad_videos, capsys):
+    """A clip deleted or renamed in the source folder stops being a cached clip (training, scoring and the
+    submission index no longer see it); its arrays stay and it comes back with its file. A clip whose file still
+    exists but is not in this run's source (another folder preprocessed into the same cache) is left alone."""
+    from mmfer.data.cache import split_records
+
+    root = tmp_path / "afew"
+    for v in cremad_videos[:3]:
+        (root / "Test").mkdir(parents=True, exist_ok=True)
+        shutil.copy(v, root / "Test" / v.name)
+    other = tmp_path / "other"
+    (other / "Test").mkdir(parents=True)
+    extra = shutil.copy(cremad_videos[3], other / "Test" / cremad_videos[3].name)
+    cache = tmp_path / "cache"
+    pp.preprocess(root, cache, settings=NONE, progress=False)
+    pp.preprocess(other, cache, settings=NONE, progress=False)
+    ids = [r.clip_id for r in split_records(cache, "Test")]
+    assert len(ids) == 4
+    gone, renamed = root / "Test" / cremad_videos[0].name, root / "Test" / cremad_videos[1].name
+    kept_arrays = sorted((cache / "Test" / cremad_videos[0].stem).rglob("*.npy"))
+    gone.unlink()
+    renamed.rename(root / "Test" / "renamed.flv")
+    s = pp.preprocess(root, cache, settings=NONE, progress=False)
+    assert sorted(f.clip_id for f in s.removed) == sorted([cremad_videos[0].stem, cremad_videos[1].stem])
+    assert "left out, source deleted or renamed (2)" in s.table() and s.ok == 1  # the renamed file is new
+    assert sorted(r.clip_id for r in split_records(cache, "Test")) == sorted(
+        [cremad_videos[2].stem, "renamed", Path(extra).stem])
+    assert kept_arrays and all(p.exists() for p in kept_arrays)
+    again = pp.preprocess(root, cache, settings=NONE, progress=False)  # said once, not every run
+    assert not again.removed and again.skipped == 2
+    shutil.copy(cremad_videos[0], gone)  # back: a clip again
+    back = pp.preprocess(root, cache, settings=NONE, progress=False)
+    assert back.ok == 1 and cremad_videos[0].stem in [r.clip_id for r in split_records(cache, "Test")]
