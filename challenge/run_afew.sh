@@ -30,24 +30,38 @@ echo "== 1/5 preprocess $AFEW_ROOT -> $CACHE"
 mmfer preprocess "$AFEW_ROOT" --out "$CACHE" --workers "$WORKERS"
 
 echo "== 2/5 train branches: $BRANCHES"
+# whether RUN's training reached its epochs (log.jsonl against config.yaml): scores of a stopped run are not final
+run_finished() {
+    python3 - "$1" <<'PY'
+import json, sys, pathlib, yaml
+run = pathlib.Path(sys.argv[1])
+try:
+    epochs = yaml.safe_load((run / "config.yaml").read_text())["optim"]["epochs"]
+    lines = [l for l in (run / "log.jsonl").read_text().splitlines() if l.strip()]
+    sys.exit(0 if lines and json.loads(lines[-1])["epoch"] >= epochs else 1)
+except (OSError, KeyError, TypeError, ValueError):
+    sys.exit(1)
+PY
+}
 VAL=()
 TEST=()
 for b in $BRANCHES; do
     run="$RUNS/$b"
-    if [[ -f "$run/scores_Val.csv" && -f "$run/scores_Test.csv" ]]; then
-        if [[ "$CACHE/manifest.jsonl" -nt "$run/scores_Val.csv" || "$CACHE/manifest.jsonl" -nt "$run/scores_Test.csv" ]]; then
-            # clips were added or re-decoded since the scores were written: stale scores would fill them with the prior
-            echo "   $b: the cache changed after its scores were written: re-scoring Val and Test with the trained model"
-            echo "   (new Train clips are not learnt from: delete $run to retrain)"
-            mmfer scores "$run" --data "$CACHE" --split Val --out "$run/scores_Val.csv"
-            mmfer scores "$run" --data "$CACHE" --split Test --out "$run/scores_Test.csv"
-        else
-            echo "   $b: scores exist in $run, skipping (delete the folder to retrain)"
-        fi
+    if [[ ! -f "$run/last.pt" ]]; then
+        mmfer train "$CONFIGS/$b.yaml" --data "$CACHE" --out "$run" ${EPOCHS:+--epochs "$EPOCHS"}
+    elif ! run_finished "$run"; then
+        echo "   $b: $run stopped before its last epoch: continuing it"
+        mmfer train "$CONFIGS/$b.yaml" --data "$CACHE" --out "$run" ${EPOCHS:+--epochs "$EPOCHS"} --resume
+    fi
+    if [[ ! -f "$run/scores_Val.csv" || ! -f "$run/scores_Test.csv" \
+          || "$CACHE/manifest.jsonl" -nt "$run/scores_Val.csv" || "$CACHE/manifest.jsonl" -nt "$run/scores_Test.csv" ]]; then
+        # clips were added, removed or re-decoded since the scores were written (or they are missing): stale
+        # scores would fill new clips with the prior and submit removed ones
+        echo "   $b: scoring Val and Test with the trained model (new Train clips are not learnt from: delete $run to retrain)"
+        mmfer scores "$run" --data "$CACHE" --split Val --out "$run/scores_Val.csv"
+        mmfer scores "$run" --data "$CACHE" --split Test --out "$run/scores_Test.csv"
     else
-        resume=()
-        [[ -f "$run/last.pt" ]] && resume=(--resume)   # an interrupted run continues where it stopped
-        mmfer train "$CONFIGS/$b.yaml" --data "$CACHE" --out "$run" ${EPOCHS:+--epochs "$EPOCHS"} "${resume[@]}"
+        echo "   $b: its scores in $run are current (delete the folder to retrain)"
     fi
     VAL+=("$run/scores_Val.csv")
     TEST+=("$run/scores_Test.csv")

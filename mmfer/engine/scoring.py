@@ -129,6 +129,21 @@ def _fold_val_records(info: dict[str, Any], config: Any, data: str | Path, kind:
     return records
 
 
+def _warn_unfinished(ckpt_path: Path, epochs: int) -> None:
+    """Say so when the run is still training or was stopped: its scores are of the best epoch so far."""
+    log_path = ckpt_path.parent / "log.jsonl"
+    if not log_path.is_file():
+        return
+    lines = [line for line in log_path.read_text().splitlines() if line.strip()]
+    try:
+        done = int(json.loads(lines[-1])["epoch"]) if lines else 0
+    except (ValueError, KeyError, TypeError):
+        return
+    if done < epochs:
+        log.warning("%s: the run has trained %d of its %d epochs (still training, or stopped): these are the scores "
+                    "of its best epoch so far; `mmfer train ... --resume` finishes it", ckpt_path.parent, done, epochs)
+
+
 def score_split(
     run_or_checkpoint: str | Path,
     *,
@@ -154,11 +169,15 @@ def score_split(
 
     from mmfer.outputs import check_output_file
 
+    from mmfer.data.index import split_name
+
+    split = split_name(split, where="--split")  # "val" is Val, as preprocess --splits reads it
     ckpt_path = resolve_checkpoint(run_or_checkpoint)
     out = Path(out) if out is not None else ckpt_path.parent / f"scores_{split}.csv"
     check_output_file(out, option="--out")  # before any scoring
     ckpt = load_checkpoint(ckpt_path)
     config = config_from_dict(ckpt["config"], where=f"{ckpt_path}: config")
+    _warn_unfinished(ckpt_path, config.optim.epochs)
     if views is not None:
         config = dataclasses.replace(config, data=dataclasses.replace(config.data, eval_views=int(views)))
     preferred = config.device

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import shutil
 
 import numpy as np
 import pytest
@@ -387,3 +388,24 @@ def test_no_usable_val_clip_is_an_error_and_one_class_warns(synth_cache, tmp_pat
     with caplog.at_level("WARNING"):
         train(tiny_config("landmark_brnn"), data=other, out=tmp_path / "run2", epochs=1, progress=False)
     assert "every usable labelled Val clip is Angry" in caplog.text
+
+
+def test_scores_of_an_unfinished_run_say_so_and_split_names_are_read_like_preprocess(runs, tmp_path, caplog):
+    """`mmfer scores` on a run still training (or stopped) warns that its scores are not final; --split val is Val
+    (preprocess --splits reads it so), and a misspelt split names the choices instead of blaming the manifest."""
+    cache, out, _ = runs("landmark_brnn")
+    stopped = tmp_path / "stopped"
+    shutil.copytree(out, stopped)
+    lines = (stopped / "log.jsonl").read_text().splitlines()
+    epochs = tiny_config("landmark_brnn").optim.epochs
+    assert len(lines) == epochs
+    (stopped / "log.jsonl").write_text("\n".join(lines[:-1]) + "\n")
+    caplog.clear()
+    score_split(stopped, data=cache, split="val", out=tmp_path / "s.csv", progress=False)
+    assert f"trained {epochs - 1} of its {epochs} epochs" in caplog.text
+    assert read_scores(tmp_path / "s.csv").clip_ids == [r.clip_id for r in split_records(cache, "Val")]
+    caplog.clear()
+    score_split(out, data=cache, split="Val", out=tmp_path / "t.csv", progress=False)
+    assert "epochs" not in caplog.text  # a finished run: nothing to say
+    with pytest.raises(MmferError, match="unknown split 'Tets'"):
+        score_split(out, data=cache, split="Tets", out=tmp_path / "u.csv", progress=False)
