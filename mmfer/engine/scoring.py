@@ -17,7 +17,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from mmfer.data.datasets import CacheDataset, build_dataset, collate_for, file_source, source_records
+from mmfer.data.datasets import CacheDataset, build_dataset, collate_for, file_source, seed_worker, source_records
 from mmfer.engine.checkpoint import check_cache_compatible, load_checkpoint, model_from_checkpoint, resolve_checkpoint
 from mmfer.engine.config import config_from_dict
 # resolve_device and the precision helpers live in mmfer.engine.device; these names stay importable here
@@ -51,6 +51,7 @@ def predict_clips(
         num_workers=workers,
         collate_fn=collate_for(dataset.kind),
         generator=torch.Generator().manual_seed(0),
+        worker_init_fn=seed_worker,  # also: a stop sent to the process group ends the command as Ctrl-C does
     )
     return predict_batches(model, tqdm(loader, desc=desc, disable=not progress, leave=False),
                            clips=len(dataset.records), device=device, amp=amp)

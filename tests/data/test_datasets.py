@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 
 import pytest
 import torch
@@ -171,3 +172,52 @@ def test_a_transform_gets_each_item_and_its_output_is_the_item(cache):
         assert ds[i]["reversed"] and torch.equal(ds[i]["x"], plain[i]["x"].flip(1))
     batch = next(iter(DataLoader(ds, batch_size=2, num_workers=1, collate_fn=lambda b: b)))  # pickled to a worker
     assert all(it["reversed"] for it in batch)
+
+
+LOADER_STOPPED_BY_GROUP = """
+import sys, time
+import torch
+from torch.utils.data import DataLoader, Dataset
+from mmfer.data.datasets import seed_worker
+from mmfer.signals import sigterm_as_interrupt
+
+class Slow(Dataset):
+    def __len__(self):
+        return 10_000
+    def __getitem__(self, i):
+        time.sleep(0.05)
+        return torch.zeros(2)
+
+sigterm_as_interrupt()
+try:
+    for n, batch in enumerate(DataLoader(Slow(), batch_size=2, num_workers=2, worker_init_fn=seed_worker)):
+        if n == 0:
+            print("started", flush=True)
+except KeyboardInterrupt:
+    print("interrupted", flush=True)
+    sys.exit(130)
+"""
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "killpg"), reason="process groups are POSIX")
+def test_a_stop_sent_to_the_process_group_ends_loading_as_ctrl_c_does(tmp_path):
+    """systemd, Slurm and `kill -- -PGID` send SIGTERM to every process of the group. Loader workers (seed_worker)
+    ignore it, so the main process stops as after Ctrl-C (exit 130), not on torch's "worker killed" error."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    script = tmp_path / "loader.py"
+    script.write_text(LOADER_STOPPED_BY_GROUP)
+    p = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                         start_new_session=True)
+    try:
+        assert p.stdout.readline().strip() == "started"
+        time.sleep(0.3)
+        os.killpg(p.pid, signal.SIGTERM)
+        out, _ = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)
+    assert p.returncode == 130 and "interrupted" in out and "killed by signal" not in out, out
