@@ -45,6 +45,7 @@ from mmfer.data.splits import (
     holdout_split,
     speaker_folds,
 )
+from mmfer.engine.checks import check_val_and_classes
 from mmfer.engine.checkpoint import (
     check_cache_compatible,
     load_checkpoint,
@@ -211,28 +212,6 @@ def _read_log(out: Path, upto_epoch: int) -> list[dict[str, Any]]:
         if row.get("epoch", 0) <= upto_epoch:
             rows.append(row)
     return rows
-
-
-def _check_val_and_classes(train_ds, val_ds, val_records, *, data, kind: str, dcfg, holdout: bool, warn: bool) -> None:
-    """Training needs something to measure on: a Val without one usable labelled clip (every Val clip failed
-    preprocessing, has no face or no sound, or no label) would train on with "Val accuracy nan" and keep epoch
-    1 as best, so it is an error saying what to do. A split of a single class is allowed, with a warning:
-    its figures say little."""
-    if not any(lab >= 0 for lab in val_ds.labels):
-        where = f"the held-out part of {dcfg.train_split}" if holdout else f"split {dcfg.val_split!r}"
-        why = val_ds.describe_skipped() or ("no clip has a label" if len(val_ds) else "it is empty")
-        raise MmferError(
-            f"{data}: no usable labelled clip in {where} for a {kind} model ({len(val_records)} clip(s): {why}), so "
-            "no epoch could be measured or selected. Fix those clips (see the failures of `mmfer preprocess`), "
-            f"or remove the {dcfg.val_split} split so that a stratified part of {dcfg.train_split} is held out")
-    if not warn:
-        return
-    for name, labels in ((dcfg.train_split, train_ds.labels), (dcfg.val_split, val_ds.labels)):
-        classes = sorted({int(lab) for lab in labels if lab >= 0})
-        if len(classes) == 1:
-            log.warning("%s: every usable labelled %s clip is %s: a single class, so accuracy and uar on it say "
-                        "little (and a model trained on it can only answer that class)", data, name,
-                        EMOTIONS[classes[0]])
 
 
 # ---------------------------------------------------------------- the run, in stages
@@ -453,7 +432,7 @@ def prepare_data(run: Run, *, fold: tuple[int, int] | None = None, fold_by: str 
     if len(train_ds) == 0:
         raise MmferError(f"{data}: no usable {dcfg.train_split} clips for a {kind} model "
                          f"({train_ds.describe_skipped() or 'split is empty'}); check `mmfer preprocess` output")
-    _check_val_and_classes(train_ds, val_ds, val_records, data=data, kind=kind, dcfg=dcfg,
+    check_val_and_classes(train_ds, val_ds, val_records, data=data, kind=kind, dcfg=dcfg,
                            holdout=holdout and fold is None, warn=dist.main)
     if corpora:
         check_classes(train_ds.records, where=f"{data} (readable training clips)")
