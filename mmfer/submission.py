@@ -124,9 +124,14 @@ def write_submission(
             words[cid] = EMOTIONS[int(table.probs[pos[cid]].argmax())]
             continue
         fb_row = fallback_table.probs[fb_pos[cid]] if cid in fb_pos else None
-        if fb_row is not None and (np.ptp(fb_row) >= 1e-6 or prior is None):
+        if fb_row is not None and np.ptp(fb_row) >= 1e-6:
             words[cid] = EMOTIONS[int(fb_row.argmax())]
             filled[cid] = f"from {fallback_probs}"
+        elif fb_row is not None:  # that branch saw nothing either: its argmax would be Angry by position alone
+            if prior is None:
+                prior = prior_beside(fused_test_csv)
+            words[cid] = EMOTIONS[int(prior.argmax())]
+            filled[cid] = f"class prior ({fallback_probs} is uniform for it too)"
         elif prior is not None:
             words[cid] = EMOTIONS[int(prior.argmax())]
             filled[cid] = "class prior"

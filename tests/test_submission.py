@@ -144,6 +144,14 @@ def test_uniform_fused_rows_use_the_fallback(tmp_path, test_dir, fused):
     assert list(rep["filled"]) == ["000005"] and "uniform" in rep["filled"]["000005"]
     with zipfile.ZipFile(tmp_path / "u.zip") as zf:
         assert zf.read("000005.txt").decode() == "Neutral"
+    # the fallback branch saw nothing of that clip either: its uniform row would name Angry by position alone,
+    # so the class prior (here the Test scores' mean, no Val beside them) fills it, and the report says why
+    audio = write_scores(tmp_path / "audio_Test.csv", t.clip_ids, t.labels, probs)
+    rep = write_submission(flat, index=test_dir, out_zip=tmp_path / "a.zip", fallback_probs=audio)
+    expected = EMOTIONS[int(probs.mean(axis=0).argmax())]
+    assert expected != "Angry" and "is uniform for it too" in rep["filled"]["000005"]
+    with zipfile.ZipFile(tmp_path / "a.zip") as zf:
+        assert zf.read("000005.txt").decode() == expected
 
 
 def test_prior_fill_uses_val_labels_beside_the_test_scores(tmp_path, test_dir, fused):
