@@ -149,6 +149,38 @@ def test_fuse_folder(tmp_path, runs):
             load_bundle(tmp_path / "fuse")
 
 
+def test_fuse_folder_refuses_a_branch_retrained_after_fusing(tmp_path, runs):
+    """The weight of a branch was tuned on its old model's Val scores: a retrained run under the same folder must
+    not be fused silently with it."""
+    import shutil
+
+    import torch
+
+    from mmfer.fusion.fuse import fuse
+    from mmfer.scores import write_scores
+
+    rng = np.random.default_rng(1)
+    labels = [EMOTIONS[i % 7] for i in range(21)]
+    val = []
+    for k in ("face_frame", "audio_cnn"):
+        run = shutil.copytree(runs[k], tmp_path / k)
+        val.append(write_scores(run / "scores_Val.csv", [f"c{i}" for i in range(21)], labels,
+                                rng.dirichlet(np.ones(7), 21)))
+    report = fuse(val, out=tmp_path / "fuse", method="weighted", folds=3)
+    assert all(len(d) == 64 for d in report["checkpoint_sha256"])
+    assert len(load_bundle(tmp_path / "fuse").branches) == 2
+    ckpt_path = tmp_path / "audio_cnn" / "best.pt"
+    original = ckpt_path.read_bytes()
+    ckpt = torch.load(ckpt_path, weights_only=True)
+    name = next(k for k, v in ckpt["state_dict"].items() if v.is_floating_point())
+    ckpt["state_dict"][name] = ckpt["state_dict"][name] + 1  # "retrained"
+    torch.save(ckpt, ckpt_path)
+    with pytest.raises(MmferError, match="branch 'audio_cnn' .* changed after `mmfer fuse`"):
+        load_bundle(tmp_path / "fuse")
+    ckpt_path.write_bytes(original)  # restored: loads again
+    assert len(load_bundle(tmp_path / "fuse").branches) == 2
+
+
 def test_build_tool(tmp_path, runs, cremad_videos, cremad_audio, monkeypatch, capsys):
     """tools/build_default_model.py writes the bundle and records outputs that predict reproduces."""
     import importlib.util

@@ -139,6 +139,22 @@ def run_of(score_path: str | Path) -> str | None:
     return str(run) if run_checkpoint(run) is not None else None
 
 
+def checkpoint_digest(run: str | Path | None) -> str | None:
+    """SHA-256 of the checkpoint a run stands for (best.pt, else last.pt); None without one."""
+    import hashlib
+
+    from mmfer.engine.checkpoint import run_checkpoint
+
+    ckpt = run_checkpoint(run) if run is not None else None
+    if ckpt is None:
+        return None
+    h = hashlib.sha256()
+    with open(ckpt, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 @dataclass
 class FusionInputs:
     """Val (and Test) score files aligned on clip ids, with the labelled Val clips picked out."""
@@ -266,6 +282,8 @@ def fuse(
         "val_clips_unlabelled": int((~known).sum()),
         "inputs": {"val": [str(p) for p in val_paths], "test": [str(p) for p in test_paths]},
         "runs": [run_of(p) for p in val_paths],
+        # what each run's checkpoint held when its weight was tuned: predict --model FUSE refuses a retrained one
+        "checkpoint_sha256": [checkpoint_digest(r) for r in (run_of(p) for p in val_paths)],
         "outputs": outputs,
     }
     from mmfer.outputs import write_file

@@ -327,6 +327,7 @@ def _from_fuse_dir(root: Path) -> Bundle:
                              "a run folder with best.pt. Fuse the scores_Val.csv files inside the runs of "
                              "`mmfer train`, or pass --model RUN for one branch")
         named.append((name, run))
+    _check_runs_unchanged(path, names, [run for _, run in named], info.get("checkpoint_sha256"))
     weights = info.get("weights")
     if method == "mean" or weights is None:
         weights = [1.0] * len(names)
@@ -336,6 +337,20 @@ def _from_fuse_dir(root: Path) -> Bundle:
     if temps is not None and (not isinstance(temps, list) or len(temps) != len(names)):
         raise MmferError(f"{path}: 'temperatures' must be a list with one number per branch ({len(names)})")
     return _from_runs(named, source=str(root), weights=weights, temperatures=temps, method=method, info=info)
+
+
+def _check_runs_unchanged(path: Path, names: list[str], runs: list[Path], digests: Any) -> None:
+    """A branch retrained after ``mmfer fuse`` (its checkpoint no longer the one whose Val scores set its weight)
+    is refused: the fused model would silently be another one. weights.json of older mmfer records no digests."""
+    from mmfer.fusion.fuse import checkpoint_digest
+
+    if not isinstance(digests, list) or len(digests) != len(names):
+        return
+    for name, run, want in zip(names, runs, digests):
+        if want and checkpoint_digest(run) != want:
+            raise MmferError(f"{path}: the checkpoint of branch {name!r} in {run} changed after `mmfer fuse` tuned its "
+                             "weight on its Val scores (retrained?). Re-run `mmfer scores` for that run and `mmfer "
+                             "fuse`, or restore the checkpoint")
 
 
 def _find_run(recorded: str | None, val_scores: str | None, fuse_dir: Path) -> Path | None:
