@@ -6,8 +6,9 @@ train config), so scoring needs nothing but the file and a cache made with the s
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import torch
 from torch import nn
@@ -42,8 +43,10 @@ def save_checkpoint(
     metrics: dict[str, Any] | None = None,
     best: dict[str, Any] | None = None,
     extra: dict[str, Any] | None = None,
+    clips: dict[str, Any] | None = None,
 ) -> Path:
-    """Write a checkpoint atomically (temporary file, then rename), so a kill never leaves half a file."""
+    """Write a checkpoint atomically (temporary file, then rename), so a kill never leaves half a file.
+    ``clips``: what the run trains and validates on (``clip_sets``), which ``--resume`` checks."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {
@@ -67,6 +70,8 @@ def save_checkpoint(
         state["scaler"] = scaler.state_dict()
     if rng is not None:
         state["rng"] = rng
+    if clips is not None:
+        state["clips"] = dict(clips)
     state.update(extra or {})
     from mmfer.outputs import atomic_write
 
@@ -212,3 +217,27 @@ def check_cache_compatible(ckpt: dict[str, Any], cache: str | Path, split: str) 
             "or score with a run trained on this cache"
         )
     return current
+
+
+def clip_sets(train_records: Sequence[Any], val_records: Sequence[Any]) -> dict[str, Any]:
+    """The clips a run trains and validates on, as counts and digests of their (split, clip id)s."""
+    def digest(records: Sequence[Any]) -> str:
+        keys = sorted(f"{r.split}/{r.clip_id}" for r in records)
+        return hashlib.sha256("\n".join(keys).encode("utf-8", "surrogateescape")).hexdigest()[:16]
+
+    return {"train": len(train_records), "val": len(val_records), "train_digest": digest(train_records),
+            "val_digest": digest(val_records)}
+
+
+def check_resume_clips(ckpt: dict[str, Any], now: dict[str, Any], *, run: str | Path, data: str | Path) -> None:
+    """``--resume`` continues a run on the clips it started on: other Train clips change what it learns, other Val
+    clips what "best" means (epochs measured on two Val sets would be compared). Checkpoints from before these
+    were recorded have none to check."""
+    before = ckpt.get("clips")
+    if not before or before == now:
+        return
+    raise MmferError(
+        f"{run}: cannot resume on other clips: the run started on {before['train']} training and {before['val']} "
+        f"validation clips, and {data} now gives {now['train']} and {now['val']}"
+        + (" (the same counts, other clips)" if (before["train"], before["val"]) == (now["train"], now["val"]) else "")
+        + ". Resume with the --data the run started on, or train a new run")

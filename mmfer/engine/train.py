@@ -48,6 +48,8 @@ from mmfer.data.splits import (
 from mmfer.engine.checks import check_val_and_classes
 from mmfer.engine.checkpoint import (
     check_cache_compatible,
+    check_resume_clips,
+    clip_sets,
     load_checkpoint,
     save_checkpoint,
     unwrap,
@@ -449,6 +451,8 @@ def prepare_data(run: Run, *, fold: tuple[int, int] | None = None, fold_by: str 
                             log.info("corpus %s has no %s: its clips give those classes no loss", c or "(none)",
                                      ", ".join(absent))
 
+    if ckpt is not None:
+        check_resume_clips(ckpt, clip_sets(train_records, val_records), run=run.out, data=data)
     return RunData(source=source, train_records=train_records, val_records=val_records, holdout=holdout,
                    fold_info=fold_info, train_ds=train_ds, val_ds=val_ds)
 
@@ -546,7 +550,8 @@ def fit(run: Run, run_data: RunData, *, progress: bool = True,
     eval_bs = dcfg.eval_batch_size or dcfg.batch_size
     board = _tensorboard(out) if dist.main else None
     ckpt_common = dict(model_name=config.model.name, model_kwargs=dict(config.model.kwargs),
-                       preprocess=preprocess, config=plain_config)
+                       preprocess=preprocess, config=plain_config,
+                       clips=clip_sets(run_data.train_records, run_data.val_records))
 
     for epoch in range(start_epoch, ocfg.epochs):
         if stop_after is not None and epoch >= stop_after:
