@@ -198,8 +198,10 @@ def model_from_checkpoint(ckpt: dict[str, Any]) -> nn.Module:
     return model
 
 
-def check_cache_compatible(ckpt: dict[str, Any], cache: str | Path, split: str) -> PreprocessSettings:
-    """Refuse a cache preprocessed differently from the checkpoint's training cache, naming each difference."""
+def check_cache_compatible(ckpt: dict[str, Any], cache: str | Path, split: str, *,
+                           train_split: str | None = None) -> PreprocessSettings:
+    """Refuse a cache preprocessed differently from the checkpoint's training cache, naming each difference.
+    With ``train_split`` (no run yet), ``ckpt`` holds that split's settings: the two splits of one cache differ."""
     where = ckpt.get("path", "checkpoint")
     try:
         trained = PreprocessSettings.from_dict(dict(ckpt.get("preprocess") or {}))
@@ -210,6 +212,11 @@ def check_cache_compatible(ckpt: dict[str, Any], cache: str | Path, split: str) 
     diffs = trained.differences(current)
     if stored_version is not None and stored_version != current.to_dict()["cache_version"]:
         diffs.insert(0, f"cache_version: {stored_version!r} != {current.to_dict()['cache_version']!r}")
+    if diffs and train_split is not None:
+        raise MmferError(
+            f"{cache}: split {split!r} was preprocessed with other settings than split {train_split!r} "
+            f"({train_split} != {split}): {'; '.join(diffs)}. A model trains and is measured on one kind of input: "
+            f"re-run `mmfer preprocess` into this cache with the same settings for every split")
     if diffs:
         raise MmferError(
             f"{cache}: split {split!r} was preprocessed with other settings than the run {where} was trained on "

@@ -412,8 +412,7 @@ def prepare_data(run: Run, *, fold: tuple[int, int] | None = None, fold_by: str 
     else:
         val_records = source_records(data, dcfg.val_split, kind)
         if not files:
-            check_cache_compatible({"preprocess": preprocess, "path": f"{data}/{dcfg.train_split}"},
-                                   data, dcfg.val_split)
+            check_cache_compatible({"preprocess": preprocess}, data, dcfg.val_split, train_split=dcfg.train_split)
     check_consistency(config, settings, kind)
     corpora = files == "audio" and is_speech_list(data)
     if corpora:

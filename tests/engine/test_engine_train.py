@@ -113,6 +113,25 @@ def test_scores_refuse_cache_with_other_settings(runs, tmp_path):
         score_split(out, data=other, split="Val")
 
 
+def test_a_cache_whose_val_was_preprocessed_otherwise_is_refused_naming_both_splits(tmp_path):
+    import json
+
+    from mmfer.data.cache import PreprocessSettings
+
+    cache = make_synthetic_cache(tmp_path / "c", modality="landmarks", per_class={"Train": 2, "Val": 1}, extras=False)
+    lines = []
+    for line in (cache / "manifest.jsonl").read_text().splitlines():
+        rec = json.loads(line)
+        if rec["split"] == "Val":  # as if `mmfer preprocess --splits Val --crop-size 24` had redone Val
+            other = PreprocessSettings.from_dict({**rec["settings"], "crop_size": 24})
+            rec["settings"], rec["settings_hash"] = other.to_dict(), other.hash
+        lines.append(json.dumps(rec))
+    (cache / "manifest.jsonl").write_text("\n".join(lines) + "\n")
+    with pytest.raises(MmferError, match=r"split 'Val' was preprocessed with other settings than split 'Train' "
+                                         r"\(Train != Val\): crop_size: 32 != 24"):
+        train(tiny_config("landmark_brnn", epochs=1), data=cache, out=tmp_path / "run", progress=False)
+
+
 def test_label_order_is_remapped_by_name_or_refused(runs, tmp_path):
     cache, out, _ = runs("landmark_brnn")
     ckpt = load_checkpoint(out / "best.pt")
