@@ -91,22 +91,24 @@ def write_video(path: Path, frames, *, fps: float = 8.0, audio=None, sample_rate
     return path
 
 
-def write_vfr_video(path: Path, times, *, size=(120, 160), audio=None, sample_rate: int = 16000) -> Path:
+def write_vfr_video(path: Path, times, *, size=(120, 160), audio=None, sample_rate: int = 16000,
+                    live_webm: bool = False) -> Path:
     """A variable-frame-rate mkv: one frame at each of ``times`` (s), its header saying 30 frames/s; with
-    ``audio`` an AAC track. Frame i is grey level 7 * i % 255."""
+    ``audio`` an AAC track. Frame i is grey level 7 * i % 255. ``live_webm``: VP8 in a WebM muxed live, with no
+    duration and no cues, as a browser's MediaRecorder writes it (decord cannot open it)."""
     import fractions
 
     import av
     import numpy as np
 
-    c = av.open(str(path), "w")
-    v = c.add_stream("mpeg4", rate=30)
+    c = av.open(str(path), "w", format="webm" if live_webm else None, options={"live": "1"} if live_webm else {})
+    v = c.add_stream("libvpx" if live_webm else "mpeg4", rate=30)
     v.height, v.width = size
     v.pix_fmt = "yuv420p"
     v.codec_context.time_base = fractions.Fraction(1, 1000)
     a = None
     if audio is not None:  # every stream is added before the first packet
-        a = c.add_stream("aac", rate=sample_rate)
+        a = c.add_stream("libopus" if live_webm else "aac", rate=48000 if live_webm else sample_rate)
         a.layout = "mono"
     for i, t in enumerate(times):
         f = av.VideoFrame.from_ndarray(np.full((*size, 3), (i * 7) % 255, np.uint8), format="rgb24")

@@ -80,6 +80,9 @@ class VideoInfo:
     notes: list[str] = field(default_factory=list)  # what was not as the header said (an absurd frame rate)
     # the open decord reader, kept by probe_video(keep_reader=True) for iter_frame_batches(info=...)
     reader: Any = field(default=None, repr=False, compare=False)
+    # where decord cannot open the file: the frames' timing from PyAV's decode, so that iter_frame_batches(info=...)
+    # places unevenly spaced frames by their timestamps without decoding the file a third time
+    timing: FrameTiming | None = field(default=None, repr=False, compare=False)
 
 
 def _quiet() -> None:
@@ -217,7 +220,9 @@ def _decord_timing(vr) -> FrameTiming:
 
 def timed_indices(timing: FrameTiming, fps: float, max_frames: int | None, start: float = 0.0) -> np.ndarray:
     """Source frame per output frame when output frame k is shown at ``start`` + k / ``fps`` and the source
-    frames at ``timing.times``: the source frame nearest in time. Used where frames are not evenly spaced."""
+    frames at ``timing.times``: the source frame on screen then (the last one shown at or before it; not the
+    nearest, which in a hole of a variable-rate recording would show the frame after the hole too early). Used
+    where frames are not evenly spaced."""
     n_out = int(round((timing.duration - start) * fps)) if start > 0 else max(1, int(round(timing.duration * fps)))
     t_out = start + np.arange(max(0, n_out)) / fps
     if max_frames is not None:
@@ -225,9 +230,9 @@ def timed_indices(timing: FrameTiming, fps: float, max_frames: int | None, start
     times = timing.times
     if len(times) < 2:
         return np.zeros(len(t_out), dtype=np.int64)
-    j = np.clip(np.searchsorted(times, t_out), 1, len(times) - 1)
-    take_prev = (t_out - times[j - 1]) <= (times[j] - t_out)
-    return np.where(take_prev, j - 1, j).astype(np.int64)
+    # 1 us of slack: k / fps computed as 0.99999999 still shows the frame stamped 1.0
+    j = np.searchsorted(times, t_out + 1e-6, side="right") - 1
+    return np.clip(j, 0, len(times) - 1).astype(np.int64)
 
 
 def probe_video(path: str | Path, *, keep_reader: bool = False) -> VideoInfo:
@@ -256,30 +261,37 @@ def probe_video(path: str | Path, *, keep_reader: bool = False) -> VideoInfo:
         frames = len(vr)
         timing = _decord_timing(vr)
         height, width = vr[0].shape[:2] if av_size[0] == 0 else (av_size[1], av_size[0])
-    else:
-        frames = _count_frames_av(path)
-        timing = frame_timing(frames, av_fps)
+    else:  # decoded once here anyway (to count): the frames' own timestamps time them, as decord's do
+        frames, stamps = _count_frames_av(path)
+        timing = frame_timing(frames, av_fps, stamps)
         width, height = av_size
     if frames == 0:
         raise DecodeError(path, "truncated or corrupt: no decodable video frame", "re-copy or re-encode the clip")
     return VideoInfo(path=path, frames=frames, fps=timing.rate, width=width, height=height, duration=timing.duration,
                      has_audio=has_audio, declared_seconds=declared, declared_video_seconds=declared_video,
                      vfr=timing.vfr, notes=[timing.note] if timing.note else [], cut_short=cut_short(path),
-                     reader=vr if keep_reader else None)
+                     reader=vr if keep_reader else None, timing=None if vr is not None else timing)
 
 
-def _count_frames_av(path: Path) -> int:
-    """Decodable frames, by decoding (only used when decord cannot open the clip)."""
+def _count_frames_av(path: Path) -> tuple[int, np.ndarray | None]:
+    """Decodable frames and their presentation times (s; None where a frame has none), by decoding: only used
+    when decord cannot open the clip (a browser's MediaRecorder WebM without duration or cues, for one)."""
     container = _av_open(path)
     n = 0
+    stamps: list[float] | None = []
     try:
-        for _ in container.decode(video=0):
+        for frame in container.decode(video=0):
             n += 1
+            if stamps is not None:
+                if frame.time is None:
+                    stamps = None
+                else:
+                    stamps.append(float(frame.time))
     except Exception:
         pass
     finally:
         container.close()
-    return n
+    return n, (np.asarray(stamps, dtype=np.float64) if stamps else None)
 
 
 def _output_indices(n_src: int, src_fps: float, fps: float | None, max_frames: int | None,
@@ -327,12 +339,14 @@ def iter_frame_batches(
     _check_file(path)
     if info is not None and Path(info.path) != path:
         raise ValueError(f"iter_frame_batches({path}): info is of another file ({info.path})")
+    av_fps = 0.0
     if info is None:  # probe_video checked the header's frame size; without it, check it here
         container = _av_open(path)
         try:
             vs = container.streams.video[0] if container.streams.video else None
             if vs is not None:
                 check_frame_size(path, int(vs.codec_context.width or 0), int(vs.codec_context.height or 0))
+                av_fps = float(vs.average_rate or vs.guessed_rate or 0.0)
         finally:
             container.close()
     lent = info.reader if info is not None else None
@@ -341,8 +355,18 @@ def iter_frame_batches(
     if info is not None:
         info.reader = None
     if vr is None:
+        if info is not None:
+            timing = info.timing
+        else:  # no probe lent its timing: one decoding pass for the frames' timestamps (files decord cannot open)
+            n, stamps = _count_frames_av(path)
+            timing = frame_timing(n, av_fps, stamps) if n else None
+        src = None
+        if timing is not None and (timing.vfr or timing.note):  # frames placed by their own timestamps
+            src = timed_indices(timing, fps if fps and fps > 0 else timing.rate, max_frames, start)
+            if len(src) == 0:
+                return
         yield from _iter_frames_av(path, fps=fps, max_frames=max_frames, batch_size=batch_size, warnings=warnings,
-                                   start=start)
+                                   src=src, start=start)
         return
     timing = _decord_timing(vr)
     src_fps = timing.rate

@@ -399,3 +399,27 @@ def test_a_sound_file_from_which_nothing_decodes_is_an_error_naming_it(tmp_path,
             read_audio(tmp_path / name)
     # a start past the end of a good file is no error: nothing is left to give
     assert list(iter_audio_chunks(cremad_audio[0], start=60.0)) == []
+
+
+def test_a_browser_recording_decord_cannot_open_is_timed_by_its_frames_timestamps(tmp_path):
+    """A MediaRecorder WebM (live: no duration, no cues) at a variable rate: PyAV decodes it, and its frames are
+    placed by their own timestamps, as decord places those of files it opens; a frame is shown until the next
+    one (a hole in the recording shows the frame before it)."""
+    from mmfer.data.video import _decord_reader, iter_frame_batches, probe_video
+    from predict_helpers import write_vfr_video
+
+    times = [*np.arange(60) / 30, *(2 + np.arange(10) / 5), 6.0, 6.1]  # 30 fps, 5 fps, then a 2-s hole
+    webm = write_vfr_video(tmp_path / "live.webm", times, size=(48, 64), live_webm=True)
+    if _decord_reader(webm) is not None:
+        pytest.skip("this decord opens live WebM; the PyAV path is not reached")
+    info = probe_video(webm, keep_reader=True)
+    assert info.vfr and info.frames == len(times) and info.duration == pytest.approx(6.133, abs=0.01)
+    for frames in ([f for _, f in iter_frame_batches(webm, fps=8, info=info)],
+                   [f for _, f in iter_frame_batches(webm, fps=8)]):  # without a probe's timing: found the same way
+        frames = np.concatenate(frames)
+        assert len(frames) == 49  # 6.13 s at 8 frames/s (72 frames at the header's 30 frames/s would be 2.4 s)
+        grey = lambda i: (7 * i) % 255  # noqa: E731 - source frame i's grey level
+        assert frames[8].mean() == pytest.approx(grey(30), abs=4)  # 1.0 s: source frame 30
+        assert frames[20].mean() == pytest.approx(grey(62), abs=4)  # 2.5 s: shown at 2.4 s, the next at 2.6
+        assert frames[44].mean() == pytest.approx(grey(69), abs=4)  # 5.5 s, in the hole: the frame before it
+        assert frames[48].mean() == pytest.approx(grey(70), abs=4)  # 6.0 s: the frame after the hole
