@@ -484,7 +484,8 @@ def _stdout_reader_gone() -> bool:
 # how each command continues after an interruption (the default: the same command again)
 RESUME_HINTS = {
     "train": "re-run it with --resume to continue from the last finished epoch (--folds: the same command)",
-    "predict": "re-run it with --resume to analyse only the files not yet in --out",
+    "predict": "re-run it with --resume (and without --frames, --segments, --plots, --report) to analyse only the "
+               "files not yet in --out",
 }
 
 

@@ -608,6 +608,15 @@ def test_an_interrupted_or_killed_run_resumes_without_analysing_finished_files(b
                         ({"out": None}, "--resume needs --out")):
         with pytest.raises(MmferError, match=why):
             predict(inputs, model=bundle, progress=False, resume=True, **{"out": tmp_path / "p.csv", **kwargs})
+    # an error row (a file copied empty, since re-copied) is tried again; the others are kept
+    broken = tmp_path / "late.mp3"
+    broken.write_bytes(b"")
+    predict([*inputs, broken], model=bundle, out=tmp_path / "q.csv", progress=False)
+    assert "file is empty (0 bytes)" in read_predictions(tmp_path / "q.csv")[-1]["warning"]
+    broken.write_bytes(cremad_audio[3].read_bytes())
+    analysed.clear()
+    fixed = predict([*inputs, broken], model=bundle, out=tmp_path / "q.csv", progress=False, resume=True)
+    assert analysed == ["late.mp3"] and fixed.predictions[-1].ok and fixed.predictions[-1].predicted
 
 
 def test_sigterm_ends_predict_as_ctrl_c_does(bundle, tmp_path, cremad_videos, monkeypatch, capsys):

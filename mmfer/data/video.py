@@ -623,6 +623,7 @@ def iter_audio_chunks(path: str | Path, *, sample_rate: int = 16000, start: floa
     import av
 
     path = Path(path)
+    _check_file(path)  # an empty file is said as such, not as a corrupt one of its extension's format
     container = _av_open(path)
     try:
         if not container.streams.audio:

@@ -59,7 +59,8 @@ def predict(
     ``frame_pooling`` (mean, log_mean, confidence) replaces the model's own way of pooling face frames.
     Returns every row, in input order. ``out`` is saved as the files finish (at most every
     ``SAVE_EVERY_S``) and, interrupted (Ctrl-C), the outputs keep the rows of the finished files; ``resume``
-    keeps the rows ``out`` already holds for these inputs (matched by path) and analyses only the others.
+    keeps the rows ``out`` already holds for these inputs (matched by path) and analyses only the others (and the
+    files whose rows are error rows, which may have been fixed since).
     """
     from tqdm.auto import tqdm
 
@@ -159,8 +160,12 @@ def predict(
         _write_outputs(result, out=out, frame_writer=frame_writer, segment_writer=segment_writer, report=None,
                        submission=None, timelines=timelines, segment_rows=segment_rows, labels_from=labels_from,
                        keep_partial=False)
+        extras = [o for o, v in (("--frames", frames), ("--segments", segments), ("--plots", plots),
+                                 ("--report", report)) if v is not None]
         log.warning("interrupted: the rows of the %d finished file(s) were written%s", len(result.predictions),
-                    "; the same command with --resume analyses only the others" if out is not None else "")
+                    "" if out is None else "; the same command with --resume analyses only the others" if not extras
+                    else f"; the same command with --resume and without {', '.join(extras)} analyses only the others "
+                         f"(those need every file analysed: run without --resume to have them whole)")
         raise
     except BaseException:
         for w in (frame_writer, segment_writer):
@@ -219,19 +224,21 @@ def _rows_to_resume(out, inputs, **others) -> dict[str, Prediction]:
         return {}
     by_text = {safe_text(str(p)): (str(p), k) for p, k in inputs}  # as the CSV's path column writes them
     done = {}
+    retried = 0
     for row in read_predictions(out):
         if row["path"] not in by_text:
             continue
         path, kind = by_text[row["path"]]
         probs = [row.get(c, "") for c in EMOTIONS]
-        ok = all(probs)
+        if not all(probs):  # an error row: the file may have been re-copied or fixed since, so it is tried again
+            retried += 1
+            continue
         done[path] = Prediction(
-            path=path, clip_id=row["clip_id"], kind=kind if ok else "error",
-            probs=np.array([float(v) for v in probs]) if ok else None,
+            path=path, clip_id=row["clip_id"], kind=kind, probs=np.array([float(v) for v in probs]),
             face_ratio=float(row["face_ratio"]) if row.get("face_ratio") else None,
             modalities=row.get("modalities", ""), warning=row.get("warning", ""))
-    log.info("--resume: %d of %d input(s) already in %s; analysing the other %d", len(done), len(inputs), out,
-             len(inputs) - len(done))
+    log.info("--resume: %d of %d input(s) already in %s; analysing the other %d%s", len(done), len(inputs), out,
+             len(inputs) - len(done), f" ({retried} of them error rows, tried again)" if retried else "")
     if done:  # the CSV does not record its model: a row of another model or options would be kept as it is
         log.warning("--resume keeps those %d row(s) as %s holds them: they must come from this same model and "
                     "options (the CSV does not record which)", len(done), out)
