@@ -327,6 +327,15 @@ def test_whole_inputs_are_analysed_and_duration_limits_the_span(tmp_path, bundle
     for path in (cremad_videos[0], cremad_audio[0]):  # a sound file too (it was a uniform "no audio samples" row)
         beyond = Predictor(capped, start=999.0).predict_file(path)
         assert not beyond.ok and "nothing to analyse after --start 999 s" in beyond.warning, beyond.warning
+    # a picture of 1 s with 3 s of sound, --start 2: the sound after it is analysed (it was "nothing to analyse")
+    from predict_helpers import write_video
+
+    rng = np.random.default_rng(0)
+    short = write_video(tmp_path / "short_picture.mp4", rng.integers(0, 255, (8, 48, 64, 3)), fps=8,
+                        audio=(0.3 * np.sin(np.arange(48000) * 0.05) * rng.random(48000)).astype(np.float32))
+    tail = Predictor(capped, start=2.0).predict_file(short)
+    assert tail.ok and tail.modalities == "audio" and tail.warning == "the picture ends before --start 2 s: sound only"
+    assert tail.segments[0].start == 2.0 and tail.segments[-1].end == pytest.approx(3.0, abs=0.1)  # AAC pads
 
 
 def test_segments_cover_the_clip_and_streaming_changes_no_frame(bundle, cremad_videos):

@@ -318,9 +318,10 @@ class VideoAnalysis:
                 free_memory()
                 t_batch = time.perf_counter()
             video_done = True
-            if self._n_frames == 0:
-                raise MmferError(f"nothing to analyse after --start {self.start:g} s" if self.start else
-                                 "no video frames could be decoded (empty or broken video stream)")
+            if self._n_frames == 0 and not self.start:
+                raise MmferError("no video frames could be decoded (empty or broken video stream)")
+            if self._n_frames == 0:  # the picture ended before --start: the sound may go on (said below if not)
+                warnings.append(f"the picture ends before --start {self.start:g} s: sound only")
         # the sound after the last frame (all of it for audio alone), a few seconds at a time
         while not all(a.done for a in audio.values()):
             for a in audio.values():
@@ -328,7 +329,7 @@ class VideoAnalysis:
             yield from emit_ready()
             if self.progress:
                 self.progress(max([video_end - self.start] + [a.end / a.rate for a in audio.values()]), total)
-        if not face_branches and self.start and not any(a.end for a in audio.values()):  # as a video says it
+        if self.start and not self._n_frames and not any(a.end for a in audio.values()):
             raise MmferError(f"nothing to analyse after --start {self.start:g} s")
         end = max([video_end] + [self.start + a.end / a.rate for a in audio.values()])
         while end > seg_start:  # the last cuts: a remainder under half a window joins the last segment
@@ -547,7 +548,7 @@ class VideoAnalysis:
                 notes_w.append(f"file looks truncated: the video stream breaks off at {video_end:.1f} s "
                                f"({self._n_frames} frame(s)) but {truncated}; analysed up to there, re-copy the file")
             v_len = video_end - self.start
-            if main is not None and main.end and abs(audio_s - v_len) > STREAM_END_GAP_S:
+            if main is not None and main.end and self._n_frames and abs(audio_s - v_len) > STREAM_END_GAP_S:
                 if audio_s > v_len:
                     notes_w.append(f"the video stream ends at {video_end:.1f} s and the sound at "
                                    f"{self.start + audio_s:.1f} s: segments after {video_end:.1f} s have sound only")
@@ -558,7 +559,7 @@ class VideoAnalysis:
             if note and note not in notes_w:
                 notes_w.append(note)
         missing = []
-        if face_branches and self._n_face == 0:
+        if face_branches and self._n_frames and self._n_face == 0:  # no frame at all is said above
             missing.append("no face found in any frame")
         heard = [b for b in audio_branches if self._audio[b.sample_rate].peak >= SILENCE_PEAK]
         if self.audio_only:  # as an audio file always said: no samples, silence, or too short to classify
