@@ -312,7 +312,12 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
         help="emotion probabilities for videos, face images and audio files",
         description="One CSV row per input (folders are searched recursively); a bad file gets an error row.",
     )
-    p.add_argument("paths", nargs="+", metavar="PATH", help="video, image or audio files, or folders of them")
+    from mmfer.data.index import AUDIO_EXTENSIONS, IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
+
+    kinds = "; ".join(f"{k}: {' '.join(e[1:] for e in exts)}" for k, exts in (
+        ("videos", VIDEO_EXTENSIONS), ("images", IMAGE_EXTENSIONS), ("audio", AUDIO_EXTENSIONS)))
+    p.add_argument("paths", nargs="+", metavar="PATH",
+                   help=f"video, image or audio files, or folders of them ({kinds})")
     p.add_argument("--out", default="predictions.csv", help="predictions CSV to write (default predictions.csv)")
     p.add_argument("--model", default="default", metavar="default|BUNDLE|RUN|FUSE",
                    help="the shipped model (default), a bundle folder, a run of `mmfer train` or a `mmfer fuse` folder")

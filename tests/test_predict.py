@@ -673,3 +673,22 @@ def test_a_name_with_spaces_at_its_ends_keeps_its_prediction_in_every_output(bun
         assert z.read("_happy_.txt").decode().strip() == row.predicted
     m = evaluate_file(tmp_path / "p.csv", labels_from="folder", root=tmp_path)
     assert m["n"] == 2 and not m["missing"]
+
+
+def test_a_folder_scan_takes_camera_formats_and_counts_what_it_leaves_out(tmp_path, cremad_videos, cremad_audio,
+                                                                          caplog):
+    """Phones and camcorders write .m4v, .3gp, .mts; speech comes as .opus: they are analysed. Files of no known
+    kind are counted by extension in a warning, not skipped without a word."""
+    import shutil
+
+    from mmfer.predict import find_inputs
+
+    shutil.copy(cremad_videos[0], tmp_path / "phone.m4v")
+    shutil.copy(cremad_videos[1], tmp_path / "cam.MTS")
+    shutil.copy(cremad_audio[0], tmp_path / "voice.opus")
+    for name in ("notes.txt", "more.txt", "app.ts"):
+        (tmp_path / name).write_text("x")
+    found = find_inputs([tmp_path])
+    assert sorted((p.name, k) for p, k in found) == [("cam.MTS", "video"), ("phone.m4v", "video"),
+                                                     ("voice.opus", "audio")]
+    assert "3 file(s) of other kinds left out (2 .txt, 1 .ts)" in caplog.text

@@ -19,8 +19,11 @@ from mmfer.labels import canonical, cremad_label, ravdess_label
 
 log = logging.getLogger(__name__)
 
-VIDEO_EXTENSIONS: tuple[str, ...] = (".avi", ".mp4", ".mkv", ".flv", ".webm", ".mov")
-AUDIO_EXTENSIONS: tuple[str, ...] = (".wav", ".flac", ".mp3", ".ogg", ".m4a")
+# what cameras, phones and browsers write (FFmpeg decodes them all); ".ts" is left out: in a folder it is more often
+# TypeScript than an MPEG transport stream (camcorders' .mts and .m2ts are in)
+VIDEO_EXTENSIONS: tuple[str, ...] = (".avi", ".mp4", ".mkv", ".flv", ".webm", ".mov", ".m4v", ".3gp", ".mpg",
+                                     ".mpeg", ".mts", ".m2ts", ".wmv", ".ogv")
+AUDIO_EXTENSIONS: tuple[str, ...] = (".wav", ".flac", ".mp3", ".ogg", ".m4a", ".opus", ".aac", ".wma")
 IMAGE_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp")
 SPLITS: tuple[str, ...] = ("Train", "Val", "Test")
 LABELLED_SPLITS: tuple[str, ...] = ("Train", "Val")

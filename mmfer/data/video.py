@@ -19,6 +19,7 @@ import cv2  # noqa: F401 - load OpenCV before decord: the other order breaks Ope
 import numpy as np
 
 from mmfer.data.containers import cut_short
+from mmfer.data.index import AUDIO_EXTENSIONS
 from mmfer.errors import MmferError
 
 log = logging.getLogger(__name__)
@@ -29,7 +30,6 @@ MAX_BATCH_BYTES = 256 * 1024 * 1024
 # Leading bytes of containers we know: a file that starts like a video but cannot be read is truncated/corrupt.
 _MAGIC = (b"RIFF", b"FLV", b"\x1a\x45\xdf\xa3", b"OggS", b"\x00\x00\x01\xba", b"\x00\x00\x01\xb3",
           b"fLaC", b"ID3", b"\xff\xfb", b"\xff\xf3", b"\xff\xf2", b"\xff\xf1", b"\xff\xf9")  # audio too
-_AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg", ".m4a", ".aac", ".opus", ".wma")
 
 
 # Largest frame decoded: 50 megapixels (150 MB as RGB), as for images in predict; a face needs far fewer. A
@@ -132,7 +132,7 @@ def _av_open(path: Path):
     try:
         return av.open(str(path))
     except av.error.InvalidDataError:
-        audio = path.suffix.lower() in _AUDIO_SUFFIXES
+        audio = path.suffix.lower() in AUDIO_EXTENSIONS
         if _looks_like_media(path):
             raise DecodeError(path, "truncated or corrupt: the " + ("audio file's" if audio else "container") +
                               " header cannot be read", "re-copy or re-encode the " + ("file" if audio else "clip")) from None

@@ -170,12 +170,25 @@ def find_inputs(paths: Iterable[str | Path]) -> list[tuple[Path, str]]:
             found = list(iter_files(p, _media_kind))
             if not found:
                 log.warning("%s: no video, image or audio files inside", p)
+            _say_left_out(p)
             out.extend((f, _media_kind(f)) for f in found)
         elif p.is_file():
             out.append((p, _media_kind(p) or "unsupported"))
         else:
             out.append((p, _not_a_file(p)))
     return out
+
+
+def _say_left_out(folder: Path) -> None:
+    """Files of a folder that are no video, image or audio kind predict knows, counted by extension: a scorer
+    must not miss a camera's .xyz files without a word."""
+    from collections import Counter
+
+    others = Counter(f.suffix.lower() or "(none)" for f in iter_files(folder, lambda f: _media_kind(f) is None))
+    if others:
+        log.warning("%s: %d file(s) of other kinds left out (%s); the kinds analysed are listed in `mmfer predict "
+                    "--help`", folder, sum(others.values()),
+                    ", ".join(f"{n} {ext}" for ext, n in others.most_common(5)))
 
 
 def _not_a_file(p: Path) -> str:
