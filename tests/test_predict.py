@@ -692,3 +692,9 @@ def test_a_folder_scan_takes_camera_formats_and_counts_what_it_leaves_out(tmp_pa
     assert sorted((p.name, k) for p, k in found) == [("cam.MTS", "video"), ("phone.m4v", "video"),
                                                      ("voice.opus", "audio")]
     assert "3 file(s) of other kinds left out (2 .txt, 1 .ts)" in caplog.text
+
+
+def test_a_duration_shorter_than_a_frame_still_reads_one(bundle, cremad_videos):
+    """--duration 0.05 at 8 frames/s rounded to 0 frames, which read as "no video frames could be decoded"."""
+    p = Predictor(bundle, duration=0.05).predict_file(cremad_videos[0])
+    assert p.ok and "only one video frame" in p.warning and "could be decoded" not in p.warning, p.warning

@@ -283,7 +283,9 @@ class VideoAnalysis:
         video_end = self.start  # frames known up to here (s)
         video_done = not face_branches
         tracker = make_tracker(decode) if face_branches else None
-        settings = dataclasses.replace(decode, max_frames=int(round(self.duration * fps)) if self.duration else None)
+        # --duration shorter than a frame still takes one (0 frames read as "no frames could be decoded")
+        settings = dataclasses.replace(decode, max_frames=max(1, int(round(self.duration * fps))) if self.duration
+                                       else None)
         cache_kinds = [b for b in face_branches if b.kind != "face_image"]
 
         def horizon() -> float:
@@ -529,16 +531,20 @@ class VideoAnalysis:
         from mmfer.inference.inputs import MIN_AUDIO_SECONDS, SILENCE_PEAK
 
         p = self.predictor
-        notes_w = [*stops, *decode_warnings]
+        own = f"{self.path}: "  # the row names its file already: the decoder's notes without it
+        notes_w = [w[len(own):] if w.startswith(own) else w for w in [*stops, *decode_warnings]]
         for w in warnings:
             if w not in notes_w:
                 notes_w.append(w)
         if face_branches:
             if stops or any("truncated or corrupt" in w for w in decode_warnings):
-                notes_w.insert(0, f"the video stream breaks off at {video_end:.1f} s: analysed up to there"
-                                  + (" (the sound goes on)" if self._audio and max(
-                                      self.start + a.end / a.rate for a in self._audio.values()) > video_end + 1
-                                     else ""))
+                notes_w.insert(0, ("file looks truncated: " if info is not None and info.cut_short else "")
+                               + f"the video stream breaks off at {video_end:.1f} s"
+                               + (f" but {info.cut_short}" if info is not None and info.cut_short else "")
+                               + ": analysed up to there"
+                               + (" (the sound goes on)" if self._audio and max(
+                                   self.start + a.end / a.rate for a in self._audio.values()) > video_end + 1
+                                  else ""))
             if self._n_frames == 1:
                 notes_w.append("only one video frame")
             main = self._audio.get(p.bundle.decode.sample_rate)
