@@ -698,3 +698,12 @@ def test_a_duration_shorter_than_a_frame_still_reads_one(bundle, cremad_videos):
     """--duration 0.05 at 8 frames/s rounded to 0 frames, which read as "no video frames could be decoded"."""
     p = Predictor(bundle, duration=0.05).predict_file(cremad_videos[0])
     assert p.ok and "only one video frame" in p.warning and "could be decoded" not in p.warning, p.warning
+
+
+def test_the_last_segment_ends_where_the_file_does(bundle, tmp_path):
+    """A one-frame 30-fps clip lasts 1/30 s: its segment ended at 1/8 s, the analysis rate's frame length."""
+    from predict_helpers import write_video
+
+    one = write_video(tmp_path / "one.mp4", np.random.default_rng(0).integers(0, 255, (1, 48, 64, 3)), fps=30)
+    p = Predictor(bundle).predict_file(one)
+    assert p.segments[-1].end == pytest.approx(1 / 30, abs=0.005), p.segments

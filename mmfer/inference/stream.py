@@ -312,6 +312,8 @@ class VideoAnalysis:
                 self.seconds["decode"] += time.perf_counter() - t_batch
                 self._add_frames(batch, frames, face_branches, cache_kinds, fps)
                 video_end = self.start + self._n_frames / fps
+                if info is not None and self.start < info.duration < video_end:  # the last frame's 1/fps ends the
+                    video_end = float(info.duration)  # file no later than the file does
                 for a in audio.values():
                     a.pull(int(round((video_end - self.start + AUDIO_AHEAD_S) * a.rate)), warnings)
                 yield from emit_ready()
