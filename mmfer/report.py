@@ -112,11 +112,11 @@ def write_report(
     segments: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
     note: str = "",
 ) -> Path:
-    """Write the page. ``rows``: dicts with ``clip_id``, ``predicted`` (the predicted class, empty for none),
+    """Write the page. ``rows``: dicts with ``clip_id`` (and optionally ``path``), ``predicted`` (the predicted class, empty for none),
     ``confidence`` and optionally ``truth``, ``kind``, ``modalities``, ``warning``, ``error`` (bool: no
-    prediction); ``timelines``: clip id -> PNG data URI; ``segments``: clip id -> its segments' rows (``start``,
+    prediction); ``timelines``: clip id or path -> PNG data URI; ``segments``: clip id or path -> its segments' rows (``start``,
     ``end``, ``predicted``, ``confidence``, ``face_ratio``, ``modalities``, ``track``), shown folded per file."""
-    columns = [("clip_id", "clip_id"), ("kind", "kind"), ("predicted", "predicted"), ("truth", "label"),
+    columns = [("clip_id", "clip_id"), ("path", "path"), ("kind", "kind"), ("predicted", "predicted"), ("truth", "label"),
                ("confidence", "confidence"), ("modalities", "modalities"), ("warning", "warning")]
     columns = [(k, name) for k, name in columns if any(k in r for r in rows)]
     head = "".join(f"<th>{html.escape(name)}</th>" for _, name in columns)

@@ -707,3 +707,19 @@ def test_the_last_segment_ends_where_the_file_does(bundle, tmp_path):
     one = write_video(tmp_path / "one.mp4", np.random.default_rng(0).integers(0, 255, (1, 48, 64, 3)), fps=30)
     p = Predictor(bundle).predict_file(one)
     assert p.segments[-1].end == pytest.approx(1 / 30, abs=0.005), p.segments
+
+
+def test_inputs_sharing_a_name_are_told_apart_in_table_plots_and_report(bundle, tmp_path, cremad_videos):
+    """long.mp4 beside long.mkv (one clip id): the table shows their paths, the plots are long.png and
+    long.mkv.png, and the report's rows and timelines name each file."""
+    import shutil
+
+    a, b = tmp_path / "long.flv", tmp_path / "long.mkv"
+    shutil.copy(cremad_videos[0], a)
+    shutil.copy(cremad_videos[1], b)
+    result = predict([a, b], model=bundle, plots=tmp_path / "plots", report=tmp_path / "r.html", progress=False)
+    table = result.table()
+    assert table.splitlines()[0].startswith("path") and str(a) in table and str(b) in table
+    assert sorted(p.name for p in (tmp_path / "plots").glob("*.png")) == ["long.mkv.png", "long.png"]
+    page = (tmp_path / "r.html").read_text()
+    assert page.count(f"<figcaption>{b}</figcaption>") == 1 and page.count(f"<td>{a}</td>") == 1

@@ -37,7 +37,7 @@ def test_report_holds_rows_timelines_and_metrics(report):
     assert len(rows) == 4 and sum(1 for r in rows if r) == 1  # the broken file is a marked error row
     assert len(re.findall(r"<img class='timeline'[^>]+src='data:image/png;base64,", page)) == 2  # one per video
     folded = re.findall(r"<details><summary>([^<]+)</summary>", page)  # segments, per video and sound file
-    assert sorted(folded) == sorted(f"{p.clip_id}: 1 segment(s)" for p in report.predictions if p.ok)
+    assert sorted(folded) == sorted(f"{p.path}: 1 segment(s)" for p in report.predictions if p.ok)
     assert "id='accuracy'" in page and "id='confusion'" in page and sum(p.ok for p in report.predictions) == 3
     m = re.search(r"id='accuracy'>([0-9.]+)<", page)
     from mmfer.data.index import file_label

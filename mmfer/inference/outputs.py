@@ -90,9 +90,12 @@ def _plot(pred: Prediction, plots: Path, used: set[str]) -> Path:
     from mmfer.plots import plot_timeline
 
     name, k = pred.clip_id, 1
+    if name in used:  # long.mp4 beside long.mkv: long.mkv.png, which says which file it is
+        name = safe_text(Path(pred.path).name)
+    base = name
     while name in used:
         k += 1
-        name = f"{pred.clip_id}_{k}"
+        name = f"{base}_{k}"
     used.add(name)
     arrays, title = _timeline_args(pred)
     return plot_timeline(plots / f"{name}.png", **arrays, title=title)
@@ -125,7 +128,7 @@ def write_prediction_report(out: str | Path, predictions: Sequence[Prediction], 
     if labels_from and any(truths):
         probs = np.stack([p.probs if p.ok else np.full(NUM_CLASSES, np.nan) for p in predictions])
         metrics = evaluate(truths, probs, clip_ids=[p.clip_id for p in predictions])
-    rows = [{"clip_id": p.clip_id, "kind": p.kind, "predicted": p.predicted, "truth": t if labels_from else None,
+    rows = [{"clip_id": p.clip_id, "path": safe_text(p.path), "kind": p.kind, "predicted": p.predicted, "truth": t if labels_from else None,
              "confidence": float(np.max(p.probs)) if p.ok else None, "modalities": p.modalities,
              "warning": safe_text(p.warning), "error": not p.ok} for p, t in zip(predictions, truths)]
     if not labels_from:

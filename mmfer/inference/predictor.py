@@ -125,13 +125,17 @@ class PredictResult:
         return [p for p in self.predictions if not p.ok]
 
     def table(self, *, width: int = 60) -> str:
-        """A readable table: clip id, predicted, top probability, modalities, warning; then a summary line."""
-        rows = [("clip_id", "predicted", "top", "modalities", "warning")]
+        """A readable table: clip id (the path where two inputs share one), predicted, top probability, modalities,
+        warning; then a summary line."""
+        ids = [p.clip_id for p in self.predictions]
+        by_path = len(set(ids)) < len(ids)  # long.mp4 beside long.mkv: the paths tell them apart
+        rows = [("path" if by_path else "clip_id", "predicted", "top", "modalities", "warning")]
         for p in self.predictions:
             top = f"{float(np.max(p.probs)):.2f}" if p.ok else ""
             warning = safe_text(p.warning)
             warn = warning if len(warning) <= width else warning[: width - 3] + "..."
-            rows.append((p.clip_id, p.predicted or ("error" if not p.ok else "-"), top, p.modalities, warn))
+            rows.append((safe_text(p.path) if by_path else p.clip_id, p.predicted or ("error" if not p.ok else "-"),
+                         top, p.modalities, warn))
         widths = [max(len(r[i]) for r in rows) for i in range(4)]
         lines = ["  ".join(c.ljust(w) for c, w in zip(r[:4], widths)) + "  " + r[4] for r in rows]
         lines = [ln.rstrip() for ln in lines]

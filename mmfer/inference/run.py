@@ -139,7 +139,7 @@ def predict(
                 from mmfer.report import png_data
 
                 arrays, title = _timeline_args(pred)
-                timelines[pred.clip_id if pred.clip_id not in timelines else safe_text(pred.path)] = png_data(
+                timelines[safe_text(pred.path)] = png_data(  # by path: long.mp4 and long.mkv are told apart
                     lambda p: plot_timeline(p, **arrays, title=title))
             if frame_writer is not None:
                 frame_writer.add(pred)
@@ -148,7 +148,7 @@ def predict(
                 segment_writer.end_video()
             pred.timeline = None  # keep memory flat over many files
             if report is not None and pred.segments:
-                segment_rows[pred.clip_id if pred.clip_id not in segment_rows else safe_text(pred.path)] = [
+                segment_rows[safe_text(pred.path)] = [
                     {"start": s.start, "end": s.end, "predicted": s.predicted, "confidence": float(np.max(s.probs))
                      if s.seen else None, "face_ratio": s.face_ratio, "modalities": s.modalities, "track": s.track}
                     for s in pred.segments]
