@@ -723,3 +723,17 @@ def test_inputs_sharing_a_name_are_told_apart_in_table_plots_and_report(bundle, 
     assert sorted(p.name for p in (tmp_path / "plots").glob("*.png")) == ["long.mkv.png", "long.png"]
     page = (tmp_path / "r.html").read_text()
     assert page.count(f"<figcaption>{b}</figcaption>") == 1 and page.count(f"<td>{a}</td>") == 1
+
+
+def test_a_submission_of_a_whole_afew_root_is_refused_before_any_work(bundle, tmp_path, cremad_videos):
+    import shutil
+
+    root = tmp_path / "AFEW"
+    for split in ("Train/Angry", "Val/Angry", "Test"):
+        (root / split).mkdir(parents=True)
+        shutil.copy(cremad_videos[0], root / split / f"{split.replace('/', '_')}.flv")
+    with pytest.raises(MmferError, match=r"holds Train/ and Val/, whose clips are no Test clips; give its Test folder"):
+        predict([root], model=bundle, submission=tmp_path / "team.zip", progress=False)
+    assert not (tmp_path / "team.zip").exists()
+    done = predict([root / "Test"], model=bundle, submission=tmp_path / "team.zip", progress=False)
+    assert done.submission["clips"] == 1

@@ -86,6 +86,7 @@ def predict(
     if shard is not None:
         inputs = shard_inputs(inputs, shard)
     if submission is not None:
+        _check_no_training_splits(paths)
         check_unique_ids(inputs)  # before any work
     done = {}  # path -> the row an earlier run wrote (--resume)
     if resume:
@@ -193,6 +194,17 @@ def _write_outputs(result: PredictResult, *, out, frame_writer, segment_writer, 
     if submission is not None:
         result.submission = write_prediction_submission(result.predictions, submission)
     return result
+
+
+def _check_no_training_splits(paths) -> None:
+    """A submission holds Test clips: an AFEW root given whole would put its Train and Val clips in the zip."""
+    for raw in paths:
+        p = Path(raw)
+        if p.is_dir():
+            splits = sorted(c.name for c in p.iterdir() if c.is_dir() and c.name.lower() in ("train", "val"))
+            if splits:
+                raise MmferError(f"--submission: {p} holds {' and '.join(f'{s}/' for s in splits)}, whose clips are "
+                                 f"no Test clips; give its Test folder ({p / 'Test'})")
 
 
 def shard_inputs(inputs: Sequence[tuple[Path, str]], shard: str | tuple[int, int]) -> list[tuple[Path, str]]:
