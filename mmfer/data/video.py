@@ -612,6 +612,13 @@ def _read_audio_av(path: Path, sample_rate: int, *, max_samples: int | None = No
     return np.ascontiguousarray(np.concatenate(chunks), dtype=np.float32)
 
 
+# a jump in the sound's timestamps longer than this is silence to put in (shorter ones are codec delays and
+# rounding, left as they are, so ordinary files decode exactly as before); longer than MAX_SOUND_GAP_S it is taken
+# for a broken clock (a wrapped or reset timestamp), not a pause, and nothing is put in
+SOUND_GAP_S = 0.1
+MAX_SOUND_GAP_S = 600.0
+
+
 def iter_audio_chunks(path: str | Path, *, sample_rate: int = 16000, start: float = 0.0,
                       max_samples: int | None = None, warnings: list[str] | None = None,
                       notes: list[str] | None = None) -> Iterator[np.ndarray]:
@@ -646,12 +653,22 @@ def iter_audio_chunks(path: str | Path, *, sample_rate: int = 16000, start: floa
         skip = int(round(start * sample_rate)) if start > 0 else 0
         left = max_samples
         taken = decoded = 0
+        # the sound is placed on the file's clock: silence where it starts after the container does (a video
+        # whose sound comes in late) or where its packets stop for a while (a hole), so it stays with the picture
+        origin = container.start_time / 1e6 if container.start_time is not None else None
+        due = 0.0  # s after origin where the next decoded frame belongs
+        filled = [0.0, 0]  # seconds of silence put in, places
 
-        def cut(frames) -> Iterator[np.ndarray]:
+        def silence(seconds: float) -> Iterator[Any]:
+            n = int(round(seconds * sample_rate))
+            for i in range(0, n, 10 * sample_rate):  # at most 10 s at a time: memory stays flat
+                yield np.zeros(min(10 * sample_rate, n - i), np.float32)
+
+        def cut(frames, *, real: bool = True) -> Iterator[np.ndarray]:
             nonlocal skip, left, taken, decoded
             for f in frames:
-                a = f.to_ndarray().reshape(-1)
-                decoded += a.size
+                a = f.to_ndarray().reshape(-1) if real else f
+                decoded += a.size if real else 0
                 if skip:
                     dropped = min(skip, a.size)
                     a, skip = a[dropped:], skip - dropped
@@ -663,6 +680,15 @@ def iter_audio_chunks(path: str | Path, *, sample_rate: int = 16000, start: floa
 
         try:
             for frame in container.decode(audio=0):
+                if origin is not None and frame.time is not None:
+                    gap = frame.time - origin - due
+                    if SOUND_GAP_S < gap <= MAX_SOUND_GAP_S:
+                        yield from cut(resampler.resample(None))  # what the resampler holds comes before the gap
+                        resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
+                        yield from cut(silence(gap), real=False)
+                        filled[0] += gap
+                        filled[1] += 1
+                    due = max(due, frame.time - origin) + frame.samples / (frame.sample_rate or native or 1)
                 yield from cut(resampler.resample(frame))
                 if left is not None and left <= 0:
                     return
@@ -672,6 +698,11 @@ def iter_audio_chunks(path: str | Path, *, sample_rate: int = 16000, start: floa
             _warn(warnings, f"{path}: audio truncated or corrupt after {taken / sample_rate:.1f} s ({e}); kept "
                             "the sound before it")
         yield from cut(resampler.resample(None))
+        if filled[1] and notes is not None:
+            note = f"the sound has {filled[1]} gap(s) in its timestamps ({filled[0]:.1f} s in all, the start included)" \
+                   ": heard as silence there, so it stays in step with the picture"
+            log.info("%s: %s", path, note)
+            notes.append(note)
         if not decoded and not container.streams.video:  # text saved as .flac, a header without samples
             raise DecodeError(path, "no sound decodes from it (not the format its extension says, or no samples)",
                               "check the file; re-copy or re-encode it")

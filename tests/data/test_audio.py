@@ -127,3 +127,58 @@ def test_utterance_features_pitch_and_gain_invariance():
     for quiet in (np.zeros(SR, np.float32), np.zeros(10, np.float32)):
         v = A.utterance_features(quiet, sample_rate=SR)
         assert v.shape == f.shape and np.isfinite(v).all()
+
+
+def _timed_sound_video(path, *, audio_from: float, hole: tuple[float, float] | None = None):
+    """A 4-s mkv (black 8-fps picture from 0 s) whose PCM sound, a 440-Hz tone, starts at ``audio_from`` s and
+    has no packets in ``hole``: the timestamps say where the sound belongs."""
+    import fractions
+
+    import av
+
+    c = av.open(str(path), "w", format="matroska")
+    v = c.add_stream("mpeg4", rate=8)
+    v.height, v.width, v.pix_fmt = 48, 64, "yuv420p"
+    a = c.add_stream("pcm_s16le", rate=16000)
+    a.layout = "mono"
+    for i in range(32):
+        f = av.VideoFrame.from_ndarray(np.zeros((48, 64, 3), np.uint8), format="rgb24")
+        f.pts, f.time_base = i, fractions.Fraction(1, 8)
+        for pk in v.encode(f):
+            c.mux(pk)
+    for pk in v.encode():
+        c.mux(pk)
+    n = 1600  # 0.1-s frames
+    for k in range(int((4.0 - audio_from) * 10)):
+        t = audio_from + k * 0.1
+        if hole and hole[0] <= t < hole[1]:
+            continue
+        tone = (0.5 * np.sin(2 * np.pi * 440 * (t + np.arange(n) / 16000)) * 32767).astype(np.int16)
+        f = av.AudioFrame.from_ndarray(tone[None], format="s16", layout="mono")
+        f.sample_rate, f.pts, f.time_base = 16000, int(round(t * 16000)), fractions.Fraction(1, 16000)
+        for pk in a.encode(f):
+            c.mux(pk)
+    for pk in a.encode():
+        c.mux(pk)
+    c.close()
+    return path
+
+
+def test_sound_is_placed_by_its_timestamps(tmp_path):
+    """Sound that comes in 1 s after the picture, or stops for 0.5 s, is heard where its timestamps put it (silence
+    before and in between), not moved up against the first sample: it stays in step with the faces."""
+    from mmfer.data.video import iter_audio_chunks, read_audio
+
+    late = _timed_sound_video(tmp_path / "late.mkv", audio_from=1.0)
+    notes: list[str] = []
+    a = np.concatenate(list(iter_audio_chunks(late, notes=notes)))
+    assert len(a) == pytest.approx(4 * 16000, abs=160)
+    assert np.abs(a[: 15900]).max() == 0 and np.abs(a[16100:17000]).max() > 0.4
+    assert any("1 gap(s)" in n and "1.0 s" in n for n in notes), notes
+    holed = read_audio(_timed_sound_video(tmp_path / "hole.mkv", audio_from=0.0, hole=(2.0, 2.5)))
+    assert len(holed) == pytest.approx(4 * 16000, abs=160)
+    assert np.abs(holed[32100:39900]).max() == 0 and np.abs(holed[40100:41000]).max() > 0.4
+    # after the hole, the tone is where it was: the phase of a 440-Hz tone at 3 s matches an unbroken one
+    whole = read_audio(_timed_sound_video(tmp_path / "whole.mkv", audio_from=0.0))
+    assert np.allclose(holed[48000:49000], whole[48000:49000], atol=1e-3)
+    assert np.abs(whole[32100:39900]).max() > 0.4  # the unbroken file has no gap, and none is put in
