@@ -19,6 +19,14 @@ import cv2  # noqa: F401 - load OpenCV before decord: the other order breaks Ope
 import numpy as np
 
 from mmfer.data.containers import cut_short
+from mmfer.data.timing import (
+    FALLBACK_FPS,
+    MAX_PLAUSIBLE_FPS,
+    FrameTiming,
+    output_indices,
+    frame_timing,
+    timed_indices,
+)
 from mmfer.data.index import AUDIO_EXTENSIONS
 from mmfer.errors import MmferError
 
@@ -159,80 +167,12 @@ def _decord_reader(path: Path):
     return vr
 
 
-# A header frame rate beyond this is not a real one (an AVI claiming 100,000 frames/s): frames are timed at
-# FALLBACK_FPS instead, with a note, rather than squeezed into a millisecond.
-MAX_PLAUSIBLE_FPS = 1000.0
-FALLBACK_FPS = 25.0
-
-
-@dataclass
-class FrameTiming:
-    """When each source frame is shown: ``times`` (s, from the first frame), ``duration`` (to the end of the
-    last frame), ``rate`` (frames per second: the header's for evenly spaced frames, else the mean),
-    ``vfr`` (not evenly spaced) and a ``note`` when the header's rate could not be trusted."""
-
-    times: np.ndarray
-    duration: float
-    rate: float
-    vfr: bool = False
-    note: str = ""
-
-
-def frame_timing(n: int, header_fps: float, timestamps: np.ndarray | None = None) -> FrameTiming:
-    """The timing of ``n`` source frames from their presentation timestamps (decord's, or PyAV's), falling back
-    to the header's frame rate where they are missing or not plausible.
-
-    Why: the header's average rate is wrong for a variable-frame-rate file (a phone or screen recording:
-    13 s of frames would be timed as 3 s), and a header can claim any rate (100,000 frames/s)."""
-    header = float(header_fps) if header_fps and np.isfinite(header_fps) and header_fps > 0 else 0.0
-    note = ""
-    if not header or header > MAX_PLAUSIBLE_FPS:
-        if header:
-            note = (f"the header claims {header:g} frames/s, which no camera gives; frames timed at "
-                    f"{FALLBACK_FPS:g} frames/s")
-        header = FALLBACK_FPS
-        timestamps = None  # timestamps written from that rate are no better
-    uniform = np.arange(n, dtype=np.float64) / header
-    if timestamps is None or n < 2:
-        return FrameTiming(uniform, n / header, header, False, note)
-    t = np.asarray(timestamps, dtype=np.float64).reshape(-1)[:n]
-    if len(t) != n or not np.all(np.isfinite(t)) or np.any(np.diff(t) <= 0):
-        return FrameTiming(uniform, n / header, header, False, note)
-    t = t - t[0]
-    step = float(np.median(np.diff(t)))
-    duration = float(t[-1] + step)
-    if n / duration > MAX_PLAUSIBLE_FPS:
-        return FrameTiming(np.arange(n) / FALLBACK_FPS, n / FALLBACK_FPS, FALLBACK_FPS, False,
-                           f"frame timestamps give {n / duration:g} frames/s; frames timed at {FALLBACK_FPS:g} frames/s")
-    # evenly spaced at the header's rate (within half a frame): the header's rate, as before
-    if np.max(np.abs(t - uniform)) <= 0.5 / header:
-        return FrameTiming(uniform, n / header, header, False, note)
-    return FrameTiming(t, duration, n / duration, True, note)
-
-
 def _decord_timing(vr) -> FrameTiming:
     try:
         stamps = np.asarray(vr.get_frame_timestamp(list(range(len(vr)))))[:, 0]
     except Exception:  # noqa: BLE001 - no timestamps: the header's rate
         stamps = None
     return frame_timing(len(vr), float(vr.get_avg_fps() or 0.0), stamps)
-
-
-def timed_indices(timing: FrameTiming, fps: float, max_frames: int | None, start: float = 0.0) -> np.ndarray:
-    """Source frame per output frame when output frame k is shown at ``start`` + k / ``fps`` and the source
-    frames at ``timing.times``: the source frame on screen then (the last one shown at or before it; not the
-    nearest, which in a hole of a variable-rate recording would show the frame after the hole too early). Used
-    where frames are not evenly spaced."""
-    n_out = int(round((timing.duration - start) * fps)) if start > 0 else max(1, int(round(timing.duration * fps)))
-    t_out = start + np.arange(max(0, n_out)) / fps
-    if max_frames is not None:
-        t_out = t_out[:max_frames]
-    times = timing.times
-    if len(times) < 2:
-        return np.zeros(len(t_out), dtype=np.int64)
-    # 1 us of slack: k / fps computed as 0.99999999 still shows the frame stamped 1.0
-    j = np.searchsorted(times, t_out + 1e-6, side="right") - 1
-    return np.clip(j, 0, len(times) - 1).astype(np.int64)
 
 
 def probe_video(path: str | Path, *, keep_reader: bool = False) -> VideoInfo:
@@ -292,20 +232,6 @@ def _count_frames_av(path: Path) -> tuple[int, np.ndarray | None]:
     finally:
         container.close()
     return n, (np.asarray(stamps, dtype=np.float64) if stamps else None)
-
-
-def _output_indices(n_src: int, src_fps: float, fps: float | None, max_frames: int | None,
-                    start: float = 0.0) -> np.ndarray:
-    """Source frame per output frame: output frame k is shown at time ``start`` + k / fps."""
-    first = int(round(start * src_fps)) if start > 0 else 0
-    if fps is None or fps <= 0 or abs(fps - src_fps) < 1e-3:
-        idx = np.arange(min(first, n_src), n_src, dtype=np.int64)
-    else:
-        t_out = max(0 if first else 1, int(round((n_src - first) * fps / src_fps)))
-        idx = np.minimum(np.round(start * src_fps + np.arange(t_out) * src_fps / fps).astype(np.int64), n_src - 1)
-    if max_frames is not None:
-        idx = idx[:max_frames]
-    return idx
 
 
 def _batch_len(batch_size: int, height: int, width: int) -> int:
@@ -373,7 +299,7 @@ def iter_frame_batches(
     if timing.vfr:  # frames unevenly spaced: output frame k is the one shown at k / fps (the mean rate natively)
         src = timed_indices(timing, fps if fps and fps > 0 else timing.rate, max_frames, start)
     else:
-        src = _output_indices(len(vr), src_fps, fps, max_frames, start)
+        src = output_indices(len(vr), src_fps, fps, max_frames, start)
     if len(src) == 0:
         return
     if size is None:
