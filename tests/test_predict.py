@@ -737,3 +737,43 @@ def test_a_submission_of_a_whole_afew_root_is_refused_before_any_work(bundle, tm
     assert not (tmp_path / "team.zip").exists()
     done = predict([root / "Test"], model=bundle, submission=tmp_path / "team.zip", progress=False)
     assert done.submission["clips"] == 1
+
+
+def test_a_picture_that_comes_in_late_is_placed_on_the_files_clock(bundle, tmp_path, cremad_videos):
+    """An mp4 whose picture starts 1 s after its sound: the frames are timed from 1 s (they were moved up to 0,
+    seconds away from the speech they go with), and the sound before them is analysed alone."""
+    import fractions
+
+    import av
+
+    from mmfer.data.video import probe_video, read_frames
+
+    frames, _ = read_frames(cremad_videos[0], fps=8)
+    path = tmp_path / "late_picture.mp4"
+    c = av.open(str(path), "w")
+    v = c.add_stream("mpeg4", rate=8)
+    v.height, v.width, v.pix_fmt = *frames.shape[1:3], "yuv420p"
+    a = c.add_stream("aac", rate=16000)
+    a.layout = "mono"
+    for i, img in enumerate(frames[:16]):  # 2 s of picture from 1 s
+        f = av.VideoFrame.from_ndarray(img, format="rgb24")
+        f.pts, f.time_base = 8 + i, fractions.Fraction(1, 8)
+        for pk in v.encode(f):
+            c.mux(pk)
+    for pk in v.encode():
+        c.mux(pk)
+    tone = (0.3 * np.sin(np.arange(48000) * 0.07)).astype(np.float32)  # 3 s of sound from 0 s
+    for s in range(0, 48000, 1024):
+        f = av.AudioFrame.from_ndarray(tone[None, s:s + 1024].copy(), format="fltp", layout="mono")
+        f.sample_rate, f.pts, f.time_base = 16000, s, fractions.Fraction(1, 16000)
+        for pk in a.encode(f):
+            c.mux(pk)
+    for pk in a.encode():
+        c.mux(pk)
+    c.close()
+    assert probe_video(path).start_offset == pytest.approx(1.0, abs=0.01)
+    p = Predictor(bundle).predict_file(path, timeline=True)
+    assert p.ok and "the picture starts at 1.0 s" in p.warning, p.warning
+    times = p.timeline["frame_times"]
+    assert times[0] == pytest.approx(1.0, abs=0.01) and times[-1] == pytest.approx(2.875, abs=0.01)
+    assert p.segments[0].start == 0.0 and p.segments[-1].end == pytest.approx(3.0, abs=0.1)

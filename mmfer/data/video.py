@@ -91,6 +91,9 @@ class VideoInfo:
     # where decord cannot open the file: the frames' timing from PyAV's decode, so that iter_frame_batches(info=...)
     # places unevenly spaced frames by their timestamps without decoding the file a third time
     timing: FrameTiming | None = field(default=None, repr=False, compare=False)
+    # seconds from the container's start to the first frame, where the picture comes in late (0 within
+    # SOUND_GAP_S): predict places frames on the file's clock, as it places sound (iter_audio_chunks)
+    start_offset: float = 0.0
 
 
 def _quiet() -> None:
@@ -193,6 +196,8 @@ def probe_video(path: str | Path, *, keep_reader: bool = False) -> VideoInfo:
         av_size = (int(vs.codec_context.width or 0), int(vs.codec_context.height or 0))
         declared = container.duration / 1e6 if container.duration else None
         declared_video = float(vs.duration * vs.time_base) if vs.duration and vs.time_base else None
+        late = (float(vs.start_time * vs.time_base) - container.start_time / 1e6
+                if vs.start_time is not None and vs.time_base and container.start_time is not None else 0.0)
     finally:
         container.close()
     check_frame_size(path, *av_size)  # from the header, before any frame is decoded
@@ -210,7 +215,8 @@ def probe_video(path: str | Path, *, keep_reader: bool = False) -> VideoInfo:
     return VideoInfo(path=path, frames=frames, fps=timing.rate, width=width, height=height, duration=timing.duration,
                      has_audio=has_audio, declared_seconds=declared, declared_video_seconds=declared_video,
                      vfr=timing.vfr, notes=[timing.note] if timing.note else [], cut_short=cut_short(path),
-                     reader=vr if keep_reader else None, timing=None if vr is not None else timing)
+                     reader=vr if keep_reader else None, timing=None if vr is not None else timing,
+                     start_offset=late if SOUND_GAP_S < late <= MAX_SOUND_GAP_S else 0.0)
 
 
 def _count_frames_av(path: Path) -> tuple[int, np.ndarray | None]:

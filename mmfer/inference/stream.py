@@ -250,9 +250,13 @@ class VideoAnalysis:
             info = open_video(self.path)  # raises with the reason: an error row
             warnings.extend(info.notes)
         fps = float(decode.fps or (info.fps if info is not None else 0.0) or 25.0)
+        lead = info.start_offset if info is not None else 0.0  # the picture comes in this late on the file's clock
+        self._t0 = max(self.start, lead)  # time of the first frame analysed
         total = self.duration
         if total is None and info is not None:
-            total = max(0.0, float(info.duration) - self.start)
+            total = max(0.0, lead + float(info.duration) - self.start)
+        if lead > self.start:
+            warnings.append(f"the picture starts at {lead:.1f} s (the sound before it is analysed alone)")
         self._windowed = self.timeline and (self.audio_windows if self.audio_windows is not None else
                                             total is None or total <= AUDIO_WINDOWS_UP_TO_S)
         rates = sorted({b.sample_rate for b in audio_branches} | ({decode.sample_rate} if face_branches else set()))
@@ -307,13 +311,13 @@ class VideoAnalysis:
         t_batch = time.perf_counter()
         if face_branches:
             batches = iter_face_batches(self.path, settings, info=info, warnings=decode_warnings, stops=stops,
-                                        overlap_io=True, start=self.start, tracker=tracker)
+                                        overlap_io=True, start=max(0.0, self.start - lead), tracker=tracker)
             for batch in batches:
                 self.seconds["decode"] += time.perf_counter() - t_batch
                 self._add_frames(batch, frames, face_branches, cache_kinds, fps)
-                video_end = self.start + self._n_frames / fps
-                if info is not None and self.start < info.duration < video_end:  # the last frame's 1/fps ends the
-                    video_end = float(info.duration)  # file no later than the file does
+                video_end = self._t0 + self._n_frames / fps
+                if info is not None and self.start < lead + info.duration < video_end:  # the last frame's 1/fps
+                    video_end = lead + float(info.duration)  # ends the file no later than the file does
                 for a in audio.values():
                     a.pull(int(round((video_end - self.start + AUDIO_AHEAD_S) * a.rate)), warnings)
                 yield from emit_ready()
@@ -355,7 +359,7 @@ class VideoAnalysis:
     def _add_frames(self, batch, frames: _Frames, face_branches, cache_kinds, fps: float) -> None:
         p = self.predictor
         n = len(batch.index)
-        times = self.start + (self._n_frames + np.arange(n)) / fps
+        times = self._t0 + (self._n_frames + np.arange(n)) / fps
         mask = np.asarray(batch.track.mask, bool)
         self._n_frames += n
         self._n_face += int(mask.sum())
