@@ -256,9 +256,13 @@ def truth_from(source: str, *, table: ScoreTable, root: str | Path | None = None
                 if not cid:
                     continue
                 try:
-                    truth[cid] = canonical(row.get("label", "")) if row.get("label") else None
+                    label = canonical(row.get("label", "")) if row.get("label") else None
                 except MmferError as e:
                     raise MmferError(f"{path}:{line_no}: {e}") from None
+                if cid in truth and truth[cid] != label:  # which one is true? the file cannot say
+                    raise MmferError(f"{path}:{line_no}: clip {cid} is labelled {label or 'out of set'} here and "
+                                     f"{truth[cid] or 'out of set'} on an earlier line; give each clip one label")
+                truth[cid] = label
         return truth
     raise MmferError(f"{path}: expected columns clip_id,label (or path,label); got {','.join(header)}")
 

@@ -83,6 +83,11 @@ def test_label_sources(tmp_path, cremad_dir):
     truth_csv = tmp_path / "truth.csv"
     truth_csv.write_text("clip_id,label\nx1,happy\nx2,anger\n")
     assert truth_from(str(truth_csv), table=read_scores(path)) == {"x1": "Happy", "x2": "Angry"}
+    truth_csv.write_text("clip_id,label\nx1,happy\nx2,anger\nx1,Happy\n")  # the same label twice: fine
+    assert truth_from(str(truth_csv), table=read_scores(path)) == {"x1": "Happy", "x2": "Angry"}
+    truth_csv.write_text("clip_id,label\nx1,happy\nx2,anger\nx1,sad\n")  # two labels: which is true?
+    with pytest.raises(MmferError, match=r"truth.csv:4: clip x1 is labelled Sad here and Happy on an earlier line"):
+        truth_from(str(truth_csv), table=read_scores(path))
     # calm is excluded and counted whether the file names clips by id or by path (by path it was dropped, and
     # its clip counted as having no true label)
     for name, text in (("ids.csv", "clip_id,label\nx1,happy\nx2,sad\nx4,calm\n"),

@@ -184,7 +184,9 @@ class MeanFusion(Fuser):
 
 
 class MajorityVote(Fuser):
-    """Each branch votes for its top class; ties go to the class with the highest mean probability.
+    """Each branch that saw the clip votes for its top class; ties go to the class with the highest mean
+    probability of those branches. A branch's uniform row (it saw nothing) casts no vote: its argmax would be
+    Angry by position alone. A clip no branch saw stays uniform (no prediction).
 
     The output puts the vote share on each class plus a small share of the mean probabilities, so
     argmax is the vote winner and the rows still sum to 1.
@@ -199,12 +201,19 @@ class MajorityVote(Fuser):
 
     def predict(self, probs_list):
         stack = self._check_predict(probs_list)
+        present = ~missing_rows(stack)  # (B, N)
         votes = np.zeros(stack.shape[1:])
         top = stack.argmax(axis=2)
         for b in range(stack.shape[0]):
-            votes[np.arange(stack.shape[1]), top[b]] += 1.0
-        votes /= stack.shape[0]
-        return normalise_rows(votes + self.tie_weight * stack.mean(axis=0))
+            votes[np.arange(stack.shape[1]), top[b]] += present[b]
+        n_present = present.sum(axis=0)  # (N,)
+        seen = n_present > 0
+        votes[seen] /= n_present[seen, None]
+        mean = (stack * present[:, :, None]).sum(axis=0)
+        mean[seen] /= n_present[seen, None]
+        out = normalise_rows(votes + self.tie_weight * mean)
+        out[~seen] = 1.0 / stack.shape[2]
+        return out
 
     def params(self):
         return {"weights": [1.0] * self.n_branches, "tie_break": "mean probability"}

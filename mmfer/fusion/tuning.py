@@ -62,7 +62,7 @@ def cross_validate(
     for tr, te in splits:
         model = make_model().fit([p[tr] for p in probs_list], y[tr])
         oof[te] = model.predict([p[te] for p in probs_list])
-        fold_acc.append(float((oof[te].argmax(1) == y[te]).mean()))
+        fold_acc.append(float(figures(oof[te], y[te])["accuracy"]))  # a uniform row is no prediction, as pooled
     return {
         **figures(oof, y),
         "folds": len(splits),

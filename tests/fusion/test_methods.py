@@ -305,3 +305,30 @@ def test_one_rule_for_a_missing_branch_in_fuse_and_predict(tmp_path):
         w2 = w if w.ndim == 2 else np.repeat(w[:, None], 7, axis=1)
         ref = (w2[0] * face[0] + w2[1] * audio[0])
         np.testing.assert_allclose(full, ref / ref.sum(), atol=1e-9, err_msg=method)
+
+
+def test_majority_vote_hears_only_the_branches_that_saw_the_clip():
+    """A uniform row (the branch saw nothing) casts no vote: its argmax is Angry by position alone. A clip no
+    branch saw stays uniform, as with the weighted methods."""
+    from mmfer.fusion.methods import MajorityVote
+
+    uniform = np.full(7, 1 / 7)
+    sad, happy = np.eye(7)[5] * 0.9 + 0.1 / 7, np.eye(7)[3] * 0.9 + 0.1 / 7
+    face = np.stack([sad, uniform, uniform])
+    audio = np.stack([uniform, happy, uniform])
+    lm = np.stack([uniform, uniform, uniform])
+    out = MajorityVote().fit([face, audio, lm], np.array([5, 3, 0])).predict([face, audio, lm])
+    assert [EMOTIONS[i] for i in out[:2].argmax(1)] == ["Sad", "Happy"]  # it was Angry: two uniform votes
+    np.testing.assert_allclose(out[2], uniform)  # no branch saw it: no prediction
+    np.testing.assert_allclose(out.sum(1), 1.0)
+
+
+def test_fold_accuracy_counts_a_clip_no_branch_saw_as_wrong_as_the_pooled_figure_does():
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(7), 6)
+    a = softmax(rng.normal(size=(42, 7)) + 3 * np.eye(7)[y])
+    b = softmax(rng.normal(size=(42, 7)) + 3 * np.eye(7)[y])
+    a[0] = b[0] = 1 / 7  # clip 0, an Angry one: nobody saw it, so argmax would call it right
+    cv = cross_validate_method("mean", [a, b], y, folds=3, seed=0)
+    pooled_right = cv["accuracy"] * len(y)
+    assert sum(acc * n for acc, n in zip(cv["fold_accuracy"], (14, 14, 14))) == pytest.approx(pooled_right)
