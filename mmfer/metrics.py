@@ -20,7 +20,7 @@ import numpy as np
 
 from mmfer.errors import MmferError
 from mmfer.labels import EMOTIONS, NUM_CLASSES, canonical
-from mmfer.scores import ScoreTable, read_scores
+from mmfer.scores import ScoreTable, is_uniform, read_scores
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +68,7 @@ def evaluate(
         if predictions.shape != (n_all, NUM_CLASSES):
             raise MmferError(f"evaluate: probabilities of shape {predictions.shape}, expected ({n_all}, {NUM_CLASSES})")
         # uniform probabilities say nothing was seen: no prediction, not the first class argmax would give
-        valid = np.all(np.isfinite(predictions), axis=1) & (np.ptp(np.nan_to_num(predictions), axis=1) > 1e-9)
+        valid = np.all(np.isfinite(predictions), axis=1) & ~is_uniform(np.nan_to_num(predictions), axis=1)
         arg = np.argmax(np.where(np.isfinite(predictions), predictions, -np.inf), axis=1)
         pred_idx = [int(a) if v else None for a, v in zip(arg, valid)]
     else:
@@ -363,7 +363,7 @@ def evaluate_file(
         truth_of = truth if truth is not None else dict(zip(keys, table.labels))
         rows = []
         for c, k, p in zip(table.clip_ids, keys, table.probs):
-            none = not np.all(np.isfinite(p)) or np.ptp(p) <= 1e-9
+            none = not np.all(np.isfinite(p)) or is_uniform(p)
             rows.append({"clip_id": c, "predicted": "" if none else EMOTIONS[int(np.argmax(p))],
                          "truth": truth_of.get(k), "confidence": None if none else float(np.max(p)), "error": none})
         result["report"] = str(write_report(report, rows, title=f"mmfer evaluate: {Path(scores).name}",

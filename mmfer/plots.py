@@ -15,6 +15,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from mmfer.labels import EMOTIONS  # noqa: E402
+from mmfer.scores import is_uniform  # noqa: E402
 
 
 def _save(fig: plt.Figure, ax: plt.Axes, out: str | Path, title: str) -> Path:
@@ -141,7 +142,7 @@ def _plot_segments(out: str | Path, bounds: np.ndarray, probs: np.ndarray, face:
     edges = np.append(bounds[:, 0], bounds[-1, 1]) / scale
     fig, (ax, ax2) = plt.subplots(2, 1, figsize=(10.0, 4.2), sharex=True, gridspec_kw={"height_ratios": [4, 1]})
     colours = plt.get_cmap("tab10").colors
-    seen = np.isfinite(probs).all(axis=1) & (np.ptp(probs, axis=1) > 1e-9)
+    seen = np.isfinite(probs).all(axis=1) & ~is_uniform(probs, axis=1)
     p = np.where(seen[:, None], probs, 0.0)
     bottom = np.zeros(len(p))
     for k, emotion in enumerate(EMOTIONS):

@@ -65,6 +65,17 @@ class ScoreTable:
         return ScoreTable(list(clip_ids), [self.labels[i] for i in idx], self.probs[idx])
 
 
+# A row whose largest and smallest probability differ by no more than this is uniform: no prediction (the model
+# or branch saw nothing). Score CSVs hold 6 decimals, so a written row is exactly uniform or at least 1e-6 apart.
+UNIFORM_SPREAD = 1e-9
+
+
+def is_uniform(probs: np.ndarray, axis: int = -1) -> np.ndarray:
+    """Whether each row (along ``axis``) is uniform, i.e. no prediction: the one test evaluate, fuse, submit and
+    predict share."""
+    return np.ptp(np.asarray(probs, dtype=np.float64), axis=axis) <= UNIFORM_SPREAD
+
+
 def normalise_rows(probs: np.ndarray) -> np.ndarray:
     """Negatives clipped to 0, rows (the last axis) scaled to sum to 1; an all-zero row becomes uniform."""
     probs = np.clip(np.asarray(probs, dtype=np.float64), 0.0, None)

@@ -19,7 +19,7 @@ import numpy as np
 
 from mmfer.errors import MmferError
 from mmfer.labels import EMOTIONS, canonical
-from mmfer.scores import ScoreTable, read_scores
+from mmfer.scores import ScoreTable, is_uniform, read_scores
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +116,7 @@ def write_submission(
     words: dict[str, str] = {}
     # a uniform fused row means no branch saw anything (e.g. no face and no audio): its argmax is
     # arbitrary, so the fallback (when given) decides instead
-    flat = {c for c in ids if c in pos and np.ptp(table.probs[pos[c]]) < 1e-6}
+    flat = {c for c in ids if c in pos and is_uniform(table.probs[pos[c]])}
     has_fallback = fallback_table is not None or prior is not None
     fb_pos = {c: i for i, c in enumerate(fallback_table.clip_ids)} if fallback_table is not None else {}
     for cid in ids:
@@ -124,7 +124,7 @@ def write_submission(
             words[cid] = EMOTIONS[int(table.probs[pos[cid]].argmax())]
             continue
         fb_row = fallback_table.probs[fb_pos[cid]] if cid in fb_pos else None
-        if fb_row is not None and np.ptp(fb_row) >= 1e-6:
+        if fb_row is not None and not is_uniform(fb_row):
             words[cid] = EMOTIONS[int(fb_row.argmax())]
             filled[cid] = f"from {fallback_probs}"
         elif fb_row is not None:  # that branch saw nothing either: its argmax would be Angry by position alone

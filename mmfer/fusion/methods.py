@@ -18,7 +18,7 @@ from threadpoolctl import threadpool_limits
 
 from mmfer.errors import MmferError
 from mmfer.labels import NUM_CLASSES
-from mmfer.scores import normalise_rows
+from mmfer.scores import is_uniform, normalise_rows
 
 EPS = 1e-7
 OBJECTIVES = ("accuracy", "uar")
@@ -38,7 +38,7 @@ def objective_scores(fused: np.ndarray, y: np.ndarray, objective: str = "accurac
     """Objective of one or many fused arrays: ``fused`` (..., N, 7) -> (...) values. A uniform row (no branch
     saw the clip) is no prediction and counts as wrong, as in ``mmfer.metrics.evaluate``."""
     pred = fused.argmax(axis=-1)
-    correct = (pred == y) & (np.ptp(fused, axis=-1) > 1e-9)
+    correct = (pred == y) & ~is_uniform(fused)
     if objective == "accuracy":
         return correct.mean(axis=-1)
     if objective == "uar":
@@ -114,7 +114,7 @@ WEIGHTED_MEAN_METHODS = ("weighted", "mean", "exp_weighted", "per_class")
 def missing_rows(stack: np.ndarray) -> np.ndarray:
     """(B, N) bool: the rows a branch could not score. Score CSVs hold uniform rows for clips a branch could not
     see (no face for a face branch, no sound for an audio one), so an exactly uniform row is a missing one."""
-    return np.ptp(stack, axis=2) < 1e-12
+    return is_uniform(stack, axis=2)
 
 
 def weighted_mean(stack: np.ndarray, weights: np.ndarray, *, missing: np.ndarray | None = None) -> np.ndarray:

@@ -40,6 +40,7 @@ from mmfer.inference.inputs import FRAME_POOLINGS, audio_clip, memory_dataset
 from mmfer.inference.segments import Segment, SegmentSettings
 from mmfer.labels import EMOTIONS, NUM_CLASSES
 from mmfer.models.common import conv2d_channels_last, fold_batchnorm
+from mmfer.scores import is_uniform
 
 if TYPE_CHECKING:
     from mmfer.inference.stream import VideoAnalysis
@@ -84,7 +85,7 @@ class Prediction:
     @property
     def predicted(self) -> str:
         """The top class; empty for error rows and for uniform rows (nothing was seen, so nothing is predicted)."""
-        if self.probs is None or np.ptp(self.probs) < 1e-9:
+        if self.probs is None or is_uniform(self.probs):
             return ""
         return EMOTIONS[int(np.argmax(self.probs))]
 

@@ -23,6 +23,7 @@ import numpy as np
 from mmfer.errors import MmferError
 from mmfer.labels import EMOTIONS
 from mmfer.outputs import CsvStream, read_csv_table
+from mmfer.scores import is_uniform
 
 SEGMENT_SECONDS = 4.0
 SEGMENT_BY = ("fixed", "speech")
@@ -72,7 +73,7 @@ class Segment:
     @property
     def predicted(self) -> str:
         """The top class; empty where nothing was seen (uniform probabilities), as in the predictions CSV."""
-        if not self.seen or np.ptp(self.probs) < 1e-9:
+        if not self.seen or is_uniform(self.probs):
             return ""
         return EMOTIONS[int(np.argmax(self.probs))]
 
