@@ -666,14 +666,19 @@ def collate_for(kind: str):
 
 def seed_worker(worker_id: int) -> None:
     """Every DataLoader worker's start (``worker_init_fn``): seed numpy/random from torch's per-worker seed (for
-    any library randomness), and ignore SIGTERM. A stop sent to the whole process group (systemd, Slurm,
-    ``kill -- -PGID``) would otherwise kill the workers first, and the main process would die on torch's "worker
-    killed by signal" error instead of stopping as after Ctrl-C (finished epochs kept, exit 130). The main
-    process shuts its workers down itself, and they exit with it."""
+    any library randomness), and let the first SIGTERM pass. A stop sent to the whole process group (systemd,
+    Slurm, ``kill -- -PGID``) would otherwise kill the workers first, and the main process would die on torch's
+    "worker killed by signal" error instead of stopping as after Ctrl-C (finished epochs kept, exit 130); the main
+    process then shuts its workers down itself. A second SIGTERM ends the worker as usual, so the terminate()
+    that torch and multiprocessing send a hung worker still works."""
     import random
     import signal
 
     s = torch.initial_seed() % 2**32
     np.random.seed(s)
     random.seed(s)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+    def let_the_first_pass(signum, frame):  # noqa: ANN001 - the signal module's signature
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+    signal.signal(signal.SIGTERM, let_the_first_pass)

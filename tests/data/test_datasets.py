@@ -221,3 +221,36 @@ def test_a_stop_sent_to_the_process_group_ends_loading_as_ctrl_c_does(tmp_path):
         if p.poll() is None:
             os.killpg(p.pid, signal.SIGKILL)
     assert p.returncode == 130 and "interrupted" in out and "killed by signal" not in out, out
+
+
+def _worker_that_hangs(ready):
+    from mmfer.data.datasets import seed_worker
+
+    seed_worker(0)
+    ready.set()
+    time.sleep(60)
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "killpg"), reason="POSIX signals")
+def test_a_loader_worker_lets_one_sigterm_pass_and_ends_on_the_second():
+    """The first SIGTERM (a stop sent to the process group) passes; the terminate() that torch and multiprocessing
+    send a hung worker at shutdown still ends it, so the command can exit."""
+    import multiprocessing as mp
+    import os
+    import signal
+
+    ctx = mp.get_context("fork")
+    ready = ctx.Event()
+    w = ctx.Process(target=_worker_that_hangs, args=(ready,), daemon=True)
+    w.start()
+    try:
+        assert ready.wait(30)
+        os.kill(w.pid, signal.SIGTERM)
+        w.join(0.5)
+        assert w.is_alive()
+        os.kill(w.pid, signal.SIGTERM)
+        w.join(10)
+        assert not w.is_alive() and w.exitcode == -signal.SIGTERM
+    finally:
+        if w.is_alive():
+            w.kill()
