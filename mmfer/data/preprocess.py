@@ -139,7 +139,7 @@ class PreprocessSummary:
             if len(self.missing) > 20:
                 lines.append(f"  ... {len(self.missing) - 20} more")
         if self.removed:
-            lines.append(f"left out, source deleted or renamed ({len(self.removed)}):")
+            lines.append(f"left out, source deleted, renamed or moved to another split ({len(self.removed)}):")
             for f in self.removed[:20]:
                 lines.append(f"  {f.split}/{f.clip_id}: {f.path}")
             if len(self.removed) > 20:
@@ -407,27 +407,37 @@ def _check_cache_structure(out: Path, splits: Sequence[str]) -> None:
 
 
 def _mark_removed(out: Path, latest: dict[tuple[str, str], ClipRecord], entries: Sequence[ClipEntry], *,
-                  shard: tuple[int, int]) -> list[Failure]:
-    """Cached clips of this run's splits (and shard) that the source no longer lists and whose file is gone
-    (deleted or renamed): a "removed" record each, so that training, scoring and submissions stop seeing them.
-    Their arrays are kept; the clip comes back if its file does. A clip whose file still exists (another
-    folder preprocessed into the same cache) is left alone."""
+                  shard: tuple[int, int], every_split: bool) -> list[Failure]:
+    """Cached clips of this run's splits (and shard) that the source no longer holds: a "removed" record each, so
+    that training, scoring and submissions stop seeing them (their arrays stay; a clip whose file comes back is
+    processed again). Two cases: the file was deleted or renamed (no longer listed, and gone from a folder that
+    is still there), or a list moved the same file to another split (it would be in both; only seen when the run
+    covers ``every_split``: with --splits the list's other splits are not read). A clip whose folder is gone (an
+    unmounted drive, a folder moved elsewhere) or whose file still exists is left alone."""
     listed = {(e.split, e.clip_id) for e in entries}
+    split_of_path = {os.path.abspath(e.path): e.split for e in entries}
     splits = {e.split for e in entries}
     i, n = shard
     gone = []
     for (split, clip_id), rec in sorted(latest.items()):
-        if (split not in splits or (split, clip_id) in listed or (n > 1 and shard_of(split, clip_id, n) != i)
-                or os.path.lexists(rec.path)):
+        if (split, clip_id) in listed or (n > 1 and shard_of(split, clip_id, n) != i):
             continue
-        append_manifest(out, dataclasses.replace(rec, status="removed",
-                                                 reason="its source is no longer in the source folder or list"))
-        gone.append(Failure(split, clip_id, rec.path, "source file deleted or renamed; left out of the cache",
-                            this_run=True))
+        moved_to = split_of_path.get(os.path.abspath(rec.path)) if every_split else None
+        if moved_to is not None and moved_to != split:
+            why = f"moved to {moved_to} in the list; left out of {split}"
+        elif split not in splits:
+            continue
+        elif not os.path.lexists(rec.path) and os.path.isdir(os.path.dirname(os.path.abspath(rec.path))):
+            why = "source file deleted or renamed; left out of the cache"
+        else:
+            continue
+        append_manifest(out, dataclasses.replace(rec, status="removed", reason=why))
+        gone.append(Failure(split, clip_id, rec.path, why, this_run=True))
         del latest[(split, clip_id)]
     if gone:
-        log.warning("%s: %d cached clip(s) whose source file was deleted or renamed are left out from now on "
-                    "(e.g. %s/%s); their arrays are kept", out, len(gone), gone[0].split, gone[0].clip_id)
+        log.warning("%s: %d cached clip(s) whose source was deleted, renamed or moved to another split are left out "
+                    "from now on (e.g. %s/%s: %s); their arrays are kept", out, len(gone), gone[0].split,
+                    gone[0].clip_id, gone[0].reason)
     return gone
 
 
@@ -483,7 +493,7 @@ def preprocess(
         log.info("%s: removed %d temporary folder(s) left by an interrupted run", out, len(stale))
     latest = read_manifest(out)
     summary = PreprocessSummary(out=str(out), total=len(entries))
-    summary.removed = _mark_removed(out, latest, entries, shard=(i, n))
+    summary.removed = _mark_removed(out, latest, entries, shard=(i, n), every_split=splits is None)
     todo: list[ClipEntry] = []
     earlier_failures: list[Failure] = []
     for e in entries:
@@ -496,6 +506,8 @@ def preprocess(
             continue
         if is_done(e, rec, settings, out) and not (retry_failed and rec.status == "failed"):
             summary.skipped += 1
+            if rec.path != str(e.path):  # the same file found elsewhere (a folder moved): its record follows it,
+                append_manifest(out, dataclasses.replace(rec, path=str(e.path)))  # so a later deletion is seen
             if rec.status == "failed":
                 earlier_failures.append(Failure(e.split, e.clip_id, str(e.path), rec.reason, this_run=False))
         else:

@@ -594,7 +594,7 @@ def test_deleted_or_renamed_sources_leave_the_cache(tmp_path, cremad_videos, cap
     renamed.rename(root / "Test" / "renamed.flv")
     s = pp.preprocess(root, cache, settings=NONE, progress=False)
     assert sorted(f.clip_id for f in s.removed) == sorted([cremad_videos[0].stem, cremad_videos[1].stem])
-    assert "left out, source deleted or renamed (2)" in s.table() and s.ok == 1  # the renamed file is new
+    assert "left out, source deleted, renamed or moved to another split (2)" in s.table() and s.ok == 1  # renamed: new
     assert sorted(r.clip_id for r in split_records(cache, "Test")) == sorted(
         [cremad_videos[2].stem, "renamed", Path(extra).stem])
     assert kept_arrays and all(p.exists() for p in kept_arrays)
@@ -603,3 +603,38 @@ def test_deleted_or_renamed_sources_leave_the_cache(tmp_path, cremad_videos, cap
     shutil.copy(cremad_videos[0], gone)  # back: a clip again
     back = pp.preprocess(root, cache, settings=NONE, progress=False)
     assert back.ok == 1 and cremad_videos[0].stem in [r.clip_id for r in split_records(cache, "Test")]
+
+
+def test_a_moved_folder_is_not_taken_for_deleted_files_and_a_split_move_leaves_the_old_split(tmp_path, cremad_videos):
+    """A source folder moved (or a drive unmounted) leaves its clips alone when another folder is preprocessed into
+    the same cache; re-preprocessed from its new place, its records follow it, so a file deleted there later is
+    seen. A list that moves a file from Val to Train takes it out of Val (it would be in both)."""
+    from mmfer.data.cache import split_records
+
+    a = tmp_path / "a"
+    (a / "Test").mkdir(parents=True)
+    for v in cremad_videos[:2]:
+        shutil.copy(v, a / "Test" / v.name)
+    b = tmp_path / "b"
+    (b / "Test").mkdir(parents=True)
+    shutil.copy(cremad_videos[2], b / "Test" / cremad_videos[2].name)
+    cache = tmp_path / "cache"
+    pp.preprocess(a, cache, settings=NONE, progress=False)
+    a.rename(tmp_path / "a_moved")
+    s = pp.preprocess(b, cache, settings=NONE, progress=False)
+    assert not s.removed and len(split_records(cache, "Test")) == 3  # a's folder is gone, not its files
+    moved = pp.preprocess(tmp_path / "a_moved", cache, settings=NONE, progress=False)
+    assert moved.skipped == 2 and not moved.removed
+    (tmp_path / "a_moved" / "Test" / cremad_videos[0].name).unlink()
+    later = pp.preprocess(tmp_path / "a_moved", cache, settings=NONE, progress=False)
+    assert [f.clip_id for f in later.removed] == [cremad_videos[0].stem]
+
+    rows = [(cremad_videos[3], "Angry", "Val"), (cremad_videos[4], "Happy", "Train")]
+    lst = write_list(tmp_path / "list.csv", rows)
+    c2 = tmp_path / "c2"
+    pp.preprocess(lst, c2, settings=NONE, progress=False)
+    write_list(lst, [(cremad_videos[3], "Angry", "Train"), (cremad_videos[4], "Happy", "Train")])
+    s = pp.preprocess(lst, c2, settings=NONE, progress=False)
+    assert [(f.split, f.clip_id) for f in s.removed] == [("Val", cremad_videos[3].stem)]
+    assert "moved to Train" in s.removed[0].reason
+    assert sorted(r.clip_id for r in split_records(c2, "Train")) == sorted(v.stem for v in cremad_videos[3:5])
