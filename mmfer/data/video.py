@@ -178,6 +178,15 @@ def _decord_timing(vr) -> FrameTiming:
     return frame_timing(len(vr), float(vr.get_avg_fps() or 0.0), stamps)
 
 
+def clock_origin(container) -> float | None:
+    """Time 0 of a file's analysis: where the first of the streams analysed (the first video and the first sound
+    stream) starts. Not the container's start, which a subtitle, data or second sound stream may set earlier."""
+    starts = [float(st.start_time * st.time_base) for st in [*list(container.streams.video)[:1],
+                                                             *list(container.streams.audio)[:1]]
+              if st.start_time is not None and st.time_base]
+    return min(starts) if starts else None
+
+
 def probe_video(path: str | Path, *, keep_reader: bool = False) -> VideoInfo:
     """Frame count, fps, size, duration and whether there is sound; a DecodeError explains unreadable files.
 
@@ -196,8 +205,9 @@ def probe_video(path: str | Path, *, keep_reader: bool = False) -> VideoInfo:
         av_size = (int(vs.codec_context.width or 0), int(vs.codec_context.height or 0))
         declared = container.duration / 1e6 if container.duration else None
         declared_video = float(vs.duration * vs.time_base) if vs.duration and vs.time_base else None
-        late = (float(vs.start_time * vs.time_base) - container.start_time / 1e6
-                if vs.start_time is not None and vs.time_base and container.start_time is not None else 0.0)
+        origin = clock_origin(container)
+        late = (float(vs.start_time * vs.time_base) - origin
+                if vs.start_time is not None and vs.time_base and origin is not None else 0.0)
     finally:
         container.close()
     check_frame_size(path, *av_size)  # from the header, before any frame is decoded
@@ -587,9 +597,9 @@ def iter_audio_chunks(path: str | Path, *, sample_rate: int = 16000, start: floa
         taken = decoded = 0
         # the sound is placed on the file's clock: silence where it starts after the container does (a video
         # whose sound comes in late) or where its packets stop for a while (a hole), so it stays with the picture
-        origin = container.start_time / 1e6 if container.start_time is not None else None
+        origin = clock_origin(container)
         due = 0.0  # s after origin where the next decoded frame belongs
-        filled = [0.0, 0]  # seconds of silence put in, places
+        filled = [0.0, 0.0, 0]  # seconds of silence before the sound comes in, in its holes; holes
 
         def silence(seconds: float) -> Iterator[Any]:
             n = int(round(seconds * sample_rate))
@@ -618,8 +628,11 @@ def iter_audio_chunks(path: str | Path, *, sample_rate: int = 16000, start: floa
                         yield from cut(resampler.resample(None))  # what the resampler holds comes before the gap
                         resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
                         yield from cut(silence(gap), real=False)
-                        filled[0] += gap
-                        filled[1] += 1
+                        if due == 0.0:
+                            filled[0] = gap
+                        else:
+                            filled[1] += gap
+                            filled[2] += 1
                     due = max(due, frame.time - origin) + frame.samples / (frame.sample_rate or native or 1)
                 yield from cut(resampler.resample(frame))
                 if left is not None and left <= 0:
@@ -630,9 +643,10 @@ def iter_audio_chunks(path: str | Path, *, sample_rate: int = 16000, start: floa
             _warn(warnings, f"{path}: audio truncated or corrupt after {taken / sample_rate:.1f} s ({e}); kept "
                             "the sound before it")
         yield from cut(resampler.resample(None))
-        if filled[1] and notes is not None:
-            note = f"the sound has {filled[1]} gap(s) in its timestamps ({filled[0]:.1f} s in all, the start included)" \
-                   ": heard as silence there, so it stays in step with the picture"
+        if (filled[0] or filled[2]) and notes is not None:
+            said = ([f"the sound comes in at {filled[0]:.1f} s"] if filled[0] else []) + (
+                [f"its timestamps stop for {filled[1]:.1f} s in {filled[2]} place(s)"] if filled[2] else [])
+            note = f"{' and '.join(said)}: heard as silence there, so the sound stays in step with the picture"
             log.info("%s: %s", path, note)
             notes.append(note)
         if not decoded and not container.streams.video:  # text saved as .flac, a header without samples

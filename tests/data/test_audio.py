@@ -174,11 +174,34 @@ def test_sound_is_placed_by_its_timestamps(tmp_path):
     a = np.concatenate(list(iter_audio_chunks(late, notes=notes)))
     assert len(a) == pytest.approx(4 * 16000, abs=160)
     assert np.abs(a[: 15900]).max() == 0 and np.abs(a[16100:17000]).max() > 0.4
-    assert any("1 gap(s)" in n and "1.0 s" in n for n in notes), notes
-    holed = read_audio(_timed_sound_video(tmp_path / "hole.mkv", audio_from=0.0, hole=(2.0, 2.5)))
+    assert notes == ["the sound comes in at 1.0 s: heard as silence there, so the sound stays in step with the "
+                     "picture"], notes
+    notes = []
+    holed = np.concatenate(list(iter_audio_chunks(_timed_sound_video(tmp_path / "hole.mkv", audio_from=0.0,
+                                                                     hole=(2.0, 2.5)), notes=notes)))
+    assert notes == ["its timestamps stop for 0.5 s in 1 place(s): heard as silence there, so the sound stays in "
+                     "step with the picture"], notes
     assert len(holed) == pytest.approx(4 * 16000, abs=160)
     assert np.abs(holed[32100:39900]).max() == 0 and np.abs(holed[40100:41000]).max() > 0.4
     # after the hole, the tone is where it was: the phase of a 440-Hz tone at 3 s matches an unbroken one
     whole = read_audio(_timed_sound_video(tmp_path / "whole.mkv", audio_from=0.0))
     assert np.allclose(holed[48000:49000], whole[48000:49000], atol=1e-3)
     assert np.abs(whole[32100:39900]).max() > 0.4  # the unbroken file has no gap, and none is put in
+
+
+def test_the_clock_starts_with_the_streams_analysed():
+    """A subtitle or second sound stream that starts earlier does not move time 0: the first video and sound
+    streams set it (sound would otherwise get silence in front and play late against the faces)."""
+    from fractions import Fraction
+    from types import SimpleNamespace as NS
+
+    from mmfer.data.video import clock_origin
+
+    tb = Fraction(1, 1000)
+    c = NS(streams=NS(video=(NS(start_time=500, time_base=tb),),
+                      audio=(NS(start_time=500, time_base=tb), NS(start_time=0, time_base=tb))))
+    assert clock_origin(c) == pytest.approx(0.5)
+    c.streams.audio = (NS(start_time=200, time_base=tb),)
+    assert clock_origin(c) == pytest.approx(0.2)
+    c.streams.video, c.streams.audio = (), (NS(start_time=None, time_base=tb),)
+    assert clock_origin(c) is None
