@@ -91,7 +91,7 @@ class VideoInfo:
     # where decord cannot open the file: the frames' timing from PyAV's decode, so that iter_frame_batches(info=...)
     # places unevenly spaced frames by their timestamps without decoding the file a third time
     timing: FrameTiming | None = field(default=None, repr=False, compare=False)
-    # seconds from the container's start to the first frame, where the picture comes in late (0 within
+    # seconds from time 0 (clock_origin) to the first frame, where the picture comes in late (0 within
     # SOUND_GAP_S): predict places frames on the file's clock, as it places sound (iter_audio_chunks)
     start_offset: float = 0.0
 
