@@ -335,6 +335,10 @@ def test_whole_inputs_are_analysed_and_duration_limits_the_span(tmp_path, bundle
                         audio=(0.3 * np.sin(np.arange(48000) * 0.05) * rng.random(48000)).astype(np.float32))
     tail = Predictor(capped, start=2.0).predict_file(short)
     assert tail.ok and tail.modalities == "audio" and tail.warning == "the picture ends before --start 2 s: sound only"
+    info["branches"].pop("audio")  # a face-only model has nothing to hear there: an error row, as before
+    (capped / "bundle.json").write_text(json.dumps(info))
+    faces_only = Predictor(capped, start=2.0).predict_file(short)
+    assert not faces_only.ok and "nothing to analyse after --start 2 s" in faces_only.warning, faces_only.warning
     assert tail.segments[0].start == 2.0 and tail.segments[-1].end == pytest.approx(3.0, abs=0.1)  # AAC pads
 
 

@@ -328,7 +328,7 @@ class VideoAnalysis:
             video_done = True
             if self._n_frames == 0 and not self.start:
                 raise MmferError("no video frames could be decoded (empty or broken video stream)")
-            if self._n_frames == 0:  # the picture ended before --start: the sound may go on (said below if not)
+            if self._n_frames == 0 and audio_branches:  # the picture ended before --start: the sound may go on
                 warnings.append(f"the picture ends before --start {self.start:g} s: sound only")
         # the sound after the last frame (all of it for audio alone), a few seconds at a time
         while not all(a.done for a in audio.values()):
@@ -337,8 +337,8 @@ class VideoAnalysis:
             yield from emit_ready()
             if self.progress:
                 self.progress(max([video_end - self.start] + [a.end / a.rate for a in audio.values()]), total)
-        if self.start and not self._n_frames and not any(a.end for a in audio.values()):
-            raise MmferError(f"nothing to analyse after --start {self.start:g} s")
+        if self.start and not self._n_frames and not any(audio[b.sample_rate].end for b in audio_branches):
+            raise MmferError(f"nothing to analyse after --start {self.start:g} s")  # (a face-only model: no sound)
         end = max([video_end] + [self.start + a.end / a.rate for a in audio.values()])
         while end > seg_start:  # the last cuts: a remainder under half a window joins the last segment
             last = final_cuts(seg_start, end, self.settings)
