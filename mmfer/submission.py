@@ -119,6 +119,7 @@ def write_submission(
     flat = {c for c in ids if c in pos and is_uniform(table.probs[pos[c]])}
     has_fallback = fallback_table is not None or prior is not None
     fb_pos = {c: i for i, c in enumerate(fallback_table.clip_ids)} if fallback_table is not None else {}
+    auto_prior: np.ndarray | None = None  # for uniform fallback rows only: a clip with no row at all is still refused
     for cid in ids:
         if cid in pos and not (cid in flat and has_fallback):
             words[cid] = EMOTIONS[int(table.probs[pos[cid]].argmax())]
@@ -128,9 +129,9 @@ def write_submission(
             words[cid] = EMOTIONS[int(fb_row.argmax())]
             filled[cid] = f"from {fallback_probs}"
         elif fb_row is not None:  # that branch saw nothing either: its argmax would be Angry by position alone
-            if prior is None:
-                prior = prior_beside(fused_test_csv)
-            words[cid] = EMOTIONS[int(prior.argmax())]
+            if auto_prior is None:
+                auto_prior = prior if prior is not None else prior_beside(fused_test_csv)
+            words[cid] = EMOTIONS[int(auto_prior.argmax())]
             filled[cid] = f"class prior ({fallback_probs} is uniform for it too)"
         elif prior is not None:
             words[cid] = EMOTIONS[int(prior.argmax())]

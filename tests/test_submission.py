@@ -152,6 +152,11 @@ def test_uniform_fused_rows_use_the_fallback(tmp_path, test_dir, fused):
     assert expected != "Angry" and "is uniform for it too" in rep["filled"]["000005"]
     with zipfile.ZipFile(tmp_path / "a.zip") as zf:
         assert zf.read("000005.txt").decode() == expected
+    # that prior is for uniform fallback rows only: a later clip the fallback has no row for is still refused
+    partial = write_scores(tmp_path / "partial.csv", t.clip_ids[:-1], t.labels[:-1], probs[:-1])
+    audio_part = write_scores(tmp_path / "audio_part.csv", t.clip_ids[:-1], t.labels[:-1], probs[:-1])
+    with pytest.raises(MmferError, match=f"no row for test clip {t.clip_ids[-1]} either"):
+        write_submission(partial, index=test_dir, out_zip=tmp_path / "b.zip", fallback_probs=audio_part)
 
 
 def test_prior_fill_uses_val_labels_beside_the_test_scores(tmp_path, test_dir, fused):
