@@ -369,3 +369,26 @@ def test_shipped_default_model_reproduces_recorded_outputs():
         torch.load(br.path, map_location="cpu", weights_only=True)
     assert RECORDED.is_file(), f"{RECORDED} missing: run tools/build_default_model.py --outputs-only"
     _check_recorded("default", RECORDED, tool.recorded_inputs())
+
+
+def test_fuse_warns_when_a_run_was_retrained_after_its_scores(tmp_path, runs, caplog):
+    import os
+    import shutil
+
+    from mmfer.fusion.fuse import fuse
+    from mmfer.scores import write_scores
+
+    rng = np.random.default_rng(2)
+    labels = [EMOTIONS[i % 7] for i in range(21)]
+    val = []
+    for k in ("face_frame", "audio_cnn"):
+        run = shutil.copytree(runs[k], tmp_path / k)
+        val.append(write_scores(run / "scores_Val.csv", [f"c{i}" for i in range(21)], labels,
+                                rng.dirichlet(np.ones(7), 21)))
+    fuse(val, out=tmp_path / "fuse", method="weighted", folds=3)
+    assert "retrained since" not in caplog.text
+    ckpt = tmp_path / "audio_cnn" / "best.pt"
+    later = val[1].stat().st_mtime + 60
+    os.utime(ckpt, (later, later))  # best.pt written after scores_Val.csv
+    fuse(val, out=tmp_path / "fuse2", method="weighted", folds=3)
+    assert "retrained since?" in caplog.text and "audio_cnn" in caplog.text

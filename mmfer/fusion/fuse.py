@@ -139,6 +139,19 @@ def run_of(score_path: str | Path) -> str | None:
     return str(run) if run_checkpoint(run) is not None else None
 
 
+def _warn_stale_scores(val_paths) -> None:
+    """A run retrained after its scores were written: the weights would be tuned on the old model's scores and
+    recorded against the new checkpoint, which predict --model FUSE would then accept."""
+    from mmfer.engine.checkpoint import run_checkpoint
+
+    for p in val_paths:
+        run = run_of(p)
+        ckpt = run_checkpoint(run) if run is not None else None
+        if ckpt is not None and ckpt.stat().st_mtime > Path(p).stat().st_mtime + 1:
+            log.warning("%s: written before %s (retrained since?); re-run `mmfer scores %s` for Val and Test first, "
+                        "or the fusion is tuned on another model's scores", p, ckpt, run)
+
+
 def checkpoint_digest(run: str | Path | None) -> str | None:
     """SHA-256 of the checkpoint a run stands for (best.pt, else last.pt); None without one."""
     import hashlib
@@ -246,6 +259,7 @@ def fuse(
 
     check_output_dir(out, option="--out")  # before any tuning
     inputs = load_fusion_inputs(val_paths, test_paths, names, method=method, objective=objective, command="fuse")
+    _warn_stale_scores(inputs.val_paths)
     names, val_ids, val_labels, val_probs, known, y = (
         inputs.names, inputs.val_ids, inputs.val_labels, inputs.val_probs, inputs.known, inputs.y
     )
