@@ -247,4 +247,5 @@ def check_resume_clips(ckpt: dict[str, Any], now: dict[str, Any], *, run: str | 
         f"{run}: cannot resume on other clips: the run started on {before['train']} training and {before['val']} "
         f"validation clips, and {data} now gives {now['train']} and {now['val']}"
         + (" (the same counts, other clips)" if (before["train"], before["val"]) == (now["train"], now["val"]) else "")
-        + ". Resume with the --data the run started on, or train a new run")
+        + ". Either --data is another one, or its clips changed since (`mmfer preprocess` added clips or left out "
+          "deleted ones). Resume with the data the run started on, or train a new run")

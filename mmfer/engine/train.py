@@ -414,6 +414,8 @@ def prepare_data(run: Run, *, fold: tuple[int, int] | None = None, fold_by: str 
         if not files:
             check_cache_compatible({"preprocess": preprocess}, data, dcfg.val_split, train_split=dcfg.train_split)
     check_consistency(config, settings, kind)
+    if ckpt is not None:  # before the datasets are built: on a large cache that takes a while
+        check_resume_clips(ckpt, clip_sets(train_records, val_records), run=run.out, data=data)
     corpora = files == "audio" and is_speech_list(data)
     if corpora:
         check_classes(train_records, where=f"{data} (training clips)")
@@ -450,8 +452,6 @@ def prepare_data(run: Run, *, fold: tuple[int, int] | None = None, fold_by: str 
                             log.info("corpus %s has no %s: its clips give those classes no loss", c or "(none)",
                                      ", ".join(absent))
 
-    if ckpt is not None:
-        check_resume_clips(ckpt, clip_sets(train_records, val_records), run=run.out, data=data)
     return RunData(source=source, train_records=train_records, val_records=val_records, holdout=holdout,
                    fold_info=fold_info, train_ds=train_ds, val_ds=val_ds)
 
