@@ -66,8 +66,7 @@ def predict(
 
     from mmfer.outputs import check_output_dir, check_output_file
 
-    if isinstance(paths, (str, Path)):
-        paths = [paths]
+    paths = [paths] if isinstance(paths, (str, Path)) else list(paths)  # read twice: by find_inputs and the checks
     if labels_from is not None and labels_from not in ("folder", "ravdess", "cremad"):
         raise MmferError(f"--labels-from {labels_from!r}: choose folder, ravdess or cremad")
     cut = SegmentSettings(seconds=segment_seconds, by=segment_by)
@@ -201,10 +200,12 @@ def _check_no_training_splits(paths) -> None:
     for raw in paths:
         p = Path(raw)
         if p.is_dir():
-            splits = sorted(c.name for c in p.iterdir() if c.is_dir() and c.name.lower() in ("train", "val"))
+            subs = {c.name.lower(): c for c in p.iterdir() if c.is_dir()}
+            splits = sorted(subs[k].name for k in ("train", "val") if k in subs)
             if splits:
+                test = subs["test"] if "test" in subs else p / "Test"
                 raise MmferError(f"--submission: {p} holds {' and '.join(f'{s}/' for s in splits)}, whose clips are "
-                                 f"no Test clips; give its Test folder ({p / 'Test'})")
+                                 f"no Test clips; give its Test folder ({test})")
 
 
 def shard_inputs(inputs: Sequence[tuple[Path, str]], shard: str | tuple[int, int]) -> list[tuple[Path, str]]:
