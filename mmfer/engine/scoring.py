@@ -135,6 +135,12 @@ def _warn_unfinished(ckpt_path: Path, epochs: int) -> None:
     log_path = ckpt_path.parent / "log.jsonl"
     if not log_path.is_file():
         return
+    try:  # the run's config.yaml, rewritten by `train --resume --epochs N`; best.pt may hold an older count
+        import yaml
+
+        epochs = int(yaml.safe_load((ckpt_path.parent / "config.yaml").read_text())["optim"]["epochs"])
+    except (OSError, KeyError, TypeError, ValueError, yaml.YAMLError):
+        pass
     lines = [line for line in log_path.read_text().splitlines() if line.strip()]
     try:
         done = int(json.loads(lines[-1])["epoch"]) if lines else 0
