@@ -781,3 +781,31 @@ def test_a_picture_that_comes_in_late_is_placed_on_the_files_clock(bundle, tmp_p
     times = p.timeline["frame_times"]
     assert times[0] == pytest.approx(1.0, abs=0.01) and times[-1] == pytest.approx(2.875, abs=0.01)
     assert p.segments[0].start == 0.0 and p.segments[-1].end == pytest.approx(3.0, abs=0.1)
+
+
+def test_face_images_cut_short_transparent_flat_or_empty(bundle, tmp_path):
+    """A JPEG cut short is scored with 'file looks truncated' (OpenCV greys the rest and says so only on stderr);
+    what lies under transparent pixels does not change the face read (shown over white); a card of one flat
+    colour is blank whatever the colour; an empty file says it is empty."""
+    assets = Path(__file__).resolve().parent / "assets" / "cremad_faces"
+    face = cv2.imread(str(sorted(assets.glob("*.png"))[0]))
+    face = cv2.resize(face, (64, 64))
+    cv2.imwrite(str(tmp_path / "whole.jpg"), face)
+    data = (tmp_path / "whole.jpg").read_bytes()
+    (tmp_path / "cut.jpg").write_bytes(data[: int(len(data) * 0.8)])
+    rgba = np.dstack([face, np.full(face.shape[:2], 255, np.uint8)])
+    rgba[:, :12, 3] = 0  # a transparent band on the left
+    for name, under in (("under_black", 0), ("under_white", 255)):
+        img = rgba.copy()
+        img[:, :12, :3] = under
+        cv2.imwrite(str(tmp_path / f"{name}.png"), img)
+    cv2.imwrite(str(tmp_path / "red.png"), np.tile(np.array([30, 30, 200], np.uint8), (48, 48, 1)))
+    (tmp_path / "empty.jpg").write_bytes(b"")
+    p = Predictor(bundle)
+    whole, cut = p.predict_file(tmp_path / "whole.jpg"), p.predict_file(tmp_path / "cut.jpg")
+    assert whole.ok and whole.warning == "" and cut.ok and "file looks truncated: its JPEG data has no end marker" \
+        in cut.warning
+    black, white = p.predict_file(tmp_path / "under_black.png"), p.predict_file(tmp_path / "under_white.png")
+    np.testing.assert_allclose(black.probs, white.probs, atol=1e-6)
+    assert not p.predict_file(tmp_path / "red.png").ok and "blank image" in p.predict_file(tmp_path / "red.png").warning
+    assert "file is empty (0 bytes)" in p.predict_file(tmp_path / "empty.jpg").warning

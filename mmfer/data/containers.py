@@ -36,7 +36,7 @@ def cut_short(path: str | Path) -> str:
         size = st.st_size
         with open(path, "rb") as f:
             head = f.read(64)
-            for check in (_riff, _matroska, _mp4, _flv, _ogg):
+            for check in (_riff, _matroska, _mp4, _flv, _ogg, _jpeg, _png):
                 found = check(f, head, size)
                 if found is not None:
                     return found
@@ -179,3 +179,23 @@ def _ogg(f: BinaryIO, head: bytes, size: int) -> str | None:
             return _runs_past(max(end, offset + 27 + page[26]), size, "its last Ogg page")
         offset = end
     return ""
+
+
+def _jpeg(f: BinaryIO, head: bytes, size: int) -> str | None:
+    """A JPEG ends with its end-of-image marker (FF D9); a few bytes after it (padding, a camera's trailer) are
+    tolerated. OpenCV decodes a cut one with the missing part grey, and says so only on stderr."""
+    if head[:3] != b"\xff\xd8\xff":
+        return None
+    f.seek(max(0, size - _IMAGE_TAIL))
+    return "" if b"\xff\xd9" in f.read() else f"its JPEG data has no end marker in its last {_IMAGE_TAIL:,} bytes"
+
+
+def _png(f: BinaryIO, head: bytes, size: int) -> str | None:
+    """A PNG ends with its IEND chunk (12 bytes)."""
+    if head[:8] != b"\x89PNG\r\n\x1a\n":
+        return None
+    f.seek(max(0, size - _IMAGE_TAIL))
+    return "" if b"IEND" in f.read() else f"its PNG data has no IEND chunk in its last {_IMAGE_TAIL:,} bytes"
+
+
+_IMAGE_TAIL = 4096  # bytes at the end of an image searched for its end marker

@@ -245,6 +245,26 @@ def check_image_size(path: Path) -> None:
                          "decodes; downscale it first")
 
 
+def read_image_rgb(path: Path) -> np.ndarray:
+    """An image file as RGB uint8 (H, W, 3), turned upright by its EXIF orientation. Transparent pixels are shown
+    over white, as a page or viewer shows them: what lies under them (any colour) must not change the face read."""
+    import cv2
+
+    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if img is None:
+        raise MmferError("not a readable image (corrupt, or not the format its extension says)")
+    with open(path, "rb") as f:
+        png = f.read(8) == b"\x89PNG\r\n\x1a\n"
+    if png:  # the format that carries transparency here (IMREAD_COLOR drops it)
+        raw = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+        if raw is not None and raw.ndim == 3 and raw.shape[2] == 4 and raw.shape[:2] == img.shape[:2]:
+            scale = 65535.0 if raw.dtype == np.uint16 else 255.0
+            alpha = raw[..., 3:4].astype(np.float32) / scale
+            colour = raw[..., :3].astype(np.float32) * (255.0 / scale)
+            img = np.clip(colour * alpha + 255.0 * (1.0 - alpha) + 0.5, 0, 255).astype(np.uint8)
+    return np.ascontiguousarray(img[..., ::-1])
+
+
 # ---------------------------------------------------------------- the predictor
 class Predictor:
     """A loaded bundle on a device, predicting one file at a time (``predict`` loops it over many).
@@ -463,24 +483,31 @@ class Predictor:
 
     # -------------------------------------------------------------- per input kind
     def _image(self, path: Path) -> Prediction:
-        import cv2
-
         branches = [b for b in self.bundle.branches if b.kind == "face_image"]
         if not branches:
             raise MmferError(f"model {self.bundle.source} has no single-image face branch (face_image); "
                              "images need one, e.g. the default model")
         check_image_size(path)
-        img = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if img is None:
-            raise MmferError("not a readable image (corrupt, or not the format its extension says)")
-        rgb = np.ascontiguousarray(img[..., ::-1])
+        if path.stat().st_size == 0:
+            raise MmferError("file is empty (0 bytes); re-copy or re-download it")
+        from mmfer.data.containers import cut_short
+
+        cut = cut_short(path)
+        try:
+            rgb = read_image_rgb(path)
+        except MmferError:
+            if cut:
+                raise MmferError(f"file looks truncated: {cut}; not readable, re-copy the file") from None
+            raise
+        warnings = [f"file looks truncated: {cut}; scored what decodes (the rest is grey), re-copy the file"] if cut \
+            else []
         h, w = rgb.shape[:2]
         tight = max(h, w) <= TIGHT_CROP_MAX_SIDE and TIGHT_CROP_ASPECT[0] <= w / h <= TIGHT_CROP_ASPECT[1]
         if tight:  # taken as the face without a detector, so checked here: a dot or a flat card is no face
             if min(h, w) < TIGHT_CROP_MIN_SIDE:
                 raise MmferError(f"image too small to hold a face ({w}x{h}; a face photo needs at least "
                                  f"{TIGHT_CROP_MIN_SIDE} px a side)")
-            if float(img.std()) < BLANK_IMAGE_STD:
+            if float(rgb.reshape(-1, 3).std(axis=0).max()) < BLANK_IMAGE_STD:  # per colour: a red card too
                 raise MmferError(f"blank image ({w}x{h}, one flat colour): no face to score")
         else:
             branches = [b for b in branches if b.options["serves"] == "all"]
@@ -509,7 +536,7 @@ class Predictor:
                                      f"{TIGHT_CROP_MAX_SIDE} px is taken as the face)")
                 aligned = made.crop[None]
             probs[b.name] = self.face_frames(b, aligned, aligned=True, views=b.options["image_views"])[0]
-        return self._fused(path, "image", probs, face_ratio=1.0, notes=[], warnings=[])
+        return self._fused(path, "image", probs, face_ratio=1.0, notes=[], warnings=warnings)
 
     def fuse_branches(self, probs: dict[str, np.ndarray]) -> tuple[np.ndarray | None, list[str], str]:
         """The bundle's fusion of the branches that scored: (probabilities or None, modalities used, a note naming
