@@ -121,6 +121,9 @@ def read_scores(path: str | Path, *, for_evaluate: bool = False) -> ScoreTable:
     tells the rows apart (files of the same name in different folders).
     """
     path = Path(path)
+    if path.is_dir():
+        raise MmferError(f"{path}: a folder, not a score or predictions CSV (for a folder of videos, images or sound, "
+                         f"run `mmfer predict {path} --out p.csv` first and evaluate p.csv)")
     if not path.is_file():
         raise MmferError(f"{path}: score file not found")
     try:
