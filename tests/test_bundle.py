@@ -149,23 +149,26 @@ def test_fuse_folder(tmp_path, runs):
             load_bundle(tmp_path / "fuse")
 
 
+def _copied_runs_with_scores(tmp_path, runs, *, seed: int) -> list:
+    """Copies of the face and audio runs, each with random Val scores of 21 clips: paths of the score files."""
+    import shutil
+
+    from mmfer.scores import write_scores
+
+    rng = np.random.default_rng(seed)
+    labels = [EMOTIONS[i % 7] for i in range(21)]
+    return [write_scores(shutil.copytree(runs[k], tmp_path / k) / "scores_Val.csv", [f"c{i}" for i in range(21)],
+                         labels, rng.dirichlet(np.ones(7), 21)) for k in ("face_frame", "audio_cnn")]
+
+
 def test_fuse_folder_refuses_a_branch_retrained_after_fusing(tmp_path, runs):
     """The weight of a branch was tuned on its old model's Val scores: a retrained run under the same folder must
     not be fused silently with it."""
-    import shutil
-
     import torch
 
     from mmfer.fusion.fuse import fuse
-    from mmfer.scores import write_scores
 
-    rng = np.random.default_rng(1)
-    labels = [EMOTIONS[i % 7] for i in range(21)]
-    val = []
-    for k in ("face_frame", "audio_cnn"):
-        run = shutil.copytree(runs[k], tmp_path / k)
-        val.append(write_scores(run / "scores_Val.csv", [f"c{i}" for i in range(21)], labels,
-                                rng.dirichlet(np.ones(7), 21)))
+    val = _copied_runs_with_scores(tmp_path, runs, seed=1)
     report = fuse(val, out=tmp_path / "fuse", method="weighted", folds=3)
     assert all(len(d) == 64 for d in report["checkpoint_sha256"])
     assert len(load_bundle(tmp_path / "fuse").branches) == 2
@@ -373,18 +376,10 @@ def test_shipped_default_model_reproduces_recorded_outputs():
 
 def test_fuse_warns_when_a_run_was_retrained_after_its_scores(tmp_path, runs, caplog):
     import os
-    import shutil
 
     from mmfer.fusion.fuse import fuse
-    from mmfer.scores import write_scores
 
-    rng = np.random.default_rng(2)
-    labels = [EMOTIONS[i % 7] for i in range(21)]
-    val = []
-    for k in ("face_frame", "audio_cnn"):
-        run = shutil.copytree(runs[k], tmp_path / k)
-        val.append(write_scores(run / "scores_Val.csv", [f"c{i}" for i in range(21)], labels,
-                                rng.dirichlet(np.ones(7), 21)))
+    val = _copied_runs_with_scores(tmp_path, runs, seed=2)
     fuse(val, out=tmp_path / "fuse", method="weighted", folds=3)
     assert "retrained since" not in caplog.text
     ckpt = tmp_path / "audio_cnn" / "best.pt"

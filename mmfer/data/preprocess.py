@@ -132,18 +132,13 @@ class PreprocessSummary:
             for f in self.failures:
                 when = "" if f.this_run else " [earlier run; --retry-failed redoes it]"
                 lines.append(f"  {f.split}/{f.clip_id}: {f.reason}{when}")
-        if self.missing:
-            lines.append(f"source missing, cached clip kept ({len(self.missing)}):")
-            for f in self.missing[:20]:
-                lines.append(f"  {f.split}/{f.clip_id}: {f.path}")
-            if len(self.missing) > 20:
-                lines.append(f"  ... {len(self.missing) - 20} more")
-        if self.removed:
-            lines.append(f"left out, source deleted, renamed or moved to another split ({len(self.removed)}):")
-            for f in self.removed[:20]:
-                lines.append(f"  {f.split}/{f.clip_id}: {f.path}")
-            if len(self.removed) > 20:
-                lines.append(f"  ... {len(self.removed) - 20} more")
+        for title, listed in (("source missing, cached clip kept", self.missing),
+                              ("left out, source deleted, renamed or moved to another split", self.removed)):
+            if listed:
+                lines.append(f"{title} ({len(listed)}):")
+                lines += [f"  {f.split}/{f.clip_id}: {f.path}" for f in listed[:20]]
+                if len(listed) > 20:
+                    lines.append(f"  ... {len(listed) - 20} more")
         return "\n".join(lines)
 
 
