@@ -56,7 +56,8 @@ def train_folds(config: Any, *, data: str | Path, out: str | Path, folds: int | 
     kind = build_model(config.model.name, **dict(config.model.kwargs)).input_kind
     pooled = pooled_records(data, kind, splits=(config.data.train_split, config.data.val_split))
     dealt = corpus_folds(pooled) if folds == "corpus" else None
-    plan = {"folds": len(dealt) if dealt else int(folds), "by": by, "within": within}
+    plan = {"folds": len(dealt) if dealt else int(folds), "by": by, "within": within,
+            "recipe": recipe_digest(config, epochs=epochs)}
     _check_plan(out, plan)
     if dealt is None:
         dealt = speaker_folds(corpus_records(pooled, within) if within else pooled, int(folds))
@@ -64,13 +65,13 @@ def train_folds(config: Any, *, data: str | Path, out: str | Path, folds: int | 
     if is_speech_list(data):  # a class no corpus of a fold's training clips has: said before any fold trains
         for i in range(len(dealt)):
             check_classes(fold_records(pooled, dealt, i, by=by)[0], where=f"{data} (training clips of fold {i + 1})")
-    out.mkdir(parents=True, exist_ok=True)
-    write_file(out / "plan.json", json.dumps(plan) + "\n")  # never through a link
     n = len(dealt)
     if config.distill.teachers:
         from mmfer.engine.distill import check_teachers_exist
 
         check_teachers_exist(config.distill, folds=n)  # a missing fifth teacher is said before four folds train
+    out.mkdir(parents=True, exist_ok=True)
+    write_file(out / "plan.json", json.dumps(plan) + "\n")  # never through a link; after every check
     results = []
     for i in range(n):
         run = out / f"fold{i + 1}"
@@ -147,6 +148,18 @@ def _check_trained_folds(out: Path, dealt: list[list[str]], pooled: list, *, by:
                              "not the data OUT was trained on; use another --out, or the same data to resume")
 
 
+def recipe_digest(config: Any, *, epochs: int | None = None) -> str:
+    """A short digest of everything a fold is trained with: the config as it runs (with ``--epochs``)."""
+    import hashlib
+
+    from mmfer.engine.config import config_to_plain
+
+    plain = config_to_plain(config)
+    if epochs is not None:
+        plain["optim"]["epochs"] = int(epochs)
+    return hashlib.sha256(json.dumps(plain, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
 def _check_plan(out: Path, plan: dict[str, Any]) -> None:
     """Folds resumed in OUT must be the folds OUT was started with: another K, --folds corpus or --folds-within
     would deal other speakers to fold<i>, and a resumed fold could validate on speakers it trained on.
@@ -163,9 +176,14 @@ def _check_plan(out: Path, plan: dict[str, Any]) -> None:
         infos = sorted(out.glob("fold*/fold.json"))
         first = json.loads(infos[0].read_text()) if infos else None
         started = first and {"folds": first["of"], "by": first["by"], "within": first.get("within")}
-    if started and started != plan:
+    design = ("folds", "by", "within")
+    if started and any(started.get(k) != plan[k] for k in design):
         raise MmferError(f"{out} holds the folds of {say(started)}, not {say(plan)}; use another --out, "
                          "or the same options to resume")
+    if started and started.get("recipe") not in (None, plan["recipe"]):  # (a plan.json from before it: not known)
+        raise MmferError(f"{out} holds folds trained with another config, --seed or --epochs; the finished ones would "
+                         "be reported with the new ones as one cross-validation. Use another --out, or the same "
+                         "config and options to resume")
 
 
 # the split rules moved to mmfer.data.splits (corpus_folds and parse_folds are imported above, so they stay

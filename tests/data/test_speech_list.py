@@ -247,6 +247,15 @@ def test_folds_within_one_corpus_train_every_fold_on_the_others(tmp_path):
         train_folds(cfg, data=tmp_path / "list.csv", out=tmp_path / "within", folds=3, within="a", progress=False)
     s2 = train_folds(cfg, data=tmp_path / "list.csv", out=tmp_path / "within", folds=2, within="a", progress=False)
     assert s2["folds"] == s["folds"]  # the same options resume: the finished folds are kept as they are
+    # another seed, epoch count or config would be reported with the finished folds as one cross-validation
+    import dataclasses
+
+    for changed, epochs in ((dataclasses.replace(cfg, seed=7), None), (cfg, 3),
+                            (dataclasses.replace(cfg, model=ModelConfig(name="audio_stats", kwargs={"hidden": 8})),
+                             None)):
+        with pytest.raises(MmferError, match="holds folds trained with another config, --seed or --epochs"):
+            train_folds(changed, data=tmp_path / "list.csv", out=tmp_path / "within", folds=2, within="a",
+                        epochs=epochs, progress=False)
     # mmfer scores on a fold's run scores the speakers it held out (it scored a random 10% of all clips, most of
     # them heard in training)
     from mmfer.engine.scoring import score_split

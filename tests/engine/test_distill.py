@@ -121,6 +121,7 @@ def test_student_learns_its_teachers_and_teachers_must_hold_out_its_fold(tmp_pat
         train_folds(taught_by(str(tmp_path / "half" / "fold{fold}" / "last.pt")), data=true, out=tmp_path / "gone",
                     folds=2, progress=False)
     assert not (tmp_path / "gone" / "fold1" / "last.pt").exists()
+    assert not (tmp_path / "gone" / "plan.json").exists()  # it would refuse the next try with other options
     # an older run's fold.json (speakers only, no clip counts) is compared on what it holds, with a warning
     import json
     import logging
