@@ -18,7 +18,9 @@ class DataConfig:
 
     train_split: str = "Train"
     val_split: str = "Val"
-    holdout_fraction: float = 0.1  # stratified share of Train held out when the cache has no Val split
+    # share of Train held out when the data has no Val split: whole speakers where every clip names one (a speech
+    # list, RAVDESS or CREMA-D names), else stratified by class
+    holdout_fraction: float = 0.1
     # seed of that held-out draw; None: the run's seed. Fix it when training several seeds for an ensemble,
     # so that every member holds out the same clips and the ensemble can be measured on them
     holdout_seed: int | None = None

@@ -20,8 +20,24 @@ def holdout_seed(config: Any) -> int:
 
 
 def holdout_split(records: list[ClipRecord], *, fraction: float, seed: int) -> tuple[list[ClipRecord], list[ClipRecord]]:
-    """Stratified, seeded split of Train into (train, held-out) when the cache has no Val split."""
+    """Seeded split of Train into (train, held-out) when the data has no Val split. Where every clip names its
+    speaker (a speech list, RAVDESS or CREMA-D names) whole speakers are held out, about ``fraction`` of the
+    clips, so the figure is of voices never heard (a clip split put every held-out speaker in training too);
+    otherwise a split stratified by class (FER2013's faces, an AFEW cache)."""
     rng = np.random.default_rng(seed)
+    speakers = [speaker_of(r) for r in records]
+    names = sorted(set(speakers)) if all(speakers) else []
+    if len(names) >= 2:
+        held_names: set[str] = set()
+        count = {n: speakers.count(n) for n in names}
+        for name in rng.permutation(names).tolist():
+            if held_names and sum(count[h] for h in held_names) >= fraction * len(records):
+                break
+            if len(held_names) == len(names) - 1:  # at least one speaker trains
+                break
+            held_names.add(name)
+        return ([r for r, sp in zip(records, speakers) if sp not in held_names],
+                [r for r, sp in zip(records, speakers) if sp in held_names])
     by_label: dict[str | None, list[int]] = {}
     for i, r in enumerate(records):
         by_label.setdefault(r.label, []).append(i)

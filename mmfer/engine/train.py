@@ -44,6 +44,7 @@ from mmfer.data.splits import (
     holdout_seed,
     holdout_split,
     speaker_folds,
+    speaker_of,
 )
 from mmfer.engine.checks import check_val_and_classes
 from mmfer.engine.checkpoint import (
@@ -407,8 +408,10 @@ def prepare_data(run: Run, *, fold: tuple[int, int] | None = None, fold_by: str 
     elif holdout:
         train_records, val_records = holdout_split(train_records, fraction=dcfg.holdout_fraction,
                                                      seed=holdout_seed(config))
-        log.info("no %r split in %s: holding out a stratified %.0f%% of %s (%d clips) for validation",
-                 dcfg.val_split, data, 100 * dcfg.holdout_fraction, dcfg.train_split, len(val_records))
+        held = sorted({speaker_of(r) or "" for r in val_records})
+        log.info("no %r split in %s: holding out %s of %s (%d clips) for validation", dcfg.val_split, data,
+                 f"the speakers {', '.join(held)}" if all(held) else f"a stratified {100 * dcfg.holdout_fraction:.0f}%",
+                 dcfg.train_split, len(val_records))
     else:
         val_records = source_records(data, dcfg.val_split, kind)
         if not files:

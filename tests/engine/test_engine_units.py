@@ -41,6 +41,19 @@ def test_holdout_is_stratified_seeded_and_disjoint():
     assert [r.clip_id for r in holdout_split(recs, fraction=0.1, seed=1)[1]] != [r.clip_id for r in held]
 
 
+def test_holdout_of_named_speakers_holds_out_whole_speakers():
+    """RAVDESS names (actor = last field): about 10% of the clips, as whole actors, so none of them is heard in
+    training; seeded, and at least one actor trains."""
+    recs = [ClipRecord(clip_id=f"03-01-0{1 + i % 7}-01-01-0{1 + i % 2}-{actor:02d}", split="Train",
+                       label="Angry", path="", status="ok") for actor in range(1, 21) for i in range(10)]
+    train, held = holdout_split(recs, fraction=0.1, seed=0)
+    actors = lambda rs: {r.clip_id[-2:] for r in rs}  # noqa: E731
+    assert len(actors(held)) == 2 and not actors(train) & actors(held) and len(held) == 20
+    assert [r.clip_id for r in holdout_split(recs, fraction=0.1, seed=0)[1]] == [r.clip_id for r in held]
+    two = [r for r in recs if r.clip_id[-2:] in ("01", "02")]
+    assert actors(holdout_split(two, fraction=0.9, seed=0)[0])  # never every speaker
+
+
 def test_accuracy_and_uar():
     y = np.array([0, 0, 0, 1, -1])
     p = np.eye(7)[[0, 0, 1, 1, 2]]
