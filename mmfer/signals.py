@@ -18,3 +18,31 @@ def sigterm_as_interrupt() -> Any:
         raise KeyboardInterrupt(f"signal {signum}")
 
     return signal.signal(signal.SIGTERM, interrupt)
+
+
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def start_iter(iterable: Any) -> Any:
+    """``iter(iterable)`` with Ctrl-C and SIGTERM held back until it returns. A DataLoader forks its workers
+    there, and a KeyboardInterrupt raised inside fork's at-fork hooks is printed ("Exception ignored in
+    _releaseLock") and lost: the stop was swallowed and training went on. Held back, it is raised just after,
+    where it stops the command as usual. (The handlers are swapped rather than the signals masked: Python runs
+    handlers in the main thread whichever thread the signal reached, and other threads do not share a mask.)"""
+    if threading.current_thread() is not threading.main_thread():
+        return iter(iterable)
+    held: list[int] = []
+
+    def hold(signum, frame):  # noqa: ANN001 - the signal module's signature
+        held.append(signum)
+
+    old = {sig: signal.signal(sig, hold) for sig in STOP_SIGNALS}
+    try:
+        it = iter(iterable)
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+    if held:
+        raise KeyboardInterrupt(f"signal {held[0]}")
+    return it

@@ -68,3 +68,35 @@ def test_building_the_cli_loads_no_torch():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "False"
+
+
+def test_a_stop_that_arrives_while_a_loader_starts_is_raised_after_it_not_lost():
+    """A DataLoader forks its workers inside iter(); a KeyboardInterrupt raised in fork's hooks was printed and
+    lost, and training went on. start_iter holds Ctrl-C and SIGTERM back until iter() returns, then raises."""
+    import os
+    import signal
+
+    from mmfer.signals import sigterm_as_interrupt, start_iter
+
+    class Starting:
+        finished = False
+
+        def __iter__(self):
+            os.kill(os.getpid(), signal.SIGTERM)  # the stop arrives while the workers start
+            for _ in range(1000):  # bytecode runs on: an unheld signal would be raised in here
+                pass
+            Starting.finished = True
+            return iter([1, 2])
+
+    before = sigterm_as_interrupt()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            start_iter(Starting())
+        assert Starting.finished  # raised after iter() was done, where the caller can stop cleanly
+        assert list(start_iter([1, 2])) == [1, 2]
+        with pytest.raises(KeyboardInterrupt):  # the handler held back is the one in force again
+            os.kill(os.getpid(), signal.SIGTERM)
+            for _ in range(1000):
+                pass
+    finally:
+        signal.signal(signal.SIGTERM, before)

@@ -682,3 +682,4 @@ def seed_worker(worker_id: int) -> None:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
     signal.signal(signal.SIGTERM, let_the_first_pass)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # forked while start_iter held stops back

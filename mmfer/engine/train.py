@@ -47,6 +47,7 @@ from mmfer.data.splits import (
     speaker_of,
 )
 from mmfer.engine.checks import check_val_and_classes
+from mmfer.signals import start_iter
 from mmfer.engine.checkpoint import (
     check_cache_compatible,
     check_resume_clips,
@@ -565,7 +566,8 @@ def fit(run: Run, run_data: RunData, *, progress: bool = True,
         net.train()
         freeze = epoch < config.init.freeze_encoder_epochs
         tot_loss, tot_correct, tot_n = 0.0, 0, 0
-        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{ocfg.epochs}", disable=not (progress and dist.main), leave=False)
+        bar = tqdm(start_iter(loader), total=len(loader), desc=f"epoch {epoch + 1}/{ocfg.epochs}",
+                   disable=not (progress and dist.main), leave=False)  # start_iter: a stop is never lost in a fork
         aug = config.augment
         mixing = (aug.mixup, aug.cutmix) if aug.enabled else (0.0, 0.0)
         for batch in bar:
