@@ -7,6 +7,7 @@ falling back to a default.
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 import types
 import typing
@@ -62,7 +63,7 @@ def check_range(obj: Any, name: str, *, low: float | None = None, high: float | 
         return
     bad = (low is not None and (value <= low if low_open else value < low)) or (
         high is not None and (value >= high if high_open else value > high))
-    if bad or (isinstance(value, float) and value != value):
+    if bad or (isinstance(value, float) and not math.isfinite(value)):  # nan, and inf (lr: .inf trained to NaN)
         lo = "" if low is None else f"{'>' if low_open else '>='} {low}"
         hi = "" if high is None else f"{'<' if high_open else '<='} {high}"
         raise MmferError(f"{name}: {value!r} is out of range; it must be {' and '.join(x for x in (lo, hi) if x)}")

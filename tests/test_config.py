@@ -107,3 +107,24 @@ def test_yaml_alias_bomb_and_duplicate_keys_are_refused(tmp_path):
     nested.write_text("model:\n  name: c3d\n  name: audio_cnn\n")
     with pytest.raises(MmferError, match="'name' appears twice"):
         load_train_config(nested)
+
+
+def test_seeds_learning_rates_and_jitter_out_of_range_are_named():
+    """A negative seed was numpy's raw ValueError once the run had started; lr: .inf trained to NaN and the message
+    blamed the clips; a brightness of 5 jittered faces to white."""
+    import dataclasses
+
+    from mmfer.data.config import AugmentConfig, DataConfig
+    from mmfer.engine.config import ModelConfig, OptimConfig, TrainConfig
+
+    for make, message in ((lambda: TrainConfig(name="x", model=ModelConfig(name="c3d"), seed=-1), "seed: -1"),
+                          (lambda: DataConfig(holdout_seed=-2), "holdout_seed: -2"),
+                          (lambda: OptimConfig(lr=float("inf")), "lr: inf"),
+                          (lambda: AugmentConfig(brightness=5.0), "brightness: 5.0"),
+                          (lambda: AugmentConfig(contrast=1.5), "contrast: 1.5"),
+                          (lambda: AugmentConfig(rotation=400.0), "rotation: 400.0")):
+        with pytest.raises(MmferError, match=message):
+            make()
+    base = TrainConfig(name="x", model=ModelConfig(name="c3d"))
+    with pytest.raises(MmferError, match="seed: -1"):  # the CLI's --seed goes through replace
+        dataclasses.replace(base, seed=-1)

@@ -60,6 +60,7 @@ class DataConfig:
 
     def __post_init__(self) -> None:
         check_range(self, "holdout_fraction", low=0.0, high=1.0, low_open=True, high_open=True)
+        check_range(self, "holdout_seed", low=0)
         for name in ("clip_len", "stride", "num_frames", "max_len", "n_mels", "batch_size", "eval_batch_size",
                      "image_size"):
             check_range(self, name, low=1)
@@ -114,9 +115,12 @@ class AugmentConfig:
     time_width: int = 20
 
     def __post_init__(self) -> None:
-        for name in ("brightness", "contrast", "rotation", "translate", "mixup", "cutmix", "freq_masks",
-                     "freq_width", "time_masks", "time_width", "stats_copies"):
+        for name in ("rotation", "mixup", "cutmix", "freq_masks", "freq_width", "time_masks", "time_width",
+                     "stats_copies"):
             check_range(self, name, low=0)
+        for name in ("brightness", "contrast", "translate"):  # pixel units 0..1, a factor 1 +- c, a share of the side
+            check_range(self, name, low=0.0, high=1.0)
+        check_range(self, "rotation", high=180.0)
         for name in ("erasing", "video", "reverb", "eq", "noise", "codec"):
             check_range(self, name, low=0.0, high=1.0)
         for name, (lo, hi), floor in (("crop_scale", self.crop_scale, 0.0), ("speed", self.speed, 0.0),

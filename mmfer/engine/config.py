@@ -126,6 +126,9 @@ class TrainConfig:
     # elsewhere fp32). Evaluation and scoring on CPU stay fp32.
     amp: bool = True
 
+    def __post_init__(self) -> None:
+        check_range(self, "seed", low=0)  # numpy's generators take none below 0
+
 
 def load_train_config(path: str | Path) -> TrainConfig:
     """Read a YAML train config; unknown or mistyped keys, model names and model arguments are an error naming
