@@ -205,9 +205,16 @@ def _check_stages(stages: Sequence[str]) -> list[str]:
 def _check_branches(branches: Sequence[str], configs: str | Path) -> list[str]:
     branches = [b.strip() for b in (branches.split(",") if isinstance(branches, str) else branches) if b.strip()]
     for b in branches:
-        if not (Path(configs) / f"{b}.yaml").is_file():
-            raise MmferError(f"--branches {b}: no config {Path(configs) / (b + '.yaml')}; "
-                             f"the committed branches are {', '.join(BRANCHES)}")
+        path = Path(configs) / f"{b}.yaml"
+        if not path.is_file():
+            raise MmferError(f"--branches {b}: no config {path}; the committed branches are {', '.join(BRANCHES)}")
+        from mmfer.engine.config import load_train_config
+        from mmfer.models.registry import build_model
+
+        config = load_train_config(path)
+        if build_model(config.model.name, **dict(config.model.kwargs)).input_kind == "face_image":
+            raise MmferError(f"--branches {b}: a face_image model trains on an image tree, and bench times training "
+                             "on the cache it makes from the clips; time it with `mmfer train` on its images")
     return branches
 
 

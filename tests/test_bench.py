@@ -100,6 +100,8 @@ def test_bad_requests_are_errors(tmp_path, cremad_dir):
         bench(cremad_dir, stages=("decode", "train"), progress=False)
     with pytest.raises(MmferError, match=r"no config .*nope\.yaml"):
         bench(cremad_dir, branches=("nope",), progress=False)
+    with pytest.raises(MmferError, match="face_frame_fer2013: a face_image model trains on an image tree"):
+        bench(cremad_dir, branches=("landmark_brnn", "face_frame_fer2013"), progress=False)  # said before any stage
     with pytest.raises(MmferError, match="choose cpu or cuda"):
         bench(cremad_dir, device="tpu", progress=False)
     with pytest.raises(MmferError, match="leave out --videos"):
