@@ -347,6 +347,9 @@ def prepare_run(config: TrainConfig, *, data: str | Path, out: str | Path, epoch
         config = dataclasses.replace(config, optim=dataclasses.replace(config.optim, epochs=int(epochs)))
     plain_config = config_to_plain(config)
     dist = _Dist.from_env()
+    if dist.enabled and config.data.balance != "none":  # DistributedSampler would deal clips unbalanced, silently
+        raise MmferError(f"config {config.name!r}: data.balance {config.data.balance!r} is not supported under "
+                         "torchrun yet; train it in one process, or set data.balance: none")
     own_group = dist.enabled and not torch.distributed.is_initialized()
     if own_group:
         torch.distributed.init_process_group(backend="nccl" if torch.cuda.is_available() else "gloo")

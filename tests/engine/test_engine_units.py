@@ -79,3 +79,19 @@ def test_run_checkpoint_prefers_best_then_last_else_none(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(MmferError, match="no best.pt or last.pt"):
         resolve_checkpoint(tmp_path / "empty")
+
+
+def test_corpus_balance_under_torchrun_is_refused(tmp_path, monkeypatch):
+    """DistributedSampler took the place of the corpus- and class-balanced draws without a word."""
+    import pytest
+
+    from mmfer.data.config import DataConfig
+    from mmfer.engine.config import ModelConfig, TrainConfig
+    from mmfer.engine.train import train
+    from mmfer.errors import MmferError
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    cfg = TrainConfig(name="t", model=ModelConfig(name="audio_stats"), data=DataConfig(balance="corpus_class"))
+    with pytest.raises(MmferError, match="data.balance 'corpus_class' is not supported under torchrun"):
+        train(cfg, data=tmp_path, out=tmp_path / "run", progress=False)
+    assert not (tmp_path / "run" / "last.pt").exists()
