@@ -29,29 +29,29 @@ def from_dict(cls: type[T], data: dict[str, Any] | None, *, where: str = "config
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise MmferError(f"{where}: expected a mapping of keys to values, got {type(data).__name__}")
+        raise MmferError(f"{_colon(where)} expected a mapping of keys to values, got {type(data).__name__}")
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     unknown = sorted(set(data) - set(fields))
     if unknown:
         raise MmferError(
-            f"{where}: unknown key{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}; "
+            f"{_colon(where)} unknown key{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}; "
             f"allowed: {', '.join(sorted(fields))}"
         )
     hints = typing.get_type_hints(cls)
     kwargs = {}
     for name, value in data.items():
-        kwargs[name] = _coerce(hints[name], value, where=f"{where}.{name}")
+        kwargs[name] = _coerce(hints[name], value, where=_at(where, name))
     missing = [
         n
         for n, f in fields.items()
         if n not in kwargs and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
     ]
     if missing:
-        raise MmferError(f"{where}: missing required key{'s' if len(missing) > 1 else ''} {', '.join(missing)}")
+        raise MmferError(f"{_colon(where)} missing required key{'s' if len(missing) > 1 else ''} {', '.join(missing)}")
     try:
         return cls(**kwargs)
     except MmferError as e:  # a range check in __post_init__: say where in the file
-        raise MmferError(f"{where}.{e}") from None
+        raise MmferError(_at(where, str(e))) from None
 
 
 def check_range(obj: Any, name: str, *, low: float | None = None, high: float | None = None,
@@ -85,25 +85,25 @@ def _coerce(tp: Any, value: Any, *, where: str) -> Any:
                 return _coerce(arg, value, where=where)
             except MmferError as e:
                 errors.append(str(e))
-        raise MmferError(errors[0] if len(errors) == 1 else f"{where}: {value!r} matches none of {tp}")
+        raise MmferError(errors[0] if len(errors) == 1 else f"{_colon(where)} {value!r} matches none of {tp}")
     if origin is typing.Literal:
         if value not in args:
-            raise MmferError(f"{where}: {value!r} is not one of {', '.join(map(repr, args))}")
+            raise MmferError(f"{_colon(where)} {value!r} is not one of {', '.join(map(repr, args))}")
         return value
     if origin in (tuple, list):
         if not isinstance(value, (list, tuple)):
-            raise MmferError(f"{where}: expected a list, got {value!r}")
+            raise MmferError(f"{_colon(where)} expected a list, got {value!r}")
         if origin is tuple and len(args) == 2 and args[1] is Ellipsis:
             return tuple(_coerce(args[0], v, where=f"{where}[{i}]") for i, v in enumerate(value))
         if origin is tuple and args:
             if len(args) != len(value):
-                raise MmferError(f"{where}: expected {len(args)} values, got {len(value)}")
+                raise MmferError(f"{_colon(where)} expected {len(args)} values, got {len(value)}")
             return tuple(_coerce(a, v, where=f"{where}[{i}]") for i, (a, v) in enumerate(zip(args, value)))
         inner = args[0] if args else Any
         return [_coerce(inner, v, where=f"{where}[{i}]") for i, v in enumerate(value)]
     if origin is dict:
         if not isinstance(value, dict):
-            raise MmferError(f"{where}: expected a mapping, got {value!r}")
+            raise MmferError(f"{_colon(where)} expected a mapping, got {value!r}")
         return dict(value)
     if tp is Any:
         return value
@@ -111,7 +111,7 @@ def _coerce(tp: Any, value: Any, *, where: str) -> Any:
         return float(value)
     if tp in (int, float, str, bool):
         if not isinstance(value, tp) or (tp is int and isinstance(value, bool)):
-            raise MmferError(f"{where}: expected {tp.__name__}, got {value!r}")
+            raise MmferError(f"{_colon(where)} expected {tp.__name__}, got {value!r}")
         return value
     return value
 
@@ -178,9 +178,19 @@ def read_yaml(path: str | Path) -> Any:
         raise MmferError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
 
 
+def _colon(where: str) -> str:
+    """``where`` as a message's prefix: ``configs/c3d.yaml:`` stays, ``...: optim`` gets its colon."""
+    return where if where.endswith(":") else f"{where}:"
+
+
+def _at(where: str, name: str) -> str:
+    """``configs/c3d.yaml:`` + ``optim`` -> ``configs/c3d.yaml: optim``; ``...: optim`` + ``lr`` -> ``...: optim.lr``."""
+    return f"{where} {name}" if where.endswith(":") else f"{where}.{name}"
+
+
 def load_yaml(cls: type[T], path: str | Path) -> T:
     """Load a YAML file into dataclass ``cls``; anchors, aliases and repeated keys are errors."""
-    return from_dict(cls, read_yaml(path), where=str(path))
+    return from_dict(cls, read_yaml(path), where=f"{path}:")
 
 
 def to_dict(obj: Any) -> dict[str, Any]:
