@@ -46,13 +46,20 @@ def _builder(name: str) -> Callable[..., nn.Module]:
 
 def check_model_args(name: str, kwargs: dict[str, Any]) -> None:
     """An unknown model name or argument is an error listing what is allowed (configs call this on load)."""
-    allowed = list(inspect.signature(_builder(name)).parameters)
+    params = inspect.signature(_builder(name)).parameters
+    allowed = list(params)
     bad = [k for k in kwargs if k not in allowed]
     if bad:
         raise MmferError(
             f"model {name!r}: unknown argument{'s' if len(bad) > 1 else ''} {', '.join(map(repr, bad))}; "
             f"allowed: {', '.join(allowed)}"
         )
+    for key, value in kwargs.items():  # of the default's kind ("hidden: fast" failed deep in torch, unnamed)
+        default = params[key].default
+        kinds = {bool: (bool,), int: (int,), float: (int, float), str: (str,)}.get(type(default))
+        if kinds and (not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds)):
+            raise MmferError(f"model {name!r}: argument {key!r}: expected {type(default).__name__} like its default "
+                             f"{default!r}, got {value!r}")
 
 
 def build_model(name: str, **kwargs: Any) -> nn.Module:

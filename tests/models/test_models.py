@@ -296,3 +296,16 @@ def test_folding_batchnorm_of_the_audio_cnn_keeps_padded_clips_exact() -> None:
     assert not any(isinstance(m, torch.nn.BatchNorm2d) and m is not model.input_norm for m in model.modules())
     torch.testing.assert_close(after, before, rtol=1e-4, atol=1e-4)
     torch.testing.assert_close(alone, after[1:], rtol=1e-4, atol=1e-4)
+
+
+def test_a_model_argument_of_the_wrong_kind_is_named():
+    """`hidden: fast` failed deep in torch ("'<' not supported between str and int"), naming neither the key nor
+    the model; a float where an int goes, and true where a number goes, are refused too."""
+    from mmfer.models.registry import check_model_args
+
+    for kwargs, message in (({"hidden": "fast"}, "argument 'hidden': expected int like its default"),
+                            ({"hidden": 1.5}, "argument 'hidden': expected int"),
+                            ({"hidden": True}, "argument 'hidden': expected int")):
+        with pytest.raises(MmferError, match=message):
+            check_model_args("landmark_brnn", kwargs)
+    check_model_args("landmark_brnn", {"hidden": 64, "dropout": 1})  # an int where a float goes is a number
