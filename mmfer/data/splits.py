@@ -19,14 +19,16 @@ def holdout_seed(config: Any) -> int:
     return config.seed if config.data.holdout_seed is None else config.data.holdout_seed
 
 
-def holdout_split(records: list[ClipRecord], *, fraction: float, seed: int) -> tuple[list[ClipRecord], list[ClipRecord]]:
+def holdout_split(records: list[ClipRecord], *, fraction: float, seed: int,
+                  by_speaker: bool = True) -> tuple[list[ClipRecord], list[ClipRecord]]:
     """Seeded split of Train into (train, held-out) when the data has no Val split. Where every clip names its
     speaker (a speech list, RAVDESS or CREMA-D names) whole speakers are held out, about ``fraction`` of the
     clips, so the figure is of voices never heard (a clip split put every held-out speaker in training too);
-    otherwise a split stratified by class (FER2013's faces, an AFEW cache)."""
+    otherwise, or with ``by_speaker=False`` (the rule of runs trained before 2026-12-05's evening), a split
+    stratified by class (FER2013's faces, caches of clips whose names say no speaker)."""
     rng = np.random.default_rng(seed)
-    speakers = [speaker_of(r) for r in records]
-    names = sorted(set(speakers)) if all(speakers) else []
+    speakers = [speaker_of(r) for r in records] if by_speaker else []
+    names = sorted(set(speakers)) if speakers and all(speakers) else []
     if len(names) >= 2:
         held_names: set[str] = set()
         count = {n: speakers.count(n) for n in names}

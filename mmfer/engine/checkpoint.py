@@ -249,3 +249,23 @@ def check_resume_clips(ckpt: dict[str, Any], now: dict[str, Any], *, run: str | 
         + (" (the same counts, other clips)" if (before["train"], before["val"]) == (now["train"], now["val"]) else "")
         + ". Either --data is another one, or its clips changed since (`mmfer preprocess` added clips or left out "
           "deleted ones). Resume with the data the run started on, or train a new run")
+
+
+def run_holdout(records: Sequence[Any], *, fraction: float, seed: int,
+                ckpt: dict[str, Any] | None = None) -> tuple[list[Any], list[Any]]:
+    """The (train, held-out) clips of a run with no Val split, as the run drew them: whole speakers since
+    2026-12-05's evening, a class-stratified split before. A checkpoint's clip digests say which rule drew its
+    Val (one from before the digests existed used the stratified one), so ``mmfer scores`` and ``--resume``
+    re-draw the same clips, not those of today's rule (an old run would be scored on clips it trained on)."""
+    from mmfer.data.splits import holdout_split
+
+    records = list(records)
+    if ckpt is None:
+        return holdout_split(records, fraction=fraction, seed=seed)
+    want = (ckpt.get("clips") or {}).get("val_digest")
+    rules = (True, False) if want else (False,)
+    drawn = [holdout_split(records, fraction=fraction, seed=seed, by_speaker=rule) for rule in rules]
+    for train, val in drawn:
+        if clip_sets(train, val)["val_digest"] == want:
+            return train, val
+    return drawn[0]  # other data: the resume check names the difference

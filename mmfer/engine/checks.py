@@ -22,7 +22,7 @@ def check_val_and_classes(train_ds, val_ds, val_records, *, data, kind: str, dcf
         raise MmferError(
             f"{data}: no usable labelled clip in {where} for a {kind} model ({len(val_records)} clip(s): {why}), so "
             "no epoch could be measured or selected. Fix those clips (see the failures of `mmfer preprocess`), "
-            f"or remove the {dcfg.val_split} split so that a stratified part of {dcfg.train_split} is held out")
+            f"or remove the {dcfg.val_split} split so that part of {dcfg.train_split} is held out")
     if not warn:
         return
     for name, labels in ((dcfg.train_split, train_ds.labels), (dcfg.val_split, val_ds.labels)):

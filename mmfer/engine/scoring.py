@@ -174,7 +174,8 @@ def score_split(
     import dataclasses
 
     from mmfer.data.datasets import source_splits
-    from mmfer.data.splits import holdout_seed, holdout_split
+    from mmfer.data.splits import holdout_seed
+    from mmfer.engine.checkpoint import run_holdout
 
     from mmfer.outputs import check_output_file
 
@@ -202,7 +203,8 @@ def score_split(
         records = _fold_val_records(json.loads(fold_json.read_text()), config, data, model.input_kind)
     elif split == config.data.val_split and split not in source_splits(data, model.input_kind):
         train_records = source_records(data, config.data.train_split, model.input_kind)
-        records = holdout_split(train_records, fraction=config.data.holdout_fraction, seed=holdout_seed(config))[1]
+        records = run_holdout(train_records, fraction=config.data.holdout_fraction, seed=holdout_seed(config),
+                              ckpt=ckpt)[1]
         log.info("%s: no %s split; scoring the run's held-out %d clips of %s", data, split, len(records),
                  config.data.train_split)
     clip_ids, labels, probs = split_scores(model, ckpt, config=config, data=data, split=split, device=dev,

@@ -53,6 +53,7 @@ from mmfer.engine.checkpoint import (
     check_resume_clips,
     clip_sets,
     load_checkpoint,
+    run_holdout,
     save_checkpoint,
     unwrap,
 )
@@ -410,8 +411,8 @@ def prepare_data(run: Run, *, fold: tuple[int, int] | None = None, fold_by: str 
                  "corpus" if fold_by == "corpus" else "speakers", ", ".join(folds[fold[0]]), len(val_records),
                  len(train_records))
     elif holdout:
-        train_records, val_records = holdout_split(train_records, fraction=dcfg.holdout_fraction,
-                                                     seed=holdout_seed(config))
+        train_records, val_records = run_holdout(train_records, fraction=dcfg.holdout_fraction,
+                                                   seed=holdout_seed(config), ckpt=ckpt)
         held = sorted({speaker_of(r) or "" for r in val_records})
         log.info("no %r split in %s: holding out %s of %s (%d clips) for validation", dcfg.val_split, data,
                  f"the speakers {', '.join(held)}" if all(held) else f"a stratified {100 * dcfg.holdout_fraction:.0f}%",

@@ -95,3 +95,21 @@ def test_corpus_balance_under_torchrun_is_refused(tmp_path, monkeypatch):
     with pytest.raises(MmferError, match="data.balance 'corpus_class' is not supported under torchrun"):
         train(cfg, data=tmp_path, out=tmp_path / "run", progress=False)
     assert not (tmp_path / "run" / "last.pt").exists()
+
+
+def test_a_runs_held_out_clips_are_redrawn_by_the_rule_that_drew_them():
+    """Runs trained before the speaker-disjoint holdout drew a class-stratified 10%: `mmfer scores` and --resume must
+    re-draw those clips (today's rule would score an old run on clips it trained on)."""
+    from mmfer.engine.checkpoint import clip_sets, run_holdout
+
+    recs = [ClipRecord(clip_id=f"03-01-0{1 + i % 7}-01-01-0{1 + i % 2}-{actor:02d}", split="Train",
+                       label=["Angry", "Sad"][i % 2], path="", status="ok") for actor in range(1, 11) for i in range(10)]
+    ids = lambda rs: sorted(r.clip_id for r in rs)  # noqa: E731
+    old = holdout_split(recs, fraction=0.1, seed=0, by_speaker=False)
+    new = holdout_split(recs, fraction=0.1, seed=0)
+    assert ids(old[1]) != ids(new[1])
+    assert ids(run_holdout(recs, fraction=0.1, seed=0)[1]) == ids(new[1])  # a new run
+    assert ids(run_holdout(recs, fraction=0.1, seed=0, ckpt={"config": {}})[1]) == ids(old[1])  # before digests
+    for drawn in (old, new):  # a checkpoint's digest says which rule drew its Val
+        ckpt = {"clips": clip_sets(*drawn)}
+        assert ids(run_holdout(recs, fraction=0.1, seed=0, ckpt=ckpt)[1]) == ids(drawn[1])
