@@ -781,6 +781,12 @@ def test_a_picture_that_comes_in_late_is_placed_on_the_files_clock(bundle, tmp_p
     times = p.timeline["frame_times"]
     assert times[0] == pytest.approx(1.0, abs=0.01) and times[-1] == pytest.approx(2.875, abs=0.01)
     assert p.segments[0].start == 0.0 and p.segments[-1].end == pytest.approx(3.0, abs=0.1)
+    # --duration counts from --start, not from the picture's start (it took 1.5 s of picture from 1 s)
+    span = Predictor(bundle, duration=1.5).predict_file(path, timeline=True)
+    assert span.timeline["frame_times"][-1] == pytest.approx(1.375) and span.segments[-1].end == pytest.approx(1.5)
+    before = Predictor(bundle, duration=0.5).predict_file(path, timeline=True)
+    assert before.ok and before.modalities == "audio" and "frame_times" not in before.timeline
+    assert before.warning == "the picture starts at 1.0 s, after the span analysed: sound only", before.warning
 
 
 def test_face_images_cut_short_transparent_flat_or_empty(bundle, tmp_path):

@@ -285,11 +285,16 @@ class VideoAnalysis:
             self._score_ahead(audio, audio_branches, total, warnings)
         seg_start = self.start
         video_end = self.start  # frames known up to here (s)
+        # --duration counts from --start, and the picture may come in later; shorter than a frame still takes one
+        # (0 frames read as "no frames could be decoded"), unless the picture starts after the span: sound only
+        budget = int(round((self.start + self.duration - self._t0) * fps)) if self.duration else None
+        if budget is not None and budget <= 0 and face_branches and self._t0 > self.start:
+            warnings[:] = [w for w in warnings if not w.startswith("the picture starts at")]
+            warnings.append(f"the picture starts at {self._t0:.1f} s, after the span analysed: sound only")
+            face_branches = []
         video_done = not face_branches
         tracker = make_tracker(decode) if face_branches else None
-        # --duration shorter than a frame still takes one (0 frames read as "no frames could be decoded")
-        settings = dataclasses.replace(decode, max_frames=max(1, int(round(self.duration * fps))) if self.duration
-                                       else None)
+        settings = dataclasses.replace(decode, max_frames=max(1, budget) if budget is not None else None)
         cache_kinds = [b for b in face_branches if b.kind != "face_image"]
 
         def horizon() -> float:
