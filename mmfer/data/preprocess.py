@@ -191,8 +191,8 @@ def _failed_record(entry: ClipEntry, settings: PreprocessSettings, reason: str, 
     """The record of a clip that failed outside ``process_clip`` (an unexpected error, a dead worker)."""
     size, mtime = _source_stat(Path(entry.path))
     return ClipRecord(
-        clip_id=entry.clip_id, split=entry.split, label=entry.label, path=str(entry.path), status="failed",
-        reason=reason, settings_hash=settings.hash, settings=settings.to_dict(),
+        clip_id=entry.clip_id, split=entry.split, label=entry.label, path=os.path.abspath(entry.path),
+        status="failed", reason=reason, settings_hash=settings.hash, settings=settings.to_dict(),
         source_size=size, source_mtime=mtime, seconds=seconds,
     )
 
@@ -402,15 +402,19 @@ def _check_cache_structure(out: Path, splits: Sequence[str]) -> None:
 
 
 def _mark_removed(out: Path, latest: dict[tuple[str, str], ClipRecord], entries: Sequence[ClipEntry], *,
-                  shard: tuple[int, int], every_split: bool) -> list[Failure]:
+                  shard: tuple[int, int], every_split: bool, root: Path | None,
+                  all_entries: Sequence[ClipEntry]) -> list[Failure]:
     """Cached clips of this run's splits (and shard) that the source no longer holds: a "removed" record each, so
     that training, scoring and submissions stop seeing them (their arrays stay; a clip whose file comes back is
     processed again). Two cases: the file was deleted or renamed (no longer listed, and gone from a folder that
-    is still there), or a list moved the same file to another split (it would be in both; only seen when the run
-    covers ``every_split``: with --splits the list's other splits are not read). A clip whose folder is gone (an
-    unmounted drive, a folder moved elsewhere) or whose file still exists is left alone."""
+    is still there, or from under the source ``root`` that is still there: a class folder deleted whole), or a
+    list moved the same file to another split (it would be in both; seen across shards, from ``all_entries``, but
+    only when the run covers ``every_split``: with --splits the list's other splits are not read). A clip whose
+    folder is gone outside the source (an unmounted drive, a folder moved elsewhere) or whose file still exists is
+    left alone."""
     listed = {(e.split, e.clip_id) for e in entries}
-    split_of_path = {os.path.abspath(e.path): e.split for e in entries}
+    split_of_path = {os.path.abspath(e.path): e.split for e in all_entries}
+    root_dir = os.path.abspath(root) if root is not None and root.is_dir() else None
     splits = {e.split for e in entries}
     i, n = shard
     gone = []
@@ -422,7 +426,9 @@ def _mark_removed(out: Path, latest: dict[tuple[str, str], ClipRecord], entries:
             why = f"moved to {moved_to} in the list; left out of {split}"
         elif split not in splits:
             continue
-        elif not os.path.lexists(rec.path) and os.path.isdir(os.path.dirname(os.path.abspath(rec.path))):
+        elif not os.path.lexists(rec.path) and (
+                os.path.isdir(os.path.dirname(os.path.abspath(rec.path)))
+                or (root_dir is not None and os.path.abspath(rec.path).startswith(root_dir + os.sep))):
             why = "source file deleted or renamed; left out of the cache"
         else:
             continue
@@ -475,6 +481,7 @@ def preprocess(
 
             wanted = _normalise_splits(splits)
             entries = [e for e in entries if e.split in wanted]
+    all_entries = entries
     if n > 1:
         entries = [e for e in entries if shard_of(e.split, e.clip_id, n) == i]
     if workers < 0:
@@ -488,7 +495,9 @@ def preprocess(
         log.info("%s: removed %d temporary folder(s) left by an interrupted run", out, len(stale))
     latest = read_manifest(out)
     summary = PreprocessSummary(out=str(out), total=len(entries))
-    summary.removed = _mark_removed(out, latest, entries, shard=(i, n), every_split=splits is None)
+    summary.removed = _mark_removed(out, latest, entries, shard=(i, n), every_split=splits is None,
+                                    root=Path(source) if isinstance(source, (str, Path)) else None,
+                                    all_entries=all_entries)
     todo: list[ClipEntry] = []
     earlier_failures: list[Failure] = []
     for e in entries:
@@ -501,8 +510,9 @@ def preprocess(
             continue
         if is_done(e, rec, settings, out) and not (retry_failed and rec.status == "failed"):
             summary.skipped += 1
-            if rec.path != str(e.path):  # the same file found elsewhere (a folder moved): its record follows it,
-                append_manifest(out, dataclasses.replace(rec, path=str(e.path)))  # so a later deletion is seen
+            if rec.path != os.path.abspath(e.path):  # the same file found elsewhere (a folder moved): its record
+                append_manifest(out, dataclasses.replace(rec, path=os.path.abspath(e.path)))  # follows, so a later
+                # deletion is seen (records hold absolute paths, as process_clip writes them)
             if rec.status == "failed":
                 earlier_failures.append(Failure(e.split, e.clip_id, str(e.path), rec.reason, this_run=False))
         else:

@@ -638,3 +638,34 @@ def test_a_moved_folder_is_not_taken_for_deleted_files_and_a_split_move_leaves_t
     assert [(f.split, f.clip_id) for f in s.removed] == [("Val", cremad_videos[3].stem)]
     assert "moved to Train" in s.removed[0].reason
     assert sorted(r.clip_id for r in split_records(c2, "Train")) == sorted(v.stem for v in cremad_videos[3:5])
+
+
+def test_a_class_folder_deleted_whole_leaves_the_cache_and_reruns_add_no_records(tmp_path, cremad_videos,
+                                                                                 monkeypatch):
+    """A class folder (or RAVDESS Actor_05/) deleted whole: its clips were kept, taken for an unmounted drive. A
+    source given by a relative path appended a path record for every clip on every run. A split move is seen
+    across shards."""
+    from mmfer.data.cache import iter_manifest, split_records
+
+    monkeypatch.chdir(tmp_path)
+    for k, v in enumerate(cremad_videos[:4]):
+        folder = tmp_path / "src" / "Train" / ("Happy" if k < 2 else "Sad")
+        folder.mkdir(parents=True, exist_ok=True)
+        shutil.copy(v, folder / v.name)
+    pp.preprocess("src", "cache", settings=NONE, progress=False)
+    lines = len(list(iter_manifest("cache")))
+    pp.preprocess("src", "cache", settings=NONE, progress=False)
+    assert len(list(iter_manifest("cache"))) == lines  # nothing changed, nothing appended
+    shutil.rmtree(tmp_path / "src" / "Train" / "Happy")
+    s = pp.preprocess("src", "cache", settings=NONE, progress=False)
+    assert sorted(f.clip_id for f in s.removed) == sorted(v.stem for v in cremad_videos[:2])
+    assert sorted(r.clip_id for r in split_records("cache", "Train")) == sorted(v.stem for v in cremad_videos[2:4])
+
+    rows = [(cremad_videos[k], "Angry", "Val") for k in range(4)]
+    lst = write_list(tmp_path / "list.csv", rows)
+    for i in range(2):
+        pp.preprocess(lst, "c2", settings=NONE, progress=False, shard=(i, 2))
+    write_list(lst, [(cremad_videos[0], "Angry", "Train")] + rows[1:])
+    removed = [f for i in range(2) for f in pp.preprocess(lst, "c2", settings=NONE, progress=False,
+                                                           shard=(i, 2)).removed]
+    assert [(f.split, f.clip_id) for f in removed] == [("Val", cremad_videos[0].stem)]
