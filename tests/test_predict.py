@@ -809,7 +809,7 @@ def test_face_images_cut_short_transparent_flat_or_empty(bundle, tmp_path):
     (tmp_path / "empty.jpg").write_bytes(b"")
     p = Predictor(bundle)
     whole, cut = p.predict_file(tmp_path / "whole.jpg"), p.predict_file(tmp_path / "cut.jpg")
-    assert whole.ok and whole.warning == "" and cut.ok and "file looks truncated: its JPEG data has no end marker" \
+    assert whole.ok and whole.warning == "" and cut.ok and "file looks truncated: its JPEG image data has no end marker" \
         in cut.warning
     black, white = p.predict_file(tmp_path / "under_black.png"), p.predict_file(tmp_path / "under_white.png")
     np.testing.assert_allclose(black.probs, white.probs, atol=1e-6)

@@ -182,20 +182,65 @@ def _ogg(f: BinaryIO, head: bytes, size: int) -> str | None:
 
 
 def _jpeg(f: BinaryIO, head: bytes, size: int) -> str | None:
-    """A JPEG ends with its end-of-image marker (FF D9); a few bytes after it (padding, a camera's trailer) are
-    tolerated. OpenCV decodes a cut one with the missing part grey, and says so only on stderr."""
+    """A JPEG's image data ends with an end-of-image marker (FF D9). Its segments are walked from the start, so an
+    EXIF thumbnail's own end marker (inside a header segment) is not taken for the image's, and bytes after the end
+    (a phone's appended motion clip, padding) are not taken for a cut. OpenCV decodes a cut JPEG with the missing
+    part grey, and says so only on stderr."""
     if head[:3] != b"\xff\xd8\xff":
         return None
-    f.seek(max(0, size - _IMAGE_TAIL))
-    return "" if b"\xff\xd9" in f.read() else f"its JPEG data has no end marker in its last {_IMAGE_TAIL:,} bytes"
+    f.seek(0)
+    data = f.read(_JPEG_MAX_READ)
+    cut = "its JPEG image data has no end marker"
+    pos = 2
+    while True:
+        if pos + 2 > len(data):
+            return cut
+        if data[pos] != 0xFF:
+            return ""  # not a marker where one belongs: a layout this walk does not know; say nothing
+        marker = data[pos + 1]
+        if marker == 0xFF:  # fill byte
+            pos += 1
+        elif marker == 0xD9:
+            return ""
+        elif 0xD0 <= marker <= 0xD7 or marker == 0x01:  # markers without a length
+            pos += 2
+        else:
+            if pos + 4 > len(data):
+                return cut
+            pos += 2 + int.from_bytes(data[pos + 2:pos + 4], "big")
+            if marker == 0xDA:  # start of scan: entropy-coded data up to the next real marker
+                while True:
+                    k = data.find(b"\xff", pos)
+                    if k < 0 or k + 1 >= len(data):
+                        return cut if len(data) >= size else ""  # (a file beyond the read limit: not judged)
+                    if data[k + 1] == 0x00 or 0xD0 <= data[k + 1] <= 0xD7:  # stuffed byte, restart marker
+                        pos = k + 2
+                    elif data[k + 1] == 0xFF:  # fill before a marker
+                        pos = k + 1
+                    else:
+                        pos = k
+                        break
+
+
+_JPEG_MAX_READ = 64 << 20  # a JPEG is read whole up to this (a photo is a few MB)
 
 
 def _png(f: BinaryIO, head: bytes, size: int) -> str | None:
-    """A PNG ends with its IEND chunk (12 bytes)."""
+    """A PNG is a chain of chunks (length, type, data, CRC) ending with IEND; walked by their lengths."""
     if head[:8] != b"\x89PNG\r\n\x1a\n":
         return None
-    f.seek(max(0, size - _IMAGE_TAIL))
-    return "" if b"IEND" in f.read() else f"its PNG data has no IEND chunk in its last {_IMAGE_TAIL:,} bytes"
+    offset = 8
+    for _ in range(_MAX_WALK):
+        f.seek(offset)
+        chunk = f.read(8)
+        if len(chunk) < 8:
+            return "its PNG data has no IEND chunk"
+        if chunk[4:8] == b"IEND":
+            return ""
+        end = offset + 12 + struct.unpack(">I", chunk[:4])[0]
+        if end > size:
+            return _runs_past(end, size, f"its PNG {chunk[4:8].decode('latin-1')} chunk")
+        offset = end
+    return ""
 
 
-_IMAGE_TAIL = 4096  # bytes at the end of an image searched for its end marker

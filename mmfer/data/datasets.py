@@ -25,6 +25,7 @@ from torch.utils.data import Dataset
 
 from mmfer.data.cache import ClipRecord, load_clip
 from mmfer.data.config import AugmentConfig, DataConfig
+from mmfer.data.images import read_image_rgb
 from mmfer.data.index import AUDIO_EXTENSIONS, IMAGE_EXTENSIONS
 from mmfer.data.kinds import KINDS, TIME_AXIS
 from mmfer.data.speech_list import is_speech_list, speech_list_records, speech_list_splits
@@ -507,18 +508,17 @@ class FaceImageDataset(CacheDataset):
         self.items = [(i, v) for i in range(len(self.records)) for v in range(self._views)]
 
     def _make(self, clip, sub, rng):
-        import cv2
-
         from mmfer.data.features import crop_views
 
         last = getattr(self, "_last_views", None)  # an image's views come in a row: read and cut it once
         if last is not None and last[0] == clip:
             return torch.from_numpy(last[1][sub]), None
         path = self.records[clip].path
-        img = cv2.imread(path, cv2.IMREAD_COLOR)
-        if img is None:
-            raise MmferError(f"{path}: not a readable image; delete or replace it")
-        x = self._faces(np.ascontiguousarray(img[None, ..., ::-1]), np.array([0]), rng)[0]
+        try:
+            rgb = read_image_rgb(path)  # as predict reads it: upright, transparency over white
+        except MmferError:
+            raise MmferError(f"{path}: not a readable image; delete or replace it") from None
+        x = self._faces(rgb[None], np.array([0]), rng)[0]
         if self._views == 1:
             return x, None
         views = crop_views(x.numpy(), views=self._views)

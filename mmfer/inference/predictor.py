@@ -40,6 +40,7 @@ from mmfer.inference.inputs import FRAME_POOLINGS, audio_clip, memory_dataset
 from mmfer.inference.segments import Segment, SegmentSettings
 from mmfer.labels import EMOTIONS, NUM_CLASSES
 from mmfer.models.common import conv2d_channels_last, fold_batchnorm
+from mmfer.data.images import read_image_rgb
 from mmfer.scores import is_uniform
 
 if TYPE_CHECKING:
@@ -243,26 +244,6 @@ def check_image_size(path: Path) -> None:
     if w * h > MAX_IMAGE_PIXELS:
         raise MmferError(f"image is {w}x{h} pixels, over the {MAX_IMAGE_PIXELS // 1_000_000} megapixels predict "
                          "decodes; downscale it first")
-
-
-def read_image_rgb(path: Path) -> np.ndarray:
-    """An image file as RGB uint8 (H, W, 3), turned upright by its EXIF orientation. Transparent pixels are shown
-    over white, as a page or viewer shows them: what lies under them (any colour) must not change the face read."""
-    import cv2
-
-    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if img is None:
-        raise MmferError("not a readable image (corrupt, or not the format its extension says)")
-    with open(path, "rb") as f:
-        png = f.read(8) == b"\x89PNG\r\n\x1a\n"
-    if png:  # the format that carries transparency here (IMREAD_COLOR drops it)
-        raw = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-        if raw is not None and raw.ndim == 3 and raw.shape[2] == 4 and raw.shape[:2] == img.shape[:2]:
-            scale = 65535.0 if raw.dtype == np.uint16 else 255.0
-            alpha = raw[..., 3:4].astype(np.float32) / scale
-            colour = raw[..., :3].astype(np.float32) * (255.0 / scale)
-            img = np.clip(colour * alpha + 255.0 * (1.0 - alpha) + 0.5, 0, 255).astype(np.uint8)
-    return np.ascontiguousarray(img[..., ::-1])
 
 
 # ---------------------------------------------------------------- the predictor
