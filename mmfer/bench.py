@@ -39,6 +39,7 @@ from typing import Any, Sequence
 from mmfer.data.long_clip import LONG_CLIP_SIZES, make_long_clip  # noqa: F401 - bench makes its long clip
 from mmfer.errors import MmferError
 from mmfer.labels import EMOTIONS
+from mmfer.signals import start_iter
 
 log = logging.getLogger(__name__)
 
@@ -383,7 +384,7 @@ def stage_train(args: dict[str, Any]) -> dict[str, Any]:
     wait = compute = 0.0
     clips = 0
     first_batch = None
-    batches = iter(loader)
+    batches = start_iter(loader)  # a stop during the workers' fork is not lost
     for step in range(warmup + steps):
         t0 = time.perf_counter()
         batch = next(batches)

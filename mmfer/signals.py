@@ -27,8 +27,8 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 def start_iter(iterable: Any) -> Any:
     """``iter(iterable)`` with Ctrl-C and SIGTERM held back until it returns. A DataLoader forks its workers
     there, and a KeyboardInterrupt raised inside fork's at-fork hooks is printed ("Exception ignored in
-    _releaseLock") and lost: the stop was swallowed and training went on. Held back, it is raised just after,
-    where it stops the command as usual. (The handlers are swapped rather than the signals masked: Python runs
+    _releaseLock") and lost: the stop was swallowed and training went on. Held back, it is sent again just
+    after, to the handlers in force, where it stops the command as usual. (The handlers are swapped rather than the signals masked: Python runs
     handlers in the main thread whichever thread the signal reached, and other threads do not share a mask.)"""
     if threading.current_thread() is not threading.main_thread():
         return iter(iterable)
@@ -43,6 +43,6 @@ def start_iter(iterable: Any) -> Any:
     finally:
         for sig, handler in old.items():
             signal.signal(sig, handler)
-    if held:
-        raise KeyboardInterrupt(f"signal {held[0]}")
+    for sig in held:  # delivered again to the handlers in force: a stop as usual, an ignored one still ignored
+        signal.raise_signal(sig)
     return it

@@ -98,5 +98,8 @@ def test_a_stop_that_arrives_while_a_loader_starts_is_raised_after_it_not_lost()
             os.kill(os.getpid(), signal.SIGTERM)
             for _ in range(1000):
                 pass
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a caller that ignores SIGTERM: still ignored after
+        Starting.finished = False
+        assert list(start_iter(Starting())) == [1, 2] and Starting.finished
     finally:
         signal.signal(signal.SIGTERM, before)
