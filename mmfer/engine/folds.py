@@ -149,7 +149,8 @@ def _check_trained_folds(out: Path, dealt: list[list[str]], pooled: list, *, by:
 
 
 def recipe_digest(config: Any, *, epochs: int | None = None) -> str:
-    """A short digest of everything a fold is trained with: the config as it runs (with ``--epochs``)."""
+    """A short digest of what a fold learns from: the config as it runs (with ``--epochs``), less its name, device,
+    loader workers and evaluation batch size, which a move to another machine may change."""
     import hashlib
 
     from mmfer.engine.config import config_to_plain
@@ -157,6 +158,8 @@ def recipe_digest(config: Any, *, epochs: int | None = None) -> str:
     plain = config_to_plain(config)
     if epochs is not None:
         plain["optim"]["epochs"] = int(epochs)
+    for section, key in ((None, "name"), (None, "device"), ("data", "workers"), ("data", "eval_batch_size")):
+        (plain[section] if section else plain).pop(key, None)  # where and how fast it runs, not what it learns
     return hashlib.sha256(json.dumps(plain, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 

@@ -256,6 +256,10 @@ def test_folds_within_one_corpus_train_every_fold_on_the_others(tmp_path):
         with pytest.raises(MmferError, match="holds folds trained with another config, --seed or --epochs"):
             train_folds(changed, data=tmp_path / "list.csv", out=tmp_path / "within", folds=2, within="a",
                         epochs=epochs, progress=False)
+    # another machine: other loader workers or device, the same folds (resumed, not refused)
+    moved = dataclasses.replace(cfg, name="t_other", device="auto", data=dataclasses.replace(cfg.data, workers=1))
+    assert train_folds(moved, data=tmp_path / "list.csv", out=tmp_path / "within", folds=2, within="a",
+                       progress=False)["folds"] == s["folds"]
     # mmfer scores on a fold's run scores the speakers it held out (it scored a random 10% of all clips, most of
     # them heard in training)
     from mmfer.engine.scoring import score_split
