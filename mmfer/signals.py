@@ -3,6 +3,7 @@ the main thread, so finished work is written and the command exits 130 instead o
 
 from __future__ import annotations
 
+import atexit
 import signal
 import threading
 from typing import Any
@@ -46,3 +47,20 @@ def start_iter(iterable: Any) -> Any:
     for sig in held:  # delivered again to the handlers in force: a stop as usual, an ignored one still ignored
         signal.raise_signal(sig)
     return it
+
+
+def _end_stuck_loader_workers() -> None:
+    """At exit, a loader worker (a daemonic child) still alive after its loader shut down is stuck: one hung inside
+    C code never runs its Python SIGTERM handler (seed_worker lets the first SIGTERM pass), so multiprocessing's
+    own exit, terminate() then join(), would wait on it forever. It gets a second, then SIGKILL. Registered after
+    multiprocessing's exit hook, so it runs first."""
+    import multiprocessing
+
+    for child in multiprocessing.active_children():
+        if child.daemon:
+            child.join(timeout=1.0)
+            if child.is_alive():
+                child.kill()
+
+
+atexit.register(_end_stuck_loader_workers)

@@ -254,3 +254,43 @@ def test_a_loader_worker_lets_one_sigterm_pass_and_ends_on_the_second():
     finally:
         if w.is_alive():
             w.kill()
+
+
+HUNG_WORKER_AT_EXIT = """
+import ctypes, multiprocessing as mp, sys
+from mmfer.data.datasets import seed_worker
+import mmfer.signals  # registers the exit hook that ends stuck loader workers
+
+def hang_in_c(ready):
+    seed_worker(0)
+    libc = ctypes.CDLL(None)
+    m = ctypes.create_string_buffer(64)  # a zeroed glibc mutex
+    libc.pthread_mutex_lock(m)
+    ready.set()
+    libc.pthread_mutex_lock(m)  # deadlocked in C: the Python SIGTERM handler never runs
+
+if __name__ == "__main__":
+    ctx = mp.get_context("fork")
+    ready = ctx.Event()
+    w = ctx.Process(target=hang_in_c, args=(ready,), daemon=True)
+    w.start()
+    assert ready.wait(30)
+    print(w.pid, flush=True)
+"""
+
+
+@pytest.mark.skipif(not __import__("sys").platform.startswith("linux"), reason="glibc mutex layout")
+def test_a_worker_hung_in_c_does_not_hang_the_exit(tmp_path):
+    """multiprocessing's exit sends terminate() (SIGTERM) and joins; a worker hung in C code never runs seed_worker's
+    handler, so the exit waited forever. mmfer's exit hook kills it first."""
+    import os
+    import subprocess
+    import sys
+
+    script = tmp_path / "hung.py"
+    script.write_text(HUNG_WORKER_AT_EXIT)
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    pid = int(done.stdout.split()[0])
+    time.sleep(0.2)
+    assert not os.path.exists(f"/proc/{pid}") or "Z" in open(f"/proc/{pid}/stat").read().split()[2]
