@@ -144,7 +144,7 @@ def _check_input(path: Path, ckpt: dict[str, Any], *, kind: str, data_config: An
 
 def load_teachers(distill: Any, *, kind: str, data_config: Any, preprocess: dict[str, Any],
                   fold_info: dict[str, Any] | None, device: torch.device, precision: str,
-                  announce: bool = True) -> TeacherEnsemble | None:
+                  announce: bool = True, val_digest: str | None = None) -> TeacherEnsemble | None:
     """The run's :class:`TeacherEnsemble` on ``device`` (None without teachers, or at weight 0): each teacher
     checked to read the student's input alike and to have held out the same fold (:func:`check_teacher_fold`);
     BatchNorm folded into convolutions (same outputs, less time), channels-last under bf16."""
@@ -165,6 +165,11 @@ def load_teachers(distill: Any, *, kind: str, data_config: Any, preprocess: dict
         _check_input(path, ckpt, kind=kind, data_config=data_config, preprocess=preprocess,
                      teacher_kind=getattr(model, "input_kind", None))
         check_teacher_fold(path, ckpt, fold_info)
+        theirs = (ckpt.get("clips") or {}).get("val_digest")
+        if fold_info is None and val_digest and theirs and theirs != val_digest and announce:
+            log.warning("distill.teachers: %s validated on other clips than this run; if it trained on this run's "
+                        "validation clips, they leak into its figures. A teacher of the same data and "
+                        "data.holdout_seed validates on the same clips (a teacher of other data is fine)", path)
         fold_batchnorm(model)
         teachers.append(model)
         paths.append(str(path))

@@ -506,7 +506,8 @@ def fit(run: Run, run_data: RunData, *, progress: bool = True,
     from mmfer.engine.distill import load_teachers
 
     teacher = load_teachers(config.distill, kind=kind, data_config=dcfg, preprocess=preprocess, fold_info=fold_info,
-                            device=dev, precision=precision, announce=dist.main)
+                            device=dev, precision=precision, announce=dist.main,
+                            val_digest=clip_sets(run_data.train_records, run_data.val_records)["val_digest"])
     ocfg = config.optim
     ema = _ema_model(model, ocfg.ema_decay)
     eval_model = ema.module if ema is not None else model

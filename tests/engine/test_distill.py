@@ -113,6 +113,17 @@ def test_student_learns_its_teachers_and_teachers_must_hold_out_its_fold(tmp_pat
         train(student, data=true, out=tmp_path / "nofold", progress=False)
     with pytest.raises(MmferError, match=r"is a fold model of a `--folds` run, which trained on Train and Val pooled"):
         train(taught_by(fold2), data=true, out=tmp_path / "notfold", progress=False)
+    # outside --folds: a teacher that held out other clips may have trained on this run's validation clips
+    short = dataclasses.replace(cfg.optim, epochs=1)
+    train(dataclasses.replace(cfg, optim=short), data=true, out=tmp_path / "t_hold", progress=False)  # seed 0
+    teacher = str(tmp_path / "t_hold" / "best.pt")
+    caplog.clear()
+    train(taught_by(teacher, optim=short), data=true, out=tmp_path / "s_other", progress=False)  # seed 1: other clips
+    assert "validated on other clips than this run" in caplog.text
+    caplog.clear()
+    same = dataclasses.replace(student.data, holdout_seed=0)
+    train(taught_by(teacher, optim=short, data=same), data=true, out=tmp_path / "s_same", progress=False)
+    assert "validated on other clips" not in caplog.text
     # every fold's teachers are there before the first fold trains
     import shutil
 
