@@ -156,10 +156,26 @@ def _av_open(path: Path):
         raise DecodeError(path, f"truncated or corrupt: {e}", "re-copy or re-encode the clip") from None
 
 
+def _is_mpeg_stream(path: Path) -> bool:
+    """An MPEG transport stream (.ts, camcorders' .mts/.m2ts: 188- or 192-byte packets) or program stream (.mpg,
+    .vob). decord seeks these by keyframe and starts them a whole GOP off (its frame 0 was the second keyframe: the
+    picture half a second from its sound), so PyAV decodes them in order instead."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(400)
+    except OSError:
+        return False
+    ts = len(head) > 376 and head[0] == head[188] == head[376] == 0x47
+    m2ts = len(head) > 388 and head[4] == head[196] == head[388] == 0x47
+    return ts or m2ts or head[:4] == b"\x00\x00\x01\xba"
+
+
 def _decord_reader(path: Path):
-    """A decord VideoReader, or None when decord cannot open the file (PyAV is tried next)."""
+    """A decord VideoReader, or None when decord cannot open the file, or should not (MPEG streams): PyAV then."""
     from decord import VideoReader, cpu
 
+    if _is_mpeg_stream(path):
+        return None
     _quiet()
     try:
         vr = VideoReader(str(path), ctx=cpu(0), num_threads=1)

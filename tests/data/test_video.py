@@ -423,3 +423,33 @@ def test_a_browser_recording_decord_cannot_open_is_timed_by_its_frames_timestamp
         assert frames[20].mean() == pytest.approx(grey(62), abs=4)  # 2.5 s: shown at 2.4 s, the next at 2.6
         assert frames[44].mean() == pytest.approx(grey(69), abs=4)  # 5.5 s, in the hole: the frame before it
         assert frames[48].mean() == pytest.approx(grey(70), abs=4)  # 6.0 s: the frame after the hole
+
+
+def test_mpeg_transport_streams_are_decoded_in_order_from_their_first_frame(tmp_path, cremad_videos):
+    """decord started an MPEG-TS (.mts, .m2ts) or program stream (.mpg) at its second keyframe, a GOP off its sound;
+    such files go to PyAV, which decodes them in order."""
+    import fractions
+
+    import av
+
+    from mmfer.data.video import _decord_reader, _is_mpeg_stream
+
+    path = tmp_path / "cam.mts"
+    c = av.open(str(path), "w", format="mpegts")
+    v = c.add_stream("mpeg2video", rate=25)
+    v.height, v.width, v.pix_fmt = 48, 64, "yuv420p"
+    v.codec_context.gop_size = 12
+    for i in range(50):
+        f = av.VideoFrame.from_ndarray(np.full((48, 64, 3), (i * 5) % 255, np.uint8), format="rgb24")
+        f.pts, f.time_base = i, fractions.Fraction(1, 25)
+        for pk in v.encode(f):
+            c.mux(pk)
+    for pk in v.encode():
+        c.mux(pk)
+    c.close()
+    assert _is_mpeg_stream(path) and _decord_reader(path) is None
+    frames, _ = read_frames(path, fps=5)
+    assert len(frames) == 10
+    for k in (0, 1, 5):  # output frame k is source frame 5k, grey 25k
+        assert frames[k].mean() == pytest.approx((25 * k) % 255, abs=4), k
+    assert not _is_mpeg_stream(cremad_videos[0])
