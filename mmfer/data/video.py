@@ -614,7 +614,7 @@ def iter_audio_chunks(path: str | Path, *, sample_rate: int = 16000, start: floa
         # the sound is placed on the file's clock: silence where it starts after the container does (a video
         # whose sound comes in late) or where its packets stop for a while (a hole), so it stays with the picture
         origin = clock_origin(container)
-        due = 0.0  # s after origin where the next decoded frame belongs
+        due = 0.0  # s of sound given so far (samples and silence): where the next frame falls if nothing is missing
         filled = [0.0, 0.0, 0]  # seconds of silence before the sound comes in, in its holes; holes
 
         def silence(seconds: float) -> Iterator[Any]:
@@ -649,7 +649,8 @@ def iter_audio_chunks(path: str | Path, *, sample_rate: int = 16000, start: floa
                         else:
                             filled[1] += gap
                             filled[2] += 1
-                    due = max(due, frame.time - origin) + frame.samples / (frame.sample_rate or native or 1)
+                        due += gap  # counted against what was given, so short dropouts that add up are filled too
+                    due += frame.samples / (frame.sample_rate or native or 1)
                 yield from cut(resampler.resample(frame))
                 if left is not None and left <= 0:
                     return
@@ -660,8 +661,8 @@ def iter_audio_chunks(path: str | Path, *, sample_rate: int = 16000, start: floa
                             "the sound before it")
         yield from cut(resampler.resample(None))
         if (filled[0] or filled[2]) and notes is not None:
-            said = ([f"the sound comes in at {filled[0]:.1f} s"] if filled[0] else []) + (
-                [f"its timestamps stop for {filled[1]:.1f} s in {filled[2]} place(s)"] if filled[2] else [])
+            said = ([f"the sound comes in at {filled[0]:.2f} s"] if filled[0] else []) + (
+                [f"its timestamps stop for {filled[1]:.2f} s in {filled[2]} place(s)"] if filled[2] else [])
             note = f"{' and '.join(said)}: heard as silence there, so the sound stays in step with the picture"
             log.info("%s: %s", path, note)
             notes.append(note)
