@@ -531,18 +531,11 @@ def in_thread(fn: Callable[..., T], *args: Any, **kwargs: Any) -> Callable[[], T
 
 def read_frames(path: str | Path, *, fps: float | None = None, max_frames: int | None = None) -> tuple[np.ndarray, float]:
     """All frames (T,H,W,3) uint8 RGB and their frame rate; fine for short clips (use iter_frame_batches for movies)."""
-    batches = [f for _, f in iter_frame_batches(path, fps=fps, max_frames=max_frames)]
-    if fps is None or fps <= 0:
-        vr = _decord_reader(Path(path))
-        if vr is not None:
-            out_fps = float(vr.get_avg_fps())
-        else:
-            container = _av_open(Path(path))
-            vs = container.streams.video[0]
-            out_fps = float(vs.average_rate or vs.guessed_rate or 25.0)
-            container.close()
-    else:
-        out_fps = float(fps)
+    info = probe_video(path, keep_reader=True)
+    batches = [f for _, f in iter_frame_batches(path, fps=fps, max_frames=max_frames, info=info)]
+    # natively, the rate of the grid the frames were taken on: the mean rate of a variable-rate file (its header's
+    # rate would time them wrong by a second in twelve), the header's for evenly spaced frames
+    out_fps = float(fps) if fps is not None and fps > 0 else float(info.fps)
     if not batches:
         raise DecodeError(path, "truncated or corrupt: no decodable video frame", "re-copy or re-encode the clip")
     return np.concatenate(batches), out_fps

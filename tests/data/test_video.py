@@ -325,6 +325,8 @@ def test_frame_times_come_from_timestamps(tmp_path):
     assert fps == 8 and len(frames) == 96  # the header's 30 frames/s gave 27 frames: 3.3 s
     info = probe_video(vfr)
     assert info.vfr and info.duration == pytest.approx(12.03, abs=0.05)
+    native, native_fps = read_frames(vfr)  # natively: the mean rate of the grid, not the header's 30
+    assert native_fps == pytest.approx(info.fps) and len(native) / native_fps == pytest.approx(12.03, abs=0.1)
     # output frame k is the source frame shown at k / 8 s: grey level 7 * i of source frame i
     assert frames[40].mean() == pytest.approx((7 * 92) % 255, abs=3)  # 5.0 s: source frame 92 (shown at 5 s)
     assert frames[12].mean() == pytest.approx((7 * 45) % 255, abs=3)  # 1.5 s: source frame 45
