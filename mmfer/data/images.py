@@ -24,8 +24,10 @@ def read_image_rgb(path: str | Path) -> np.ndarray:
     if img is None:
         raise MmferError("not a readable image (corrupt, or not the format its extension says)")
     with open(path, "rb") as f:
-        png = f.read(8) == _PNG
-    if png:
+        head = f.read(4096)
+    # a PNG that can be transparent: grey+alpha or RGBA (IHDR's colour type, byte 25), or a tRNS chunk (it comes
+    # before the image data); others skip Pillow (training reads tens of thousands of opaque crops an epoch)
+    if head[:8] == _PNG and len(head) > 25 and (head[25] in (4, 6) or b"tRNS" in head.split(b"IDAT")[0]):
         from PIL import Image, ImageOps
 
         with Image.open(path) as im:
