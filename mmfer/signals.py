@@ -6,6 +6,7 @@ from __future__ import annotations
 import atexit
 import signal
 import threading
+import weakref
 from typing import Any
 
 
@@ -44,23 +45,38 @@ def start_iter(iterable: Any) -> Any:
     finally:
         for sig, handler in old.items():
             signal.signal(sig, handler)
+    _remember_workers(it)
     for sig in held:  # delivered again to the handlers in force: a stop as usual, an ignored one still ignored
         signal.raise_signal(sig)
     return it
 
 
+_LOADER_WORKERS: "weakref.WeakSet[Any]" = weakref.WeakSet()  # worker processes of loaders start_iter started
+
+
 def _end_stuck_loader_workers() -> None:
-    """At exit, a loader worker (a daemonic child) still alive after its loader shut down is stuck: one hung inside
-    C code never runs its Python SIGTERM handler (seed_worker lets the first SIGTERM pass), so multiprocessing's
-    own exit, terminate() then join(), would wait on it forever. It gets a second, then SIGKILL. Registered after
-    multiprocessing's exit hook, so it runs first."""
-    import multiprocessing
+    """At exit, a worker of a loader that start_iter started, still alive after its loader shut down, is stuck: one
+    hung inside C code never runs its Python SIGTERM handler (seed_worker lets the first SIGTERM pass), so
+    multiprocessing's own exit, terminate() then join(), would wait on it forever. They get one second together,
+    then SIGKILL. No other process is touched. Registered when the first such loader starts, so after
+    multiprocessing's exit hook, and run before it."""
+    import time
 
-    for child in multiprocessing.active_children():
-        if child.daemon:
-            child.join(timeout=1.0)
-            if child.is_alive():
-                child.kill()
+    deadline = time.monotonic() + 1.0
+    for worker in list(_LOADER_WORKERS):
+        worker.join(timeout=max(0.0, deadline - time.monotonic()))
+        if worker.is_alive():
+            worker.kill()
 
 
-atexit.register(_end_stuck_loader_workers)
+_HOOKED: list[bool] = []
+
+
+def _remember_workers(it: Any) -> None:
+    """Note a started loader's worker processes for the exit hook (registered with the first of them)."""
+    workers = getattr(it, "_workers", None)
+    if workers:
+        if not _HOOKED:
+            atexit.register(_end_stuck_loader_workers)
+            _HOOKED.append(True)
+        _LOADER_WORKERS.update(workers)

@@ -194,7 +194,7 @@ def _jpeg(f: BinaryIO, head: bytes, size: int) -> str | None:
     pos = 2
     while True:
         if pos + 2 > len(data):
-            return cut
+            return cut if len(data) >= size else ""  # (a file beyond the read limit: not judged)
         if data[pos] != 0xFF:
             return ""  # not a marker where one belongs: a layout this walk does not know; say nothing
         marker = data[pos + 1]
@@ -206,7 +206,7 @@ def _jpeg(f: BinaryIO, head: bytes, size: int) -> str | None:
             pos += 2
         else:
             if pos + 4 > len(data):
-                return cut
+                return cut if len(data) >= size else ""
             pos += 2 + int.from_bytes(data[pos + 2:pos + 4], "big")
             if marker == 0xDA:  # start of scan: entropy-coded data up to the next real marker
                 while True:

@@ -30,8 +30,9 @@ def read_image_rgb(path: str | Path) -> np.ndarray:
     if head[:8] == _PNG and len(head) > 25 and (head[25] in (4, 6) or b"tRNS" in head.split(b"IDAT")[0]):
         from PIL import Image, ImageOps
 
-        with Image.open(path) as im:
-            if im.mode in ("RGBA", "LA", "PA") or "transparency" in im.info:
+        with Image.open(path) as im:  # 8-bit modes only: Pillow clips a 16-bit grey one to white in RGBA
+            if im.mode in ("RGBA", "LA", "PA", "P", "L", "RGB") and (im.mode in ("RGBA", "LA", "PA")
+                                                                     or "transparency" in im.info):
                 rgba = np.asarray(ImageOps.exif_transpose(im).convert("RGBA"), dtype=np.float32)
                 alpha = rgba[..., 3:] / 255.0
                 over_white = np.clip(rgba[..., :3] * alpha + 255.0 * (1.0 - alpha) + 0.5, 0, 255).astype(np.uint8)

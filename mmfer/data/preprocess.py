@@ -401,6 +401,17 @@ def _check_cache_structure(out: Path, splits: Sequence[str]) -> None:
         check_output_dir(d, option=f"--out (split folder {split})")
 
 
+def _dangling_link_above(path: str, root: str) -> bool:
+    """A folder between ``root`` and ``path`` that is a symbolic link to nothing (a class folder linked to an
+    unmounted drive): its clips are missing, not deleted."""
+    d = os.path.dirname(os.path.abspath(path))
+    while d.startswith(root + os.sep):
+        if os.path.islink(d) and not os.path.exists(d):
+            return True
+        d = os.path.dirname(d)
+    return False
+
+
 def _mark_removed(out: Path, latest: dict[tuple[str, str], ClipRecord], entries: Sequence[ClipEntry], *,
                   shard: tuple[int, int], every_split: bool, root: Path | None,
                   all_entries: Sequence[ClipEntry]) -> list[Failure]:
@@ -428,7 +439,8 @@ def _mark_removed(out: Path, latest: dict[tuple[str, str], ClipRecord], entries:
             continue
         elif not os.path.lexists(rec.path) and (
                 os.path.isdir(os.path.dirname(os.path.abspath(rec.path)))
-                or (root_dir is not None and os.path.abspath(rec.path).startswith(root_dir + os.sep))):
+                or (root_dir is not None and os.path.abspath(rec.path).startswith(root_dir + os.sep)
+                    and not _dangling_link_above(rec.path, root_dir))):
             why = "source file deleted or renamed; left out of the cache"
         else:
             continue

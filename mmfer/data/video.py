@@ -643,6 +643,8 @@ def iter_audio_chunks(path: str | Path, *, sample_rate: int = 16000, start: floa
                             filled[1] += gap
                             filled[2] += 1
                         due += gap  # counted against what was given, so short dropouts that add up are filled too
+                    elif gap > MAX_SOUND_GAP_S:  # a broken clock, not a pause: nothing put in, counted from here
+                        due = frame.time - origin
                     due += frame.samples / (frame.sample_rate or native or 1)
                 yield from cut(resampler.resample(frame))
                 if left is not None and left <= 0:

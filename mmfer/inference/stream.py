@@ -288,10 +288,15 @@ class VideoAnalysis:
         # --duration counts from --start, and the picture may come in later; shorter than a frame still takes one
         # (0 frames read as "no frames could be decoded"), unless the picture starts after the span: sound only
         budget = int(round((self.start + self.duration - self._t0) * fps)) if self.duration else None
-        if budget is not None and budget <= 0 and face_branches and self._t0 > self.start:
+        if self.duration and face_branches and self._t0 >= self.start + self.duration:
+            if not audio_branches:  # a face-only model: nothing to analyse in the span
+                raise MmferError(f"nothing to analyse from --start {self.start:g} s for --duration {self.duration:g} s: "
+                                 f"the picture starts at {self._t0:.1f} s")
             warnings[:] = [w for w in warnings if not w.startswith("the picture starts at")]
             warnings.append(f"the picture starts at {self._t0:.1f} s, after the span analysed: sound only")
             face_branches = []
+            for a in audio.values():  # the only stream now: unreadable sound is an error, as for a sound file
+                a.strict = True
         video_done = not face_branches
         tracker = make_tracker(decode) if face_branches else None
         settings = dataclasses.replace(decode, max_frames=max(1, budget) if budget is not None else None)

@@ -257,40 +257,51 @@ def test_a_loader_worker_lets_one_sigterm_pass_and_ends_on_the_second():
 
 
 HUNG_WORKER_AT_EXIT = """
-import ctypes, multiprocessing as mp, sys
+import ctypes, multiprocessing as mp, os, sys
+import torch
+from torch.utils.data import DataLoader, Dataset
 from mmfer.data.datasets import seed_worker
-import mmfer.signals  # registers the exit hook that ends stuck loader workers
+from mmfer.signals import start_iter
 
-def hang_in_c(ready):
-    seed_worker(0)
-    libc = ctypes.CDLL(None)
-    m = ctypes.create_string_buffer(64)  # a zeroed glibc mutex
-    libc.pthread_mutex_lock(m)
-    ready.set()
-    libc.pthread_mutex_lock(m)  # deadlocked in C: the Python SIGTERM handler never runs
+class HangsInC(Dataset):
+    def __len__(self):
+        return 4
+    def __getitem__(self, i):
+        libc = ctypes.CDLL(None)
+        m = ctypes.create_string_buffer(64)  # a zeroed glibc mutex
+        libc.pthread_mutex_lock(m)
+        print(os.getpid(), flush=True)
+        libc.pthread_mutex_lock(m)  # deadlocked in C: the Python SIGTERM handler never runs
+        return torch.zeros(1)
+
+# a daemon of the user's own, which the exit hook must leave to multiprocessing
+def wait():
+    import time
+    time.sleep(60)
 
 if __name__ == "__main__":
-    ctx = mp.get_context("fork")
-    ready = ctx.Event()
-    w = ctx.Process(target=hang_in_c, args=(ready,), daemon=True)
-    w.start()
-    assert ready.wait(30)
-    print(w.pid, flush=True)
+    own = mp.get_context("fork").Process(target=wait, daemon=True)
+    own.start()
+    print("own", own.pid, flush=True)
+    it = start_iter(DataLoader(HangsInC(), num_workers=1, worker_init_fn=seed_worker, batch_size=1))
+    import time
+    time.sleep(1.5)  # the worker is stuck in its first item
 """
 
 
 @pytest.mark.skipif(not __import__("sys").platform.startswith("linux"), reason="glibc mutex layout")
 def test_a_worker_hung_in_c_does_not_hang_the_exit(tmp_path):
-    """multiprocessing's exit sends terminate() (SIGTERM) and joins; a worker hung in C code never runs seed_worker's
-    handler, so the exit waited forever. mmfer's exit hook kills it first."""
+    """multiprocessing's exit sends terminate() (SIGTERM) and joins; a loader worker hung in C code never runs
+    seed_worker's handler, so the exit waited forever. mmfer's exit hook kills it first (only a loader's workers)."""
     import os
     import subprocess
     import sys
 
     script = tmp_path / "hung.py"
     script.write_text(HUNG_WORKER_AT_EXIT)
-    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60)
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=90)
     assert done.returncode == 0, done.stderr
-    pid = int(done.stdout.split()[0])
+    words = done.stdout.split()
+    worker = int(next(w for w in words[2:] if w.isdigit()))
     time.sleep(0.2)
-    assert not os.path.exists(f"/proc/{pid}") or "Z" in open(f"/proc/{pid}/stat").read().split()[2]
+    assert not os.path.exists(f"/proc/{worker}") or "Z" in open(f"/proc/{worker}/stat").read().split()[2]

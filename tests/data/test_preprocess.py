@@ -669,3 +669,20 @@ def test_a_class_folder_deleted_whole_leaves_the_cache_and_reruns_add_no_records
     removed = [f for i in range(2) for f in pp.preprocess(lst, "c2", settings=NONE, progress=False,
                                                            shard=(i, 2)).removed]
     assert [(f.split, f.clip_id) for f in removed] == [("Val", cremad_videos[0].stem)]
+
+
+def test_a_class_folder_linked_to_an_unmounted_drive_is_not_taken_for_deleted(tmp_path, cremad_videos):
+    from mmfer.data.cache import split_records
+
+    drive = tmp_path / "drive" / "Happy"
+    drive.mkdir(parents=True)
+    shutil.copy(cremad_videos[0], drive / cremad_videos[0].name)
+    (tmp_path / "src" / "Train").mkdir(parents=True)
+    os.symlink(drive, tmp_path / "src" / "Train" / "Happy")
+    sad = tmp_path / "src" / "Train" / "Sad"
+    sad.mkdir()
+    shutil.copy(cremad_videos[1], sad / cremad_videos[1].name)
+    pp.preprocess(tmp_path / "src", tmp_path / "cache", settings=NONE, progress=False)
+    (tmp_path / "drive").rename(tmp_path / "unmounted")  # the link now points at nothing
+    s = pp.preprocess(tmp_path / "src", tmp_path / "cache", settings=NONE, progress=False)
+    assert not s.removed and len(split_records(tmp_path / "cache", "Train")) == 2
