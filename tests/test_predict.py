@@ -690,11 +690,12 @@ def test_a_folder_scan_takes_camera_formats_and_counts_what_it_leaves_out(tmp_pa
     shutil.copy(cremad_videos[0], tmp_path / "phone.m4v")
     shutil.copy(cremad_videos[1], tmp_path / "cam.MTS")
     shutil.copy(cremad_audio[0], tmp_path / "voice.opus")
+    cv2.imwrite(str(tmp_path / "face.webp"), np.full((48, 48, 3), 100, np.uint8))  # a browser's or phone's image
     for name in ("notes.txt", "more.txt", "app.ts"):
         (tmp_path / name).write_text("x")
     found = find_inputs([tmp_path])
-    assert sorted((p.name, k) for p, k in found) == [("cam.MTS", "video"), ("phone.m4v", "video"),
-                                                     ("voice.opus", "audio")]
+    assert sorted((p.name, k) for p, k in found) == [("cam.MTS", "video"), ("face.webp", "image"),
+                                                     ("phone.m4v", "video"), ("voice.opus", "audio")]
     assert "3 file(s) of other kinds left out (2 .txt, 1 .ts)" in caplog.text
 
 

@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 VIDEO_EXTENSIONS: tuple[str, ...] = (".avi", ".mp4", ".mkv", ".flv", ".webm", ".mov", ".m4v", ".3gp", ".mpg",
                                      ".mpeg", ".mts", ".m2ts", ".wmv", ".ogv")
 AUDIO_EXTENSIONS: tuple[str, ...] = (".wav", ".flac", ".mp3", ".ogg", ".m4a", ".opus", ".aac", ".wma")
-IMAGE_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp")
+IMAGE_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 SPLITS: tuple[str, ...] = ("Train", "Val", "Test")
 LABELLED_SPLITS: tuple[str, ...] = ("Train", "Val")
 LABEL_SOURCES: tuple[str, ...] = ("folder", "ravdess", "cremad")
