@@ -217,7 +217,9 @@ def cremad_to_afew(
 def add_arguments(parser) -> None:
     """The shared command-line options of tools/ravdess_to_afew.py and tools/cremad_to_afew.py."""
     parser.add_argument("src", help="corpus folder (searched recursively)")
-    parser.add_argument("out", help="output AFEW-style root (Train/ and Val/ are created)")
+    parser.add_argument("out", nargs="?", default=None,
+                        help="output AFEW-style root (Train/ and Val/ are created); or --out, as every other command")
+    parser.add_argument("--out", dest="out_option", default=None, metavar="OUT", help="the same as OUT")
     g = parser.add_mutually_exclusive_group()
     g.add_argument("--val-actors", default=None, help="comma list of actor ids for Val, e.g. 1,2 or 1001,1002")
     g.add_argument("--val-fraction", type=float, default=0.2, help="fraction of actors for Val (seeded)")
@@ -234,6 +236,9 @@ def run_tool(convert: Callable[..., ConversionSummary], argv: Sequence[str] | No
     parser = argparse.ArgumentParser(description=description)
     add_arguments(parser)
     args = parser.parse_args(argv)
+    if (args.out is None) == (args.out_option is None):
+        parser.error("give the output folder once: OUT, or --out OUT")
+    args.out = args.out or args.out_option
     try:
         summary = convert(
             args.src, args.out,

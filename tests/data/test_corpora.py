@@ -103,3 +103,22 @@ def test_tool_script(cremad_dir: Path, tmp_path: Path):
     r = subprocess.run([sys.executable, str(ROOT / "tools" / "ravdess_to_afew.py"), str(cremad_dir), str(tmp_path / "x")],
                        capture_output=True, text=True)
     assert r.returncode == 2 and "no ravdess media" in r.stderr
+
+
+def test_the_converters_take_out_as_every_command_does(tmp_path, capsys):
+    """OUT as a positional argument, as before, or --out, as every other mmfer command and tool; not both."""
+    from mmfer.data.corpora import run_tool
+
+    src = tmp_path / "empty_corpus"
+    src.mkdir()
+    calls = []
+
+    def convert(s, o, **kw):
+        calls.append((s, o))
+        raise __import__("mmfer.errors", fromlist=["MmferError"]).MmferError("stop here")
+
+    assert run_tool(convert, [str(src), str(tmp_path / "a")], "t") == 2
+    assert run_tool(convert, [str(src), "--out", str(tmp_path / "b")], "t") == 2
+    assert [o for _, o in calls] == [str(tmp_path / "a"), str(tmp_path / "b")]
+    with pytest.raises(SystemExit):
+        run_tool(convert, [str(src), str(tmp_path / "a"), "--out", str(tmp_path / "b")], "t")
