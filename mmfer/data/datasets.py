@@ -127,6 +127,9 @@ class CacheDataset(Dataset):
         allowed = getattr(self, "allowed", None)  # (clips, classes) bool: the classes of each clip's corpus
         if allowed is not None:
             item["allowed"] = torch.from_numpy(allowed[clip])
+        given = getattr(self, "teacher_probs", None)  # (clips, classes): distill.targets (mmfer.engine.distill)
+        if given is not None:
+            item["teacher_probs"] = torch.from_numpy(given[clip])
         return item if self.transform is None else self.transform(item)
 
     @property
@@ -645,6 +648,8 @@ def pad_collate(items: list[dict[str, Any]], *, time_axis: int | None) -> dict[s
     }
     if "allowed" in items[0]:  # the classes of each clip's corpus (multi-corpus speech lists)
         out["allowed"] = torch.stack([it["allowed"] for it in items])
+    if "teacher_probs" in items[0]:
+        out["teacher_probs"] = torch.stack([it["teacher_probs"] for it in items])
     if time_axis is None:
         out["x"] = torch.stack(xs)
         return out

@@ -85,16 +85,26 @@ class DistillConfig:
     teachers' tempered probabilities averaged. In ``--folds`` runs ``{fold}`` in a teacher path is the fold
     number (1-based), and a teacher that did not hold out this same fold of the same data is an error: a teacher
     that heard the fold's speakers would leak them into its out-of-fold figure.
+
+    Or ``targets``: the teachers' probabilities given per training clip in a score CSV, for teachers that read
+    another form of the same clip (a photo model teaching the model of video crops cut from those photos);
+    they are tempered by ``T`` and blended under mixup as the clips are.
     """
 
     # teacher checkpoints (.pt from `mmfer train`, {fold} = the fold number in --folds runs); none: no distillation
     teachers: tuple[str, ...] = ()
+    # or their probabilities, given: a score CSV with a row per training clip id (`mmfer scores` of the teachers on
+    # the clips' other form, averaged by `mmfer fuse --method mean`); its teachers must not have trained on Val
+    targets: str | None = None
     weight: float = 0.5  # share of the loss that matches the teachers; the labels' loss keeps 1 - weight
     temperature: float = 2.0  # softens teachers and student alike, so the teachers' second choices teach too
 
     def __post_init__(self) -> None:
         check_range(self, "weight", low=0.0, high=1.0)
         check_range(self, "temperature", low=0.0, low_open=True)
+        if self.teachers and self.targets:
+            raise MmferError("distill: set teachers (models run on each batch) or targets (their probabilities, "
+                             "given in a file), not both")
 
 
 @dataclass(frozen=True)

@@ -180,3 +180,48 @@ def load_teachers(distill: Any, *, kind: str, data_config: Any, preprocess: dict
         log.info("distilling from %d teacher%s (weight %g, temperature %g): %s", len(teachers),
                  "s" if len(teachers) > 1 else "", distill.weight, distill.temperature, ", ".join(paths))
     return ensemble
+
+
+def attach_targets(dataset: Any, distill: Any, *, data_config: Any, folds: bool, announce: bool = True) -> None:
+    """Give ``dataset`` (the training clips) the teachers' probabilities of ``distill.targets``, a score CSV, as
+    ``dataset.teacher_probs`` (clips, classes), at ``distill.temperature``; each item then carries its row.
+
+    Why a file: the teachers may read another form of the same face than the student does (FER2013's photo
+    against the video crop cut from it), which teachers run on the student's batch cannot. A training clip
+    without a row, or a row whose label differs from the clip's, is an error: the file is of other data."""
+    import numpy as np
+
+    from mmfer.scores import read_scores
+
+    if data_config.device_images:
+        raise MmferError("distill.targets: the GPU recipe (data.device_images) draws its batches on the device "
+                         "without them; train with a data loader (data.device_images: false)")
+    try:
+        table = read_scores(distill.targets)
+    except MmferError as e:
+        raise MmferError(f"distill.targets: {e}") from None
+    ids = dataset.clip_ids
+    pos = {c: i for i, c in enumerate(table.clip_ids)}
+    missing = [c for c in ids if c not in pos]
+    if missing:
+        raise MmferError(f"distill.targets: {distill.targets} has no row for {len(missing)} of the {len(ids)} "
+                         f"training clips (e.g. {', '.join(missing[:3])}): it scores other data")
+    rows = np.asarray([pos[c] for c in ids])
+    from mmfer.labels import EMOTIONS
+
+    wrong = [c for c, r, y in zip(ids, rows, dataset.labels) if table.labels[r] and y >= 0
+             and table.labels[r] != EMOTIONS[y]]
+    if wrong:
+        raise MmferError(f"distill.targets: {distill.targets} labels {len(wrong)} training clip(s) otherwise "
+                         f"(e.g. {wrong[0]}: {table.labels[pos[wrong[0]]]}): it scores other data")
+    probs = table.probs[rows]
+    if not np.all(np.isfinite(probs)):
+        raise MmferError(f"distill.targets: {distill.targets} has rows without scores")
+    tempered = np.power(np.clip(probs, 1e-12, None), 1.0 / distill.temperature)
+    dataset.teacher_probs = (tempered / tempered.sum(1, keepdims=True)).astype(np.float32)
+    if announce:
+        log.info("distilling from the probabilities in %s (weight %g, temperature %g)", distill.targets,
+                 distill.weight, distill.temperature)
+        if folds:
+            log.warning("distill.targets in a --folds run: each fold's figure is honest only if the file's "
+                        "teachers never trained on that fold's clips, which the file cannot show")

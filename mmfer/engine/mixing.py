@@ -20,6 +20,7 @@ class MixedBatch:
     mask: torch.Tensor | None
     y_other: torch.Tensor
     lam: float
+    perm: torch.Tensor  # which clip each was blended with: anything given per clip blends by it
 
 
 def _beta(alpha: float) -> float:
@@ -46,7 +47,7 @@ def mix_batch(
         mask = mask | mask[perm] if mask.dtype == torch.bool else torch.maximum(mask, mask[perm])
     if mode == "mixup":
         lam = _beta(mixup)
-        return MixedBatch(lam * x + (1 - lam) * x[perm], mask, y[perm], lam)
+        return MixedBatch(lam * x + (1 - lam) * x[perm], mask, y[perm], lam, perm)
     h, w = x.shape[-2:]
     lam = _beta(cutmix)
     ch, cw = int(round(h * (1 - lam) ** 0.5)), int(round(w * (1 - lam) ** 0.5))
@@ -56,4 +57,4 @@ def mix_batch(
     out = x.clone()
     out[..., y0:y1, x0:x1] = x[perm][..., y0:y1, x0:x1]
     lam = 1.0 - (y1 - y0) * (x1 - x0) / float(h * w)  # the share actually left, after clipping at the border
-    return MixedBatch(out, mask, y[perm], lam)
+    return MixedBatch(out, mask, y[perm], lam, perm)

@@ -75,6 +75,9 @@ def optimisation_step(
     with autocast(device, precision):
         logits = net(x, mask=mask)
         taught = {} if teacher is None else {"teacher_probs": teacher(x, mask=mask)}
+    if batch.get("teacher_probs") is not None:  # given per clip (distill.targets); a blend blends them alike
+        given = batch["teacher_probs"].to(device)
+        taught = {"teacher_probs": given if mixed is None else mixed.lam * given + (1 - mixed.lam) * given[mixed.perm]}
     allowed = batch.get("allowed")  # the classes of each clip's corpus (mmfer.engine.losses)
     loss = (criterion(logits.float(), y, **taught) if allowed is None
             else criterion(logits.float(), y, allowed.to(device), **taught))
@@ -102,7 +105,7 @@ def training_pieces(config: TrainConfig, model: nn.Module, dev: torch.device, la
     weight = (class_weights(labels, power=config.loss.balance_power, counts=class_counts).to(dev)
               if config.loss.class_balanced else None)
     criterion: nn.Module = MaskedCrossEntropy(weight=weight, label_smoothing=config.loss.label_smoothing)
-    if config.distill.teachers:
+    if config.distill.teachers or config.distill.targets:
         criterion = DistillationLoss(criterion, weight=config.distill.weight, temperature=config.distill.temperature)
     return {
         "precision": precision,

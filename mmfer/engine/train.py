@@ -460,6 +460,10 @@ def prepare_data(run: Run, *, fold: tuple[int, int] | None = None, fold_by: str 
                             log.info("corpus %s has no %s: its clips give those classes no loss", c or "(none)",
                                      ", ".join(absent))
 
+    if config.distill.targets and config.distill.weight:
+        from mmfer.engine.distill import attach_targets
+
+        attach_targets(train_ds, config.distill, data_config=dcfg, folds=fold is not None, announce=dist.main)
     return RunData(source=source, train_records=train_records, val_records=val_records, holdout=holdout,
                    fold_info=fold_info, train_ds=train_ds, val_ds=val_ds)
 

@@ -214,3 +214,68 @@ def test_a_step_shows_the_teachers_the_batch_the_student_sees_and_weighs_them_on
     want = 0.6 * (mixed.lam * base(out, batch["label"]) + (1 - mixed.lam) * base(out, mixed.y_other)) + 0.4 * kl
     assert torch.allclose(loss, want, atol=1e-6)
     assert teacher.train().training is False and not any(p.requires_grad for p in teacher.parameters())
+
+
+def test_a_step_blends_given_teacher_probabilities_as_it_blends_the_clips():
+    """``distill.targets``: each clip's given probabilities blend under mixup by the same draw as the clips."""
+    from mmfer.engine.mixing import mix_batch
+    from mmfer.engine.steps import optimisation_step
+
+    torch.manual_seed(0)
+    given = torch.softmax(torch.randn(6, 7), 1)
+    batch = {"x": torch.randn(6, 1, 3, 4), "label": torch.tensor([0, 1, 2, 3, 4, 5]), "mask": None,
+             "teacher_probs": given}
+    student = _Linear(3)
+    loss_fn = DistillationLoss(MaskedCrossEntropy(), weight=0.4, temperature=1.0)
+    torch.manual_seed(5)
+    _, out, loss = optimisation_step(student, batch, device=torch.device("cpu"), precision="fp32", criterion=loss_fn,
+                                     optimizer=torch.optim.SGD(student.parameters(), lr=0.0),
+                                     scaler=torch.amp.GradScaler("cuda", enabled=False), grad_clip=None, mixup=0.4)
+    torch.manual_seed(5)
+    mixed = mix_batch(batch["x"], batch["label"], None, mixup=0.4)
+    assert 0 < mixed.lam < 1 and not torch.equal(mixed.perm, torch.arange(6))
+    blend = mixed.lam * given + (1 - mixed.lam) * given[mixed.perm]
+    kl = torch.nn.functional.kl_div(torch.log_softmax(out.detach(), 1), blend, reduction="batchmean")
+    base = MaskedCrossEntropy()
+    want = 0.6 * (mixed.lam * base(out.detach(), batch["label"]) + (1 - mixed.lam) * base(out.detach(), mixed.y_other))
+    assert torch.allclose(loss, want + 0.4 * kl, atol=1e-6)
+
+
+def test_student_learns_probabilities_given_in_a_file_and_the_file_is_checked(tmp_path, caplog):
+    """``distill.targets``: a score CSV that swaps Angry and Happy teaches a student (weight 1) to swap them on
+    clips it never trained on; a file that misses training clips, labels them otherwise, or comes with
+    teachers too, is refused by name."""
+    from mmfer.data.datasets import pooled_records
+    from mmfer.engine.train import train
+    from mmfer.scores import read_scores, write_scores
+
+    true = _speech_list(tmp_path, "true.csv", relabel={})
+    records = pooled_records(true, "audio_stats", splits=("Train",))
+    swap = {"Angry": "Happy", "Happy": "Angry"}
+    probs = np.full((len(records), 7), 0.01)
+    for i, r in enumerate(records):
+        probs[i, index_of(swap.get(r.label, r.label))] = 0.94
+    targets = tmp_path / "targets.csv"
+    write_scores(targets, [r.clip_id for r in records], [r.label for r in records], probs)
+    cfg = TrainConfig(name="t", model=ModelConfig(name="audio_stats", kwargs={"hidden": 32}),
+                      data=DataConfig(batch_size=16, holdout_fraction=0.25), loss=LossConfig(class_balanced=True),
+                      optim=OptimConfig(epochs=25, lr=5e-3, select_by="last", warmup_epochs=0.5), device="cpu",
+                      distill=DistillConfig(targets=str(targets), weight=1.0, temperature=1.0))
+    train(cfg, data=true, out=tmp_path / "student", progress=False)
+    val = read_scores(tmp_path / "student" / "scores_Val.csv")
+    said = {c: EMOTIONS[i] for c, i in zip(val.clip_ids, val.probs.argmax(1))}
+    angry = [c for c, y in zip(val.clip_ids, val.labels) if y == "Angry"]
+    assert angry and sum(said[c] == "Happy" for c in angry) >= 0.75 * len(angry), said
+    # the file is checked before any epoch
+    write_scores(tmp_path / "half.csv", [r.clip_id for r in records[::2]], [r.label for r in records[::2]], probs[::2])
+    with pytest.raises(MmferError, match=r"half.csv has no row for \d+ of the \d+ training clips"):
+        train(dataclasses.replace(cfg, distill=dataclasses.replace(cfg.distill, targets=str(tmp_path / "half.csv"))),
+              data=true, out=tmp_path / "half", progress=False)
+    assert not (tmp_path / "half" / "last.pt").exists()
+    relabelled = [swap.get(r.label, r.label) for r in records]
+    write_scores(tmp_path / "other.csv", [r.clip_id for r in records], relabelled, probs)
+    with pytest.raises(MmferError, match=r"other.csv labels \d+ training clip\(s\) otherwise .*: it scores other data"):
+        train(dataclasses.replace(cfg, distill=dataclasses.replace(cfg.distill, targets=str(tmp_path / "other.csv"))),
+              data=true, out=tmp_path / "other", progress=False)
+    with pytest.raises(MmferError, match=r"distill: set teachers .* or targets .*, not both"):
+        DistillConfig(teachers=("a.pt",), targets=str(targets))
