@@ -44,9 +44,11 @@ def save_checkpoint(
     best: dict[str, Any] | None = None,
     extra: dict[str, Any] | None = None,
     clips: dict[str, Any] | None = None,
+    distill_targets_sha256: str | None = None,
 ) -> Path:
     """Write a checkpoint atomically (temporary file, then rename), so a kill never leaves half a file.
-    ``clips``: what the run trains and validates on (``clip_sets``), which ``--resume`` checks."""
+    ``clips``: what the run trains and validates on (``clip_sets``), which ``--resume`` checks, as it checks
+    ``distill_targets_sha256``: the digest of the teachers' probabilities file (``distill.targets``)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {
@@ -72,6 +74,8 @@ def save_checkpoint(
         state["rng"] = rng
     if clips is not None:
         state["clips"] = dict(clips)
+    if distill_targets_sha256 is not None:
+        state["distill_targets_sha256"] = distill_targets_sha256
     state.update(extra or {})
     from mmfer.outputs import atomic_write
 

@@ -43,16 +43,19 @@ class DeviceFaceBatches:
         # one pass of the dataset without augmentation: exactly the tensors evaluation and predict make
         aug = dataset.augment
         dataset.augment = None
-        xs, ys = [], []
+        xs, ys, given = [], [], []
         try:
             for i in tqdm(range(len(dataset)), desc="images to device", disable=not progress, leave=False):
                 item = dataset[i]
                 xs.append(item["x"])
                 ys.append(item["label"])
+                if "teacher_probs" in item:  # distill.targets
+                    given.append(item["teacher_probs"])
         finally:
             dataset.augment = aug
         self.x = torch.stack(xs).to(device=device, dtype=torch.float16 if device.type == "cuda" else torch.float32)
         self.y = torch.tensor(ys, dtype=torch.long, device=device)
+        self.teacher_probs = torch.stack(given).to(device) if given else None
         log.info("%d training images on %s (%.0f MB)", len(ys), device, self.x.numel() * self.x.element_size() / 1e6)
 
     def set_epoch(self, epoch: int) -> None:
@@ -74,7 +77,10 @@ class DeviceFaceBatches:
             x = self.x[sel].float()
             if self.augment is not None:
                 x = augment_on_device(x, self.augment, gen)
-            yield {"x": x, "label": self.y[sel], "clip": sel, "mask": None}
+            batch = {"x": x, "label": self.y[sel], "clip": sel, "mask": None}
+            if self.teacher_probs is not None:
+                batch["teacher_probs"] = self.teacher_probs[sel]
+            yield batch
 
 
 def augment_on_device(x: torch.Tensor, a: Any, gen: torch.Generator) -> torch.Tensor:

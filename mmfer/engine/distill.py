@@ -56,15 +56,15 @@ class TeacherEnsemble(nn.Module):
         return torch.stack(probs).mean(0)
 
 
-def teacher_paths(paths: tuple[str, ...] | list[str], *, fold: int | None) -> list[Path]:
-    """The teacher checkpoints of a run, ``{fold}`` replaced by the fold number (1-based) in a ``--folds`` run;
-    ``{fold}`` outside one is an error, since there is no fold to choose."""
+def teacher_paths(paths: tuple[str, ...] | list[str], *, fold: int | None, what: str = "teachers") -> list[Path]:
+    """The teacher checkpoints (or ``targets`` file) of a run, ``{fold}`` replaced by the fold number (1-based) in
+    a ``--folds`` run; ``{fold}`` outside one is an error, since there is no fold to choose."""
     out = []
     for p in paths:
         if "{fold}" in p:
             if fold is None:
-                raise MmferError(f"distill.teachers: {p!r} names a fold ({{fold}}) but this run is not one of "
-                                 "`--folds`; give the teacher's path itself")
+                raise MmferError(f"distill.{what}: {p!r} names a fold ({{fold}}) but this run is not one of "
+                                 "`--folds`; give the path itself")
             p = p.replace("{fold}", str(fold))
         out.append(Path(p))
     return out
@@ -81,6 +81,10 @@ def check_teachers_exist(distill: Any, *, folds: int | None) -> None:
                 resolve_checkpoint(path)
             except MmferError as e:
                 raise MmferError(f"distill.teachers: {e}") from None
+        if distill.targets and distill.weight:
+            path = teacher_paths([distill.targets], fold=fold, what="targets")[0]
+            if not path.is_file():
+                raise MmferError(f"distill.targets: {path}: score file not found")
 
 
 def check_teacher_fold(path: Path, ckpt: dict[str, Any], fold_info: dict[str, Any] | None) -> None:
@@ -182,46 +186,77 @@ def load_teachers(distill: Any, *, kind: str, data_config: Any, preprocess: dict
     return ensemble
 
 
-def attach_targets(dataset: Any, distill: Any, *, data_config: Any, folds: bool, announce: bool = True) -> None:
-    """Give ``dataset`` (the training clips) the teachers' probabilities of ``distill.targets``, a score CSV, as
-    ``dataset.teacher_probs`` (clips, classes), at ``distill.temperature``; each item then carries its row.
+def _id_key(clip_id: str) -> str:
+    """A clip id with its class folder in canonical spelling ("happy/a" and "Happy/a" are one face): a photo tree
+    may spell its folders as it likes, and tools/make_video_crops.py writes canonical ones."""
+    from mmfer.labels import canonical
+
+    head, sep, rest = clip_id.partition("/")
+    if not sep:
+        return clip_id
+    try:
+        return f"{canonical(head)}/{rest}"
+    except MmferError:
+        return clip_id
+
+
+def attach_targets(dataset: Any, distill: Any, *, fold: int | None, announce: bool = True,
+                   started: dict[str, Any] | None = None) -> None:
+    """Give ``dataset`` (the training clips) the teachers' probabilities of ``distill.targets``, a score CSV
+    (``{fold}`` in its path: the fold number), as ``dataset.teacher_probs`` (clips, classes), tempered at
+    ``distill.temperature``; each item then carries its row, and ``dataset.teacher_digest`` is the file's sha256,
+    which a checkpoint keeps so that ``--resume`` (``started``: the checkpoint) refuses a changed file.
 
     Why a file: the teachers may read another form of the same face than the student does (FER2013's photo
     against the video crop cut from it), which teachers run on the student's batch cannot. A training clip
-    without a row, or a row whose label differs from the clip's, is an error: the file is of other data."""
+    without a row, with another label there, or with a uniform row (its teachers saw nothing) is an error, and
+    so is a file without labels: then nothing shows it scores these clips."""
+    import hashlib
+
     import numpy as np
 
-    from mmfer.scores import read_scores
+    from mmfer.labels import EMOTIONS
+    from mmfer.scores import is_uniform, read_scores
 
-    if data_config.device_images:
-        raise MmferError("distill.targets: the GPU recipe (data.device_images) draws its batches on the device "
-                         "without them; train with a data loader (data.device_images: false)")
+    path = teacher_paths([distill.targets], fold=fold, what="targets")[0]
     try:
-        table = read_scores(distill.targets)
+        table = read_scores(path)
     except MmferError as e:
         raise MmferError(f"distill.targets: {e}") from None
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    before = (started or {}).get("distill_targets_sha256")
+    if before and before != digest:
+        raise MmferError(f"distill.targets: {path} changed since the run started (sha256 {before[:12]}... then, "
+                         f"{digest[:12]}... now); resume with the file it started with, or train a new run")
     ids = dataset.clip_ids
-    pos = {c: i for i, c in enumerate(table.clip_ids)}
-    missing = [c for c in ids if c not in pos]
+    pos = {_id_key(c): i for i, c in enumerate(table.clip_ids)}
+    missing = [c for c in ids if _id_key(c) not in pos]
     if missing:
-        raise MmferError(f"distill.targets: {distill.targets} has no row for {len(missing)} of the {len(ids)} "
-                         f"training clips (e.g. {', '.join(missing[:3])}): it scores other data")
-    rows = np.asarray([pos[c] for c in ids])
-    from mmfer.labels import EMOTIONS
-
-    wrong = [c for c, r, y in zip(ids, rows, dataset.labels) if table.labels[r] and y >= 0
-             and table.labels[r] != EMOTIONS[y]]
+        raise MmferError(f"distill.targets: {path} has no row for {len(missing)} of the {len(ids)} training clips "
+                         f"(e.g. {', '.join(missing[:3])}): it scores other data")
+    rows = np.asarray([pos[_id_key(c)] for c in ids], dtype=np.int64)
+    unlabelled = [c for c, r in zip(ids, rows) if not table.labels[r]]
+    if unlabelled:
+        raise MmferError(f"distill.targets: {path} gives no label for {len(unlabelled)} training clip(s) (e.g. "
+                         f"{unlabelled[0]}), so nothing shows that it scores these clips; write its label column "
+                         "(`mmfer scores` does)")
+    wrong = [(c, table.labels[r]) for c, r, y in zip(ids, rows, dataset.labels) if y >= 0 and table.labels[r] != EMOTIONS[y]]
     if wrong:
-        raise MmferError(f"distill.targets: {distill.targets} labels {len(wrong)} training clip(s) otherwise "
-                         f"(e.g. {wrong[0]}: {table.labels[pos[wrong[0]]]}): it scores other data")
+        raise MmferError(f"distill.targets: {path} labels {len(wrong)} training clip(s) otherwise "
+                         f"(e.g. {wrong[0][0]}: {wrong[0][1]}): it scores other data")
     probs = table.probs[rows]
-    if not np.all(np.isfinite(probs)):
-        raise MmferError(f"distill.targets: {distill.targets} has rows without scores")
+    blank = [c for c, u in zip(ids, is_uniform(probs)) if u]
+    if blank:
+        raise MmferError(f"distill.targets: {path} has uniform rows (no prediction: its teachers saw nothing) for "
+                         f"{len(blank)} training clip(s) (e.g. {blank[0]}); leave those clips out of the data, or "
+                         "score them")
+    # a written probability below 5e-7 reads 0 (6 decimals): floored here, so a high temperature lifts it only so far
     tempered = np.power(np.clip(probs, 1e-12, None), 1.0 / distill.temperature)
     dataset.teacher_probs = (tempered / tempered.sum(1, keepdims=True)).astype(np.float32)
+    dataset.teacher_digest = digest
     if announce:
-        log.info("distilling from the probabilities in %s (weight %g, temperature %g)", distill.targets,
-                 distill.weight, distill.temperature)
-        if folds:
+        log.info("distilling from the probabilities in %s (weight %g, temperature %g)", path, distill.weight,
+                 distill.temperature)
+        if fold is not None:
             log.warning("distill.targets in a --folds run: each fold's figure is honest only if the file's "
-                        "teachers never trained on that fold's clips, which the file cannot show")
+                        "teachers never trained on that fold's clips ({fold} in its path gives each fold its own)")

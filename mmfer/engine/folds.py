@@ -66,7 +66,7 @@ def train_folds(config: Any, *, data: str | Path, out: str | Path, folds: int | 
         for i in range(len(dealt)):
             check_classes(fold_records(pooled, dealt, i, by=by)[0], where=f"{data} (training clips of fold {i + 1})")
     n = len(dealt)
-    if config.distill.teachers:
+    if config.distill.teachers or config.distill.targets:
         from mmfer.engine.distill import check_teachers_exist
 
         check_teachers_exist(config.distill, folds=n)  # a missing fifth teacher is said before four folds train

@@ -327,7 +327,7 @@ def train(
     """
     config = load_train_config(config) if isinstance(config, (str, Path)) else config
     run = prepare_run(config, data=data, out=out, epochs=epochs, resume=resume, device=device)
-    if config.distill.teachers and fold is None:  # (train_folds checks every fold's before the first trains)
+    if (config.distill.teachers or config.distill.targets) and fold is None:  # (train_folds: every fold's, first)
         from mmfer.engine.distill import check_teachers_exist
 
         check_teachers_exist(config.distill, folds=None)
@@ -463,7 +463,7 @@ def prepare_data(run: Run, *, fold: tuple[int, int] | None = None, fold_by: str 
     if config.distill.targets and config.distill.weight:
         from mmfer.engine.distill import attach_targets
 
-        attach_targets(train_ds, config.distill, data_config=dcfg, folds=fold is not None, announce=dist.main)
+        attach_targets(train_ds, config.distill, fold=fold_info and fold_info["index"], announce=dist.main, started=ckpt)
     return RunData(source=source, train_records=train_records, val_records=val_records, holdout=holdout,
                    fold_info=fold_info, train_ds=train_ds, val_ds=val_ds)
 
@@ -563,7 +563,8 @@ def fit(run: Run, run_data: RunData, *, progress: bool = True,
     board = _tensorboard(out) if dist.main else None
     ckpt_common = dict(model_name=config.model.name, model_kwargs=dict(config.model.kwargs),
                        preprocess=preprocess, config=plain_config,
-                       clips=clip_sets(run_data.train_records, run_data.val_records))
+                       clips=clip_sets(run_data.train_records, run_data.val_records),
+                       distill_targets_sha256=getattr(train_ds, "teacher_digest", None))
 
     for epoch in range(start_epoch, ocfg.epochs):
         if stop_after is not None and epoch >= stop_after:

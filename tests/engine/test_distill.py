@@ -216,8 +216,10 @@ def test_a_step_shows_the_teachers_the_batch_the_student_sees_and_weighs_them_on
     assert teacher.train().training is False and not any(p.requires_grad for p in teacher.parameters())
 
 
-def test_a_step_blends_given_teacher_probabilities_as_it_blends_the_clips():
-    """``distill.targets``: each clip's given probabilities blend under mixup by the same draw as the clips."""
+@pytest.mark.parametrize("mode", ["mixup", "cutmix"])
+def test_a_step_blends_given_teacher_probabilities_as_it_blends_the_clips(mode):
+    """``distill.targets``: each clip's given probabilities blend under mixup or cutmix by the same draw as the
+    clips (cutmix by the share of the picture each clip keeps)."""
     from mmfer.engine.mixing import mix_batch
     from mmfer.engine.steps import optimisation_step
 
@@ -230,9 +232,10 @@ def test_a_step_blends_given_teacher_probabilities_as_it_blends_the_clips():
     torch.manual_seed(5)
     _, out, loss = optimisation_step(student, batch, device=torch.device("cpu"), precision="fp32", criterion=loss_fn,
                                      optimizer=torch.optim.SGD(student.parameters(), lr=0.0),
-                                     scaler=torch.amp.GradScaler("cuda", enabled=False), grad_clip=None, mixup=0.4)
+                                     scaler=torch.amp.GradScaler("cuda", enabled=False), grad_clip=None,
+                                     **{mode: 0.4})
     torch.manual_seed(5)
-    mixed = mix_batch(batch["x"], batch["label"], None, mixup=0.4)
+    mixed = mix_batch(batch["x"], batch["label"], None, **{mode: 0.4})
     assert 0 < mixed.lam < 1 and not torch.equal(mixed.perm, torch.arange(6))
     blend = mixed.lam * given + (1 - mixed.lam) * given[mixed.perm]
     kl = torch.nn.functional.kl_div(torch.log_softmax(out.detach(), 1), blend, reduction="batchmean")
@@ -279,3 +282,79 @@ def test_student_learns_probabilities_given_in_a_file_and_the_file_is_checked(tm
               data=true, out=tmp_path / "other", progress=False)
     with pytest.raises(MmferError, match=r"distill: set teachers .* or targets .*, not both"):
         DistillConfig(teachers=("a.pt",), targets=str(targets))
+
+
+def test_given_probabilities_are_found_by_clip_id_tempered_and_checked(tmp_path):
+    """Rows are looked up by clip id (a photo tree's class folders may be spelt otherwise), whatever their order
+    in the file, and tempered: p ** (1 / T), renormalised. A uniform row, a file without labels, and a file
+    changed under a resumed run are refused; ``{fold}`` gives each fold its own file."""
+    import cv2
+
+    from mmfer.data.datasets import FaceImageDataset, source_records
+    from mmfer.engine.distill import attach_targets
+    from mmfer.scores import write_scores
+
+    for e in ("Happy", "Sad"):
+        (tmp_path / "crops" / "Train" / e).mkdir(parents=True)
+        for i in range(3):
+            cv2.imwrite(str(tmp_path / "crops" / "Train" / e / f"f{i}.png"), np.full((48, 48), 40 * i + 60, np.uint8))
+    records = source_records(tmp_path / "crops", "Train", "face_image")
+    ds = FaceImageDataset(cache=tmp_path / "crops", records=records, train=True, data=DataConfig(image_size=24))
+    rng = np.random.default_rng(1)
+    probs = rng.dirichlet(np.ones(7), size=len(records))  # a different row for every clip
+    order = rng.permutation(len(records))
+    photo_ids = [records[i].clip_id.replace("Happy/", "happy/") for i in order]  # the photo tree's spelling
+    write_scores(tmp_path / "t.csv", photo_ids, [records[i].label for i in order], probs[order])
+    views = FaceImageDataset(cache=tmp_path / "crops", records=records, train=False,
+                             data=DataConfig(image_size=24, eval_views=2))  # two items a clip
+    for d in (ds, views):
+        attach_targets(d, DistillConfig(targets=str(tmp_path / "t.csv"), temperature=2.0), fold=None)
+        for i in range(len(d)):
+            want = np.sqrt(probs[d.items[i][0]])
+            np.testing.assert_allclose(d[i]["teacher_probs"].numpy(), want / want.sum(), atol=3e-6)
+    assert len(views) == 2 * len(ds)
+    digest = ds.teacher_digest
+    with pytest.raises(MmferError, match=r"t.csv changed since the run started"):
+        attach_targets(ds, DistillConfig(targets=str(tmp_path / "t.csv")), fold=None,
+                       started={"distill_targets_sha256": "0" * 64})
+    attach_targets(ds, DistillConfig(targets=str(tmp_path / "t.csv")), fold=None, started={"distill_targets_sha256": digest})
+    blank = probs.copy()
+    blank[2] = 1 / 7
+    write_scores(tmp_path / "u.csv", [r.clip_id for r in records], [r.label for r in records], blank)
+    with pytest.raises(MmferError, match=r"u.csv has uniform rows .* for 1 training clip\(s\) \(e.g. " + records[2].clip_id):
+        attach_targets(ds, DistillConfig(targets=str(tmp_path / "u.csv")), fold=None)
+    write_scores(tmp_path / "n.csv", [r.clip_id for r in records], [None] * len(records), probs)
+    with pytest.raises(MmferError, match=r"n.csv gives no label for 6 training clip\(s\)"):
+        attach_targets(ds, DistillConfig(targets=str(tmp_path / "n.csv")), fold=None)
+    write_scores(tmp_path / "t_2.csv", [r.clip_id for r in records], [r.label for r in records], probs[::-1].copy())
+    attach_targets(ds, DistillConfig(targets=str(tmp_path / "t_{fold}.csv"), temperature=1.0), fold=2)
+    np.testing.assert_allclose(ds.teacher_probs, probs[::-1], atol=2e-6)
+    with pytest.raises(MmferError, match=r"distill.targets: .* names a fold \(\{fold\}\) but this run is not one"):
+        attach_targets(ds, DistillConfig(targets=str(tmp_path / "t_{fold}.csv")), fold=None)
+
+
+def test_given_probabilities_reach_the_gpu_recipe_batches(tmp_path):
+    """data.device_images (the GPU recipe, here on the CPU) carries each image's given row with it."""
+    import cv2
+
+    from mmfer.data.config import AugmentConfig
+    from mmfer.data.datasets import FaceImageDataset, source_records
+    from mmfer.engine.device_data import DeviceFaceBatches
+    from mmfer.engine.distill import attach_targets
+    from mmfer.scores import write_scores
+
+    (tmp_path / "Train" / "Fear").mkdir(parents=True)
+    for i in range(10):
+        cv2.imwrite(str(tmp_path / "Train" / "Fear" / f"f{i}.png"), np.full((48, 48), 20 * i, np.uint8))
+    records = source_records(tmp_path, "Train", "face_image")
+    ds = FaceImageDataset(cache=tmp_path, records=records, train=True, data=DataConfig(image_size=24))
+    probs = np.random.default_rng(0).dirichlet(np.ones(7), size=len(records))
+    write_scores(tmp_path / "t.csv", [r.clip_id for r in records], [r.label for r in records], probs)
+    attach_targets(ds, DistillConfig(targets=str(tmp_path / "t.csv"), temperature=1.0), fold=None)
+    batches = DeviceFaceBatches(ds, device=torch.device("cpu"), batch_size=4, seed=0, augment=AugmentConfig(),
+                                progress=False)
+    seen = 0
+    for b in batches:
+        np.testing.assert_allclose(b["teacher_probs"].numpy(), probs[b["clip"].numpy()], atol=2e-6)
+        seen += len(b["clip"])
+    assert seen == 8
