@@ -117,7 +117,7 @@ def check_consistency(config: TrainConfig, settings: Any, kind: str) -> None:
     kw, d, where = dict(config.model.kwargs), config.data, f"config {config.name!r}"
     size = d.image_size or (settings.crop_size if settings is not None else None)
     problems = []
-    if KINDS[kind].images and KINDS[kind].cache_faces and kw.get("in_channels", 3) != (1 if d.grayscale else 3):
+    if KINDS[kind].images and kw.get("in_channels", 3) != (1 if d.grayscale else 3):
         problems.append(f"model.kwargs.in_channels={kw.get('in_channels', 3)} but data.grayscale={d.grayscale} "
                         f"(use in_channels {1 if d.grayscale else 3})")
     if kind == "face_window":
@@ -129,6 +129,9 @@ def check_consistency(config: TrainConfig, settings: Any, kind: str) -> None:
     if d.device_images and kind != "face_image":
         problems.append(f"data.device_images holds single face images on the device, but a {kind} model reads "
                         "clips through its data loader (set it to false)")
+    if kind in ("landmarks", "audio_stats") and config.augment.enabled and config.augment.cutmix:
+        problems.append(f"augment.cutmix pastes a patch of a picture or spectrogram, and a {kind} model's input has "
+                        "none (it would be skipped); use augment.mixup")
     if kind == "logmel" and kw.get("n_mels", 64) != d.n_mels:
         problems.append(f"model.kwargs.n_mels={kw.get('n_mels', 64)} but data.n_mels={d.n_mels}")
     if problems:

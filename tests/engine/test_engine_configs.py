@@ -47,3 +47,12 @@ def test_model_data_mismatch_is_named():
 
         check_consistency(dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, grayscale=False)),
                           PreprocessSettings(), "face_sequence")
+    stats = load_train_config(next(p for p in CONFIGS if p.stem == "audio_stats_ravdess"))
+    with pytest.raises(MmferError, match="augment.cutmix pastes a patch .* audio_stats model's input has none"):
+        check_consistency(dataclasses.replace(stats, augment=dataclasses.replace(stats.augment, cutmix=0.4)), None,
+                          "audio_stats")
+    photos = load_train_config(next(p for p in CONFIGS if p.stem == "face_frame_fer2013"))  # image files, no cache
+    check_consistency(photos, None, "face_image")
+    with pytest.raises(MmferError, match="in_channels=1 but data.grayscale=False"):
+        check_consistency(dataclasses.replace(photos, data=dataclasses.replace(photos.data, grayscale=False)),
+                          None, "face_image")
