@@ -124,7 +124,7 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
 # What an exported checkpoint keeps: everything needed to rebuild, describe and check the model, no
 # training state (optimizer, scheduler, scaler, RNG), which is most of a last.pt and useless for prediction.
 EXPORT_KEYS = ("format", "model_name", "model_kwargs", "input_kind", "state_dict", "labels", "preprocess", "config",
-               "epoch", "metrics", "best")
+               "epoch", "metrics", "best", "clips")  # clips: which held-out clips `mmfer scores` re-draws
 # Normalisation statistics stay fp32: they are tiny, and a variance below fp16's range would round to zero.
 _KEEP_FP32 = ("running_mean", "running_var")
 
@@ -267,8 +267,9 @@ def run_holdout(records: Sequence[Any], *, fraction: float, seed: int,
     if ckpt is None:
         return holdout_split(records, fraction=fraction, seed=seed)
     want = (ckpt.get("clips") or {}).get("val_digest")
-    rules = (True, False) if want else (False,)
-    drawn = [holdout_split(records, fraction=fraction, seed=seed, by_speaker=rule) for rule in rules]
+    if not want:  # a run from before the digests: nothing to match, and it drew the stratified way
+        return holdout_split(records, fraction=fraction, seed=seed, by_speaker=False)
+    drawn = [holdout_split(records, fraction=fraction, seed=seed, by_speaker=rule) for rule in (True, False)]
     for train, val in drawn:
         if clip_sets(train, val)["val_digest"] == want:
             return train, val

@@ -23,7 +23,8 @@ def _run_with_optimizer(tmp_path):
     path = save_checkpoint(tmp_path / "run" / "last.pt", model=model, model_name="audio_cnn",
                            model_kwargs={"n_mels": 32, "width": 8}, preprocess={"sample_rate": 16000},
                            config={"name": "x"}, epoch=3, optimizer=opt, rng={"torch": torch.get_rng_state()},
-                           metrics={"val_accuracy": 0.5}, best={"epoch": 2})
+                           metrics={"val_accuracy": 0.5}, best={"epoch": 2},
+                           clips={"train": 9, "val": 1, "train_digest": "a" * 16, "val_digest": "b" * 16})
     return path, model.eval()
 
 
@@ -35,6 +36,7 @@ def test_export_drops_training_state_and_halves_weights(tmp_path):
     assert not {"optimizer", "scheduler", "scaler", "rng"} & set(raw)
     assert raw["metrics"] == {"val_accuracy": 0.5} and raw["best"] == {"epoch": 2} and raw["epoch"] == 3
     assert raw["exported"] == {"from": "run/last.pt", "dtype": "float16"}
+    assert raw["clips"]["val_digest"] == "b" * 16  # `mmfer scores` of the shipped file re-draws its held-out clips
     sd = raw["state_dict"]
     assert sd["classifier.weight"].dtype == torch.float16
     assert torch.equal(sd["blocks.0.bn1.running_var"], model.state_dict()["blocks.0.bn1.running_var"])  # exact
