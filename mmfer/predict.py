@@ -7,12 +7,12 @@ from mmfer.inference.inputs import (  # noqa: F401
     AUDIO_HOP_S, AUDIO_WINDOW_S, MIN_AUDIO_SECONDS, SILENCE_PEAK, audio_windows, is_silent, memory_dataset, pool_frames,
 )
 from mmfer.inference.outputs import (  # noqa: F401
-    FRAME_COLUMNS, FrameWriter, frame_rows, frames_dataframe, read_predictions, write_prediction_report,
-    write_prediction_submission, write_predictions,
+    FRAME_COLUMNS, FrameWriter, frame_rows, frames_dataframe, read_predictions, truths_from_paths,
+    write_prediction_report, write_prediction_submission, write_predictions,
 )
 from mmfer.inference.predictor import (  # noqa: F401
     FORWARD_BATCH, MAX_IMAGE_PIXELS, PREDICTION_COLUMNS, TIGHT_CROP_ASPECT, TIGHT_CROP_MAX_SIDE, Prediction,
     PredictResult, Predictor, check_image_size, check_unique_ids, find_inputs,
 )
 from mmfer.inference.run import predict, shard_inputs  # noqa: F401
-from mmfer.inference.segments import SEGMENT_COLUMNS, Segment, SegmentSettings, read_segments  # noqa: F401
+from mmfer.inference.segments import SEGMENT_COLUMNS, Segment, SegmentSettings, merge_csvs, read_segments  # noqa: F401

@@ -53,7 +53,11 @@ class ScoreTable:
 
     @property
     def predictions(self) -> list[str]:
-        return [EMOTIONS[i] for i in self.probs.argmax(axis=1)]
+        """Each row's top class; empty where nothing was predicted (an error row's NaN, a uniform row), as the
+        ``predicted`` column of ``mmfer predict`` has it."""
+        none = ~np.all(np.isfinite(self.probs), axis=1)
+        none[~none] = is_uniform(self.probs[~none])
+        return ["" if n else EMOTIONS[i] for n, i in zip(none, np.nan_to_num(self.probs).argmax(axis=1))]
 
     def reindex(self, clip_ids: Sequence[str]) -> "ScoreTable":
         """The rows for ``clip_ids``, in that order; a missing clip is an error naming it."""

@@ -79,8 +79,9 @@ def test_fixture_videos(result, cremad_videos):
         assert p.probs.sum() == pytest.approx(1.0) and p.probs.min() > 0
         assert p.modalities == "face+audio" and p.face_ratio > 0.9 and p.warning == ""
         assert p.predicted == EMOTIONS[int(np.argmax(p.probs))]
-        with pytest.warns(DeprecationWarning, match="use Prediction.predicted"):
-            assert p.label == p.predicted  # the old name still answers, and says it is deprecated
+        with pytest.raises(AttributeError, match="the predicted class is Prediction.predicted, the true one"):
+            p.label  # noqa: B018 - its old meaning (the prediction) read as a truth measured nothing
+        assert p.truth is None  # no labels_from
         assert set(p.branches) == {"face", "audio"}  # the stand-in's stated weights: face 0.6, audio 0.4
         np.testing.assert_allclose(p.probs, 0.6 * p.branches["face"] + 0.4 * p.branches["audio"], atol=1e-12)
     # the face and audio models really differ per clip (not constant rows)
@@ -816,3 +817,23 @@ def test_face_images_cut_short_transparent_flat_or_empty(bundle, tmp_path):
     np.testing.assert_allclose(black.probs, white.probs, atol=1e-6)
     assert not p.predict_file(tmp_path / "red.png").ok and "blank image" in p.predict_file(tmp_path / "red.png").warning
     assert "file is empty (0 bytes)" in p.predict_file(tmp_path / "empty.jpg").warning
+
+
+def test_segments_tell_sound_files_by_extension_and_one_pass_gives_the_row(bundle, cremad_audio, cremad_videos,
+                                                                            extra_inputs):
+    """``Predictor.segments`` streams a sound file as ``predict_file`` does (it had to be told ``audio_only``), an
+    image has none, and ``analyse`` gives the segments and the file's row from one pass."""
+    from mmfer.predict import Predictor
+
+    p = Predictor(bundle)
+    segs = list(p.segments(cremad_audio[0]))
+    row = p.predict_file(cremad_audio[0])
+    assert segs and [s.start for s in segs] == [s.start for s in row.segments]
+    np.testing.assert_allclose(np.stack([s.probs for s in segs]), np.stack([s.probs for s in row.segments]))
+    with pytest.raises(MmferError, match="an image has no segments"):
+        list(p.segments(extra_inputs / "images" / "frame.jpg"))
+    analysis = p.analyse(cremad_videos[0])
+    streamed = list(analysis)
+    once = analysis.prediction
+    np.testing.assert_allclose(once.probs, p.predict_file(cremad_videos[0]).probs, atol=1e-6)
+    assert len(streamed) == len(once.segments)

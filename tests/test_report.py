@@ -9,6 +9,7 @@ import subprocess
 import numpy as np
 import pytest
 
+from mmfer.labels import EMOTIONS
 from mmfer.predict import predict
 
 from predict_helpers import standin_bundle
@@ -43,6 +44,11 @@ def test_report_holds_rows_timelines_and_metrics(report):
     from mmfer.data.index import file_label
 
     truths = [file_label(p.path, "cremad")[1] for p in report.predictions if p.ok]  # broken.mp4 has no label
+    assert [p.truth for p in report.predictions if p.ok] == truths  # the truths in Python too, not only the page
+    assert report.predictions[-1].truth is None
+    assert report.labels == tuple(EMOTIONS) and report.probs.shape == (4, 7)
+    np.testing.assert_array_equal(report.probs[:3], np.stack([p.probs for p in report.predictions[:3]]))
+    assert np.isnan(report.probs[3]).all()  # the error row
     expected = np.mean([p.predicted == t for p, t in zip([p for p in report.predictions if p.ok], truths)])
     assert float(m.group(1)) == pytest.approx(expected, abs=1e-4)
 

@@ -75,3 +75,13 @@ def test_score_ids_that_are_not_utf8_are_written(tmp_path):
                         extra={"path": [raw + ".avi", "b.avi"]})
     table = read_scores(path)
     assert table.clip_ids == ["caf\\xe9", "b"] and table.extra["path"][0] == "caf\\xe9.avi"
+
+
+def test_predictions_are_empty_where_nothing_was_predicted(tmp_path):
+    """An error row (NaN, read for evaluation) and a uniform row name no class, as predict's own column has it."""
+    path = tmp_path / "p.csv"
+    path.write_text("clip_id,label,Angry,Disgust,Fear,Happy,Neutral,Sad,Surprise\n"
+                    "a,Sad,0.1,0.1,0.1,0.1,0.1,0.4,0.1\n"
+                    "b,Sad,,,,,,,\n"
+                    "c,Sad,0.142857,0.142857,0.142857,0.142857,0.142857,0.142857,0.142857\n")
+    assert read_scores(path, for_evaluate=True).predictions == ["Sad", "", ""]

@@ -461,7 +461,7 @@ def preprocess(
     splits: Iterable[str] | str | None = None,
     workers: int = 1,
     settings: PreprocessSettings = PreprocessSettings(),
-    shard: tuple[int, int] = (0, 1),
+    shard: tuple[int, int] | str = (0, 1),
     strict: bool = False,
     retry_failed: bool = False,
     progress: bool = True,
@@ -478,7 +478,7 @@ def preprocess(
     from tqdm.auto import tqdm
 
     out = Path(out)
-    i, n = shard
+    i, n = parse_shard(shard) if isinstance(shard, str) else shard  # "i/n" as on the command line, or (i, n)
     if n < 1 or not 0 <= i < n:
         raise MmferError(f"shard {i}/{n}: need 0 <= i < n")
     from mmfer.outputs import check_output_dir

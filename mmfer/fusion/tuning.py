@@ -26,7 +26,8 @@ def stratified_folds(y: np.ndarray, *, folds: int = 5, seed: int = 0) -> list[tu
     n = len(y)
     k = min(int(folds), n)
     if k < 2:
-        raise MmferError(f"cross-validation needs at least 2 labelled Val clips and --folds >= 2 (got {n} clips, folds={folds})")
+        raise MmferError(f"cross-validation needs at least 2 labelled Val clips and --cv-folds >= 2 (got {n} clips, {folds} "
+                          "folds)")
     counts = np.bincount(y)
     counts = counts[counts > 0]
     with warnings.catch_warnings():

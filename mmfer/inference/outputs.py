@@ -101,7 +101,7 @@ def _plot(pred: Prediction, plots: Path, used: set[str]) -> Path:
     return plot_timeline(plots / f"{name}.png", **arrays, title=title)
 
 
-def _truths(predictions: Sequence[Prediction], labels_from: str) -> list[str | None]:
+def truths_from_paths(predictions: Sequence[Prediction], labels_from: str) -> list[str | None]:
     """The true label of each input from its path (``labels_from``: folder, ravdess, cremad); None where the
     source cannot read the name, or the emotion is outside the seven."""
     from mmfer.data.index import file_label
@@ -115,15 +115,15 @@ def _truths(predictions: Sequence[Prediction], labels_from: str) -> list[str | N
     return [truth(p.path) for p in predictions]
 
 
-def write_prediction_report(out: str | Path, predictions: Sequence[Prediction], *, timelines: dict[str, str],
-                            model: str, labels_from: str | None = None,
+def write_prediction_report(out: str | Path, predictions: Sequence[Prediction], *,
+                            timelines: dict[str, str] | None = None, model: str = "", labels_from: str | None = None,
                             segments: dict[str, list[dict[str, Any]]] | None = None) -> Path:
     """``--report``: the HTML page of ``mmfer.report`` for predictions; with ``labels_from`` (folder,
     ravdess, cremad) the true labels come from each file's path and the page shows the metrics."""
     from mmfer.metrics import evaluate
     from mmfer.report import write_report
 
-    truths = _truths(predictions, labels_from) if labels_from else [None] * len(predictions)
+    truths = truths_from_paths(predictions, labels_from) if labels_from else [None] * len(predictions)
     metrics = None
     if labels_from and any(truths):
         probs = np.stack([p.probs if p.ok else np.full(NUM_CLASSES, np.nan) for p in predictions])

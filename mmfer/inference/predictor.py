@@ -78,6 +78,7 @@ class Prediction:
     # seconds in each stage of a streamed analysis (decode, detect, landmarks, face_model, audio) and the
     # seconds of the file analysed, for ``mmfer bench``
     stages: dict[str, float] = field(default_factory=dict, repr=False)
+    truth: str | None = None  # the true class, where ``predict(labels_from=...)`` read one from the path
 
     @property
     def ok(self) -> bool:
@@ -92,13 +93,10 @@ class Prediction:
 
     @property
     def label(self) -> str:
-        """Old name of ``predicted``, deprecated: everywhere else ``label`` is a known true class, never a
-        prediction (docs/reliability.md)."""
-        import warnings
-
-        warnings.warn("Prediction.label is the prediction's old name; use Prediction.predicted (label means a "
-                      "true class everywhere else)", DeprecationWarning, stacklevel=2)
-        return self.predicted
+        """Gone: it was the predicted class, while ``label`` is a true class everywhere else (every CSV), so code
+        that compared it with a truth measured nothing. A clear error, not a quiet answer of the other meaning."""
+        raise AttributeError("Prediction.label was the prediction's old name and is gone: the predicted class is "
+                             "Prediction.predicted, the true one (with predict(labels_from=...)) Prediction.truth")
 
     def csv_row(self, truth: str | None = None, *, with_truth: bool = False) -> list[str]:
         probs = [f"{p:.6f}" for p in self.probs] if self.probs is not None else [""] * NUM_CLASSES
@@ -125,6 +123,17 @@ class PredictResult:
     @property
     def errors(self) -> list[Prediction]:
         return [p for p in self.predictions if not p.ok]
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        """The class order of ``probs`` (and of every probability in mmfer)."""
+        return tuple(EMOTIONS)
+
+    @property
+    def probs(self) -> np.ndarray:
+        """(inputs, classes) fused probabilities in input order, columns in ``labels`` order; NaN rows for errors."""
+        return np.stack([p.probs if p.ok else np.full(NUM_CLASSES, np.nan) for p in self.predictions]) \
+            if self.predictions else np.zeros((0, NUM_CLASSES))
 
     def table(self, *, width: int = 60) -> str:
         """A readable table: clip id (the path where two inputs share one), predicted, top probability, modalities,
@@ -395,9 +404,16 @@ class Predictor:
                              timeline=timeline, audio_only=audio_only, audio_windows=audio_windows,
                              progress=progress)
 
-    def segments(self, path: str | Path, *, audio_only: bool = False) -> Iterator[Segment]:
+    def segments(self, path: str | Path, *, audio_only: bool | None = None) -> Iterator[Segment]:
         """The segments of a video (or sound file), yielded as they are analysed: a tool can stream an hour-long
-        file's timeline without waiting for its end."""
+        file's timeline without waiting for its end. A sound file is told by its extension, as ``predict_file``
+        tells it (``audio_only`` overrides); an image has no segments. For the segments and the file's row in one
+        pass, iterate ``analyse(path)`` and then read its ``.prediction``."""
+        if audio_only is None:
+            kind = _media_kind(Path(path))
+            if kind == "image":
+                raise MmferError(f"{path}: an image has no segments; score it with predict_file")
+            audio_only = kind == "audio"
         yield from self.analyse(path, audio_only=audio_only)
 
     # -------------------------------------------------------------- model calls

@@ -15,7 +15,7 @@ from mmfer.inference.bundle import Bundle
 from mmfer.data.cache import clip_id_from_name, safe_text
 from mmfer.errors import MmferError
 from mmfer.inference.outputs import (
-    FrameWriter, _plot, _timeline_args, _truths, write_prediction_report, write_prediction_submission,
+    FrameWriter, _plot, _timeline_args, truths_from_paths, write_prediction_report, write_prediction_submission,
     write_predictions,
 )
 from mmfer.inference.predictor import Prediction, PredictResult, Predictor, check_unique_ids, find_inputs
@@ -110,7 +110,7 @@ def predict(
                 result.predictions.append(done[str(path)])
                 continue
             if out is not None and time.monotonic() - saved >= SAVE_EVERY_S:  # a killed run keeps what it finished
-                truths = _truths(result.predictions, labels_from) if labels_from else None
+                truths = truths_from_paths(result.predictions, labels_from) if labels_from else None
                 write_predictions(out, result.predictions, truths)
                 saved = time.monotonic()
             bar = None
@@ -179,9 +179,12 @@ def predict(
 
 def _write_outputs(result: PredictResult, *, out, frame_writer, segment_writer, report, submission, timelines,
                    segment_rows, labels_from, keep_partial: bool = True) -> PredictResult:
+    if labels_from:  # the truths in Python too, not only in the CSV
+        for p, t in zip(result.predictions, truths_from_paths(result.predictions, labels_from)):
+            p.truth = t
     # the main output first: an optional one that fails afterwards cannot take the predictions with it
     if out is not None:
-        truths = _truths(result.predictions, labels_from) if labels_from else None
+        truths = truths_from_paths(result.predictions, labels_from) if labels_from else None
         result.out = write_predictions(out, result.predictions, truths)
     if frame_writer is not None:
         result.frames = frame_writer.close(keep_partial=keep_partial)

@@ -287,7 +287,7 @@ def test_interrupted_run_resumes(tmp_path, cremad_videos, monkeypatch):
 def test_shards_cover_every_clip_once(tmp_path, cremad_videos):
     csv = write_list(tmp_path / "list.csv", [(p.resolve(), "", s) for p in cremad_videos for s in ("Train", "Test")])
     cache = tmp_path / "cache"
-    a = pp.preprocess(csv, cache, settings=NONE, shard=(0, 2), progress=False)
+    a = pp.preprocess(csv, cache, settings=NONE, shard="0/2", progress=False)  # as on the command line
     b = pp.preprocess(csv, cache, settings=NONE, shard=(1, 2), progress=False)
     assert a.total + b.total == 12 and a.total > 0 and b.total > 0
     records = list(iter_manifest(cache))
