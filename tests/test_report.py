@@ -30,7 +30,7 @@ def report(tmp_path_factory, cremad_videos, cremad_audio):
     return result
 
 
-def test_report_holds_rows_timelines_and_metrics(report):
+def test_report_holds_rows_timelines_and_metrics(report, tmp_path):
     page = report.report.read_text()
     assert page.startswith("<!DOCTYPE html>") and "http://" not in page and "https://" not in page  # self-contained
     body = page[page.index("<table id='predictions'"):]
@@ -49,6 +49,10 @@ def test_report_holds_rows_timelines_and_metrics(report):
     assert report.labels == tuple(EMOTIONS) and report.probs.shape == (4, 7)
     np.testing.assert_array_equal(report.probs[:3], np.stack([p.probs for p in report.predictions[:3]]))
     assert np.isnan(report.probs[3]).all()  # the error row
+    from mmfer.predict import read_predictions, write_predictions
+
+    again = read_predictions(write_predictions(tmp_path / "again.csv", report.predictions))  # from Python, no truths
+    assert [r["label"] for r in again[:3]] == truths and again[3]["label"] == ""  # given: their own .truth
     expected = np.mean([p.predicted == t for p, t in zip([p for p in report.predictions if p.ok], truths)])
     assert float(m.group(1)) == pytest.approx(expected, abs=1e-4)
 

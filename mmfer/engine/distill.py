@@ -192,12 +192,11 @@ def _id_key(clip_id: str) -> str:
     from mmfer.labels import canonical
 
     head, sep, rest = clip_id.partition("/")
-    if not sep:
-        return clip_id
     try:
-        return f"{canonical(head)}/{rest}"
+        name = canonical(head) if sep else None
     except MmferError:
-        return clip_id
+        name = None
+    return f"{name}/{rest}" if name else clip_id
 
 
 def attach_targets(dataset: Any, distill: Any, *, fold: int | None, announce: bool = True,
@@ -229,7 +228,11 @@ def attach_targets(dataset: Any, distill: Any, *, fold: int | None, announce: bo
         raise MmferError(f"distill.targets: {path} changed since the run started (sha256 {before[:12]}... then, "
                          f"{digest[:12]}... now); resume with the file it started with, or train a new run")
     ids = dataset.clip_ids
-    pos = {_id_key(c): i for i, c in enumerate(table.clip_ids)}
+    pos: dict[str, int] = {}
+    for i, c in enumerate(table.clip_ids):
+        if pos.setdefault(_id_key(c), i) != i:
+            raise MmferError(f"distill.targets: {path} has two rows for one clip ({table.clip_ids[pos[_id_key(c)]]} "
+                             f"and {c}, the same class folder spelt two ways)")
     missing = [c for c in ids if _id_key(c) not in pos]
     if missing:
         raise MmferError(f"distill.targets: {path} has no row for {len(missing)} of the {len(ids)} training clips "

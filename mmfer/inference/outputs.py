@@ -23,8 +23,11 @@ log = logging.getLogger(__name__)
 def write_predictions(path: str | Path, predictions: Sequence[Prediction],
                       truths: Sequence[str | None] | None = None) -> Path:
     """The predictions CSV (``PREDICTION_COLUMNS``), written to a temporary file and renamed. With ``truths``
-    (known true labels, one per prediction), a ``label`` column of them follows ``predicted``."""
+    (known true labels, one per prediction; by default the predictions' own ``truth`` where any has one), a
+    ``label`` column of them follows ``predicted``."""
     path = Path(path)
+    if truths is None and any(p.truth for p in predictions):
+        truths = [p.truth for p in predictions]
     path.parent.mkdir(parents=True, exist_ok=True)
     columns = list(PREDICTION_COLUMNS)
     if truths is not None:
@@ -119,23 +122,25 @@ def write_prediction_report(out: str | Path, predictions: Sequence[Prediction], 
                             timelines: dict[str, str] | None = None, model: str = "", labels_from: str | None = None,
                             segments: dict[str, list[dict[str, Any]]] | None = None) -> Path:
     """``--report``: the HTML page of ``mmfer.report`` for predictions; with ``labels_from`` (folder,
-    ravdess, cremad) the true labels come from each file's path and the page shows the metrics."""
+    ravdess, cremad) the true labels come from each file's path (by default, the predictions' own ``truth``
+    where any has one) and the page shows the metrics."""
     from mmfer.metrics import evaluate
     from mmfer.report import write_report
 
-    truths = truths_from_paths(predictions, labels_from) if labels_from else [None] * len(predictions)
+    labelled = bool(labels_from) or any(p.truth for p in predictions)
+    truths = truths_from_paths(predictions, labels_from) if labels_from else [p.truth for p in predictions]
     metrics = None
-    if labels_from and any(truths):
+    if labelled and any(truths):
         probs = np.stack([p.probs if p.ok else np.full(NUM_CLASSES, np.nan) for p in predictions])
         metrics = evaluate(truths, probs, clip_ids=[p.clip_id for p in predictions])
-    rows = [{"clip_id": p.clip_id, "path": safe_text(p.path), "kind": p.kind, "predicted": p.predicted, "truth": t if labels_from else None,
+    rows = [{"clip_id": p.clip_id, "path": safe_text(p.path), "kind": p.kind, "predicted": p.predicted, "truth": t,
              "confidence": float(np.max(p.probs)) if p.ok else None, "modalities": p.modalities,
              "warning": safe_text(p.warning), "error": not p.ok} for p, t in zip(predictions, truths)]
-    if not labels_from:
+    if not labelled:
         for r in rows:
             r.pop("truth")
     return write_report(out, rows, title="mmfer predictions", metrics=metrics, timelines=timelines,
-                        segments=segments, note=f"Model: {model}.")
+                        segments=segments, note=f"Model: {model}." if model else "")
 
 
 # ---------------------------------------------------------------- per-frame output

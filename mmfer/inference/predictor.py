@@ -407,14 +407,15 @@ class Predictor:
     def segments(self, path: str | Path, *, audio_only: bool | None = None) -> Iterator[Segment]:
         """The segments of a video (or sound file), yielded as they are analysed: a tool can stream an hour-long
         file's timeline without waiting for its end. A sound file is told by its extension, as ``predict_file``
-        tells it (``audio_only`` overrides); an image has no segments. For the segments and the file's row in one
-        pass, iterate ``analyse(path)`` and then read its ``.prediction``."""
+        tells it (``audio_only`` overrides; a video file without a picture stream is refused, where
+        ``predict_file`` scores its sound); an image has no segments, which is said at the call. For the
+        segments and the file's row in one pass, iterate ``analyse(path)`` and then read its ``.prediction``."""
         if audio_only is None:
             kind = _media_kind(Path(path))
             if kind == "image":
                 raise MmferError(f"{path}: an image has no segments; score it with predict_file")
             audio_only = kind == "audio"
-        yield from self.analyse(path, audio_only=audio_only)
+        return iter(self.analyse(path, audio_only=audio_only))
 
     # -------------------------------------------------------------- model calls
     @torch.inference_mode()

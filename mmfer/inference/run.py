@@ -184,8 +184,8 @@ def _write_outputs(result: PredictResult, *, out, frame_writer, segment_writer, 
             p.truth = t
     # the main output first: an optional one that fails afterwards cannot take the predictions with it
     if out is not None:
-        truths = truths_from_paths(result.predictions, labels_from) if labels_from else None
-        result.out = write_predictions(out, result.predictions, truths)
+        result.out = write_predictions(out, result.predictions, [p.truth for p in result.predictions]
+                                       if labels_from else None)
     if frame_writer is not None:
         result.frames = frame_writer.close(keep_partial=keep_partial)
     if segment_writer is not None:

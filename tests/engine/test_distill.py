@@ -318,6 +318,11 @@ def test_given_probabilities_are_found_by_clip_id_tempered_and_checked(tmp_path)
         attach_targets(ds, DistillConfig(targets=str(tmp_path / "t.csv")), fold=None,
                        started={"distill_targets_sha256": "0" * 64})
     attach_targets(ds, DistillConfig(targets=str(tmp_path / "t.csv")), fold=None, started={"distill_targets_sha256": digest})
+    twice = [*photo_ids, records[0].clip_id.replace("Happy/", "HAPPY/")]
+    write_scores(tmp_path / "twice.csv", twice, [records[i].label for i in order] + [records[0].label],
+                 np.concatenate([probs[order], probs[:1]]))
+    with pytest.raises(MmferError, match=r"twice.csv has two rows for one clip \(happy/f0 and HAPPY/f0"):
+        attach_targets(ds, DistillConfig(targets=str(tmp_path / "twice.csv")), fold=None)
     blank = probs.copy()
     blank[2] = 1 / 7
     write_scores(tmp_path / "u.csv", [r.clip_id for r in records], [r.label for r in records], blank)
