@@ -1,6 +1,7 @@
 """PNG figures: confusion matrix and the modality ablation bar chart.
 
-Uses the Agg backend so plotting works on headless machines and in tests.
+Drawn on ``matplotlib.figure.Figure`` objects, never through pyplot: plotting works on headless machines and in
+tests, and a caller's own backend (a notebook's inline one) stays as it was.
 """
 
 from __future__ import annotations
@@ -9,16 +10,21 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import matplotlib
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from mmfer.labels import EMOTIONS  # noqa: E402
-from mmfer.scores import is_uniform  # noqa: E402
+from mmfer.labels import EMOTIONS
+from mmfer.scores import is_uniform
 
 
-def _save(fig: plt.Figure, ax: plt.Axes, out: str | Path, title: str) -> Path:
+def _figure(*args: Any, figsize: tuple[float, float], **kwargs: Any) -> tuple[Figure, Any]:
+    """A figure and its axes, as ``pyplot.subplots`` gives them, without pyplot's global state."""
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots(*args, **kwargs)
+
+
+def _save(fig: Figure, ax: Axes, out: str | Path, title: str) -> Path:
     """Title (if any), tight layout, PNG at ``out`` (parent folders created); the figure is closed."""
     if title:
         ax.set_title(title)
@@ -30,7 +36,6 @@ def _save(fig: plt.Figure, ax: plt.Axes, out: str | Path, title: str) -> Path:
     out = Path(out)
     buf = io.BytesIO()
     fig.savefig(buf, dpi=110, format="png")
-    plt.close(fig)
     return write_file(out, buf.getvalue())  # whole or not at all; a link at ``out`` is replaced, not followed
 
 
@@ -51,7 +56,7 @@ def plot_confusion(
         columns.append("no prediction")
     rows = conf.sum(axis=1, keepdims=True)
     shown = np.divide(conf, rows, out=np.zeros_like(conf), where=rows > 0) if normalize else conf
-    fig, ax = plt.subplots(figsize=(6.4 + 0.7 * (len(columns) - len(EMOTIONS)), 5.4))
+    fig, ax = _figure(figsize=(6.4 + 0.7 * (len(columns) - len(EMOTIONS)), 5.4))
     im = ax.imshow(shown, cmap="Blues", vmin=0, vmax=1 if normalize else None)
     ax.set_xticks(range(len(columns)), columns, rotation=45, ha="right")
     ax.set_yticks(range(len(EMOTIONS)), EMOTIONS)
@@ -75,7 +80,7 @@ def plot_ablation(rows: Sequence[Mapping[str, Any]], out: str | Path, *, title: 
     ]
     x = np.arange(len(rows))
     width = 0.27
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.9 * len(rows) + 2), 4.5))
+    fig, ax = _figure(figsize=(max(6.0, 0.9 * len(rows) + 2), 4.5))
     for k, (key, label) in enumerate(series):
         ax.bar(x + (k - 1) * width, [float(r[key]) for r in rows], width, label=label)
     ax.set_xticks(x, names, rotation=30, ha="right")
@@ -110,12 +115,12 @@ def plot_timeline(
     panels = [(name, t, p) for name, t, p in (("face (per frame)", frame_times, frame_probs),
                                                ("audio (sliding windows)", audio_times, audio_probs))
               if t is not None and p is not None]
-    fig, axes = plt.subplots(max(1, len(panels)), 1, figsize=(8.0, 2.6 * max(1, len(panels)) + 0.6), sharex=True,
+    fig, axes = _figure(max(1, len(panels)), 1, figsize=(8.0, 2.6 * max(1, len(panels)) + 0.6), sharex=True,
                              squeeze=False)
     axes = axes[:, 0]
     if not panels:
         axes[0].text(0.5, 0.5, "no face and no audio", ha="center", va="center", transform=axes[0].transAxes)
-    colours = plt.get_cmap("tab10").colors
+    colours = matplotlib.colormaps["tab10"].colors
     for ax, (name, t, p) in zip(axes, panels):
         p = np.asarray(p, dtype=np.float64).reshape(len(t), len(EMOTIONS))
         for k, emotion in enumerate(EMOTIONS):
@@ -140,8 +145,8 @@ def _plot_segments(out: str | Path, bounds: np.ndarray, probs: np.ndarray, face:
     minutes = bounds[-1, 1] > 600
     scale = 60.0 if minutes else 1.0
     edges = np.append(bounds[:, 0], bounds[-1, 1]) / scale
-    fig, (ax, ax2) = plt.subplots(2, 1, figsize=(10.0, 4.2), sharex=True, gridspec_kw={"height_ratios": [4, 1]})
-    colours = plt.get_cmap("tab10").colors
+    fig, (ax, ax2) = _figure(2, 1, figsize=(10.0, 4.2), sharex=True, gridspec_kw={"height_ratios": [4, 1]})
+    colours = matplotlib.colormaps["tab10"].colors
     seen = np.isfinite(probs).all(axis=1) & ~is_uniform(probs, axis=1)
     p = np.where(seen[:, None], probs, 0.0)
     bottom = np.zeros(len(p))

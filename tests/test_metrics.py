@@ -216,3 +216,14 @@ def test_readme_workflow_error_rows_and_repeated_names(tmp_path):
     truth.write_text("clip_id,label\nx,Angry\ny,Happy\nbroken,Fear\n")
     with pytest.raises(MmferError, match="appear twice"):
         evaluate_file(path, labels_from=str(truth))
+
+
+def test_plotting_leaves_the_callers_matplotlib_backend_as_it_was(tmp_path):
+    """The PNGs are drawn without pyplot: a notebook's or application's own backend is not switched to Agg."""
+    import subprocess
+    import sys
+
+    code = ("import matplotlib; matplotlib.use('pdf'); import numpy as np; from mmfer.plots import plot_confusion; "
+            f"plot_confusion(np.eye(7, dtype=int), {str(tmp_path / 'c.png')!r}); print(matplotlib.get_backend())")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "pdf" and (tmp_path / "c.png").read_bytes()[:4] == b"\x89PNG"
