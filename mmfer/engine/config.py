@@ -88,7 +88,7 @@ class DistillConfig:
 
     Or ``targets``: the teachers' probabilities given per training clip in a score CSV, for teachers that read
     another form of the same clip (a photo model teaching the model of video crops cut from those photos);
-    they are tempered by ``T`` and blended under mixup as the clips are.
+    they are tempered by ``T`` and blended under mixup and cutmix as the clips are.
     """
 
     # teacher checkpoints (.pt from `mmfer train`, {fold} = the fold number in --folds runs); none: no distillation
@@ -103,7 +103,7 @@ class DistillConfig:
         check_range(self, "weight", low=0.0, high=1.0)
         check_range(self, "temperature", low=0.0, low_open=True)
         if self.teachers and self.targets:
-            raise MmferError("distill: set teachers (models run on each batch) or targets (their probabilities, "
+            raise MmferError("targets: give teachers (models run on each batch) or targets (their probabilities, "
                              "given in a file), not both")
 
 

@@ -280,8 +280,9 @@ def test_student_learns_probabilities_given_in_a_file_and_the_file_is_checked(tm
     with pytest.raises(MmferError, match=r"other.csv labels \d+ training clip\(s\) otherwise .*: it scores other data"):
         train(dataclasses.replace(cfg, distill=dataclasses.replace(cfg.distill, targets=str(tmp_path / "other.csv"))),
               data=true, out=tmp_path / "other", progress=False)
-    with pytest.raises(MmferError, match=r"distill: set teachers .* or targets .*, not both"):
-        DistillConfig(teachers=("a.pt",), targets=str(targets))
+    with pytest.raises(MmferError, match=r"distill.targets: give teachers .* or targets .*, not both"):
+        config_from_dict({"name": "x", "model": {"name": "audio_stats"},
+                          "distill": {"teachers": ["a.pt"], "targets": str(targets)}})
 
 
 def test_given_probabilities_are_found_by_clip_id_tempered_and_checked(tmp_path):
