@@ -39,7 +39,9 @@ def test_fuse_submit_check_evaluate(runs, capsys):
     out = root / "fuse"
     assert main(["fuse", "--val", *val, "--test", *test, "--out", str(out), "--cv-folds", "3", "--method", "weighted"]) == 0
     text = capsys.readouterr().out
-    assert "cross-validated" in text and "in-sample" in text
+    assert "cross-validated" in text and "(in-sample: tuned on these clips)" in text
+    assert main(["fuse", "--val", *val, "--out", str(root / "mean"), "--cv-folds", "3", "--method", "mean"]) == 0
+    assert "(nothing tuned: the same as cross-validated)" in capsys.readouterr().out  # a plain mean fits nothing
     w = json.loads((out / "weights.json").read_text())
     assert w["branches"] == ["audio_cnn", "c3d"]
 

@@ -313,7 +313,9 @@ def format_fuse_report(report: dict[str, Any]) -> str:
              + (" (temperature-calibrated)" if report["calibrate"] else "")]
     for n, f in report["single_branch_val_in_sample"].items():
         lines.append(f"  {n:<20} Val accuracy {f['accuracy']:.4f}  uar {f['uar']:.4f}")
-    lines.append(f"fused Val accuracy {ins['accuracy']:.4f}  uar {ins['uar']:.4f}  (in-sample: tuned on these clips)")
+    tuned = report["method"] not in ("mean", "majority") or report["calibrate"]  # these two fit nothing to Val
+    lines.append(f"fused Val accuracy {ins['accuracy']:.4f}  uar {ins['uar']:.4f}  "
+                 + ("(in-sample: tuned on these clips)" if tuned else "(nothing tuned: the same as cross-validated)"))
     lines.append(f"fused Val accuracy {cv['accuracy']:.4f}  uar {cv['uar']:.4f}  "
                  f"({cv['folds']}-fold cross-validated: the figure to report)")
     if report.get("weights") is not None and report["method"] != "per_class":
