@@ -155,6 +155,8 @@ def load_teachers(distill: Any, *, kind: str, data_config: Any, preprocess: dict
     from mmfer.engine.checkpoint import load_checkpoint, model_from_checkpoint, resolve_checkpoint
     from mmfer.models.common import conv2d_channels_last, fold_batchnorm
 
+    if (distill.teachers or distill.targets) and distill.weight == 0 and announce:
+        log.info("distill.weight is 0: no distillation (its teachers and targets are not read)")
     if not distill.teachers or distill.weight == 0:
         return None
     fold = fold_info["index"] if fold_info is not None else None
