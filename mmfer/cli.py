@@ -216,7 +216,7 @@ def _add_fuse(sub: argparse._SubParsersAction) -> None:
         from mmfer.fusion.fuse import format_fuse_report, fuse
 
         report = fuse(args.val, args.test, out=args.out, method=args.method, names=args.names,
-                      calibrate=args.calibrate, folds=_cv_folds(args), seed=args.seed, objective=args.objective)
+                      calibrate=args.calibrate, cv_folds=_cv_folds(args), seed=args.seed, objective=args.objective)
         print(format_fuse_report(report))
         return 0
 
@@ -296,7 +296,7 @@ def _add_ablate(sub: argparse._SubParsersAction) -> None:
 
         from mmfer.fusion.ablation import ablate
 
-        ablate(args.val, args.test, out=args.out, method=args.method, names=args.names, folds=_cv_folds(args),
+        ablate(args.val, args.test, out=args.out, method=args.method, names=args.names, cv_folds=_cv_folds(args),
                seed=args.seed, objective=args.objective, calibrate=args.calibrate, progress=not args.no_progress)
         print((Path(args.out) / "ablation.md").read_text().rstrip())
         print(f"wrote {Path(args.out) / 'ablation.csv'}, {Path(args.out) / 'ablation.png'}")

@@ -125,7 +125,7 @@ def test_fuse_folder(tmp_path, runs):
     val = []
     for k in ("face_frame", "audio_cnn"):
         val.append(write_scores(runs[k] / "scores_Val.csv", ids, labels, rng.dirichlet(np.ones(7), 21)))
-    report = fuse(val, out=tmp_path / "fuse", method="weighted", folds=3)
+    report = fuse(val, out=tmp_path / "fuse", method="weighted", cv_folds=3)
     assert report["runs"] == [str(runs["face_frame"].resolve()), str(runs["audio_cnn"].resolve())]
     b = load_bundle(tmp_path / "fuse")
     assert [br.name for br in b.branches] == ["face_frame", "audio_cnn"]
@@ -169,7 +169,7 @@ def test_fuse_folder_refuses_a_branch_retrained_after_fusing(tmp_path, runs):
     from mmfer.fusion.fuse import fuse
 
     val = _copied_runs_with_scores(tmp_path, runs, seed=1)
-    report = fuse(val, out=tmp_path / "fuse", method="weighted", folds=3)
+    report = fuse(val, out=tmp_path / "fuse", method="weighted", cv_folds=3)
     assert all(len(d) == 64 for d in report["checkpoint_sha256"])
     assert len(load_bundle(tmp_path / "fuse").branches) == 2
     ckpt_path = tmp_path / "audio_cnn" / "best.pt"
@@ -380,10 +380,10 @@ def test_fuse_warns_when_a_run_was_retrained_after_its_scores(tmp_path, runs, ca
     from mmfer.fusion.fuse import fuse
 
     val = _copied_runs_with_scores(tmp_path, runs, seed=2)
-    fuse(val, out=tmp_path / "fuse", method="weighted", folds=3)
+    fuse(val, out=tmp_path / "fuse", method="weighted", cv_folds=3)
     assert "retrained since" not in caplog.text
     ckpt = tmp_path / "audio_cnn" / "best.pt"
     later = val[1].stat().st_mtime + 60
     os.utime(ckpt, (later, later))  # best.pt written after scores_Val.csv
-    fuse(val, out=tmp_path / "fuse2", method="weighted", folds=3)
+    fuse(val, out=tmp_path / "fuse2", method="weighted", cv_folds=3)
     assert "retrained since?" in caplog.text and "audio_cnn" in caplog.text

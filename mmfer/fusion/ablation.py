@@ -29,18 +29,23 @@ def ablate(
     out: str | Path,
     method: str = "weighted",
     names: Sequence[str] | str | None = None,
-    folds: int = 5,
+    cv_folds: int = 5,
     seed: int = 0,
     objective: str = "accuracy",
     calibrate: bool = False,
     progress: bool = True,
+    folds: int | None = None,
 ) -> list[dict[str, Any]]:
     """Rows (one per subset, sorted by cross-validated accuracy) written to OUT/ablation.{md,csv,png}.
 
     With Test files, each subset's fused Test scores go to OUT/subsets/<names>_Test.csv, and
-    ``test_accuracy`` is filled where the Test files carry labels.
+    ``test_accuracy`` is filled where the Test files carry labels. ``cv_folds``: as ``fuse``'s (``--cv-folds``;
+    ``folds`` is its old name).
     """
+    from mmfer.fusion.tuning import cv_folds_given
     from mmfer.outputs import check_output_dir
+
+    folds = cv_folds_given(cv_folds, folds, where="ablate")
 
     check_output_dir(out, option="--out")  # before any fusion
     inputs = load_fusion_inputs(val_paths, test_paths, names, method=method, objective=objective, command="ablate")

@@ -249,13 +249,18 @@ def fuse(
     method: str = "weighted",
     names: Sequence[str] | str | None = None,
     calibrate: bool = False,
-    folds: int = 5,
+    cv_folds: int = 5,
     seed: int = 0,
     objective: str = "accuracy",
+    folds: int | None = None,
 ) -> dict[str, Any]:
     """Tune ``method`` on the Val score files, write OUT/weights.json, OUT/fused_Val.csv and (with
-    Test files) OUT/fused_Test.csv; returns the weights.json content."""
+    Test files) OUT/fused_Test.csv; returns the weights.json content. ``cv_folds``: the folds of Val that the
+    reported estimate cross-validates over (``--cv-folds``; ``folds`` is its old name)."""
+    from mmfer.fusion.tuning import cv_folds_given
     from mmfer.outputs import check_output_dir
+
+    folds = cv_folds_given(cv_folds, folds, where="fuse")
 
     check_output_dir(out, option="--out")  # before any tuning
     inputs = load_fusion_inputs(val_paths, test_paths, names, method=method, objective=objective, command="fuse")

@@ -37,7 +37,7 @@ def runs(tmp_path):
 
 def test_ablation_covers_every_subset(runs, tmp_path):
     out = tmp_path / "abl"
-    rows = ablate(runs["val"], runs["test"], out=out, method="weighted", folds=3, progress=False)
+    rows = ablate(runs["val"], runs["test"], out=out, method="weighted", cv_folds=3, progress=False)
     assert len(rows) == 7
     assert {r["branches"] for r in rows} == {
         "audio", "c3d", "lstm", "audio+c3d", "audio+lstm", "c3d+lstm", "audio+c3d+lstm"}
@@ -71,15 +71,28 @@ def test_rerun_into_the_same_out_removes_outputs_it_does_not_write(runs, tmp_pat
     from mmfer.fusion import fuse
 
     out = tmp_path / "fuse"
-    fuse(runs["val"], runs["test"], out=out, folds=3)
+    fuse(runs["val"], runs["test"], out=out, cv_folds=3)
     assert (out / "fused_Test.csv").is_file()
-    report = fuse(runs["val"], None, out=out, folds=3)
+    report = fuse(runs["val"], None, out=out, cv_folds=3)
     assert not (out / "fused_Test.csv").exists() and "fused_Test" not in report["outputs"]
     assert "fused_Test.csv: removed" in caplog.text
 
     abl = tmp_path / "abl"
-    ablate(runs["val"], runs["test"], out=abl, folds=3, progress=False)
+    ablate(runs["val"], runs["test"], out=abl, cv_folds=3, progress=False)
     assert len(list((abl / "subsets").glob("*_Test.csv"))) == 7
-    ablate(runs["val"][:2], runs["test"][:2], out=abl, folds=3, progress=False)
+    ablate(runs["val"][:2], runs["test"][:2], out=abl, cv_folds=3, progress=False)
     assert sorted(p.name for p in (abl / "subsets").glob("*_Test.csv")) == [
         "audio+c3d_Test.csv", "audio_Test.csv", "c3d_Test.csv"]
+
+
+def test_the_old_folds_keyword_still_works_and_says_its_new_name(runs, tmp_path):
+    """fuse/ablate(folds=) was renamed cv_folds (as --cv-folds): the old keyword gives the same result, warned."""
+    from mmfer.fusion import fuse
+
+    new = fuse(runs["val"], None, out=tmp_path / "new", cv_folds=3)
+    with pytest.warns(DeprecationWarning, match=r"fuse\(folds=\) is fuse\(cv_folds=\) now"):
+        old = fuse(runs["val"], None, out=tmp_path / "old", folds=3)
+    assert old["val_cross_validated"] == new["val_cross_validated"] and new["val_cross_validated"]["folds"] == 3
+    with pytest.warns(DeprecationWarning, match=r"ablate\(folds=\) is ablate\(cv_folds=\) now"):
+        rows = ablate(runs["val"][:2], None, out=tmp_path / "abl", folds=3, progress=False)
+    assert len(rows) == 3

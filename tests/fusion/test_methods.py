@@ -208,7 +208,7 @@ def _make_runs(tmp_path, rng, n_val=140, n_test=30):
 def test_fuse_writes_weights_and_fused_files(tmp_path, rng):
     paths = _make_runs(tmp_path, rng)
     out = tmp_path / "fuse"
-    rep = fuse(paths["val"], paths["test"], out=out, method="weighted", folds=4, seed=1)
+    rep = fuse(paths["val"], paths["test"], out=out, method="weighted", cv_folds=4, seed=1)
     saved = json.loads((out / "weights.json").read_text())
     assert saved["labels"] == list(EMOTIONS)
     assert saved["branches"] == ["audio", "c3d"]
@@ -228,7 +228,7 @@ def test_fuse_writes_weights_and_fused_files(tmp_path, rng):
 
 def test_fuse_names_and_calibration(tmp_path, rng):
     paths = _make_runs(tmp_path, rng)
-    rep = fuse(paths["val"], None, out=tmp_path / "f2", method="per_class", names="a,v", calibrate=True, folds=3)
+    rep = fuse(paths["val"], None, out=tmp_path / "f2", method="per_class", names="a,v", calibrate=True, cv_folds=3)
     assert rep["branches"] == ["a", "v"]
     assert len(rep["temperatures"]) == 2
     assert np.array(rep["weights"]).shape == (2, 7)
@@ -237,7 +237,7 @@ def test_fuse_names_and_calibration(tmp_path, rng):
     assert branch_name("A_Val.csv") == "A" and branch_name("A_Test.csv") == "A"
     # one file given as a plain path (str or Path) is one branch, not a branch per character of its name
     for one, test in ((str(paths["val"][1]), str(paths["test"][1])), (Path(paths["val"][1]), None)):
-        single = fuse(one, test, out=tmp_path / f"one_{test is None}", folds=3)
+        single = fuse(one, test, out=tmp_path / f"one_{test is None}", cv_folds=3)
         assert single["branches"] == ["c3d"] and single["weights"] == [1.0]
 
 
@@ -253,9 +253,9 @@ def test_fuse_rejects_mismatched_files(tmp_path, rng):
     with pytest.raises(MmferError, match=r"label disagreement.*v0005"):
         fuse([paths["val"][0], bad], out=tmp_path / "x", names="a,b")
     # Test files in another order than Val: paired by branch, with or without --names, never by position
-    right = fuse(paths["val"], paths["test"], out=tmp_path / "right", folds=3)
+    right = fuse(paths["val"], paths["test"], out=tmp_path / "right", cv_folds=3)
     for i, names in enumerate((None, "p,q")):
-        fuse(paths["val"], paths["test"][::-1], out=tmp_path / f"swapped{i}", folds=3, names=names)
+        fuse(paths["val"], paths["test"][::-1], out=tmp_path / f"swapped{i}", cv_folds=3, names=names)
         assert (tmp_path / f"swapped{i}" / "fused_Test.csv").read_text().splitlines()[1:] == \
             (tmp_path / "right" / "fused_Test.csv").read_text().splitlines()[1:]
     other = tmp_path / "other"
