@@ -250,7 +250,7 @@ def _add_submit(sub: argparse._SubParsersAction) -> None:
         if not args.scores or not args.out:
             raise MmferError("submit: give FUSED_Test.csv and --out team.zip (or --check team.zip to validate)")
         report = submission.write_submission(
-            args.scores, index=args.index, out_zip=args.out, fallback_probs=args.fill_missing
+            args.scores, index=args.index, out=args.out, fill_missing=args.fill_missing
         )
         print(json.dumps(report, indent=1) if args.json else submission.format_submit_report(report))
         return 1 if report["problems"] else 0

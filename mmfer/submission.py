@@ -73,12 +73,16 @@ def write_submission(
     fused_test_csv: str | Path,
     *,
     index: str | Path,
-    out_zip: str | Path,
+    out: str | Path | None = None,
+    fill_missing: np.ndarray | str | Path | None = None,
+    out_zip: str | Path | None = None,
     fallback_probs: np.ndarray | str | Path | None = None,
 ) -> dict[str, Any]:
-    """Write the EmotiW zip for every clip of ``index`` from the fused Test scores.
+    """Write the EmotiW zip ``out`` for every clip of ``index`` from the fused Test scores (``mmfer submit
+    FUSED_Test.csv --index INDEX --out team.zip``; ``out_zip`` and ``fallback_probs`` are the old names of
+    ``out`` and ``fill_missing``, warned).
 
-    Clips of the index without a score row make this refuse with their list, unless ``fallback_probs``
+    Clips of the index without a score row make this refuse with their list, unless ``fill_missing``
     says how to fill them: ``"prior"`` (see ``prior_beside``), a (7,) class prior (every missing clip
     gets its argmax) or a score CSV (e.g.
     the audio branch's Test scores, which exist for clips whose faces failed). Score rows for clips
@@ -86,6 +90,10 @@ def write_submission(
     """
     from mmfer.outputs import check_output_file
 
+    out_zip = _renamed(out, out_zip, old="out_zip", new="out")
+    fallback_probs = _renamed(fill_missing, fallback_probs, old="fallback_probs", new="fill_missing")
+    if out_zip is None:
+        raise MmferError("write_submission: give out, the zip to write (--out on the command line)")
     fused_test_csv = Path(fused_test_csv)
     out_zip = check_output_file(out_zip, option="--out")  # before any reading
     if isinstance(fallback_probs, str) and fallback_probs == "prior":
@@ -167,6 +175,20 @@ def write_submission(
         "prediction_counts": counts,
         "problems": [],
     }
+
+
+def _renamed(value: Any, old_value: Any, *, old: str, new: str) -> Any:
+    """An argument given by its new name, or by its old one with a DeprecationWarning (one name per option: the
+    command line's)."""
+    if old_value is None:
+        return value
+    if value is not None:
+        raise MmferError(f"write_submission: {new} and its old name {old} both given; give {new}")
+    import warnings
+
+    warnings.warn(f"write_submission({old}=) is write_submission({new}=) now, as the command line names it",
+                  DeprecationWarning, stacklevel=3)
+    return old_value
 
 
 def write_zip(out_zip: Path, words: dict[str, str], *, where: str) -> Path:

@@ -41,7 +41,7 @@ def _zip(path, files: dict[str, str]):
 
 
 def test_round_trip(tmp_path, test_dir, fused):
-    rep = write_submission(fused, index=test_dir, out_zip=tmp_path / "team.zip")
+    rep = write_submission(fused, index=test_dir, out=tmp_path / "team.zip")
     assert rep["problems"] == [] and rep["clips"] == 12 and rep["filled"] == {}
     expected = read_scores(fused).predictions
     with zipfile.ZipFile(tmp_path / "team.zip") as zf:
@@ -58,10 +58,10 @@ def test_refuses_incomplete_then_fills_from_prior_or_scores(tmp_path, test_dir, 
     partial = write_scores(tmp_path / "partial.csv", t.clip_ids[2:] + ["stray"], [None] * 11,
                            np.vstack([t.probs[2:], np.eye(7)[:1]]))
     with pytest.raises(MmferError, match=r"no prediction for 2 of 12.*000000, 000001.*Refusing"):
-        write_submission(partial, index=test_dir, out_zip=tmp_path / "a.zip")
+        write_submission(partial, index=test_dir, out=tmp_path / "a.zip")
     assert not (tmp_path / "a.zip").exists()
     prior = np.array([0.1, 0.0, 0.0, 0.5, 0.3, 0.1, 0.0])
-    rep = write_submission(partial, index=test_dir, out_zip=tmp_path / "a.zip", fallback_probs=prior)
+    rep = write_submission(partial, index=test_dir, out=tmp_path / "a.zip", fill_missing=prior)
     assert set(rep["filled"]) == {"000000", "000001"} and "prior" in rep["filled"]["000000"]
     assert rep["left_out_not_in_index"] == ["stray"]
     assert rep["problems"] == []
@@ -69,7 +69,7 @@ def test_refuses_incomplete_then_fills_from_prior_or_scores(tmp_path, test_dir, 
         assert zf.read("000000.txt").decode() == "Happy"
         assert "stray.txt" not in zf.namelist()
     audio = write_scores(tmp_path / "audio_Test.csv", IDS, [None] * 12, np.eye(7)[[5] * 12])
-    rep = write_submission(partial, index=test_dir, out_zip=tmp_path / "b.zip", fallback_probs=audio)
+    rep = write_submission(partial, index=test_dir, out=tmp_path / "b.zip", fill_missing=audio)
     with zipfile.ZipFile(tmp_path / "b.zip") as zf:
         assert zf.read("000001.txt").decode() == "Sad"
     assert json.dumps(rep)
@@ -83,7 +83,7 @@ def test_manifest_index_reports_failed_clips(tmp_path, fused):
     append_manifest(cache, ClipRecord("valclip", "Val", "Happy", "/x/v.avi", "ok"))
     ids, notes = index_clip_ids(cache)
     assert ids == IDS and notes == {"000003": "preprocessing failed: no faces"}
-    rep = write_submission(fused, index=cache / "manifest.jsonl", out_zip=tmp_path / "c.zip")
+    rep = write_submission(fused, index=cache / "manifest.jsonl", out=tmp_path / "c.zip")
     assert rep["failed_preprocessing"] == ["000003"] and rep["problems"] == []
     from mmfer.submission import format_submit_report
 
@@ -137,17 +137,17 @@ def test_uniform_fused_rows_use_the_fallback(tmp_path, test_dir, fused):
     probs = t.probs.copy()
     probs[5] = 1 / 7  # no branch saw clip 000005
     flat = write_scores(tmp_path / "flat.csv", t.clip_ids, t.labels, probs)
-    rep = write_submission(flat, index=test_dir, out_zip=tmp_path / "u.zip")
+    rep = write_submission(flat, index=test_dir, out=tmp_path / "u.zip")
     assert rep["uniform_scores_kept"] == ["000005"] and rep["filled"] == {}
     prior = np.eye(7)[EMOTIONS.index("Neutral")]
-    rep = write_submission(flat, index=test_dir, out_zip=tmp_path / "u.zip", fallback_probs=prior)
+    rep = write_submission(flat, index=test_dir, out=tmp_path / "u.zip", fill_missing=prior)
     assert list(rep["filled"]) == ["000005"] and "uniform" in rep["filled"]["000005"]
     with zipfile.ZipFile(tmp_path / "u.zip") as zf:
         assert zf.read("000005.txt").decode() == "Neutral"
     # the fallback branch saw nothing of that clip either: its uniform row would name Angry by position alone,
     # so the class prior (here the Test scores' mean, no Val beside them) fills it, and the report says why
     audio = write_scores(tmp_path / "audio_Test.csv", t.clip_ids, t.labels, probs)
-    rep = write_submission(flat, index=test_dir, out_zip=tmp_path / "a.zip", fallback_probs=audio)
+    rep = write_submission(flat, index=test_dir, out=tmp_path / "a.zip", fill_missing=audio)
     expected = EMOTIONS[int(probs.mean(axis=0).argmax())]
     assert expected != "Angry" and "is uniform for it too" in rep["filled"]["000005"]
     with zipfile.ZipFile(tmp_path / "a.zip") as zf:
@@ -156,7 +156,7 @@ def test_uniform_fused_rows_use_the_fallback(tmp_path, test_dir, fused):
     partial = write_scores(tmp_path / "partial.csv", t.clip_ids[:-1], t.labels[:-1], probs[:-1])
     audio_part = write_scores(tmp_path / "audio_part.csv", t.clip_ids[:-1], t.labels[:-1], probs[:-1])
     with pytest.raises(MmferError, match=f"no row for test clip {t.clip_ids[-1]} either"):
-        write_submission(partial, index=test_dir, out_zip=tmp_path / "b.zip", fallback_probs=audio_part)
+        write_submission(partial, index=test_dir, out=tmp_path / "b.zip", fill_missing=audio_part)
 
 
 def test_prior_fill_uses_val_labels_beside_the_test_scores(tmp_path, test_dir, fused):
@@ -164,7 +164,7 @@ def test_prior_fill_uses_val_labels_beside_the_test_scores(tmp_path, test_dir, f
     partial = write_scores(tmp_path / "fuse2" / "fused_Test.csv", t.clip_ids[1:], [None] * 11, t.probs[1:])
     # Val is mostly Fear: the missing Test clip must be filled with Fear, whatever the Test scores say.
     write_scores(tmp_path / "fuse2" / "fused_Val.csv", ["v1", "v2", "v3"], ["Fear", "Fear", "Sad"], np.eye(7)[[0, 0, 0]])
-    rep = write_submission(partial, index=test_dir, out_zip=tmp_path / "p.zip", fallback_probs="prior")
+    rep = write_submission(partial, index=test_dir, out=tmp_path / "p.zip", fill_missing="prior")
     assert set(rep["filled"]) == {"000000"}
     with zipfile.ZipFile(tmp_path / "p.zip") as zf:
         assert zf.read("000000.txt").decode() == "Fear"
@@ -186,7 +186,7 @@ def test_unsafe_clip_ids_never_reach_a_zip(tmp_path):
     with open(index / "manifest.jsonl", "a") as f:
         f.write(json.dumps({"clip_id": "../x", "split": "Test", "label": None, "path": "x.avi", "status": "ok"}) + "\n")
     scores = write_scores(tmp_path / "s.csv", ["ok", "../x"], [None, None], np.full((2, 7), 1 / 7))
-    write_submission(scores, index=index, out_zip=tmp_path / "team.zip", fallback_probs="prior")
+    write_submission(scores, index=index, out=tmp_path / "team.zip", fill_missing="prior")
     assert zipfile.ZipFile(tmp_path / "team.zip").namelist() == ["ok.txt"]
     # a CSV list naming such an id explicitly is refused by the index
     (tmp_path / "list.csv").write_text("path,label,clip_id\nx.avi,,../x\n")
@@ -273,7 +273,7 @@ def test_index_of_a_root_and_of_its_test_folder_agree(tmp_path):
         (root / rel).write_bytes(b"x")
     assert index_clip_ids(root)[0] == index_clip_ids(root / "Test")[0] == ["a", "b"]
     scores = write_scores(tmp_path / "s.csv", ["a", "b"], [None, None], np.eye(7)[[0, 5]])
-    write_submission(scores, index=root, out_zip=tmp_path / "t.zip")
+    write_submission(scores, index=root, out=tmp_path / "t.zip")
     assert check_submission(tmp_path / "t.zip", index=root) == []
     assert check_submission(tmp_path / "t.zip", index=root / "Test") == []
 
@@ -298,5 +298,22 @@ def test_check_names_unicode_spellings_and_case_collisions(tmp_path):
     assert "differ only by letter case" in text and "'Clip.txt', 'clip.txt'" in text
     scores = write_scores(tmp_path / "s.csv", [nfc, "Clip", "clip"], [None] * 3, np.eye(7)[[0, 1, 2]])
     with pytest.raises(MmferError, match="differ only by letter case"):
-        write_submission(scores, index=index, out_zip=tmp_path / "w.zip")
+        write_submission(scores, index=index, out=tmp_path / "w.zip")
     assert not (tmp_path / "w.zip").exists()
+
+
+def test_the_old_argument_names_still_work_and_say_their_new_names(tmp_path):
+    """write_submission(out_zip=, fallback_probs=) are out= and fill_missing=, as --out and --fill-missing."""
+    test_dir = tmp_path / "Test"
+    test_dir.mkdir()
+    for c in ("a", "b"):
+        (test_dir / f"{c}.avi").write_bytes(b"x")
+    fused = tmp_path / "f.csv"
+    write_scores(fused, ["a"], [None], np.eye(7)[[3]])
+    with pytest.warns(DeprecationWarning, match=r"write_submission\(out_zip=\) is write_submission\(out=\) now"):
+        with pytest.warns(DeprecationWarning, match=r"fallback_probs=\) is write_submission\(fill_missing=\)"):
+            rep = write_submission(fused, index=test_dir, out_zip=tmp_path / "old.zip", fallback_probs=np.eye(7)[5])
+    new = write_submission(fused, index=test_dir, out=tmp_path / "new.zip", fill_missing=np.eye(7)[5])
+    assert rep["clips"] == new["clips"] == 2 and rep["filled"] == new["filled"] and list(rep["filled"]) == ["b"]
+    with pytest.raises(MmferError, match="give out, the zip to write"):
+        write_submission(fused, index=test_dir)

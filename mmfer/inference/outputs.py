@@ -71,7 +71,7 @@ def write_prediction_submission(predictions: Sequence[Prediction], out_zip: str 
         for p in predictions:  # the index of test clips: a manifest, where failed inputs carry their reason
             append_manifest(tmp, ClipRecord(clip_id=p.clip_id, split="Test", label=None, path=p.path,
                                             status="ok" if p.ok else "failed", reason=p.warning))
-        return write_submission(scores, index=tmp, out_zip=out_zip, fallback_probs="prior")
+        return write_submission(scores, index=tmp, out=out_zip, fill_missing="prior")
 
 
 def _timeline_args(pred: Prediction) -> tuple[dict[str, Any], str]:
