@@ -128,7 +128,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
             from mmfer.outputs import check_output_dir
 
             check_output_dir(args.out, option="--out")
-            s = train_folds(config, data=args.data, out=args.out, folds=args.folds, within=args.folds_within,
+            s = train_folds(config, data=args.data, out=args.out, folds=args.folds, folds_within=args.folds_within,
                             epochs=args.epochs, device=args.device, progress=not args.no_progress)
             for r in s["folds"]:
                 print(f"fold {r['fold']} ({r['speakers']}): accuracy {r['accuracy']:.4f}, uar {r['uar']:.4f}")

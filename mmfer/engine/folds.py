@@ -29,14 +29,27 @@ log = logging.getLogger(__name__)
 
 
 def train_folds(config: Any, *, data: str | Path, out: str | Path, folds: int | str, epochs: int | None = None,
-                device: str | None = None, progress: bool = True, within: str | None = None) -> dict[str, Any]:
+                device: str | None = None, progress: bool = True, folds_within: str | None = None,
+                within: str | None = None) -> dict[str, Any]:
     """Train ``folds`` speaker-disjoint folds (or, with ``folds="corpus"``, one fold per corpus of a speech
     list, leave-one-corpus-out) into OUT/fold<i>, each resumed or skipped if already there, then summarise
     them (see the module doc). Returns the summary written to folds.json.
 
-    ``within`` (a corpus of a speech list, with K folds only) deals only that corpus's speakers to the folds;
-    the other corpora train every fold and are never validated on: does adding corpora help, or cost, the
-    unseen speakers of this one? The out-of-fold scores then cover that corpus alone."""
+    ``folds_within`` (``--folds-within``: a corpus of a speech list, with K folds only; ``within`` is its old
+    name) deals only that corpus's speakers to the folds; the other corpora train every fold and are never
+    validated on: does adding corpora help, or cost, the unseen speakers of this one? The out-of-fold scores
+    then cover that corpus alone."""
+    if within is not None:
+        import warnings
+
+        warnings.warn("train_folds(within=) is train_folds(folds_within=) now, as --folds-within",
+                      DeprecationWarning, stacklevel=2)
+        folds_within = folds_within or within
+    within = folds_within
+    if isinstance(config, (str, Path)):  # a YAML path, as train() takes
+        from mmfer.engine.config import load_train_config
+
+        config = load_train_config(config)
     from mmfer.engine.train import train
     from mmfer.metrics import evaluate
     from mmfer.scores import read_scores, write_scores

@@ -226,7 +226,7 @@ def test_folds_within_one_corpus_train_every_fold_on_the_others(tmp_path):
     cfg = TrainConfig(name="t", model=ModelConfig(name="audio_stats", kwargs={"hidden": 16}),
                       data=DataConfig(batch_size=8, balance="corpus_class"), loss=LossConfig(class_balanced=True),
                       optim=OptimConfig(epochs=1, select_by="last"), device="cpu")
-    s = train_folds(cfg, data=tmp_path / "list.csv", out=tmp_path / "within", folds=2, within="a", progress=False)
+    s = train_folds(cfg, data=tmp_path / "list.csv", out=tmp_path / "within", folds=2, folds_within="a", progress=False)
     assert [r["speakers"] for r in s["folds"]] == ["a_0", "a_1"] and s["within"] == "a"
     assert [r["clips"] for r in s["folds"]] == [7, 7]
     oof = read_scores(tmp_path / "within" / "scores_oof.csv")
@@ -236,16 +236,16 @@ def test_folds_within_one_corpus_train_every_fold_on_the_others(tmp_path):
         assert info["within"] == "a" and info["speakers"] == [f"a_{i - 1}"]
         assert (info["train_clips"], info["val_clips"]) == (33, 7)  # a's other speaker, all of b (6 classes) and c
     with pytest.raises(MmferError, match=r"--folds-within 'z'.*it has a, b, c"):
-        train_folds(cfg, data=tmp_path / "list.csv", out=tmp_path / "z", folds=2, within="z", progress=False)
+        train_folds(cfg, data=tmp_path / "list.csv", out=tmp_path / "z", folds=2, folds_within="z", progress=False)
     with pytest.raises(MmferError, match="--folds K"):
-        train_folds(cfg, data=tmp_path / "list.csv", out=tmp_path / "y", folds="corpus", within="a", progress=False)
+        train_folds(cfg, data=tmp_path / "list.csv", out=tmp_path / "y", folds="corpus", folds_within="a", progress=False)
     # no silent mix of two designs: a resumed fold could validate on speakers it trained on
     with pytest.raises(MmferError, match="holds the folds of --folds 2 --folds-within a, not --folds 2;"):
         train_folds(cfg, data=tmp_path / "list.csv", out=tmp_path / "within", folds=2, progress=False)
     (tmp_path / "within" / "plan.json").unlink()  # a folder from before plan.json: read from its folds
     with pytest.raises(MmferError, match="holds the folds of --folds 2 --folds-within a, not --folds 3 "):
-        train_folds(cfg, data=tmp_path / "list.csv", out=tmp_path / "within", folds=3, within="a", progress=False)
-    s2 = train_folds(cfg, data=tmp_path / "list.csv", out=tmp_path / "within", folds=2, within="a", progress=False)
+        train_folds(cfg, data=tmp_path / "list.csv", out=tmp_path / "within", folds=3, folds_within="a", progress=False)
+    s2 = train_folds(cfg, data=tmp_path / "list.csv", out=tmp_path / "within", folds=2, folds_within="a", progress=False)
     assert s2["folds"] == s["folds"]  # the same options resume: the finished folds are kept as they are
     # another seed, epoch count or config would be reported with the finished folds as one cross-validation
     import dataclasses
@@ -254,11 +254,11 @@ def test_folds_within_one_corpus_train_every_fold_on_the_others(tmp_path):
                             (dataclasses.replace(cfg, model=ModelConfig(name="audio_stats", kwargs={"hidden": 8})),
                              None)):
         with pytest.raises(MmferError, match="holds folds trained with another config, --seed or --epochs"):
-            train_folds(changed, data=tmp_path / "list.csv", out=tmp_path / "within", folds=2, within="a",
+            train_folds(changed, data=tmp_path / "list.csv", out=tmp_path / "within", folds=2, folds_within="a",
                         epochs=epochs, progress=False)
     # another machine: other loader workers or device, the same folds (resumed, not refused)
     moved = dataclasses.replace(cfg, name="t_other", device="auto", data=dataclasses.replace(cfg.data, workers=1))
-    assert train_folds(moved, data=tmp_path / "list.csv", out=tmp_path / "within", folds=2, within="a",
+    assert train_folds(moved, data=tmp_path / "list.csv", out=tmp_path / "within", folds=2, folds_within="a",
                        progress=False)["folds"] == s["folds"]
     # mmfer scores on a fold's run scores the speakers it held out (it scored a random 10% of all clips, most of
     # them heard in training)
@@ -272,10 +272,10 @@ def test_folds_within_one_corpus_train_every_fold_on_the_others(tmp_path):
     _write_list(tmp_path / "fewer.csv", [r for r in rows if r["speaker"] != "a_1"] + [
         {**r, "speaker": "a_2"} for r in rows if r["speaker"] == "a_1"])
     with pytest.raises(MmferError, match=r"fold2 validated on a_1 \(7 clips\), and this data deals that fold a_2"):
-        train_folds(cfg, data=tmp_path / "fewer.csv", out=tmp_path / "within", folds=2, within="a", progress=False)
+        train_folds(cfg, data=tmp_path / "fewer.csv", out=tmp_path / "within", folds=2, folds_within="a", progress=False)
     # a design the data cannot hold leaves no folder that refuses the next try
     with pytest.raises(MmferError, match="only 2 speakers"):
-        train_folds(cfg, data=tmp_path / "list.csv", out=tmp_path / "w5", folds=5, within="a", progress=False)
+        train_folds(cfg, data=tmp_path / "list.csv", out=tmp_path / "w5", folds=5, folds_within="a", progress=False)
     assert not (tmp_path / "w5").exists()
 
 
@@ -314,7 +314,7 @@ def test_a_val_clip_that_cannot_be_read_counts_in_the_training_figures_as_in_its
     cfg = TrainConfig(name="t", model=ModelConfig(name="audio_stats", kwargs={"hidden": 16}),
                       data=DataConfig(batch_size=8), loss=LossConfig(class_balanced=True),
                       optim=OptimConfig(epochs=30, lr=0.01, select_by="last"), device="cpu")  # it learns the tones
-    train_folds(cfg, data=tmp_path / "list.csv", out=tmp_path / "f", folds=2, within="a", progress=False)
+    train_folds(cfg, data=tmp_path / "list.csv", out=tmp_path / "f", folds=2, folds_within="a", progress=False)
     fold = next(p for p in (tmp_path / "f").glob("fold[0-9]") if "a_0" in (p / "fold.json").read_text())
     scores = read_scores(fold / "scores_Val.csv")
     assert "empty" in scores.clip_ids and len(scores.clip_ids) == 8
@@ -324,3 +324,12 @@ def test_a_val_clip_that_cannot_be_read_counts_in_the_training_figures_as_in_its
         last = list(_csv.DictReader(f))[-1]
     assert float(last["val_accuracy"]) == pytest.approx(m["accuracy"], abs=1e-9)
     assert float(last["val_uar"]) == pytest.approx(m["uar"], abs=1e-9)
+
+
+def test_train_folds_old_within_keyword_is_warned():
+    """train_folds(within=) is folds_within=, as --folds-within; the old keyword warns before anything is read."""
+    from mmfer.engine.folds import train_folds
+
+    with pytest.warns(DeprecationWarning, match=r"train_folds\(within=\) is train_folds\(folds_within=\) now"):
+        with pytest.raises(MmferError, match="no_such_config.yaml"):  # no such config: only the warning is tested
+            train_folds("no_such_config.yaml", data="nowhere.csv", out="never", folds=2, within="a")
