@@ -837,3 +837,20 @@ def test_segments_tell_sound_files_by_extension_and_one_pass_gives_the_row(bundl
     once = analysis.prediction
     np.testing.assert_allclose(once.probs, p.predict_file(cremad_videos[0]).probs, atol=1e-6)
     assert len(streamed) == len(once.segments)
+
+
+def test_predict_takes_a_loaded_predictor_and_leaves_its_settings(bundle, cremad_audio):
+    """predict(model=Predictor) loads nothing again, gives the rows a fresh load gives, and keeps the caller's
+    Predictor as it was (this call's span is its own)."""
+    from mmfer.predict import Predictor
+
+    p = Predictor(bundle)
+    fresh = predict([cremad_audio[0]], model=bundle, progress=False).predictions[0]
+    again = predict([cremad_audio[0]], model=p, progress=False)
+    np.testing.assert_allclose(again.predictions[0].probs, fresh.probs, atol=1e-6)
+    short = predict([cremad_audio[0]], model=p, duration=1.0, progress=False).predictions[0]
+    short_fresh = predict([cremad_audio[0]], model=bundle, duration=1.0, progress=False).predictions[0]
+    np.testing.assert_allclose(short.probs, short_fresh.probs, atol=1e-6)  # this call's span
+    assert not np.allclose(short.probs, fresh.probs, atol=1e-4) and p.duration is None  # the caller's: all of it
+    with pytest.raises(MmferError, match="a loaded Predictor keeps its frame pooling and device"):
+        predict([cremad_audio[0]], model=p, frame_pooling="mean", progress=False)

@@ -271,13 +271,7 @@ class Predictor:
         branches, for any model: a bundle, a RUN or a FUSE folder."""
         from mmfer.engine.device import one_blas_thread, resolve_device
 
-        self.segment_settings = segments
-        self.start = float(start)
-        self.duration = duration
-        if self.start < 0 or not np.isfinite(self.start):
-            raise MmferError(f"--start {start}: give a time in seconds from 0")
-        if duration is not None and not (np.isfinite(duration) and duration > 0):
-            raise MmferError(f"--duration {duration}: give a length in seconds above 0")
+        self.set_span(segments=segments, start=start, duration=duration)
         self.bundle = model if isinstance(model, Bundle) else load_bundle(model)
         if frame_pooling is not None:
             if frame_pooling not in FRAME_POOLINGS:
@@ -403,6 +397,14 @@ class Predictor:
         return VideoAnalysis(self, path, segments=self.segment_settings, start=self.start, duration=self.duration,
                              timeline=timeline, audio_only=audio_only, audio_windows=audio_windows,
                              progress=progress)
+
+    def set_span(self, *, segments: SegmentSettings, start: float, duration: float | None) -> None:
+        """How files are cut into segments and which span of each is analysed (``start``, ``duration`` in s)."""
+        if float(start) < 0 or not np.isfinite(float(start)):
+            raise MmferError(f"--start {start}: give a time in seconds from 0")
+        if duration is not None and not (np.isfinite(duration) and duration > 0):
+            raise MmferError(f"--duration {duration}: give a length in seconds above 0")
+        self.segment_settings, self.start, self.duration = segments, float(start), duration
 
     def segments(self, path: str | Path, *, audio_only: bool | None = None) -> Iterator[Segment]:
         """The segments of a video (or sound file), yielded as they are analysed: a tool can stream an hour-long

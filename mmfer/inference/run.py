@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 def predict(
     paths: Iterable[str | Path] | str | Path,
     *,
-    model: str | Path | Bundle = "default",
+    model: str | Path | Bundle | Predictor = "default",
     out: str | Path | None = None,
     plots: str | Path | None = None,
     submission: str | Path | None = None,
@@ -47,7 +47,8 @@ def predict(
 ) -> PredictResult:
     """Predict every video, face image and audio file in ``paths`` (files or folders, searched recursively).
 
-    ``model``: ``default`` (the shipped bundle), a bundle folder, a RUN of ``mmfer train`` or a FUSE folder.
+    ``model``: ``default`` (the shipped bundle), a bundle folder, a RUN of ``mmfer train`` or a FUSE folder, or a
+    :class:`Predictor` already loaded (calls in a loop then load nothing).
     ``out``: the predictions CSV (``PREDICTION_COLUMNS``); ``plots``: a folder for one timeline PNG per
     video; ``submission``: an EmotiW zip (clip ids must be unique); ``frames``: a CSV with one row per analysed
     video frame and audio window (``FRAME_COLUMNS``, see ``frame_rows``); ``report``: one HTML page of every
@@ -91,8 +92,17 @@ def predict(
     if resume:
         done = _rows_to_resume(out, inputs, frames=frames, segments=segments, plots=plots, report=report)
     t0 = time.perf_counter()
-    predictor = Predictor(model, device=device, segments=cut, start=start, duration=duration,
-                          frame_pooling=frame_pooling)
+    if isinstance(model, Predictor):  # loaded once by the caller, for many calls: this call's span and segments
+        if frame_pooling is not None or device != "auto":
+            raise MmferError("predict: a loaded Predictor keeps its frame pooling and device; give them to "
+                             "Predictor(model, frame_pooling=..., device=...)")
+        import copy
+
+        predictor = copy.copy(model)  # the caller's keeps its own settings
+        predictor.set_span(segments=cut, start=start, duration=duration)
+    else:
+        predictor = Predictor(model, device=device, segments=cut, start=start, duration=duration,
+                              frame_pooling=frame_pooling)
     load_seconds = time.perf_counter() - t0
     log.info("%s (loaded in %.2f s)", predictor.bundle.describe(), load_seconds)
     plot_dir = Path(plots) if plots is not None else None
