@@ -90,8 +90,11 @@ def write_submission(
     """
     from mmfer.outputs import check_output_file
 
-    out_zip = _renamed(out, out_zip, old="out_zip", new="out")
-    fallback_probs = _renamed(fill_missing, fallback_probs, old="fallback_probs", new="fill_missing")
+    from mmfer.compat import renamed_argument
+
+    out_zip = renamed_argument(out, out_zip, function="write_submission", new="out", old="out_zip", option="--out")
+    fallback_probs = renamed_argument(fill_missing, fallback_probs, function="write_submission", new="fill_missing",
+                                      old="fallback_probs", option="--fill-missing")
     if out_zip is None:
         raise MmferError("write_submission: give out, the zip to write (--out on the command line)")
     fused_test_csv = Path(fused_test_csv)
@@ -175,20 +178,6 @@ def write_submission(
         "prediction_counts": counts,
         "problems": [],
     }
-
-
-def _renamed(value: Any, old_value: Any, *, old: str, new: str) -> Any:
-    """An argument given by its new name, or by its old one with a DeprecationWarning (one name per option: the
-    command line's)."""
-    if old_value is None:
-        return value
-    if value is not None:
-        raise MmferError(f"write_submission: {new} and its old name {old} both given; give {new}")
-    import warnings
-
-    warnings.warn(f"write_submission({old}=) is write_submission({new}=) now, as the command line names it",
-                  DeprecationWarning, stacklevel=3)
-    return old_value
 
 
 def write_zip(out_zip: Path, words: dict[str, str], *, where: str) -> Path:

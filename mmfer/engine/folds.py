@@ -39,13 +39,10 @@ def train_folds(config: Any, *, data: str | Path, out: str | Path, folds: int | 
     name) deals only that corpus's speakers to the folds; the other corpora train every fold and are never
     validated on: does adding corpora help, or cost, the unseen speakers of this one? The out-of-fold scores
     then cover that corpus alone."""
-    if within is not None:
-        import warnings
+    from mmfer.compat import renamed_argument
 
-        warnings.warn("train_folds(within=) is train_folds(folds_within=) now, as --folds-within",
-                      DeprecationWarning, stacklevel=2)
-        folds_within = folds_within or within
-    within = folds_within
+    within = renamed_argument(folds_within, within, function="train_folds", new="folds_within", old="within",
+                              option="--folds-within")
     if isinstance(config, (str, Path)):  # a YAML path, as train() takes
         from mmfer.engine.config import load_train_config
 

@@ -42,10 +42,11 @@ def ablate(
     ``test_accuracy`` is filled where the Test files carry labels. ``cv_folds``: as ``fuse``'s (``--cv-folds``;
     ``folds`` is its old name).
     """
-    from mmfer.fusion.tuning import cv_folds_given
+    from mmfer.compat import renamed_argument
     from mmfer.outputs import check_output_dir
 
-    folds = cv_folds_given(cv_folds, folds, where="ablate")
+    folds = renamed_argument(cv_folds, folds, function="ablate", new="cv_folds", old="folds", option="--cv-folds",
+                             default=5)
 
     check_output_dir(out, option="--out")  # before any fusion
     inputs = load_fusion_inputs(val_paths, test_paths, names, method=method, objective=objective, command="ablate")

@@ -257,10 +257,10 @@ def fuse(
     """Tune ``method`` on the Val score files, write OUT/weights.json, OUT/fused_Val.csv and (with
     Test files) OUT/fused_Test.csv; returns the weights.json content. ``cv_folds``: the folds of Val that the
     reported estimate cross-validates over (``--cv-folds``; ``folds`` is its old name)."""
-    from mmfer.fusion.tuning import cv_folds_given
+    from mmfer.compat import renamed_argument
     from mmfer.outputs import check_output_dir
 
-    folds = cv_folds_given(cv_folds, folds, where="fuse")
+    folds = renamed_argument(cv_folds, folds, function="fuse", new="cv_folds", old="folds", option="--cv-folds", default=5)
 
     check_output_dir(out, option="--out")  # before any tuning
     inputs = load_fusion_inputs(val_paths, test_paths, names, method=method, objective=objective, command="fuse")

@@ -91,15 +91,3 @@ def cross_validate_method(
         folds=folds,
         seed=seed,
     )
-
-
-def cv_folds_given(cv_folds: int, folds: int | None, *, where: str) -> int:
-    """``cv_folds``, or the old keyword ``folds`` with a DeprecationWarning: as on the command line (``--cv-folds``),
-    the fusion's cross-validation is not ``train``'s folds of models."""
-    if folds is None:
-        return cv_folds
-    import warnings
-
-    warnings.warn(f"{where}(folds=) is {where}(cv_folds=) now, as --cv-folds on the command line (train's folds "
-                  "are folds of models)", DeprecationWarning, stacklevel=3)
-    return folds
