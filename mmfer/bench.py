@@ -354,10 +354,11 @@ def stage_train(args: dict[str, Any]) -> dict[str, Any]:
     from torch.utils.data import DataLoader, RandomSampler
 
     from mmfer.data.datasets import collate_for, seed_worker, source_records
+    from mmfer.engine.checks import check_consistency
     from mmfer.engine.config import load_train_config
     from mmfer.engine.device import resolve_device
     from mmfer.engine.steps import optimisation_step, training_pieces
-    from mmfer.engine.train import build_run_model, check_consistency, data_source, make_dataset
+    from mmfer.engine.train import build_run_model, data_source, make_dataset
 
     cfg = load_train_config(args["config"])
     dev = resolve_device(args["device"])

@@ -110,14 +110,10 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                         "speakers?)")
 
     def run(args: argparse.Namespace) -> int:
-        import dataclasses
-
         from mmfer.engine.config import load_train_config
         from mmfer.engine.train import train
 
         config = load_train_config(args.config)
-        if args.seed is not None:
-            config = dataclasses.replace(config, seed=args.seed)
         if args.folds_within is not None and args.folds is None:
             raise MmferError("--folds-within goes with --folds K")
         if args.folds is not None:
@@ -129,7 +125,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
 
             check_output_dir(args.out, option="--out")
             s = train_folds(config, data=args.data, out=args.out, folds=args.folds, folds_within=args.folds_within,
-                            epochs=args.epochs, device=args.device, progress=not args.no_progress)
+                            epochs=args.epochs, seed=args.seed, device=args.device, progress=not args.no_progress)
             for r in s["folds"]:
                 print(f"fold {r['fold']} ({r['speakers']}): accuracy {r['accuracy']:.4f}, uar {r['uar']:.4f}")
             print(f"uar {s['uar_mean']:.4f} +- {s['uar_std']:.4f} (range {s['uar_min']:.4f}-{s['uar_max']:.4f}); "
@@ -141,7 +137,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
             print(f"summary: {Path(args.out) / 'folds.json'}; out-of-fold scores: {Path(args.out) / 'scores_oof.csv'}")
             return 0
 
-        result = train(config, data=args.data, out=args.out, epochs=args.epochs,
+        result = train(config, data=args.data, out=args.out, epochs=args.epochs, seed=args.seed,
                        resume=args.resume, device=args.device, progress=not args.no_progress)
         best = result["best"]
         if best and result.get("rank", 0) == 0:  # one report under torchrun

@@ -1,10 +1,13 @@
-"""Checks of a run's data before its first epoch: a Val that can measure something, and the classes each split
-lacks (said, since a class with no training clip is never learnt and one absent from Val changes what uar means)."""
+"""Checks of a run before its first epoch: a config whose model and data agree (else shape errors), a Val that can
+measure something, and the classes each split lacks (said, since a class with no training clip is never learnt and
+one absent from Val changes what uar means); and what differs between a run's saved config and the current one."""
 
 from __future__ import annotations
 
 import logging
+from typing import Any
 
+from mmfer.data.kinds import KINDS
 from mmfer.errors import MmferError
 from mmfer.labels import EMOTIONS, NUM_CLASSES
 
@@ -39,3 +42,41 @@ def check_val_and_classes(train_ds, val_ds, val_records, *, data, kind: str, dcf
             else:
                 log.warning("%s: no usable labelled %s clip of %s: uar (mean class accuracy) averages over the %d "
                             "classes present", data, name, absent, len(classes))
+
+
+def config_differences(saved: dict[str, Any], current: dict[str, Any], prefix: str = "") -> list[str]:
+    """Each key whose value differs between a run's saved config and the current one, as ``a.b: x (run) != y (now)``."""
+    out = []
+    for k in sorted(set(saved) | set(current)):
+        a, b = saved.get(k), current.get(k)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += config_differences(a, b, f"{prefix}{k}.")
+        elif a != b:
+            out.append(f"{prefix}{k}: {a!r} (run) != {b!r} (now)")
+    return out
+
+
+def check_consistency(config: Any, settings: Any, kind: str) -> None:
+    """Catch model/data mismatches before training, naming both keys (else they surface as shape errors)."""
+    kw, d, where = dict(config.model.kwargs), config.data, f"config {config.name!r}"
+    size = d.image_size or (settings.crop_size if settings is not None else None)
+    problems = []
+    if KINDS[kind].images and kw.get("in_channels", 3) != (1 if d.grayscale else 3):
+        problems.append(f"model.kwargs.in_channels={kw.get('in_channels', 3)} but data.grayscale={d.grayscale} "
+                        f"(use in_channels {1 if d.grayscale else 3})")
+    if kind == "face_window":
+        if kw.get("clip_len", 16) != d.clip_len:
+            problems.append(f"model.kwargs.clip_len={kw.get('clip_len', 16)} but data.clip_len={d.clip_len}")
+        if size is not None and kw.get("input_size", 112) != size:
+            problems.append(f"model.kwargs.input_size={kw.get('input_size', 112)} but faces are {size} px "
+                            f"(data.image_size={d.image_size}, cache crop_size={settings.crop_size})")
+    if d.device_images and kind != "face_image":
+        problems.append(f"data.device_images holds single face images on the device, but a {kind} model reads "
+                        "clips through its data loader (set it to false)")
+    if kind in ("landmarks", "audio_stats") and config.augment.enabled and config.augment.cutmix:
+        problems.append(f"augment.cutmix pastes a patch of a picture or spectrogram, and a {kind} model's input has "
+                        "none (it would be skipped); use augment.mixup")
+    if kind == "logmel" and kw.get("n_mels", 64) != d.n_mels:
+        problems.append(f"model.kwargs.n_mels={kw.get('n_mels', 64)} but data.n_mels={d.n_mels}")
+    if problems:
+        raise MmferError(f"{where}: {'; '.join(problems)}")

@@ -12,6 +12,7 @@ figures, and FOLD/scores_oof.csv every clip scored by the fold model that never 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import logging
 from pathlib import Path
@@ -30,7 +31,7 @@ log = logging.getLogger(__name__)
 
 def train_folds(config: Any, *, data: str | Path, out: str | Path, folds: int | str, epochs: int | None = None,
                 device: str | None = None, progress: bool = True, folds_within: str | None = None,
-                within: str | None = None) -> dict[str, Any]:
+                seed: int | None = None, within: str | None = None) -> dict[str, Any]:
     """Train ``folds`` speaker-disjoint folds (or, with ``folds="corpus"``, one fold per corpus of a speech
     list, leave-one-corpus-out) into OUT/fold<i>, each resumed or skipped if already there, then summarise
     them (see the module doc). Returns the summary written to folds.json.
@@ -38,7 +39,7 @@ def train_folds(config: Any, *, data: str | Path, out: str | Path, folds: int | 
     ``folds_within`` (``--folds-within``: a corpus of a speech list, with K folds only; ``within`` is its old
     name) deals only that corpus's speakers to the folds; the other corpora train every fold and are never
     validated on: does adding corpora help, or cost, the unseen speakers of this one? The out-of-fold scores
-    then cover that corpus alone."""
+    then cover that corpus alone. ``seed`` overrides the config's (``--seed``), as in ``train()``."""
     from mmfer.compat import renamed_argument
 
     within = renamed_argument(folds_within, within, function="train_folds", new="folds_within", old="within",
@@ -47,6 +48,8 @@ def train_folds(config: Any, *, data: str | Path, out: str | Path, folds: int | 
         from mmfer.engine.config import load_train_config
 
         config = load_train_config(config)
+    if seed is not None:
+        config = dataclasses.replace(config, seed=seed)
     from mmfer.engine.train import train
     from mmfer.metrics import evaluate
     from mmfer.scores import read_scores, write_scores

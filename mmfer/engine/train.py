@@ -35,7 +35,6 @@ from mmfer.data.datasets import (
     source_records,
     source_splits,
 )
-from mmfer.data.kinds import KINDS
 from mmfer.data.speech_list import balanced_weights, check_classes, class_masks, classes_by_corpus, is_speech_list
 from mmfer.data.splits import (
     corpus_folds,
@@ -46,7 +45,7 @@ from mmfer.data.splits import (
     speaker_folds,
     speaker_of,
 )
-from mmfer.engine.checks import check_val_and_classes
+from mmfer.engine.checks import check_consistency, check_val_and_classes, config_differences
 from mmfer.signals import start_iter
 from mmfer.engine.checkpoint import (
     check_cache_compatible,
@@ -99,43 +98,6 @@ class _Dist:
     def barrier(self) -> None:
         if self.enabled:
             torch.distributed.barrier()
-
-
-def _config_differences(saved: dict[str, Any], current: dict[str, Any], prefix: str = "") -> list[str]:
-    out = []
-    for k in sorted(set(saved) | set(current)):
-        a, b = saved.get(k), current.get(k)
-        if isinstance(a, dict) and isinstance(b, dict):
-            out += _config_differences(a, b, f"{prefix}{k}.")
-        elif a != b:
-            out.append(f"{prefix}{k}: {a!r} (run) != {b!r} (now)")
-    return out
-
-
-def check_consistency(config: TrainConfig, settings: Any, kind: str) -> None:
-    """Catch model/data mismatches before training, naming both keys (else they surface as shape errors)."""
-    kw, d, where = dict(config.model.kwargs), config.data, f"config {config.name!r}"
-    size = d.image_size or (settings.crop_size if settings is not None else None)
-    problems = []
-    if KINDS[kind].images and kw.get("in_channels", 3) != (1 if d.grayscale else 3):
-        problems.append(f"model.kwargs.in_channels={kw.get('in_channels', 3)} but data.grayscale={d.grayscale} "
-                        f"(use in_channels {1 if d.grayscale else 3})")
-    if kind == "face_window":
-        if kw.get("clip_len", 16) != d.clip_len:
-            problems.append(f"model.kwargs.clip_len={kw.get('clip_len', 16)} but data.clip_len={d.clip_len}")
-        if size is not None and kw.get("input_size", 112) != size:
-            problems.append(f"model.kwargs.input_size={kw.get('input_size', 112)} but faces are {size} px "
-                            f"(data.image_size={d.image_size}, cache crop_size={settings.crop_size})")
-    if d.device_images and kind != "face_image":
-        problems.append(f"data.device_images holds single face images on the device, but a {kind} model reads "
-                        "clips through its data loader (set it to false)")
-    if kind in ("landmarks", "audio_stats") and config.augment.enabled and config.augment.cutmix:
-        problems.append(f"augment.cutmix pastes a patch of a picture or spectrogram, and a {kind} model's input has "
-                        "none (it would be skipped); use augment.mixup")
-    if kind == "logmel" and kw.get("n_mels", 64) != d.n_mels:
-        problems.append(f"model.kwargs.n_mels={kw.get('n_mels', 64)} but data.n_mels={d.n_mels}")
-    if problems:
-        raise MmferError(f"{where}: {'; '.join(problems)}")
 
 
 def _load_encoder(model: nn.Module, path: str) -> None:
@@ -317,10 +279,11 @@ def train(
     fold: tuple[int, int] | None = None,
     fold_by: str = "speaker",
     fold_within: str | None = None,
+    seed: int | None = None,
 ) -> dict[str, Any]:
     """Train one branch (``config``, or a YAML file's path) on a cache; returns the best Val metrics and paths.
 
-    ``epochs`` overrides ``config.optim.epochs``; ``resume`` continues ``out/last.pt`` exactly (same config
+    ``epochs`` overrides ``config.optim.epochs`` and ``seed`` the config's seed (``--seed``: ensemble members); ``resume`` continues ``out/last.pt`` exactly (same config
     required, except the number of epochs); ``stop_after`` ends after that many epochs while the schedule
     still plans for all of them (an interruption on purpose, e.g. to test resume). ``fold`` (i, k) pools
     the Train and Val clips and validates on the i-th of k speaker-disjoint folds (``mmfer.data.splits``);
@@ -329,6 +292,8 @@ def train(
     clips are in every fold's training and never validated on.
     """
     config = load_train_config(config) if isinstance(config, (str, Path)) else config
+    if seed is not None:
+        config = dataclasses.replace(config, seed=seed)
     run = prepare_run(config, data=data, out=out, epochs=epochs, resume=resume, device=device)
     if (config.distill.teachers or config.distill.targets) and fold is None:  # (train_folds: every fold's, first)
         from mmfer.engine.distill import check_teachers_exist
@@ -372,7 +337,7 @@ def prepare_run(config: TrainConfig, *, data: str | Path, out: str | Path, epoch
         ckpt = load_checkpoint(last_path)
         # in today's form: a key added to the config since the run started takes its default, not a difference
         saved = config_to_plain(config_from_dict(dict(ckpt["config"]), where=f"{last_path}: config"))
-        diffs = [d for d in _config_differences(saved, plain_config) if not d.startswith("optim.epochs:")]
+        diffs = [d for d in config_differences(saved, plain_config) if not d.startswith("optim.epochs:")]
         if diffs:
             raise MmferError(f"{out}: cannot resume with a different config: {'; '.join(diffs)}; "
                              "use the run's config.yaml (only --epochs may change)")

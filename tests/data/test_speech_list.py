@@ -242,6 +242,9 @@ def test_folds_within_one_corpus_train_every_fold_on_the_others(tmp_path):
     # no silent mix of two designs: a resumed fold could validate on speakers it trained on
     with pytest.raises(MmferError, match="holds the folds of --folds 2 --folds-within a, not --folds 2;"):
         train_folds(cfg, data=tmp_path / "list.csv", out=tmp_path / "within", folds=2, progress=False)
+    with pytest.raises(MmferError, match="another config, --seed"):  # seed=: --seed from Python
+        train_folds(cfg, data=tmp_path / "list.csv", out=tmp_path / "within", folds=2, folds_within="a", seed=5,
+                    progress=False)
     (tmp_path / "within" / "plan.json").unlink()  # a folder from before plan.json: read from its folds
     with pytest.raises(MmferError, match="holds the folds of --folds 2 --folds-within a, not --folds 3 "):
         train_folds(cfg, data=tmp_path / "list.csv", out=tmp_path / "within", folds=3, folds_within="a", progress=False)

@@ -93,7 +93,7 @@ def test_device_batches_are_seeded_sharded_and_jittered(image_tree):
 
 
 def test_device_images_need_a_single_image_model(tmp_path):
-    from mmfer.engine.train import check_consistency
+    from mmfer.engine.checks import check_consistency
 
     cfg = load_train_config(CONFIGS / "cnn_lstm.yaml")
     cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, device_images=True))

@@ -9,7 +9,7 @@ import pytest
 from mmfer.data.cache import PreprocessSettings
 from mmfer.data.datasets import DATASETS
 from mmfer.engine.config import load_train_config
-from mmfer.engine.train import check_consistency
+from mmfer.engine.checks import check_consistency
 from mmfer.errors import MmferError
 from mmfer.models.registry import build_model
 

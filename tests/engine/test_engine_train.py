@@ -163,6 +163,8 @@ def test_resume_continues_exactly(synth_cache, tmp_path):
     changed = dataclasses.replace(cfg, seed=1)
     with pytest.raises(MmferError, match="seed: 0 .run. != 1"):
         train(changed, data=cache, out=tmp_path / "b", resume=True, progress=False)
+    with pytest.raises(MmferError, match="seed: 0 .run. != 1"):  # seed=: --seed from Python, the same override
+        train(cfg, data=cache, out=tmp_path / "b", resume=True, progress=False, seed=1)
     # another cache of the same settings but other clips: "best" would compare epochs measured on two Val sets
     other = make_synthetic_cache(tmp_path / "other", modality="landmarks", per_class={"Train": 3, "Val": 1})
     with pytest.raises(MmferError, match="cannot resume on other clips"):
