@@ -148,8 +148,8 @@ def test_per_frame_rows(result, cremad_videos):
         rows = list(csv.DictReader(f))
     assert list(rows[0]) == list(FRAME_COLUMNS)
     clip = cremad_videos[0].stem
-    face = [r for r in rows if r["clip_id"] == clip and r["source"] == "face"]
-    audio = [r for r in rows if r["clip_id"] == clip and r["source"] == "audio"]
+    face = [r for r in rows if r["clip_id"] == clip and r["modality"] == "face"]
+    audio = [r for r in rows if r["clip_id"] == clip and r["modality"] == "audio"]
     times = [float(r["time"]) for r in face]
     assert len(face) == 18 and times == sorted(times) and times[1] == pytest.approx(1 / 8)  # 8 frames/s
     with_face = [r for r in face if r["face"] == "1"]
@@ -159,7 +159,7 @@ def test_per_frame_rows(result, cremad_videos):
     pred = {p.clip_id: p for p in result.predictions}[clip]
     np.testing.assert_allclose(probs.mean(axis=0), pred.branches["face"], atol=1e-4)  # mean pooling of these frames
     assert audio and all(r["face"] == "" and r["x0"] == "" for r in audio)
-    no_face = [r for r in rows if r["clip_id"] == "no_face" and r["source"] == "face"]
+    no_face = [r for r in rows if r["clip_id"] == "no_face" and r["modality"] == "face"]
     assert no_face and all(r["face"] == "0" and r["Angry"] == "" for r in no_face)
     assert not [r for r in rows if r["clip_id"] == "crop3"]  # images and audio files have no frames
 
@@ -169,7 +169,7 @@ def test_frame_rows_as_dataframe(tmp_path, bundle, cremad_videos):
 
     pred = Predictor(bundle).predict_file(cremad_videos[1], timeline=True)
     rows = frame_rows(pred)
-    assert rows and rows[0]["source"] == "face" and set(rows[0]) == set(FRAME_COLUMNS)
+    assert rows and rows[0]["modality"] == "face" and set(rows[0]) == set(FRAME_COLUMNS)
     with pytest.raises(MmferError, match="frame rows need a prediction made with timeline=True"):
         frame_rows(Predictor(bundle).predict_file(cremad_videos[1]))  # [] read as "no frames"
     try:
@@ -179,7 +179,7 @@ def test_frame_rows_as_dataframe(tmp_path, bundle, cremad_videos):
             frames_dataframe(rows)
     else:
         df = frames_dataframe(rows)
-        assert len(df) == len(rows) and list(df.columns)[:4] == ["path", "clip_id", "source", "time"]
+        assert len(df) == len(rows) and list(df.columns)[:4] == ["path", "clip_id", "modality", "time"]
 
 
 def test_plots(result, cremad_videos):
@@ -499,8 +499,8 @@ def test_frame_rows_of_a_variable_frame_rate_video_span_it(bundle, tmp_path):
     path = write_vfr_video(tmp_path / "vfr.mkv", [*np.arange(30) / 30, *np.arange(1, 6)], size=(48, 64), audio=audio)
     pred = Predictor(bundle, device="cpu").predict_file(path, timeline=True)
     rows = frame_rows(pred)
-    face = [r["time"] for r in rows if r["source"] == "face"]
-    sound = [r["time"] for r in rows if r["source"] == "audio"]
+    face = [r["time"] for r in rows if r["modality"] == "face"]
+    sound = [r["time"] for r in rows if r["modality"] == "audio"]
     assert max(face) > 4.5 and max(sound) > 4.5, (max(face), max(sound))  # the last frame is shown at 5 s
     assert "truncated" not in pred.warning
 

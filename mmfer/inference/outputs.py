@@ -144,15 +144,15 @@ def write_prediction_report(out: str | Path, predictions: Sequence[Prediction], 
 
 
 # ---------------------------------------------------------------- per-frame output
-FRAME_COLUMNS: tuple[str, ...] = ("path", "clip_id", "source", "time", "face", "track", "x0", "y0", "x1", "y1",
+FRAME_COLUMNS: tuple[str, ...] = ("path", "clip_id", "modality", "time", "face", "track", "x0", "y0", "x1", "y1",
                                   *EMOTIONS)
 
 
 def frame_rows(pred: Prediction) -> list[dict[str, Any]]:
-    """One row per analysed video frame (``source`` "face": time in s, whether a face was found, the track id
+    """One row per analysed video frame (``modality`` "face": time in s, whether a face was found, the track id
     of the face followed (see ``FaceTrack.track``), its box in pixels of the frame, the face models' 7
     probabilities, NaN without a face) and one per audio window
-    (``source`` "audio": the window's centre time and the audio model's probabilities). Needs a prediction
+    (``modality`` "audio": the window's centre time and the audio model's probabilities). Needs a prediction
     made with ``timeline=True``."""
     if pred.timeline is None and pred.ok and pred.kind in ("video", "audio"):  # [] would read as "no frames"
         raise MmferError(f"{pred.path}: frame rows need a prediction made with timeline=True "
@@ -164,13 +164,13 @@ def frame_rows(pred: Prediction) -> list[dict[str, Any]]:
         tracks = tl.get("frame_track", np.asarray(tl["frame_face"], np.int32))
         for t, face, track, box, p in zip(tl["frame_times"], tl["frame_face"], tracks, tl["frame_boxes"],
                                           tl["frame_probs"]):
-            rows.append({**base, "source": "face", "time": float(t), "face": bool(face),
+            rows.append({**base, "modality": "face", "time": float(t), "face": bool(face),
                          "track": int(track) if track > 0 else None,
                          **dict(zip(("x0", "y0", "x1", "y1"), (float(v) for v in box))),
                          **dict(zip(EMOTIONS, (float(v) for v in p)))})
     if "audio_times" in tl:
         for t, p in zip(tl["audio_times"], tl["audio_probs"]):
-            rows.append({**base, "source": "audio", "time": float(t), "face": None, "track": None,
+            rows.append({**base, "modality": "audio", "time": float(t), "face": None, "track": None,
                          **dict.fromkeys(("x0", "y0", "x1", "y1"), float("nan")),
                          **dict(zip(EMOTIONS, (float(v) for v in p)))})
     return rows

@@ -189,7 +189,8 @@ def merge_csvs(inputs: Iterable[str | Path], out: str | Path) -> dict[str, Any]:
             elif head != header:
                 raise MmferError(f"{p}: its columns differ from {inputs[0]}'s; merge files of one kind (predictions, "
                                  "segments or frames) written by the same mmfer")
-            key_cols = [header.index(c) for c in ("path", "start", "time", "source") if c in header]
+            # (older frames CSVs named the modality column "source")
+            key_cols = [header.index(c) for c in ("path", "start", "time", "modality", "source") if c in header]
             for n, row in enumerate(r, start=2):
                 if len(row) != len(header):
                     raise MmferError(f"{p}, line {n}: {len(row)} fields, the header has {len(header)}")
