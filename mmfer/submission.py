@@ -82,7 +82,8 @@ def write_submission(
     FUSED_Test.csv --index INDEX --out team.zip``; ``out_zip`` and ``fallback_probs`` are the old names of
     ``out`` and ``fill_missing``, warned).
 
-    Clips of the index without a score row make this refuse with their list, unless ``fill_missing``
+    Clips of the index without a score row, or with a uniform one (no branch saw anything), make this refuse with
+    their list, unless ``fill_missing``
     says how to fill them: ``"prior"`` (see ``prior_beside``), a (7,) class prior (every missing clip
     gets its argmax) or a score CSV (e.g.
     the audio branch's Test scores, which exist for clips whose faces failed). Score rows for clips
@@ -116,23 +117,34 @@ def write_submission(
         if prior.shape != (len(EMOTIONS),) or not np.all(np.isfinite(prior)):
             raise MmferError(f"submission: fallback prior must be {len(EMOTIONS)} finite numbers, got {fallback_probs!r}")
 
-    if missing and fallback_table is None and prior is None:
-        shown = ", ".join(f"{c} ({notes[c]})" if c in notes else c for c in missing[:10])
+    # a uniform fused row means no branch saw anything (e.g. no face and no audio): its argmax would be Angry by
+    # position alone, so it is a gap like a missing row: filled from the fallback, or refused
+    flat = {c for c in ids if c in pos and is_uniform(table.probs[pos[c]])}
+    usable = [c for c in ids if c in pos and c not in flat]
+    if ids and not usable:  # no fill can make this a submission of these scores
+        labelled = sum(1 for lab in table.labels if lab)
         raise MmferError(
-            f"{fused_test_csv}: no prediction for {len(missing)} of {len(ids)} test clip(s) in {index}: {shown}"
-            f"{' ...' if len(missing) > 10 else ''}. Refusing to write an incomplete submission; score them "
+            f"{fused_test_csv}: no prediction for any of the {len(ids)} test clip(s) in {index} "
+            f"({f'uniform rows for all {len(ids) - len(missing)} that have one; ' if len(missing) < len(ids) else ''}"
+            f"{len(extra)} row(s) of other clips"
+            + (f", {labelled} with a true label: Val or Train scores?" if labelled else "")
+            + "). Give the Test scores of these clips (e.g. FUSE/fused_Test.csv)")
+    gaps = [c for c in ids if c not in pos or c in flat]
+    if gaps and fallback_table is None and prior is None:
+        shown = ", ".join(f"{c} ({notes[c] if c in notes else 'uniform scores: no branch saw anything'})"
+                          if c in notes or c in flat else c for c in gaps[:10])
+        raise MmferError(
+            f"{fused_test_csv}: no prediction for {len(gaps)} of {len(ids)} test clip(s) in {index}"
+            f"{f' ({len(flat)} with uniform scores)' if flat else ''}: {shown}"
+            f"{' ...' if len(gaps) > 10 else ''}. Refusing to write an incomplete submission; score them "
             "(e.g. with the audio branch) or pass --fill-missing prior / --fill-missing AUDIO_Test.csv"
         )
     filled: dict[str, str] = {}
     words: dict[str, str] = {}
-    # a uniform fused row means no branch saw anything (e.g. no face and no audio): its argmax is
-    # arbitrary, so the fallback (when given) decides instead
-    flat = {c for c in ids if c in pos and is_uniform(table.probs[pos[c]])}
-    has_fallback = fallback_table is not None or prior is not None
     fb_pos = {c: i for i, c in enumerate(fallback_table.clip_ids)} if fallback_table is not None else {}
     auto_prior: np.ndarray | None = None  # for uniform fallback rows only: a clip with no row at all is still refused
     for cid in ids:
-        if cid in pos and not (cid in flat and has_fallback):
+        if cid in pos and cid not in flat:
             words[cid] = EMOTIONS[int(table.probs[pos[cid]].argmax())]
             continue
         fb_row = fallback_table.probs[fb_pos[cid]] if cid in fb_pos else None
@@ -147,9 +159,6 @@ def write_submission(
         elif prior is not None:
             words[cid] = EMOTIONS[int(prior.argmax())]
             filled[cid] = "class prior"
-        elif cid in pos:  # uniform fused row, and the fallback file has nothing better: keep it
-            words[cid] = EMOTIONS[int(table.probs[pos[cid]].argmax())]
-            continue
         else:
             raise MmferError(
                 f"{fallback_probs}: no row for test clip {cid} either; cannot fill it. "
@@ -174,7 +183,6 @@ def write_submission(
         "filled": filled,
         "left_out_not_in_index": extra,
         "failed_preprocessing": sorted(notes),
-        "uniform_scores_kept": sorted(c for c in flat if c not in filled),
         "prediction_counts": counts,
         "problems": [],
     }
@@ -360,9 +368,6 @@ def format_submit_report(report: dict[str, Any]) -> str:
         lines.append(f"{len(failed)} clip(s) failed preprocessing: {', '.join(failed[:10])}"
                      f"{' ...' if len(failed) > 10 else ''} ({len(failed) - filled} predicted from what the branches "
                      f"had, {filled} filled as listed above)")
-    if report["uniform_scores_kept"]:
-        lines.append(f"{len(report['uniform_scores_kept'])} clip(s) have uniform fused scores (no branch saw "
-                     "anything); --fill-missing prior would predict them from the class prior")
     if report["left_out_not_in_index"]:
         lines.append(f"left out {len(report['left_out_not_in_index'])} score row(s) for clips not in the index")
     lines.append("predictions: " + json.dumps(report["prediction_counts"]))

@@ -137,8 +137,10 @@ def test_uniform_fused_rows_use_the_fallback(tmp_path, test_dir, fused):
     probs = t.probs.copy()
     probs[5] = 1 / 7  # no branch saw clip 000005
     flat = write_scores(tmp_path / "flat.csv", t.clip_ids, t.labels, probs)
-    rep = write_submission(flat, index=test_dir, out=tmp_path / "u.zip")
-    assert rep["uniform_scores_kept"] == ["000005"] and rep["filled"] == {}
+    # a uniform row is a gap: its argmax would be Angry by position alone, so it is refused like a missing one
+    with pytest.raises(MmferError, match="no prediction for 1 of 12 .* 000005 .uniform scores"):
+        write_submission(flat, index=test_dir, out=tmp_path / "u.zip")
+    assert not (tmp_path / "u.zip").exists()
     prior = np.eye(7)[EMOTIONS.index("Neutral")]
     rep = write_submission(flat, index=test_dir, out=tmp_path / "u.zip", fill_missing=prior)
     assert list(rep["filled"]) == ["000005"] and "uniform" in rep["filled"]["000005"]
@@ -157,6 +159,19 @@ def test_uniform_fused_rows_use_the_fallback(tmp_path, test_dir, fused):
     audio_part = write_scores(tmp_path / "audio_part.csv", t.clip_ids[:-1], t.labels[:-1], probs[:-1])
     with pytest.raises(MmferError, match=f"no row for test clip {t.clip_ids[-1]} either"):
         write_submission(partial, index=test_dir, out=tmp_path / "b.zip", fill_missing=audio_part)
+
+
+def test_scores_of_other_clips_are_refused_even_with_a_fill(tmp_path, test_dir, fused):
+    """Val scores given for Test: no clip of the index has a row, and filling every clip from the prior would make
+    a zip that checks OK and says nothing; the error says what the file holds."""
+    val = write_scores(tmp_path / "fuse" / "fused_Val.csv", ["v1", "v2"], ["Fear", "Sad"], np.eye(7)[[2, 5]])
+    for fill in (None, "prior"):
+        with pytest.raises(MmferError, match="no prediction for any of the 12 .*2 with a true label: Val or Train"):
+            write_submission(val, index=test_dir, out=tmp_path / "v.zip", fill_missing=fill)
+    assert not (tmp_path / "v.zip").exists()
+    flat = write_scores(tmp_path / "flat.csv", IDS, [None] * 12, np.full((12, 7), 1 / 7))
+    with pytest.raises(MmferError, match="uniform rows for all 12"):
+        write_submission(flat, index=test_dir, out=tmp_path / "v.zip", fill_missing="prior")
 
 
 def test_prior_fill_uses_val_labels_beside_the_test_scores(tmp_path, test_dir, fused):
@@ -185,8 +200,8 @@ def test_unsafe_clip_ids_never_reach_a_zip(tmp_path):
     append_manifest(index, ClipRecord(clip_id="ok", split="Test", label=None, path="ok.avi", status="ok"))
     with open(index / "manifest.jsonl", "a") as f:
         f.write(json.dumps({"clip_id": "../x", "split": "Test", "label": None, "path": "x.avi", "status": "ok"}) + "\n")
-    scores = write_scores(tmp_path / "s.csv", ["ok", "../x"], [None, None], np.full((2, 7), 1 / 7))
-    write_submission(scores, index=index, out=tmp_path / "team.zip", fill_missing="prior")
+    scores = write_scores(tmp_path / "s.csv", ["ok", "../x"], [None, None], np.eye(7)[[3, 3]])
+    write_submission(scores, index=index, out=tmp_path / "team.zip")
     assert zipfile.ZipFile(tmp_path / "team.zip").namelist() == ["ok.txt"]
     # a CSV list naming such an id explicitly is refused by the index
     (tmp_path / "list.csv").write_text("path,label,clip_id\nx.avi,,../x\n")
