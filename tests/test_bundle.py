@@ -278,6 +278,13 @@ def test_build_tool(tmp_path, runs, cremad_videos, cremad_audio, monkeypatch, ca
     assert all(b["weight"] == 0.5 and b["options"]["serves"] == "tight_images" and b["options"]["tight_images"] == "as_is"
                for b in photos.values())
     assert info["branches"]["face"]["options"]["serves"] == "all"
+    # a second model of video crops that scores detected faces only (a tight photo reads as before)
+    rc = tool.main(["--face", str(runs["face_frame"]), str(runs["face_frame"]), "--face-serves", "all", "detected_faces",
+                    "--keep-audio-from", str(out), "--out", str(tmp_path / "w3"), "--outputs", str(tmp_path / "o3.csv")])
+    info3 = json.loads((tmp_path / "w3" / "bundle.json").read_text())
+    assert rc == 0 and [info3["branches"][n]["options"]["serves"] for n in ("face1", "face2")] == ["all", "detected_faces"]
+    assert tool.main(["--face", str(runs["face_frame"]), "--face-serves", "all", "all", "--keep-audio-from", str(out),
+                      "--out", str(tmp_path / "w4")]) == 2  # one value per --face model
     assert sorted(p.name for p in out.glob("face*.pt")) == ["face_fer2013_1.pt", "face_fer2013_2.pt", "face_video.pt"]
     assert tool.main(["--face", str(runs["face_frame"]), "--photo-face", str(runs["face_frame"]),
                       "--photo-face-scores", str(csv_path), str(csv_path), "--keep-audio-from", str(out),

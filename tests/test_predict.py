@@ -278,6 +278,38 @@ def test_tight_photo_branch_scores_tight_images_only(tmp_path, extra_inputs, cre
     assert "only scores tight face images" in rows["frame"].warning and "480x360" in rows["frame"].warning
 
 
+def test_detected_faces_branch_joins_the_video_path_but_never_a_tight_photo(tmp_path, extra_inputs, cremad_videos):
+    """A ``serves: detected_faces`` model scores video frames and larger images beside the frame model, and a
+    tight photo reads exactly as without it."""
+    from mmfer.bundle import write_bundle
+
+    face = standin_run(tmp_path / "face", "face_frame", seed=1)
+    extra = standin_run(tmp_path / "extra", "face_frame", seed=4)
+    photo = standin_run(tmp_path / "photo", "face_frame", seed=3)
+    with_extra, without = tmp_path / "with", tmp_path / "without"
+    common = [{"name": "face1", "run": face, "weight": 0.3},
+              {"name": "face_photo1", "run": photo, "weight": 0.3, "options": {"serves": "tight_images"}}]
+    write_bundle(with_extra, [*common, {"name": "face2", "run": extra, "weight": 0.3,
+                                        "options": {"serves": "detected_faces"}}])
+    write_bundle(without, common)
+    img = extra_inputs / "images"
+    inputs = [img / "crop3.png", img / "frame.jpg", cremad_videos[0]]
+    got = {p.clip_id: p for p in predict(inputs, model=with_extra, progress=False).predictions}
+    ref = {p.clip_id: p for p in predict(inputs, model=without, progress=False).predictions}
+    assert set(got["crop3"].branches) == {"face1", "face_photo1"}
+    np.testing.assert_allclose(got["crop3"].probs, ref["crop3"].probs, atol=1e-12)  # tight photo: unchanged
+    for name in ("frame", cremad_videos[0].stem):
+        assert set(got[name].branches) == {"face1", "face2"} and got[name].ok
+        np.testing.assert_allclose(got[name].probs, (got[name].branches["face1"] + got[name].branches["face2"]) / 2,
+                                   atol=1e-12)
+        assert not np.allclose(got[name].probs, ref[name].probs)
+    only = tmp_path / "only_detected"
+    write_bundle(only, [{"name": "face2", "run": extra, "weight": 1, "options": {"serves": "detected_faces"}}])
+    rows = {p.clip_id: p for p in predict([img / "crop3.png", img / "frame.jpg"], model=only,
+                                          progress=False).predictions}
+    assert rows["frame"].ok and not rows["crop3"].ok and "only scores faces its detector cuts" in rows["crop3"].warning
+
+
 @pytest.mark.parametrize("branch", ["landmark_brnn", "c3d", "cnn_lstm"])
 def test_cache_branches_see_what_scoring_sees(tmp_path, branch, cremad_videos):
     """A RUN of a cache-trained branch: predict's in-memory inputs equal scoring the clip from a real cache."""

@@ -229,6 +229,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--photo-face", type=Path, nargs="+", default=[], metavar="RUN",
                     help="models of tight face photos (configs/face_frame_fer2013.yaml runs or checkpoints) that score "
                          "only FER2013-like tight images, as they are, beside the --face models")
+    ap.add_argument("--face-serves", nargs="+", choices=("all", "detected_faces"), default=None, metavar="SERVES",
+                    help="per --face model: all (video frames and images; default) or detected_faces (video frames "
+                         "and larger images only, never a tight photo)")
     ap.add_argument("--photo-face-scores", type=Path, nargs="+", default=None, metavar="CSV",
                     help="held-out scores of the --photo-face models at the image views (one per model): their "
                          "temperature is fitted here")
@@ -273,6 +276,10 @@ def main(argv: list[str] | None = None) -> int:
             face_t = _face_temperature(args.face_scores, len(args.face)) if args.face_scores else None
             branches = _kept_branches(args.keep_face_from, args.face_weight, modality="face") if args.keep_face_from else []
             n_face = len(branches) or len(args.face)  # each photo model weighs like one face model of video frames
+            serves = args.face_serves or ["all"] * len(args.face)
+            if len(serves) != len(args.face):
+                raise MmferError(f"--face-serves: {len(serves)} value(s) for {len(args.face)} --face model(s); give one "
+                                 "per model")
             for i, run in enumerate(args.face):
                 _check_kind(run, ("face_image",), "configs/face_frame_video.yaml")
                 name = "face" if len(args.face) == 1 else f"face{i + 1}"
@@ -281,9 +288,11 @@ def main(argv: list[str] | None = None) -> int:
                                  "file": f"{stem}.pt" if len(args.face) == 1 else f"{stem}_{i + 1}.pt",
                                  "options": {"framing": "fer2013", "frame_views": args.frame_views,
                                              "image_views": args.image_views, "frame_pooling": args.frame_pooling,
-                                             "tight_images": args.tight_images},
+                                             "tight_images": args.tight_images, "serves": serves[i]},
                                  "temperature": face_t, "licence": FACE_LICENCE,
-                                 "data": FACE_VIDEO_DATA if args.tight_images == "video" else FACE_DATA})
+                                 "data": (FACE_VIDEO_DATA if args.tight_images == "video" else FACE_DATA)
+                                 + (" Scores only the faces its detector cuts (serves: detected_faces): video frames and "
+                                    "larger images, never a tight photo." if serves[i] == "detected_faces" else "")})
             photo_t = (_face_temperature(args.photo_face_scores, len(args.photo_face), flag="--photo-face-scores")
                        if args.photo_face_scores else None)
             taken = {b.get("file") for b in branches}  # a kept bundle's face_fer2013_N.pt (its --face models as_is)

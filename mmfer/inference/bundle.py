@@ -63,13 +63,15 @@ DEFAULT_DECODE = PreprocessSettings(fps=8.0, max_frames=960, fit_every=1, detect
 # ``tight_images``: a tight face image (FER2013-like, see mmfer.predict.TIGHT_CROP_MAX_SIDE) is taken ``as_is`` as
 # the crop (models trained on such images), or goes the ``video`` way (mmfer.faces.crops.image_crop: shown in a
 # frame, then the detector, landmarks, alignment and framing of a video frame; models trained on video crops).
-# ``serves``: the inputs a branch scores: ``all`` (video frames and images), or ``tight_images`` only (a model of
-# tight face photos, taken as they are, beside a model of video crops that serves everything else).
+# ``serves``: the inputs a branch scores: ``all`` (video frames and images), ``tight_images`` only (a model of
+# tight face photos, taken as they are, beside a model of video crops that serves everything else), or
+# ``detected_faces`` only (video frames and larger images, the faces the detector cuts, never a tight photo: a
+# video-crop model that joins the video path without changing how tight photos read).
 FACE_IMAGE_OPTIONS = {"framing": "fer2013", "image_views": 10, "frame_views": 2, "frame_pooling": "mean",
                       "tight_images": "as_is", "serves": "all"}
 FRAMINGS = ("fer2013", "aligned")
 TIGHT_IMAGES = ("as_is", "video")
-SERVES = ("all", "tight_images")
+SERVES = ("all", "tight_images", "detected_faces")
 # How a face_image branch's per-frame probabilities become the clip's (mmfer.predict.pool_frames).
 
 
@@ -119,8 +121,8 @@ class Bundle:
         return [b for b in self.branches if b.modality == modality]
 
     def frame_branches(self) -> list[Branch]:
-        """The face branches that score video frames and whole images (all but tight-photo models)."""
-        return [b for b in self.of("face") if b.options.get("serves", "all") == "all"]
+        """The face branches that score video frames and larger images (all but tight-photo models)."""
+        return [b for b in self.of("face") if b.options.get("serves", "all") in ("all", "detected_faces")]
 
     def to(self, device: Any) -> "Bundle":
         for b in self.branches:
@@ -148,7 +150,8 @@ class Bundle:
 
     def describe(self) -> str:
         parts = [f"{b.name} ({b.checkpoint['model_name']}, {b.modality}, weight {_weight_text(b.weight)}"
-                 + (", tight images only)" if b.options.get("serves") == "tight_images" else ")")
+                 + {"tight_images": ", tight images only)", "detected_faces": ", detected faces only)"}.get(
+                     b.options.get("serves"), ")")
                  for b in self.branches]
         return f"{self.source}: {self.method} fusion of " + ", ".join(parts)
 

@@ -509,8 +509,12 @@ class Predictor:
                                  f"{TIGHT_CROP_MIN_SIDE} px a side)")
             if float(rgb.reshape(-1, 3).std(axis=0).max()) < BLANK_IMAGE_STD:  # per colour: a red card too
                 raise MmferError(f"blank image ({w}x{h}, one flat colour): no face to score")
+            branches = [b for b in branches if b.options["serves"] != "detected_faces"]
+            if not branches:
+                raise MmferError(f"model {self.bundle.source} only scores faces its detector cuts from video frames "
+                                 f"and larger images; this is a tight face image ({w}x{h})")
         else:
-            branches = [b for b in branches if b.options["serves"] == "all"]
+            branches = [b for b in branches if b.options["serves"] != "tight_images"]
             if not branches:
                 raise MmferError(f"model {self.bundle.source} only scores tight face images (FER2013-like, at most "
                                  f"{TIGHT_CROP_MAX_SIDE} px); this is a {w}x{h} image")
