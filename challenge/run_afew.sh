@@ -17,7 +17,8 @@ BRANCHES=${BRANCHES:-"c3d cnn_lstm landmark_brnn audio_cnn"}
 WORKERS=${WORKERS:-0}                       # preprocessing workers, 0 = one per CPU core
 FUSION=${FUSION:-weighted}                  # majority | mean | weighted | per_class | exp_weighted | stacker
 FUSION_FOLDS=${FUSION_FOLDS:-${FOLDS:-5}}      # cross-validation folds of the fusion over Val (FOLDS, the old name, works too)
-SEED=${SEED:-0}
+FUSION_SEED=${FUSION_SEED:-${SEED:-0}}      # seed of the fusion's cross-validation split (SEED, the old name, works
+                                            # too); the branches train with their configs' seeds
 EPOCHS=${EPOCHS:-}                          # override every config's epochs (e.g. 1 for a smoke run)
 
 CACHE="$WORK/cache"
@@ -30,30 +31,55 @@ echo "== 1/5 preprocess $AFEW_ROOT -> $CACHE"
 mmfer preprocess "$AFEW_ROOT" --out "$CACHE" --workers "$WORKERS"
 
 echo "== 2/5 train branches: $BRANCHES"
-# whether RUN's training reached its epochs (log.jsonl against config.yaml): scores of a stopped run are not final
-run_finished() {
-    python3 - "$1" <<'PY'
-import json, sys, pathlib, yaml
-run = pathlib.Path(sys.argv[1])
+# what RUN needs against the config asked for now (CONFIG, and EPOCHS if set): "finished", "resume N" (stopped
+# before its epochs, or trained fewer than asked, e.g. by an earlier smoke run with EPOCHS=1), or "other: ..."
+# (trained with another config: kept, and said, since --resume would refuse it)
+run_state() {
+    python3 - "$1" "$2" "${EPOCHS:-}" <<'PY'
+import json, pathlib, sys
+import yaml
+from mmfer.engine.checks import config_differences
+from mmfer.engine.config import config_from_dict, config_to_plain, load_train_config
+run, config, epochs = pathlib.Path(sys.argv[1]), sys.argv[2], sys.argv[3]
+now = config_to_plain(load_train_config(config))
+target = int(epochs) if epochs else now["optim"]["epochs"]
 try:
-    epochs = yaml.safe_load((run / "config.yaml").read_text())["optim"]["epochs"]
+    saved = config_to_plain(config_from_dict(yaml.safe_load((run / "config.yaml").read_text()), where=str(run)))
     lines = [l for l in (run / "log.jsonl").read_text().splitlines() if l.strip()]
-    sys.exit(0 if lines and json.loads(lines[-1])["epoch"] >= epochs else 1)
+    done = json.loads(lines[-1])["epoch"] if lines else 0
 except (OSError, KeyError, TypeError, ValueError):
-    sys.exit(1)
+    print(f"resume {target}")
+    sys.exit(0)
+diffs = [d for d in config_differences(saved, now) if not d.startswith("optim.epochs:")]
+if diffs:
+    print("other: " + "; ".join(diffs[:3]))
+elif done < target:
+    print(f"resume {target}")
+else:
+    print("finished" + (f" ({done} epochs, more than the {target} asked: kept)" if done > target else ""))
 PY
 }
 VAL=()
 TEST=()
 for b in $BRANCHES; do
     run="$RUNS/$b"
+    retrained=0
     if [[ ! -f "$run/last.pt" ]]; then
         mmfer train "$CONFIGS/$b.yaml" --data "$CACHE" --out "$run" ${EPOCHS:+--epochs "$EPOCHS"}
-    elif ! run_finished "$run"; then
-        echo "   $b: $run stopped before its last epoch: continuing it"
-        mmfer train "$CONFIGS/$b.yaml" --data "$CACHE" --out "$run" ${EPOCHS:+--epochs "$EPOCHS"} --resume
+    else
+        state=$(run_state "$run" "$CONFIGS/$b.yaml")
+        case "$state" in
+            resume*)
+                echo "   $b: $run has trained fewer epochs than ${state#resume } (stopped, or a shorter earlier run): continuing it"
+                mmfer train "$CONFIGS/$b.yaml" --data "$CACHE" --out "$run" --epochs "${state#resume }" --resume
+                retrained=1 ;;
+            other*)
+                echo "   $b: WARNING: $run was trained with another config than $CONFIGS/$b.yaml (${state#other: });" \
+                     "its scores are used as they are: delete $run to retrain with the current config" ;;
+            *) [[ "$state" == finished ]] || echo "   $b: $state" ;;
+        esac
     fi
-    if [[ ! -f "$run/scores_Val.csv" || ! -f "$run/scores_Test.csv" \
+    if [[ "$retrained" == 1 || ! -f "$run/scores_Val.csv" || ! -f "$run/scores_Test.csv" \
           || "$CACHE/manifest.jsonl" -nt "$run/scores_Val.csv" || "$CACHE/manifest.jsonl" -nt "$run/scores_Test.csv" ]]; then
         # clips were added, removed or re-decoded since the scores were written (or they are missing): stale
         # scores would fill new clips with the prior and submit removed ones
@@ -69,8 +95,8 @@ done
 
 echo "== 3/5 fuse ($FUSION, tuned on Val; cross-validated estimate over $FUSION_FOLDS folds)"
 mmfer fuse --val "${VAL[@]}" --test "${TEST[@]}" --out "$FUSE" \
-    --method "$FUSION" --cv-folds "$FUSION_FOLDS" --seed "$SEED"
-mmfer ablate --val "${VAL[@]}" --out "$WORK/ablation" --method "$FUSION" --cv-folds "$FUSION_FOLDS" --seed "$SEED"
+    --method "$FUSION" --cv-folds "$FUSION_FOLDS" --seed "$FUSION_SEED"
+mmfer ablate --val "${VAL[@]}" --out "$WORK/ablation" --method "$FUSION" --cv-folds "$FUSION_FOLDS" --seed "$FUSION_SEED"
 mmfer evaluate "$FUSE/fused_Val.csv" --png "$FUSE/confusion_Val.png"
 
 echo "== 4/5 submit -> $ZIP"
