@@ -178,6 +178,31 @@ class Truth(dict):
     by_path = False
 
 
+def _split_of_scores(root: Path, table: ScoreTable) -> Path:
+    """``root`` itself, or where it is an AFEW-style root (Train/Val/Test folders), the split folder that holds the
+    score file's clips: every file under ``root`` counts (an unscored one as wrong), so another split's files must
+    not. Several or none of the splits holding them is an error asking for the split."""
+    from mmfer.data.cache import clip_id_from_name
+    from mmfer.data.index import SPLITS, find_split_dirs, is_audio, is_image, is_video, iter_files
+
+    found = find_split_dirs(root)
+    splits = {s: found[s] for s in SPLITS if s in found}
+    if not splits:
+        return root
+    scored = set(table.clip_ids)
+    holding = {s: d for s, d in splits.items()
+               if scored & {clip_id_from_name(p.stem) for p in iter_files(d, lambda p: is_video(p) or is_image(p)
+                                                                         or is_audio(p))}}
+    if len(holding) == 1:
+        (split, folder), = holding.items()
+        log.info("--root %s holds the splits %s; the scores are of %s: labels from %s", root, ", ".join(splits), split,
+                 folder)
+        return folder
+    raise MmferError(f"--root {root} holds the splits {', '.join(splits)}, and the score file's clips are in "
+                     f"{', '.join(holding) if holding else 'none of them'}; give the split they are of, e.g. "
+                     f"--root {root / 'Val'}")
+
+
 def truth_from(source: str, *, table: ScoreTable, root: str | Path | None = None) -> dict[str, str | None] | None:
     """The true labels for ``evaluate --labels-from``.
 
@@ -198,6 +223,7 @@ def truth_from(source: str, *, table: ScoreTable, root: str | Path | None = None
             root = Path(root)
             if not root.is_dir():
                 raise MmferError(f"--root {root}: not a folder")
+            root = _split_of_scores(root, table)
             names = [(clip_id_from_name(p.stem), p)
                      for p in iter_files(root, lambda p: is_video(p) or is_image(p) or is_audio(p))]
             if not names:
@@ -288,7 +314,7 @@ def format_confusion(confusion: Sequence[Sequence[int]] | np.ndarray,
 def format_report(result: Mapping[str, Any]) -> str:
     """A short human-readable summary of an ``evaluate`` result."""
     lines = [
-        f"clips scored: {result['n']}  (excluded, label outside the seven: {result['excluded']}; "
+        f"clips scored: {result['n']}  (excluded, no label or one outside the seven: {result['excluded']}; "
         f"no prediction, counted wrong: {len(result['missing'])})",
         f"accuracy:            {result['accuracy']:.4f}",
         f"mean class accuracy: {result['uar']:.4f}  (uar)",

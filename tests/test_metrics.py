@@ -106,6 +106,16 @@ def test_label_sources(tmp_path, cremad_dir):
         evaluate_file(path5, labels_from="folder", root=tmp_path / "root" / "Sad" / "sub")
     with pytest.raises(MmferError, match="needs --root"):
         truth_from("folder", table=read_scores(path))
+    # an AFEW root: the labels come from the split that holds the scored clips, not from every split's files
+    for rel in ("Train/Happy/t1.avi", "Train/Sad/t2.avi", "Val/Happy/v1.avi", "Val/Sad/v2.avi", "Test/u1.avi"):
+        (tmp_path / "afew" / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "afew" / rel).write_bytes(b"")
+    val = write_scores(tmp_path / "val.csv", ["v1", "v2"], [None] * 2, np.eye(7)[[3, 3]])
+    m = evaluate_file(val, labels_from="folder", root=tmp_path / "afew")
+    assert (m["n"], m["excluded"], m["missing"], m["accuracy"]) == (2, 0, [], 0.5)
+    mixed = write_scores(tmp_path / "mixed.csv", ["v1", "t1"], [None] * 2, np.eye(7)[[3, 3]])
+    with pytest.raises(MmferError, match="holds the splits Train, Val, Test.*in Train, Val; give the split"):
+        evaluate_file(mixed, labels_from="folder", root=tmp_path / "afew")
     with pytest.raises(MmferError, match="not one of"):
         truth_from("nowhere.csv", table=read_scores(path))
 

@@ -131,7 +131,7 @@ def _normalise_splits(splits: Iterable[str] | str | None, *, where: str = "split
     return tuple(out)
 
 
-def _find_split_dirs(root: Path) -> dict[str, Path]:
+def find_split_dirs(root: Path) -> dict[str, Path]:
     """Split folders directly under ``root``, matched case-insensitively (train/TRAIN/Train)."""
     found: dict[str, Path] = {}
     if not root.is_dir():
@@ -183,7 +183,7 @@ def index_afew(root: str | Path, *, splits: Iterable[str] | str | None = SPLITS)
     root = Path(root)
     if not root.is_dir():
         raise MmferError(f"{root}: not a folder; expected an AFEW-style root with Train/, Val/ or Test/ inside")
-    dirs = _find_split_dirs(root)
+    dirs = find_split_dirs(root)
     wanted = _normalise_splits(splits)
     if wanted is None:
         wanted = tuple(s for s in SPLITS if s in dirs)
@@ -335,7 +335,7 @@ def index_source(source: str | Path, *, splits: Iterable[str] | str | None = Non
                 f"{source}: neither a .csv list nor a video ({' '.join(VIDEO_EXTENSIONS)}); "
                 "point at a CSV, an AFEW-style root folder or a video file"
             )
-    elif _find_split_dirs(source):
+    elif find_split_dirs(source):
         return index_afew(source, splits=splits)
     else:
         entries = index_folder(source, split="Test")
