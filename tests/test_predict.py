@@ -712,6 +712,19 @@ def test_a_name_with_spaces_at_its_ends_keeps_its_prediction_in_every_output(bun
     assert m["n"] == 2 and not m["missing"]
 
 
+def test_labels_from_folder_says_which_folders_give_no_label(bundle, tmp_path, cremad_audio, caplog):
+    """A misspelt emotion folder (``Nuetral``) leaves its rows unlabelled: predict says so, naming it."""
+    import shutil
+
+    for folder, i in (("Sad", 5), ("Nuetral", 4)):
+        (tmp_path / folder).mkdir()
+        shutil.copy(cremad_audio[i], tmp_path / folder / "a.mp3")
+    with caplog.at_level("WARNING"):
+        result = predict(tmp_path, model=bundle, labels_from="folder", progress=False)
+    assert sorted(p.truth or "" for p in result.predictions) == ["", "Sad"]
+    assert "1 file(s) give no label" in caplog.text and "Nuetral" in caplog.text
+
+
 def test_a_folder_scan_takes_camera_formats_and_counts_what_it_leaves_out(tmp_path, cremad_videos, cremad_audio,
                                                                           caplog):
     """Phones and camcorders write .m4v, .3gp, .mts; speech comes as .opus: they are analysed. Files of no known

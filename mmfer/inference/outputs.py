@@ -104,18 +104,26 @@ def _plot(pred: Prediction, plots: Path, used: set[str]) -> Path:
     return plot_timeline(plots / f"{name}.png", **arrays, title=title)
 
 
-def truths_from_paths(predictions: Sequence[Prediction], labels_from: str) -> list[str | None]:
+def truths_from_paths(predictions: Sequence[Prediction], labels_from: str, *, warn: bool = False) -> list[str | None]:
     """The true label of each input from its path (``labels_from``: folder, ravdess, cremad); None where the
-    source cannot read the name, or the emotion is outside the seven."""
+    source cannot read the name, or the emotion is outside the seven. ``warn``: say how many names could not
+    be read, with an example (a misspelt folder such as ``Nuetral`` would otherwise just leave rows unlabelled)."""
     from mmfer.data.index import file_label
+
+    unreadable: list[str] = []
 
     def truth(path: str) -> str | None:
         try:
             return file_label(path, labels_from)[1]
-        except MmferError:  # a name the label source cannot read: unlabelled
+        except MmferError as e:  # a name the label source cannot read: unlabelled
+            unreadable.append(str(e))
             return None
 
-    return [truth(p.path) for p in predictions]
+    out = [truth(p.path) for p in predictions]
+    if warn and unreadable:
+        log.warning("--labels-from %s: %d file(s) give no label (their label column is empty; evaluate excludes "
+                    "them), e.g. %s", labels_from, len(unreadable), unreadable[0])
+    return out
 
 
 def write_prediction_report(out: str | Path, predictions: Sequence[Prediction], *,

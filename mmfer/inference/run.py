@@ -190,7 +190,7 @@ def predict(
 def _write_outputs(result: PredictResult, *, out, frame_writer, segment_writer, report, submission, timelines,
                    segment_rows, labels_from, keep_partial: bool = True) -> PredictResult:
     if labels_from:  # the truths in Python too, not only in the CSV
-        for p, t in zip(result.predictions, truths_from_paths(result.predictions, labels_from)):
+        for p, t in zip(result.predictions, truths_from_paths(result.predictions, labels_from, warn=True)):
             p.truth = t
     # the main output first: an optional one that fails afterwards cannot take the predictions with it
     if out is not None:
