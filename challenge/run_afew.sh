@@ -93,7 +93,7 @@ for b in $BRANCHES; do
     TEST+=("$run/scores_Test.csv")
 done
 
-echo "== 3/5 fuse ($FUSION, tuned on Val; cross-validated estimate over $FUSION_FOLDS folds)"
+echo "== 3/5 fuse ($FUSION, tuned on Val; cross-validated estimate over up to $FUSION_FOLDS folds)"
 mmfer fuse --val "${VAL[@]}" --test "${TEST[@]}" --out "$FUSE" \
     --method "$FUSION" --cv-folds "$FUSION_FOLDS" --seed "$FUSION_SEED"
 mmfer ablate --val "${VAL[@]}" --out "$WORK/ablation" --method "$FUSION" --cv-folds "$FUSION_FOLDS" --seed "$FUSION_SEED"

@@ -57,12 +57,14 @@ def ablate(
     subsets = [c for k in range(1, len(names) + 1) for c in itertools.combinations(range(len(names)), k)]
     rows: list[dict[str, Any]] = []
     written: set[Path] = set()
+    used_folds = folds  # as many as Val can hold: fewer than asked where a class has fewer clips
     for subset in tqdm(subsets, desc="ablate", unit="subset", disable=not progress):
         label = "+".join(names[i] for i in subset)
         model, ins, cv = fit_and_score(
             [val_probs[i] for i in subset], y, method=method, calibrate=calibrate,
             objective=objective, folds=folds, seed=seed,
         )
+        used_folds = cv.get("folds", folds)
         row: dict[str, Any] = {
             "branches": label,
             "n_branches": len(subset),
@@ -83,7 +85,7 @@ def ablate(
         if stale not in written:  # an earlier run's subset, which `submit` could pick up
             remove_stale(stale)
     rows.sort(key=lambda r: (-r["val_cross_validated_accuracy"], -r["val_cross_validated_uar"], r["n_branches"]))
-    write_tables(rows, out, method=method, folds=folds)
+    write_tables(rows, out, method=method, folds=used_folds)
     from mmfer.plots import plot_ablation
 
     plot_ablation(rows, out / "ablation.png", title=f"modality ablation ({method} fusion)")

@@ -96,3 +96,17 @@ def test_the_old_folds_keyword_still_works_and_says_its_new_name(runs, tmp_path)
     with pytest.warns(DeprecationWarning, match=r"ablate\(folds=\) is ablate\(cv_folds=\) now"):
         rows = ablate(runs["val"][:2], None, out=tmp_path / "abl", folds=3, progress=False)
     assert len(rows) == 3
+
+
+def test_the_tables_name_the_folds_val_could_hold(runs, tmp_path):
+    """Four Val clips cannot make five folds: the tables say how many the estimate used, not how many were asked."""
+    small = []
+    for path in runs["val"]:
+        t = read_scores(path)
+        small.append(write_scores(tmp_path / "small" / path.parent.name / "scores_Val.csv", t.clip_ids[:4], t.labels[:4],
+                                  t.probs[:4]))
+    ablate(small, out=tmp_path / "abl", method="weighted", cv_folds=5, progress=False)
+    md = (tmp_path / "abl" / "ablation.md").read_text()
+    assert "5-fold" not in md and "of 5 folds" not in md
+    assert "(4-fold CV)" in md or "(3-fold CV)" in md or "(2-fold CV)" in md
+
