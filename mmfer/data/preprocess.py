@@ -473,7 +473,8 @@ def preprocess(
     ``workers`` 0 means auto: one per CPU core and at most one per clip; spawned workers only when there
     are ``AUTO_CLIPS_PER_WORKER`` clips each to pay for starting them. Workers are forked, or spawned where that is not safe
     (``worker_start_method``); a script that calls this with ``workers`` other than 1 and may spawn needs
-    the usual ``if __name__ == "__main__":`` guard.
+    the usual ``if __name__ == "__main__":`` guard. That is why the default here is 1, where ``mmfer preprocess
+    --workers`` defaults to 0: a plain script keeps working wherever it runs.
     """
     from tqdm.auto import tqdm
 
