@@ -590,7 +590,10 @@ def media_folder_records(root: str | Path, split: str, kind: str) -> list[ClipRe
     if out_of_set:
         log.info("%s: %d file(s) with out-of-set emotions (e.g. RAVDESS calm) left out", d, out_of_set)
     if not records:
-        raise MmferError(f"{d}: no {what} files ({' '.join(exts)}) with in-set emotions; expected {layout}")
+        cache = (Path(root) / "manifest.jsonl").is_file()  # a cache of `mmfer preprocess`, which this kind cannot read
+        raise MmferError(f"{d}: no {what} files ({' '.join(exts)}) with in-set emotions; expected {layout}"
+                         + (f". {root} is a preprocess cache: a {kind} model reads {what} files, not a cache (for "
+                            "face photos, e.g. FER2013 or the crops of tools/make_video_crops.py)" if cache else ""))
     return records
 
 

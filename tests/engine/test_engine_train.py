@@ -13,7 +13,7 @@ import yaml
 from mmfer.data.cache import split_records
 from mmfer.cli import main
 from mmfer.engine.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
-from mmfer.engine.config import config_to_plain
+from mmfer.engine.config import config_to_plain, load_train_config
 from mmfer.engine.scoring import score_split
 from mmfer.metrics import evaluate
 from synthetic import make_synthetic_cache
@@ -22,7 +22,7 @@ from mmfer.errors import MmferError
 from mmfer.labels import EMOTIONS
 from mmfer.scores import read_scores
 
-from engine_helpers import TINY, tiny_config
+from engine_helpers import CONFIGS, TINY, tiny_config
 
 
 @pytest.fixture(scope="module")
@@ -314,6 +314,13 @@ def _tone_folder(root, rng, *, per_class: int, split: str, ravdess_names: bool =
                 path = root / split / emotion / f"{k}.wav"
             path.parent.mkdir(parents=True, exist_ok=True)
             sf.write(path, wave.astype(np.float32), 16000)
+
+
+def test_a_photo_model_on_a_preprocess_cache_says_what_it_reads(synth_cache, tmp_path):
+    """face_frame reads face photos; given a cache of `mmfer preprocess`, the error says so, not only "no images"."""
+    with pytest.raises(MmferError, match="is a preprocess cache: a face_image model reads image files"):
+        train(load_train_config(CONFIGS / "face_frame_fer2013.yaml"), data=synth_cache("faces"), out=tmp_path / "run",
+              progress=False)
 
 
 def test_audio_cnn_trains_on_an_audio_folder(tmp_path):
