@@ -54,6 +54,9 @@ def _add_preprocess(sub: argparse._SubParsersAction) -> None:
                         "machines)")
     p.add_argument("--strict", action="store_true", help="exit code 1 if any clip failed")
     p.add_argument("--retry-failed", action="store_true", help="redo clips that failed in an earlier run")
+    p.add_argument("--resume", action="store_true",
+                   help="what preprocess always does (clips already cached are kept); accepted as train and predict "
+                        "take it")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     def run(args: argparse.Namespace) -> int:
@@ -492,7 +495,10 @@ RESUME_HINTS = {
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # said by the command's own parser, with its usage (argparse's top-level usage lists commands)
+        commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+        commands.get(getattr(args, "command", None), parser).error(f"unrecognized arguments: {' '.join(unknown)}")
     for stream in (sys.stdout, sys.stderr):  # a file name that is not UTF-8 is printed as \xe9, never a crash
         try:
             stream.reconfigure(errors="backslashreplace")

@@ -103,3 +103,17 @@ def test_a_stop_that_arrives_while_a_loader_starts_is_raised_after_it_not_lost()
         assert list(start_iter(Starting())) == [1, 2] and Starting.finished
     finally:
         signal.signal(signal.SIGTERM, before)
+
+
+def test_an_unknown_option_is_said_with_the_commands_usage(capsys):
+    """`mmfer preprocess ... --bogus` shows preprocess's usage (argparse showed the top-level one, listing commands),
+    and preprocess takes --resume, which it always does, as train and predict take it."""
+    from mmfer.cli import main
+
+    with pytest.raises(SystemExit) as e:
+        main(["preprocess", "src", "--out", "cache", "--bogus"])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and "usage: mmfer preprocess" in err and "unrecognized arguments: --bogus" in err
+    with pytest.raises(SystemExit):
+        main(["preprocess", "--help"])
+    assert "--resume" in capsys.readouterr().out
