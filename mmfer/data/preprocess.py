@@ -513,6 +513,7 @@ def preprocess(
                                     all_entries=all_entries)
     todo: list[ClipEntry] = []
     earlier_failures: list[Failure] = []
+    replaced: list[tuple[str, str, str]] = []  # (clip, the file it was made from, the file it will be made from)
     for e in entries:
         rec = latest.get((e.split, e.clip_id))
         if rec is not None and rec.status == "ok" and _source_stat(Path(e.path))[0] < 0:
@@ -530,6 +531,13 @@ def preprocess(
                 earlier_failures.append(Failure(e.split, e.clip_id, str(e.path), rec.reason, this_run=False))
         else:
             todo.append(e)
+            if rec is not None and rec.path != os.path.abspath(e.path) and Path(rec.path).is_file():
+                replaced.append((f"{e.split}/{e.clip_id}", rec.path, os.path.abspath(e.path)))
+    if replaced:  # two sources with the same clip ids in one cache: each run would redo the other's clips
+        clip, was, now = replaced[0]
+        log.warning("%s: %d cached clip(s) will be made from another file than before, which is still there (e.g. "
+                    "%s: was %s, now %s); two sources sharing clip ids in one cache replace each other's clips: use "
+                    "one cache per source", out, len(replaced), clip, was, now)
     if settings.fps and settings.fit_every > 1 and settings.fps / settings.fit_every < MIN_FITS_PER_SECOND:
         log.warning("--fps %g with --fit-every %d fits landmarks only every %.2f s and interpolates between; "
                     "--fit-every 1 fits every frame", settings.fps, settings.fit_every, settings.fit_every / settings.fps)

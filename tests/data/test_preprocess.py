@@ -640,6 +640,21 @@ def test_a_moved_folder_is_not_taken_for_deleted_files_and_a_split_move_leaves_t
     assert sorted(r.clip_id for r in split_records(c2, "Train")) == sorted(v.stem for v in cremad_videos[3:5])
 
 
+def test_two_sources_with_the_same_clip_ids_in_one_cache_are_said(tmp_path, cremad_videos, caplog):
+    """Two trees whose files share names, preprocessed into one cache, replace each other's clips on every run:
+    the run says so, naming a clip and both files. A copy of the same file moved elsewhere is not that."""
+    a, b = tmp_path / "a" / "Test", tmp_path / "b" / "Test"
+    for d, v in ((a, cremad_videos[0]), (b, cremad_videos[1])):
+        d.mkdir(parents=True)
+        shutil.copy(v, d / "clip.flv")
+    cache = tmp_path / "cache"
+    pp.preprocess(a.parent, cache, settings=NONE, progress=False)
+    with caplog.at_level("WARNING"):
+        pp.preprocess(b.parent, cache, settings=NONE, progress=False)
+    assert "1 cached clip(s) will be made from another file" in caplog.text and "Test/clip" in caplog.text
+    assert str(a / "clip.flv") in caplog.text and "one cache per source" in caplog.text
+
+
 def test_a_class_folder_deleted_whole_leaves_the_cache_and_reruns_add_no_records(tmp_path, cremad_videos,
                                                                                  monkeypatch):
     """A class folder (or RAVDESS Actor_05/) deleted whole: its clips were kept, taken for an unmounted drive. A
