@@ -275,7 +275,7 @@ def process_clip(
         "clip_id": entry.clip_id,
         "split": entry.split,
         "label": entry.label,
-        "source": os.path.abspath(path),
+        "path": os.path.abspath(path),  # the manifest's name for it (source_size and source_mtime too)
         "source_size": size,
         "source_mtime": mtime,
         "fps": fps,
