@@ -283,9 +283,10 @@ def train(
 ) -> dict[str, Any]:
     """Train one branch (``config``, or a YAML file's path) on a cache; returns the best Val metrics and paths.
 
-    ``epochs`` overrides ``config.optim.epochs`` and ``seed`` the config's seed (``--seed``: ensemble members); ``resume`` continues ``out/last.pt`` exactly (same config
-    required, except the number of epochs); ``stop_after`` ends after that many epochs while the schedule
-    still plans for all of them (an interruption on purpose, e.g. to test resume). ``fold`` (i, k) pools
+    ``epochs`` overrides ``config.optim.epochs`` and ``seed`` the config's seed (``--seed``: ensemble members);
+    ``resume`` continues ``out/last.pt`` exactly (same config required, except the number of epochs);
+    ``stop_after`` ends after that many epochs while the schedule still plans for all of them (an interruption on
+    purpose, e.g. to test resume). ``fold`` (i, k) pools
     the Train and Val clips and validates on the i-th of k speaker-disjoint folds (``mmfer.data.splits``);
     with ``fold_by="corpus"`` fold i holds out the i-th corpus of a speech list (leave-one-corpus-out).
     ``fold_within`` (a corpus of the list) deals only that corpus's speakers to the k folds; the other corpora's
