@@ -186,6 +186,7 @@ def test_fuse_folder_refuses_a_branch_retrained_after_fusing(tmp_path, runs):
 
 def test_build_tool(tmp_path, runs, cremad_videos, cremad_audio, monkeypatch, capsys):
     """tools/build_default_model.py writes the bundle and records outputs that predict reproduces."""
+    recorded_before = RECORDED.read_bytes() if RECORDED.is_file() else None
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("build_default_model", REPO / "tools" / "build_default_model.py")
@@ -280,9 +281,11 @@ def test_build_tool(tmp_path, runs, cremad_videos, cremad_audio, monkeypatch, ca
     assert info["branches"]["face"]["options"]["serves"] == "all"
     # a second model of video crops that scores detected faces only (a tight photo reads as before)
     rc = tool.main(["--face", str(runs["face_frame"]), str(runs["face_frame"]), "--face-serves", "all", "detected_faces",
-                    "--keep-audio-from", str(out), "--out", str(tmp_path / "w3"), "--outputs", str(tmp_path / "o3.csv")])
+                    "--keep-audio-from", str(out), "--out", str(tmp_path / "w3")])
     info3 = json.loads((tmp_path / "w3" / "bundle.json").read_text())
     assert rc == 0 and [info3["branches"][n]["options"]["serves"] for n in ("face1", "face2")] == ["all", "detected_faces"]
+    # a trial build's outputs go beside it, never over the shipped bundle's recorded outputs (the test fixture)
+    assert (tmp_path / "w3" / "outputs.csv").is_file() and RECORDED.read_bytes() == recorded_before
     assert tool.main(["--face", str(runs["face_frame"]), "--face-serves", "all", "all", "--keep-audio-from", str(out),
                       "--out", str(tmp_path / "w4")]) == 2  # one value per --face model
     assert sorted(p.name for p in out.glob("face*.pt")) == ["face_fer2013_1.pt", "face_fer2013_2.pt", "face_video.pt"]

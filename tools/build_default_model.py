@@ -182,7 +182,7 @@ def _face_temperature(paths: list[Path], n_models: int, *, flag: str = "--face-s
     tables = [read_scores(p) for p in paths]
     tables = [tables[0]] + [t.reindex(tables[0].clip_ids) for t in tables[1:]]
     t = fit_temperature(sum(t.probs for t in tables) / len(tables), tables[0].label_indices)
-    print(f"face temperature {t:.3f}, fitted on the held-out scores {', '.join(map(str, paths))}")
+    print(f"{flag[2:-7].replace('-', ' ')} temperature {t:.3f}, fitted on the held-out scores {', '.join(map(str, paths))}")
     return round(t, 4)
 
 
@@ -211,7 +211,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--face-weight", type=float, default=0.6, help="fusion weight of the face model(s) (default 0.6)")
     ap.add_argument("--audio-weight", type=float, default=0.4, help="fusion weight of the audio model(s) (default 0.4)")
     ap.add_argument("--out", type=Path, default=REPO / "mmfer" / "weights", help="bundle folder (default mmfer/weights)")
-    ap.add_argument("--outputs", type=Path, default=OUTPUTS, help=f"recorded outputs CSV (default {OUTPUTS.relative_to(REPO)})")
+    ap.add_argument("--outputs", type=Path, default=None,
+                    help=f"recorded outputs CSV (default: {OUTPUTS.relative_to(REPO)} for the shipped bundle, "
+                         "OUT/outputs.csv for any other --out, so a trial build leaves the test fixture alone)")
     ap.add_argument("--outputs-only", action="store_true", help="only re-record the outputs of the bundle in --out")
     ap.add_argument("--frame-views", type=int, default=2, choices=(1, 2, 10),
                     help="test-time views per video frame: 1, 2 (+ mirror, default) or 10 (ten-crop)")
@@ -247,6 +249,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="the face detector the bundle decodes videos with (default: the library's default)")
     ap.add_argument("--fp32", action="store_true", help="keep fp32 weights (files twice as large)")
     args = ap.parse_args(argv)
+    if args.outputs is None:
+        shipped = args.out.resolve() == (REPO / "mmfer" / "weights").resolve()
+        args.outputs = OUTPUTS if shipped else args.out / "outputs.csv"
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
     from mmfer.bundle import load_bundle, write_bundle

@@ -223,7 +223,9 @@ def attach_targets(dataset: Any, distill: Any, *, fold: int | None, announce: bo
     try:
         table = read_scores(path)
     except MmferError as e:
-        raise MmferError(f"distill.targets: {e}") from None
+        where = "" if path.is_absolute() else f" (read from {Path.cwd()}: a relative path in a config is taken from " \
+                                               "the folder mmfer runs in)"
+        raise MmferError(f"distill.targets: {e}{where}") from None
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     before = (started or {}).get("distill_targets_sha256")
     if before and before != digest:

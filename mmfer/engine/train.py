@@ -106,7 +106,11 @@ def _load_encoder(model: nn.Module, path: str) -> None:
 
     if not hasattr(model, "encoder"):
         raise MmferError(f"init.encoder_from={path!r}: model {type(model).__name__} has no encoder to initialise")
-    ckpt = load_checkpoint(path)
+    try:
+        ckpt = load_checkpoint(path)
+    except MmferError as e:  # a config's path is read from the current folder, which the error should say
+        raise MmferError(f"init.encoder_from: {e} (read from {Path.cwd()}: a relative path in a config is taken from "
+                         "the folder mmfer runs in)") from None
     missing = load_encoder_from(model, ckpt["state_dict"])
     if missing:
         raise MmferError(

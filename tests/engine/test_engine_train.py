@@ -254,6 +254,10 @@ def test_encoder_from_face_model_and_freeze(synth_cache, tmp_path):
     train(cfg, data=synth_cache("faces"), out=tmp_path / "run", progress=False, resume=True)
     state = load_checkpoint(tmp_path / "run" / "last.pt")["state_dict"]
     assert not all(torch.equal(state[f"encoder.{k}"], v.detach()) for k, v in enc.items())  # then fine-tuned
+    # a path that is not there names the key and the folder a relative path was read from
+    gone = dataclasses.replace(cfg, init=dataclasses.replace(cfg.init, encoder_from="runs/nowhere/best.pt"))
+    with pytest.raises(MmferError, match=r"init.encoder_from: runs/nowhere/best.pt: .*not found \(read from "):
+        train(gone, data=synth_cache("faces"), out=tmp_path / "run2", progress=False)
 
 
 def test_face_frame_trains_on_an_image_folder(tmp_path, capsys):
