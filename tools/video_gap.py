@@ -78,7 +78,9 @@ def make_frame(face: np.ndarray, size: int, degraded: bool, rng: np.random.Gener
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--fer", default=str(Path(__file__).resolve().parents[1].parent / "shared/data/fer2013"),
-                    help="FER2013 as ROOT/Train/<Emotion>/*.jpg (default: ../shared/data/fer2013 beside the repository)")
+                    help="FER2013 as ROOT/Train/<Emotion>/*.jpg (default: ../shared/data/fer2013 beside the repository): "
+                         "the tree the model's face models trained on, whose held-out 10%% (seed 0) is scored; a model "
+                         "trained on part of it may have trained on faces of another tree's held-out part")
     ap.add_argument("--model", default="default", help="what predict loads, as `mmfer predict --model`: 'default', a bundle, RUN or FUSE folder")
     ap.add_argument("--per-class", type=int, default=30)
     ap.add_argument("--sizes", type=int, nargs="+", default=list(SIZES))
