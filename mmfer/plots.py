@@ -6,6 +6,7 @@ tests, and a caller's own backend (a notebook's inline one) stays as it was.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -24,10 +25,29 @@ def _figure(*args: Any, figsize: tuple[float, float], **kwargs: Any) -> tuple[Fi
     return fig, fig.subplots(*args, **kwargs)
 
 
+@lru_cache(maxsize=1)
+def _font_charmap() -> frozenset[int]:
+    """The code points the default plotting font draws."""
+    from matplotlib import font_manager
+    from matplotlib.ft2font import FT2Font
+
+    return frozenset(FT2Font(font_manager.findfont(font_manager.FontProperties())).get_charmap())
+
+
+def _drawable(text: str) -> str:
+    """``text`` with each character the plotting font cannot draw written as its code (``\\u540d``), not as an
+    empty box with a warning per character: a file named in Japanese still gets a title that tells files apart."""
+    try:
+        known = _font_charmap()
+    except Exception:  # noqa: BLE001 - no font information: draw the text as it is
+        return text
+    return "".join(c if ord(c) in known or c.isspace() else f"\\u{ord(c):04x}" for c in text)
+
+
 def _save(fig: Figure, ax: Axes, out: str | Path, title: str) -> Path:
     """Title (if any), tight layout, PNG at ``out`` (parent folders created); the figure is closed."""
     if title:
-        ax.set_title(title)
+        ax.set_title(_drawable(title))
     fig.tight_layout()
     import io
 
@@ -132,7 +152,7 @@ def plot_timeline(
     if panels:
         axes[0].legend(fontsize=7, ncol=4, loc="upper right", framealpha=0.7)
     if title:
-        fig.suptitle(title, fontsize=10)
+        fig.suptitle(_drawable(title), fontsize=10)
     return _save(fig, axes[0], out, "")
 
 
@@ -163,5 +183,5 @@ def _plot_segments(out: str | Path, bounds: np.ndarray, probs: np.ndarray, face:
     ax2.set_ylabel("face", fontsize=8)
     ax2.set_xlabel("time (min)" if minutes else "time (s)")
     if title:
-        fig.suptitle(title, fontsize=10)
+        fig.suptitle(_drawable(title), fontsize=10)
     return _save(fig, ax, out, "")

@@ -349,3 +349,18 @@ def test_sound_scored_ahead_that_no_segment_takes_is_finished_with_its_file(bund
     pred = p.predict_file(cremad_videos[0])
     assert futures and all(f.done() for f in futures)
     assert "audio" in pred.branches
+
+
+def test_a_timeline_of_a_file_named_in_another_script_draws_without_warnings(tmp_path):
+    """A title the plotting font cannot draw (a Japanese file name) is written as character codes, not as empty
+    boxes with a matplotlib warning per character."""
+    import warnings
+
+    from mmfer.plots import _drawable, plot_timeline
+
+    assert _drawable("名前 a.mp4") == "\\u540d\\u524d a.mp4" and _drawable("Ünïcödé a.mp4") == "Ünïcödé a.mp4"
+    t = np.arange(4) * 0.5
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = plot_timeline(tmp_path / "t.png", frame_times=t, frame_probs=np.full((4, 7), 1 / 7), title="名前 a.mp4")
+    assert out.read_bytes()[:4] == b"\x89PNG"
