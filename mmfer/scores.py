@@ -141,6 +141,11 @@ def read_scores(path: str | Path, *, for_evaluate: bool = False) -> ScoreTable:
 def _read_score_rows(path: Path, f, *, for_evaluate: bool = False) -> ScoreTable:
     reader = csv.DictReader(f)
     header = reader.fieldnames or []
+    kind = ("segments" if {"start", "end"} <= set(header) else
+            "frames" if {"modality", "time"} <= set(header) or {"source", "time"} <= set(header) else None)
+    if kind:  # several rows per file: read as scores, its second row of a file would be "clip appears twice"
+        raise MmferError(f"{path}: a {kind} CSV of `mmfer predict` (rows within each file); score files and "
+                         "evaluate take the predictions CSV (`--out`), one row per file")
     has_label = "label" in header
     missing = [c for c in SCORE_COLUMNS if c not in header and c != "label"]  # no label column: no truth known
     if missing:

@@ -554,6 +554,7 @@ def test_an_audio_only_video_file_is_scored_as_sound_and_blank_tight_images_are_
     sf.write(tmp_path / "memo.wav", read_audio(tmp_path / "memo.mp4"), 16000)  # the very samples the .mp4 decodes to
     cv2.imwrite(str(tmp_path / "dot.png"), np.full((1, 1), 128, np.uint8))
     cv2.imwrite(str(tmp_path / "card.png"), np.full((64, 64), 128, np.uint8))
+    cv2.imwrite(str(tmp_path / "wall.png"), np.full((480, 640, 3), (40, 90, 200), np.uint8))  # a photo-sized one
     predictor = Predictor(bundle, device="cpu")
     memo, wav = predictor.predict_file(tmp_path / "memo.mp4"), predictor.predict_file(tmp_path / "memo.wav")
     assert memo.ok and memo.modalities == "audio" and "no video stream: scored as a sound file" in memo.warning
@@ -573,7 +574,8 @@ def test_an_audio_only_video_file_is_scored_as_sound_and_blank_tight_images_are_
     dubbed = predictor.predict_file(tmp_path / "dubbed.mkv")
     assert dubbed.ok and "2 sound tracks: only the first is analysed" in dubbed.warning, dubbed.warning
     np.testing.assert_allclose(dubbed.probs, memo.probs, atol=1e-3)
-    for name, why in (("dot.png", "image too small to hold a face (1x1"), ("card.png", "blank image (64x64")):
+    for name, why in (("dot.png", "image too small to hold a face (1x1"), ("card.png", "blank image (64x64"),
+                      ("wall.png", "blank image (640x480")):
         p = predictor.predict_file(tmp_path / name)
         assert not p.ok and why in p.warning, (name, p.warning)
 

@@ -85,3 +85,18 @@ def test_predictions_are_empty_where_nothing_was_predicted(tmp_path):
                     "b,Sad,,,,,,,\n"
                     "c,Sad,0.142857,0.142857,0.142857,0.142857,0.142857,0.142857,0.142857\n")
     assert read_scores(path, for_evaluate=True).predictions == ["Sad", "", ""]
+
+
+def test_a_segments_or_frames_csv_is_not_taken_for_scores(tmp_path):
+    """`mmfer evaluate segments.csv` said "clip appears twice" at the file's second segment; it says what the file
+    is and which one to give."""
+    from mmfer.errors import MmferError
+    from mmfer.labels import EMOTIONS
+    from mmfer.scores import read_scores
+
+    probs = ",".join(["0.1"] * 6 + ["0.4"])
+    for name, head, rows in (("s.csv", "path,clip_id,start,end,predicted", ["a.mp4,a,0,4,Surprise", "a.mp4,a,4,8,Surprise"]),
+                             ("f.csv", "path,clip_id,modality,time,face", ["a.mp4,a,face,0,1", "a.mp4,a,face,0.125,1"])):
+        (tmp_path / name).write_text(f"{head},{','.join(EMOTIONS)}\n" + "".join(f"{r},{probs}\n" for r in rows))
+        with pytest.raises(MmferError, match=r"a (segments|frames) CSV of `mmfer predict`.*predictions CSV"):
+            read_scores(tmp_path / name, for_evaluate=True)

@@ -503,12 +503,12 @@ class Predictor:
             else []
         h, w = rgb.shape[:2]
         tight = max(h, w) <= TIGHT_CROP_MAX_SIDE and TIGHT_CROP_ASPECT[0] <= w / h <= TIGHT_CROP_ASPECT[1]
-        if tight:  # taken as the face without a detector, so checked here: a dot or a flat card is no face
-            if min(h, w) < TIGHT_CROP_MIN_SIDE:
-                raise MmferError(f"image too small to hold a face ({w}x{h}; a face photo needs at least "
-                                 f"{TIGHT_CROP_MIN_SIDE} px a side)")
-            if float(rgb.reshape(-1, 3).std(axis=0).max()) < BLANK_IMAGE_STD:  # per colour: a red card too
-                raise MmferError(f"blank image ({w}x{h}, one flat colour): no face to score")
+        if tight and min(h, w) < TIGHT_CROP_MIN_SIDE:  # taken as the face without a detector: a dot is no face
+            raise MmferError(f"image too small to hold a face ({w}x{h}; a face photo needs at least "
+                             f"{TIGHT_CROP_MIN_SIDE} px a side)")
+        if float(rgb.reshape(-1, 3).std(axis=0).max()) < BLANK_IMAGE_STD:  # per colour: a red card too, any size
+            raise MmferError(f"blank image ({w}x{h}, one flat colour): no face to score")
+        if tight:
             branches = [b for b in branches if b.options["serves"] != "detected_faces"]
             if not branches:
                 raise MmferError(f"model {self.bundle.source} only scores faces its detector cuts from video frames "

@@ -187,6 +187,9 @@ def merge_csvs(inputs: Iterable[str | Path], out: str | Path) -> dict[str, Any]:
                                      "column); merge joins the CSVs of `predict --shard`")
                 header = head
             elif head != header:
+                if [c for c in head if c != "label"] == [c for c in header if c != "label"]:  # --labels-from in one
+                    raise MmferError(f"{p}: {'has' if 'label' in head else 'lacks'} the label column of "
+                                     f"{inputs[0]}; run every shard with the same --labels-from")
                 raise MmferError(f"{p}: its columns differ from {inputs[0]}'s; merge files of one kind (predictions, "
                                  "segments or frames) written by the same mmfer")
             # (older frames CSVs named the modality column "source")

@@ -98,6 +98,10 @@ def test_merge_sorts_dedups_and_refuses_conflicts(tmp_path):
     other = _write_csv(tmp_path / "other.csv", ["path", "clip_id", "predicted"], [["a", "a", "Sad"]])
     with pytest.raises(MmferError, match="columns differ"):
         merge_csvs([a, other], tmp_path / "y.csv")
+    labelled = _write_csv(tmp_path / "lab.csv", ["path", "clip_id", "label", "predicted"], [["a", "a", "Sad", "Sad"]])
+    plain = _write_csv(tmp_path / "plain.csv", ["path", "clip_id", "predicted"], [["b", "b", "Sad"]])
+    with pytest.raises(MmferError, match="lacks the label column of .*same --labels-from"):
+        merge_csvs([labelled, plain], tmp_path / "w.csv")
     assert not (tmp_path / "x.csv").exists() and not (tmp_path / "y.csv").exists()
 
 
