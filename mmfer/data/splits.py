@@ -126,6 +126,15 @@ def fold_records(records: list[ClipRecord], folds: list[list[str]], index: int, 
     return [r for r in records if key(r) not in held], [r for r in records if key(r) in held]
 
 
+def labels_digest(records: list[ClipRecord]) -> str:
+    """A short digest of which clips carry which label: a fold's fold.json keeps it, so a list whose labels were
+    corrected since a fold trained (same speakers, same counts) is not summarised with that fold's old scores."""
+    import hashlib
+
+    text = "\n".join(sorted(f"{r.split}/{r.clip_id}\t{r.label or ''}" for r in records))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
 def parse_folds(value: str | int) -> int | str:
     """``--folds`` K (an integer of at least 2) or ``corpus``."""
     if isinstance(value, int) or str(value).strip().isdigit():

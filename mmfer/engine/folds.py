@@ -147,18 +147,23 @@ def train_folds(config: Any, *, data: str | Path, out: str | Path, folds: int | 
 def _check_trained_folds(out: Path, dealt: list[list[str]], pooled: list, *, by: str) -> None:
     """A fold already in OUT must have validated on the speakers (or corpus) and clip count this data deals it:
     a list that changed since (rows added, another list) would be summarised as if it were the same run."""
-    from mmfer.data.splits import fold_records
+    from mmfer.data.splits import fold_records, labels_digest
 
     for i, held in enumerate(dealt):
         path = out / f"fold{i + 1}" / "fold.json"
         if not path.is_file():
             continue
         info = json.loads(path.read_text())
-        clips = len(fold_records(pooled, dealt, i, by=by)[1])
+        train_part, val_part = fold_records(pooled, dealt, i, by=by)
+        clips = len(val_part)
         if info["speakers"] != list(held) or info.get("val_clips", clips) != clips:
             raise MmferError(f"{path.parent} validated on {' '.join(info['speakers'])} ({info.get('val_clips', '?')} "
                              f"clips), and this data deals that fold {' '.join(held)} ({clips} clips): the data is "
                              "not the data OUT was trained on; use another --out, or the same data to resume")
+        if info.get("labels_digest") not in (None, labels_digest(train_part + val_part)):  # (none before it)
+            raise MmferError(f"{path.parent} trained on the same speakers and clip counts, but some of its clips carry "
+                             "other labels in this data (corrected labels?): its model and scores are of the old "
+                             "labels; use another --out to train the folds on these")
 
 
 def recipe_digest(config: Any, *, epochs: int | None = None) -> str:

@@ -42,6 +42,7 @@ from mmfer.data.splits import (
     fold_records,
     holdout_seed,
     holdout_split,
+    labels_digest,
     speaker_folds,
     speaker_of,
 )
@@ -377,7 +378,8 @@ def prepare_data(run: Run, *, fold: tuple[int, int] | None = None, fold_by: str 
             folds = speaker_folds(corpus_records(pooled, fold_within) if fold_within else pooled, fold[1])
         train_records, val_records = fold_records(pooled, folds, fold[0], by=fold_by)
         fold_info = {"index": fold[0] + 1, "of": len(folds), "by": fold_by, "speakers": folds[fold[0]],
-                     "train_clips": len(train_records), "val_clips": len(val_records)}
+                     "train_clips": len(train_records), "val_clips": len(val_records),
+                     "labels_digest": labels_digest(train_records + val_records)}
         if fold_within:
             fold_info["within"] = fold_within
         log.info("fold %d of %d: validating on %s %s (%d clips), training on %d clips", fold[0] + 1, len(folds),

@@ -245,6 +245,15 @@ def test_folds_within_one_corpus_train_every_fold_on_the_others(tmp_path):
     with pytest.raises(MmferError, match="another config, --seed"):  # seed=: --seed from Python
         train_folds(cfg, data=tmp_path / "list.csv", out=tmp_path / "within", folds=2, folds_within="a", seed=5,
                     progress=False)
+    # the same speakers and counts, one label corrected: the finished folds learnt the old one
+    relabelled = [dict(r) for r in rows]
+    first = next(r for r in relabelled if r["corpus"] == "a")
+    first["label"] = next(c for c in classes if c != first["label"])
+    _write_list(tmp_path / "list.csv", relabelled)
+    with pytest.raises(MmferError, match="carry other labels in this data"):
+        train_folds(cfg, data=tmp_path / "list.csv", out=tmp_path / "within", folds=2, folds_within="a",
+                    progress=False)
+    _write_list(tmp_path / "list.csv", rows)
     (tmp_path / "within" / "plan.json").unlink()  # a folder from before plan.json: read from its folds
     with pytest.raises(MmferError, match="holds the folds of --folds 2 --folds-within a, not --folds 3 "):
         train_folds(cfg, data=tmp_path / "list.csv", out=tmp_path / "within", folds=3, folds_within="a", progress=False)
