@@ -35,14 +35,18 @@ FIGURES_NOTE = (
 )
 
 _SPLIT_SUFFIX = re.compile(r"[_\-.](val|valid|validation|test|train)$", re.IGNORECASE)
+# score files every run or cross-validation names the same: scores_Val.csv, fused_Test.csv, scores_oof.csv,
+# scores_Test_ensemble.csv, scores_Val_v10.csv (views)
+_RUN_FILE = re.compile(r"^((scores?|fused)([_\-.](val|test|train))?([_\-.](oof|ensemble|v\d+))?)?$", re.IGNORECASE)
 
 
 def branch_name(path: str | Path) -> str:
-    """A branch name from a score file: the run folder for RUN/scores_Val.csv, else the file stem
-    without a trailing _Val/_Test."""
+    """A branch name from a score file: the run folder for RUN/scores_Val.csv and the other score files mmfer
+    names alike in every run (CV/scores_oof.csv, CV/scores_Test_ensemble.csv), else the file stem without a
+    trailing _Val/_Test."""
     p = Path(path)
     stem = _SPLIT_SUFFIX.sub("", p.stem)
-    if stem.lower() in ("scores", "score", "fused", ""):
+    if _RUN_FILE.match(stem):  # a file mmfer names alike in every run: its folder names the branch
         parent = p.resolve().parent.name
         return parent or stem
     return stem
@@ -213,6 +217,11 @@ def load_fusion_inputs(
         )
     y = np.array([EMOTIONS.index(lab) for lab in val_labels if lab is not None])
     test = align_tables(test_paths, split="Test") if test_paths else None
+    if test is not None:
+        shared = len(set(val_ids) & set(test[0]))
+        if shared:  # tuned on those clips: their Test figures are in-sample, and a submission of them is no test
+            log.warning("%s: %d of the %d Test clips are Val clips too (the weights were tuned on them): is a Val "
+                        "file given as Test?", command, shared, len(test[0]))
     return FusionInputs(names, val_paths, test_paths, val_ids, val_labels, val_probs, known, y, test)
 
 

@@ -241,6 +241,27 @@ def test_fuse_names_and_calibration(tmp_path, rng):
         assert single["branches"] == ["c3d"] and single["weights"] == [1.0]
 
 
+def test_cross_validation_folders_fuse_by_their_folder_names(tmp_path, rng, caplog):
+    """CV/scores_oof.csv and CV/scores_Test_ensemble.csv are named by their folder, as RUN/scores_Val.csv is: two
+    such folders fuse without --names, and Test files listed in another order pair by branch. Val given as Test
+    is said."""
+    import shutil
+
+    paths = _make_runs(tmp_path, rng)
+    val, test = [], []
+    for name, v, t in zip(("stats_cv", "cnn_cv"), paths["val"], paths["test"]):
+        (tmp_path / name).mkdir()
+        val.append(shutil.copy(v, tmp_path / name / "scores_oof.csv"))
+        test.append(shutil.copy(t, tmp_path / name / "scores_Test_ensemble.csv"))
+    assert [branch_name(p) for p in val + test] == ["stats_cv", "cnn_cv"] * 2
+    rep = fuse(val, test[::-1], out=tmp_path / "cv_fuse", cv_folds=3)
+    assert rep["branches"] == ["stats_cv", "cnn_cv"]
+    assert read_scores(tmp_path / "cv_fuse" / "fused_Test.csv").clip_ids[0] == "t0000"
+    with caplog.at_level("WARNING"):
+        fuse(val, val, out=tmp_path / "same", cv_folds=3)
+    assert "140 of the 140 Test clips are Val clips too" in caplog.text
+
+
 def test_fuse_rejects_mismatched_files(tmp_path, rng):
     paths = _make_runs(tmp_path, rng)
     t = read_scores(paths["val"][1])
