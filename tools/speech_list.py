@@ -35,9 +35,19 @@ def ravdess_rows(root: Path) -> list[dict[str, str]]:
 
 
 def metadata_rows(path: Path) -> list[dict[str, str]]:
+    from mmfer.errors import MmferError
+
+    if not path.is_file():
+        raise MmferError(f"--metadata {path}: file not found")
     rows = []
     with open(path, newline="", encoding="utf-8-sig") as f:
-        for r in csv.DictReader(f):
+        reader = csv.DictReader(f)
+        missing = [c for c in ("path", "label", "speaker", "corpus") if c not in (reader.fieldnames or [])]
+        if missing:
+            raise MmferError(f"--metadata {path}: no {', '.join(missing)} column(s) (it has "
+                             f"{', '.join(reader.fieldnames or []) or 'no header'}); expected path,label,speaker,corpus"
+                             "[,language][,use]")
+        for r in reader:
             p = Path(r["path"])
             r["path"] = str((p if p.is_absolute() else path.parent / p).resolve())
             rows.append({k: r.get(k, "") or "" for k in FIELDS})

@@ -19,7 +19,7 @@ from mmfer.scores import write_scores
 
 from mmfer.fusion.fuse import fit_and_score, load_fusion_inputs, remove_stale
 
-COLUMNS = ("branches", "n_branches", "val_in_sample_accuracy", "val_in_sample_uar", "val_cross_validated_accuracy", "val_cross_validated_uar", "test_accuracy")
+COLUMNS = ("branches", "n_branches", "val_in_sample_accuracy", "val_in_sample_uar", "val_cross_validated_accuracy", "val_cross_validated_uar", "test_accuracy", "test_uar")
 
 
 def ablate(
@@ -39,7 +39,7 @@ def ablate(
     """Rows (one per subset, sorted by cross-validated accuracy) written to OUT/ablation.{md,csv,png}.
 
     With Test files, each subset's fused Test scores go to OUT/subsets/<names>_Test.csv, and
-    ``test_accuracy`` is filled where the Test files carry labels. ``cv_folds``: as ``fuse``'s (``--cv-folds``;
+    ``test_accuracy`` and ``test_uar`` are filled where the Test files carry labels. ``cv_folds``: as ``fuse``'s (``--cv-folds``;
     ``folds`` is its old name).
     """
     from mmfer.compat import renamed_argument
@@ -73,13 +73,15 @@ def ablate(
             "val_cross_validated_accuracy": cv["accuracy"],
             "val_cross_validated_uar": cv["uar"],
             "test_accuracy": None,
+            "test_uar": None,
         }
         if test is not None:
             ids, labels, probs = test
             fused = model.predict([probs[i] for i in subset])
             written.add(write_scores(out / "subsets" / f"{label}_Test.csv", ids, labels, fused))
             if any(labels):
-                row["test_accuracy"] = evaluate(labels, fused)["accuracy"]
+                m = evaluate(labels, fused)
+                row["test_accuracy"], row["test_uar"] = m["accuracy"], m["uar"]
         rows.append(row)
     for stale in sorted((out / "subsets").glob("*_Test.csv")) if (out / "subsets").is_dir() else []:
         if stale not in written:  # an earlier run's subset, which `submit` could pick up
@@ -114,8 +116,8 @@ def write_tables(rows: Sequence[dict[str, Any]], out: str | Path, *, method: str
     for r in rows:
         w.writerow(["" if r[c] is None else r[c] for c in COLUMNS])
     write_file(out / "ablation.csv", buf.getvalue())  # never through a link
-    heads = ("branches", "n", "Val acc (in-sample)", "Val uar (in-sample)",
-             f"Val acc ({folds}-fold CV)", f"Val uar ({folds}-fold CV)", "Test acc")
+    heads = ("branches", "branches used", "Val acc (in-sample)", "Val uar (in-sample)",
+             f"Val acc ({folds}-fold CV)", f"Val uar ({folds}-fold CV)", "Test acc", "Test uar")
     lines = [
         f"# Modality ablation ({method} fusion)",
         "",

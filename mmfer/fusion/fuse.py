@@ -53,7 +53,7 @@ def branch_name(path: str | Path) -> str:
 
 
 def resolve_names(val_paths: Sequence[str | Path], test_paths: Sequence[str | Path] | None,
-                  names: Sequence[str] | str | None) -> tuple[list[str], list[str | Path]]:
+                  names: Sequence[str] | str | None, *, command: str = "fuse") -> tuple[list[str], list[str | Path]]:
     """Branch names (given as ``a,b,c``, else derived from the files) and the Test files in the Val files' order.
 
     Test files whose derived names are the Val files' in another order are paired by branch, never by position
@@ -62,7 +62,7 @@ def resolve_names(val_paths: Sequence[str | Path], test_paths: Sequence[str | Pa
     test_paths = list(test_paths or [])
     if test_paths and len(test_paths) != len(val_paths):
         raise MmferError(
-            f"fuse: {len(val_paths)} Val score file(s) but {len(test_paths)} Test score file(s); "
+            f"{command}: {len(val_paths)} Val score file(s) but {len(test_paths)} Test score file(s); "
             "give one Test file per Val file, in the same order"
         )
     derived = [branch_name(p) for p in val_paths]
@@ -70,13 +70,13 @@ def resolve_names(val_paths: Sequence[str | Path], test_paths: Sequence[str | Pa
         test_derived = [branch_name(p) for p in test_paths]
         if test_derived != derived and sorted(test_derived) == sorted(derived) and len(set(derived)) == len(derived):
             test_paths = [test_paths[test_derived.index(n)] for n in derived]
-            log.warning("fuse: the Test files were listed in another order than the Val files; paired by branch: %s",
+            log.warning("%s: the Test files were listed in another order than the Val files; paired by branch: %s", command,
                         ", ".join(f"{n} ({Path(t).name})" for n, t in zip(derived, test_paths)))
         elif names is None:
             for v, t, vp, tp in zip(derived, test_derived, val_paths, test_paths):
                 if v != t:
                     raise MmferError(
-                        f"fuse: Val file {vp} (branch {v!r}) is paired with Test file {tp} (branch {t!r}); "
+                        f"{command}: Val file {vp} (branch {v!r}) is paired with Test file {tp} (branch {t!r}); "
                         "list Val and Test files in the same order, or give --names (Val and Test files then pair "
                         "by position)"
                     )
@@ -90,11 +90,12 @@ def resolve_names(val_paths: Sequence[str | Path], test_paths: Sequence[str | Pa
         names = derived
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
-        raise MmferError(f"fuse: branch name(s) {', '.join(dupes)} appear twice; give distinct names with --names a,b,c")
+        raise MmferError(f"{command}: branch name(s) {', '.join(dupes)} appear twice; give distinct names with --names a,b,c")
     return names, test_paths
 
 
-def align_tables(paths: Sequence[str | Path], *, split: str) -> tuple[list[str], list[str | None], list[np.ndarray]]:
+def align_tables(paths: Sequence[str | Path], *, split: str,
+                 command: str = "fuse") -> tuple[list[str], list[str | None], list[np.ndarray]]:
     """Read score files and check they cover the same clips with the same labels.
 
     Returns clip ids (in the first file's order), labels and one (N, 7) array per file.
@@ -115,7 +116,7 @@ def align_tables(paths: Sequence[str | Path], *, split: str) -> tuple[list[str],
             if only_here:
                 parts.append(f"{len(only_here)} clip(s) only in {p} (e.g. {', '.join(only_here[:5])})")
             raise MmferError(
-                f"fuse: {split} score files do not cover the same clips: {'; '.join(parts)}. "
+                f"{command}: {split} score files do not cover the same clips: {'; '.join(parts)}. "
                 "Every branch must score every clip (branches write uniform scores for clips they could not see)"
             )
         t = t.reindex(ids)
@@ -124,8 +125,10 @@ def align_tables(paths: Sequence[str | Path], *, split: str) -> tuple[list[str],
             c = bad[0]
             i = ids.index(c)
             raise MmferError(
-                f"fuse: {split} label disagreement between {ref} and {p} for {len(bad)} clip(s), e.g. {c}: "
-                f"{first.labels[i]} vs {t.labels[i]} (e.g. {', '.join(bad[:5])}); were they made from the same index?"
+                f"{command}: {split} label disagreement between {ref} and {p} for {len(bad)} clip(s), e.g. {c}: "
+                f"{first.labels[i]} vs {t.labels[i]}"
+                + (f" (others: {', '.join(bad[1:5])}{' ...' if len(bad) > 5 else ''})" if len(bad) > 1 else "")
+                + "; were they made from the same index?"
             )
         aligned.append(t)
     labels = list(first.labels)
@@ -207,8 +210,8 @@ def load_fusion_inputs(
         test_paths = [test_paths]
     if not val_paths:
         raise MmferError(f"{command}: no Val score files given (--val A_Val.csv B_Val.csv ...)")
-    names, test_paths = resolve_names(val_paths, test_paths, names)
-    val_ids, val_labels, val_probs = align_tables(val_paths, split="Val")
+    names, test_paths = resolve_names(val_paths, test_paths, names, command=command)
+    val_ids, val_labels, val_probs = align_tables(val_paths, split="Val", command=command)
     known = np.array([lab is not None for lab in val_labels])
     if known.sum() < 2:
         raise MmferError(
@@ -216,7 +219,7 @@ def load_fusion_inputs(
             "(the label column) to tune fusion"
         )
     y = np.array([EMOTIONS.index(lab) for lab in val_labels if lab is not None])
-    test = align_tables(test_paths, split="Test") if test_paths else None
+    test = align_tables(test_paths, split="Test", command=command) if test_paths else None
     if test is not None:
         shared = len(set(val_ids) & set(test[0]))
         if shared:  # tuned on those clips: their Test figures are in-sample, and a submission of them is no test

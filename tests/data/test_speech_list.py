@@ -345,3 +345,21 @@ def test_train_folds_old_within_keyword_is_warned():
     with pytest.warns(DeprecationWarning, match=r"train_folds\(within=\) is train_folds\(folds_within=\) now"):
         with pytest.raises(MmferError, match="no_such_config.yaml"):  # no such config: only the warning is tested
             train_folds("no_such_config.yaml", data="nowhere.csv", out="never", folds=2, within="a")
+
+
+def test_the_list_tool_says_what_is_wrong_with_a_metadata_file(tmp_path, capsys):
+    """tools/speech_list.py: a metadata file that is not there, or lacks the list's columns, is one line naming it
+    (it was a KeyError or FileNotFoundError traceback)."""
+    import importlib.util
+    from pathlib import Path
+
+    from mmfer.errors import run_tool_main
+
+    spec = importlib.util.spec_from_file_location(
+        "speech_list_tool", Path(__file__).resolve().parents[2] / "tools" / "speech_list.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    (tmp_path / "m.csv").write_text("file,label\na.wav,happy\n")
+    for meta, why in ((tmp_path / "m.csv", "no path, speaker, corpus column"), (tmp_path / "gone.csv", "not found")):
+        assert run_tool_main(tool.main, ["--metadata", str(meta), "--out", str(tmp_path / "l.csv")], prog="s") == 2
+        assert why in capsys.readouterr().err

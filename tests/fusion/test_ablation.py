@@ -46,13 +46,17 @@ def test_ablation_covers_every_subset(runs, tmp_path):
     assert by["audio"]["val_in_sample_accuracy"] < 0.3
     assert "c3d" in rows[0]["branches"]  # sorted by cross-validated accuracy
     assert [r["val_cross_validated_accuracy"] for r in rows] == sorted((r["val_cross_validated_accuracy"] for r in rows), reverse=True)
-    assert all(r["test_accuracy"] is not None for r in rows)  # these Test files carry labels
+    assert all(r["test_accuracy"] is not None and r["test_uar"] is not None for r in rows)  # Test has labels
+    t = read_scores(out / "subsets" / "c3d_Test.csv")
+    from mmfer.metrics import evaluate
+
+    assert by["c3d"]["test_uar"] == pytest.approx(evaluate(t.labels, t.probs)["uar"])
 
     with open(out / "ablation.csv", newline="") as f:
         table = list(csv.DictReader(f))
     assert len(table) == 7 and float(table[0]["val_cross_validated_accuracy"]) == pytest.approx(rows[0]["val_cross_validated_accuracy"])
     md = (out / "ablation.md").read_text()
-    assert "in-sample" in md and "CV" in md and md.count("\n| ") == 8  # header + 7 rows
+    assert "in-sample" in md and "CV" in md and "Test uar" in md and md.count("\n| ") == 8  # header + 7 rows
     png = (out / "ablation.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
     assert len(read_scores(out / "subsets" / "c3d+lstm_Test.csv")) == 20
