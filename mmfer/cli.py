@@ -122,8 +122,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         if args.folds is not None:
             from mmfer.engine.folds import train_folds
 
-            if args.resume:
-                raise MmferError("--folds resumes unfinished folds by itself; leave out --resume")
+            if args.resume:  # what --folds always does: finished folds are kept, an interrupted one continued
+                logging.getLogger(__name__).info("--folds resumes unfinished folds by itself (--resume changes nothing)")
             from mmfer.outputs import check_output_dir
 
             check_output_dir(args.out, option="--out")

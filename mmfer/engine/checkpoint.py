@@ -102,6 +102,11 @@ def resolve_checkpoint(run_or_checkpoint: str | Path) -> Path:
         found = run_checkpoint(p)
         if found is not None:
             return found
+        folds = sorted(f.name for f in p.glob("fold*") if f.is_dir() and run_checkpoint(f) is not None)
+        if folds:  # a cross-validation folder of `mmfer train --folds`: one model per fold, none of its own
+            raise MmferError(f"{p}: a cross-validation folder of `--folds` (its models are {', '.join(folds[:3])}"
+                             f"{' ...' if len(folds) > 3 else ''}); give one fold, e.g. {p / folds[0]}, or build a "
+                             "bundle of them (tools/build_default_model.py --audio CV)")
         raise MmferError(f"{p}: no best.pt or last.pt in this run directory; train it first with `mmfer train`")
     if not p.is_file():
         raise MmferError(f"{p}: checkpoint or run directory not found")

@@ -228,6 +228,10 @@ def test_folds_within_one_corpus_train_every_fold_on_the_others(tmp_path):
                       optim=OptimConfig(epochs=1, select_by="last"), device="cpu")
     s = train_folds(cfg, data=tmp_path / "list.csv", out=tmp_path / "within", folds=2, folds_within="a", progress=False)
     assert [r["speakers"] for r in s["folds"]] == ["a_0", "a_1"] and s["within"] == "a"
+    from mmfer.engine.checkpoint import resolve_checkpoint
+
+    with pytest.raises(MmferError, match=r"a cross-validation folder of `--folds` .*give one fold, e.g. .*fold1"):
+        resolve_checkpoint(tmp_path / "within")  # as `mmfer scores CV` or `predict --model CV` would
     assert [r["clips"] for r in s["folds"]] == [7, 7]
     oof = read_scores(tmp_path / "within" / "scores_oof.csv")
     assert sorted(oof.clip_ids) == sorted(r["path"].split("/")[1][:-4] for r in rows if r["corpus"] == "a")
