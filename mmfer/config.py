@@ -173,7 +173,10 @@ def read_yaml(path: str | Path) -> Any:
     try:
         return yaml.load(path.read_text(), Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as e:
-        raise MmferError(f"{path}: not valid YAML: {e}") from None
+        mark = getattr(e, "problem_mark", None)  # where the parser stopped, 1-based as editors count
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(path)
+        what = " ".join(filter(None, (getattr(e, "context", None), getattr(e, "problem", None)))) or str(e)
+        raise MmferError(f"{where}: not valid YAML: {what}") from None
     except UnicodeDecodeError as e:
         raise MmferError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
 

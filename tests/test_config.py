@@ -48,6 +48,9 @@ def test_yaml_file(tmp_path):
     assert load_yaml(Run, p).epochs == 5
     with pytest.raises(MmferError, match="config file not found"):
         load_yaml(Run, tmp_path / "nope.yaml")
+    p.write_text("name: y\nepochs: 5: 6\n")  # a syntax error is placed by line and column, as editors count
+    with pytest.raises(MmferError, match=r"run.yaml:2:10: not valid YAML: mapping values are not allowed here"):
+        load_yaml(Run, p)
 
 
 def test_exponent_numbers_without_a_dot_are_numbers(tmp_path):
