@@ -415,6 +415,10 @@ def prepare_data(run: Run, *, fold: tuple[int, int] | None = None, fold_by: str 
         if ds.skipped and dist.main:
             log.info("%s: %d of %d clips left out for %s (%s)%s", name, len(ds.skipped), len(recs), kind, ds.describe_skipped(),
                      "; scored uniform, they count as wrong in the Val figures" if name == "val" else "")
+            unlabelled = [c for c, r in ds.skipped if r.startswith("no label")]
+            if unlabelled and name == "train":  # a list row whose label cell is empty: a slip, not a decision
+                log.warning("train: %d clip(s) have no label and are not learnt from (e.g. %s)", len(unlabelled),
+                            ", ".join(unlabelled[:3]))
     if len(train_ds) == 0:
         raise MmferError(f"{data}: no usable {dcfg.train_split} clips for a {kind} model "
                          f"({train_ds.describe_skipped() or 'split is empty'}); check `mmfer preprocess` output")

@@ -367,3 +367,18 @@ def test_the_list_tool_says_what_is_wrong_with_a_metadata_file(tmp_path, capsys)
     for meta, why in ((tmp_path / "m.csv", "no path, speaker, corpus column"), (tmp_path / "gone.csv", "not found")):
         assert run_tool_main(tool.main, ["--metadata", str(meta), "--out", str(tmp_path / "l.csv")], prog="s") == 2
         assert why in capsys.readouterr().err
+
+
+def test_a_list_row_without_a_label_is_said_by_name(tmp_path, caplog):
+    """An empty label cell in a training list is a slip: the run warns, naming the clip (it was an INFO count)."""
+    from mmfer.engine.config import DataConfig, ModelConfig, OptimConfig, TrainConfig
+    from mmfer.engine.train import train
+
+    rows = _corpora(tmp_path, classes_of={"a": list(EMOTIONS)}, speakers=3, per=1)
+    rows[0]["label"] = ""
+    _write_list(tmp_path / "list.csv", rows)
+    cfg = TrainConfig(name="t", model=ModelConfig(name="audio_stats", kwargs={"hidden": 16}),
+                      data=DataConfig(batch_size=8), optim=OptimConfig(epochs=1, select_by="last"), device="cpu")
+    with caplog.at_level("WARNING"):
+        train(cfg, data=tmp_path / "list.csv", out=tmp_path / "run", progress=False)
+    assert "1 clip(s) have no label and are not learnt from (e.g. a0_Angry_0" in caplog.text
