@@ -52,7 +52,8 @@ def extra_inputs(tmp_path_factory, cremad_videos, cremad_audio):
     for k in (3, 9):  # FER2013-like 48x48 grey crops, taken as faces as they are
         crop = cv2.resize(arrays["faces"][k][y0:y1, x0:x1], (48, 48), interpolation=cv2.INTER_AREA)
         cv2.imwrite(str(img / f"crop{k}.png"), cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY))
-    cv2.imwrite(str(img / "landscape.png"), np.full((200, 300, 3), 128, np.uint8))
+    sky = np.linspace(60, 200, 300, dtype=np.uint8)[None, :, None]  # a smooth gradient: no face, not blank
+    cv2.imwrite(str(img / "landscape.png"), np.broadcast_to(sky, (200, 300, 3)).copy())
     (d / "broken.mp4").write_bytes(b"\x00garbage" * 500)
     (img / "corrupt.jpg").write_bytes(b"not a jpeg" * 50)
     (d / "notes.txt").write_text("not media")
