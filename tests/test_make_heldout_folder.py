@@ -25,5 +25,8 @@ def test_the_folder_holds_exactly_the_faces_training_holds_out(tmp_path, capsys)
     _, held = holdout_split(media_folder_records(tmp_path / "fer", "Train", "face_image"), fraction=0.1, seed=0)
     written = sorted(p.relative_to(tmp_path / "held").as_posix() for p in (tmp_path / "held").rglob("*.jpg"))
     assert written == sorted(f"{r.label}/{Path(r.path).name}" for r in held) and len(written) >= len(EMOTIONS)
-    assert tool.main([str(tmp_path / "fer"), "--out", str(tmp_path / "held")]) == 2  # not over an earlier folder
+    from mmfer.errors import run_tool_main
+
+    assert run_tool_main(tool.main, [str(tmp_path / "fer"), "--out", str(tmp_path / "held")], prog="t") == 2  # not over
+    # an earlier folder
     assert "not empty" in capsys.readouterr().err

@@ -182,7 +182,8 @@ def _face_temperature(paths: list[Path], n_models: int, *, flag: str = "--face-s
     tables = [read_scores(p) for p in paths]
     tables = [tables[0]] + [t.reindex(tables[0].clip_ids) for t in tables[1:]]
     t = fit_temperature(sum(t.probs for t in tables) / len(tables), tables[0].label_indices)
-    print(f"{flag[2:-7].replace('-', ' ')} temperature {t:.3f}, fitted on the held-out scores {', '.join(map(str, paths))}")
+    what = flag.removeprefix("--").removesuffix("-scores").replace("-", " ")  # "face", "photo face"
+    print(f"{what} temperature {t:.3f}, fitted on the held-out scores {', '.join(map(str, paths))}")
     return round(t, 4)
 
 

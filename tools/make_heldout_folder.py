@@ -29,13 +29,9 @@ def main(argv: list[str] | None = None) -> int:
     from mmfer.data.splits import holdout_split
     from mmfer.errors import MmferError
 
-    try:
-        if args.out.exists() and any(args.out.iterdir()):
-            raise MmferError(f"--out {args.out}: not empty; give a new folder")
-        _, held = holdout_split(media_folder_records(args.fer, "Train", "face_image"), fraction=0.1, seed=0)
-    except MmferError as e:
-        print(f"make_heldout_folder: error: {e}", file=sys.stderr)
-        return 2
+    if args.out.exists() and any(args.out.iterdir()):
+        raise MmferError(f"--out {args.out}: not empty; give a new folder")
+    _, held = holdout_split(media_folder_records(args.fer, "Train", "face_image"), fraction=0.1, seed=0)
     for rec in held:
         dest = args.out / rec.label / Path(rec.path).name
         dest.parent.mkdir(parents=True, exist_ok=True)
@@ -48,4 +44,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from mmfer.errors import run_tool_main
+
+    sys.exit(run_tool_main(main, prog="make_heldout_folder"))
