@@ -309,3 +309,14 @@ def test_a_costly_detector_runs_only_on_rationed_retries():
     FaceTracker(backend, retry_every=4).process(np.zeros((10, 240, 320, 3), np.uint8))
     assert backend.full == 3  # misses 0, 4 and 8
     assert len(backend.shapes) == 10 + 3  # the quick pass on each frame, and the enlarged retries
+
+
+@pytest.mark.parametrize("fit_every", [1, 3])
+def test_a_cut_away_from_the_face_ends_the_face_frames(native_frames, dlib_backend, fit_every):
+    """After a cut to a shot with no face, the box carried from the last fit holds background, which a landmark
+    fit shapes into a face anywhere: it must not pass for the face until the next detection (AFEW clips cut)."""
+    rng = np.random.default_rng(0)
+    scene = cv2.GaussianBlur(rng.integers(0, 255, native_frames.shape[1:], dtype=np.uint8), (9, 9), 3)
+    clip = np.concatenate([native_frames[:20], np.repeat(scene[None], 20, axis=0)])
+    track = FaceTracker(dlib_backend, detect_every=10, fit_every=fit_every).process(clip)
+    assert track.mask[:19].all() and not track.mask[20:].any(), np.flatnonzero(track.mask)
