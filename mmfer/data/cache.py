@@ -496,6 +496,10 @@ def cache_settings(cache: str | Path, split: str | None = None) -> PreprocessSet
     if not hashes:
         if not Path(cache).exists():
             raise MmferError(f"{cache}: no such file or folder")
+        present = sorted({s for s, _ in latest})
+        if split is not None and present:  # the manifest is there: say what it holds
+            raise MmferError(f"{cache}: no clips of split {split!r} in the cache (splits present: {', '.join(present)}); "
+                             "a CSV list without a split column makes every row Test")
         raise MmferError(f"{cache}: empty or missing manifest; run `mmfer preprocess` first")
     fix = (f"re-run `mmfer preprocess SOURCE --out {cache}` with this mmfer (it redoes those clips), or use the "
            "mmfer version that made the cache")

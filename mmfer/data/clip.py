@@ -27,6 +27,12 @@ FRAME_BUDGET_BYTES = 96 * 1024 * 1024
 MAX_BATCH = 32
 # Frames smaller than this on a side cannot hold a face worth finding (a 1x1 video): a failed clip that says so.
 MIN_FRAME_SIDE = 16
+# Fewer landmark fits per second than this (a low --fps, or a clip of few frames a second, with fit_every > 1)
+# earns a warning: expressions change within a few hundred milliseconds.
+MIN_FITS_PER_SECOND = 5
+# sound that outlasts the picture by more than this (s) is said: the audio branches learn from a stretch no face
+# branch sees (AFEW's clips have both throughout)
+LONGER_SOUND_S = 1.0
 
 
 def _source_stat(path: Path) -> tuple[int, float]:
@@ -262,6 +268,15 @@ def process_clip(
         warnings.append("no face found in any frame (audio and frames are kept)")
 
     fps = float(settings.fps or info.fps)
+    if not settings.fps and settings.fit_every > 1 and fps / settings.fit_every < MIN_FITS_PER_SECOND:
+        # the run warns for a low --fps; a clip of few frames a second of its own is said here
+        warnings.append(f"{fps:g} frames/s with --fit-every {settings.fit_every}: landmarks fitted only every "
+                        f"{settings.fit_every / fps:.2f} s and interpolated between (--fit-every 1 fits every frame)")
+    picture_s, sound_s = n_frames / fps, audio.size / settings.sample_rate
+    capped = bool(settings.max_frames) and n_frames >= settings.max_frames  # --max-frames cut the picture, not the sound
+    if n_frames > 1 and not capped and sound_s > picture_s + LONGER_SOUND_S:  # sound branches learn what no face saw
+        warnings.append(f"the sound lasts {sound_s:.1f} s and the picture {picture_s:.1f} s: the audio branches "
+                        "hear more of the clip than the face branches see")
     arrays = {"faces": faces, "landmarks": landmarks, "boxes": boxes, "mask": mask, "audio": audio}
     rec.status = "ok"
     rec.reason = ""

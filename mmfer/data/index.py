@@ -105,6 +105,9 @@ def iter_files(folder: Path, keep: Callable[[Path], bool]) -> Iterator[Path]:
 
 
 def _warn_hidden(path: Path) -> None:
+    if path.name.startswith("._"):  # macOS's AppleDouble companion of a file copied off a Mac: never media
+        log.debug("%s: left out (a macOS metadata file)", path)
+        return
     log.warning("%s: left out, its name starts with '.' (a hidden file); rename it to include it", path)
 
 
@@ -293,6 +296,10 @@ def index_csv(csv_path: str | Path, *, splits: Iterable[str] | str | None = None
         if missing:
             raise MmferError(f"{csv_path}: no rows of split(s) {', '.join(missing)}; leave them out of --splits")
     _check_duplicates(entries, where_of=where_of)
+    labelled = sum(1 for e in entries if e.label)
+    if "split" not in pos and labelled:  # labels that no training would see: Test is never learnt from
+        log.warning("%s: no split column, so all %d rows are Test, %d of them labelled; to train on them give a "
+                    "split column (Train, Val or Test per row)", csv_path, len(entries), labelled)
     return entries
 
 

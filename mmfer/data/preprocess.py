@@ -48,7 +48,8 @@ from mmfer.data.cache import (
 )
 from mmfer.data.index import ClipEntry, index_source
 from mmfer.data.clip import (  # noqa: F401 - one clip's pipeline; these names were first imported from here
-    FRAME_BUDGET_BYTES, MAX_BATCH, MIN_FRAME_SIDE, FaceBatch, _batch_size, _looks_truncated, _source_stat,
+    FRAME_BUDGET_BYTES, MAX_BATCH, MIN_FITS_PER_SECOND, MIN_FRAME_SIDE, FaceBatch, _batch_size, _looks_truncated,
+    _source_stat,
     iter_face_batches, make_tracker, open_video, process_clip,
 )
 from mmfer.errors import MmferError
@@ -63,9 +64,6 @@ NUM_LANDMARKS = 68
 # needs ~1.5 s (interpreter, imports, the 95 MB model) before its first frame, about what eight 2-s clips
 # take, so spawned workers are started for no fewer than this many clips each.
 AUTO_CLIPS_PER_WORKER = 8
-# Fewer landmark fits per second than this (a low --fps with fit_every > 1) earns a warning: expressions
-# change within a few hundred milliseconds.
-MIN_FITS_PER_SECOND = 5
 
 
 @dataclass

@@ -189,11 +189,11 @@ def test_source_dispatch(afew: Path, cremad_dir: Path, cremad_videos, tmp_path: 
 
 def test_hidden_media_files_are_left_out_with_a_warning(tmp_path: Path, caplog):
     (tmp_path / ".git").mkdir()
-    for name in ("a.mp4", "..flv", ".b.mp4", ".git/c.mp4", ".notes.txt"):
+    for name in ("a.mp4", "..flv", ".b.mp4", ".git/c.mp4", ".notes.txt", "._a.mp4"):  # ._a.mp4: macOS metadata
         (tmp_path / name).write_bytes(b"x")
     with caplog.at_level(logging.WARNING, logger="mmfer.data.index"):
         entries = index_folder(tmp_path)
     assert [e.clip_id for e in entries] == ["a"]
     warned = [r.getMessage() for r in caplog.records]
-    assert len(warned) == 2 and all("starts with '.'" in w for w in warned)  # not .git's content, not .txt
+    assert len(warned) == 2 and all("starts with '.'" in w for w in warned)  # not .git's content, .txt or ._a
     assert any("..flv" in w for w in warned) and any(".b.mp4" in w for w in warned)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -431,6 +432,24 @@ def test_low_fps_with_sparse_fits_warns(tmp_path, cremad_videos, caplog):
             pp.preprocess(write_list(tmp_path / "l.csv", rows), tmp_path / f"c{fps}{fit_every}", settings=settings,
                           progress=False)
         assert ("--fit-every 1 fits every frame" in caplog.text) == warned
+
+
+def test_a_clip_of_few_frames_a_second_or_with_longer_sound_says_so(tmp_path):
+    """A clip of 5 frames/s of its own leaves 1.7 landmark fits a second with --fit-every 3, which the run-wide
+    --fps check never saw; sound 3 s longer than the picture trains the audio branches on what no face branch saw."""
+    from predict_helpers import write_video
+
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 255, (10, 64, 64, 3), dtype=np.uint8)
+    write_video(tmp_path / "slow.mp4", frames, fps=5)  # 2 s of picture
+    write_video(tmp_path / "long_sound.mp4", frames[:6], fps=6, audio=0.1 * rng.standard_normal(4 * 16000))
+    rows = [(tmp_path / "slow.mp4", "Happy", "Train"), (tmp_path / "long_sound.mp4", "Sad", "Train")]
+    settings = dataclasses.replace(NONE, max_frames=None)  # a picture cut by --max-frames is not "shorter"
+    pp.preprocess(write_list(tmp_path / "l.csv", rows), tmp_path / "c", settings=settings, progress=False)
+    recs = {r.clip_id: r for r in read_manifest(tmp_path / "c").values()}
+    assert NONE.fit_every > 1 and any("5 frames/s with --fit-every" in w for w in recs["slow"].warnings)
+    assert any("the sound lasts 4.1 s and the picture 1.0 s" in w for w in recs["long_sound"].warnings)
+    assert not any("sound lasts" in w for w in recs["slow"].warnings)
 
 
 @pytest.mark.parametrize("sig", ["SIGTERM", "SIGKILL"])
