@@ -464,6 +464,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"mmfer {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log more detail")
+    parser.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
+                        help="import this Python module first (one that registers its own models with "
+                             "mmfer.models.registry.register_model); repeatable")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for add in _COMMANDS:
@@ -493,6 +496,20 @@ RESUME_HINTS = {
 }
 
 
+def _import_modules(names: Sequence[str]) -> None:
+    """``--import MODULE``: the user's modules (e.g. ones registering models), imported before the command runs; the
+    current folder is searched too, as ``python -m`` would."""
+    import importlib
+
+    if names and "" not in sys.path and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    for name in names:
+        try:
+            importlib.import_module(name)
+        except ImportError as e:
+            raise MmferError(f"--import {name}: cannot import it ({e})") from None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args, unknown = parser.parse_known_args(argv)
@@ -513,6 +530,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     old_term = sigterm_as_interrupt()  # kill / timeout / a container stop: finished work written, exit 130
     try:
+        _import_modules(args.imports)
         code = int(args.func(args) or 0)
         sys.stdout.flush()  # output still buffered meets a closed pipe here, not in the exit hook
     except BrokenPipeError:

@@ -54,6 +54,25 @@ def from_dict(cls: type[T], data: dict[str, Any] | None, *, where: str = "config
         raise MmferError(_at(where, str(e))) from None
 
 
+def check_fields(obj: Any, *, where: str = "") -> None:
+    """A config built in Python (not read from YAML) checked as ``from_dict`` checks a file: each choice among its
+    allowed values (``select_by="UAR"`` trained a whole run on accuracy, then failed at its end), and a section
+    given as a plain dict turned into its dataclass with its keys checked. Recurses into sections."""
+    hints = typing.get_type_hints(type(obj))
+    for f in dataclasses.fields(obj):
+        value, tp, name = getattr(obj, f.name), hints[f.name], f"{where}{f.name}"
+        if dataclasses.is_dataclass(tp) and isinstance(value, dict):
+            value = from_dict(tp, value, where=name)
+            object.__setattr__(obj, f.name, value)  # (frozen sections too)
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            check_fields(value, where=f"{name}.")
+            continue
+        options = typing.get_args(tp) if typing.get_origin(tp) in (typing.Union, types.UnionType) else (tp,)
+        choices = [c for o in options if typing.get_origin(o) is typing.Literal for c in typing.get_args(o)]
+        if choices and value not in choices and not (value is None and type(None) in options):
+            raise MmferError(f"{name}: {value!r} is not one of {', '.join(map(repr, choices))}")
+
+
 def check_range(obj: Any, name: str, *, low: float | None = None, high: float | None = None,
                 low_open: bool = False, high_open: bool = False) -> None:
     """A dataclass field's value within [low, high] (or open ends); the error starts with the field's name,

@@ -24,6 +24,7 @@ import torch
 from torch.utils.data import Dataset
 
 from mmfer.data.cache import ClipRecord, load_clip
+from mmfer.config import from_dict
 from mmfer.data.config import AugmentConfig, DataConfig
 from mmfer.data.images import read_image_rgb
 from mmfer.data.index import AUDIO_EXTENSIONS, IMAGE_EXTENSIONS
@@ -56,6 +57,12 @@ class CacheDataset(Dataset):
         sample_rate: int = 16000,
         transform: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
     ):
+        if isinstance(records, (str, Path)) or not all(isinstance(r, ClipRecord) for r in records):
+            raise MmferError(f"{type(self).__name__}: records must be ClipRecords, e.g. split_records(cache, 'Train') "
+                             f"or source_records(data, 'Train', kind), got {type(records).__name__}")
+        # sections given as plain dicts, as YAML would give them, with their keys checked
+        data = from_dict(DataConfig, data, where="data") if isinstance(data, dict) else data
+        augment = from_dict(AugmentConfig, augment, where="augment") if isinstance(augment, dict) else augment
         self.cache = Path(cache)
         self.transform = transform
         self.train = bool(train)

@@ -193,7 +193,11 @@ def model_from_checkpoint(ckpt: dict[str, Any]) -> nn.Module:
     from mmfer.models.registry import build_model
 
     order = label_permutation(ckpt)
-    model = build_model(ckpt["model_name"], **dict(ckpt.get("model_kwargs") or {}))
+    try:
+        model = build_model(ckpt["model_name"], **dict(ckpt.get("model_kwargs") or {}))
+    except MmferError as e:  # e.g. a model registered by code not imported here: say which file needs it
+        where = ckpt.get("path")
+        raise MmferError(f"{where}: {e}" if where else str(e)) from None
     try:
         model.load_state_dict(ckpt["state_dict"])
     except RuntimeError as e:

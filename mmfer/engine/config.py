@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from mmfer.config import check_range, from_dict, load_yaml, to_dict
+from mmfer.config import check_fields, check_range, from_dict, load_yaml, to_dict
 from mmfer.errors import MmferError
 # the data: and augment: sections live with the data code that reads them; still importable from here
 from mmfer.data.config import AugmentConfig, DataConfig  # noqa: F401
@@ -137,6 +137,7 @@ class TrainConfig:
     amp: bool = True
 
     def __post_init__(self) -> None:
+        check_fields(self)  # what a YAML file is checked for, for a config built in Python
         check_range(self, "seed", low=0)  # numpy's generators take none below 0
 
 

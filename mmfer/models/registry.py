@@ -32,6 +32,20 @@ MODELS: dict[str, Callable[..., nn.Module]] = {
 }
 
 
+def register_model(name: str, builder: Callable[..., nn.Module], *, replace: bool = False) -> None:
+    """Add a model under ``name`` (a keyword-only builder, as the ones above), so configs, ``train`` and
+    ``build_model`` can name it. A name already taken is an error unless ``replace``: a run trained with a
+    built-in of that name would no longer load. From the command line, ``mmfer --import MODULE ...`` imports the
+    module that registers it."""
+    if not isinstance(name, str) or not name.strip():
+        raise MmferError(f"register_model: the name must be a non-empty string, got {name!r}")
+    if not callable(builder):
+        raise MmferError(f"register_model({name!r}): the builder must be callable, got {type(builder).__name__}")
+    if name in MODELS and MODELS[name] is not builder and not replace:
+        raise MmferError(f"register_model: {name!r} is already a model ({MODELS[name].__module__}."
+                         f"{MODELS[name].__name__}); choose another name, or pass replace=True")
+    MODELS[name] = builder
+
 
 def builder_kwargs(name: str) -> dict[str, Any]:
     """The keyword arguments a builder accepts, with their defaults (for docs, configs and error messages)."""
@@ -40,7 +54,8 @@ def builder_kwargs(name: str) -> dict[str, Any]:
 
 def _builder(name: str) -> Callable[..., nn.Module]:
     if name not in MODELS:
-        raise MmferError(f"unknown model {name!r}; available models: {', '.join(sorted(MODELS))}")
+        raise MmferError(f"unknown model {name!r}; available models: {', '.join(sorted(MODELS))} (a model registered "
+                         "by your own code: import it first, `mmfer --import MODULE` on the command line)")
     return MODELS[name]
 
 
@@ -71,4 +86,10 @@ def build_model(name: str, **kwargs: Any) -> nn.Module:
         raise MmferError(f"model {name!r}: {e}") from None
     if getattr(model, "input_kind", None) not in INPUT_KINDS:  # a contract check for new builders
         raise MmferError(f"model {name!r}: builder returned a model without a known input_kind")
+    try:
+        takes_mask = "mask" in inspect.signature(model.forward).parameters
+    except (TypeError, ValueError):  # a forward inspect cannot read (a C extension): trusted
+        takes_mask = True
+    if not takes_mask:  # every engine and predict call passes it
+        raise MmferError(f"model {name!r}: its forward must take forward(x, mask=None) (mask: True where valid)")
     return model

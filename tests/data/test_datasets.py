@@ -105,6 +105,17 @@ def test_unknown_kind_is_an_error(cache):
         build_dataset("face_image", cache=cache, train=True, data=DataConfig())
 
 
+def test_options_given_as_yaml_would_give_them_are_read_and_a_split_name_is_not_records(cache):
+    """data as a plain dict is a DataConfig with its keys checked; records="Train" (a split name) is said."""
+    recs = split_records(cache, "Train")
+    ds = build_dataset("landmarks", cache=cache, records=recs, train=False, data={"max_len": 12})
+    assert ds.data == DataConfig(max_len=12) and len(ds) == len(recs)
+    with pytest.raises(MmferError, match="data: unknown key 'maxlen'"):
+        build_dataset("landmarks", cache=cache, records=recs, train=False, data={"maxlen": 12})
+    with pytest.raises(MmferError, match="records must be ClipRecords, e.g. split_records"):
+        build_dataset("landmarks", cache=cache, records="Train", train=False, data=DataConfig())
+
+
 def test_audio_stats_copies_are_made_once_and_drawn_per_epoch(tmp_path):
     cache = make_synthetic_cache(tmp_path / "a", modality="audio", per_class={"Train": 1}, frames=(10, 12), seed=1)
     aug = AugmentConfig(speed=(0.8, 1.2), stats_copies=2)

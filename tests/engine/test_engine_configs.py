@@ -56,3 +56,19 @@ def test_model_data_mismatch_is_named():
     with pytest.raises(MmferError, match="in_channels=1 but data.grayscale=False"):
         check_consistency(dataclasses.replace(photos, data=dataclasses.replace(photos.data, grayscale=False)),
                           None, "face_image")
+
+
+def test_a_config_built_in_python_is_checked_as_a_file_is():
+    """OptimConfig(select_by="UAR") trained a whole run on accuracy and failed at its end; a section given as a
+    plain dict failed deep in the engine. Both are said when the TrainConfig is made."""
+    from mmfer.engine.config import ModelConfig, OptimConfig, TrainConfig
+
+    model = ModelConfig("audio_cnn")
+    for kw, message in ((dict(optim=OptimConfig(select_by="UAR")), r"optim.select_by: 'UAR' is not one of 'uar'"),
+                        (dict(optim=OptimConfig(schedule="cos")), r"optim.schedule: 'cos' is not one of"),
+                        (dict(device="gpu"), r"device: 'gpu' is not one of 'auto', 'cpu', 'cuda'"),
+                        (dict(data={"batchsize": 2}), r"data: unknown key 'batchsize'; allowed: .*batch_size")):
+        with pytest.raises(MmferError, match=message):
+            TrainConfig(name="x", model=model, **kw)
+    cfg = TrainConfig(name="x", model={"name": "audio_cnn"}, data={"batch_size": 2})
+    assert cfg.model == model and cfg.data.batch_size == 2 and cfg.data.train_split == "Train"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
+import sys
 
 import numpy as np
 import pytest
@@ -464,3 +465,56 @@ def test_training_and_scoring_start_their_loaders_with_stops_held_back(synth_cac
     monkeypatch.setattr(scoring, "start_iter", counted)
     train(tiny_config("landmark_brnn", epochs=2), data=synth_cache("landmarks"), out=tmp_path / "run", progress=False)
     assert calls.count("DataLoader") >= 4  # 2 epochs of training and 2 validations, then the score files
+
+
+_USER_MODULE = '''
+import torch
+from mmfer.models.registry import register_model
+
+
+class Tiny(torch.nn.Module):
+    input_kind = "logmel"
+
+    def __init__(self, *, outputs=7, n_mels=64):
+        super().__init__()
+        self.head = torch.nn.Linear(n_mels, outputs)
+
+    def forward(self, x, mask=None):
+        return self.head(x.mean(dim=-1).flatten(1)[:, :self.head.in_features])
+
+
+register_model("user_tiny", lambda *, outputs=7, n_mels=64: Tiny(outputs=outputs, n_mels=n_mels), replace=True)
+'''
+
+
+def test_a_model_registered_by_ones_own_module_trains_and_scores_with_import(synth_cache, tmp_path, monkeypatch,
+                                                                            capsys):
+    """A model from the user's module: a run of it trains from Python; scoring it where the module is not imported
+    names the checkpoint and `mmfer --import`; with --import MODULE the command line scores it. A head of six
+    outputs is said at its first step."""
+    from mmfer.models import registry
+
+    monkeypatch.setattr(registry, "MODELS", dict(registry.MODELS))
+    (tmp_path / "user_models.py").write_text(_USER_MODULE)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import importlib
+
+    importlib.import_module("user_models")
+    cache = synth_cache("audio")
+    cfg = tiny_config("audio_cnn", epochs=1)
+    cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, name="user_tiny",
+                                                             kwargs={"n_mels": cfg.data.n_mels}))
+    train(cfg, data=cache, out=tmp_path / "run", progress=False)
+    six = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, kwargs={**cfg.model.kwargs, "outputs": 6}))
+    with pytest.raises(MmferError, match=r"returns logits of shape \(\d+, 6\); a branch returns \(batch, 7\)"):
+        train(six, data=cache, out=tmp_path / "six", progress=False)
+    del registry.MODELS["user_tiny"]
+    sys.modules.pop("user_models")
+    assert main(["scores", str(tmp_path / "run"), "--data", str(cache), "--split", "Val",
+                 "--out", str(tmp_path / "s.csv")]) == 2
+    err = capsys.readouterr().err
+    assert "run/best.pt: unknown model 'user_tiny'" in err and "mmfer --import MODULE" in err
+    assert main(["--import", "user_models", "scores", str(tmp_path / "run"), "--data", str(cache), "--split", "Val",
+                 "--out", str(tmp_path / "s.csv")]) == 0
+    assert len(read_scores(tmp_path / "s.csv")) > 0

@@ -309,3 +309,44 @@ def test_a_model_argument_of_the_wrong_kind_is_named():
         with pytest.raises(MmferError, match=message):
             check_model_args("landmark_brnn", kwargs)
     check_model_args("landmark_brnn", {"hidden": 64, "dropout": 1})  # an int where a float goes is a number
+
+
+class _Tiny(torch.nn.Module):
+    """A model of the user's own: log-mel in, seven logits out."""
+
+    input_kind = "logmel"
+
+    def __init__(self, *, outputs: int = 7, n_mels: int = 64) -> None:
+        super().__init__()
+        self.head = torch.nn.Linear(n_mels, outputs)
+
+    def forward(self, x, mask=None):
+        return self.head(x.mean(dim=-1).flatten(1)[:, : self.head.in_features])
+
+
+def _build_tiny(*, outputs: int = 7, n_mels: int = 64) -> torch.nn.Module:
+    return _Tiny(outputs=outputs, n_mels=n_mels)
+
+
+def test_a_model_of_ones_own_is_registered_by_a_new_name_only(monkeypatch) -> None:
+    """register_model adds a builder; a taken name is refused (a run of the built-in would stop loading) unless
+    replace=True; a forward without mask= is said at build time, not mid-training."""
+    from mmfer.models import registry
+
+    monkeypatch.setattr(registry, "MODELS", dict(registry.MODELS))
+    registry.register_model("tiny_logmel", _build_tiny)
+    assert build_model("tiny_logmel", outputs=7).input_kind == "logmel"
+    with pytest.raises(MmferError, match="'audio_cnn' is already a model .*replace=True"):
+        registry.register_model("audio_cnn", _build_tiny)
+    registry.register_model("audio_cnn", _build_tiny, replace=True)
+    assert isinstance(build_model("audio_cnn"), _Tiny)
+
+    class NoMask(_Tiny):
+        def forward(self, x):  # noqa: D102 - the mistake under test
+            return super().forward(x)
+
+    registry.register_model("no_mask", lambda **kw: NoMask(**kw))
+    with pytest.raises(MmferError, match=r"'no_mask': its forward must take forward\(x, mask=None\)"):
+        build_model("no_mask")
+    with pytest.raises(MmferError, match="mmfer --import MODULE"):
+        build_model("not_registered")
