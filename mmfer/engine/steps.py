@@ -76,9 +76,9 @@ def optimisation_step(
     with autocast(device, precision):
         logits = net(x, mask=mask)
         taught = {} if teacher is None else {"teacher_probs": teacher(x, mask=mask)}
-    if logits.dim() != 2 or logits.shape[1] != len(EMOTIONS):  # a new model's head: said before any scoring
+    if logits.dim() != 2 or logits.shape[1] != NUM_CLASSES:  # a new model's head: said before any scoring
         raise MmferError(f"the model returns logits of shape {tuple(logits.shape)}; a branch returns (batch, "
-                         f"{len(EMOTIONS)}), one score per class of {', '.join(EMOTIONS)}")
+                         f"{NUM_CLASSES}), one score per class of {', '.join(EMOTIONS)}")
     if batch.get("teacher_probs") is not None:  # given per clip (distill.targets); a blend blends them alike
         given = batch["teacher_probs"].to(device)
         taught = {"teacher_probs": given if mixed is None else mixed.lam * given + (1 - mixed.lam) * given[mixed.perm]}

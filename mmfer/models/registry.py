@@ -42,8 +42,9 @@ def register_model(name: str, builder: Callable[..., nn.Module], *, replace: boo
     if not callable(builder):
         raise MmferError(f"register_model({name!r}): the builder must be callable, got {type(builder).__name__}")
     if name in MODELS and MODELS[name] is not builder and not replace:
-        raise MmferError(f"register_model: {name!r} is already a model ({MODELS[name].__module__}."
-                         f"{MODELS[name].__name__}); choose another name, or pass replace=True")
+        taken = MODELS[name]  # (a functools.partial has no __name__)
+        raise MmferError(f"register_model: {name!r} is already a model ({getattr(taken, '__module__', '?')}."
+                         f"{getattr(taken, '__name__', type(taken).__name__)}); choose another name, or pass replace=True")
     MODELS[name] = builder
 
 
