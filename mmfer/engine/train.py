@@ -618,7 +618,8 @@ def fit(run: Run, run_data: RunData, *, progress: bool = True,
                         board.add_scalar(key.replace("_", "/", 1), row[key], epoch + 1)
                 board.flush()
             log.info("epoch %d/%d: train loss %.3f acc %.3f | val acc %.3f uar %.3f%s", epoch + 1, ocfg.epochs,
-                     row["train_loss"], row["train_accuracy"], val_acc, val_uar, " (best)" if improved else "")
+                     row["train_loss"], row["train_accuracy"], val_acc, val_uar,
+                     " (best)" if improved and ocfg.select_by != "last" else "")
         dist.barrier()
 
     if board is not None:

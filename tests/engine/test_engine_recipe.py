@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 
 import numpy as np
 import pytest
@@ -78,12 +79,15 @@ def test_training_precision_follows_the_hardware(monkeypatch):
 
 
 # ---------------------------------------------------------------- EMA, select_by last, resume
-def test_ema_and_last_epoch_selection_resume_exactly(synth_cache, tmp_path):
+def test_ema_and_last_epoch_selection_resume_exactly(synth_cache, tmp_path, caplog):
     cache = synth_cache("landmarks")
     cfg = tiny_config("landmark_brnn", epochs=4, ema_decay=0.9, select_by="last")
     cfg = dataclasses.replace(cfg, augment=dataclasses.replace(cfg.augment, mixup=0.3))
-    straight = train(cfg, data=cache, out=tmp_path / "a", progress=False)
+    with caplog.at_level(logging.INFO, logger="mmfer"):
+        straight = train(cfg, data=cache, out=tmp_path / "a", progress=False)
     assert straight["best"]["epoch"] == 4  # the last epoch, whatever its Val figure
+    epochs = [r.getMessage() for r in caplog.records if r.getMessage().startswith("epoch ")]
+    assert len(epochs) == 4 and not any("(best)" in m for m in epochs)  # no epoch was chosen by its Val figure
     best, last = load_checkpoint(tmp_path / "a" / "best.pt"), load_checkpoint(tmp_path / "a" / "last.pt")
     # best.pt holds the averaged weights, last.pt the raw ones and the average to resume from
     for k, v in best["state_dict"].items():
