@@ -83,10 +83,15 @@ def optimisation_step(
         given = batch["teacher_probs"].to(device)
         taught = {"teacher_probs": given if mixed is None else mixed.lam * given + (1 - mixed.lam) * given[mixed.perm]}
     allowed = batch.get("allowed")  # the classes of each clip's corpus (mmfer.engine.losses)
+    allowed = allowed.to(device) if allowed is not None else None
     loss = (criterion(logits.float(), y, **taught) if allowed is None
-            else criterion(logits.float(), y, allowed.to(device), **taught))
+            else criterion(logits.float(), y, allowed, **taught))
     if mixed is not None:  # the teachers' term once: weighted lam here, 1 - lam in the other clip's term
-        loss = mixed.lam * loss + (1 - mixed.lam) * criterion(logits.float(), mixed.y_other, **taught)
+        # each clip's term over its own corpus's classes: a blend with a clip of a corpus without Disgust
+        # pushes Disgust down only in that clip's share, as a whole clip of it would not at all
+        other = criterion(logits.float(), mixed.y_other, **taught) if allowed is None else criterion(
+            logits.float(), mixed.y_other, allowed[mixed.perm], **taught)
+        loss = mixed.lam * loss + (1 - mixed.lam) * other
     optimizer.zero_grad(set_to_none=True)
     scaler.scale(loss).backward()
     for p in frozen:

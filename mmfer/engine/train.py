@@ -429,9 +429,6 @@ def prepare_data(run: Run, *, fold: tuple[int, int] | None = None, fold_by: str 
         if config.loss.mask_absent_classes:
             train_ds.allowed = class_masks(train_ds.records)
             if train_ds.allowed is not None:
-                if config.augment.enabled and (config.augment.mixup or config.augment.cutmix):
-                    raise MmferError(f"config {config.name!r}: augment.mixup/cutmix cannot mix clips of corpora with "
-                                     "different classes; set them to 0 or loss.mask_absent_classes: false")
                 if dist.main:
                     for c, classes in sorted(classes_by_corpus(train_ds.records).items()):
                         absent = [e for e in EMOTIONS if e not in classes]

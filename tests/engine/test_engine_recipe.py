@@ -50,6 +50,37 @@ def test_mix_batch_off_mixup_and_cutmix():
     assert mixed.mask.sum() >= mask.sum() and mixed.mask[0, :2].all()  # union: a row keeps its own steps
 
 
+def test_mixup_over_corpora_keeps_each_clips_classes():
+    """A clip of a corpus without Disgust, blended with another, is still never taught that Disgust does not
+    occur: each clip's share of the loss runs over its own corpus's classes (was refused, then the blended
+    clip's share ran over all seven)."""
+    from mmfer.engine.losses import MaskedCrossEntropy
+    from mmfer.engine.steps import optimisation_step
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(10, len(EMOTIONS))
+
+        def forward(self, x, mask=None):
+            return self.lin(x)
+
+    disgust = EMOTIONS.index("Disgust")
+    for absent_in in ("all", "some"):
+        torch.manual_seed(0)
+        net = Net()
+        allowed = torch.ones(8, len(EMOTIONS), dtype=torch.bool)
+        allowed[: 8 if absent_in == "all" else 4, disgust] = False
+        batch = {"x": torch.randn(8, 10), "label": torch.tensor([0, 2, 3, 4, 5, 6, 0, 2]), "mask": None,
+                 "allowed": allowed}
+        optimisation_step(net, batch, device=torch.device("cpu"), precision="fp32",
+                          criterion=MaskedCrossEntropy(label_smoothing=0.1),
+                          optimizer=torch.optim.SGD(net.parameters(), lr=0.0),
+                          scaler=torch.amp.GradScaler("cpu", enabled=False), grad_clip=None, mixup=0.4)
+        grad = net.lin.bias.grad[disgust]
+        assert (grad == 0) if absent_in == "all" else (grad != 0), absent_in
+
+
 def test_class_weights_power():
     labels = [0] * 90 + [1] * 10
     full, sqrt = class_weights(labels), class_weights(labels, power=0.5)
