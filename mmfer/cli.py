@@ -8,6 +8,7 @@ import argparse
 import logging
 import os
 import select
+import shlex
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -195,7 +196,9 @@ def _add_fusion_arguments(p: argparse.ArgumentParser, *, out_help: str) -> None:
     p.add_argument("--folds", dest="fusion_folds_old", type=int, default=None, help=argparse.SUPPRESS)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--calibrate", action="store_true", help="temperature-calibrate each branch on Val first")
-    p.add_argument("--objective", default="accuracy", choices=OBJECTIVES, help="what weight searches maximise")
+    p.add_argument("--objective", default="accuracy", choices=OBJECTIVES,
+                   help="what weight searches maximise (default accuracy, the challenge's measure; uar: mean class "
+                        "accuracy)")
 
 
 def _cv_folds(args: argparse.Namespace) -> int:
@@ -326,7 +329,8 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
                    help="one row per analysed video frame (time, face box, face model probabilities) and audio window")
     p.add_argument("--report", default=None, metavar="HTML", help="one self-contained HTML page: table, timelines, metrics")
     p.add_argument("--segments", default=None, metavar="CSV",
-                   help="one row per segment of every video and sound file (start, end, prediction, face share, track)")
+                   help="one row per segment of every video and sound file (start, end, predicted, probabilities, face_ratio, "
+                        "track)")
     p.add_argument("--segment-seconds", type=float, default=4.0, metavar="S",
                    help="segment length in seconds (default 4; a remainder under half of it joins the last segment)")
     p.add_argument("--segment-by", default="fixed", choices=("fixed", "speech"),
@@ -430,9 +434,7 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
                        warmup=args.warmup, batch_size=args.batch_size, branches=args.branches, stages=args.stages,
                        max_clips=args.max_clips, model=args.model, long_clip=args.long_clip, long_size=args.long_size,
                        progress=not args.no_progress)
-        given = [(f"--{k.replace('_', '-')}", v) for k, v in vars(args).items()
-                 if k not in ("func", "command", "verbose", "out", "markdown", "no_progress") and v != p.get_default(k)]
-        result["command"] = " ".join(["mmfer bench", *(f"{k} {v}" for k, v in given)])  # how to re-run it
+        result["command"] = _bench_command(args, p)  # how to re-run it
         print(format_markdown(result) if args.markdown else format_table(result))
         if args.out:
             from mmfer.outputs import write_file
@@ -456,6 +458,16 @@ _COMMANDS = (
     _add_merge,
     _add_bench,
 )
+
+
+def _bench_command(args: argparse.Namespace, p: argparse.ArgumentParser) -> str:
+    """The command line that re-runs a bench: global --import first, then bench's own options as typed."""
+    words = ["mmfer", *(f"--import {m}" for m in getattr(args, "imports", []) or []), "bench"]
+    for k, v in vars(args).items():
+        if k in ("func", "command", "verbose", "imports", "out", "markdown", "no_progress") or v == p.get_default(k):
+            continue
+        words.append(f"--{k.replace('_', '-')}" if v is True else f"--{k.replace('_', '-')} {shlex.quote(str(v))}")
+    return " ".join(words)
 
 
 def build_parser() -> argparse.ArgumentParser:

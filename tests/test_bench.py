@@ -87,7 +87,11 @@ def test_cli_writes_json_and_markdown(tmp_path, cremad_dir, capsys):
     printed = capsys.readouterr().out
     r = json.loads(out.read_text())
     assert r["clips"] == 2 and _positive(r["decode_fps"]) and r["preprocess_fps"] is None
-    assert r["command"].startswith("mmfer bench") and "| decode |" in printed
+    assert r["command"] == f"mmfer bench --videos {cremad_dir} --stages decode --max-clips 2" and "| decode |" in printed
+    # global options go before the subcommand, as the command line takes them (was "--imports []")
+    assert main(["--import", "json", "bench", "--videos", str(cremad_dir), "--stages", "decode", "--max-clips", "1",
+                 "--out", str(out), "--no-progress"]) == 0
+    assert json.loads(out.read_text())["command"].startswith("mmfer --import json bench --videos ")
 
 
 def test_bad_requests_are_errors(tmp_path, cremad_dir):

@@ -6,6 +6,8 @@ instead of silently training with a default.
 
 from __future__ import annotations
 
+import re
+
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -131,7 +133,7 @@ class TrainConfig:
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     init: InitConfig = field(default_factory=InitConfig)
     distill: DistillConfig = field(default_factory=DistillConfig)
-    device: Literal["auto", "cpu", "cuda"] = "auto"
+    device: str = "auto"  # auto (CUDA where present), cpu, cuda or cuda:N, as --device takes it
     # mixed precision in training: fp16 on CUDA, bf16 on CPUs that compute it natively (AMX / AVX512-BF16;
     # elsewhere fp32). Evaluation and scoring on CPU stay fp32.
     amp: bool = True
@@ -139,6 +141,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         check_fields(self)  # what a YAML file is checked for, for a config built in Python
         check_range(self, "seed", low=0)  # numpy's generators take none below 0
+        if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", str(self.device)):
+            raise MmferError(f"device: {self.device!r} is not one of 'auto', 'cpu', 'cuda', 'cuda:N'")
 
 
 def load_train_config(path: str | Path) -> TrainConfig:

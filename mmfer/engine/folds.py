@@ -94,7 +94,7 @@ def train_folds(config: Any, *, data: str | Path, out: str | Path, folds: int | 
         else:
             log.info("fold %d/%d -> %s", i + 1, n, run)
             train(config, data=data, out=run, epochs=epochs, resume=(run / "last.pt").is_file(), device=device,
-                  progress=progress, fold=(i, n), fold_by=by, fold_within=within)
+                  progress=progress, fold=(i, n), fold_by=by, folds_within=within)
         results.append(run)
 
     rows, ids, labels, probs = [], [], [], []

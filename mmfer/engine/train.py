@@ -283,8 +283,9 @@ def train(
     stop_after: int | None = None,
     fold: tuple[int, int] | None = None,
     fold_by: str = "speaker",
-    fold_within: str | None = None,
+    folds_within: str | None = None,
     seed: int | None = None,
+    fold_within: str | None = None,
 ) -> dict[str, Any]:
     """Train one branch (``config``, or a YAML file's path) on a cache; returns the best Val metrics and paths.
 
@@ -294,9 +295,13 @@ def train(
     purpose, e.g. to test resume). ``fold`` (i, k) pools
     the Train and Val clips and validates on the i-th of k speaker-disjoint folds (``mmfer.data.splits``);
     with ``fold_by="corpus"`` fold i holds out the i-th corpus of a speech list (leave-one-corpus-out).
-    ``fold_within`` (a corpus of the list) deals only that corpus's speakers to the k folds; the other corpora's
-    clips are in every fold's training and never validated on.
+    ``folds_within`` (``--folds-within``: a corpus of the list) deals only that corpus's speakers to the k folds;
+    the other corpora's clips are in every fold's training and never validated on (``fold_within`` is its old name).
     """
+    from mmfer.compat import renamed_argument
+
+    folds_within = renamed_argument(folds_within, fold_within, function="train", new="folds_within",
+                                    old="fold_within", option="--folds-within")
     config = load_train_config(config) if isinstance(config, (str, Path)) else config
     if seed is not None:
         config = dataclasses.replace(config, seed=seed)
@@ -305,7 +310,7 @@ def train(
         from mmfer.engine.distill import check_teachers_exist
 
         check_teachers_exist(config.distill, folds=None)
-    run_data = prepare_data(run, fold=fold, fold_by=fold_by, fold_within=fold_within)
+    run_data = prepare_data(run, fold=fold, fold_by=fold_by, folds_within=folds_within)
     rows, best, start_epoch = fit(run, run_data, progress=progress, stop_after=stop_after)
     return finish(run, run_data, rows, best, start_epoch, progress=progress)
 
@@ -357,7 +362,7 @@ def prepare_run(config: TrainConfig, *, data: str | Path, out: str | Path, epoch
 
 
 def prepare_data(run: Run, *, fold: tuple[int, int] | None = None, fold_by: str = "speaker",
-                 fold_within: str | None = None) -> RunData:
+                 folds_within: str | None = None) -> RunData:
     """The run's train and validation clips (a fold, a held-out part of Train, or the Val split), checks of
     the model against the data, initial weights, and the two datasets."""
     config, data, kind, ckpt, model, dist = run.config, run.data, run.kind, run.ckpt, run.model, run.dist
@@ -375,13 +380,13 @@ def prepare_data(run: Run, *, fold: tuple[int, int] | None = None, fold_by: str 
         if fold_by == "corpus":
             folds = corpus_folds(pooled)
         else:
-            folds = speaker_folds(corpus_records(pooled, fold_within) if fold_within else pooled, fold[1])
+            folds = speaker_folds(corpus_records(pooled, folds_within) if folds_within else pooled, fold[1])
         train_records, val_records = fold_records(pooled, folds, fold[0], by=fold_by)
         fold_info = {"index": fold[0] + 1, "of": len(folds), "by": fold_by, "speakers": folds[fold[0]],
                      "train_clips": len(train_records), "val_clips": len(val_records),
                      "labels_digest": labels_digest(train_records + val_records)}
-        if fold_within:
-            fold_info["within"] = fold_within
+        if folds_within:
+            fold_info["within"] = folds_within
         log.info("fold %d of %d: validating on %s %s (%d clips), training on %d clips", fold[0] + 1, len(folds),
                  "corpus" if fold_by == "corpus" else "speakers", ", ".join(folds[fold[0]]), len(val_records),
                  len(train_records))

@@ -239,6 +239,14 @@ def test_folds_within_one_corpus_train_every_fold_on_the_others(tmp_path):
         info = json.loads((tmp_path / "within" / f"fold{i}" / "fold.json").read_text())
         assert info["within"] == "a" and info["speakers"] == [f"a_{i - 1}"]
         assert (info["train_clips"], info["val_clips"]) == (33, 7)  # a's other speaker, all of b (6 classes) and c
+    # one fold from Python: train's keyword is --folds-within's name too (fold_within, its old name, still works)
+    from mmfer.engine.train import train
+
+    one = train(cfg, data=tmp_path / "list.csv", out=tmp_path / "one", fold=(1, 2), folds_within="a", progress=False)
+    with pytest.warns(DeprecationWarning, match=r"train\(fold_within=\) is train\(folds_within=\) now"):
+        old = train(cfg, data=tmp_path / "list.csv", out=tmp_path / "old", fold=(1, 2), fold_within="a", progress=False)
+    assert one["best"] == old["best"]
+    assert json.loads((tmp_path / "one" / "fold.json").read_text())["within"] == "a"
     with pytest.raises(MmferError, match=r"--folds-within 'z'.*it has a, b, c"):
         train_folds(cfg, data=tmp_path / "list.csv", out=tmp_path / "z", folds=2, folds_within="z", progress=False)
     with pytest.raises(MmferError, match="--folds K"):

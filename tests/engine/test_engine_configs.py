@@ -72,3 +72,7 @@ def test_a_config_built_in_python_is_checked_as_a_file_is():
             TrainConfig(name="x", model=model, **kw)
     cfg = TrainConfig(name="x", model={"name": "audio_cnn"}, data={"batch_size": 2})
     assert cfg.model == model and cfg.data.batch_size == 2 and cfg.data.train_split == "Train"
+    # a GPU of several, as --device names it (the config refused "cuda:1" that the command line takes)
+    assert TrainConfig(name="x", model=model, device="cuda:1").device == "cuda:1"
+    with pytest.raises(MmferError, match=r"device: 'cuda:x'"):
+        TrainConfig(name="x", model=model, device="cuda:x")
