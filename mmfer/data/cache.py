@@ -303,7 +303,7 @@ def write_clip(
             if not _already_in(arrays[name], tmp / f"{name}.npy"):
                 np.save(tmp / f"{name}.npy", np.ascontiguousarray(arrays[name]), allow_pickle=False)
         # shapes and dtypes, so a resumed run can tell a complete clip from a truncated one
-        meta = {**meta, "label_map": list(EMOTIONS),
+        meta = {**meta, "labels": list(EMOTIONS),
                 "arrays": {n: {"shape": list(np.shape(arrays[n])), "dtype": str(np.asarray(arrays[n]).dtype)}
                            for n in ARRAYS}}
         (tmp / "meta.json").write_text(json.dumps(meta, indent=1))

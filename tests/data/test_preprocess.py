@@ -121,7 +121,7 @@ def test_good_clips_cached_with_faces(full_run, cremad_videos):
         assert np.isnan(clip.landmarks[~clip.mask]).all() and np.isfinite(clip.landmarks[clip.mask]).all()
         assert clip.faces[clip.mask].mean() > 20  # real crops, not zeros
         assert clip.audio.dtype == np.float32 and abs(clip.audio.size / 16000 - rec.audio_seconds) < 0.01
-        assert clip.meta["label"] == rec.label and clip.meta["label_map"] == list(EMOTIONS)
+        assert clip.meta["label"] == rec.label and clip.meta["labels"] == list(EMOTIONS)
     assert not list(cache.rglob(".tmp-*")) and not list(cache.rglob(".old-*"))
 
 
