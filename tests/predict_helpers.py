@@ -34,7 +34,8 @@ def standin_run(run: Path, branch: str, *, seed: int = 0, val_accuracy: float = 
     file, kwargs, data, source = STANDINS[branch]
     cfg = load_train_config(CONFIGS / file)
     cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, kwargs={**cfg.model.kwargs, **kwargs}),
-                              data=dataclasses.replace(cfg.data, **data))
+                              data=dataclasses.replace(cfg.data, **data),
+                              optim=dataclasses.replace(cfg.optim, epochs=1))  # finished: its one epoch logged
     torch.manual_seed(seed)
     model = build_model(cfg.model.name, **cfg.model.kwargs)
     with torch.no_grad():  # non-trivial normalisation statistics, so fp16 export and BN paths are exercised

@@ -4,6 +4,7 @@ the build tool, and the shipped default model against its recorded outputs."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +26,20 @@ RECORDED = REPO / "tests" / "assets" / "default_model_outputs.csv"
 def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("runs")
     return {k: standin_run(root / k, k, seed=i) for i, k in enumerate(("face_frame", "audio_cnn", "landmark_brnn"))}
+
+
+def test_a_run_still_training_is_said_when_predict_loads_it(tmp_path, runs, caplog):
+    """`predict --model RUN` on a run stopped (or still training) says its predictions are of the best epoch so
+    far, as `mmfer scores` does; a finished run says nothing."""
+    with caplog.at_level("WARNING"):
+        load_bundle(runs["face_frame"])
+    assert "epochs" not in caplog.text
+    stopped = tmp_path / "stopped"
+    shutil.copytree(runs["face_frame"], stopped)
+    (stopped / "config.yaml").write_text("optim:\n  epochs: 4\n")  # as `train` writes it, the epochs it plans
+    with caplog.at_level("WARNING"):
+        load_bundle(stopped)
+    assert "trained 1 of its 4 epochs" in caplog.text and "these are the predictions of its best epoch" in caplog.text
 
 
 def test_write_and_load_bundle(tmp_path, runs):

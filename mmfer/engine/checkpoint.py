@@ -288,3 +288,29 @@ def run_holdout(records: Sequence[Any], *, fraction: float, seed: int,
         "the run's held-out clips cannot be re-drawn from this data (clips added or removed since it trained?): "
         "today's draw may include clips the run trained on, so its figure may read high")
     return drawn[0]  # (--resume refuses, naming the difference)
+
+
+def warn_if_unfinished(ckpt_path: Path, epochs: int, *, use: str) -> None:
+    """Say so when a run's checkpoint is used (``use``: scores, predictions) while the run is still training or
+    was stopped: it holds the best epoch so far, not the run's result."""
+    import json
+    import logging
+
+    import yaml
+
+    log_path = ckpt_path.parent / "log.jsonl"
+    if not log_path.is_file():  # a bundle's weights, a copied checkpoint: nothing to tell
+        return
+    try:  # the run's config.yaml, rewritten by `train --resume --epochs N`; best.pt may hold an older count
+        epochs = int(yaml.safe_load((ckpt_path.parent / "config.yaml").read_text())["optim"]["epochs"])
+    except (OSError, KeyError, TypeError, ValueError, yaml.YAMLError):
+        pass
+    lines = [line for line in log_path.read_text().splitlines() if line.strip()]
+    try:
+        done = int(json.loads(lines[-1])["epoch"]) if lines else 0
+    except (ValueError, KeyError, TypeError):
+        return
+    if done < epochs:
+        logging.getLogger(__name__).warning(
+            "%s: the run has trained %d of its %d epochs (still training, or stopped): these are the %s of its best "
+            "epoch so far; `mmfer train ... --resume` finishes it", ckpt_path.parent, done, epochs, use)

@@ -19,7 +19,8 @@ from tqdm import tqdm
 
 from mmfer.signals import start_iter
 from mmfer.data.datasets import CacheDataset, build_dataset, collate_for, file_source, seed_worker, source_records
-from mmfer.engine.checkpoint import check_cache_compatible, load_checkpoint, model_from_checkpoint, resolve_checkpoint
+from mmfer.engine.checkpoint import (check_cache_compatible, load_checkpoint, model_from_checkpoint, resolve_checkpoint,
+                                    warn_if_unfinished)
 from mmfer.engine.config import config_from_dict
 # resolve_device and the precision helpers live in mmfer.engine.device; these names stay importable here
 from mmfer.engine.device import autocast, cpu_has_amx, cpu_has_native_bf16, resolve_device, training_precision  # noqa: F401
@@ -132,27 +133,6 @@ def _fold_val_records(info: dict[str, Any], config: Any, data: str | Path, kind:
     return records
 
 
-def _warn_unfinished(ckpt_path: Path, epochs: int) -> None:
-    """Say so when the run is still training or was stopped: its scores are of the best epoch so far."""
-    log_path = ckpt_path.parent / "log.jsonl"
-    if not log_path.is_file():
-        return
-    try:  # the run's config.yaml, rewritten by `train --resume --epochs N`; best.pt may hold an older count
-        import yaml
-
-        epochs = int(yaml.safe_load((ckpt_path.parent / "config.yaml").read_text())["optim"]["epochs"])
-    except (OSError, KeyError, TypeError, ValueError, yaml.YAMLError):
-        pass
-    lines = [line for line in log_path.read_text().splitlines() if line.strip()]
-    try:
-        done = int(json.loads(lines[-1])["epoch"]) if lines else 0
-    except (ValueError, KeyError, TypeError):
-        return
-    if done < epochs:
-        log.warning("%s: the run has trained %d of its %d epochs (still training, or stopped): these are the scores "
-                    "of its best epoch so far; `mmfer train ... --resume` finishes it", ckpt_path.parent, done, epochs)
-
-
 def score_split(
     run_or_checkpoint: str | Path,
     *,
@@ -187,7 +167,7 @@ def score_split(
     check_output_file(out, option="--out")  # before any scoring
     ckpt = load_checkpoint(ckpt_path)
     config = config_from_dict(ckpt["config"], where=f"{ckpt_path}: config")
-    _warn_unfinished(ckpt_path, config.optim.epochs)
+    warn_if_unfinished(ckpt_path, config.optim.epochs, use="scores")
     if views is not None:
         config = dataclasses.replace(config, data=dataclasses.replace(config.data, eval_views=int(views)))
     preferred = config.device

@@ -184,7 +184,7 @@ def load_bundle(model: str | Path = "default") -> Bundle:
 
 def _branch(name: str, ckpt_path: Path, *, weight: Any = 1.0, temperature: float | None = None,
             options: Mapping[str, Any] | None = None) -> Branch:
-    from mmfer.engine.checkpoint import load_checkpoint, model_from_checkpoint
+    from mmfer.engine.checkpoint import load_checkpoint, model_from_checkpoint, warn_if_unfinished
     from mmfer.engine.config import config_from_dict
 
     ckpt = load_checkpoint(ckpt_path)  # weights_only=True
@@ -195,6 +195,7 @@ def _branch(name: str, ckpt_path: Path, *, weight: Any = 1.0, temperature: float
         raise MmferError(f"{where}: model {ckpt['model_name']!r} reads {kind!r} input, which predict cannot build "
                          f"(supported: {', '.join(MODALITY)})")
     config = config_from_dict(ckpt["config"], where=f"{where}: config")
+    warn_if_unfinished(Path(ckpt_path), config.optim.epochs, use="predictions")
     w = np.asarray(weight, dtype=np.float64).reshape(-1)
     if w.size == 1:
         w = np.full(NUM_CLASSES, float(w[0]))
