@@ -500,12 +500,22 @@ def _stdout_reader_gone() -> bool:
     return any(ev & (select.POLLERR | select.POLLHUP) for _, ev in poller.poll(0))
 
 
-# how each command continues after an interruption (the default: the same command again)
-RESUME_HINTS = {
-    "train": "re-run it with --resume to continue from the last finished epoch (--folds: the same command)",
-    "predict": "re-run it with --resume (and without --frames, --segments, --plots, --report) to analyse only the "
-               "files not yet in --out",
-}
+def _interrupted_hint(args: argparse.Namespace) -> str:
+    """What an interrupted command kept and how to continue: only preprocess, train and predict write as they go;
+    the other commands write their outputs at the end."""
+    command = args.command
+    if command == "preprocess":
+        return "finished clips are kept; re-run the same command to resume"
+    if command == "train":
+        if getattr(args, "folds", None) is not None:
+            return "finished folds and epochs are kept; re-run the same command to resume"
+        if (Path(args.out) / "last.pt").is_file():
+            return "finished epochs are kept; re-run it with --resume to continue from the last finished epoch"
+        return "no epoch had finished, so nothing was kept; re-run the same command (without --resume) to start again"
+    if command == "predict" and getattr(args, "out", None) and Path(args.out).is_file():
+        return ("the rows of finished files are kept in --out; re-run it with --resume (and without --frames, "
+                "--segments, --plots, --report) to analyse only the files not yet in it")
+    return "it writes its outputs at the end, so nothing was written; run it again"
 
 
 def _import_modules(names: Sequence[str]) -> None:
@@ -556,8 +566,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"mmfer {args.command}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"mmfer {args.command}: interrupted; finished work is kept, "
-              f"{RESUME_HINTS.get(args.command, 're-run the same command to resume')}", file=sys.stderr)
+        print(f"mmfer {args.command}: interrupted; {_interrupted_hint(args)}", file=sys.stderr)
         code = 130
     finally:
         if old_term is not None:  # main() called in-process (tests, scripts) leaves the handler it found

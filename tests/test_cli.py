@@ -117,3 +117,24 @@ def test_an_unknown_option_is_said_with_the_commands_usage(capsys):
     with pytest.raises(SystemExit):
         main(["preprocess", "--help"])
     assert "--resume" in capsys.readouterr().out
+
+
+def test_an_interrupted_command_says_what_it_kept_and_a_command_that_is_accepted(tmp_path):
+    """`train` stopped before its first epoch suggested --resume, which it then refused (no last.pt); scores and
+    bench said "finished work is kept, re-run the same command to resume" though they keep and resume nothing."""
+    from argparse import Namespace
+
+    from mmfer.cli import _interrupted_hint
+
+    run = tmp_path / "run"
+    assert "without --resume" in _interrupted_hint(Namespace(command="train", out=str(run), folds=None))
+    run.mkdir()
+    (run / "last.pt").write_bytes(b"x")
+    assert "with --resume" in _interrupted_hint(Namespace(command="train", out=str(run), folds=None))
+    assert "same command" in _interrupted_hint(Namespace(command="train", out=str(tmp_path / "cv"), folds="5"))
+    for command in ("scores", "bench", "fuse"):
+        assert "nothing was written" in _interrupted_hint(Namespace(command=command, out=None))
+    assert "nothing was written" in _interrupted_hint(Namespace(command="predict", out=str(tmp_path / "p.csv")))
+    (tmp_path / "p.csv").write_text("path\n")
+    assert "--resume" in _interrupted_hint(Namespace(command="predict", out=str(tmp_path / "p.csv")))
+    assert "resume" in _interrupted_hint(Namespace(command="preprocess", out=str(tmp_path / "cache")))

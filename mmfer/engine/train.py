@@ -609,11 +609,13 @@ def fit(run: Run, run_data: RunData, *, progress: bool = True,
             if ema is not None:
                 state["extra"] = {"ema": {"state_dict": {k: v.detach().cpu() for k, v in ema.module.state_dict().items()},
                                           "n_averaged": int(ema.n_averaged)}}
-            save_checkpoint(last_path, **state)
+            # last.pt is the commit point, written last: a stop before it redoes this epoch, whose best.pt and
+            # log rows are then written again alike (a stop between them had left an older best.pt for good)
             if improved:
                 save_checkpoint(best_path, **{**state, "model": eval_model, "optimizer": None, "scheduler": None,
                                               "scaler": None, "rng": None, "extra": None})
             _write_logs(out, rows)
+            save_checkpoint(last_path, **state)
             if board is not None:
                 for key in ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "val_uar", "lr"):
                     if row[key] is not None and not (isinstance(row[key], float) and math.isnan(row[key])):

@@ -132,6 +132,31 @@ def test_ema_and_last_epoch_selection_resume_exactly(synth_cache, tmp_path, capl
         dataclasses.replace(cfg.optim, ema_decay=1.5)
 
 
+def test_a_stop_between_an_epochs_files_loses_no_epoch(synth_cache, tmp_path, monkeypatch):
+    """last.pt is written after best.pt and the logs: a stop between them redoes the epoch. It was written first,
+    so a stop before best.pt left an older best.pt and no log row for that epoch, for good."""
+    import mmfer.engine.train as train_module
+
+    cache = synth_cache("landmarks")
+    cfg = tiny_config("landmark_brnn", epochs=3, select_by="last")
+    real, calls = train_module.save_checkpoint, []
+
+    def stopping(path, **kw):  # a Ctrl-C landing on epoch 2's second checkpoint write
+        calls.append(kw["epoch"])
+        if calls.count(2) == 2:
+            raise KeyboardInterrupt
+        return real(path, **kw)
+
+    monkeypatch.setattr(train_module, "save_checkpoint", stopping)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, data=cache, out=tmp_path / "r", progress=False)
+    monkeypatch.setattr(train_module, "save_checkpoint", real)
+    result = train(cfg, data=cache, out=tmp_path / "r", resume=True, progress=False)
+    epochs = [json.loads(line)["epoch"] for line in (tmp_path / "r" / "log.jsonl").read_text().splitlines()]
+    assert epochs == [1, 2, 3]
+    assert load_checkpoint(tmp_path / "r" / "best.pt")["epoch"] == result["best"]["epoch"] == 3
+
+
 def test_ema_is_the_normalised_weighted_mean_of_every_step():
     """The average after n steps is sum(decay ** age * w) / sum(decay ** age) over every step's weights and
     buffers, so the untrained first weights weigh as little as any other old step (not decay ** n)."""
