@@ -663,7 +663,7 @@ def write_run_scores(out: Path, *, data: Path, device: torch.device, progress: b
     kind = model.input_kind
     splits_present = source_splits(data, kind)
     written = {}
-    for split in (config.data.val_split, "Test"):
+    for split in ("Test", config.data.val_split):  # Val last: a cross-validation takes its file as the fold done
         records = val_records if split == config.data.val_split else None
         if records is None and split not in splits_present:
             continue

@@ -186,6 +186,34 @@ def test_masked_loss_gives_an_absent_class_no_gradient_and_equals_cross_entropy_
     assert torch.isfinite(logits.grad).all()
 
 
+def test_a_fold_stopped_while_scoring_test_is_scored_again(tmp_path, monkeypatch):
+    """A fold counts as done once its scores_Val.csv exists; Val was scored before Test, so a stop in Test's
+    scoring left a fold "already trained" without scores_Test.csv, and no scores_Test_ensemble.csv, silently."""
+    import mmfer.engine.train as train_module
+    from mmfer.engine.config import DataConfig, ModelConfig, OptimConfig, TrainConfig
+    from mmfer.engine.folds import train_folds
+
+    rows = _corpora(tmp_path, classes_of={"a": list(EMOTIONS), "t": list(EMOTIONS)}, speakers=2, per=1,
+                    use={"t": "evaluation only"})
+    _write_list(tmp_path / "list.csv", rows)
+    cfg = TrainConfig(name="t", model=ModelConfig(name="audio_stats", kwargs={"hidden": 16}),
+                      data=DataConfig(batch_size=8), optim=OptimConfig(epochs=1, select_by="last"), device="cpu")
+    real = train_module.split_scores
+
+    def stopped_in_test(*a, split, **k):
+        if split == "Test":
+            raise KeyboardInterrupt
+        return real(*a, split=split, **k)
+
+    monkeypatch.setattr(train_module, "split_scores", stopped_in_test)
+    with pytest.raises(KeyboardInterrupt):
+        train_folds(cfg, data=tmp_path / "list.csv", out=tmp_path / "cv", folds=2, progress=False)
+    monkeypatch.setattr(train_module, "split_scores", real)
+    train_folds(cfg, data=tmp_path / "list.csv", out=tmp_path / "cv", folds=2, progress=False)  # the same command
+    assert (tmp_path / "cv" / "fold1" / "scores_Test.csv").is_file()
+    assert (tmp_path / "cv" / "scores_Test_ensemble.csv").is_file()
+
+
 def test_training_on_a_list_masks_balances_and_folds_by_speaker_and_corpus(tmp_path):
     """`mmfer train --data list.csv --folds K|corpus`: speakers from the list, one fold per corpus, Test rows
     (evaluation only) scored by every fold and by the folds together."""
