@@ -565,6 +565,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except MmferError as e:
         print(f"mmfer {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except OSError as e:
+        import errno
+
+        if e.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
+            raise
+        why = {errno.ENOSPC: "no space left on the device", errno.EDQUOT: "disk quota exceeded",
+               errno.EROFS: "the file system is read-only"}[e.errno]
+        print(f"mmfer {args.command}: error: cannot write {e.filename or 'an output'}: {why}; free some space (or "
+              f"choose another output), then: {_interrupted_hint(args).split('; ', 1)[-1]}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(f"mmfer {args.command}: interrupted; {_interrupted_hint(args)}", file=sys.stderr)
         code = 130

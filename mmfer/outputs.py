@@ -59,14 +59,19 @@ def _check_parent(path: Path, option: str) -> None:
         raise MmferError(f"{option} {path}: cannot write in {base} ({why}); choose a writable place")
 
 
-def check_output_file(path: str | Path, *, option: str, suffixes: Iterable[str] | None = None) -> Path:
+def check_output_file(path: str | Path, *, option: str, suffixes: Iterable[str] | None = None,
+                      inputs: Iterable[str | Path] = ()) -> Path:
     """``path`` when a file can be written there; otherwise an error naming ``option``.
 
-    Refused: an existing folder, a path below a file, a place where no file can be created and (with
-    ``suffixes``) another extension than those given."""
+    Refused: an existing folder, a path below a file, a place where no file can be created, (with
+    ``suffixes``) another extension than those given, and one of the command's own ``inputs``, which the output
+    would replace."""
     path = Path(path)
     if str(path) in ("", "-"):
         raise MmferError(f"{option} {str(path)!r}: give a file name (writing to stdout is not supported)")
+    if path.exists() and any(Path(p).exists() and os.path.samefile(p, path) for p in inputs):
+        raise MmferError(f"{option} {path}: is one of this command's inputs, which writing it would replace; "
+                         "write it to another file")
     if path.is_dir():
         raise MmferError(f"{option} {path}: is a folder; give a file name inside it, e.g. {path / 'out'}")
     if suffixes is not None:

@@ -138,3 +138,34 @@ def test_an_interrupted_command_says_what_it_kept_and_a_command_that_is_accepted
     (tmp_path / "p.csv").write_text("path\n")
     assert "--resume" in _interrupted_hint(Namespace(command="predict", out=str(tmp_path / "p.csv")))
     assert "resume" in _interrupted_hint(Namespace(command="preprocess", out=str(tmp_path / "cache")))
+
+
+def test_a_full_disk_is_an_error_that_names_the_file_and_how_to_go_on(tmp_path, monkeypatch, capsys):
+    """No space left (or a read-only file system) ended commands with a traceback; torch's checkpoint writer said
+    it as "unexpected pos", which names no disk."""
+    import errno
+
+    import torch
+
+    import mmfer.cli as cli
+    from mmfer.cli import main
+    from mmfer.engine import checkpoint
+
+    def full(names):
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "p.csv"))
+
+    monkeypatch.setattr(cli, "_import_modules", full)
+    assert main(["merge", str(tmp_path / "a.csv"), "--out", str(tmp_path / "m.csv")]) == 2
+    err = capsys.readouterr().err
+    assert f"cannot write {tmp_path / 'p.csv'}: no space left on the device" in err and "Traceback" not in err
+
+    def short_write(*a, **k):
+        raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 3188736 vs 3188628")
+
+    monkeypatch.setattr(torch, "save", short_write)
+    monkeypatch.setattr("shutil.disk_usage", lambda p: type("Usage", (), {"free": 1024})())
+    with pytest.raises(OSError) as e:
+        checkpoint.save_checkpoint(tmp_path / "run" / "last.pt", model=torch.nn.Linear(2, 7), model_name="x",
+                                   model_kwargs={}, preprocess={}, config={}, epoch=1)
+    assert e.value.errno == errno.ENOSPC and e.value.filename == str(tmp_path / "run" / "last.pt")
+    assert not list((tmp_path / "run").iterdir())  # no half-written file left

@@ -73,6 +73,12 @@ def test_every_command_checks_its_outputs_first(places, capsys, tmp_path, cremad
     # submit --out unwritable
     _refused(capsys, ["submit", str(scores), "--index", str(tmp_path), "--out", str(afile / "t.zip")], "--out")
     _refused(capsys, ["bench", "--out", str(folder)], "--out")
+    # an output that is one of the command's inputs (the checkpoint, the score file) would replace it
+    _refused(capsys, ["scores", str(run), "--data", str(tmp_path), "--out", str(run / "best.pt")], "--out")
+    assert (run / "best.pt").read_bytes() == b"not read"
+    before = scores.read_bytes()
+    _refused(capsys, ["submit", str(scores), "--index", str(tmp_path), "--out", str(scores)], "--out")
+    assert scores.read_bytes() == before
 
 
 def test_evaluate_png_names_the_file_it_wrote(places, capsys, tmp_path):

@@ -902,3 +902,56 @@ def test_predict_takes_a_loaded_predictor_and_leaves_its_settings(bundle, cremad
     assert not np.allclose(short.probs, fresh.probs, atol=1e-4) and p.duration is None  # the caller's: all of it
     with pytest.raises(MmferError, match="a loaded Predictor keeps its frame pooling and device"):
         predict([cremad_audio[0]], model=p, frame_pooling="mean", progress=False)
+
+
+def test_predict_guards_earlier_work(bundle, tmp_path, cremad_audio, monkeypatch, caplog):
+    """An --out that is an input is refused before any work (the video became a CSV); an existing --out without
+    --resume is said before the run replaces it; --resume finds rows written under another spelling of the same
+    paths (they were dropped); a save that fails mid-run (a full disk) is said and tried again, the run goes on."""
+    import shutil
+
+    import mmfer.inference.run as run
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for p in cremad_audio[:2]:
+        shutil.copy(p, folder / p.name)
+    first = folder / cremad_audio[0].name
+    before = first.read_bytes()
+    with pytest.raises(MmferError, match=r"--out .*is one of this command's inputs"):
+        predict([folder], model=bundle, out=first, progress=False)
+    assert first.read_bytes() == before
+    out = tmp_path / "p.csv"
+    monkeypatch.chdir(tmp_path)
+    predict(["in"], model=bundle, out=out, progress=False)  # relative paths in the CSV
+    with caplog.at_level("WARNING"):
+        predict(["in"], model=bundle, out=tmp_path / "q.csv", progress=False)
+        assert "exists: it is replaced" not in caplog.text
+        shutil.copy(out, tmp_path / "q.csv")
+        predict(["in"], model=bundle, out=tmp_path / "q.csv", progress=False)
+    assert "q.csv exists: it is replaced by this run's rows (add --resume" in caplog.text
+    analysed = []
+    real = Predictor.predict_file
+    monkeypatch.setattr(Predictor, "predict_file", lambda self, path, *a, **k: analysed.append(path)
+                        or real(self, path, *a, **k))
+    predict([str(folder)], model=bundle, out=out, progress=False, resume=True)  # the same files, absolute
+    assert analysed == []
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        predict([str(folder / cremad_audio[1].name)], model=bundle, out=out, progress=False, resume=True)
+    assert "1 row(s) of" in caplog.text and "not among these inputs" in caplog.text
+    # a save that fails (disk full) mid-run: said, the run goes on, the last write keeps every row
+    real_write, fails = run.write_predictions, []
+
+    def full_once(path, *a, **k):
+        if not fails:
+            fails.append(path)
+            raise OSError(28, "No space left on device")
+        return real_write(path, *a, **k)
+
+    monkeypatch.setattr(run, "SAVE_EVERY_S", 0.0)
+    monkeypatch.setattr(run, "write_predictions", full_once)
+    with caplog.at_level("WARNING"):
+        result = predict([folder], model=bundle, out=tmp_path / "r.csv", progress=False)
+    assert fails and "could not save the rows so far (No space left on device)" in caplog.text
+    assert len(read_predictions(tmp_path / "r.csv")) == len(result.predictions) == 2

@@ -79,8 +79,16 @@ def save_checkpoint(
     state.update(extra or {})
     from mmfer.outputs import atomic_write
 
-    with atomic_write(path, "wb") as f:  # never through a link planted at the temporary name
-        torch.save(state, f)
+    try:
+        with atomic_write(path, "wb") as f:  # never through a link planted at the temporary name
+            torch.save(state, f)
+    except RuntimeError as e:  # torch's writer says a short write as "unexpected pos ..."; a full disk is the cause
+        import errno
+        import shutil
+
+        if shutil.disk_usage(path.parent).free < 64 * 2**20:
+            raise OSError(errno.ENOSPC, f"no space left on the device ({e})".split("\n")[0], str(path)) from None
+        raise
     return path
 
 

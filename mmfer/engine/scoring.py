@@ -164,7 +164,7 @@ def score_split(
     split = split_name(split, where="--split")  # "val" is Val, as preprocess --splits reads it
     ckpt_path = resolve_checkpoint(run_or_checkpoint)
     out = Path(out) if out is not None else ckpt_path.parent / f"scores_{split}.csv"
-    check_output_file(out, option="--out")  # before any scoring
+    check_output_file(out, option="--out", inputs=[ckpt_path, data])  # before any scoring
     ckpt = load_checkpoint(ckpt_path)
     config = config_from_dict(ckpt["config"], where=f"{ckpt_path}: config")
     warn_if_unfinished(ckpt_path, config.optim.epochs, use="scores")

@@ -5,6 +5,7 @@ a clean stop on Ctrl-C."""
 from __future__ import annotations
 
 import logging
+import os
 import time
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -81,6 +82,13 @@ def predict(
     inputs = find_inputs(paths)
     if not inputs:
         raise MmferError("predict: no inputs given; pass video, image or audio files, or folders holding them")
+    for option, target in (("--out", out), ("--frames", frames), ("--report", report), ("--submission", submission),
+                           ("--segments", segments)):
+        if target is not None:  # a name that is also an input (a video) would be replaced by the output
+            check_output_file(target, option=option, inputs=[p for p, k in inputs if k not in ("missing", "folder")])
+    if out is not None and not resume and Path(out).is_file():
+        log.warning("%s exists: it is replaced by this run's rows (add --resume to keep the rows it holds for these "
+                    "inputs and analyse only the others)", out)
     if all(kind == "missing" for _, kind in inputs):  # a typo, said before the model loads; among others, a row
         raise MmferError(f"{', '.join(str(p) for p, _ in inputs)}: not found; nothing to analyse")
     if shard is not None:
@@ -121,7 +129,11 @@ def predict(
                 continue
             if out is not None and time.monotonic() - saved >= SAVE_EVERY_S:  # a killed run keeps what it finished
                 truths = truths_from_paths(result.predictions, labels_from) if labels_from else None
-                write_predictions(out, result.predictions, truths)
+                try:
+                    write_predictions(out, result.predictions, truths)
+                except OSError as e:  # a full disk: the analysis goes on, and the next save tries again
+                    log.warning("%s: could not save the rows so far (%s); analysis goes on and saving is tried again "
+                                "in %d s", out, e.strerror or e, SAVE_EVERY_S)
                 saved = time.monotonic()
             bar = None
             if progress and kind in ("video", "audio"):  # one bar per file, in seconds of it, with time left
@@ -249,12 +261,16 @@ def _rows_to_resume(out, inputs, **others) -> dict[str, Prediction]:
         log.info("--resume: %s does not exist yet: every input is analysed", out)
         return {}
     by_text = {safe_text(str(p)): (str(p), k) for p, k in inputs}  # as the CSV's path column writes them
+    by_place = {os.path.abspath(p): (str(p), k) for p, k in inputs}  # pf6 and /abs/pf6 name the same files
     done = {}
     retried = 0
+    others = []
     for row in read_predictions(out):
-        if row["path"] not in by_text:
+        found = by_text.get(row["path"]) or by_place.get(os.path.abspath(row["path"]))
+        if found is None:
+            others.append(row["path"])
             continue
-        path, kind = by_text[row["path"]]
+        path, kind = found
         probs = [row.get(c, "") for c in EMOTIONS]
         if not all(probs):  # an error row: the file may have been re-copied or fixed since, so it is tried again
             retried += 1
@@ -263,6 +279,9 @@ def _rows_to_resume(out, inputs, **others) -> dict[str, Prediction]:
             path=path, clip_id=row["clip_id"], kind=kind, probs=np.array([float(v) for v in probs]),
             face_ratio=float(row["face_ratio"]) if row.get("face_ratio") else None,
             modalities=row.get("modalities", ""), warning=row.get("warning", ""))
+    if others:  # rows of files not given this time (another folder, or named from another working folder)
+        log.warning("--resume: %d row(s) of %s are of files not among these inputs (e.g. %s); the new %s leaves them "
+                    "out: copy it first to keep them", len(others), out, others[0], out)
     log.info("--resume: %d of %d input(s) already in %s; analysing the other %d%s", len(done), len(inputs), out,
              len(inputs) - len(done), f" ({retried} of them error rows, tried again)" if retried else "")
     if done:  # the CSV does not record its model: a row of another model or options would be kept as it is
