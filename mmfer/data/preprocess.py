@@ -483,6 +483,12 @@ def preprocess(
     from mmfer.outputs import check_output_dir
 
     check_output_dir(out, option="--out")  # a file there, or a read-only disk, is said before any clip
+    if isinstance(source, (str, Path)) and Path(source).is_dir():
+        root, place = Path(source).resolve(), out.resolve()
+        if place == root or (place.is_relative_to(root) and place.parent != root):
+            raise MmferError(f"--out {out}: inside {source}'s split or emotion folders, where the cache's folders "
+                             f"would be read as clips on the next run; choose a folder beside it or at its top "
+                             f"(e.g. {Path(source) / 'cache'})")
     if isinstance(source, (str, Path)):
         entries = index_source(source, splits=splits)
     else:

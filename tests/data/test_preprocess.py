@@ -579,6 +579,23 @@ def test_bad_cache_structure_is_said_before_any_work(tmp_path, cremad_videos, mo
     assert "Read-only file system" in err and "Traceback" not in err and calls == []
 
 
+def test_a_cache_inside_the_source_folders_is_refused_before_any_work(tmp_path, cremad_videos, monkeypatch):
+    """--out equal to the AFEW root put clip folders inside Train/ and Val/, and --out inside an emotion folder was
+    read as clips: either way the next run failed ("emotion folder name not recognised"). The root's top is fine."""
+    import shutil
+
+    root = tmp_path / "afew"
+    (root / "Train" / "Angry").mkdir(parents=True)
+    shutil.copy(cremad_videos[0], root / "Train" / "Angry" / "a.flv")
+    calls = _counting(monkeypatch)
+    for out in (root, root / "Train" / "cache", root / "Train" / "Angry" / "c"):
+        with pytest.raises(MmferError, match=r"inside .*split or emotion folders.*e\.g\. .*cache"):
+            pp.preprocess(root, out, settings=NONE, progress=False)
+    assert calls == [] and sorted(p.name for p in (root / "Train").iterdir()) == ["Angry"]
+    pp.preprocess(root, root / "cache", settings=NONE, progress=False)
+    assert len(calls) == 1
+
+
 def test_tiny_frames_get_a_plain_reason(tmp_path):
     """Issue 20, class 15: a 1x1 video was 'got uint8 (1, 1, 96)'; it is now a failed clip saying the frames are
     too small to hold a face."""
