@@ -82,7 +82,8 @@ def open_video(path: Path, *, size: int | None = None) -> Any:
 
     size = _source_stat(path)[0] if size is None else size
     if size < 0:
-        raise MmferError(f"{path}: file not found; fix the path in the list or remove the row")
+        raise MmferError(f"{path}: file not found; check that it still exists (a list's row: fix its path or remove "
+                         "the row)")
     if not path.is_file():
         raise MmferError(f"{path}: not a regular file")
     if size == 0:

@@ -121,10 +121,12 @@ def import_decoders() -> None:
 
 
 def _check_file(path: Path) -> None:
-    if not path.exists():
-        raise DecodeError(path, "file not found", "check the path in the clip list")
+    if not path.exists():  # named by a list, or deleted since its folder was read
+        raise DecodeError(path, "file not found", "check that it still exists (and its path, if a list names it)")
     if path.is_dir():
         raise DecodeError(path, "is a directory, not a video file")
+    if not path.is_file():  # a FIFO, a device: not a file to decode (its size reads 0)
+        raise DecodeError(path, "not a regular file (a pipe or device)")
     if path.stat().st_size == 0:
         raise DecodeError(path, "file is empty (0 bytes)", "re-copy or re-download the clip")
 
