@@ -27,6 +27,7 @@ import json
 import logging
 import os
 import platform
+import re
 import resource
 import shutil
 import subprocess
@@ -108,8 +109,8 @@ def _bench(videos, work: Path, *, device, workers, repeat, steps, warmup, batch_
     entries = bench_entries(videos, max_clips=max_clips, repeat=repeat)
     stages = _check_stages(stages)
     branches = _check_branches(branches, configs)
-    if device not in ("cpu", "cuda"):
-        raise MmferError(f"--device {device!r}: choose cpu or cuda")
+    if not re.fullmatch(r"cpu|cuda(:\d+)?", str(device)):
+        raise MmferError(f"--device {device!r}: choose cpu, cuda or cuda:N")
     if steps < 1 or warmup < 0:
         raise MmferError(f"--steps {steps} / --warmup {warmup}: need at least one timed step and no negative warm-up")
     machine = machine_info(device)
@@ -546,8 +547,8 @@ def machine_info(device: str = "cpu") -> dict[str, Any]:
     """What the figures were measured on: CPU model, cores, memory, library versions, load at the start."""
     import torch
 
-    if device == "cuda" and not torch.cuda.is_available():
-        raise MmferError("--device cuda: torch sees no CUDA device here (torch.cuda.is_available() is False); "
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise MmferError(f"--device {device}: torch sees no CUDA device here (torch.cuda.is_available() is False); "
                          "use --device cpu or run on a machine with a GPU and a CUDA build of torch")
     cpu = platform.processor() or platform.machine()
     try:
@@ -571,8 +572,8 @@ def machine_info(device: str = "cpu") -> dict[str, Any]:
             info[mod] = __import__(mod).__version__
         except Exception:  # noqa: BLE001 - a version string is nice to have, never needed
             info[mod] = None
-    if device == "cuda":
-        info["gpu"] = torch.cuda.get_device_name(0)
+    if device.startswith("cuda"):
+        info["gpu"] = torch.cuda.get_device_name(torch.device(device))
     return info
 
 

@@ -401,7 +401,8 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--videos", default=None, metavar="DIR",
                    help="folder of video clips (default: the bundled CREMA-D fixtures, tests/assets/cremad)")
     p.add_argument("--out", default=None, metavar="FILE.json", help="also write every figure to this JSON file")
-    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="device for predict and training")
+    p.add_argument("--device", default="cpu", type=_bench_device, metavar="cpu|cuda|cuda:N",
+                   help="device for predict and training (default cpu)")
     p.add_argument("--workers", type=int, default=0,
                    help="preprocessing workers (default 0: auto, as `mmfer preprocess`)")
     p.add_argument("--repeat", type=int, default=1,
@@ -460,9 +461,18 @@ _COMMANDS = (
 )
 
 
+def _bench_device(text: str) -> str:
+    """bench times one named device (no auto: a figure says which it is); cuda:N as the other commands take it."""
+    import re
+
+    if not re.fullmatch(r"cpu|cuda(:\d+)?", text):
+        raise argparse.ArgumentTypeError(f"{text!r}: choose cpu, cuda or cuda:N")
+    return text
+
+
 def _bench_command(args: argparse.Namespace, p: argparse.ArgumentParser) -> str:
     """The command line that re-runs a bench: global --import first, then bench's own options as typed."""
-    words = ["mmfer", *(f"--import {m}" for m in getattr(args, "imports", []) or []), "bench"]
+    words = ["mmfer", *(f"--import {shlex.quote(m)}" for m in getattr(args, "imports", []) or []), "bench"]
     for k, v in vars(args).items():
         if k in ("func", "command", "verbose", "imports", "out", "markdown", "no_progress") or v == p.get_default(k):
             continue
@@ -515,6 +525,8 @@ def _interrupted_hint(args: argparse.Namespace) -> str:
     if command == "predict" and getattr(args, "out", None) and Path(args.out).is_file():
         return ("the rows of finished files are kept in --out; re-run it with --resume (and without --frames, "
                 "--segments, --plots, --report) to analyse only the files not yet in it")
+    if command == "predict" and (getattr(args, "frames", None) or getattr(args, "segments", None)):
+        return "the rows of finished files are kept in --frames / --segments; run it again to analyse every file"
     return "it writes its outputs at the end, so nothing was written; run it again"
 
 
@@ -572,8 +584,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         why = {errno.ENOSPC: "no space left on the device", errno.EDQUOT: "disk quota exceeded",
                errno.EROFS: "the file system is read-only"}[e.errno]
-        print(f"mmfer {args.command}: error: cannot write {e.filename or 'an output'}: {why}; free some space (or "
-              f"choose another output), then: {_interrupted_hint(args).split('; ', 1)[-1]}", file=sys.stderr)
+        fix = "choose a writable place" if e.errno == errno.EROFS else "free some space (or choose another place)"
+        print(f"mmfer {args.command}: error: cannot write {e.filename or 'an output'}: {why}; {fix}, then: "
+              f"{_interrupted_hint(args).split('; ', 1)[-1]}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"mmfer {args.command}: interrupted; {_interrupted_hint(args)}", file=sys.stderr)

@@ -69,7 +69,8 @@ def check_output_file(path: str | Path, *, option: str, suffixes: Iterable[str] 
     path = Path(path)
     if str(path) in ("", "-"):
         raise MmferError(f"{option} {str(path)!r}: give a file name (writing to stdout is not supported)")
-    if path.exists() and any(Path(p).exists() and os.path.samefile(p, path) for p in inputs):
+    if path.exists() and any(Path(p).name == path.name and Path(p).exists() and os.path.samefile(p, path)
+                             for p in inputs):  # by name first: a folder of 100k inputs costs no stat each
         raise MmferError(f"{option} {path}: is one of this command's inputs, which writing it would replace; "
                          "write it to another file")
     if path.is_dir():
@@ -145,6 +146,10 @@ def atomic_path(path: str | Path, *, suffix: str = "") -> Iterator[Path]:
     try:
         yield tmp
         os.replace(tmp, path)  # replaces a link at ``path``, never writes through it
+    except OSError as e:
+        if e.filename is None or str(e.filename) == str(tmp):  # a full disk met in write/flush/close: name the file
+            raise OSError(e.errno, e.strerror or str(e), str(path)) from e
+        raise
     finally:
         if os.path.lexists(tmp):
             os.unlink(tmp)

@@ -99,8 +99,9 @@ def write_submission(
     if out_zip is None:
         raise MmferError("write_submission: give out, the zip to write (--out on the command line)")
     fused_test_csv = Path(fused_test_csv)
-    out_zip = check_output_file(out_zip, option="--out", inputs=[fused_test_csv, *(  # before any reading
-        [fallback_probs] if isinstance(fallback_probs, (str, Path)) and str(fallback_probs) != "prior" else [])])
+    read = [fused_test_csv, index, fused_test_csv.with_name("fused_Val.csv"),  # what it reads, never replaced
+            *([fallback_probs] if isinstance(fallback_probs, (str, Path)) and str(fallback_probs) != "prior" else [])]
+    out_zip = check_output_file(out_zip, option="--out", inputs=read)  # before any reading
     if isinstance(fallback_probs, str) and fallback_probs == "prior":
         fallback_probs = prior_beside(fused_test_csv)
     table = read_scores(fused_test_csv)

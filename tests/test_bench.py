@@ -95,6 +95,8 @@ def test_cli_writes_json_and_markdown(tmp_path, cremad_dir, capsys):
 
 
 def test_bad_requests_are_errors(tmp_path, cremad_dir):
+    import torch
+
     with pytest.raises(MmferError, match="no such folder"):
         bench(tmp_path / "missing", progress=False)
     (tmp_path / "empty").mkdir()
@@ -106,11 +108,13 @@ def test_bad_requests_are_errors(tmp_path, cremad_dir):
         bench(cremad_dir, branches=("nope",), progress=False)
     with pytest.raises(MmferError, match="face_frame_fer2013: a face_image model trains on an image tree"):
         bench(cremad_dir, branches=("landmark_brnn", "face_frame_fer2013"), progress=False)  # said before any stage
-    with pytest.raises(MmferError, match="choose cpu or cuda"):
+    with pytest.raises(MmferError, match="choose cpu, cuda or cuda:N"):
         bench(cremad_dir, device="tpu", progress=False)
+    if not torch.cuda.is_available():  # a GPU of several, named as the other commands name it
+        with pytest.raises(MmferError, match=r"--device cuda:1: torch sees no CUDA device"):
+            bench(cremad_dir, device="cuda:1", progress=False)
     with pytest.raises(MmferError, match="leave out --videos"):
         bench(cremad_dir, long_clip=5, progress=False)
-    import torch
 
     if not torch.cuda.is_available():
         with pytest.raises(MmferError, match="--device cuda: torch sees no CUDA device"):

@@ -162,10 +162,22 @@ def test_a_full_disk_is_an_error_that_names_the_file_and_how_to_go_on(tmp_path, 
     def short_write(*a, **k):
         raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 3188736 vs 3188628")
 
-    monkeypatch.setattr(torch, "save", short_write)
-    monkeypatch.setattr("shutil.disk_usage", lambda p: type("Usage", (), {"free": 1024})())
+    def late_short_write(obj, f, *a, **k):  # what torch raises for a failure late in the write
+        f.write(b"x")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    for fake in (short_write, late_short_write):
+        monkeypatch.setattr(torch, "save", fake)
+        with pytest.raises(OSError) as e:
+            checkpoint.save_checkpoint(tmp_path / "run" / "last.pt", model=torch.nn.Linear(2, 7), model_name="x",
+                                       model_kwargs={}, preprocess={}, config={}, epoch=1)
+        assert e.value.errno == errno.ENOSPC and e.value.filename == str(tmp_path / "run" / "last.pt"), fake
+        assert not list((tmp_path / "run").iterdir())  # no half-written file left
+    # any file written whole-or-not (CSV, JSON) names itself when the disk fills in write, flush or close
+    from mmfer.outputs import atomic_write
+
     with pytest.raises(OSError) as e:
-        checkpoint.save_checkpoint(tmp_path / "run" / "last.pt", model=torch.nn.Linear(2, 7), model_name="x",
-                                   model_kwargs={}, preprocess={}, config={}, epoch=1)
-    assert e.value.errno == errno.ENOSPC and e.value.filename == str(tmp_path / "run" / "last.pt")
-    assert not list((tmp_path / "run").iterdir())  # no half-written file left
+        with atomic_write(tmp_path / "s.csv") as f:
+            f.write("a")
+            raise OSError(errno.ENOSPC, "No space left on device")
+    assert e.value.filename == str(tmp_path / "s.csv") and not list(tmp_path.glob("*s.csv*"))

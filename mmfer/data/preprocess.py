@@ -484,11 +484,15 @@ def preprocess(
 
     check_output_dir(out, option="--out")  # a file there, or a read-only disk, is said before any clip
     if isinstance(source, (str, Path)) and Path(source).is_dir():
+        from mmfer.data.index import find_split_dirs
+        from mmfer.labels import EMOTIONS
+
         root, place = Path(source).resolve(), out.resolve()
-        if place == root or (place.is_relative_to(root) and place.parent != root):
-            raise MmferError(f"--out {out}: inside {source}'s split or emotion folders, where the cache's folders "
-                             f"would be read as clips on the next run; choose a folder beside it or at its top "
-                             f"(e.g. {Path(source) / 'cache'})")
+        read_as_clips = {d.name.lower() for d in find_split_dirs(root).values()} | {e.lower() for e in EMOTIONS}
+        if place == root or (place.is_relative_to(root) and place.relative_to(root).parts[0].lower() in read_as_clips):
+            where = "the source folder itself" if place == root else f"inside {source}'s split or emotion folders"
+            raise MmferError(f"--out {out}: {where}, where the cache's folders would be read as clips on the next "
+                             f"run; choose a folder beside it or another one inside it (e.g. {Path(source) / 'cache'})")
     if isinstance(source, (str, Path)):
         entries = index_source(source, splits=splits)
     else:

@@ -79,16 +79,15 @@ def save_checkpoint(
     state.update(extra or {})
     from mmfer.outputs import atomic_write
 
-    try:
-        with atomic_write(path, "wb") as f:  # never through a link planted at the temporary name
+    with atomic_write(path, "wb") as f:  # never through a link planted at the temporary name
+        try:
             torch.save(state, f)
-    except RuntimeError as e:  # torch's writer says a short write as "unexpected pos ..."; a full disk is the cause
-        import errno
-        import shutil
+        except RuntimeError as e:  # torch's writer says a short write (a full disk) as "unexpected pos ..."
+            if "unexpected pos" not in str(e):
+                raise
+            import errno
 
-        if shutil.disk_usage(path.parent).free < 64 * 2**20:
-            raise OSError(errno.ENOSPC, f"no space left on the device ({e})".split("\n")[0], str(path)) from None
-        raise
+            raise OSError(errno.ENOSPC, "No space left on device (a short write)", str(path)) from None
     return path
 
 

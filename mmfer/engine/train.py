@@ -174,6 +174,9 @@ def _write_logs(out: Path, rows: list[dict[str, Any]]) -> None:
         w.writerows(rows)
 
 
+STAGED_BEST = "best.pt.staged"  # an epoch's best weights until its last.pt is written
+
+
 def _read_log(out: Path, upto_epoch: int) -> list[dict[str, Any]]:
     p = out / "log.jsonl"
     if not p.is_file():
@@ -362,9 +365,14 @@ def prepare_run(config: TrainConfig, *, data: str | Path, out: str | Path, epoch
 
 
 def prepare_data(run: Run, *, fold: tuple[int, int] | None = None, fold_by: str = "speaker",
-                 folds_within: str | None = None) -> RunData:
+                 folds_within: str | None = None, fold_within: str | None = None) -> RunData:
     """The run's train and validation clips (a fold, a held-out part of Train, or the Val split), checks of
-    the model against the data, initial weights, and the two datasets."""
+    the model against the data, initial weights, and the two datasets (``fold_within``: ``folds_within``'s old
+    name)."""
+    from mmfer.compat import renamed_argument
+
+    folds_within = renamed_argument(folds_within, fold_within, function="prepare_data", new="folds_within",
+                                    old="fold_within", option="--folds-within")
     config, data, kind, ckpt, model, dist = run.config, run.data, run.kind, run.ckpt, run.model, run.dist
     dcfg = config.data
     source = data_source(data, kind, dcfg.train_split)
@@ -530,6 +538,12 @@ def fit(run: Run, run_data: RunData, *, progress: bool = True,
         for stale in out.glob(".*.tmp*"):  # half-written checkpoints or logs of a killed run
             if stale.is_file():
                 stale.unlink(missing_ok=True)
+        staged = out / STAGED_BEST
+        if staged.is_file():  # a stop after last.pt, before the rename: the epoch last.pt holds is its epoch
+            if ckpt is not None and load_checkpoint(staged)["epoch"] == int(ckpt["epoch"]):
+                os.replace(staged, best_path)
+            else:
+                staged.unlink()
         from mmfer.outputs import write_file
 
         write_file(out / "config.yaml", yaml.safe_dump(plain_config, sort_keys=False))  # never through a link
@@ -609,13 +623,16 @@ def fit(run: Run, run_data: RunData, *, progress: bool = True,
             if ema is not None:
                 state["extra"] = {"ema": {"state_dict": {k: v.detach().cpu() for k, v in ema.module.state_dict().items()},
                                           "n_averaged": int(ema.n_averaged)}}
-            # last.pt is the commit point, written last: a stop before it redoes this epoch, whose best.pt and
-            # log rows are then written again alike (a stop between them had left an older best.pt for good)
+            # last.pt is the commit point: the epoch's best weights are staged first and renamed to best.pt after
+            # it, so a stop anywhere leaves best.pt, the logs and last.pt of one epoch (a redone epoch whose
+            # figure came out otherwise had kept a best.pt of the stopped attempt)
             if improved:
-                save_checkpoint(best_path, **{**state, "model": eval_model, "optimizer": None, "scheduler": None,
-                                              "scaler": None, "rng": None, "extra": None})
+                save_checkpoint(out / STAGED_BEST, **{**state, "model": eval_model, "optimizer": None,
+                                                      "scheduler": None, "scaler": None, "rng": None, "extra": None})
             _write_logs(out, rows)
             save_checkpoint(last_path, **state)
+            if improved:
+                os.replace(out / STAGED_BEST, best_path)
             if board is not None:
                 for key in ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "val_uar", "lr"):
                     if row[key] is not None and not (isinstance(row[key], float) and math.isnan(row[key])):

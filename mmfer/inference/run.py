@@ -85,7 +85,7 @@ def predict(
     for option, target in (("--out", out), ("--frames", frames), ("--report", report), ("--submission", submission),
                            ("--segments", segments)):
         if target is not None:  # a name that is also an input (a video) would be replaced by the output
-            check_output_file(target, option=option, inputs=[p for p, k in inputs if k not in ("missing", "folder")])
+            check_output_file(target, option=option, inputs=[p for p, k in inputs if k in ("video", "image", "audio")])
     if out is not None and not resume and Path(out).is_file():
         log.warning("%s exists: it is replaced by this run's rows (add --resume to keep the rows it holds for these "
                     "inputs and analyse only the others)", out)
@@ -264,11 +264,11 @@ def _rows_to_resume(out, inputs, **others) -> dict[str, Prediction]:
     by_place = {os.path.abspath(p): (str(p), k) for p, k in inputs}  # pf6 and /abs/pf6 name the same files
     done = {}
     retried = 0
-    others = []
+    not_given = []
     for row in read_predictions(out):
         found = by_text.get(row["path"]) or by_place.get(os.path.abspath(row["path"]))
         if found is None:
-            others.append(row["path"])
+            not_given.append(row["path"])
             continue
         path, kind = found
         probs = [row.get(c, "") for c in EMOTIONS]
@@ -279,9 +279,10 @@ def _rows_to_resume(out, inputs, **others) -> dict[str, Prediction]:
             path=path, clip_id=row["clip_id"], kind=kind, probs=np.array([float(v) for v in probs]),
             face_ratio=float(row["face_ratio"]) if row.get("face_ratio") else None,
             modalities=row.get("modalities", ""), warning=row.get("warning", ""))
-    if others:  # rows of files not given this time (another folder, or named from another working folder)
-        log.warning("--resume: %d row(s) of %s are of files not among these inputs (e.g. %s); the new %s leaves them "
-                    "out: copy it first to keep them", len(others), out, others[0], out)
+    if not_given:  # rows of files not given this time (another folder, or named from another working folder)
+        raise MmferError(f"--resume: {len(not_given)} row(s) of {out} are of files not among these inputs (e.g. "
+                         f"{not_given[0]}), which the continued {out} would leave out: give the inputs of the run it "
+                         "continues (from the same working folder), or write to another --out")
     log.info("--resume: %d of %d input(s) already in %s; analysing the other %d%s", len(done), len(inputs), out,
              len(inputs) - len(done), f" ({retried} of them error rows, tried again)" if retried else "")
     if done:  # the CSV does not record its model: a row of another model or options would be kept as it is

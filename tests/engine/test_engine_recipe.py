@@ -133,28 +133,36 @@ def test_ema_and_last_epoch_selection_resume_exactly(synth_cache, tmp_path, capl
 
 
 def test_a_stop_between_an_epochs_files_loses_no_epoch(synth_cache, tmp_path, monkeypatch):
-    """last.pt is written after best.pt and the logs: a stop between them redoes the epoch. It was written first,
-    so a stop before best.pt left an older best.pt and no log row for that epoch, for good."""
+    """An epoch's best weights are staged, then the logs and last.pt written, then the staged file renamed to
+    best.pt: a stop anywhere leaves one epoch's files. last.pt was written first, so a stop before best.pt left
+    an older best.pt and no log row for that epoch, for good."""
     import mmfer.engine.train as train_module
 
     cache = synth_cache("landmarks")
-    cfg = tiny_config("landmark_brnn", epochs=3, select_by="last")
-    real, calls = train_module.save_checkpoint, []
+    cfg = tiny_config("landmark_brnn", epochs=2, select_by="last")
+    real = train_module.save_checkpoint
+    for stop_after_last in (False, True):  # on epoch 2's last.pt write, or just after it (before the rename)
+        calls = []
 
-    def stopping(path, **kw):  # a Ctrl-C landing on epoch 2's second checkpoint write
-        calls.append(kw["epoch"])
-        if calls.count(2) == 2:
-            raise KeyboardInterrupt
-        return real(path, **kw)
+        def stopping(path, **kw):
+            calls.append(kw["epoch"])
+            if calls.count(2) == 2 and not stop_after_last:
+                raise KeyboardInterrupt
+            written = real(path, **kw)
+            if calls.count(2) == 2:
+                raise KeyboardInterrupt
+            return written
 
-    monkeypatch.setattr(train_module, "save_checkpoint", stopping)
-    with pytest.raises(KeyboardInterrupt):
-        train(cfg, data=cache, out=tmp_path / "r", progress=False)
-    monkeypatch.setattr(train_module, "save_checkpoint", real)
-    result = train(cfg, data=cache, out=tmp_path / "r", resume=True, progress=False)
-    epochs = [json.loads(line)["epoch"] for line in (tmp_path / "r" / "log.jsonl").read_text().splitlines()]
-    assert epochs == [1, 2, 3]
-    assert load_checkpoint(tmp_path / "r" / "best.pt")["epoch"] == result["best"]["epoch"] == 3
+        out = tmp_path / f"r{int(stop_after_last)}"
+        monkeypatch.setattr(train_module, "save_checkpoint", stopping)
+        with pytest.raises(KeyboardInterrupt):
+            train(cfg, data=cache, out=out, progress=False)
+        monkeypatch.setattr(train_module, "save_checkpoint", real)
+        result = train(cfg, data=cache, out=out, resume=True, progress=False)
+        epochs = [json.loads(line)["epoch"] for line in (out / "log.jsonl").read_text().splitlines()]
+        assert epochs == [1, 2], stop_after_last
+        assert load_checkpoint(out / "best.pt")["epoch"] == result["best"]["epoch"] == 2, stop_after_last
+        assert not (out / train_module.STAGED_BEST).exists()
 
 
 def test_ema_is_the_normalised_weighted_mean_of_every_step():
