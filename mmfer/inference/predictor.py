@@ -136,11 +136,11 @@ class PredictResult:
             if self.predictions else np.zeros((0, NUM_CLASSES))
 
     def table(self, *, width: int = 60) -> str:
-        """A readable table: clip id (the path where two inputs share one), predicted, top probability, modalities,
+        """A readable table: clip id (the path where two inputs share one), predicted, confidence (the top probability), modalities,
         warning; then a summary line."""
         ids = [p.clip_id for p in self.predictions]
         by_path = len(set(ids)) < len(ids)  # long.mp4 beside long.mkv: the paths tell them apart
-        rows = [("path" if by_path else "clip_id", "predicted", "top", "modalities", "warning")]
+        rows = [("path" if by_path else "clip_id", "predicted", "confidence", "modalities", "warning")]
         for p in self.predictions:
             top = f"{float(np.max(p.probs)):.2f}" if p.ok else ""
             warning = safe_text(p.warning)
