@@ -27,7 +27,6 @@ import json
 import logging
 import os
 import platform
-import re
 import resource
 import shutil
 import subprocess
@@ -109,7 +108,9 @@ def _bench(videos, work: Path, *, device, workers, repeat, steps, warmup, batch_
     entries = bench_entries(videos, max_clips=max_clips, repeat=repeat)
     stages = _check_stages(stages)
     branches = _check_branches(branches, configs)
-    if not re.fullmatch(r"cpu|cuda(:\d+)?", str(device)):
+    from mmfer.engine.config import is_device_name
+
+    if not is_device_name(device, auto=False):  # no auto: a figure says which device it is of
         raise MmferError(f"--device {device!r}: choose cpu, cuda or cuda:N")
     if steps < 1 or warmup < 0:
         raise MmferError(f"--steps {steps} / --warmup {warmup}: need at least one timed step and no negative warm-up")

@@ -120,6 +120,12 @@ class InitConfig:
     backbone_from: str | None = None
 
 
+def is_device_name(text: Any, *, auto: bool = True) -> bool:
+    """A device as every command names it: cpu, cuda, cuda:N, and (``auto``) auto, CUDA where present."""
+    names = r"cpu|cuda(:\d+)?"
+    return re.fullmatch(f"auto|{names}" if auto else names, str(text)) is not None
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """One branch run: model, data, optimiser, loss, augmentation, initialisation, teachers, device."""
@@ -141,7 +147,7 @@ class TrainConfig:
     def __post_init__(self) -> None:
         check_fields(self)  # what a YAML file is checked for, for a config built in Python
         check_range(self, "seed", low=0)  # numpy's generators take none below 0
-        if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", str(self.device)):
+        if not is_device_name(self.device):
             raise MmferError(f"device: {self.device!r} is not one of 'auto', 'cpu', 'cuda', 'cuda:N'")
 
 
