@@ -35,6 +35,10 @@ from mmfer.labels import index_of
 
 log = logging.getLogger(__name__)
 
+# Per-clip arrays a run may set on a training dataset, passed on in items and batches: the classes of each clip's
+# corpus (``allowed``), distill.targets (``teacher_probs``), each clip's corpus or speaker index (``domain``).
+PER_CLIP = ("allowed", "teacher_probs", "domain")
+
 
 class CacheDataset(Dataset):
     """Base: the usable clips of one split, their labels, and per-item seeded randomness.
@@ -131,12 +135,10 @@ class CacheDataset(Dataset):
         rng = np.random.default_rng([self.seed, self.epoch, i, 7919])
         x, mask = self._make(clip, sub, rng)
         item = {"x": x, "mask": mask, "label": self.labels[clip], "clip": clip}
-        allowed = getattr(self, "allowed", None)  # (clips, classes) bool: the classes of each clip's corpus
-        if allowed is not None:
-            item["allowed"] = torch.from_numpy(allowed[clip])
-        given = getattr(self, "teacher_probs", None)  # (clips, classes): distill.targets (mmfer.engine.distill)
-        if given is not None:
-            item["teacher_probs"] = torch.from_numpy(given[clip])
+        for name in PER_CLIP:
+            values = getattr(self, name, None)
+            if values is not None:
+                item[name] = torch.from_numpy(np.asarray(values[clip]))
         return item if self.transform is None else self.transform(item)
 
     @property
@@ -438,11 +440,9 @@ def _disk_features(key: tuple, x: torch.Tensor | None = None) -> torch.Tensor | 
 
 
 class _AudioFiles:
-    """Audio read straight from files (``mmfer train --data`` an audio folder tree), not from a cache.
-
-    Each file is decoded once, at construction, so a file that does not decode is skipped with its
-    reason instead of failing an epoch; speech corpora are small (RAVDESS: 900 clips, about 200 MB).
-    """
+    """Audio read straight from files (``mmfer train --data`` an audio folder tree), not from a cache. Each file
+    is decoded once, at construction, so a file that does not decode is skipped with its reason instead of
+    failing an epoch; speech corpora are small (RAVDESS: 900 clips, about 200 MB)."""
 
     def __init__(self, **kwargs: Any) -> None:
         self._decoded: list[np.ndarray] = []  # filled by _skip_reason, in the order records are kept
@@ -656,10 +656,9 @@ def pad_collate(items: list[dict[str, Any]], *, time_axis: int | None) -> dict[s
         "label": torch.tensor([it["label"] for it in items], dtype=torch.long),
         "clip": torch.tensor([it["clip"] for it in items], dtype=torch.long),
     }
-    if "allowed" in items[0]:  # the classes of each clip's corpus (multi-corpus speech lists)
-        out["allowed"] = torch.stack([it["allowed"] for it in items])
-    if "teacher_probs" in items[0]:
-        out["teacher_probs"] = torch.stack([it["teacher_probs"] for it in items])
+    for name in PER_CLIP:
+        if name in items[0]:
+            out[name] = torch.stack([it[name] for it in items])
     if time_axis is None:
         out["x"] = torch.stack(xs)
         return out

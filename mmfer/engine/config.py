@@ -109,6 +109,26 @@ class DistillConfig:
                              "given in a file), not both")
 
 
+ADVERSARY_TARGETS = ("corpus", "speaker")
+
+
+@dataclass(frozen=True)
+class AdversaryConfig:
+    """Domain-adversarial training (mmfer.engine.adversary): a head guesses each training clip's corpus or
+    speaker from the features the classifier reads, and its gradient reaches the model reversed, so the model
+    learns features that do not tell the training corpora (channel, room, language) or speakers apart."""
+
+    weight: float = 0.0  # the reversed gradient's scale at the end of its ramp; 0: no adversary
+    by: str = "corpus"  # corpus or speaker, from a CSV list's columns
+    hidden: int = 64  # units of the head's hidden layer
+
+    def __post_init__(self) -> None:
+        check_range(self, "weight", low=0.0)
+        check_range(self, "hidden", low=1)
+        if self.by not in ADVERSARY_TARGETS:
+            raise MmferError(f"by: {self.by!r} is not one of {', '.join(ADVERSARY_TARGETS)}")
+
+
 @dataclass(frozen=True)
 class InitConfig:
     """Two-stage fine-tuning: start the encoder from a face model (e.g. trained on FER2013)."""
@@ -128,7 +148,7 @@ def is_device_name(text: Any, *, auto: bool = True) -> bool:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """One branch run: model, data, optimiser, loss, augmentation, initialisation, teachers, device."""
+    """One branch run: model, data, optimiser, loss, augmentation, initialisation, teachers, adversary, device."""
 
     name: str
     model: ModelConfig
@@ -139,6 +159,7 @@ class TrainConfig:
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     init: InitConfig = field(default_factory=InitConfig)
     distill: DistillConfig = field(default_factory=DistillConfig)
+    adversary: AdversaryConfig = field(default_factory=AdversaryConfig)
     device: str = "auto"  # auto (CUDA where present), cpu, cuda or cuda:N, as --device takes it
     # mixed precision in training: fp16 on CUDA, bf16 on CPUs that compute it natively (AMX / AVX512-BF16;
     # elsewhere fp32). Evaluation and scoring on CPU stay fp32.

@@ -59,13 +59,16 @@ def optimisation_step(
     mixup: float = 0.0,
     cutmix: float = 0.0,
     teacher: nn.Module | None = None,
+    adversary: Any = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """One forward/backward/step on a collated batch: (labels, logits, loss). Shared by training and
     ``mmfer bench``, so the benchmark times exactly the step that training runs. ``precision`` is
     :func:`training_precision`'s answer; under bf16 image batches go channels-last, the layout the CPU's
     bf16 kernels are fast in. ``frozen`` parameters get no update (two-stage fine-tuning). ``teacher``
     (:class:`mmfer.engine.distill.TeacherEnsemble`) reads the same, augmented, batch and its probabilities go
-    to the criterion (a :class:`mmfer.engine.losses.DistillationLoss`)."""
+    to the criterion (a :class:`mmfer.engine.losses.DistillationLoss`). ``adversary``
+    (:class:`mmfer.engine.adversary.DomainAdversary`) adds its loss on the batch's ``domain``, blended as the
+    labels are under mixup; the loss returned is the classifier's alone."""
     x, y = batch["x"].to(device, non_blocking=True), batch["label"].to(device)
     mask = batch["mask"].to(device) if batch["mask"] is not None else None
     mixed = mix_batch(x, y, mask, mixup=mixup, cutmix=cutmix)
@@ -92,8 +95,12 @@ def optimisation_step(
         other = criterion(logits.float(), mixed.y_other, **taught) if allowed is None else criterion(
             logits.float(), mixed.y_other, allowed[mixed.perm], **taught)
         loss = mixed.lam * loss + (1 - mixed.lam) * other
+    total = loss
+    if adversary is not None:
+        total = loss + adversary.loss(batch["domain"].to(device), perm=None if mixed is None else mixed.perm,
+                                      lam=1.0 if mixed is None else mixed.lam)
     optimizer.zero_grad(set_to_none=True)
-    scaler.scale(loss).backward()
+    scaler.scale(total).backward()
     for p in frozen:
         p.grad = None
     if grad_clip:

@@ -59,6 +59,7 @@ from mmfer.engine.checkpoint import (
 )
 from mmfer.engine.config import TrainConfig, config_from_dict, config_to_plain, load_train_config
 from mmfer.engine.device import resolve_device
+from mmfer.engine.ema import ema_model
 # the pieces that moved to sampling.py and steps.py stay importable from here
 from mmfer.engine.sampling import BalancedEpochSampler, EpochSampler, rng_state, seed_everything, set_rng_state
 from mmfer.engine.scoring import predict_clips, split_scores
@@ -121,36 +122,6 @@ def _load_encoder(model: nn.Module, path: str) -> None:
     log.info("encoder initialised from %s", path)
 
 
-def ema_step_decay(decay: float, n_averaged: int) -> float:
-    """The weight the average keeps at its ``n_averaged``-th update so that it is the normalised exponentially
-    weighted mean of every step's weights (decay ** age, divided by their sum): decay * (1 - decay ** n) /
-    (1 - decay ** (n + 1)), 0 at the first update and ``decay`` in the long run.
-
-    Why: the plain recursion, started from the first step's weights, leaves them decay ** n of the average.
-    On a short run that is not small (780 steps at 0.998: 21% of untrained weights and their BatchNorm
-    statistics), and an audio CNN averaged that way named one class for every clip."""
-    return decay * (1.0 - decay ** n_averaged) / (1.0 - decay ** (n_averaged + 1))
-
-
-def _ema_model(model: nn.Module, decay: float):
-    """An exponential moving average of ``model``'s weights and buffers (``ema_step_decay``), or None when
-    ``decay`` is 0."""
-    if not decay:
-        return None
-    from torch.optim.swa_utils import AveragedModel
-
-    @torch.no_grad()
-    def update(averaged: list[torch.Tensor], current: list[torch.Tensor], n_averaged: torch.Tensor) -> None:
-        keep = ema_step_decay(decay, int(n_averaged))
-        if torch.is_floating_point(averaged[0]):
-            torch._foreach_lerp_(averaged, current, 1.0 - keep)
-        else:  # BatchNorm's step counters
-            for a, c in zip(averaged, current, strict=True):
-                a.copy_(c)
-
-    return AveragedModel(model, multi_avg_fn=update, use_buffers=True)
-
-
 def _tensorboard(out: Path):
     """A TensorBoard writer into RUN/tensorboard when the optional ``tensorboard`` package is installed."""
     try:
@@ -169,7 +140,8 @@ def _write_logs(out: Path, rows: list[dict[str, Any]]) -> None:
 
     write_file(out / "log.jsonl", "".join(json.dumps(r) + "\n" for r in rows))  # never through a link
     with atomic_write(out / "log.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=LOG_FIELDS, extrasaction="ignore")
+        extra = sorted({k for r in rows for k in r} - set(LOG_FIELDS))  # a run's own columns (adversary_accuracy)
+        w = csv.DictWriter(f, fieldnames=[*LOG_FIELDS, *extra], extrasaction="ignore")
         w.writeheader()
         w.writerows(rows)
 
@@ -502,7 +474,7 @@ def fit(run: Run, run_data: RunData, *, progress: bool = True,
                             device=dev, precision=precision, announce=dist.main,
                             val_digest=clip_sets(run_data.train_records, run_data.val_records)["val_digest"])
     ocfg = config.optim
-    ema = _ema_model(model, ocfg.ema_decay)
+    ema = ema_model(model, ocfg.ema_decay)
     eval_model = ema.module if ema is not None else model
     if dist.main:
         log.info("training in %s on %s%s", precision, dev, f", weights averaged (EMA {ocfg.ema_decay})" if ema else "")
@@ -510,6 +482,15 @@ def fit(run: Run, run_data: RunData, *, progress: bool = True,
     def schedule(step: int) -> float:
         return lr_factor(step, steps_per_epoch=steps_per_epoch, optim=ocfg)
 
+    from mmfer.engine.adversary import build_adversary
+
+    adversary = build_adversary(config, model, train_ds, steps_per_epoch=steps_per_epoch)
+    if adversary is not None:  # its head learns with the model (a group of its own), before the schedule is set
+        optimizer.add_param_group({"params": list(adversary.to(dev).parameters())})
+        if dist.main:
+            log.info("adversary: guessing each clip's %s among %d (%s), reversed gradient up to %g",
+                     config.adversary.by, len(adversary.domains), ", ".join(adversary.domains[:6])
+                     + (" ..." if len(adversary.domains) > 6 else ""), config.adversary.weight)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
     frozen_params = list(unwrap(model).encoder.parameters()) if (
         config.init.encoder_from and config.init.freeze_encoder_epochs > 0 and hasattr(unwrap(model), "encoder")
@@ -518,6 +499,10 @@ def fit(run: Run, run_data: RunData, *, progress: bool = True,
     start_epoch, best, rows = 0, {}, []
     if ckpt is not None:
         unwrap(model).load_state_dict(ckpt["state_dict"])
+        if adversary is not None:
+            if "adversary" not in ckpt:
+                raise MmferError(f"{last_path}: holds no adversary; it was not trained with adversary.weight")
+            adversary.load_state_dict(ckpt["adversary"])
         optimizer.load_state_dict(ckpt["optimizer"])
         scheduler.load_state_dict(ckpt["scheduler"])
         if "scaler" in ckpt:
@@ -579,7 +564,7 @@ def fit(run: Run, run_data: RunData, *, progress: bool = True,
             y, logits, loss = optimisation_step(net, batch, device=dev, precision=precision, criterion=criterion,
                                                 optimizer=optimizer, scaler=scaler, grad_clip=ocfg.grad_clip,
                                                 frozen=frozen_params if freeze else (), mixup=mixing[0],
-                                                cutmix=mixing[1], teacher=teacher)
+                                                cutmix=mixing[1], teacher=teacher, adversary=adversary)
             if not torch.isfinite(loss.detach()):
                 ids = [train_ds.records[int(c)].clip_id for c in batch["clip"][:8]]
                 raise MmferError(
@@ -616,13 +601,18 @@ def fit(run: Run, run_data: RunData, *, progress: bool = True,
             "train_accuracy": tot_correct / max(tot_n, 1), "val_loss": val_loss, "val_accuracy": val_acc,
             "val_uar": val_uar, "best": bool(improved), "seconds": round(time.perf_counter() - t0, 3),
         }
+        if adversary is not None:  # near chance: the features no longer tell the domains apart
+            row["adversary_accuracy"] = adversary.take_accuracy()
         rows.append(row)
         if dist.main:
             state = dict(ckpt_common, model=model, epoch=epoch + 1, optimizer=optimizer, scheduler=scheduler,
                          scaler=scaler if precision == "fp16" else None, rng=rng_state(), metrics=row, best=best)
+            state["extra"] = {}
             if ema is not None:
-                state["extra"] = {"ema": {"state_dict": {k: v.detach().cpu() for k, v in ema.module.state_dict().items()},
-                                          "n_averaged": int(ema.n_averaged)}}
+                state["extra"]["ema"] = {"state_dict": {k: v.detach().cpu() for k, v in ema.module.state_dict().items()},
+                                         "n_averaged": int(ema.n_averaged)}
+            if adversary is not None:
+                state["extra"]["adversary"] = {k: v.detach().cpu() for k, v in adversary.state_dict().items()}
             # last.pt is the commit point: the epoch's best weights are staged first and renamed to best.pt after
             # it, so a stop anywhere leaves best.pt, the logs and last.pt of one epoch (a redone epoch whose
             # figure came out otherwise had kept a best.pt of the stopped attempt)
@@ -638,13 +628,16 @@ def fit(run: Run, run_data: RunData, *, progress: bool = True,
                     if row[key] is not None and not (isinstance(row[key], float) and math.isnan(row[key])):
                         board.add_scalar(key.replace("_", "/", 1), row[key], epoch + 1)
                 board.flush()
-            log.info("epoch %d/%d: train loss %.3f acc %.3f | val acc %.3f uar %.3f%s", epoch + 1, ocfg.epochs,
+            log.info("epoch %d/%d: train loss %.3f acc %.3f | val acc %.3f uar %.3f%s%s", epoch + 1, ocfg.epochs,
                      row["train_loss"], row["train_accuracy"], val_acc, val_uar,
-                     " (best)" if improved and ocfg.select_by != "last" else "")
+                     " (best)" if improved and ocfg.select_by != "last" else "",
+                     f" | adversary acc {row['adversary_accuracy']:.3f}" if adversary is not None else "")
         dist.barrier()
 
     if board is not None:
         board.close()
+    if adversary is not None:
+        adversary.remove()
     return rows, best, start_epoch
 
 

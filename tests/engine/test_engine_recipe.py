@@ -168,7 +168,7 @@ def test_a_stop_between_an_epochs_files_loses_no_epoch(synth_cache, tmp_path, mo
 def test_ema_is_the_normalised_weighted_mean_of_every_step():
     """The average after n steps is sum(decay ** age * w) / sum(decay ** age) over every step's weights and
     buffers, so the untrained first weights weigh as little as any other old step (not decay ** n)."""
-    from mmfer.engine.train import _ema_model, ema_step_decay
+    from mmfer.engine.ema import ema_model as _ema_model, ema_step_decay
 
     decay = 0.9
     model = nn.Sequential(nn.Linear(3, 2), nn.BatchNorm1d(2))
