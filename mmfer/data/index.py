@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Sequence
@@ -174,6 +175,36 @@ def _check_duplicates(entries: Sequence[ClipEntry], *, where_of: dict[int, str] 
                 "rename one of the files (clip ids are file names without extension)"
             )
         seen[key] = i
+
+
+def same_content(entries: Sequence[ClipEntry]) -> list[list[ClipEntry]]:
+    """Groups of two or more clips whose files hold the same bytes (a copy, a link, the same file listed twice).
+
+    Why: a clip under two emotions teaches both, and a Val or Test clip that is also in Train makes the Val
+    figures read high; neither shows in the figures themselves. Only files of equal size are read and hashed,
+    so a folder of distinct videos costs one ``stat`` per file."""
+    import hashlib
+
+    by_size: dict[int, list[ClipEntry]] = {}
+    for e in entries:
+        try:
+            by_size.setdefault(os.stat(e.path).st_size, []).append(e)
+        except OSError:  # missing or unreadable: processing names it
+            continue
+    groups: dict[str, list[ClipEntry]] = {}
+    for same_size in by_size.values():
+        if len(same_size) < 2:
+            continue
+        for e in same_size:
+            digest = hashlib.sha1()
+            try:
+                with open(e.path, "rb") as f:
+                    for block in iter(lambda: f.read(1 << 20), b""):
+                        digest.update(block)
+            except OSError:
+                continue
+            groups.setdefault(digest.hexdigest(), []).append(e)
+    return [g for g in groups.values() if len(g) > 1]
 
 
 def index_afew(root: str | Path, *, splits: Iterable[str] | str | None = SPLITS) -> list[ClipEntry]:

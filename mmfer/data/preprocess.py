@@ -452,6 +452,28 @@ def _mark_removed(out: Path, latest: dict[tuple[str, str], ClipRecord], entries:
     return gone
 
 
+SAME_CONTENT_KINDS = ("under different labels", "in Train and in another split", "twice in one split")  # worst first
+
+
+def _same_content_kind(group: Sequence[ClipEntry]) -> str:
+    labels, splits = {e.label for e in group}, {e.split for e in group}
+    return SAME_CONTENT_KINDS[0 if len(labels) > 1 else 1 if "Train" in splits and len(splits) > 1 else 2]
+
+
+def _warn_same_content(entries: Sequence[ClipEntry]) -> None:
+    """Clips that are one file under several names or labels are said before any work (``same_content``)."""
+    from mmfer.data.index import same_content
+
+    groups = sorted(same_content(entries), key=lambda g: SAME_CONTENT_KINDS.index(_same_content_kind(g)))
+    if not groups:
+        return
+    shown = "; ".join(" = ".join(f"{e.split}/{e.clip_id}{f' ({e.label})' if e.label else ''}" for e in g)
+                      + f" ({_same_content_kind(g)})" for g in groups[:3])
+    log.warning("%d group(s) of clips are the same file (the same bytes), e.g. %s%s. A clip under two emotions "
+                "teaches both, and a Val or Test clip that is also in Train makes the Val figures read high: keep "
+                "one of each", len(groups), shown, " ..." if len(groups) > 3 else "")
+
+
 def preprocess(
     source: str | Path | Sequence[ClipEntry],
     out: str | Path,
@@ -503,6 +525,7 @@ def preprocess(
             wanted = _normalise_splits(splits)
             entries = [e for e in entries if e.split in wanted]
     all_entries = entries
+    _warn_same_content(all_entries)
     if n > 1:
         entries = [e for e in entries if shard_of(e.split, e.clip_id, n) == i]
     if workers < 0:

@@ -197,3 +197,33 @@ def test_hidden_media_files_are_left_out_with_a_warning(tmp_path: Path, caplog):
     warned = [r.getMessage() for r in caplog.records]
     assert len(warned) == 2 and all("starts with '.'" in w for w in warned)  # not .git's content, .txt or ._a
     assert any("..flv" in w for w in warned) and any(".b.mp4" in w for w in warned)
+
+
+def test_clips_that_are_one_file_are_found_and_said_worst_first(tmp_path, caplog):
+    """A copy, a link or the same file under two emotions or in Train and Val is named before any work; files
+    of distinct content, even of equal size, are not."""
+    import logging
+
+    from mmfer.data.index import ClipEntry, same_content
+    from mmfer.data.preprocess import _warn_same_content
+
+    (tmp_path / "a.avi").write_bytes(b"video one")
+    (tmp_path / "b.avi").write_bytes(b"video two")  # same size, other bytes
+    (tmp_path / "c.avi").write_bytes(b"video one")  # a copy of a
+    (tmp_path / "d.avi").symlink_to(tmp_path / "b.avi")
+    entries = [ClipEntry("a", "Train", "Angry", tmp_path / "a.avi"), ClipEntry("b", "Train", "Sad", tmp_path / "b.avi"),
+               ClipEntry("c", "Val", "Angry", tmp_path / "c.avi"), ClipEntry("d", "Train", "Happy", tmp_path / "d.avi"),
+               ClipEntry("gone", "Train", "Sad", tmp_path / "missing.avi")]
+    groups = sorted(sorted(e.clip_id for e in g) for g in same_content(entries))
+    assert groups == [["a", "c"], ["b", "d"]]
+    assert same_content(entries[:2]) == []
+    with caplog.at_level(logging.WARNING, logger="mmfer"):
+        _warn_same_content(entries)
+    (message,) = [r.getMessage() for r in caplog.records]
+    assert message.startswith("2 group(s) of clips are the same file")
+    assert message.index("Train/b (Sad) = Train/d (Happy) (under different labels)") < message.index(
+        "Train/a (Angry) = Val/c (Angry) (in Train and in another split)")
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="mmfer"):
+        _warn_same_content(entries[:2])
+    assert not caplog.records
