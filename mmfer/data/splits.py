@@ -77,6 +77,9 @@ def speaker_folds(records: list[ClipRecord], k: int) -> list[list[str]]:
     fold holds about the same number of speakers. Every record needs a speaker."""
     if k < 2:
         raise MmferError(f"--folds must be at least 2, got {k}")
+    if not records:  # said as such, not as "only 0 speaker (none)"
+        raise MmferError(f"--folds {k}: no clips to deal to folds (the data's Train and Val splits hold none "
+                         "of this input kind); check --data")
     unknown = [r.clip_id for r in records if speaker_of(r) is None]
     if unknown:
         raise MmferError(

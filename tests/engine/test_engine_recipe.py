@@ -251,6 +251,8 @@ def test_speaker_folds_are_disjoint_and_need_speakers():
         speaker_folds(recs, 6)
     with pytest.raises(MmferError, match=r"only 1 speaker \(ravdess:01\); speaker folds need at least 2"):
         speaker_folds(recs[:1], 5)  # not "use at most that many folds", which would be --folds 1
+    with pytest.raises(MmferError, match=r"--folds 5: no clips to deal to folds"):  # not "only 0 speaker (none)"
+        speaker_folds([], 5)
     with pytest.raises(MmferError, match="speaker of every clip.*clip_a"):
         speaker_folds(recs + [ClipRecord(clip_id="clip_a", split="Train", label="Angry", path="x.wav", status="ok")], 2)
 
