@@ -304,7 +304,8 @@ def stage_preprocess(args: dict[str, Any]) -> dict[str, Any]:
     import_decoders()
     load = time.perf_counter() - t0
     t0, cpu0 = time.perf_counter(), _cpu_seconds()
-    summary = preprocess(_entries(args), args["cache"], settings=settings, workers=int(args["workers"]), progress=False)
+    summary = preprocess(_entries(args), args["cache"], settings=settings, workers=int(args["workers"]), progress=False,
+                         same_content_check=False)  # --repeat lists each file several times, by design
     wall, cpu = time.perf_counter() - t0, _cpu_seconds() - cpu0
     return {"frames": summary.frames, "face_frames": summary.face_frames, "clips": summary.total,
             "failed": summary.failed, "seconds": round(wall, 3), "fps": round(summary.frames / wall, 1),
@@ -412,7 +413,9 @@ def stage_train(args: dict[str, Any]) -> dict[str, Any]:
             "params_m": round(sum(p.numel() for p in model.parameters()) / 1e6, 3),
             "threads": torch.get_num_threads(),
             # a distilled run's teachers also run forward on every training step; they are not timed here
-            **({"teachers_not_timed": len(cfg.distill.teachers)} if cfg.distill.teachers else {})}
+            **({"teachers_not_timed": len(cfg.distill.teachers)} if cfg.distill.teachers else {}),
+            # an adversary's head (a small MLP on the pooled features) is not timed either
+            **({"adversary_not_timed": True} if cfg.adversary.scale else {})}
 
 
 def _forward_ms(model, ds, dev, use_amp: bool, repeats: int = 5) -> float:

@@ -10,9 +10,10 @@ from __future__ import annotations
 import csv
 import logging
 import os
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from mmfer.errors import MmferError
 from mmfer.data.cache import check_clip_id, clip_id_from_name
@@ -181,30 +182,56 @@ def same_content(entries: Sequence[ClipEntry]) -> list[list[ClipEntry]]:
     """Groups of two or more clips whose files hold the same bytes (a copy, a link, the same file listed twice).
 
     Why: a clip under two emotions teaches both, and a Val or Test clip that is also in Train makes the Val
-    figures read high; neither shows in the figures themselves. Only files of equal size are read and hashed,
-    so a folder of distinct videos costs one ``stat`` per file."""
-    import hashlib
-
-    by_size: dict[int, list[ClipEntry]] = {}
+    figures read high; neither shows in the figures themselves. One file on disk (a link, a path listed twice)
+    is known by its inode without reading it; only distinct files of equal size are read, their first 64 KiB
+    first and the whole where those agree, so a folder of distinct videos costs one ``stat`` per file."""
+    files: dict[tuple[int, int], list[ClipEntry]] = {}  # (device, inode) -> its clips
+    sizes: dict[tuple[int, int], int] = {}
     for e in entries:
         try:
-            by_size.setdefault(os.stat(e.path).st_size, []).append(e)
+            st = os.stat(e.path)
         except OSError:  # missing or unreadable: processing names it
             continue
-    groups: dict[str, list[ClipEntry]] = {}
-    for same_size in by_size.values():
-        if len(same_size) < 2:
-            continue
-        for e in same_size:
-            digest = hashlib.sha1()
-            try:
-                with open(e.path, "rb") as f:
-                    for block in iter(lambda: f.read(1 << 20), b""):
-                        digest.update(block)
-            except OSError:
-                continue
-            groups.setdefault(digest.hexdigest(), []).append(e)
+        files.setdefault((st.st_dev, st.st_ino), []).append(e)
+        sizes[(st.st_dev, st.st_ino)] = st.st_size
+    by_size: dict[int, list[tuple[int, int]]] = {}
+    for f in files:
+        by_size.setdefault(sizes[f], []).append(f)
+    groups: dict[Any, list[ClipEntry]] = {}
+    for size, same_size in by_size.items():
+        keys: dict[tuple[int, int], Any] = {f: f for f in same_size}
+        if len(same_size) > 1:
+            keys = {f: _digest_or_none(files[f][0].path, limit=1 << 16) for f in same_size}
+            heads = Counter(k for k in keys.values() if k is not None)
+            for f, head in keys.items():
+                if head is not None and size > 1 << 16 and heads[head] > 1:
+                    keys[f] = _digest_or_none(files[f][0].path)
+        for f, key in keys.items():
+            if key is not None:
+                groups.setdefault((size, key), []).extend(files[f])
     return [g for g in groups.values() if len(g) > 1]
+
+
+def _digest_or_none(path: str | Path, *, limit: int | None = None) -> str | None:
+    try:
+        return _content_digest(path, limit=limit)
+    except OSError:  # unreadable: processing names it
+        return None
+
+
+def _content_digest(path: str | Path, *, limit: int | None = None) -> str:
+    """SHA-1 of a file's bytes (its first ``limit`` bytes)."""
+    import hashlib
+
+    digest, left = hashlib.sha1(), limit
+    with open(path, "rb") as f:
+        while left is None or left > 0:
+            block = f.read(1 << 20 if left is None else min(1 << 20, left))
+            if not block:
+                break
+            digest.update(block)
+            left = None if left is None else left - len(block)
+    return digest.hexdigest()
 
 
 def index_afew(root: str | Path, *, splits: Iterable[str] | str | None = SPLITS) -> list[ClipEntry]:

@@ -452,26 +452,35 @@ def _mark_removed(out: Path, latest: dict[tuple[str, str], ClipRecord], entries:
     return gone
 
 
-SAME_CONTENT_KINDS = ("under different labels", "in Train and in another split", "twice in one split")  # worst first
+SAME_CONTENT_KINDS = ("under different labels", "in Train and in another split", "in two splits",
+                      "twice in one split")  # worst first
 
 
 def _same_content_kind(group: Sequence[ClipEntry]) -> str:
-    labels, splits = {e.label for e in group}, {e.split for e in group}
-    return SAME_CONTENT_KINDS[0 if len(labels) > 1 else 1 if "Train" in splits and len(splits) > 1 else 2]
+    labels, splits = {e.label for e in group if e.label}, {e.split for e in group}  # (Test clips have none)
+    return SAME_CONTENT_KINDS[0 if len(labels) > 1 else 1 if "Train" in splits and len(splits) > 1
+                              else 2 if len(splits) > 1 else 3]
 
 
 def _warn_same_content(entries: Sequence[ClipEntry]) -> None:
-    """Clips that are one file under several names or labels are said before any work (``same_content``)."""
+    """Clips that are one file under several names or labels are said before any work (``same_content``): a
+    warning with the worst three, every group at INFO with its files."""
     from mmfer.data.index import same_content
 
     groups = sorted(same_content(entries), key=lambda g: SAME_CONTENT_KINDS.index(_same_content_kind(g)))
     if not groups:
         return
-    shown = "; ".join(" = ".join(f"{e.split}/{e.clip_id}{f' ({e.label})' if e.label else ''}" for e in g)
-                      + f" ({_same_content_kind(g)})" for g in groups[:3])
+    for g in groups:
+        log.debug("one file %s: %s", _same_content_kind(g), " = ".join(f"{_clip_name(e)} {e.path}" for e in g))
+    shown = "; ".join(" = ".join(map(_clip_name, g)) + f" ({_same_content_kind(g)})" for g in groups[:3])
     log.warning("%d group(s) of clips are the same file (the same bytes), e.g. %s%s. A clip under two emotions "
                 "teaches both, and a Val or Test clip that is also in Train makes the Val figures read high: keep "
-                "one of each", len(groups), shown, " ..." if len(groups) > 3 else "")
+                "one of each (`mmfer -v preprocess ...` lists every group's files)", len(groups), shown,
+                f"; and {len(groups) - 3} more" if len(groups) > 3 else "")
+
+
+def _clip_name(e: ClipEntry) -> str:
+    return f"{e.split}/{e.clip_id}{f' ({e.label})' if e.label else ''}"
 
 
 def preprocess(
@@ -485,11 +494,13 @@ def preprocess(
     strict: bool = False,
     retry_failed: bool = False,
     progress: bool = True,
+    same_content_check: bool = True,
 ) -> PreprocessSummary:
     """Cache every clip of ``source`` (CSV, AFEW root, folder, video, or a list of ``ClipEntry``) under ``out``.
 
     Skips clips already cached with the same settings; ``retry_failed`` redoes earlier failures;
     ``strict`` raises ``MmferError`` at the end (after writing everything) if any clip failed.
+    ``same_content_check``: say clips that are one file (``index.same_content``), from shard 0.
     ``workers`` 0 means auto: one per CPU core and at most one per clip; spawned workers only when there
     are ``AUTO_CLIPS_PER_WORKER`` clips each to pay for starting them. Workers are forked, or spawned where that is not safe
     (``worker_start_method``); a script that calls this with ``workers`` other than 1 and may spawn needs
@@ -525,7 +536,8 @@ def preprocess(
             wanted = _normalise_splits(splits)
             entries = [e for e in entries if e.split in wanted]
     all_entries = entries
-    _warn_same_content(all_entries)
+    if same_content_check and i == 0:  # once, not by every shard
+        _warn_same_content(all_entries)
     if n > 1:
         entries = [e for e in entries if shard_of(e.split, e.clip_id, n) == i]
     if workers < 0:

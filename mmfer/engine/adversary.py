@@ -4,7 +4,7 @@ speaker) from the features the model's classifier reads, and its gradient reache
 Why: a model trained on a few corpora can learn to read emotion partly from what tells the corpora apart (the
 channel, the room, the language, the speakers' voices), which a new corpus does not share. The reversed gradient
 pushes the network towards features from which the head cannot tell them apart. The head trains normally; only
-what flows back into the model is reversed and scaled by ``weight`` times a ramp from 0 to 1 over training
+what flows back into the model is reversed and scaled by ``scale`` times a ramp from 0 to 1 over training
 (``2 / (1 + exp(-10 p)) - 1``, p the share of steps done), so the classifier learns first. Inference never runs it:
 the model's weights and outputs keep their form.
 """
@@ -12,6 +12,7 @@ the model's weights and outputs keep their form.
 from __future__ import annotations
 
 import math
+import weakref
 from typing import Any, Sequence
 
 import numpy as np
@@ -54,12 +55,15 @@ def domain_indices(records: Sequence[Any], by: str) -> tuple[np.ndarray, list[st
     names = [corpus_of(r) if by == "corpus" else (speaker_of(r) or "") for r in records]
     unnamed = [r.clip_id for r, n in zip(records, names) if not n]
     if unnamed:
+        source = ("a speech list, `mmfer train --data LIST.csv` with a corpus column" if by == "corpus" else
+                  "a speech list's speaker column, or RAVDESS or CREMA-D file names")
         raise MmferError(f"adversary.by {by}: {len(unnamed)} training clip(s) have no {by} (e.g. "
-                         f"{', '.join(unnamed[:3])}); give a CSV list with a {by} column, or set adversary.weight: 0")
+                         f"{', '.join(unnamed[:3])}); the {by} comes from {source}. Otherwise set adversary.scale: 0")
     levels = sorted(set(names))
     if len(levels) < 2:
+        other = "by: speaker, or add a corpus" if by == "corpus" else "more speakers"
         raise MmferError(f"adversary.by {by}: every training clip has the same {by} ({levels[0] if levels else 'none'}); "
-                         f"there is nothing to tell apart: set adversary.weight: 0")
+                         f"there is nothing to tell apart: use {other}, or set adversary.scale: 0")
     index = {n: i for i, n in enumerate(levels)}
     return np.asarray([index[n] for n in names], dtype=np.int64), levels
 
@@ -75,7 +79,7 @@ def class_layer(model: nn.Module) -> nn.Linear:
                       if isinstance(m, nn.Linear) and m.out_features == NUM_CLASSES), None)
     if layer is None:
         raise MmferError(f"adversary: model {type(model).__name__} has no linear layer into the {NUM_CLASSES} "
-                         "classes whose input the adversary could read; set adversary.weight: 0")
+                         "classes whose input the adversary could read; set adversary.scale: 0")
     return layer
 
 
@@ -84,25 +88,28 @@ class DomainAdversary(nn.Module):
     model, :meth:`loss` reads the features the classifier was given. ``total_steps`` sets the ramp; the steps
     done are a buffer, so a resumed run continues the ramp where it stopped."""
 
-    def __init__(self, model: nn.Module, *, domains: Sequence[str], weight: float, hidden: int,
+    def __init__(self, model: nn.Module, *, domains: Sequence[str], scale: float, hidden: int,
                  total_steps: int) -> None:
         super().__init__()
         classifier = class_layer(model)
         self.domains = list(domains)
-        self.weight, self.total_steps = float(weight), max(1, int(total_steps))
+        self.end_scale, self.total_steps = float(scale), max(1, int(total_steps))
         self.head = nn.Sequential(nn.Linear(classifier.in_features, hidden), nn.ReLU(),
                                   nn.Linear(hidden, len(self.domains)))
         self.register_buffer("steps_done", torch.zeros((), dtype=torch.long))
         self._features: torch.Tensor | None = None
-        self._hook = classifier.register_forward_pre_hook(self._keep)
+        me = weakref.ref(self)  # the model's hook must not keep the adversary alive after its run
+
+        def keep(module: nn.Module, args: tuple[torch.Tensor, ...]) -> None:
+            adversary = me()
+            if adversary is not None and module.training:  # evaluation forwards leave nothing behind
+                adversary._features = args[0]
+
+        self._hook = classifier.register_forward_pre_hook(keep)
         self.correct, self.seen = 0, 0  # the head's accuracy since the last :meth:`take_accuracy`
 
-    def _keep(self, module: nn.Module, args: tuple[torch.Tensor, ...]) -> None:
-        if module.training:  # evaluation forwards leave nothing behind
-            self._features = args[0]
-
     def scale(self) -> float:
-        return self.weight * ramp(float(self.steps_done) / self.total_steps)
+        return self.end_scale * ramp(float(self.steps_done) / self.total_steps)
 
     def loss(self, domain: torch.Tensor, *, perm: torch.Tensor | None = None, lam: float = 1.0) -> torch.Tensor:
         """Cross-entropy of the head on the last training forward's features (under mixup the two clips'
@@ -112,7 +119,7 @@ class DomainAdversary(nn.Module):
         feats, self._features = self._features, None
         if feats.dim() != 2:  # e.g. cnn_lstm's per-frame classifier: one feature vector per step, not per clip
             raise MmferError(f"adversary: the model's class layer reads features of shape {tuple(feats.shape)}, "
-                             "not one vector per clip; set adversary.weight: 0 for this model")
+                             "not one vector per clip; set adversary.scale: 0 for this model")
         logits = self.head(reverse_gradient(feats.float(), self.scale()))
         loss = F.cross_entropy(logits, domain)
         if perm is not None:
@@ -133,12 +140,12 @@ class DomainAdversary(nn.Module):
 
 
 def build_adversary(config: Any, model: nn.Module, train_ds: Any, *, steps_per_epoch: int) -> DomainAdversary | None:
-    """The run's adversary (None when ``adversary.weight`` is 0), with each training clip's domain index attached
+    """The run's adversary (None when ``adversary.scale`` is 0), with each training clip's domain index attached
     to ``train_ds`` (its items then carry ``domain``)."""
     acfg = config.adversary
-    if not acfg.weight:
+    if not acfg.scale:
         return None
     domain, names = domain_indices(train_ds.records, acfg.by)
     train_ds.domain = domain
-    return DomainAdversary(model, domains=names, weight=acfg.weight, hidden=acfg.hidden,
+    return DomainAdversary(model, domains=names, scale=acfg.scale, hidden=acfg.hidden,
                            total_steps=config.optim.epochs * steps_per_epoch)

@@ -118,12 +118,16 @@ class AdversaryConfig:
     speaker from the features the classifier reads, and its gradient reaches the model reversed, so the model
     learns features that do not tell the training corpora (channel, room, language) or speakers apart."""
 
-    weight: float = 0.0  # the reversed gradient's scale at the end of its ramp; 0: no adversary
-    by: str = "corpus"  # corpus or speaker, from a CSV list's columns
+    # what the head's gradient is multiplied by on its way into the model (reversed), at the end of its ramp from
+    # 0; the head's own loss always counts whole. 0: no adversary
+    scale: float = 0.0
+    # corpus: a speech list's corpus column (`mmfer train --data LIST.csv`); speaker: its speaker column, or
+    # RAVDESS or CREMA-D file names
+    by: str = "corpus"
     hidden: int = 64  # units of the head's hidden layer
 
     def __post_init__(self) -> None:
-        check_range(self, "weight", low=0.0)
+        check_range(self, "scale", low=0.0)
         check_range(self, "hidden", low=1)
         if self.by not in ADVERSARY_TARGETS:
             raise MmferError(f"by: {self.by!r} is not one of {', '.join(ADVERSARY_TARGETS)}")
@@ -170,6 +174,9 @@ class TrainConfig:
         check_range(self, "seed", low=0)  # numpy's generators take none below 0
         if not is_device_name(self.device):
             raise MmferError(f"device: {self.device!r} is not one of 'auto', 'cpu', 'cuda', 'cuda:N'")
+        if self.adversary.scale and self.data.device_images:
+            raise MmferError("adversary: not supported with data.device_images (the GPU recipe's batches carry no "
+                             "domains) yet; set one of them off")
 
 
 def load_train_config(path: str | Path) -> TrainConfig:

@@ -71,13 +71,21 @@ def train_folds(config: Any, *, data: str | Path, out: str | Path, folds: int | 
     dealt = corpus_folds(pooled) if folds == "corpus" else None
     plan = {"folds": len(dealt) if dealt else int(folds), "by": by, "within": within,
             "recipe": recipe_digest(config, epochs=epochs)}
-    _check_plan(out, plan)
+    _check_plan(out, dict(plan, recipe_before_adversary=recipe_digest(config, epochs=epochs, before_adversary=True)))
     if dealt is None:
         dealt = speaker_folds(corpus_records(pooled, within) if within else pooled, int(folds))
     _check_trained_folds(out, dealt, pooled, by=by)
     if is_speech_list(data):  # a class no corpus of a fold's training clips has: said before any fold trains
         for i in range(len(dealt)):
             check_classes(fold_records(pooled, dealt, i, by=by)[0], where=f"{data} (training clips of fold {i + 1})")
+    if config.adversary.scale:  # a fold's training of one corpus has nothing to tell apart: said before any trains
+        from mmfer.engine.adversary import domain_indices
+
+        for i in range(len(dealt)):
+            try:
+                domain_indices(fold_records(pooled, dealt, i, by=by)[0], config.adversary.by)
+            except MmferError as e:
+                raise MmferError(f"fold {i + 1}: {e}") from None
     n = len(dealt)
     if config.distill.teachers or config.distill.targets:
         from mmfer.engine.distill import check_teachers_exist
@@ -166,19 +174,40 @@ def _check_trained_folds(out: Path, dealt: list[list[str]], pooled: list, *, by:
                              "labels; use another --out to train the folds on these")
 
 
-def recipe_digest(config: Any, *, epochs: int | None = None) -> str:
-    """A short digest of what a fold learns from: the config as it runs (with ``--epochs``), less its name, device,
-    loader workers and evaluation batch size, which a move to another machine may change."""
+def recipe_digest(config: Any, *, epochs: int | None = None, before_adversary: bool = False) -> str:
+    """A short digest of what a fold learns from: the config's values that differ from their defaults, as it runs
+    (with ``--epochs``), less its name, device, loader workers and evaluation batch size, which a move to another
+    machine may change. A key added to the config later, at its default, leaves the digest as it was.
+    ``before_adversary``: the digest of plans written before 2026-12-06 (the whole config, without the
+    ``adversary`` section, which did not exist), so their folders still resume."""
     import hashlib
 
-    from mmfer.engine.config import config_to_plain
+    from mmfer.engine.config import TrainConfig, config_to_plain
 
     plain = config_to_plain(config)
     if epochs is not None:
         plain["optim"]["epochs"] = int(epochs)
     for section, key in ((None, "name"), (None, "device"), ("data", "workers"), ("data", "eval_batch_size")):
         (plain[section] if section else plain).pop(key, None)  # where and how fast it runs, not what it learns
+    if before_adversary:
+        plain.pop("adversary", None)
+    else:
+        model = plain.pop("model")  # whole: it has no defaults to leave out
+        plain = dict(_differences(plain, config_to_plain(TrainConfig(name=config.name, model=config.model))),
+                     model=model)
     return hashlib.sha256(json.dumps(plain, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _differences(plain: dict[str, Any], default: dict[str, Any]) -> dict[str, Any]:
+    out = {}
+    for key, value in plain.items():
+        base = default.get(key, _differences)  # (a sentinel no value equals)
+        if isinstance(value, dict) and isinstance(base, dict):
+            if inner := _differences(value, base):
+                out[key] = inner
+        elif value != base:
+            out[key] = value
+    return out
 
 
 def _check_plan(out: Path, plan: dict[str, Any]) -> None:
@@ -201,7 +230,7 @@ def _check_plan(out: Path, plan: dict[str, Any]) -> None:
     if started and any(started.get(k) != plan[k] for k in design):
         raise MmferError(f"{out} holds the folds of {say(started)}, not {say(plan)}; use another --out, "
                          "or the same options to resume")
-    if started and started.get("recipe") not in (None, plan["recipe"]):  # (a plan.json from before it: not known)
+    if started and started.get("recipe") not in (None, plan["recipe"], plan.get("recipe_before_adversary")):
         raise MmferError(f"{out} holds folds trained with another config, --seed or --epochs; the finished ones would "
                          "be reported with the new ones as one cross-validation. Use another --out, or the same "
                          "config and options to resume")

@@ -59,7 +59,7 @@ from mmfer.engine.checkpoint import (
 )
 from mmfer.engine.config import TrainConfig, config_from_dict, config_to_plain, load_train_config
 from mmfer.engine.device import resolve_device
-from mmfer.engine.ema import ema_model
+from mmfer.engine.ema import ema_model, ema_step_decay  # noqa: F401 (ema_step_decay: importable here as before)
 # the pieces that moved to sampling.py and steps.py stay importable from here
 from mmfer.engine.sampling import BalancedEpochSampler, EpochSampler, rng_state, seed_everything, set_rng_state
 from mmfer.engine.scoring import predict_clips, split_scores
@@ -305,6 +305,9 @@ def prepare_run(config: TrainConfig, *, data: str | Path, out: str | Path, epoch
     if dist.enabled and config.data.balance != "none":  # DistributedSampler would deal clips unbalanced, silently
         raise MmferError(f"config {config.name!r}: data.balance {config.data.balance!r} is not supported under "
                          "torchrun yet; train it in one process, or set data.balance: none")
+    if dist.enabled and config.adversary.scale:  # its head is not all-reduced: each process's copy would drift
+        raise MmferError(f"config {config.name!r}: adversary is not supported under torchrun yet; train it in one "
+                         "process, or set adversary.scale: 0")
     own_group = dist.enabled and not torch.distributed.is_initialized()
     if own_group:
         torch.distributed.init_process_group(backend="nccl" if torch.cuda.is_available() else "gloo")
@@ -387,6 +390,10 @@ def prepare_data(run: Run, *, fold: tuple[int, int] | None = None, fold_by: str 
     corpora = files == "audio" and is_speech_list(data)
     if corpora:
         check_classes(train_records, where=f"{data} (training clips)")
+    if config.adversary.scale:  # before the datasets are built: decoding a corpus takes minutes
+        from mmfer.engine.adversary import domain_indices
+
+        domain_indices(train_records, config.adversary.by)
     if config.init.backbone_from and ckpt is None:
         from mmfer.models.pretrained import load_backbone
 
@@ -490,7 +497,7 @@ def fit(run: Run, run_data: RunData, *, progress: bool = True,
         if dist.main:
             log.info("adversary: guessing each clip's %s among %d (%s), reversed gradient up to %g",
                      config.adversary.by, len(adversary.domains), ", ".join(adversary.domains[:6])
-                     + (" ..." if len(adversary.domains) > 6 else ""), config.adversary.weight)
+                     + (" ..." if len(adversary.domains) > 6 else ""), config.adversary.scale)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
     frozen_params = list(unwrap(model).encoder.parameters()) if (
         config.init.encoder_from and config.init.freeze_encoder_epochs > 0 and hasattr(unwrap(model), "encoder")
@@ -501,7 +508,7 @@ def fit(run: Run, run_data: RunData, *, progress: bool = True,
         unwrap(model).load_state_dict(ckpt["state_dict"])
         if adversary is not None:
             if "adversary" not in ckpt:
-                raise MmferError(f"{last_path}: holds no adversary; it was not trained with adversary.weight")
+                raise MmferError(f"{last_path}: holds no adversary; it was not trained with adversary.scale")
             adversary.load_state_dict(ckpt["adversary"])
         optimizer.load_state_dict(ckpt["optimizer"])
         scheduler.load_state_dict(ckpt["scheduler"])
@@ -624,7 +631,8 @@ def fit(run: Run, run_data: RunData, *, progress: bool = True,
             if improved:
                 os.replace(out / STAGED_BEST, best_path)
             if board is not None:
-                for key in ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "val_uar", "lr"):
+                for key in ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "val_uar", "lr",
+                            *(("adversary_accuracy",) if adversary is not None else ())):
                     if row[key] is not None and not (isinstance(row[key], float) and math.isnan(row[key])):
                         board.add_scalar(key.replace("_", "/", 1), row[key], epoch + 1)
                 board.flush()

@@ -227,3 +227,17 @@ def test_clips_that_are_one_file_are_found_and_said_worst_first(tmp_path, caplog
     with caplog.at_level(logging.WARNING, logger="mmfer"):
         _warn_same_content(entries[:2])
     assert not caplog.records
+    # past the first 64 KiB: files alike there and different at the end are told apart; an unlabelled Test copy
+    # of a Train clip is not "under different labels", a Val clip in Test is in two splits
+    head = bytes(range(256)) * 256
+    (tmp_path / "e.avi").write_bytes(head + b"tail one")
+    (tmp_path / "f.avi").write_bytes(head + b"tail two")
+    (tmp_path / "g.avi").write_bytes(head + b"tail one")
+    big = [ClipEntry("e", "Train", "Sad", tmp_path / "e.avi"), ClipEntry("f", "Train", "Sad", tmp_path / "f.avi"),
+           ClipEntry("g", "Test", None, tmp_path / "g.avi"), ClipEntry("a", "Val", "Angry", tmp_path / "a.avi"),
+           ClipEntry("c", "Test", None, tmp_path / "c.avi")]
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="mmfer"):
+        _warn_same_content(big)
+    (message,) = [r.getMessage() for r in caplog.records]
+    assert "Train/e (Sad) = Test/g (in Train and in another split); Val/a (Angry) = Test/c (in two splits)" in message

@@ -308,6 +308,20 @@ def test_folds_within_one_corpus_train_every_fold_on_the_others(tmp_path):
         with pytest.raises(MmferError, match="holds folds trained with another config, --seed or --epochs"):
             train_folds(changed, data=tmp_path / "list.csv", out=tmp_path / "within", folds=2, folds_within="a",
                         epochs=epochs, progress=False)
+    # a folder started before the adversary section existed (its plan's digest: the whole config without it) resumes
+    import hashlib
+
+    from mmfer.engine.config import config_to_plain
+
+    old = config_to_plain(cfg)
+    for section, key in ((None, "name"), (None, "device"), ("data", "workers"), ("data", "eval_batch_size"),
+                         (None, "adversary")):
+        (old[section] if section else old).pop(key)
+    plan = json.loads((tmp_path / "within" / "plan.json").read_text())
+    plan["recipe"] = hashlib.sha256(json.dumps(old, sort_keys=True).encode()).hexdigest()[:16]
+    (tmp_path / "within" / "plan.json").write_text(json.dumps(plan))
+    assert train_folds(cfg, data=tmp_path / "list.csv", out=tmp_path / "within", folds=2, folds_within="a",
+                       progress=False)["folds"] == s["folds"]
     # another machine: other loader workers or device, the same folds (resumed, not refused)
     moved = dataclasses.replace(cfg, name="t_other", device="auto", data=dataclasses.replace(cfg.data, workers=1))
     assert train_folds(moved, data=tmp_path / "list.csv", out=tmp_path / "within", folds=2, folds_within="a",

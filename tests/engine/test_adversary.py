@@ -34,7 +34,7 @@ class _Net(nn.Module):
 def test_the_model_gets_the_heads_gradient_reversed_and_scaled_and_the_head_its_own():
     torch.manual_seed(0)
     net, x, domain = _Net().train(), torch.randn(8, 5), torch.tensor([0, 1] * 4)
-    adv = DomainAdversary(net, domains=["a", "b"], weight=0.5, hidden=4, total_steps=10)
+    adv = DomainAdversary(net, domains=["a", "b"], scale=0.5, hidden=4, total_steps=10)
     adv.steps_done.fill_(10)  # the end of the ramp
     net(x)
     adv.loss(domain).backward()
@@ -57,7 +57,7 @@ def test_the_ramp_starts_at_zero_and_evaluation_leaves_no_features():
     reverse_gradient(x, 0.0).sum().backward()
     assert torch.equal(x.grad, torch.zeros_like(x))  # at step 0 nothing reaches the model
     net = _Net()
-    adv = DomainAdversary(net, domains=["a", "b"], weight=1.0, hidden=4, total_steps=5)
+    adv = DomainAdversary(net, domains=["a", "b"], scale=1.0, hidden=4, total_steps=5)
     assert adv.scale() == 0.0
     net.eval()(torch.randn(2, 5))  # scoring: nothing kept
     with pytest.raises(MmferError, match="no training forward"):
@@ -74,7 +74,7 @@ def test_the_class_layer_is_found_by_name_or_by_its_outputs_and_its_absence_is_s
     stats = build_model("audio_stats", num_classes=7)
     assert class_layer(stats).out_features == 7 and not hasattr(stats, "classifier")
     with pytest.raises(MmferError, match="no linear layer into the 7 classes"):
-        DomainAdversary(nn.Sequential(nn.Linear(3, 4)), domains=["a", "b"], weight=1.0, hidden=2, total_steps=1)
+        DomainAdversary(nn.Sequential(nn.Linear(3, 4)), domains=["a", "b"], scale=1.0, hidden=2, total_steps=1)
 
 
 def test_domains_come_from_the_list_and_one_domain_or_a_missing_name_is_an_error():
@@ -110,7 +110,7 @@ def test_a_run_with_an_adversary_logs_its_accuracy_resumes_exactly_and_ships_a_p
     cfg = TrainConfig(name="t", model=ModelConfig(name="audio_stats", kwargs={"hidden": 16}),
                       data=DataConfig(batch_size=8, balance="corpus_class"), loss=LossConfig(class_balanced=True),
                       optim=OptimConfig(epochs=3, select_by="last"), device="cpu",
-                      adversary=AdversaryConfig(weight=0.5, by="corpus", hidden=8))
+                      adversary=AdversaryConfig(scale=0.5, by="corpus", hidden=8))
     straight = train(cfg, data=tmp_path / "list.csv", out=tmp_path / "a", progress=False)
     log_rows = [json.loads(line) for line in (tmp_path / "a" / "log.jsonl").read_text().splitlines()]
     assert all(0.0 <= r["adversary_accuracy"] <= 1.0 for r in log_rows)
@@ -127,4 +127,28 @@ def test_a_run_with_an_adversary_logs_its_accuracy_resumes_exactly_and_ships_a_p
     assert resumed["best"] == straight["best"]
     assert (tmp_path / "b" / "scores_Val.csv").read_text() == (tmp_path / "a" / "scores_Val.csv").read_text()
     with pytest.raises(MmferError, match="by: 'room' is not one of corpus, speaker"):
-        AdversaryConfig(weight=1.0, by="room")
+        AdversaryConfig(scale=1.0, by="room")
+
+
+def test_a_design_the_adversary_cannot_train_is_refused_before_any_work(tmp_path):
+    """Leave-one-corpus-out over two corpora leaves one corpus in each fold's training: nothing to tell apart,
+    said before fold 1 decodes anything; a list without corpora, and the GPU recipe's batches, likewise."""
+    from mmfer.engine.config import AdversaryConfig, DataConfig, ModelConfig, OptimConfig, TrainConfig
+    from mmfer.engine.folds import train_folds
+    from mmfer.engine.train import train
+    from mmfer.labels import EMOTIONS
+
+    rows = _corpora(tmp_path, classes_of={"a": list(EMOTIONS), "b": list(EMOTIONS)}, speakers=2, per=1)
+    _write_list(tmp_path / "list.csv", rows)
+    cfg = TrainConfig(name="t", model=ModelConfig(name="audio_stats", kwargs={"hidden": 16}),
+                      data=DataConfig(batch_size=8), optim=OptimConfig(epochs=1), device="cpu",
+                      adversary=AdversaryConfig(scale=0.3, by="corpus"))
+    with pytest.raises(MmferError, match=r"fold 1: adversary.by corpus: every training clip has the same corpus "
+                                         r"\(b\).*use by: speaker"):
+        train_folds(cfg, data=tmp_path / "list.csv", out=tmp_path / "loco", folds="corpus", progress=False)
+    assert not (tmp_path / "loco").exists()
+    _write_list(tmp_path / "nocorpus.csv", rows, fields=("path", "label", "speaker"))
+    with pytest.raises(MmferError, match=r"have no corpus .*`mmfer train --data LIST.csv` with a corpus column"):
+        train(cfg, data=tmp_path / "nocorpus.csv", out=tmp_path / "run", progress=False)
+    with pytest.raises(MmferError, match="not supported with data.device_images"):
+        dataclasses.replace(cfg, data=DataConfig(device_images=True))

@@ -95,6 +95,11 @@ def test_corpus_balance_under_torchrun_is_refused(tmp_path, monkeypatch):
     with pytest.raises(MmferError, match="data.balance 'corpus_class' is not supported under torchrun"):
         train(cfg, data=tmp_path, out=tmp_path / "run", progress=False)
     assert not (tmp_path / "run" / "last.pt").exists()
+    from mmfer.engine.config import AdversaryConfig  # its head is not all-reduced: refused the same way
+
+    cfg = TrainConfig(name="t", model=ModelConfig(name="audio_stats"), adversary=AdversaryConfig(scale=0.3))
+    with pytest.raises(MmferError, match="adversary is not supported under torchrun"):
+        train(cfg, data=tmp_path, out=tmp_path / "run", progress=False)
 
 
 def test_a_runs_held_out_clips_are_redrawn_by_the_rule_that_drew_them(caplog):
