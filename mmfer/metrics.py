@@ -182,17 +182,14 @@ def _split_of_scores(root: Path, table: ScoreTable) -> Path:
     """``root`` itself, or where it is an AFEW-style root (Train/Val/Test folders), the split folder that holds the
     score file's clips: every file under ``root`` counts (an unscored one as wrong), so another split's files must
     not. Several or none of the splits holding them is an error asking for the split."""
-    from mmfer.data.cache import clip_id_from_name
-    from mmfer.data.index import SPLITS, find_split_dirs, is_audio, is_image, is_video, iter_files
+    from mmfer.data.index import SPLITS, find_split_dirs
 
     found = find_split_dirs(root)
     splits = {s: found[s] for s in SPLITS if s in found}
     if not splits:
         return root
     scored = set(table.clip_ids)
-    holding = {s: d for s, d in splits.items()
-               if scored & {clip_id_from_name(p.stem) for p in iter_files(d, lambda p: is_video(p) or is_image(p)
-                                                                         or is_audio(p))}}
+    holding = {s: d for s, d in splits.items() if scored & {c for c, _ in _media_ids(d, table)}}
     if len(holding) == 1:
         (split, folder), = holding.items()
         log.info("--root %s holds the splits %s; the scores are of %s: labels from %s", root, ", ".join(splits), split,
@@ -201,6 +198,19 @@ def _split_of_scores(root: Path, table: ScoreTable) -> Path:
     raise MmferError(f"--root {root} holds the splits {', '.join(splits)}, and the score file's clips are in "
                      f"{', '.join(holding) if holding else 'none of them'}; give the split they are of, e.g. "
                      f"--root {root / 'Val'}")
+
+
+def _media_ids(folder: Path, table: ScoreTable) -> list[tuple[str, Path]]:
+    """Every video, image and audio file under ``folder`` (as predict lists them) with the clip id it has in
+    ``table``: its file name without extension, or, for the scores of a branch trained on a file tree (face photos,
+    audio files: ids such as ``Angry/03-01-05-01-01-01-01``), its path under ``folder`` without extension."""
+    from mmfer.data.cache import clip_id_from_name
+    from mmfer.data.index import is_audio, is_image, is_video, iter_files
+
+    files = iter_files(folder, lambda p: is_video(p) or is_image(p) or is_audio(p))
+    if any("/" in c for c in table.clip_ids):
+        return [(p.relative_to(folder).with_suffix("").as_posix(), p) for p in files]
+    return [(clip_id_from_name(p.stem), p) for p in files]
 
 
 def truth_from(source: str, *, table: ScoreTable, root: str | Path | None = None) -> dict[str, str | None] | None:
@@ -214,8 +224,7 @@ def truth_from(source: str, *, table: ScoreTable, root: str | Path | None = None
     if source == "csv-column":
         return None
     if source in ("ravdess", "cremad", "folder"):
-        from mmfer.data.cache import clip_id_from_name
-        from mmfer.data.index import file_label, is_audio, is_image, is_video, iter_files
+        from mmfer.data.index import file_label
 
         names: list[tuple[str, Path | None]]
         paths = (table.extra or {}).get("path")
@@ -224,8 +233,7 @@ def truth_from(source: str, *, table: ScoreTable, root: str | Path | None = None
             if not root.is_dir():
                 raise MmferError(f"--root {root}: not a folder")
             root = _split_of_scores(root, table)
-            names = [(clip_id_from_name(p.stem), p)
-                     for p in iter_files(root, lambda p: is_video(p) or is_image(p) or is_audio(p))]
+            names = _media_ids(root, table)
             if not names:
                 raise MmferError(f"{root}: no video, image or audio files found to take {source} labels from")
         elif paths and any(paths):  # a predictions CSV: each row names its file

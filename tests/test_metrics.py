@@ -116,6 +116,12 @@ def test_label_sources(tmp_path, cremad_dir):
     mixed = write_scores(tmp_path / "mixed.csv", ["v1", "t1"], [None] * 2, np.eye(7)[[3, 3]])
     with pytest.raises(MmferError, match="holds the splits Train, Val, Test.*in Train, Val; give the split"):
         evaluate_file(mixed, labels_from="folder", root=tmp_path / "afew")
+    # the scores of a branch trained on a file tree name clips by their path under the split (Happy/v1): found the
+    # same way, in the AFEW root or the split itself (every clip was "no true label", 0% accuracy, exit 0)
+    tree = write_scores(tmp_path / "tree.csv", ["Happy/v1", "Sad/v2"], [None] * 2, np.eye(7)[[3, 3]])
+    for where in (tmp_path / "afew", tmp_path / "afew" / "Val"):
+        m = evaluate_file(tree, labels_from="folder", root=where)
+        assert (m["n"], m["missing"], m["accuracy"]) == (2, [], 0.5), where
     with pytest.raises(MmferError, match="not one of"):
         truth_from("nowhere.csv", table=read_scores(path))
 
