@@ -11,6 +11,7 @@ predicted class in a ``predicted`` column (and a ``label`` column only for a tru
 from __future__ import annotations
 
 import csv
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -20,6 +21,8 @@ import numpy as np
 from mmfer.data.cache import safe_text
 from mmfer.errors import MmferError
 from mmfer.labels import EMOTIONS, canonical
+
+log = logging.getLogger(__name__)
 
 SCORE_COLUMNS: tuple[str, ...] = ("clip_id", "label", *EMOTIONS)
 
@@ -159,6 +162,7 @@ def _read_score_rows(path: Path, f, *, for_evaluate: bool = False) -> ScoreTable
     rows: list[list[float]] = []
     extra: dict[str, list[str]] = {c: [] for c in others}
     seen: set[str] = set()
+    unseen: list[str] = []  # predict's error rows, read as uniform outside evaluate
     by_path = for_evaluate and "path" in header
     for line_no, row in enumerate(reader, start=2):
         cid = (row["clip_id"] or "").strip()
@@ -178,6 +182,9 @@ def _read_score_rows(path: Path, f, *, for_evaluate: bool = False) -> ScoreTable
         no_prediction = for_evaluate and (not any(cells) or ("predicted" in header and not (row["predicted"] or "").strip()))
         if no_prediction:  # an error row or a row where nothing was seen: counted wrong, never as a class
             values = [float("nan")] * len(EMOTIONS)
+        elif "predicted" in header and not any(cells):  # predict's error row, in fusion: no information, as a
+            values = [1.0] * len(EMOTIONS)  # branch scores a clip it cannot see (uniform)
+            unseen.append(cid)
         else:
             try:
                 values = [float(c) for c in cells]
@@ -190,6 +197,9 @@ def _read_score_rows(path: Path, f, *, for_evaluate: bool = False) -> ScoreTable
         rows.append(values)
         for c in others:
             extra[c].append(row[c])
+    if unseen:
+        log.warning("%s: %d row(s) of `mmfer predict` without a prediction (an unreadable file; e.g. %s) read as "
+                    "uniform scores, as a branch scores a clip it cannot see", path, len(unseen), ", ".join(unseen[:3]))
     probs = np.array(rows, dtype=np.float64).reshape(-1, len(EMOTIONS))
     none = ~np.all(np.isfinite(probs), axis=1)
     probs = normalise_rows(np.where(none[:, None], 0.0, probs))

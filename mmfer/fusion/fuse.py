@@ -36,8 +36,9 @@ FIGURES_NOTE = (
 
 _SPLIT_SUFFIX = re.compile(r"[_\-.](val|valid|validation|test|train)$", re.IGNORECASE)
 # score files every run or cross-validation names the same: scores_Val.csv, fused_Test.csv, scores_oof.csv,
-# scores_Test_ensemble.csv, scores_Val_v10.csv (views)
-_RUN_FILE = re.compile(r"^((scores?|fused)([_\-.](val|test|train))?([_\-.](oof|ensemble|v\d+))?)?$", re.IGNORECASE)
+# scores_Test_ensemble.csv, scores_Val_v10.csv (views); predict_Val.csv, predict's CSV of a run kept in its folder
+_RUN_FILE = re.compile(r"^((scores?|fused|predict(ions)?)([_\-.](val|test|train))?([_\-.](oof|ensemble|v\d+))?)?$",
+                       re.IGNORECASE)
 
 
 def branch_name(path: str | Path) -> str:
@@ -60,12 +61,14 @@ def resolve_names(val_paths: Sequence[str | Path], test_paths: Sequence[str | Pa
     (a note says so): tuned on one branch's Val scores, a weight must not be applied to another's Test scores.
     Otherwise they pair by position, which needs matching names or --names (the user's word for the pairing)."""
     test_paths = list(test_paths or [])
-    if test_paths and len(test_paths) != len(val_paths):
-        raise MmferError(
-            f"{command}: {len(val_paths)} Val score file(s) but {len(test_paths)} Test score file(s); "
-            "give one Test file per Val file, in the same order"
-        )
     derived = [branch_name(p) for p in val_paths]
+    if test_paths and len(test_paths) != len(val_paths):
+        unpaired = sorted(set(derived) - {branch_name(p) for p in test_paths})
+        raise MmferError(
+            f"{command}: {len(val_paths)} Val score file(s) but {len(test_paths)} Test score file(s)"
+            + (f"; no Test file for {', '.join(unpaired)}" if unpaired and len(test_paths) < len(val_paths) else "")
+            + "; give one Test file per Val file, in the same order (or leave that branch out)"
+        )
     if test_paths:
         test_derived = [branch_name(p) for p in test_paths]
         if test_derived != derived and sorted(test_derived) == sorted(derived) and len(set(derived)) == len(derived):

@@ -286,6 +286,8 @@ def test_fuse_rejects_mismatched_files(tmp_path, rng):
         fuse(paths["val"], [paths["test"][0], other / "scores_Test.csv"], out=tmp_path / "x")
     with pytest.raises(MmferError, match="Test file"):
         fuse(paths["val"], paths["test"][:1], out=tmp_path / "x")
+    with pytest.raises(MmferError, match=r"2 Val score file\(s\) but 1 Test score file\(s\); no Test file for c3d;"):
+        fuse(paths["val"], paths["test"][:1], out=tmp_path / "x")  # the branch without one is named
     with pytest.raises(MmferError, match="appear twice"):
         fuse(paths["val"], out=tmp_path / "x", names="a,a")
 
@@ -353,3 +355,33 @@ def test_fold_accuracy_counts_a_clip_no_branch_saw_as_wrong_as_the_pooled_figure
     cv = cross_validate_method("mean", [a, b], y, folds=3, seed=0)
     pooled_right = cv["accuracy"] * len(y)
     assert sum(acc * n for acc, n in zip(cv["fold_accuracy"], (14, 14, 14))) == pytest.approx(pooled_right)
+
+
+def test_a_face_frame_run_enters_the_fusion_through_predict_kept_in_its_folder(tmp_path, rng, caplog):
+    """A face-frame run scores AFEW clips through `mmfer predict --model RUN`: its CSV, kept in the run folder
+    (RUN/predict_Val.csv), is named by the folder like RUN/scores_Val.csv, and predict's error row (an unreadable
+    file) reads as a branch's row for a clip it cannot see, uniform, with a warning (it stopped fuse: "class
+    scores must be numbers")."""
+    import csv
+
+    from mmfer.labels import EMOTIONS
+
+    paths = _make_runs(tmp_path, rng)
+    t = read_scores(paths["val"][1])
+    run = tmp_path / "face_frame"
+    run.mkdir()
+    with open(run / "predict_Val.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["path", "clip_id", "predicted", "label", *EMOTIONS, "face_ratio", "modalities", "warning"])
+        for i, (c, y, p) in enumerate(zip(t.clip_ids, t.labels, t.probs)):
+            w.writerow([f"Val/{y}/{c}.avi", c, "error" if i == 3 else EMOTIONS[int(p.argmax())], y,
+                        *([""] * 7 if i == 3 else [f"{v:.6f}" for v in p]), "" if i == 3 else "1.000",
+                        "" if i == 3 else "face", "not a video file" if i == 3 else ""])
+    assert branch_name(run / "predict_Val.csv") == "face_frame"
+    with caplog.at_level("WARNING"):
+        table = read_scores(run / "predict_Val.csv")
+    assert np.allclose(table.probs[3], 1 / 7) and np.allclose(table.probs[4], t.probs[4], atol=1e-6)
+    assert "1 row(s) of `mmfer predict` without a prediction" in caplog.text and t.clip_ids[3] in caplog.text
+    rep = fuse([paths["val"][0], run / "predict_Val.csv"], out=tmp_path / "ff", cv_folds=3)
+    assert rep["branches"][1] == "face_frame"
+    assert np.isnan(read_scores(run / "predict_Val.csv", for_evaluate=True).probs[3]).all()  # evaluate: wrong
