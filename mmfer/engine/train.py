@@ -328,8 +328,10 @@ def prepare_run(config: TrainConfig, *, data: str | Path, out: str | Path, epoch
         saved = config_to_plain(config_from_dict(dict(ckpt["config"]), where=f"{last_path}: config"))
         diffs = [d for d in config_differences(saved, plain_config) if not d.startswith("optim.epochs:")]
         if diffs:
-            raise MmferError(f"{out}: cannot resume with a different config: {'; '.join(diffs)}; "
-                             "use the run's config.yaml (only --epochs may change)")
+            seed = saved.get("seed")
+            hint = (f"pass --seed {seed}, as when the run started" if all(d.startswith("seed:") for d in diffs)
+                    else "use the run's config.yaml (only --epochs may change)")
+            raise MmferError(f"{out}: cannot resume with a different config: {'; '.join(diffs)}; {hint}")
     elif last_path.exists():
         raise MmferError(f"{out}: already holds a run (last.pt); pass --resume to continue it or choose another --out")
 

@@ -169,8 +169,10 @@ def test_a_run_from_before_a_config_key_existed_still_resumes(tmp_path):
     torch.save(old, tmp_path / "run" / "last.pt")
     assert train(cfg, data=data, out=tmp_path / "run", resume=True, progress=False)["epochs_done"] == 2
     changed = dataclasses.replace(cfg, optim=dataclasses.replace(cfg.optim, lr=0.5))
-    with pytest.raises(MmferError, match=r"cannot resume with a different config: optim.lr"):
+    with pytest.raises(MmferError, match=r"cannot resume with a different config: optim.lr.*use the run's config"):
         train(changed, data=data, out=tmp_path / "run", resume=True, progress=False)
+    with pytest.raises(MmferError, match=r"seed: 0 \(run\) != 3 \(now\); pass --seed 0, as when the run started"):
+        train(dataclasses.replace(cfg, seed=3), data=data, out=tmp_path / "run", resume=True, progress=False)
 
 
 class _Linear(torch.nn.Module):
