@@ -83,6 +83,10 @@ def choose_val_actors(
         k = min(k, len(actors) - 1) if len(actors) >= 2 else 0
         order = np.random.default_rng(seed).permutation(len(actors))
         chosen = {actors[i] for i in order[:k]}
+        if val_fraction > 0 and not chosen:  # one actor cannot be both: said, not a silent empty Val
+            log.warning("--val-fraction %g of %d actor(s): Val is empty (one actor cannot be split); training "
+                        "then holds out part of Train (data.holdout_fraction), or give more actors", val_fraction,
+                        len(actors))
     if actors and len(chosen) == len(actors):
         raise MmferError("--val-actors: every actor is in Val; leave at least one for Train")
     return chosen

@@ -92,6 +92,18 @@ def test_choose_val_actors_is_seeded_and_disjoint():
     assert choose_val_actors(["01", "02"], val_actors=["2"]) == {"02"}
 
 
+def test_one_actor_and_a_val_fraction_is_said_not_a_silent_empty_val(caplog):
+    import logging
+
+    with caplog.at_level(logging.WARNING, logger="mmfer"):
+        assert choose_val_actors(["1001"], val_fraction=0.2) == set()
+    assert "--val-fraction 0.2 of 1 actor(s): Val is empty" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="mmfer"):
+        assert choose_val_actors(["1001"], val_fraction=0.0) == set()  # asked for none: nothing to say
+    assert not caplog.records
+
+
 def test_tool_script(cremad_dir: Path, tmp_path: Path):
     out = tmp_path / "afew"
     r = subprocess.run(
