@@ -154,8 +154,18 @@ def find_split_dirs(root: Path) -> dict[str, Path]:
     return found
 
 
+def _warn_not_videos(folder: Path, files: Sequence[Path]) -> None:
+    """Sound and image files in an AFEW split are left out; said, since predict would score them (and put them
+    in a --submission zip that `submit --check --index` then calls extra)."""
+    others = sorted(str(p.relative_to(folder)) for p in files if is_audio(p) or is_image(p))
+    if others:
+        log.warning("%s: %d sound or image file(s) left out, an AFEW split holds videos (e.g. %s)", folder,
+                    len(others), ", ".join(others[:3]))
+
+
 def _videos_in(folder: Path) -> list[Path]:
     videos = sorted(p for p in folder.iterdir() if p.is_file() and is_video(p))
+    _warn_not_videos(folder, [p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")])
     for p in videos:
         if p.name.startswith("."):
             _warn_hidden(p)
@@ -281,6 +291,7 @@ def index_afew(root: str | Path, *, splits: Iterable[str] | str | None = SPLITS)
             # (index_folder), so `submit --index AFEW` and `--index AFEW/Test` agree on one zip
             for p in iter_files(sdir, is_video):
                 split_entries.append(ClipEntry(clip_id_from_name(p.stem), s, None, p))
+            _warn_not_videos(sdir, iter_files(sdir, lambda p: is_audio(p) or is_image(p)))
         if not split_entries:
             log.warning("%s: no video files (%s) in %s/", root, " ".join(VIDEO_EXTENSIONS), sdir.name)
         split_entries.sort(key=lambda e: (e.clip_id, str(e.path)))

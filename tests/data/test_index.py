@@ -241,3 +241,16 @@ def test_clips_that_are_one_file_are_found_and_said_worst_first(tmp_path, caplog
         _warn_same_content(big)
     (message,) = [r.getMessage() for r in caplog.records]
     assert "Train/e (Sad) = Test/g (in Train and in another split); Val/a (Angry) = Test/c (in two splits)" in message
+
+
+def test_sound_and_image_files_in_an_afew_split_are_said_when_left_out(tmp_path, caplog):
+    """predict scores them (and puts them in a --submission zip), preprocess and submit's index leave them out:
+    said, not silent."""
+    for rel in ("Val/Happy/v1.avi", "Val/Happy/v1.wav", "Test/t1.avi", "Test/sub/t2.mp3", "Test/t3.jpg"):
+        _touch(tmp_path / "afew" / rel)
+    with caplog.at_level(logging.WARNING, logger="mmfer"):
+        entries = index_afew(tmp_path / "afew", splits=None)
+    assert sorted(e.clip_id for e in entries) == ["t1", "v1"]
+    said = [r.getMessage() for r in caplog.records]
+    assert any("Happy: 1 sound or image file(s) left out, an AFEW split holds videos (e.g. v1.wav)" in m for m in said)
+    assert any("Test: 2 sound or image file(s) left out" in m and "sub/t2.mp3, t3.jpg" in m for m in said)
