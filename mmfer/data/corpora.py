@@ -20,7 +20,7 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
-from mmfer.data.index import AUDIO_EXTENSIONS, VIDEO_EXTENSIONS, is_video
+from mmfer.data.index import AUDIO_EXTENSIONS, VIDEO_EXTENSIONS, is_video, walk_files
 from mmfer.errors import MmferError
 from mmfer.labels import cremad_actor, cremad_label, ravdess_actor, ravdess_label
 
@@ -141,8 +141,8 @@ def convert_corpus(
     suffixes = VIDEO_EXTENSIONS + (AUDIO_EXTENSIONS if audio else ())
     summary = ConversionSummary(out=str(out), corpus=corpus)
     items: list[tuple[Path, str, str]] = []  # (file, label, actor)
-    for p in sorted(src.rglob("*")):
-        if not p.is_file() or p.suffix.lower() not in suffixes or p.name.startswith("."):
+    for p in sorted(walk_files(src)):  # linked Actor_NN folders too
+        if p.suffix.lower() not in suffixes or p.name.startswith("."):
             continue
         try:
             label = label_of(p)

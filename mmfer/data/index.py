@@ -91,11 +91,27 @@ def file_label(path: str | Path, labels_from: str = "auto") -> tuple[bool, str |
     return False, None
 
 
+def walk_files(folder: Path) -> Iterator[Path]:
+    """Every file below ``folder``, through linked folders too (``Path.rglob`` does not follow them before
+    Python 3.13), each real folder once: a link back up the tree is not a loop."""
+    seen: set[str] = set()
+    for top, dirs, names in os.walk(folder, followlinks=True):
+        real = os.path.realpath(top)
+        if real in seen:
+            dirs[:] = []
+            continue
+        seen.add(real)
+        for name in names:
+            p = Path(top) / name
+            if p.is_file():
+                yield p
+
+
 def iter_files(folder: Path, keep: Callable[[Path], bool]) -> Iterator[Path]:
     """Files below ``folder`` (recursive, sorted) that ``keep`` accepts; hidden files and folders are skipped
     (a hidden media file with a warning: ``..flv`` or ``.clip.mp4`` is left out, not lost silently)."""
-    for p in sorted(folder.rglob("*")):
-        if not (p.is_file() and keep(p)):
+    for p in sorted(walk_files(folder)):
+        if not keep(p):
             continue
         parts = p.relative_to(folder).parts
         if any(part.startswith(".") for part in parts[:-1]):

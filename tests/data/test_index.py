@@ -254,3 +254,17 @@ def test_sound_and_image_files_in_an_afew_split_are_said_when_left_out(tmp_path,
     said = [r.getMessage() for r in caplog.records]
     assert any("Happy: 1 sound or image file(s) left out, an AFEW split holds videos (e.g. v1.wav)" in m for m in said)
     assert any("Test: 2 sound or image file(s) left out" in m and "sub/t2.mp3, t3.jpg" in m for m in said)
+
+
+def test_linked_folders_are_searched_once_and_a_loop_is_not_followed(tmp_path):
+    """A folder of links to the real folders (a corpus assembled by `ln -s`) is searched like the real one;
+    Path.rglob did not follow them, so predict said 'no video, image or audio files inside'."""
+    from mmfer.data.index import is_video, iter_files
+
+    _touch(tmp_path / "real" / "Actor_01" / "a.avi")
+    (tmp_path / "linked").mkdir()
+    (tmp_path / "linked" / "Actor_01").symlink_to(tmp_path / "real" / "Actor_01")
+    (tmp_path / "real" / "Actor_01" / "up").symlink_to(tmp_path / "real")  # a loop
+    found = list(iter_files(tmp_path / "linked", is_video))
+    assert [p.name for p in found] == ["a.avi"]
+    assert [p.name for p in iter_files(tmp_path / "real", is_video)] == ["a.avi"]
