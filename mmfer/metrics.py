@@ -202,14 +202,15 @@ def _split_of_scores(root: Path, table: ScoreTable) -> Path:
 
 def _media_ids(folder: Path, table: ScoreTable) -> list[tuple[str, Path]]:
     """Every video, image and audio file under ``folder`` (as predict lists them) with the clip id it has in
-    ``table``: its file name without extension, or, for the scores of a branch trained on a file tree (face photos,
-    audio files: ids such as ``Angry/03-01-05-01-01-01-01``), its path under ``folder`` without extension."""
+    ``table``: its file name without extension; or, for the scores of a branch trained on a file tree (ids such as
+    ``Angry/03-01-05-01-01-01-01``), every image and audio file with its path under ``folder`` without extension."""
     from mmfer.data.cache import clip_id_from_name
     from mmfer.data.index import is_audio, is_image, is_video, iter_files
 
-    files = iter_files(folder, lambda p: is_video(p) or is_image(p) or is_audio(p))
-    if any("/" in c for c in table.clip_ids):
+    if any("/" in c for c in table.clip_ids):  # a file branch reads images or sound, never the videos beside them
+        files = iter_files(folder, lambda p: is_image(p) or is_audio(p))
         return [(p.relative_to(folder).with_suffix("").as_posix(), p) for p in files]
+    files = iter_files(folder, lambda p: is_video(p) or is_image(p) or is_audio(p))
     return [(clip_id_from_name(p.stem), p) for p in files]
 
 

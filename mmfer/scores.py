@@ -198,8 +198,8 @@ def _read_score_rows(path: Path, f, *, for_evaluate: bool = False) -> ScoreTable
         for c in others:
             extra[c].append(row[c])
     if unseen:
-        log.warning("%s: %d row(s) of `mmfer predict` without a prediction (an unreadable file; e.g. %s) read as "
-                    "uniform scores, as a branch scores a clip it cannot see", path, len(unseen), ", ".join(unseen[:3]))
+        log.warning("%s: %d error row(s) of `mmfer predict` (no prediction; e.g. %s) read as uniform scores, as a "
+                    "branch scores a clip it cannot see", path, len(unseen), ", ".join(unseen[:3]))
     probs = np.array(rows, dtype=np.float64).reshape(-1, len(EMOTIONS))
     none = ~np.all(np.isfinite(probs), axis=1)
     probs = normalise_rows(np.where(none[:, None], 0.0, probs))

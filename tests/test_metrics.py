@@ -118,9 +118,11 @@ def test_label_sources(tmp_path, cremad_dir):
         evaluate_file(mixed, labels_from="folder", root=tmp_path / "afew")
     # the scores of a branch trained on a file tree name clips by their path under the split (Happy/v1): found the
     # same way, in the AFEW root or the split itself (every clip was "no true label", 0% accuracy, exit 0)
+    for rel in ("Val/Happy/v1.wav", "Val/Sad/v2.wav"):  # the sound beside the videos (ravdess_to_afew --audio)
+        (tmp_path / "afew" / rel).write_bytes(b"")
     tree = write_scores(tmp_path / "tree.csv", ["Happy/v1", "Sad/v2"], [None] * 2, np.eye(7)[[3, 3]])
     for where in (tmp_path / "afew", tmp_path / "afew" / "Val"):
-        m = evaluate_file(tree, labels_from="folder", root=where)
+        m = evaluate_file(tree, labels_from="folder", root=where)  # the videos are not this branch's clips
         assert (m["n"], m["missing"], m["accuracy"]) == (2, [], 0.5), where
     with pytest.raises(MmferError, match="not one of"):
         truth_from("nowhere.csv", table=read_scores(path))

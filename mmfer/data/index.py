@@ -92,19 +92,38 @@ def file_label(path: str | Path, labels_from: str = "auto") -> tuple[bool, str |
 
 
 def walk_files(folder: Path) -> Iterator[Path]:
-    """Every file below ``folder``, through linked folders too (``Path.rglob`` does not follow them before
-    Python 3.13), each real folder once: a link back up the tree is not a loop."""
-    seen: set[str] = set()
-    for top, dirs, names in os.walk(folder, followlinks=True):
-        real = os.path.realpath(top)
-        if real in seen:
-            dirs[:] = []
+    """Every file below ``folder``, hidden folders left out, and through linked folders too (``Path.rglob`` does
+    not follow them before Python 3.13). A link is followed only to a folder outside ``folder`` that is not
+    an ancestor of where it sits (a loop) nor reached already; a real folder is always searched; a folder that
+    cannot be read is said and left out."""
+    root = os.path.realpath(folder)
+    reached = {root}
+    stack = [(Path(folder), root)]
+    while stack:
+        top, real = stack.pop()
+        try:
+            entries = sorted(os.scandir(top), key=lambda e: e.name)
+        except OSError as e:
+            log.warning("%s: not searched (%s)", top, e.strerror or e)
             continue
-        seen.add(real)
-        for name in names:
-            p = Path(top) / name
-            if p.is_file():
-                yield p
+        below: list[tuple[Path, str]] = []
+        for e in entries:
+            try:
+                is_dir = e.is_dir()
+            except OSError:
+                continue
+            if is_dir:
+                if e.name.startswith("."):
+                    continue
+                target = os.path.realpath(e.path)
+                if e.is_symlink() and (target == root or target.startswith(root + os.sep) or target in reached
+                                       or real == target or real.startswith(target + os.sep)):
+                    continue  # inside the tree (searched anyway), reached already, or a loop
+                reached.add(target)
+                below.append((Path(e.path), target))
+            elif e.is_file():
+                yield Path(e.path)
+        stack.extend(reversed(below))
 
 
 def iter_files(folder: Path, keep: Callable[[Path], bool]) -> Iterator[Path]:
@@ -170,18 +189,21 @@ def find_split_dirs(root: Path) -> dict[str, Path]:
     return found
 
 
-def _warn_not_videos(folder: Path, files: Sequence[Path]) -> None:
-    """Sound and image files in an AFEW split are left out; said, since predict would score them (and put them
-    in a --submission zip that `submit --check --index` then calls extra)."""
-    others = sorted(str(p.relative_to(folder)) for p in files if is_audio(p) or is_image(p))
+def _warn_not_videos(split_dir: Path, others: Sequence[Path]) -> None:
+    """Sound and image files in an AFEW split are left out; said once per split, since predict would score them
+    (and put them in a --submission zip that `submit --check --index` then calls extra)."""
     if others:
-        log.warning("%s: %d sound or image file(s) left out, an AFEW split holds videos (e.g. %s)", folder,
-                    len(others), ", ".join(others[:3]))
+        names = sorted(p.relative_to(split_dir).as_posix() for p in others)
+        log.warning("%s: %d sound or image file(s) left out, an AFEW split holds videos (e.g. %s)", split_dir,
+                    len(names), ", ".join(names[:3]))
 
 
-def _videos_in(folder: Path) -> list[Path]:
+def _videos_in(folder: Path, others: list[Path] | None = None) -> list[Path]:
+    """The videos directly in ``folder``; its sound and image files are added to ``others``."""
     videos = sorted(p for p in folder.iterdir() if p.is_file() and is_video(p))
-    _warn_not_videos(folder, [p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")])
+    if others is not None:
+        others += [p for p in folder.iterdir()
+                   if p.is_file() and not p.name.startswith(".") and (is_audio(p) or is_image(p))]
     for p in videos:
         if p.name.startswith("."):
             _warn_hidden(p)
@@ -287,8 +309,9 @@ def index_afew(root: str | Path, *, splits: Iterable[str] | str | None = SPLITS)
     for s in wanted:
         sdir = dirs[s]
         split_entries: list[ClipEntry] = []
+        others: list[Path] = []
         if s in LABELLED_SPLITS:
-            loose = _videos_in(sdir)
+            loose = _videos_in(sdir, others)
             if loose:
                 log.warning("%s: %d video(s) directly in %s/ are ignored (expected %s/<Emotion>/<clip>)",
                             root, len(loose), sdir.name, sdir.name)
@@ -300,14 +323,20 @@ def index_afew(root: str | Path, *, splits: Iterable[str] | str | None = SPLITS)
                 if label is None:
                     log.info("%s: out-of-set emotion %r, skipped", edir, edir.name)
                     continue
-                for p in _videos_in(edir):
+                for p in _videos_in(edir, others):
                     split_entries.append(ClipEntry(clip_id_from_name(p.stem), s, label, p))
         else:
             # every video under Test/, sub-folders included: the same clips as indexing the Test folder itself
             # (index_folder), so `submit --index AFEW` and `--index AFEW/Test` agree on one zip
-            for p in iter_files(sdir, is_video):
-                split_entries.append(ClipEntry(clip_id_from_name(p.stem), s, None, p))
-            _warn_not_videos(sdir, iter_files(sdir, lambda p: is_audio(p) or is_image(p)))
+            def media(p: Path) -> bool:  # (a hidden sound or image file is not worth a word)
+                return is_video(p) or (is_audio(p) or is_image(p)) and not p.name.startswith(".")
+
+            for p in iter_files(sdir, media):
+                if is_video(p):
+                    split_entries.append(ClipEntry(clip_id_from_name(p.stem), s, None, p))
+                else:
+                    others.append(p)
+        _warn_not_videos(sdir, others)
         if not split_entries:
             log.warning("%s: no video files (%s) in %s/", root, " ".join(VIDEO_EXTENSIONS), sdir.name)
         split_entries.sort(key=lambda e: (e.clip_id, str(e.path)))

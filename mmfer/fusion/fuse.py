@@ -37,8 +37,8 @@ FIGURES_NOTE = (
 _SPLIT_SUFFIX = re.compile(r"[_\-.](val|valid|validation|test|train)$", re.IGNORECASE)
 # score files every run or cross-validation names the same: scores_Val.csv, fused_Test.csv, scores_oof.csv,
 # scores_Test_ensemble.csv, scores_Val_v10.csv (views); predict_Val.csv, predict's CSV of a run kept in its folder
-_RUN_FILE = re.compile(r"^((scores?|fused|predict(ions)?)([_\-.](val|test|train))?([_\-.](oof|ensemble|v\d+))?)?$",
-                       re.IGNORECASE)
+_RUN_FILE = re.compile(r"^((scores?|fused)([_\-.](val|test|train))?([_\-.](oof|ensemble|v\d+))?)?$", re.IGNORECASE)
+_PREDICT_FILE = re.compile(r"^predict$", re.IGNORECASE)  # RUN/predict_Val.csv: named by its folder when that is a run
 
 
 def branch_name(path: str | Path) -> str:
@@ -47,8 +47,8 @@ def branch_name(path: str | Path) -> str:
     trailing _Val/_Test."""
     p = Path(path)
     stem = _SPLIT_SUFFIX.sub("", p.stem)
-    if _RUN_FILE.match(stem):  # a file mmfer names alike in every run: its folder names the branch
-        parent = p.resolve().parent.name
+    if _RUN_FILE.match(stem) or (_PREDICT_FILE.match(stem) and run_of(p) is not None):
+        parent = p.resolve().parent.name  # a file named alike in every run: its folder names the branch
         return parent or stem
     return stem
 
@@ -63,7 +63,7 @@ def resolve_names(val_paths: Sequence[str | Path], test_paths: Sequence[str | Pa
     test_paths = list(test_paths or [])
     derived = [branch_name(p) for p in val_paths]
     if test_paths and len(test_paths) != len(val_paths):
-        unpaired = sorted(set(derived) - {branch_name(p) for p in test_paths})
+        unpaired = sorted(set(derived) - {branch_name(p) for p in test_paths}) if names is None else []
         raise MmferError(
             f"{command}: {len(val_paths)} Val score file(s) but {len(test_paths)} Test score file(s)"
             + (f"; no Test file for {', '.join(unpaired)}" if unpaired and len(test_paths) < len(val_paths) else "")
@@ -92,6 +92,12 @@ def resolve_names(val_paths: Sequence[str | Path], test_paths: Sequence[str | Pa
     else:
         names = derived
     dupes = sorted({n for n in names if names.count(n) > 1})
+    folders = [Path(v).resolve().parent for v in val_paths]
+    for i, j in ((i, j) for i in range(len(val_paths)) for j in range(i + 1, len(val_paths))):
+        if folders[i] == folders[j] and run_of(val_paths[i]) is not None:  # (runs/*/scores_Val.csv took it too)
+            raise MmferError(f"{command}: {val_paths[i]} and {val_paths[j]} are both of run {folders[i].name}: one "
+                             "model would count twice; give one of them (for AFEW clips scored by a face-frame run, "
+                             "its predict_Val.csv; its scores_Val.csv is of its own face images)")
     if dupes:
         raise MmferError(f"{command}: branch name(s) {', '.join(dupes)} appear twice; give distinct names with --names a,b,c")
     return names, test_paths

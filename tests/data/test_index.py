@@ -252,8 +252,9 @@ def test_sound_and_image_files_in_an_afew_split_are_said_when_left_out(tmp_path,
         entries = index_afew(tmp_path / "afew", splits=None)
     assert sorted(e.clip_id for e in entries) == ["t1", "v1"]
     said = [r.getMessage() for r in caplog.records]
-    assert any("Happy: 1 sound or image file(s) left out, an AFEW split holds videos (e.g. v1.wav)" in m for m in said)
-    assert any("Test: 2 sound or image file(s) left out" in m and "sub/t2.mp3, t3.jpg" in m for m in said)
+    assert len(said) == 2  # once per split, not per emotion folder
+    assert "Val: 1 sound or image file(s) left out, an AFEW split holds videos (e.g. Happy/v1.wav)" in said[0]
+    assert "Test: 2 sound or image file(s) left out" in said[1] and "sub/t2.mp3, t3.jpg" in said[1]
 
 
 def test_linked_folders_are_searched_once_and_a_loop_is_not_followed(tmp_path):
@@ -268,3 +269,13 @@ def test_linked_folders_are_searched_once_and_a_loop_is_not_followed(tmp_path):
     found = list(iter_files(tmp_path / "linked", is_video))
     assert [p.name for p in found] == ["a.avi"]
     assert [p.name for p in iter_files(tmp_path / "real", is_video)] == ["a.avi"]
+    # links inside the tree never take a real folder's place (a hidden one hid its files; one in another emotion
+    # folder gave them that folder's label), and a link up past the tree does not bring in what lies outside it
+    tree = tmp_path / "tree"
+    _touch(tree / "Happy" / "h.avi")
+    _touch(tree / "Angry" / "a.avi")
+    _touch(tmp_path / "outside.avi")
+    (tree / ".snap").symlink_to(tree / "Happy")
+    (tree / "Angry" / "more").symlink_to(tree / "Happy")
+    (tree / "Happy" / "up").symlink_to(tmp_path)
+    assert [p.relative_to(tree).as_posix() for p in iter_files(tree, is_video)] == ["Angry/a.avi", "Happy/h.avi"]

@@ -374,14 +374,22 @@ def test_a_face_frame_run_enters_the_fusion_through_predict_kept_in_its_folder(t
         w = csv.writer(f)
         w.writerow(["path", "clip_id", "predicted", "label", *EMOTIONS, "face_ratio", "modalities", "warning"])
         for i, (c, y, p) in enumerate(zip(t.clip_ids, t.labels, t.probs)):
-            w.writerow([f"Val/{y}/{c}.avi", c, "error" if i == 3 else EMOTIONS[int(p.argmax())], y,
+            w.writerow([f"Val/{y}/{c}.avi", c, "" if i == 3 else EMOTIONS[int(p.argmax())], y,
                         *([""] * 7 if i == 3 else [f"{v:.6f}" for v in p]), "" if i == 3 else "1.000",
                         "" if i == 3 else "face", "not a video file" if i == 3 else ""])
-    assert branch_name(run / "predict_Val.csv") == "face_frame"
+    assert branch_name(run / "predict_Val.csv") == "predict"  # not yet a run: named by the file
     with caplog.at_level("WARNING"):
         table = read_scores(run / "predict_Val.csv")
     assert np.allclose(table.probs[3], 1 / 7) and np.allclose(table.probs[4], t.probs[4], atol=1e-6)
-    assert "1 row(s) of `mmfer predict` without a prediction" in caplog.text and t.clip_ids[3] in caplog.text
+    assert "1 error row(s) of `mmfer predict`" in caplog.text and t.clip_ids[3] in caplog.text
+    (run / "best.pt").write_bytes(b"")  # a run folder: predict --model FUSE finds it
+    assert branch_name(run / "predict_Val.csv") == "face_frame"
     rep = fuse([paths["val"][0], run / "predict_Val.csv"], out=tmp_path / "ff", cv_folds=3)
     assert rep["branches"][1] == "face_frame"
+    # the run's own scores_Val.csv (of its face images) beside it would be a second face_frame: which to leave out
+    (run / "scores_Val.csv").write_bytes(Path(paths["val"][1]).read_bytes())
+    with pytest.raises(MmferError, match=r"scores_Val.csv and .*predict_Val.csv are both of run face_frame"):
+        fuse([paths["val"][0], run / "scores_Val.csv", run / "predict_Val.csv"], out=tmp_path / "ff2", cv_folds=3)
+    # predict's CSV elsewhere (predictions.csv in the working folder) is named by its file, not by that folder
+    assert branch_name(tmp_path / "predictions_Val.csv") == "predictions"
     assert np.isnan(read_scores(run / "predict_Val.csv", for_evaluate=True).probs[3]).all()  # evaluate: wrong
