@@ -200,10 +200,10 @@ def _warn_not_videos(split_dir: Path, others: Sequence[Path]) -> None:
 
 def _videos_in(folder: Path, others: list[Path] | None = None) -> list[Path]:
     """The videos directly in ``folder``; its sound and image files are added to ``others``."""
-    videos = sorted(p for p in folder.iterdir() if p.is_file() and is_video(p))
+    files = [p for p in folder.iterdir() if p.is_file()]
+    videos = sorted(p for p in files if is_video(p))
     if others is not None:
-        others += [p for p in folder.iterdir()
-                   if p.is_file() and not p.name.startswith(".") and (is_audio(p) or is_image(p))]
+        others += [p for p in files if not p.name.startswith(".") and (is_audio(p) or is_image(p))]
     for p in videos:
         if p.name.startswith("."):
             _warn_hidden(p)

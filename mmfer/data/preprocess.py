@@ -467,12 +467,13 @@ def _warn_same_content(entries: Sequence[ClipEntry]) -> None:
     warning with the worst three, every group at INFO with its files."""
     from mmfer.data.index import same_content
 
-    groups = sorted(same_content(entries), key=lambda g: SAME_CONTENT_KINDS.index(_same_content_kind(g)))
+    groups = sorted(((_same_content_kind(g), g) for g in same_content(entries)),
+                    key=lambda kg: SAME_CONTENT_KINDS.index(kg[0]))
     if not groups:
         return
-    for g in groups:
-        log.debug("one file %s: %s", _same_content_kind(g), " = ".join(f"{_clip_name(e)} {e.path}" for e in g))
-    shown = "; ".join(" = ".join(map(_clip_name, g)) + f" ({_same_content_kind(g)})" for g in groups[:3])
+    for kind, g in groups:
+        log.debug("one file %s: %s", kind, " = ".join(f"{_clip_name(e)} {e.path}" for e in g))
+    shown = "; ".join(" = ".join(map(_clip_name, g)) + f" ({kind})" for kind, g in groups[:3])
     log.warning("%d group(s) of clips are the same file (the same bytes), e.g. %s%s. A clip under two emotions "
                 "teaches both, and a Val or Test clip that is also in Train makes the Val figures read high: keep "
                 "one of each (`mmfer -v preprocess ...` lists every group's files)", len(groups), shown,

@@ -92,10 +92,12 @@ def resolve_names(val_paths: Sequence[str | Path], test_paths: Sequence[str | Pa
     else:
         names = derived
     dupes = sorted({n for n in names if names.count(n) > 1})
-    folders = [Path(v).resolve().parent for v in val_paths]
-    for i, j in ((i, j) for i in range(len(val_paths)) for j in range(i + 1, len(val_paths))):
-        if folders[i] == folders[j] and run_of(val_paths[i]) is not None:  # (runs/*/scores_Val.csv took it too)
-            raise MmferError(f"{command}: {val_paths[i]} and {val_paths[j]} are both of run {folders[i].name}: one "
+    by_folder: dict[Path, list[str | Path]] = {}
+    for v in val_paths:
+        by_folder.setdefault(Path(v).resolve().parent, []).append(v)
+    for folder, files in by_folder.items():
+        if len(files) > 1 and run_of(files[0]) is not None:  # (runs/*/scores_Val.csv took it too)
+            raise MmferError(f"{command}: {files[0]} and {files[1]} are both of run {folder.name}: one "
                              "model would count twice; give one of them (for AFEW clips scored by a face-frame run, "
                              "its predict_Val.csv; its scores_Val.csv is of its own face images)")
     if dupes:
