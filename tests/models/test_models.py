@@ -195,7 +195,7 @@ def test_audio_cnn_utterance_norm_ignores_the_channel(norm: str) -> None:
         torch.testing.assert_close(model(x, mask)[1], model(x[1:2, :, :, :30])[0], rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.parametrize("encoder", ["kuo", "vgg", "resnet18"])
+@pytest.mark.parametrize("encoder", ["kuo", "vgg", "resnet_small", "resnet18"])
 def test_face_frame_encoder_loads_into_cnn_lstm(encoder: str) -> None:
     width = None if encoder == "resnet18" else 4
     torch.manual_seed(0)
@@ -350,3 +350,18 @@ def test_a_model_of_ones_own_is_registered_by_a_new_name_only(monkeypatch) -> No
         build_model("no_mask")
     with pytest.raises(MmferError, match="mmfer --import MODULE"):
         build_model("not_registered")
+
+
+def test_resnet_small_keeps_a_small_face_at_full_resolution_in_its_first_stage() -> None:
+    """torchvision's ResNet-18 halves a 44-px face twice before its first block; resnet_small must not."""
+    from mmfer.models.face_encoders import build_face_encoder
+
+    enc = build_face_encoder(arch="resnet_small", in_channels=1, width=4).eval()
+    x = torch.randn(2, 1, 44, 44)
+    with torch.no_grad():
+        first = enc.features[:2](enc.stem(x))
+        deepest = enc.features(enc.stem(x))
+        assert first.shape == (2, 4, 44, 44)
+        assert deepest.shape == (2, 32, 6, 6)
+        assert enc(x).shape == (2, enc.out_features) == (2, 32)
+    assert build_face_encoder(arch="resnet_small", in_channels=1).out_features == 256  # width 32 by default
