@@ -80,6 +80,10 @@ def class_layer(model: nn.Module) -> nn.Linear:
     if layer is None:
         raise MmferError(f"adversary: model {type(model).__name__} has no linear layer into the {NUM_CLASSES} "
                          "classes whose input the adversary could read; set adversary.scale: 0")
+    if getattr(model, "scores_per_frame", False):  # e.g. cnn_lstm with aggregate: mean
+        raise MmferError(f"adversary: model {type(model).__name__} scores each frame and averages the scores, so its "
+                         "class layer reads one feature vector per frame, not per clip; use aggregate: rnn, or set "
+                         "adversary.scale: 0")
     return layer
 
 
@@ -117,7 +121,7 @@ class DomainAdversary(nn.Module):
         if self._features is None:
             raise MmferError("adversary: no training forward of the model since the last step")
         feats, self._features = self._features, None
-        if feats.dim() != 2:  # e.g. cnn_lstm's per-frame classifier: one feature vector per step, not per clip
+        if feats.dim() != 2:  # a per-step class layer that its model does not declare (scores_per_frame)
             raise MmferError(f"adversary: the model's class layer reads features of shape {tuple(feats.shape)}, "
                              "not one vector per clip; set adversary.scale: 0 for this model")
         logits = self.head(reverse_gradient(feats.float(), self.scale()))

@@ -393,8 +393,9 @@ def prepare_data(run: Run, *, fold: tuple[int, int] | None = None, fold_by: str 
     if corpora:
         check_classes(train_records, where=f"{data} (training clips)")
     if config.adversary.scale:  # before the datasets are built: decoding a corpus takes minutes
-        from mmfer.engine.adversary import domain_indices
+        from mmfer.engine.adversary import class_layer, domain_indices
 
+        class_layer(run.model)
         domain_indices(train_records, config.adversary.by)
     if config.init.backbone_from and ckpt is None:
         from mmfer.models.pretrained import load_backbone

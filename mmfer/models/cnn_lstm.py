@@ -37,6 +37,9 @@ class CNNLSTM(nn.Module):
         self.encoder = encoder
         self.aggregate = aggregate
         self.pool = pool
+        # the class layer scores each frame and the clip's scores are their mean (aggregate mean): what reads
+        # the class layer's input (mmfer.engine.adversary) gets frames, not clips
+        self.scores_per_frame = aggregate != "rnn"
         self.dropout = nn.Dropout(dropout)
         f = encoder.out_features
         if aggregate == "rnn":

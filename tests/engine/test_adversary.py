@@ -75,6 +75,11 @@ def test_the_class_layer_is_found_by_name_or_by_its_outputs_and_its_absence_is_s
     assert class_layer(stats).out_features == 7 and not hasattr(stats, "classifier")
     with pytest.raises(MmferError, match="no linear layer into the 7 classes"):
         DomainAdversary(nn.Sequential(nn.Linear(3, 4)), domains=["a", "b"], scale=1.0, hidden=2, total_steps=1)
+    # cnn_lstm averaging per-frame scores: refused when the adversary is built (it failed at the first step)
+    frames = build_model("cnn_lstm", aggregate="mean", width=4, in_channels=1)
+    with pytest.raises(MmferError, match="scores each frame .* use aggregate: rnn"):
+        DomainAdversary(frames, domains=["a", "b"], scale=1.0, hidden=2, total_steps=1)
+    assert class_layer(build_model("cnn_lstm", aggregate="rnn", width=4, in_channels=1, hidden=8)).in_features == 8
 
 
 def test_domains_come_from_the_list_and_one_domain_or_a_missing_name_is_an_error():
