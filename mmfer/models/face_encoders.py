@@ -81,8 +81,8 @@ class SmallResNetEncoder(nn.Module):
     max-pool, as He et al. 2016 sized ResNets for 32-px images, global average pooling.
 
     Why: torchvision's ResNet-18 shrinks a 44-px face to 11 px before its first block; this one keeps the full
-    resolution there. At width 32 it costs about twice ``vgg`` width 32 per image (2.8 M parameters), and it
-    makes other mistakes than the VGG-style nets, which is what a member of an ensemble needs.
+    resolution there. At width 32 it costs about twice ``vgg`` width 32 per image (2.8 M parameters). Trained on
+    the video crops it read below the VGG-style nets and did not help their ensemble (docs/MODEL_CARD.md).
     """
 
     def __init__(self, *, in_channels: int, width: int) -> None:
