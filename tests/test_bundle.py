@@ -199,7 +199,7 @@ def test_fuse_folder_refuses_a_branch_retrained_after_fusing(tmp_path, runs):
     assert len(load_bundle(tmp_path / "fuse").branches) == 2
 
 
-def test_build_tool(tmp_path, runs, cremad_videos, cremad_audio, monkeypatch, capsys):
+def test_build_tool(tmp_path, runs, cremad_videos, cremad_audio, monkeypatch, capsys, caplog):
     """tools/build_default_model.py writes the bundle and records outputs that predict reproduces."""
     recorded_before = RECORDED.read_bytes() if RECORDED.is_file() else None
     import importlib.util
@@ -216,6 +216,8 @@ def test_build_tool(tmp_path, runs, cremad_videos, cremad_audio, monkeypatch, ca
     info = json.loads((out / "bundle.json").read_text())
     assert "RAVDESS" in info["branches"]["audio_cnn"]["licence"] and info["branches"]["face"]["weight"] == 0.7
     assert info["branches"]["face"]["options"]["tight_images"] == "video"  # trained on video crops by default
+    # ... which this run was not (no augment.video): said, since bundle.json now describes it so
+    assert "trained without augment.video, so not on video crops" in caplog.text
     _check_recorded(out, csv_path, [cremad_videos[0], cremad_audio[0]])
     # a cross-validation folder brings every fold model, sharing its share of the audio weight; folds of RAVDESS
     # with other corpora in every fold's training (--folds-within ravdess) name those corpora and their licences

@@ -55,7 +55,8 @@ def domain_indices(records: Sequence[Any], by: str) -> tuple[np.ndarray, list[st
     names = [corpus_of(r) if by == "corpus" else (speaker_of(r) or "") for r in records]
     unnamed = [r.clip_id for r, n in zip(records, names) if not n]
     if unnamed:
-        source = ("a speech list, `mmfer train --data LIST.csv` with a corpus column" if by == "corpus" else
+        source = ("a speech list, `mmfer train --data LIST.csv` with a corpus column, which only the audio models "
+                  "read (a cache's clips can take by: speaker)" if by == "corpus" else
                   "a speech list's speaker column, or RAVDESS or CREMA-D file names")
         raise MmferError(f"adversary.by {by}: {len(unnamed)} training clip(s) have no {by} (e.g. "
                          f"{', '.join(unnamed[:3])}); the {by} comes from {source}. Otherwise set adversary.scale: 0")
@@ -82,8 +83,8 @@ def class_layer(model: nn.Module) -> nn.Linear:
                          "classes whose input the adversary could read; set adversary.scale: 0")
     if getattr(model, "scores_per_frame", False):  # e.g. cnn_lstm with aggregate: mean
         raise MmferError(f"adversary: model {type(model).__name__} scores each frame and averages the scores, so its "
-                         "class layer reads one feature vector per frame, not per clip; use aggregate: rnn, or set "
-                         "adversary.scale: 0")
+                         "class layer reads one feature vector per frame, not per clip; use model.kwargs.aggregate: "
+                         "rnn, or set adversary.scale: 0")
     return layer
 
 

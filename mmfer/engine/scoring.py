@@ -177,6 +177,9 @@ def score_split(
         preferred = "cpu"
     dev = resolve_device(device, preferred)
     model = model_from_checkpoint(ckpt).to(dev)
+    if views is not None and model.input_kind != "face_image":
+        log.warning("--views %s: test-time views are for face-image models; %s reads %s input and scores it as it "
+                    "is", views, ckpt_path, model.input_kind)
     records = None
     fold_json = ckpt_path.parent / "fold.json"
     if split == config.data.val_split and fold_json.is_file():  # a fold's Val is its held-out speakers or corpus

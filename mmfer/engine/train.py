@@ -113,12 +113,13 @@ def _load_encoder(model: nn.Module, path: str) -> None:
     except MmferError as e:  # a config's path is read from the current folder, which the error should say
         raise MmferError(f"init.encoder_from: {e} (read from {Path.cwd()}: a relative path in a config is taken from "
                          "the folder mmfer runs in)") from None
-    missing = load_encoder_from(model, ckpt["state_dict"])
+    try:
+        missing = load_encoder_from(model, ckpt)
+    except MmferError as e:
+        raise MmferError(f"init.encoder_from={path!r}: {e}") from None
     if missing:
-        raise MmferError(
-            f"init.encoder_from={path!r}: encoder weights do not fit this model (missing {', '.join(missing[:5])}); "
-            "use a face model trained with the same encoder arch, width and channels"
-        )
+        raise MmferError(f"init.encoder_from={path!r}: encoder weights do not fit this model (missing "
+                         f"{', '.join(missing[:5])}); use a face model trained with the same encoder arch, width and channels")
     log.info("encoder initialised from %s", path)
 
 

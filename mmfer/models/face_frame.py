@@ -67,12 +67,23 @@ def load_encoder_from(model: nn.Module, state: Mapping[str, Any] | nn.Module) ->
         raise MmferError(f"load_encoder_from: {type(model).__name__} has no .encoder (use face_frame or cnn_lstm)")
     if isinstance(state, nn.Module):
         state = state.state_dict()
+    theirs = (state.get("model_kwargs") or {}).get("encoder") if isinstance(state.get("model_kwargs"), Mapping) else None
+    ours = getattr(model.encoder, "arch", None)
+    if theirs and ours and theirs != ours:  # a checkpoint says which family it is: nothing of one fits another
+        raise MmferError(f"load_encoder_from: the checkpoint's encoder is {theirs!r}, this model's {ours!r} "
+                         f"(model.kwargs.encoder); start from a face model trained with encoder: {ours}")
     sd = _state_dict_of(state)
     prefixed = {k[len("encoder."):]: v for k, v in sd.items() if k.startswith("encoder.")}
     source = prefixed if prefixed else dict(sd)
     target = model.encoder.state_dict()
     matched = {k: v for k, v in source.items() if k in target}
     if not matched:
+        if prefixed:  # an encoder, but none of whose parameters this one has: another arch
+            raise MmferError(
+                f"load_encoder_from: the given encoder's parameters ({', '.join(list(prefixed)[:3])}, ...) are not "
+                f"this {getattr(model.encoder, 'arch', type(model.encoder).__name__)} encoder's "
+                f"({', '.join(list(target)[:3])}, ...): build both models with the same encoder"
+            )
         raise MmferError(
             "load_encoder_from: the given weights hold no encoder parameters "
             f"(first keys: {', '.join(list(sd)[:4])}); pass a face_frame or cnn_lstm checkpoint"

@@ -83,8 +83,8 @@ def build_model(name: str, **kwargs: Any) -> nn.Module:
     check_model_args(name, kwargs)
     try:
         model = _builder(name)(**kwargs)
-    except (TypeError, ValueError) as e:  # a value the layers refuse (dropout 2, width 0): say which model
-        raise MmferError(f"model {name!r}: {e}") from None
+    except (TypeError, ValueError, MmferError) as e:  # a value refused (dropout 2, an unknown encoder): say which model
+        raise MmferError(str(e) if str(e).startswith(f"model {name!r}") else f"model {name!r}: {e}") from None
     if getattr(model, "input_kind", None) not in INPUT_KINDS:  # a contract check for new builders
         raise MmferError(f"model {name!r}: builder returned a model without a known input_kind")
     try:

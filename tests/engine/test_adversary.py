@@ -77,7 +77,7 @@ def test_the_class_layer_is_found_by_name_or_by_its_outputs_and_its_absence_is_s
         DomainAdversary(nn.Sequential(nn.Linear(3, 4)), domains=["a", "b"], scale=1.0, hidden=2, total_steps=1)
     # cnn_lstm averaging per-frame scores: refused when the adversary is built (it failed at the first step)
     frames = build_model("cnn_lstm", aggregate="mean", width=4, in_channels=1)
-    with pytest.raises(MmferError, match="scores each frame .* use aggregate: rnn"):
+    with pytest.raises(MmferError, match="scores each frame .* use model.kwargs.aggregate: rnn"):
         DomainAdversary(frames, domains=["a", "b"], scale=1.0, hidden=2, total_steps=1)
     assert class_layer(build_model("cnn_lstm", aggregate="rnn", width=4, in_channels=1, hidden=8)).in_features == 8
 

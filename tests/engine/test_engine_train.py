@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import shutil
 import sys
 
@@ -60,7 +61,7 @@ def test_branch_learns_its_modality(runs, branch):
     assert acc < np.mean([val.predictions[i] == val.labels[i] for i in ok])
 
 
-def test_score_csvs_cover_every_clip(runs):
+def test_score_csvs_cover_every_clip(runs, caplog):
     cache, out, _ = runs("landmark_brnn")
     val, test = read_scores(out / "scores_Val.csv"), read_scores(out / "scores_Test.csv")
     assert val.clip_ids == [r.clip_id for r in split_records(cache, "Val")]
@@ -77,6 +78,9 @@ def test_score_csvs_cover_every_clip(runs):
     # the same scores again through the library entry point
     again = read_scores(score_split(out, data=cache, split="Val", out=out / "again.csv", progress=False))
     assert np.allclose(again.probs, val.probs, atol=2e-6)
+    with caplog.at_level(logging.WARNING):  # --views is for face images: said for this branch, never silently taken
+        score_split(out, data=cache, split="Val", out=out / "views.csv", progress=False, views=10)
+    assert "test-time views are for face-image models" in caplog.text
 
 
 def test_a_gpu_run_scores_on_a_cpu_machine(runs, tmp_path, monkeypatch, caplog):
@@ -259,6 +263,12 @@ def test_encoder_from_face_model_and_freeze(synth_cache, tmp_path):
     gone = dataclasses.replace(cfg, init=dataclasses.replace(cfg.init, encoder_from="runs/nowhere/best.pt"))
     with pytest.raises(MmferError, match=r"init.encoder_from: runs/nowhere/best.pt: .*not found \(read from "):
         train(gone, data=synth_cache("faces"), out=tmp_path / "run2", progress=False)
+    other = "vgg" if kw["encoder"] != "vgg" else "kuo"
+    stranger = save_checkpoint(tmp_path / "other.pt", model=build_model("face_frame", encoder=other, in_channels=1),
+                               model_name="face_frame", model_kwargs={"encoder": other}, preprocess={}, config={}, epoch=1)
+    wrong = dataclasses.replace(cfg, init=dataclasses.replace(cfg.init, encoder_from=str(stranger)))
+    with pytest.raises(MmferError, match=rf"init.encoder_from='.*other.pt': .*checkpoint's encoder is '{other}'"):
+        train(wrong, data=synth_cache("faces"), out=tmp_path / "run3", progress=False)
 
 
 def test_face_frame_trains_on_an_image_folder(tmp_path, capsys):

@@ -141,8 +141,10 @@ def test_registry_errors_name_the_problem() -> None:
         build_model("c4d")
     with pytest.raises(MmferError, match=r"'widht'.*allowed: .*width"):
         build_model("c3d", widht=8)
-    with pytest.raises(MmferError, match="resnet18 has a fixed width"):
+    with pytest.raises(MmferError, match="model 'cnn_lstm': face encoder: resnet18 has a fixed width"):
         build_model("cnn_lstm", encoder="resnet18", width=32)
+    with pytest.raises(MmferError, match="model 'face_frame': face encoder: unknown arch 'resnet_smal'"):
+        build_model("face_frame", encoder="resnet_smal")  # which model said so was missing
     with pytest.raises(MmferError, match="unknown rnn 'rnn'"):
         build_model("landmark_brnn", rnn="rnn")
     with pytest.raises(MmferError, match=r"mask has shape \(2, 5\)"):
@@ -216,6 +218,14 @@ def test_face_frame_encoder_loads_into_cnn_lstm(encoder: str) -> None:
             load_encoder_from(build_model("cnn_lstm", encoder=encoder, in_channels=1, width=8), ckpt)
     with pytest.raises(MmferError, match="no encoder parameters"):
         load_encoder_from(video, {"state_dict": {"foo.weight": torch.zeros(1)}})
+    # another family: said by the checkpoint's own kwargs, or by the encoder keys themselves (was "no encoder
+    # parameters", naming keys that are an encoder's)
+    other = "vgg" if encoder != "vgg" else "resnet_small"
+    with pytest.raises(MmferError, match=rf"checkpoint's encoder is '{other}', this model's '{encoder}'"):
+        load_encoder_from(video, {"model_kwargs": {"encoder": other}, "state_dict": still.state_dict()})
+    stranger = build_face_frame(encoder="vgg" if encoder == "resnet_small" else "resnet_small", in_channels=1, width=4)
+    with pytest.raises(MmferError, match=rf"are not this {encoder} encoder's .*same encoder"):
+        load_encoder_from(video, {"state_dict": stranger.state_dict()})
 
 
 def test_video3d_tiny() -> None:
