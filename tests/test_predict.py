@@ -419,6 +419,13 @@ def test_cli(tmp_path, bundle, cremad_videos, capsys):
     assert main(["predict", str(tmp_path / "nope_dir"), "--model", str(tmp_path / "nope"),
                  "--out", str(tmp_path / "typo.csv")]) == 2
     assert "nope_dir: not found; nothing to analyse" in capsys.readouterr().err and not (tmp_path / "typo.csv").exists()
+    # a folder with nothing predict reads: named (it said "no inputs given", though a folder was given)
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "a.txt").write_text("x")
+    assert main(["predict", str(tmp_path / "notes"), "--model", str(tmp_path / "nope"),
+                 "--out", str(tmp_path / "notes.csv")]) == 2
+    err = capsys.readouterr().err
+    assert "no video, image or audio files in " + str(tmp_path / "notes") in err and "no inputs given" not in err
 
 
 def test_non_finite_audio_is_cleaned_and_a_broken_branch_is_left_out(tmp_path, bundle, cremad_audio, monkeypatch):

@@ -91,11 +91,17 @@ def file_label(path: str | Path, labels_from: str = "auto") -> tuple[bool, str |
     return False, None
 
 
+def _within(path: str, folder: str) -> bool:
+    """``path`` is ``folder`` or below it (real paths; ``/`` holds everything)."""
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
 def walk_files(folder: Path) -> Iterator[Path]:
     """Every file below ``folder``, hidden folders left out, and through linked folders too (``Path.rglob`` does
-    not follow them before Python 3.13). A link is followed only to a folder outside ``folder`` that is not
-    an ancestor of where it sits (a loop) nor reached already; a real folder is always searched; a folder that
-    cannot be read is said and left out."""
+    not follow them before Python 3.13), each folder once. A link is followed only to a folder outside ``folder``
+    that neither holds ``folder`` or the link itself (a loop) nor lies in a folder reached already; a folder
+    reached already is not searched again, however it is reached; a folder that cannot be read, or a link to
+    nothing, is said and left out."""
     root = os.path.realpath(folder)
     reached = {root}
     stack = [(Path(folder), root)]
@@ -116,13 +122,18 @@ def walk_files(folder: Path) -> Iterator[Path]:
                 if e.name.startswith("."):
                     continue
                 target = os.path.realpath(e.path)
-                if e.is_symlink() and (target == root or target.startswith(root + os.sep) or target in reached
-                                       or real == target or real.startswith(target + os.sep)):
-                    continue  # inside the tree (searched anyway), reached already, or a loop
+                if e.is_symlink():
+                    if (_within(target, root) or _within(root, target) or _within(real, target)
+                            or any(_within(target, r) for r in reached)):
+                        continue  # inside the tree (searched anyway), a loop, or inside a folder reached already
+                elif target in reached:
+                    continue  # a real folder of a linked one, which another link reached already
                 reached.add(target)
                 below.append((Path(e.path), target))
             elif e.is_file():
                 yield Path(e.path)
+            elif e.is_symlink() and not e.name.startswith("."):
+                log.warning("%s: a link to %s, which is not there: left out", e.path, os.readlink(e.path))
         stack.extend(reversed(below))
 
 
@@ -239,6 +250,8 @@ def same_content(entries: Sequence[ClipEntry]) -> list[list[ClipEntry]]:
         try:
             st = os.stat(e.path)
         except OSError:  # missing or unreadable: processing names it
+            continue
+        if not st.st_size:  # empty files hold no clip: processing names each, not as copies of one another
             continue
         files.setdefault((st.st_dev, st.st_ino), []).append(e)
         sizes[(st.st_dev, st.st_ino)] = st.st_size

@@ -464,7 +464,7 @@ def _same_content_kind(group: Sequence[ClipEntry]) -> str:
 
 def _warn_same_content(entries: Sequence[ClipEntry]) -> None:
     """Clips that are one file under several names or labels are said before any work (``same_content``): a
-    warning with the worst three, every group at INFO with its files."""
+    warning with the worst three, every group at DEBUG (`mmfer -v`) with its files."""
     from mmfer.data.index import same_content
 
     groups = sorted(((_same_content_kind(g), g) for g in same_content(entries)),

@@ -62,6 +62,14 @@ def resolve_names(val_paths: Sequence[str | Path], test_paths: Sequence[str | Pa
     Otherwise they pair by position, which needs matching names or --names (the user's word for the pairing)."""
     test_paths = list(test_paths or [])
     derived = [branch_name(p) for p in val_paths]
+    by_folder: dict[Path, list[str | Path]] = {}
+    for v in val_paths:  # first: two files of one run also unbalance the counts
+        by_folder.setdefault(Path(v).resolve().parent, []).append(v)
+    for folder, files in by_folder.items():
+        if len(files) > 1 and run_of(files[0]) is not None:  # (runs/*/scores_Val.csv took it too)
+            raise MmferError(f"{command}: {files[0]} and {files[1]} are both of run {folder.name}: one "
+                             "model would count twice; give one of them (for AFEW clips scored by a face-frame run, "
+                             "its predict_Val.csv; its scores_Val.csv is of its own face images)")
     if test_paths and len(test_paths) != len(val_paths):
         unpaired = sorted(set(derived) - {branch_name(p) for p in test_paths}) if names is None else []
         raise MmferError(
@@ -92,14 +100,6 @@ def resolve_names(val_paths: Sequence[str | Path], test_paths: Sequence[str | Pa
     else:
         names = derived
     dupes = sorted({n for n in names if names.count(n) > 1})
-    by_folder: dict[Path, list[str | Path]] = {}
-    for v in val_paths:
-        by_folder.setdefault(Path(v).resolve().parent, []).append(v)
-    for folder, files in by_folder.items():
-        if len(files) > 1 and run_of(files[0]) is not None:  # (runs/*/scores_Val.csv took it too)
-            raise MmferError(f"{command}: {files[0]} and {files[1]} are both of run {folder.name}: one "
-                             "model would count twice; give one of them (for AFEW clips scored by a face-frame run, "
-                             "its predict_Val.csv; its scores_Val.csv is of its own face images)")
     if dupes:
         raise MmferError(f"{command}: branch name(s) {', '.join(dupes)} appear twice; give distinct names with --names a,b,c")
     return names, test_paths

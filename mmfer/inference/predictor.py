@@ -181,11 +181,12 @@ def find_inputs(paths: Iterable[str | Path]) -> list[tuple[Path, str]]:
     out: list[tuple[Path, str]] = []
     for raw in paths:
         p = Path(raw)
-        if p.is_dir():
-            found = list(iter_files(p, _media_kind))
+        if p.is_dir():  # searched once: each folder that cannot be read is said once
+            files = list(iter_files(p, lambda f: _media_kind(f) is not None or not f.name.startswith(".")))
+            found = [f for f in files if _media_kind(f)]
             if not found:
                 log.warning("%s: no video, image or audio files inside", p)
-            _say_left_out(p)
+            _say_left_out(p, [f for f in files if not _media_kind(f)])
             out.extend((f, _media_kind(f)) for f in found)
         elif p.is_file():
             out.append((p, _media_kind(p) or "unsupported"))
@@ -194,12 +195,12 @@ def find_inputs(paths: Iterable[str | Path]) -> list[tuple[Path, str]]:
     return out
 
 
-def _say_left_out(folder: Path) -> None:
+def _say_left_out(folder: Path, files: list[Path]) -> None:
     """Files of a folder that are no video, image or audio kind predict knows, counted by extension: a scorer
     must not miss a camera's .xyz files without a word."""
     from collections import Counter
 
-    others = Counter(f.suffix.lower() or "(none)" for f in iter_files(folder, lambda f: _media_kind(f) is None))
+    others = Counter(f.suffix.lower() or "(none)" for f in files)
     if others:
         log.warning("%s: %d file(s) of other kinds left out (%s); the kinds analysed are listed in `mmfer predict "
                     "--help`", folder, sum(others.values()),

@@ -80,8 +80,11 @@ def predict(
     if plots is not None:
         check_output_dir(plots, option="--plots")
     inputs = find_inputs(paths)
-    if not inputs:
-        raise MmferError("predict: no inputs given; pass video, image or audio files, or folders holding them")
+    if not inputs:  # folders with nothing of the kinds predict reads, or that could not be read (said above)
+        given = [str(p) for p in paths]
+        raise MmferError(f"predict: no video, image or audio files in {', '.join(given[:3])}"
+                         + (f" and {len(given) - 3} more" if len(given) > 3 else "") if given else
+                         "predict: no inputs given; pass video, image or audio files, or folders holding them")
     for option, target in (("--out", out), ("--frames", frames), ("--report", report), ("--submission", submission),
                            ("--segments", segments)):
         if target is not None:  # a name that is also an input (a video) would be replaced by the output

@@ -217,6 +217,9 @@ def test_clips_that_are_one_file_are_found_and_said_worst_first(tmp_path, caplog
     groups = sorted(sorted(e.clip_id for e in g) for g in same_content(entries))
     assert groups == [["a", "c"], ["b", "d"]]
     assert same_content(entries[:2]) == []
+    (tmp_path / "empty1.avi").write_bytes(b"")  # two empty files are two failures, not one clip twice
+    (tmp_path / "empty2.avi").write_bytes(b"")
+    assert same_content([ClipEntry(n, "Test", None, tmp_path / f"{n}.avi") for n in ("empty1", "empty2")]) == []
     with caplog.at_level(logging.WARNING, logger="mmfer"):
         _warn_same_content(entries)
     (message,) = [r.getMessage() for r in caplog.records]
@@ -279,3 +282,32 @@ def test_linked_folders_are_searched_once_and_a_loop_is_not_followed(tmp_path):
     (tree / "Angry" / "more").symlink_to(tree / "Happy")
     (tree / "Happy" / "up").symlink_to(tmp_path)
     assert [p.relative_to(tree).as_posix() for p in iter_files(tree, is_video)] == ["Angry/a.avi", "Happy/h.avi"]
+
+
+def test_links_to_the_root_back_to_an_ancestor_or_into_a_folder_reached_already_bring_nothing_twice(tmp_path, caplog):
+    """Found by a user: a link to / searched the whole machine, a loop through an outside folder back to an
+    ancestor brought Train's clips in as Test's, one file reached by two links was listed twice, and a link to
+    nothing was left out without a word."""
+    from mmfer.data.index import is_image, walk_files
+
+    tree, out = tmp_path / "anc" / "tree", tmp_path / "outside"
+    _touch(tree / "real" / "a.png")
+    _touch(tmp_path / "anc" / "beside.png")
+    (tree / "rootlink").symlink_to("/")
+    _touch(out / "Y" / "y.png")
+    (tree / "out").symlink_to(out / "Y")
+    (out / "Y" / "back").symlink_to(tmp_path / "anc")  # through an outside folder, back to an ancestor
+    _touch(out / "X" / "sub" / "n.png")
+    _touch(out / "X" / "x.png")
+    (tree / "a_sub").symlink_to(out / "X" / "sub")  # one file, two links: X/sub first, then X
+    (tree / "b_x").symlink_to(out / "X")
+    (tree / "gone").symlink_to(tmp_path / "nowhere")
+    (tree / "gone.png").symlink_to(tmp_path / "nowhere.png")
+    found = sorted(p.relative_to(tree).as_posix() for p in walk_files(tree) if is_image(p))
+    assert found == ["a_sub/n.png", "b_x/x.png", "out/y.png", "real/a.png"]
+    assert "gone: a link to" in caplog.text and "gone.png: a link to" in caplog.text
+    # the other order: X first, then X/sub
+    (tree / "a_sub").unlink()
+    (tree / "c_sub").symlink_to(out / "X" / "sub")
+    found = sorted(p.relative_to(tree).as_posix() for p in walk_files(tree) if is_image(p))
+    assert found == ["b_x/sub/n.png", "b_x/x.png", "out/y.png", "real/a.png"]

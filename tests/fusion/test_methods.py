@@ -390,6 +390,9 @@ def test_a_face_frame_run_enters_the_fusion_through_predict_kept_in_its_folder(t
     (run / "scores_Val.csv").write_bytes(Path(paths["val"][1]).read_bytes())
     with pytest.raises(MmferError, match=r"scores_Val.csv and .*predict_Val.csv are both of run face_frame"):
         fuse([paths["val"][0], run / "scores_Val.csv", run / "predict_Val.csv"], out=tmp_path / "ff2", cv_folds=3)
+    with pytest.raises(MmferError, match=r"both of run face_frame"):  # not "3 Val score file(s) but 2 Test ..."
+        fuse([paths["val"][0], run / "scores_Val.csv", run / "predict_Val.csv"], test_paths=paths["test"][:2],
+             out=tmp_path / "ff3", cv_folds=3)
     # predict's CSV elsewhere (predictions.csv in the working folder) is named by its file, not by that folder
     assert branch_name(tmp_path / "predictions_Val.csv") == "predictions"
     assert np.isnan(read_scores(run / "predict_Val.csv", for_evaluate=True).probs[3]).all()  # evaluate: wrong
