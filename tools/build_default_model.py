@@ -290,9 +290,9 @@ def main(argv: list[str] | None = None) -> int:
                 ckpt = _check_kind(run, ("face_image",), "configs/face_frame_video.yaml")
                 if args.tight_images == "video" and not ((ckpt.get("config") or {}).get("augment") or {}).get("video"):
                     logging.getLogger("build_default_model").warning(
-                        "%s: trained without augment.video, so not on video crops (a FER2013 photo model?), yet "
-                        "--tight-images video describes it as a model of video crops and gives it tight photos the "
-                        "video way; a photo model goes in --photo-face, or with --tight-images as_is", run)
+                        "%s: trained without augment.video; --tight-images video describes it as a model of video "
+                        "crops and gives it tight photos the video way: if it is a model of FER2013 photos, put it in "
+                        "--photo-face, or use --tight-images as_is", run)
                 name = "face" if len(args.face) == 1 else f"face{i + 1}"
                 stem = "face_video" if args.tight_images == "video" else "face_fer2013"
                 branches.append({"name": name, "run": run, "weight": args.face_weight / len(args.face),

@@ -96,6 +96,14 @@ def _within(path: str, folder: str) -> bool:
     return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
 
 
+def _reached_by_walking(target: str, reached: set[str]) -> bool:
+    """``target`` lies in a folder reached already, on a way the walk takes (no hidden folder between)."""
+    for r in reached:
+        if _within(target, r) and not any(p.startswith(".") for p in target[len(r):].split(os.sep) if p):
+            return True
+    return False
+
+
 def walk_files(folder: Path) -> Iterator[Path]:
     """Every file below ``folder``, hidden folders left out, and through linked folders too (``Path.rglob`` does
     not follow them before Python 3.13), each folder once. A link is followed only to a folder outside ``folder``
@@ -116,7 +124,8 @@ def walk_files(folder: Path) -> Iterator[Path]:
         for e in entries:
             try:
                 is_dir = e.is_dir()
-            except OSError:
+            except OSError as err:  # a link to itself, a loop of links
+                log.warning("%s: not searched (%s)", e.path, err.strerror or err)
                 continue
             if is_dir:
                 if e.name.startswith("."):
@@ -124,7 +133,7 @@ def walk_files(folder: Path) -> Iterator[Path]:
                 target = os.path.realpath(e.path)
                 if e.is_symlink():
                     if (_within(target, root) or _within(root, target) or _within(real, target)
-                            or any(_within(target, r) for r in reached)):
+                            or _reached_by_walking(target, reached)):
                         continue  # inside the tree (searched anyway), a loop, or inside a folder reached already
                 elif target in reached:
                     continue  # a real folder of a linked one, which another link reached already
@@ -133,7 +142,8 @@ def walk_files(folder: Path) -> Iterator[Path]:
             elif e.is_file():
                 yield Path(e.path)
             elif e.is_symlink() and not e.name.startswith("."):
-                log.warning("%s: a link to %s, which is not there: left out", e.path, os.readlink(e.path))
+                log.warning("%s: a link to %s, %s: left out", e.path, os.readlink(e.path),
+                            "which is neither a file nor a folder" if os.path.exists(e.path) else "which is not there")
         stack.extend(reversed(below))
 
 

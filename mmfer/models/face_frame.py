@@ -67,7 +67,9 @@ def load_encoder_from(model: nn.Module, state: Mapping[str, Any] | nn.Module) ->
         raise MmferError(f"load_encoder_from: {type(model).__name__} has no .encoder (use face_frame or cnn_lstm)")
     if isinstance(state, nn.Module):
         state = state.state_dict()
-    theirs = (state.get("model_kwargs") or {}).get("encoder") if isinstance(state.get("model_kwargs"), Mapping) else None
+    kwargs = state.get("model_kwargs")  # a run that left encoder at the builders' default has none recorded
+    theirs = (kwargs.get("encoder", "kuo" if state.get("model_name") in ("face_frame", "cnn_lstm") else None)
+              if isinstance(kwargs, Mapping) else None)
     ours = getattr(model.encoder, "arch", None)
     if theirs and ours and theirs != ours:  # a checkpoint says which family it is: nothing of one fits another
         raise MmferError(f"load_encoder_from: the checkpoint's encoder is {theirs!r}, this model's {ours!r} "

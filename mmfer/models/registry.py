@@ -84,7 +84,7 @@ def build_model(name: str, **kwargs: Any) -> nn.Module:
     try:
         model = _builder(name)(**kwargs)
     except (TypeError, ValueError, MmferError) as e:  # a value refused (dropout 2, an unknown encoder): say which model
-        raise MmferError(str(e) if str(e).startswith(f"model {name!r}") else f"model {name!r}: {e}") from None
+        raise MmferError(str(e) if str(e).startswith((f"model {name!r}", f"{name}:")) else f"model {name!r}: {e}") from None
     if getattr(model, "input_kind", None) not in INPUT_KINDS:  # a contract check for new builders
         raise MmferError(f"model {name!r}: builder returned a model without a known input_kind")
     try:

@@ -306,6 +306,19 @@ def test_links_to_the_root_back_to_an_ancestor_or_into_a_folder_reached_already_
     found = sorted(p.relative_to(tree).as_posix() for p in walk_files(tree) if is_image(p))
     assert found == ["a_sub/n.png", "b_x/x.png", "out/y.png", "real/a.png"]
     assert "gone: a link to" in caplog.text and "gone.png: a link to" in caplog.text
+    # a link into a hidden folder of a folder reached already is followed (walking that folder never gets there),
+    # a link to itself is said
+    _touch(out / "X" / ".h" / "Y" / "h.png")
+    (tree / "c_hidden").symlink_to(out / "X" / ".h" / "Y")
+    (tree / "loop").symlink_to(tree / "loop")
+    (tree / "null").symlink_to("/dev/null")
+    caplog.clear()
+    found = sorted(p.relative_to(tree).as_posix() for p in walk_files(tree) if is_image(p))
+    assert found == ["a_sub/n.png", "b_x/x.png", "c_hidden/h.png", "out/y.png", "real/a.png"]
+    assert "loop: not searched" in caplog.text and "null: a link to /dev/null, which is neither a file nor" in caplog.text
+    (tree / "c_hidden").unlink()
+    (tree / "null").unlink()
+    (tree / "loop").unlink()
     # the other order: X first, then X/sub
     (tree / "a_sub").unlink()
     (tree / "c_sub").symlink_to(out / "X" / "sub")

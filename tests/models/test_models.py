@@ -223,6 +223,9 @@ def test_face_frame_encoder_loads_into_cnn_lstm(encoder: str) -> None:
     other = "vgg" if encoder != "vgg" else "resnet_small"
     with pytest.raises(MmferError, match=rf"checkpoint's encoder is '{other}', this model's '{encoder}'"):
         load_encoder_from(video, {"model_kwargs": {"encoder": other}, "state_dict": still.state_dict()})
+    if encoder != "kuo":  # a run that left encoder at its default (kuo) records none: still told apart
+        with pytest.raises(MmferError, match=rf"checkpoint's encoder is 'kuo', this model's '{encoder}'"):
+            load_encoder_from(video, {"model_name": "face_frame", "model_kwargs": {}, "state_dict": still.state_dict()})
     stranger = build_face_frame(encoder="vgg" if encoder == "resnet_small" else "resnet_small", in_channels=1, width=4)
     with pytest.raises(MmferError, match=rf"are not this {encoder} encoder's .*same encoder"):
         load_encoder_from(video, {"state_dict": stranger.state_dict()})
