@@ -12,7 +12,7 @@ from torch import nn
 
 from mmfer.errors import MmferError
 from mmfer.models.common import RNNS, check_input, check_mask, masked_mean, run_rnn
-from mmfer.models.face_encoders import build_face_encoder
+from mmfer.models.face_encoders import DEFAULT_ARCH, build_face_encoder
 
 
 class CNNLSTM(nn.Module):
@@ -81,7 +81,7 @@ class CNNLSTM(nn.Module):
 def build_cnn_lstm(
     *,
     num_classes: int = 7,
-    encoder: str = "kuo",
+    encoder: str = DEFAULT_ARCH,
     in_channels: int = 3,
     width: int | None = None,
     rnn: str = "lstm",

@@ -13,6 +13,7 @@ from torch import nn
 from mmfer.errors import MmferError
 
 ENCODER_ARCHS = ("kuo", "resnet18", "resnet_small", "vgg")
+DEFAULT_ARCH = "kuo"  # what face_frame and cnn_lstm build when a config names no encoder
 DEFAULT_WIDTH = {"kuo": 32, "resnet18": 64, "resnet_small": 32, "vgg": 64}
 
 
@@ -119,7 +120,7 @@ class ResNet18Encoder(nn.Module):
         return self.net(x)
 
 
-def build_face_encoder(*, arch: str = "kuo", in_channels: int = 3, width: int | None = None) -> nn.Module:
+def build_face_encoder(*, arch: str = DEFAULT_ARCH, in_channels: int = 3, width: int | None = None) -> nn.Module:
     """A face-image encoder (B, C, H, W) -> (B, out_features); ``width`` None = the arch's default."""
     if arch not in ENCODER_ARCHS:
         raise MmferError(f"face encoder: unknown arch {arch!r}; choose one of {', '.join(ENCODER_ARCHS)}")

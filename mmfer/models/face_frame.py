@@ -13,7 +13,7 @@ from torch import nn
 
 from mmfer.errors import MmferError
 from mmfer.models.common import check_input, check_mask
-from mmfer.models.face_encoders import build_face_encoder
+from mmfer.models.face_encoders import DEFAULT_ARCH, build_face_encoder
 
 
 class FaceFrame(nn.Module):
@@ -38,7 +38,7 @@ class FaceFrame(nn.Module):
 def build_face_frame(
     *,
     num_classes: int = 7,
-    encoder: str = "kuo",
+    encoder: str = DEFAULT_ARCH,
     in_channels: int = 3,
     width: int | None = None,
     dropout: float = 0.5,
@@ -68,7 +68,7 @@ def load_encoder_from(model: nn.Module, state: Mapping[str, Any] | nn.Module) ->
     if isinstance(state, nn.Module):
         state = state.state_dict()
     kwargs = state.get("model_kwargs")  # a run that left encoder at the builders' default has none recorded
-    theirs = (kwargs.get("encoder", "kuo" if state.get("model_name") in ("face_frame", "cnn_lstm") else None)
+    theirs = (kwargs.get("encoder", DEFAULT_ARCH if state.get("model_name") in ("face_frame", "cnn_lstm") else None)
               if isinstance(kwargs, Mapping) else None)
     ours = getattr(model.encoder, "arch", None)
     if theirs and ours and theirs != ours:  # a checkpoint says which family it is: nothing of one fits another
