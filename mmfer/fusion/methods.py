@@ -357,6 +357,12 @@ class Stacker(Fuser):
         stack = _stack(probs_list)
         y = _check_fit(stack, labels)
         self.n_branches = stack.shape[0]
+        # a clip no branch saw (every row uniform) says nothing: learning its label would teach the stacker to
+        # name a class for "nobody saw it", which predict must leave uniform (counted wrong, filled by submit)
+        seen = ~missing_rows(stack).all(axis=0)
+        if not seen.any():
+            raise MmferError("stacker: no Val clip was scored by any branch (every row is uniform); nothing to fit")
+        stack, y = stack[:, seen], y[seen]
         self.classes_ = np.unique(y)
         if len(self.classes_) < 2:
             self.model = None
@@ -378,6 +384,7 @@ class Stacker(Fuser):
         else:
             with threadpool_limits(1):
                 out[:, self.model.classes_] = self.model.predict_proba(self._x(stack))
+        out[missing_rows(stack).all(axis=0)] = 1.0  # no branch saw the clip: uniform, as every method leaves it
         return normalise_rows(out)
 
     def params(self):

@@ -158,6 +158,23 @@ def test_stacker_learns_a_permuted_branch(rng):
     assert isinstance(Stacker().fit([a, b], y).params()["coef"], list)
 
 
+def test_stacker_leaves_a_clip_no_branch_saw_uniform(rng):
+    # a clip that failed preprocessing is uniform in every branch; the stacker must neither learn a label for
+    # "nobody saw it" from Val nor name a class for such a Test clip (submit fills and lists those)
+    y = rng.integers(0, 7, 120)
+    a, b = informative(y, 2.0, rng), informative(y, 1.0, rng)
+    a[:5], b[:5] = 1 / 7, 1 / 7
+    y[:5] = 3  # every unseen Val clip labelled Happy: a pattern to learn if they were fitted
+    stacker = Stacker().fit([a, b], y)
+    ua, ub = np.full((2, 7), 1 / 7), np.full((2, 7), 1 / 7)
+    ua[1], ub[1] = informative(np.array([3]), 2.0, rng)[0], 1 / 7  # the second clip has a face, no sound
+    fused = stacker.predict([ua, ub])
+    assert np.allclose(fused[0], 1 / 7)
+    assert not np.allclose(fused[1], 1 / 7)
+    with pytest.raises(MmferError, match="no Val clip was scored"):
+        Stacker().fit([a[:5], b[:5]], y[:5])
+
+
 def test_temperature_calibration_lowers_nll(rng):
     y = rng.integers(0, 7, 400)
     over = informative(y, 1.0, rng, scale=4.0)  # over-confident
