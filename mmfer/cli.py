@@ -10,6 +10,7 @@ import os
 import select
 import shlex
 import sys
+import time
 from pathlib import Path
 from typing import Sequence
 
@@ -513,9 +514,13 @@ def _interrupted_hint(args: argparse.Namespace) -> str:
         if (Path(args.out) / "last.pt").is_file():
             return "finished epochs are kept; re-run it with --resume to continue from the last finished epoch"
         return "no epoch had finished, so nothing was kept; re-run the same command (without --resume) to start again"
-    if command == "predict" and getattr(args, "out", None) and Path(args.out).is_file():
+    out = Path(args.out) if command == "predict" and getattr(args, "out", None) else None
+    if out is not None and out.is_file() and out.stat().st_mtime >= getattr(args, "started", 0.0):
         return ("the rows of finished files are kept in --out; re-run it with --resume (and without --frames, "
                 "--segments, --plots, --report) to analyse only the files not yet in it")
+    if out is not None and out.is_file():  # stopped before this run wrote it (loading, the first file)
+        return (f"no file was finished, so {out} was not written (it is an earlier run's); run the same command "
+                "again")
     if command == "predict" and (getattr(args, "frames", None) or getattr(args, "segments", None)):
         return "the rows of finished files are kept in --frames / --segments; run it again to analyse every file"
     return "it writes its outputs at the end, so nothing was written; run it again"
@@ -556,6 +561,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     old_term = sigterm_as_interrupt()  # kill / timeout / a container stop: finished work written, exit 130
     try:
         _import_modules(args.imports)
+        args.started = time.time() - 1.0  # what a command wrote is newer (file times may be whole seconds)
         code = int(args.func(args) or 0)
         sys.stdout.flush()  # output still buffered meets a closed pipe here, not in the exit hook
     except BrokenPipeError:

@@ -4,6 +4,7 @@ fallbacks, error rows, images, plots, submission, the CLI, and that each branch 
 from __future__ import annotations
 
 import csv
+import time
 import zipfile
 from pathlib import Path
 
@@ -412,6 +413,12 @@ def test_cli(tmp_path, bundle, cremad_videos, capsys):
     text = capsys.readouterr().out
     assert "1001_DFA_ANG_XX" in text and "face+audio" in text and "file not found" in text
     assert "2 input(s): 1 predicted, 1 error(s)" in text
+    import soundfile as sf
+
+    sf.write(tmp_path / "silence.wav", np.zeros(32000, dtype=np.float32), 16000)  # read, but nothing to go on
+    assert main(["predict", str(cremad_videos[0]), str(tmp_path / "silence.wav"), "--model", str(bundle),
+                 "--out", str(tmp_path / "s.csv"), "--no-progress"]) == 0
+    assert "2 input(s): 1 predicted, 1 without a prediction, 0 error(s)" in capsys.readouterr().out
     assert [r["clip_id"] for r in read_predictions(out)] == ["1001_DFA_ANG_XX", "gone"]
     assert main(["predict", str(cremad_videos[0]), "--model", str(tmp_path / "nope"), "--out", str(out)]) == 2
     # nothing named exists (a typo): an error before the model loads, not a CSV of error rows
@@ -545,6 +552,43 @@ def test_frame_rows_of_a_variable_frame_rate_video_span_it(bundle, tmp_path):
     assert "truncated" not in pred.warning
 
 
+def test_audio_frame_rows_of_silence_and_of_too_little_sound_have_no_probabilities(bundle, tmp_path):
+    """--frames audio windows over silence (sound that starts late) or over sound too short to score carry no
+    probabilities, as the file row and its segments do not (they gave the model's reading of silence)."""
+    import soundfile as sf
+
+    from mmfer.predict import frame_rows
+
+    rng = np.random.default_rng(0)
+    late = np.concatenate([np.zeros(16000 * 2), rng.normal(0, 0.1, 16000 * 2)]).astype(np.float32)
+    sf.write(tmp_path / "late.wav", late, 16000)
+    sf.write(tmp_path / "tiny.wav", rng.normal(0, 0.1, 800).astype(np.float32), 16000)  # 50 ms
+    predictor = Predictor(bundle, device="cpu")
+    rows = [r for r in frame_rows(predictor.predict_file(tmp_path / "late.wav", timeline=True))
+            if r["modality"] == "audio"]
+    probs = np.array([[r[e] for e in EMOTIONS] for r in rows])
+    silent = np.array([r["time"] <= 1.5 for r in rows])  # windows of 1 s wholly before the sound starts at 2 s
+    assert silent.any() and (~silent).any()
+    assert np.isnan(probs[silent]).all() and np.isfinite(probs[~silent]).all()
+    tiny = predictor.predict_file(tmp_path / "tiny.wav", timeline=True)
+    assert not tiny.predicted
+    assert all(np.isnan(r[e]) for r in frame_rows(tiny) for e in EMOTIONS)
+
+
+def test_a_video_too_small_for_a_face_is_scored_by_its_sound(bundle, tmp_path):
+    """Frames of 16x12 pixels cannot hold a face; the file's speech can still be heard (it was an error row)."""
+    from predict_helpers import write_vfr_video
+
+    audio = np.random.default_rng(0).normal(0, 0.1, 16000 * 2).astype(np.float32)
+    path = write_vfr_video(tmp_path / "tiny_frames.mkv", np.arange(40) / 20, size=(12, 16), audio=audio)
+    pred = Predictor(bundle, device="cpu").predict_file(path)
+    assert pred.ok and pred.predicted and pred.modalities == "audio", pred.warning
+    assert "frames are 16x12 pixels, too small to hold a face" in pred.warning and "sound alone" in pred.warning
+    silent = write_vfr_video(tmp_path / "tiny_silent.mkv", np.arange(40) / 20, size=(12, 16))
+    row = Predictor(bundle, device="cpu").predict_file(silent)  # no sound either: the picture's error row
+    assert not row.ok and "too small to hold a face" in row.warning
+
+
 def test_an_audio_only_video_file_is_scored_as_sound_and_blank_tight_images_are_refused(bundle, tmp_path,
                                                                                           cremad_audio):
     """A voice memo saved as .mp4 (no video stream) is scored by its sound, saying so, as the same sound in a
@@ -673,6 +717,33 @@ def test_an_interrupted_or_killed_run_resumes_without_analysing_finished_files(b
     analysed.clear()
     fixed = predict([*inputs, broken], model=bundle, out=tmp_path / "q.csv", progress=False, resume=True)
     assert analysed == ["late.mp3"] and fixed.predictions[-1].ok and fixed.predictions[-1].predicted
+
+
+def test_out_is_saved_while_a_long_file_is_analysed(bundle, tmp_path, cremad_audio, monkeypatch):
+    """A long recording after short ones does not hold their rows back: --out is saved from the long file's progress
+    once SAVE_EVERY_S has passed, so a kill during it keeps them (it was saved only when a file started)."""
+    import types
+
+    import mmfer.inference.run as run
+
+    now = [0.0]
+    monkeypatch.setattr(run, "time", types.SimpleNamespace(monotonic=lambda: now[0], perf_counter=time.perf_counter))
+    real, seen = Predictor.predict_file, []
+
+    def long_second_file(self, path, *args, **kwargs):
+        if seen:  # the second file: 70 s into the run, some of it analysed, then the machine goes down
+            now[0] = 70.0
+            kwargs["progress"](5.0, 600.0)
+            seen.append(len(read_predictions(tmp_path / "p.csv")))
+            raise RuntimeError("the machine went down")
+        seen.append(path)
+        now[0] = 10.0  # the first file ends 10 s in: not yet time to save
+        return real(self, path, *args, **kwargs)
+
+    monkeypatch.setattr(Predictor, "predict_file", long_second_file)
+    with pytest.raises(RuntimeError, match="went down"):
+        predict(cremad_audio[:2], model=bundle, out=tmp_path / "p.csv", progress=False)
+    assert seen[1] == 1  # the first file's row, saved during the second
 
 
 def test_sigterm_ends_predict_as_ctrl_c_does(bundle, tmp_path, cremad_videos, monkeypatch, capsys):

@@ -78,7 +78,7 @@ def _looks_truncated(info: Any, video_seconds: float, audio_seconds: float, *, a
 def open_video(path: Path, *, size: int | None = None) -> Any:
     """``probe_video(path, keep_reader=True)`` after the checks every clip gets first (exists, a regular file,
     not empty, frames big enough to hold a face); a MmferError names the file and the problem."""
-    from mmfer.data.video import DecodeError, probe_video
+    from mmfer.data.video import DecodeError, NoUsablePicture, probe_video
 
     size = _source_stat(path)[0] if size is None else size
     if size < 0:
@@ -95,8 +95,8 @@ def open_video(path: Path, *, size: int | None = None) -> Any:
     except Exception as e:  # noqa: BLE001 - a decoder crash on one file must not stop the corpus
         raise MmferError(f"{path}: cannot read as a video ({type(e).__name__}: {e})") from e
     if 0 < min(info.width, info.height) < MIN_FRAME_SIDE:
-        raise MmferError(f"{path}: frames are {info.width}x{info.height} pixels, too small to hold a face (at "
-                         f"least {MIN_FRAME_SIDE} px a side); re-encode it at its real size or drop it")
+        raise NoUsablePicture(path, f"frames are {info.width}x{info.height} pixels, too small to hold a face (at "
+                              f"least {MIN_FRAME_SIDE} px a side)", "re-encode it at its real size or drop it")
     return info
 
 

@@ -65,7 +65,11 @@ class DecodeError(MmferError):
         return (type(self), (self.path, self.reason, self.hint))
 
 
-class NoVideoStream(DecodeError):
+class NoUsablePicture(DecodeError):
+    """A video whose picture cannot show a face (frames a few pixels wide): predict scores its sound alone."""
+
+
+class NoVideoStream(NoUsablePicture):
     """A "video" file that holds sound only (a voice memo saved as .mp4): predict scores it as a sound file."""
 
 

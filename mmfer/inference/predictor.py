@@ -151,7 +151,10 @@ class PredictResult:
         lines = ["  ".join(c.ljust(w) for c, w in zip(r[:4], widths)) + "  " + r[4] for r in rows]
         lines = [ln.rstrip() for ln in lines]
         n, bad = len(self.predictions), len(self.errors)
-        done = [f"{n} input(s): {n - bad} predicted, {bad} error(s)"]
+        named = sum(1 for p in self.predictions if p.ok and p.predicted)
+        blank = n - bad - named  # read but nothing to go on (silence, no face): no class named
+        done = [f"{n} input(s): {named} predicted, " + (f"{blank} without a prediction, " if blank else "")
+                + f"{bad} error(s)"]
         if self.out:
             done.append(f"wrote {self.out}")
         if self.plots:
@@ -329,7 +332,7 @@ class Predictor:
 
         Videos and sound files are analysed whole, as a stream of segments (``pred.segments``; ``on_segment``
         sees each as it is made, ``progress(done_s, total_s)`` follows the stream)."""
-        from mmfer.data.video import NoVideoStream
+        from mmfer.data.video import NoUsablePicture, NoVideoStream
 
         if kind not in (None, *FILE_KINDS):  # the caller's mistake, not the file's: no error row
             raise MmferError(f"predict_file: kind must be 'video', 'audio', 'image' or None (from the extension), "
@@ -344,11 +347,15 @@ class Predictor:
                 stream = dict(timeline=timeline, audio_windows=audio_windows, progress=progress, on_segment=on_segment)
                 try:
                     pred = self._stream(path, audio_only=kind == "audio", **stream)
-                except NoVideoStream:  # found before any segment: a voice memo saved as .mp4 is a sound file
-                    if not self.bundle.of("audio"):
+                except NoUsablePicture as e:  # found before any segment: a voice memo saved as .mp4, a picture
+                    if not self.bundle.of("audio"):  # too small for a face: the sound is scored alone
                         raise
                     pred = self._stream(path, audio_only=True, **stream)
-                    pred.warning = "; ".join(filter(None, ("no video stream: scored as a sound file", pred.warning)))
+                    if not isinstance(e, NoVideoStream) and not pred.predicted:
+                        raise  # nothing heard either: the picture's problem is the row's error
+                    said = ("no video stream: scored as a sound file" if isinstance(e, NoVideoStream)
+                            else f"{e.reason}: scored by its sound alone")
+                    pred.warning = "; ".join(filter(None, (said, pred.warning)))
             elif kind == "image":
                 pred = self._image(path)
             elif kind == "missing":

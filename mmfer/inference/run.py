@@ -124,20 +124,28 @@ def predict(
     timelines: dict[str, str] = {}
     segment_rows: dict[str, list[dict[str, Any]]] = {}
     files = tqdm(inputs, desc="predict", unit="file", disable=not progress)
-    saved = time.monotonic()
+    saved, unsaved = time.monotonic(), 0  # rows analysed since --out was last written
+
+    def save_if_due() -> None:
+        """--out rewritten with the finished rows once SAVE_EVERY_S has passed: as a file finishes and while a
+        long one is analysed, so a killed run loses at most that much finished work."""
+        nonlocal saved, unsaved
+        if out is None or not unsaved or time.monotonic() - saved < SAVE_EVERY_S:
+            return
+        truths = truths_from_paths(result.predictions, labels_from) if labels_from else None
+        try:
+            write_predictions(out, result.predictions, truths)
+            unsaved = 0
+        except OSError as e:  # a full disk: the analysis goes on, and the next save tries again
+            log.warning("%s: could not save the rows so far (%s); analysis goes on and saving is tried again "
+                        "in %d s", out, e.strerror or e, SAVE_EVERY_S)
+        saved = time.monotonic()
+
     try:
         for path, kind in files:
             if str(path) in done:  # resumed: its row as the earlier run wrote it
                 result.predictions.append(done[str(path)])
                 continue
-            if out is not None and time.monotonic() - saved >= SAVE_EVERY_S:  # a killed run keeps what it finished
-                truths = truths_from_paths(result.predictions, labels_from) if labels_from else None
-                try:
-                    write_predictions(out, result.predictions, truths)
-                except OSError as e:  # a full disk: the analysis goes on, and the next save tries again
-                    log.warning("%s: could not save the rows so far (%s); analysis goes on and saving is tried again "
-                                "in %d s", out, e.strerror or e, SAVE_EVERY_S)
-                saved = time.monotonic()
             bar = None
             if progress and kind in ("video", "audio"):  # one bar per file, in seconds of it, with time left
                 bar = tqdm(desc=safe_text(Path(path).name)[:40], unit="s", leave=False, position=1,
@@ -150,6 +158,7 @@ def predict(
                         if bar.total != end:
                             bar.total = end
                     bar.update(max(0.0, done - bar.n))
+                save_if_due()  # a long file: the files before it are not held back until it ends
 
             pred = predictor.predict_file(path, kind, timeline=plot_dir is not None or frame_writer is not None
                                           or report is not None, progress=follow,
@@ -179,6 +188,8 @@ def predict(
                     for s in pred.segments]
             pred.segments = None
             result.predictions.append(pred)
+            unsaved += 1
+            save_if_due()
     except KeyboardInterrupt:
         # the rows of the files that were finished are kept; the file cut short leaves nothing half-written
         files.close()

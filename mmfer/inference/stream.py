@@ -521,7 +521,7 @@ class VideoAnalysis:
     def _audio_windows(self, branch, until: float, last: bool) -> None:
         """The audio model over AUDIO_WINDOW_S windows every AUDIO_HOP_S, on the grid of the whole span (as
         ``audio_windows``), for the windows whose sound is all in by now."""
-        from mmfer.inference.inputs import AUDIO_HOP_S, AUDIO_WINDOW_S, audio_clip
+        from mmfer.inference.inputs import AUDIO_HOP_S, AUDIO_WINDOW_S, MIN_AUDIO_SECONDS, audio_clip, is_silent
 
         a = self._audio[branch.sample_rate]
         rate = branch.sample_rate
@@ -536,8 +536,13 @@ class VideoAnalysis:
             spans = [(0, a.end)]  # shorter than one window: one window of everything
         self._next_window = k
         if spans:
-            clips = [audio_clip(a.take(s0, s1), self.clip_id) for s0, s1 in spans]
-            out = self.predictor.clip_probs(branch, clips)
+            sound = [a.take(s0, s1) for s0, s1 in spans]
+            # silence, or sound too short to score, has no probabilities (NaN), as a frame without a face
+            heard = [not is_silent(x) and x.size >= MIN_AUDIO_SECONDS * rate for x in sound]
+            out = np.full((len(spans), NUM_CLASSES), np.nan)
+            if any(heard):
+                out[heard] = self.predictor.clip_probs(
+                    branch, [audio_clip(x, self.clip_id) for x, h in zip(sound, heard) if h])
             for (s0, s1), q in zip(spans, out):
                 self._windows.append((self.start + (s0 + s1) / 2 / rate, q))
 
