@@ -826,6 +826,36 @@ def test_a_folder_scan_takes_camera_formats_and_counts_what_it_leaves_out(tmp_pa
     assert "3 file(s) of other kinds left out (2 .txt, 1 .ts)" in caplog.text
 
 
+def test_a_file_given_twice_or_reached_through_links_is_one_input(tmp_path, cremad_audio, caplog):
+    """The same file named twice, or linked to from a folder, was analysed (and counted) once per path."""
+    import shutil
+
+    from mmfer.predict import find_inputs
+
+    real = tmp_path / "real" / "v.mp3"
+    real.parent.mkdir()
+    shutil.copy(cremad_audio[0], real)
+    shutil.copy(cremad_audio[1], tmp_path / "real" / "w.mp3")
+    (tmp_path / "x").mkdir()
+    (tmp_path / "x" / "link.mp3").symlink_to(real)
+    found = find_inputs([real, tmp_path / "real" / ".." / "real" / "v.mp3", tmp_path / "real", tmp_path / "x"])
+    assert [p for p, _ in found] == [real, tmp_path / "real" / "w.mp3"]
+    assert "3 input(s) are files given already" in caplog.text and f"{tmp_path / 'x' / 'link.mp3'} is {real}" in caplog.text
+
+
+def test_a_span_after_the_picture_ends_has_no_face_ratio(bundle, tmp_path):
+    """Sound that outlasts the picture, analysed from --start after the last frame: no frame was analysed, so the
+    file row's face_ratio is empty, as its segment's is (it said 0.000, "no frame shows a face")."""
+    from predict_helpers import write_vfr_video
+
+    audio = np.random.default_rng(0).normal(0, 0.1, 16000 * 5).astype(np.float32)
+    path = write_vfr_video(tmp_path / "longer_sound.mkv", np.arange(16) / 8, size=(48, 64), audio=audio)
+    pred = Predictor(bundle, device="cpu", start=3.0).predict_file(path)
+    assert pred.ok and pred.modalities == "audio", pred.warning
+    assert pred.face_ratio is None and all(s.face_ratio is None for s in pred.segments)
+    assert Predictor(bundle, device="cpu").predict_file(path).face_ratio == 0.0  # frames, none with a face
+
+
 def test_a_duration_shorter_than_a_frame_still_reads_one(bundle, cremad_videos):
     """--duration 0.05 at 8 frames/s rounded to 0 frames, which read as "no video frames could be decoded"."""
     p = Predictor(bundle, duration=0.05).predict_file(cremad_videos[0])

@@ -80,12 +80,14 @@ def speaker_folds(records: list[ClipRecord], k: int) -> list[list[str]]:
     if not records:  # said as such, not as "only 0 speaker (none)"
         raise MmferError(f"--folds {k}: no clips to deal to folds (the data's Train and Val splits hold none "
                          "of this input kind); check --data")
-    unknown = [r.clip_id for r in records if speaker_of(r) is None]
+    # a clip preprocess could not read (or whose source is gone) is in no fold's data: it needs no speaker
+    unknown = [r.clip_id for r in records if speaker_of(r) is None and getattr(r, "status", "ok") == "ok"]
     if unknown:
         raise MmferError(
             f"--folds needs the speaker of every clip, from a CSV list's speaker column or RAVDESS or CREMA-D "
             f"file names; {len(unknown)} "
             f"clip(s) have none (e.g. {', '.join(unknown[:3])})")
+    records = [r for r in records if speaker_of(r) is not None]
     speakers = sorted({speaker_of(r) for r in records})
     if len(speakers) < 2:  # one speaker cannot be held out from itself: no --folds fits
         raise MmferError(f"--folds {k}: only {len(speakers)} speaker ({', '.join(speakers) or 'none'}); speaker "

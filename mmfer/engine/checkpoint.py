@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from mmfer.data.cache import PreprocessSettings, cache_settings
+from mmfer.data.kinds import MODALITY
 from mmfer.errors import MmferError
 from mmfer.labels import EMOTIONS
 
@@ -218,10 +219,14 @@ def model_from_checkpoint(ckpt: dict[str, Any]) -> nn.Module:
     return model
 
 
+SOUND_SETTINGS = ("sample_rate",)  # the preprocess settings an audio branch's input depends on
+
+
 def check_cache_compatible(ckpt: dict[str, Any], cache: str | Path, split: str, *,
-                           train_split: str | None = None) -> PreprocessSettings:
+                           train_split: str | None = None, kind: str | None = None) -> PreprocessSettings:
     """Refuse a cache preprocessed differently from the checkpoint's training cache, naming each difference.
-    With ``train_split`` (no run yet), ``ckpt`` holds that split's settings: the two splits of one cache differ."""
+    With ``train_split`` (no run yet), ``ckpt`` holds that split's settings: the two splits of one cache differ.
+    With ``kind`` an audio input kind, only the settings that change the sound count (the face ones do not)."""
     where = ckpt.get("path", "checkpoint")
     try:
         trained = PreprocessSettings.from_dict(dict(ckpt.get("preprocess") or {}))
@@ -230,6 +235,8 @@ def check_cache_compatible(ckpt: dict[str, Any], cache: str | Path, split: str, 
     stored_version = (ckpt.get("preprocess") or {}).get("cache_version")
     current = cache_settings(cache, split)
     diffs = trained.differences(current)
+    if kind is not None and MODALITY.get(kind) == "audio":  # max_frames cuts the picture, not the sound
+        diffs = [d for d in diffs if d.split(":", 1)[0] in SOUND_SETTINGS]
     if stored_version is not None and stored_version != current.to_dict()["cache_version"]:
         diffs.insert(0, f"cache_version: {stored_version!r} != {current.to_dict()['cache_version']!r}")
     if diffs and train_split is not None:

@@ -101,7 +101,7 @@ def split_scores(
     sample_rate = 16000
     if not file_source(data, kind):
         for source in sorted({r.split for r in records} if records is not None else {split}):
-            sample_rate = check_cache_compatible(ckpt, data, source).sample_rate
+            sample_rate = check_cache_compatible(ckpt, data, source, kind=kind).sample_rate
     records = list(records) if records is not None else source_records(data, split, kind)
     ds = build_dataset(kind, cache=data, records=records, train=False, data=config.data, seed=config.seed,
                        sample_rate=sample_rate)

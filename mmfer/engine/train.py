@@ -356,7 +356,7 @@ def prepare_data(run: Run, *, fold: tuple[int, int] | None = None, fold_by: str 
     source = data_source(data, kind, dcfg.train_split)
     files, settings, sample_rate, preprocess = source
     if ckpt is not None and not files:
-        check_cache_compatible(ckpt, data, dcfg.train_split)
+        check_cache_compatible(ckpt, data, dcfg.train_split, kind=kind)
     train_records = source_records(data, dcfg.train_split, kind)
     holdout = fold is not None or dcfg.val_split not in source_splits(data, kind)
     fold_info = None
@@ -386,7 +386,7 @@ def prepare_data(run: Run, *, fold: tuple[int, int] | None = None, fold_by: str 
     else:
         val_records = source_records(data, dcfg.val_split, kind)
         if not files:
-            check_cache_compatible({"preprocess": preprocess}, data, dcfg.val_split, train_split=dcfg.train_split)
+            check_cache_compatible({"preprocess": preprocess}, data, dcfg.val_split, train_split=dcfg.train_split, kind=kind)
     check_consistency(config, settings, kind)
     if ckpt is not None:  # before the datasets are built: on a large cache that takes a while
         check_resume_clips(ckpt, clip_sets(train_records, val_records), run=run.out, data=data)

@@ -195,6 +195,30 @@ def find_inputs(paths: Iterable[str | Path]) -> list[tuple[Path, str]]:
             out.append((p, _media_kind(p) or "unsupported"))
         else:
             out.append((p, _not_a_file(p)))
+    return _once_each(out)
+
+
+def _once_each(inputs: list[tuple[Path, str]]) -> list[tuple[Path, str]]:
+    """One input per file on disk: a file given twice, or reached again through a link to it, is analysed once
+    (under the first path) and said, so no figure over the rows counts it twice."""
+    seen: dict[tuple[int, int], Path] = {}
+    out, again = [], []
+    for path, kind in inputs:
+        try:
+            st = path.stat() if kind in ("video", "image", "audio", "unsupported") else None
+        except OSError:
+            st = None
+        key = (st.st_dev, st.st_ino) if st is not None else None
+        if key is not None and key in seen:
+            again.append((path, seen[key]))
+            continue
+        if key is not None:
+            seen[key] = path
+        out.append((path, kind))
+    if again:
+        log.warning("%d input(s) are files given already (twice, or through a link), analysed once: %s",
+                    len(again), "; ".join(f"{safe_text(a)} is {safe_text(b)}" for a, b in again[:5])
+                    + (" ..." if len(again) > 5 else ""))
     return out
 
 

@@ -612,7 +612,7 @@ class VideoAnalysis:
             branches[name] = q
         used = [m for m in ("face", "audio") if any(m in s.modalities.split("+") for s in segs)]
         pred = p.make_prediction(self.path, "audio" if self.audio_only else "video", fused, used=used, branches=branches,
-                                 face_ratio=(self._n_face / self._n_frames if self._n_frames else 0.0)
+                                 face_ratio=(self._n_face / self._n_frames if self._n_frames else None)
                                  if face_branches else None, notes=missing, warnings=notes_w)
         pred.segments = segs
         if self.timeline:

@@ -255,6 +255,9 @@ def test_speaker_folds_are_disjoint_and_need_speakers():
         speaker_folds([], 5)
     with pytest.raises(MmferError, match="speaker of every clip.*clip_a"):
         speaker_folds(recs + [ClipRecord(clip_id="clip_a", split="Train", label="Angry", path="x.wav", status="ok")], 2)
+    # a clip preprocess could not read is in no fold's data: it needs no speaker (it blocked --folds)
+    failed = ClipRecord(clip_id="zero_bytes", split="Train", label="Angry", path="", status="failed", reason="empty")
+    assert speaker_folds(recs + [failed], 2) == folds
 
 
 def test_train_folds_cross_validates_by_speaker(ravdess_tree, tmp_path, capsys):

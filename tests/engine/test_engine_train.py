@@ -118,6 +118,17 @@ def test_scores_refuse_cache_with_other_settings(runs, tmp_path):
         score_split(out, data=other, split="Val")
 
 
+def test_an_audio_run_scores_a_cache_whose_face_settings_differ_but_not_one_of_another_sample_rate(runs, tmp_path):
+    """The face settings (crop size, fit_every, ...) do not change the sound: an audio run was refused over them."""
+    _, out, _ = runs("audio_cnn")
+    faces = make_synthetic_cache(tmp_path / "c24", modality="audio", crop_size=24, per_class={"Val": 1}, extras=False)
+    assert len(read_scores(score_split(out, data=faces, split="Val")).clip_ids) == 7
+    sound = make_synthetic_cache(tmp_path / "s8", modality="audio", sample_rate=8000, per_class={"Val": 1},
+                                 extras=False)
+    with pytest.raises(MmferError, match=r"sample_rate: 16000 != 8000"):
+        score_split(out, data=sound, split="Val")
+
+
 def test_a_cache_whose_val_was_preprocessed_otherwise_is_refused_naming_both_splits(tmp_path):
     import json
 
