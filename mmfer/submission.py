@@ -101,7 +101,10 @@ def write_submission(
     fused_test_csv = Path(fused_test_csv)
     read = [fused_test_csv, index, fused_test_csv.with_name("fused_Val.csv"),  # what it reads, never replaced
             *([fallback_probs] if isinstance(fallback_probs, (str, Path)) and str(fallback_probs) != "prior" else [])]
-    out_zip = check_output_file(out_zip, option="--out", inputs=read)  # before any reading
+    out_zip = Path(out_zip)
+    if not out_zip.suffix and not out_zip.is_dir():  # a submission is a zip: its name says so (as --png adds .png)
+        out_zip = out_zip.with_name(out_zip.name + ".zip")
+    out_zip = check_output_file(out_zip, option="--out", inputs=read, suffixes=(".zip",))  # before any reading
     if isinstance(fallback_probs, str) and fallback_probs == "prior":
         fallback_probs = prior_beside(fused_test_csv)
     table = read_scores(fused_test_csv)

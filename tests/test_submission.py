@@ -51,6 +51,11 @@ def test_round_trip(tmp_path, test_dir, fused):
     # an AFEW root works as the index too (its Test/ folder)
     assert check_submission(tmp_path / "team.zip", index=test_dir.parent) == []
     assert sum(rep["prediction_counts"].values()) == 12
+    # a name without an extension gets .zip (it was a zip without one); another extension is refused
+    rep = write_submission(fused, index=test_dir, out=tmp_path / "team_b")
+    assert rep["zip"] == str(tmp_path / "team_b.zip") and check_submission(tmp_path / "team_b.zip", index=test_dir) == []
+    with pytest.raises(MmferError, match=r"--out .*team\.tar: expected a file ending in \.zip"):
+        write_submission(fused, index=test_dir, out=tmp_path / "team.tar")
 
 
 def test_refuses_incomplete_then_fills_from_prior_or_scores(tmp_path, test_dir, fused):

@@ -71,10 +71,13 @@ def resolve_names(val_paths: Sequence[str | Path], test_paths: Sequence[str | Pa
                              "model would count twice; give one of them (for AFEW clips scored by a face-frame run, "
                              "its predict_Val.csv; its scores_Val.csv is of its own face images)")
     if test_paths and len(test_paths) != len(val_paths):
-        unpaired = sorted(set(derived) - {branch_name(p) for p in test_paths}) if names is None else []
+        test_derived = {branch_name(p) for p in test_paths}
+        fewer_test = len(test_paths) < len(val_paths)
+        unpaired = sorted(set(derived) - test_derived if fewer_test else test_derived - set(derived))
         raise MmferError(
             f"{command}: {len(val_paths)} Val score file(s) but {len(test_paths)} Test score file(s)"
-            + (f"; no Test file for {', '.join(unpaired)}" if unpaired and len(test_paths) < len(val_paths) else "")
+            + (f"; no {'Test' if fewer_test else 'Val'} file for {', '.join(unpaired)}"
+               if unpaired and names is None else "")
             + "; give one Test file per Val file, in the same order (or leave that branch out)"
         )
     if test_paths:

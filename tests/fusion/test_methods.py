@@ -305,6 +305,8 @@ def test_fuse_rejects_mismatched_files(tmp_path, rng):
         fuse(paths["val"], paths["test"][:1], out=tmp_path / "x")
     with pytest.raises(MmferError, match=r"2 Val score file\(s\) but 1 Test score file\(s\); no Test file for c3d;"):
         fuse(paths["val"], paths["test"][:1], out=tmp_path / "x")  # the branch without one is named
+    with pytest.raises(MmferError, match=r"1 Val score file\(s\) but 2 Test score file\(s\); no Val file for c3d;"):
+        fuse(paths["val"][:1], paths["test"], out=tmp_path / "x")  # and the other way round
     with pytest.raises(MmferError, match="appear twice"):
         fuse(paths["val"], out=tmp_path / "x", names="a,a")
 
