@@ -10,7 +10,6 @@ import os
 import select
 import shlex
 import sys
-import time
 from pathlib import Path
 from typing import Sequence
 
@@ -502,9 +501,10 @@ def _stdout_reader_gone() -> bool:
     return any(ev & (select.POLLERR | select.POLLHUP) for _, ev in poller.poll(0))
 
 
-def _interrupted_hint(args: argparse.Namespace) -> str:
+def _interrupted_hint(args: argparse.Namespace, *, out_written: bool | None = None) -> str:
     """What an interrupted command kept and how to continue: only preprocess, train and predict write as they go;
-    the other commands write their outputs at the end."""
+    the other commands write their outputs at the end. ``out_written``: whether predict wrote --out before it
+    stopped (None: not known, so an --out that exists is taken as written)."""
     command = args.command
     if command == "preprocess":
         return "finished clips are kept; re-run the same command to resume"
@@ -515,7 +515,7 @@ def _interrupted_hint(args: argparse.Namespace) -> str:
             return "finished epochs are kept; re-run it with --resume to continue from the last finished epoch"
         return "no epoch had finished, so nothing was kept; re-run the same command (without --resume) to start again"
     out = Path(args.out) if command == "predict" and getattr(args, "out", None) else None
-    if out is not None and out.is_file() and out.stat().st_mtime >= getattr(args, "started", 0.0):
+    if out is not None and out.is_file() and out_written is not False:
         return ("the rows of finished files are kept in --out; re-run it with --resume (and without --frames, "
                 "--segments, --plots, --report) to analyse only the files not yet in it")
     if out is not None and out.is_file():  # stopped before this run wrote it (loading, the first file)
@@ -561,7 +561,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     old_term = sigterm_as_interrupt()  # kill / timeout / a container stop: finished work written, exit 130
     try:
         _import_modules(args.imports)
-        args.started = time.time() - 1.0  # what a command wrote is newer (file times may be whole seconds)
         code = int(args.func(args) or 0)
         sys.stdout.flush()  # output still buffered meets a closed pipe here, not in the exit hook
     except BrokenPipeError:
@@ -585,8 +584,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"mmfer {args.command}: error: cannot write {e.filename or 'an output'}: {why}; {fix}, then: "
               f"{_interrupted_hint(args).split('; ', 1)[-1]}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"mmfer {args.command}: interrupted; {_interrupted_hint(args)}", file=sys.stderr)
+    except KeyboardInterrupt as e:
+        written = getattr(e, "out_written", False) if args.command == "predict" else None
+        print(f"mmfer {args.command}: interrupted; {_interrupted_hint(args, out_written=written)}", file=sys.stderr)
         code = 130
     finally:
         if old_term is not None:  # main() called in-process (tests, scripts) leaves the handler it found

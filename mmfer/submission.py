@@ -13,7 +13,7 @@ import unicodedata
 import zipfile
 import zlib
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -69,6 +69,17 @@ def prior_beside(fused_test_csv: str | Path) -> np.ndarray:
 
 
 # ---------------------------------------------------------------- writer
+def submission_path(path: str | Path, *, option: str, inputs: Sequence[str | Path] = ()) -> Path:
+    """Where a submission zip goes: a name without an extension gets ``.zip`` (a submission is a zip and its name
+    says so, as ``--png`` adds ``.png``); another extension is refused, as is any place no file can be written."""
+    from mmfer.outputs import check_output_file
+
+    path = Path(path)
+    if not path.suffix and not path.is_dir():
+        path = path.with_name(path.name + ".zip")
+    return check_output_file(path, option=option, inputs=inputs, suffixes=(".zip",))
+
+
 def write_submission(
     fused_test_csv: str | Path,
     *,
@@ -89,8 +100,6 @@ def write_submission(
     the audio branch's Test scores, which exist for clips whose faces failed). Score rows for clips
     not in the index are left out and reported. Returns a report dict (also useful as JSON).
     """
-    from mmfer.outputs import check_output_file
-
     from mmfer.compat import renamed_argument
 
     out_zip = renamed_argument(out, out_zip, function="write_submission", new="out", old="out_zip", option="--out")
@@ -101,10 +110,7 @@ def write_submission(
     fused_test_csv = Path(fused_test_csv)
     read = [fused_test_csv, index, fused_test_csv.with_name("fused_Val.csv"),  # what it reads, never replaced
             *([fallback_probs] if isinstance(fallback_probs, (str, Path)) and str(fallback_probs) != "prior" else [])]
-    out_zip = Path(out_zip)
-    if not out_zip.suffix and not out_zip.is_dir():  # a submission is a zip: its name says so (as --png adds .png)
-        out_zip = out_zip.with_name(out_zip.name + ".zip")
-    out_zip = check_output_file(out_zip, option="--out", inputs=read, suffixes=(".zip",))  # before any reading
+    out_zip = submission_path(out_zip, option="--out", inputs=read)  # before any reading
     if isinstance(fallback_probs, str) and fallback_probs == "prior":
         fallback_probs = prior_beside(fused_test_csv)
     table = read_scores(fused_test_csv)

@@ -204,7 +204,7 @@ def test_submission(result):
     assert result.submission["problems"] == []
 
 
-def test_submission_refuses_duplicate_clip_ids(tmp_path, bundle, cremad_audio):
+def test_submission_refuses_duplicate_clip_ids(tmp_path, bundle, cremad_audio, monkeypatch):
     for d in ("a", "b"):
         (tmp_path / d).mkdir()
         (tmp_path / d / "same.mp3").write_bytes(cremad_audio[0].read_bytes())
@@ -212,6 +212,15 @@ def test_submission_refuses_duplicate_clip_ids(tmp_path, bundle, cremad_audio):
     assert [p.clip_id for p in r.predictions] == ["same", "same"] and r.predictions[0].path != r.predictions[1].path
     with pytest.raises(MmferError, match="same.*appear twice|appear twice.*same"):
         predict([tmp_path], model=bundle, submission=tmp_path / "t.zip", progress=False)
+    real, analysed = Predictor.predict_file, []
+    monkeypatch.setattr(Predictor, "predict_file", lambda self, path, *a, **k: analysed.append(path)
+                        or real(self, path, *a, **k))
+    # another extension than .zip is refused before any file is analysed, naming --submission
+    with pytest.raises(MmferError, match=r"--submission .*t\.tar: expected a file ending in \.zip"):
+        predict([tmp_path / "a"], model=bundle, submission=tmp_path / "t.tar", progress=False)
+    assert analysed == []
+    done = predict([tmp_path / "a"], model=bundle, submission=tmp_path / "t2", progress=False)
+    assert done.submission["zip"] == str(tmp_path / "t2.zip") and (tmp_path / "t2.zip").is_file()
 
 
 def test_framing_box_matches_fer2013():
@@ -772,6 +781,30 @@ def test_sigterm_ends_predict_as_ctrl_c_does(bundle, tmp_path, cremad_videos, mo
     assert "re-run it with --resume" in capsys.readouterr().err
 
 
+def test_a_stop_keeps_the_resumed_rows_of_files_not_reached_and_never_empties_an_earlier_out(bundle, tmp_path,
+                                                                                              cremad_audio, monkeypatch):
+    """--resume stopped on a file before others it had kept: the kept rows of those were dropped from --out. A stop
+    before any file finished wrote an empty --out over an earlier run's."""
+    from mmfer.predict import write_predictions
+
+    whole = predict(cremad_audio[:3], model=bundle, progress=False)
+    out = tmp_path / "p.csv"
+    write_predictions(out, [whole.predictions[0], whole.predictions[2]])  # the second file still to do
+
+    def stop(self, path, *a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Predictor, "predict_file", stop)
+    with pytest.raises(KeyboardInterrupt) as stopped:
+        predict(cremad_audio[:3], model=bundle, out=out, progress=False, resume=True)
+    assert [r["clip_id"] for r in read_predictions(out)] == [cremad_audio[0].stem, cremad_audio[2].stem]
+    assert stopped.value.out_written
+    before = out.read_bytes()
+    with pytest.raises(KeyboardInterrupt) as stopped:
+        predict(cremad_audio[:3], model=bundle, out=out, progress=False)
+    assert out.read_bytes() == before and not stopped.value.out_written
+
+
 def test_a_name_with_spaces_at_its_ends_keeps_its_prediction_in_every_output(bundle, tmp_path, cremad_audio):
     """' happy .mp3': the score readers strip the id's spaces, so the submission filled it with the class prior
     and evaluate --root counted it missing; its id is now '_happy_' everywhere."""
@@ -826,7 +859,7 @@ def test_a_folder_scan_takes_camera_formats_and_counts_what_it_leaves_out(tmp_pa
     assert "3 file(s) of other kinds left out (2 .txt, 1 .ts)" in caplog.text
 
 
-def test_a_file_given_twice_or_reached_through_links_is_one_input(tmp_path, cremad_audio, caplog):
+def test_a_file_given_twice_or_reached_through_a_link_of_its_name_is_one_input(tmp_path, cremad_audio, caplog):
     """The same file named twice, or linked to from a folder, was analysed (and counted) once per path."""
     import shutil
 
@@ -837,10 +870,11 @@ def test_a_file_given_twice_or_reached_through_links_is_one_input(tmp_path, crem
     shutil.copy(cremad_audio[0], real)
     shutil.copy(cremad_audio[1], tmp_path / "real" / "w.mp3")
     (tmp_path / "x").mkdir()
-    (tmp_path / "x" / "link.mp3").symlink_to(real)
+    (tmp_path / "x" / "v.mp3").symlink_to(real)
+    (tmp_path / "x" / "other_name.mp3").symlink_to(real)  # another clip id: kept (a submission needs its row)
     found = find_inputs([real, tmp_path / "real" / ".." / "real" / "v.mp3", tmp_path / "real", tmp_path / "x"])
-    assert [p for p, _ in found] == [real, tmp_path / "real" / "w.mp3"]
-    assert "3 input(s) are files given already" in caplog.text and f"{tmp_path / 'x' / 'link.mp3'} is {real}" in caplog.text
+    assert [p for p, _ in found] == [real, tmp_path / "real" / "w.mp3", tmp_path / "x" / "other_name.mp3"]
+    assert "3 input(s) are files given already" in caplog.text and f"{tmp_path / 'x' / 'v.mp3'} is {real}" in caplog.text
 
 
 def test_a_span_after_the_picture_ends_has_no_face_ratio(bundle, tmp_path):

@@ -125,7 +125,9 @@ def corpus_records(records: list[ClipRecord], corpus: str) -> list[ClipRecord]:
 
 def fold_records(records: list[ClipRecord], folds: list[list[str]], index: int, *,
                  by: str = "speaker") -> tuple[list[ClipRecord], list[ClipRecord]]:
-    """(train, val) of fold ``index``: val holds that fold's speakers (or corpora), train everyone else."""
+    """(train, val) of fold ``index``: val holds that fold's speakers (or corpora), train everyone else. Clips
+    preprocess could not read (no speaker needed, see ``speaker_folds``) are in neither."""
+    records = [r for r in records if getattr(r, "status", "ok") == "ok"]
     held = set(folds[index])
     key = (lambda r: getattr(r, "corpus", "")) if by == "corpus" else speaker_of
     return [r for r in records if key(r) not in held], [r for r in records if key(r) in held]

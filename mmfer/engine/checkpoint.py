@@ -226,7 +226,8 @@ def check_cache_compatible(ckpt: dict[str, Any], cache: str | Path, split: str, 
                            train_split: str | None = None, kind: str | None = None) -> PreprocessSettings:
     """Refuse a cache preprocessed differently from the checkpoint's training cache, naming each difference.
     With ``train_split`` (no run yet), ``ckpt`` holds that split's settings: the two splits of one cache differ.
-    With ``kind`` an audio input kind, only the settings that change the sound count (the face ones do not)."""
+    With ``kind``, only the settings that change that kind's input count (the sound's for an audio kind, the
+    others for a face kind)."""
     where = ckpt.get("path", "checkpoint")
     try:
         trained = PreprocessSettings.from_dict(dict(ckpt.get("preprocess") or {}))
@@ -235,8 +236,9 @@ def check_cache_compatible(ckpt: dict[str, Any], cache: str | Path, split: str, 
     stored_version = (ckpt.get("preprocess") or {}).get("cache_version")
     current = cache_settings(cache, split)
     diffs = trained.differences(current)
-    if kind is not None and MODALITY.get(kind) == "audio":  # max_frames cuts the picture, not the sound
-        diffs = [d for d in diffs if d.split(":", 1)[0] in SOUND_SETTINGS]
+    if kind is not None:  # max_frames cuts the picture, not the sound; the sound's rate is no face's concern
+        sound = MODALITY.get(kind) == "audio"
+        diffs = [d for d in diffs if (d.split(":", 1)[0] in SOUND_SETTINGS) == sound]
     if stored_version is not None and stored_version != current.to_dict()["cache_version"]:
         diffs.insert(0, f"cache_version: {stored_version!r} != {current.to_dict()['cache_version']!r}")
     if diffs and train_split is not None:

@@ -199,16 +199,17 @@ def find_inputs(paths: Iterable[str | Path]) -> list[tuple[Path, str]]:
 
 
 def _once_each(inputs: list[tuple[Path, str]]) -> list[tuple[Path, str]]:
-    """One input per file on disk: a file given twice, or reached again through a link to it, is analysed once
-    (under the first path) and said, so no figure over the rows counts it twice."""
-    seen: dict[tuple[int, int], Path] = {}
+    """One input per file on disk and name: a file given twice (``a/v.mp4`` and ``a/../a/v.mp4``), or reached
+    again through a link of the same name, is analysed once (under the first path) and said, so no figure over the
+    rows counts it twice. Links of other names keep their rows: they are other clip ids (a submission needs each)."""
+    seen: dict[tuple[int, int, str], Path] = {}
     out, again = [], []
     for path, kind in inputs:
         try:
             st = path.stat() if kind in ("video", "image", "audio", "unsupported") else None
         except OSError:
             st = None
-        key = (st.st_dev, st.st_ino) if st is not None else None
+        key = (st.st_dev, st.st_ino, path.name) if st is not None and st.st_ino else None
         if key is not None and key in seen:
             again.append((path, seen[key]))
             continue

@@ -72,6 +72,10 @@ def predict(
     if labels_from is not None and labels_from not in ("folder", "ravdess", "cremad"):
         raise MmferError(f"--labels-from {labels_from!r}: choose folder, ravdess or cremad")
     cut = SegmentSettings(seconds=segment_seconds, by=segment_by)
+    if submission is not None:  # NAME -> NAME.zip, another extension refused: before any work, as submit does
+        from mmfer.submission import submission_path
+
+        submission = submission_path(submission, option="--submission")
     # every output is checked before any work, so a long run never ends unable to write its result
     for option, target in (("--out", out), ("--frames", frames), ("--report", report), ("--submission", submission),
                            ("--segments", segments)):
@@ -126,15 +130,21 @@ def predict(
     files = tqdm(inputs, desc="predict", unit="file", disable=not progress)
     saved, unsaved = time.monotonic(), 0  # rows analysed since --out was last written
 
+    def rows_so_far() -> list[Prediction]:
+        """The finished rows, then (--resume) the kept rows of the inputs not reached yet: no write drops them."""
+        later = [done[str(p)] for p, _ in inputs[len(result.predictions):] if str(p) in done]
+        return [*result.predictions, *later]
+
     def save_if_due() -> None:
         """--out rewritten with the finished rows once SAVE_EVERY_S has passed: as a file finishes and while a
         long one is analysed, so a killed run loses at most that much finished work."""
         nonlocal saved, unsaved
         if out is None or not unsaved or time.monotonic() - saved < SAVE_EVERY_S:
             return
-        truths = truths_from_paths(result.predictions, labels_from) if labels_from else None
+        rows = rows_so_far()
+        truths = truths_from_paths(rows, labels_from) if labels_from else None
         try:
-            write_predictions(out, result.predictions, truths)
+            write_predictions(out, rows, truths)
             unsaved = 0
         except OSError as e:  # a full disk: the analysis goes on, and the next save tries again
             log.warning("%s: could not save the rows so far (%s); analysis goes on and saving is tried again "
@@ -190,9 +200,17 @@ def predict(
             result.predictions.append(pred)
             unsaved += 1
             save_if_due()
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as stop:
         # the rows of the files that were finished are kept; the file cut short leaves nothing half-written
         files.close()
+        result.predictions = rows_so_far()
+        stop.out_written = out is not None and bool(result.predictions)  # for the command line's hint
+        if not result.predictions:  # nothing finished: an earlier run's --out is left as it was, not emptied
+            for w in (frame_writer, segment_writer):
+                if w is not None:
+                    w.abort()
+            log.warning("interrupted before any file was finished: nothing was written")
+            raise
         _write_outputs(result, out=out, frame_writer=frame_writer, segment_writer=segment_writer, report=None,
                        submission=None, timelines=timelines, segment_rows=segment_rows, labels_from=labels_from,
                        keep_partial=False)

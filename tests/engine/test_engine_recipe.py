@@ -258,6 +258,7 @@ def test_speaker_folds_are_disjoint_and_need_speakers():
     # a clip preprocess could not read is in no fold's data: it needs no speaker (it blocked --folds)
     failed = ClipRecord(clip_id="zero_bytes", split="Train", label="Angry", path="", status="failed", reason="empty")
     assert speaker_folds(recs + [failed], 2) == folds
+    assert fold_records(recs + [failed], folds, 0) == fold_records(recs, folds, 0)  # in no fold's training either
 
 
 def test_train_folds_cross_validates_by_speaker(ravdess_tree, tmp_path, capsys):

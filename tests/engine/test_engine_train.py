@@ -116,6 +116,9 @@ def test_scores_refuse_cache_with_other_settings(runs, tmp_path):
                                  per_class={"Val": 1}, extras=False)
     with pytest.raises(MmferError, match=r"crop_size: 32 != 24"):
         score_split(out, data=other, split="Val")
+    sound = make_synthetic_cache(tmp_path / "s8", modality="landmarks", sample_rate=8000, per_class={"Val": 1},
+                                 extras=False)  # the sound's rate changes no landmark: scored
+    assert len(read_scores(score_split(out, data=sound, split="Val")).clip_ids) == 7
 
 
 def test_an_audio_run_scores_a_cache_whose_face_settings_differ_but_not_one_of_another_sample_rate(runs, tmp_path):
