@@ -584,6 +584,19 @@ def test_audio_frame_rows_of_silence_and_of_too_little_sound_have_no_probabiliti
     assert all(np.isnan(r[e]) for r in frame_rows(tiny) for e in EMOTIONS)
 
 
+def test_a_video_named_as_a_sound_file_says_its_faces_are_not_analysed(bundle, tmp_path, cremad_videos,
+                                                                       cremad_audio):
+    """An .flv renamed .wav is scored by its sound (its extension says so), now with a word that its picture was
+    not looked at (the reverse, a sound file named .avi, was already said); a plain mp3 says nothing of it."""
+    import shutil
+
+    shutil.copy(cremad_videos[0], tmp_path / "video.wav")
+    predictor = Predictor(bundle, device="cpu")
+    pred = predictor.predict_file(tmp_path / "video.wav")
+    assert pred.ok and pred.modalities == "audio" and "holds a video stream, but its .wav name" in pred.warning
+    assert "video stream" not in predictor.predict_file(cremad_audio[0]).warning
+
+
 def test_a_video_too_small_for_a_face_is_scored_by_its_sound(bundle, tmp_path):
     """Frames of 16x12 pixels cannot hold a face; the file's speech can still be heard (it was an error row)."""
     from predict_helpers import write_vfr_video

@@ -27,7 +27,7 @@ from mmfer.data.timing import (
     frame_timing,
     timed_indices,
 )
-from mmfer.data.index import AUDIO_EXTENSIONS
+from mmfer.data.index import AUDIO_EXTENSIONS, is_audio
 from mmfer.errors import MmferError
 
 log = logging.getLogger(__name__)
@@ -603,6 +603,10 @@ def iter_audio_chunks(path: str | Path, *, sample_rate: int = 16000, start: floa
                          f"above {native // 2} Hz is in it (telephone-band sound reads less reliably)")
         if len(container.streams.audio) > 1:  # a second language or commentary track is never heard
             found.append(f"{len(container.streams.audio)} sound tracks: only the first is analysed")
+        if is_audio(path) and any(not (v.disposition & av.stream.Disposition.attached_pic)
+                                  for v in container.streams.video):  # a cover picture is no video
+            found.append(f"holds a video stream, but its {path.suffix} name makes it a sound file: only the sound is "
+                         "analysed; give it its video extension to analyse its faces too")
         for note in found if notes is not None else ():
             log.info("%s: %s", path, note)
             notes.append(note)
