@@ -184,12 +184,32 @@ def _decord_reader(path: Path):
         return None
     _quiet()
     try:
-        vr = VideoReader(str(path), ctx=cpu(0), num_threads=1)
-    except Exception:
+        try:
+            str(path).encode("utf-8")
+            vr = VideoReader(str(path), ctx=cpu(0), num_threads=1)
+        except UnicodeEncodeError:  # a name whose bytes are not UTF-8 (b'caf\xe9.avi'): decord cannot take it, so
+            vr = _through_link(path, lambda name: VideoReader(name, ctx=cpu(0), num_threads=1))  # PyAV read it
+    except Exception:  # (its frames differ from decord's by a grey level or two: the same file read otherwise)
         return None
     if len(vr) == 0:
         return None
     return vr
+
+
+def _through_link(path: Path, open_: Callable[[str], T]) -> T:
+    """``open_`` of a link of a plain name to ``path``, removed once it is open (the reader holds the file)."""
+    import os
+    import tempfile
+
+    folder = tempfile.mkdtemp(prefix="mmfer-name-")
+    link = os.path.join(folder, "clip" + (path.suffix if path.suffix.isascii() else ""))
+    try:
+        os.symlink(os.path.abspath(path), link)
+        return open_(link)
+    finally:
+        if os.path.lexists(link):
+            os.unlink(link)
+        os.rmdir(folder)
 
 
 def _decord_timing(vr) -> FrameTiming:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -142,6 +143,24 @@ def test_pyav_fallback_matches_decord(cremad_videos, monkeypatch):
     batches = list(iter_frame_batches(p, fps=10, max_frames=7, batch_size=4))
     assert [i.tolist() for i, _ in batches] == [[0, 1, 2, 3], [4, 5, 6]]
     assert probe_video(p).frames == len(full)
+
+
+def test_a_name_that_is_not_utf8_is_decoded_as_its_bytes_under_a_plain_name_are(tmp_path, cremad_videos):
+    """decord cannot take a file name whose bytes are not UTF-8 (b'caf\\xe9.flv'), so PyAV read it and the face
+    models saw frames a grey level or two off: the same file scored differently under another name."""
+    import os
+    import shutil
+
+    odd = Path(os.fsdecode(bytes(tmp_path) + b"/caf\xe9.flv"))
+    shutil.copy(cremad_videos[0], odd)
+    import tempfile
+
+    links = lambda: set(Path(tempfile.gettempdir()).glob("mmfer-name-*"))  # noqa: E731
+    before = links()
+    want, fps = read_frames(cremad_videos[0])
+    got, got_fps = read_frames(odd)
+    assert got_fps == fps and np.array_equal(got, want)
+    assert links() == before  # the link it was opened through is gone
 
 
 def test_long_clips_stream_through_pyav(cremad_videos, monkeypatch):
