@@ -538,6 +538,11 @@ def _import_modules(names: Sequence[str]) -> None:
             importlib.import_module(name)
         except ImportError as e:
             raise MmferError(f"--import {name}: cannot import it ({e})") from None
+        except MmferError as e:  # a registration refused (a name taken)
+            raise MmferError(f"--import {name}: {e}") from None
+        except Exception as e:  # noqa: BLE001 - the user's module failed as it ran (a syntax error, its own raise)
+            raise MmferError(f"--import {name}: the module failed as it was imported ({type(e).__name__}: {e}); "
+                             f"`python -c 'import {name}'` shows where") from None
 
 
 def main(argv: Sequence[str] | None = None) -> int:

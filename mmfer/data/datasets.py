@@ -29,7 +29,7 @@ from mmfer.data.config import AugmentConfig, DataConfig
 from mmfer.data.images import read_image_rgb
 from mmfer.data.index import AUDIO_EXTENSIONS, IMAGE_EXTENSIONS
 from mmfer.data.kinds import KINDS, TIME_AXIS
-from mmfer.data.speech_list import is_speech_list, speech_list_records, speech_list_splits
+from mmfer.data.speech_list import image_source, is_speech_list, speech_list_records, speech_list_splits
 from mmfer.errors import MmferError
 from mmfer.labels import index_of
 
@@ -549,7 +549,7 @@ def file_source(data: str | Path, kind: str) -> str | None:
     """
     files = KINDS[kind].files if kind in KINDS else None
     if files == "image":
-        return "image"
+        return image_source(data)
     if files == "audio" and Path(data).is_dir() and not (Path(data) / "manifest.jsonl").exists():
         return "audio"
     if files == "audio" and is_speech_list(data):  # a CSV list of speech files

@@ -152,6 +152,20 @@ def _safe_id(stem: str) -> str:
     return clip_id_from_name(stem)
 
 
+def image_source(data: str | Path) -> str:
+    """``"image"``, where a face-image model's files come from; a CSV list given as its data must list images (a
+    list of sound files was read file by file as broken images, after the run had started)."""
+    if is_speech_list(data):
+        from mmfer.data.index import is_image
+
+        records = read_speech_list(data)
+        if records and not any(is_image(r.path) for r in records):
+            raise MmferError(f"{data}: a CSV list of {Path(records[0].path).suffix or 'extensionless'} files, not "
+                             "images; a face-image model reads an image folder tree ROOT/<split>/<Emotion>/*.png "
+                             "(FER2013's layout)")
+    return "image"
+
+
 def speech_list_splits(csv_path: str | Path) -> set[str]:
     return {r.split for r in read_speech_list(csv_path)}
 

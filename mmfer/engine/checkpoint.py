@@ -52,10 +52,13 @@ def save_checkpoint(
     ``distill_targets_sha256``: the digest of the teachers' probabilities file (``distill.targets``)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    from mmfer.models.registry import registering_module
+
     state = {
         "format": CHECKPOINT_FORMAT,
         "model_name": model_name,
         "model_kwargs": dict(model_kwargs),
+        "model_module": registering_module(model_name),  # a model of the user's code: the module to import
         "input_kind": getattr(unwrap(model), "input_kind", None),
         "state_dict": {k: v.detach().cpu() for k, v in unwrap(model).state_dict().items()},
         "labels": list(EMOTIONS),
@@ -136,8 +139,8 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
 
 # What an exported checkpoint keeps: everything needed to rebuild, describe and check the model, no
 # training state (optimizer, scheduler, scaler, RNG), which is most of a last.pt and useless for prediction.
-EXPORT_KEYS = ("format", "model_name", "model_kwargs", "input_kind", "state_dict", "labels", "preprocess", "config",
-               "epoch", "metrics", "best", "clips")  # clips: which held-out clips `mmfer scores` re-draws
+EXPORT_KEYS = ("format", "model_name", "model_kwargs", "model_module", "input_kind", "state_dict", "labels",
+               "preprocess", "config", "epoch", "metrics", "best", "clips")  # clips: which held-out clips `mmfer scores` re-draws
 # Normalisation statistics stay fp32: they are tiny, and a variance below fp16's range would round to zero.
 _KEEP_FP32 = ("running_mean", "running_var")
 
@@ -204,7 +207,12 @@ def model_from_checkpoint(ckpt: dict[str, Any]) -> nn.Module:
     try:
         model = build_model(ckpt["model_name"], **dict(ckpt.get("model_kwargs") or {}))
     except MmferError as e:  # e.g. a model registered by code not imported here: say which file needs it
-        where = ckpt.get("path")
+        from mmfer.models.registry import MODELS
+
+        where, module = ckpt.get("path"), ckpt.get("model_module")
+        if module and ckpt["model_name"] not in MODELS:
+            e = MmferError(f"model {ckpt['model_name']!r} is registered by module {module!r}, which is not imported: "
+                           f"`mmfer --import {module} ...` on the command line, `import {module}` in Python")
         raise MmferError(f"{where}: {e}" if where else str(e)) from None
     try:
         model.load_state_dict(ckpt["state_dict"])

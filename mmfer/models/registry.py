@@ -48,6 +48,13 @@ def register_model(name: str, builder: Callable[..., nn.Module], *, replace: boo
     MODELS[name] = builder
 
 
+def registering_module(name: str) -> str | None:
+    """The module whose code registered model ``name``, for a run to name when it is loaded without it; None for
+    mmfer's own models."""
+    module = getattr(MODELS.get(name), "__module__", None)
+    return None if module is None or module == "mmfer" or module.startswith("mmfer.") else module
+
+
 def builder_kwargs(name: str) -> dict[str, Any]:
     """The keyword arguments a builder accepts, with their defaults (for docs, configs and error messages)."""
     return {k: p.default for k, p in inspect.signature(_builder(name)).parameters.items()}

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import logging
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -68,6 +69,19 @@ def test_list_reads_speakers_corpora_and_uses(tmp_path):
     train = speech_list_records(tmp_path / "list.csv", "Train")
     assert {r.corpus for r in train} == {"a"} and {r.speaker for r in train} == {"a_0"}
     assert all(r.path.startswith(str(tmp_path)) for r in recs)  # relative to the CSV
+
+
+def test_a_face_image_model_given_a_list_of_sound_files_is_refused_before_any_work(tmp_path):
+    """The list's rows were read one by one as broken images ("not a readable image; delete or replace it") after
+    the run had started."""
+    from mmfer.engine.config import load_train_config
+    from mmfer.engine.train import train
+
+    _write_list(tmp_path / "list.csv", _corpora(tmp_path, classes_of={"a": ["Angry", "Sad"]}, speakers=2, per=1))
+    config = Path(__file__).resolve().parents[2] / "configs" / "face_frame_fer2013.yaml"
+    with pytest.raises(MmferError, match=r"list\.csv: a CSV list of \.wav files, not images; a face-image model"):
+        train(load_train_config(config), data=tmp_path / "list.csv", out=tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists()
 
 
 def test_missing_file_is_reported_by_name_and_left_out(tmp_path, caplog):

@@ -538,7 +538,12 @@ def test_a_model_registered_by_ones_own_module_trains_and_scores_with_import(syn
     assert main(["scores", str(tmp_path / "run"), "--data", str(cache), "--split", "Val",
                  "--out", str(tmp_path / "s.csv")]) == 2
     err = capsys.readouterr().err
-    assert "run/best.pt: unknown model 'user_tiny'" in err and "mmfer --import MODULE" in err
+    assert ("run/best.pt: model 'user_tiny' is registered by module 'user_models', which is not imported: "
+            "`mmfer --import user_models ...`") in err  # the run names the module it needs
     assert main(["--import", "user_models", "scores", str(tmp_path / "run"), "--data", str(cache), "--split", "Val",
                  "--out", str(tmp_path / "s.csv")]) == 0
     assert len(read_scores(tmp_path / "s.csv")) > 0
+    # a module that fails as it runs is one line naming it (a raw traceback, exit 1, for anything but ImportError)
+    (tmp_path / "broken_models.py").write_text("def f(:\n")
+    assert main(["--import", "broken_models", "scores", str(tmp_path / "run"), "--data", str(cache)]) == 2
+    assert "--import broken_models: the module failed as it was imported (SyntaxError" in capsys.readouterr().err
