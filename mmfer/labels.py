@@ -24,6 +24,7 @@ _ALIASES: dict[str, str] = {
     "fearful": "Fear",
     "fea": "Fear",
     "afraid": "Fear",
+    "anxiety": "Fear",  # EmoDB's anxiety/fear (Angst)
     "happiness": "Happy",
     "hap": "Happy",
     "joy": "Happy",
@@ -35,7 +36,7 @@ _ALIASES: dict[str, str] = {
 }
 
 # Emotions a corpus has that the seven classes do not: recognised, then excluded by callers.
-OUT_OF_SET: frozenset[str] = frozenset({"calm", "contempt", "other", "unknown"})
+OUT_OF_SET: frozenset[str] = frozenset({"calm", "contempt", "boredom", "other", "unknown"})
 
 # RAVDESS file names: MM-VC-EE-II-SS-RR-AA, EE the emotion code.
 RAVDESS_CODES: dict[str, str | None] = {
@@ -86,7 +87,7 @@ def canonical(name: str) -> str | None:
         return None
     raise MmferError(
         f"unknown emotion label {name!r}; expected one of {', '.join(EMOTIONS)} "
-        f"(or an alias such as 'anger', 'fearful', 'surprised')"
+        f"(or an alias such as 'anger', 'fearful', 'surprised'; {', '.join(sorted(OUT_OF_SET))} are left out)"
     )
 
 

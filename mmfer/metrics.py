@@ -276,18 +276,27 @@ def truth_from(source: str, *, table: ScoreTable, root: str | Path | None = None
         )
     with open(path, newline="", encoding="utf-8-sig") as f:
         header = [h.strip().lower() for h in (next(csv.reader(f), None) or [])]
-    if len(set(table.clip_ids)) < len(table.clip_ids):
+    paths = (table.extra or {}).get("path")
+    # files of the same name in different folders (speaker/emotion/001.wav): a list naming each file by path can
+    # still say which is which, as a file's row of a predictions CSV does
+    by_path = len(set(table.clip_ids)) < len(table.clip_ids) and "path" in header and bool(paths) and all(paths)
+    if len(set(table.clip_ids)) < len(table.clip_ids) and not by_path:
         dup = sorted({c for c in table.clip_ids if table.clip_ids.count(c) > 1})
         raise MmferError(f"clip id(s) {', '.join(dup[:5])} appear twice in the score file (files of the same name in "
-                         f"different folders) and {path} names clips by id only; use --labels-from folder --root DIR")
+                         f"different folders) and {path} names clips by id only; use --labels-from folder --root DIR, "
+                         "or a list with a path column for a predictions CSV")
     if "label" in header and ("clip_id" in header or "path" in header):
         from mmfer.data.cache import clip_id_from_name
 
-        truth = {}  # an out-of-set label (calm) is kept as None: excluded and counted, whichever column names the clip
+        truth = Truth()  # an out-of-set label (calm) is kept as None: excluded and counted, whichever column names it
+        truth.by_path = by_path
         with open(path, newline="", encoding="utf-8-sig") as f:
             for line_no, row in enumerate(csv.DictReader(f), start=2):
                 row = {k.strip().lower(): (v or "").strip() for k, v in row.items() if k}
-                cid = row.get("clip_id") or (clip_id_from_name(Path(row["path"]).stem) if row.get("path") else "")
+                if by_path:  # a list's paths are relative to the list, as training reads them
+                    cid = path_key(path.parent / Path(row["path"]).expanduser()) if row.get("path") else ""
+                else:
+                    cid = row.get("clip_id") or (clip_id_from_name(Path(row["path"]).stem) if row.get("path") else "")
                 if not cid:
                     continue
                 try:

@@ -234,6 +234,11 @@ def test_readme_workflow_error_rows_and_repeated_names(tmp_path):
     truth.write_text("clip_id,label\nx,Angry\ny,Happy\nbroken,Fear\n")
     with pytest.raises(MmferError, match="appear twice"):
         evaluate_file(path, labels_from=str(truth))
+    # a list naming each file by path (as `mmfer train --data LIST.csv` reads it, relative to the list) can
+    (tmp_path / "faces" / "list.csv").write_text("path,label\nAngry/x.jpg,Angry\nSad/x.jpg,Sad\nHappy/y.jpg,Happy\n"
+                                                 "Fear/broken.jpg,Fear\n")
+    m = evaluate_file(path, labels_from=str(tmp_path / "faces" / "list.csv"))
+    assert m["n"] == 4 and m["accuracy"] == pytest.approx(3 / 4) and m["per_class_recall"]["Sad"] == 1
 
 
 def test_plotting_leaves_the_callers_matplotlib_backend_as_it_was(tmp_path):

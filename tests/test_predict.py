@@ -444,6 +444,17 @@ def test_cli(tmp_path, bundle, cremad_videos, capsys):
     assert "no video, image or audio files in " + str(tmp_path / "notes") in err and "no inputs given" not in err
 
 
+def test_a_full_scale_recording_resampled_is_not_called_clipped(tmp_path, bundle):
+    """Resampling a 16-bit file that reaches full scale overshoots 1 (here to 1.19): that was warned as the file's
+    samples "outside [-1, 1]", which a 16-bit file cannot hold."""
+    import soundfile as sf
+
+    t = np.arange(44100) / 44100
+    sf.write(tmp_path / "loud.wav", np.sign(np.sin(2 * np.pi * 220 * t)) * 0.99995, 44100, subtype="PCM_16")
+    pred = predict([tmp_path / "loud.wav"], model=bundle, progress=False).predictions[0]
+    assert pred.ok and "clipped" not in pred.warning
+
+
 def test_non_finite_audio_is_cleaned_and_a_broken_branch_is_left_out(tmp_path, bundle, cremad_audio, monkeypatch):
     """One inf sample used to turn the audio scores, and then the fused ones, into a uniform row."""
     import soundfile as sf

@@ -26,13 +26,25 @@ log = logging.getLogger(__name__)
 
 # Shortest span trimming may leave: a window that is all pause is kept whole rather than emptied.
 MIN_TRIMMED_SECONDS = 0.25
+# Resampling (or a lossy codec's decoding) of a recording that reaches full scale overshoots it: a full-scale
+# 16-bit square wave at 44.1 kHz made 16 kHz peaks of 1.19. Such samples are clipped without a warning, which is
+# kept for levels that say the file itself is off (a float file scaled wrong).
+CLIP_WARN_ABOVE = 1.5
+
+
+def clip_note(count: int, peak: float) -> str:
+    """The warning for ``count`` samples clipped to [-1, 1], the largest ``peak`` in magnitude: "" within the
+    overshoot resampling gives (``CLIP_WARN_ABOVE``)."""
+    if not count or peak <= CLIP_WARN_ABOVE:
+        return ""
+    return f"{count} audio sample(s) beyond full scale (up to {peak:.3g}) clipped"
 
 
 def sanitise_audio(audio: np.ndarray) -> tuple[np.ndarray, str]:
     """Audio as finite float32 in [-1, 1]: non-finite samples become 0 and out-of-range ones are clipped.
 
-    Returns the audio and a warning ("" when nothing was changed): one inf sample must not turn every
-    feature, and then every score, into NaN.
+    Returns the audio and a warning ("" when nothing was changed, or only resampling's overshoot was clipped):
+    one inf sample must not turn every feature, and then every score, into NaN.
     """
     a = np.asarray(audio, dtype=np.float32)
     bad = ~np.isfinite(a)
@@ -42,9 +54,9 @@ def sanitise_audio(audio: np.ndarray) -> tuple[np.ndarray, str]:
         notes.append(f"{int(bad.sum())} non-finite audio sample(s) set to 0")
     over = np.abs(a) > 1.0
     if over.any():
+        notes.append(clip_note(int(over.sum()), float(np.abs(a).max())))
         a = np.clip(a, -1.0, 1.0)
-        notes.append(f"{int(over.sum())} audio sample(s) outside [-1, 1] clipped")
-    return a, "; ".join(notes)
+    return a, "; ".join(n for n in notes if n)
 
 
 def trim_silence(audio: np.ndarray, *, sample_rate: int, top_db: float = 35.0, frame_ms: float = 25.0) -> np.ndarray:

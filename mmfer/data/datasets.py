@@ -456,7 +456,7 @@ class _AudioFiles:
         try:
             audio = _decoded_file(rec.path, self.sample_rate, read_audio)
         except Exception as e:  # noqa: BLE001 - any decoder failure is a skip reason, named
-            log.warning("%s: %s; left out", rec.path, e)
+            log.warning("%s; left out", e if str(e).startswith(str(rec.path)) else f"{rec.path}: {e}")  # once
             return f"unreadable: {e}"
         if audio.size == 0 or not np.any(audio != 0):  # named, as a file that does not decode is
             log.warning("%s: %s; left out", rec.path, "no sound decodes from it" if audio.size == 0 else "silent")

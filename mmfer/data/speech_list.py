@@ -77,6 +77,7 @@ def _read(csv_path: Path) -> list[SpeechRecord]:
     out_of_set = 0
     evaluation_only: dict[str, int] = {}  # corpus -> rows of an evaluation-only corpus put in training
     seen: dict[tuple[str, str], int] = {}
+    names = _Spellings()  # a corpus or speaker spelt with other capitals is the same one
     with open(csv_path, newline="", encoding="utf-8-sig") as f:
         reader = csv.reader(f)
         header = next(reader, None)
@@ -114,6 +115,7 @@ def _read(csv_path: Path) -> list[SpeechRecord]:
             if not p.is_file():
                 missing.append(f"{p} ({csv_path.name}:{lineno}){': a folder, not a file' if p.is_dir() else ''}")
                 continue
+            corpus = names.one("corpus", get("corpus"), lineno)
             use = get("use").lower()
             if use not in TRAIN_USES + EVALUATION_USES:  # a typo must not quietly take a row out of training
                 raise MmferError(f"{csv_path}:{lineno}: use {get('use')!r}; expected 'train' (or empty) or "
@@ -121,16 +123,18 @@ def _read(csv_path: Path) -> list[SpeechRecord]:
             split = split_name(get("split"), where=f"{csv_path}:{lineno}") if get("split") else "Train"
             if use not in TRAIN_USES:
                 split = "Test"  # evaluation only: scored, never trained on
-            elif split != "Test" and get("corpus").lower() in EVALUATION_ONLY_CORPORA:
-                evaluation_only[get("corpus")] = evaluation_only.get(get("corpus"), 0) + 1
+            elif split != "Test" and corpus.lower() in EVALUATION_ONLY_CORPORA:
+                evaluation_only[corpus] = evaluation_only.get(corpus, 0) + 1
             clip_id = (check_clip_id(get("clip_id"), where=f"{csv_path}:{lineno}") if get("clip_id")
                        else _safe_id(p.stem))
             if (split, clip_id) in seen:
                 raise MmferError(f"{csv_path}:{lineno}: clip id {clip_id!r} of {p} is already used in {split} by "
                                  f"line {seen[(split, clip_id)]}; give the rows distinct clip_id values")
             seen[(split, clip_id)] = lineno
+            speaker = names.one(f"speaker of {corpus or 'no corpus'}", get("speaker"), lineno)
             records.append(SpeechRecord(clip_id=clip_id, split=split, label=label, path=str(p), status="ok",
-                                        speaker=get("speaker"), corpus=get("corpus")))
+                                        speaker=speaker, corpus=corpus))
+    names.report(csv_path)
     for corpus, n in evaluation_only.items():
         log.warning("%s: %d row(s) of corpus %s are training data, but %s is for evaluation only (%s); mark them "
                     "use 'evaluation only', as speech/metadata.csv does", csv_path, n, corpus, corpus,
@@ -144,6 +148,29 @@ def _read(csv_path: Path) -> list[SpeechRecord]:
     if not records:
         raise MmferError(f"{csv_path}: no usable rows (files present, labels in {', '.join(EMOTIONS)} or empty)")
     return records
+
+
+class _Spellings:
+    """The first spelling of each corpus and speaker name, case aside: "SAVEE" on one line and "savee" on another
+    made two corpora, so leave-one-corpus-out trained on half of SAVEE and validated on the other half, and one
+    speaker landed in two folds."""
+
+    def __init__(self) -> None:
+        self.first: dict[tuple[str, str], tuple[str, int]] = {}
+        self.merged: dict[tuple[str, str, str], int] = {}  # (what, spelling, first spelling) -> rows
+
+    def one(self, what: str, name: str, lineno: int) -> str:
+        if not name:
+            return name
+        first, _ = self.first.setdefault((what, name.casefold()), (name, lineno))
+        if first != name:
+            self.merged[(what, name, first)] = self.merged.get((what, name, first), 0) + 1
+        return first
+
+    def report(self, csv_path: Path) -> None:
+        for (what, name, first), n in self.merged.items():
+            log.warning("%s: %s %r on %d row(s) read as %r (line %d): names are matched without regard to case",
+                        csv_path, what, name, n, first, self.first[(what, first.casefold())][1])
 
 
 def _safe_id(stem: str) -> str:

@@ -18,6 +18,7 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
+from mmfer.data.audio import clip_note
 from mmfer.errors import MmferError
 from mmfer.inference.segments import Segment, SegmentSettings, final_cuts, main_track, next_cut, summarise
 from mmfer.labels import NUM_CLASSES
@@ -98,6 +99,7 @@ class _Audio:
     peak: float = 0.0
     bad: int = 0  # non-finite samples set to 0
     over: int = 0  # samples clipped to [-1, 1]
+    over_peak: float = 0.0  # the largest of them in magnitude, before clipping
 
     @property
     def end(self) -> int:
@@ -132,6 +134,7 @@ class _Audio:
             over = np.abs(a) > 1.0
             if over.any():
                 self.over += int(over.sum())
+                self.over_peak = max(self.over_peak, float(np.abs(a).max()))
                 a = np.clip(a, -1.0, 1.0)
             if a.size:
                 self.peak = max(self.peak, float(np.max(np.abs(a))))
@@ -154,9 +157,8 @@ class _Audio:
         notes = []
         if self.bad:
             notes.append(f"{self.bad} non-finite audio sample(s) set to 0")
-        if self.over:
-            notes.append(f"{self.over} audio sample(s) outside [-1, 1] clipped")
-        return "; ".join(notes)
+        notes.append(clip_note(self.over, self.over_peak))
+        return "; ".join(n for n in notes if n)
 
 
 @dataclass

@@ -71,6 +71,25 @@ def test_list_reads_speakers_corpora_and_uses(tmp_path):
     assert all(r.path.startswith(str(tmp_path)) for r in recs)  # relative to the CSV
 
 
+def test_corpus_and_speaker_names_spelt_with_other_capitals_are_one_corpus_and_one_speaker(tmp_path, caplog):
+    """"SAVEE" and "savee" were two corpora (leave-one-corpus-out validated on half of a corpus it trained on) and
+    one speaker in two folds."""
+    from mmfer.data.splits import corpus_folds, speaker_folds
+
+    rows = _corpora(tmp_path, classes_of={"savee": list(EMOTIONS), "nemo": list(EMOTIONS)})
+    for i, r in enumerate(rows):
+        if r["corpus"] == "savee" and i % 2:
+            r["corpus"], r["speaker"] = "SAVEE", r["speaker"].upper()
+    _write_list(tmp_path / "list.csv", rows)
+    with caplog.at_level(logging.WARNING):
+        records = read_speech_list(tmp_path / "list.csv")
+    assert {r.corpus for r in records} == {"savee", "nemo"}
+    assert {r.speaker for r in records if r.corpus == "savee"} == {"savee_0", "savee_1"}
+    assert sorted(map(sorted, corpus_folds(records))) == [["nemo"], ["savee"]]
+    assert sorted(s for fold in speaker_folds(records, 2) for s in fold) == ["nemo_0", "nemo_1", "savee_0", "savee_1"]
+    assert "corpus 'SAVEE'" in caplog.text and "read as 'savee'" in caplog.text
+
+
 def test_a_face_image_model_given_a_list_of_sound_files_is_refused_before_any_work(tmp_path):
     """The list's rows were read one by one as broken images ("not a readable image; delete or replace it") after
     the run had started."""
@@ -134,6 +153,7 @@ def test_unreadable_file_is_reported_by_name_and_left_out(tmp_path, caplog):
                            data=DataConfig(), augment=AugmentConfig())
     assert len(ds) == 2 and [c for c, _ in ds.skipped] == ["broken", "text", "quiet"]
     assert "broken.wav" in caplog.text and "text.flac: no sound decodes" in caplog.text
+    assert caplog.text.count("broken.wav") == 1  # the decoder's message names it already: not twice in one line
     assert "quiet.wav: silent; left out" in caplog.text  # named too, not only counted
 
 
