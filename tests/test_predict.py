@@ -4,6 +4,7 @@ fallbacks, error rows, images, plots, submission, the CLI, and that each branch 
 from __future__ import annotations
 
 import csv
+import re
 import time
 import zipfile
 from pathlib import Path
@@ -371,6 +372,9 @@ def test_whole_inputs_are_analysed_and_duration_limits_the_span(tmp_path, bundle
     for path in (cremad_videos[0], cremad_audio[0]):  # a sound file too (it was a uniform "no audio samples" row)
         beyond = Predictor(capped, start=999.0).predict_file(path)
         assert not beyond.ok and "nothing to analyse after --start 999 s" in beyond.warning, beyond.warning
+        assert beyond.warning.startswith("nothing")  # the path column names the file; the Python API's error does:
+        with pytest.raises(MmferError, match=f"^{re.escape(str(path))}: nothing to analyse after --start 999 s"):
+            list(Predictor(capped, start=999.0).segments(path))
     # a picture of 1 s with 3 s of sound, --start 2: the sound after it is analysed (it was "nothing to analyse")
     from predict_helpers import write_video
 
@@ -442,6 +446,24 @@ def test_cli(tmp_path, bundle, cremad_videos, capsys):
                  "--out", str(tmp_path / "notes.csv")]) == 2
     err = capsys.readouterr().err
     assert "no video, image or audio files in " + str(tmp_path / "notes") in err and "no inputs given" not in err
+
+
+def test_an_exception_of_the_callers_own_callback_reaches_the_caller(bundle, cremad_audio):
+    """A service cancelling a long file from its callback got an error row blaming the file ("unexpected error
+    ...; please report it"); a helper's service found it."""
+    from mmfer.predict import Predictor
+
+    class Cancel(Exception):
+        pass
+
+    def cancel(*args):
+        raise Cancel("cancelled by the caller")
+
+    predictor = Predictor(bundle)
+    for callback in ("on_segment", "progress"):
+        with pytest.raises(Cancel, match="cancelled by the caller"):
+            predictor.predict_file(cremad_audio[0], **{callback: cancel})
+    assert predictor.predict_file(cremad_audio[0]).ok  # and the predictor goes on
 
 
 def test_a_full_scale_recording_resampled_is_not_called_clipped(tmp_path, bundle):

@@ -365,6 +365,7 @@ class Predictor:
         path = Path(path)
         kind = kind or (_media_kind(path) if path.is_file() else _not_a_file(path))
         t0 = time.perf_counter()
+        progress, on_segment = _callers_own(progress), _callers_own(on_segment)
         try:
             if kind in ("video", "audio"):
                 if kind == "audio" and not self.bundle.of("audio"):
@@ -397,6 +398,8 @@ class Predictor:
                 raise MmferError(f"unsupported file type {path.suffix or '(no extension)'!r}; expected a video "
                                  f"({' '.join(VIDEO_EXTENSIONS)}), an image ({' '.join(IMAGE_EXTENSIONS)}) or "
                                  f"audio ({' '.join(AUDIO_EXTENSIONS)})")
+        except _CallersError as e:  # the caller's own callback raised (a cancel, a bug of theirs): not the file's
+            raise e.error from None
         except MmferError as e:
             pred = _error(path, _without_path(str(e), path))
         except Exception as e:  # noqa: BLE001 - one bad input must not stop a run over many files
@@ -606,6 +609,29 @@ class Predictor:
         kept = {name: p for name, p in probs.items() if p is not None and np.all(np.isfinite(p))}
         return self.make_prediction(path, kind, fused, used=used, branches=kept, face_ratio=face_ratio, notes=notes,
                                     warnings=[*warnings, broken] if broken else warnings)
+
+
+class _CallersError(Exception):
+    """What a caller's callback (``progress``, ``on_segment``) raised, carried past the handlers that turn a
+    file's failure into an error row: a service cancelling a long file, or a bug in its callback, is not the
+    file's fault and is not "please report it" to mmfer. It reaches the caller as it was raised."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def _callers_own(callback: Callable[..., None] | None) -> Callable[..., None] | None:
+    if callback is None:
+        return None
+
+    def call(*args: Any, **kwargs: Any) -> None:
+        try:
+            callback(*args, **kwargs)
+        except Exception as e:  # noqa: BLE001 - any of the caller's: carried out as it is
+            raise _CallersError(e) from e
+
+    return call
 
 
 def _error(path: Path, reason: str) -> Prediction:

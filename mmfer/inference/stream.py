@@ -231,6 +231,10 @@ class VideoAnalysis:
     def __iter__(self) -> Iterator[Segment]:
         try:
             yield from self._stream()
+        except MmferError as e:  # each says which file, as predict_file's row does by its path column
+            if not str(e).startswith(str(self.path)):
+                e.args = (f"{self.path}: {e}", *e.args[1:])
+            raise
         finally:
             self._drop_ahead()
 

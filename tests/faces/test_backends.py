@@ -34,6 +34,37 @@ def test_get_backend_names_and_cache(dlib_backend):
         get_backend("retinaface")
 
 
+def test_a_shared_backend_is_called_by_one_thread_at_a_time(monkeypatch):
+    """Two threads predicting at once called dlib's detector together: other faces, silently, or a crash ("double
+    free or corruption"); a helper's service found it. The shared backend now lets one call in at a time."""
+    import threading
+    import time
+
+    import mmfer.faces.backends as B
+
+    class Slow:
+        inside = most = 0
+
+        def detect(self, image):
+            Slow.inside += 1
+            Slow.most = max(Slow.most, Slow.inside)
+            time.sleep(0.02)
+            Slow.inside -= 1
+            return []
+
+    monkeypatch.setattr(B, "_backend_class", lambda name: ("slow", Slow))
+    monkeypatch.setattr(B, "_CACHE", {})
+    backends = []
+    threads = [threading.Thread(target=lambda: [backends.append(B.get_backend("slow"))] + [
+        backends[-1].detect(None) for _ in range(5)]) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len({id(b) for b in backends}) == 1  # built once, for every thread
+    assert Slow.most == 1
+
+
 def test_dlib_detects_and_fits(dlib_backend, clip_frames):
     frame = clip_frames[0][0]
     dets = dlib_backend.detect(frame)
