@@ -28,6 +28,8 @@ class _OneCallAtATime:
         self._lock = threading.RLock()
 
     def __getattr__(self, name: str) -> Any:
+        if name.startswith("__") or name in ("_backend", "_lock"):  # copy and pickle find no _backend yet
+            raise AttributeError(name)
         value = getattr(self._backend, name)
         if not callable(value):
             return value
