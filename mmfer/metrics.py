@@ -277,9 +277,10 @@ def truth_from(source: str, *, table: ScoreTable, root: str | Path | None = None
     with open(path, newline="", encoding="utf-8-sig") as f:
         header = [h.strip().lower() for h in (next(csv.reader(f), None) or [])]
     paths = (table.extra or {}).get("path")
-    # files of the same name in different folders (speaker/emotion/001.wav): a list naming each file by path can
-    # still say which is which, as a file's row of a predictions CSV does
-    by_path = len(set(table.clip_ids)) < len(table.clip_ids) and "path" in header and bool(paths) and all(paths)
+    # files of the same name in different folders (speaker/emotion/001.wav), among the scored files or in the
+    # list: a list naming each file by path can still say which is which, as a predictions CSV's row does
+    by_path = ("path" in header and "clip_id" not in header and bool(paths) and all(paths)
+               and (len(set(table.clip_ids)) < len(table.clip_ids) or _stems_repeat(path)))
     if len(set(table.clip_ids)) < len(table.clip_ids) and not by_path:
         dup = sorted({c for c in table.clip_ids if table.clip_ids.count(c) > 1})
         raise MmferError(f"clip id(s) {', '.join(dup[:5])} appear twice in the score file (files of the same name in "
@@ -309,6 +310,14 @@ def truth_from(source: str, *, table: ScoreTable, root: str | Path | None = None
                 truth[cid] = label
         return truth
     raise MmferError(f"{path}: expected columns clip_id,label (or path,label); got {','.join(header)}")
+
+
+def _stems_repeat(list_csv: Path) -> bool:
+    """Whether two rows of a ``path,label`` list name files of the same name (their clip ids would be one)."""
+    with open(list_csv, newline="", encoding="utf-8-sig") as f:
+        stems = [Path((v or "").strip()).stem for row in csv.DictReader(f)
+                 for k, v in row.items() if k and k.strip().lower() == "path" and (v or "").strip()]
+    return len(set(stems)) < len(stems)
 
 
 def format_confusion(confusion: Sequence[Sequence[int]] | np.ndarray,

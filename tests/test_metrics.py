@@ -239,6 +239,10 @@ def test_readme_workflow_error_rows_and_repeated_names(tmp_path):
                                                  "Fear/broken.jpg,Fear\n")
     m = evaluate_file(path, labels_from=str(tmp_path / "faces" / "list.csv"))
     assert m["n"] == 4 and m["accuracy"] == pytest.approx(3 / 4) and m["per_class_recall"]["Sad"] == 1
+    # the files predicted have names of their own, the list's do not: still by path (was "labelled ... earlier")
+    one = _predictions_csv(tmp_path, [("Sad/x.jpg", np.eye(7)[5])])
+    m = evaluate_file(one, labels_from=str(tmp_path / "faces" / "list.csv"))
+    assert m["per_class_recall"]["Sad"] == 1 and m["n"] == 4 and len(m["missing"]) == 3  # the list's others
 
 
 def test_plotting_leaves_the_callers_matplotlib_backend_as_it_was(tmp_path):

@@ -459,10 +459,16 @@ def test_an_exception_of_the_callers_own_callback_reaches_the_caller(bundle, cre
     def cancel(*args):
         raise Cancel("cancelled by the caller")
 
+    def cancel_mmfer_error(*args):  # an MmferError of the caller's is theirs too, with its cause kept
+        raise MmferError("the caller's own") from KeyError("why")
+
     predictor = Predictor(bundle)
     for callback in ("on_segment", "progress"):
         with pytest.raises(Cancel, match="cancelled by the caller"):
             predictor.predict_file(cremad_audio[0], **{callback: cancel})
+        with pytest.raises(MmferError, match="the caller's own") as raised:
+            predictor.predict_file(cremad_audio[0], **{callback: cancel_mmfer_error})
+        assert isinstance(raised.value.__cause__, KeyError)
     assert predictor.predict_file(cremad_audio[0]).ok  # and the predictor goes on
 
 

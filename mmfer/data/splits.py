@@ -115,12 +115,13 @@ def corpus_records(records: list[ClipRecord], corpus: str) -> list[ClipRecord]:
     named = sorted({getattr(r, "corpus", "") for r in records} - {""})
     if not named:
         raise MmferError(f"--folds-within {corpus}: needs a CSV list with a corpus column; these clips have none")
-    if corpus not in named:
+    spelt = [n for n in named if n.casefold() == corpus.strip().casefold()]  # as the list matches corpus names
+    if not spelt:
         raise MmferError(f"--folds-within {corpus!r}: no such corpus in the list; it has {', '.join(named)}")
     if len(named) < 2:
         raise MmferError(f"--folds-within {corpus}: the list holds no other corpus to train on beside it; "
                          "leave out --folds-within")
-    return [r for r in records if getattr(r, "corpus", "") == corpus]
+    return [r for r in records if getattr(r, "corpus", "") == spelt[0]]
 
 
 def fold_records(records: list[ClipRecord], folds: list[list[str]], index: int, *,

@@ -398,11 +398,13 @@ class Predictor:
                 raise MmferError(f"unsupported file type {path.suffix or '(no extension)'!r}; expected a video "
                                  f"({' '.join(VIDEO_EXTENSIONS)}), an image ({' '.join(IMAGE_EXTENSIONS)}) or "
                                  f"audio ({' '.join(AUDIO_EXTENSIONS)})")
-        except _CallersError as e:  # the caller's own callback raised (a cancel, a bug of theirs): not the file's
-            raise e.error from None
         except MmferError as e:
+            if _raised_by_caller(e):
+                raise
             pred = _error(path, _without_path(str(e), path))
         except Exception as e:  # noqa: BLE001 - one bad input must not stop a run over many files
+            if _raised_by_caller(e):  # the caller's own callback (a cancel, a bug of theirs): not the file's
+                raise
             log.debug("%s: unexpected error", path, exc_info=True)
             pred = _error(path, f"unexpected error ({type(e).__name__}: {e}); please report it")
         pred.seconds = round(time.perf_counter() - t0, 3)
@@ -611,27 +613,28 @@ class Predictor:
                                     warnings=[*warnings, broken] if broken else warnings)
 
 
-class _CallersError(Exception):
-    """What a caller's callback (``progress``, ``on_segment``) raised, carried past the handlers that turn a
-    file's failure into an error row: a service cancelling a long file, or a bug in its callback, is not the
-    file's fault and is not "please report it" to mmfer. It reaches the caller as it was raised."""
-
-    def __init__(self, error: Exception) -> None:
-        super().__init__(str(error))
-        self.error = error
-
-
 def _callers_own(callback: Callable[..., None] | None) -> Callable[..., None] | None:
+    """``callback`` (``progress``, ``on_segment``) with what it raises marked as the caller's, so the handlers that
+    turn a file's failure into an error row let it through: a service cancelling a long file, or a bug in its
+    callback, is not the file's fault and not "please report it" to mmfer. It reaches the caller as raised."""
     if callback is None:
         return None
 
     def call(*args: Any, **kwargs: Any) -> None:
         try:
             callback(*args, **kwargs)
-        except Exception as e:  # noqa: BLE001 - any of the caller's: carried out as it is
-            raise _CallersError(e) from e
+        except Exception as e:  # noqa: BLE001 - any of the caller's: marked, and on its way as it is
+            try:
+                e.__dict__["_mmfer_callers_own"] = True
+            except (AttributeError, TypeError):  # an exception object without attributes: an error row, as before
+                pass
+            raise
 
     return call
+
+
+def _raised_by_caller(error: BaseException) -> bool:
+    return bool(getattr(error, "__dict__", {}).get("_mmfer_callers_own"))
 
 
 def _error(path: Path, reason: str) -> Prediction:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -25,20 +26,22 @@ from mmfer.labels import NUM_CLASSES
 
 
 _SOUND_THREAD: ThreadPoolExecutor | None = None
+_SOUND_THREAD_MADE = threading.Lock()  # two threads predicting at once start one, not two
 
 
 def sound_thread() -> ThreadPoolExecutor:
     """The thread that scores a short clip's sound beside its frames (``VideoAnalysis._score_ahead``); a forked
     child starts its own (the parent's thread is not in it)."""
     global _SOUND_THREAD
-    if _SOUND_THREAD is None:
-        _SOUND_THREAD = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mmfer-sound")
-    return _SOUND_THREAD
+    with _SOUND_THREAD_MADE:
+        if _SOUND_THREAD is None:
+            _SOUND_THREAD = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mmfer-sound")
+        return _SOUND_THREAD
 
 
 def _forget_sound_thread() -> None:
-    global _SOUND_THREAD
-    _SOUND_THREAD = None
+    global _SOUND_THREAD, _SOUND_THREAD_MADE
+    _SOUND_THREAD, _SOUND_THREAD_MADE = None, threading.Lock()
 
 
 os.register_at_fork(after_in_child=_forget_sound_thread)

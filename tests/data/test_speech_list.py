@@ -74,7 +74,7 @@ def test_list_reads_speakers_corpora_and_uses(tmp_path):
 def test_corpus_and_speaker_names_spelt_with_other_capitals_are_one_corpus_and_one_speaker(tmp_path, caplog):
     """"SAVEE" and "savee" were two corpora (leave-one-corpus-out validated on half of a corpus it trained on) and
     one speaker in two folds."""
-    from mmfer.data.splits import corpus_folds, speaker_folds
+    from mmfer.data.splits import corpus_folds, corpus_records, speaker_folds
 
     rows = _corpora(tmp_path, classes_of={"savee": list(EMOTIONS), "nemo": list(EMOTIONS)})
     for i, r in enumerate(rows):
@@ -88,6 +88,7 @@ def test_corpus_and_speaker_names_spelt_with_other_capitals_are_one_corpus_and_o
     assert sorted(map(sorted, corpus_folds(records))) == [["nemo"], ["savee"]]
     assert sorted(s for fold in speaker_folds(records, 2) for s in fold) == ["nemo_0", "nemo_1", "savee_0", "savee_1"]
     assert "corpus 'SAVEE'" in caplog.text and "read as 'savee'" in caplog.text
+    assert len(corpus_records(records, "SAVEE")) == len(corpus_records(records, "savee")) == len(records) // 2
 
 
 def test_a_face_image_model_given_a_list_of_sound_files_is_refused_before_any_work(tmp_path):

@@ -43,7 +43,11 @@ def test_a_shared_backend_is_called_by_one_thread_at_a_time(monkeypatch):
     import mmfer.faces.backends as B
 
     class Slow:
-        inside = most = 0
+        inside = most = built = 0
+
+        def __init__(self):
+            Slow.built += 1
+            time.sleep(0.05)  # a slow build: four threads asking at once still get one backend
 
         def detect(self, image):
             Slow.inside += 1
@@ -61,8 +65,10 @@ def test_a_shared_backend_is_called_by_one_thread_at_a_time(monkeypatch):
         t.start()
     for t in threads:
         t.join()
-    assert len({id(b) for b in backends}) == 1  # built once, for every thread
+    assert len({id(b) for b in backends}) == 1 and Slow.built == 1  # built once, for every thread
     assert Slow.most == 1
+    backends[0].threshold = 0.5  # a setting given to it reaches the backend itself
+    assert backends[0]._backend.threshold == 0.5
 
 
 def test_dlib_detects_and_fits(dlib_backend, clip_frames):
