@@ -163,6 +163,7 @@ def score_split(
 
     split = split_name(split, where="--split")  # "val" is Val, as preprocess --splits reads it
     ckpt_path = resolve_checkpoint(run_or_checkpoint)
+    own = out is None  # the run's own score file, which `mmfer fuse` reads
     out = Path(out) if out is not None else ckpt_path.parent / f"scores_{split}.csv"
     check_output_file(out, option="--out", inputs=[ckpt_path, data])  # before any scoring
     ckpt = load_checkpoint(ckpt_path)
@@ -190,6 +191,23 @@ def score_split(
                               ckpt=ckpt)[1]
         log.info("%s: no %s split; scoring the run's held-out %d clips of %s", data, split, len(records),
                  config.data.train_split)
+    if own and out.is_file():
+        _keep_own_scores(out, records if records is not None else source_records(data, split, model.input_kind))
     clip_ids, labels, probs = split_scores(model, ckpt, config=config, data=data, split=split, device=dev,
                                            records=records, progress=progress)
     return write_scores(out, clip_ids, labels, probs)
+
+
+def _keep_own_scores(path: Path, records: list) -> None:
+    """A run's own ``scores_<split>.csv`` is rewritten only with scores of the same clips: scoring other data
+    into it replaced the scores `mmfer fuse` reads, silently (a helper's Val of 6 clips became another of 2)."""
+    from mmfer.scores import read_scores
+
+    try:
+        before = set(read_scores(path).clip_ids)
+    except MmferError:  # not a score file any more: nothing of the run's to keep
+        return
+    now = {r.clip_id for r in records}
+    if before != now:
+        raise MmferError(f"{path} holds the run's scores of {len(before)} other clips (`mmfer fuse` reads them); "
+                         f"these {len(now)} clips differ, so give --out FILE to write their scores elsewhere")

@@ -115,21 +115,26 @@ def test_scores_refuse_cache_with_other_settings(runs, tmp_path):
     other = make_synthetic_cache(tmp_path / "c24", modality="landmarks", crop_size=24,
                                  per_class={"Val": 1}, extras=False)
     with pytest.raises(MmferError, match=r"crop_size: 32 != 24"):
-        score_split(out, data=other, split="Val")
+        score_split(out, data=other, split="Val", out=tmp_path / "o.csv")
     sound = make_synthetic_cache(tmp_path / "s8", modality="landmarks", sample_rate=8000, per_class={"Val": 1},
                                  extras=False)  # the sound's rate changes no landmark: scored
-    assert len(read_scores(score_split(out, data=sound, split="Val")).clip_ids) == 7
+    assert len(read_scores(score_split(out, data=sound, split="Val", out=tmp_path / "s.csv")).clip_ids) == 7
+    # without --out, other clips' scores do not replace the run's own, which fuse reads (a helper's were replaced)
+    own = (out / "scores_Val.csv").read_bytes()
+    with pytest.raises(MmferError, match=r"scores_Val.csv holds the run's scores of \d+ other clips.*give --out"):
+        score_split(out, data=sound, split="Val")
+    assert (out / "scores_Val.csv").read_bytes() == own
 
 
 def test_an_audio_run_scores_a_cache_whose_face_settings_differ_but_not_one_of_another_sample_rate(runs, tmp_path):
     """The face settings (crop size, fit_every, ...) do not change the sound: an audio run was refused over them."""
     _, out, _ = runs("audio_cnn")
     faces = make_synthetic_cache(tmp_path / "c24", modality="audio", crop_size=24, per_class={"Val": 1}, extras=False)
-    assert len(read_scores(score_split(out, data=faces, split="Val")).clip_ids) == 7
+    assert len(read_scores(score_split(out, data=faces, split="Val", out=tmp_path / "f.csv")).clip_ids) == 7
     sound = make_synthetic_cache(tmp_path / "s8", modality="audio", sample_rate=8000, per_class={"Val": 1},
                                  extras=False)
     with pytest.raises(MmferError, match=r"sample_rate: 16000 != 8000"):
-        score_split(out, data=sound, split="Val")
+        score_split(out, data=sound, split="Val", out=tmp_path / "s.csv")
 
 
 def test_a_cache_whose_val_was_preprocessed_otherwise_is_refused_naming_both_splits(tmp_path):
