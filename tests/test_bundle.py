@@ -218,6 +218,8 @@ def test_build_tool(tmp_path, runs, cremad_videos, cremad_audio, monkeypatch, ca
     assert info["branches"]["face"]["options"]["tight_images"] == "video"  # trained on video crops by default
     # ... which this run was not (no augment.video): said, since bundle.json now describes it so
     assert "trained without augment.video; --tight-images video describes it" in caplog.text
+    # the recipes' data and licence texts are said, for a lab building a bundle of runs of its own data
+    assert "describes the data and licence of face, audio_cnn as this repository's recipes'" in caplog.text
     _check_recorded(out, csv_path, [cremad_videos[0], cremad_audio[0]])
     # a cross-validation folder brings every fold model, sharing its share of the audio weight; folds of RAVDESS
     # with other corpora in every fold's training (--folds-within ravdess) name those corpora and their licences

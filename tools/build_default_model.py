@@ -336,6 +336,12 @@ def main(argv: list[str] | None = None) -> int:
                 if cv:
                     key = spec.name if folder_names.count(spec.name) == 1 and spec.name not in kept_cv else stem
                     cross_validation[key] = cv
+            described = [b["name"] for b in branches if "run_name" not in b]  # not kept from a bundle
+            if described:  # the texts are this repository's recipes': true of the default bundle's runs only
+                logging.getLogger("build_default_model").warning(
+                    "bundle.json describes the data and licence of %s as this repository's recipes' (FER2013 photos or "
+                    "video crops; RAVDESS, with nEMO and SAVEE for pooled folds); where a run learnt from other data, "
+                    "edit those branches' 'data' and 'licence' in %s", ", ".join(described), args.out / "bundle.json")
             # Built aside and swapped in only once it loads: a run in --out itself (a bundle's own checkpoint, kept)
             # must still be there to export, and a failed build must leave the bundle as it was.
             args.out.parent.mkdir(parents=True, exist_ok=True)
