@@ -118,10 +118,27 @@ def resolve_checkpoint(run_or_checkpoint: str | Path) -> Path:
             raise MmferError(f"{p}: a cross-validation folder of `--folds` (its models are {', '.join(folds[:3])}"
                              f"{' ...' if len(folds) > 3 else ''}); give one fold, e.g. {p / folds[0]}, or build a "
                              "bundle of them (tools/build_default_model.py --audio CV)")
+        if (p / "bundle.json").is_file():  # the default model's folder, say, as a start for fine-tuning
+            raise MmferError(f"{p}: a bundle of several models, not one run; give one of its checkpoints, e.g. "
+                             f"{p / _bundle_models(p)[0]} (it has {', '.join(_bundle_models(p)[:4])}"
+                             f"{' ...' if len(_bundle_models(p)) > 4 else ''})")
         raise MmferError(f"{p}: no best.pt or last.pt in this run directory; train it first with `mmfer train`")
     if not p.is_file():
         raise MmferError(f"{p}: checkpoint or run directory not found")
+    if p.name == "bundle.json":
+        raise MmferError(f"{p}: a bundle's description, not a checkpoint; give one of its models, e.g. "
+                         f"{p.parent / _bundle_models(p.parent)[0]}")
     return p
+
+
+def _bundle_models(folder: Path) -> list[str]:
+    import json
+
+    try:
+        names = [b["checkpoint"] for b in json.loads((folder / "bundle.json").read_text())["branches"].values()]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        names = []
+    return names or sorted(f.name for f in folder.glob("*.pt")) or ["MODEL.pt"]
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:

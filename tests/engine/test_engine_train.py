@@ -288,6 +288,15 @@ def test_encoder_from_face_model_and_freeze(synth_cache, tmp_path):
     wrong = dataclasses.replace(cfg, init=dataclasses.replace(cfg.init, encoder_from=str(stranger)))
     with pytest.raises(MmferError, match=rf"init.encoder_from='.*other.pt': .*checkpoint's encoder is '{other}'"):
         train(wrong, data=synth_cache("faces"), out=tmp_path / "run3", progress=False)
+    # the default model's folder (or its bundle.json) as the start: told to name one of its checkpoints (was
+    # "no best.pt or last.pt in this run directory", and torch's unpickling text for the json)
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    (bundle / "bundle.json").write_text('{"branches": {"face": {"checkpoint": "face_video.pt"}}}')
+    for start in (bundle, bundle / "bundle.json"):
+        given = dataclasses.replace(cfg, init=dataclasses.replace(cfg.init, encoder_from=str(start)))
+        with pytest.raises(MmferError, match=r"a bundle.*give one of its .*face_video\.pt"):
+            train(given, data=synth_cache("faces"), out=tmp_path / "run4", progress=False)
 
 
 def test_face_frame_trains_on_an_image_folder(tmp_path, capsys):
