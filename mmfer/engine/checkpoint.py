@@ -355,3 +355,37 @@ def warn_if_unfinished(ckpt_path: Path, epochs: int, *, use: str) -> None:
         logging.getLogger(__name__).warning(
             "%s: the run has trained %d of its %d epochs (still training, or stopped): these are the %s of its best "
             "epoch so far; `mmfer train ... --resume` finishes it", ckpt_path.parent, done, epochs, use)
+
+
+def load_encoder(model: torch.nn.Module, path: str, *, data: Any) -> None:
+    """Two-stage fine-tuning (``init.encoder_from``): copy a face model's encoder (e.g. trained on FER2013) into
+    ``model``. Faces of another size, colour or equalisation than the encoder learnt from are said: it trains on
+    them all the same, starting from features made for other pictures."""
+    import logging
+    from pathlib import Path
+
+    from mmfer.models.face_frame import load_encoder_from
+
+    if not hasattr(model, "encoder"):
+        raise MmferError(f"init.encoder_from={path!r}: model {type(model).__name__} has no encoder to initialise")
+    try:
+        ckpt = load_checkpoint(path)
+    except MmferError as e:  # a config's path is read from the current folder, which the error should say
+        raise MmferError(f"init.encoder_from: {e} (read from {Path.cwd()}: a relative path in a config is taken from "
+                         "the folder mmfer runs in)") from None
+    try:
+        missing = load_encoder_from(model, ckpt)
+    except MmferError as e:
+        raise MmferError(f"init.encoder_from={path!r}: {e}") from None
+    if missing:
+        raise MmferError(f"init.encoder_from={path!r}: encoder weights do not fit this model (missing "
+                         f"{', '.join(missing[:5])}); use a face model trained with the same encoder arch, width and channels")
+    learnt = (ckpt.get("config") or {}).get("data") or {}
+    differ = [f"{k}: {learnt[k]} there, {getattr(data, k)} here" for k in ("image_size", "grayscale", "equalize")
+              if k in learnt and learnt[k] != getattr(data, k)]
+    log = logging.getLogger("mmfer.engine.train")
+    if differ:
+        log.warning("init.encoder_from=%s learnt from other faces than this run gives it (%s); set data.%s as "
+                    "it had them, unless that is what you mean", path, "; ".join(differ),
+                    ", data.".join(d.split(":")[0] for d in differ))
+    log.info("encoder initialised from %s", path)

@@ -53,6 +53,7 @@ from mmfer.engine.checkpoint import (
     check_resume_clips,
     clip_sets,
     load_checkpoint,
+    load_encoder,
     run_holdout,
     save_checkpoint,
     unwrap,
@@ -100,27 +101,6 @@ class _Dist:
     def barrier(self) -> None:
         if self.enabled:
             torch.distributed.barrier()
-
-
-def _load_encoder(model: nn.Module, path: str) -> None:
-    """Two-stage fine-tuning: copy a face model's encoder (e.g. trained on FER2013) into this model."""
-    from mmfer.models.face_frame import load_encoder_from
-
-    if not hasattr(model, "encoder"):
-        raise MmferError(f"init.encoder_from={path!r}: model {type(model).__name__} has no encoder to initialise")
-    try:
-        ckpt = load_checkpoint(path)
-    except MmferError as e:  # a config's path is read from the current folder, which the error should say
-        raise MmferError(f"init.encoder_from: {e} (read from {Path.cwd()}: a relative path in a config is taken from "
-                         "the folder mmfer runs in)") from None
-    try:
-        missing = load_encoder_from(model, ckpt)
-    except MmferError as e:
-        raise MmferError(f"init.encoder_from={path!r}: {e}") from None
-    if missing:
-        raise MmferError(f"init.encoder_from={path!r}: encoder weights do not fit this model (missing "
-                         f"{', '.join(missing[:5])}); use a face model trained with the same encoder arch, width and channels")
-    log.info("encoder initialised from %s", path)
 
 
 def _tensorboard(out: Path):
@@ -403,7 +383,7 @@ def prepare_data(run: Run, *, fold: tuple[int, int] | None = None, fold_by: str 
 
         load_backbone(model, config.init.backbone_from)
     if config.init.encoder_from and ckpt is None:
-        _load_encoder(model, config.init.encoder_from)
+        load_encoder(model, config.init.encoder_from, data=config.data)
 
     train_ds = make_dataset(config, data=data, kind=kind, records=train_records, train=True, sample_rate=sample_rate)
     val_ds = make_dataset(config, data=data, kind=kind, records=val_records, train=False, sample_rate=sample_rate)

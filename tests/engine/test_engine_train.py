@@ -258,7 +258,7 @@ def test_checkpoint_save_is_atomic_and_loads_weights_only(tmp_path):
         load_checkpoint(tmp_path / "junk.pt")
 
 
-def test_encoder_from_face_model_and_freeze(synth_cache, tmp_path):
+def test_encoder_from_face_model_and_freeze(synth_cache, tmp_path, caplog):
     """Two-stage fine-tuning: the CNN-LSTM encoder starts from a face_frame (FER2013-style) checkpoint."""
     from mmfer.models.registry import build_model
 
@@ -288,6 +288,15 @@ def test_encoder_from_face_model_and_freeze(synth_cache, tmp_path):
     wrong = dataclasses.replace(cfg, init=dataclasses.replace(cfg.init, encoder_from=str(stranger)))
     with pytest.raises(MmferError, match=rf"init.encoder_from='.*other.pt': .*checkpoint's encoder is '{other}'"):
         train(wrong, data=synth_cache("faces"), out=tmp_path / "run3", progress=False)
+    # faces of another size than the encoder learnt from: trained all the same, and said (a helper's were not)
+    at99 = save_checkpoint(tmp_path / "fer99.pt", model=face, model_name="face_frame",
+                           model_kwargs={"encoder": kw["encoder"], "in_channels": kw["in_channels"], "width": kw["width"]},
+                           preprocess={}, config={"data": {"image_size": 99, "grayscale": cfg.data.grayscale}}, epoch=1)
+    with caplog.at_level(logging.WARNING):
+        train(dataclasses.replace(cfg, init=dataclasses.replace(cfg.init, encoder_from=str(at99))),
+              data=synth_cache("faces"), out=tmp_path / "run5", progress=False)
+    assert f"learnt from other faces than this run gives it (image_size: 99 there, {cfg.data.image_size} here)" \
+        in caplog.text and "grayscale" not in caplog.text
     # the default model's folder (or its bundle.json) as the start: told to name one of its checkpoints (was
     # "no best.pt or last.pt in this run directory", and torch's unpickling text for the json)
     bundle = tmp_path / "bundle"
