@@ -1,0 +1,83 @@
+"""A preprocessed cache's faces as a face-image tree, framed as predict frames a video's faces, so that a face-image
+model (the shipped models' recipe, `face_frame`) can learn from your own labelled videos.
+
+A cache keeps each clip's aligned faces at the preprocess crop size; predict shows the face models the square of
+each aligned crop that frames faces like FER2013 (``mmfer.faces.crops.frame_faces``). This writes that square for up
+to ``--per-clip`` frames with a face of every labelled clip, spread evenly over the clip, as
+OUT/<split>/<Emotion>/<clip_id>_<frame>.png. A clip's frames stay in its split, so Val holds no frame of a
+training clip. Fine-tuning the shipped face model on them (init.encoder_from: mmfer/weights/face_video_1.pt):
+
+    mmfer preprocess /data/MyAFEW --out cache/mine --face-backend dlib_mtcnn    # as the default model decodes
+    python tools/cache_to_faces.py cache/mine --out data/mine_faces --per-clip 8
+    mmfer train MY_CONFIG.yaml --data data/mine_faces --out runs/mine_face
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def clip_faces(clip, per_clip: int):
+    """(frame index, framed face) of up to ``per_clip`` frames with a face, evenly spread over the clip."""
+    import numpy as np
+
+    from mmfer.faces.crops import frame_faces
+
+    with_face = np.flatnonzero(np.asarray(clip.mask, dtype=bool))
+    if with_face.size == 0:
+        return []
+    take = with_face[np.unique(np.linspace(0, with_face.size - 1, min(per_clip, with_face.size)).round().astype(int))]
+    return [(int(i), frame_faces(np.asarray(clip.faces[i]), "fer2013")) for i in take]
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("cache", type=Path, help="a cache of `mmfer preprocess` (CACHE/manifest.jsonl)")
+    ap.add_argument("--out", type=Path, required=True, help="the face-image tree to write (new or empty)")
+    ap.add_argument("--splits", default="Train,Val", help="comma list of the cache's splits to write (default Train,Val)")
+    ap.add_argument("--per-clip", type=int, default=8, help="frames with a face taken from each clip (default 8)")
+    args = ap.parse_args(argv)
+
+    import cv2
+    from tqdm import tqdm
+
+    from mmfer.data.cache import load_clip, split_records
+    from mmfer.data.index import split_name
+    from mmfer.errors import MmferError
+
+    if args.per_clip < 1:
+        raise MmferError(f"--per-clip {args.per_clip}: give at least 1")
+    if args.out.exists() and any(args.out.iterdir()):
+        raise MmferError(f"--out {args.out}: not empty; give a new folder")
+    splits = [split_name(s, where="--splits") for s in args.splits.split(",") if s.strip()]
+    records = {s: split_records(args.cache, s) for s in splits}  # every split checked before any is written
+    written, skipped = 0, []
+    for split, recs in records.items():
+        for rec in tqdm(recs, desc=split, unit="clip"):
+            if rec.status != "ok" or not rec.label:
+                skipped.append(f"{split}/{rec.clip_id} ({'no label' if rec.status == 'ok' else rec.reason or rec.status})")
+                continue
+            try:
+                faces = clip_faces(load_clip(args.cache, split, rec.clip_id), args.per_clip)
+            except MmferError as e:  # a clip deleted or broken since: said, and the others go on
+                skipped.append(f"{split}/{rec.clip_id} ({e})")
+                continue
+            if not faces:
+                skipped.append(f"{split}/{rec.clip_id} (no frame with a face)")
+                continue
+            folder = args.out / split / rec.label
+            folder.mkdir(parents=True, exist_ok=True)
+            for i, face in faces:
+                cv2.imwrite(str(folder / f"{rec.clip_id}_{i:05d}.png"), cv2.cvtColor(face, cv2.COLOR_RGB2BGR))
+                written += 1
+    print(f"wrote {written} faces to {args.out}" + (f"; {len(skipped)} clip(s) left out, e.g. {skipped[0]}"
+                                                    if skipped else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    from mmfer.errors import run_tool_main
+
+    sys.exit(run_tool_main(main, prog="cache_to_faces"))
