@@ -161,7 +161,8 @@ def _add_scores(sub: argparse._SubParsersAction) -> None:
                    help="a cache made with the run's preprocessing settings, or the image tree, audio tree or CSV list "
                         "of a file branch")
     p.add_argument("--split", default="Val", help="split to score (default Val)")
-    p.add_argument("--out", default=None, metavar="FILE", help="output CSV (default RUN/scores_<split>.csv)")
+    p.add_argument("--out", default=None, metavar="FILE", help="output CSV (default RUN/scores_<split>.csv, the run's "
+                   "own, which fuse reads: rewritten only with the scores of the same clips)")
     p.add_argument("--device", default=None,
                    help="auto | cpu | cuda | cuda:1 (default: the run's device; the CPU where a GPU run meets no GPU)")
     p.add_argument("--views", type=int, default=None, choices=(1, 2, 10),

@@ -22,11 +22,12 @@ def _tool():
     return tool
 
 
-def test_each_labelled_clip_gives_its_framed_faces_in_its_own_split(tmp_path, capsys):
+def test_each_labelled_clip_gives_its_framed_faces_in_its_own_split(tmp_path, capsys, caplog):
     cache = make_synthetic_cache(tmp_path / "cache", modality="faces", per_class={"Train": 1, "Val": 1},
                                  crop_size=48)
     tool = _tool()
     assert tool.main([str(cache), "--out", str(tmp_path / "faces"), "--per-clip", "3"]) == 0
+    assert "crop_size 48 (the default model: 112)" in caplog.text and "max_frames" not in caplog.text  # said
     for split in ("Train", "Val"):
         for rec in split_records(cache, split):
             files = sorted((tmp_path / "faces" / split).glob(f"*/{rec.clip_id}_*.png"))
@@ -45,3 +46,6 @@ def test_each_labelled_clip_gives_its_framed_faces_in_its_own_split(tmp_path, ca
 
     assert run_tool_main(tool.main, [str(cache), "--out", str(tmp_path / "faces")], prog="t") == 2  # not over it
     assert run_tool_main(tool.main, [str(cache), "--out", str(tmp_path / "f2"), "--splits", "Dev"], prog="t") == 2
+    # without Val, training would hold out single frames of clips it trains on: refused, before anything is written
+    assert run_tool_main(tool.main, [str(cache), "--out", str(tmp_path / "f3"), "--splits", "Train"], prog="t") == 2
+    assert "no Val split" in capsys.readouterr().err and not (tmp_path / "f3").exists()

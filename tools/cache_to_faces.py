@@ -7,9 +7,14 @@ to ``--per-clip`` frames with a face of every labelled clip, spread evenly over 
 OUT/<split>/<Emotion>/<clip_id>_<frame>.png. A clip's frames stay in its split, so Val holds no frame of a
 training clip. Fine-tuning the shipped face model on them (init.encoder_from: mmfer/weights/face_video_1.pt):
 
-    mmfer preprocess /data/MyAFEW --out cache/mine --face-backend dlib_mtcnn    # as the default model decodes
+    mmfer preprocess /data/MyAFEW --out cache/mine --face-backend dlib_mtcnn --crop-size 112 --fps 8 \
+        --detect-every 5 --fit-every 1 --detect-max-side 320         # as the default model decodes (its bundle.json)
     python tools/cache_to_faces.py cache/mine --out data/mine_faces --per-clip 8
     mmfer train MY_CONFIG.yaml --data data/mine_faces --out runs/mine_face
+
+A cache made otherwise is said (its faces are then aligned, or cut from a crop of another size, unlike the default
+model's). Without a Val split the tree has none either, and training would hold out single frames, whose clips'
+other frames it trains on: give the cache a Val split.
 """
 
 from __future__ import annotations
@@ -17,6 +22,10 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+
+
+# what changes the faces a cache holds (not max_frames, which only cuts a clip short, nor the sound's rate)
+FACE_SETTINGS = ("face_backend", "crop_size", "fps", "detect_max_side", "detect_every", "fit_every")
 
 
 def clip_faces(clip, per_clip: int):
@@ -49,10 +58,14 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.per_clip < 1:
         raise MmferError(f"--per-clip {args.per_clip}: give at least 1")
-    if args.out.exists() and any(args.out.iterdir()):
-        raise MmferError(f"--out {args.out}: not empty; give a new folder")
+    if args.out.exists() and (not args.out.is_dir() or any(args.out.iterdir())):
+        raise MmferError(f"--out {args.out}: {'not empty' if args.out.is_dir() else 'a file'}; give a new folder")
     splits = [split_name(s, where="--splits") for s in args.splits.split(",") if s.strip()]
     records = {s: split_records(args.cache, s) for s in splits}  # every split checked before any is written
+    if "Val" not in records:
+        raise MmferError("no Val split among --splits: training would hold out single frames of clips whose other "
+                         "frames it trains on; give the cache a Val split (clips of other speakers)")
+    _say_decode_differences(args.cache, splits)
     written, skipped = 0, []
     for split, recs in records.items():
         for rec in tqdm(recs, desc=split, unit="clip"):
@@ -70,11 +83,34 @@ def main(argv: list[str] | None = None) -> int:
             folder = args.out / split / rec.label
             folder.mkdir(parents=True, exist_ok=True)
             for i, face in faces:
-                cv2.imwrite(str(folder / f"{rec.clip_id}_{i:05d}.png"), cv2.cvtColor(face, cv2.COLOR_RGB2BGR))
+                name = folder / f"{rec.clip_id}_{i:05d}.png"
+                if not cv2.imwrite(str(name), cv2.cvtColor(face, cv2.COLOR_RGB2BGR)):
+                    raise MmferError(f"{name}: could not be written (disk full?); the tree in {args.out} is partial")
                 written += 1
     print(f"wrote {written} faces to {args.out}" + (f"; {len(skipped)} clip(s) left out, e.g. {skipped[0]}"
                                                     if skipped else ""))
+    if not written:
+        raise MmferError(f"no face written: no labelled clip of {', '.join(splits)} in {args.cache} has a face")
     return 0
+
+
+def _say_decode_differences(cache: Path, splits: list[str]) -> None:
+    """Warn where the cache was not made as the default model decodes (bundle.json's ``decode``)."""
+    import json
+    import logging
+
+    import mmfer
+    from mmfer.data.cache import cache_settings
+
+    decode = json.loads((Path(mmfer.__file__).parent / "weights" / "bundle.json").read_text()).get("decode") or {}
+    for split in splits:
+        made = cache_settings(cache, split).to_dict()
+        differ = [f"{k} {made[k]} (the default model: {decode[k]})" for k in FACE_SETTINGS
+                  if k in decode and k in made and made[k] != decode[k]]
+        if differ:
+            logging.getLogger("cache_to_faces").warning(
+                "%s/%s was made with %s: its faces are cut otherwise than predict cuts them with the default model",
+                cache, split, ", ".join(differ))
 
 
 if __name__ == "__main__":

@@ -127,7 +127,7 @@ def resolve_checkpoint(run_or_checkpoint: str | Path) -> Path:
         raise MmferError(f"{p}: checkpoint or run directory not found")
     if p.name == "bundle.json":
         raise MmferError(f"{p}: a bundle's description, not a checkpoint; give one of its models, e.g. "
-                         f"{p.parent / _bundle_models(p.parent)[0]}")
+                         f"{p.parent / _bundle_models(p.parent)[0]} (`mmfer predict --model` takes the folder)")
     return p
 
 

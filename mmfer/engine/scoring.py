@@ -209,5 +209,6 @@ def _keep_own_scores(path: Path, records: list) -> None:
         return
     now = {r.clip_id for r in records}
     if before != now:
-        raise MmferError(f"{path} holds the run's scores of {len(before)} other clips (`mmfer fuse` reads them); "
-                         f"these {len(now)} clips differ, so give --out FILE to write their scores elsewhere")
+        raise MmferError(f"{path} holds the run's scores of {len(before)} clips, {len(before - now)} of them not among "
+                         f"the {len(now)} scored now (`mmfer fuse` reads that file); give --out FILE to write these "
+                         "scores elsewhere")
