@@ -191,8 +191,9 @@ def score_split(
                               ckpt=ckpt)[1]
         log.info("%s: no %s split; scoring the run's held-out %d clips of %s", data, split, len(records),
                  config.data.train_split)
-    if own and out.is_file():
-        _keep_own_scores(out, records if records is not None else source_records(data, split, model.input_kind))
+    if own and out.is_file():  # the split's records, listed once for the check and the scoring
+        records = records if records is not None else source_records(data, split, model.input_kind)
+        _keep_own_scores(out, records)
     clip_ids, labels, probs = split_scores(model, ckpt, config=config, data=data, split=split, device=dev,
                                            records=records, progress=progress)
     return write_scores(out, clip_ids, labels, probs)
