@@ -107,6 +107,9 @@ class AugmentConfig:
     # audio_stats: K augmented copies of each clip's statistics, made once, one served per epoch at random
     # (0: augment every item afresh, a feature extraction each time)
     stats_copies: int = 0
+    # log-mel: vocal tract length perturbation (Jaitly & Hinton 2013), every frequency scaled by one factor
+    # drawn per item from this range (formants and pitch move, tempo stays)
+    freq_warp: tuple[float, float] = (1.0, 1.0)
     # log-mel: SpecAugment (Park et al. 2019)
     spec_augment: bool = True
     freq_masks: int = 2
@@ -124,7 +127,7 @@ class AugmentConfig:
         for name in ("erasing", "video", "reverb", "eq", "noise", "codec"):
             check_range(self, name, low=0.0, high=1.0)
         for name, (lo, hi), floor in (("crop_scale", self.crop_scale, 0.0), ("speed", self.speed, 0.0),
-                                      ("noise_snr", self.noise_snr, None)):
+                                      ("freq_warp", self.freq_warp, 0.0), ("noise_snr", self.noise_snr, None)):
             if lo > hi or (floor is not None and lo <= floor):
                 raise MmferError(f"{name}: {[lo, hi]} must be [low, high] with low <= high"
                                  f"{f' and low > {floor}' if floor is not None else ''}")

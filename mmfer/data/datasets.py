@@ -328,17 +328,13 @@ class LogMelDataset(CacheDataset):
         return audio
 
     def _make(self, clip, sub, rng):
-        from mmfer.data.features import log_mel, spec_augment
+        from mmfer.data.features import augment_log_mel, log_mel
 
         audio = self._waveform(clip, rng)
         spec = np.asarray(log_mel(audio, sample_rate=self.sample_rate, n_mels=self.data.n_mels), dtype=np.float32)
         spec = (spec - spec.mean()) / (spec.std() + 1e-5)  # gain-invariant, keeps the spectral shape
-        if self._augmenting() and self.augment.spec_augment:
-            a = self.augment
-            spec = spec_augment(
-                spec, rng=rng, freq_masks=a.freq_masks, freq_width=a.freq_width, time_masks=a.time_masks,
-                time_width=a.time_width,
-            )
+        if self._augmenting():
+            spec = augment_log_mel(spec, rng=rng, augment=self.augment, sample_rate=self.sample_rate)
         spec = np.ascontiguousarray(spec, dtype=np.float32)
         return torch.from_numpy(spec)[None], torch.ones(spec.shape[-1], dtype=torch.bool)
 

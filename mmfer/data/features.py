@@ -133,6 +133,33 @@ def log_mel(
     return torch.log(mel + 1e-6).numpy().astype(np.float32)
 
 
+def warp_frequency(spec: np.ndarray, factor: float, *, sample_rate: int = 16000) -> np.ndarray:
+    """Vocal tract length perturbation of a (n_mels, T) log-mel spectrogram made by ``log_mel``: the output at
+    frequency f is the input at f / factor (formants and harmonics scaled by ``factor``, tempo kept), read by
+    linear interpolation between mel bands; bands beyond the input's top repeat its top band.
+
+    Why: a speaker's vocal tract length moves every formant by one factor; a model that hears few speakers
+    learns their formants as emotion."""
+    s = np.asarray(spec, dtype=np.float32)
+    if s.ndim != 2:
+        raise MmferError(f"warp_frequency: spectrogram has shape {s.shape}, expected (n_mels, T)")
+    if not factor > 0:
+        raise MmferError(f"warp_frequency: factor must be > 0, got {factor}")
+    n = s.shape[0]
+    if factor == 1.0 or n < 2:
+        return s.copy()
+    # log_mel's bands (torchaudio's HTK mel scale from 0 Hz to Nyquist): centre of band i is mel point i + 1
+    top = 2595.0 * np.log10(1.0 + (sample_rate / 2) / 700.0)
+    step = top / (n + 1)
+    centres = 700.0 * (10.0 ** (step * np.arange(1, n + 1) / 2595.0) - 1.0)
+    source = 2595.0 * np.log10(1.0 + centres / factor / 700.0) / step - 1.0
+    source = np.clip(source, 0.0, n - 1.0)
+    lo = np.floor(source).astype(np.int64)
+    hi = np.minimum(lo + 1, n - 1)
+    w = (source - lo).astype(np.float32)[:, None]
+    return (s[lo] * (1.0 - w) + s[hi] * w).astype(np.float32)
+
+
 def spec_augment(
     spec: np.ndarray,
     *,
@@ -163,6 +190,18 @@ def spec_augment(
         t0 = int(rng.integers(0, n_t - w + 1))
         s[:, t0 : t0 + w] = fill
     return s
+
+
+def augment_log_mel(spec: np.ndarray, *, rng: np.random.Generator, augment, sample_rate: int = 16000) -> np.ndarray:
+    """A training item's log-mel augmentations as ``augment`` (an ``AugmentConfig``) sets them: a frequency
+    warp drawn from ``augment.freq_warp``, then SpecAugment masks."""
+    lo, hi = augment.freq_warp
+    if (lo, hi) != (1.0, 1.0):
+        spec = warp_frequency(spec, float(rng.uniform(lo, hi)), sample_rate=sample_rate)
+    if augment.spec_augment:
+        spec = spec_augment(spec, rng=rng, freq_masks=augment.freq_masks, freq_width=augment.freq_width,
+                            time_masks=augment.time_masks, time_width=augment.time_width)
+    return spec
 
 
 # ---------------------------------------------------------------- faces

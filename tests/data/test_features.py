@@ -5,15 +5,18 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from mmfer.data.config import AugmentConfig
 from mmfer.data.features import (
     FACE_MEAN,
     FACE_STD,
     LANDMARK_FEATURES,
     augment_faces,
+    augment_log_mel,
     face_tensor,
     landmark_features,
     log_mel,
     spec_augment,
+    warp_frequency,
 )
 from mmfer.errors import MmferError
 from mmfer.faces.align import template_68
@@ -130,6 +133,39 @@ def test_spec_augment_masks_bins(rng: np.random.Generator) -> None:
     for t in (1, 3):  # variable length: short spectrograms are safe
         short = spec_augment(spec[:, :t], rng=rng, time_width=20)
         assert short.shape == (64, t)
+
+
+def test_warp_frequency_moves_a_tone_as_a_longer_or_shorter_vocal_tract_would() -> None:
+    t = np.arange(16000, dtype=np.float32) / 16000
+    tone = {f: log_mel(np.sin(2 * np.pi * f * t).astype(np.float32)) for f in (1000, 1200, 833)}
+    peak = {f: int(s.mean(1).argmax()) for f, s in tone.items()}
+    assert peak[833] < peak[1000] < peak[1200]
+    # 1000 Hz scaled by 1.2 sits where a 1200 Hz tone sits, and by 1 / 1.2 where an 833 Hz one does
+    assert abs(int(warp_frequency(tone[1000], 1.2).mean(1).argmax()) - peak[1200]) <= 1
+    assert abs(int(warp_frequency(tone[1000], 1 / 1.2).mean(1).argmax()) - peak[833]) <= 1
+    spec = tone[1000]
+    np.testing.assert_array_equal(warp_frequency(spec, 1.0), spec)
+    out = warp_frequency(spec, 0.9)
+    assert out.shape == spec.shape and out.dtype == np.float32 and np.isfinite(out).all()
+    assert out[-1].max() <= spec.max() + 1e-5  # read by interpolation: nothing louder than the input
+    with pytest.raises(MmferError, match="factor"):
+        warp_frequency(spec, 0.0)
+    with pytest.raises(MmferError, match="n_mels, T"):
+        warp_frequency(spec[0], 1.1)
+
+
+def test_augment_log_mel_applies_the_configured_warp_then_masks(rng: np.random.Generator) -> None:
+    spec = rng.normal(size=(64, 50)).astype(np.float32)
+    plain = AugmentConfig(spec_augment=False)
+    np.testing.assert_array_equal(augment_log_mel(spec, rng=rng, augment=plain), spec)  # the default warps nothing
+    fixed = AugmentConfig(spec_augment=False, freq_warp=(1.1, 1.1))  # a one-value range is that factor
+    np.testing.assert_allclose(augment_log_mel(spec, rng=rng, augment=fixed), warp_frequency(spec, 1.1))
+    both = AugmentConfig(freq_warp=(0.9, 1.1))
+    a = augment_log_mel(spec, rng=np.random.default_rng(3), augment=both)
+    np.testing.assert_array_equal(a, augment_log_mel(spec, rng=np.random.default_rng(3), augment=both))  # seeded
+    assert a.shape == spec.shape and not np.allclose(a, spec)
+    with pytest.raises(MmferError, match="freq_warp"):
+        AugmentConfig(freq_warp=(1.1, 0.9))
 
 
 def test_face_tensor() -> None:
