@@ -290,6 +290,54 @@ def clip_sets(train_records: Sequence[Any], val_records: Sequence[Any]) -> dict[
             "val_digest": digest(val_records)}
 
 
+RUN_CLIPS = "clips.csv"  # RUN/clips.csv: role (train or val), split, clip_id, path of every clip the run read
+
+
+def _clip_key(record: Any) -> str:
+    """One clip's identity across data sources: its source file where known, else split/clip_id."""
+    import os
+
+    return os.path.normpath(record.path) if getattr(record, "path", "") else f"{record.split}/{record.clip_id}"
+
+
+def write_run_clips(run: str | Path, train_records: Sequence[Any], val_records: Sequence[Any]) -> Path:
+    """Write ``RUN/clips.csv``: the clips the run learns from and validates on, so that scoring clips it learnt
+    from can be told from scoring held-out ones (``warn_learnt_from``), and a reader can see what it trained on."""
+    import csv
+    import io
+
+    from mmfer.outputs import write_file
+
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["role", "split", "clip_id", "path"])
+    for role, records in (("train", train_records), ("val", val_records)):
+        w.writerows([role, r.split, r.clip_id, getattr(r, "path", "")] for r in records)
+    return write_file(Path(run) / RUN_CLIPS, buf.getvalue())
+
+
+def warn_learnt_from(run: str | Path, records: Sequence[Any], *, log: Any) -> int:
+    """Warn when clips about to be scored are among those the run at ``run`` learnt from (its ``clips.csv``;
+    runs from before it was written have none): their scores are not held-out figures. Returns how many."""
+    import csv
+    from types import SimpleNamespace
+
+    path = Path(run) / RUN_CLIPS
+    if not path.is_file():
+        return 0
+    try:
+        with path.open(newline="", encoding="utf-8") as f:
+            learnt = {_clip_key(SimpleNamespace(**row)) for row in csv.DictReader(f) if row.get("role") == "train"}
+    except (OSError, UnicodeDecodeError, TypeError, csv.Error) as e:
+        log.warning("%s: unreadable (%s); cannot check whether the clips scored were learnt from", path, e)
+        return 0
+    seen = [r.clip_id for r in records if _clip_key(r) in learnt]
+    if seen:
+        log.warning("%s learnt from %d of the %d clips scored now (e.g. %s): their scores are not held-out figures",
+                    Path(run), len(seen), len(records), ", ".join(seen[:3]))
+    return len(seen)
+
+
 def check_resume_clips(ckpt: dict[str, Any], now: dict[str, Any], *, run: str | Path, data: str | Path) -> None:
     """``--resume`` continues a run on the clips it started on: other Train clips change what it learns, other Val
     clips what "best" means (epochs measured on two Val sets would be compared). Checkpoints from before these

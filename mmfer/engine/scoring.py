@@ -20,7 +20,7 @@ from tqdm import tqdm
 from mmfer.signals import start_iter
 from mmfer.data.datasets import CacheDataset, build_dataset, collate_for, file_source, seed_worker, source_records
 from mmfer.engine.checkpoint import (check_cache_compatible, load_checkpoint, model_from_checkpoint, resolve_checkpoint,
-                                    warn_if_unfinished)
+                                    warn_if_unfinished, warn_learnt_from)
 from mmfer.engine.config import config_from_dict
 # resolve_device and the precision helpers live in mmfer.engine.device; these names stay importable here
 from mmfer.engine.device import autocast, cpu_has_amx, cpu_has_native_bf16, resolve_device, training_precision  # noqa: F401
@@ -191,9 +191,10 @@ def score_split(
                               ckpt=ckpt)[1]
         log.info("%s: no %s split; scoring the run's held-out %d clips of %s", data, split, len(records),
                  config.data.train_split)
-    if own and out.is_file():  # the split's records, listed once for the check and the scoring
-        records = records if records is not None else source_records(data, split, model.input_kind)
+    records = records if records is not None else source_records(data, split, model.input_kind)  # listed once
+    if own and out.is_file():
         _keep_own_scores(out, records)
+    warn_learnt_from(ckpt_path.parent, records, log=log)
     clip_ids, labels, probs = split_scores(model, ckpt, config=config, data=data, split=split, device=dev,
                                            records=records, progress=progress)
     return write_scores(out, clip_ids, labels, probs)

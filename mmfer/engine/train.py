@@ -57,6 +57,8 @@ from mmfer.engine.checkpoint import (
     run_holdout,
     save_checkpoint,
     unwrap,
+    warn_learnt_from,
+    write_run_clips,
 )
 from mmfer.engine.config import TrainConfig, config_from_dict, config_to_plain, load_train_config
 from mmfer.engine.device import resolve_device
@@ -525,6 +527,7 @@ def fit(run: Run, run_data: RunData, *, progress: bool = True,
         write_file(out / "config.yaml", yaml.safe_dump(plain_config, sort_keys=False))  # never through a link
         if fold_info is not None:
             write_file(out / "fold.json", json.dumps(fold_info) + "\n")
+        write_run_clips(out, run_data.train_records, run_data.val_records)
     val_labels = np.asarray(val_ds.labels, dtype=np.int64)
     unscored = unscored_labels(run_data.val_records, val_ds)  # in the figures as no prediction, as in scores_Val
     if best and "counts_unscored" not in best and len(unscored):  # resumed from a run whose best left them out
@@ -669,6 +672,9 @@ def write_run_scores(out: Path, *, data: Path, device: torch.device, progress: b
         records = val_records if split == config.data.val_split else None
         if records is None and split not in splits_present:
             continue
+        if records is None:  # Test: rows of a list may repeat clips the run learnt from
+            records = source_records(data, split, kind)
+            warn_learnt_from(out, records, log=log)
         ids, labels, probs = split_scores(model, ckpt, config=config, data=data, split=split, device=device,
                                           records=records, progress=progress)
         path = write_scores(out / f"scores_{split}.csv", ids, labels, probs)

@@ -98,6 +98,23 @@ def test_a_gpu_run_scores_on_a_cpu_machine(runs, tmp_path, monkeypatch, caplog):
         score_split(tmp_path / "gpu.pt", data=cache, split="Val", out=tmp_path / "t.csv", device="cuda")
 
 
+def test_a_run_lists_its_clips_and_scoring_clips_it_learnt_from_is_warned_about(runs, tmp_path, caplog):
+    """A Test split made of training clips read as held-out figures, silently (found noted, stop 36)."""
+    import csv
+
+    cache, out, _ = runs("landmark_brnn")
+    rows = list(csv.DictReader((out / "clips.csv").open()))
+    train_ids = [r.clip_id for r in split_records(cache, "Train") if r.status == "ok"]
+    assert [r["clip_id"] for r in rows if r["role"] == "train"] == train_ids
+    assert {r["split"] for r in rows if r["role"] == "val"} == {"Val"}
+    with caplog.at_level(logging.WARNING):
+        score_split(out, data=cache, split="Val", out=tmp_path / "v.csv", progress=False)
+    assert "learnt from" not in caplog.text  # held-out clips: nothing to say
+    with caplog.at_level(logging.WARNING):
+        score_split(out, data=cache, split="Train", out=tmp_path / "t.csv", progress=False)
+    assert f"learnt from {len(train_ids)} of the " in caplog.text and "not held-out figures" in caplog.text
+
+
 def test_checkpoint_is_plain_and_self_describing(runs):
     _, out, _ = runs("landmark_brnn")
     raw = torch.load(out / "last.pt", weights_only=True)  # no pickled code
