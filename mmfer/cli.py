@@ -345,7 +345,9 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
                    help="only the inputs of shard I of N, numbered from 0 (as preprocess --shard); merge the CSVs with "
                         "`mmfer merge`")
     p.add_argument("--labels-from", default=None, choices=("folder", "ravdess", "cremad"),
-                   help="true labels from each file's path, for the report's metrics")
+                   help="true labels from each file's path (the emotion folder, or RAVDESS/CREMA-D file names): a "
+                        "label column in --out, which fusing these predictions as a Val branch needs, and the "
+                        "report's metrics")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:1 (default auto)")
     p.add_argument("--resume", action="store_true",
                    help="keep the rows --out already holds for these inputs and analyse only the others "

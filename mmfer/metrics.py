@@ -178,26 +178,30 @@ class Truth(dict):
     by_path = False
 
 
-def _split_of_scores(root: Path, table: ScoreTable) -> Path:
-    """``root`` itself, or where it is an AFEW-style root (Train/Val/Test folders), the split folder that holds the
-    score file's clips: every file under ``root`` counts (an unscored one as wrong), so another split's files must
-    not. Several or none of the splits holding them is an error asking for the split."""
+def _split_of_scores(root: Path, table: ScoreTable) -> list[Path]:
+    """``root`` itself, or where it is an AFEW-style root (Train/Val/Test folders), the split folders that hold the
+    score file's clips: every file under them counts (an unscored one as wrong), so another split's files must
+    not. Several splits are taken together where the scores cover most of each (the out-of-fold scores of
+    ``--folds``, which pool Train and Val); otherwise several or none holding them is an error asking for the split."""
     from mmfer.data.index import SPLITS, find_split_dirs
 
     found = find_split_dirs(root)
     splits = {s: found[s] for s in SPLITS if s in found}
     if not splits:
-        return root
+        return [root]
     scored = set(table.clip_ids)
-    holding = {s: d for s, d in splits.items() if scored & {c for c, _ in _media_ids(d, table)}}
-    if len(holding) == 1:
-        (split, folder), = holding.items()
-        log.info("--root %s holds the splits %s; the scores are of %s: labels from %s", root, ", ".join(splits), split,
-                 folder)
-        return folder
+    share = {}
+    for s, d in splits.items():
+        ids = {c for c, _ in _media_ids(d, table)}
+        if ids & scored:
+            share[s] = len(ids & scored) / len(ids)
+    if len(share) == 1 or (len(share) > 1 and min(share.values()) >= 0.5):
+        log.info("--root %s holds the splits %s; the scores are of %s: labels from %s", root, ", ".join(splits),
+                 " and ".join(share), ", ".join(str(splits[s]) for s in share))
+        return [splits[s] for s in share]
     raise MmferError(f"--root {root} holds the splits {', '.join(splits)}, and the score file's clips are in "
-                     f"{', '.join(holding) if holding else 'none of them'}; give the split they are of, e.g. "
-                     f"--root {root / 'Val'}")
+                     f"{', '.join(f'{s} ({100 * v:.0f}% of it)' for s, v in share.items()) if share else 'none of them'}; "
+                     f"give the split they are of, e.g. --root {root / 'Val'}")
 
 
 def _media_ids(folder: Path, table: ScoreTable) -> list[tuple[str, Path]]:
@@ -233,8 +237,7 @@ def truth_from(source: str, *, table: ScoreTable, root: str | Path | None = None
             root = Path(root)
             if not root.is_dir():
                 raise MmferError(f"--root {root}: not a folder")
-            root = _split_of_scores(root, table)
-            names = _media_ids(root, table)
+            names = [n for folder in _split_of_scores(root, table) for n in _media_ids(folder, table)]
             if not names:
                 raise MmferError(f"{root}: no video, image or audio files found to take {source} labels from")
         elif paths and any(paths):  # a predictions CSV: each row names its file
@@ -342,7 +345,9 @@ def format_report(result: Mapping[str, Any]) -> str:
     """A short human-readable summary of an ``evaluate`` result."""
     lines = [
         f"clips scored: {result['n']}  (excluded, no label or one outside the seven: {result['excluded']}; "
-        f"no prediction, counted wrong: {len(result['missing'])})",
+        f"no prediction, counted wrong: {len(result['missing'])}"
+        + (f"; score rows with no true label in the label source, ignored: {result['not_in_truth']}"
+           if result.get("not_in_truth") else "") + ")",
         f"accuracy:            {result['accuracy']:.4f}",
         f"mean class accuracy: {result['uar']:.4f}  (uar)",
         f"macro-F1:            {result['macro_f1']:.4f}",
@@ -351,8 +356,6 @@ def format_report(result: Mapping[str, Any]) -> str:
         "",
         format_confusion(result["confusion"], result.get("no_prediction")),
     ]
-    if result.get("not_in_truth"):
-        lines.append(f"\n{result['not_in_truth']} score row(s) have no true label in the label source and were ignored")
     if result["missing"]:
         shown = result["missing"][:20]
         lines.append(f"\nno prediction: {', '.join(shown)}{' ...' if len(result['missing']) > 20 else ''}")

@@ -10,7 +10,7 @@ from sklearn.metrics import accuracy_score, balanced_accuracy_score, confusion_m
 
 from mmfer.errors import MmferError
 from mmfer.labels import EMOTIONS
-from mmfer.metrics import evaluate, evaluate_file, evaluate_scores, format_confusion, truth_from
+from mmfer.metrics import evaluate, evaluate_file, evaluate_scores, format_confusion, format_report, truth_from
 from mmfer.scores import ScoreTable, read_scores, write_scores
 
 
@@ -113,9 +113,19 @@ def test_label_sources(tmp_path, cremad_dir):
     val = write_scores(tmp_path / "val.csv", ["v1", "v2"], [None] * 2, np.eye(7)[[3, 3]])
     m = evaluate_file(val, labels_from="folder", root=tmp_path / "afew")
     assert (m["n"], m["excluded"], m["missing"], m["accuracy"]) == (2, 0, [], 0.5)
+    (tmp_path / "afew" / "Train/Happy/t3.avi").write_bytes(b"")
     mixed = write_scores(tmp_path / "mixed.csv", ["v1", "t1"], [None] * 2, np.eye(7)[[3, 3]])
-    with pytest.raises(MmferError, match="holds the splits Train, Val, Test.*in Train, Val; give the split"):
+    with pytest.raises(MmferError, match=r"holds the splits Train, Val, Test.*in Train \(33% of it\), Val \(50% of "
+                                         r"it\); give the split"):
         evaluate_file(mixed, labels_from="folder", root=tmp_path / "afew")
+    # out-of-fold scores of --folds pool Train and Val: both splits, every file of each (was refused, and the
+    # suggested --root .../Val left half the rows out)
+    oof = write_scores(tmp_path / "oof.csv", ["v1", "v2", "t1", "t2"], [None] * 4, np.eye(7)[[3, 5, 3, 3]])
+    m = evaluate_file(oof, labels_from="folder", root=tmp_path / "afew")
+    assert (m["n"], m["missing"], m["not_in_truth"], m["accuracy"]) == (5, ["t3"], 0, 0.6)
+    m = evaluate_file(oof, labels_from="folder", root=tmp_path / "afew" / "Val")
+    assert m["not_in_truth"] == 2 and "score rows with no true label in the label source, ignored: 2" in \
+        format_report(m).splitlines()[0]
     # the scores of a branch trained on a file tree name clips by their path under the split (Happy/v1): found the
     # same way, in the AFEW root or the split itself (every clip was "no true label", 0% accuracy, exit 0)
     for rel in ("Val/Happy/v1.wav", "Val/Sad/v2.wav"):  # the sound beside the videos (ravdess_to_afew --audio)
