@@ -973,6 +973,29 @@ def test_inputs_sharing_a_name_are_told_apart_in_table_plots_and_report(bundle, 
     assert page.count(f"<figcaption>{b}</figcaption>") == 1 and page.count(f"<td>{a}</td>") == 1
 
 
+def test_plots_never_replace_an_input(bundle, tmp_path, cremad_videos):
+    """A helper's interview.png (the video's thumbnail) was replaced by interview.mp4's plot and then scored as
+    that plot; --plots inside an input folder fed the next run its plots."""
+    import shutil
+
+    from PIL import Image
+
+    folder = tmp_path / "thumb"
+    folder.mkdir()
+    shutil.copy(cremad_videos[0], folder / "interview.flv")
+    Image.new("RGB", (64, 48), (90, 120, 150)).save(folder / "interview.png")
+    before = (folder / "interview.png").read_bytes()
+    with pytest.raises(MmferError, match=r"--plots .*thumb: is inside the input folder .*thumb"):
+        predict([folder], model=bundle, plots=folder, progress=False)
+    with pytest.raises(MmferError, match=r"is inside the input folder"):
+        predict([folder], model=bundle, plots=folder / "plots", progress=False)
+    files = [folder / "interview.flv", folder / "interview.png"]  # the files given one by one: named apart
+    result = predict(files, model=bundle, plots=folder, progress=False)
+    assert (folder / "interview.png").read_bytes() == before
+    assert [p.name for p in result.plots] == ["interview.flv.png"]
+    assert result.predictions[1].path == str(folder / "interview.png")
+
+
 def test_a_submission_of_a_whole_afew_root_is_refused_before_any_work(bundle, tmp_path, cremad_videos):
     import shutil
 

@@ -93,6 +93,8 @@ def predict(
                            ("--segments", segments)):
         if target is not None:  # a name that is also an input (a video) would be replaced by the output
             check_output_file(target, option=option, inputs=[p for p, k in inputs if k in ("video", "image", "audio")])
+    if plots is not None:
+        _check_plots_outside_inputs(plots, paths)
     if out is not None and not resume and Path(out).is_file():
         log.warning("%s exists: it is replaced by this run's rows (add --resume to keep the rows it holds for these "
                     "inputs and analyse only the others)", out)
@@ -122,7 +124,7 @@ def predict(
     log.info("%s (loaded in %.2f s)", predictor.bundle.describe(), load_seconds)
     plot_dir = Path(plots) if plots is not None else None
     result = PredictResult(predictions=[], model=predictor.bundle.describe(), load_seconds=round(load_seconds, 3))
-    used: set[str] = set()
+    used = _names_taken_by_inputs(plot_dir, inputs) if plot_dir is not None else set()  # a plot never replaces one
     frame_writer = FrameWriter(frames) if frames is not None else None
     segment_writer = SegmentWriter(segments) if segments is not None else None
     timelines: dict[str, str] = {}
@@ -276,6 +278,33 @@ def shard_inputs(inputs: Sequence[tuple[Path, str]], shard: str | tuple[int, int
 
 
 SAVE_EVERY_S = 60.0  # the predictions CSV is saved this often during a run, so a killed run loses at most this
+
+
+def _check_plots_outside_inputs(plots: str | Path, paths: list) -> None:
+    """``--plots`` inside a folder being read: the next run over that folder would read the plots as its inputs
+    (and a plot could be named like an image there). Refused before any work."""
+    target = os.path.realpath(plots)
+    for given in paths:
+        if Path(given).is_dir():
+            folder = os.path.realpath(given)
+            if target == folder or target.startswith(folder.rstrip(os.sep) + os.sep):
+                raise MmferError(f"--plots {plots}: is inside the input folder {given}, so a later run over that folder "
+                                 "would read the plots as inputs; choose a folder outside it")
+
+
+def _names_taken_by_inputs(plot_dir: Path, inputs: list) -> set[str]:
+    """The names (without .png) that input files already hold in ``plot_dir``: an image given as a file beside
+    the plots folder's own PNGs (interview.png next to interview.mp4) is never written over."""
+    if not plot_dir.is_dir():
+        return set()
+    here, parents = os.path.realpath(plot_dir), {}
+    taken = set()
+    for path, _ in inputs:
+        p = Path(path)
+        parent = parents.setdefault(str(p.parent), os.path.realpath(p.parent))
+        if parent == here and p.suffix.lower() == ".png":
+            taken.add(p.stem)
+    return taken
 
 
 def _rows_to_resume(out, inputs, **others) -> dict[str, Prediction]:
