@@ -341,6 +341,9 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
                    help="analyse at most this many seconds of each video and sound file (default: to the end)")
     p.add_argument("--frame-pooling", default=None, choices=("mean", "log_mean", "confidence"),
                    help="how face-frame probabilities are pooled, for any model (default: the model's own)")
+    p.add_argument("--no-speech-check", action="store_true",
+                   help="let the voice models read any sound that is not silent (default: only sound in which a "
+                        "voice activity detector hears speech; a fan, hum or noise floor is left to the faces)")
     p.add_argument("--shard", default=None, metavar="I/N",
                    help="only the inputs of shard I of N, numbered from 0 (as preprocess --shard); merge the CSVs with "
                         "`mmfer merge`")
@@ -363,7 +366,7 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
                          segment_seconds=args.segment_seconds, segment_by=args.segment_by, start=args.start,
                          duration=args.duration, shard=args.shard, frame_pooling=args.frame_pooling,
                          labels_from=args.labels_from, device=args.device,
-                         progress=not args.no_progress, resume=args.resume)
+                         progress=not args.no_progress, resume=args.resume, speech_check=not args.no_speech_check)
         if not args.quiet:
             print(result.table())
         return 0

@@ -1117,8 +1117,9 @@ def test_predict_takes_a_loaded_predictor_and_leaves_its_settings(bundle, cremad
     short_fresh = predict([cremad_audio[0]], model=bundle, duration=1.0, progress=False).predictions[0]
     np.testing.assert_allclose(short.probs, short_fresh.probs, atol=1e-6)  # this call's span
     assert not np.allclose(short.probs, fresh.probs, atol=1e-4) and p.duration is None  # the caller's: all of it
-    with pytest.raises(MmferError, match="a loaded Predictor keeps its frame pooling and device"):
-        predict([cremad_audio[0]], model=p, frame_pooling="mean", progress=False)
+    for option in ({"frame_pooling": "mean"}, {"speech_check": False}):
+        with pytest.raises(MmferError, match="a loaded Predictor keeps its frame pooling, device and speech check"):
+            predict([cremad_audio[0]], model=p, progress=False, **option)
 
 
 def test_predict_guards_earlier_work(bundle, tmp_path, cremad_audio, monkeypatch, caplog):

@@ -293,15 +293,21 @@ class Predictor:
 
     def __init__(self, model: str | Path | Bundle = "default", *, device: str | torch.device = "auto",
                  segments: SegmentSettings = SegmentSettings(), start: float = 0.0,
-                 duration: float | None = None, frame_pooling: str | None = None) -> None:
+                 duration: float | None = None, frame_pooling: str | None = None, speech_check: bool = True) -> None:
         """``segments``: how videos and sound files are cut (4-s fixed windows by default); ``start`` and
         ``duration`` (s) limit the span of each that is analysed (default: all of it); ``frame_pooling``
         (mean, log_mean, confidence; see ``pool_frames``) replaces the model's own for its single-image face
-        branches, for any model: a bundle, a RUN or a FUSE folder."""
+        branches, for any model: a bundle, a RUN or a FUSE folder. ``speech_check``: the voice models read only
+        sound in which speech is heard (``mmfer.inference.speech``); False reads any sound that is not silent."""
         from mmfer.engine.device import one_blas_thread, resolve_device
 
         self.set_span(segments=segments, start=start, duration=duration)
         self.bundle = model if isinstance(model, Bundle) else load_bundle(model)
+        self.speech_check = bool(speech_check)
+        if self.speech_check and self.bundle.of("audio"):  # a missing package is said now, not at the first file
+            from mmfer.inference.speech import _model
+
+            _model()
         if frame_pooling is not None:
             if frame_pooling not in FRAME_POOLINGS:
                 raise MmferError(f"--frame-pooling {frame_pooling!r}: choose {', '.join(FRAME_POOLINGS)}")
@@ -488,6 +494,12 @@ class Predictor:
         v = crop_views(x, views=views)  # (N, V, C, H, W)
         p = self._forward(branch.model, v.reshape(-1, *v.shape[2:]))
         return p.reshape(len(faces), v.shape[1], NUM_CLASSES).mean(axis=1)
+
+    def hears_speech(self, samples: np.ndarray, rate: int) -> bool:
+        """Whether the voice models may read ``samples``: speech is heard in them, or the check is off."""
+        from mmfer.inference.speech import holds_speech
+
+        return not self.speech_check or holds_speech(samples, rate)
 
     def clip_probs_many(self, branches: Sequence[Branch], clips: Sequence[CachedClip]) -> dict[str, np.ndarray]:
         """``clip_probs`` of several branches: those with the same input (kind, sample rate and data settings,

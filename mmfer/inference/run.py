@@ -45,6 +45,7 @@ def predict(
     device: str = "auto",
     progress: bool = True,
     resume: bool = False,
+    speech_check: bool = True,
 ) -> PredictResult:
     """Predict every video, face image and audio file in ``paths`` (files or folders, searched recursively).
 
@@ -59,6 +60,7 @@ def predict(
     video and sound file analysed (default: all of it). ``shard`` ("i/n"): only the inputs of shard i of n, by
     the rule of ``preprocess --shard`` (see ``shard_inputs``), so n machines split a folder between them.
     ``frame_pooling`` (mean, log_mean, confidence) replaces the model's own way of pooling face frames.
+    ``speech_check`` False lets the voice models read any sound that is not silent (see ``Predictor``).
     Returns every row, in input order. ``out`` is saved as the files finish (at most every
     ``SAVE_EVERY_S``) and, interrupted (Ctrl-C), the outputs keep the rows of the finished files; ``resume``
     keeps the rows ``out`` already holds for these inputs (matched by path) and analyses only the others (and the
@@ -110,16 +112,16 @@ def predict(
         done = _rows_to_resume(out, inputs, frames=frames, segments=segments, plots=plots, report=report)
     t0 = time.perf_counter()
     if isinstance(model, Predictor):  # loaded once by the caller, for many calls: this call's span and segments
-        if frame_pooling is not None or device != "auto":
-            raise MmferError("predict: a loaded Predictor keeps its frame pooling and device; give them to "
-                             "Predictor(model, frame_pooling=..., device=...)")
+        if frame_pooling is not None or device != "auto" or not speech_check:
+            raise MmferError("predict: a loaded Predictor keeps its frame pooling, device and speech check; give them "
+                             "to Predictor(model, frame_pooling=..., device=..., speech_check=...)")
         import copy
 
         predictor = copy.copy(model)  # the caller's keeps its own settings
         predictor.set_span(segments=cut, start=start, duration=duration)
     else:
         predictor = Predictor(model, device=device, segments=cut, start=start, duration=duration,
-                              frame_pooling=frame_pooling)
+                              frame_pooling=frame_pooling, speech_check=speech_check)
     load_seconds = time.perf_counter() - t0
     log.info("%s (loaded in %.2f s)", predictor.bundle.describe(), load_seconds)
     plot_dir = Path(plots) if plots is not None else None

@@ -287,6 +287,7 @@ class VideoAnalysis:
         self._next_window = 0
         self._segments: list[Segment] = []
         self._fuse_notes: list[str] = []
+        self._speechless = False  # sound that was not silent, in which no speech was heard (not scored)
         self._n_frames = 0
         self._n_face = 0
         self._frame_hw = None
@@ -476,6 +477,9 @@ class VideoAnalysis:
 
         if is_silent(samples) or samples.size < MIN_AUDIO_SECONDS * rate:
             return {}
+        if not self.predictor.hears_speech(samples, rate):  # a fan, a hum, a noise floor: no voice to read
+            self._speechless = True
+            return {}
         got = self.predictor.clip_probs_many([b for b in audio_branches if b.sample_rate == rate],
                                              [audio_clip(samples, self.clip_id)])
         return {name: q[0] for name, q in got.items()}
@@ -547,7 +551,8 @@ class VideoAnalysis:
         if spans:
             sound = [a.take(s0, s1) for s0, s1 in spans]
             # silence, or sound too short to score, has no probabilities (NaN), as a frame without a face
-            heard = [not is_silent(x) and x.size >= MIN_AUDIO_SECONDS * rate for x in sound]
+            heard = [not is_silent(x) and x.size >= MIN_AUDIO_SECONDS * rate and self.predictor.hears_speech(x, rate)
+                     for x in sound]
             out = np.full((len(spans), NUM_CLASSES), np.nan)
             if any(heard):
                 out[heard] = self.predictor.clip_probs(
@@ -611,6 +616,10 @@ class VideoAnalysis:
         elif audio_branches and not heard:
             missing.append("no audio" if all(self._audio[b.sample_rate].end == 0 for b in audio_branches)
                            else "silent audio")
+        speech_used = any("audio" in seg.modalities.split("+") for seg in self._segments)
+        if heard and self._speechless and not speech_used:
+            missing = ["no speech heard in the sound"] if self.audio_only and not missing else \
+                [*missing, "no speech heard in the sound"]
         segs = self._segments
         fused = summarise(segs)
         branches = {}

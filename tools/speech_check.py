@@ -1,0 +1,72 @@
+"""How predict's speech check (mmfer.inference.speech) hears a set of sound files: each file's highest speech
+probability, and per corpus (or folder) how many fall under the bar, i.e. would be left out as "no speech heard".
+
+    python tools/speech_check.py speech_all.csv --out check.csv          # a speech list (path,label[,speaker,corpus])
+    python tools/speech_check.py noise_recordings/ --out noise.csv        # a folder of sound files, searched recursively
+
+Use it on speech to see what the check would wrongly leave out (every utterance should pass), and on recordings
+of rooms without speech to see what it would wrongly let through.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+import time
+from pathlib import Path
+
+from tqdm import tqdm
+
+from mmfer.data.index import is_audio, iter_files
+from mmfer.data.video import read_audio
+from mmfer.errors import MmferError
+from mmfer.inference.speech import SPEECH_EVIDENCE, speech_probability
+
+
+def _files(source: Path) -> list[tuple[str, Path]]:
+    """(group, path): a speech list's rows by corpus (its paths relative to the list's folder where relative),
+    or a folder's sound files by their sub-folder."""
+    if source.is_dir():
+        return [(p.parent.relative_to(source).as_posix() or ".", p) for p in iter_files(source, is_audio)]
+    with source.open(newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    if not rows or "path" not in rows[0]:
+        raise MmferError(f"{source}: expected a CSV with a path column (a speech list), or a folder")
+    return [(r.get("corpus") or "-", Path(r["path"]) if Path(r["path"]).is_absolute() else source.parent / r["path"])
+            for r in rows]
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("source", type=Path, help="a speech list CSV (path column) or a folder of sound files")
+    ap.add_argument("--out", type=Path, required=True, help="CSV: group,path,seconds,speech_probability,ms")
+    args = ap.parse_args(argv)
+    try:
+        files = _files(args.source)
+    except (MmferError, OSError) as e:
+        print(f"speech_check: {e}", file=sys.stderr)
+        return 2
+    groups: dict[str, list[float]] = {}
+    with args.out.open("w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["group", "path", "seconds", "speech_probability", "ms"])
+        for group, path in tqdm(files, desc="speech check", unit="file"):
+            try:
+                audio = read_audio(path, sample_rate=16000)
+            except (MmferError, OSError, RuntimeError, ValueError) as e:
+                print(f"speech_check: {path}: unreadable, left out ({e})", file=sys.stderr)
+                continue
+            t = time.perf_counter()
+            p = speech_probability(audio, 16000)
+            w.writerow([group, path, round(len(audio) / 16000, 3), round(p, 4), round(1000 * (time.perf_counter() - t), 1)])
+            groups.setdefault(group, []).append(p)
+    print(f"{'group':<20} {'files':>6} {'lowest':>7} {f'under {SPEECH_EVIDENCE}':>11} {'under 0.5':>10}")
+    for group, ps in sorted(groups.items()):
+        print(f"{group:<20} {len(ps):>6} {min(ps):>7.3f} {sum(p < SPEECH_EVIDENCE for p in ps):>11} "
+              f"{sum(p < 0.5 for p in ps):>10}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
