@@ -672,6 +672,13 @@ def test_an_audio_only_video_file_is_scored_as_sound_and_blank_tight_images_are_
     memo, wav = predictor.predict_file(tmp_path / "memo.mp4"), predictor.predict_file(tmp_path / "memo.wav")
     assert memo.ok and memo.modalities == "audio" and "no video stream: scored as a sound file" in memo.warning
     np.testing.assert_allclose(memo.probs, wav.probs, atol=1e-5)
+    # its segments too, as predict_file scores it (segments() raised NoVideoStream; found by a helper), unless the
+    # caller asked for the picture
+    memo_segments, wav_segments = list(predictor.segments(tmp_path / "memo.mp4")), list(predictor.segments(tmp_path / "memo.wav"))
+    assert [s.modalities for s in memo_segments] == [s.modalities for s in wav_segments] == ["audio"]
+    np.testing.assert_allclose(memo_segments[0].probs, wav_segments[0].probs, atol=1e-5)
+    with pytest.raises(MmferError, match="no video stream"):
+        list(predictor.segments(tmp_path / "memo.mp4", audio_only=False))
     # telephone-band sound: scored, and the row says what the recording lacks; 16 kHz sound says nothing
     sf.write(tmp_path / "phone.wav", read_audio(tmp_path / "memo.wav", sample_rate=8000), 8000)
     phone = predictor.predict_file(tmp_path / "phone.wav")
@@ -942,10 +949,33 @@ def test_a_span_after_the_picture_ends_has_no_face_ratio(bundle, tmp_path):
     assert Predictor(bundle, device="cpu").predict_file(path).face_ratio == 0.0  # frames, none with a face
 
 
+def test_a_video_whose_sound_is_too_short_says_so(bundle, tmp_path, cremad_videos):
+    """A 62-ms sound track beside one frame was dropped without a word (found by a helper)."""
+    import av
+
+    frames, _ = read_frames(cremad_videos[3], fps=8)
+    path = tmp_path / "blip.mkv"
+    with av.open(str(path), "w") as c:  # PCM: AAC would pad 1,000 samples past 0.1 s
+        v = c.add_stream("mpeg4", rate=8)
+        v.height, v.width = frames.shape[1:3]
+        v.pix_fmt = "yuv420p"
+        a = c.add_stream("pcm_s16le", rate=16000)
+        a.layout = "mono"
+        for pk in [*v.encode(av.VideoFrame.from_ndarray(frames[0], format="rgb24")), *v.encode()]:
+            c.mux(pk)
+        sound = av.AudioFrame.from_ndarray((np.random.default_rng(0).normal(0, 3000, (1, 1000))).astype(np.int16),
+                                           format="s16", layout="mono")
+        sound.sample_rate = 16000
+        for pk in [*a.encode(sound), *a.encode()]:
+            c.mux(pk)
+    p = Predictor(bundle, device="cpu").predict_file(path)
+    assert p.modalities == "face" and "sound too short to classify" in p.warning, p.warning
+
+
 def test_a_duration_shorter_than_a_frame_still_reads_one(bundle, cremad_videos):
     """--duration 0.05 at 8 frames/s rounded to 0 frames, which read as "no video frames could be decoded"."""
     p = Predictor(bundle, duration=0.05).predict_file(cremad_videos[0])
-    assert p.ok and "only one video frame" in p.warning and "could be decoded" not in p.warning, p.warning
+    assert p.ok and "only one video frame analysed" in p.warning and "could be decoded" not in p.warning, p.warning
 
 
 def test_the_last_segment_ends_where_the_file_does(bundle, tmp_path):

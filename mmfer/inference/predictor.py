@@ -453,15 +453,31 @@ class Predictor:
     def segments(self, path: str | Path, *, audio_only: bool | None = None) -> Iterator[Segment]:
         """The segments of a video (or sound file), yielded as they are analysed: a tool can stream an hour-long
         file's timeline without waiting for its end. A sound file is told by its extension, as ``predict_file``
-        tells it (``audio_only`` overrides; a video file without a picture stream is refused, where
-        ``predict_file`` scores its sound); an image has no segments, which is said at the call. For the
-        segments and the file's row in one pass, iterate ``analyse(path)`` and then read its ``.prediction``."""
+        tells it (``audio_only`` overrides); a video file without a picture stream (a voice memo saved as .mp4)
+        gives its sound's segments, as ``predict_file`` scores its sound, unless ``audio_only=False`` was asked
+        for; an image has no segments, which is said at the call. For the segments and the file's row in one
+        pass, iterate ``analyse(path)`` and then read its ``.prediction``."""
+        asked = audio_only
         if audio_only is None:
             kind = _media_kind(Path(path))
             if kind == "image":
                 raise MmferError(f"{path}: an image has no segments; score it with predict_file")
             audio_only = kind == "audio"
-        return iter(self.analyse(path, audio_only=audio_only))
+        return self._segments(path, audio_only=audio_only, sound_if_no_picture=asked is None and not audio_only
+                              and bool(self.bundle.of("audio")))
+
+    def _segments(self, path: str | Path, *, audio_only: bool, sound_if_no_picture: bool) -> Iterator[Segment]:
+        from mmfer.data.video import NoVideoStream
+
+        started = False
+        try:
+            for seg in self.analyse(path, audio_only=audio_only):
+                started = True
+                yield seg
+        except NoVideoStream:
+            if started or not sound_if_no_picture:
+                raise
+            yield from self.analyse(path, audio_only=True)
 
     # -------------------------------------------------------------- model calls
     @torch.inference_mode()

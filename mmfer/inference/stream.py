@@ -581,13 +581,13 @@ class VideoAnalysis:
                                    self.start + a.end / a.rate for a in self._audio.values()) > video_end + 1
                                   else ""))
             if self._n_frames == 1:
-                notes_w.append("only one video frame")
+                notes_w.append("only one video frame analysed")
             main = self._audio.get(p.bundle.decode.sample_rate)
             audio_s = main.end / main.rate if main else 0.0
             truncated = _looks_truncated(info, self._n_frames / fps, audio_s, audio_capped=bool(self.duration))
             if truncated and not self.start and not self.duration and not decode_warnings and not stops:
                 notes_w.append(f"file looks truncated: the video stream breaks off at {video_end:.1f} s "
-                               f"({self._n_frames} frame(s)) but {truncated}; analysed up to there, re-copy the file")
+                               f"({self._n_frames} frame(s) analysed) but {truncated}; analysed up to there, re-copy the file")
             v_len = video_end - self.start
             if main is not None and main.end and self._n_frames and abs(audio_s - v_len) > STREAM_END_GAP_S:
                 if audio_s > v_len:
@@ -617,6 +617,10 @@ class VideoAnalysis:
             missing.append("no audio" if all(self._audio[b.sample_rate].end == 0 for b in audio_branches)
                            else "silent audio")
         speech_used = any("audio" in seg.modalities.split("+") for seg in self._segments)
+        short = [self._audio[b.sample_rate] for b in heard if self._audio[b.sample_rate].end < MIN_AUDIO_SECONDS * b.sample_rate]
+        if not self.audio_only and heard and len(short) == len(heard) and not speech_used:
+            missing.append(f"sound too short to classify ({1000 * short[0].end / short[0].rate:.0f} ms; at least "
+                           f"{1000 * MIN_AUDIO_SECONDS:.0f} ms is needed)")
         if heard and self._speechless and not speech_used:
             missing = ["no speech heard in the sound"] if self.audio_only and not missing else \
                 [*missing, "no speech heard in the sound"]
