@@ -972,6 +972,19 @@ def test_a_video_whose_sound_is_too_short_says_so(bundle, tmp_path, cremad_video
     assert p.modalities == "face" and "sound too short to classify" in p.warning, p.warning
 
 
+def test_a_dc_offset_changes_no_prediction(bundle, tmp_path, cremad_audio):
+    """A cheap sound card's DC offset (+0.05) turned an utterance's Surprise into Disgust (found by a helper)."""
+    import soundfile as sf
+
+    voice = read_audio(cremad_audio[0])
+    sf.write(tmp_path / "plain.wav", voice, 16000, subtype="FLOAT")
+    sf.write(tmp_path / "offset.wav", voice + np.float32(0.05), 16000, subtype="FLOAT")
+    p = Predictor(bundle, device="cpu")
+    plain, offset = p.predict_file(tmp_path / "plain.wav"), p.predict_file(tmp_path / "offset.wav")
+    assert plain.modalities == offset.modalities == "audio"
+    np.testing.assert_allclose(offset.probs, plain.probs, atol=1e-5)
+
+
 def test_a_duration_shorter_than_a_frame_still_reads_one(bundle, cremad_videos):
     """--duration 0.05 at 8 frames/s rounded to 0 frames, which read as "no video frames could be decoded"."""
     p = Predictor(bundle, duration=0.05).predict_file(cremad_videos[0])

@@ -314,6 +314,7 @@ class LogMelDataset(CacheDataset):
         from mmfer.data.audio import augment_waveform, sanitise_audio, trim_silence
 
         audio, _ = sanitise_audio(self._audio(clip))
+        audio = audio - audio.mean(dtype=np.float64).astype(np.float32) if audio.size else audio  # a DC offset is no voice
         if self.data.trim_silence:
             audio = trim_silence(audio, sample_rate=self.sample_rate, top_db=self.data.trim_db)
         if whole:
