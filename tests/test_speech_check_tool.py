@@ -33,3 +33,9 @@ def test_speech_check_tool_tells_speech_from_noise(tmp_path, cremad_audio, capsy
     summary = {line.split()[0]: line.split()[1:] for line in out.out.splitlines()[1:]}
     assert summary["rooms"][0] == "1" and summary["rooms"][2] == "1"  # one file, under the bar
     assert summary["voices"][0] == "1" and summary["voices"][2] == "0"
+
+
+def test_speech_check_tool_hears_no_speech_in_most_made_noise(tmp_path) -> None:
+    assert speech_check.main(["--noise-set", "--out", str(tmp_path / "made.csv")]) == 0
+    rows = list(csv.DictReader((tmp_path / "made.csv").open()))
+    assert len(rows) == 21 and sum(float(r["speech_probability"]) < 0.15 for r in rows) >= 19

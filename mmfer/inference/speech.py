@@ -10,8 +10,9 @@ from there: nothing is downloaded), which gives a speech probability every 32 ms
 other rates are resampled to 16 kHz first). A sound holds speech when any step reaches ``SPEECH_EVIDENCE``: a
 lenient bar, as a voice wrongly left out costs more than noise read, and loud emotional speech is where the
 detector is least sure (one RAVDESS actor's shouted and fearful lines peaked at 0.21-0.45, under Silero's own
-0.5). Measured in runs/vad (BENCHMARKS.md): every sampled utterance of RAVDESS, SAVEE, nEMO and TESS reaches
-it; white, pink and brown noise, mains hum, tones and clicks stay under it up to noise at 0.002 (std) white.
+0.5). Measured with tools/speech_check.py (BENCHMARKS.md): all 8,541 utterances of RAVDESS, nEMO, SAVEE and TESS
+reach it (lowest 0.21); of 21 made sounds without speech (noise of three colours at five levels, mains hum, a
+tone, clicks) only white noise at std 0.002 does (0.158).
 """
 
 from __future__ import annotations
