@@ -353,6 +353,11 @@ class Predictor:
                     self.clip_probs(b, [audio_clip(quiet, "warm-up")])
             except Exception as e:  # noqa: BLE001 - a warm-up must never stop a load; real inputs will say why
                 log.debug("warm-up of %s skipped: %s", b.name, e)
+        if which == "audio" and self.speech_check and self.bundle.of("audio"):
+            try:  # the speech check's first call compiles its TorchScript graph (about 0.15 s)
+                self.hears_speech(np.zeros(self.bundle.decode.sample_rate, np.float32), self.bundle.decode.sample_rate)
+            except Exception as e:  # noqa: BLE001
+                log.debug("warm-up of the speech check skipped: %s", e)
 
     # -------------------------------------------------------------- public
     def predict_file(self, path: str | Path, kind: str | None = None, *, timeline: bool = False,
