@@ -41,4 +41,4 @@ def synthetic_sound_is_speech(request, monkeypatch):
     of predict (mmfer.inference.speech) rightly hears as no speech: there it counts as speech, so those tests
     test what they are about. Tests of the check itself are marked ``speech_check`` and hear the real one."""
     if request.node.get_closest_marker("speech_check") is None:
-        monkeypatch.setattr("mmfer.inference.speech.holds_speech", lambda audio, sample_rate: True)
+        monkeypatch.setattr("mmfer.inference.speech.holds_speech", lambda audio, sample_rate, **where: True)

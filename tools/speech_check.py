@@ -6,7 +6,8 @@ probability, and per corpus (or folder) how many fall under the bar, i.e. would 
     python tools/speech_check.py --noise-set --out synthetic.csv          # made sounds without speech (noise, hum, tones)
 
 Use it on speech to see what the check would wrongly leave out (every utterance should pass), and on recordings
-of rooms without speech to see what it would wrongly let through.
+of rooms without speech to see what it would wrongly let through. It hears each file whole; predict hears each
+segment (4 s by default) on its own, so for files longer than a segment this is the file's best segment at most.
 """
 
 from __future__ import annotations
@@ -85,7 +86,11 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"speech_check: {path}: unreadable, left out ({e})", file=sys.stderr)
                 continue
             t = time.perf_counter()
-            p = speech_probability(audio, 16000)
+            try:
+                p = speech_probability(audio, 16000)
+            except Exception as e:  # noqa: BLE001 - the detector's own errors: this file's, not the run's
+                print(f"speech_check: {path}: the detector failed, left out ({e})", file=sys.stderr)
+                continue
             w.writerow([group, path, round(len(audio) / 16000, 3), round(p, 4), round(1000 * (time.perf_counter() - t), 1)])
             groups.setdefault(group, []).append(p)
     print(f"{'group':<20} {'files':>6} {'lowest':>7} {f'under {SPEECH_EVIDENCE}':>11} {'under 0.5':>10}")

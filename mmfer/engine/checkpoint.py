@@ -297,7 +297,7 @@ def _clip_key(record: Any) -> str:
     """One clip's identity across data sources: its source file where known, else split/clip_id."""
     import os
 
-    return os.path.normpath(record.path) if getattr(record, "path", "") else f"{record.split}/{record.clip_id}"
+    return os.path.realpath(record.path) if getattr(record, "path", "") else f"{record.split}/{record.clip_id}"
 
 
 def write_run_clips(run: str | Path, train_records: Sequence[Any], val_records: Sequence[Any]) -> Path:
@@ -305,6 +305,7 @@ def write_run_clips(run: str | Path, train_records: Sequence[Any], val_records: 
     from can be told from scoring held-out ones (``warn_learnt_from``), and a reader can see what it trained on."""
     import csv
     import io
+    import os
 
     from mmfer.outputs import write_file
 
@@ -312,7 +313,8 @@ def write_run_clips(run: str | Path, train_records: Sequence[Any], val_records: 
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["role", "split", "clip_id", "path"])
     for role, records in (("train", train_records), ("val", val_records)):
-        w.writerows([role, r.split, r.clip_id, getattr(r, "path", "")] for r in records)
+        w.writerows([role, r.split, r.clip_id, os.path.realpath(r.path) if getattr(r, "path", "") else ""]
+                    for r in records)
     return write_file(Path(run) / RUN_CLIPS, buf.getvalue())
 
 

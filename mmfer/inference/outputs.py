@@ -92,14 +92,17 @@ def _timeline_args(pred: Prediction) -> tuple[dict[str, Any], str]:
 def _plot(pred: Prediction, plots: Path, used: set[str]) -> Path:
     from mmfer.plots import plot_timeline
 
+    def taken(n: str) -> bool:  # where file names ignore case (macOS, Windows), Long.png is long.png
+        return n in used or n.casefold() in used
+
     name, k = pred.clip_id, 1
-    if name in used:  # long.mp4 beside long.mkv: long.mkv.png, which says which file it is
+    if taken(name):  # long.mp4 beside long.mkv: long.mkv.png, which says which file it is
         name = safe_text(Path(pred.path).name)
     base = name
-    while name in used:
+    while taken(name):
         k += 1
         name = f"{base}_{k}"
-    used.add(name)
+    used.update((name, name.casefold()))
     arrays, title = _timeline_args(pred)
     return plot_timeline(plots / f"{name}.png", **arrays, title=title)
 

@@ -516,11 +516,12 @@ class Predictor:
         p = self._forward(branch.model, v.reshape(-1, *v.shape[2:]))
         return p.reshape(len(faces), v.shape[1], NUM_CLASSES).mean(axis=1)
 
-    def hears_speech(self, samples: np.ndarray, rate: int) -> bool:
-        """Whether the voice models may read ``samples``: speech is heard in them, or the check is off."""
+    def hears_speech(self, samples: np.ndarray, rate: int, *, from_sample: int = 0) -> bool:
+        """Whether the voice models may read ``samples`` (from ``from_sample`` on; the samples before it only warm
+        the detector up): speech is heard in them, or the check is off."""
         from mmfer.inference.speech import holds_speech
 
-        return not self.speech_check or holds_speech(samples, rate)
+        return not self.speech_check or holds_speech(samples, rate, from_sample=from_sample)
 
     def clip_probs_many(self, branches: Sequence[Branch], clips: Sequence[CachedClip]) -> dict[str, np.ndarray]:
         """``clip_probs`` of several branches: those with the same input (kind, sample rate and data settings,

@@ -306,6 +306,7 @@ def _names_taken_by_inputs(plot_dir: Path, inputs: list) -> set[str]:
         parent = parents.setdefault(str(p.parent), os.path.realpath(p.parent))
         if parent == here and p.suffix.lower() == ".png":
             taken.add(p.stem)
+            taken.add(p.stem.casefold())  # Interview.PNG is interview.png where names ignore case
     return taken
 
 

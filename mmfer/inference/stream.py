@@ -465,7 +465,8 @@ class VideoAnalysis:
         for a in self._audio.values():  # the sound before this segment's end is done with
             lo = self._samples(e, e, a.rate, False)[0]
             if self._windowed and audio_branches and a.rate == audio_branches[0].sample_rate:
-                lo = min(lo, self._window_start(a.rate))  # windows still to score reach back a little
+                lo = min(lo, self._window_start(a.rate) - a.rate)  # windows still to score, and the second the
+                # speech check hears before each
             a.drop_before(lo)
         self._segments.append(seg)
         return seg
@@ -550,9 +551,12 @@ class VideoAnalysis:
         self._next_window = k
         if spans:
             sound = [a.take(s0, s1) for s0, s1 in spans]
-            # silence, or sound too short to score, has no probabilities (NaN), as a frame without a face
-            heard = [not is_silent(x) and x.size >= MIN_AUDIO_SECONDS * rate and self.predictor.hears_speech(x, rate)
-                     for x in sound]
+            # silence, sound too short to score, or without speech (heard with up to a second before the window:
+            # the detector started cold missed speech in short pieces) has no probabilities (NaN), as a frame
+            # without a face
+            heard = [not is_silent(x) and x.size >= MIN_AUDIO_SECONDS * rate and self.predictor.hears_speech(
+                a.take(max(a.first, s0 - rate), s1), rate, from_sample=s0 - max(a.first, s0 - rate))
+                for x, (s0, s1) in zip(sound, spans)]
             out = np.full((len(spans), NUM_CLASSES), np.nan)
             if any(heard):
                 out[heard] = self.predictor.clip_probs(
@@ -622,8 +626,13 @@ class VideoAnalysis:
             missing.append(f"sound too short to classify ({1000 * short[0].end / short[0].rate:.0f} ms; at least "
                            f"{1000 * MIN_AUDIO_SECONDS:.0f} ms is needed)")
         if heard and self._speechless and not speech_used:
-            missing = ["no speech heard in the sound"] if self.audio_only and not missing else \
-                [*missing, "no speech heard in the sound"]
+            from mmfer.inference.speech import QUIET_PEAK
+
+            peak = max(self._audio[b.sample_rate].peak for b in heard)
+            said = "no speech heard in the sound" + (
+                f" (a very quiet one, peak {20 * np.log10(peak):.0f} dBFS: speech this quiet can be missed; "
+                "--no-speech-check reads it)" if peak < QUIET_PEAK else "")
+            missing = [said] if self.audio_only and not missing else [*missing, said]
         segs = self._segments
         fused = summarise(segs)
         branches = {}

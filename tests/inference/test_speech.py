@@ -37,6 +37,10 @@ def test_speech_is_heard_in_speech_and_not_in_noise(cremad_audio) -> None:
     assert holds_speech(read_audio(cremad_audio[0], sample_rate=8000), 8000)
     assert holds_speech(read_audio(cremad_audio[0], sample_rate=44100), 44100)
     assert speech_probability(np.zeros(0, np.float32), 16000) == 0.0
+    assert speech_probability(np.full(300, 0.1, np.float32) + np.sin(np.arange(300)).astype(np.float32), 16000) == 0.0
+    # a DC offset is no speech, and takes none away
+    assert speech_probability(np.full(16000, 0.02, np.float32), 16000) == 0.0
+    assert holds_speech(speech + np.float32(0.05), 16000)
     with pytest.raises(MmferError, match="mono"):
         speech_probability(np.zeros((2, 100), np.float32), 16000)
 
@@ -51,9 +55,31 @@ def test_predict_leaves_sound_without_speech_to_the_faces(tmp_path, cremad_video
     sf.write(tmp_path / "hum.wav", _noises(3 * 16000, 16000)["mains hum"], 16000)
     inputs = [tmp_path / "fan.mp4", tmp_path / "hum.wav", cremad_audio[0]]
     fan, hum, voice = predict(inputs, model=bundle, progress=False).predictions
-    assert fan.modalities == "face" and fan.warning.startswith("no speech heard in the sound: face only")
-    assert hum.modalities == "" and "no speech heard in the sound: uniform probabilities, no prediction" in hum.warning
+    assert fan.modalities == "face" and fan.warning.startswith("no speech heard in the sound (a very quiet one, peak")
+    assert "--no-speech-check reads it): face only" in fan.warning  # -47 dBFS: the row says speech may be missed
+    assert hum.modalities == "" and hum.warning.startswith("no speech heard in the sound: uniform probabilities")
     assert voice.modalities == "audio" and not voice.warning
     # the check off: any sound that is not silent is read, as before
     fan, hum, _ = predict(inputs, model=bundle, progress=False, speech_check=False).predictions
     assert fan.modalities == "face+audio" and hum.modalities == "audio" and not hum.warning
+
+
+def test_the_speech_check_leaves_torch_threads_as_they_were() -> None:
+    """Importing silero_vad sets torch to one thread for the process: face models and a caller's own torch work
+    ran on one core after the first Predictor (found by a reviewer)."""
+    import torch
+
+    from mmfer.inference import speech
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        speech._model.cache_clear()
+        import sys
+
+        sys.modules.pop("silero_vad", None)
+        sys.modules.pop("silero_vad.model", None)
+        speech._model()
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
