@@ -311,10 +311,9 @@ class LogMelDataset(CacheDataset):
     def _waveform(self, clip: int, rng: np.random.Generator | None, *, whole: bool = False) -> np.ndarray:
         """The clip's audio as the model hears it: finite, trimmed, and in training (unless ``whole``)
         cropped and augmented."""
-        from mmfer.data.audio import augment_waveform, sanitise_audio, trim_silence
+        from mmfer.data.audio import augment_waveform, remove_dc, sanitise_audio, trim_silence
 
-        audio, _ = sanitise_audio(self._audio(clip))
-        audio = audio - audio.mean(dtype=np.float64).astype(np.float32) if audio.size else audio  # a DC offset is no voice
+        audio = remove_dc(sanitise_audio(self._audio(clip))[0])
         if self.data.trim_silence:
             audio = trim_silence(audio, sample_rate=self.sample_rate, top_db=self.data.trim_db)
         if whole:
