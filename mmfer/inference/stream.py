@@ -621,7 +621,8 @@ class VideoAnalysis:
             missing.append("no audio" if all(self._audio[b.sample_rate].end == 0 for b in audio_branches)
                            else "silent audio")
         speech_used = any("audio" in seg.modalities.split("+") for seg in self._segments)
-        short = [self._audio[b.sample_rate] for b in heard if self._audio[b.sample_rate].end < MIN_AUDIO_SECONDS * b.sample_rate]
+        short = [self._audio[b.sample_rate] for b in heard
+                 if self._audio[b.sample_rate].end < MIN_AUDIO_SECONDS * b.sample_rate]
         if not self.audio_only and heard and len(short) == len(heard) and not speech_used:
             missing.append(f"sound too short to classify ({1000 * short[0].end / short[0].rate:.0f} ms; at least "
                            f"{1000 * MIN_AUDIO_SECONDS:.0f} ms is needed)")
