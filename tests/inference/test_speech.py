@@ -83,3 +83,19 @@ def test_the_speech_check_leaves_torch_threads_as_they_were() -> None:
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+def test_the_command_line_turns_the_check_off(tmp_path) -> None:
+    import csv
+
+    import soundfile as sf
+
+    from mmfer.cli import main
+
+    bundle = standin_bundle(tmp_path / "standin")
+    sf.write(tmp_path / "hum.wav", _noises(3 * 16000, 16000)["mains hum"], 16000)
+    for flag, modalities in (([], ""), (["--no-speech-check"], "audio")):
+        out = tmp_path / f"p{len(flag)}.csv"
+        assert main(["predict", str(tmp_path / "hum.wav"), "--model", str(bundle), "--out", str(out), "--quiet",
+                     "--no-progress", *flag]) == 0
+        assert [r["modalities"] for r in csv.DictReader(out.open())] == [modalities]
