@@ -178,27 +178,28 @@ class Truth(dict):
     by_path = False
 
 
-def _split_of_scores(root: Path, table: ScoreTable) -> list[Path]:
-    """``root`` itself, or where it is an AFEW-style root (Train/Val/Test folders), the split folders that hold the
-    score file's clips: every file under them counts (an unscored one as wrong), so another split's files must
-    not. Several splits are taken together where the scores cover most of each (the out-of-fold scores of
+def _media_of_scores(root: Path, table: ScoreTable) -> list[tuple[str, Path]]:
+    """The media files (``_media_ids``) of ``root``, or where it is an AFEW-style root (Train/Val/Test folders), of
+    the split folders that hold the score file's clips: every file under them counts (an unscored one as wrong), so
+    another split's files must not. Several splits are taken together where the scores cover most of each (the out-of-fold scores of
     ``--folds``, which pool Train and Val); otherwise several or none holding them is an error asking for the split."""
     from mmfer.data.index import SPLITS, find_split_dirs
 
     found = find_split_dirs(root)
     splits = {s: found[s] for s in SPLITS if s in found}
     if not splits:
-        return [root]
+        return _media_ids(root, table)
     scored = set(table.clip_ids)
+    listed = {s: _media_ids(d, table) for s, d in splits.items()}  # each split listed once
     share = {}
-    for s, d in splits.items():
-        ids = {c for c, _ in _media_ids(d, table)}
+    for s, names in listed.items():
+        ids = {c for c, _ in names}
         if ids & scored:
             share[s] = len(ids & scored) / len(ids)
     if len(share) == 1 or (len(share) > 1 and min(share.values()) >= 0.5):
         log.info("--root %s holds the splits %s; the scores are of %s: labels from %s", root, ", ".join(splits),
                  " and ".join(share), ", ".join(str(splits[s]) for s in share))
-        return [splits[s] for s in share]
+        return [n for s in share for n in listed[s]]
     raise MmferError(f"--root {root} holds the splits {', '.join(splits)}, and the score file's clips are in "
                      f"{', '.join(f'{s} ({100 * v:.0f}% of it)' for s, v in share.items()) if share else 'none of them'}; "
                      f"give the split they are of, e.g. --root {root / 'Val'}")
@@ -237,7 +238,7 @@ def truth_from(source: str, *, table: ScoreTable, root: str | Path | None = None
             root = Path(root)
             if not root.is_dir():
                 raise MmferError(f"--root {root}: not a folder")
-            names = [n for folder in _split_of_scores(root, table) for n in _media_ids(folder, table)]
+            names = _media_of_scores(root, table)
             if not names:
                 raise MmferError(f"{root}: no video, image or audio files found to take {source} labels from")
         elif paths and any(paths):  # a predictions CSV: each row names its file
