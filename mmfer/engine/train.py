@@ -61,11 +61,12 @@ from mmfer.engine.checkpoint import (
     write_run_clips,
 )
 from mmfer.engine.config import TrainConfig, config_from_dict, config_to_plain, load_train_config
-from mmfer.engine.device import resolve_device
+from mmfer.engine.device import precision_note, resolve_device
 from mmfer.engine.ema import ema_model, ema_step_decay  # noqa: F401 (ema_step_decay: importable here as before)
 # the pieces that moved to sampling.py and steps.py stay importable from here
 from mmfer.engine.sampling import BalancedEpochSampler, EpochSampler, rng_state, seed_everything, set_rng_state
 from mmfer.engine.scoring import predict_clips, split_scores
+from mmfer.engine.timing import time_left
 from mmfer.engine.steps import (  # noqa: F401
     accuracy_uar, class_weights, lr_factor, optimisation_step, training_pieces, unscored_labels,
 )
@@ -470,7 +471,8 @@ def fit(run: Run, run_data: RunData, *, progress: bool = True,
     ema = ema_model(model, ocfg.ema_decay)
     eval_model = ema.module if ema is not None else model
     if dist.main:
-        log.info("training in %s on %s%s", precision, dev, f", weights averaged (EMA {ocfg.ema_decay})" if ema else "")
+        log.info("training in %s on %s%s%s", precision, dev, f", weights averaged (EMA {ocfg.ema_decay})" if ema else "",
+                 precision_note(dev, config.amp, precision))
 
     def schedule(step: int) -> float:
         return lr_factor(step, steps_per_epoch=steps_per_epoch, optim=ocfg)
@@ -623,10 +625,13 @@ def fit(run: Run, run_data: RunData, *, progress: bool = True,
                     if row[key] is not None and not (isinstance(row[key], float) and math.isnan(row[key])):
                         board.add_scalar(key.replace("_", "/", 1), row[key], epoch + 1)
                 board.flush()
-            log.info("epoch %d/%d: train loss %.3f acc %.3f | val acc %.3f uar %.3f%s%s", epoch + 1, ocfg.epochs,
-                     row["train_loss"], row["train_accuracy"], val_acc, val_uar,
+            left = time_left([r["seconds"] for r in rows if r.get("seconds")], done=len(rows), epochs=ocfg.epochs,
+                             fold_info=fold_info)
+            log.info("epoch %d/%d: train loss %.3f acc %.3f | val acc %.3f uar %.3f%s%s | %.0f s%s", epoch + 1,
+                     ocfg.epochs, row["train_loss"], row["train_accuracy"], val_acc, val_uar,
                      " (best)" if improved and ocfg.select_by != "last" else "",
-                     f" | adversary acc {row['adversary_accuracy']:.3f}" if adversary is not None else "")
+                     f" | adversary acc {row['adversary_accuracy']:.3f}" if adversary is not None else "",
+                     row["seconds"], f", {left}" if left else "")
         dist.barrier()
 
     if board is not None:
