@@ -80,3 +80,33 @@ def check_consistency(config: Any, settings: Any, kind: str) -> None:
         problems.append(f"model.kwargs.n_mels={kw.get('n_mels', 64)} but data.n_mels={d.n_mels}")
     if problems:
         raise MmferError(f"{where}: {'; '.join(problems)}")
+    unread = unread_augment(config.augment, kind) if config.augment.enabled else []
+    if unread:
+        log.warning("%s: %s %s not read by model %s (its input is %s): %s no effect on this run", where,
+                    ", ".join(f"augment.{name}" for name in unread), "is" if len(unread) == 1 else "are",
+                    config.model.name, kind, "it has" if len(unread) == 1 else "they have")
+
+
+_FACE_IMAGES = {"face_image", "face_window", "face_sequence"}
+_SOUND = {"logmel", "audio_stats"}
+# the augment keys each input kind's dataset reads (mixup and cutmix: any kind, cutmix checked above)
+AUGMENT_READ_BY = {
+    **{name: _FACE_IMAGES for name in ("flip", "crop_scale", "brightness", "contrast", "rotation", "translate",
+                                       "erasing", "video")},
+    **{name: _SOUND for name in ("speed", "reverb", "eq", "noise", "noise_snr", "codec")},
+    "stats_copies": {"audio_stats"},
+    **{name: {"logmel"} for name in ("freq_warp", "spec_augment", "freq_masks", "freq_width", "time_masks",
+                                     "time_width")},
+}
+
+
+def unread_augment(augment: Any, kind: str) -> list[str]:
+    """The augment keys set away from their defaults that a ``kind`` model's dataset never reads: said, since a
+    recipe that sets them (``freq_warp`` on the statistics, ``rotation`` on landmarks) would otherwise seem to
+    have been tried. Defaults are not reported: every config carries them."""
+    import dataclasses
+
+    defaults = type(augment)()
+    return [f.name for f in dataclasses.fields(augment)
+            if f.name in AUGMENT_READ_BY and kind not in AUGMENT_READ_BY[f.name]
+            and getattr(augment, f.name) != getattr(defaults, f.name)]

@@ -44,3 +44,35 @@ def test_a_val_with_nothing_to_measure_is_an_error():
     with pytest.raises(MmferError, match="no usable labelled clip in split 'Val'"):
         check_val_and_classes(_ds([0, 1]), _ds([-1, -1]), [1, 2], data="cache", kind="c3d", dcfg=DataConfig(),
                               holdout=False, warn=True)
+
+
+def test_augment_keys_a_model_never_reads_are_said_by_name(caplog):
+    """freq_warp on the statistics, or rotation on landmarks, would have no effect: a recipe that sets them must
+    not seem to have tried them. Values left at their defaults are not reported (every config carries them)."""
+    import dataclasses
+    import glob
+
+    from mmfer.data.config import AugmentConfig
+    from mmfer.engine.checks import AUGMENT_READ_BY, check_consistency, unread_augment
+    from mmfer.engine.config import ModelConfig, TrainConfig, load_train_config
+    from mmfer.engine.train import build_run_model
+
+    # every key with an effect of its own is placed (enabled switches all; mixup and cutmix act in the step)
+    assert {f.name for f in dataclasses.fields(AugmentConfig)} - set(AUGMENT_READ_BY) == {"enabled", "mixup", "cutmix"}
+    stats = AugmentConfig(freq_warp=(0.9, 1.1), speed=(0.9, 1.1), rotation=0.0)
+    assert unread_augment(stats, "audio_stats") == ["freq_warp"]  # speed is read; rotation is its default
+    assert unread_augment(stats, "logmel") == []
+    assert unread_augment(AugmentConfig(rotation=10.0, stats_copies=4), "landmarks") == ["rotation", "stats_copies"]
+    for path in sorted(glob.glob("configs/*.yaml")):  # the shipped recipes set nothing in vain
+        config = load_train_config(path)
+        assert unread_augment(config.augment, build_run_model(config)[1]) == [], path
+    config = TrainConfig(name="s", model=ModelConfig(name="audio_stats"), augment=stats)
+    with caplog.at_level(logging.WARNING):
+        check_consistency(config, None, "audio_stats")
+    assert ("config 's': augment.freq_warp is not read by model audio_stats (its input is audio_stats): it has no "
+            "effect on this run" in caplog.text)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):  # augmentation off: nothing is read, nothing to say
+        check_consistency(dataclasses.replace(config, augment=dataclasses.replace(stats, enabled=False)), None,
+                          "audio_stats")
+    assert caplog.text == ""
