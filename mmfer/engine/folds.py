@@ -51,8 +51,6 @@ def train_folds(config: Any, *, data: str | Path, out: str | Path, folds: int | 
     if seed is not None:
         config = dataclasses.replace(config, seed=seed)
     from mmfer.engine.train import train
-    from mmfer.metrics import evaluate
-    from mmfer.scores import read_scores, write_scores
 
     out = Path(out)
     folds = parse_folds(folds)
@@ -105,6 +103,17 @@ def train_folds(config: Any, *, data: str | Path, out: str | Path, folds: int | 
                   progress=progress, fold=(i, n), fold_by=by, folds_within=within)
         results.append(run)
 
+    return summarise_folds(out, results, by=by, within=within)
+
+
+def summarise_folds(out: Path, runs: list[Path], *, by: str = "speaker", within: str | None = None) -> dict[str, Any]:
+    """The figures of trained folds (each run's ``scores_Val.csv`` and ``fold.json``): ``out/scores_oof.csv`` (every
+    held-out clip scored by the fold model that never heard it), ``folds.json`` and ``folds.csv``; with every
+    fold's ``scores_Test.csv``, also ``scores_Test_ensemble.csv`` (the fold models' mean, as a bundle scores)."""
+    from mmfer.metrics import evaluate
+    from mmfer.scores import read_scores, write_scores
+
+    out, results = Path(out), [Path(r) for r in runs]
     rows, ids, labels, probs = [], [], [], []
     for i, run in enumerate(results):
         scores = read_scores(run / "scores_Val.csv")
