@@ -371,8 +371,15 @@ def test_build_tool(tmp_path, runs, cremad_videos, cremad_audio, monkeypatch, ca
     assert not list(tmp_path.glob(".weights.building-*"))
 
 
+# Face photos are cut from a frame made around them, by a detector whose float box can round one pixel the other
+# way on another CPU: recorded on an Intel CPU with AVX-512, two of the six photos read up to 0.0009 apart on an
+# AMD EPYC without it (videos and sounds: equal to 1e-6). The label must still be the same.
+PHOTO_TOLERANCE = 3e-3
+
+
 def _check_recorded(model, csv_path: Path, inputs) -> None:
-    """Predict ``inputs`` with ``model`` and compare with the recorded CSV, row by row, within 1e-4."""
+    """Predict ``inputs`` with ``model`` and compare with the recorded CSV, row by row, within 1e-4 (photos
+    ``PHOTO_TOLERANCE``), labels and modalities exactly."""
     from mmfer.predict import predict, read_predictions
 
     recorded = {r["path"]: r for r in read_predictions(csv_path)}
@@ -381,7 +388,9 @@ def _check_recorded(model, csv_path: Path, inputs) -> None:
     for p in result.predictions:
         rec = recorded[Path(p.path).resolve().relative_to(REPO).as_posix()]
         assert (rec["predicted"], rec["modalities"]) == (p.predicted, p.modalities), p.path
-        np.testing.assert_allclose([float(rec[e]) for e in EMOTIONS], p.probs, atol=1e-4, err_msg=p.path)
+        photo = Path(p.path).suffix.lower() in (".png", ".jpg", ".jpeg")
+        np.testing.assert_allclose([float(rec[e]) for e in EMOTIONS], p.probs, atol=PHOTO_TOLERANCE if photo else 1e-4,
+                                   err_msg=p.path)
         assert rec["face_ratio"] == ("" if p.face_ratio is None else f"{p.face_ratio:.3f}")
 
 
