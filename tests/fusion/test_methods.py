@@ -71,8 +71,22 @@ def test_simplex_grid_covers_simplex():
     assert np.allclose(g.sum(1), 1)
     assert g.min() >= 0
     r = candidate_weights(6, samples=50, seed=1)
-    assert r.shape == (1 + 6 + 50, 6) and np.allclose(r.sum(1), 1)
+    # uniform, singles, the grids of every 2, 3 and 4 branches (inner points: 9, 36, 84), 50 random points
+    assert r.shape == (1 + 6 + 15 * 9 + 20 * 36 + 15 * 84 + 50, 6) and np.allclose(r.sum(1), 1)
     assert np.array_equal(r, candidate_weights(6, samples=50, seed=1))
+    assert len(np.unique(r[:-50], axis=0)) == len(r) - 50  # no point twice
+    assert len(candidate_weights(100, samples=50)) == 1 + 100 + 50  # past the cap: no face grid at all
+
+
+def test_more_branches_never_read_below_two_of_them(rng):
+    """Six branches, two of which together beat every single one: the search over six must find at least what
+    the search over those two finds (random points of the whole simplex alone had missed it)."""
+    y, a, b = known_pair(300, rng, w=0.3)
+    noise = [rng.dirichlet(np.ones(7), size=300) for _ in range(4)]
+    pair = WeightedMean().fit([a, b], y)
+    six = WeightedMean().fit([*noise[:2], a, *noise[2:], b], y)
+    assert six.score_ >= pair.score_
+    assert np.allclose(six.weights[[0, 1, 3, 4]], 0) and np.allclose(six.weights[[2, 5]], pair.weights)
 
 
 def test_weighted_finds_known_best_weights(rng):
@@ -97,7 +111,7 @@ def test_random_search_beyond_four_branches(rng):
     y = rng.integers(0, 7, 300)
     branches = [informative(y, 2.0, rng)] + [noise(300, rng) for _ in range(4)]
     m = WeightedMean(samples=500).fit(branches, y)
-    assert m.params()["search"] == "random"
+    assert m.params()["search"] == "subset grids + random"
     assert m.weights[0] >= 0.6
     assert acc(m.predict(branches), y) >= acc(branches[0], y)
 
