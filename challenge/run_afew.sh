@@ -21,6 +21,22 @@ FUSION_SEED=${FUSION_SEED:-${SEED:-0}}      # seed of the fusion's cross-validat
                                             # too); the branches train with their configs' seeds
 EPOCHS=${EPOCHS:-}                          # override every config's epochs (e.g. 1 for a smoke run)
 
+# Every setting is checked before the long steps: a misspelt branch or method found after hours of
+# preprocessing and training costs those hours again on real AFEW.
+[[ -d "$AFEW_ROOT" ]] || { echo "$0: AFEW_ROOT $AFEW_ROOT: no such folder" >&2; exit 2; }
+for b in $BRANCHES; do
+    [[ -f "$CONFIGS/$b.yaml" ]] || { echo "$0: BRANCHES: no config $CONFIGS/$b.yaml for branch '$b'" \
+        "(the configs there: $(cd "$CONFIGS" 2>/dev/null && ls *.yaml 2>/dev/null | sed 's/\.yaml$//' | tr '\n' ' '))" >&2; exit 2; }
+done
+case "$FUSION" in majority|mean|weighted|per_class|exp_weighted|stacker) ;;
+    *) echo "$0: FUSION '$FUSION': expected majority, mean, weighted, per_class, exp_weighted or stacker" >&2; exit 2 ;;
+esac
+for v in WORKERS FUSION_FOLDS FUSION_SEED ${EPOCHS:+EPOCHS}; do
+    [[ "${!v}" =~ ^[0-9]+$ ]] || { echo "$0: $v '${!v}': expected a whole number" >&2; exit 2; }
+done
+(( FUSION_FOLDS >= 2 )) || { echo "$0: FUSION_FOLDS $FUSION_FOLDS: at least 2" >&2; exit 2; }
+command -v mmfer >/dev/null || { echo "$0: the mmfer command is not installed (pip install -e .)" >&2; exit 2; }
+
 CACHE="$WORK/cache"
 RUNS="$WORK/runs"
 FUSE="$WORK/fuse"
@@ -97,7 +113,7 @@ echo "== 3/5 fuse ($FUSION, tuned on Val; cross-validated estimate over up to $F
 mmfer fuse --val "${VAL[@]}" --test "${TEST[@]}" --out "$FUSE" \
     --method "$FUSION" --cv-folds "$FUSION_FOLDS" --seed "$FUSION_SEED"
 mmfer ablate --val "${VAL[@]}" --out "$WORK/ablation" --method "$FUSION" --cv-folds "$FUSION_FOLDS" --seed "$FUSION_SEED"
-mmfer evaluate "$FUSE/fused_Val.csv" --png "$FUSE/confusion_Val.png"
+mmfer evaluate "$FUSE/fused_Val_cv.csv" --png "$FUSE/confusion_Val.png"   # cross-validated: matches the reported figure
 
 echo "== 4/5 submit -> $ZIP"
 # Every Test clip gets a prediction: branches score clips whose faces failed with the audio they

@@ -357,6 +357,8 @@ def format_report(result: Mapping[str, Any]) -> str:
         "",
         format_confusion(result["confusion"], result.get("no_prediction")),
     ]
+    if result.get("note"):
+        lines.insert(0, f"note: {result['note']}")
     if result["missing"]:
         shown = result["missing"][:20]
         lines.append(f"\nno prediction: {', '.join(shown)}{' ...' if len(result['missing']) > 20 else ''}")
@@ -408,10 +410,16 @@ def evaluate_file(
         raise MmferError(f"{scores}: {e}") from None
     result["scores"] = str(scores)
     result["labels_from"] = labels_from
+    fusion = Path(scores).parent / "weights.json"
+    if Path(scores).name == "fused_Val.csv" and fusion.is_file():  # the fusion was tuned on these very clips
+        result["note"] = (f"in-sample: {fusion.parent.name}'s fusion was tuned on these clips, so this reads high; "
+                          f"{Path(scores).with_name('fused_Val_cv.csv')} holds the cross-validated scores (the figure "
+                          "to report)")
+    title = f"{Path(scores).parent.name}/{Path(scores).name}" if Path(scores).parent.name else Path(scores).name
     if png is not None:
         from mmfer.plots import plot_confusion
 
-        result["png"] = str(plot_confusion(result["confusion"], png, title=Path(scores).name,
+        result["png"] = str(plot_confusion(result["confusion"], png, title=title,
                                            no_prediction=result["no_prediction"]))
     if report is not None:
         from mmfer.report import write_report
@@ -423,6 +431,6 @@ def evaluate_file(
             none = not np.all(np.isfinite(p)) or is_uniform(p)
             rows.append({"clip_id": c, "predicted": "" if none else EMOTIONS[int(np.argmax(p))],
                          "truth": truth_of.get(k), "confidence": None if none else float(np.max(p)), "error": none})
-        result["report"] = str(write_report(report, rows, title=f"mmfer evaluate: {Path(scores).name}",
+        result["report"] = str(write_report(report, rows, title=f"mmfer evaluate: {title}",
                                             metrics=result, note=f"Scores: {scores}; labels: {labels_from}."))
     return result

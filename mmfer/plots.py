@@ -90,8 +90,14 @@ def plot_confusion(
     return _save(fig, ax, out, title)
 
 
-def plot_ablation(rows: Sequence[Mapping[str, Any]], out: str | Path, *, title: str = "") -> Path:
-    """Bar chart of Val in-sample accuracy, cross-validated accuracy and cross-validated UAR per subset."""
+ABLATION_UPRIGHT = 12  # subsets an ablation plot shows as upright bars; more lie down, one row each
+
+
+def plot_ablation(rows: Sequence[Mapping[str, Any]], out: str | Path, *, title: str = "",
+                  classes: int = len(EMOTIONS)) -> Path:
+    """Bars of Val in-sample accuracy, cross-validated accuracy and cross-validated UAR per subset; upright for a
+    few subsets, lying (one row each, best on top) past ``ABLATION_UPRIGHT`` so that a 63-subset table stays
+    readable. ``classes``: those Val has, the chance line of the mean class accuracy."""
     names = [r["branches"] for r in rows]
     series = [
         ("val_in_sample_accuracy", "Val accuracy (in-sample)"),
@@ -100,14 +106,28 @@ def plot_ablation(rows: Sequence[Mapping[str, Any]], out: str | Path, *, title: 
     ]
     x = np.arange(len(rows))
     width = 0.27
-    fig, ax = _figure(figsize=(max(6.0, 0.9 * len(rows) + 2), 4.5))
+    upright = len(rows) <= ABLATION_UPRIGHT
+    size = (max(6.0, 0.9 * len(rows) + 2), 4.5) if upright else (8.0, 0.32 * len(rows) + 1.8)
+    fig, ax = _figure(figsize=size)
     for k, (key, label) in enumerate(series):
-        ax.bar(x + (k - 1) * width, [float(r[key]) for r in rows], width, label=label)
-    ax.set_xticks(x, names, rotation=30, ha="right")
-    ax.set_ylabel("score")
-    ax.set_ylim(0, 1)
-    ax.axhline(1 / len(EMOTIONS), color="grey", lw=0.8, ls="--", label="chance (1/7)")
-    ax.legend(fontsize=8, loc="upper left")
+        values = [float(r[key]) for r in rows]
+        if upright:
+            ax.bar(x + (k - 1) * width, values, width, label=label)
+        else:
+            ax.barh(x + (k - 1) * width, values, width, label=label)
+    chance = dict(color="grey", lw=0.8, ls="--", label=f"chance (1/{classes})")
+    if upright:
+        ax.set_xticks(x, names, rotation=30, ha="right")
+        ax.set_ylabel("score")
+        ax.set_ylim(0, 1)
+        ax.axhline(1 / classes, **chance)
+    else:
+        ax.set_yticks(x, names, fontsize=7)
+        ax.invert_yaxis()  # rows come best first
+        ax.set_xlabel("score")
+        ax.set_xlim(0, 1)
+        ax.axvline(1 / classes, **chance)
+    ax.legend(fontsize=8, loc="upper left" if upright else "lower right")
     return _save(fig, ax, out, title)
 
 

@@ -129,6 +129,11 @@ def read_scores(path: str | Path, *, for_evaluate: bool = False) -> ScoreTable:
     """
     path = Path(path)
     if path.is_dir():
+        if (path / "weights.json").is_file():  # a fusion's folder: its files are the CSVs
+            raise MmferError(f"{path}: a folder of `mmfer fuse`, not a score CSV: evaluate {path / 'fused_Val_cv.csv'} "
+                             f"(the cross-validated Val scores, the figure to report) or {path / 'fused_Test.csv'}")
+        if (path / "scores_Val.csv").is_file():  # a run's folder
+            raise MmferError(f"{path}: a run folder, not a score CSV: evaluate {path / 'scores_Val.csv'}")
         raise MmferError(f"{path}: a folder, not a score or predictions CSV (for a folder of videos, images or sound, "
                          f"run `mmfer predict {path} --out p.csv` first and evaluate p.csv)")
     if not path.is_file():

@@ -64,7 +64,15 @@ def test_fuse_submit_check_evaluate(runs, capsys):
     assert m["accuracy"] == pytest.approx(w["val_in_sample"]["accuracy"])
     assert (root / "cm.png").is_file()
     assert main(["evaluate", str(out / "fused_Val.csv")]) == 0
-    assert "mean class accuracy" in capsys.readouterr().out
+    text = capsys.readouterr().out  # the in-sample file says so, and where the figure to report is
+    assert "mean class accuracy" in text and text.startswith(f"note: in-sample: fuse's fusion was tuned on these clips")
+    assert str(out / "fused_Val_cv.csv") in text
+    assert main(["evaluate", str(out / "fused_Val_cv.csv"), "--json"]) == 0
+    cv = json.loads(capsys.readouterr().out)  # the cross-validated scores make the cross-validated figures
+    assert cv["accuracy"] == pytest.approx(w["val_cross_validated"]["accuracy"]) and "note" not in cv
+    assert cv["uar"] == pytest.approx(w["val_cross_validated"]["uar"])
+    assert main(["evaluate", str(out)]) == 2  # a fusion's folder names its files
+    assert f"evaluate {out / 'fused_Val_cv.csv'} (the cross-validated Val scores" in capsys.readouterr().err
 
 
 def test_submit_refuses_incomplete_and_fills_prior(runs, capsys):

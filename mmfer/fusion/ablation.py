@@ -9,17 +9,24 @@ from __future__ import annotations
 
 import csv
 import itertools
+import json
+import os
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any, Sequence
 
 from tqdm import tqdm
 
+from mmfer.labels import EMOTIONS
 from mmfer.metrics import evaluate
+from mmfer.outputs import write_file
 from mmfer.scores import write_scores
 
-from mmfer.fusion.fuse import fit_and_score, load_fusion_inputs, remove_stale
+from mmfer.fusion.fuse import FIGURES_NOTE, _warn_stale_scores, fit_and_score, load_fusion_inputs, remove_stale
 
-COLUMNS = ("branches", "n_branches", "val_in_sample_accuracy", "val_in_sample_uar", "val_cross_validated_accuracy", "val_cross_validated_uar", "test_accuracy", "test_uar")
+COLUMNS = ("branches", "n_branches", "val_in_sample_accuracy", "val_in_sample_uar", "val_cross_validated_accuracy",
+           "val_cross_validated_uar", "val_cross_validated_macro_f1", "test_accuracy", "test_uar", "weights")
 
 
 def ablate(
@@ -36,11 +43,14 @@ def ablate(
     progress: bool = True,
     folds: int | None = None,
 ) -> list[dict[str, Any]]:
-    """Rows (one per subset, sorted by cross-validated accuracy) written to OUT/ablation.{md,csv,png}.
+    """Rows (one per subset, sorted by cross-validated accuracy) written to OUT/ablation.{md,csv,json,png}.
 
-    With Test files, each subset's fused Test scores go to OUT/subsets/<names>_Test.csv, and
-    ``test_accuracy`` and ``test_uar`` are filled where the Test files carry labels. ``cv_folds``: as ``fuse``'s (``--cv-folds``;
-    ``folds`` is its old name).
+    Per subset, OUT/subsets/<names>_Val_cv.csv holds the cross-validated fused Val scores (labelled clips, each
+    from the fusion tuned without its fold: the scores behind the figures to report, for ``mmfer evaluate``);
+    with Test files, OUT/subsets/<names>_Test.csv its fused Test scores, and ``test_accuracy`` and ``test_uar``
+    are filled where the Test files carry labels. ablation.json adds each subset's fitted weights and the
+    options and inputs. Everything is written at the end, all at once: a stopped run leaves OUT as it was.
+    ``cv_folds``: as ``fuse``'s (``--cv-folds``; ``folds`` is its old name).
     """
     from mmfer.compat import renamed_argument
     from mmfer.outputs import check_output_dir
@@ -50,13 +60,52 @@ def ablate(
 
     check_output_dir(out, option="--out")  # before any fusion
     inputs = load_fusion_inputs(val_paths, test_paths, names, method=method, objective=objective, command="ablate")
+    _warn_stale_scores(inputs.val_paths)
     names, y, test = inputs.names, inputs.y, inputs.test
     val_probs = [p[inputs.known] for p in inputs.val_probs]
+    val_ids = [c for c, k in zip(inputs.val_ids, inputs.known) if k]
+    val_labels = [lab for lab, k in zip(inputs.val_labels, inputs.known) if k]
     out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=out, prefix=".ablate-"))  # moved into place at the end
+    try:
+        rows, params, used_folds = _fit_subsets(names, val_probs, y, test, val_ids, val_labels, staging,
+                                                method=method, calibrate=calibrate, objective=objective, folds=folds,
+                                                seed=seed, progress=progress)
+        rows.sort(key=lambda r: (-r["val_cross_validated_accuracy"], -r["val_cross_validated_uar"], r["n_branches"]))
+        options = {"method": method, "objective": objective, "calibrate": calibrate, "seed": seed,
+                   "cv_folds": used_folds, "val_clips": int(inputs.known.sum()),
+                   "inputs": {"val": [str(p) for p in inputs.val_paths], "test": [str(p) for p in inputs.test_paths]}}
+        write_tables(rows, staging, method=method, folds=used_folds, options=options)
+        write_file(staging / "ablation.json", json.dumps(
+            {"labels": list(EMOTIONS), "branches": names, **options, "note": FIGURES_NOTE,
+             "subsets": [{**r, **params[r["branches"]]} for r in rows]}, indent=1) + "\n")
+        from mmfer.plots import plot_ablation
 
+        plot_ablation(rows, staging / "ablation.png", title=f"modality ablation ({method} fusion)",
+                      classes=len(set(y.tolist())))
+        written = set()
+        for f in sorted(staging.rglob("*")):
+            if f.is_file():
+                target = out / f.relative_to(staging)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(f, target)
+                written.add(target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    for stale in sorted((out / "subsets").rglob("*.csv")) if (out / "subsets").is_dir() else []:
+        if stale not in written:  # an earlier run's subset, which `submit` could pick up
+            remove_stale(stale)
+    return rows
+
+
+def _fit_subsets(names, val_probs, y, test, val_ids, val_labels, staging: Path, *, method: str, calibrate: bool,
+                 objective: str, folds: int, seed: int, progress: bool):
+    """Every non-empty subset fused: its row, its fitted parameters (by label) and the folds used; the subsets'
+    score files go to ``staging``."""
     subsets = [c for k in range(1, len(names) + 1) for c in itertools.combinations(range(len(names)), k)]
     rows: list[dict[str, Any]] = []
-    written: set[Path] = set()
+    params: dict[str, dict[str, Any]] = {}
     used_folds = folds  # as many as Val can hold: fewer than asked where a class has fewer clips
     for subset in tqdm(subsets, desc="ablate", unit="subset", disable=not progress):
         label = "+".join(names[i] for i in subset)
@@ -65,6 +114,7 @@ def ablate(
             objective=objective, folds=folds, seed=seed,
         )
         used_folds = cv.get("folds", folds)
+        write_scores(staging / "subsets" / f"{label}_Val_cv.csv", val_ids, val_labels, cv.pop("out_of_fold"))
         row: dict[str, Any] = {
             "branches": label,
             "n_branches": len(subset),
@@ -72,26 +122,24 @@ def ablate(
             "val_in_sample_uar": ins["uar"],
             "val_cross_validated_accuracy": cv["accuracy"],
             "val_cross_validated_uar": cv["uar"],
+            "val_cross_validated_macro_f1": cv["macro_f1"],
             "test_accuracy": None,
             "test_uar": None,
+            "weights": None,
         }
+        fitted = model.params()
+        if fitted.get("weights") is not None and method != "per_class":
+            row["weights"] = " ".join(f"{names[i]}:{w:.2f}" for i, w in zip(subset, fitted["weights"]))
+        params[label] = {"params": fitted, "val_cross_validated_fold_accuracy": cv["fold_accuracy"]}
         if test is not None:
             ids, labels, probs = test
             fused = model.predict([probs[i] for i in subset])
-            written.add(write_scores(out / "subsets" / f"{label}_Test.csv", ids, labels, fused))
+            write_scores(staging / "subsets" / f"{label}_Test.csv", ids, labels, fused)
             if any(labels):
                 m = evaluate(labels, fused)
                 row["test_accuracy"], row["test_uar"] = m["accuracy"], m["uar"]
         rows.append(row)
-    for stale in sorted((out / "subsets").glob("*_Test.csv")) if (out / "subsets").is_dir() else []:
-        if stale not in written:  # an earlier run's subset, which `submit` could pick up
-            remove_stale(stale)
-    rows.sort(key=lambda r: (-r["val_cross_validated_accuracy"], -r["val_cross_validated_uar"], r["n_branches"]))
-    write_tables(rows, out, method=method, folds=used_folds)
-    from mmfer.plots import plot_ablation
-
-    plot_ablation(rows, out / "ablation.png", title=f"modality ablation ({method} fusion)")
-    return rows
+    return rows, params, used_folds
 
 
 def _fmt(v: Any) -> str:
@@ -102,11 +150,11 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
-def write_tables(rows: Sequence[dict[str, Any]], out: str | Path, *, method: str, folds: int) -> None:
-    """OUT/ablation.csv (plain numbers) and OUT/ablation.md (with a note on which figure is which)."""
+def write_tables(rows: Sequence[dict[str, Any]], out: str | Path, *, method: str, folds: int,
+                 options: dict[str, Any] | None = None) -> None:
+    """OUT/ablation.csv (plain numbers) and OUT/ablation.md (with a note on which figure is which, and the
+    options that made it)."""
     import io
-
-    from mmfer.outputs import write_file
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -114,20 +162,28 @@ def write_tables(rows: Sequence[dict[str, Any]], out: str | Path, *, method: str
     w = csv.writer(buf)
     w.writerow(COLUMNS)
     for r in rows:
-        w.writerow(["" if r[c] is None else r[c] for c in COLUMNS])
+        w.writerow(["" if r.get(c) is None else r[c] for c in COLUMNS])
     write_file(out / "ablation.csv", buf.getvalue())  # never through a link
-    heads = ("branches", "branches used", "Val acc (in-sample)", "Val uar (in-sample)",
-             f"Val acc ({folds}-fold CV)", f"Val uar ({folds}-fold CV)", "Test acc", "Test uar")
+    heads = ("branches", "n_branches", "Val acc (in-sample)", "Val uar (in-sample)",
+             f"Val acc ({folds}-fold CV)", f"Val uar ({folds}-fold CV)", f"Val macro-F1 ({folds}-fold CV)",
+             "Test acc", "Test uar", "weights")
+    o = options or {}
     lines = [
         f"# Modality ablation ({method} fusion)",
         "",
         "In-sample: fusion tuned and scored on the same Val clips (optimistic). "
-        f"CV: tuned on {folds - 1} of {folds} folds of Val, scored on the held-out fold (report this one). "
-        "uar = mean class accuracy.",
+        f"CV: tuned on {folds - 1} of {folds} folds of Val, scored on the held-out fold (report this one; its "
+        "scores: subsets/<branches>_Val_cv.csv). uar = mean class accuracy.",
         "",
+    ]
+    if o:
+        lines += [f"Options: method {method}, objective {o.get('objective')}, calibrate {o.get('calibrate')}, "
+                  f"seed {o.get('seed')}, {folds} cross-validation folds, {o.get('val_clips')} labelled Val clips. "
+                  "Inputs and fitted weights: ablation.json.", ""]
+    lines += [
         "| " + " | ".join(heads) + " |",
         "|" + "|".join("---" for _ in heads) + "|",
     ]
     for r in rows:
-        lines.append("| " + " | ".join(_fmt(r[c]) for c in COLUMNS) + " |")
+        lines.append("| " + " | ".join(_fmt(r.get(c)) for c in COLUMNS) + " |")
     write_file(out / "ablation.md", "\n".join(lines) + "\n")

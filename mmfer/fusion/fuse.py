@@ -31,13 +31,15 @@ FIGURES_NOTE = (
     "val_in_sample: weights tuned and scored on the same Val clips (optimistic, do not report as the "
     "expected Test accuracy); val_cross_validated: weights tuned on k-1 folds of Val and scored on the "
     "held-out fold, pooled over folds (the estimate to report; folds split clips by class, not by actor, so "
-    "where one actor has clips in several folds it can still read a little high)"
+    "where one actor has clips in several folds it can still read a little high). fused_Val_cv.csv holds the "
+    "scores behind val_cross_validated (labelled clips), for `mmfer evaluate` (confusion, per-class recall)"
 )
 
 _SPLIT_SUFFIX = re.compile(r"[_\-.](val|valid|validation|test|train)$", re.IGNORECASE)
 # score files every run or cross-validation names the same: scores_Val.csv, fused_Test.csv, scores_oof.csv,
 # scores_Test_ensemble.csv, scores_Val_v10.csv (views); predict_Val.csv, predict's CSV of a run kept in its folder
 _RUN_FILE = re.compile(r"^((scores?|fused)([_\-.](val|test|train))?([_\-.](oof|ensemble|v\d+))?)?$", re.IGNORECASE)
+_NOT_IN_NAME = re.compile(r"[/\\+\x00-\x1f]")  # a branch name is part of file names, joined to others by '+'
 _PREDICT_FILE = re.compile(r"^predict$", re.IGNORECASE)  # RUN/predict_Val.csv: named by its folder when that is a run
 
 
@@ -102,6 +104,12 @@ def resolve_names(val_paths: Sequence[str | Path], test_paths: Sequence[str | Pa
             raise MmferError(f"--names: {len(names)} name(s) ({','.join(names)}) for {len(val_paths)} score files")
     else:
         names = derived
+    for n, path in zip(names, val_paths):  # names become file names (ablate's subsets/<a>+<b>_Test.csv)
+        if not n or n in (".", "..") or _NOT_IN_NAME.search(n):
+            what = f"--names: {n!r}" if names is not derived else f"the branch name {n!r}, taken from {path},"
+            raise MmferError(f"{command}: {what} cannot be used: a branch name becomes part of file names and is "
+                             "joined to others with '+', so it may not be empty, '.' or '..', or hold /, \\, + or "
+                             "control characters" + ("" if names is not derived else "; give --names a,b,c"))
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
         raise MmferError(f"{command}: branch name(s) {', '.join(dupes)} appear twice; give distinct names with --names a,b,c")
@@ -233,6 +241,11 @@ def load_fusion_inputs(
             "(the label column) to tune fusion"
         )
     y = np.array([EMOTIONS.index(lab) for lab in val_labels if lab is not None])
+    absent = [e for i, e in enumerate(EMOTIONS) if i not in set(y.tolist())]
+    if absent:  # as train says it: uar then means something else than over seven classes
+        log.warning("%s: no labelled Val clip of %s: uar (mean class accuracy) averages over the %d classes present, "
+                    "and nothing tunes the fusion for %s", command, ", ".join(absent), 7 - len(absent),
+                    "that class" if len(absent) == 1 else "those classes")
     test = align_tables(test_paths, split="Test", command=command) if test_paths else None
     if test is not None:
         shared = len(set(val_ids) & set(test[0]))
@@ -252,11 +265,11 @@ def fit_and_score(
     folds: int,
     seed: int,
 ) -> tuple[FusionModel, dict[str, Any], dict[str, Any]]:
-    """Fit on all labelled Val clips; in-sample and cross-validated figures."""
+    """Fit on all labelled Val clips; in-sample and cross-validated figures (``cv["out_of_fold"]``: each labelled
+    clip's fused scores from the fusion tuned without its fold, the scores behind the figure to report)."""
     model = FusionModel(method, calibrate=calibrate, objective=objective, seed=seed).fit(probs_list, y)
     in_sample = figures(model.predict(probs_list), y)
     cv = cross_validate_method(method, probs_list, y, calibrate=calibrate, objective=objective, folds=folds, seed=seed)
-    cv.pop("out_of_fold")
     return model, in_sample, cv
 
 
@@ -289,6 +302,11 @@ def fuse(
     folds = renamed_argument(cv_folds, folds, function="fuse", new="cv_folds", old="folds", option="--cv-folds", default=5)
 
     check_output_dir(out, option="--out")  # before any tuning
+    from mmfer.engine.checkpoint import run_checkpoint
+
+    if run_checkpoint(out) is not None:  # predict --model OUT would then read the run as this fusion
+        raise MmferError(f"--out {out}: holds a trained run ({run_checkpoint(out).name}); `mmfer predict --model "
+                         f"{out}` would then read the fusion instead of the run. Give a folder of its own")
     inputs = load_fusion_inputs(val_paths, test_paths, names, method=method, objective=objective, command="fuse")
     _warn_stale_scores(inputs.val_paths)
     names, val_ids, val_labels, val_probs, known, y = (
@@ -302,11 +320,20 @@ def fuse(
     )
     singles = {n: figures(p, y) for n, p in zip(names, probs_known)}
 
+    out_of_fold = cv.pop("out_of_fold")
     out.mkdir(parents=True, exist_ok=True)
-    outputs = {"fused_Val": str(write_scores(out / "fused_Val.csv", val_ids, val_labels, model.predict(val_probs)))}
+    outputs = {"fused_Val": str(write_scores(out / "fused_Val.csv", val_ids, val_labels, model.predict(val_probs))),
+               "fused_Val_cv": str(write_scores(out / "fused_Val_cv.csv", [c for c, k in zip(val_ids, known) if k],
+                                                [lab for lab, k in zip(val_labels, known) if k], out_of_fold))}
+    test_figures = None
     if inputs.test is not None:
         test_ids, test_labels, test_probs = inputs.test
-        outputs["fused_Test"] = str(write_scores(out / "fused_Test.csv", test_ids, test_labels, model.predict(test_probs)))
+        fused_test = model.predict(test_probs)
+        outputs["fused_Test"] = str(write_scores(out / "fused_Test.csv", test_ids, test_labels, fused_test))
+        if any(test_labels):  # a labelled Test (a researcher's own split): figures, as ablate gives them
+            with_label = [i for i, lab in enumerate(test_labels) if lab]
+            test_figures = figures(fused_test[with_label], np.array([EMOTIONS.index(test_labels[i])
+                                                                    for i in with_label]))
     else:
         remove_stale(out / "fused_Test.csv")  # an earlier run's: `submit` must not pick up a fusion undescribed
     params = model.params()
@@ -322,6 +349,7 @@ def fuse(
         "val_in_sample": in_sample,
         "val_cross_validated": cv,
         "single_branch_val_in_sample": singles,
+        **({"test": test_figures} if test_figures is not None else {}),
         "note": FIGURES_NOTE,
         "val_clips": len(val_ids),
         "val_clips_unlabelled": int((~known).sum()),
@@ -348,7 +376,10 @@ def format_fuse_report(report: dict[str, Any]) -> str:
     lines.append(f"fused Val accuracy {ins['accuracy']:.4f}  uar {ins['uar']:.4f}  "
                  + ("(in-sample: tuned on these clips)" if tuned else "(nothing tuned: the same as cross-validated)"))
     lines.append(f"fused Val accuracy {cv['accuracy']:.4f}  uar {cv['uar']:.4f}  "
-                 f"({cv['folds']}-fold cross-validated: the figure to report)")
+                 f"({cv['folds']}-fold cross-validated: the figure to report; its scores: fused_Val_cv.csv)")
+    if report.get("test"):
+        t = report["test"]
+        lines.append(f"fused Test accuracy {t['accuracy']:.4f}  uar {t['uar']:.4f}  ({t['n']} labelled Test clips)")
     if report.get("weights") is not None and report["method"] != "per_class":
         lines.append("weights: " + ", ".join(f"{n} {w:.2f}" for n, w in zip(report["branches"], report["weights"])))
     lines.append("wrote " + ", ".join(report["outputs"].values()))

@@ -114,3 +114,103 @@ def test_the_tables_name_the_folds_val_could_hold(runs, tmp_path):
     assert "5-fold" not in md and "of 5 folds" not in md
     assert "(4-fold CV)" in md or "(3-fold CV)" in md or "(2-fold CV)" in md
 
+
+
+def test_ablation_keeps_each_subsets_weights_scores_and_options(runs, tmp_path):
+    """A paper needs each subset's fitted weights, the cross-validated scores behind the figure it reports (for
+    a confusion matrix that matches it), and the options that made the table."""
+    import json
+
+    from mmfer.fusion import fuse
+    from mmfer.metrics import evaluate
+
+    out = tmp_path / "abl"
+    rows = ablate(runs["val"], runs["test"], out=out, method="weighted", cv_folds=3, seed=2, progress=False)
+    by = {r["branches"]: r for r in rows}
+    info = json.loads((out / "ablation.json").read_text())
+    assert info["method"] == "weighted" and info["seed"] == 2 and info["cv_folds"] == 3
+    assert info["inputs"]["val"] == [str(p) for p in runs["val"]] and info["labels"] == list(EMOTIONS)
+    subsets = {s["branches"]: s for s in info["subsets"]}
+    # the same fusion as `fuse` over that subset: same weights, same cross-validated scores
+    report = fuse(runs["val"][1:], runs["test"][1:], out=tmp_path / "fuse", cv_folds=3, seed=2)
+    assert subsets["c3d+lstm"]["params"]["weights"] == report["weights"]
+    assert by["c3d+lstm"]["weights"] == " ".join(f"{n}:{w:.2f}" for n, w in zip(("c3d", "lstm"), report["weights"]))
+    cv = read_scores(out / "subsets" / "c3d+lstm_Val_cv.csv")
+    again = read_scores(tmp_path / "fuse" / "fused_Val_cv.csv")
+    assert cv.clip_ids == again.clip_ids and np.allclose(cv.probs, again.probs)
+    m = evaluate(cv.labels, cv.probs)
+    assert m["accuracy"] == pytest.approx(by["c3d+lstm"]["val_cross_validated_accuracy"])
+    assert m["accuracy"] == pytest.approx(report["val_cross_validated"]["accuracy"])
+    assert m["macro_f1"] == pytest.approx(by["c3d+lstm"]["val_cross_validated_macro_f1"])
+    md = (out / "ablation.md").read_text()
+    assert "Options: method weighted, objective accuracy, calibrate False, seed 2, 3 cross-validation folds" in md
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no staging left behind
+
+
+def test_an_interrupted_ablation_leaves_the_folder_as_it_was(runs, tmp_path, monkeypatch):
+    import mmfer.fusion.ablation as ablation
+
+    out = tmp_path / "abl"
+    ablate(runs["val"], runs["test"], out=out, method="mean", cv_folds=3, progress=False)
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    real, calls = ablation.fit_and_score, []
+
+    def stopped_at_the_fourth_subset(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 4:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ablation, "fit_and_score", stopped_at_the_fourth_subset)
+    with pytest.raises(KeyboardInterrupt):
+        ablate(runs["val"], runs["test"], out=out, method="weighted", cv_folds=3, progress=False)
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+
+
+def test_branch_names_that_cannot_name_files_are_refused(runs, tmp_path):
+    with pytest.raises(MmferError, match=r"--names: '\.\./\.\./escaped' cannot be used: a branch name becomes part "
+                                         r"of file names"):
+        ablate(runs["val"][:2], out=tmp_path / "a", names="../../escaped,lmk", progress=False)
+    with pytest.raises(MmferError, match=r"--names: 'a\+b' cannot be used"):
+        ablate(runs["val"][:2], out=tmp_path / "a", names="a+b,c", progress=False)
+    assert not list(tmp_path.parent.glob("escaped*")) and not (tmp_path / "a" / "subsets").exists()
+    odd = [write_scores(tmp_path / "x+y" / "scores_Val.csv", *_table(runs["val"][0])), runs["val"][1]]
+    with pytest.raises(MmferError, match=r"the branch name 'x\+y', taken from .*, cannot be used.*give --names a,b,c"):
+        ablate(odd, out=tmp_path / "b", progress=False)
+
+
+def _table(path):
+    t = read_scores(path)
+    return t.clip_ids, t.labels, t.probs
+
+
+def test_fuse_will_not_write_into_a_run_folder(runs, tmp_path):
+    """predict --model RUN would then read the fusion instead of the run."""
+    import shutil
+
+    from mmfer.fusion import fuse
+
+    run = tmp_path / "run"
+    run.mkdir()
+    shutil.copy(runs["val"][0], run / "scores_Val.csv")
+    (run / "best.pt").write_bytes(b"stand-in")
+    with pytest.raises(MmferError, match=r"--out .*run: holds a trained run \(best.pt\)"):
+        fuse(runs["val"], out=run, cv_folds=3)
+    assert not (run / "weights.json").exists()
+
+
+def test_a_val_without_a_class_is_said(runs, tmp_path, caplog):
+    """uar then averages over fewer classes, and nothing tunes the fusion for the one missing (train says it too)."""
+    import logging
+
+    from mmfer.fusion import fuse
+
+    files = []
+    for path in runs["val"]:
+        t = read_scores(path)
+        keep = [i for i, lab in enumerate(t.labels) if lab != "Surprise"]
+        files.append(write_scores(tmp_path / path.parent.name / "scores_Val.csv", [t.clip_ids[i] for i in keep],
+                                  [t.labels[i] for i in keep], t.probs[keep]))
+    with caplog.at_level(logging.WARNING):
+        fuse(files, out=tmp_path / "f", cv_folds=3)
+    assert "fuse: no labelled Val clip of Surprise: uar (mean class accuracy) averages over the 6 classes" in caplog.text
