@@ -23,19 +23,19 @@ EPOCHS=${EPOCHS:-}                          # override every config's epochs (e.
 
 # Every setting is checked before the long steps: a misspelt branch or method found after hours of
 # preprocessing and training costs those hours again on real AFEW.
+command -v mmfer >/dev/null || { echo "$0: the mmfer command is not installed (pip install -e .)" >&2; exit 2; }
 [[ -d "$AFEW_ROOT" ]] || { echo "$0: AFEW_ROOT $AFEW_ROOT: no such folder" >&2; exit 2; }
 for b in $BRANCHES; do
     [[ -f "$CONFIGS/$b.yaml" ]] || { echo "$0: BRANCHES: no config $CONFIGS/$b.yaml for branch '$b'" \
         "(the configs there: $(cd "$CONFIGS" 2>/dev/null && ls *.yaml 2>/dev/null | sed 's/\.yaml$//' | tr '\n' ' '))" >&2; exit 2; }
 done
-case "$FUSION" in majority|mean|weighted|per_class|exp_weighted|stacker) ;;
-    *) echo "$0: FUSION '$FUSION': expected majority, mean, weighted, per_class, exp_weighted or stacker" >&2; exit 2 ;;
-esac
+METHODS=$(python3 -c "from mmfer.fusion.methods import METHODS; print(' '.join(METHODS))")
+[[ " $METHODS " == *" $FUSION "* ]] || { echo "$0: FUSION '$FUSION': expected one of: $METHODS" >&2; exit 2; }
 for v in WORKERS FUSION_FOLDS FUSION_SEED ${EPOCHS:+EPOCHS}; do
     [[ "${!v}" =~ ^[0-9]+$ ]] || { echo "$0: $v '${!v}': expected a whole number" >&2; exit 2; }
 done
-(( FUSION_FOLDS >= 2 )) || { echo "$0: FUSION_FOLDS $FUSION_FOLDS: at least 2" >&2; exit 2; }
-command -v mmfer >/dev/null || { echo "$0: the mmfer command is not installed (pip install -e .)" >&2; exit 2; }
+(( 10#$FUSION_FOLDS >= 2 )) || { echo "$0: FUSION_FOLDS $FUSION_FOLDS: at least 2" >&2; exit 2; }
+[[ -z "$EPOCHS" ]] || (( 10#$EPOCHS >= 1 )) || { echo "$0: EPOCHS $EPOCHS: at least 1" >&2; exit 2; }
 
 CACHE="$WORK/cache"
 RUNS="$WORK/runs"

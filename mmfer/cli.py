@@ -213,7 +213,8 @@ def _cv_folds(args: argparse.Namespace) -> int:
 
 def _add_fuse(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("fuse", help="late fusion of branch scores, tuned on Val")
-    _add_fusion_arguments(p, out_help="folder for weights.json, fused_Val.csv, fused_Test.csv")
+    _add_fusion_arguments(p, out_help="folder for weights.json, fused_Val.csv, fused_Val_cv.csv (cross-validated), "
+                                      "fused_Test.csv")
 
     def run(args: argparse.Namespace) -> int:
         from mmfer.fusion.fuse import format_fuse_report, fuse
@@ -291,7 +292,8 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
 
 def _add_ablate(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("ablate", help="fuse every subset of branches and tabulate what each modality adds")
-    _add_fusion_arguments(p, out_help="folder for ablation.md, ablation.csv, ablation.png (and subsets/ with --test)")
+    _add_fusion_arguments(p, out_help="folder for ablation.md, ablation.csv, ablation.json, ablation.png and subsets/ "
+                                      "(each subset's cross-validated Val scores, and Test scores with --test)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     def run(args: argparse.Namespace) -> int:
@@ -302,7 +304,8 @@ def _add_ablate(sub: argparse._SubParsersAction) -> None:
         ablate(args.val, args.test, out=args.out, method=args.method, names=args.names, cv_folds=_cv_folds(args),
                seed=args.seed, objective=args.objective, calibrate=args.calibrate, progress=not args.no_progress)
         print((Path(args.out) / "ablation.md").read_text().rstrip())
-        print(f"wrote {Path(args.out) / 'ablation.csv'}, {Path(args.out) / 'ablation.png'}")
+        print(f"wrote {', '.join(str(Path(args.out) / f) for f in ('ablation.csv', 'ablation.json', 'ablation.png'))}"
+              f" and {Path(args.out) / 'subsets'}/")
         return 0
 
     p.set_defaults(func=run)

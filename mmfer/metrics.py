@@ -380,6 +380,27 @@ def _check_truth_column(scores: str | Path, table: ScoreTable) -> None:
                          f"class, not the truth, and scoring it would compare the predictions with themselves; {options}")
 
 
+def in_sample_note(scores: Path) -> str | None:
+    """What to say of a fusion's ``fused_Val.csv``: its weights were tuned on these very clips (unless the method
+    fits nothing: a plain mean or vote without calibration), so its figures read high."""
+    import json
+
+    fusion = scores.parent / "weights.json"
+    if scores.name != "fused_Val.csv" or not fusion.is_file():
+        return None
+    try:
+        info = json.loads(fusion.read_text())
+    except (OSError, ValueError):
+        return None
+    if info.get("method") in ("mean", "majority") and not info.get("calibrate"):
+        return None
+    cv = scores.with_name("fused_Val_cv.csv")
+    return (f"in-sample: {fusion.parent.name}'s fusion was tuned on these clips, so this reads high; "
+            + (f"{cv} holds the cross-validated scores (the figure to report)" if cv.is_file() else
+               f"re-run its `mmfer fuse` for fused_Val_cv.csv, the cross-validated scores (weights.json's "
+               "val_cross_validated is the figure to report)"))
+
+
 def evaluate_file(
     scores: str | Path,
     *,
@@ -410,11 +431,9 @@ def evaluate_file(
         raise MmferError(f"{scores}: {e}") from None
     result["scores"] = str(scores)
     result["labels_from"] = labels_from
-    fusion = Path(scores).parent / "weights.json"
-    if Path(scores).name == "fused_Val.csv" and fusion.is_file():  # the fusion was tuned on these very clips
-        result["note"] = (f"in-sample: {fusion.parent.name}'s fusion was tuned on these clips, so this reads high; "
-                          f"{Path(scores).with_name('fused_Val_cv.csv')} holds the cross-validated scores (the figure "
-                          "to report)")
+    note = in_sample_note(Path(scores))
+    if note:
+        result["note"] = note
     title = f"{Path(scores).parent.name}/{Path(scores).name}" if Path(scores).parent.name else Path(scores).name
     if png is not None:
         from mmfer.plots import plot_confusion

@@ -14,9 +14,11 @@ REPO = Path(__file__).resolve().parents[1]
 
 @pytest.mark.parametrize("setting,said", [
     ({"BRANCHES": "landmark_brnn audio_cn"}, "BRANCHES: no config configs/audio_cn.yaml for branch 'audio_cn'"),
-    ({"FUSION": "weigthed"}, "FUSION 'weigthed': expected majority, mean, weighted"),
+    ({"FUSION": "weigthed"}, "FUSION 'weigthed': expected one of: majority mean weighted"),
     ({"FUSION_FOLDS": "five"}, "FUSION_FOLDS 'five': expected a whole number"),
     ({"EPOCHS": "-1"}, "EPOCHS '-1': expected a whole number"),
+    ({"EPOCHS": "0"}, "EPOCHS 0: at least 1"),
+    ({"FUSION_FOLDS": "01"}, "FUSION_FOLDS 01: at least 2"),  # read as ten-based, not octal
 ])
 def test_a_bad_setting_stops_the_script_before_any_work(tmp_path, setting, said):
     (tmp_path / "AFEW").mkdir()

@@ -42,6 +42,8 @@ def test_fuse_submit_check_evaluate(runs, capsys):
     assert "cross-validated" in text and "(in-sample: tuned on these clips)" in text
     assert main(["fuse", "--val", *val, "--out", str(root / "mean"), "--cv-folds", "3", "--method", "mean"]) == 0
     assert "(nothing tuned: the same as cross-validated)" in capsys.readouterr().out  # a plain mean fits nothing
+    assert main(["evaluate", str(root / "mean" / "fused_Val.csv")]) == 0
+    assert "in-sample" not in capsys.readouterr().out  # nothing was tuned on the clips, so nothing to warn of
     w = json.loads((out / "weights.json").read_text())
     assert w["branches"] == ["audio_cnn", "c3d"]
 

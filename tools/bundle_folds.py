@@ -73,8 +73,10 @@ def score_view(root: Path, stem: str, view: dict, *, bundle_dir: Path, data: Pat
     for index, fold in enumerate(view["cv"]["folds"], start=1):
         name, spec = view["members"][index]
         run = out / f"fold{index}"
+        # what the scores were made of: another --data, or a rebuilt bundle's weights, are scored afresh
         info = {"index": index, "of": len(view["cv"]["folds"]), "by": view["cv"].get("by", "speaker"),
-                "speakers": fold["speakers"].split(), "val_clips": fold.get("clips"), "from_bundle": name}
+                "speakers": fold["speakers"].split(), "val_clips": fold.get("clips"), "from_bundle": name,
+                "data": str(Path(data).resolve()), "checkpoint_sha256": _sha256(bundle_dir / spec["checkpoint"])}
         if view["cv"].get("within"):
             info["within"] = view["cv"]["within"]
         kept = run / "fold.json"
@@ -92,6 +94,12 @@ def score_view(root: Path, stem: str, view: dict, *, bundle_dir: Path, data: Pat
                                  f"give the right one for this view with --data-for {stem}=PATH")
         runs.append(run)
     return summarise_folds(out, runs, by=view["cv"].get("by", "speaker"), within=view["cv"].get("within"))
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def fuse_views(root: Path, views: dict[str, dict]) -> dict:

@@ -625,8 +625,8 @@ def fit(run: Run, run_data: RunData, *, progress: bool = True,
                     if row[key] is not None and not (isinstance(row[key], float) and math.isnan(row[key])):
                         board.add_scalar(key.replace("_", "/", 1), row[key], epoch + 1)
                 board.flush()
-            left = time_left([r["seconds"] for r in rows if r.get("seconds")], done=len(rows), epochs=ocfg.epochs,
-                             fold_info=fold_info)
+            left = time_left([r["seconds"] for r in rows if r.get("seconds")], done=epoch + 1, epochs=ocfg.epochs,
+                             fold_info=fold_info)  # epoch + 1: a resumed run's log may lack earlier rows
             log.info("epoch %d/%d: train loss %.3f acc %.3f | val acc %.3f uar %.3f%s%s | %.0f s%s", epoch + 1,
                      ocfg.epochs, row["train_loss"], row["train_accuracy"], val_acc, val_uar,
                      " (best)" if improved and ocfg.select_by != "last" else "",

@@ -20,11 +20,16 @@ from tqdm import tqdm
 
 from mmfer.labels import EMOTIONS
 from mmfer.metrics import evaluate
-from mmfer.outputs import write_file
+from mmfer.outputs import check_inside, write_file
 from mmfer.scores import write_scores
 
-from mmfer.fusion.fuse import FIGURES_NOTE, _warn_stale_scores, fit_and_score, load_fusion_inputs, remove_stale
+from mmfer.fusion.fuse import _warn_stale_scores, fit_and_score, load_fusion_inputs, remove_stale
 
+SUBSET_SUFFIXES = ("_Test.csv", "_Val_cv.csv")  # the files ablate writes in OUT/subsets/, one of each per subset
+NOTE = ("val_in_sample_*: each subset's fusion tuned and scored on the same Val clips (optimistic); "
+        "val_cross_validated_*: tuned on k-1 folds of Val and scored on the held-out fold, pooled (the figures to "
+        "report; their scores: subsets/<branches>_Val_cv.csv). weights: the subset's fitted weights, per branch "
+        "in its order (none for majority; per class for per_class, under params)")
 COLUMNS = ("branches", "n_branches", "val_in_sample_accuracy", "val_in_sample_uar", "val_cross_validated_accuracy",
            "val_cross_validated_uar", "val_cross_validated_macro_f1", "test_accuracy", "test_uar", "weights")
 
@@ -49,7 +54,8 @@ def ablate(
     from the fusion tuned without its fold: the scores behind the figures to report, for ``mmfer evaluate``);
     with Test files, OUT/subsets/<names>_Test.csv its fused Test scores, and ``test_accuracy`` and ``test_uar``
     are filled where the Test files carry labels. ablation.json adds each subset's fitted weights and the
-    options and inputs. Everything is written at the end, all at once: a stopped run leaves OUT as it was.
+    options and inputs. The outputs are made beside OUT and moved into it at the end: a stopped run leaves
+    the earlier outputs as they were.
     ``cv_folds``: as ``fuse``'s (``--cv-folds``; ``folds`` is its old name).
     """
     from mmfer.compat import renamed_argument
@@ -66,8 +72,10 @@ def ablate(
     val_ids = [c for c, k in zip(inputs.val_ids, inputs.known) if k]
     val_labels = [lab for lab, k in zip(inputs.val_labels, inputs.known) if k]
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=out, prefix=".ablate-"))  # moved into place at the end
+    out.parent.mkdir(parents=True, exist_ok=True)
+    for left in out.parent.glob(f".{out.name}.ablate-*"):  # a killed run's (a stopped one cleans up after itself)
+        shutil.rmtree(left, ignore_errors=True)
+    staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.ablate-"))  # moved into OUT at the end
     try:
         rows, params, used_folds = _fit_subsets(names, val_probs, y, test, val_ids, val_labels, staging,
                                                 method=method, calibrate=calibrate, objective=objective, folds=folds,
@@ -78,23 +86,27 @@ def ablate(
                    "inputs": {"val": [str(p) for p in inputs.val_paths], "test": [str(p) for p in inputs.test_paths]}}
         write_tables(rows, staging, method=method, folds=used_folds, options=options)
         write_file(staging / "ablation.json", json.dumps(
-            {"labels": list(EMOTIONS), "branches": names, **options, "note": FIGURES_NOTE,
-             "subsets": [{**r, **params[r["branches"]]} for r in rows]}, indent=1) + "\n")
+            {"labels": list(EMOTIONS), "branches": names, **options, "note": NOTE,
+             "subsets": [{**r, "weights": params[r["branches"]]["params"].get("weights"), **params[r["branches"]]}
+                         for r in rows]}, indent=1) + "\n")
         from mmfer.plots import plot_ablation
 
         plot_ablation(rows, staging / "ablation.png", title=f"modality ablation ({method} fusion)",
                       classes=len(set(y.tolist())))
+        out.mkdir(exist_ok=True)
         written = set()
         for f in sorted(staging.rglob("*")):
             if f.is_file():
-                target = out / f.relative_to(staging)
+                target = check_inside(out, out / f.relative_to(staging), what="ablate's outputs")
                 target.parent.mkdir(parents=True, exist_ok=True)
                 os.replace(f, target)
                 written.add(target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    for stale in sorted((out / "subsets").rglob("*.csv")) if (out / "subsets").is_dir() else []:
-        if stale not in written:  # an earlier run's subset, which `submit` could pick up
+    # an earlier run's subset files, which `submit` or a reader could take for this table's (only ablate's own
+    # kinds of file, at the top of subsets/: anything else there is the user's)
+    for stale in sorted((out / "subsets").glob("*.csv")) if (out / "subsets").is_dir() else []:
+        if stale.name.endswith(SUBSET_SUFFIXES) and stale not in written:
             remove_stale(stale)
     return rows
 
@@ -128,7 +140,7 @@ def _fit_subsets(names, val_probs, y, test, val_ids, val_labels, staging: Path, 
             "weights": None,
         }
         fitted = model.params()
-        if fitted.get("weights") is not None and method != "per_class":
+        if fitted.get("weights") is not None and method not in ("per_class", "majority"):  # majority: votes
             row["weights"] = " ".join(f"{names[i]}:{w:.2f}" for i, w in zip(subset, fitted["weights"]))
         params[label] = {"params": fitted, "val_cross_validated_fold_accuracy": cv["fold_accuracy"]}
         if test is not None:

@@ -1,8 +1,9 @@
-"""``mmfer fuse``: branch score CSVs -> weights.json, fused_Val.csv, fused_Test.csv.
+"""``mmfer fuse``: branch score CSVs -> weights.json, fused_Val.csv, fused_Val_cv.csv, fused_Test.csv.
 
 Everything is tuned on Val only (Test labels are hidden in EmotiW). weights.json keeps two Val
 figures apart: ``val_in_sample`` (tuned and scored on the same clips: optimistic) and
-``val_cross_validated`` (tuned on k-1 folds, scored on the held-out fold: the one to report).
+``val_cross_validated`` (tuned on k-1 folds, scored on the held-out fold: the one to report), whose
+scores are fused_Val_cv.csv.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ _SPLIT_SUFFIX = re.compile(r"[_\-.](val|valid|validation|test|train)$", re.IGNOR
 # score files every run or cross-validation names the same: scores_Val.csv, fused_Test.csv, scores_oof.csv,
 # scores_Test_ensemble.csv, scores_Val_v10.csv (views); predict_Val.csv, predict's CSV of a run kept in its folder
 _RUN_FILE = re.compile(r"^((scores?|fused)([_\-.](val|test|train))?([_\-.](oof|ensemble|v\d+))?)?$", re.IGNORECASE)
-_NOT_IN_NAME = re.compile(r"[/\\+\x00-\x1f]")  # a branch name is part of file names, joined to others by '+'
+_NOT_IN_NAME = re.compile(r'[/\\+:*?"<>|\x00-\x1f]')  # ablate: part of file names (any OS), joined by '+'
 _PREDICT_FILE = re.compile(r"^predict$", re.IGNORECASE)  # RUN/predict_Val.csv: named by its folder when that is a run
 
 
@@ -104,12 +105,13 @@ def resolve_names(val_paths: Sequence[str | Path], test_paths: Sequence[str | Pa
             raise MmferError(f"--names: {len(names)} name(s) ({','.join(names)}) for {len(val_paths)} score files")
     else:
         names = derived
-    for n, path in zip(names, val_paths):  # names become file names (ablate's subsets/<a>+<b>_Test.csv)
+    for n, path in zip(names, val_paths) if command == "ablate" else ():  # its subsets/<a>+<b>_Test.csv files
         if not n or n in (".", "..") or _NOT_IN_NAME.search(n):
             what = f"--names: {n!r}" if names is not derived else f"the branch name {n!r}, taken from {path},"
             raise MmferError(f"{command}: {what} cannot be used: a branch name becomes part of file names and is "
-                             "joined to others with '+', so it may not be empty, '.' or '..', or hold /, \\, + or "
-                             "control characters" + ("" if names is not derived else "; give --names a,b,c"))
+                             "joined to others with '+', so it may not be empty, '.' or '..', or hold + or a "
+                             "character no file name may hold (/ \\ : * ? \" < > |, control characters)"
+                             + ("" if names is not derived else "; give --names a,b,c"))
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
         raise MmferError(f"{command}: branch name(s) {', '.join(dupes)} appear twice; give distinct names with --names a,b,c")
@@ -293,8 +295,8 @@ def fuse(
     objective: str = "accuracy",
     folds: int | None = None,
 ) -> dict[str, Any]:
-    """Tune ``method`` on the Val score files, write OUT/weights.json, OUT/fused_Val.csv and (with
-    Test files) OUT/fused_Test.csv; returns the weights.json content. ``cv_folds``: the folds of Val that the
+    """Tune ``method`` on the Val score files, write OUT/weights.json, OUT/fused_Val.csv (in-sample),
+    OUT/fused_Val_cv.csv (cross-validated, labelled clips) and (with Test files) OUT/fused_Test.csv; returns the weights.json content. ``cv_folds``: the folds of Val that the
     reported estimate cross-validates over (``--cv-folds``; ``folds`` is its old name)."""
     from mmfer.compat import renamed_argument
     from mmfer.outputs import check_output_dir

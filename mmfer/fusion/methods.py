@@ -75,10 +75,11 @@ MAX_CANDIDATES = 20_000  # weight vectors one search scores, beyond the full gri
 
 def candidate_weights(n: int, *, step: float = 0.1, max_grid: int = 4, samples: int = 2000, seed: int = 0) -> np.ndarray:
     """Grid over the simplex for up to ``max_grid`` branches. Beyond that, the uniform vector, every single
-    branch, the grid of every 2 to ``max_grid`` branches with the others at 0 (smaller sets first, as many as
-    ``MAX_CANDIDATES`` allows) and seeded Dirichlet samples: so the search never does worse than any subset
-    the grid covers, and a fusion of more branches never reads below one of fewer (random points of the
-    whole simplex alone miss its faces: six branches read below two of them)."""
+    branch, the grid of every 2 to ``max_grid`` branches with the others at 0 (smaller sets first, as many
+    sizes as ``MAX_CANDIDATES`` allows: all of 2 to 4 for up to 9 branches) and seeded Dirichlet samples. So the
+    search never reads below any subset of up to 4 branches in-sample (random points of the whole simplex
+    alone miss its faces: six branches had read below two of them); against a subset of 5 or more branches
+    it is a random search and can."""
     if n == 1:
         return np.ones((1, 1))
     if n <= max_grid:

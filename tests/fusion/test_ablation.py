@@ -173,7 +173,8 @@ def test_branch_names_that_cannot_name_files_are_refused(runs, tmp_path):
         ablate(runs["val"][:2], out=tmp_path / "a", names="../../escaped,lmk", progress=False)
     with pytest.raises(MmferError, match=r"--names: 'a\+b' cannot be used"):
         ablate(runs["val"][:2], out=tmp_path / "a", names="a+b,c", progress=False)
-    assert not list(tmp_path.parent.glob("escaped*")) and not (tmp_path / "a" / "subsets").exists()
+    assert not [p for p in tmp_path.parent.parent.rglob("escaped*")]  # written nowhere
+    assert not (tmp_path / "a").exists()
     odd = [write_scores(tmp_path / "x+y" / "scores_Val.csv", *_table(runs["val"][0])), runs["val"][1]]
     with pytest.raises(MmferError, match=r"the branch name 'x\+y', taken from .*, cannot be used.*give --names a,b,c"):
         ablate(odd, out=tmp_path / "b", progress=False)
@@ -214,3 +215,42 @@ def test_a_val_without_a_class_is_said(runs, tmp_path, caplog):
     with caplog.at_level(logging.WARNING):
         fuse(files, out=tmp_path / "f", cv_folds=3)
     assert "fuse: no labelled Val clip of Surprise: uar (mean class accuracy) averages over the 6 classes" in caplog.text
+
+
+def test_a_branch_name_ablate_refuses_is_fine_for_fuse(runs, tmp_path):
+    """fuse writes no file per branch: a name with '+' (an earlier fusion's file, c3d+lstm_Val.csv) stays usable."""
+    from mmfer.fusion import fuse
+
+    files = [write_scores(tmp_path / "c3d+lstm_Val.csv", *_table(runs["val"][1])), runs["val"][0]]
+    assert fuse(files, out=tmp_path / "f", cv_folds=3)["branches"] == ["c3d+lstm", "audio"]
+
+
+def test_a_rerun_removes_only_its_own_kinds_of_file(runs, tmp_path, caplog):
+    """Stale subset files go (submit could take them for this table's); a user's own files in subsets/ stay."""
+    out = tmp_path / "abl"
+    ablate(runs["val"], runs["test"], out=out, cv_folds=3, progress=False)
+    (out / "subsets" / "notes").mkdir()
+    (out / "subsets" / "notes" / "mine.csv").write_text("a,b\n")
+    (out / "subsets" / "speakers.csv").write_text("a,b\n")
+    ablate(runs["val"][:2], runs["test"][:2], out=out, cv_folds=3, progress=False)
+    assert sorted(p.name for p in (out / "subsets").iterdir()) == [
+        "audio+c3d_Test.csv", "audio+c3d_Val_cv.csv", "audio_Test.csv", "audio_Val_cv.csv", "c3d_Test.csv",
+        "c3d_Val_cv.csv", "notes", "speakers.csv"]
+    assert (out / "subsets" / "notes" / "mine.csv").is_file()
+    assert not list(tmp_path.glob(".abl.ablate-*"))
+
+
+def test_many_subsets_lie_down_in_the_plot(tmp_path):
+    """63 upright bars made a 6457 px wide image; past 12 subsets each gets a row of its own."""
+    from PIL import Image
+
+    from mmfer.plots import ABLATION_UPRIGHT, plot_ablation
+
+    def rows(n):
+        return [{"branches": f"b{i}", "val_in_sample_accuracy": 0.5, "val_cross_validated_accuracy": 0.4,
+                 "val_cross_validated_uar": 0.3} for i in range(n)]
+
+    few = Image.open(plot_ablation(rows(3), tmp_path / "few.png")).size
+    many = Image.open(plot_ablation(rows(63), tmp_path / "many.png", classes=6)).size
+    assert few[0] > few[1] and many[1] > many[0] and many[0] < 1500  # tall, not a strip
+    assert ABLATION_UPRIGHT == 12
