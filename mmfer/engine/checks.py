@@ -81,12 +81,14 @@ def check_consistency(config: Any, settings: Any, kind: str) -> None:
     if problems:
         raise MmferError(f"{where}: {'; '.join(problems)}")
     unread = unread_augment(config.augment, kind) if config.augment.enabled else []
-    if unread:
+    if unread and (where, kind, tuple(unread)) not in _SAID:  # once a process, not once per fold
+        _SAID.add((where, kind, tuple(unread)))
         log.warning("%s: %s %s not read by model %s (its input is %s): %s no effect on this run", where,
                     ", ".join(f"augment.{name}" for name in unread), "is" if len(unread) == 1 else "are",
                     config.model.name, kind, "it has" if len(unread) == 1 else "they have")
 
 
+_SAID: set[tuple] = set()  # the unread-augment warnings given in this process
 _FACE_IMAGES = {"face_image", "face_window", "face_sequence"}
 _SOUND = {"logmel", "audio_stats"}
 # the augment keys each input kind's dataset reads (mixup and cutmix: any kind, cutmix checked above)

@@ -684,7 +684,7 @@ def write_run_scores(out: Path, *, data: Path, device: torch.device, progress: b
                                           records=records, progress=progress)
         path = write_scores(out / f"scores_{split}.csv", ids, labels, probs)
         written[split] = str(path)
-        log.info("wrote %s (%d clips)", path, len(ids))
+        log.info("wrote %s (%d %s)", path, len(ids), "images" if kind == "face_image" else "clips")
     return written
 
 

@@ -72,6 +72,9 @@ def test_augment_keys_a_model_never_reads_are_said_by_name(caplog):
     assert ("config 's': augment.freq_warp is not read by model audio_stats (its input is audio_stats): it has no "
             "effect on this run" in caplog.text)
     caplog.clear()
+    with caplog.at_level(logging.WARNING):  # said once a process, not once per fold of a --folds run
+        check_consistency(config, None, "audio_stats")
+    assert caplog.text == ""
     with caplog.at_level(logging.WARNING):  # augmentation off: nothing is read, nothing to say
         check_consistency(dataclasses.replace(config, augment=dataclasses.replace(stats, enabled=False)), None,
                           "audio_stats")
