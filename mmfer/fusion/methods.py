@@ -73,13 +73,15 @@ def simplex_grid(n: int, step: float = 0.1) -> np.ndarray:
 MAX_CANDIDATES = 20_000  # weight vectors one search scores, beyond the full grid of a few branches
 
 
-def candidate_weights(n: int, *, step: float = 0.1, max_grid: int = 4, samples: int = 2000, seed: int = 0) -> np.ndarray:
+def candidate_weights(n: int, *, step: float = 0.1, max_grid: int = 4, samples: int = 2000, seed: int = 0,
+                      faces: bool = True) -> np.ndarray:
     """Grid over the simplex for up to ``max_grid`` branches. Beyond that, the uniform vector, every single
     branch, the grid of every 2 to ``max_grid`` branches with the others at 0 (smaller sets first, as many
     sizes as ``MAX_CANDIDATES`` allows: all of 2 to 4 for up to 9 branches) and seeded Dirichlet samples. So the
     search never reads below any subset of up to 4 branches in-sample (random points of the whole simplex
     alone miss its faces: six branches had read below two of them); against a subset of 5 or more branches
-    it is a random search and can."""
+    it is a random search and can. ``faces=False`` leaves the subset grids out (per_class's passes, which start
+    from the weighted search's best and would pay for them once per class and pass)."""
     if n == 1:
         return np.ones((1, 1))
     if n <= max_grid:
@@ -88,7 +90,7 @@ def candidate_weights(n: int, *, step: float = 0.1, max_grid: int = 4, samples: 
     rand = rng.dirichlet(np.ones(n), size=samples)
     rows = [np.full((1, n), 1.0 / n), np.eye(n)]
     total = 1 + n + samples
-    for k in range(2, max_grid + 1):
+    for k in range(2, max_grid + 1 if faces else 2):
         face = simplex_grid(k, step)
         face = face[(face > 0).all(axis=1)]  # points of smaller faces are added with those
         subsets = list(itertools.combinations(range(n), k))
@@ -289,7 +291,8 @@ class PerClassWeights(Fuser):
         start = WeightedMean(objective=self.objective, step=self.step, max_grid=self.max_grid,
                              samples=self.samples, seed=self.seed).fit(probs_list, y)
         w = np.repeat(start.weights[:, None], NUM_CLASSES, axis=1)
-        cands = candidate_weights(b, step=self.step, max_grid=self.max_grid, samples=self.samples, seed=self.seed + 1)
+        cands = candidate_weights(b, step=self.step, max_grid=self.max_grid, samples=self.samples, seed=self.seed + 1,
+                                  faces=False)
         for _ in range(self.passes):
             changed = False
             for c in range(NUM_CLASSES):
