@@ -64,7 +64,12 @@ def test_fold_models_score_their_held_out_speakers_again(folds_bundle, capsys):
     want = (0.2 * apply_temperature(a.probs, 1.5) + 0.4 * apply_temperature(b.probs[order], 0.5)) / 0.6
     fused = read_scores(out / "audio" / "scores_oof.csv")
     assert fused.clip_ids == a.clip_ids and np.allclose(fused.probs, want, atol=2e-6)
-    assert float(rows["audio (bundle fusion)"]["pooled_uar"]) == round(evaluate(a.labels, want)["uar"], 4)
+    fused_row = rows["audio, as predict fuses it (weights and temperatures)"]
+    assert float(fused_row["pooled_uar"]) == round(evaluate(a.labels, want)["uar"], 4)
+    halves = [read_scores(root / "cv" / f"fold{i}" / "scores_Val.csv") for i in (1, 2)]  # per fold, as the views
+    assert fused_row["fold_uar"] == " ".join(f"{evaluate(h.labels, want[[a.clip_ids.index(c) for c in h.clip_ids]])['uar']:.3f}"
+                                             for h in halves)
+    assert rows["audio_stats1"]["recorded_fold_uar"] == " ".join(f"{f['uar']:.3f}" for f in recorded["cv"]["folds"])
     assert "audio_stats1" in capsys.readouterr().out
     # a second call keeps what is scored; other data is scored afresh
     stamp = (out / "audio_stats1" / "fold1" / "scores_Val.csv").stat().st_mtime_ns
@@ -95,3 +100,31 @@ def test_data_the_folds_never_held_out_is_refused_by_name(folds_bundle, tmp_path
                            str(tmp_path / "o")])
     with pytest.raises(MmferError, match="no bundle.json there"):
         bundle_folds.main(["--model", str(tmp_path), "--data", str(root / "list.csv"), "--out", str(tmp_path / "o")])
+
+
+def test_views_that_name_clips_differently_are_matched_by_file_and_renamed(tmp_path):
+    """The shipped statistics view learnt from an AFEW folder (Angry/03-01-...), the CNN views from a speech list
+    (03-01-...): fused by the file's name, and every view's scores_oof.csv rewritten with it, so that they and
+    a new recipe's runs on a speech list fuse with `mmfer fuse`."""
+    from mmfer.scores import read_scores, write_scores
+
+    rng = np.random.default_rng(0)
+    names = [f"c{i}" for i in range(6)]
+    labels = ["Angry", "Sad", "Happy", "Angry", "Sad", "Happy"]
+    p1, p2 = rng.dirichlet(np.ones(7), 6), rng.dirichlet(np.ones(7), 6)
+    write_scores(tmp_path / "cnn" / "scores_oof.csv", names, labels, p1)
+    for i, part in ((1, slice(0, 3)), (2, slice(3, 6))):
+        write_scores(tmp_path / "cnn" / f"fold{i}" / "scores_Val.csv", names[part], labels[part], p1[part])
+    order = [5, 3, 1, 0, 2, 4]  # another order, and Class/file names
+    write_scores(tmp_path / "stats" / "scores_oof.csv", [f"{labels[i]}/{names[i]}" for i in order],
+                 [labels[i] for i in order], p2[order])
+    views = {"cnn": {"members": {1: ("cnn_fold1", {"weight": 0.1}), 2: ("cnn_fold2", {"weight": 0.1})},
+                     "cv": {"folds": [{}, {}]}},
+             "stats": {"members": {1: ("stats_fold1", {"weight": 0.3}), 2: ("stats_fold2", {"weight": 0.3})},
+                       "cv": {"folds": [{}, {}]}}}
+    fused = bundle_folds.fuse_views(tmp_path, views)
+    assert fused["weights"] == {"cnn": 0.25, "stats": 0.75} and len(fused["bundle_folds"]) == 2
+    out = read_scores(tmp_path / "audio" / "scores_oof.csv")
+    assert out.clip_ids == names and np.allclose(out.probs, 0.25 * p1 + 0.75 * p2, atol=2e-6)
+    again = read_scores(tmp_path / "stats" / "scores_oof.csv")
+    assert again.clip_ids == names and again.labels == labels and np.allclose(again.probs, p2, atol=2e-6)

@@ -1,13 +1,17 @@
 #!/usr/bin/env python3
 """Score a bundle's cross-validation fold models out of fold again, from the weights it ships.
 
-    python tools/bundle_folds.py --data speech_3.csv --out runs/shipped_folds            # the default bundle
+    python tools/speech_list.py --ravdess ravdess_speech/ --metadata speech/metadata.csv --out speech.csv
+    python tools/ravdess_to_afew.py ravdess_speech/ ravdess_afew --audio --val-actors 13,14,15,16
+    python tools/bundle_folds.py --data speech.csv --data-for audio_stats=ravdess_afew --out FOLDS   # the default
     python tools/bundle_folds.py --model my_bundle/ --data list.csv --out R --cv audio_stats=stats
 
 Why: a bundle keeps each audio view's fold models (``<stem>_fold<i>``) and, in bundle.json's provenance, the
 speakers each fold held out and the figures they made, but not the runs: these are gone once a session ends.
 To compare a new recipe with the shipped one fold for fold (same speakers held out), or to check that a list
-is the data the bundle was trained on, each fold model scores the clips of ``--data`` that its fold held out.
+is the data the bundle was trained on, each fold model scores the clips of ``--data`` that its fold held out
+(rows a list marks for evaluation only, TESS's, are never among them). The default bundle's statistics view
+learnt from an AFEW folder of RAVDESS, whose speakers and clips are named from the files, hence ``--data-for``.
 Per view (stem) ``OUT/<stem>/`` is laid out as a ``mmfer train --folds`` folder (``fold<i>/best.pt``,
 ``fold.json``, ``scores_Val.csv``; ``scores_oof.csv``, ``folds.json``, ``folds.csv``), so every tool that
 reads one reads it; ``OUT/audio/scores_oof.csv`` is the views fused by the bundle's weights and temperatures,
@@ -61,11 +65,32 @@ def fold_views(info: dict, cv_keys: dict[str, str]) -> dict[str, dict]:
     return views
 
 
+def check_data(stem: str, view: dict, *, bundle_dir: Path, data: Path) -> None:
+    """Before any scoring: ``data`` must hold clips of the speakers each fold held out (a view trained on other
+    data is named, with the option that gives it its own), so a wrong list costs seconds, not the other views'
+    scoring first."""
+    from mmfer.data.datasets import pooled_records
+    from mmfer.data.splits import fold_records
+    from mmfer.engine.checkpoint import load_checkpoint
+    from mmfer.engine.config import config_from_dict
+    from mmfer.errors import MmferError
+
+    ckpt = load_checkpoint(bundle_dir / view["members"][1][1]["checkpoint"])
+    config = config_from_dict(ckpt["config"], where=f"{stem}_fold1: config")
+    pooled = pooled_records(data, ckpt["input_kind"], splits=(config.data.train_split, config.data.val_split))
+    for index, fold in enumerate(view["cv"]["folds"], start=1):
+        speakers = fold["speakers"].split()
+        if not fold_records(pooled, [speakers], 0, by=view["cv"].get("by", "speaker"))[1]:
+            raise MmferError(f"{data}: none of its clips is of the speakers fold {index} of {stem} held out "
+                             f"({', '.join(speakers)}): not the data these folds trained on (a RAVDESS folder "
+                             "names its speakers ravdess:NN, a speech list as its speaker column does); give the "
+                             f"right one for this view with --data-for {stem}=PATH")
+
+
 def score_view(root: Path, stem: str, view: dict, *, bundle_dir: Path, data: Path, progress: bool) -> dict:
     """Lay out ``OUT/<stem>`` as a folds run from the bundle's files and score each fold; its summary."""
     from mmfer.engine.folds import summarise_folds
     from mmfer.engine.scoring import score_split
-    from mmfer.errors import MmferError
     from mmfer.scores import read_scores
 
     out = root / stem
@@ -86,12 +111,6 @@ def score_view(root: Path, stem: str, view: dict, *, bundle_dir: Path, data: Pat
             shutil.copyfile(bundle_dir / spec["checkpoint"], run / "best.pt")
             kept.write_text(json.dumps(info) + "\n")
             score_split(run, data=data, split="Val", out=run / "scores_Val.csv", progress=progress)
-            if not read_scores(run / "scores_Val.csv").clip_ids:
-                (run / "scores_Val.csv").unlink()
-                raise MmferError(f"{data}: none of its clips is of the speakers fold {index} of {stem} held out "
-                                 f"({', '.join(info['speakers'])}): not the data these folds trained on (a RAVDESS "
-                                 f"folder names its speakers ravdess:NN, a speech list as its speaker column does); "
-                                 f"give the right one for this view with --data-for {stem}=PATH")
         runs.append(run)
     return summarise_folds(out, runs, by=view["cv"].get("by", "speaker"), within=view["cv"].get("within"))
 
@@ -104,7 +123,10 @@ def _sha256(path: Path) -> str:
 
 def fuse_views(root: Path, views: dict[str, dict]) -> dict:
     """The views' out-of-fold scores fused as the bundle fuses them (each stem's members' weights summed, its
-    temperature first), written to ``OUT/audio/scores_oof.csv``; and the same weights without temperatures."""
+    temperature first), written to ``OUT/audio/scores_oof.csv``; and the same weights without temperatures (the
+    plain pair the model card's figures are). Where the views name clips differently (a speech list by the
+    file's name, an AFEW folder by Class/file), every view's ``scores_oof.csv`` is rewritten with the file's
+    name, in the first view's order, so that they and a new recipe's runs on a speech list fuse with `mmfer fuse`."""
     import numpy as np
 
     from mmfer.errors import MmferError
@@ -113,28 +135,39 @@ def fuse_views(root: Path, views: dict[str, dict]) -> dict:
     from mmfer.scores import read_scores, write_scores
 
     scores = {stem: read_scores(root / stem / "scores_oof.csv") for stem in views}
-    first = next(iter(scores.values()))
+    first_stem, first = next(iter(scores.items()))
+    same = all(sorted(s.clip_ids) == sorted(first.clip_ids) for s in scores.values())
 
-    def keys(ids) -> list[str]:  # a list names a clip by its file, an AFEW folder by Class/file: the file decides
-        return list(ids) if all(sorted(s.clip_ids) == sorted(first.clip_ids) for s in scores.values()) else \
-            [c.replace("\\", "/").rsplit("/", 1)[-1] for c in ids]
+    def keys(ids) -> list[str]:
+        return list(ids) if same else [c.replace("\\", "/").rsplit("/", 1)[-1] for c in ids]
 
-    order = {c: i for i, c in enumerate(keys(first.clip_ids))}
+    ids = keys(first.clip_ids)
+    order = {c: i for i, c in enumerate(ids)}
     probs = {}
     for stem, s in scores.items():
         mine = keys(s.clip_ids)
         if len(set(mine)) != len(mine) or sorted(mine) != sorted(order):
-            raise MmferError(f"{stem}: its folds held out other clips than {next(iter(scores))}'s: the views cannot "
+            raise MmferError(f"{stem}: its folds held out other clips than {first_stem}'s: the views cannot "
                              "be fused clip by clip")
         probs[stem] = s.probs[np.argsort([order[c] for c in mine])]
+        if not same:
+            write_scores(root / stem / "scores_oof.csv", ids, first.labels, probs[stem])
     weights = {stem: sum(spec["weight"] for _, spec in view["members"].values()) for stem, view in views.items()}
     total = sum(weights.values())
     temperatures = {stem: next(iter(view["members"].values()))[1].get("temperature") for stem, view in views.items()}
     fused = sum(weights[s] / total * apply_temperature(probs[s], temperatures[s] or 1.0) for s in views)
     plain = sum(weights[s] / total * probs[s] for s in views)
     (root / "audio").mkdir(exist_ok=True)
-    write_scores(root / "audio" / "scores_oof.csv", first.clip_ids, first.labels, fused)
+    write_scores(root / "audio" / "scores_oof.csv", ids, first.labels, fused)
+    # the first view's folds, clip by clip, for per-fold figures of the fused scores
+    folds = [keys(read_scores(root / first_stem / f"fold{i}" / "scores_Val.csv").clip_ids)
+             for i in range(1, len(views[first_stem]["cv"]["folds"]) + 1)]
+
+    def per_fold(p) -> list[float]:
+        return [evaluate([first.labels[order[c]] for c in fold], p[[order[c] for c in fold]])["uar"] for fold in folds]
+
     return {"bundle": evaluate(first.labels, fused), "no_temperature": evaluate(first.labels, plain),
+            "bundle_folds": per_fold(fused), "no_temperature_folds": per_fold(plain),
             "weights": {s: round(w / total, 4) for s, w in weights.items()}, "temperatures": temperatures}
 
 
@@ -178,6 +211,8 @@ def main(argv: list[str] | None = None) -> int:
             raise MmferError(f"--data-for {stem}={path}: no such file or folder")
     check_output_file(args.out / "summary.csv", option="--out",
                       inputs=[bundle_dir / "bundle.json", args.data, *data_for.values()])
+    for stem, view in views.items():
+        check_data(stem, view, bundle_dir=bundle_dir, data=data_for.get(stem, args.data))
     args.out.mkdir(parents=True, exist_ok=True)
     rows = []
     for stem, view in views.items():
@@ -187,16 +222,19 @@ def main(argv: list[str] | None = None) -> int:
         rows.append({"view": stem, "recorded_as": view["key"], "clips": sum(f["clips"] for f in summary["folds"]),
                      "pooled_uar": summary["pooled_uar"], "pooled_accuracy": summary["pooled_accuracy"],
                      "recorded_pooled_uar": was,
-                     "fold_uar": " ".join(f"{f['uar']:.3f}" for f in summary["folds"])})
+                     "fold_uar": " ".join(f"{f['uar']:.3f}" for f in summary["folds"]),
+                     "recorded_fold_uar": " ".join(f"{f['uar']:.3f}" for f in view["cv"]["folds"])})
         if was is not None and abs(summary["pooled_uar"] - was) > AGREE:
             print(f"bundle_folds: {stem}: pooled uar {summary['pooled_uar']:.4f} here, {was:.4f} recorded: is "
                   f"{data_for.get(stem, args.data)} the data its folds were trained on?", file=sys.stderr)
     if len(views) > 1:
         fused = fuse_views(args.out, views)
-        for name, m in (("audio (bundle fusion)", fused["bundle"]), ("audio (weights, no temperatures)",
-                                                                     fused["no_temperature"])):
+        for name, key in (("audio, as predict fuses it (weights and temperatures)", "bundle"),
+                          ("audio, weights alone (the model card's pair figures)", "no_temperature")):
+            m = fused[key]
             rows.append({"view": name, "recorded_as": "", "clips": m["n"], "pooled_uar": round(m["uar"], 4),
-                         "pooled_accuracy": round(m["accuracy"], 4), "recorded_pooled_uar": None, "fold_uar": ""})
+                         "pooled_accuracy": round(m["accuracy"], 4), "recorded_pooled_uar": None,
+                         "fold_uar": " ".join(f"{u:.3f}" for u in fused[f"{key}_folds"]), "recorded_fold_uar": ""})
         print(f"fused with weights {fused['weights']} and temperatures {fused['temperatures']}")
     with open(args.out / "summary.csv", "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(rows[0]))
@@ -204,8 +242,8 @@ def main(argv: list[str] | None = None) -> int:
         w.writerows(rows)
     for r in rows:
         was = "" if r["recorded_pooled_uar"] is None else f" (recorded {r['recorded_pooled_uar']:.4f})"
-        print(f"{r['view']:34s} uar {r['pooled_uar']:.4f}{was}  accuracy {r['pooled_accuracy']:.4f}  "
-              f"{r['clips']} clips  folds {r['fold_uar']}")
+        print(f"{r['view']}: uar {r['pooled_uar']:.4f}{was}  accuracy {r['pooled_accuracy']:.4f}  {r['clips']} clips"
+              f"\n    folds {r['fold_uar']}" + (f" (recorded {r['recorded_fold_uar']})" if r["recorded_fold_uar"] else ""))
     print(f"wrote {args.out / 'summary.csv'}")
     return 0
 

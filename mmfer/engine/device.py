@@ -69,11 +69,15 @@ def training_precision(device: torch.device, amp: bool, model: nn.Module | None 
     return "fp32"
 
 
+_NOTED: list[bool] = []
+
+
 def precision_note(device: torch.device, amp: bool, precision: str) -> str:
     """Why ``amp: true`` trains in fp32 on this CPU, for the run's log ("" where it does not): users who saw bf16
     on one machine would otherwise not know why another is about 3 times slower per step."""
-    if not (amp and precision == "fp32" and device.type == "cpu") or cpu_has_native_bf16():
+    if not (amp and precision == "fp32" and device.type == "cpu") or cpu_has_native_bf16() or _NOTED:
         return ""
+    _NOTED.append(True)  # once a process: a --folds run would say it again for every fold
     return (" (amp is on, but this CPU has no native bf16, neither avx512_bf16 nor amx_bf16 in /proc/cpuinfo; "
             "emulated bf16 would be slower still, so steps take about 3 times as long as on a CPU that has it)")
 

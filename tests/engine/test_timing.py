@@ -42,7 +42,10 @@ def test_amp_in_fp32_on_a_cpu_without_bf16_says_why(monkeypatch):
 
     cpu = torch.device("cpu")
     monkeypatch.setattr(device, "cpu_has_native_bf16", lambda: False)
+    monkeypatch.setattr(device, "_NOTED", [])
     assert "no native bf16" in device.precision_note(cpu, True, "fp32")
+    assert device.precision_note(cpu, True, "fp32") == ""  # once a process, not once per fold
+    monkeypatch.setattr(device, "_NOTED", [])
     assert device.precision_note(cpu, False, "fp32") == ""  # fp32 asked for: nothing to explain
     monkeypatch.setattr(device, "cpu_has_native_bf16", lambda: True)
     assert device.precision_note(cpu, True, "fp32") == ""  # Conv3d without AMX says its own reason
