@@ -85,15 +85,16 @@ def ablate(
                    "cv_folds": used_folds, "val_clips": int(inputs.known.sum()),
                    "inputs": {"val": [str(p) for p in inputs.val_paths], "test": [str(p) for p in inputs.test_paths]}}
         write_tables(rows, staging, method=method, folds=used_folds, options=options)
+        subsets = [{**r, "weights": None if method == "majority" else params[r["branches"]]["params"].get("weights"),
+                    **params[r["branches"]]} for r in rows]  # weights as weights.json has them: a list
         write_file(staging / "ablation.json", json.dumps(
-            {"labels": list(EMOTIONS), "branches": names, **options, "note": NOTE,
-             "subsets": [{**r, "weights": params[r["branches"]]["params"].get("weights"), **params[r["branches"]]}
-                         for r in rows]}, indent=1) + "\n")
+            {"labels": list(EMOTIONS), "branches": names, **options, "note": NOTE, "subsets": subsets}, indent=1) + "\n")
         from mmfer.plots import plot_ablation
 
         plot_ablation(rows, staging / "ablation.png", title=f"modality ablation ({method} fusion)",
                       classes=len(set(y.tolist())))
         out.mkdir(exist_ok=True)
+        check_inside(out, out / "subsets", what="ablate's outputs")  # before the first file moves
         written = set()
         for f in sorted(staging.rglob("*")):
             if f.is_file():

@@ -254,3 +254,13 @@ def test_many_subsets_lie_down_in_the_plot(tmp_path):
     many = Image.open(plot_ablation(rows(63), tmp_path / "many.png", classes=6)).size
     assert few[0] > few[1] and many[1] > many[0] and many[0] < 1500  # tall, not a strip
     assert ABLATION_UPRIGHT == 12
+
+
+def test_a_vote_has_no_weights_in_the_table(runs, tmp_path):
+    import json
+
+    ablate(runs["val"][:2], out=tmp_path / "abl", method="majority", cv_folds=3, progress=False)
+    subsets = json.loads((tmp_path / "abl" / "ablation.json").read_text())["subsets"]
+    assert [s["weights"] for s in subsets] == [None] * 3
+    with open(tmp_path / "abl" / "ablation.csv", newline="") as f:
+        assert [r["weights"] for r in csv.DictReader(f)] == [""] * 3
