@@ -91,6 +91,14 @@ def _add_preprocess(sub: argparse._SubParsersAction) -> None:
 
 
 # ---------------------------------------------------------------- train / scores (issue 3)
+def _fold_numbers(text: str) -> list[int]:
+    """``--only-folds 1,3``: fold numbers, comma-separated."""
+    try:
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: fold numbers separated by commas, e.g. 1,2") from None
+
+
 def _add_train(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train one branch from a config")
     p.add_argument("config", metavar="CONFIG", help="train config YAML, e.g. configs/c3d.yaml")
@@ -112,6 +120,9 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                    help="with --folds K and a CSV list: deal only CORPUS's speakers to the K folds; the other "
                         "corpora train every fold and are never validated on (does adding them help its unseen "
                         "speakers?)")
+    p.add_argument("--only-folds", default=None, metavar="I[,J...]", type=_fold_numbers,
+                   help="with --folds: train only these folds now (from 1; one per machine or GPU, or some today and "
+                        "the rest later); the summary is written once every fold is in RUN")
 
     def run(args: argparse.Namespace) -> int:
         from mmfer.engine.config import load_train_config
@@ -120,6 +131,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         config = load_train_config(args.config)
         if args.folds_within is not None and args.folds is None:
             raise MmferError("--folds-within goes with --folds K")
+        if args.only_folds is not None and args.folds is None:
+            raise MmferError("--only-folds goes with --folds")
         if args.folds is not None:
             from mmfer.engine.folds import train_folds
 
@@ -129,9 +142,14 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
 
             check_output_dir(args.out, option="--out")
             s = train_folds(config, data=args.data, out=args.out, folds=args.folds, folds_within=args.folds_within,
-                            epochs=args.epochs, seed=args.seed, device=args.device, progress=not args.no_progress)
+                            epochs=args.epochs, seed=args.seed, device=args.device, progress=not args.no_progress,
+                            only_folds=args.only_folds)
             for r in s["folds"]:
                 print(f"fold {r['fold']} ({r['speakers']}): accuracy {r['accuracy']:.4f}, uar {r['uar']:.4f}")
+            if s.get("pending"):
+                print(f"folds {','.join(map(str, s['pending']))} still to train (the same command with --only-folds "
+                      f"{','.join(map(str, s['pending']))}, or without it); the summary is written then")
+                return 0
             print(f"uar {s['uar_mean']:.4f} +- {s['uar_std']:.4f} (range {s['uar_min']:.4f}-{s['uar_max']:.4f}); "
                   f"pooled out-of-fold accuracy {s['pooled_accuracy']:.4f}, uar {s['pooled_uar']:.4f}")
             if "test_ensemble" in s:

@@ -31,7 +31,8 @@ log = logging.getLogger(__name__)
 
 def train_folds(config: Any, *, data: str | Path, out: str | Path, folds: int | str, epochs: int | None = None,
                 device: str | None = None, progress: bool = True, folds_within: str | None = None,
-                seed: int | None = None, within: str | None = None) -> dict[str, Any]:
+                seed: int | None = None, within: str | None = None,
+                only_folds: list[int] | None = None) -> dict[str, Any]:
     """Train ``folds`` speaker-disjoint folds (or, with ``folds="corpus"``, one fold per corpus of a speech
     list, leave-one-corpus-out) into OUT/fold<i>, each resumed or skipped if already there, then summarise
     them (see the module doc). Returns the summary written to folds.json.
@@ -39,7 +40,11 @@ def train_folds(config: Any, *, data: str | Path, out: str | Path, folds: int | 
     ``folds_within`` (``--folds-within``: a corpus of a speech list, with K folds only; ``within`` is its old
     name) deals only that corpus's speakers to the folds; the other corpora train every fold and are never
     validated on: does adding corpora help, or cost, the unseen speakers of this one? The out-of-fold scores
-    then cover that corpus alone. ``seed`` overrides the config's (``--seed``), as in ``train()``."""
+    then cover that corpus alone. ``seed`` overrides the config's (``--seed``), as in ``train()``.
+
+    ``only_folds`` (``--only-folds``, numbers from 1) trains only those folds now: one per machine or GPU, or some
+    in this session and the rest in the next. The summary is written once every fold is in OUT; until then the
+    returned dict has the finished folds' rows and ``pending``, the numbers still to train."""
     from mmfer.compat import renamed_argument
 
     within = renamed_argument(folds_within, within, function="train_folds", new="folds_within", old="within",
@@ -85,25 +90,55 @@ def train_folds(config: Any, *, data: str | Path, out: str | Path, folds: int | 
             except MmferError as e:
                 raise MmferError(f"fold {i + 1}: {e}") from None
     n = len(dealt)
+    only = _check_only_folds(only_folds, n)
     if config.distill.teachers or config.distill.targets:
         from mmfer.engine.distill import check_teachers_exist
 
         check_teachers_exist(config.distill, folds=n)  # a missing fifth teacher is said before four folds train
     out.mkdir(parents=True, exist_ok=True)
     write_file(out / "plan.json", json.dumps(plan) + "\n")  # never through a link; after every check
-    results = []
+    results, pending = [], []
     for i in range(n):
         run = out / f"fold{i + 1}"
         done = (run / "scores_Val.csv").is_file()
         if done:
             log.info("fold %d/%d: already trained (%s)", i + 1, n, run)
+        elif only is not None and i + 1 not in only:
+            pending.append(i + 1)
+            continue
         else:
             log.info("fold %d/%d -> %s", i + 1, n, run)
             train(config, data=data, out=run, epochs=epochs, resume=(run / "last.pt").is_file(), device=device,
                   progress=progress, fold=(i, n), fold_by=by, folds_within=within)
         results.append(run)
-
+    if pending:
+        log.info("folds %s of %d not trained yet (--only-folds); the summary is written when every fold is in %s",
+                 ", ".join(map(str, pending)), n, out)
+        return {"folds": [fold_row(int(run.name[len("fold"):]) - 1, run) for run in results], "pending": pending,
+                "by": by}
     return summarise_folds(out, results, by=by, within=within)
+
+
+def _check_only_folds(only_folds: list[int] | None, n: int) -> set[int] | None:
+    """The fold numbers of ``--only-folds``, each 1..n, or None for all."""
+    if only_folds is None:
+        return None
+    wrong = [f for f in only_folds if not 1 <= int(f) <= n]
+    if wrong or not only_folds:
+        raise MmferError(f"--only-folds {','.join(map(str, only_folds))}: folds are numbered 1 to {n}")
+    return {int(f) for f in only_folds}
+
+
+def fold_row(i: int, run: Path) -> dict[str, Any]:
+    """One trained fold's line of folds.csv (``i`` from 0): its Val speakers, clips, accuracy and uar."""
+    from mmfer.metrics import evaluate
+    from mmfer.scores import read_scores
+
+    scores = read_scores(run / "scores_Val.csv")
+    fold_info = json.loads((run / "fold.json").read_text())
+    m = evaluate(scores.labels, scores.probs)
+    return {"fold": i + 1, "speakers": " ".join(fold_info["speakers"]), "clips": m["n"],
+            "accuracy": round(m["accuracy"], 4), "uar": round(m["uar"], 4)}
 
 
 def summarise_folds(out: Path, runs: list[Path], *, by: str = "speaker", within: str | None = None) -> dict[str, Any]:
@@ -117,10 +152,7 @@ def summarise_folds(out: Path, runs: list[Path], *, by: str = "speaker", within:
     rows, ids, labels, probs = [], [], [], []
     for i, run in enumerate(results):
         scores = read_scores(run / "scores_Val.csv")
-        fold_info = json.loads((run / "fold.json").read_text())
-        m = evaluate(scores.labels, scores.probs)
-        rows.append({"fold": i + 1, "speakers": " ".join(fold_info["speakers"]), "clips": m["n"],
-                     "accuracy": round(m["accuracy"], 4), "uar": round(m["uar"], 4)})
+        rows.append(fold_row(i, run))
         ids += list(scores.clip_ids)
         labels += list(scores.labels)
         probs.append(scores.probs)

@@ -334,3 +334,25 @@ def test_train_config_init_backbone_from(synth_cache, tmp_path):
                                atol=1e-5, rtol=1e-4)
     torch.testing.assert_close(sd["encoder.net.layer3.0.conv2.weight"], source["layer3.0.conv2.weight"],
                                atol=1e-5, rtol=1e-4)
+
+
+def test_only_folds_trains_some_folds_now_and_the_summary_when_all_are_in(ravdess_tree, tmp_path, capsys):
+    cfg_path = tmp_path / "stats.yaml"
+    text = (CONFIGS / "audio_stats_ravdess.yaml").read_text().replace("epochs: 60", "epochs: 3")
+    cfg_path.write_text(text.replace("batch_size: 32", "batch_size: 8"))
+    out = tmp_path / "cv"
+    args = ["train", str(cfg_path), "--data", str(ravdess_tree), "--out", str(out), "--folds", "3", "--no-progress"]
+    assert main(args + ["--only-folds", "2"]) == 0
+    printed = capsys.readouterr().out
+    assert "fold 2 (ravdess:02)" in printed and "folds 1,3 still to train" in printed
+    assert (out / "fold2" / "scores_Val.csv").is_file()
+    assert not (out / "fold1").exists() and not (out / "fold3").exists() and not (out / "folds.json").exists()
+    before = (out / "fold2" / "last.pt").stat().st_mtime_ns
+    assert main(args + ["--only-folds", "1,3"]) == 0  # the rest, as another machine or session would
+    summary = json.loads((out / "folds.json").read_text())
+    assert [r["fold"] for r in summary["folds"]] == [1, 2, 3] and (out / "scores_oof.csv").is_file()
+    assert (out / "fold2" / "last.pt").stat().st_mtime_ns == before  # fold 2 was not trained again
+    assert main([a.replace(str(out), str(tmp_path / "cv2")) for a in args] + ["--only-folds", "4"]) != 0
+    assert "folds are numbered 1 to 3" in capsys.readouterr().err
+    assert main(["train", str(cfg_path), "--data", str(ravdess_tree), "--out", str(tmp_path / "x"), "--only-folds", "1"]) != 0
+    assert "--only-folds goes with --folds" in capsys.readouterr().err
