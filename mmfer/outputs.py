@@ -65,10 +65,16 @@ def check_output_file(path: str | Path, *, option: str, suffixes: Iterable[str] 
 
     Refused: an existing folder, a path below a file, a place where no file can be created, (with
     ``suffixes``) another extension than those given, and one of the command's own ``inputs``, which the output
-    would replace."""
+    would replace; a name ending in a slash (a folder) and a device, pipe or socket (``/dev/stdout``: the file
+    would be renamed over it, as over a link)."""
+    given = str(path)
     path = Path(path)
     if str(path) in ("", "-"):
         raise MmferError(f"{option} {str(path)!r}: give a file name (writing to stdout is not supported)")
+    if given.endswith(("/", os.sep)) and not path.is_dir():
+        raise MmferError(f"{option} {given}: ends in a slash, so it names a folder; give a file name, e.g. "
+                         f"{path / 'out'}")
+    _check_not_special(path, option)
     if path.exists() and any(Path(p).name == path.name and Path(p).exists() and os.path.samefile(p, path)
                              for p in inputs):  # by name first: a folder of 100k inputs costs no stat each
         raise MmferError(f"{option} {path}: is one of this command's inputs, which writing it would replace; "
@@ -83,9 +89,31 @@ def check_output_file(path: str | Path, *, option: str, suffixes: Iterable[str] 
     return path
 
 
-def check_output_dir(path: str | Path, *, option: str) -> Path:
-    """``path`` when it is (or can become) a folder that takes new files; otherwise an error naming ``option``."""
+def _check_not_special(path: Path, option: str) -> None:
+    """Files are written beside their name and renamed over it: over a device, pipe or socket (or a link to one,
+    as /dev/stdout is) that would replace it with a plain file, and nothing would reach its reader."""
+    if path.exists() and not path.is_file() and not path.is_dir():
+        raise MmferError(f"{option} {path}: is not a regular file (a device, pipe or socket); mmfer writes whole "
+                         "files and renames them into place, so give a file name (and read or `cat` the file)")
+
+
+def check_output_dir(path: str | Path, *, option: str, writes: Iterable[str] = (),
+                     inputs: Iterable[str | Path] = ()) -> Path:
+    """``path`` when it is (or can become) a folder that takes new files; otherwise an error naming ``option``.
+    ``writes``: the names the command writes in it (a name ending in "/" stands for every file in that
+    subfolder), refused where one of them is one of the command's ``inputs``, which the output would replace."""
     path = Path(path)
+    for given in inputs:
+        if not Path(given).exists():
+            continue
+        for name in writes:
+            target = path / name
+            hit = (is_inside(target, given) if name.endswith("/") else
+                   target.exists() and os.path.samefile(given, target))
+            if hit:
+                raise MmferError(f"{option} {path}: {given} is one of this command's inputs, and the command writes "
+                                 f"{target}{' (its own files there)' if name.endswith('/') else ''}; write to another "
+                                 "folder, or move the input out of it first")
     if os.path.lexists(path) and not path.is_dir():
         raise MmferError(f"{option} {path}: is a file, not a folder; give a folder (it is created when missing)")
     if path.is_dir():
@@ -140,6 +168,7 @@ def atomic_path(path: str | Path, *, suffix: str = "") -> Iterator[Path]:
     ``suffix``): when the block ends, the file written there replaces ``path``; on any exception it is removed
     and ``path`` is left as it was. A stale file or a link at the temporary name is removed first."""
     path = Path(path)
+    _check_not_special(path, "output")  # every writer, also those that did not check their option first
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}{suffix}")
     if os.path.islink(tmp) or tmp.is_file():
         os.unlink(tmp)

@@ -44,6 +44,28 @@ def test_check_functions(places):
         check_output_file(folder / "x.txt", option="--png", suffixes=(".png",))
     assert check_output_file(folder / "new" / "x.csv", option="--out") == folder / "new" / "x.csv"
     assert not (folder / "new").exists() and not list(folder.iterdir())  # a check leaves nothing behind
+    with pytest.raises(MmferError, match="ends in a slash"):  # it had written a file named "newdir"
+        check_output_file(f"{folder}/newdir/", option="--out")
+
+
+def test_a_pipe_or_device_is_never_replaced_by_a_file(places, tmp_path, capsys):
+    """--out /dev/stdout (a link to a device or pipe) had been renamed over: /dev/stdout became a plain file."""
+    import os
+
+    from mmfer.outputs import write_file
+
+    _, _, scores = places
+    fifo = tmp_path / "fifo.csv"
+    os.mkfifo(fifo)
+    link = tmp_path / "stdout"
+    link.symlink_to("/dev/null")
+    for target in (fifo, link):
+        with pytest.raises(MmferError, match="not a regular file"):
+            check_output_file(target, option="--out")
+        with pytest.raises(MmferError, match="not a regular file"):  # writers that check nothing first, too
+            write_file(target, "x")
+        _refused(capsys, ["evaluate", str(scores), "--report", str(target)], "--report")
+    assert link.is_symlink() and fifo.exists() and not fifo.is_file()
 
 
 def test_every_command_checks_its_outputs_first(places, capsys, tmp_path, cremad_dir):
@@ -141,3 +163,21 @@ def test_atomic_write_whole_or_not_at_all(tmp_path):
         tmp.write_bytes(b"png")
     assert not link.is_symlink() and link.read_bytes() == b"png" and victim.read_text() == "keep"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["link.png", "t.csv", "victim"]
+
+
+def test_fuse_and_ablate_refuse_to_write_over_their_own_inputs(tmp_path, capsys):
+    """`fuse --val FZ/fused_Val.csv ... --out FZ` had rewritten its own input, which the docs say is refused."""
+    labels = ["Angry", "Sad", "Happy", "Fear"] * 3
+    rng = np.random.default_rng(0)
+    fz = tmp_path / "fz"
+    fz.mkdir()
+    own = write_scores(fz / "fused_Val.csv", [f"c{i}" for i in range(12)], labels, rng.dirichlet(np.ones(7), 12))
+    other = write_scores(tmp_path / "face_Val.csv", [f"c{i}" for i in range(12)], labels, rng.dirichlet(np.ones(7), 12))
+    before = own.read_bytes()
+    err = _refused(capsys, ["fuse", "--val", str(own), str(other), "--out", str(fz), "--method", "mean"], "--out")
+    assert "is one of this command's inputs" in err and own.read_bytes() == before
+    (fz / "subsets").mkdir()
+    inside = write_scores(fz / "subsets" / "a_Val.csv", [f"c{i}" for i in range(12)], labels, np.eye(7)[[0] * 12])
+    err = _refused(capsys, ["ablate", "--val", str(inside), str(other), "--out", str(fz), "--method", "mean"], "--out")
+    assert "its own files there" in err and inside.is_file()
+    assert main(["fuse", "--val", str(own), str(other), "--out", str(tmp_path / "elsewhere"), "--method", "mean"]) == 0

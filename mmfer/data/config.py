@@ -40,7 +40,7 @@ class DataConfig:
     # landmarks: random crop of max_len frames in training, whole clips in evaluation
     max_len: int = 64
     interpolate: bool = True
-    # logmel: n_mels bands; random crop of audio_seconds in training, whole clips in evaluation
+    # logmel: n_mels bands; random crop of audio_seconds (0: the whole clip) in training, whole clips in evaluation
     n_mels: int = 64
     audio_seconds: float = 3.0
     # audio (both audio kinds): cut leading and trailing silence quieter than trim_db below the loudest
@@ -80,6 +80,7 @@ class DataConfig:
 class AugmentConfig:
     """Training-time augmentation; evaluation never augments."""
 
+    # false: no augmentation at all, mixup, cutmix and stats_copies included (a key set beside it is warned of)
     enabled: bool = True
     # faces: the same flip / crop / illumination jitter on every frame of a clip (Kuo et al. 2018)
     flip: bool = True

@@ -625,6 +625,8 @@ def source_records(data: str | Path, split: str, kind: str) -> list[ClipRecord]:
 
 def pooled_records(data: str | Path, kind: str, *, splits: Sequence[str]) -> list[ClipRecord]:
     """The records of those ``splits`` that ``data`` has, in that order: what speaker or corpus folds deal."""
+    if not Path(data).exists():  # else said as "no clips to deal to folds" or "only one corpus ()"
+        raise MmferError(f"{data}: no such file or folder")
     have = source_splits(data, kind)
     return [r for split in splits if split in have for r in source_records(data, split, kind)]
 

@@ -80,15 +80,36 @@ def check_consistency(config: Any, settings: Any, kind: str) -> None:
         problems.append(f"model.kwargs.n_mels={kw.get('n_mels', 64)} but data.n_mels={d.n_mels}")
     if problems:
         raise MmferError(f"{where}: {'; '.join(problems)}")
-    unread = unread_augment(config.augment, kind) if config.augment.enabled else []
+    _warn_in_vain(config, where)
+    if not config.augment.enabled:
+        unread = _set_augment(config.augment)
+        why = "augment.enabled is false (no augmentation at all, mixup and cutmix included)"
+    else:
+        unread = unread_augment(config.augment, kind)
+        why = f"not read by model {config.model.name} (its input is {kind})"
     if unread and (where, kind, tuple(unread)) not in _SAID:  # once a process, not once per fold
         _SAID.add((where, kind, tuple(unread)))
-        log.warning("%s: %s %s not read by model %s (its input is %s): %s no effect on this run", where,
-                    ", ".join(f"augment.{name}" for name in unread), "is" if len(unread) == 1 else "are",
-                    config.model.name, kind, "it has" if len(unread) == 1 else "they have")
+        log.warning("%s: %s: %s: %s no effect on this run", where, ", ".join(f"augment.{name}" for name in unread),
+                    why, "it has" if len(unread) == 1 else "they have")
 
 
-_SAID: set[tuple] = set()  # the unread-augment warnings given in this process
+def _warn_in_vain(config: Any, where: str) -> None:
+    """Settings that are valid alone but do nothing, or not what they say, together: said once a process."""
+    o, init = config.optim, config.init
+    said = []
+    if o.warmup_epochs > o.epochs:
+        said.append(f"optim.warmup_epochs {o.warmup_epochs:g} > optim.epochs {o.epochs}: the learning rate never "
+                    f"reaches optim.lr {o.lr:g}")
+    if init.freeze_encoder_epochs and not init.encoder_from:
+        said.append(f"init.freeze_encoder_epochs {init.freeze_encoder_epochs} freezes an encoder loaded by "
+                    "init.encoder_from, which is not set: nothing is frozen")
+    for text in said:
+        if (where, text) not in _SAID:
+            _SAID.add((where, text))
+            log.warning("%s: %s", where, text)
+
+
+_SAID: set[tuple] = set()  # the warnings of settings in vain given in this process
 _FACE_IMAGES = {"face_image", "face_window", "face_sequence"}
 _SOUND = {"logmel", "audio_stats"}
 # the augment keys each input kind's dataset reads (mixup and cutmix: any kind, cutmix checked above)
@@ -106,9 +127,13 @@ def unread_augment(augment: Any, kind: str) -> list[str]:
     """The augment keys set away from their defaults that a ``kind`` model's dataset never reads: said, since a
     recipe that sets them (``freq_warp`` on the statistics, ``rotation`` on landmarks) would otherwise seem to
     have been tried. Defaults are not reported: every config carries them."""
+    return [name for name in _set_augment(augment) if name in AUGMENT_READ_BY and kind not in AUGMENT_READ_BY[name]]
+
+
+def _set_augment(augment: Any) -> list[str]:
+    """The augment keys (less ``enabled``) set away from their defaults."""
     import dataclasses
 
     defaults = type(augment)()
     return [f.name for f in dataclasses.fields(augment)
-            if f.name in AUGMENT_READ_BY and kind not in AUGMENT_READ_BY[f.name]
-            and getattr(augment, f.name) != getattr(defaults, f.name)]
+            if f.name != "enabled" and getattr(augment, f.name) != getattr(defaults, f.name)]

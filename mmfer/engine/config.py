@@ -143,6 +143,9 @@ class InitConfig:
     # state dicts), matched by name and shape (mmfer.models.pretrained); nothing is downloaded
     backbone_from: str | None = None
 
+    def __post_init__(self) -> None:
+        check_range(self, "freeze_encoder_epochs", low=0)
+
 
 def is_device_name(text: Any, *, auto: bool = True) -> bool:
     """A device as every command names it: cpu, cuda, cuda:N, and (``auto``) auto, CUDA where present."""
@@ -182,13 +185,14 @@ class TrainConfig:
 def load_train_config(path: str | Path) -> TrainConfig:
     """Read a YAML train config; unknown or mistyped keys, model names and model arguments are an error naming
     them, before any data is read."""
-    from mmfer.models.registry import check_model_args
+    from mmfer.models.registry import check_model_args, check_model_builds
 
     config = load_yaml(TrainConfig, path)
     try:
         check_model_args(config.model.name, config.model.kwargs)
+        check_model_builds(config.model.name, config.model.kwargs)
     except MmferError as e:
-        raise MmferError(f"{path}: {e}") from None
+        raise MmferError(f"{path}: model.kwargs: {e}") from None
     return config
 
 

@@ -74,7 +74,8 @@ def train_folds(config: Any, *, data: str | Path, out: str | Path, folds: int | 
     dealt = corpus_folds(pooled) if folds == "corpus" else None
     plan = {"folds": len(dealt) if dealt else int(folds), "by": by, "within": within,
             "recipe": recipe_digest(config, epochs=epochs)}
-    _check_plan(out, dict(plan, recipe_before_adversary=recipe_digest(config, epochs=epochs, before_adversary=True)))
+    _check_plan(out, dict(plan, recipe_before_adversary=recipe_digest(config, epochs=epochs, before_adversary=True)),
+                config=config, epochs=epochs)
     if dealt is None:
         dealt = speaker_folds(corpus_records(pooled, within) if within else pooled, int(folds))
     _check_trained_folds(out, dealt, pooled, by=by)
@@ -91,6 +92,10 @@ def train_folds(config: Any, *, data: str | Path, out: str | Path, folds: int | 
                 raise MmferError(f"fold {i + 1}: {e}") from None
     n = len(dealt)
     only = _check_only_folds(only_folds, n)
+    if config.optim.select_by != "last":
+        log.warning("optim.select_by is %r: each fold keeps the epoch that reads best on its own held-out speakers, "
+                    "so the out-of-fold figures are inflated; fix the epochs in advance with select_by: last",
+                    config.optim.select_by)
     if config.distill.teachers or config.distill.targets:
         from mmfer.engine.distill import check_teachers_exist
 
@@ -251,7 +256,7 @@ def _differences(plain: dict[str, Any], default: dict[str, Any]) -> dict[str, An
     return out
 
 
-def _check_plan(out: Path, plan: dict[str, Any]) -> None:
+def _check_plan(out: Path, plan: dict[str, Any], *, config: Any = None, epochs: int | None = None) -> None:
     """Folds resumed in OUT must be the folds OUT was started with: another K, --folds corpus or --folds-within
     would deal other speakers to fold<i>, and a resumed fold could validate on speakers it trained on.
     OUT/plan.json is written when OUT is started (after the data has dealt the folds, so a design the data cannot
@@ -272,9 +277,35 @@ def _check_plan(out: Path, plan: dict[str, Any]) -> None:
         raise MmferError(f"{out} holds the folds of {say(started)}, not {say(plan)}; use another --out, "
                          "or the same options to resume")
     if started and started.get("recipe") not in (None, plan["recipe"], plan.get("recipe_before_adversary")):
-        raise MmferError(f"{out} holds folds trained with another config, --seed or --epochs; the finished ones would "
-                         "be reported with the new ones as one cross-validation. Use another --out, or the same "
-                         "config and options to resume")
+        changed = _recipe_changes(out, config, epochs) if config is not None else ""
+        raise MmferError(f"{out} holds folds trained with another config, --seed or --epochs{changed}; the finished "
+                         "ones would be reported with the new ones as one cross-validation. Use another --out, or "
+                         "the same config and options to resume")
+
+
+def _recipe_changes(out: Path, config: Any, epochs: int | None) -> str:
+    """What differs between the config a fold of OUT trained with (its config.yaml) and this one, as ``--resume``
+    says it: `` (optim.lr: 0.001 (run) != 0.01 (now))``; empty when no fold kept its config."""
+    import yaml
+
+    from mmfer.engine.checks import config_differences
+    from mmfer.engine.config import config_from_dict, config_to_plain
+
+    saved = sorted(out.glob("fold*/config.yaml"))
+    if not saved:
+        return ""
+    try:  # through the dataclasses, so keys added since read as their defaults
+        plain = config_to_plain(config_from_dict(yaml.safe_load(saved[0].read_text()), where=str(saved[0])))
+    except Exception:  # noqa: BLE001 - a config of another mmfer: the plain refusal says enough
+        return ""
+    now = config_to_plain(config)
+    if epochs is not None:
+        now["optim"]["epochs"] = int(epochs)
+    for side in (plain, now):
+        for section, key in ((None, "name"), (None, "device"), ("data", "workers"), ("data", "eval_batch_size")):
+            (side[section] if section else side).pop(key, None)
+    diff = config_differences(plain, now)
+    return f" ({'; '.join(diff)}, against {saved[0]})" if diff else ""
 
 
 # the split rules moved to mmfer.data.splits (corpus_folds and parse_folds are imported above, so they stay

@@ -92,6 +92,7 @@ def split_scores(
     device: torch.device,
     records: list | None = None,
     progress: bool = True,
+    desc: str | None = None,
 ) -> tuple[list[str], list[str | None], np.ndarray]:
     """Scores for every clip in ``records`` (default: all of the split), uniform where the branch sees nothing.
 
@@ -109,7 +110,7 @@ def split_scores(
         log.info("%s: %d of %d clips scored uniform (%s)", split, len(ds.skipped), len(records), ds.describe_skipped())
     probs = predict_clips(
         model, ds, device=device, batch_size=config.data.eval_batch_size or config.data.batch_size,
-        workers=config.data.workers, amp=config.amp, progress=progress, desc=f"score {split}",
+        workers=config.data.workers, amp=config.amp, progress=progress, desc=desc or f"score {split}",
     )
     by_id = dict(zip(ds.clip_ids, probs))
     uniform = uniform_scores(1)[0]
@@ -195,8 +196,10 @@ def score_split(
     if own and out.is_file():
         _keep_own_scores(out, records)
     warn_learnt_from(ckpt_path.parent, records, log=log)
+    run = ckpt_path.parent  # the bar names what it scores: several runs' bars (a folds folder's) tell apart
+    who = f"{run.parent.name}/{run.name}" if fold_json.is_file() else run.name
     clip_ids, labels, probs = split_scores(model, ckpt, config=config, data=data, split=split, device=dev,
-                                           records=records, progress=progress)
+                                           records=records, progress=progress, desc=f"score {split} ({who})")
     return write_scores(out, clip_ids, labels, probs)
 
 

@@ -64,7 +64,8 @@ def ablate(
     folds = renamed_argument(cv_folds, folds, function="ablate", new="cv_folds", old="folds", option="--cv-folds",
                              default=5)
 
-    check_output_dir(out, option="--out")  # before any fusion
+    check_output_dir(out, option="--out", inputs=[*val_paths, *(test_paths or [])],  # before any fusion
+                     writes=("ablation.csv", "ablation.md", "ablation.json", "ablation.png", "subsets/"))
     inputs = load_fusion_inputs(val_paths, test_paths, names, method=method, objective=objective, command="ablate")
     _warn_stale_scores(inputs.val_paths)
     names, y, test = inputs.names, inputs.y, inputs.test

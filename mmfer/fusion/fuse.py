@@ -303,7 +303,8 @@ def fuse(
 
     folds = renamed_argument(cv_folds, folds, function="fuse", new="cv_folds", old="folds", option="--cv-folds", default=5)
 
-    check_output_dir(out, option="--out")  # before any tuning
+    check_output_dir(out, option="--out", inputs=[*val_paths, *(test_paths or [])],  # before any tuning
+                     writes=("fused_Val.csv", "fused_Val_cv.csv", "fused_Test.csv", WEIGHTS_FILE))
     from mmfer.engine.checkpoint import run_checkpoint
 
     if run_checkpoint(out) is not None:  # predict --model OUT would then read the run as this fusion

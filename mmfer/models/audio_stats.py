@@ -90,10 +90,14 @@ class AudioStatsMLP(nn.Module):
 
 
 def build_audio_stats(*, num_classes: int = 7, hidden: int = 64, dropout: float = 0.3,
-                      utterance_norm: list[str] | tuple[str, ...] = ()) -> nn.Module:
+                      utterance_norm: str | list[str] | tuple[str, ...] = ()) -> nn.Module:
     """BatchNorm-standardised utterance statistics -> (hidden layer ->) classes; ``hidden`` 0 = linear.
-    ``utterance_norm`` names per-utterance normalisations (``UTTERANCE_NORMS``) applied first."""
+    ``utterance_norm`` names per-utterance normalisations (``UTTERANCE_NORMS``) applied first: a list, or one name
+    as audio_cnn takes it ("none" for none)."""
     from mmfer.data.audio import utterance_feature_names
+
+    if isinstance(utterance_norm, str):  # `utterance_norm: cmn`, as in an audio_cnn config, not the letters c, m, n
+        utterance_norm = () if utterance_norm == "none" else (utterance_norm,)
 
     if hidden < 0:
         raise MmferError(f"audio_stats: hidden must be >= 0, got {hidden}")

@@ -10,10 +10,12 @@ from __future__ import annotations
 import inspect
 from typing import Any, Callable
 
+import torch
 from torch import nn
 
 from mmfer.data.kinds import INPUT_KINDS
 from mmfer.errors import MmferError
+from mmfer.labels import EMOTIONS, NUM_CLASSES
 from mmfer.models.audio_cnn import build_audio_cnn
 from mmfer.models.audio_stats import build_audio_stats
 from mmfer.models.c3d import build_c3d, build_video3d
@@ -77,12 +79,28 @@ def check_model_args(name: str, kwargs: dict[str, Any]) -> None:
             f"model {name!r}: unknown argument{'s' if len(bad) > 1 else ''} {', '.join(map(repr, bad))}; "
             f"allowed: {', '.join(allowed)}"
         )
+    if "num_classes" in kwargs and kwargs["num_classes"] != NUM_CLASSES:  # else a shape error after the data loads
+        raise MmferError(f"model {name!r}: argument 'num_classes': {kwargs['num_classes']!r}, but every model answers "
+                         f"the {NUM_CLASSES} classes {', '.join(EMOTIONS)} (leave it out)")
     for key, value in kwargs.items():  # of the default's kind ("hidden: fast" failed deep in torch, unnamed)
         default = params[key].default
         kinds = {bool: (bool,), int: (int,), float: (int, float), str: (str,)}.get(type(default))
         if kinds and (not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds)):
             raise MmferError(f"model {name!r}: argument {key!r}: expected {type(default).__name__} like its default "
                              f"{default!r}, got {value!r}")
+
+
+def check_model_builds(name: str, kwargs: dict[str, Any]) -> None:
+    """Build the model on torch's meta device (no memory, no weights) so that a value its builder refuses (dropout
+    2, an unknown encoder) is said as a config loads, not after the data has. A builder that cannot build there
+    (one that reads weights) is left to ``build_model`` at run time."""
+    try:
+        with torch.device("meta"):
+            build_model(name, **kwargs)
+    except MmferError:
+        raise
+    except Exception:  # noqa: BLE001 - not a refused value: the run builds it for real
+        pass
 
 
 def build_model(name: str, **kwargs: Any) -> nn.Module:

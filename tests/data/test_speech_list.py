@@ -317,7 +317,7 @@ def test_folds_within_one_corpus_train_every_fold_on_the_others(tmp_path):
     # no silent mix of two designs: a resumed fold could validate on speakers it trained on
     with pytest.raises(MmferError, match="holds the folds of --folds 2 --folds-within a, not --folds 2;"):
         train_folds(cfg, data=tmp_path / "list.csv", out=tmp_path / "within", folds=2, progress=False)
-    with pytest.raises(MmferError, match="another config, --seed"):  # seed=: --seed from Python
+    with pytest.raises(MmferError, match=r"another config, --seed or --epochs \(seed: 0 \(run\) != 5 \(now\), against "):
         train_folds(cfg, data=tmp_path / "list.csv", out=tmp_path / "within", folds=2, folds_within="a", seed=5,
                     progress=False)
     # the same speakers and counts, one label corrected: the finished folds learnt the old one
@@ -337,12 +337,14 @@ def test_folds_within_one_corpus_train_every_fold_on_the_others(tmp_path):
     # another seed, epoch count or config would be reported with the finished folds as one cross-validation
     import dataclasses
 
-    for changed, epochs in ((dataclasses.replace(cfg, seed=7), None), (cfg, 3),
-                            (dataclasses.replace(cfg, model=ModelConfig(name="audio_stats", kwargs={"hidden": 8})),
-                             None)):
-        with pytest.raises(MmferError, match="holds folds trained with another config, --seed or --epochs"):
+    for changed, epochs, said in ((dataclasses.replace(cfg, seed=7), None, "seed: 0 (run) != 7 (now)"),
+                                  (cfg, 3, f"optim.epochs: {cfg.optim.epochs} (run) != 3 (now)"),
+                                  (dataclasses.replace(cfg, model=ModelConfig(name="audio_stats", kwargs={"hidden": 8})),
+                                   None, "model.kwargs.hidden: ")):
+        with pytest.raises(MmferError, match="holds folds trained with another config, --seed or --epochs") as e:
             train_folds(changed, data=tmp_path / "list.csv", out=tmp_path / "within", folds=2, folds_within="a",
                         epochs=epochs, progress=False)
+        assert said in str(e.value)  # what changed, as --resume says it
     # a folder started before the adversary section existed (its plan's digest: the whole config without it) resumes
     import hashlib
 

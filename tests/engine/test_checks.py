@@ -69,13 +69,40 @@ def test_augment_keys_a_model_never_reads_are_said_by_name(caplog):
     config = TrainConfig(name="s", model=ModelConfig(name="audio_stats"), augment=stats)
     with caplog.at_level(logging.WARNING):
         check_consistency(config, None, "audio_stats")
-    assert ("config 's': augment.freq_warp is not read by model audio_stats (its input is audio_stats): it has no "
+    assert ("config 's': augment.freq_warp: not read by model audio_stats (its input is audio_stats): it has no "
             "effect on this run" in caplog.text)
     caplog.clear()
     with caplog.at_level(logging.WARNING):  # said once a process, not once per fold of a --folds run
         check_consistency(config, None, "audio_stats")
     assert caplog.text == ""
-    with caplog.at_level(logging.WARNING):  # augmentation off: nothing is read, nothing to say
-        check_consistency(dataclasses.replace(config, augment=dataclasses.replace(stats, enabled=False)), None,
-                          "audio_stats")
+    with caplog.at_level(logging.WARNING):  # augmentation off: every key set beside it, mixup too, is in vain
+        check_consistency(dataclasses.replace(config, augment=dataclasses.replace(stats, enabled=False, mixup=0.4)),
+                          None, "audio_stats")
+    assert ("augment.mixup, augment.speed, augment.freq_warp: augment.enabled is false (no augmentation at all, "
+            "mixup and cutmix included): they have no effect" in caplog.text)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):  # off, and nothing set beside it (landmark_brnn.yaml): nothing to say
+        check_consistency(dataclasses.replace(config, augment=AugmentConfig(enabled=False)), None, "audio_stats")
     assert caplog.text == ""
+
+
+def test_settings_in_vain_together_are_said(caplog):
+    """Each valid alone; together they do nothing (a freeze with nothing loaded) or not what they say."""
+    import dataclasses
+
+    from mmfer.engine.checks import check_consistency
+    from mmfer.engine.config import InitConfig, ModelConfig, OptimConfig, TrainConfig
+
+    config = TrainConfig(name="v", model=ModelConfig(name="audio_stats"), optim=OptimConfig(epochs=2, warmup_epochs=5),
+                         init=InitConfig(freeze_encoder_epochs=3))
+    with caplog.at_level(logging.WARNING):
+        check_consistency(config, None, "audio_stats")
+    assert "optim.warmup_epochs 5 > optim.epochs 2: the learning rate never reaches optim.lr 0.001" in caplog.text
+    assert "init.freeze_encoder_epochs 3 freezes an encoder loaded by init.encoder_from, which is not set" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        check_consistency(dataclasses.replace(config, name="w", optim=OptimConfig(epochs=2, warmup_epochs=2),
+                                              init=InitConfig()), None, "audio_stats")
+    assert caplog.text == ""
+    with pytest.raises(MmferError, match="freeze_encoder_epochs"):
+        InitConfig(freeze_encoder_epochs=-3)

@@ -29,6 +29,11 @@ def test_every_norm_builds_and_the_default_model_is_unchanged():
         assert m(torch.randn(2, len(names))).shape == (2, 7)
     with pytest.raises(MmferError, match="unknown utterance_norm cepstral"):
         build_audio_stats(utterance_norm=["cepstral"])
+    # one name, as an audio_cnn config writes it, is that piece (it was read letter by letter: "unknown c, m, n")
+    assert build_audio_stats(utterance_norm="cmn").norms == ("cmn",)
+    assert build_audio_stats(utterance_norm="none").norms == ()
+    with pytest.raises(MmferError, match="unknown utterance_norm cmnn"):
+        build_audio_stats(utterance_norm="cmnn")
 
 
 def test_cmn_and_envtilt_take_out_a_channel_tilt():
