@@ -112,3 +112,29 @@ def test_ablate_cli(runs, capsys, caplog):
     text = capsys.readouterr().out
     assert "audio+video" in text
     assert (out / "ablation.csv").is_file() and (out / "ablation.png").is_file()
+
+
+def test_progress_bars_only_where_someone_watches(runs, capsys, monkeypatch):
+    """A CI log (stderr not a terminal) got \\r-redrawn bars; MMFER_PROGRESS=1 brings them back, 0 keeps them off."""
+    import io
+    import sys
+
+    from mmfer.cli import _bars_wanted
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    root, val, _ = runs
+    monkeypatch.delenv("MMFER_PROGRESS", raising=False)
+    assert main(["ablate", "--val", *val, "--out", str(root / "bars"), "--method", "mean"]) == 0
+    assert "\r" not in capsys.readouterr().err  # captured: not a terminal, so no bars
+    monkeypatch.setattr(sys, "stderr", Terminal())
+    assert _bars_wanted()
+    monkeypatch.setenv("MMFER_PROGRESS", "0")
+    assert not _bars_wanted()
+    monkeypatch.setattr(sys, "stderr", io.StringIO())
+    monkeypatch.setenv("MMFER_PROGRESS", "1")
+    assert _bars_wanted()
+    assert main(["ablate", "--val", *val, "--out", str(root / "bars"), "--method", "mean"]) == 0
+    assert "\r" in sys.stderr.getvalue()  # forced: the bars are drawn

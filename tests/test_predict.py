@@ -423,15 +423,26 @@ def test_cli(tmp_path, bundle, cremad_videos, capsys):
     rc = main(["predict", str(cremad_videos[0]), str(tmp_path / "gone.flv"), "--model", str(bundle),
                "--out", str(out), "--no-progress"])
     assert rc == 0
-    text = capsys.readouterr().out
+    captured = capsys.readouterr()
+    text = captured.out
     assert "1001_DFA_ANG_XX" in text and "face+audio" in text and "file not found" in text
     assert "2 input(s): 1 predicted, 1 error(s)" in text
+    # on stderr too, so a log of --quiet runs shows them
+    assert f"1 of 2 input(s) could not be read, e.g. {tmp_path / 'gone.flv'}: file not found" in captured.err
     import soundfile as sf
 
     sf.write(tmp_path / "silence.wav", np.zeros(32000, dtype=np.float32), 16000)  # read, but nothing to go on
     assert main(["predict", str(cremad_videos[0]), str(tmp_path / "silence.wav"), "--model", str(bundle),
                  "--out", str(tmp_path / "s.csv"), "--no-progress"]) == 0
-    assert "2 input(s): 1 predicted, 1 without a prediction, 0 error(s)" in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert "2 input(s): 1 predicted, 1 without a prediction, 0 error(s)" in captured.out
+    assert "could not be read" not in captured.err  # nothing to go on is no error
+    # --strict: exit code 1 when any input got an error row, the CSV written all the same
+    assert main(["predict", str(tmp_path / "silence.wav"), str(tmp_path / "gone.flv"), "--model", str(bundle),
+                 "--out", str(tmp_path / "strict.csv"), "--quiet", "--strict"]) == 1
+    assert len(read_predictions(tmp_path / "strict.csv")) == 2
+    assert main(["predict", str(tmp_path / "silence.wav"), "--model", str(bundle), "--out", str(tmp_path / "ok.csv"),
+                 "--quiet", "--strict"]) == 0
     assert [r["clip_id"] for r in read_predictions(out)] == ["1001_DFA_ANG_XX", "gone"]
     assert main(["predict", str(cremad_videos[0]), "--model", str(tmp_path / "nope"), "--out", str(out)]) == 2
     # nothing named exists (a typo): an error before the model loads, not a CSV of error rows
