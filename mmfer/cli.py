@@ -53,7 +53,7 @@ def _add_preprocess(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--shard", default="0/1",
                    help="i/n: process only shard i of n, numbered from 0 (0/4 is the first quarter; split work across "
                         "machines)")
-    p.add_argument("--strict", action="store_true", help="exit code 1 if any clip failed")
+    p.add_argument("--strict", action="store_true", help="exit code 1 if any clip failed, or none was found")
     p.add_argument("--retry-failed", action="store_true", help="redo clips that failed in an earlier run")
     p.add_argument("--resume", action="store_true",
                    help="what preprocess always does (clips already cached are kept); accepted as train and predict "
@@ -85,6 +85,13 @@ def _add_preprocess(sub: argparse._SubParsersAction) -> None:
                   "Run the same command again to resume.", file=sys.stderr)
             return 130
         print(summary.table())
+        if summary.failures:  # on stderr too: a CI log of a failed --strict run had only the exit code
+            f = summary.failures[0]
+            print(f"mmfer preprocess: {len(summary.failures)} clip(s) failed, e.g. {f.split}/{f.clip_id}: {f.reason} "
+                  "(all in the summary above)", file=sys.stderr)
+        if args.strict and not summary.total:
+            print(f"mmfer preprocess: error: no clips in {args.source} (--strict)", file=sys.stderr)
+            return 1
         return 1 if args.strict and summary.failures else 0
 
     p.set_defaults(func=run)
@@ -557,6 +564,8 @@ def _interrupted_hint(args: argparse.Namespace, *, out_written: bool | None = No
                 "again")
     if command == "predict" and (getattr(args, "frames", None) or getattr(args, "segments", None)):
         return "the rows of finished files are kept in --frames / --segments; run it again to analyse every file"
+    if command == "predict":  # --out saves as files finish; none had
+        return "no file was finished, so nothing was written; run the same command again"
     return "it writes its outputs at the end, so nothing was written; run it again"
 
 

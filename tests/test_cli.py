@@ -134,7 +134,8 @@ def test_an_interrupted_command_says_what_it_kept_and_a_command_that_is_accepted
     assert "same command" in _interrupted_hint(Namespace(command="train", out=str(tmp_path / "cv"), folds="5"))
     for command in ("scores", "bench", "fuse"):
         assert "nothing was written" in _interrupted_hint(Namespace(command=command, out=None))
-    assert "nothing was written" in _interrupted_hint(Namespace(command="predict", out=str(tmp_path / "p.csv")))
+    hint = _interrupted_hint(Namespace(command="predict", out=str(tmp_path / "p.csv")))
+    assert "no file was finished, so nothing was written" in hint and "at the end" not in hint  # it saves as it goes
     (tmp_path / "p.csv").write_text("path\n")
     assert "--resume" in _interrupted_hint(Namespace(command="predict", out=str(tmp_path / "p.csv")))
     # an earlier run's --out, not written by a run stopped before its first file finished: not to be resumed

@@ -783,6 +783,14 @@ def test_an_interrupted_or_killed_run_resumes_without_analysing_finished_files(b
     assert analysed == [p.name for p in inputs[2:]]
     assert (tmp_path / "p.csv").read_text() == (tmp_path / "whole.csv").read_text()
     assert [p.predicted for p in again.predictions] == [p.predicted for p in whole.predictions]
+    # all done: no model loaded, no file analysed, --out not rewritten
+    before = (tmp_path / "p.csv").stat().st_mtime_ns
+    analysed.clear()
+    monkeypatch.setattr(run, "Predictor", None)  # loading a model would fail
+    still = predict(inputs, model=bundle, out=tmp_path / "p.csv", progress=False, resume=True)
+    assert analysed == [] and (tmp_path / "p.csv").stat().st_mtime_ns == before
+    assert [p.predicted for p in still.predictions] == [p.predicted for p in whole.predictions]
+    monkeypatch.setattr(run, "Predictor", Predictor)
     for kwargs, why in (({"frames": tmp_path / "f.csv"}, "cannot write --frames too"),
                         ({"out": None}, "--resume needs --out")):
         with pytest.raises(MmferError, match=why):

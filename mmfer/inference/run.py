@@ -110,6 +110,11 @@ def predict(
     done = {}  # path -> the row an earlier run wrote (--resume)
     if resume:
         done = _rows_to_resume(out, inputs, frames=frames, segments=segments, plots=plots, report=report)
+        if len(done) == len(inputs) and submission is None and labels_from is None:
+            # nothing left to analyse: no model loaded, --out left as it is (its time too)
+            log.info("--resume: every input already has its row in %s; nothing to do", out)
+            return PredictResult(predictions=[done[str(p)] for p, _ in inputs], model=str(model), load_seconds=0.0,
+                                 out=Path(out))
     t0 = time.perf_counter()
     if isinstance(model, Predictor):  # loaded once by the caller, for many calls: this call's span and segments
         if frame_pooling is not None or device != "auto" or not speech_check:

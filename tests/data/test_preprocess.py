@@ -308,6 +308,11 @@ def test_cli_strict_exit_code(tmp_path, cremad_videos, capsys):
     out = capsys.readouterr().out
     assert "Test/empty" in out and "empty" in out and "processed" in out
     assert main(args + ["--strict"]) == 1  # earlier failure still counts
+    assert "1 clip(s) failed, e.g. Test/empty: " in capsys.readouterr().err  # a CI log shows why, not only the code
+    (tmp_path / "nothing").mkdir()
+    nothing = ["preprocess", str(tmp_path / "nothing"), "--out", str(tmp_path / "c0"), "--no-progress"]
+    assert main(nothing) == 0 and main(nothing + ["--strict"]) == 1  # no clips found: a failure when strict
+    assert "no clips in" in capsys.readouterr().err
     assert main(args + ["--retry-failed", "--splits", "Train"]) == 0
     assert main(["preprocess", str(csv), "--out", str(tmp_path / "c"), "--shard", "3/2"]) == 2
     rec = read_manifest(tmp_path / "c")[("Train", cremad_videos[0].stem)]
