@@ -37,6 +37,24 @@ def _comments(cls: type) -> dict[str, str]:
     return found
 
 
+def _grouped(cls: type) -> dict[str, str]:
+    """field -> the field whose comment above also covers it: a field line with no comment of its own that
+    directly follows another field line (``# logmel: n_mels bands; ... audio_seconds`` above both)."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    out: dict[str, str] = {}
+    head, after_comment = None, False
+    for line in inspect.getsource(cls).splitlines():
+        m = re.match(r"    (\w+)\s*:", line)
+        if m and m.group(1) in names:
+            if head and "#" not in line:
+                out[m.group(1)] = head
+            head = head or (m.group(1) if after_comment else None)
+            after_comment = False
+        else:  # a comment, a blank line or anything else starts a new group
+            head, after_comment = None, line.strip().startswith("#")
+    return out
+
+
 def _default(f: dataclasses.Field) -> str:
     if f.default is not dataclasses.MISSING:
         return repr(f.default)
@@ -68,12 +86,37 @@ def reference() -> str:
             out += [doc, ""]
         out += ["| key | type | default | meaning |", "|---|---|---|---|"]
         hints, notes = typing.get_type_hints(cls), _comments(cls)
+        groups = {cls: _grouped(cls)}
         for f in dataclasses.fields(cls):
             note = notes.get(f.name, "").replace("|", "\\|")
+            if not note and dataclasses.is_dataclass(hints[f.name]):
+                note = f"the `{f.name}:` section below"
+            if not note and f.name in groups.get(cls, {}):  # under the comment of the key above it
+                note = f"see `{groups[cls][f.name]}`"
             default = _default(f).replace("|", "\\|")
             out.append(f"| `{f.name}` | `{_type(hints[f.name])}` | `{default}` | {note} |")
         out.append("")
+    out += _model_arguments()
     return "\n".join(out)
+
+
+def _model_arguments() -> list[str]:
+    """Each shipped model's ``model.kwargs``: its builder's keyword arguments and their defaults."""
+    from mmfer.models.registry import MODELS
+
+    out = ["## `model.kwargs` by model", "",
+           "The keyword arguments of each model's builder (`mmfer.models.registry`); a key not listed, a value of",
+           "another type or one the builder refuses is an error as the config loads. `num_classes` is always 7.", "",
+           "| model | argument | default | builder |", "|---|---|---|---|"]
+    for name, builder in MODELS.items():
+        if not getattr(builder, "__module__", "").startswith("mmfer.models."):  # one registered by a user or test
+            continue
+        where = f"`{builder.__module__}.{builder.__name__}`"
+        for arg in inspect.signature(builder).parameters.values():
+            default = "(required)" if arg.default is inspect.Parameter.empty else repr(arg.default)
+            out.append(f"| `{name}` | `{arg.name}` | `{default}` | {where} |")
+            where = ""
+    return out + [""]
 
 
 def main() -> None:

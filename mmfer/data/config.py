@@ -16,8 +16,8 @@ from mmfer.errors import MmferError
 class DataConfig:
     """How clips become tensors. Each input kind reads only the fields it needs."""
 
-    train_split: str = "Train"
-    val_split: str = "Val"
+    train_split: str = "Train"  # the split trained on (a cache split or an image tree's folder)
+    val_split: str = "Val"  # the split measured each epoch and scored at the end; absent: part of Train held out
     # share of Train held out when the data has no Val split: whole speakers where every clip names one (a speech
     # list, RAVDESS or CREMA-D names), else stratified by class
     holdout_fraction: float = 0.1
@@ -26,27 +26,27 @@ class DataConfig:
     holdout_seed: int | None = None
     # face_window (C3D): clip_len-frame windows; eval slides with this stride and averages window scores
     clip_len: int = 16
-    stride: int = 8
+    stride: int = 8  # frames between the starts of evaluation windows
     # face_sequence (CNN-LSTM): num_frames frames by segment sampling over the face span
     num_frames: int = 16
     # faces (all face kinds): resize to image_size (None keeps the cache crop size), colour, illumination
     image_size: int | None = None
-    grayscale: bool = False
-    equalize: bool = False
+    grayscale: bool = False  # one grey channel (the model's in_channels 1), as FER2013's faces are
+    equalize: bool = False  # histogram-equalised faces, in training and scoring alike
     eval_views: int = 1  # face_image evaluation: 1 whole face, 2 + mirror, 10 ten-crop (probabilities averaged)
     # face_image training: every training image made into its model input once, held on the training device and
     # jittered there in batches (mmfer.engine.device_data), with no data loader: the GPU recipe
     device_images: bool = False
     # landmarks: random crop of max_len frames in training, whole clips in evaluation
     max_len: int = 64
-    interpolate: bool = True
+    interpolate: bool = True  # frames without a face get landmarks interpolated from their neighbours
     # logmel: n_mels bands; random crop of audio_seconds (0: the whole clip) in training, whole clips in evaluation
     n_mels: int = 64
-    audio_seconds: float = 3.0
+    audio_seconds: float = 3.0  # seconds of the random training crop (logmel); 0: the whole clip
     # audio (both audio kinds): cut leading and trailing silence quieter than trim_db below the loudest
     # 25 ms frame, in training and scoring alike (mmfer.data.audio.trim_silence)
     trim_silence: bool = False
-    trim_db: float = 35.0
+    trim_db: float = 35.0  # dB below the loudest frame that count as silence (trim_silence)
     # training draws: "none" shuffles every clip once an epoch; "corpus_class" (a speech list with a corpus
     # column) draws as many clips with replacement, each corpus equally often and each class equally often
     # within its corpus, so that the largest corpus does not drown the others (mmfer.data.speech_list)
@@ -84,9 +84,9 @@ class AugmentConfig:
     enabled: bool = True
     # faces: the same flip / crop / illumination jitter on every frame of a clip (Kuo et al. 2018)
     flip: bool = True
-    crop_scale: tuple[float, float] = (0.85, 1.0)
-    brightness: float = 0.2
-    contrast: float = 0.2
+    crop_scale: tuple[float, float] = (0.85, 1.0)  # [low, high] side of the random crop, a share of the face's
+    brightness: float = 0.2  # largest brightness shift, in pixel units 0..1
+    contrast: float = 0.2  # largest contrast change, a factor 1 +- contrast
     rotation: float = 0.0  # largest rotation, degrees
     translate: float = 0.0  # largest extra shift, share of the side
     erasing: float = 0.0  # probability of blanking one random rectangle (random erasing)
@@ -96,15 +96,15 @@ class AugmentConfig:
     # any input: mixup / cutmix (cutmix needs an image-like input) with this Beta(alpha, alpha); 0 = off.
     # With both on, each batch takes one of the two at random.
     mixup: float = 0.0
-    cutmix: float = 0.0
+    cutmix: float = 0.0  # (faces and log-mel only: it pastes a patch)
     # audio waveform (mmfer.data.audio.augment_waveform): speed factor range, and the probability of each
     # of reverberation, a random microphone response / telephone band, noise at noise_snr dB, mp3/AAC
     speed: tuple[float, float] = (1.0, 1.0)
-    reverb: float = 0.0
-    eq: float = 0.0
-    noise: float = 0.0
-    noise_snr: tuple[float, float] = (5.0, 30.0)
-    codec: float = 0.0
+    reverb: float = 0.0  # probability of a synthetic room's reverberation
+    eq: float = 0.0  # probability of a random microphone response or telephone band
+    noise: float = 0.0  # probability of added noise
+    noise_snr: tuple[float, float] = (5.0, 30.0)  # [low, high] signal-to-noise ratio of that noise, dB
+    codec: float = 0.0  # probability of an mp3 or AAC round trip
     # audio_stats: K augmented copies of each clip's statistics, made once, one served per epoch at random
     # (0: augment every item afresh, a feature extraction each time)
     stats_copies: int = 0
@@ -113,10 +113,10 @@ class AugmentConfig:
     freq_warp: tuple[float, float] = (1.0, 1.0)
     # log-mel: SpecAugment (Park et al. 2019)
     spec_augment: bool = True
-    freq_masks: int = 2
-    freq_width: int = 8
-    time_masks: int = 2
-    time_width: int = 20
+    freq_masks: int = 2  # bands of mel channels masked per item
+    freq_width: int = 8  # widest band, mel channels
+    time_masks: int = 2  # stretches of frames masked per item
+    time_width: int = 20  # longest stretch, frames (10 ms each)
 
     def __post_init__(self) -> None:
         for name in ("rotation", "mixup", "cutmix", "freq_masks", "freq_width", "time_masks", "time_width",

@@ -22,21 +22,21 @@ from mmfer.data.config import AugmentConfig, DataConfig  # noqa: F401
 class ModelConfig:
     """Which registry builder makes the network, and its keyword arguments."""
 
-    name: str
-    kwargs: dict[str, Any] = field(default_factory=dict)
+    name: str  # a registered model: c3d, video3d, cnn_lstm, landmark_brnn, audio_cnn, audio_stats, face_frame
+    kwargs: dict[str, Any] = field(default_factory=dict)  # its builder's keyword arguments (mmfer.models.registry)
 
 
 @dataclass(frozen=True)
 class OptimConfig:
     """AdamW with a per-step schedule: linear warmup, then cosine, step or constant."""
 
-    lr: float = 1e-3
-    weight_decay: float = 0.01
-    epochs: int = 30
-    warmup_epochs: float = 1.0
-    schedule: Literal["cosine", "step", "constant"] = "cosine"
+    lr: float = 1e-3  # peak learning rate, reached after the warmup
+    weight_decay: float = 0.01  # AdamW's decoupled weight decay
+    epochs: int = 30  # passes over the training clips (--epochs overrides it)
+    warmup_epochs: float = 1.0  # linear rise from 0 to lr over this many epochs (fractions allowed)
+    schedule: Literal["cosine", "step", "constant"] = "cosine"  # after the warmup: cosine to 0, steps, or flat
     step_epochs: int = 10  # step schedule: multiply lr by step_gamma every step_epochs
-    step_gamma: float = 0.1
+    step_gamma: float = 0.1  # (the factor of the step schedule)
     grad_clip: float | None = 5.0  # max gradient norm; None disables clipping
     # Val metric that picks best.pt; "last" keeps the final epoch, so a figure reported on Val is not
     # inflated by picking the epoch on it (fix the number of epochs in advance instead)
@@ -65,9 +65,9 @@ class LossConfig:
     0.5 (square root) lifts a rare class without giving up as much accuracy on the common ones.
     """
 
-    class_balanced: bool = False
-    balance_power: float = 1.0
-    label_smoothing: float = 0.0
+    class_balanced: bool = False  # weigh each class's loss by its inverse Train frequency
+    balance_power: float = 1.0  # that weight to this power (see above)
+    label_smoothing: float = 0.0  # share of each target spread over the other classes
     # speech lists with a corpus column: a clip's softmax runs over the classes its corpus has, so a corpus
     # without a class (nEMO: Disgust) gives that class's logit no gradient (mmfer.engine.losses)
     mask_absent_classes: bool = True
@@ -157,9 +157,9 @@ def is_device_name(text: Any, *, auto: bool = True) -> bool:
 class TrainConfig:
     """One branch run: model, data, optimiser, loss, augmentation, initialisation, teachers, adversary, device."""
 
-    name: str
+    name: str  # the run's name in logs and in the bundle (not its folder: that is --out)
     model: ModelConfig
-    seed: int = 0
+    seed: int = 0  # seeds Python, numpy and torch: initial weights, draws, augmentation (--seed overrides it)
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     loss: LossConfig = field(default_factory=LossConfig)
