@@ -62,6 +62,7 @@ from mmfer.engine.checkpoint import (
 )
 from mmfer.engine.config import TrainConfig, config_from_dict, config_to_plain, load_train_config
 from mmfer.engine.device import precision_note, resolve_device
+from mmfer.engine.provenance import record_session
 from mmfer.engine.ema import ema_model, ema_step_decay  # noqa: F401 (ema_step_decay: importable here as before)
 # the pieces that moved to sampling.py and steps.py stay importable from here
 from mmfer.engine.sampling import BalancedEpochSampler, EpochSampler, rng_state, seed_everything, set_rng_state
@@ -530,6 +531,7 @@ def fit(run: Run, run_data: RunData, *, progress: bool = True,
         if fold_info is not None:
             write_file(out / "fold.json", json.dumps(fold_info) + "\n")
         write_run_clips(out, run_data.train_records, run_data.val_records)
+        record_session(out, data=run.data, device=dev, precision=precision, start_epoch=start_epoch, epochs=ocfg.epochs)
     val_labels = np.asarray(val_ds.labels, dtype=np.int64)
     unscored = unscored_labels(run_data.val_records, val_ds)  # in the figures as no prediction, as in scores_Val
     if best and "counts_unscored" not in best and len(unscored):  # resumed from a run whose best left them out

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -356,3 +357,17 @@ def test_only_folds_trains_some_folds_now_and_the_summary_when_all_are_in(ravdes
     assert "folds are numbered 1 to 3" in capsys.readouterr().err
     assert main(["train", str(cfg_path), "--data", str(ravdess_tree), "--out", str(tmp_path / "x"), "--only-folds", "1"]) != 0
     assert "--only-folds goes with --folds" in capsys.readouterr().err
+
+
+def test_run_json_records_each_session(synth_cache, tmp_path):
+    """config.yaml says what a run learns from; run.json how and where each start or resume ran."""
+    from mmfer import __version__
+
+    out, data = tmp_path / "run", synth_cache("landmarks")
+    train(tiny_config("landmark_brnn", epochs=1), data=data, out=out, progress=False)
+    train(tiny_config("landmark_brnn", epochs=1), data=data, out=out, epochs=2, resume=True, progress=False)
+    sessions = json.loads((out / "run.json").read_text())["sessions"]
+    assert [(s["from_epoch"], s["epochs"]) for s in sessions] == [(1, 1), (2, 2)]
+    first = sessions[0]
+    assert first["device"] == "cpu" and first["precision"] in ("fp32", "bf16") and first["mmfer"] == __version__
+    assert first["data"] == str(Path(data).resolve()) and first["torch"] == torch.__version__
