@@ -281,7 +281,8 @@ def _add_submit(sub: argparse._SubParsersAction) -> None:
         report = submission.write_submission(
             args.scores, index=args.index, out=args.out, fill_missing=args.fill_missing
         )
-        print(json.dumps(report, indent=1) if args.json else submission.format_submit_report(report))
+        print(json.dumps({"ok": not report["problems"], **report}, indent=1) if args.json
+              else submission.format_submit_report(report))
         return 1 if report["problems"] else 0
 
     p.set_defaults(func=run)

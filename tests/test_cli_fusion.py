@@ -50,6 +50,9 @@ def test_fuse_submit_check_evaluate(runs, capsys):
     zip_path = root / "team.zip"
     assert main(["submit", str(out / "fused_Test.csv"), "--index", str(root / "Test"), "--out", str(zip_path)]) == 0
     assert "check: OK" in capsys.readouterr().out
+    assert main(["submit", str(out / "fused_Test.csv"), "--index", str(root / "Test"), "--out", str(zip_path),
+                 "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["ok"] is True  # the key --check --json has too
     assert main(["submit", "--check", str(zip_path), "--index", str(root / "Test")]) == 0
     assert "OK" in capsys.readouterr().out
 
