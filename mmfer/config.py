@@ -121,6 +121,8 @@ def _coerce(tp: Any, value: Any, *, where: str) -> Any:
         inner = args[0] if args else Any
         return [_coerce(inner, v, where=f"{where}[{i}]") for i, v in enumerate(value)]
     if origin is dict:
+        if value is None:  # `kwargs:` with nothing under it, as an empty section reads as its defaults
+            return {}
         if not isinstance(value, dict):
             raise MmferError(f"{_colon(where)} expected a mapping, got {value!r}")
         return dict(value)

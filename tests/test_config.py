@@ -28,6 +28,16 @@ def test_nested_and_typed():
     assert run.epochs == 3
 
 
+def test_an_empty_mapping_reads_as_empty_like_an_empty_section():
+    """`kwargs:` with nothing under it was "expected a mapping, got None", while an empty `augment:` read as defaults."""
+    from mmfer.engine.config import ModelConfig
+
+    assert from_dict(ModelConfig, {"name": "audio_cnn", "kwargs": None}).kwargs == {}
+    assert from_dict(Run, {"name": "x", "optim": None}).optim == Optim()
+    with pytest.raises(MmferError, match="expected a mapping, got 3"):
+        from_dict(ModelConfig, {"name": "audio_cnn", "kwargs": 3})
+
+
 def test_unknown_key_is_named_with_allowed_keys():
     with pytest.raises(MmferError, match=r"config\.optim: unknown key 'lrr'; allowed: lr, schedule"):
         from_dict(Run, {"name": "x", "optim": {"lrr": 1}})
