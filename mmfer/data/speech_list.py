@@ -245,6 +245,9 @@ def class_masks(records: Sequence[ClipRecord]) -> np.ndarray | None:
 def balanced_weights(records: Sequence[ClipRecord]) -> np.ndarray:
     """Drawing probabilities that give each corpus the same share, and each class the same share within its
     corpus: 1 / (corpora * classes of the corpus * clips of that corpus and class). Sums to 1."""
+    if records and not any(corpus_of(r) for r in records):
+        log.warning("data.balance corpus_class: no training clip names a corpus (a speech list's corpus column), so "
+                    "the draws balance the classes only")
     cells: dict[tuple[str, str | None], int] = {}
     for r in records:
         cells[(corpus_of(r), r.label)] = cells.get((corpus_of(r), r.label), 0) + 1

@@ -183,7 +183,7 @@ def test_a_class_absent_from_every_training_corpus_is_an_error_naming_it(tmp_pat
     assert not (tmp_path / "folds" / "fold1").exists()
 
 
-def test_class_masks_and_balanced_drawing(tmp_path):
+def test_class_masks_and_balanced_drawing(tmp_path, caplog):
     rows = _corpora(tmp_path, classes_of={"big": ["Angry", "Sad"], "small": ["Angry", "Disgust", "Sad"]},
                     speakers=1, per=1)
     rows += [dict(rows[0], path=f"big/x{i}.wav") for i in range(6)]  # big: 7 Angry, 1 Sad
@@ -200,6 +200,13 @@ def test_class_masks_and_balanced_drawing(tmp_path):
     angry = np.array([r.label == "Angry" for r in recs])
     assert p[big & angry].sum() == pytest.approx(0.25)  # each class of a corpus an equal share of it
     assert class_masks([r for r in recs if r.corpus == "small"]) is None  # nothing to mask
+    import dataclasses
+    import logging
+
+    with caplog.at_level(logging.WARNING):  # no corpus named: the classes are balanced, and that is said
+        p = balanced_weights([dataclasses.replace(r, corpus="") for r in recs])
+    assert "no training clip names a corpus" in caplog.text
+    assert p[angry].sum() == pytest.approx(1 / 3)  # Angry, Disgust, Sad: a third each
 
 
 def test_masked_loss_gives_an_absent_class_no_gradient_and_equals_cross_entropy_otherwise():

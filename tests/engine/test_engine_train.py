@@ -326,7 +326,7 @@ def test_encoder_from_face_model_and_freeze(synth_cache, tmp_path, caplog):
             train(given, data=synth_cache("faces"), out=tmp_path / "run4", progress=False)
 
 
-def test_face_frame_trains_on_an_image_folder(tmp_path, capsys):
+def test_face_frame_trains_on_an_image_folder(tmp_path, capsys, monkeypatch):
     """Stage one of two-stage fine-tuning: a face_frame model on a FER2013-style folder tree."""
     import cv2
 
@@ -361,12 +361,13 @@ def test_face_frame_trains_on_an_image_folder(tmp_path, capsys):
     # the same from the command line, quietly with --no-progress, as train and predict take it
     import mmfer.cli
 
+    monkeypatch.setenv("MMFER_PROGRESS", "1")  # bars though stderr is captured (no terminal), unless --no-progress
     for quiet in (False, True):
         out = tmp_path / f"cli_{quiet}.csv"
         assert mmfer.cli.main(["scores", str(tmp_path / "run"), "--data", str(tmp_path / "fer"), "--views", "10",
                                "--out", str(out)] + ["--no-progress"] * quiet) == 0
         np.testing.assert_allclose(read_scores(out).probs, tencrop.probs, atol=1e-6)
-        assert ("score Val" in capsys.readouterr().err) != quiet
+        assert ("score Val (run)" in capsys.readouterr().err) != quiet  # the bar names the run it scores
 
 
 def _tone_folder(root, rng, *, per_class: int, split: str, ravdess_names: bool = False):
