@@ -89,8 +89,9 @@ def _add_preprocess(sub: argparse._SubParsersAction) -> None:
             f = summary.failures[0]
             print(f"mmfer preprocess: {len(summary.failures)} clip(s) failed, e.g. {f.split}/{f.clip_id}: {f.reason} "
                   "(all in the summary above)", file=sys.stderr)
-        if args.strict and not summary.total:
-            print(f"mmfer preprocess: error: no clips in {args.source} (--strict)", file=sys.stderr)
+        if args.strict and not summary.total and not args.shard:  # (a shard of a small source may hold none)
+            print(f"mmfer preprocess: error: no clips in {args.source}"
+                  + (f" of splits {args.splits}" if args.splits else "") + " (--strict)", file=sys.stderr)
             return 1
         return 1 if args.strict and summary.failures else 0
 
@@ -154,8 +155,9 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
             for r in s["folds"]:
                 print(f"fold {r['fold']} ({r['speakers']}): accuracy {r['accuracy']:.4f}, uar {r['uar']:.4f}")
             if s.get("pending"):
-                print(f"folds {','.join(map(str, s['pending']))} still to train (the same command with --only-folds "
-                      f"{','.join(map(str, s['pending']))}, or without it); the summary is written then")
+                print(f"folds {','.join(map(str, s['pending']))} not in {args.out} yet (to train: the same command "
+                      f"with --only-folds {','.join(map(str, s['pending']))}); the summary is written by the command "
+                      "that finds every fold there")
                 return 0
             print(f"uar {s['uar_mean']:.4f} +- {s['uar_std']:.4f} (range {s['uar_min']:.4f}-{s['uar_max']:.4f}); "
                   f"pooled out-of-fold accuracy {s['pooled_accuracy']:.4f}, uar {s['pooled_uar']:.4f}")
@@ -591,9 +593,9 @@ def _import_modules(names: Sequence[str]) -> None:
 
 def _bars_wanted() -> bool:
     """Progress bars where someone watches: stderr a terminal, or MMFER_PROGRESS=1 (0 turns them off anywhere)."""
-    forced = os.environ.get("MMFER_PROGRESS", "").strip()
+    forced = os.environ.get("MMFER_PROGRESS", "").strip().lower()
     if forced:
-        return forced not in ("0", "false", "no")
+        return forced not in ("0", "false", "no", "off")
     try:
         return sys.stderr.isatty()
     except (AttributeError, ValueError):  # a replaced or closed stream

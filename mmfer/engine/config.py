@@ -190,8 +190,11 @@ def load_train_config(path: str | Path) -> TrainConfig:
     config = load_yaml(TrainConfig, path)
     try:
         check_model_args(config.model.name, config.model.kwargs)
-        check_model_builds(config.model.name, config.model.kwargs)
     except MmferError as e:
+        raise MmferError(f"{path}: {e}") from None
+    try:
+        check_model_builds(config.model.name, config.model.kwargs)
+    except MmferError as e:  # a value the builder refuses (dropout 2), or an optional package missing
         raise MmferError(f"{path}: model.kwargs: {e}") from None
     return config
 

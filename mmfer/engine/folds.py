@@ -11,12 +11,13 @@ figures, and FOLD/scores_oof.csv every clip scored by the fold model that never 
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import json
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -102,26 +103,78 @@ def train_folds(config: Any, *, data: str | Path, out: str | Path, folds: int | 
         check_teachers_exist(config.distill, folds=n)  # a missing fifth teacher is said before four folds train
     out.mkdir(parents=True, exist_ok=True)
     write_file(out / "plan.json", json.dumps(plan) + "\n")  # never through a link; after every check
-    results, pending = [], []
     for i in range(n):
         run = out / f"fold{i + 1}"
-        done = (run / "scores_Val.csv").is_file()
-        if done:
+        if (run / "scores_Val.csv").is_file():
             log.info("fold %d/%d: already trained (%s)", i + 1, n, run)
         elif only is not None and i + 1 not in only:
-            pending.append(i + 1)
             continue
         else:
-            log.info("fold %d/%d -> %s", i + 1, n, run)
-            train(config, data=data, out=run, epochs=epochs, resume=(run / "last.pt").is_file(), device=device,
-                  progress=progress, fold=(i, n), fold_by=by, folds_within=within)
-        results.append(run)
+            with fold_lock(run) as mine:
+                if not mine:  # another process (another machine sharing OUT) trains it now
+                    continue
+                log.info("fold %d/%d -> %s", i + 1, n, run)
+                train(config, data=data, out=run, epochs=epochs, resume=(run / "last.pt").is_file(), device=device,
+                      progress=progress, fold=(i, n), fold_by=by, folds_within=within)
+    # looked at again at the end: folds trained meanwhile by other processes count (the last one summarises)
+    runs = [out / f"fold{i + 1}" for i in range(n)]
+    pending = [i + 1 for i, run in enumerate(runs) if not (run / "scores_Val.csv").is_file()]
     if pending:
-        log.info("folds %s of %d not trained yet (--only-folds); the summary is written when every fold is in %s",
+        log.info("folds %s of %d not in %s yet; the summary is written by the command that finds every fold there",
                  ", ".join(map(str, pending)), n, out)
-        return {"folds": [fold_row(int(run.name[len("fold"):]) - 1, run) for run in results], "pending": pending,
-                "by": by}
-    return summarise_folds(out, results, by=by, within=within)
+        return {"folds": [fold_row(i, run) for i, run in enumerate(runs) if i + 1 not in pending],
+                "pending": pending, "by": by}
+    return summarise_folds(out, runs, by=by, within=within)
+
+
+LOCK = ".training"
+
+
+@contextlib.contextmanager
+def fold_lock(run: Path) -> Iterator[bool]:
+    """``run/.training`` (host and pid) while a process trains the fold, so that two processes sharing a folds
+    folder (``--only-folds`` on several machines, or a whole command beside them) never train one fold at once.
+    Yields False when another live process holds it (the fold is left to it); a lock of a process of this host
+    that is gone (killed) is taken over; one of another host is said, with the file to remove if that is gone."""
+    import os
+    import socket
+
+    run.mkdir(parents=True, exist_ok=True)
+    path, me = run / LOCK, f"{socket.gethostname()} {os.getpid()}"
+    for _ in range(2):
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            break
+        except FileExistsError:
+            host, _, pid = path.read_text().strip().partition(" ")
+            if host == socket.gethostname() and pid.isdigit() and not _alive(int(pid)):
+                path.unlink(missing_ok=True)  # its process is gone: take the fold over
+                continue
+            log.warning("%s: trained now by process %s on %s (%s); left to it (if that process is gone, remove %s "
+                        "and run again)", run, pid, host, path, path)
+            yield False
+            return
+    else:
+        yield False
+        return
+    with os.fdopen(fd, "w") as f:
+        f.write(me + "\n")
+    try:
+        yield True
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    import os
+
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's: alive
+        return True
+    return True
 
 
 def _check_only_folds(only_folds: list[int] | None, n: int) -> set[int] | None:

@@ -23,7 +23,7 @@ from mmfer.metrics import evaluate
 from mmfer.outputs import check_inside, write_file
 from mmfer.scores import write_scores
 
-from mmfer.fusion.fuse import _warn_stale_scores, fit_and_score, load_fusion_inputs, remove_stale
+from mmfer.fusion.fuse import _given, _warn_stale_scores, fit_and_score, load_fusion_inputs, remove_stale
 
 SUBSET_SUFFIXES = ("_Test.csv", "_Val_cv.csv")  # the files ablate writes in OUT/subsets/, one of each per subset
 NOTE = ("val_in_sample_*: each subset's fusion tuned and scored on the same Val clips (optimistic); "
@@ -64,7 +64,7 @@ def ablate(
     folds = renamed_argument(cv_folds, folds, function="ablate", new="cv_folds", old="folds", option="--cv-folds",
                              default=5)
 
-    check_output_dir(out, option="--out", inputs=[*val_paths, *(test_paths or [])],  # before any fusion
+    check_output_dir(out, option="--out", inputs=_given(val_paths, test_paths),  # before any fusion
                      writes=("ablation.csv", "ablation.md", "ablation.json", "ablation.png", "subsets/"))
     inputs = load_fusion_inputs(val_paths, test_paths, names, method=method, objective=objective, command="ablate")
     _warn_stale_scores(inputs.val_paths)

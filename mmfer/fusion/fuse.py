@@ -282,6 +282,11 @@ def remove_stale(path: Path) -> None:
         log.warning("%s: removed, an earlier run's output that this run does not write again", path)
 
 
+def _given(*groups: Any) -> list[str | Path]:
+    """The files of ``--val`` and ``--test`` as given: a list of them, one path, or None."""
+    return [p for g in groups if g is not None for p in ([g] if isinstance(g, (str, Path)) else g)]
+
+
 def fuse(
     val_paths: Sequence[str | Path],
     test_paths: Sequence[str | Path] | None = None,
@@ -303,7 +308,7 @@ def fuse(
 
     folds = renamed_argument(cv_folds, folds, function="fuse", new="cv_folds", old="folds", option="--cv-folds", default=5)
 
-    check_output_dir(out, option="--out", inputs=[*val_paths, *(test_paths or [])],  # before any tuning
+    check_output_dir(out, option="--out", inputs=_given(val_paths, test_paths),  # before any tuning
                      writes=("fused_Val.csv", "fused_Val_cv.csv", "fused_Test.csv", WEIGHTS_FILE))
     from mmfer.engine.checkpoint import run_checkpoint
 

@@ -111,9 +111,13 @@ def predict(
     if resume:
         done = _rows_to_resume(out, inputs, frames=frames, segments=segments, plots=plots, report=report)
         if len(done) == len(inputs) and submission is None and labels_from is None:
-            # nothing left to analyse: no model loaded, --out left as it is (its time too)
+            # nothing left to analyse: no model loaded, --out left as it is (its time too); a --model that is not
+            # there is said all the same
+            if isinstance(model, (str, Path)) and str(model) != "default" and not Path(model).exists():
+                raise MmferError(f"--model {model}: no such file or folder")
             log.info("--resume: every input already has its row in %s; nothing to do", out)
-            return PredictResult(predictions=[done[str(p)] for p, _ in inputs], model=str(model), load_seconds=0.0,
+            name = str(model) if isinstance(model, (str, Path)) else model.bundle.describe()  # (a loaded Predictor)
+            return PredictResult(predictions=[done[str(p)] for p, _ in inputs], model=name, load_seconds=0.0,
                                  out=Path(out))
     t0 = time.perf_counter()
     if isinstance(model, Predictor):  # loaded once by the caller, for many calls: this call's span and segments

@@ -73,7 +73,10 @@ class AudioStatsMLP(nn.Module):
         super().__init__()
         self.num_features = num_features
         self.norms = tuple(norms)
-        width = int(utterance_norm(torch.zeros(1, num_features), self.norms).shape[1]) if self.norms else num_features
+        width = num_features
+        if self.norms:
+            with torch.device("cpu"):  # a real probe also where a config check builds the model on the meta device
+                width = int(utterance_norm(torch.zeros(1, num_features), self.norms).shape[1])
         layers: list[nn.Module] = [nn.BatchNorm1d(width), nn.Dropout(min(dropout, 0.2))]
         inputs, width = width, width
         if hidden:

@@ -96,10 +96,13 @@ def check_model_builds(name: str, kwargs: dict[str, Any]) -> None:
     (one that reads weights) is left to ``build_model`` at run time."""
     try:
         with torch.device("meta"):
-            build_model(name, **kwargs)
-    except MmferError:
-        raise
-    except Exception:  # noqa: BLE001 - not a refused value: the run builds it for real
+            _builder(name)(**kwargs)
+    except MmferError as e:
+        raise MmferError(str(e) if str(e).startswith((f"model {name!r}", f"{name}:")) else f"model {name!r}: {e}") from None
+    except ValueError as e:  # a value refused (nn.Dropout's p), unless the meta device itself was refused
+        if "meta" not in str(e):
+            raise MmferError(f"model {name!r}: {e}") from None
+    except Exception:  # noqa: BLE001 - not a refused value (numpy on a meta tensor...): the run builds it for real
         pass
 
 

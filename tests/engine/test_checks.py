@@ -65,7 +65,12 @@ def test_augment_keys_a_model_never_reads_are_said_by_name(caplog):
     assert unread_augment(AugmentConfig(rotation=10.0, stats_copies=4), "landmarks") == ["rotation", "stats_copies"]
     for path in sorted(glob.glob("configs/*.yaml")):  # the shipped recipes set nothing in vain
         config = load_train_config(path)
-        assert unread_augment(config.augment, build_run_model(config)[1]) == [], path
+        kind = build_run_model(config)[1]
+        assert unread_augment(config.augment, kind) == [], path
+        caplog.clear()
+        with caplog.at_level(logging.WARNING):  # nor anything else check_consistency would warn of
+            check_consistency(dataclasses.replace(config, name=f"shipped {path}"), None, kind)
+        assert caplog.text == "", path
     config = TrainConfig(name="s", model=ModelConfig(name="audio_stats"), augment=stats)
     with caplog.at_level(logging.WARNING):
         check_consistency(config, None, "audio_stats")

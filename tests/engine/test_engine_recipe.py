@@ -337,7 +337,8 @@ def test_train_config_init_backbone_from(synth_cache, tmp_path):
                                atol=1e-5, rtol=1e-4)
 
 
-def test_only_folds_trains_some_folds_now_and_the_summary_when_all_are_in(ravdess_tree, tmp_path, capsys):
+def test_only_folds_trains_some_folds_now_and_the_summary_when_all_are_in(ravdess_tree, tmp_path, capsys,
+                                                                          monkeypatch, caplog):
     cfg_path = tmp_path / "stats.yaml"
     text = (CONFIGS / "audio_stats_ravdess.yaml").read_text().replace("epochs: 60", "epochs: 3")
     cfg_path.write_text(text.replace("batch_size: 32", "batch_size: 8"))
@@ -345,7 +346,7 @@ def test_only_folds_trains_some_folds_now_and_the_summary_when_all_are_in(ravdes
     args = ["train", str(cfg_path), "--data", str(ravdess_tree), "--out", str(out), "--folds", "3", "--no-progress"]
     assert main(args + ["--only-folds", "2"]) == 0
     printed = capsys.readouterr().out
-    assert "fold 2 (ravdess:02)" in printed and "folds 1,3 still to train" in printed
+    assert "fold 2 (ravdess:02)" in printed and "folds 1,3 not in" in printed
     assert (out / "fold2" / "scores_Val.csv").is_file()
     assert not (out / "fold1").exists() and not (out / "fold3").exists() and not (out / "folds.json").exists()
     before = (out / "fold2" / "last.pt").stat().st_mtime_ns
@@ -353,6 +354,33 @@ def test_only_folds_trains_some_folds_now_and_the_summary_when_all_are_in(ravdes
     summary = json.loads((out / "folds.json").read_text())
     assert [r["fold"] for r in summary["folds"]] == [1, 2, 3] and (out / "scores_oof.csv").is_file()
     assert (out / "fold2" / "last.pt").stat().st_mtime_ns == before  # fold 2 was not trained again
+    # a fold another process trains now (its lock, a live pid of this host) is left to it; a dead one's is taken over
+    import os
+
+    import mmfer.engine.train as engine_train
+
+    other = tmp_path / "other"
+    (other / "fold1").mkdir(parents=True)
+    (other / "fold1" / ".training").write_text(f"{os.uname().nodename} {os.getpid()}\n")
+    two = [a.replace(str(out), str(other)) for a in args]
+    two[two.index("3")] = "2"  # --folds 2
+    with caplog.at_level(logging.WARNING):
+        assert main(two + ["--only-folds", "1"]) == 0
+    assert f"trained now by process {os.getpid()}" in caplog.text
+    assert not (other / "fold1" / "scores_Val.csv").exists() and (other / "fold1" / ".training").exists()
+    (other / "fold1" / ".training").write_text(f"{os.uname().nodename} 999999999\n")  # its process is gone
+    real = engine_train.train
+
+    def and_another_machine(config, **kwargs):  # fold 2 finishes elsewhere while this process trains fold 1
+        result = real(config, **kwargs)
+        if kwargs["fold"] == (0, 2):
+            real(config, **dict(kwargs, out=other / "fold2", fold=(1, 2), resume=False))
+        return result
+
+    monkeypatch.setattr(engine_train, "train", and_another_machine)
+    assert main(two + ["--only-folds", "1"]) == 0
+    assert not (other / "fold1" / ".training").exists()  # released when the fold is done
+    assert (other / "folds.json").is_file()  # the last to finish summarises, whichever fold it trained
     assert main([a.replace(str(out), str(tmp_path / "cv2")) for a in args] + ["--only-folds", "4"]) != 0
     assert "folds are numbered 1 to 3" in capsys.readouterr().err
     assert main(["train", str(cfg_path), "--data", str(ravdess_tree), "--out", str(tmp_path / "x"), "--only-folds", "1"]) != 0

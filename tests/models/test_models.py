@@ -165,6 +165,13 @@ def test_a_config_names_a_wrong_model_or_argument_when_it_is_loaded(tmp_path) ->
 
     p = tmp_path / "run.yaml"
     for model, message in (("{name: c4d}", r"run\.yaml: unknown model 'c4d'; available models: .*c3d"),
+                           # values the builder refuses: as the config loads, not after the data (built on meta)
+                           ("{name: face_frame, kwargs: {dropout: 2.0}}", r"run\.yaml: model\.kwargs: model "
+                                                                           r"'face_frame': dropout probability"),
+                           ("{name: cnn_lstm, kwargs: {encoder: resnet99}}", r"run\.yaml: model\.kwargs: .*resnet99"),
+                           ("{name: audio_stats, kwargs: {dropout: 2.0, utterance_norm: [cmn]}}",
+                            r"run\.yaml: model\.kwargs: .*dropout probability"),
+                           ("{name: audio_cnn, kwargs: {num_classes: 8}}", r"num_classes.*every model answers the 7"),
                            ("{name: face_frame, kwargs: {widht: 16}}", r"run\.yaml: model 'face_frame': unknown "
                                                                         r"argument 'widht'; allowed: .*width")):
         p.write_text(f"name: t\nmodel: {model}\n")
