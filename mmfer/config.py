@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 import re
 import types
 import typing
@@ -68,9 +69,19 @@ def check_fields(obj: Any, *, where: str = "") -> None:
             check_fields(value, where=f"{name}.")
             continue
         options = typing.get_args(tp) if typing.get_origin(tp) in (typing.Union, types.UnionType) else (tp,)
+        simple = [o for o in options if o in (bool, int, float, str)]
+        if simple and value is not None and not any(_fits(value, o) for o in simple):  # epochs=2.5 from Python
+            raise MmferError(f"{name}: expected {' or '.join(o.__name__ for o in simple)}, got {value!r}")
         choices = [c for o in options if typing.get_origin(o) is typing.Literal for c in typing.get_args(o)]
         if choices and value not in choices and not (value is None and type(None) in options):
             raise MmferError(f"{name}: {value!r} is not one of {', '.join(map(repr, choices))}")
+
+
+def _fits(value: Any, tp: type) -> bool:
+    """``value`` is of scalar type ``tp`` as a YAML file's would be read: a bool is no number, an int is a float."""
+    if tp is bool or isinstance(value, bool):
+        return tp is bool and isinstance(value, bool)
+    return isinstance(value, {float: numbers.Real, int: numbers.Integral}.get(tp, tp))  # numpy's numbers too
 
 
 def check_range(obj: Any, name: str, *, low: float | None = None, high: float | None = None,
@@ -80,6 +91,8 @@ def check_range(obj: Any, name: str, *, low: float | None = None, high: float | 
     value = getattr(obj, name)
     if value is None:
         return
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):  # from Python: lr="0.1" was a bare TypeError
+        raise MmferError(f"{name}: expected a number, got {value!r}")
     bad = (low is not None and (value <= low if low_open else value < low)) or (
         high is not None and (value >= high if high_open else value > high))
     if bad or (isinstance(value, float) and not math.isfinite(value)):  # nan, and inf (lr: .inf trained to NaN)

@@ -141,3 +141,19 @@ def test_seeds_learning_rates_and_jitter_out_of_range_are_named():
     base = TrainConfig(name="x", model=ModelConfig(name="c3d"))
     with pytest.raises(MmferError, match="seed: -1"):  # the CLI's --seed goes through replace
         dataclasses.replace(base, seed=-1)
+
+
+def test_a_config_built_in_python_is_checked_as_a_file_is():
+    """OptimConfig(epochs=2.5) was accepted and lr="0.1" a bare TypeError; numpy's numbers stay welcome."""
+    import numpy as np
+
+    from mmfer.engine.config import ModelConfig, OptimConfig, TrainConfig
+
+    with pytest.raises(MmferError, match="lr: expected a number, got '0.1'"):
+        OptimConfig(lr="0.1")
+    with pytest.raises(MmferError, match="optim.epochs: expected int, got 2.5"):
+        TrainConfig(name="x", model=ModelConfig(name="audio_cnn"), optim=OptimConfig(epochs=2.5))
+    with pytest.raises(MmferError, match="amp: expected bool, got 1"):
+        TrainConfig(name="x", model=ModelConfig(name="audio_cnn"), amp=1)
+    ok = TrainConfig(name="x", model=ModelConfig(name="audio_cnn"), optim=OptimConfig(epochs=np.int64(3), lr=1))
+    assert ok.optim.epochs == 3
