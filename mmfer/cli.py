@@ -89,7 +89,7 @@ def _add_preprocess(sub: argparse._SubParsersAction) -> None:
             f = summary.failures[0]
             print(f"mmfer preprocess: {len(summary.failures)} clip(s) failed, e.g. {f.split}/{f.clip_id}: {f.reason} "
                   "(all in the summary above)", file=sys.stderr)
-        if args.strict and not summary.total and not args.shard:  # (a shard of a small source may hold none)
+        if args.strict and not summary.total and parse_shard(args.shard)[1] == 1:  # (a shard of a small source may hold none)
             print(f"mmfer preprocess: error: no clips in {args.source}"
                   + (f" of splits {args.splits}" if args.splits else "") + " (--strict)", file=sys.stderr)
             return 1
