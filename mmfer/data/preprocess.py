@@ -47,6 +47,7 @@ from mmfer.data.cache import (
     write_clip,
 )
 from mmfer.data.index import ClipEntry, index_source
+from mmfer.progress import progress_bar
 from mmfer.data.clip import (  # noqa: F401 - one clip's pipeline; these names were first imported from here
     FRAME_BUDGET_BYTES, MAX_BATCH, MIN_FITS_PER_SECOND, MIN_FRAME_SIDE, FaceBatch, _batch_size, _looks_truncated,
     _source_stat,
@@ -508,7 +509,6 @@ def preprocess(
     the usual ``if __name__ == "__main__":`` guard. That is why the default here is 1, where ``mmfer preprocess
     --workers`` defaults to 0: a plain script keeps working wherever it runs.
     """
-    from tqdm.auto import tqdm
 
     out = Path(out)
     i, n = parse_shard(shard) if isinstance(shard, str) else shard  # "i/n" as on the command line, or (i, n)
@@ -602,7 +602,7 @@ def preprocess(
              summary.skipped, len(todo), workers, f" (shard {i}/{n})" if n > 1 else "")
 
     t0 = time.perf_counter()
-    bar = tqdm(total=len(todo), desc="preprocess", unit="clip", disable=not progress or not todo)
+    bar = progress_bar(desc="preprocess", total=len(todo), unit="clip", enabled=progress and bool(todo))
     results = _iter_results(todo, settings, workers, start_method, out)
     # SIGTERM (kill, timeout, a container stop) ends the run like Ctrl-C: workers stopped, finished clips kept
     old_term = sigterm_as_interrupt()

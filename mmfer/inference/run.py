@@ -21,6 +21,7 @@ from mmfer.inference.outputs import (
 )
 from mmfer.inference.predictor import Prediction, PredictResult, Predictor, check_unique_ids, find_inputs
 from mmfer.inference.segments import SegmentSettings, SegmentWriter
+from mmfer.progress import progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -140,7 +141,7 @@ def predict(
     segment_writer = SegmentWriter(segments) if segments is not None else None
     timelines: dict[str, str] = {}
     segment_rows: dict[str, list[dict[str, Any]]] = {}
-    files = tqdm(inputs, desc="predict", unit="file", disable=not progress)
+    files = progress_bar(inputs, desc="predict", unit="file", enabled=progress)  # (a log line a minute without)
     saved, unsaved = time.monotonic(), 0  # rows analysed since --out was last written
 
     def rows_so_far() -> list[Prediction]:

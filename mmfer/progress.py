@@ -1,0 +1,65 @@
+"""Progress where no bar is drawn (a log file, CI, ``--no-progress``): a log line about once a minute with the
+count, the share done and the time left, so a long ``preprocess`` or ``predict`` in a log is not silent until
+its summary. ``progress_bar`` gives a tqdm bar where bars are wanted, else this."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, Iterable, Iterator
+
+log = logging.getLogger("mmfer.progress")
+EVERY_S = 60.0
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds / 60:.0f} min" if seconds >= 90 else f"{seconds:.0f} s"
+
+
+class LogProgress:
+    """The parts of tqdm's interface that mmfer's loops use (iterate, ``update``, ``set_postfix``, ``close``)."""
+
+    def __init__(self, iterable: Iterable[Any] | None = None, *, desc: str, total: int | None = None,
+                 unit: str = "it", every: float = EVERY_S) -> None:
+        self.iterable, self.desc, self.unit, self.every = iterable, desc, unit, every
+        self.total = total if total is not None else (len(iterable) if hasattr(iterable, "__len__") else None)
+        self.n, self.postfix = 0, ""
+        self.start = self.said = time.monotonic()
+
+    def __iter__(self) -> Iterator[Any]:
+        for item in self.iterable or ():
+            yield item
+            self.update(1)
+
+    def update(self, n: int = 1) -> None:
+        self.n += n
+        now = time.monotonic()
+        if now - self.said >= self.every:
+            self.said = now
+            log.info("%s", self.line(now))
+
+    def line(self, now: float | None = None) -> str:
+        elapsed = (now or time.monotonic()) - self.start
+        done = f"{self.n}/{self.total}" if self.total else f"{self.n}"
+        text = f"{self.desc}: {done} {self.unit}s"
+        if self.total:
+            text += f" ({100 * self.n / self.total:.0f}%), {_minutes(elapsed)} so far"
+            if self.n:
+                text += f", about {_minutes(elapsed / self.n * (self.total - self.n))} left"
+        return text + (f" ({self.postfix})" if self.postfix else "")
+
+    def set_postfix(self, refresh: bool = True, **values: Any) -> None:
+        self.postfix = ", ".join(f"{k} {v}" for k, v in values.items())
+
+    def close(self) -> None:
+        pass
+
+
+def progress_bar(iterable: Iterable[Any] | None = None, *, desc: str, total: int | None = None, unit: str = "it",
+                 enabled: bool = True, **tqdm_options: Any) -> Any:
+    """A tqdm bar when ``enabled``, else a :class:`LogProgress` that logs about once a minute."""
+    if enabled:
+        from tqdm.auto import tqdm
+
+        return tqdm(iterable, desc=desc, total=total, unit=unit, **tqdm_options)
+    return LogProgress(iterable, desc=desc, total=total, unit=unit)
