@@ -15,8 +15,8 @@ import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
-from tqdm import tqdm
 
+from mmfer.progress import progress_bar
 from mmfer.signals import start_iter
 from mmfer.data.datasets import CacheDataset, build_dataset, collate_for, file_source, seed_worker, source_records
 from mmfer.engine.checkpoint import (check_cache_compatible, load_checkpoint, model_from_checkpoint, resolve_checkpoint,
@@ -55,8 +55,8 @@ def predict_clips(
         generator=torch.Generator().manual_seed(0),
         worker_init_fn=seed_worker,  # also: a stop sent to the process group ends the command as Ctrl-C does
     )
-    return predict_batches(model, tqdm(start_iter(loader), total=len(loader), desc=desc, disable=not progress,
-                                       leave=False),
+    return predict_batches(model, progress_bar(start_iter(loader), total=len(loader), desc=desc, unit="batch",
+                                               enabled=progress, leave=False),
                            clips=len(dataset.records), device=device, amp=amp)
 
 
