@@ -187,12 +187,13 @@ def _check_only_folds(only_folds: list[int] | None, n: int) -> set[int] | None:
     return {int(f) for f in only_folds}
 
 
-def fold_row(i: int, run: Path) -> dict[str, Any]:
-    """One trained fold's line of folds.csv (``i`` from 0): its Val speakers, clips, accuracy and uar."""
+def fold_row(i: int, run: Path, scores: Any = None) -> dict[str, Any]:
+    """One trained fold's line of folds.csv (``i`` from 0): its Val speakers, clips, accuracy and uar
+    (``scores``: its scores_Val.csv already read)."""
     from mmfer.metrics import evaluate
     from mmfer.scores import read_scores
 
-    scores = read_scores(run / "scores_Val.csv")
+    scores = scores if scores is not None else read_scores(run / "scores_Val.csv")
     fold_info = json.loads((run / "fold.json").read_text())
     m = evaluate(scores.labels, scores.probs)
     return {"fold": i + 1, "speakers": " ".join(fold_info["speakers"]), "clips": m["n"],
@@ -210,7 +211,7 @@ def summarise_folds(out: Path, runs: list[Path], *, by: str = "speaker", within:
     rows, ids, labels, probs = [], [], [], []
     for i, run in enumerate(results):
         scores = read_scores(run / "scores_Val.csv")
-        rows.append(fold_row(i, run))
+        rows.append(fold_row(i, run, scores))
         ids += list(scores.clip_ids)
         labels += list(scores.labels)
         probs.append(scores.probs)
@@ -273,6 +274,10 @@ def _check_trained_folds(out: Path, dealt: list[list[str]], pooled: list, *, by:
                              "labels; use another --out to train the folds on these")
 
 
+# config keys that say where and how fast a run goes, not what it learns: a move to another machine may change them
+WHERE_NOT_WHAT = ((None, "name"), (None, "device"), ("data", "workers"), ("data", "eval_batch_size"))
+
+
 def recipe_digest(config: Any, *, epochs: int | None = None, before_adversary: bool = False) -> str:
     """A short digest of what a fold learns from: the config's values that differ from their defaults, as it runs
     (with ``--epochs``), less its name, device, loader workers and evaluation batch size, which a move to another
@@ -286,8 +291,8 @@ def recipe_digest(config: Any, *, epochs: int | None = None, before_adversary: b
     plain = config_to_plain(config)
     if epochs is not None:
         plain["optim"]["epochs"] = int(epochs)
-    for section, key in ((None, "name"), (None, "device"), ("data", "workers"), ("data", "eval_batch_size")):
-        (plain[section] if section else plain).pop(key, None)  # where and how fast it runs, not what it learns
+    for section, key in WHERE_NOT_WHAT:
+        (plain[section] if section else plain).pop(key, None)
     if before_adversary:
         plain.pop("adversary", None)
     else:
@@ -355,7 +360,7 @@ def _recipe_changes(out: Path, config: Any, epochs: int | None) -> str:
     if epochs is not None:
         now["optim"]["epochs"] = int(epochs)
     for side in (plain, now):
-        for section, key in ((None, "name"), (None, "device"), ("data", "workers"), ("data", "eval_batch_size")):
+        for section, key in WHERE_NOT_WHAT:
             (side[section] if section else side).pop(key, None)
     diff = config_differences(plain, now)
     return f" ({'; '.join(diff)}, against {saved[0]})" if diff else ""
