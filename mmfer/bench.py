@@ -39,6 +39,7 @@ from typing import Any, Sequence
 from mmfer.data.long_clip import LONG_CLIP_SIZES, make_long_clip  # noqa: F401 - bench makes its long clip
 from mmfer.errors import MmferError
 from mmfer.labels import EMOTIONS
+from mmfer.progress import draw_bars
 from mmfer.signals import start_iter
 
 log = logging.getLogger(__name__)
@@ -132,9 +133,11 @@ def _bench(videos, work: Path, *, device, workers, repeat, steps, warmup, batch_
         "errors": {},
     }
     todo = [s for s in stages if s != "train"] + [f"train:{b}" for b in branches if "train" in stages]
-    bar = tqdm(todo, desc="bench", unit="stage", disable=not progress)
-    for name in bar:
+    bar = tqdm(todo, desc="bench", unit="stage", disable=not draw_bars(progress))
+    for i, name in enumerate(bar, 1):
         bar.set_postfix_str(name, refresh=True)
+        if not draw_bars(progress):  # no bar: a line a stage, so a log shows where a long bench is
+            log.info("bench: stage %d of %d, %s", i, len(todo), name)
         stage, _, branch = name.partition(":")
         args = {"entries": [[e.clip_id, e.split, e.label, str(e.path)] for e in entries], "device": device,
                 "cache": str(work / "cache"), "workers": workers, "steps": steps, "warmup": warmup,

@@ -402,11 +402,6 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
                          progress=not args.no_progress, resume=args.resume, speech_check=not args.no_speech_check)
         if not args.quiet:
             print(result.table())
-        if result.errors:  # on stderr too, so a log of --quiet runs shows them
-            first = result.errors[0]
-            print(f"mmfer predict: {len(result.errors)} of {len(result.predictions)} input(s) could not be read, e.g. "
-                  f"{first.path}: {first.warning} (every reason in the warning column of {result.out})",
-                  file=sys.stderr)
         return 1 if args.strict and result.errors else 0
 
     p.set_defaults(func=run)
@@ -591,17 +586,6 @@ def _import_modules(names: Sequence[str]) -> None:
                              f"`python -c 'import {name}'` shows where") from None
 
 
-def _bars_wanted() -> bool:
-    """Progress bars where someone watches: stderr a terminal, or MMFER_PROGRESS=1 (0 turns them off anywhere)."""
-    forced = os.environ.get("MMFER_PROGRESS", "").strip().lower()
-    if forced:
-        return forced not in ("0", "false", "no", "off")
-    try:
-        return sys.stderr.isatty()
-    except (AttributeError, ValueError):  # a replaced or closed stream
-        return False
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args, unknown = parser.parse_known_args(argv)
@@ -616,7 +600,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
     )
-    if getattr(args, "no_progress", True) is False and not _bars_wanted():
+    from mmfer.progress import bars_wanted
+
+    if getattr(args, "no_progress", True) is False and not bars_wanted():
         args.no_progress = True  # a log file or CI gets the log lines, not \r-redrawn bars
     import signal
 

@@ -5,6 +5,8 @@ its summary. ``progress_bar`` gives a tqdm bar where bars are wanted, else this.
 from __future__ import annotations
 
 import logging
+import os
+import sys
 import time
 from typing import Any, Iterable, Iterator
 
@@ -55,10 +57,31 @@ class LogProgress:
         pass
 
 
+def bars_wanted() -> bool:
+    """Bars where someone watches them: stderr a terminal or a notebook (tqdm.auto draws its widget there), or
+    MMFER_PROGRESS=1; MMFER_PROGRESS=0 turns them off anywhere. A log file or CI gets log lines instead, not
+    \\r-redrawn bars. The CLI and the Python functions follow the same rule."""
+    forced = os.environ.get("MMFER_PROGRESS", "").strip().lower()
+    if forced:
+        return forced not in ("0", "false", "no", "off")
+    if "ipykernel" in sys.modules:
+        return True
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):  # a replaced or closed stream
+        return False
+
+
+def draw_bars(progress: bool) -> bool:
+    """Whether a bar asked for with ``progress`` is drawn (see :func:`bars_wanted`)."""
+    return bool(progress) and bars_wanted()
+
+
 def progress_bar(iterable: Iterable[Any] | None = None, *, desc: str, total: int | None = None, unit: str = "it",
                  enabled: bool = True, **tqdm_options: Any) -> Any:
-    """A tqdm bar when ``enabled``, else a :class:`LogProgress` that logs about once a minute."""
-    if enabled:
+    """A tqdm bar when ``enabled`` and :func:`bars_wanted`, else a :class:`LogProgress` that logs about once a
+    minute."""
+    if draw_bars(enabled):
         from tqdm.auto import tqdm
 
         return tqdm(iterable, desc=desc, total=total, unit=unit, **tqdm_options)

@@ -80,10 +80,12 @@ def test_tables_show_each_stage(small_run):
     assert "--repeat 8" not in format_table(with_seconds(30.0))
 
 
-def test_cli_writes_json_and_markdown(tmp_path, cremad_dir, capsys):
+def test_cli_writes_json_and_markdown(tmp_path, cremad_dir, capsys, caplog):
     out = tmp_path / "b" / "bench.json"
-    assert main(["bench", "--videos", str(cremad_dir), "--stages", "decode", "--max-clips", "2", "--out", str(out),
-                 "--markdown", "--no-progress"]) == 0
+    with caplog.at_level("INFO", logger="mmfer.bench"):
+        assert main(["bench", "--videos", str(cremad_dir), "--stages", "decode", "--max-clips", "2", "--out",
+                     str(out), "--markdown", "--no-progress"]) == 0
+    assert "bench: stage 1 of 1, decode" in caplog.text  # no bar: a log line says which stage runs
     printed = capsys.readouterr().out
     r = json.loads(out.read_text())
     assert r["clips"] == 2 and _positive(r["decode_fps"]) and r["preprocess_fps"] is None

@@ -118,11 +118,13 @@ def test_ablate_cli(runs, capsys, caplog):
 
 
 def test_progress_bars_only_where_someone_watches(runs, capsys, monkeypatch):
-    """A CI log (stderr not a terminal) got \\r-redrawn bars; MMFER_PROGRESS=1 brings them back, 0 keeps them off."""
+    """A CI log (stderr not a terminal) got \\r-redrawn bars; MMFER_PROGRESS=1 brings them back, 0 keeps them off.
+    The Python functions follow the same rule as the CLI (a notebook's captured stderr got raw bars)."""
     import io
     import sys
 
-    from mmfer.cli import _bars_wanted
+    from mmfer.fusion.ablation import ablate
+    from mmfer.progress import bars_wanted
 
     class Terminal(io.StringIO):
         def isatty(self) -> bool:
@@ -130,14 +132,21 @@ def test_progress_bars_only_where_someone_watches(runs, capsys, monkeypatch):
 
     root, val, _ = runs
     monkeypatch.delenv("MMFER_PROGRESS", raising=False)
+    monkeypatch.delitem(sys.modules, "ipykernel", raising=False)
     assert main(["ablate", "--val", *val, "--out", str(root / "bars"), "--method", "mean"]) == 0
     assert "\r" not in capsys.readouterr().err  # captured: not a terminal, so no bars
+    ablate(val_paths=val, out=root / "bars_py", method="mean")  # progress=True, from Python: the same rule
+    assert "\r" not in capsys.readouterr().err
     monkeypatch.setattr(sys, "stderr", Terminal())
-    assert _bars_wanted()
+    assert bars_wanted()
     monkeypatch.setenv("MMFER_PROGRESS", "0")
-    assert not _bars_wanted()
+    assert not bars_wanted()
     monkeypatch.setattr(sys, "stderr", io.StringIO())
+    monkeypatch.delenv("MMFER_PROGRESS")
+    monkeypatch.setitem(sys.modules, "ipykernel", sys)  # a notebook: tqdm.auto draws its widget there
+    assert bars_wanted()
+    monkeypatch.delitem(sys.modules, "ipykernel")
     monkeypatch.setenv("MMFER_PROGRESS", "1")
-    assert _bars_wanted()
+    assert bars_wanted()
     assert main(["ablate", "--val", *val, "--out", str(root / "bars"), "--method", "mean"]) == 0
     assert "\r" in sys.stderr.getvalue()  # forced: the bars are drawn

@@ -91,6 +91,24 @@ def test_fixture_videos(result, cremad_videos):
     assert np.ptp(np.stack([rows[v.stem].probs for v in cremad_videos]), axis=0).max() > 1e-6
 
 
+def test_result_in_python(result, caplog):
+    """What a notebook reads: a short repr, rows for a DataFrame, the class order as ``classes`` (``labels`` are
+    true classes everywhere, so the old name is an error, not the other meaning)."""
+    n, bad = len(result.predictions), len(result.errors)
+    assert repr(result).startswith(f"PredictResult({n} input(s), {n - bad} analysed, {bad} error(s), model=")
+    assert len(repr(result)) < 400 and str(result) == result.table()
+    rows = result.rows()
+    assert [r["path"] for r in rows] == [p.path for p in result.predictions]
+    assert list(rows[0]) == list(PREDICTION_COLUMNS)  # no truths here: no label column, as in the CSV
+    ok = next(i for i, p in enumerate(result.predictions) if p.ok)
+    assert [rows[ok][c] for c in EMOTIONS] == pytest.approx(result.probs[ok].tolist())
+    err = next(i for i, p in enumerate(result.predictions) if not p.ok)
+    assert all(rows[err][c] is None for c in EMOTIONS) and rows[err]["warning"]
+    assert result.classes == tuple(EMOTIONS) and result.truths == [None] * n
+    with pytest.raises(AttributeError, match="PredictResult.classes"):
+        result.labels  # noqa: B018
+
+
 def test_audio_files(result, cremad_audio):
     rows = _by_id(result)
     for a in cremad_audio:
@@ -416,7 +434,7 @@ def test_audio_windows():
     assert w[0] == (0, 16000) and w[1] == (8000, 24000) and w[-1][1] <= 40000 and len(w) == 4
 
 
-def test_cli(tmp_path, bundle, cremad_videos, capsys):
+def test_cli(tmp_path, bundle, cremad_videos, capsys, caplog):
     from mmfer.cli import main
 
     out = tmp_path / "pred.csv"
@@ -427,8 +445,10 @@ def test_cli(tmp_path, bundle, cremad_videos, capsys):
     text = captured.out
     assert "1001_DFA_ANG_XX" in text and "face+audio" in text and "file not found" in text
     assert "2 input(s): 1 predicted, 1 error(s)" in text
-    # on stderr too, so a log of --quiet runs shows them
-    assert f"1 of 2 input(s) could not be read, e.g. {tmp_path / 'gone.flv'}: file not found" in captured.err
+    # logged too (stderr), so a log of --quiet runs and a Python caller see them
+    said = f"1 of 2 input(s) could not be read, e.g. {tmp_path / 'gone.flv'}: file not found"
+    assert said in caplog.text and f"warning column of {out}" in caplog.text
+    caplog.clear()
     import soundfile as sf
 
     sf.write(tmp_path / "silence.wav", np.zeros(32000, dtype=np.float32), 16000)  # read, but nothing to go on
@@ -436,7 +456,7 @@ def test_cli(tmp_path, bundle, cremad_videos, capsys):
                  "--out", str(tmp_path / "s.csv"), "--no-progress"]) == 0
     captured = capsys.readouterr()
     assert "2 input(s): 1 predicted, 1 without a prediction, 0 error(s)" in captured.out
-    assert "could not be read" not in captured.err  # nothing to go on is no error
+    assert "could not be read" not in caplog.text  # nothing to go on is no error
     # --strict: exit code 1 when any input got an error row, the CSV written all the same
     assert main(["predict", str(tmp_path / "silence.wav"), str(tmp_path / "gone.flv"), "--model", str(bundle),
                  "--out", str(tmp_path / "strict.csv"), "--quiet", "--strict"]) == 1
@@ -913,8 +933,9 @@ def test_labels_from_folder_says_which_folders_give_no_label(bundle, tmp_path, c
         shutil.copy(cremad_audio[i], tmp_path / folder / "a.mp3")
     with caplog.at_level("WARNING"):
         result = predict(tmp_path, model=bundle, labels_from="folder", progress=False)
-    assert sorted(p.truth or "" for p in result.predictions) == ["", "Sad"]
+    assert sorted(p.truth or "" for p in result.predictions) == ["", "Sad"] == sorted(t or "" for t in result.truths)
     assert "1 file(s) give no label" in caplog.text and "Nuetral" in caplog.text
+    assert [r["label"] for r in result.rows()] == result.truths  # a truth known: the label column, as in the CSV
 
 
 def test_a_folder_scan_takes_camera_formats_and_counts_what_it_leaves_out(tmp_path, cremad_videos, cremad_audio,

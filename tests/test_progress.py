@@ -21,4 +21,7 @@ def test_log_progress_says_count_share_and_time_left(caplog, monkeypatch):
     bar = progress_bar(desc="x", total=3, enabled=False)
     bar.set_postfix(failed=1, refresh=False)
     assert isinstance(bar, LogProgress) and bar.line().endswith("(failed 1)")
+    monkeypatch.setenv("MMFER_PROGRESS", "1")  # bars wanted (a terminal, a notebook or forced): tqdm's own
     assert not isinstance(progress_bar(range(2), desc="x", enabled=True, disable=True), LogProgress)
+    monkeypatch.setenv("MMFER_PROGRESS", "0")  # asked for but nobody watches: the log lines
+    assert isinstance(progress_bar(range(2), desc="x", enabled=True), LogProgress)

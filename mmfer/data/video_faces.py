@@ -155,13 +155,15 @@ def build_video_face_tree(src: str | Path, dst: str | Path, *, splits: tuple[str
     log.info("%s: %d face(s), %d already made", dst, len(jobs), len(jobs) - len(todo))
     from tqdm import tqdm
 
+    from mmfer.progress import draw_bars
+
     rows = list(done.values())
     fields = ["clip_id", "source", "status", "reason", "detected", *Render.__dataclass_fields__]
     with open(rows_file, "a" if done else "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
         if not done:
             w.writeheader()
-        bar = tqdm(total=len(todo), desc="video crops", unit="face", disable=not progress)
+        bar = tqdm(total=len(todo), desc="video crops", unit="face", disable=not draw_bars(progress))
         if workers > 1:
             import multiprocessing as mp
 

@@ -33,6 +33,8 @@ class DeviceFaceBatches:
                  rank: int = 0, world_size: int = 1, progress: bool = False) -> None:
         from tqdm import tqdm
 
+        from mmfer.progress import draw_bars
+
         self.device, self.batch_size, self.seed = device, int(batch_size), int(seed)
         self.augment = augment if augment is not None and augment.enabled else None
         self.rank, self.world_size = int(rank), int(world_size)
@@ -45,7 +47,7 @@ class DeviceFaceBatches:
         dataset.augment = None
         xs, ys, given = [], [], []
         try:
-            for i in tqdm(range(len(dataset)), desc="images to device", disable=not progress, leave=False):
+            for i in tqdm(range(len(dataset)), desc="images to device", disable=not draw_bars(progress), leave=False):
                 item = dataset[i]
                 xs.append(item["x"])
                 ys.append(item["label"])

@@ -74,6 +74,7 @@ from mmfer.engine.steps import (  # noqa: F401
 from mmfer.errors import MmferError
 from mmfer.labels import EMOTIONS
 from mmfer.outputs import check_output_dir
+from mmfer.progress import draw_bars
 from mmfer.scores import write_scores
 
 log = logging.getLogger(__name__)
@@ -555,7 +556,7 @@ def fit(run: Run, run_data: RunData, *, progress: bool = True,
         freeze = epoch < config.init.freeze_encoder_epochs
         tot_loss, tot_correct, tot_n = 0.0, 0, 0
         bar = tqdm(start_iter(loader), total=len(loader), desc=f"epoch {epoch + 1}/{ocfg.epochs}",
-                   disable=not (progress and dist.main), leave=False)  # start_iter: a stop is never lost in a fork
+                   disable=not (draw_bars(progress) and dist.main), leave=False)  # start_iter: a stop is never lost in a fork
         aug = config.augment
         mixing = (aug.mixup, aug.cutmix) if aug.enabled else (0.0, 0.0)
         for batch in bar:

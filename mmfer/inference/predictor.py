@@ -125,15 +125,53 @@ class PredictResult:
         return [p for p in self.predictions if not p.ok]
 
     @property
-    def labels(self) -> tuple[str, ...]:
+    def classes(self) -> tuple[str, ...]:
         """The class order of ``probs`` (and of every probability in mmfer)."""
         return tuple(EMOTIONS)
 
     @property
+    def labels(self) -> tuple[str, ...]:
+        """Gone: it was the class order, while ``labels`` are true classes everywhere else (``ScoreTable.labels``,
+        every CSV's ``label`` column). A clear error, not a quiet answer of the other meaning."""
+        raise AttributeError("PredictResult.labels was the class order and is gone: the class order is "
+                             "PredictResult.classes, the true classes (with predict(labels_from=...)) "
+                             "PredictResult.truths")
+
+    @property
+    def truths(self) -> list[str | None]:
+        """Each input's true class where ``predict(labels_from=...)`` read one from its path, else None."""
+        return [p.truth for p in self.predictions]
+
+    @property
     def probs(self) -> np.ndarray:
-        """(inputs, classes) fused probabilities in input order, columns in ``labels`` order; NaN rows for errors."""
+        """(inputs, classes) fused probabilities in input order, columns in ``classes`` order; NaN rows for
+        errors."""
         return np.stack([p.probs if p.ok else np.full(NUM_CLASSES, np.nan) for p in self.predictions]) \
             if self.predictions else np.zeros((0, NUM_CLASSES))
+
+    def rows(self) -> list[dict[str, Any]]:
+        """One dict per input with the columns of the predictions CSV (``PREDICTION_COLUMNS``, and ``label`` where a
+        truth is known), numbers as numbers (None where empty): ``pandas.DataFrame(result.rows())``."""
+        with_truth = any(p.truth for p in self.predictions)
+        out = []
+        for p in self.predictions:
+            row: dict[str, Any] = {"path": p.path, "clip_id": p.clip_id, "predicted": p.predicted}
+            if with_truth:
+                row["label"] = p.truth
+            row.update({c: (float(v) if p.probs is not None else None)
+                        for c, v in zip(EMOTIONS, p.probs if p.probs is not None else [None] * NUM_CLASSES)})
+            row.update(face_ratio=p.face_ratio, modalities=p.modalities, warning=p.warning)
+            out.append(row)
+        return out
+
+    def __repr__(self) -> str:  # the dataclass's would print every row with its arrays
+        n, bad = len(self.predictions), len(self.errors)
+        wrote = [f"{k}={str(v)!r}" for k in ("out", "frames", "segments", "report") if (v := getattr(self, k))]
+        return (f"PredictResult({n} input(s), {n - bad} analysed, {bad} error(s), model={self.model!r}"
+                + "".join(f", {w}" for w in wrote) + ")")
+
+    def __str__(self) -> str:
+        return self.table()
 
     def table(self, *, width: int = 60) -> str:
         """A readable table: clip id (the path where two inputs share one), predicted, confidence (the top probability), modalities,
@@ -328,6 +366,10 @@ class Predictor:
             get_backend(self.bundle.decode.face_backend)
         self._warm_up()
         one_blas_thread()  # after the warm-up, which loads the libraries (scipy's own OpenBLAS among them)
+
+    def __repr__(self) -> str:
+        return (f"Predictor({str(self.bundle.source)!r}, branches={[b.name for b in self.bundle.branches]}, "
+                f"device={str(self.device)!r}, speech_check={self.speech_check})")
 
     def _warm_up(self) -> None:
         """One-time costs (kernel selection, lazy imports) paid at load, not by the first file: each branch

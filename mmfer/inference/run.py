@@ -21,7 +21,7 @@ from mmfer.inference.outputs import (
 )
 from mmfer.inference.predictor import Prediction, PredictResult, Predictor, check_unique_ids, find_inputs
 from mmfer.inference.segments import SegmentSettings, SegmentWriter
-from mmfer.progress import progress_bar
+from mmfer.progress import draw_bars, progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +47,7 @@ def predict(
     progress: bool = True,
     resume: bool = False,
     speech_check: bool = True,
+    keep_segments: bool = False,
 ) -> PredictResult:
     """Predict every video, face image and audio file in ``paths`` (files or folders, searched recursively).
 
@@ -62,6 +63,8 @@ def predict(
     the rule of ``preprocess --shard`` (see ``shard_inputs``), so n machines split a folder between them.
     ``frame_pooling`` (mean, log_mean, confidence) replaces the model's own way of pooling face frames.
     ``speech_check`` False lets the voice models read any sound that is not silent (see ``Predictor``).
+    ``keep_segments``: each row keeps its segments in ``Prediction.segments`` (by default they are dropped as each
+    file ends, so memory stays flat over a folder of long recordings; ``segments`` writes them to a CSV).
     Returns every row, in input order. ``out`` is saved as the files finish (at most every
     ``SAVE_EVERY_S``) and, interrupted (Ctrl-C), the outputs keep the rows of the finished files; ``resume``
     keeps the rows ``out`` already holds for these inputs (matched by path) and analyses only the others (and the
@@ -171,14 +174,14 @@ def predict(
                 result.predictions.append(done[str(path)])
                 continue
             bar = None
-            if progress and kind in ("video", "audio"):  # one bar per file, in seconds of it, with time left
+            if draw_bars(progress) and kind in ("video", "audio"):  # one bar per file, in seconds of it, with time left
                 bar = tqdm(desc=safe_text(Path(path).name)[:40], unit="s", leave=False, position=1,
                            bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total_fmt} s [{elapsed}<{remaining}]")
 
             def follow(done: float, total: float | None, bar=bar) -> None:
                 if bar is not None:
                     if total:  # a file that runs past the length it declared moves its end, never past 100%
-                        end = max(round(total, 1), done)
+                        end = round(max(total, done), 1)
                         if bar.total != end:
                             bar.total = end
                     bar.update(max(0.0, done - bar.n))
@@ -210,7 +213,8 @@ def predict(
                     {"start": s.start, "end": s.end, "predicted": s.predicted, "confidence": float(np.max(s.probs))
                      if s.seen else None, "face_ratio": s.face_ratio, "modalities": s.modalities, "track": s.track}
                     for s in pred.segments]
-            pred.segments = None
+            if not keep_segments:
+                pred.segments = None
             result.predictions.append(pred)
             unsaved += 1
             save_if_due()
@@ -263,6 +267,11 @@ def _write_outputs(result: PredictResult, *, out, frame_writer, segment_writer, 
                                                 segments=segment_rows, model=result.model, labels_from=labels_from)
     if submission is not None:
         result.submission = write_prediction_submission(result.predictions, submission)
+    if result.errors:  # said, not only in the rows: from Python as in a log of a --quiet run
+        first = result.errors[0]
+        log.warning("%d of %d input(s) could not be read, e.g. %s: %s (every reason in the warning %s)",
+                    len(result.errors), len(result.predictions), first.path, first.warning,
+                    f"column of {result.out}" if result.out else "of each error row (result.errors)")
     return result
 
 

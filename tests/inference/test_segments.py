@@ -368,3 +368,17 @@ def test_a_timeline_of_a_file_named_in_another_script_draws_without_warnings(tmp
         warnings.simplefilter("error")
         out = plot_timeline(tmp_path / "t.png", frame_times=t, frame_probs=np.full((4, 7), 1 / 7), title="名前 a.mp4")
     assert out.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_predict_keeps_segments_in_memory_only_when_asked(bundle, cremad_audio):
+    """A notebook wants a file's segments without a CSV round trip; a folder of long recordings wants flat memory."""
+    from mmfer.predict import Predictor, predict
+
+    predictor = Predictor(bundle)
+    kept = predict([cremad_audio[0]], model=predictor, segment_seconds=1.0, keep_segments=True, progress=False)
+    segs = kept.predictions[0].segments
+    assert len(segs) >= 2 and segs[0].start == 0 and all(a.end == b.start for a, b in zip(segs, segs[1:]))
+    assert all(s.probs.shape == (len(EMOTIONS),) for s in segs)
+    dropped = predict([cremad_audio[0]], model=predictor, segment_seconds=1.0, progress=False)
+    assert dropped.predictions[0].segments is None
+    np.testing.assert_allclose(dropped.probs, kept.probs)
