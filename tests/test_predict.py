@@ -24,6 +24,7 @@ from mmfer.predict import (
     framing_box,
     predict,
     read_predictions,
+    write_prediction_submission,
 )
 from predict_helpers import STANDIN_CACHE, standin_bundle, standin_run, write_video
 
@@ -66,8 +67,8 @@ def extra_inputs(tmp_path_factory, cremad_videos, cremad_audio):
 def result(bundle, extra_inputs, cremad_videos, cremad_audio, tmp_path_factory):
     out = tmp_path_factory.mktemp("out")
     inputs = [*cremad_videos, *cremad_audio, extra_inputs, extra_inputs / "notes.txt", out / "missing.wav"]
-    return predict(inputs, model=bundle, out=out / "p.csv", plots=out / "plots", submission=out / "team.zip",
-                   frames=out / "frames.csv", progress=False)
+    return predict(inputs, model=bundle, out=out / "p.csv", plots=out / "plots", frames=out / "frames.csv",
+                   progress=False)
 
 
 def _by_id(result):
@@ -212,15 +213,41 @@ def test_plots(result, cremad_videos):
         assert img is not None and img.shape[0] > 200 and img.std() > 5
 
 
-def test_submission(result):
-    with zipfile.ZipFile(result.submission["zip"]) as zf:
+def test_plots_of_long_names_fit_the_disk_and_a_plot_that_fails_costs_no_rows(bundle, cremad_videos, tmp_path,
+                                                                               monkeypatch, caplog):
+    """Two 240-byte names cut to one 200-byte id: the second plot took the file's whole name, too long for the
+    disk, and the error lost --out with every finished row."""
+    import shutil
+
+    (tmp_path / "in").mkdir()
+    for part in (1, 2):
+        shutil.copy(cremad_videos[0], tmp_path / "in" / f"{'x' * 240}_part{part}.flv")
+    done = predict([tmp_path / "in"], model=bundle, out=tmp_path / "p.csv", plots=tmp_path / "plots", progress=False)
+    names = sorted(p.name for p in done.plots)
+    assert names == [f"{'x' * 200}.png", f"{'x' * 200}_2.png"]
+    import mmfer.plots
+
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(mmfer.plots, "plot_timeline", full_disk)
+    again = predict([tmp_path / "in"], model=bundle, out=tmp_path / "q.csv", plots=tmp_path / "plots2",
+                    progress=False)
+    assert len(read_predictions(tmp_path / "q.csv")) == 2 and not again.plots and not again.errors
+    assert "its plot could not be written (" in caplog.text and "No space left" in caplog.text
+
+
+def test_submission(result, tmp_path):
+    clips = [p for p in result.predictions if p.kind not in ("audio", "image")]  # a Test set: videos (and errors)
+    done = write_prediction_submission(clips, tmp_path / "team.zip")
+    with zipfile.ZipFile(done["zip"]) as zf:
         names = sorted(zf.namelist())
         words = {n[:-4]: zf.read(n).decode() for n in names}
-    assert names == sorted(f"{p.clip_id}.txt" for p in result.predictions)
+    assert names == sorted(f"{p.clip_id}.txt" for p in clips)
     assert set(words.values()) <= set(EMOTIONS)
     assert words["1001_DFA_HAP_XX"] == _by_id(result)["1001_DFA_HAP_XX"].predicted
-    assert set(result.submission["filled"]) == {"broken", "corrupt", "landscape", "notes", "missing", "nothing"}
-    assert result.submission["problems"] == []
+    assert set(done["filled"]) == {"broken", "corrupt", "landscape", "notes", "missing", "nothing"}
+    assert done["problems"] == []
 
 
 def test_submission_refuses_duplicate_clip_ids(tmp_path, bundle, cremad_audio, monkeypatch):
@@ -238,6 +265,18 @@ def test_submission_refuses_duplicate_clip_ids(tmp_path, bundle, cremad_audio, m
     with pytest.raises(MmferError, match=r"--submission .*t\.tar: expected a file ending in \.zip"):
         predict([tmp_path / "a"], model=bundle, submission=tmp_path / "t.tar", progress=False)
     assert analysed == []
+    # a sound file beside the videos of a Test folder would be an extra clip in the zip: refused before any work,
+    # as are two names that differ only in letter case (one file on Windows and macOS, and to submit --check)
+    (tmp_path / "v").mkdir()
+    (tmp_path / "v" / "clip.flv").write_bytes(b"x")
+    (tmp_path / "v" / "stray.wav").write_bytes(cremad_audio[0].read_bytes())
+    with pytest.raises(MmferError, match=r"--submission: 1 sound or image file\(s\) beside the videos .*stray\.wav"):
+        predict([tmp_path / "v"], model=bundle, submission=tmp_path / "t.zip", progress=False)
+    (tmp_path / "a" / "SAME.mp3").write_bytes(b"x")
+    with pytest.raises(MmferError, match="appear twice .letter case aside.*SAME"):
+        predict([tmp_path / "a"], model=bundle, submission=tmp_path / "t.zip", progress=False)
+    assert analysed == []
+    (tmp_path / "a" / "SAME.mp3").unlink()
     done = predict([tmp_path / "a"], model=bundle, submission=tmp_path / "t2", progress=False)
     assert done.submission["zip"] == str(tmp_path / "t2.zip") and (tmp_path / "t2.zip").is_file()
 
@@ -565,7 +604,7 @@ def test_non_utf8_file_names_get_safe_ids_and_every_output_is_written(bundle, cr
     d = tmp_path / "in"
     d.mkdir()
     shutil.copy(cremad_audio[0], os.fsdecode(bytes(d) + b"/caf\xe9.mp3"))
-    (Path(os.fsdecode(bytes(d) + b"/bad\xff.avi"))).write_bytes(b"not a video" * 10)
+    (Path(os.fsdecode(bytes(d) + b"/bad\xff.mp3"))).write_bytes(b"not a sound" * 10)  # (Test clips of one kind)
     out = tmp_path / "out"
     result = predict([d], model=bundle, out=out / "p.csv", frames=out / "frames.csv", report=out / "r.html",
                      submission=out / "team.zip", labels_from="cremad", progress=False)
@@ -763,11 +802,12 @@ def test_a_copy_cut_off_says_so_where_its_durations_do_not(bundle, tmp_path, cre
         assert short.warning.count("file looks truncated") == 1
 
 
-def test_the_progress_bar_of_a_file_never_passes_100_percent(bundle, tmp_path, cremad_videos, capsys):
+def test_the_progress_bar_of_a_file_never_passes_100_percent(bundle, tmp_path, cremad_videos, capsys, monkeypatch):
     """A file that runs past the length its header declares moves the bar's end (tqdm printed '102%' and a
     'clamping frac' warning on the README's own example)."""
     import re
 
+    monkeypatch.setenv("MMFER_PROGRESS", "1")  # bars though stderr is captured
     predict(cremad_videos[:2], model=bundle, out=tmp_path / "p.csv", progress=True)
     err = capsys.readouterr().err
     shown = [int(p) for p in re.findall(r"(\d+)%\|", err)]

@@ -52,7 +52,7 @@ def test_spreadsheet_encodings(tmp_path):
 def test_formula_like_file_names_get_safe_ids():
     from mmfer.data.cache import clip_id_from_name, clip_id_problem
 
-    for name in ("=cmd|' /C calc'!A0", "+1+2", "@SUM(A1)"):
+    for name in ("=cmd|' /C calc'!A0", "+1+2", "@SUM(A1)", "-2+3"):
         assert clip_id_problem(name) and "formula" in clip_id_problem(name)
         safe = clip_id_from_name(name)
         assert safe.startswith("_") and not clip_id_problem(safe)

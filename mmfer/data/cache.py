@@ -142,10 +142,14 @@ class CachedClip:
 # A clip id names a folder in the cache and an entry in a submission zip, so it can never name a path:
 # no separators, no control characters (NUL included), not empty, and no leading "." (".", "..", and the
 # hidden .tmp-/.old- folders that write_clip uses). It also lands in CSVs that people open in spreadsheets,
-# so it never starts with "=", "+" or "@" (formula injection).
+# so it never starts with "=", "+", "-" or "@" (formula injection).
 _UNSAFE_ID_CHARS = re.compile(r"[/\\\x00-\x1f\x7f]")
 # spaces at either end of a name: CSV readers (and people) strip them, so in an id they become '_'
 _EDGE_SPACE = re.compile(r"^\s+|\s+$")
+
+
+# what a spreadsheet reads as the start of a formula (``-2+3`` is computed, ``-dash`` shows #NAME?)
+FORMULA_STARTS = ("=", "+", "-", "@")
 
 
 def clip_id_problem(clip_id: str) -> str:
@@ -154,7 +158,7 @@ def clip_id_problem(clip_id: str) -> str:
         return "is empty"
     if clip_id.startswith("."):
         return "starts with '.' (it could name the folder itself, its parent or a hidden file)"
-    if clip_id.startswith(("=", "+", "@")):
+    if clip_id.startswith(FORMULA_STARTS):
         return f"starts with {clip_id[0]!r} (a spreadsheet opening the CSVs would run it as a formula)"
     bad = _UNSAFE_ID_CHARS.search(clip_id)
     if bad:
@@ -195,13 +199,13 @@ def safe_text(text: str) -> str:
 
 def clip_id_from_name(stem: str) -> str:
     """The clip id of a file: its name without extension, with unsafe characters replaced by '_' and a
-    leading '.', '=', '+' or '@' prefixed with '_' (``..flv`` gives ``_.``), spaces at either end replaced by '_'
+    leading '.', '=', '+', '-' or '@' prefixed with '_' (``..flv`` gives ``_.``), spaces at either end replaced by '_'
     (``" happy .mp3"`` gives ``_happy_``: CSV readers strip them); two files that end up with the
     same id are caught as duplicates by the index. A name whose bytes are not UTF-8 (``b'caf\\xe9.avi'``) gets
     an id that is: those bytes are read as Latin-1 (``café``), so the id can be written to every CSV and zip."""
     stem = _SURROGATE.sub(_undecodable, stem)
     cid = _edge_spaces_out(_UNSAFE_ID_CHARS.sub("_", stem)) or "_"
-    if cid.startswith((".", "=", "+", "@")):
+    if cid.startswith((".", *FORMULA_STARTS)):
         cid = "_" + cid
     if clip_id_problem(cid):  # too long: cut to 200 bytes, and a space the cut left at the end becomes '_' too
         cid = _edge_spaces_out(cid.encode("utf-8", "surrogateescape")[:200].decode("utf-8", "ignore"))

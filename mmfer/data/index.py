@@ -210,25 +210,45 @@ def find_split_dirs(root: Path) -> dict[str, Path]:
     return found
 
 
-def _warn_not_videos(split_dir: Path, others: Sequence[Path]) -> None:
-    """Sound and image files in an AFEW split are left out; said once per split, since predict would score them
-    (and put them in a --submission zip that `submit --check --index` then calls extra)."""
+def _warn_not_videos(split_dir: Path, others: Sequence[Path], *, holds: str = "an AFEW split holds videos") -> None:
+    """Sound and image files in an AFEW split (or a folder preprocessed) are left out; said once per folder,
+    since predict would score them (and put them in a --submission zip that `submit --check --index` then calls
+    extra)."""
     if others:
         names = sorted(p.relative_to(split_dir).as_posix() for p in others)
-        log.warning("%s: %d sound or image file(s) left out, an AFEW split holds videos (e.g. %s)", split_dir,
-                    len(names), ", ".join(names[:3]))
+        log.warning("%s: %d sound or image file(s) left out, %s (e.g. %s)", split_dir, len(names), holds,
+                    ", ".join(names[:3]))
 
 
-def _videos_in(folder: Path, others: list[Path] | None = None) -> list[Path]:
-    """The videos directly in ``folder``; its sound and image files are added to ``others``."""
-    files = [p for p in folder.iterdir() if p.is_file()]
-    videos = sorted(p for p in files if is_video(p))
-    if others is not None:
-        others += [p for p in files if not p.name.startswith(".") and (is_audio(p) or is_image(p))]
-    for p in videos:
-        if p.name.startswith("."):
-            _warn_hidden(p)
-    return [p for p in videos if not p.name.startswith(".")]
+def _media(p: Path) -> bool:
+    """A file a folder scan counts: a video, or a sound or image file that is not hidden (said as left out where
+    only videos are read; a hidden one is not worth a word)."""
+    return is_video(p) or (is_audio(p) or is_image(p)) and not p.name.startswith(".")
+
+
+def _videos_below(folder: Path, others: list[Path]) -> list[Path]:
+    """Every video below ``folder``, its sub-folders and linked folders included (``iter_files``: a link to
+    nothing, a loop and a folder that cannot be read are said, never silently missing); its sound and image files
+    are added to ``others``."""
+    videos = []
+    for p in iter_files(folder, _media):
+        (videos if is_video(p) else others).append(p)
+    return videos
+
+
+def _entries_of(folder: Path) -> list[os.DirEntry]:
+    """The entries directly in a split folder; one that cannot be read is an error naming it."""
+    try:
+        return sorted(os.scandir(folder), key=lambda e: e.name)
+    except OSError as e:
+        raise MmferError(f"{folder}: cannot be read ({e.strerror or e}); check its permissions") from None
+
+
+def _is_dir(e: os.DirEntry) -> bool:
+    try:
+        return e.is_dir()
+    except OSError:  # a link to itself: not a folder, and said by the scan of files
+        return False
 
 
 def _check_duplicates(entries: Sequence[ClipEntry], *, where_of: dict[int, str] | None = None) -> None:
@@ -334,11 +354,12 @@ def index_afew(root: str | Path, *, splits: Iterable[str] | str | None = SPLITS)
         split_entries: list[ClipEntry] = []
         others: list[Path] = []
         if s in LABELLED_SPLITS:
-            loose = _videos_in(sdir, others)
+            children = _entries_of(sdir)
+            loose = [e for e in children if not e.name.startswith(".") and is_video(Path(e.name)) and not _is_dir(e)]
             if loose:
                 log.warning("%s: %d video(s) directly in %s/ are ignored (expected %s/<Emotion>/<clip>)",
                             root, len(loose), sdir.name, sdir.name)
-            for edir in sorted(p for p in sdir.iterdir() if p.is_dir() and not p.name.startswith(".")):
+            for edir in (Path(e.path) for e in children if _is_dir(e) and not e.name.startswith(".")):
                 try:
                     label = canonical(edir.name)
                 except MmferError as e:
@@ -346,19 +367,13 @@ def index_afew(root: str | Path, *, splits: Iterable[str] | str | None = SPLITS)
                 if label is None:
                     log.info("%s: out-of-set emotion %r, skipped", edir, edir.name)
                     continue
-                for p in _videos_in(edir, others):
+                for p in _videos_below(edir, others):  # Happy/session1/clip.avi is a Happy clip too
                     split_entries.append(ClipEntry(clip_id_from_name(p.stem), s, label, p))
         else:
             # every video under Test/, sub-folders included: the same clips as indexing the Test folder itself
             # (index_folder), so `submit --index AFEW` and `--index AFEW/Test` agree on one zip
-            def media(p: Path) -> bool:  # (a hidden sound or image file is not worth a word)
-                return is_video(p) or (is_audio(p) or is_image(p)) and not p.name.startswith(".")
-
-            for p in iter_files(sdir, media):
-                if is_video(p):
-                    split_entries.append(ClipEntry(clip_id_from_name(p.stem), s, None, p))
-                else:
-                    others.append(p)
+            for p in _videos_below(sdir, others):
+                split_entries.append(ClipEntry(clip_id_from_name(p.stem), s, None, p))
         _warn_not_videos(sdir, others)
         if not split_entries:
             log.warning("%s: no video files (%s) in %s/", root, " ".join(VIDEO_EXTENSIONS), sdir.name)
@@ -450,7 +465,8 @@ def index_folder(folder: str | Path, *, split: str = "Test", labels_from: str | 
     if labels_from is not None and labels_from not in LABEL_SOURCES:
         raise MmferError(f"labels_from={labels_from!r}; expected None or one of {', '.join(LABEL_SOURCES)}")
     entries: list[ClipEntry] = []
-    for p in iter_files(folder, is_video):
+    others: list[Path] = []
+    for p in _videos_below(folder, others):
         label = None
         if labels_from is not None:
             _, label = file_label(p, labels_from)
@@ -458,6 +474,7 @@ def index_folder(folder: str | Path, *, split: str = "Test", labels_from: str | 
                 log.info("%s: out-of-set emotion, skipped", p)
                 continue
         entries.append(ClipEntry(clip_id_from_name(p.stem), split, label, p))
+    _warn_not_videos(folder, others, holds="only videos are read as clips here")
     if not entries:
         log.warning("%s: no video files (%s) found", folder, " ".join(VIDEO_EXTENSIONS))
     _check_duplicates(entries)

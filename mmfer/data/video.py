@@ -158,6 +158,8 @@ def _av_open(path: Path):
                                     "than its extension says)", "re-copy it, or convert it to wav (16-bit PCM)") from None
         raise DecodeError(path, "not a video file or unsupported format",
                           "convert it to mp4/avi (H.264) or drop it from the list") from None
+    except PermissionError:  # (PyAV's own is one too) the file is fine: it is not ours to read
+        raise DecodeError(path, "cannot be read: permission denied", "check its permissions (chmod a+r)") from None
     except (av.error.FFmpegError, OSError) as e:
         raise DecodeError(path, f"truncated or corrupt: {e}", "re-copy or re-encode the clip") from None
 

@@ -89,6 +89,11 @@ def _timeline_args(pred: Prediction) -> tuple[dict[str, Any], str]:
     return arrays, title
 
 
+# A clip id is at most 200 bytes; a plot's name beside it (the file's own name) must leave room for ".png" and
+# the temporary name it is written under within the 255 bytes most file systems allow.
+PLOT_NAME_MAX_BYTES = 200
+
+
 def _plot(pred: Prediction, plots: Path, used: set[str]) -> Path:
     from mmfer.plots import plot_timeline
 
@@ -96,8 +101,9 @@ def _plot(pred: Prediction, plots: Path, used: set[str]) -> Path:
         return n in used or n.casefold() in used
 
     name, k = pred.clip_id, 1
-    if taken(name):  # long.mp4 beside long.mkv: long.mkv.png, which says which file it is
-        name = safe_text(Path(pred.path).name)
+    by_file = safe_text(Path(pred.path).name)
+    if taken(name) and len(by_file.encode()) <= PLOT_NAME_MAX_BYTES:  # long.mp4 beside long.mkv: long.mkv.png,
+        name = by_file  # which says which file it is (a name too long for the disk gets a number instead)
     base = name
     while taken(name):
         k += 1

@@ -291,13 +291,14 @@ def check_unique_ids(inputs: Sequence[tuple[Path, str]]) -> None:
     dupes = []
     for path, _ in inputs:
         cid = clip_id_from_name(path.stem)
-        if cid in seen:
-            dupes.append(f"{cid} ({seen[cid]} and {path})")
+        key = cid.casefold()  # Clip.txt and clip.txt are one file on Windows and macOS, and to submit --check
+        if key in seen:
+            dupes.append(f"{cid} ({seen[key]} and {path})")
         else:
-            seen[cid] = path
+            seen[key] = path
     if dupes:
-        raise MmferError(f"--submission: {len(dupes)} clip id(s) appear twice, and a submission has one "
-                         f"<clip_id>.txt per clip: {'; '.join(dupes[:5])}{' ...' if len(dupes) > 5 else ''}. "
+        raise MmferError(f"--submission: {len(dupes)} clip id(s) appear twice (letter case aside), and a submission "
+                         f"has one <clip_id>.txt per clip: {'; '.join(dupes[:5])}{' ...' if len(dupes) > 5 else ''}. "
                          "Rename the files or predict the folders separately")
 
 

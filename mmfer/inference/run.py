@@ -110,6 +110,7 @@ def predict(
         inputs = shard_inputs(inputs, shard)
     if submission is not None:
         _check_no_training_splits(paths)
+        _check_clips_are_videos(inputs)
         check_unique_ids(inputs)  # before any work
     done = {}  # path -> the row an earlier run wrote (--resume)
     if resume:
@@ -181,7 +182,7 @@ def predict(
             def follow(done: float, total: float | None, bar=bar) -> None:
                 if bar is not None:
                     if total:  # a file that runs past the length it declared moves its end, never past 100%
-                        end = round(max(total, done), 1)
+                        end = np.ceil(max(total, done) * 10) / 10  # tenths, shown short, never below done
                         if bar.total != end:
                             bar.total = end
                     bar.update(max(0.0, done - bar.n))
@@ -194,7 +195,10 @@ def predict(
             if bar is not None:
                 bar.close()
             if plot_dir is not None and pred.kind == "video":
-                result.plots.append(_plot(pred, plot_dir, used))
+                try:
+                    result.plots.append(_plot(pred, plot_dir, used))
+                except (OSError, ValueError) as e:  # an optional output never takes the rows with it
+                    log.warning("%s: its plot could not be written (%s); the analysis goes on", path, e)
             if report is not None and pred.kind == "video":
                 from mmfer.plots import plot_timeline
                 from mmfer.report import png_data
@@ -273,6 +277,17 @@ def _write_outputs(result: PredictResult, *, out, frame_writer, segment_writer, 
                     len(result.errors), len(result.predictions), first.path, first.warning,
                     f"column of {result.out}" if result.out else "of each error row (result.errors)")
     return result
+
+
+def _check_clips_are_videos(inputs: Sequence[tuple[Path, str]]) -> None:
+    """Test clips are videos: a sound or image file beside them in a --submission would be one more entry in the
+    zip, which `submit --check --index` (videos only, as preprocess) then calls an extra clip. Said before any
+    work; a set of sound files alone (no video) is a submission of its own and stays allowed."""
+    others = [p for p, k in inputs if k in ("audio", "image")]
+    if others and any(k == "video" for _, k in inputs):
+        raise MmferError(f"--submission: {len(others)} sound or image file(s) beside the videos (e.g. "
+                         f"{', '.join(str(p) for p in others[:3])}); a Test set is videos, and the zip would name "
+                         "them as clips the index does not hold: move them out, or predict them without --submission")
 
 
 def _check_no_training_splits(paths) -> None:

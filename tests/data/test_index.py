@@ -324,3 +324,45 @@ def test_links_to_the_root_back_to_an_ancestor_or_into_a_folder_reached_already_
     (tree / "c_sub").symlink_to(out / "X" / "sub")
     found = sorted(p.relative_to(tree).as_posix() for p in walk_files(tree) if is_image(p))
     assert found == ["b_x/sub/n.png", "b_x/x.png", "out/y.png", "real/a.png"]
+
+
+def test_emotion_folders_are_searched_like_test_sub_folders_links_and_unreadable_ones_said(tmp_path, caplog):
+    """Train/Happy/session1/clip.avi was dropped without a word, as were links to nothing (cremad_to_afew.py makes
+    links: a moved corpus made clips vanish); an unreadable split folder was a traceback."""
+    import os
+
+    root = tmp_path / "afew"
+    _touch(root / "Train" / "Happy" / "h1.avi")
+    _touch(root / "Train" / "Happy" / "session1" / "h2.avi")
+    (root / "Train" / "Happy" / "gone.avi").symlink_to(tmp_path / "moved" / "gone.avi")
+    _touch(root / "Train" / "Sad" / "s1.avi")
+    with caplog.at_level(logging.WARNING, logger="mmfer"):
+        entries = index_afew(root, splits=None)
+    assert [(e.label, e.clip_id) for e in entries] == [("Happy", "h1"), ("Happy", "h2"), ("Sad", "s1")]
+    assert "gone.avi: a link to" in caplog.text and "which is not there" in caplog.text
+    sad = root / "Train" / "Sad"
+    sad.chmod(0)
+    try:
+        try:
+            os.listdir(sad)
+            return  # root (with its capabilities) reads any folder: nothing more to see here
+        except PermissionError:
+            pass
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="mmfer"):
+            assert [e.clip_id for e in index_afew(root, splits=None)] == ["h1", "h2"]
+        assert f"{sad}: not searched" in caplog.text
+        (root / "Train").chmod(0)
+        with pytest.raises(MmferError, match="Train: cannot be read"):
+            index_afew(root, splits=None)
+    finally:
+        (root / "Train").chmod(0o755)
+        sad.chmod(0o755)
+
+
+def test_a_plain_folder_says_the_sound_and_image_files_it_leaves_out(tmp_path, caplog):
+    for rel in ("a.avi", "b.wav", "sub/c.jpg"):
+        _touch(tmp_path / "f" / rel)
+    with caplog.at_level(logging.WARNING, logger="mmfer"):
+        assert [e.clip_id for e in index_folder(tmp_path / "f")] == ["a"]
+    assert "2 sound or image file(s) left out, only videos are read as clips here (e.g. b.wav, sub/c.jpg)" in caplog.text

@@ -95,6 +95,20 @@ def test_empty_and_text_files(tmp_path):
     assert (e.reason, e.hint, str(e)) == ("why", "what to do", f"{text}: why; what to do")
 
 
+def test_a_file_we_may_not_read_is_said_so_not_called_corrupt(cremad_videos, monkeypatch):
+    """A clip with mode 000 was reported "truncated or corrupt ... re-copy or re-encode the clip"."""
+    import av
+
+    def denied(path, *args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(av, "open", denied)
+    for fn in (probe_video, read_audio):
+        with pytest.raises(DecodeError, match="cannot be read: permission denied; check its permissions") as err:
+            fn(cremad_videos[0])
+        assert "corrupt" not in str(err.value)
+
+
 def test_audio_only_file_has_no_video_stream(cremad_audio):
     with pytest.raises(DecodeError, match=r"no video stream \(audio only\?\)"):
         probe_video(cremad_audio[0])
