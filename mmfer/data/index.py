@@ -144,6 +144,8 @@ def walk_files(folder: Path) -> Iterator[Path]:
             elif e.is_symlink() and not e.name.startswith("."):
                 log.warning("%s: a link to %s, %s: left out", e.path, os.readlink(e.path),
                             "which is neither a file nor a folder" if os.path.exists(e.path) else "which is not there")
+            elif not e.name.startswith("."):
+                log.warning("%s: not a regular file (a pipe, socket or device): left out", e.path)
         stack.extend(reversed(below))
 
 

@@ -361,8 +361,12 @@ def test_emotion_folders_are_searched_like_test_sub_folders_links_and_unreadable
 
 
 def test_a_plain_folder_says_the_sound_and_image_files_it_leaves_out(tmp_path, caplog):
+    import os
+
     for rel in ("a.avi", "b.wav", "sub/c.jpg"):
         _touch(tmp_path / "f" / rel)
+    os.mkfifo(tmp_path / "f" / "live.mp4")  # a pipe named like a video: never opened (it would block)
     with caplog.at_level(logging.WARNING, logger="mmfer"):
         assert [e.clip_id for e in index_folder(tmp_path / "f")] == ["a"]
     assert "2 sound or image file(s) left out, only videos are read as clips here (e.g. b.wav, sub/c.jpg)" in caplog.text
+    assert f"{tmp_path / 'f' / 'live.mp4'}: not a regular file (a pipe, socket or device): left out" in caplog.text
