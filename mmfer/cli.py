@@ -387,6 +387,8 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
                    help="keep the rows --out already holds for these inputs and analyse only the others "
                         "(an interrupted or killed run; --out is saved every minute)")
     p.add_argument("--quiet", action="store_true", help="no table on stdout")
+    p.add_argument("--json", action="store_true",
+                   help="print one JSON object instead of the table: counts, the error rows and the files written")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--strict", action="store_true",
                    help="exit code 1 if any input got an error row (as preprocess --strict); every row is still written")
@@ -400,7 +402,11 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
                          duration=args.duration, shard=args.shard, frame_pooling=args.frame_pooling,
                          labels_from=args.labels_from, device=args.device,
                          progress=not args.no_progress, resume=args.resume, speech_check=not args.no_speech_check)
-        if not args.quiet:
+        if args.json:
+            import json
+
+            print(json.dumps(result.summary(), indent=1))
+        elif not args.quiet:
             print(result.table())
         return 1 if args.strict and result.errors else 0
 
@@ -586,6 +592,16 @@ def _import_modules(names: Sequence[str]) -> None:
                              f"`python -c 'import {name}'` shows where") from None
 
 
+def _say_error(args: argparse.Namespace, text: str) -> None:
+    """An error on stderr; with --json also as the one JSON object on stdout (``ok`` false), so a script that
+    reads stdout gets an answer it can parse, as on success."""
+    print(f"mmfer {args.command}: error: {text}", file=sys.stderr)
+    if getattr(args, "json", False):
+        import json
+
+        print(json.dumps({"ok": False, "error": text}))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args, unknown = parser.parse_known_args(argv)
@@ -621,7 +637,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
     except MmferError as e:
-        print(f"mmfer {args.command}: error: {e}", file=sys.stderr)
+        _say_error(args, str(e))
         return 2
     except OSError as e:
         import errno
@@ -631,8 +647,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         why = {errno.ENOSPC: "no space left on the device", errno.EDQUOT: "disk quota exceeded",
                errno.EROFS: "the file system is read-only"}[e.errno]
         fix = "choose a writable place" if e.errno == errno.EROFS else "free some space (or choose another place)"
-        print(f"mmfer {args.command}: error: cannot write {e.filename or 'an output'}: {why}; {fix}, then: "
-              f"{_interrupted_hint(args).split('; ', 1)[-1]}", file=sys.stderr)
+        _say_error(args, f"cannot write {e.filename or 'an output'}: {why}; {fix}, then: "
+                         f"{_interrupted_hint(args).split('; ', 1)[-1]}")
         return 2
     except KeyboardInterrupt as e:
         written = getattr(e, "out_written", False) if args.command == "predict" else None

@@ -4,6 +4,7 @@ fallbacks, error rows, images, plots, submission, the CLI, and that each branch 
 from __future__ import annotations
 
 import csv
+import json
 import re
 import time
 import zipfile
@@ -502,6 +503,18 @@ def test_cli(tmp_path, bundle, cremad_videos, capsys, caplog):
     assert len(read_predictions(tmp_path / "strict.csv")) == 2
     assert main(["predict", str(tmp_path / "silence.wav"), "--model", str(bundle), "--out", str(tmp_path / "ok.csv"),
                  "--quiet", "--strict"]) == 0
+    # --json: one object on stdout instead of the table, errors as an object too (a script parses either)
+    capsys.readouterr()
+    assert main(["predict", str(tmp_path / "silence.wav"), str(tmp_path / "gone.flv"), "--model", str(bundle),
+                 "--out", str(tmp_path / "j.csv"), "--json"]) == 0
+    said = json.loads(capsys.readouterr().out)
+    assert (said["ok"], said["inputs"], said["predicted"], said["without_prediction"], said["errors"]) == (
+        False, 2, 0, 1, 1)
+    assert said["error_rows"] == [{"path": str(tmp_path / "gone.flv"), "warning": "file not found"}]
+    assert said["out"] == str(tmp_path / "j.csv") and said["submission"] is None and said["plots"] == []
+    assert main(["predict", str(tmp_path / "silence.wav"), "--model", str(tmp_path / "nope"), "--json"]) == 2
+    got = capsys.readouterr()
+    assert json.loads(got.out) == {"ok": False, "error": got.err.split("error: ", 1)[1].strip()}
     assert [r["clip_id"] for r in read_predictions(out)] == ["1001_DFA_ANG_XX", "gone"]
     assert main(["predict", str(cremad_videos[0]), "--model", str(tmp_path / "nope"), "--out", str(out)]) == 2
     # nothing named exists (a typo): an error before the model loads, not a CSV of error rows

@@ -164,6 +164,19 @@ class PredictResult:
             out.append(row)
         return out
 
+    def summary(self) -> dict[str, Any]:
+        """Counts, the error rows and the files written, in plain types (``predict --json``); ``ok`` is False
+        where any input got an error row."""
+        n, bad = len(self.predictions), len(self.errors)
+        named = sum(1 for p in self.predictions if p.ok and p.predicted)
+        return {"ok": not bad, "inputs": n, "predicted": named, "without_prediction": n - bad - named,
+                "errors": bad, "error_rows": [{"path": safe_text(p.path), "warning": safe_text(p.warning)}
+                                              for p in self.errors],
+                "model": self.model, "load_seconds": self.load_seconds,
+                **{k: (str(v) if v is not None else None) for k in ("out", "frames", "segments", "report")
+                   for v in [getattr(self, k)]},
+                "plots": [str(p) for p in self.plots], "submission": self.submission}
+
     def __repr__(self) -> str:  # the dataclass's would print every row with its arrays
         n, bad = len(self.predictions), len(self.errors)
         wrote = [f"{k}={str(v)!r}" for k in ("out", "frames", "segments", "report") if (v := getattr(self, k))]
@@ -188,9 +201,9 @@ class PredictResult:
         widths = [max(len(r[i]) for r in rows) for i in range(4)]
         lines = ["  ".join(c.ljust(w) for c, w in zip(r[:4], widths)) + "  " + r[4] for r in rows]
         lines = [ln.rstrip() for ln in lines]
-        n, bad = len(self.predictions), len(self.errors)
-        named = sum(1 for p in self.predictions if p.ok and p.predicted)
-        blank = n - bad - named  # read but nothing to go on (silence, no face): no class named
+        counts = self.summary()
+        n, named, bad = counts["inputs"], counts["predicted"], counts["errors"]
+        blank = counts["without_prediction"]  # read but nothing to go on (silence, no face): no class named
         done = [f"{n} input(s): {named} predicted, " + (f"{blank} without a prediction, " if blank else "")
                 + f"{bad} error(s)"]
         if self.out:
