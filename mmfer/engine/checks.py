@@ -91,6 +91,12 @@ def check_consistency(config: Any, settings: Any, kind: str) -> None:
         _SAID.add((where, kind, tuple(unread)))
         log.warning("%s: %s: %s: %s no effect on this run", where, ", ".join(f"augment.{name}" for name in unread),
                     why, "it has" if len(unread) == 1 else "they have")
+    unread = unread_data(d, kind)
+    if unread and (where, kind, "data", tuple(unread)) not in _SAID:
+        _SAID.add((where, kind, "data", tuple(unread)))
+        log.warning("%s: %s: not read by model %s (its input is %s): %s no effect on this run", where,
+                    ", ".join(f"data.{name}" for name in unread), config.model.name, kind,
+                    "it has" if len(unread) == 1 else "they have")
 
 
 def _warn_in_vain(config: Any, where: str) -> None:
@@ -121,6 +127,27 @@ AUGMENT_READ_BY = {
     **{name: {"logmel"} for name in ("freq_warp", "spec_augment", "freq_masks", "freq_width", "time_masks",
                                      "time_width")},
 }
+
+
+# the data keys that only some input kinds' datasets read (the others, splits, batches, workers, balance: any kind)
+DATA_READ_BY = {
+    "clip_len": {"face_window"}, "stride": {"face_window"}, "num_frames": {"face_sequence"},
+    **{name: _FACE_IMAGES for name in ("image_size", "grayscale", "equalize")},
+    "eval_views": {"face_image"}, "device_images": {"face_image"},
+    "max_len": {"landmarks"}, "interpolate": {"landmarks"},
+    "n_mels": {"logmel"},
+    **{name: _SOUND for name in ("audio_seconds", "trim_silence", "trim_db")},
+}
+
+
+def unread_data(data: Any, kind: str) -> list[str]:
+    """The data keys set away from their defaults that a ``kind`` model's dataset never reads (``n_mels`` for a
+    face model, ``image_size`` for a voice model): said, as for augment keys."""
+    import dataclasses
+
+    defaults = type(data)()
+    return [f.name for f in dataclasses.fields(data) if f.name in DATA_READ_BY and kind not in DATA_READ_BY[f.name]
+            and getattr(data, f.name) != getattr(defaults, f.name)]
 
 
 def unread_augment(augment: Any, kind: str) -> list[str]:

@@ -91,6 +91,28 @@ def test_augment_keys_a_model_never_reads_are_said_by_name(caplog):
     assert caplog.text == ""
 
 
+def test_data_keys_a_model_never_reads_are_said_by_name(caplog):
+    """data.image_size on a voice model, data.n_mels on a face model: valid keys, no effect, said once."""
+    import dataclasses
+
+    from mmfer.data.config import DataConfig
+    from mmfer.engine.checks import DATA_READ_BY, check_consistency, unread_data
+    from mmfer.engine.config import ModelConfig, TrainConfig
+
+    assert set(DATA_READ_BY) < {f.name for f in dataclasses.fields(DataConfig)}
+    data = DataConfig(image_size=64, n_mels=40, trim_silence=True)
+    assert unread_data(data, "logmel") == ["image_size"]
+    assert unread_data(data, "face_image") == ["n_mels", "trim_silence"]
+    assert unread_data(DataConfig(image_size=64), "face_window") == []  # every face kind resizes its faces
+    assert unread_data(DataConfig(batch_size=8, workers=2), "landmarks") == []  # read by every kind
+    config = TrainConfig(name="d", model=ModelConfig(name="audio_stats"), data=data)
+    with caplog.at_level(logging.WARNING):
+        check_consistency(config, None, "audio_stats")
+        check_consistency(config, None, "audio_stats")  # once a process
+    assert caplog.text.count("data.image_size, data.n_mels: not read by model audio_stats (its input is "
+                             "audio_stats): they have no effect on this run") == 1
+
+
 def test_settings_in_vain_together_are_said(caplog):
     """Each valid alone; together they do nothing (a freeze with nothing loaded) or not what they say."""
     import dataclasses
