@@ -346,7 +346,7 @@ def stage_predict(args: dict[str, Any]) -> dict[str, Any]:
             "seconds_per_3s_clip": round(per_clip * REFERENCE_CLIP_SECONDS / clip_seconds, 3) if clip_seconds else None,
             "warm_seconds_per_clip": round(warm, 3),
             "warm_seconds_per_3s_clip": round(warm * REFERENCE_CLIP_SECONDS / clip_seconds, 3) if clip_seconds else None,
-            "max_clip_seconds": round(max(p.seconds for p in result.predictions), 3),
+            "max_seconds_per_clip": round(max(p.seconds for p in result.predictions), 3),
             # the whole stream against the length analysed (issue 21's 0.15x target), and where the time went:
             # stage seconds overlap where decoding runs in its own thread, so they need not add up to the wall
             "media_seconds": media, "times_real_time": round((wall - load) / media, 4) if media else None,

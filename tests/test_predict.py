@@ -249,6 +249,9 @@ def test_submission(result, tmp_path):
     assert words["1001_DFA_HAP_XX"] == _by_id(result)["1001_DFA_HAP_XX"].predicted
     assert set(done["filled"]) == {"broken", "corrupt", "landscape", "notes", "missing", "nothing"}
     assert done["problems"] == []
+    with pytest.warns(DeprecationWarning, match=r"write_prediction_submission\(out_zip=\) is write_prediction_submission\(out=\)"):
+        old = write_prediction_submission(clips, out_zip=tmp_path / "old.zip")  # the old name, for a release
+    assert zipfile.ZipFile(old["zip"]).namelist() == zipfile.ZipFile(done["zip"]).namelist()
 
 
 def test_submission_refuses_duplicate_clip_ids(tmp_path, bundle, cremad_audio, monkeypatch):

@@ -51,8 +51,10 @@ def read_predictions(path: str | Path) -> list[dict[str, str]]:
     return read_csv_table(path, PREDICTION_COLUMNS, kind="predictions", explain_missing=older_format)
 
 
-def write_prediction_submission(predictions: Sequence[Prediction], out_zip: str | Path) -> dict[str, Any]:
-    """An EmotiW zip with one ``<clip_id>.txt`` per input, through ``mmfer.submission.write_submission``.
+def write_prediction_submission(predictions: Sequence[Prediction], out: str | Path | None = None, *,
+                                out_zip: str | Path | None = None) -> dict[str, Any]:
+    """An EmotiW zip ``out`` with one ``<clip_id>.txt`` per input, through ``mmfer.submission.write_submission``
+    (``out_zip``: the old name of ``out``, as for ``write_submission``).
 
     Inputs that could not be read, and uniform rows (neither face nor audio), get write_submission's
     ``prior`` fallback: the most likely class of the mean probabilities over the predicted inputs.
@@ -61,6 +63,12 @@ def write_prediction_submission(predictions: Sequence[Prediction], out_zip: str 
     from mmfer.scores import write_scores
     from mmfer.submission import write_submission
 
+    from mmfer.compat import renamed_argument
+
+    out = renamed_argument(out, out_zip, function="write_prediction_submission", new="out", old="out_zip",
+                           option="--submission")
+    if out is None:
+        raise MmferError("write_prediction_submission: give out, the zip to write (--submission on the command line)")
     check_unique_ids([(Path(p.path), p.kind) for p in predictions])
     ok = [p for p in predictions if p.ok]
     if not ok:
@@ -71,7 +79,7 @@ def write_prediction_submission(predictions: Sequence[Prediction], out_zip: str 
         for p in predictions:  # the index of test clips: a manifest, where failed inputs carry their reason
             append_manifest(tmp, ClipRecord(clip_id=p.clip_id, split="Test", label=None, path=p.path,
                                             status="ok" if p.ok else "failed", reason=p.warning))
-        return write_submission(scores, index=tmp, out=out_zip, fill_missing="prior")
+        return write_submission(scores, index=tmp, out=out, fill_missing="prior")
 
 
 def _timeline_args(pred: Prediction) -> tuple[dict[str, Any], str]:
