@@ -308,7 +308,7 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
 
         result = evaluate_file(args.scores, labels_from=args.labels_from, root=args.root, png=args.png,
                                report=args.report)
-        print(json.dumps(result) if args.json else format_report(result))
+        print(json.dumps({"ok": True, **result}) if args.json else format_report(result))
         if not args.json:
             for key in ("png", "report"):
                 if result.get(key):

@@ -64,7 +64,7 @@ def test_fuse_submit_check_evaluate(runs, capsys):
 
     assert main(["evaluate", str(out / "fused_Val.csv"), "--json", "--png", str(root / "cm.png")]) == 0
     m = json.loads(capsys.readouterr().out)
-    assert {"accuracy", "uar", "n", "missing"} <= set(m)
+    assert {"ok", "accuracy", "uar", "n", "missing"} <= set(m) and m["ok"] is True  # as submit --json
     assert m["n"] == 120 and m["missing"] == []
     assert m["accuracy"] == pytest.approx(w["val_in_sample"]["accuracy"])
     assert (root / "cm.png").is_file()
@@ -76,7 +76,9 @@ def test_fuse_submit_check_evaluate(runs, capsys):
     cv = json.loads(capsys.readouterr().out)  # the cross-validated scores make the cross-validated figures
     assert cv["accuracy"] == pytest.approx(w["val_cross_validated"]["accuracy"]) and "note" not in cv
     assert cv["uar"] == pytest.approx(w["val_cross_validated"]["uar"])
-    assert main(["evaluate", str(out)]) == 2  # a fusion's folder names its files
+    assert main(["evaluate", str(out), "--json"]) == 2  # a fusion's folder names its files
+    assert json.loads(capsys.readouterr().out)["ok"] is False  # an error that stops it: an object on stdout too
+    assert main(["evaluate", str(out)]) == 2
     assert f"evaluate {out / 'fused_Val_cv.csv'} (the cross-validated Val scores" in capsys.readouterr().err
 
 

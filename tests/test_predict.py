@@ -611,7 +611,7 @@ def test_huge_images_are_refused_from_their_header(tmp_path, bundle):
     assert pred.kind == "error" and "8000x8000 pixels, over the 50 megapixels" in pred.warning
 
 
-def test_non_utf8_file_names_get_safe_ids_and_every_output_is_written(bundle, cremad_audio, tmp_path):
+def test_non_utf8_file_names_get_safe_ids_and_every_output_is_written(bundle, cremad_videos, tmp_path):
     """Issue 20, class 13: a name like b'caf\\xe9.mp3' (not UTF-8) gets the id 'café'; the CSV, frames, report
     and submission are written (no UnicodeEncodeError after all the work, no stray temporary file)."""
     import os
@@ -619,8 +619,8 @@ def test_non_utf8_file_names_get_safe_ids_and_every_output_is_written(bundle, cr
 
     d = tmp_path / "in"
     d.mkdir()
-    shutil.copy(cremad_audio[0], os.fsdecode(bytes(d) + b"/caf\xe9.mp3"))
-    (Path(os.fsdecode(bytes(d) + b"/bad\xff.mp3"))).write_bytes(b"not a sound" * 10)  # (Test clips of one kind)
+    shutil.copy(cremad_videos[0], os.fsdecode(bytes(d) + b"/caf\xe9.flv"))
+    (Path(os.fsdecode(bytes(d) + b"/bad\xff.avi"))).write_bytes(b"not a video" * 10)
     out = tmp_path / "out"
     result = predict([d], model=bundle, out=out / "p.csv", frames=out / "frames.csv", report=out / "r.html",
                      submission=out / "team.zip", labels_from="cremad", progress=False)

@@ -148,8 +148,11 @@ _UNSAFE_ID_CHARS = re.compile(r"[/\\\x00-\x1f\x7f]")
 _EDGE_SPACE = re.compile(r"^\s+|\s+$")
 
 
-# what a spreadsheet reads as the start of a formula (``-2+3`` is computed, ``-dash`` shows #NAME?)
+# what a spreadsheet reads as the start of a formula (``-2+3`` is computed, ``-dash`` shows #NAME?): an id made
+# from a file name never starts with one. An id given explicitly (a CSV list, a cache written before '-' was
+# added) may start with '-', which reads as a number's sign as often: refusing it would drop such clips.
 FORMULA_STARTS = ("=", "+", "-", "@")
+REFUSED_STARTS = ("=", "+", "@")
 
 
 def clip_id_problem(clip_id: str) -> str:
@@ -158,7 +161,7 @@ def clip_id_problem(clip_id: str) -> str:
         return "is empty"
     if clip_id.startswith("."):
         return "starts with '.' (it could name the folder itself, its parent or a hidden file)"
-    if clip_id.startswith(FORMULA_STARTS):
+    if clip_id.startswith(REFUSED_STARTS):
         return f"starts with {clip_id[0]!r} (a spreadsheet opening the CSVs would run it as a formula)"
     bad = _UNSAFE_ID_CHARS.search(clip_id)
     if bad:

@@ -369,11 +369,19 @@ def index_afew(root: str | Path, *, splits: Iterable[str] | str | None = SPLITS)
                 if label is None:
                     log.info("%s: out-of-set emotion %r, skipped", edir, edir.name)
                     continue
-                for p in _videos_below(edir, others):  # Happy/session1/clip.avi is a Happy clip too
-                    split_entries.append(ClipEntry(clip_id_from_name(p.stem), s, label, p))
+                videos = _videos_below(edir, others)  # links to nothing, loops, unreadable folders: said
+                nested = [p for p in videos if p.parent != edir]
+                if nested:  # not a clip of the emotion: `--labels-from folder` reads a file's own folder
+                    log.warning("%s: %d video(s) in sub-folders of %s/ are ignored (expected %s/%s/<clip>; e.g. %s)",
+                                root, len(nested), edir.name, sdir.name, edir.name,
+                                ", ".join(p.relative_to(edir).as_posix() for p in nested[:3]))
+                for p in videos:
+                    if p.parent == edir:
+                        split_entries.append(ClipEntry(clip_id_from_name(p.stem), s, label, p))
         else:
             # every video under Test/, sub-folders included: the same clips as indexing the Test folder itself
             # (index_folder), so `submit --index AFEW` and `--index AFEW/Test` agree on one zip
+            _entries_of(sdir)  # an unreadable Test folder is an error naming it, as Train and Val are
             for p in _videos_below(sdir, others):
                 split_entries.append(ClipEntry(clip_id_from_name(p.stem), s, None, p))
         _warn_not_videos(sdir, others)

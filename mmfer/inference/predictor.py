@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence
@@ -304,7 +305,8 @@ def check_unique_ids(inputs: Sequence[tuple[Path, str]]) -> None:
     dupes = []
     for path, _ in inputs:
         cid = clip_id_from_name(path.stem)
-        key = cid.casefold()  # Clip.txt and clip.txt are one file on Windows and macOS, and to submit --check
+        # Clip.txt and clip.txt (and an é composed or not) are one file on Windows and macOS, and to submit --check
+        key = unicodedata.normalize("NFC", cid).casefold()
         if key in seen:
             dupes.append(f"{cid} ({seen[key]} and {path})")
         else:

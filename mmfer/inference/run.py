@@ -106,11 +106,12 @@ def predict(
                     "inputs and analyse only the others)", out)
     if all(kind == "missing" for _, kind in inputs):  # a typo, said before the model loads; among others, a row
         raise MmferError(f"{', '.join(str(p) for p, _ in inputs)}: not found; nothing to analyse")
+    if submission is not None:
+        _check_clips_are_videos(inputs)  # of the whole set: every shard refuses it alike
     if shard is not None:
         inputs = shard_inputs(inputs, shard)
     if submission is not None:
         _check_no_training_splits(paths)
-        _check_clips_are_videos(inputs)
         check_unique_ids(inputs)  # before any work
     done = {}  # path -> the row an earlier run wrote (--resume)
     if resume:

@@ -326,9 +326,11 @@ def test_links_to_the_root_back_to_an_ancestor_or_into_a_folder_reached_already_
     assert found == ["b_x/sub/n.png", "b_x/x.png", "out/y.png", "real/a.png"]
 
 
-def test_emotion_folders_are_searched_like_test_sub_folders_links_and_unreadable_ones_said(tmp_path, caplog):
+def test_emotion_folders_say_what_they_leave_out_links_and_unreadable_ones_too(tmp_path, caplog, monkeypatch):
     """Train/Happy/session1/clip.avi was dropped without a word, as were links to nothing (cremad_to_afew.py makes
-    links: a moved corpus made clips vanish); an unreadable split folder was a traceback."""
+    links: a moved corpus made clips vanish); an unreadable split folder was a traceback. A clip in a sub-folder
+    stays out (`--labels-from folder` reads a file's own folder, so it would be labelled here and not there),
+    said with its count."""
     import os
 
     root = tmp_path / "afew"
@@ -338,26 +340,30 @@ def test_emotion_folders_are_searched_like_test_sub_folders_links_and_unreadable
     _touch(root / "Train" / "Sad" / "s1.avi")
     with caplog.at_level(logging.WARNING, logger="mmfer"):
         entries = index_afew(root, splits=None)
-    assert [(e.label, e.clip_id) for e in entries] == [("Happy", "h1"), ("Happy", "h2"), ("Sad", "s1")]
+    assert [(e.label, e.clip_id) for e in entries] == [("Happy", "h1"), ("Sad", "s1")]
     assert "gone.avi: a link to" in caplog.text and "which is not there" in caplog.text
-    sad = root / "Train" / "Sad"
-    sad.chmod(0)
-    try:
-        try:
-            os.listdir(sad)
-            return  # root (with its capabilities) reads any folder: nothing more to see here
-        except PermissionError:
-            pass
-        caplog.clear()
-        with caplog.at_level(logging.WARNING, logger="mmfer"):
-            assert [e.clip_id for e in index_afew(root, splits=None)] == ["h1", "h2"]
-        assert f"{sad}: not searched" in caplog.text
-        (root / "Train").chmod(0)
-        with pytest.raises(MmferError, match="Train: cannot be read"):
-            index_afew(root, splits=None)
-    finally:
-        (root / "Train").chmod(0o755)
-        sad.chmod(0o755)
+    assert "1 video(s) in sub-folders of Happy/ are ignored (expected Train/Happy/<clip>; e.g. session1/h2.avi)" \
+        in caplog.text
+    import mmfer.data.index as index
+
+    denied, scandir = set(), os.scandir
+
+    def as_if_unreadable(path):  # chmod 000 as a user (root reads any folder, and CI may run as root)
+        if str(path) in denied:
+            raise PermissionError(13, "Permission denied", str(path))
+        return scandir(path)
+
+    monkeypatch.setattr(index.os, "scandir", as_if_unreadable)
+    denied.add(str(root / "Train" / "Sad"))
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="mmfer"):
+        assert [e.clip_id for e in index_afew(root, splits=None)] == ["h1"]
+    assert f"{root / 'Train' / 'Sad'}: not searched (Permission denied)" in caplog.text
+    for split in ("Train", "Test"):
+        _touch(root / "Test" / "t1.avi")
+        denied.add(str(root / split))
+        with pytest.raises(MmferError, match=f"{split}: cannot be read .Permission denied.; check its permissions"):
+            index_afew(root, splits=[split])
 
 
 def test_a_plain_folder_says_the_sound_and_image_files_it_leaves_out(tmp_path, caplog):
