@@ -438,7 +438,9 @@ def evaluate_file(
     if png is not None:
         from mmfer.plots import plot_confusion
 
-        result["png"] = str(plot_confusion(result["confusion"], png, title=title,
+        said = (f"confusion of {title}\naccuracy {result['accuracy']:.3f}, mean class accuracy {result['uar']:.3f} "
+                f"({result['n']} clips)")  # a PNG shown alone says what it is
+        result["png"] = str(plot_confusion(result["confusion"], png, title=said,
                                            no_prediction=result["no_prediction"]))
     if report is not None:
         from mmfer.report import write_report

@@ -44,7 +44,7 @@ def _drawable(text: str) -> str:
     return "".join(c if ord(c) in known or c.isspace() else f"\\u{ord(c):04x}" for c in text)
 
 
-def _save(fig: Figure, ax: Axes, out: str | Path, title: str) -> Path:
+def _save(fig: Figure, ax: Axes, out: str | Path, title: str, *, dpi: int = 110) -> Path:
     """Title (if any), tight layout, PNG at ``out`` (parent folders created); the figure is closed."""
     if title:
         ax.set_title(_drawable(title))
@@ -55,7 +55,7 @@ def _save(fig: Figure, ax: Axes, out: str | Path, title: str) -> Path:
 
     out = Path(out)
     buf = io.BytesIO()
-    fig.savefig(buf, dpi=110, format="png")
+    fig.savefig(buf, dpi=dpi, format="png")
     return write_file(out, buf.getvalue())  # whole or not at all; a link at ``out`` is replaced, not followed
 
 
@@ -142,16 +142,19 @@ def plot_timeline(
     segment_probs: np.ndarray | None = None,
     segment_face: np.ndarray | None = None,
     title: str = "",
+    dpi: int = 110,
 ) -> Path:
     """Class probabilities over time of one video: the face model per decoded frame (NaN rows, frames without
-    a face, leave gaps) and, when given, the audio model over sliding windows (times are window centres).
+    a face, leave gaps) and, when given, the audio branches (fused) over sliding windows (times are window centres).
 
     With more than ``SEGMENT_VIEW_ABOVE`` segments (``segment_bounds`` (S,2) start/end, ``segment_probs`` (S,7)
     fused, ``segment_face`` (S,) face share or NaN) the video is long, and per-frame lines would be a blur at
-    an hour: the plot shows the segments instead, as stacked class shares with the face share beneath."""
+    an hour: the plot shows the segments instead, as stacked class shares with the face share beneath. ``dpi``:
+    the PNG's resolution (the HTML report embeds its timelines smaller)."""
     if segment_bounds is not None and segment_probs is not None and len(segment_bounds) > SEGMENT_VIEW_ABOVE:
         return _plot_segments(out, np.asarray(segment_bounds, np.float64), np.asarray(segment_probs, np.float64),
-                              None if segment_face is None else np.asarray(segment_face, np.float64), title)
+                              None if segment_face is None else np.asarray(segment_face, np.float64), title,
+                              dpi=dpi)
     panels = [(name, t, p) for name, t, p in (("face (per frame)", frame_times, frame_probs),
                                                ("audio (sliding windows)", audio_times, audio_probs))
               if t is not None and p is not None]
@@ -173,13 +176,14 @@ def plot_timeline(
         axes[0].legend(fontsize=7, ncol=4, loc="upper right", framealpha=0.7)
     if title:
         fig.suptitle(_drawable(title), fontsize=10)
-    return _save(fig, axes[0], out, "")
+    return _save(fig, axes[0], out, "", dpi=dpi)
 
 
 SEGMENT_VIEW_ABOVE = 30  # segments (2 minutes of 4-s segments): beyond this a timeline shows segments
 
 
-def _plot_segments(out: str | Path, bounds: np.ndarray, probs: np.ndarray, face: np.ndarray | None, title: str) -> Path:
+def _plot_segments(out: str | Path, bounds: np.ndarray, probs: np.ndarray, face: np.ndarray | None, title: str, *,
+                   dpi: int = 110) -> Path:
     """Stacked class shares per segment (a step per segment; blank where nothing was seen), readable at an
     hour, over a strip of the share of frames with a face; the x axis in minutes when longer than 10."""
     minutes = bounds[-1, 1] > 600
@@ -204,4 +208,4 @@ def _plot_segments(out: str | Path, bounds: np.ndarray, probs: np.ndarray, face:
     ax2.set_xlabel("time (min)" if minutes else "time (s)")
     if title:
         fig.suptitle(_drawable(title), fontsize=10)
-    return _save(fig, ax, out, "")
+    return _save(fig, ax, out, "", dpi=dpi)

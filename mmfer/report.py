@@ -16,19 +16,21 @@ import time
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from mmfer import __version__
 from mmfer.labels import EMOTIONS
 
 _STYLE = """
 body{font-family:system-ui,sans-serif;margin:1.5em;color:#222}
 table{border-collapse:collapse;font-size:13px}th,td{border:1px solid #ccc;padding:3px 7px;text-align:left}
-th{background:#eef;cursor:pointer;user-select:none}th:after{content:" \\2195";color:#99a}
+th{background:#eef}table.sortable th{cursor:pointer;user-select:none}table.sortable th:after{content:" \\2195";color:#99a}
 td.num{text-align:right;font-variant-numeric:tabular-nums}tr.err td{background:#fee}
 .figs{display:flex;flex-wrap:wrap;gap:12px}figure{margin:0}figcaption{font-size:12px}
 .metrics td{min-width:4em}
 """
 
 _SORT = """
-document.querySelectorAll('table.sortable th').forEach(function(th, col){
+document.querySelectorAll('table.sortable th').forEach(function(th){
+  var col = th.cellIndex;  // within its own table: a page holds several sortable tables
   th.addEventListener('click', function(){
     var body = th.closest('table').tBodies[0], rows = Array.from(body.rows);
     var asc = th.dataset.dir !== 'asc'; th.dataset.dir = asc ? 'asc' : 'desc';
@@ -134,7 +136,7 @@ def write_report(
                    f"<figcaption>{html.escape(cid)}</figcaption></figure>" for cid, uri in (timelines or {}).items())
     page = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
             f"<style>{_STYLE}</style></head><body><h1>{html.escape(title)}</h1>"
-            f"<p>{html.escape(note)} Written {time.strftime('%Y-%m-%d %H:%M')} by mmfer. Click a column to sort.</p>"
+            f"<p>{html.escape(note)} Written {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} by mmfer {__version__}. Click a column to sort.</p>"
             + (_metrics_html(metrics) if metrics else "")
             + f"<h2>Inputs ({len(rows)})</h2><table id='predictions' class='sortable'><thead><tr>{head}</tr></thead>"
             f"<tbody>{''.join(body)}</tbody></table>"

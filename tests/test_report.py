@@ -46,7 +46,7 @@ def test_report_holds_rows_timelines_and_metrics(report, tmp_path):
     truths = [file_label(p.path, "cremad")[1] for p in report.predictions if p.ok]  # broken.mp4 has no label
     assert [p.truth for p in report.predictions if p.ok] == truths  # the truths in Python too, not only the page
     assert report.predictions[-1].truth is None
-    assert report.labels == tuple(EMOTIONS) and report.probs.shape == (4, 7)
+    assert report.classes == tuple(EMOTIONS) and report.probs.shape == (4, 7)
     np.testing.assert_array_equal(report.probs[:3], np.stack([p.probs for p in report.predictions[:3]]))
     assert np.isnan(report.probs[3]).all()  # the error row
     from mmfer.predict import read_predictions, write_predictions
@@ -75,6 +75,19 @@ def test_report_in_a_real_browser(report, tmp_path):
 
     img = cv2.imread(str(shot))
     assert img is not None and img.shape[:2] == (1600, 1200) and img.std() > 20
+    # a click sorts the table it is in: the script numbered headers across every sortable table of the page, so
+    # a segments table after the inputs' table sorted by a column it does not have (and threw)
+    page = report.report.read_text()
+    second = ("<table class='sortable segments' id='t2'><thead><tr><th>a</th><th>b</th></tr></thead><tbody>"
+              "<tr><td>x</td><td data-v='2'>2</td></tr><tr><td>y</td><td data-v='1'>1</td></tr></tbody></table>")
+    click = ("<script>document.querySelectorAll('#t2 th')[1].click(); document.title = Array.from("
+             "document.querySelectorAll('#t2 tbody tr')).map(function(r){return r.cells[0].textContent}).join(',');"
+             "</script>")
+    tried = tmp_path / "sorted.html"
+    tried.write_text(page.replace("<script>", second + "<script>", 1).replace("</body>", click + "</body>", 1))
+    dom = subprocess.run([CHROMIUM, *HEADLESS, f"--user-data-dir={tmp_path / 'profile3'}", "--dump-dom",
+                          tried.resolve().as_uri()], capture_output=True, text=True, timeout=120).stdout
+    assert "<title>y,x</title>" in dom  # ascending by column b
 
 
 def test_evaluate_report(tmp_path):
@@ -90,3 +103,23 @@ def test_evaluate_report(tmp_path):
     page = (tmp_path / "r.html").read_text()
     assert result["report"] == str(tmp_path / "r.html")
     assert f"id='accuracy'>{13 / 14:.4f}<" in page and page.count("<tr>") == 14 + 1 + 7 + 1
+
+
+def test_report_timelines_are_small_and_capped(tmp_path, cremad_videos, monkeypatch):
+    """Each embedded timeline was a 880 px PNG shown at 560 (120 KB a video: 50 MB for 400 videos, held in memory
+    until the end): drawn at the size shown, and past a cap the page says how many it left out."""
+    import base64
+
+    import cv2
+
+    import mmfer.inference.run as run
+
+    monkeypatch.setattr(run, "REPORT_TIMELINES_MAX", 1)
+    bundle = standin_bundle(tmp_path / "bundle")
+    done = predict(cremad_videos[:2], model=bundle, report=tmp_path / "r.html", progress=False)
+    page = done.report.read_text()
+    pngs = re.findall(r"src='data:image/png;base64,([^']+)'", page)
+    assert len(pngs) == 1 and "Timelines of the first 1 videos; 1 more are in the table without one" in page
+    img = cv2.imdecode(np.frombuffer(base64.b64decode(pngs[0]), np.uint8), cv2.IMREAD_COLOR)
+    assert img.shape[1] == 8 * run.REPORT_PLOT_DPI  # 8-inch figure: 560 px, the width the page shows it at
+    assert re.search(r"Written \d{4}-\d\d-\d\d \d\d:\d\d UTC by mmfer \d", page)

@@ -16,7 +16,7 @@ from mmfer.errors import MmferError
 SILENCE_PEAK = 1e-4
 # Audio shorter than this holds no utterance to classify (a one-sample wav): no prediction, and a warning.
 MIN_AUDIO_SECONDS = 0.1
-# Audio timeline of --plots: the audio model over windows of this length (s), every hop seconds.
+# Audio timeline of --plots: the audio branches, fused, over windows of this length (s), every hop seconds.
 AUDIO_WINDOW_S = 1.0
 AUDIO_HOP_S = 0.5
 

@@ -145,10 +145,12 @@ def truths_from_paths(predictions: Sequence[Prediction], labels_from: str, *, wa
 
 def write_prediction_report(out: str | Path, predictions: Sequence[Prediction], *,
                             timelines: dict[str, str] | None = None, model: str = "", labels_from: str | None = None,
-                            segments: dict[str, list[dict[str, Any]]] | None = None) -> Path:
+                            segments: dict[str, list[dict[str, Any]]] | None = None,
+                            timelines_left_out: int = 0) -> Path:
     """``--report``: the HTML page of ``mmfer.report`` for predictions; with ``labels_from`` (folder,
     ravdess, cremad) the true labels come from each file's path (by default, the predictions' own ``truth``
-    where any has one) and the page shows the metrics."""
+    where any has one) and the page shows the metrics. ``timelines_left_out``: videos past the page's cap on
+    timelines, said in its note."""
     from mmfer.metrics import evaluate
     from mmfer.report import write_report
 
@@ -159,13 +161,17 @@ def write_prediction_report(out: str | Path, predictions: Sequence[Prediction], 
         probs = np.stack([p.probs if p.ok else np.full(NUM_CLASSES, np.nan) for p in predictions])
         metrics = evaluate(truths, probs, clip_ids=[p.clip_id for p in predictions])
     rows = [{"clip_id": p.clip_id, "path": safe_text(p.path), "kind": p.kind, "predicted": p.predicted, "truth": t,
-             "confidence": float(np.max(p.probs)) if p.ok else None, "modalities": p.modalities,
+             "confidence": float(np.max(p.probs)) if p.ok and p.predicted else None, "modalities": p.modalities,
              "warning": safe_text(p.warning), "error": not p.ok} for p, t in zip(predictions, truths)]
     if not labelled:
         for r in rows:
             r.pop("truth")
+    note = f"Model: {model}." if model else ""
+    if timelines_left_out:
+        note += (f" Timelines of the first {len(timelines or {})} videos; {timelines_left_out} more are in the table "
+                 "without one (--plots draws every video's).")
     return write_report(out, rows, title="mmfer predictions", metrics=metrics, timelines=timelines,
-                        segments=segments, note=f"Model: {model}." if model else "")
+                        segments=segments, note=note.strip())
 
 
 # ---------------------------------------------------------------- per-frame output
@@ -177,7 +183,7 @@ def frame_rows(pred: Prediction) -> list[dict[str, Any]]:
     """One row per analysed video frame (``modality`` "face": time in s, whether a face was found, the track id
     of the face followed (see ``FaceTrack.track``), its box in pixels of the frame, the face models' 7
     probabilities, NaN without a face) and one per audio window
-    (``modality`` "audio": the window's centre time and the audio model's probabilities). Needs a prediction
+    (``modality`` "audio": the window's centre time and the audio branches' fused probabilities). Needs a prediction
     made with ``timeline=True``."""
     if pred.timeline is None and pred.ok and pred.kind in ("video", "audio"):  # [] would read as "no frames"
         raise MmferError(f"{pred.path}: frame rows need a prediction made with timeline=True "

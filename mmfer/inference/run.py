@@ -145,6 +145,7 @@ def predict(
     frame_writer = FrameWriter(frames) if frames is not None else None
     segment_writer = SegmentWriter(segments) if segments is not None else None
     timelines: dict[str, str] = {}
+    timelines_left_out = 0
     segment_rows: dict[str, list[dict[str, Any]]] = {}
     files = progress_bar(inputs, desc="predict", unit="file", enabled=progress)  # (a log line a minute without)
     saved, unsaved = time.monotonic(), 0  # rows analysed since --out was last written
@@ -200,13 +201,15 @@ def predict(
                     result.plots.append(_plot(pred, plot_dir, used))
                 except (OSError, ValueError) as e:  # an optional output never takes the rows with it
                     log.warning("%s: its plot could not be written (%s); the analysis goes on", path, e)
-            if report is not None and pred.kind == "video":
+            if report is not None and pred.kind == "video" and len(timelines) >= REPORT_TIMELINES_MAX:
+                timelines_left_out += 1
+            elif report is not None and pred.kind == "video":
                 from mmfer.plots import plot_timeline
                 from mmfer.report import png_data
 
                 arrays, title = _timeline_args(pred)
                 timelines[safe_text(pred.path)] = png_data(  # by path: long.mp4 and long.mkv are told apart
-                    lambda p: plot_timeline(p, **arrays, title=title))
+                    lambda p: plot_timeline(p, **arrays, title=title, dpi=REPORT_PLOT_DPI))
             if frame_writer is not None:
                 frame_writer.add(pred)
                 frame_writer.end_file()
@@ -251,11 +254,11 @@ def predict(
         raise
     return _write_outputs(result, out=out, frame_writer=frame_writer, segment_writer=segment_writer, report=report,
                           submission=submission, timelines=timelines, segment_rows=segment_rows,
-                          labels_from=labels_from)
+                          labels_from=labels_from, timelines_left_out=timelines_left_out)
 
 
 def _write_outputs(result: PredictResult, *, out, frame_writer, segment_writer, report, submission, timelines,
-                   segment_rows, labels_from, keep_partial: bool = True) -> PredictResult:
+                   segment_rows, labels_from, keep_partial: bool = True, timelines_left_out: int = 0) -> PredictResult:
     if labels_from:  # the truths in Python too, not only in the CSV
         for p, t in zip(result.predictions, truths_from_paths(result.predictions, labels_from, warn=True)):
             p.truth = t
@@ -269,7 +272,8 @@ def _write_outputs(result: PredictResult, *, out, frame_writer, segment_writer, 
         result.segments = segment_writer.close(keep_partial=keep_partial)
     if report is not None:
         result.report = write_prediction_report(report, result.predictions, timelines=timelines,
-                                                segments=segment_rows, model=result.model, labels_from=labels_from)
+                                                segments=segment_rows, model=result.model, labels_from=labels_from,
+                                                timelines_left_out=timelines_left_out)
     if submission is not None:
         result.submission = write_prediction_submission(result.predictions, submission)
     if result.errors:  # said, not only in the rows: from Python as in a log of a --quiet run
@@ -314,6 +318,10 @@ def shard_inputs(inputs: Sequence[tuple[Path, str]], shard: str | tuple[int, int
     return [(p, k) for p, k in inputs if shard_of("Test", clip_id_from_name(p.stem), n) == i]
 
 
+# --report embeds one timeline PNG per video (about 45 KB at this resolution, shown 560 px wide): at most this
+# many, so a page over a large folder stays a page that opens (--plots draws every one at full size)
+REPORT_TIMELINES_MAX = 300
+REPORT_PLOT_DPI = 70
 SAVE_EVERY_S = 60.0  # the predictions CSV is saved this often during a run, so a killed run loses at most this
 
 

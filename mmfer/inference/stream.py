@@ -47,7 +47,7 @@ def _forget_sound_thread() -> None:
 os.register_at_fork(after_in_child=_forget_sound_thread)
 
 
-# files up to this long get the audio model over sliding windows for --plots by default (their plot draws
+# files up to this long get the audio branches (fused) over sliding windows for --plots by default (their plot draws
 # frames and windows; a longer one's plot draws segments, see plots.SEGMENT_VIEW_ABOVE)
 AUDIO_WINDOWS_UP_TO_S = 120.0
 AUDIO_AHEAD_S = 0.5  # sound is decoded this far past the frames, so a segment's sound is there when it is cut
@@ -452,7 +452,7 @@ class VideoAnalysis:
             else:
                 probs.update(self._score_sound(audio_branches, rate, a.take(lo, hi)))
         if self._windowed and audio_branches:
-            self._audio_windows(audio_branches[0], e, last)
+            self._audio_windows(audio_branches, e, last)
         self.seconds["audio"] += time.perf_counter() - t
         fused, used, broken = p.fuse_branches(probs)
         if broken and broken not in self._fuse_notes:
@@ -532,13 +532,16 @@ class VideoAnalysis:
 
         return self._next_window * max(1, int(round(AUDIO_HOP_S * rate)))
 
-    def _audio_windows(self, branch, until: float, last: bool) -> None:
-        """The audio model over AUDIO_WINDOW_S windows every AUDIO_HOP_S, on the grid of the whole span (as
-        ``audio_windows``), for the windows whose sound is all in by now."""
+    def _audio_windows(self, branches, until: float, last: bool) -> None:
+        """The audio models over AUDIO_WINDOW_S windows every AUDIO_HOP_S, on the grid of the whole span (as
+        ``audio_windows``), for the windows whose sound is all in by now: each window fused over the audio
+        branches (of the first one's sample rate) with the bundle's weights, as a clip without a face is, so
+        the plot's and --frames' audio say what the row's audio says (the first branch alone could contradict
+        it)."""
         from mmfer.inference.inputs import AUDIO_HOP_S, AUDIO_WINDOW_S, MIN_AUDIO_SECONDS, audio_clip, is_silent
 
-        a = self._audio[branch.sample_rate]
-        rate = branch.sample_rate
+        rate = branches[0].sample_rate
+        a = self._audio[rate]
         win, hop = int(round(AUDIO_WINDOW_S * rate)), max(1, int(round(AUDIO_HOP_S * rate)))
         avail = a.end if last else min(a.end, int(round((until - self.start) * rate)) + win)
         spans = []
@@ -559,8 +562,10 @@ class VideoAnalysis:
                 for x, (s0, s1) in zip(sound, spans)]
             out = np.full((len(spans), NUM_CLASSES), np.nan)
             if any(heard):
-                out[heard] = self.predictor.clip_probs(
-                    branch, [audio_clip(x, self.clip_id) for x, h in zip(sound, heard) if h])
+                clips = [audio_clip(x, self.clip_id) for x, h in zip(sound, heard) if h]
+                each = self.predictor.clip_probs_many([b for b in branches if b.sample_rate == rate], clips)
+                fused = [self.predictor.fuse_branches({n: q[i] for n, q in each.items()})[0] for i in range(len(clips))]
+                out[heard] = np.stack([q if q is not None else np.full(NUM_CLASSES, np.nan) for q in fused])
             for (s0, s1), q in zip(spans, out):
                 self._windows.append((self.start + (s0 + s1) / 2 / rate, q))
 

@@ -382,3 +382,26 @@ def test_predict_keeps_segments_in_memory_only_when_asked(bundle, cremad_audio):
     dropped = predict([cremad_audio[0]], model=predictor, segment_seconds=1.0, progress=False)
     assert dropped.predictions[0].segments is None
     np.testing.assert_allclose(dropped.probs, kept.probs)
+
+
+def test_the_audio_windows_fuse_every_audio_branch_as_the_row_does(tmp_path, cremad_audio):
+    """The plot's audio panel and --frames' audio rows came from the first audio branch alone (one of fifteen, at
+    weight 0.02, in the shipped bundle), so they could contradict the row. A sound shorter than one window is
+    one window of everything: it reads exactly what the file's row reads."""
+    import soundfile as sf
+
+    from mmfer.bundle import write_bundle
+    from mmfer.data.video import read_audio
+    from mmfer.predict import Predictor
+    from predict_helpers import standin_run
+
+    runs = {name: standin_run(tmp_path / name, "audio_cnn", seed=seed) for name, seed in (("a1", 2), ("a2", 7))}
+    write_bundle(tmp_path / "b", [{"name": n, "run": r, "weight": w, "file": f"{n}.pt"}
+                                  for (n, r), w in zip(runs.items(), (0.2, 0.8))], provenance={})
+    bundle = tmp_path / "b"
+    sf.write(tmp_path / "short.wav", read_audio(cremad_audio[0])[4000:16000], 16000)  # 0.75 s of speech
+    pred = Predictor(bundle).predict_file(tmp_path / "short.wav", timeline=True, audio_windows=True)
+    window = pred.timeline["audio_probs"]
+    assert window.shape == (1, len(EMOTIONS)) and pred.modalities == "audio"
+    np.testing.assert_allclose(window[0], pred.probs, atol=1e-6)
+    assert not np.allclose(pred.branches["a1"], pred.probs, atol=1e-3)  # the first branch alone reads otherwise
