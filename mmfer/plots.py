@@ -166,6 +166,9 @@ def plot_timeline(
     colours = matplotlib.colormaps["tab10"].colors
     for ax, (name, t, p) in zip(axes, panels):
         p = np.asarray(p, dtype=np.float64).reshape(len(t), len(EMOTIONS))
+        if not np.isfinite(p).any():  # every frame without a face, every window without speech: said, not blank
+            ax.text(0.5, 0.5, "no face in any frame" if name.startswith("face") else "no speech heard in any window",
+                    ha="center", va="center", transform=ax.transAxes, color="#666")
         for k, emotion in enumerate(EMOTIONS):
             ax.plot(t, p[:, k], color=colours[k], lw=1.4, marker="." if len(t) < 40 else None, label=emotion)
         ax.set_ylim(0, 1)

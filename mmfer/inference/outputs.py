@@ -84,9 +84,7 @@ def write_prediction_submission(predictions: Sequence[Prediction], out: str | Pa
 
 def _timeline_args(pred: Prediction) -> tuple[dict[str, Any], str]:
     """plot_timeline's arrays and title for a video prediction made with ``timeline=True``."""
-    tl = dict(pred.timeline or {})
-    if "frame_probs" in tl and not np.isfinite(tl["frame_probs"]).any():  # no face in any frame: no face panel
-        tl.pop("frame_probs"), tl.pop("frame_times")
+    tl = dict(pred.timeline or {})  # (no face in any frame: the face panel says so, see plot_timeline)
     keys = ("frame_times", "frame_probs", "audio_times", "audio_probs")
     title = f"{pred.clip_id}: {pred.predicted or 'no prediction'} ({pred.modalities or 'nothing seen'})"
     arrays = {k: tl[k] for k in keys if k in tl}
