@@ -13,7 +13,8 @@ import numpy as np
 
 from mmfer.data.cache import ClipRecord, safe_text
 from mmfer.errors import MmferError
-from mmfer.inference.predictor import PREDICTION_COLUMNS, Prediction, check_unique_ids
+from mmfer.inference.predictor import check_unique_ids
+from mmfer.inference.result import PREDICTION_COLUMNS, Prediction
 from mmfer.labels import EMOTIONS, NUM_CLASSES
 from mmfer.outputs import CsvStream, atomic_write, read_csv_table
 

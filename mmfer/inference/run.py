@@ -19,7 +19,8 @@ from mmfer.inference.outputs import (
     FrameWriter, _plot, _timeline_args, truths_from_paths, write_prediction_report, write_prediction_submission,
     write_predictions,
 )
-from mmfer.inference.predictor import Prediction, PredictResult, Predictor, check_unique_ids, find_inputs
+from mmfer.inference.predictor import Predictor, check_unique_ids, find_inputs
+from mmfer.inference.result import Prediction, PredictResult
 from mmfer.inference.segments import SegmentSettings, SegmentWriter
 from mmfer.progress import draw_bars, progress_bar
 
