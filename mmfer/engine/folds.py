@@ -23,6 +23,7 @@ import numpy as np
 
 from mmfer.compat import moved
 from mmfer.data.splits import corpus_folds, parse_folds
+from mmfer.engine.timing import folds_to_come
 from mmfer.errors import MmferError
 from mmfer.labels import EMOTIONS
 from mmfer.outputs import atomic_write, write_file
@@ -114,8 +115,11 @@ def train_folds(config: Any, *, data: str | Path, out: str | Path, folds: int | 
                 if not mine:  # another process (another machine sharing OUT) trains it now
                     continue
                 log.info("fold %d/%d -> %s", i + 1, n, run)
-                train(config, data=data, out=run, epochs=epochs, resume=(run / "last.pt").is_file(), device=device,
-                      progress=progress, fold=(i, n), fold_by=by, folds_within=within)
+                to_come = [j for j in range(i + 1, n) if (only is None or j + 1 in only)
+                           and not (out / f"fold{j + 1}" / "scores_Val.csv").is_file()]
+                with folds_to_come(len(to_come)):  # what this process trains after it, for the time left
+                    train(config, data=data, out=run, epochs=epochs, resume=(run / "last.pt").is_file(),
+                          device=device, progress=progress, fold=(i, n), fold_by=by, folds_within=within)
     # looked at again at the end: folds trained meanwhile by other processes count (the last one summarises)
     runs = [out / f"fold{i + 1}" for i in range(n)]
     pending = [i + 1 for i, run in enumerate(runs) if not (run / "scores_Val.csv").is_file()]

@@ -4,7 +4,23 @@ epoch only."""
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any, Iterator, Sequence
+
+# the folds this process trains after the current one, where ``train_folds`` knows them (``--only-folds``, folds
+# trained already): without it a fold counts every fold numbered after it
+_FOLDS_AFTER: ContextVar[int | None] = ContextVar("folds_after", default=None)
+
+
+@contextmanager
+def folds_to_come(n: int) -> Iterator[None]:
+    """Within it, ``time_left`` counts ``n`` folds after the current one."""
+    token = _FOLDS_AFTER.set(int(n))
+    try:
+        yield
+    finally:
+        _FOLDS_AFTER.reset(token)
 
 
 def format_duration(seconds: float) -> str:
@@ -33,7 +49,8 @@ def time_left(epoch_seconds: Sequence[float], *, epochs: int, done: int | None =
     left = max(0, epochs - done) * per
     folds_after = 0
     if fold_info and fold_info.get("of") and fold_info.get("index"):
-        folds_after = max(0, int(fold_info["of"]) - int(fold_info["index"]))
+        told = _FOLDS_AFTER.get()
+        folds_after = told if told is not None else max(0, int(fold_info["of"]) - int(fold_info["index"]))
     if not left and not folds_after:
         return None
     if not folds_after:

@@ -33,6 +33,13 @@ def test_time_left_counts_the_epochs_and_folds_still_to_run():
     assert time_left([60.0] * 20, epochs=20, fold_info={"index": 4, "of": 5}) == (
         "about 20 min left for the 1 fold after this one")
     assert time_left([60.0] * 20, epochs=20, fold_info={"index": 5, "of": 5}) is None  # nothing left to say
+    from mmfer.engine.timing import folds_to_come
+
+    with folds_to_come(0):  # --only-folds 3,4 in fold 4: fold 5 is not this process's ("2 h 15 min" it said)
+        assert time_left([60.0] * 10, done=10, epochs=20, fold_info={"index": 4, "of": 5}) == "about 10 min left"
+    with folds_to_come(1):
+        assert time_left([60.0] * 20, epochs=20, fold_info={"index": 1, "of": 5}) == (
+            "about 20 min left for the 1 fold after this one")
     assert time_left([60.0], done=19, epochs=20) == "about 60 s left"  # a resumed log without older figures
     assert time_left([], epochs=20) is None
 
