@@ -103,8 +103,8 @@ def predict(
     if plots is not None:
         _check_plots_outside_inputs(plots, paths)
     if out is not None and not resume and Path(out).is_file():
-        log.warning("%s exists: it is replaced by this run's rows (add --resume to keep the rows it holds for these "
-                    "inputs and analyse only the others)", out)
+        log.warning("%s exists: it is replaced by this run's rows (add --resume, resume=True from Python, to keep the "
+                    "rows it holds for these inputs and analyse only the others)", out)
     if all(kind == "missing" for _, kind in inputs):  # a typo, said before the model loads; among others, a row
         raise MmferError(f"{', '.join(str(p) for p, _ in inputs)}: not found; nothing to analyse")
     if submission is not None:

@@ -637,7 +637,7 @@ class VideoAnalysis:
             peak = max(self._audio[b.sample_rate].peak for b in heard)
             said = "no speech heard in the sound" + (
                 f" (a very quiet one, peak {20 * np.log10(peak):.0f} dBFS: speech this quiet can be missed; "
-                "--no-speech-check reads it)" if peak < QUIET_PEAK else "")
+                "--no-speech-check, speech_check=False, reads it)" if peak < QUIET_PEAK else "")
             missing = [said] if self.audio_only and not missing else [*missing, said]
         segs = self._segments
         fused = summarise(segs)

@@ -56,7 +56,7 @@ def test_predict_leaves_sound_without_speech_to_the_faces(tmp_path, cremad_video
     inputs = [tmp_path / "fan.mp4", tmp_path / "hum.wav", cremad_audio[0]]
     fan, hum, voice = predict(inputs, model=bundle, progress=False).predictions
     assert fan.modalities == "face" and fan.warning.startswith("no speech heard in the sound (a very quiet one, peak")
-    assert "--no-speech-check reads it): face only" in fan.warning  # -47 dBFS: the row says speech may be missed
+    assert "--no-speech-check, speech_check=False, reads it): face only" in fan.warning  # -47 dBFS: the row says speech may be missed
     assert hum.modalities == "" and hum.warning.startswith("no speech heard in the sound: uniform probabilities")
     assert voice.modalities == "audio" and not voice.warning
     # the check off: any sound that is not silent is read, as before
