@@ -158,23 +158,16 @@ class _Spellings:
     def __init__(self) -> None:
         self.first: dict[tuple[str, str], tuple[str, int]] = {}
         self.merged: dict[tuple[str, str, str], int] = {}  # (what, spelling, first spelling) -> rows
-        self.spaced: dict[tuple[str, str, str], int] = {}  # (what, name, name with '_') -> rows
 
     def one(self, what: str, name: str, lineno: int) -> str:
         if not name:
             return name
-        written = "_".join(name.split())  # folds.csv lists a fold's speakers separated by spaces
-        if written != name:
-            self.spaced[(what, name, written)] = self.spaced.get((what, name, written), 0) + 1
-        first, _ = self.first.setdefault((what, written.casefold()), (written, lineno))
-        if first != written:
-            self.merged[(what, written, first)] = self.merged.get((what, written, first), 0) + 1
+        first, _ = self.first.setdefault((what, name.casefold()), (name, lineno))
+        if first != name:
+            self.merged[(what, name, first)] = self.merged.get((what, name, first), 0) + 1
         return first
 
     def report(self, csv_path: Path) -> None:
-        for (what, name, written), n in self.spaced.items():
-            log.warning("%s: %s %r on %d row(s) read as %r: a fold's speakers are written separated by spaces",
-                        csv_path, what, name, n, written)
         for (what, name, first), n in self.merged.items():
             log.warning("%s: %s %r on %d row(s) read as %r (line %d): names are matched without regard to case",
                         csv_path, what, name, n, first, self.first[(what, first.casefold())][1])

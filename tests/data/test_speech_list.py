@@ -89,16 +89,6 @@ def test_corpus_and_speaker_names_spelt_with_other_capitals_are_one_corpus_and_o
     assert sorted(s for fold in speaker_folds(records, 2) for s in fold) == ["nemo_0", "nemo_1", "savee_0", "savee_1"]
     assert "corpus 'SAVEE'" in caplog.text and "read as 'savee'" in caplog.text
     assert len(corpus_records(records, "SAVEE")) == len(corpus_records(records, "savee")) == len(records) // 2
-    # a speaker named with a space was two speakers to anything reading folds.csv's space-separated list
-    for r in rows:
-        r["speaker"] = r["speaker"].replace("_", " ")
-    _write_list(tmp_path / "spaced.csv", rows)
-    caplog.clear()
-    with caplog.at_level(logging.WARNING):
-        spaced = read_speech_list(tmp_path / "spaced.csv")
-    assert {r.speaker for r in spaced if r.corpus == "nemo"} == {"nemo_0", "nemo_1"}
-    assert "speaker of nemo 'nemo 0' on" in caplog.text and "read as 'nemo_0': a fold's speakers are written" \
-        in caplog.text
 
 
 def test_a_face_image_model_given_a_list_of_sound_files_is_refused_before_any_work(tmp_path):
