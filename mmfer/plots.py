@@ -167,6 +167,8 @@ def plot_timeline(
     for ax, (name, t, p) in zip(axes, panels):
         p = np.asarray(p, dtype=np.float64).reshape(len(t), len(EMOTIONS))
         if not np.isfinite(p).any():  # every frame without a face, every window without speech: said, not blank
+            if len(t) and np.nanmax(t) > np.nanmin(t):  # NaN data sets no limits: the panel alone spanned ±0.05 s
+                ax.set_xlim(float(np.nanmin(t)), float(np.nanmax(t)))
             ax.text(0.5, 0.5, "no face in any frame" if name.startswith("face") else "no speech heard in any window",
                     ha="center", va="center", transform=ax.transAxes, color="#666")
         for k, emotion in enumerate(EMOTIONS):

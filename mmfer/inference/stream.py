@@ -537,7 +537,7 @@ class VideoAnalysis:
         ``audio_windows``), for the windows whose sound is all in by now: each window fused over the audio
         branches (of the first one's sample rate) with the bundle's weights, as a clip without a face is, so
         the plot's and --frames' audio say what the row's audio says (the first branch alone could contradict
-        it)."""
+        it). Branches at another sample rate (none in the shipped bundle) are left out of the windows."""
         from mmfer.inference.inputs import AUDIO_HOP_S, AUDIO_WINDOW_S, MIN_AUDIO_SECONDS, audio_clip, is_silent
 
         rate = branches[0].sample_rate
