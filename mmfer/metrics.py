@@ -149,6 +149,8 @@ def evaluate_scores(table: ScoreTable, truth: Mapping[str, str | None] | None = 
                              "by path: use --labels-from folder|ravdess|cremad (with --root DIR) on a predictions CSV")
         pos[k] = i
     ids = list(truth)
+    if not getattr(truth, "by_path", False):
+        _check_ids_meet(keys, pos, truth)
     probs = np.full((len(ids), NUM_CLASSES), np.nan)
     for k, cid in enumerate(ids):
         i = pos.get(cid)
@@ -157,6 +159,29 @@ def evaluate_scores(table: ScoreTable, truth: Mapping[str, str | None] | None = 
     result = evaluate([truth[c] for c in ids], probs, clip_ids=ids)
     result["not_in_truth"] = sum(1 for c in keys if c not in truth)
     return result
+
+
+def _loose_id(cid: str) -> str:
+    """A clip id without a media file's extension, letter case aside: how two systems' ids of one clip differ."""
+    from mmfer.data.index import AUDIO_EXTENSIONS, IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
+
+    stem, dot, ext = cid.rpartition(".")
+    if dot and f".{ext.lower()}" in (*VIDEO_EXTENSIONS, *AUDIO_EXTENSIONS, *IMAGE_EXTENSIONS):
+        cid = stem
+    return cid.casefold()
+
+
+def _check_ids_meet(keys: Sequence[str], pos: Mapping[str, int], truth: Mapping[str, Any]) -> None:
+    """Score rows and true labels that name the same clips only up to an extension or letter case
+    (``clip00.mp4`` / ``clip00``, ``CLIP00`` / ``clip00``) would each be counted missing and the figure read
+    low without an error: refused, with examples, so the ids are made to match."""
+    unmatched = {_loose_id(k): k for k in keys if k not in truth}
+    pairs = [(unmatched[_loose_id(c)], c) for c in truth if c not in pos and _loose_id(c) in unmatched]
+    if pairs:
+        shown = "; ".join(f"{a!r} (scores) and {b!r} (labels)" for a, b in pairs[:3])
+        raise MmferError(f"{len(pairs)} clip(s) are named differently in the scores and the true labels, by a file "
+                         f"extension or letter case: {shown}{' ...' if len(pairs) > 3 else ''}; clip ids are compared "
+                         "exactly (each would count as missing): write them the same way in both")
 
 
 def path_key(path: str | Path) -> str:

@@ -159,9 +159,10 @@ def _read_score_rows(path: Path, f, *, for_evaluate: bool = False) -> ScoreTable
     if missing:
         raise MmferError(
             f"{path}: not a score CSV: missing column(s) {', '.join(missing)} "
-            f"(expected {','.join(SCORE_COLUMNS)})"
+            f"(expected {','.join(SCORE_COLUMNS)}){_header_hint(header)}"
         )
     others = [c for c in header if c not in SCORE_COLUMNS]
+    _warn_class_like_columns(path, others)
     clip_ids: list[str] = []
     labels: list[str | None] = []
     rows: list[list[float]] = []
@@ -169,7 +170,11 @@ def _read_score_rows(path: Path, f, *, for_evaluate: bool = False) -> ScoreTable
     seen: set[str] = set()
     unseen: list[str] = []  # predict's error rows, read as uniform outside evaluate
     by_path = for_evaluate and "path" in header
+    sums: list[float] = []  # each scored row's sum, before it is scaled to 1
     for line_no, row in enumerate(reader, start=2):
+        if None in row:  # more cells than the header has names: a shifted row would be read wrong
+            raise MmferError(f"{path}:{line_no}: {len(header) + len(row[None])} cells for {len(header)} columns in "
+                             "the header; each row has one cell per column")
         cid = (row["clip_id"] or "").strip()
         if not cid:
             raise MmferError(f"{path}:{line_no}: empty clip_id")
@@ -196,7 +201,9 @@ def _read_score_rows(path: Path, f, *, for_evaluate: bool = False) -> ScoreTable
             except (TypeError, ValueError):
                 raise MmferError(f"{path}:{line_no}: class scores must be numbers, got {cells}") from None
             if not np.all(np.isfinite(values)) or min(values) < 0:
-                raise MmferError(f"{path}:{line_no}: class scores must be finite and non-negative, got {values}")
+                raise MmferError(f"{path}:{line_no}: class scores must be finite and non-negative, got {values} "
+                                 "(probabilities; logits go through a softmax first)")
+            sums.append(float(sum(values)))
         clip_ids.append(cid)
         labels.append(label)
         rows.append(values)
@@ -205,11 +212,47 @@ def _read_score_rows(path: Path, f, *, for_evaluate: bool = False) -> ScoreTable
     if unseen:
         log.warning("%s: %d error row(s) of `mmfer predict` (no prediction; e.g. %s) read as uniform scores, as a "
                     "branch scores a clip it cannot see", path, len(unseen), ", ".join(unseen[:3]))
+    _warn_unnormalised(path, np.asarray(sums))
     probs = np.array(rows, dtype=np.float64).reshape(-1, len(EMOTIONS))
     none = ~np.all(np.isfinite(probs), axis=1)
     probs = normalise_rows(np.where(none[:, None], 0.0, probs))
     probs[none] = np.nan
     return ScoreTable(clip_ids, labels, probs, extra or None, has_label_column=has_label)
+
+
+def _header_hint(header: Sequence[str]) -> str:
+    """Why a header lacks the columns, where it can be told: another separator, class names spelt otherwise,
+    spaces around names."""
+    if len(header) == 1 and any(sep in header[0] for sep in (";", "\t", "|")):
+        sep = next(sep for sep in (";", "\t", "|") if sep in header[0])
+        return f"; the header reads as one column {header[0][:60]!r}: its separator is {sep!r}, a score CSV's is ','"
+    hints = []
+    for c in header:
+        for want in ("clip_id", "label", *EMOTIONS):
+            if c != want and c.strip().casefold() == want.casefold():
+                hints.append(f"{c!r} for {want!r}")
+    return f"; write {', '.join(hints[:4])} (column names are matched exactly)" if hints else ""
+
+
+def _warn_class_like_columns(path: Path, others: Sequence[str]) -> None:
+    """A column named after an emotion outside the seven (Contempt, Calm) is left out of the scores, and its
+    rows' other seven renormalised: said, since a clip it predicts is then read as another class."""
+    from mmfer.labels import OUT_OF_SET
+
+    named = [c for c in others if c.strip().casefold() in OUT_OF_SET]
+    if named:
+        log.warning("%s: column(s) %s are emotions outside the seven and are left out; each row's seven scores are "
+                    "scaled to sum to 1 without them", path, ", ".join(named))
+
+
+def _warn_unnormalised(path: Path, sums: np.ndarray) -> None:
+    """Rows whose scores do not sum to 1 are scaled to; said where that may change a branch's weight in
+    fusion (logits, or scores of mixed scales), not for percentages."""
+    if not len(sums) or np.allclose(sums, 1.0, atol=0.01) or np.allclose(sums, 100.0, atol=1.0):
+        return
+    log.warning("%s: the class scores of %d row(s) do not sum to 1 (sums %.3g to %.3g): each row is scaled to "
+                "sum to 1; if they are logits, pass them through a softmax first, or in fusion their branch's vote "
+                "is flattened", path, int(np.sum(~np.isclose(sums, 1.0, atol=0.01))), sums.min(), sums.max())
 
 
 def uniform_scores(n: int) -> np.ndarray:

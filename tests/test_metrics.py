@@ -56,6 +56,14 @@ def test_evaluate_scores_with_external_truth():
     assert m["missing"] == ["c"]
     assert m["accuracy"] == pytest.approx(1 / 3)
     assert m["not_in_truth"] == 1
+    # ids of one clip written two ways (another system kept the extension, or upper case): each row would count
+    # as missing and the figure read low with exit 0; refused, naming the pairs
+    for scored in (["a.mp4", "b", "c"], ["A", "b", "c"]):
+        with pytest.raises(MmferError, match=f"1 clip.s. are named differently .*'{scored[0]}' .scores. and 'a' "
+                                             r"\(labels\)"):
+            evaluate_scores(ScoreTable(scored, [None] * 3, np.eye(7)[[3, 5, 0]]), {"a": "Happy", "b": "Angry"})
+    kept = evaluate_scores(ScoreTable(["a.v2", "a"], [None] * 2, np.eye(7)[[3, 5]]), {"a": "Happy"})
+    assert kept["not_in_truth"] == 1  # a row of another clip whose id only looks alike (no media extension, 'a' scored)
 
 
 def test_label_sources(tmp_path, cremad_dir):

@@ -101,3 +101,31 @@ def test_a_segments_or_frames_csv_is_not_taken_for_scores(tmp_path):
         (tmp_path / name).write_text(f"{head},{','.join(EMOTIONS)}\n" + "".join(f"{r},{probs}\n" for r in rows))
         with pytest.raises(MmferError, match=r"a (segments|frames) CSV of `mmfer predict`.*predictions CSV"):
             read_scores(tmp_path / name, for_evaluate=True)
+
+
+def test_score_files_of_other_systems_are_read_right_or_said(tmp_path, caplog):
+    """Files from other tools: a shifted row, another separator, class names spelt otherwise, an eighth emotion,
+    logits. Each is refused with what to change, or read and said; percentages are read quietly."""
+    import logging
+
+    head = "clip_id,label," + ",".join(EMOTIONS)
+    one = ",".join(["0.1"] * 6 + ["0.4"])
+    cases = {
+        "ragged.csv": (f"{head}\na,Happy,{one},0.3\n", r"ragged\.csv:2: 10 cells for 9 columns"),
+        "semi.csv": (head.replace(",", ";") + "\n", r"header reads as one column .*separator is ';'"),
+        "lower.csv": (head.replace("Angry", "angry").replace("Sad", " Sad") + "\n",
+                      r"write 'angry' for 'Angry', ' Sad' for 'Sad'"),
+    }
+    for name, (text, match) in cases.items():
+        (tmp_path / name).write_text(text)
+        with pytest.raises(MmferError, match=match):
+            read_scores(tmp_path / name)
+    (tmp_path / "percent.csv").write_text(f"{head},Contempt\na,Happy,{','.join(['10'] * 6 + ['40'])},0\n")
+    (tmp_path / "logits.csv").write_text(f"{head}\na,Happy,{','.join(['21.3'] * 6 + ['25.0'])}\nb,Sad,{one}\n")
+    with caplog.at_level(logging.WARNING, logger="mmfer"):
+        read_scores(tmp_path / "percent.csv")
+        assert "Contempt are emotions outside the seven and are left out" in caplog.text
+        assert "do not sum to 1" not in caplog.text  # percentages: scaled, nothing lost
+        table = read_scores(tmp_path / "logits.csv")
+    assert "logits.csv: the class scores of 1 row(s) do not sum to 1 (sums 1 to 153)" in caplog.text
+    assert table.probs.sum(axis=1) == pytest.approx([1.0, 1.0])  # read all the same, as before
