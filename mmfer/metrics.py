@@ -390,6 +390,9 @@ def format_report(result: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
+SELF_LABEL_MIN_ROWS = 20  # a perfect score on this many clips is more likely a prediction in the label column
+
+
 def _check_truth_column(scores: str | Path, table: ScoreTable) -> None:
     """A file scored against its own ``label`` column must have one that holds the truth: a predictions file
     of ``mmfer predict`` has none (its prediction is in ``predicted``), and one written before ``predicted``
@@ -403,6 +406,13 @@ def _check_truth_column(scores: str | Path, table: ScoreTable) -> None:
     if "predicted" not in header and {"modalities", "face_ratio"} <= header:
         raise MmferError(f"{scores}: written by an older `mmfer predict`: its label column is the predicted "
                          f"class, not the truth, and scoring it would compare the predictions with themselves; {options}")
+    known = [i for i, lab in enumerate(table.labels) if lab]
+    probs = table.probs[known]
+    if len(known) >= SELF_LABEL_MIN_ROWS and np.all(np.isfinite(probs)) and all(
+            table.labels[i] == EMOTIONS[int(np.argmax(p))] for i, p in zip(known, probs)):
+        log.warning("%s: every one of its %d labels is its row's top class: if `label` holds the prediction (another "
+                    "tool's meaning), this scores the predictions against themselves; `label` is the true class. "
+                    "%s", scores, len(known), options[0].upper() + options[1:])
 
 
 def in_sample_note(scores: Path) -> str | None:

@@ -217,6 +217,26 @@ def test_predict_csv_has_no_label_column_and_evaluate_refuses_it_without_truth(t
     assert evaluate_file(with_truth)["accuracy"] == pytest.approx(2 / 3)
 
 
+def test_a_label_column_that_is_every_rows_top_class_is_said(tmp_path, caplog, rng):
+    """Another tool's CSV with its prediction under `label` scored 1.000 against itself, without a word."""
+    import logging
+
+    from mmfer.metrics import SELF_LABEL_MIN_ROWS
+
+    n = SELF_LABEL_MIN_ROWS
+    probs = rng.dirichlet(np.ones(7), size=n)
+    top = [EMOTIONS[int(np.argmax(p))] for p in probs]
+    write_scores(tmp_path / "self.csv", [f"c{i}" for i in range(n)], top, probs)
+    write_scores(tmp_path / "real.csv", [f"c{i}" for i in range(n)], top[:-1] + [EMOTIONS[0] if top[-1] != EMOTIONS[0]
+                                                                                    else EMOTIONS[1]], probs)
+    with caplog.at_level(logging.WARNING, logger="mmfer"):
+        assert evaluate_file(tmp_path / "self.csv")["accuracy"] == 1.0
+        assert f"every one of its {n} labels is its row's top class" in caplog.text
+        caplog.clear()
+        evaluate_file(tmp_path / "real.csv")  # one miss: a real (very good) result, nothing said
+    assert caplog.text == ""
+
+
 def test_no_prediction_is_never_a_class(tmp_path):
     """Class 2: uniform rows (silent files: nothing seen) and NaN rows are 'no prediction', counted wrong, in a
     column of their own, never the first class argmax gives."""
