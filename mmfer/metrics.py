@@ -18,6 +18,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from mmfer.data.index import loosely_matched
 from mmfer.errors import MmferError
 from mmfer.labels import EMOTIONS, NUM_CLASSES, canonical
 from mmfer.scores import ScoreTable, is_uniform, read_scores
@@ -161,22 +162,11 @@ def evaluate_scores(table: ScoreTable, truth: Mapping[str, str | None] | None = 
     return result
 
 
-def _loose_id(cid: str) -> str:
-    """A clip id without a media file's extension, letter case aside: how two systems' ids of one clip differ."""
-    from mmfer.data.index import AUDIO_EXTENSIONS, IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
-
-    stem, dot, ext = cid.rpartition(".")
-    if dot and f".{ext.lower()}" in (*VIDEO_EXTENSIONS, *AUDIO_EXTENSIONS, *IMAGE_EXTENSIONS):
-        cid = stem
-    return cid.casefold()
-
-
 def _check_ids_meet(keys: Sequence[str], pos: Mapping[str, int], truth: Mapping[str, Any]) -> None:
     """Score rows and true labels that name the same clips only up to an extension or letter case
     (``clip00.mp4`` / ``clip00``, ``CLIP00`` / ``clip00``) would each be counted missing and the figure read
     low without an error: refused, with examples, so the ids are made to match."""
-    unmatched = {_loose_id(k): k for k in keys if k not in truth}
-    pairs = [(unmatched[_loose_id(c)], c) for c in truth if c not in pos and _loose_id(c) in unmatched]
+    pairs = loosely_matched([k for k in keys if k not in truth], [c for c in truth if c not in pos])
     if pairs:
         shown = "; ".join(f"{a!r} (scores) and {b!r} (labels)" for a, b in pairs[:3])
         raise MmferError(f"{len(pairs)} clip(s) are named differently in the scores and the true labels, by a file "

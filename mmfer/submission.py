@@ -69,6 +69,18 @@ def prior_beside(fused_test_csv: str | Path) -> np.ndarray:
 
 
 # ---------------------------------------------------------------- writer
+def _loose_hint(extra: Sequence[str], missing: Sequence[str]) -> str:
+    """Where score rows name index clips only up to an extension or letter case, say so: ids are compared
+    exactly."""
+    from mmfer.data.index import loosely_matched
+
+    pairs = loosely_matched(extra, missing)
+    if not pairs:
+        return ""
+    return (f"; {len(pairs)} score row(s) name them up to an extension or letter case ("
+            + ", ".join(f"{a!r} for {b!r}" for a, b in pairs[:3]) + "): write the clip ids as the index has them")
+
+
 def submission_path(path: str | Path, *, option: str, inputs: Sequence[str | Path] = ()) -> Path:
     """Where a submission zip goes: a name without an extension gets ``.zip`` (a submission is a zip and its name
     says so, as ``--png`` adds ``.png``); another extension is refused, as is any place no file can be written."""
@@ -139,14 +151,14 @@ def write_submission(
             f"({f'uniform rows for all {len(ids) - len(missing)} that have one; ' if len(missing) < len(ids) else ''}"
             f"{len(extra)} row(s) of other clips"
             + (f", {labelled} with a true label: Val or Train scores?" if labelled else "")
-            + "). Give the Test scores of these clips (e.g. FUSE/fused_Test.csv)")
+            + f"){_loose_hint(extra, missing)}. Give the Test scores of these clips (e.g. FUSE/fused_Test.csv)")
     gaps = [c for c in ids if c not in pos or c in flat]
     if gaps and fallback_table is None and prior is None:
         shown = ", ".join(f"{c} ({notes[c] if c in notes else 'uniform scores: no branch saw anything'})"
                           if c in notes or c in flat else c for c in gaps[:10])
         raise MmferError(
             f"{fused_test_csv}: no prediction for {len(gaps)} of {len(ids)} test clip(s) in {index}"
-            f"{f' ({len(flat)} with uniform scores)' if flat else ''}: {shown}"
+            f"{f' ({len(flat)} with uniform scores)' if flat else ''}{_loose_hint(extra, missing)}: {shown}"
             f"{' ...' if len(gaps) > 10 else ''}. Refusing to write an incomplete submission; score them "
             "(e.g. with the audio branch) or pass --fill-missing prior / --fill-missing AUDIO_Test.csv"
         )

@@ -127,5 +127,6 @@ def test_score_files_of_other_systems_are_read_right_or_said(tmp_path, caplog):
         assert "Contempt are emotions outside the seven and are left out" in caplog.text
         assert "do not sum to 1" not in caplog.text  # percentages: scaled, nothing lost
         table = read_scores(tmp_path / "logits.csv")
-    assert "logits.csv: the class scores of 1 row(s) do not sum to 1 (sums 1 to 153)" in caplog.text
+    assert "logits.csv: the class scores of 1 row(s) do not sum to 1 (sums 1 to 153)" \
+        in caplog.text
     assert table.probs.sum(axis=1) == pytest.approx([1.0, 1.0])  # read all the same, as before

@@ -177,6 +177,12 @@ def test_scores_of_other_clips_are_refused_even_with_a_fill(tmp_path, test_dir, 
     flat = write_scores(tmp_path / "flat.csv", IDS, [None] * 12, np.full((12, 7), 1 / 7))
     with pytest.raises(MmferError, match="uniform rows for all 12"):
         write_submission(flat, index=test_dir, out=tmp_path / "v.zip", fill_missing="prior")
+    # another system's ids kept the extension: said, since ids are compared exactly
+    named = write_scores(tmp_path / "ext.csv", [f"{c}.avi" for c in IDS], [None] * 12,
+                         np.eye(7)[[i % 7 for i in range(12)]])
+    with pytest.raises(MmferError, match=rf"12 score row\(s\) name them up to an extension or letter case "
+                                         rf"\('{IDS[0]}.avi' for '{IDS[0]}'"):
+        write_submission(named, index=test_dir, out=tmp_path / "v.zip")
 
 
 def test_prior_fill_uses_val_labels_beside_the_test_scores(tmp_path, test_dir, fused):

@@ -55,6 +55,21 @@ def is_image(path: str | Path) -> bool:
     return Path(path).suffix.lower() in IMAGE_EXTENSIONS
 
 
+def loose_clip_id(cid: str) -> str:
+    """A clip id without a media file's extension, letter case aside: how two systems' ids of one clip differ."""
+    stem, dot, ext = cid.rpartition(".")
+    if dot and f".{ext.lower()}" in (*VIDEO_EXTENSIONS, *AUDIO_EXTENSIONS, *IMAGE_EXTENSIONS):
+        cid = stem
+    return cid.casefold()
+
+
+def loosely_matched(unmatched: Iterable[str], wanted: Iterable[str]) -> list[tuple[str, str]]:
+    """(id of ``unmatched``, id of ``wanted``) pairs that are one clip up to an extension or letter case: ids
+    compared exactly would each count as missing (``clip00.mp4`` in scores, ``clip00`` in the labels)."""
+    by_loose = {loose_clip_id(u): u for u in unmatched}
+    return [(by_loose[loose_clip_id(w)], w) for w in wanted if loose_clip_id(w) in by_loose]
+
+
 def _parent_folder_label(path: Path) -> str | None:
     try:
         return canonical(path.parent.name)
