@@ -166,16 +166,8 @@ class PredictResult:
         blank = counts["without_prediction"]  # read but nothing to go on (silence, no face): no class named
         done = [f"{n} input(s): {named} predicted, " + (f"{blank} without a prediction, " if blank else "")
                 + f"{bad} error(s)"]
-        if self.out:
-            done.append(f"wrote {self.out}")
-        if self.plots:
-            done.append(f"{len(self.plots)} plot(s)")
-        if self.submission:
-            done.append(f"submission {self.submission['zip']}")
-        if self.frames:
-            done.append(f"per-frame rows in {self.frames}")
-        if self.segments:
-            done.append(f"segments in {self.segments}")
-        if self.report:
-            done.append(f"report {self.report}")
+        wrote = (("wrote {}", self.out), ("{} plot(s)", len(self.plots)),
+                 ("submission {}", self.submission and self.submission["zip"]), ("per-frame rows in {}", self.frames),
+                 ("segments in {}", self.segments), ("report {}", self.report))
+        done += [text.format(value) for text, value in wrote if value]
         return "\n".join([*lines, "; ".join(done)])
