@@ -440,10 +440,8 @@ def evaluate_file(
     from mmfer.outputs import check_output_file
 
     if png is not None:
-        png = Path(png)
-        if not png.suffix:
-            png = png.with_name(png.name + ".png")  # what matplotlib would write: say the real name
-        check_output_file(png, option="--png", suffixes=(".png",))
+        # a name without an extension gets .png, what matplotlib would write: the real name is said
+        png = check_output_file(png, option="--png", suffixes=(".png",), default_suffix=".png")
     if report is not None:
         check_output_file(report, option="--report")
     table = read_scores(scores, for_evaluate=True)

@@ -60,8 +60,9 @@ def _check_parent(path: Path, option: str) -> None:
 
 
 def check_output_file(path: str | Path, *, option: str, suffixes: Iterable[str] | None = None,
-                      inputs: Iterable[str | Path] = ()) -> Path:
-    """``path`` when a file can be written there; otherwise an error naming ``option``.
+                      inputs: Iterable[str | Path] = (), default_suffix: str | None = None) -> Path:
+    """``path`` when a file can be written there; otherwise an error naming ``option``. With ``default_suffix``, a
+    name without an extension gets it (the path returned is the one to write), unless it names a folder.
 
     Refused: an existing folder, a path below a file, a place where no file can be created, (with
     ``suffixes``) another extension than those given, and one of the command's own ``inputs``, which the output
@@ -74,7 +75,10 @@ def check_output_file(path: str | Path, *, option: str, suffixes: Iterable[str] 
     if given.endswith(("/", os.sep)) and not path.is_dir():
         raise MmferError(f"{option} {given}: ends in a slash, so it names a folder; give a file name, e.g. "
                          f"{path / 'out'}")
-    _check_not_special(path, option)
+    _check_not_special(path, option)  # /dev/full is refused, not turned into /dev/full.zip
+    if default_suffix is not None and not path.suffix and not path.is_dir():
+        path = path.with_name(path.name + default_suffix)
+        _check_not_special(path, option)
     if path.exists() and any(Path(p).name == path.name and Path(p).exists() and os.path.samefile(p, path)
                              for p in inputs):  # by name first: a folder of 100k inputs costs no stat each
         raise MmferError(f"{option} {path}: is one of this command's inputs, which writing it would replace; "
@@ -166,14 +170,18 @@ def atomic_path(path: str | Path, *, suffix: str = "") -> Iterator[Path]:
     """A temporary name beside ``path`` (``.NAME.tmp<pid><suffix>``, in the same folder, so the rename is
     atomic) for a writer that wants a file name (``torch.save``, ``cv2.imwrite``, which picks the format by
     ``suffix``): when the block ends, the file written there replaces ``path``; on any exception it is removed
-    and ``path`` is left as it was. A stale file or a link at the temporary name is removed first."""
+    and ``path`` is left as it was. The file is flushed to the disk before the rename, so a power cut leaves the
+    old file or the new one, never an empty one. A stale file or a link at the temporary name is removed first,
+    and so are those a killed process left beside ``path``."""
     path = Path(path)
     _check_not_special(path, "output")  # every writer, also those that did not check their option first
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}{suffix}")
     if os.path.islink(tmp) or tmp.is_file():
         os.unlink(tmp)
+    _remove_stale_temporaries(path)
     try:
         yield tmp
+        _flush_to_disk(tmp)
         os.replace(tmp, path)  # replaces a link at ``path``, never writes through it
     except OSError as e:
         if e.filename is None or str(e.filename) == str(tmp):  # a full disk met in write/flush/close: name the file
@@ -182,6 +190,48 @@ def atomic_path(path: str | Path, *, suffix: str = "") -> Iterator[Path]:
     finally:
         if os.path.lexists(tmp):
             os.unlink(tmp)
+
+
+def _flush_to_disk(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:  # not written (a writer that failed quietly): the rename says so
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # a file system without fsync (some network ones)
+        pass
+    finally:
+        os.close(fd)
+
+
+_SWEPT: set[str] = set()  # folders this process has cleaned (once each: a folder of 100k plots is listed once)
+STALE_AFTER_S = 6 * 3600  # untouched this long: no writer of ours (a shared folder's other machines too) holds it
+
+
+def _remove_stale_temporaries(path: Path) -> None:
+    """``.NAME.tmp<pid>...`` files in ``path``'s folder left by a killed process: its pid no longer runs here and
+    the file has not changed for STALE_AFTER_S (a process id says nothing of another machine's writers)."""
+    import time
+
+    from mmfer.signals import process_alive
+
+    folder = os.path.abspath(path.parent)
+    if folder in _SWEPT:
+        return
+    _SWEPT.add(folder)
+    try:
+        names = [n for n in os.listdir(folder) if n.startswith(".") and ".tmp" in n]
+    except OSError:
+        return
+    for name in names:
+        digits = name.rpartition(".tmp")[2]
+        pid = digits[: len(digits) - len(digits.lstrip("0123456789"))]
+        if pid and int(pid) != os.getpid() and not process_alive(int(pid)):
+            with contextlib.suppress(OSError):
+                stale = os.path.join(folder, name)
+                if time.time() - os.lstat(stale).st_mtime > STALE_AFTER_S:
+                    os.unlink(stale)
 
 
 @contextlib.contextmanager

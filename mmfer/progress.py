@@ -22,8 +22,9 @@ class LogProgress:
     """The parts of tqdm's interface that mmfer's loops use (iterate, ``update``, ``set_postfix``, ``close``)."""
 
     def __init__(self, iterable: Iterable[Any] | None = None, *, desc: str, total: int | None = None,
-                 unit: str = "it", every: float = EVERY_S) -> None:
-        self.iterable, self.desc, self.unit, self.every = iterable, desc, unit, every
+                 unit: str = "it", every: float | None = None) -> None:
+        self.iterable, self.desc, self.unit = iterable, desc, unit
+        self.every = EVERY_S if every is None else every  # EVERY_S read now: a test may set it
         self.total = total if total is not None else (len(iterable) if hasattr(iterable, "__len__") else None)
         self.n, self.postfix = 0, ""
         self.start = self.said = time.monotonic()
@@ -43,7 +44,7 @@ class LogProgress:
     def line(self, now: float | None = None) -> str:
         elapsed = (now or time.monotonic()) - self.start
         done = f"{self.n}/{self.total}" if self.total else f"{self.n}"
-        text = f"{self.desc}: {done} {self.unit}s"
+        text = f"{self.desc}: {done} {self.unit}{'es' if self.unit.endswith(('ch', 'sh', 's', 'x')) else 's'}"
         if self.total:
             text += f" ({100 * self.n / self.total:.0f}%), {_minutes(elapsed)} so far"
             if self.n:

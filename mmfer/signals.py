@@ -4,6 +4,7 @@ the main thread, so finished work is written and the command exits 130 instead o
 from __future__ import annotations
 
 import atexit
+import os
 import signal
 import threading
 import weakref
@@ -24,6 +25,17 @@ def sigterm_as_interrupt() -> Any:
 
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` of this machine still runs (a lock's owner), another user's included."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's: alive
+        return True
+    return True
 
 
 def start_iter(iterable: Any) -> Any:

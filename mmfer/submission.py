@@ -17,6 +17,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from mmfer.data.index import case_key
 from mmfer.errors import MmferError
 from mmfer.labels import EMOTIONS, canonical
 from mmfer.scores import ScoreTable, is_uniform, read_scores
@@ -86,10 +87,7 @@ def submission_path(path: str | Path, *, option: str, inputs: Sequence[str | Pat
     says so, as ``--png`` adds ``.png``); another extension is refused, as is any place no file can be written."""
     from mmfer.outputs import check_output_file
 
-    path = Path(path)
-    if not path.suffix and not path.is_dir():
-        path = path.with_name(path.name + ".zip")
-    return check_output_file(path, option=option, inputs=inputs, suffixes=(".zip",))
+    return check_output_file(path, option=option, inputs=inputs, suffixes=(".zip",), default_suffix=".zip")
 
 
 def write_submission(
@@ -346,7 +344,7 @@ def _check_zip(zip_path: Path, ids: list[str]) -> list[str]:
         problems.append(f"duplicate entries for {len(dupes)} clip(s): {', '.join(dupes[:10])}")
     by_case: dict[str, list[str]] = {}
     for c in seen:
-        by_case.setdefault(unicodedata.normalize("NFC", c).casefold(), []).append(c)
+        by_case.setdefault(case_key(c), []).append(c)
     for group in by_case.values():
         if len(group) > 1 and len({unicodedata.normalize("NFC", c) for c in group}) > 1:
             problems.append(f"entries {', '.join(repr(c + '.txt') for c in sorted(group))} differ only by letter case: "

@@ -65,6 +65,13 @@ def test_a_pipe_or_device_is_never_replaced_by_a_file(places, tmp_path, capsys):
         with pytest.raises(MmferError, match="not a regular file"):  # writers that check nothing first, too
             write_file(target, "x")
         _refused(capsys, ["evaluate", str(scores), "--report", str(target)], "--report")
+    # a name without an extension gets one (--png, --submission): a device is refused first, not written beside
+    for option in ("--png", "--submission"):
+        with pytest.raises(MmferError, match="not a regular file"):
+            check_output_file(link, option=option, default_suffix=".png")
+    _refused(capsys, ["evaluate", str(scores), "--png", str(link)], "--png")
+    assert not (tmp_path / "stdout.png").exists() and check_output_file(
+        tmp_path / "cm", option="--png", default_suffix=".png") == tmp_path / "cm.png"
     assert link.is_symlink() and fifo.exists() and not fifo.is_file()
 
 
@@ -163,6 +170,35 @@ def test_atomic_write_whole_or_not_at_all(tmp_path):
         tmp.write_bytes(b"png")
     assert not link.is_symlink() and link.read_bytes() == b"png" and victim.read_text() == "keep"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["link.png", "t.csv", "victim"]
+
+
+def test_temporaries_of_killed_writers_are_swept_and_files_reach_the_disk(tmp_path, monkeypatch):
+    """A SIGKILL mid-write left .NAME.tmp<pid> files for good (only a later process of that same pid removed
+    them); a rename before the data reached the disk could leave an empty file after a power cut."""
+    import os
+    import subprocess
+    import time
+
+    import mmfer.outputs as outputs
+
+    dead = subprocess.Popen(["true"])
+    dead.wait()  # a pid that no longer runs
+    old = time.time() - outputs.STALE_AFTER_S - 60
+    left = {name: tmp_path / name for name in (f".p.csv.tmp{dead.pid}", f".a.png.tmp{dead.pid}.png",
+                                               f".fresh.csv.tmp{dead.pid}", f".live.csv.tmp{os.getppid()}",
+                                               ".notes.tmp", "mine.tmp123")}
+    for name, path in left.items():
+        path.write_text("x")
+        if name != f".fresh.csv.tmp{dead.pid}":  # changed a moment ago: maybe another machine's live writer
+            os.utime(path, (old, old))
+    synced = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(outputs.os, "fsync", lambda fd: (synced.append(fd), real_fsync(fd)))
+    outputs.write_file(tmp_path / "p.csv", "a,b\n")
+    assert synced  # flushed before the rename
+    kept = sorted(p.name for p in tmp_path.iterdir())
+    assert kept == sorted(["p.csv", f".fresh.csv.tmp{dead.pid}", f".live.csv.tmp{os.getppid()}", ".notes.tmp",
+                           "mine.tmp123"])
 
 
 def test_fuse_and_ablate_refuse_to_write_over_their_own_inputs(tmp_path, capsys):

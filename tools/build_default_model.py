@@ -255,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
         args.outputs = OUTPUTS if shipped else args.out / "outputs.csv"
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
-    from mmfer.bundle import load_bundle, write_bundle
+    from mmfer.inference.bundle import load_bundle, write_bundle
     from mmfer.errors import MmferError
 
     try:

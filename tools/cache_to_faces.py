@@ -50,11 +50,11 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     import cv2
-    from tqdm import tqdm
 
     from mmfer.data.cache import load_clip, split_records
     from mmfer.data.index import split_name
     from mmfer.errors import MmferError
+    from mmfer.progress import progress_bar
 
     if args.per_clip < 1:
         raise MmferError(f"--per-clip {args.per_clip}: give at least 1")
@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     _say_decode_differences(args.cache, splits)
     written, skipped = 0, []
     for split, recs in records.items():
-        for rec in tqdm(recs, desc=split, unit="clip"):
+        for rec in progress_bar(recs, desc=split, unit="clip"):
             if rec.status != "ok" or not rec.label:
                 skipped.append(f"{split}/{rec.clip_id} ({'no label' if rec.status == 'ok' else rec.reason or rec.status})")
                 continue

@@ -24,7 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--model", default="default", help="bundle, run or fuse folder (default: the shipped model)")
     args = ap.parse_args(argv)
 
-    from mmfer.bundle import FRAME_POOLINGS
+    from mmfer.inference.inputs import FRAME_POOLINGS
     from mmfer.data.index import file_label
     from mmfer.labels import EMOTIONS
     from mmfer.predict import Predictor, pool_frames

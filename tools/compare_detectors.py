@@ -60,10 +60,9 @@ OTHERS = {
 # ---------------------------------------------------------------------------------------------- frames
 def fer_faces(root: Path, per_class: int, seed: int = 0) -> list[tuple[str, str, np.ndarray]]:
     """(clip_id, label, 48x48 grey) for ``per_class`` held-out FER2013 faces of each class."""
-    from mmfer.data.datasets import media_folder_records
-    from mmfer.data.splits import holdout_split
+    from mmfer.data.splits import fer2013_heldout
 
-    _, held = holdout_split(media_folder_records(root, "Train", "face_image"), fraction=0.1, seed=0)
+    held = fer2013_heldout(root)
     rng = np.random.default_rng(seed)
     out = []
     for label in sorted({r.label for r in held}):
@@ -246,7 +245,7 @@ def run_videos(backend, videos, *, tracker: bool, every: int = 1) -> Tally:
 def pipeline_costs(name, videos) -> dict:
     """CPU seconds of the face stage per 3-s clip with predict's settings, and per frame with preprocess's,
     beside decoding the same frames."""
-    from mmfer.bundle import DEFAULT_DECODE
+    from mmfer.inference.bundle import DEFAULT_DECODE
     from mmfer.data.cache import PreprocessSettings
     from mmfer.data.video import probe_video, read_frames
     from mmfer.faces.backends import get_backend

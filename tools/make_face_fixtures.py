@@ -24,7 +24,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import cv2
 
-    from mmfer.bundle import DEFAULT_DECODE
+    from mmfer.inference.bundle import DEFAULT_DECODE
     from mmfer.data.index import ClipEntry
     from mmfer.data.preprocess import process_clip
     from mmfer.faces.align import framing_box

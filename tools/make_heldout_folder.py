@@ -25,13 +25,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, required=True, help="folder to write OUT/<Emotion>/*.jpg into (new or empty)")
     args = ap.parse_args(argv)
 
-    from mmfer.data.datasets import media_folder_records
-    from mmfer.data.splits import holdout_split
+    from mmfer.data.splits import fer2013_heldout
     from mmfer.errors import MmferError
 
     if args.out.exists() and any(args.out.iterdir()):
         raise MmferError(f"--out {args.out}: not empty; give a new folder")
-    _, held = holdout_split(media_folder_records(args.fer, "Train", "face_image"), fraction=0.1, seed=0)
+    held = fer2013_heldout(args.fer)
     for rec in held:
         dest = args.out / rec.label / Path(rec.path).name
         dest.parent.mkdir(parents=True, exist_ok=True)

@@ -18,12 +18,11 @@ import sys
 import time
 from pathlib import Path
 
-from tqdm import tqdm
-
 from mmfer.data.index import is_audio, iter_files
 from mmfer.data.video import read_audio
 from mmfer.errors import MmferError
 from mmfer.inference.speech import SPEECH_EVIDENCE, speech_probability
+from mmfer.progress import progress_bar
 
 
 def _files(source: Path) -> list[tuple[str, Path]]:
@@ -79,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     with args.out.open("w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
         w.writerow(["group", "path", "seconds", "speech_probability", "ms"])
-        for group, path in tqdm(files, desc="speech check", unit="file"):
+        for group, path in progress_bar(files, desc="speech check", unit="file"):
             try:
                 audio = made[path] if args.noise_set else read_audio(path, sample_rate=16000)
             except (MmferError, OSError, RuntimeError, ValueError) as e:

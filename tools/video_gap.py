@@ -35,10 +35,9 @@ FPS = 8
 
 def held_out_faces(fer: Path, per_class: int, seed: int = 0):
     """``per_class`` faces of each emotion drawn (seeded) from the held-out 10% of FER2013 Train."""
-    from mmfer.data.datasets import media_folder_records
-    from mmfer.data.splits import holdout_split
+    from mmfer.data.splits import fer2013_heldout
 
-    _, val = holdout_split(media_folder_records(fer, "Train", "face_image"), fraction=0.1, seed=0)
+    val = fer2013_heldout(fer)
     rng = np.random.default_rng(seed)
     out = []
     for e in EMOTIONS:

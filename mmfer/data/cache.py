@@ -31,6 +31,7 @@ import numpy as np
 
 from mmfer.errors import MmferError
 from mmfer.labels import EMOTIONS
+from mmfer.signals import process_alive
 
 MANIFEST = "manifest.jsonl"
 ARRAYS = ("faces", "landmarks", "boxes", "mask", "audio")
@@ -335,21 +336,11 @@ def remove_stale_temporaries(cache: str | Path) -> list[Path]:
         if not d.is_dir() or not d.name.startswith((".tmp-", ".old-")):
             continue
         pid = d.name.rsplit("-", 1)[-1]
-        if pid.isdigit() and int(pid) != os.getpid() and _alive(int(pid)):
+        if pid.isdigit() and int(pid) != os.getpid() and process_alive(int(pid)):
             continue
         shutil.rmtree(d, ignore_errors=True)
         removed.append(d)
     return removed
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def remove_clip(cache: str | Path, split: str, clip_id: str) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import logging
 import os
+import unicodedata
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,12 +56,17 @@ def is_image(path: str | Path) -> bool:
     return Path(path).suffix.lower() in IMAGE_EXTENSIONS
 
 
+def case_key(name: str) -> str:
+    """One key for names that are one file on Windows and macOS: letter case aside, an accent composed or not."""
+    return unicodedata.normalize("NFC", name).casefold()
+
+
 def loose_clip_id(cid: str) -> str:
     """A clip id without a media file's extension, letter case aside: how two systems' ids of one clip differ."""
     stem, dot, ext = cid.rpartition(".")
     if dot and f".{ext.lower()}" in (*VIDEO_EXTENSIONS, *AUDIO_EXTENSIONS, *IMAGE_EXTENSIONS):
         cid = stem
-    return cid.casefold()
+    return case_key(cid)
 
 
 def loosely_matched(unmatched: Iterable[str], wanted: Iterable[str]) -> list[tuple[str, str]]:

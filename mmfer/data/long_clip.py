@@ -25,7 +25,12 @@ def make_long_clip(path: str | Path, *, seconds: float, fps: int = 25, size: tup
 
     if not seconds > 0:
         raise MmferError(f"--long-clip {seconds}: give a length in seconds above 0")
-    source = source or sorted(FIXTURES.glob("*.flv"))[0]
+    if source is None:
+        found = sorted(FIXTURES.glob("*.flv"))
+        if not found:  # an installed wheel carries no tests/
+            raise MmferError(f"--long-clip is made from the CREMA-D fixtures in a source checkout ({FIXTURES}), "
+                             "not found here; run it from a clone of the repository")
+        source = found[0]
     frames, _ = read_frames(source)
     audio = read_audio(source, sample_rate=16000)
     w, h = size

@@ -53,6 +53,17 @@ def holdout_split(records: list[ClipRecord], *, fraction: float, seed: int,
     return [r for i, r in enumerate(records) if i not in held], [r for i, r in enumerate(records) if i in held]
 
 
+FER2013_HELDOUT = {"fraction": 0.1, "seed": 0}  # the shipped FER2013 models' draw (data.holdout_fraction, data.holdout_seed)
+
+
+def fer2013_heldout(root: str | Path) -> list[ClipRecord]:
+    """The faces of a FER2013 folder's Train that every shipped face model held out (a stratified, seeded 10%):
+    the photos the tools measure held-out figures on, never trained on."""
+    from mmfer.data.datasets import media_folder_records  # datasets imports this module
+
+    return holdout_split(media_folder_records(root, "Train", "face_image"), **FER2013_HELDOUT)[1]
+
+
 def speaker_of(record: ClipRecord) -> str | None:
     """The speaker of a clip: a speech list's ``speaker`` column (with its corpus in front when the name does
     not carry it), else read from a RAVDESS or CREMA-D file name (clip id or path); None if neither."""

@@ -153,9 +153,7 @@ def build_video_face_tree(src: str | Path, dst: str | Path, *, splits: tuple[str
             done = {r["clip_id"]: r for r in csv.DictReader(f) if (dst / f"{r['clip_id']}.png").exists()}
     todo = [j for j in jobs if j[2] not in done]
     log.info("%s: %d face(s), %d already made", dst, len(jobs), len(jobs) - len(todo))
-    from tqdm import tqdm
-
-    from mmfer.progress import draw_bars
+    from mmfer.progress import progress_bar
 
     rows = list(done.values())
     fields = ["clip_id", "source", "status", "reason", "detected", *Render.__dataclass_fields__]
@@ -163,7 +161,7 @@ def build_video_face_tree(src: str | Path, dst: str | Path, *, splits: tuple[str
         w = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
         if not done:
             w.writeheader()
-        bar = tqdm(total=len(todo), desc="video crops", unit="face", disable=not draw_bars(progress))
+        bar = progress_bar(total=len(todo), desc="video crops", unit="face", enabled=progress)
         if workers > 1:
             import multiprocessing as mp
 

@@ -31,9 +31,7 @@ class DeviceFaceBatches:
 
     def __init__(self, dataset: Any, *, device: torch.device, batch_size: int, seed: int, augment: Any,
                  rank: int = 0, world_size: int = 1, progress: bool = False) -> None:
-        from tqdm import tqdm
-
-        from mmfer.progress import draw_bars
+        from mmfer.progress import progress_bar
 
         self.device, self.batch_size, self.seed = device, int(batch_size), int(seed)
         self.augment = augment if augment is not None and augment.enabled else None
@@ -47,7 +45,8 @@ class DeviceFaceBatches:
         dataset.augment = None
         xs, ys, given = [], [], []
         try:
-            for i in tqdm(range(len(dataset)), desc="images to device", disable=not draw_bars(progress), leave=False):
+            for i in progress_bar(range(len(dataset)), desc="images to device", unit="image", enabled=progress,
+                                  leave=False):
                 item = dataset[i]
                 xs.append(item["x"])
                 ys.append(item["label"])

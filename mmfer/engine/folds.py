@@ -25,6 +25,7 @@ from mmfer.compat import moved
 from mmfer.data.splits import corpus_folds, parse_folds
 from mmfer.engine.timing import folds_to_come
 from mmfer.errors import MmferError
+from mmfer.signals import process_alive
 from mmfer.labels import EMOTIONS
 from mmfer.outputs import atomic_write, write_file
 
@@ -151,7 +152,7 @@ def fold_lock(run: Path) -> Iterator[bool]:
             break
         except FileExistsError:
             host, _, pid = path.read_text().strip().partition(" ")
-            if host == socket.gethostname() and pid.isdigit() and not _alive(int(pid)):
+            if host == socket.gethostname() and pid.isdigit() and not process_alive(int(pid)):
                 path.unlink(missing_ok=True)  # its process is gone: take the fold over
                 continue
             log.warning("%s: trained now by process %s on %s (%s); left to it (if that process is gone, remove %s "
@@ -167,18 +168,6 @@ def fold_lock(run: Path) -> Iterator[bool]:
         yield True
     finally:
         path.unlink(missing_ok=True)
-
-
-def _alive(pid: int) -> bool:
-    import os
-
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's: alive
-        return True
-    return True
 
 
 def _check_only_folds(only_folds: list[int] | None, n: int) -> set[int] | None:

@@ -74,7 +74,7 @@ from mmfer.engine.steps import (  # noqa: F401
 from mmfer.errors import MmferError
 from mmfer.labels import EMOTIONS
 from mmfer.outputs import check_output_dir
-from mmfer.progress import draw_bars
+from mmfer.progress import progress_bar
 from mmfer.scores import write_scores
 
 log = logging.getLogger(__name__)
@@ -555,8 +555,10 @@ def fit(run: Run, run_data: RunData, *, progress: bool = True,
         net.train()
         freeze = epoch < config.init.freeze_encoder_epochs
         tot_loss, tot_correct, tot_n = 0.0, 0, 0
-        bar = tqdm(start_iter(loader), total=len(loader), desc=f"epoch {epoch + 1}/{ocfg.epochs}",
-                   disable=not (draw_bars(progress) and dist.main), leave=False)  # start_iter: a stop is never lost in a fork
+        # start_iter: a stop is never lost in a fork; other DDP processes show nothing
+        bar = (progress_bar(start_iter(loader), total=len(loader), desc=f"epoch {epoch + 1}/{ocfg.epochs}",
+                            unit="batch", enabled=progress, leave=False) if dist.main
+               else tqdm(start_iter(loader), total=len(loader), disable=True))
         aug = config.augment
         mixing = (aug.mixup, aug.cutmix) if aug.enabled else (0.0, 0.0)
         for batch in bar:

@@ -16,12 +16,11 @@ import tempfile
 from pathlib import Path
 from typing import Any, Sequence
 
-from tqdm import tqdm
 
 from mmfer.labels import EMOTIONS
 from mmfer.metrics import evaluate
 from mmfer.outputs import check_inside, write_file
-from mmfer.progress import draw_bars
+from mmfer.progress import progress_bar
 from mmfer.scores import write_scores
 
 from mmfer.fusion.fuse import _given, _warn_stale_scores, fit_and_score, load_fusion_inputs, remove_stale
@@ -122,7 +121,7 @@ def _fit_subsets(names, val_probs, y, test, val_ids, val_labels, staging: Path, 
     rows: list[dict[str, Any]] = []
     params: dict[str, dict[str, Any]] = {}
     used_folds = folds  # as many as Val can hold: fewer than asked where a class has fewer clips
-    for subset in tqdm(subsets, desc="ablate", unit="subset", disable=not draw_bars(progress)):
+    for subset in progress_bar(subsets, desc="ablate", unit="subset", enabled=progress):
         label = "+".join(names[i] for i in subset)
         model, ins, cv = fit_and_score(
             [val_probs[i] for i in subset], y, method=method, calibrate=calibrate,

@@ -23,7 +23,6 @@ from __future__ import annotations
 import logging
 import os
 import time
-import unicodedata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence
 
@@ -33,7 +32,7 @@ import torch
 from mmfer.inference.bundle import Branch, Bundle, load_bundle
 from mmfer.data.cache import CachedClip, clip_id_from_name, safe_text
 from mmfer.data.index import (
-    AUDIO_EXTENSIONS, IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, is_audio, is_image, is_video, iter_files,
+    AUDIO_EXTENSIONS, IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, case_key, is_audio, is_image, is_video, iter_files,
 )
 from mmfer.errors import MmferError
 from mmfer.inference.inputs import FRAME_POOLINGS, audio_clip, memory_dataset
@@ -141,7 +140,7 @@ def check_unique_ids(inputs: Sequence[tuple[Path, str]]) -> None:
     for path, _ in inputs:
         cid = clip_id_from_name(path.stem)
         # Clip.txt and clip.txt (and an é composed or not) are one file on Windows and macOS, and to submit --check
-        key = unicodedata.normalize("NFC", cid).casefold()
+        key = case_key(cid)
         if key in seen:
             dupes.append(f"{cid} ({seen[key]} and {path})")
         else:

@@ -233,6 +233,19 @@ def test_resume_continues_exactly(synth_cache, tmp_path):
     assert train(cfg, data=cache, out=tmp_path / "c", resume=True, progress=False)["best"] == straight["best"]
 
 
+def test_an_epoch_under_a_log_says_where_it_is(synth_cache, tmp_path, monkeypatch, caplog):
+    """A log file or CI draws no bar: a long epoch still says, about once a minute, how far it is."""
+    import mmfer.progress as progress
+
+    monkeypatch.setattr(progress, "EVERY_S", 0.0)  # a line at every step, as a long epoch gives one a minute
+    monkeypatch.setenv("MMFER_PROGRESS", "0")
+    with caplog.at_level(logging.INFO, logger="mmfer.progress"):
+        train(tiny_config("landmark_brnn", epochs=1), data=synth_cache("landmarks"), out=tmp_path / "run",
+              progress=True)
+    lines = [r.getMessage() for r in caplog.records if r.name == "mmfer.progress"]
+    assert any(line.startswith("epoch 1/1: 1/") and "batches" in line and "(loss " in line for line in lines), lines
+
+
 def test_holdout_when_cache_has_no_val(tmp_path):
     cache = make_synthetic_cache(tmp_path / "c", modality="audio", per_class={"Train": 5}, extras=False)
     result = train(tiny_config("audio_cnn", epochs=1), data=cache, out=tmp_path / "run", progress=False)
