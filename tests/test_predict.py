@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import re
 import time
 import zipfile
@@ -882,6 +883,64 @@ def test_an_interrupted_or_killed_run_resumes_without_analysing_finished_files(b
     assert analysed == ["late.mp3"] and fixed.predictions[-1].ok and fixed.predictions[-1].predicted
 
 
+def test_the_same_command_after_a_kill_goes_on_and_resume_refuses_rows_of_another_model(bundle, tmp_path,
+                                                                                          cremad_audio, monkeypatch,
+                                                                                          caplog):
+    """A requeued job runs the same command again, without --resume: it replaced the rows of the killed run (and,
+    killed again, emptied them). The record beside --out says what wrote it: the same model and options go on
+    from its rows; --resume with other options is refused; rows written with paths relative to another working
+    folder are found; a last row cut short is analysed again."""
+    import os
+
+    import mmfer.inference.run as run
+    from mmfer.inference.resume import record_path
+
+    inputs = cremad_audio[:3]
+    whole = predict(inputs, model=bundle, out=tmp_path / "whole.csv", progress=False)
+    out = tmp_path / "p.csv"
+    analysed = []
+    real = Predictor.predict_file
+
+    def killed_at_the_third(self, path, *args, **kwargs):
+        analysed.append(Path(path).name)
+        if len(analysed) == 3:
+            raise RuntimeError("the machine went down")
+        return real(self, path, *args, **kwargs)
+
+    monkeypatch.setattr(run, "SAVE_EVERY_S", 0.0)
+    monkeypatch.setattr(Predictor, "predict_file", killed_at_the_third)
+    with pytest.raises(RuntimeError, match="went down"):
+        predict(inputs, model=bundle, out=out, progress=False)
+    assert len(read_predictions(out)) == 2 and record_path(out).is_file()
+    analysed.clear()
+    monkeypatch.setattr(Predictor, "predict_file", lambda self, path, *a, **k: analysed.append(Path(path).name)
+                        or real(self, path, *a, **k))
+    with caplog.at_level(logging.WARNING):
+        predict(inputs, model=bundle, out=out, progress=False)  # the same command, no --resume
+    assert analysed == [inputs[2].name] and out.read_text() == (tmp_path / "whole.csv").read_text()
+    assert "left by an interrupted run of this same model and options" in caplog.text
+    analysed.clear()
+    predict(inputs, model=bundle, out=out, progress=False)  # it finished: the command replaces it, as asked
+    assert analysed == [p.name for p in inputs]
+    with pytest.raises(MmferError, match=r"another model or options \(frame_pooling None then, 'confidence' now"):
+        predict(inputs, model=bundle, out=out, progress=False, resume=True, frame_pooling="confidence")
+    # written from another working folder, with relative paths; continued from here
+    monkeypatch.chdir(tmp_path)
+    predict([os.path.relpath(p) for p in inputs], model=bundle, out="r.csv", progress=False)
+    assert not read_predictions("r.csv")[0]["path"].startswith("/")
+    monkeypatch.chdir(tmp_path.parent)
+    analysed.clear()
+    predict(inputs, model=bundle, out=tmp_path / "r.csv", progress=False, resume=True)
+    assert analysed == []
+    # a last row cut short (a kill mid-write, a full disk) is analysed again, not taken for another file
+    text = out.read_text()
+    out.write_text(text[: text.rindex("\n", 0, len(text) - 1) + 6])
+    analysed.clear()
+    predict(inputs, model=bundle, out=out, progress=False, resume=True)
+    assert analysed == [inputs[2].name] and out.read_text() == (tmp_path / "whole.csv").read_text()
+    assert [p.predicted for p in whole.predictions] == [r["predicted"] for r in read_predictions(out)]
+
+
 def test_out_is_saved_while_a_long_file_is_analysed(bundle, tmp_path, cremad_audio, monkeypatch):
     """A long recording after short ones does not hold their rows back: --out is saved from the long file's progress
     once SAVE_EVERY_S has passed, so a kill during it keeps them (it was saved only when a file started)."""
@@ -939,6 +998,7 @@ def test_a_stop_keeps_the_resumed_rows_of_files_not_reached_and_never_empties_an
                                                                                               cremad_audio, monkeypatch):
     """--resume stopped on a file before others it had kept: the kept rows of those were dropped from --out. A stop
     before any file finished wrote an empty --out over an earlier run's."""
+    from mmfer.inference.resume import record_path
     from mmfer.predict import write_predictions
 
     whole = predict(cremad_audio[:3], model=bundle, progress=False)
@@ -954,6 +1014,7 @@ def test_a_stop_keeps_the_resumed_rows_of_files_not_reached_and_never_empties_an
     assert [r["clip_id"] for r in read_predictions(out)] == [cremad_audio[0].stem, cremad_audio[2].stem]
     assert stopped.value.out_written
     before = out.read_bytes()
+    record_path(out).unlink()  # an --out of a run that left no record: a run without --resume replaces it
     with pytest.raises(KeyboardInterrupt) as stopped:
         predict(cremad_audio[:3], model=bundle, out=out, progress=False)
     assert out.read_bytes() == before and not stopped.value.out_written
@@ -1312,3 +1373,20 @@ def test_predict_guards_earlier_work(bundle, tmp_path, cremad_audio, monkeypatch
         result = predict([folder], model=bundle, out=tmp_path / "r.csv", progress=False)
     assert fails and "could not save the rows so far (No space left on device)" in caplog.text
     assert len(read_predictions(tmp_path / "r.csv")) == len(result.predictions) == 2
+    # the disk still full at the end: the rows are not thrown away with the error, and it says where they are
+
+    def out_full(path, *a, **k):
+        if Path(path).parent == tmp_path:
+            raise OSError(28, "No space left on device")
+        return real_write(path, *a, **k)
+
+    import tempfile
+
+    monkeypatch.setattr(run, "write_predictions", out_full)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "spare"))
+    (tmp_path / "spare").mkdir()
+    with caplog.at_level("WARNING"), pytest.raises(OSError, match="No space left"):
+        predict([folder], model=bundle, out=tmp_path / "s.csv", progress=False)
+    spare = list((tmp_path / "spare").glob("mmfer-*-s.csv"))
+    assert len(spare) == 1 and len(read_predictions(spare[0])) == 2
+    assert f"its 2 row(s) are in {spare[0]}; make room, move that file to" in caplog.text

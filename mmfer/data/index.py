@@ -215,6 +215,21 @@ def _normalise_splits(splits: Iterable[str] | str | None, *, where: str = "split
     return tuple(out)
 
 
+def check_out_not_read_as_data(out: str | Path, source: str | Path, *, what: str, example: str) -> None:
+    """An output folder that is the data folder ``source`` itself, or lies in its split or emotion folders, is
+    refused: what is written there (``what``) would be read as data on the next run."""
+    from mmfer.labels import EMOTIONS
+
+    if not Path(source).is_dir():
+        return
+    root, place = Path(source).resolve(), Path(out).resolve()
+    read_as_data = {d.name.lower() for d in find_split_dirs(root).values()} | {e.lower() for e in EMOTIONS}
+    if place == root or (place.is_relative_to(root) and place.relative_to(root).parts[0].lower() in read_as_data):
+        where = "the data folder itself" if place == root else f"inside {source}'s split or emotion folders"
+        raise MmferError(f"--out {out}: {where}, where {what} would be read as data on the next run; choose a "
+                         f"folder beside it or another one inside it (e.g. {Path(source) / example})")
+
+
 def find_split_dirs(root: Path) -> dict[str, Path]:
     """Split folders directly under ``root``, matched case-insensitively (train/TRAIN/Train)."""
     found: dict[str, Path] = {}

@@ -514,19 +514,12 @@ def preprocess(
     i, n = parse_shard(shard) if isinstance(shard, str) else shard  # "i/n" as on the command line, or (i, n)
     if n < 1 or not 0 <= i < n:
         raise MmferError(f"shard {i}/{n}: need 0 <= i < n")
+    from mmfer.data.index import check_out_not_read_as_data
     from mmfer.outputs import check_output_dir
 
     check_output_dir(out, option="--out")  # a file there, or a read-only disk, is said before any clip
-    if isinstance(source, (str, Path)) and Path(source).is_dir():
-        from mmfer.data.index import find_split_dirs
-        from mmfer.labels import EMOTIONS
-
-        root, place = Path(source).resolve(), out.resolve()
-        read_as_clips = {d.name.lower() for d in find_split_dirs(root).values()} | {e.lower() for e in EMOTIONS}
-        if place == root or (place.is_relative_to(root) and place.relative_to(root).parts[0].lower() in read_as_clips):
-            where = "the source folder itself" if place == root else f"inside {source}'s split or emotion folders"
-            raise MmferError(f"--out {out}: {where}, where the cache's folders would be read as clips on the next "
-                             f"run; choose a folder beside it or another one inside it (e.g. {Path(source) / 'cache'})")
+    if isinstance(source, (str, Path)):
+        check_out_not_read_as_data(out, source, what="the cache's folders", example="cache")
     if isinstance(source, (str, Path)):
         entries = index_source(source, splits=splits)
     else:

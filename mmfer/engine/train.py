@@ -35,6 +35,7 @@ from mmfer.data.datasets import (
     source_records,
     source_splits,
 )
+from mmfer.data.index import check_out_not_read_as_data
 from mmfer.data.speech_list import balanced_weights, check_classes, class_masks, classes_by_corpus, is_speech_list
 from mmfer.data.splits import (
     corpus_folds,
@@ -282,6 +283,7 @@ def prepare_run(config: TrainConfig, *, data: str | Path, out: str | Path, epoch
     and device, the checkpoint to resume (same config required), and the model."""
     data, out = Path(data), Path(out)
     check_output_dir(out, option="--out")  # before any work: a file there, or a read-only disk, is said now
+    check_out_not_read_as_data(out, data, what="the run's files", example="runs")
     if epochs is not None:
         if epochs < 1:
             raise MmferError(f"--epochs must be at least 1, got {epochs}")

@@ -21,6 +21,7 @@ from mmfer.inference.outputs import (
 )
 from mmfer.inference.predictor import Predictor, check_unique_ids, find_inputs
 from mmfer.inference.result import Prediction, PredictResult
+from mmfer.inference.resume import resume_wanted, rows_to_resume, run_settings, write_record
 from mmfer.inference.segments import SegmentSettings, SegmentWriter
 from mmfer.progress import draw_bars, progress_bar
 
@@ -102,7 +103,11 @@ def predict(
             check_output_file(target, option=option, inputs=[p for p, k in inputs if k in ("video", "image", "audio")])
     if plots is not None:
         _check_plots_outside_inputs(plots, paths)
-    if out is not None and not resume and Path(out).is_file():
+    settings = run_settings(model=model, frame_pooling=frame_pooling, speech_check=speech_check, start=start,
+                            duration=duration, segment_seconds=cut.seconds, segment_by=cut.by)
+    clash = {"frames": frames, "segments": segments, "plots": plots, "report": report}
+    how = resume_wanted(out, settings, resume=resume, clash=[k for k, v in clash.items() if v is not None])
+    if out is not None and not how and Path(out).is_file():
         log.warning("%s exists: it is replaced by this run's rows (add --resume, resume=True from Python, to keep the "
                     "rows it holds for these inputs and analyse only the others)", out)
     if all(kind == "missing" for _, kind in inputs):  # a typo, said before the model loads; among others, a row
@@ -114,15 +119,20 @@ def predict(
     if submission is not None:
         _check_no_training_splits(paths)
         check_unique_ids(inputs)  # before any work
-    done = {}  # path -> the row an earlier run wrote (--resume)
-    if resume:
-        done = _rows_to_resume(out, inputs, frames=frames, segments=segments, plots=plots, report=report)
+    done = {}  # path -> the row an earlier run wrote (--resume, or the same command after a kill)
+    if how:
+        done = rows_to_resume(out, inputs, implied=how == "implied", **clash)
+        if done is None:  # implied, but its rows are of other inputs: replaced
+            done, how = {}, ""
+            log.warning("%s exists: it is replaced by this run's rows", out)
         if len(done) == len(inputs) and submission is None and labels_from is None:
             # nothing left to analyse: no model loaded, --out left as it is (its time too); a --model that is not
             # there is said all the same
             if isinstance(model, (str, Path)) and str(model) != "default" and not Path(model).exists():
                 raise MmferError(f"--model {model}: no such file or folder")
             log.info("--resume: every input already has its row in %s; nothing to do", out)
+            if how == "implied":
+                write_record(out, settings, finished=True)
             name = str(model) if isinstance(model, (str, Path)) else model.bundle.describe()  # (a loaded Predictor)
             return PredictResult(predictions=[done[str(p)] for p, _ in inputs], model=name, load_seconds=0.0,
                                  out=Path(out))
@@ -167,6 +177,7 @@ def predict(
         try:
             write_predictions(out, rows, truths)
             unsaved = 0
+            write_record(out, settings, finished=False)  # after the rows: a kill between leaves the older record
         except OSError as e:  # a full disk: the analysis goes on, and the next save tries again
             log.warning("%s: could not save the rows so far (%s); analysis goes on and saving is tried again "
                         "in %d s", out, e.strerror or e, SAVE_EVERY_S)
@@ -241,6 +252,8 @@ def predict(
         _write_outputs(result, out=out, frame_writer=frame_writer, segment_writer=segment_writer, report=None,
                        submission=None, timelines=timelines, segment_rows=segment_rows, labels_from=labels_from,
                        keep_partial=False)
+        if out is not None:  # the same command continues it (or --resume)
+            write_record(out, settings, finished=False)
         extras = [o for o, v in (("--frames", frames), ("--segments", segments), ("--plots", plots),
                                  ("--report", report)) if v is not None]
         log.warning("interrupted: the rows of the %d finished file(s) were written%s", len(result.predictions),
@@ -253,9 +266,12 @@ def predict(
             if w is not None:
                 w.abort()
         raise
-    return _write_outputs(result, out=out, frame_writer=frame_writer, segment_writer=segment_writer, report=report,
-                          submission=submission, timelines=timelines, segment_rows=segment_rows,
-                          labels_from=labels_from, timelines_left_out=timelines_left_out)
+    result = _write_outputs(result, out=out, frame_writer=frame_writer, segment_writer=segment_writer, report=report,
+                            submission=submission, timelines=timelines, segment_rows=segment_rows,
+                            labels_from=labels_from, timelines_left_out=timelines_left_out)
+    if out is not None:
+        write_record(out, settings, finished=True)
+    return result
 
 
 def _write_outputs(result: PredictResult, *, out, frame_writer, segment_writer, report, submission, timelines,
@@ -265,8 +281,12 @@ def _write_outputs(result: PredictResult, *, out, frame_writer, segment_writer, 
             p.truth = t
     # the main output first: an optional one that fails afterwards cannot take the predictions with it
     if out is not None:
-        result.out = write_predictions(out, result.predictions, [p.truth for p in result.predictions]
-                                       if labels_from else None)
+        truths = [p.truth for p in result.predictions] if labels_from else None
+        try:
+            result.out = write_predictions(out, result.predictions, truths)
+        except OSError as e:  # a full disk at the end: the rows are not thrown away with the error
+            _save_elsewhere(out, result.predictions, truths, e)
+            raise
     if frame_writer is not None:
         result.frames = frame_writer.close(keep_partial=keep_partial)
     if segment_writer is not None:
@@ -283,6 +303,20 @@ def _write_outputs(result: PredictResult, *, out, frame_writer, segment_writer, 
                     len(result.errors), len(result.predictions), first.path, first.warning,
                     f"column of {result.out}" if result.out else "of each error row (result.errors)")
     return result
+
+
+def _save_elsewhere(out, predictions, truths, error: OSError) -> None:
+    """The rows that ``out`` could not take, written to the temporary folder; the error then says where."""
+    import tempfile
+
+    spare = Path(tempfile.gettempdir()) / f"mmfer-{os.getpid()}-{Path(out).name}"
+    try:
+        write_predictions(spare, predictions, truths)
+    except OSError:
+        return
+    log.error("%s could not be written (%s): its %d row(s) are in %s; make room, move that file to %s and run the "
+              "same command with --resume to go on from them", out, error.strerror or error, len(predictions), spare,
+              out)
 
 
 def _check_clips_are_videos(inputs: Sequence[tuple[Path, str]]) -> None:
@@ -352,48 +386,3 @@ def _names_taken_by_inputs(plot_dir: Path, inputs: list) -> set[str]:
             taken.add(p.stem)
             taken.add(p.stem.casefold())  # Interview.PNG is interview.png where names ignore case
     return taken
-
-
-def _rows_to_resume(out, inputs, **others) -> dict[str, Prediction]:
-    """The rows of an earlier run's predictions CSV, by path, for the inputs it holds (``predict(resume=True)``)."""
-    from mmfer.inference.outputs import read_predictions
-    from mmfer.labels import EMOTIONS
-
-    if out is None:
-        raise MmferError("--resume needs --out: the predictions CSV of the run to continue")
-    clash = [f"--{k}" for k, v in others.items() if v is not None]
-    if clash:  # they need every file analysed, and the kept rows were not analysed again
-        raise MmferError(f"--resume keeps the rows of {out} without analysing their files again, so it cannot write "
-                         f"{', '.join(clash)} too; leave them out, or run without --resume")
-    if not Path(out).is_file():
-        log.info("--resume: %s does not exist yet: every input is analysed", out)
-        return {}
-    by_text = {safe_text(str(p)): (str(p), k) for p, k in inputs}  # as the CSV's path column writes them
-    by_place = {os.path.abspath(p): (str(p), k) for p, k in inputs}  # pf6 and /abs/pf6 name the same files
-    done = {}
-    retried = 0
-    not_given = []
-    for row in read_predictions(out):
-        found = by_text.get(row["path"]) or by_place.get(os.path.abspath(row["path"]))
-        if found is None:
-            not_given.append(row["path"])
-            continue
-        path, kind = found
-        probs = [row.get(c, "") for c in EMOTIONS]
-        if not all(probs):  # an error row: the file may have been re-copied or fixed since, so it is tried again
-            retried += 1
-            continue
-        done[path] = Prediction(
-            path=path, clip_id=row["clip_id"], kind=kind, probs=np.array([float(v) for v in probs]),
-            face_ratio=float(row["face_ratio"]) if row.get("face_ratio") else None,
-            modalities=row.get("modalities", ""), warning=row.get("warning", ""))
-    if not_given:  # rows of files not given this time (another folder, or named from another working folder)
-        raise MmferError(f"--resume: {len(not_given)} row(s) of {out} are of files not among these inputs (e.g. "
-                         f"{not_given[0]}), which the continued {out} would leave out: give the inputs of the run it "
-                         "continues (from the same working folder), or write to another --out")
-    log.info("--resume: %d of %d input(s) already in %s; analysing the other %d%s", len(done), len(inputs), out,
-             len(inputs) - len(done), f" ({retried} of them error rows, tried again)" if retried else "")
-    if done:  # the CSV does not record its model: a row of another model or options would be kept as it is
-        log.warning("--resume keeps those %d row(s) as %s holds them: they must come from this same model and "
-                    "options (the CSV does not record which)", len(done), out)
-    return done

@@ -594,7 +594,7 @@ def test_a_cache_inside_the_source_folders_is_refused_before_any_work(tmp_path, 
     shutil.copy(cremad_videos[0], root / "Train" / "Angry" / "a.flv")
     calls = _counting(monkeypatch)
     for out in (root, root / "Train" / "cache", root / "Train" / "Angry" / "c"):
-        with pytest.raises(MmferError, match=r"(source folder itself|split or emotion folders).*e\.g\. .*cache"):
+        with pytest.raises(MmferError, match=r"(data folder itself|split or emotion folders).*e\.g\. .*cache"):
             pp.preprocess(root, out, settings=NONE, progress=False)
     assert calls == [] and sorted(p.name for p in (root / "Train").iterdir()) == ["Angry"]
     pp.preprocess(root, root / "caches" / "v1", settings=NONE, progress=False)  # not a split or emotion folder

@@ -431,6 +431,17 @@ def test_audio_cnn_trains_on_an_audio_folder(tmp_path):
     assert ckpt["preprocess"] == {"source": "audio_folder", "sample_rate": 16000}
 
 
+def test_a_run_inside_its_own_data_folders_is_refused_before_any_work(tmp_path):
+    """--out inside the data's split or emotion folders put the run's files where the next run reads data."""
+    root = tmp_path / "faces"
+    (root / "Train" / "Angry").mkdir(parents=True)
+    cfg = tiny_config("audio_cnn")
+    for out in (root, root / "Train" / "run", root / "angry" / "run"):
+        with pytest.raises(MmferError, match=r"(data folder itself|split or emotion folders).*run's files"):
+            train(cfg, data=root, out=out, progress=False)
+    assert sorted(p.name for p in root.rglob("*")) == ["Angry", "Train"]
+
+
 def test_audio_folder_without_labels_in_train_is_an_error(tmp_path):
     import soundfile as sf
 
