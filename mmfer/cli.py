@@ -557,10 +557,17 @@ def _interrupted_hint(args: argparse.Namespace, *, out_written: bool | None = No
         if getattr(args, "folds", None) is not None:
             return "finished folds and epochs are kept; re-run the same command to resume"
         if (Path(args.out) / "last.pt").is_file():
-            return "finished epochs are kept; re-run it with --resume to continue from the last finished epoch"
+            try:
+                done = sum(1 for line in (Path(args.out) / "log.jsonl").read_text().splitlines() if line.strip())
+            except OSError:
+                done = 0
+            kept = f"epochs 1-{done} are kept" if done > 1 else "epoch 1 is kept" if done else "finished epochs are kept"
+            return f"{kept}; re-run it with --resume to continue from the last finished epoch"
         return "no epoch had finished, so nothing was kept; re-run the same command (without --resume) to start again"
     out = Path(args.out) if command == "predict" and getattr(args, "out", None) else None
     if out is not None and out.is_file() and out_written is not False:
+        if not any(getattr(args, o, None) for o in ("frames", "segments", "plots", "report")):
+            return "the rows of finished files are kept in --out; run the same command again to analyse only the others"
         return ("the rows of finished files are kept in --out; re-run it with --resume (and without --frames, "
                 "--segments, --plots, --report) to analyse only the files not yet in it")
     if out is not None and out.is_file():  # stopped before this run wrote it (loading, the first file)

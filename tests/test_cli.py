@@ -131,13 +131,18 @@ def test_an_interrupted_command_says_what_it_kept_and_a_command_that_is_accepted
     run.mkdir()
     (run / "last.pt").write_bytes(b"x")
     assert "with --resume" in _interrupted_hint(Namespace(command="train", out=str(run), folds=None))
+    (run / "log.jsonl").write_text('{"epoch": 1}\n{"epoch": 2}\n{"epoch": 3}\n')
+    assert _interrupted_hint(Namespace(command="train", out=str(run), folds=None)).startswith("epochs 1-3 are kept")
     assert "same command" in _interrupted_hint(Namespace(command="train", out=str(tmp_path / "cv"), folds="5"))
     for command in ("scores", "bench", "fuse"):
         assert "nothing was written" in _interrupted_hint(Namespace(command=command, out=None))
     hint = _interrupted_hint(Namespace(command="predict", out=str(tmp_path / "p.csv")))
     assert "no file was finished, so nothing was written" in hint and "at the end" not in hint  # it saves as it goes
     (tmp_path / "p.csv").write_text("path\n")
-    assert "--resume" in _interrupted_hint(Namespace(command="predict", out=str(tmp_path / "p.csv")))
+    assert "run the same command again to analyse only the others" in _interrupted_hint(
+        Namespace(command="predict", out=str(tmp_path / "p.csv")))
+    assert "--resume (and without --frames" in _interrupted_hint(  # the same command would analyse every file
+        Namespace(command="predict", out=str(tmp_path / "p.csv"), report=str(tmp_path / "r.html")))
     # an earlier run's --out, not written by a run stopped before its first file finished: not to be resumed
     hint = _interrupted_hint(Namespace(command="predict", out=str(tmp_path / "p.csv")), out_written=False)
     assert "was not written (it is an earlier run's)" in hint and "--resume" not in hint

@@ -991,7 +991,7 @@ def test_sigterm_ends_predict_as_ctrl_c_does(bundle, tmp_path, cremad_videos, mo
                  "--no-progress", "--quiet"])
     assert code == 130 and signal.getsignal(signal.SIGTERM) == before
     assert [r["clip_id"] for r in read_predictions(tmp_path / "p.csv")] == [cremad_videos[0].stem]
-    assert "re-run it with --resume" in capsys.readouterr().err
+    assert "run the same command again to analyse only the others" in capsys.readouterr().err
 
 
 def test_a_stop_keeps_the_resumed_rows_of_files_not_reached_and_never_empties_an_earlier_out(bundle, tmp_path,

@@ -13,7 +13,7 @@ import struct
 from pathlib import Path
 from typing import BinaryIO
 
-__all__ = ["cut_short"]
+__all__ = ["cut_short", "no_stream_reason"]
 
 # RIFF sizes at or above this are placeholders of writers that could not seek back (streams, RF64), not sizes
 _RIFF_PLACEHOLDER = 0x7FFF0000
@@ -43,6 +43,13 @@ def cut_short(path: str | Path) -> str:
     except (OSError, ValueError, struct.error):
         return ""
     return ""
+
+
+def no_stream_reason(path: str | Path, reason: str, fix: str) -> tuple[str, str]:
+    """(reason, fix) for a file in which FFmpeg found no stream it wanted: a copy cut off in its first bytes
+    (its header declared the streams) is said as truncated, not as a file of another kind."""
+    cut = cut_short(path)
+    return (f"file looks truncated: {cut}", "re-copy the file") if cut else (reason, fix)
 
 
 def _holds(declared: int, size: int, what: str) -> str:

@@ -18,7 +18,7 @@ from typing import Any, Callable, Iterator, TypeVar
 import cv2  # noqa: F401 - load OpenCV before decord: the other order breaks OpenCV's PNG codec (zlib clash)
 import numpy as np
 
-from mmfer.data.containers import cut_short
+from mmfer.data.containers import cut_short, no_stream_reason
 from mmfer.data.timing import (
     FALLBACK_FPS,
     MAX_PLAUSIBLE_FPS,
@@ -242,7 +242,7 @@ def probe_video(path: str | Path, *, keep_reader: bool = False) -> VideoInfo:
     container = _av_open(path)
     try:
         if not container.streams.video:
-            raise NoVideoStream(path, "no video stream (audio only?)", "use it as an audio file, or drop it")
+            raise NoVideoStream(path, *no_stream_reason(path, "no video stream (audio only?)", "use it as an audio file, or drop it"))
         has_audio = bool(container.streams.audio)
         vs = container.streams.video[0]
         av_fps = float(vs.average_rate or vs.guessed_rate or 0.0)
@@ -421,7 +421,7 @@ def _iter_frames_av(path: Path, *, fps, max_frames, batch_size, warnings, src: n
     container = _av_open(path)
     try:
         if not container.streams.video:
-            raise NoVideoStream(path, "no video stream (audio only?)", "use it as an audio file, or drop it")
+            raise NoVideoStream(path, *no_stream_reason(path, "no video stream (audio only?)", "use it as an audio file, or drop it"))
         vs = container.streams.video[0]
         src_fps = float(vs.average_rate or vs.guessed_rate or 25.0)
         if src_fps > MAX_PLAUSIBLE_FPS:  # as frame_timing: an absurd header rate is not used
@@ -614,7 +614,7 @@ def iter_audio_chunks(path: str | Path, *, sample_rate: int = 16000, start: floa
     try:
         if not container.streams.audio:
             if not container.streams.video:
-                raise DecodeError(path, "no audio or video stream", "check that this is a media file; re-copy or re-encode it")
+                raise DecodeError(path, *no_stream_reason(path, "no audio or video stream", "check that this is a media file; re-copy or re-encode it"))
             return
         native = int(container.streams.audio[0].rate or 0)
         if not container.streams.video and (cut := cut_short(path)):  # a video's own checks say it for the file

@@ -257,7 +257,7 @@ def predict(
         extras = [o for o, v in (("--frames", frames), ("--segments", segments), ("--plots", plots),
                                  ("--report", report)) if v is not None]
         log.warning("interrupted: the rows of the %d finished file(s) were written%s", len(result.predictions),
-                    "" if out is None else "; the same command with --resume analyses only the others" if not extras
+                    "" if out is None else "; the same command again analyses only the others" if not extras
                     else f"; the same command with --resume and without {', '.join(extras)} analyses only the others "
                          f"(those need every file analysed: run without --resume to have them whole)")
         raise

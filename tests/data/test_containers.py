@@ -119,3 +119,17 @@ def test_writer_slips_odd_paths_and_small_cuts(tmp_path):
     fifo = tmp_path / "pipe.wav"
     os.mkfifo(fifo)
     assert cut_short(fifo) == "" and cut_short("a\0b.wav") == ""  # no hang on a pipe, no error on a NUL
+
+
+def test_a_copy_cut_in_its_first_bytes_is_truncated_not_another_kind_of_file(tmp_path, cremad_videos):
+    """An FLV cut after 3,000 bytes holds no whole stream: it was said to be audio only (use it as an audio
+    file) or no media file at all, where its header says it was cut."""
+    from mmfer.data.video import read_audio, probe_video
+    from mmfer.errors import MmferError
+
+    flv = next(p for p in cremad_videos if p.suffix == ".flv")
+    cut = tmp_path / "cut.flv"
+    cut.write_bytes(flv.read_bytes()[:3000])
+    for read in (probe_video, read_audio):
+        with pytest.raises(MmferError, match=r"cut\.flv: file looks truncated: its FLV tag .*; re-copy the file"):
+            read(cut)
