@@ -546,7 +546,8 @@ def _stdout_reader_gone() -> bool:
     return any(ev & (select.POLLERR | select.POLLHUP) for _, ev in poller.poll(0))
 
 
-def _interrupted_hint(args: argparse.Namespace, *, out_written: bool | None = None) -> str:
+def _interrupted_hint(args: argparse.Namespace, *, out_written: bool | None = None,
+                      same_command_resumes: bool | None = None) -> str:
     """What an interrupted command kept and how to continue: only preprocess, train and predict write as they go;
     the other commands write their outputs at the end. ``out_written``: whether predict wrote --out before it
     stopped (None: not known, so an --out that exists is taken as written)."""
@@ -557,16 +558,19 @@ def _interrupted_hint(args: argparse.Namespace, *, out_written: bool | None = No
         if getattr(args, "folds", None) is not None:
             return "finished folds and epochs are kept; re-run the same command to resume"
         if (Path(args.out) / "last.pt").is_file():
-            try:
-                done = sum(1 for line in (Path(args.out) / "log.jsonl").read_text().splitlines() if line.strip())
-            except OSError:
+            try:  # last.pt's own epoch: the log is written just before it
+                from mmfer.engine.checkpoint import load_checkpoint
+
+                done = int(load_checkpoint(Path(args.out) / "last.pt")["epoch"])
+            except Exception:  # noqa: BLE001 - a hint: a damaged last.pt is said by --resume itself
                 done = 0
             kept = f"epochs 1-{done} are kept" if done > 1 else "epoch 1 is kept" if done else "finished epochs are kept"
             return f"{kept}; re-run it with --resume to continue from the last finished epoch"
         return "no epoch had finished, so nothing was kept; re-run the same command (without --resume) to start again"
     out = Path(args.out) if command == "predict" and getattr(args, "out", None) else None
     if out is not None and out.is_file() and out_written is not False:
-        if not any(getattr(args, o, None) for o in ("frames", "segments", "plots", "report")):
+        if same_command_resumes or (same_command_resumes is None and not any(
+                getattr(args, o, None) for o in ("frames", "segments", "plots", "report"))):
             return "the rows of finished files are kept in --out; run the same command again to analyse only the others"
         return ("the rows of finished files are kept in --out; re-run it with --resume (and without --frames, "
                 "--segments, --plots, --report) to analyse only the files not yet in it")
@@ -659,7 +663,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt as e:
         written = getattr(e, "out_written", False) if args.command == "predict" else None
-        print(f"mmfer {args.command}: interrupted; {_interrupted_hint(args, out_written=written)}", file=sys.stderr)
+        same = getattr(e, "same_command_resumes", None) if args.command == "predict" else None
+        print(f"mmfer {args.command}: interrupted; {_interrupted_hint(args, out_written=written, same_command_resumes=same)}",
+              file=sys.stderr)
         code = 130
     finally:
         if old_term is not None:  # main() called in-process (tests, scripts) leaves the handler it found

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import IO, Any, Iterable, Iterator
@@ -205,31 +206,36 @@ def _flush_to_disk(path: Path) -> None:
         os.close(fd)
 
 
-_SWEPT: set[str] = set()  # folders this process has cleaned (once each: a folder of 100k plots is listed once)
+# .NAME.tmp<pid>[.ext], as atomic_path and CsvStream name their temporaries; nothing else is ever removed
+_TEMPORARY = re.compile(r"^\.(?P<name>.+)\.tmp(?P<pid>[1-9][0-9]{0,8})(\.[A-Za-z0-9]{1,8})?$")
+_FOUND: dict[str, dict[str, list[tuple[str, int]]]] = {}  # folder -> file name -> temporaries of it seen there
 STALE_AFTER_S = 6 * 3600  # untouched this long: no writer of ours (a shared folder's other machines too) holds it
 
 
 def _remove_stale_temporaries(path: Path) -> None:
-    """``.NAME.tmp<pid>...`` files in ``path``'s folder left by a killed process: its pid no longer runs here and
-    the file has not changed for STALE_AFTER_S (a process id says nothing of another machine's writers)."""
+    """The temporaries of ``path`` itself (``.NAME.tmp<pid>``) that a killed process left: its pid no longer runs
+    here and the file has not changed for STALE_AFTER_S (a process id says nothing of another machine's
+    writers). A folder is listed once per process (a folder of 100k plots is not listed per plot)."""
     import time
 
     from mmfer.signals import process_alive
 
     folder = os.path.abspath(path.parent)
-    if folder in _SWEPT:
-        return
-    _SWEPT.add(folder)
-    try:
-        names = [n for n in os.listdir(folder) if n.startswith(".") and ".tmp" in n]
-    except OSError:
-        return
-    for name in names:
-        digits = name.rpartition(".tmp")[2]
-        pid = digits[: len(digits) - len(digits.lstrip("0123456789"))]
-        if pid and int(pid) != os.getpid() and not process_alive(int(pid)):
+    found = _FOUND.get(folder)
+    if found is None:
+        found = _FOUND[folder] = {}
+        try:
+            names = os.listdir(folder)
+        except OSError:
+            names = []
+        for name in names:
+            m = _TEMPORARY.match(name)
+            if m:
+                found.setdefault(m["name"], []).append((name, int(m["pid"])))
+    for name, pid in found.pop(path.name, []):
+        if pid != os.getpid() and not process_alive(pid):
+            stale = os.path.join(folder, name)
             with contextlib.suppress(OSError):
-                stale = os.path.join(folder, name)
                 if time.time() - os.lstat(stale).st_mtime > STALE_AFTER_S:
                     os.unlink(stale)
 
@@ -288,6 +294,7 @@ class CsvStream:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._tmp = self.path.with_name(f".{self.path.name}.tmp{os.getpid()}")
+        _remove_stale_temporaries(self.path)
         self._f = open_new(self._tmp, "w", newline="", encoding="utf-8")
         self._w = csv.writer(self._f)
         self._w.writerow(list(header))

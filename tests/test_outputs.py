@@ -184,21 +184,22 @@ def test_temporaries_of_killed_writers_are_swept_and_files_reach_the_disk(tmp_pa
     dead = subprocess.Popen(["true"])
     dead.wait()  # a pid that no longer runs
     old = time.time() - outputs.STALE_AFTER_S - 60
-    left = {name: tmp_path / name for name in (f".p.csv.tmp{dead.pid}", f".a.png.tmp{dead.pid}.png",
-                                               f".fresh.csv.tmp{dead.pid}", f".live.csv.tmp{os.getppid()}",
-                                               ".notes.tmp", "mine.tmp123")}
-    for name, path in left.items():
-        path.write_text("x")
-        if name != f".fresh.csv.tmp{dead.pid}":  # changed a moment ago: maybe another machine's live writer
-            os.utime(path, (old, old))
+    fresh = f".q.csv.tmp{dead.pid}"  # changed a moment ago: maybe another machine's live writer
+    left = [f".p.csv.tmp{dead.pid}", f".a.png.tmp{dead.pid}.png", fresh, f".r.csv.tmp{os.getppid()}",
+            f".env.tmp{dead.pid}", ".x.tmp99999999999999999999", ".notes.tmp"]
+    for name in left:
+        (tmp_path / name).write_text("x")
+        if name != fresh:
+            os.utime(tmp_path / name, (old, old))
     synced = []
     real_fsync = os.fsync
     monkeypatch.setattr(outputs.os, "fsync", lambda fd: (synced.append(fd), real_fsync(fd)))
-    outputs.write_file(tmp_path / "p.csv", "a,b\n")
-    assert synced  # flushed before the rename
-    kept = sorted(p.name for p in tmp_path.iterdir())
-    assert kept == sorted(["p.csv", f".fresh.csv.tmp{dead.pid}", f".live.csv.tmp{os.getppid()}", ".notes.tmp",
-                           "mine.tmp123"])
+    for name in ("p.csv", "a.png", "q.csv", "r.csv", "x"):  # only a file's own temporaries go, as it is written
+        outputs.write_file(tmp_path / name, "a,b\n")
+    assert len(synced) == 5  # each flushed before its rename
+    kept = sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("."))
+    assert kept == sorted([fresh, f".r.csv.tmp{os.getppid()}", f".env.tmp{dead.pid}", ".x.tmp99999999999999999999",
+                           ".notes.tmp"])
 
 
 def test_fuse_and_ablate_refuse_to_write_over_their_own_inputs(tmp_path, capsys):

@@ -924,6 +924,22 @@ def test_the_same_command_after_a_kill_goes_on_and_resume_refuses_rows_of_anothe
     assert analysed == [p.name for p in inputs]
     with pytest.raises(MmferError, match=r"another model or options \(frame_pooling None then, 'confidence' now"):
         predict(inputs, model=bundle, out=out, progress=False, resume=True, frame_pooling="confidence")
+    # killed again, then --out rewritten by something else (a merge, a spreadsheet): its record is not trusted
+    analysed.clear()
+    monkeypatch.setattr(Predictor, "predict_file", killed_at_the_third)
+    with pytest.raises(RuntimeError, match="went down"):
+        predict(inputs, model=bundle, out=out, progress=False, start=np.float32(0.0))  # (numpy numbers recorded)
+    out.write_text(out.read_text())
+    analysed.clear()
+    monkeypatch.setattr(Predictor, "predict_file", lambda self, path, *a, **k: analysed.append(Path(path).name)
+                        or real(self, path, *a, **k))
+    predict(inputs, model=bundle, out=out, progress=False)
+    assert analysed == [p.name for p in inputs]
+    # a loaded Predictor's own options are what its rows were made with
+    from mmfer.inference.resume import run_settings
+
+    quiet = run_settings(model=Predictor(bundle, speech_check=False), frame_pooling=None, speech_check=True)
+    assert quiet["speech_check"] is False and quiet["model"] == str(Path(bundle).resolve())
     # written from another working folder, with relative paths; continued from here
     monkeypatch.chdir(tmp_path)
     predict([os.path.relpath(p) for p in inputs], model=bundle, out="r.csv", progress=False)

@@ -45,8 +45,9 @@ class DeviceFaceBatches:
         dataset.augment = None
         xs, ys, given = [], [], []
         try:
-            for i in progress_bar(range(len(dataset)), desc="images to device", unit="image", enabled=progress,
-                                  leave=False):
+            steps = range(len(dataset))  # other DDP processes say nothing
+            for i in (progress_bar(steps, desc="images to device", unit="image", enabled=progress, leave=False)
+                      if self.rank == 0 else steps):
                 item = dataset[i]
                 xs.append(item["x"])
                 ys.append(item["label"])

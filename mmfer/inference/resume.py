@@ -7,6 +7,7 @@ and finds rows written with paths relative to another working folder."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -21,7 +22,8 @@ from mmfer.inference.result import Prediction
 
 log = logging.getLogger(__name__)
 
-RECORD_FORMAT = 1
+RECORD_FORMAT = 2
+_WEIGHT_SUFFIXES = (".pt", ".json", ".yaml")
 
 
 def record_path(out: str | Path) -> Path:
@@ -29,46 +31,80 @@ def record_path(out: str | Path) -> Path:
     return out.with_name(f".{out.name}.run.json")
 
 
-def model_key(model: Any) -> str:
-    """What names the model of a run: ``default``, a folder's absolute path, or a loaded model's source."""
-    from mmfer.inference.bundle import Bundle
+def _fingerprint(place: Path) -> str:
+    """Sizes and times of a model's weight files (a folder's, two levels down): retrained in place, it differs."""
+    try:
+        files = [place] if place.is_file() else sorted(
+            p for p in [*place.glob("*"), *place.glob("*/*")] if p.suffix in _WEIGHT_SUFFIXES and p.is_file())
+        parts = [f"{p.relative_to(place) if p != place else p.name}:{p.stat().st_size}:{p.stat().st_mtime_ns}"
+                 for p in files]
+    except OSError:
+        return ""
+    return hashlib.sha1("\n".join(parts).encode()).hexdigest()[:16]
+
+
+def model_key(model: Any) -> dict[str, str]:
+    """What names the model of a run: ``default`` or the real path of its folder or file, and a fingerprint of
+    its weight files (a folder retrained in place, a link pointed elsewhere, a rebuilt default differ)."""
+    from mmfer.inference.bundle import DEFAULT_DIR, Bundle
+    from mmfer.inference.predictor import Predictor
+
+    source = (model.bundle.source if isinstance(model, Predictor) else model.source if isinstance(model, Bundle)
+              else str(model))
+    place = DEFAULT_DIR if source == "default" else Path(source)
+    return {"model": "default" if source == "default" else os.path.realpath(place),
+            "weights": _fingerprint(place)}
+
+
+def run_settings(*, model: Any, frame_pooling: str | None, speech_check: bool, **options: Any) -> dict[str, Any]:
+    """Everything that decides a row's figures (not where outputs go): rows of two settings never mix. A loaded
+    Predictor brings its own pooling and speech check."""
+    from mmfer import __version__
     from mmfer.inference.predictor import Predictor
 
     if isinstance(model, Predictor):
-        return model.bundle.source
-    if isinstance(model, Bundle):
-        return model.source
-    return "default" if str(model) == "default" else os.path.abspath(model)
+        frame_pooling = [b.options.get("frame_pooling") for b in model.bundle.branches if b.kind == "face_image"]
+        speech_check = model.speech_check
+    plain = {k: (float(v) if isinstance(v, (int, float, np.number)) and not isinstance(v, bool) else v)
+             for k, v in options.items()}  # numpy numbers as JSON numbers
+    return {**model_key(model), "mmfer": __version__, "frame_pooling": frame_pooling,
+            "speech_check": bool(speech_check), **plain}
 
 
-def run_settings(*, model: Any, **options: Any) -> dict[str, Any]:
-    """Everything that decides a row's figures (not where outputs go): rows of two settings never mix."""
-    from mmfer import __version__
-
-    return {"model": model_key(model), "mmfer": __version__, **options}
+def _csv_stamp(out: str | Path) -> list[int]:
+    st = Path(out).stat()
+    return [st.st_size, st.st_mtime_ns]
 
 
 def read_record(out: str | Path) -> dict[str, Any] | None:
-    """The record of the run that wrote ``out``, or None (none, unreadable, or ``out`` gone)."""
+    """The record of the run that wrote ``out`` as it is now, or None (none, unreadable, ``out`` gone, or ``out``
+    rewritten since: by another run whose record failed, a merge, a copy, a spreadsheet)."""
     path = record_path(out)
-    if not Path(out).is_file() or not path.is_file():
-        return None
     try:
         record = json.loads(path.read_text(encoding="utf-8"))
+        stamp = _csv_stamp(out)
     except (OSError, ValueError):
         return None
-    return record if isinstance(record, dict) and record.get("format") == RECORD_FORMAT else None
+    if (not isinstance(record, dict) or record.get("format") != RECORD_FORMAT
+            or not isinstance(record.get("settings"), dict) or record.get("csv") != stamp):
+        return None
+    return record
 
 
-def write_record(out: str | Path, settings: dict[str, Any], *, finished: bool) -> None:
-    """Say what writes ``out`` (before the work) and that it finished (after): never a reason to stop a run."""
+def write_record(out: str | Path, settings: dict[str, Any], *, finished: bool) -> bool:
+    """Say what wrote ``out`` just now (call it right after each write of ``out``); never a reason to stop a run:
+    False where it could not be written (the same command then replaces ``out``, as without a record)."""
     from mmfer.outputs import write_file
 
-    record = {"format": RECORD_FORMAT, "finished": finished, "cwd": os.getcwd(), "settings": settings}
     try:
-        write_file(record_path(out), json.dumps(record, indent=1) + "\n")
-    except OSError as e:
-        log.debug("%s: not written (%s)", record_path(out), e)
+        record = {"format": RECORD_FORMAT, "finished": finished, "cwd": os.getcwd(), "csv": _csv_stamp(out),
+                  "settings": settings}
+        write_file(record_path(out), json.dumps(record, indent=1, default=str) + "\n")
+    except Exception as e:  # noqa: BLE001 - a record is a convenience: a name too long, a full disk, ...
+        log.warning("%s: not written (%s): the same command would analyse every file again; --resume keeps the "
+                    "rows", record_path(out), e)
+        return False
+    return True
 
 
 def differences(recorded: dict[str, Any], settings: dict[str, Any]) -> list[str]:
@@ -81,14 +117,16 @@ def resume_wanted(out: str | Path | None, settings: dict[str, Any], *, resume: b
     command again keeps its rows, as preprocess and train --folds do), or "" (``out`` is replaced)."""
     record = read_record(out) if out is not None else None
     if resume:
-        if record is not None and differences(record.get("settings", {}), settings):
-            raise MmferError(f"--resume: {out} holds rows of another model or options "
-                             f"({'; '.join(differences(record.get('settings', {}), settings))}); kept, they would "
-                             "mix with this run's: run without --resume (its rows are replaced) or write to "
-                             "another --out")
+        changed = differences(record["settings"], settings) if record is not None else []
+        if [d for d in changed if not d.startswith("mmfer ")]:
+            raise MmferError(f"--resume: {out} holds rows of another model or options ({'; '.join(changed)}); "
+                             "kept, they would mix with this run's: run without --resume (its rows are replaced) "
+                             "or write to another --out")
+        if changed:  # another mmfer version alone: the user asked to keep them
+            log.warning("--resume: %s was written by mmfer %s (this is %s): its rows are kept as asked", out,
+                        record["settings"].get("mmfer"), settings.get("mmfer"))
         return "explicit"
-    if (record is None or record.get("finished") or clash
-            or differences(record.get("settings", {}), settings)):
+    if record is None or record.get("finished") or clash or differences(record["settings"], settings):
         return ""
     return "implied"
 
@@ -109,18 +147,25 @@ def rows_to_resume(out, inputs, *, implied: bool = False, **others) -> dict[str,
         log.info("--resume: %s does not exist yet: every input is analysed", out)
         return {}
     record = read_record(out) or {}
-    cwd = record.get("cwd") or os.getcwd()  # relative paths in the rows are of the folder the run started in
-    by_text = {safe_text(str(p)): (str(p), k) for p, k in inputs}  # as the CSV's path column writes them
+    here = os.getcwd()
+    cwd = record.get("cwd") or here  # relative paths in the rows are of the folder the run started in
+    by_text = {safe_text(str(p)): (str(p), k) for p, k in inputs} if cwd == here else {}  # as the CSV writes them
     by_place = {os.path.abspath(p): (str(p), k) for p, k in inputs}  # pf6 and /abs/pf6 name the same files
+    try:
+        rows = read_predictions(out)
+    except MmferError as e:
+        if not implied:
+            raise
+        log.warning("%s is not a predictions CSV as mmfer writes it (%s): it is replaced by this run's rows", out, e)
+        return None
     done = {}
     retried = torn = 0
     not_given = []
-    for row in read_predictions(out):
+    for row in rows:
         if any(v is None for v in row.values()):  # a last line cut short by a kill or a full disk
             torn += 1
             continue
-        found = (by_text.get(row["path"]) or by_place.get(os.path.abspath(row["path"]))
-                 or by_place.get(os.path.abspath(os.path.join(cwd, row["path"]))))
+        found = by_text.get(row["path"]) or by_place.get(os.path.abspath(os.path.join(cwd, row["path"])))
         if found is None:
             not_given.append(row["path"])
             continue

@@ -21,7 +21,7 @@ from mmfer.inference.outputs import (
 )
 from mmfer.inference.predictor import Predictor, check_unique_ids, find_inputs
 from mmfer.inference.result import Prediction, PredictResult
-from mmfer.inference.resume import resume_wanted, rows_to_resume, run_settings, write_record
+from mmfer.inference.resume import read_record, resume_wanted, rows_to_resume, run_settings, write_record
 from mmfer.inference.segments import SegmentSettings, SegmentWriter
 from mmfer.progress import draw_bars, progress_bar
 
@@ -124,14 +124,13 @@ def predict(
         done = rows_to_resume(out, inputs, implied=how == "implied", **clash)
         if done is None:  # implied, but its rows are of other inputs: replaced
             done, how = {}, ""
-            log.warning("%s exists: it is replaced by this run's rows", out)
         if len(done) == len(inputs) and submission is None and labels_from is None:
             # nothing left to analyse: no model loaded, --out left as it is (its time too); a --model that is not
             # there is said all the same
             if isinstance(model, (str, Path)) and str(model) != "default" and not Path(model).exists():
                 raise MmferError(f"--model {model}: no such file or folder")
             log.info("--resume: every input already has its row in %s; nothing to do", out)
-            if how == "implied":
+            if how == "implied" or read_record(out) is not None:  # its settings are these (or refused above)
                 write_record(out, settings, finished=True)
             name = str(model) if isinstance(model, (str, Path)) else model.bundle.describe()  # (a loaded Predictor)
             return PredictResult(predictions=[done[str(p)] for p, _ in inputs], model=name, load_seconds=0.0,
@@ -252,12 +251,14 @@ def predict(
         _write_outputs(result, out=out, frame_writer=frame_writer, segment_writer=segment_writer, report=None,
                        submission=None, timelines=timelines, segment_rows=segment_rows, labels_from=labels_from,
                        keep_partial=False)
-        if out is not None:  # the same command continues it (or --resume)
-            write_record(out, settings, finished=False)
+        recorded = out is not None and write_record(out, settings, finished=False)  # the same command goes on
         extras = [o for o, v in (("--frames", frames), ("--segments", segments), ("--plots", plots),
                                  ("--report", report)) if v is not None]
+        stop.same_command_resumes = recorded and not extras  # for the command line's hint
         log.warning("interrupted: the rows of the %d finished file(s) were written%s", len(result.predictions),
-                    "" if out is None else "; the same command again analyses only the others" if not extras
+                    "" if out is None else "; the same command again analyses only the others"
+                    if stop.same_command_resumes else "; the same command with --resume analyses only the others"
+                    if not extras
                     else f"; the same command with --resume and without {', '.join(extras)} analyses only the others "
                          f"(those need every file analysed: run without --resume to have them whole)")
         raise
@@ -312,7 +313,9 @@ def _save_elsewhere(out, predictions, truths, error: OSError) -> None:
     spare = Path(tempfile.gettempdir()) / f"mmfer-{os.getpid()}-{Path(out).name}"
     try:
         write_predictions(spare, predictions, truths)
-    except OSError:
+    except OSError as e2:
+        log.error("%s could not be written (%s), nor a copy of its %d row(s) in %s (%s): they are lost", out,
+                  error.strerror or error, len(predictions), spare.parent, e2.strerror or e2)
         return
     log.error("%s could not be written (%s): its %d row(s) are in %s; make room, move that file to %s and run the "
               "same command with --resume to go on from them", out, error.strerror or error, len(predictions), spare,
