@@ -422,11 +422,14 @@ def _add_merge(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("inputs", nargs="+", metavar="CSV", help="the per-shard CSVs (one kind)")
     p.add_argument("--out", required=True, help="the merged CSV to write")
+    p.add_argument("--partial", action="store_true",
+                   help="also merge predictions CSVs whose run has not finished (stopped or still running): the "
+                        "rows so far; by default such a shard is refused")
 
     def run(args: argparse.Namespace) -> int:
         from mmfer.inference.segments import merge_csvs
 
-        done = merge_csvs(args.inputs, args.out)
+        done = merge_csvs(args.inputs, args.out, partial=args.partial)
         print(f"wrote {done['out']}: {done['rows']} row(s) from {done['inputs']} file(s)")
         return 0
 

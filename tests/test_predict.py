@@ -634,7 +634,7 @@ def test_non_utf8_file_names_get_safe_ids_and_every_output_is_written(bundle, cr
     assert (out / "frames.csv").is_file() and (out / "r.html").is_file()
     with zipfile.ZipFile(out / "team.zip") as zf:
         assert sorted(zf.namelist()) == ["bad\xff.txt", "café.txt"]
-    assert sorted(os.listdir(out)) == ["frames.csv", "p.csv", "r.html", "team.zip"]  # nothing stray
+    assert sorted(os.listdir(out)) == [".p.csv.run.json", "frames.csv", "p.csv", "r.html", "team.zip"]  # nothing stray
     print(result.table())  # printable too
 
 

@@ -52,8 +52,8 @@ def model_key(model: Any) -> dict[str, str]:
     source = (model.bundle.source if isinstance(model, Predictor) else model.source if isinstance(model, Bundle)
               else str(model))
     place = DEFAULT_DIR if source == "default" else Path(source)
-    return {"model": "default" if source == "default" else os.path.realpath(place),
-            "weights": _fingerprint(place)}
+    real = os.path.realpath(place)
+    return {"model": "default" if real == os.path.realpath(DEFAULT_DIR) else real, "weights": _fingerprint(place)}
 
 
 def run_settings(*, model: Any, frame_pooling: str | None, speech_check: bool, **options: Any) -> dict[str, Any]:

@@ -116,6 +116,10 @@ def predict(
         _check_clips_are_videos(inputs)  # of the whole set: every shard refuses it alike
     if shard is not None:
         inputs = shard_inputs(inputs, shard)
+        if submission is not None:
+            log.warning("--submission with --shard: %s holds this shard's clips only, not a whole submission; for "
+                        "one, merge the shards' --out CSVs (mmfer merge) and write it with mmfer submit MERGED "
+                        "--index TEST_FOLDER --out ZIP", submission)
     if submission is not None:
         _check_no_training_splits(paths)
         check_unique_ids(inputs)  # before any work
@@ -158,7 +162,9 @@ def predict(
     timelines_left_out = 0
     segment_rows: dict[str, list[dict[str, Any]]] = {}
     files = progress_bar(inputs, desc="predict", unit="file", enabled=progress)  # (a log line a minute without)
-    saved, unsaved = time.monotonic(), 0  # rows analysed since --out was last written
+    # rows analysed since --out was last written; the first file's row is saved at once (with its record), so a
+    # short job killed in its first minute can go on too, then every SAVE_EVERY_S
+    saved, unsaved = time.monotonic() - SAVE_EVERY_S, 0
 
     def rows_so_far() -> list[Prediction]:
         """The finished rows, then (--resume) the kept rows of the inputs not reached yet: no write drops them."""

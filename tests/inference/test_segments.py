@@ -405,3 +405,29 @@ def test_the_audio_windows_fuse_every_audio_branch_as_the_row_does(tmp_path, cre
     assert window.shape == (1, len(EMOTIONS)) and pred.modalities == "audio"
     np.testing.assert_allclose(window[0], pred.probs, atol=1e-6)
     assert not np.allclose(pred.branches["a1"], pred.probs, atol=1e-3)  # the first branch alone reads otherwise
+
+
+def test_merge_reads_run_records_and_keeps_one_row_per_file_however_named(tmp_path, monkeypatch):
+    """A shard killed mid-run was merged as if whole; one file named relative in one shard and absolute in another
+    (a requeue from another folder) became two rows, sorted apart."""
+    from mmfer.inference.resume import write_record
+    from mmfer.inference.result import PREDICTION_COLUMNS
+
+    monkeypatch.chdir(tmp_path)
+    row = lambda path: [path, Path(path).stem, "Sad", *["0.1"] * 7, "1.000", "face+audio", ""]  # noqa: E731
+    one = _write_csv(tmp_path / "p0.csv", PREDICTION_COLUMNS, [row("in/a.mp4"), row("in/c.mp4")])
+    two = _write_csv(tmp_path / "p1.csv", PREDICTION_COLUMNS, [row(str(tmp_path / "in" / "b.mp4")),
+                                                               row(str(tmp_path / "in" / "a.mp4"))])
+    settings = {"model": "default", "weights": "x", "frame_pooling": None}
+    for p in (one, two):
+        assert write_record(p, settings, finished=True)
+    done = merge_csvs([one, two], tmp_path / "all.csv")
+    assert done["rows"] == 3 and [r[0] for r in csv.reader(open(tmp_path / "all.csv"))][1:] == [
+        "in/a.mp4", str(tmp_path / "in" / "b.mp4"), "in/c.mp4"]
+    write_record(two, settings, finished=False)  # killed, not requeued yet
+    with pytest.raises(MmferError, match=r"p1.csv: its predict run did not finish .*--partial"):
+        merge_csvs([one, two], tmp_path / "all.csv")
+    assert merge_csvs([one, two], tmp_path / "all.csv", partial=True)["rows"] == 3
+    write_record(two, {**settings, "frame_pooling": "confidence"}, finished=True)
+    with pytest.raises(MmferError, match=r"p1.csv: written with other settings .*frame_pooling None then"):
+        merge_csvs([one, two], tmp_path / "all.csv")
