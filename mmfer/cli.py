@@ -427,7 +427,7 @@ def _add_merge(sub: argparse._SubParsersAction) -> None:
                         "rows so far; by default such a shard is refused")
 
     def run(args: argparse.Namespace) -> int:
-        from mmfer.inference.segments import merge_csvs
+        from mmfer.inference.merge import merge_csvs
 
         done = merge_csvs(args.inputs, args.out, partial=args.partial)
         print(f"wrote {done['out']}: {done['rows']} row(s) from {done['inputs']} file(s)")

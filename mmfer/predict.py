@@ -16,4 +16,5 @@ from mmfer.inference.predictor import (  # noqa: F401
 )
 from mmfer.inference.result import PREDICTION_COLUMNS, Prediction, PredictResult  # noqa: F401
 from mmfer.inference.run import predict, shard_inputs  # noqa: F401
-from mmfer.inference.segments import SEGMENT_COLUMNS, Segment, SegmentSettings, merge_csvs, read_segments  # noqa: F401
+from mmfer.inference.merge import merge_csvs  # noqa: F401
+from mmfer.inference.segments import SEGMENT_COLUMNS, Segment, SegmentSettings, read_segments  # noqa: F401

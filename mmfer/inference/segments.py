@@ -13,10 +13,9 @@ sound); a video that is one segment gets exactly that segment's prediction.
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass, field
-from pathlib import Path, PurePath
-from typing import Any, Iterable, Sequence
+from pathlib import Path
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -156,83 +155,3 @@ def read_segments(path: str | Path) -> list[dict[str, str]]:
 
 
 # ---------------------------------------------------------------- merging shards
-def merge_csvs(inputs: Iterable[str | Path], out: str | Path, *, partial: bool = False) -> dict[str, Any]:
-    """``mmfer merge``: one CSV from the per-shard CSVs of ``predict --shard`` (predictions, segments or frames:
-    all inputs must have the same header). Rows are sorted by path, and a row
-    that two inputs both hold (the same shard run twice, a file named relative to one folder in one and absolute
-    in another) is kept once; two different rows for the same file are an error, since they cannot both be right.
-    Files come in the order a run over their folder lists them, and each file's rows in the order its shard
-    wrote them (a frames CSV: face rows, then audio rows), so the merge reads as one unsharded run's output.
-    A predictions CSV whose run record (``mmfer.inference.resume``) says it did not finish is refused unless
-    ``partial``, and so are two whose records name different models or options."""
-    import os
-
-    from mmfer.inference.resume import differences, read_record
-    from mmfer.outputs import atomic_write, check_output_file
-
-    inputs = [Path(p) for p in inputs]
-    if not inputs:
-        raise MmferError("merge: give the CSVs to merge")
-    check_output_file(out, option="--out")
-    header: list[str] | None = None
-    rows: dict[tuple, list[str]] = {}
-    first_settings: tuple[Path, dict[str, Any]] | None = None
-    for p in inputs:
-        if not p.is_file():
-            raise MmferError(f"{p}: file not found")
-        record = read_record(p) or {}
-        if record and not record.get("finished") and not partial:
-            raise MmferError(f"{p}: its predict run did not finish (stopped or still running); run its command "
-                             "again to finish it, then merge (--partial merges the rows so far)")
-        if record and first_settings is None:
-            first_settings = (p, record["settings"])
-        elif record and differences(first_settings[1], record["settings"]):
-            raise MmferError(f"{p}: written with other settings than {first_settings[0]} "
-                             f"({'; '.join(differences(first_settings[1], record['settings']))}); merge the shards "
-                             "of one model and options")
-        cwd = record.get("cwd") or os.getcwd()  # a relative path is of the folder its run started in
-        if Path(out).exists() and p.resolve() == Path(out).resolve():
-            raise MmferError(f"{p}: is also the output; write the merge to another file")
-        with open(p, newline="", encoding="utf-8-sig") as f:
-            r = csv.reader(f)
-            head = next(r, None)
-            if head is None:
-                raise MmferError(f"{p}: empty file (no header)")
-            if header is None:
-                if "path" not in head:  # a score CSV keys its rows by clip_id, and no shard wrote it
-                    raise MmferError(f"{p}: not a predictions, segments or frames CSV of `mmfer predict` (no path "
-                                     "column); merge joins the CSVs of `predict --shard`")
-                header = head
-            elif head != header:
-                if [c for c in head if c != "label"] == [c for c in header if c != "label"]:  # --labels-from in one
-                    raise MmferError(f"{p}: {'has' if 'label' in head else 'lacks'} the label column of "
-                                     f"{inputs[0]}; run every shard with the same --labels-from")
-                raise MmferError(f"{p}: its columns differ from {inputs[0]}'s; merge files of one kind (predictions, "
-                                 "segments or frames) written by the same mmfer")
-            # (older frames CSVs named the modality column "source")
-            key_cols = [header.index(c) for c in ("path", "start", "time", "modality", "source") if c in header]
-            path_col = header.index("path")
-            for n, row in enumerate(r, start=2):
-                if len(row) != len(header):
-                    raise MmferError(f"{p}, line {n}: {len(row)} fields, the header has {len(header)}")
-                place = os.path.normpath(os.path.join(cwd, row[path_col]))  # one file however it was named
-                key = tuple(place if i == path_col else row[i] for i in key_cols)
-                if key in rows and [v for i, v in enumerate(rows[key]) if i != path_col] != [
-                        v for i, v in enumerate(row) if i != path_col]:
-                    raise MmferError(f"{p}, line {n}: {key[0]} appears in two inputs with different values; "
-                                     "were the shards run with different models or settings?")
-                rows.setdefault(key, row)
-    assert header is not None
-    path_col = header.index("path")
-
-    def sort_key(item: tuple[tuple, list[str]]):  # files as a folder run lists them; a file's rows as written
-        return PurePath(item[0][0]).parts
-
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_write(out, "w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f)
-        w.writerow(header)
-        for _, row in sorted(rows.items(), key=sort_key):
-            w.writerow(row)
-    return {"out": out, "inputs": len(inputs), "rows": len(rows), "columns": header}

@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 from mmfer.errors import MmferError
+from mmfer.inference.merge import merge_csvs
 from mmfer.inference.segments import (
-    SEGMENT_COLUMNS, Segment, SegmentSettings, SegmentWriter, main_track, merge_csvs, next_cut, read_segments,
+    SEGMENT_COLUMNS, Segment, SegmentSettings, SegmentWriter, main_track, next_cut, read_segments,
     summarise,
 )
 from mmfer.labels import EMOTIONS
