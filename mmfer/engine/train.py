@@ -22,21 +22,17 @@ import numpy as np
 import torch
 import yaml
 from torch import nn
-from torch.utils.data import DataLoader
-from tqdm import tqdm
 
 from mmfer.data.cache import ClipRecord, PreprocessSettings, cache_settings
 from mmfer.data.datasets import (
     DATASETS,
     build_dataset,
-    collate_for,
     file_source,
-    seed_worker,
     source_records,
     source_splits,
 )
 from mmfer.data.index import check_out_not_read_as_data
-from mmfer.data.speech_list import balanced_weights, check_classes, class_masks, classes_by_corpus, is_speech_list
+from mmfer.data.speech_list import check_classes, class_masks, classes_by_corpus, is_speech_list
 from mmfer.data.splits import (
     corpus_folds,
     corpus_records,
@@ -48,7 +44,6 @@ from mmfer.data.splits import (
     speaker_of,
 )
 from mmfer.engine.checks import check_consistency, check_val_and_classes, config_differences
-from mmfer.signals import start_iter
 from mmfer.engine.checkpoint import (
     check_cache_compatible,
     check_resume_clips,
@@ -64,10 +59,11 @@ from mmfer.engine.checkpoint import (
 from mmfer.engine.config import TrainConfig, config_from_dict, config_to_plain, load_train_config
 from mmfer.engine.device import precision_note, resolve_device
 from mmfer.engine.provenance import record_session
+from mmfer.engine.hooks import restore_state, train_epoch, train_loader, validate
 from mmfer.engine.ema import ema_model, ema_step_decay  # noqa: F401 (ema_step_decay: importable here as before)
 # the pieces that moved to sampling.py and steps.py stay importable from here
-from mmfer.engine.sampling import BalancedEpochSampler, EpochSampler, rng_state, seed_everything, set_rng_state
-from mmfer.engine.scoring import predict_clips, split_scores
+from mmfer.engine.sampling import BalancedEpochSampler, EpochSampler, rng_state, seed_everything, set_rng_state  # noqa: F401
+from mmfer.engine.scoring import split_scores
 from mmfer.engine.timing import time_left
 from mmfer.engine.steps import (  # noqa: F401
     accuracy_uar, class_weights, lr_factor, optimisation_step, training_pieces, unscored_labels,
@@ -75,7 +71,6 @@ from mmfer.engine.steps import (  # noqa: F401
 from mmfer.errors import MmferError
 from mmfer.labels import EMOTIONS
 from mmfer.outputs import check_output_dir
-from mmfer.progress import progress_bar
 from mmfer.scores import write_scores
 
 log = logging.getLogger(__name__)
@@ -441,26 +436,9 @@ def fit(run: Run, run_data: RunData, *, progress: bool = True,
     net: nn.Module = model
     if dist.enabled:
         net = nn.parallel.DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None)
-    loader: Any
-    if dcfg.device_images:  # the GPU recipe: images on the device, jittered there, no data loader
-        from mmfer.engine.device_data import DeviceFaceBatches
-
-        sampler = loader = DeviceFaceBatches(train_ds, device=dev, batch_size=dcfg.batch_size, seed=config.seed,
-                                             augment=config.augment, rank=dist.rank, world_size=dist.world_size,
-                                             progress=progress and dist.main)
-    elif dist.enabled:
-        sampler: Any = torch.utils.data.distributed.DistributedSampler(train_ds, seed=config.seed, shuffle=True)
-    elif dcfg.balance == "corpus_class":
-        sampler = BalancedEpochSampler(balanced_weights(train_ds.records), seed=config.seed)
-    else:
-        sampler = EpochSampler(len(train_ds), seed=config.seed)
-    loader_gen = torch.Generator()
-    if not dcfg.device_images:
-        loader = DataLoader(
-            train_ds, batch_size=dcfg.batch_size, sampler=sampler, num_workers=dcfg.workers,
-            collate_fn=collate_for(kind), worker_init_fn=seed_worker, drop_last=len(train_ds) > dcfg.batch_size,
-            generator=loader_gen, pin_memory=dev.type == "cuda",
-        )
+    sampler, loader, loader_gen = train_loader(config, train_ds, kind=kind, device=dev, rank=dist.rank,
+                                               world_size=dist.world_size if dist.enabled else 1,
+                                               progress=progress and dist.main)
     steps_per_epoch = max(1, len(loader))
     pieces = training_pieces(config, model, dev, train_ds.labels,
                              class_counts=(sampler.expected_class_counts(train_ds.labels)
@@ -497,22 +475,8 @@ def fit(run: Run, run_data: RunData, *, progress: bool = True,
 
     start_epoch, best, rows = 0, {}, []
     if ckpt is not None:
-        unwrap(model).load_state_dict(ckpt["state_dict"])
-        if adversary is not None:
-            if "adversary" not in ckpt:
-                raise MmferError(f"{last_path}: holds no adversary; it was not trained with adversary.scale")
-            adversary.load_state_dict(ckpt["adversary"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        scheduler.load_state_dict(ckpt["scheduler"])
-        if "scaler" in ckpt:
-            scaler.load_state_dict(ckpt["scaler"])
-        if ema is not None:
-            if "ema" not in ckpt:
-                raise MmferError(f"{last_path}: holds no averaged (EMA) weights; it was not trained with ema_decay")
-            ema.module.load_state_dict(ckpt["ema"]["state_dict"])
-            ema.n_averaged.fill_(int(ckpt["ema"]["n_averaged"]))
-        set_rng_state(ckpt["rng"])
-        start_epoch, best = int(ckpt["epoch"]), dict(ckpt.get("best") or {})
+        start_epoch, best = restore_state(ckpt, model=model, optimizer=optimizer, scheduler=scheduler, scaler=scaler,
+                                          ema=ema, adversary=adversary, where=last_path)
         rows = _read_log(out, start_epoch)
         log.info("resuming %s %s", out, f"at epoch {start_epoch + 1} of {ocfg.epochs}" if start_epoch < ocfg.epochs
                  else f"with all {ocfg.epochs} epochs done: finishing (scores)")
@@ -556,43 +520,21 @@ def fit(run: Run, run_data: RunData, *, progress: bool = True,
         loader_gen.manual_seed(config.seed * 100_003 + epoch)  # worker seeds depend on the epoch only
         net.train()
         freeze = epoch < config.init.freeze_encoder_epochs
-        tot_loss, tot_correct, tot_n = 0.0, 0, 0
-        # start_iter: a stop is never lost in a fork; other DDP processes show nothing
-        bar = (progress_bar(start_iter(loader), total=len(loader), desc=f"epoch {epoch + 1}/{ocfg.epochs}",
-                            unit="batch", enabled=progress, leave=False) if dist.main
-               else tqdm(start_iter(loader), total=len(loader), disable=True))
         aug = config.augment
-        mixing = (aug.mixup, aug.cutmix) if aug.enabled else (0.0, 0.0)
-        for batch in bar:
-            y, logits, loss = optimisation_step(net, batch, device=dev, precision=precision, criterion=criterion,
-                                                optimizer=optimizer, scaler=scaler, grad_clip=ocfg.grad_clip,
-                                                frozen=frozen_params if freeze else (), mixup=mixing[0],
-                                                cutmix=mixing[1], teacher=teacher, adversary=adversary)
-            if not torch.isfinite(loss.detach()):
-                ids = [train_ds.records[int(c)].clip_id for c in batch["clip"][:8]]
-                raise MmferError(
-                    f"{out}: epoch {epoch + 1}, step {tot_n // max(1, dcfg.batch_size) + 1}: the loss is "
-                    f"{float(loss.detach())} (not finite), on a batch of clips {', '.join(ids)}"
-                    f"{' ...' if len(batch['clip']) > 8 else ''}; check those clips' inputs, or lower optim.lr")
-            scheduler.step()
-            if ema is not None:
-                ema.update_parameters(model)
-            n = y.shape[0]
-            tot_loss += float(loss.detach()) * n
-            tot_correct += int((logits.detach().argmax(1) == y).sum())
-            tot_n += n
-            bar.set_postfix(loss=f"{tot_loss / max(tot_n, 1):.3f}")
-
+        train_loss, train_acc, tot_n = train_epoch(
+            net, loader, desc=f"epoch {epoch + 1}/{ocfg.epochs}", device=dev, precision=precision,
+            criterion=criterion, optimizer=optimizer, scheduler=scheduler, scaler=scaler, grad_clip=ocfg.grad_clip,
+            frozen=frozen_params if freeze else (), mixing=(aug.mixup, aug.cutmix) if aug.enabled else (0.0, 0.0),
+            teacher=teacher, adversary=adversary, ema=ema, model=model, clip_ids=train_ds.clip_ids, where=str(out),
+            show=dist.main, progress=progress)
         if tot_n == 0:
             raise MmferError(
                 f"{out}: epoch {epoch + 1} ran no optimisation step: {len(train_ds)} training items"
                 f"{f' over {dist.world_size} processes' if dist.enabled else ''} and batch_size {dcfg.batch_size} "
                 "leave no full batch per process; lower data.batch_size or use fewer processes")
-        probs = predict_clips(eval_model, val_ds, device=dev, batch_size=eval_bs, workers=dcfg.workers, amp=use_amp,
-                              progress=progress and dist.main, desc="val")
-        val_acc, val_uar = accuracy_uar(val_labels, probs, unscored=unscored)
-        known = val_labels >= 0
-        val_loss = float(-np.log(np.clip(probs[known, val_labels[known]], 1e-12, None)).mean()) if known.any() else float("nan")
+        val_acc, val_uar, val_loss = validate(eval_model, val_ds, val_labels, device=dev, batch_size=eval_bs,
+                                              workers=dcfg.workers, amp=use_amp, unscored=unscored,
+                                              progress=progress and dist.main)
         metric = val_uar if ocfg.select_by == "uar" else val_acc
         improved = ocfg.select_by == "last" or not best or (
             not math.isnan(metric) and (math.isnan(best["value"]) or metric > best["value"]))
@@ -600,8 +542,8 @@ def fit(run: Run, run_data: RunData, *, progress: bool = True,
             best = {"epoch": epoch + 1, "metric": ocfg.select_by, "value": metric, "val_accuracy": val_acc,
                     "val_uar": val_uar, "counts_unscored": True}
         row = {
-            "epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"], "train_loss": tot_loss / max(tot_n, 1),
-            "train_accuracy": tot_correct / max(tot_n, 1), "val_loss": val_loss, "val_accuracy": val_acc,
+            "epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"], "train_loss": train_loss,
+            "train_accuracy": train_acc, "val_loss": val_loss, "val_accuracy": val_acc,
             "val_uar": val_uar, "best": bool(improved), "seconds": round(time.perf_counter() - t0, 3),
         }
         if adversary is not None:  # near chance: the features no longer tell the domains apart

@@ -541,8 +541,8 @@ def test_scores_of_an_unfinished_run_say_so_and_split_names_are_read_like_prepro
 def test_training_and_scoring_start_their_loaders_with_stops_held_back(synth_cache, tmp_path, monkeypatch):
     """Every epoch's loader and every validation loader starts through signals.start_iter (a stop during the
     workers' fork was lost); this pins the call sites."""
+    import mmfer.engine.hooks as hooks
     import mmfer.engine.scoring as scoring
-    import mmfer.engine.train as train_module
     from mmfer.signals import start_iter
 
     calls = []
@@ -551,7 +551,7 @@ def test_training_and_scoring_start_their_loaders_with_stops_held_back(synth_cac
         calls.append(type(loader).__name__)
         return start_iter(loader)
 
-    monkeypatch.setattr(train_module, "start_iter", counted)
+    monkeypatch.setattr(hooks, "start_iter", counted)
     monkeypatch.setattr(scoring, "start_iter", counted)
     train(tiny_config("landmark_brnn", epochs=2), data=synth_cache("landmarks"), out=tmp_path / "run", progress=False)
     assert calls.count("DataLoader") >= 4  # 2 epochs of training and 2 validations, then the score files
