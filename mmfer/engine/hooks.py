@@ -24,12 +24,12 @@ from mmfer.progress import progress_bar
 from mmfer.signals import start_iter
 
 
-def train_loader(config: Any, train_ds: Any, *, kind: str, device: torch.device, rank: int = 0, world_size: int = 1,
-                 progress: bool = False) -> tuple[Any, Any, torch.Generator]:
+def train_loader(config: Any, train_ds: Any, *, kind: str, device: torch.device, distributed: bool = False,
+                 rank: int = 0, world_size: int = 1, progress: bool = False) -> tuple[Any, Any, torch.Generator]:
     """(sampler, loader, generator) of the training items: ``sampler.set_epoch(e)`` and
     ``generator.manual_seed(...)`` before each epoch make it the same whether a run is resumed or not. The GPU
-    recipe (data.device_images) keeps the images on the device, with no data loader; several processes take
-    their share (DistributedSampler); data.balance corpus_class draws corpora and classes evenly."""
+    recipe (data.device_images) keeps the images on the device, with no data loader; ``distributed`` processes
+    take their share (DistributedSampler); data.balance corpus_class draws corpora and classes evenly."""
     dcfg = config.data
     generator = torch.Generator()
     if dcfg.device_images:  # the GPU recipe: images on the device, jittered there, no data loader
@@ -38,7 +38,7 @@ def train_loader(config: Any, train_ds: Any, *, kind: str, device: torch.device,
         batches = DeviceFaceBatches(train_ds, device=device, batch_size=dcfg.batch_size, seed=config.seed,
                                     augment=config.augment, rank=rank, world_size=world_size, progress=progress)
         return batches, batches, generator
-    if world_size > 1:
+    if distributed:
         sampler: Any = torch.utils.data.distributed.DistributedSampler(train_ds, seed=config.seed, shuffle=True)
     elif dcfg.balance == "corpus_class":
         sampler = BalancedEpochSampler(balanced_weights(train_ds.records), seed=config.seed)

@@ -436,8 +436,8 @@ def fit(run: Run, run_data: RunData, *, progress: bool = True,
     net: nn.Module = model
     if dist.enabled:
         net = nn.parallel.DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None)
-    sampler, loader, loader_gen = train_loader(config, train_ds, kind=kind, device=dev, rank=dist.rank,
-                                               world_size=dist.world_size if dist.enabled else 1,
+    sampler, loader, loader_gen = train_loader(config, train_ds, kind=kind, device=dev, distributed=dist.enabled,
+                                               rank=dist.rank, world_size=dist.world_size,
                                                progress=progress and dist.main)
     steps_per_epoch = max(1, len(loader))
     pieces = training_pieces(config, model, dev, train_ds.labels,
