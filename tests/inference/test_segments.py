@@ -408,7 +408,7 @@ def test_the_audio_windows_fuse_every_audio_branch_as_the_row_does(tmp_path, cre
     assert not np.allclose(pred.branches["a1"], pred.probs, atol=1e-3)  # the first branch alone reads otherwise
 
 
-def test_merge_reads_run_records_and_keeps_one_row_per_file_however_named(tmp_path, monkeypatch):
+def test_merge_reads_run_records_and_keeps_one_row_per_file_however_named(tmp_path, monkeypatch, caplog):
     """A shard killed mid-run was merged as if whole; one file named relative in one shard and absolute in another
     (a requeue from another folder) became two rows, sorted apart."""
     from mmfer.inference.resume import write_record
@@ -430,5 +430,9 @@ def test_merge_reads_run_records_and_keeps_one_row_per_file_however_named(tmp_pa
         merge_csvs([one, two], tmp_path / "all.csv")
     assert merge_csvs([one, two], tmp_path / "all.csv", partial=True)["rows"] == 3
     write_record(two, {**settings, "frame_pooling": "confidence"}, finished=True)
-    with pytest.raises(MmferError, match=r"p1.csv: written with other settings .*frame_pooling None then"):
+    with pytest.raises(MmferError, match=r"p1.csv: written with other options .*frame_pooling None then"):
         merge_csvs([one, two], tmp_path / "all.csv")
+    write_record(two, {**settings, "weights": "y"}, finished=True)  # a copy of the model on another machine
+    with caplog.at_level("WARNING"):
+        assert merge_csvs([one, two], tmp_path / "all.csv")["rows"] == 3
+    assert "weights 'x' then, 'y' now; merge shards of one model only" in caplog.text
