@@ -1,6 +1,7 @@
-"""Torch datasets over the preprocessed cache, one per model input kind.
+"""Torch datasets, one per model input kind: over the preprocessed cache, or over folders and lists of image or
+sound files for the kinds that read files (``mmfer.data.kinds``).
 
-Clips are read by memory map (no decoding). Every item is a dict ``{"x", "mask", "label", "clip"}`` where
+Cached clips are read by memory map (no decoding); sound files are decoded once and their features kept. Every item is a dict ``{"x", "mask", "label", "clip"}`` where
 ``clip`` is the position of its clip in ``dataset.records``: evaluation datasets may yield several items per
 clip (C3D sliding windows), and scorers average probabilities per clip. Randomness (window choice, crops,
 augmentation) comes from a generator seeded by (seed, epoch, item), so a run is reproducible whatever the

@@ -58,7 +58,7 @@ def registering_module(name: str) -> str | None:
 
 
 def builder_kwargs(name: str) -> dict[str, Any]:
-    """The keyword arguments a builder accepts, with their defaults (for docs, configs and error messages)."""
+    """The keyword arguments a builder accepts, with their defaults: what a config's model.kwargs may set."""
     return {k: p.default for k, p in inspect.signature(_builder(name)).parameters.items()}
 
 
