@@ -831,6 +831,27 @@ def test_the_progress_bar_of_a_file_never_passes_100_percent(bundle, tmp_path, c
     assert shown and max(shown) <= 100 and "clamping" not in err, err[-500:]
 
 
+class _Analysed(list):
+    """The names of the files ``Predictor.predict_file`` analyses, in order; ``watch(kill_at=n)``: the machine
+    goes down as the n-th file starts."""
+
+    def __init__(self, monkeypatch):
+        super().__init__()
+        self.monkeypatch, self.real = monkeypatch, Predictor.predict_file
+
+    def watch(self, kill_at: int | None = None) -> None:
+        self.clear()
+        real = self.real
+
+        def predict_file(predictor, path, *args, **kwargs):
+            self.append(Path(path).name)
+            if len(self) == kill_at:
+                raise RuntimeError("the machine went down")
+            return real(predictor, path, *args, **kwargs)
+
+        self.monkeypatch.setattr(Predictor, "predict_file", predict_file)
+
+
 def test_an_interrupted_or_killed_run_resumes_without_analysing_finished_files(bundle, tmp_path, cremad_videos,
                                                                                 cremad_audio, monkeypatch):
     """--out is saved as files finish, so a killed run keeps them; --resume keeps those rows and analyses the
@@ -839,23 +860,13 @@ def test_an_interrupted_or_killed_run_resumes_without_analysing_finished_files(b
 
     inputs = [*cremad_videos[:2], *cremad_audio[:2]]
     whole = predict(inputs, model=bundle, out=tmp_path / "whole.csv", progress=False)
-    analysed = []
-    real = Predictor.predict_file
-
-    def killed_at_the_third(self, path, *args, **kwargs):
-        analysed.append(Path(path).name)
-        if len(analysed) == 3:
-            raise RuntimeError("the machine went down")
-        return real(self, path, *args, **kwargs)
-
+    analysed = _Analysed(monkeypatch)
     monkeypatch.setattr(run, "SAVE_EVERY_S", 0.0)
-    monkeypatch.setattr(Predictor, "predict_file", killed_at_the_third)
+    analysed.watch(kill_at=3)
     with pytest.raises(RuntimeError, match="went down"):
         predict(inputs, model=bundle, out=tmp_path / "p.csv", progress=False)
     assert len(read_predictions(tmp_path / "p.csv")) == 2  # saved before the third file started
-    analysed.clear()
-    monkeypatch.setattr(Predictor, "predict_file", lambda self, path, *a, **k: analysed.append(Path(path).name)
-                        or real(self, path, *a, **k))
+    analysed.watch()
     again = predict(inputs, model=bundle, out=tmp_path / "p.csv", progress=False, resume=True)
     assert analysed == [p.name for p in inputs[2:]]
     assert (tmp_path / "p.csv").read_text() == (tmp_path / "whole.csv").read_text()
@@ -898,23 +909,13 @@ def test_the_same_command_after_a_kill_goes_on_and_resume_refuses_rows_of_anothe
     inputs = cremad_audio[:3]
     whole = predict(inputs, model=bundle, out=tmp_path / "whole.csv", progress=False)
     out = tmp_path / "p.csv"
-    analysed = []
-    real = Predictor.predict_file
-
-    def killed_at_the_third(self, path, *args, **kwargs):
-        analysed.append(Path(path).name)
-        if len(analysed) == 3:
-            raise RuntimeError("the machine went down")
-        return real(self, path, *args, **kwargs)
-
+    analysed = _Analysed(monkeypatch)
     monkeypatch.setattr(run, "SAVE_EVERY_S", 0.0)
-    monkeypatch.setattr(Predictor, "predict_file", killed_at_the_third)
+    analysed.watch(kill_at=3)
     with pytest.raises(RuntimeError, match="went down"):
         predict(inputs, model=bundle, out=out, progress=False)
     assert len(read_predictions(out)) == 2 and record_path(out).is_file()
-    analysed.clear()
-    monkeypatch.setattr(Predictor, "predict_file", lambda self, path, *a, **k: analysed.append(Path(path).name)
-                        or real(self, path, *a, **k))
+    analysed.watch()
     with caplog.at_level(logging.WARNING):
         predict(inputs, model=bundle, out=out, progress=False)  # the same command, no --resume
     assert analysed == [inputs[2].name] and out.read_text() == (tmp_path / "whole.csv").read_text()
@@ -925,14 +926,11 @@ def test_the_same_command_after_a_kill_goes_on_and_resume_refuses_rows_of_anothe
     with pytest.raises(MmferError, match=r"another model or options \(frame_pooling None then, 'confidence' now"):
         predict(inputs, model=bundle, out=out, progress=False, resume=True, frame_pooling="confidence")
     # killed again, then --out rewritten by something else (a merge, a spreadsheet): its record is not trusted
-    analysed.clear()
-    monkeypatch.setattr(Predictor, "predict_file", killed_at_the_third)
+    analysed.watch(kill_at=3)
     with pytest.raises(RuntimeError, match="went down"):
         predict(inputs, model=bundle, out=out, progress=False, start=np.float32(0.0))  # (numpy numbers recorded)
     out.write_text(out.read_text())
-    analysed.clear()
-    monkeypatch.setattr(Predictor, "predict_file", lambda self, path, *a, **k: analysed.append(Path(path).name)
-                        or real(self, path, *a, **k))
+    analysed.watch()
     predict(inputs, model=bundle, out=out, progress=False)
     assert analysed == [p.name for p in inputs]
     # a loaded Predictor's own options are what its rows were made with
