@@ -87,7 +87,7 @@ def open_video(path: Path, *, size: int | None = None) -> Any:
     if not path.is_file():
         raise MmferError(f"{path}: not a regular file")
     if size == 0:
-        raise MmferError(f"{path}: empty file (0 bytes); re-copy or re-download it")
+        raise MmferError(f"{path}: file is empty (0 bytes); re-copy or re-download it")
     try:
         info = probe_video(path, keep_reader=True)
     except DecodeError:

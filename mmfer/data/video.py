@@ -132,7 +132,7 @@ def _check_file(path: Path) -> None:
     if not path.is_file():  # a FIFO, a device: not a file to decode (its size reads 0)
         raise DecodeError(path, "not a regular file (a pipe or device)")
     if path.stat().st_size == 0:
-        raise DecodeError(path, "file is empty (0 bytes)", "re-copy or re-download the clip")
+        raise DecodeError(path, "file is empty (0 bytes)", "re-copy or re-download it")
 
 
 def _looks_like_media(path: Path) -> bool:
