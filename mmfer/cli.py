@@ -35,11 +35,12 @@ def _add_preprocess(sub: argparse._SubParsersAction) -> None:
     from mmfer.data.cache import PreprocessSettings
 
     d = PreprocessSettings()  # one source of defaults for the CLI and the library
-    from mmfer.faces.backends import BACKENDS
+    from mmfer.faces.backends import BUILTIN_BACKENDS
 
-    p.add_argument("--face-backend", default=d.face_backend, choices=BACKENDS,
+    p.add_argument("--face-backend", default=d.face_backend, metavar="|".join(BUILTIN_BACKENDS),
                    help=f"face detector and landmarks (default {d.face_backend}; dlib_mtcnn adds MTCNN where dlib's "
-                        "detector finds nothing, as the default model's predict does)")
+                        "detector finds nothing, as the default model's predict does; a backend of your own: "
+                        "register_backend in a module, then mmfer --import MODULE)")
     p.add_argument("--crop-size", type=int, default=d.crop_size, help="aligned face crop side in pixels")
     p.add_argument("--fps", type=float, default=d.fps, help="resample video to this frame rate (default: native)")
     p.add_argument("--detect-every", type=int, default=d.detect_every,
@@ -527,7 +528,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log more detail")
     parser.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
                         help="import this Python module first (one that registers its own models with "
-                             "mmfer.models.registry.register_model); repeatable")
+                             "mmfer.models.registry.register_model, or face backends with "
+                             "mmfer.faces.backends.register_backend); repeatable")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for add in _COMMANDS:

@@ -43,7 +43,8 @@ CACHE_VERSION = 1
 class PreprocessSettings:
     """Everything that changes what lands in the cache; its hash decides whether a clip is redone."""
 
-    face_backend: str = "dlib"  # one of mmfer.faces.backends.BACKENDS (dlib, mtcnn, dlib_mtcnn, insightface, none)
+    face_backend: str = "dlib"  # a name in mmfer.faces.backends.BACKENDS (dlib, mtcnn, dlib_mtcnn, insightface, none,
+    #                            or one registered with register_backend)
     crop_size: int = 112  # aligned face crops are crop_size x crop_size RGB
     fps: float | None = None  # None keeps the native frame rate; otherwise frames are resampled
     sample_rate: int = 16000

@@ -32,7 +32,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 from mmfer.data.cache import (
     ClipRecord,
@@ -55,7 +55,7 @@ from mmfer.data.clip import (  # noqa: F401 - one clip's pipeline; these names w
 )
 from mmfer.errors import MmferError
 from mmfer.signals import sigterm_as_interrupt
-from mmfer.faces.backends import check_backend, get_backend
+from mmfer.faces.backends import check_backend, get_backend, register_backend, registered_backend
 
 log = logging.getLogger(__name__)
 
@@ -279,9 +279,9 @@ def _die_with_parent(parent: int) -> None:
         os._exit(1)
 
 
-def _init_worker(backend_name: str, parent: int | None = None) -> None:
+def _init_worker(backend_name: str, parent: int | None = None, registered: tuple[str, Any] | None = None) -> None:
     """Worker start-up: Ctrl-C is the parent's job, dies with the parent, one thread per worker, backend
-    loaded once."""
+    loaded once (a backend registered by the user's code registered again: a spawned worker starts without it)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     if parent is not None:
@@ -292,6 +292,8 @@ def _init_worker(backend_name: str, parent: int | None = None) -> None:
         cv2.setNumThreads(1)
     except Exception:  # noqa: BLE001
         pass
+    if registered is not None:
+        register_backend(*registered, replace=True)
     get_backend(backend_name)
 
 
@@ -343,7 +345,7 @@ def _pool_results(
         while queue:
             pool = ProcessPoolExecutor(
                 max_workers=workers, mp_context=ctx, initializer=_init_worker,
-                initargs=(settings.face_backend, os.getpid())
+                initargs=(settings.face_backend, os.getpid(), registered_backend(settings.face_backend))
             )
             running: dict[Future, ClipEntry] = {}
             try:

@@ -1,9 +1,11 @@
 """The face backends by name: ``get_backend("dlib")`` builds one (once per process), ``check_backend`` says
-whether it could be built. The contract every backend meets is ``mmfer.faces.base.FaceBackend``."""
+whether it could be built, ``register_backend`` adds one of your own. The contract every backend meets is
+``mmfer.faces.base.FaceBackend``."""
 
 from __future__ import annotations
 
 import functools
+import importlib
 import os
 import threading
 from typing import TYPE_CHECKING, Any
@@ -13,7 +15,50 @@ from mmfer.errors import MmferError
 if TYPE_CHECKING:
     from mmfer.faces.base import FaceBackend
 
-BACKENDS = ("dlib", "mtcnn", "dlib_mtcnn", "insightface", "none")
+# name -> the backend's class, or "module:Class" for mmfer's own (imported when first asked for, so naming the
+# backends does not import dlib, torch or onnxruntime)
+BACKENDS: dict[str, Any] = {
+    "dlib": "mmfer.faces.dlib:DlibBackend",
+    "mtcnn": "mmfer.faces.mtcnn:MtcnnBackend",
+    "dlib_mtcnn": "mmfer.faces.mtcnn:DlibMtcnnBackend",
+    "insightface": "mmfer.faces.insightface:InsightFaceBackend",
+    "none": "mmfer.faces.none:NoDetectBackend",
+}
+BUILTIN_BACKENDS = tuple(BACKENDS)
+
+
+def register_backend(name: str, cls: Any, *, replace: bool = False) -> None:
+    """Add a face backend under ``name`` (lower case): a class whose instances meet ``FaceBackend`` (``detect``,
+    ``landmarks``, ``name``), built without arguments; a ``check`` class method, if any, raises the error building
+    would (a missing package or model file) without loading models. Then ``--face-backend NAME`` (after
+    ``mmfer --import MODULE``), ``preprocess(face_backend=NAME)`` and a bundle's ``decode.face_backend`` use it.
+    Spawned preprocess workers import it by its module, so define it at a module's top level. A name already
+    taken is an error unless ``replace``: caches made with it would be redone with another detector."""
+    if not isinstance(name, str) or not name.strip() or name.strip().lower() != name or " " in name:
+        raise MmferError(f"register_backend: the name must be a non-empty lower-case word, got {name!r}")
+    if not callable(cls):
+        raise MmferError(f"register_backend({name!r}): the backend must be a class (callable), got "
+                         f"{type(cls).__name__}")
+    if name in BACKENDS and BACKENDS[name] is not cls and not replace:
+        raise MmferError(f"register_backend: {name!r} is already a face backend ({_describe(BACKENDS[name])}); "
+                         "choose another name, or pass replace=True")
+    BACKENDS[name] = cls
+    _CACHE.pop(name, None)
+
+
+def registered_backend(name: str) -> tuple[str, Any] | None:
+    """``(name, class)`` of a backend registered by your own code, for a spawned worker to register again;
+    None for mmfer's own (and unknown names)."""
+    key = str(name).strip().lower()
+    entry = BACKENDS.get(key)
+    return None if entry is None or isinstance(entry, str) else (key, entry)
+
+
+def _describe(entry: Any) -> str:
+    if isinstance(entry, str):
+        return entry.replace(":", ".")
+    return f"{getattr(entry, '__module__', '?')}.{getattr(entry, '__qualname__', type(entry).__name__)}"
+
 
 _CACHE: dict[str, FaceBackend] = {}
 _BUILDING = threading.Lock()
@@ -62,18 +107,14 @@ class _OneCallAtATime:
 def _backend_class(name: str) -> tuple[str, type]:
     key = str(name).strip().lower()
     if key not in BACKENDS:
-        raise MmferError(f"unknown face backend {name!r}; choose one of: {', '.join(BACKENDS)}")
-    if key == "dlib":
-        from mmfer.faces.dlib import DlibBackend as cls
-    elif key == "mtcnn":
-        from mmfer.faces.mtcnn import MtcnnBackend as cls
-    elif key == "dlib_mtcnn":
-        from mmfer.faces.mtcnn import DlibMtcnnBackend as cls
-    elif key == "insightface":
-        from mmfer.faces.insightface import InsightFaceBackend as cls
-    else:
-        from mmfer.faces.none import NoDetectBackend as cls
-    return key, cls
+        raise MmferError(f"unknown face backend {name!r}; choose one of: {', '.join(BACKENDS)} (a backend of your "
+                         "own: register it with mmfer.faces.backends.register_backend, and on the command line "
+                         "import its module first: `mmfer --import MODULE ...`)")
+    entry = BACKENDS[key]
+    if isinstance(entry, str):
+        module, _, attr = entry.partition(":")
+        entry = getattr(importlib.import_module(module), attr)
+    return key, entry
 
 
 def get_backend(name: str) -> FaceBackend:

@@ -404,6 +404,35 @@ print("workers", s.workers, "ok", s.ok)
         np.testing.assert_array_equal(a.audio, b.audio)
 
 
+def test_a_backend_of_your_own_reaches_spawned_workers(tmp_path, cremad_videos):
+    """`mmfer --import MODULE preprocess --face-backend NAME`: a backend the user's module registers is used by the
+    workers too, which are spawned for it (not known to be fork-safe) and start without the user's module."""
+    import subprocess
+    import sys
+
+    (tmp_path / "my_faces.py").write_text(
+        "from mmfer.faces.backends import register_backend\n"
+        "class Blind:\n"
+        "    name = 'blind'\n"
+        "    def detect(self, image):\n"
+        "        return []\n"
+        "    def landmarks(self, image, box):\n"
+        "        raise AssertionError('no face, no landmarks')\n"
+        "register_backend('blind', Blind)\n")
+    csv = write_list(tmp_path / "list.csv", [(p.resolve(), "", "Train") for p in cremad_videos[:2]])
+    cmd = [sys.executable, "-m", "mmfer", "--import", "my_faces", "preprocess", str(csv), "--out", "cache",
+           "--face-backend", "blind", "--workers", "2", "--crop-size", "32", "--max-frames", "4", "--no-progress"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=180, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "with 2 worker(s)" in proc.stderr
+    latest = read_manifest(tmp_path / "cache")
+    assert sorted(e.status for e in latest.values()) == ["ok", "ok"]
+    for p in cremad_videos[:2]:
+        clip = load_clip(tmp_path / "cache", "Train", p.stem)
+        assert len(clip.mask) == 4 and not clip.mask.any()  # the blind backend's answer: no face in any frame
+    proc = subprocess.run(cmd[:2] + ["mmfer"] + cmd[5:], capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert proc.returncode == 2 and "unknown face backend 'blind'" in proc.stderr and "--import MODULE" in proc.stderr
+
 def test_cli_forks_one_worker_per_core_for_a_few_clips(tmp_path, cremad_videos):
     """`mmfer preprocess` loads no torch, so its workers are forked and a few clips already get every core."""
     import subprocess

@@ -138,6 +138,49 @@ def test_unknown_backend_lists_all():
     assert all(name in str(err.value) for name in BACKENDS)
 
 
+
+def test_register_backend_adds_one_of_your_own(monkeypatch):
+    """A detector of the user's own is named like mmfer's: built once, listed in the unknown-name error, its
+    ``check`` used by check_backend; a taken name is refused unless replaced."""
+    import mmfer.faces.backends as B
+
+    monkeypatch.setattr(B, "BACKENDS", dict(B.BACKENDS))
+    monkeypatch.setattr(B, "_CACHE", {})
+
+    class Blind:
+        name = "blind"
+        checked = 0
+
+        @classmethod
+        def check(cls):
+            cls.checked += 1
+
+        def detect(self, image):
+            return []
+
+        def landmarks(self, image, box):
+            raise AssertionError("no face, no landmarks")
+
+    B.register_backend("blind", Blind)
+    backend = B.get_backend("Blind")
+    assert backend is B.get_backend("blind") and backend.detect(np.zeros((8, 8, 3), np.uint8)) == []
+    assert isinstance(backend, FaceBackend)
+    B._CACHE.clear()
+    B.check_backend("blind")
+    assert Blind.checked == 1 and "blind" not in B._CACHE  # checked without building
+    assert B.registered_backend("BLIND") == ("blind", Blind) and B.registered_backend("dlib") is None
+    with pytest.raises(MmferError, match="unknown face backend 'hog'.*none, blind.*register_backend"):
+        B.get_backend("hog")
+    with pytest.raises(MmferError, match=r"'dlib' is already a face backend \(mmfer.faces.dlib.DlibBackend\)"):
+        B.register_backend("dlib", Blind)
+    for bad in ("", "My Detector", "Blind2", 3):
+        with pytest.raises(MmferError, match="lower-case word"):
+            B.register_backend(bad, Blind)
+    with pytest.raises(MmferError, match="must be a class"):
+        B.register_backend("other", object())
+    B.register_backend("dlib", Blind, replace=True)
+    assert B.get_backend("dlib")._backend.__class__ is Blind
+
 @pytest.fixture(scope="module")
 def mtcnn_backend():
     return get_backend("mtcnn")
