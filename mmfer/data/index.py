@@ -429,6 +429,59 @@ def index_afew(root: str | Path, *, splits: Iterable[str] | str | None = SPLITS)
     return entries
 
 
+@dataclass
+class ListRow:
+    """One row of a CSV list: its line, its file (relative paths resolved against the list's folder), its label
+    (canonical; None unknown; ``out_of_set`` for a row of another emotion, such as calm) and its other values."""
+
+    lineno: int
+    path: Path
+    label: str | None
+    out_of_set: bool
+    values: dict[str, str]
+
+    def get(self, column: str) -> str:
+        """The row's value in ``column`` (stripped), "" where the list has no such column."""
+        return self.values.get(column, "")
+
+
+def list_rows(csv_path: str | Path, *, columns: str) -> Iterator[ListRow]:
+    """The rows of a CSV list with a header holding ``path`` and ``label`` (any order, any letter case; other
+    columns kept in ``values``): the one reader of the clip lists of ``preprocess`` and ``train`` and of speech
+    lists. Blank rows are skipped; a row with too few values, an empty path or an unknown label is an error naming
+    its line. ``columns`` is the header the error messages suggest. Files are not opened here."""
+    csv_path = Path(csv_path)
+    if not csv_path.is_file():
+        raise MmferError(f"{csv_path}: CSV list not found")
+    with open(csv_path, newline="", encoding="utf-8-sig") as f:
+        reader = csv.reader(f)
+        header = next(reader, None)
+        if header is None:
+            raise MmferError(f"{csv_path}: empty file; expected a header line {columns!r}")
+        cols = [h.strip().lower() for h in header]
+        if "path" not in cols or "label" not in cols:
+            raise MmferError(f"{csv_path}:1: header {','.join(header)!r} lacks column 'path' or 'label'; "
+                             f"expected {columns!r}")
+        for lineno, row in enumerate(reader, start=2):
+            if not row or all(not c.strip() for c in row):
+                continue
+            if len(row) < len(cols):
+                raise MmferError(f"{csv_path}:{lineno}: {len(row)} value(s) for {len(cols)} column(s) ({','.join(cols)})")
+            values = {c: v.strip() for c, v in zip(cols, row)}
+            if not values["path"]:
+                raise MmferError(f"{csv_path}:{lineno}: empty path")
+            p = Path(values["path"]).expanduser()
+            if not p.is_absolute():
+                p = csv_path.parent / p
+            label: str | None = None
+            if values["label"]:
+                try:
+                    label = canonical(values["label"])
+                except MmferError as e:
+                    raise MmferError(f"{csv_path}:{lineno}: {e}") from None
+            yield ListRow(lineno, p, label, bool(values["label"]) and label is None, values)
+
+
 def index_csv(csv_path: str | Path, *, splits: Iterable[str] | str | None = None) -> list[ClipEntry]:
     """Clips listed in a CSV with columns ``path,label[,split][,clip_id]``.
 
@@ -438,64 +491,30 @@ def index_csv(csv_path: str | Path, *, splits: Iterable[str] | str | None = None
     in ``mmfer preprocess`` instead of stopping a whole corpus.
     """
     csv_path = Path(csv_path)
-    if not csv_path.is_file():
-        raise MmferError(f"{csv_path}: CSV list not found")
     wanted = _normalise_splits(splits, where=f"{csv_path}: splits")
     entries: list[ClipEntry] = []
     where_of: dict[int, str] = {}
-    with open(csv_path, newline="", encoding="utf-8-sig") as f:
-        reader = csv.reader(f)
-        try:
-            header = next(reader)
-        except StopIteration:
-            raise MmferError(f"{csv_path}: empty file; expected a header line 'path,label[,split][,clip_id]'") from None
-        cols = [h.strip().lower() for h in header]
-        if "path" not in cols or "label" not in cols:
-            raise MmferError(
-                f"{csv_path}:1: header {','.join(header)!r} lacks column 'path' or 'label'; "
-                "expected 'path,label[,split][,clip_id]'"
-            )
-        pos = {c: i for i, c in enumerate(cols)}
-        for lineno, row in enumerate(reader, start=2):
-            if not row or all(not c.strip() for c in row):
-                continue
-            if len(row) < len(cols):
-                raise MmferError(
-                    f"{csv_path}:{lineno}: {len(row)} value(s) for {len(cols)} column(s) ({','.join(cols)})"
-                )
-            raw_path = row[pos["path"]].strip()
-            if not raw_path:
-                raise MmferError(f"{csv_path}:{lineno}: empty path")
-            p = Path(raw_path).expanduser()
-            if not p.is_absolute():
-                p = csv_path.parent / p
-            raw_label = row[pos["label"]].strip()
-            label: str | None = None
-            if raw_label:
-                try:
-                    label = canonical(raw_label)
-                except MmferError as e:
-                    raise MmferError(f"{csv_path}:{lineno}: {e}") from None
-                if label is None:
-                    log.info("%s:%d: out-of-set label %r, row skipped", csv_path, lineno, raw_label)
-                    continue
-            split = "Test"
-            if "split" in pos and row[pos["split"]].strip():
-                split = split_name(row[pos["split"]], where=f"{csv_path}:{lineno}")
-            clip_id = clip_id_from_name(p.stem)
-            if "clip_id" in pos and row[pos["clip_id"]].strip():
-                clip_id = check_clip_id(row[pos["clip_id"]].strip(), where=f"{csv_path}:{lineno}")
-            if wanted is not None and split not in wanted:
-                continue
-            where_of[len(entries)] = f"{p} ({csv_path.name}:{lineno})"
-            entries.append(ClipEntry(clip_id, split, label, p))
+    has_split = False
+    for row in list_rows(csv_path, columns="path,label[,split][,clip_id]"):
+        has_split = has_split or "split" in row.values
+        if row.out_of_set:
+            log.info("%s:%d: out-of-set label %r, row skipped", csv_path, row.lineno, row.get("label"))
+            continue
+        where = f"{csv_path}:{row.lineno}"
+        split = split_name(row.get("split"), where=where) if row.get("split") else "Test"
+        clip_id = (check_clip_id(row.get("clip_id"), where=where) if row.get("clip_id")
+                   else clip_id_from_name(row.path.stem))
+        if wanted is not None and split not in wanted:
+            continue
+        where_of[len(entries)] = f"{row.path} ({csv_path.name}:{row.lineno})"
+        entries.append(ClipEntry(clip_id, split, row.label, row.path))
     if wanted is not None:
         missing = [s for s in wanted if not any(e.split == s for e in entries)]
         if missing:
             raise MmferError(f"{csv_path}: no rows of split(s) {', '.join(missing)}; leave them out of --splits")
     _check_duplicates(entries, where_of=where_of)
     labelled = sum(1 for e in entries if e.label)
-    if "split" not in pos and labelled:  # labels that no training would see: Test is never learnt from
+    if not has_split and labelled:  # labels that no training would see: Test is never learnt from
         log.warning("%s: no split column, so all %d rows are Test, %d of them labelled; to train on them give a "
                     "split column (Train, Val or Test per row)", csv_path, len(entries), labelled)
     return entries

@@ -18,7 +18,6 @@ within a corpus, be drawn equally often, so the largest corpus does not drown th
 
 from __future__ import annotations
 
-import csv
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +27,7 @@ import numpy as np
 
 from mmfer.data.cache import ClipRecord, check_clip_id
 from mmfer.errors import MmferError
-from mmfer.labels import EMOTIONS, NUM_CLASSES, canonical, index_of
+from mmfer.labels import EMOTIONS, NUM_CLASSES, index_of
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +69,7 @@ def read_speech_list(csv_path: str | Path) -> list[SpeechRecord]:
 
 
 def _read(csv_path: Path) -> list[SpeechRecord]:
-    from mmfer.data.index import split_name
+    from mmfer.data.index import list_rows, split_name
 
     records: list[SpeechRecord] = []
     missing: list[str] = []
@@ -78,62 +77,33 @@ def _read(csv_path: Path) -> list[SpeechRecord]:
     evaluation_only: dict[str, int] = {}  # corpus -> rows of an evaluation-only corpus put in training
     seen: dict[tuple[str, str], int] = {}
     names = _Spellings()  # a corpus or speaker spelt with other capitals is the same one
-    with open(csv_path, newline="", encoding="utf-8-sig") as f:
-        reader = csv.reader(f)
-        header = next(reader, None)
-        if header is None:
-            raise MmferError(f"{csv_path}: empty file; expected a header line 'path,label,speaker,corpus'")
-        cols = [h.strip().lower() for h in header]
-        pos = {c: i for i, c in enumerate(cols)}
-        if "path" not in pos or "label" not in pos:
-            raise MmferError(f"{csv_path}:1: header {','.join(header)!r} lacks column 'path' or 'label'; "
-                             "expected 'path,label[,speaker][,corpus][,split][,use][,clip_id]'")
-        for lineno, row in enumerate(reader, start=2):
-            if not row or not any(v.strip() for v in row):
-                continue
-            if len(row) < len(cols):
-                raise MmferError(f"{csv_path}:{lineno}: {len(row)} value(s) for {len(cols)} column(s) ({','.join(cols)})")
-
-            def get(name: str) -> str:
-                return row[pos[name]].strip() if name in pos else ""
-
-            raw_path = get("path")
-            if not raw_path:
-                raise MmferError(f"{csv_path}:{lineno}: empty path")
-            p = Path(raw_path).expanduser()
-            if not p.is_absolute():
-                p = csv_path.parent / p
-            label = None
-            if get("label"):
-                try:
-                    label = canonical(get("label"))
-                except MmferError as e:
-                    raise MmferError(f"{csv_path}:{lineno}: {e}") from None
-                if label is None:
-                    out_of_set += 1
-                    continue
-            if not p.is_file():
-                missing.append(f"{p} ({csv_path.name}:{lineno}){': a folder, not a file' if p.is_dir() else ''}")
-                continue
-            corpus = names.one("corpus", get("corpus"), lineno)
-            use = get("use").lower()
-            if use not in TRAIN_USES + EVALUATION_USES:  # a typo must not quietly take a row out of training
-                raise MmferError(f"{csv_path}:{lineno}: use {get('use')!r}; expected 'train' (or empty) or "
-                                 "'evaluation only'")
-            split = split_name(get("split"), where=f"{csv_path}:{lineno}") if get("split") else "Train"
-            if use not in TRAIN_USES:
-                split = "Test"  # evaluation only: scored, never trained on
-            elif split != "Test" and corpus.lower() in EVALUATION_ONLY_CORPORA:
-                evaluation_only[corpus] = evaluation_only.get(corpus, 0) + 1
-            clip_id = (check_clip_id(get("clip_id"), where=f"{csv_path}:{lineno}") if get("clip_id")
-                       else _safe_id(p.stem))
-            if (split, clip_id) in seen:
-                raise MmferError(f"{csv_path}:{lineno}: clip id {clip_id!r} of {p} is already used in {split} by "
-                                 f"line {seen[(split, clip_id)]}; give the rows distinct clip_id values")
-            seen[(split, clip_id)] = lineno
-            speaker = names.one(f"speaker of {corpus or 'no corpus'}", get("speaker"), lineno)
-            records.append(SpeechRecord(clip_id=clip_id, split=split, label=label, path=str(p), status="ok",
-                                        speaker=speaker, corpus=corpus))
+    for row in list_rows(csv_path, columns="path,label[,speaker][,corpus][,split][,use][,clip_id]"):
+        lineno, p, label, get = row.lineno, row.path, row.label, row.get
+        if row.out_of_set:
+            out_of_set += 1
+            continue
+        if not p.is_file():
+            missing.append(f"{p} ({csv_path.name}:{lineno}){': a folder, not a file' if p.is_dir() else ''}")
+            continue
+        corpus = names.one("corpus", get("corpus"), lineno)
+        use = get("use").lower()
+        if use not in TRAIN_USES + EVALUATION_USES:  # a typo must not quietly take a row out of training
+            raise MmferError(f"{csv_path}:{lineno}: use {get('use')!r}; expected 'train' (or empty) or "
+                             "'evaluation only'")
+        split = split_name(get("split"), where=f"{csv_path}:{lineno}") if get("split") else "Train"
+        if use not in TRAIN_USES:
+            split = "Test"  # evaluation only: scored, never trained on
+        elif split != "Test" and corpus.lower() in EVALUATION_ONLY_CORPORA:
+            evaluation_only[corpus] = evaluation_only.get(corpus, 0) + 1
+        clip_id = (check_clip_id(get("clip_id"), where=f"{csv_path}:{lineno}") if get("clip_id")
+                   else _safe_id(p.stem))
+        if (split, clip_id) in seen:
+            raise MmferError(f"{csv_path}:{lineno}: clip id {clip_id!r} of {p} is already used in {split} by "
+                             f"line {seen[(split, clip_id)]}; give the rows distinct clip_id values")
+        seen[(split, clip_id)] = lineno
+        speaker = names.one(f"speaker of {corpus or 'no corpus'}", get("speaker"), lineno)
+        records.append(SpeechRecord(clip_id=clip_id, split=split, label=label, path=str(p), status="ok",
+                                    speaker=speaker, corpus=corpus))
     names.report(csv_path)
     for corpus, n in evaluation_only.items():
         log.warning("%s: %d row(s) of corpus %s are training data, but %s is for evaluation only (%s); mark them "

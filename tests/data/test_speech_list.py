@@ -476,3 +476,23 @@ def test_a_list_row_without_a_label_is_said_by_name(tmp_path, caplog):
     with caplog.at_level("WARNING"):
         train(cfg, data=tmp_path / "list.csv", out=tmp_path / "run", progress=False)
     assert "1 clip(s) have no label and are not learnt from (e.g. a0_Angry_0" in caplog.text
+
+
+@pytest.mark.parametrize("body, needle", [
+    ("", "bad.csv: empty file; expected a header line"),
+    ("file,label\na.wav,Sad\n", "bad.csv:1: header 'file,label' lacks column 'path' or 'label'"),
+    ("path,label\na.wav,Sadd\n", "bad.csv:2: "),
+    ("path,label\na.wav,Sad\nb.wav\n", "bad.csv:3: 1 value(s) for 2 column(s) (path,label)"),
+    ("path,label\n ,Sad\n", "bad.csv:2: empty path"),
+])
+def test_clip_lists_and_speech_lists_say_a_bad_row_alike(tmp_path, body, needle):
+    """One reader (mmfer.data.index.list_rows) under both: the same mistake gets the same words and line."""
+    import re
+
+    from mmfer.data.index import index_csv
+
+    csv = tmp_path / "bad.csv"
+    csv.write_text(body)
+    for read in (index_csv, read_speech_list):
+        with pytest.raises(MmferError, match=re.escape(needle)):
+            read(csv)
