@@ -55,6 +55,9 @@ class PreprocessSettings:
     fit_every: int = 3
     max_frames: int | None = None  # cap on frames per clip (long movies); None keeps all
 
+    def __post_init__(self) -> None:  # "DLIB" is dlib: one name, one hash, the clips cached with it reused
+        object.__setattr__(self, "face_backend", str(self.face_backend).strip().lower())
+
     def to_dict(self) -> dict[str, Any]:
         return {"cache_version": CACHE_VERSION, **dataclasses.asdict(self)}
 

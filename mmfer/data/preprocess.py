@@ -55,7 +55,8 @@ from mmfer.data.clip import (  # noqa: F401 - one clip's pipeline; these names w
 )
 from mmfer.errors import MmferError
 from mmfer.signals import sigterm_as_interrupt
-from mmfer.faces.backends import check_backend, get_backend, register_backend, registered_backend
+from mmfer.faces.backends import (backend_name, check_backend, check_spawnable, get_backend, register_backend,
+                                  registered_backend)
 
 log = logging.getLogger(__name__)
 
@@ -259,6 +260,7 @@ def worker_start_method(face_backend: str = "dlib") -> str:
     import sys
 
     if (sys.platform.startswith("linux") and str(face_backend).lower() in FORK_SAFE_BACKENDS
+            and registered_backend(face_backend) is None  # (a built-in name replaced by the user's class)
             and "torch" not in sys.modules and "onnxruntime" not in sys.modules):
         return "fork"
     return "spawn"
@@ -516,6 +518,7 @@ def preprocess(
     i, n = parse_shard(shard) if isinstance(shard, str) else shard  # "i/n" as on the command line, or (i, n)
     if n < 1 or not 0 <= i < n:
         raise MmferError(f"shard {i}/{n}: need 0 <= i < n")
+    backend_name(settings.face_backend)  # a mistyped backend is said before the source is indexed
     from mmfer.data.index import check_out_not_read_as_data
     from mmfer.outputs import check_output_dir
 
@@ -593,6 +596,7 @@ def preprocess(
         import_decoders()
     else:
         check_backend(settings.face_backend)
+        check_spawnable(settings.face_backend)
     log.info("%s: %d clip(s), %d cached, %d to process with %d worker(s)%s", out, len(entries),
              summary.skipped, len(todo), workers, f" (shard {i}/{n})" if n > 1 else "")
 

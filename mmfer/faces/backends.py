@@ -7,6 +7,7 @@ from __future__ import annotations
 import functools
 import importlib
 import os
+import sys
 import threading
 from typing import TYPE_CHECKING, Any
 
@@ -31,27 +32,56 @@ def register_backend(name: str, cls: Any, *, replace: bool = False) -> None:
     """Add a face backend under ``name`` (lower case): a class whose instances meet ``FaceBackend`` (``detect``,
     ``landmarks``, ``name``), built without arguments; a ``check`` class method, if any, raises the error building
     would (a missing package or model file) without loading models. Then ``--face-backend NAME`` (after
-    ``mmfer --import MODULE``), ``preprocess(face_backend=NAME)`` and a bundle's ``decode.face_backend`` use it.
-    Spawned preprocess workers import it by its module, so define it at a module's top level. A name already
-    taken is an error unless ``replace``: caches made with it would be redone with another detector."""
+    ``mmfer --import MODULE``), ``PreprocessSettings(face_backend=NAME)`` and a bundle's ``decode.face_backend``
+    use it. Spawned preprocess workers import it by its module, so define it at the top level of an importable
+    module. A name already taken is an error unless ``replace``: caches made with it would be redone with another
+    detector."""
     if not isinstance(name, str) or not name.strip() or name.strip().lower() != name or " " in name:
         raise MmferError(f"register_backend: the name must be a non-empty lower-case word, got {name!r}")
     if not callable(cls):
         raise MmferError(f"register_backend({name!r}): the backend must be a class (callable), got "
                          f"{type(cls).__name__}")
-    if name in BACKENDS and BACKENDS[name] is not cls and not replace:
-        raise MmferError(f"register_backend: {name!r} is already a face backend ({_describe(BACKENDS[name])}); "
-                         "choose another name, or pass replace=True")
-    BACKENDS[name] = cls
-    _CACHE.pop(name, None)
+    with _BUILDING:  # not while another thread builds the backend this name had
+        if name in BACKENDS and BACKENDS[name] is not cls and not replace:
+            raise MmferError(f"register_backend: {name!r} is already a face backend ({_describe(BACKENDS[name])}); "
+                             "choose another name, or pass replace=True")
+        BACKENDS[name] = cls
+        _CACHE.pop(name, None)
 
 
 def registered_backend(name: str) -> tuple[str, Any] | None:
-    """``(name, class)`` of a backend registered by your own code, for a spawned worker to register again;
-    None for mmfer's own (and unknown names)."""
+    """``(name, class)`` of a backend registered by your own code (a built-in name replaced too), for a spawned
+    worker to register again; None for mmfer's own (and unknown names)."""
     key = str(name).strip().lower()
     entry = BACKENDS.get(key)
     return None if entry is None or isinstance(entry, str) else (key, entry)
+
+
+def backend_name(name: str) -> str:
+    """``name`` as the registry spells it (stripped, lower case); an unknown name is an error listing the known
+    ones, said before any work (commands call this first)."""
+    key = str(name).strip().lower()
+    if key not in BACKENDS:
+        raise MmferError(f"unknown face backend {name!r}; choose one of: {', '.join(BACKENDS)} (a backend of your "
+                         "own: register it with mmfer.faces.backends.register_backend, and on the command line "
+                         "import its module first: `mmfer --import MODULE ...`)")
+    return key
+
+
+def check_spawnable(name: str) -> None:
+    """A backend of your own that spawned worker processes cannot import (a class made inside a function, or in a
+    notebook's or ``python -c``'s ``__main__``) is an error saying what to do, before any clip."""
+    entry = registered_backend(name)
+    if entry is None:
+        return
+    cls = entry[1]
+    module, qualname = getattr(cls, "__module__", ""), getattr(cls, "__qualname__", "")
+    main = sys.modules.get("__main__")
+    if "<locals>" in qualname or (module == "__main__" and not getattr(main, "__file__", None)):
+        raise MmferError(f"face backend {entry[0]!r} ({_describe(cls)}) cannot be loaded by worker processes: they "
+                         "import it by its module, and it was made inside a function or in an interactive session; "
+                         "move the class into a module of its own (import that, or `mmfer --import MODULE`), or "
+                         "use one worker (workers=1, --workers 1)")
 
 
 def _describe(entry: Any) -> str:
@@ -105,11 +135,7 @@ class _OneCallAtATime:
 
 
 def _backend_class(name: str) -> tuple[str, type]:
-    key = str(name).strip().lower()
-    if key not in BACKENDS:
-        raise MmferError(f"unknown face backend {name!r}; choose one of: {', '.join(BACKENDS)} (a backend of your "
-                         "own: register it with mmfer.faces.backends.register_backend, and on the command line "
-                         "import its module first: `mmfer --import MODULE ...`)")
+    key = backend_name(name)
     entry = BACKENDS[key]
     if isinstance(entry, str):
         module, _, attr = entry.partition(":")

@@ -430,8 +430,10 @@ def test_a_backend_of_your_own_reaches_spawned_workers(tmp_path, cremad_videos):
     for p in cremad_videos[:2]:
         clip = load_clip(tmp_path / "cache", "Train", p.stem)
         assert len(clip.mask) == 4 and not clip.mask.any()  # the blind backend's answer: no face in any frame
-    proc = subprocess.run(cmd[:2] + ["mmfer"] + cmd[5:], capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    proc = subprocess.run(cmd[:3] + cmd[5:8] + ["new_cache"] + cmd[9:], capture_output=True, text=True,
+                          timeout=60, cwd=tmp_path)
     assert proc.returncode == 2 and "unknown face backend 'blind'" in proc.stderr and "--import MODULE" in proc.stderr
+    assert not (tmp_path / "new_cache").exists()  # said before the source is read or the cache made
 
 def test_cli_forks_one_worker_per_core_for_a_few_clips(tmp_path, cremad_videos):
     """`mmfer preprocess` loads no torch, so its workers are forked and a few clips already get every core."""

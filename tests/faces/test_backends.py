@@ -178,8 +178,38 @@ def test_register_backend_adds_one_of_your_own(monkeypatch):
             B.register_backend(bad, Blind)
     with pytest.raises(MmferError, match="must be a class"):
         B.register_backend("other", object())
+    from mmfer.data.preprocess import worker_start_method
+
+    assert worker_start_method("dlib") in ("fork", "spawn")  # (spawn where torch is loaded already)
     B.register_backend("dlib", Blind, replace=True)
     assert B.get_backend("dlib")._backend.__class__ is Blind
+    assert worker_start_method("dlib") == "spawn"  # the user's class is not known to survive a fork
+    assert B.backend_name(" Blind ") == "blind"
+    # spawned workers import the class by its module: one made inside a function cannot be, said before any clip
+    with pytest.raises(MmferError, match=r"cannot be loaded by worker processes.*--workers 1"):
+        B.check_spawnable("blind")
+
+
+def test_a_backend_name_is_one_spelling_and_a_class_of_an_interactive_session_is_refused_for_workers(monkeypatch):
+    import sys
+    import types
+
+    import mmfer.faces.backends as B
+    from mmfer.data.cache import PreprocessSettings
+
+    assert PreprocessSettings(face_backend=" DLIB").face_backend == "dlib"
+    assert PreprocessSettings(face_backend="DLIB").hash == PreprocessSettings(face_backend="dlib").hash
+    monkeypatch.setattr(B, "BACKENDS", dict(B.BACKENDS))
+    Typed = type("Typed", (), {"__module__": "__main__", "detect": lambda self, image: []})
+    B.register_backend("typed", Typed)
+    monkeypatch.setitem(sys.modules, "__main__", types.ModuleType("__main__"))  # python -c, a notebook: no file
+    with pytest.raises(MmferError, match=r"'typed' \(__main__.Typed\) cannot be loaded by worker processes"):
+        B.check_spawnable("typed")
+    script = types.ModuleType("__main__")
+    script.__file__ = "/tmp/my_script.py"  # a script: spawned workers run it again as __mp_main__
+    monkeypatch.setitem(sys.modules, "__main__", script)
+    B.check_spawnable("typed")
+    B.check_spawnable("dlib")  # mmfer's own: always
 
 @pytest.fixture(scope="module")
 def mtcnn_backend():
