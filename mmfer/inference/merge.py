@@ -44,16 +44,16 @@ def merge_csvs(inputs: Iterable[str | Path], out: str | Path, *, partial: bool =
         if record and first_settings is None:
             first_settings = (p, record["settings"])
         elif record:
-            # the model's place and its files' times differ between machines that each hold a copy: said, not
-            # refused; options that decide the figures must agree
+            # copies of one model on several machines have the same weights and are one model; other weights are
+            # said, not refused (a model updated between shards); options that decide the figures must agree
             changed = differences(first_settings[1], record["settings"])
             options = [d for d in changed if d.split(" ", 1)[0] not in ("model", "weights", "mmfer")]
             if options:
                 raise MmferError(f"{p}: written with other options than {first_settings[0]} ({'; '.join(options)}); "
                                  "merge the shards of one model and options")
             if changed:
-                log.warning("%s and %s: %s; merge shards of one model only (copies of it on several machines "
-                            "differ so)", first_settings[0], p, "; ".join(changed))
+                log.warning("%s and %s: %s; merge shards of one model only", first_settings[0], p,
+                            "; ".join(changed))
         cwd = record.get("cwd") or os.getcwd()  # a relative path is of the folder its run started in
         if Path(out).exists() and p.resolve() == Path(out).resolve():
             raise MmferError(f"{p}: is also the output; write the merge to another file")

@@ -432,7 +432,37 @@ def test_merge_reads_run_records_and_keeps_one_row_per_file_however_named(tmp_pa
     write_record(two, {**settings, "frame_pooling": "confidence"}, finished=True)
     with pytest.raises(MmferError, match=r"p1.csv: written with other options .*frame_pooling None then"):
         merge_csvs([one, two], tmp_path / "all.csv")
-    write_record(two, {**settings, "weights": "y"}, finished=True)  # a copy of the model on another machine
+    write_record(two, {**settings, "model": "/node7/copy"}, finished=True)  # a copy of the model on another machine
+    with caplog.at_level("WARNING"):
+        assert merge_csvs([one, two], tmp_path / "all.csv")["rows"] == 3
+    assert "merge shards of one model only" not in caplog.text  # the same weights: one model
+    write_record(two, {**settings, "weights": "y"}, finished=True)  # weights that differ: another model
     with caplog.at_level("WARNING"):
         assert merge_csvs([one, two], tmp_path / "all.csv")["rows"] == 3
     assert "weights 'x' then, 'y' now; merge shards of one model only" in caplog.text
+
+
+def test_a_model_is_known_by_its_weights_contents_wherever_it_lies(tmp_path):
+    """Run records name a model by its weight files' contents: a copy elsewhere or the same files written again
+    (a reinstall) is the same model, retrained in place it is another."""
+    import os
+    import shutil
+
+    from mmfer.inference.resume import differences, model_key
+
+    run = tmp_path / "run"
+    (run / "fold1").mkdir(parents=True)
+    (run / "best.pt").write_bytes(b"weights one")
+    (run / "fold1" / "best.pt").write_bytes(b"fold weights")
+    (run / "notes.txt").write_text("not a weight file")
+    key = model_key(run)
+    assert key["model"] == os.path.realpath(run) and len(key["weights"]) == 16
+    copy = Path(shutil.copytree(run, tmp_path / "elsewhere"))
+    os.utime(copy / "best.pt", (1, 1))
+    assert model_key(copy)["weights"] == key["weights"] and differences(key, model_key(copy)) == []
+    (run / "notes.txt").write_text("still not a weight file")
+    (run / "best.pt").write_bytes(b"weights one")  # written again, same bytes
+    assert model_key(run) == key
+    (run / "fold1" / "best.pt").write_bytes(b"fold weights, retrained")
+    assert model_key(run)["weights"] != key["weights"]
+    assert differences(key, model_key(run)) == [f"weights {key['weights']!r} then, {model_key(run)['weights']!r} now"]
