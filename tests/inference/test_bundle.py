@@ -18,7 +18,7 @@ from mmfer.fusion.methods import apply_temperature
 from mmfer.labels import EMOTIONS
 from predict_helpers import standin_bundle, standin_run
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 RECORDED = REPO / "tests" / "assets" / "default_model_outputs.csv"
 
 
