@@ -373,6 +373,10 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
                    help="analyse at most this many seconds of each video and sound file (default: to the end)")
     p.add_argument("--frame-pooling", default=None, choices=("mean", "log_mean", "confidence"),
                    help="how face-frame probabilities are pooled, for any model (default: the model's own)")
+    p.add_argument("--face-backend", default=None, metavar="NAME",
+                   help="the face detector and landmarks instead of the model's own (its face branches learnt from "
+                        "the faces their own found: measure before relying on another); one of "
+                        "dlib|dlib_mtcnn|mtcnn|insightface|none, or your own (register_backend, mmfer --import)")
     p.add_argument("--no-speech-check", action="store_true",
                    help="let the voice models read any sound that is not silent (default: only sound in which a "
                         "voice activity detector hears speech; a fan, hum or noise floor is left to the faces)")
@@ -401,6 +405,7 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
                          frames=args.frames, report=args.report, segments=args.segments,
                          segment_seconds=args.segment_seconds, segment_by=args.segment_by, start=args.start,
                          duration=args.duration, shard=args.shard, frame_pooling=args.frame_pooling,
+                         face_backend=args.face_backend,
                          labels_from=args.labels_from, device=args.device,
                          progress=not args.no_progress, resume=args.resume, speech_check=not args.no_speech_check)
         if args.json:

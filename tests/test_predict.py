@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import re
 import zipfile
 from pathlib import Path
@@ -1127,7 +1128,7 @@ def test_predict_takes_a_loaded_predictor_and_leaves_its_settings(bundle, cremad
     np.testing.assert_allclose(short.probs, short_fresh.probs, atol=1e-6)  # this call's span
     assert not np.allclose(short.probs, fresh.probs, atol=1e-4) and p.duration is None  # the caller's: all of it
     for option in ({"frame_pooling": "mean"}, {"speech_check": False}):
-        with pytest.raises(MmferError, match="a loaded Predictor keeps its frame pooling, device and speech check"):
+        with pytest.raises(MmferError, match="a loaded Predictor keeps its frame pooling, face backend, device and speech check"):
             predict([cremad_audio[0]], model=p, progress=False, **option)
 
 
@@ -1199,3 +1200,25 @@ def test_predict_guards_earlier_work(bundle, tmp_path, cremad_audio, monkeypatch
     spare = list((tmp_path / "spare").glob("mmfer-*-s.csv"))
     assert len(spare) == 1 and len(read_predictions(spare[0])) == 2
     assert f"its 2 row(s) are in {spare[0]}; make room, move that file to" in caplog.text
+
+
+def test_face_backend_replaces_the_models_detector_and_is_recorded(bundle, tmp_path, cremad_videos, caplog):
+    """A user's own detector (or another of mmfer's) in predict: `--face-backend`, said as a change of what the
+    face branches see, recorded beside --out; a mistyped name is said before any work."""
+    from mmfer.inference.resume import read_record
+
+    with pytest.raises(MmferError, match="unknown face backend 'hog'"):
+        predict([cremad_videos[0]], model=bundle, out=tmp_path / "x.csv", face_backend="hog", progress=False)
+    assert not (tmp_path / "x.csv").exists()
+    own = predict([cremad_videos[0]], model=bundle, progress=False).predictions[0]
+    with caplog.at_level(logging.WARNING):
+        other = predict([cremad_videos[0]], model=bundle, out=tmp_path / "p.csv", face_backend="NONE",
+                        frames=tmp_path / "f.csv", progress=False).predictions[0]
+    assert "face backend none instead of the model's own dlib" in caplog.text
+    assert own.face_ratio > 0 and other.face_ratio == 1.0  # the whole frame is the face
+    boxes = [(float(r["x0"]), float(r["x1"])) for r in csv.DictReader(open(tmp_path / "f.csv"))
+             if r["modality"] == "face" and r["x0"]]
+    assert boxes and all(x1 - x0 >= 460 for x0, x1 in boxes)  # "none": about the whole 480x360 frame
+    assert read_record(tmp_path / "p.csv")["settings"]["face_backend"] == "none"
+    with pytest.raises(MmferError, match="a loaded Predictor keeps its frame pooling, face backend"):
+        predict([cremad_videos[0]], model=Predictor(bundle), face_backend="none", progress=False)

@@ -20,6 +20,7 @@ from mmfer.data.cache import ClipRecord, NpyAppender, PreprocessSettings
 from mmfer.data.index import ClipEntry
 from mmfer.errors import MmferError
 from mmfer.faces.backends import get_backend
+from mmfer.faces.base import FaceBackendError
 
 # Full decoded frames per batch (bytes); a 480x360 clip gets 32-frame batches, a 4K clip 3. Decoding runs
 # one batch ahead (video.in_background), so about three batches exist at once.
@@ -152,6 +153,8 @@ def iter_face_batches(path: Path, settings: PreprocessSettings, *, info: Any, wa
         if n_frames == 0:
             raise
         stops.append(f"decoding stopped after {n_frames} frame(s), the rest is lost: {e}")
+    except FaceBackendError:  # the detector's failure, not the file's: said as its own
+        raise
     except Exception as e:  # noqa: BLE001 - a decoder crash mid-file keeps what came before it
         if n_frames == 0:
             raise DecodeError(path, f"cannot decode video frames ({type(e).__name__}: {e})") from e
@@ -219,6 +222,8 @@ def process_clip(
             n_frames += len(batch.index)
     except DecodeError as e:
         return _failed(rec, str(e), t0)
+    except FaceBackendError as e:  # the whole clip: a face track with a gap where the detector broke would mislead
+        return _failed(rec, f"{path}: {e}", t0)
     finally:
         if spooled is not None and n_frames == 0:
             spooled.abort()

@@ -12,6 +12,7 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 from mmfer.errors import MmferError
+from mmfer.faces.base import FaceBackendError
 
 if TYPE_CHECKING:
     from mmfer.faces.base import FaceBackend
@@ -38,11 +39,12 @@ def register_backend(name: str, cls: Any, *, replace: bool = False) -> None:
     detector."""
     if not isinstance(name, str) or not name.strip() or name.strip().lower() != name or " " in name:
         raise MmferError(f"register_backend: the name must be a non-empty lower-case word, got {name!r}")
-    if not callable(cls):
-        raise MmferError(f"register_backend({name!r}): the backend must be a class (callable), got "
-                         f"{type(cls).__name__}")
+    if not callable(cls) or (not isinstance(cls, type) and hasattr(cls, "detect")):
+        raise MmferError(f"register_backend({name!r}): the backend must be a class, built once per process without "
+                         f"arguments; got {'an instance of ' if hasattr(cls, 'detect') else ''}{type(cls).__name__}"
+                         f"{': pass the class itself' if hasattr(cls, 'detect') else ''}")
     with _BUILDING:  # not while another thread builds the backend this name had
-        if name in BACKENDS and BACKENDS[name] is not cls and not replace:
+        if name in BACKENDS and not replace and not _same_class(BACKENDS[name], cls):
             raise MmferError(f"register_backend: {name!r} is already a face backend ({_describe(BACKENDS[name])}); "
                              "choose another name, or pass replace=True")
         BACKENDS[name] = cls
@@ -82,6 +84,12 @@ def check_spawnable(name: str) -> None:
                          "import it by its module, and it was made inside a function or in an interactive session; "
                          "move the class into a module of its own (import that, or `mmfer --import MODULE`), or "
                          "use one worker (workers=1, --workers 1)")
+
+
+def _same_class(entry: Any, cls: Any) -> bool:
+    """The class registered again: the same object, or the same module and name (its module reloaded, a notebook
+    cell run again)."""
+    return entry is cls or (not isinstance(entry, str) and _describe(entry) == _describe(cls))
 
 
 def _describe(entry: Any) -> str:
@@ -150,7 +158,14 @@ def get_backend(name: str) -> FaceBackend:
     if key not in _CACHE:  # built once; a thread building a slow one holds up only those that need it
         with _BUILDING:
             if key not in _CACHE:
-                _CACHE[key] = _OneCallAtATime(cls())
+                try:
+                    built = cls()
+                except MmferError:  # a missing package or model file, said by the backend
+                    raise
+                except Exception as e:  # noqa: BLE001 - the backend's own failure, said as its own
+                    raise FaceBackendError(f"face backend {key!r} ({_describe(cls)}) could not be built: "
+                                           f"{type(e).__name__}: {e}") from e
+                _CACHE[key] = _OneCallAtATime(built)
     return _CACHE[key]
 
 

@@ -76,8 +76,12 @@ def frame_crop(frame: np.ndarray, backend, *, crop_size: int, framing: str | Non
     if detected:
         pts = track.landmarks[0]
     elif hint_box is not None:
+        from mmfer.faces.base import call_backend, checked_landmarks
+
         prepare = getattr(backend, "prepare", None) or (lambda image: image)
-        pts = np.asarray(backend.landmarks(prepare(frame), hint_box), np.float32)
+        pts = checked_landmarks(backend, call_backend(backend, backend.landmarks, prepare(frame), hint_box), hint_box)
+        if pts is None:
+            return None
     else:
         return None
     crop = frame_faces(align_frames(frame[None], pts[None], np.ones(1, bool), crop_size=crop_size)[0], framing)

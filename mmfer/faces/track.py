@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 from mmfer.faces.align import box_in_rigid_frame, rigid_frame
-from mmfer.faces.base import Detection, FaceBackend
+from mmfer.faces.base import Detection, FaceBackend, call_backend, checked_detections, checked_landmarks
 
 
 @dataclass
@@ -239,13 +239,14 @@ class FaceTracker:
     def _detect(self, detector, image: np.ndarray) -> list[Detection]:
         t = time.perf_counter()
         self.detections_run += 1
-        dets = detector(image)
+        dets = checked_detections(self.backend, call_backend(self.backend, detector, image), image.shape[:2])
         self.seconds["detect"] += time.perf_counter() - t
         return dets
 
-    def _landmarks(self, image: np.ndarray, box: np.ndarray) -> np.ndarray:
+    def _landmarks(self, image: np.ndarray, box: np.ndarray) -> np.ndarray | None:
+        """The 68 points in ``box``, or None where the backend's answer is no face (``checked_landmarks``)."""
         t = time.perf_counter()
-        pts = np.asarray(self.backend.landmarks(image, box), dtype=np.float32)
+        pts = checked_landmarks(self.backend, call_backend(self.backend, self.backend.landmarks, image, box), box)
         self.seconds["landmarks"] += time.perf_counter() - t
         return pts
 
@@ -381,8 +382,8 @@ class FaceTracker:
             predicted = (c + self._velocity * advance, r)
             box = box_in_rigid_frame(None, self._box_rel, frame=predicted)
             pts = self._landmarks(image, box)
-            frame = rigid_frame(pts)
-            if (np.isfinite(pts).all() and self._fit_ok(frame, predicted, advance) and self._textured(image, box)
+            frame = rigid_frame(pts) if pts is not None else None
+            if (frame is not None and self._fit_ok(frame, predicted, advance) and self._textured(image, box)
                     and self._looks_same(image, box)):
                 self._velocity = (frame[0] - c) / advance
                 self._target = box
@@ -392,7 +393,8 @@ class FaceTracker:
         if self._target is not None:  # search where the face should be by now
             self._target = self._target + np.tile(self._velocity * advance, 2).astype(np.float32)
         det = self._find(image)
-        if det is None:
+        pts = self._landmarks(image, det.box) if det is not None else None
+        if pts is None:  # nobody found, or points that are no face
             self._lost += advance
             if self._lost > self.lost_patience:
                 self._target = None
@@ -403,7 +405,6 @@ class FaceTracker:
             self._track_id += 1
         self._target, self._score, self._lost, self._since_retry = det.box.copy(), det.score, 0, None
         self._ref_look = self._look(image, det.box)
-        pts = self._landmarks(image, det.box)
         frame = rigid_frame(pts)
         before = self._last_frame  # the same face moving fast (twice a carried fit's leeway), or a face met again
         same = before is not None and self._fit_ok(frame, before, 2 * advance)
@@ -444,8 +445,9 @@ class FaceTracker:
             image = self._prepare(frames[i])
             overlaps = [(iou(d.box, box), d) for d in self._detect_near(image, box)]
             overlap, det = max(overlaps, key=lambda x: x[0], default=(0.0, None))
-            if det is None or overlap < self.min_iou:
+            pts = self._landmarks(image, det.box) if det is not None and overlap >= self.min_iou else None
+            if pts is None:
                 break
-            self._put(out, i, self._landmarks(image, det.box), det.box, det.score, track=track)
+            self._put(out, i, pts, det.box, det.score, track=track)
             box, done = det.box, i
         return done

@@ -181,12 +181,16 @@ class Predictor:
 
     def __init__(self, model: str | Path | Bundle = "default", *, device: str | torch.device = "auto",
                  segments: SegmentSettings = SegmentSettings(), start: float = 0.0,
-                 duration: float | None = None, frame_pooling: str | None = None, speech_check: bool = True) -> None:
+                 duration: float | None = None, frame_pooling: str | None = None, speech_check: bool = True,
+                 face_backend: str | None = None) -> None:
         """``segments``: how videos and sound files are cut (4-s fixed windows by default); ``start`` and
         ``duration`` (s) limit the span of each that is analysed (default: all of it); ``frame_pooling``
         (mean, log_mean, confidence; see ``pool_frames``) replaces the model's own for its single-image face
         branches, for any model: a bundle, a RUN or a FUSE folder. ``speech_check``: the voice models read only
-        sound in which speech is heard (``mmfer.inference.speech``); False reads any sound that is not silent."""
+        sound in which speech is heard (``mmfer.inference.speech``); False reads any sound that is not silent.
+        ``face_backend`` replaces the model's face detector and landmarks (``decode.face_backend``), one of
+        ``mmfer.faces.backends.BACKENDS`` or your own (``register_backend``): its face branches learnt from the
+        faces their own detector found, so measure before relying on another."""
         from mmfer.engine.device import one_blas_thread, resolve_device
 
         self.set_span(segments=segments, start=start, duration=duration)
@@ -204,6 +208,8 @@ class Predictor:
             self.bundle = dataclasses.replace(self.bundle, branches=[  # the caller's bundle stays as it was
                 dataclasses.replace(b, options={**b.options, "frame_pooling": frame_pooling})
                 if b.kind == "face_image" else b for b in self.bundle.branches])
+        if face_backend is not None:
+            self._use_face_backend(face_backend)
         self.device = resolve_device(device)
         self.bundle.to(self.device)
         for b in self.bundle.branches:  # 2D CNNs run 20-30% faster channels-last, BatchNorm folded, on a CPU
@@ -216,6 +222,19 @@ class Predictor:
             get_backend(self.bundle.decode.face_backend)
         self._warm_up()
         one_blas_thread()  # after the warm-up, which loads the libraries (scipy's own OpenBLAS among them)
+
+    def _use_face_backend(self, name: str) -> None:
+        import dataclasses
+
+        from mmfer.faces.backends import backend_name
+
+        key = backend_name(name)
+        own = self.bundle.decode.face_backend
+        if key != own and self.bundle.of("face"):
+            log.warning("face backend %s instead of the model's own %s: its face branches learnt from the faces %s "
+                        "found and cut, so another detector's crops may read worse; measure it on labelled clips "
+                        "(--labels-from, mmfer evaluate) before relying on it", key, own, own)
+        self.bundle = dataclasses.replace(self.bundle, decode=dataclasses.replace(self.bundle.decode, face_backend=key))
 
     def __repr__(self) -> str:
         return (f"Predictor({str(self.bundle.source)!r}, branches={[b.name for b in self.bundle.branches]}, "

@@ -72,19 +72,21 @@ def model_key(model: Any) -> dict[str, str]:
     return {"model": "default" if real == os.path.realpath(DEFAULT_DIR) else real, "weights": _fingerprint(place)}
 
 
-def run_settings(*, model: Any, frame_pooling: str | None, speech_check: bool, **options: Any) -> dict[str, Any]:
+def run_settings(*, model: Any, frame_pooling: str | None, speech_check: bool, face_backend: str | None = None,
+                 **options: Any) -> dict[str, Any]:
     """Everything that decides a row's figures (not where outputs go): rows of two settings never mix. A loaded
-    Predictor brings its own pooling and speech check."""
+    Predictor brings its own pooling, speech check and face backend; ``face_backend`` None is the model's own."""
     from mmfer import __version__
     from mmfer.inference.predictor import Predictor
 
     if isinstance(model, Predictor):
         frame_pooling = [b.options.get("frame_pooling") for b in model.bundle.branches if b.kind == "face_image"]
         speech_check = model.speech_check
+        face_backend = model.bundle.decode.face_backend if model.bundle.of("face") else None
     plain = {k: (float(v) if isinstance(v, (int, float, np.number)) and not isinstance(v, bool) else v)
              for k, v in options.items()}  # numpy numbers as JSON numbers
     return {**model_key(model), "mmfer": __version__, "frame_pooling": frame_pooling,
-            "speech_check": bool(speech_check), **plain}
+            "speech_check": bool(speech_check), **({"face_backend": face_backend} if face_backend else {}), **plain}
 
 
 def _csv_stamp(out: str | Path) -> list[int]:

@@ -44,6 +44,7 @@ def predict(
     duration: float | None = None,
     shard: str | tuple[int, int] | None = None,
     frame_pooling: str | None = None,
+    face_backend: str | None = None,
     labels_from: str | None = None,
     device: str = "auto",
     progress: bool = True,
@@ -64,6 +65,7 @@ def predict(
     video and sound file analysed (default: all of it). ``shard`` ("i/n"): only the inputs of shard i of n, by
     the rule of ``preprocess --shard`` (see ``shard_inputs``), so n machines split a folder between them.
     ``frame_pooling`` (mean, log_mean, confidence) replaces the model's own way of pooling face frames.
+    ``face_backend`` replaces the model's face detector and landmarks (see ``Predictor``).
     ``speech_check`` False lets the voice models read any sound that is not silent (see ``Predictor``).
     ``keep_segments``: each row keeps its segments in ``Prediction.segments`` (by default they are dropped as each
     file ends, so memory stays flat over a folder of long recordings; ``segments`` writes them to a CSV).
@@ -103,7 +105,12 @@ def predict(
             check_output_file(target, option=option, inputs=[p for p, k in inputs if k in ("video", "image", "audio")])
     if plots is not None:
         _check_plots_outside_inputs(plots, paths)
-    settings = run_settings(model=model, frame_pooling=frame_pooling, speech_check=speech_check, start=start,
+    if face_backend is not None:  # a mistyped or unregistered name is said before any work
+        from mmfer.faces.backends import backend_name
+
+        face_backend = backend_name(face_backend)
+    settings = run_settings(model=model, frame_pooling=frame_pooling, speech_check=speech_check,
+                            face_backend=face_backend, start=start,
                             duration=duration, segment_seconds=cut.seconds, segment_by=cut.by)
     clash = {"frames": frames, "segments": segments, "plots": plots, "report": report}
     how = resume_wanted(out, settings, resume=resume, clash=[k for k, v in clash.items() if v is not None])
@@ -141,16 +148,17 @@ def predict(
                                  out=Path(out))
     t0 = time.perf_counter()
     if isinstance(model, Predictor):  # loaded once by the caller, for many calls: this call's span and segments
-        if frame_pooling is not None or device != "auto" or not speech_check:
-            raise MmferError("predict: a loaded Predictor keeps its frame pooling, device and speech check; give them "
-                             "to Predictor(model, frame_pooling=..., device=..., speech_check=...)")
+        if frame_pooling is not None or face_backend is not None or device != "auto" or not speech_check:
+            raise MmferError("predict: a loaded Predictor keeps its frame pooling, face backend, device and speech "
+                             "check; give them to Predictor(model, frame_pooling=..., face_backend=..., device=..., "
+                             "speech_check=...)")
         import copy
 
         predictor = copy.copy(model)  # the caller's keeps its own settings
         predictor.set_span(segments=cut, start=start, duration=duration)
     else:
         predictor = Predictor(model, device=device, segments=cut, start=start, duration=duration,
-                              frame_pooling=frame_pooling, speech_check=speech_check)
+                              frame_pooling=frame_pooling, speech_check=speech_check, face_backend=face_backend)
     load_seconds = time.perf_counter() - t0
     log.info("%s (loaded in %.2f s)", predictor.bundle.describe(), load_seconds)
     plot_dir = Path(plots) if plots is not None else None

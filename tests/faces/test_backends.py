@@ -178,6 +178,20 @@ def test_register_backend_adds_one_of_your_own(monkeypatch):
             B.register_backend(bad, Blind)
     with pytest.raises(MmferError, match="must be a class"):
         B.register_backend("other", object())
+    with pytest.raises(MmferError, match="got an instance of Blind: pass the class itself"):
+        B.register_backend("other", Blind())
+    Again = type("Blind", (Blind,), {"__qualname__": Blind.__qualname__})  # its module reloaded, a cell run again
+    B.register_backend("blind", Again)
+    assert B.BACKENDS["blind"] is Again
+
+    class Broken:
+        def __init__(self):
+            raise OSError("weights.onnx: no such file")
+
+    B.register_backend("broken", Broken)
+    with pytest.raises(MmferError, match=r"face backend 'broken' \(test_backends\..*Broken\) could not be built: "
+                                         r"OSError: weights.onnx: no such file"):
+        B.get_backend("broken")
     from mmfer.data.preprocess import worker_start_method
 
     assert worker_start_method("dlib") in ("fork", "spawn")  # (spawn where torch is loaded already)

@@ -320,3 +320,94 @@ def test_a_cut_away_from_the_face_ends_the_face_frames(native_frames, dlib_backe
     clip = np.concatenate([native_frames[:20], np.repeat(scene[None], 20, axis=0)])
     track = FaceTracker(dlib_backend, detect_every=10, fit_every=fit_every).process(clip)
     assert track.mask[:19].all() and not track.mask[20:].any(), np.flatnonzero(track.mask)
+
+
+class _Garbage:
+    """A backend of a user's own that answers wrongly: ``box`` and ``points`` say how."""
+
+    name = "garbage"
+
+    def __init__(self, box="ok", points="ok", real=None):
+        self.box, self.points, self.real = box, points, real
+
+    def detect(self, image):
+        h, w = image.shape[:2]
+        from mmfer.faces.base import Detection
+
+        boxes = {"ok": [w * 0.3, h * 0.2, w * 0.7, h * 0.8], "outside": [w + 50, h + 50, w + 150, h + 150],
+                 "huge": [-5000, -5000, 5000, 5000], "nan": [np.nan, 0, 10, 10], "flipped": [w * 0.7, 10, w * 0.3, 90]}
+        if self.box == "raise":
+            raise ValueError("model not loaded")
+        if self.box == "tuple":
+            return (0, 0, 10, 10)
+        return [Detection(np.array(boxes[self.box], np.float32), float("nan"))]
+
+    def landmarks(self, image, box):
+        if self.points == "ok":
+            return self.real.landmarks(image, box)
+        x0, y0, x1, y1 = box[:4]
+        pts = np.stack([np.linspace(x0, x1, 68), np.linspace(y0, y1, 68)], 1)
+        return {"nan": np.full((68, 2), np.nan), "one_point": np.full((68, 2), 50.0), "far": pts + 10_000,
+                "shape": pts[:5], "ragged": [[1, 2], [3]]}[self.points]
+
+
+@pytest.mark.parametrize("box, points", [("outside", "ok"), ("huge", "ok"), ("nan", "ok"), ("flipped", "ok"),
+                                         ("ok", "nan"), ("ok", "one_point"), ("ok", "far")])
+def test_answers_of_a_backend_that_are_no_face_leave_the_frame_without_one(box, points, clip_frames, dlib_backend,
+                                                                           caplog):
+    """A user's detector found boxes outside the frame or points 10,000 px away: each was kept as a face (black
+    crops, face_ratio 1.0, a confident wrong prediction). They are no face now, said once per backend."""
+    import logging
+
+    import mmfer.faces.base as base
+
+    base._SAID.clear()
+    with caplog.at_level(logging.WARNING, logger="mmfer.faces.base"):
+        track = FaceTracker(_Garbage(box, points, real=dlib_backend)).process(clip_frames[0][:6])
+    assert not track.mask.any() and np.isnan(track.landmarks).all()
+    if points != "nan":  # a failed fit (NaN) is the backend's way of saying no face: not warned of
+        said = [r.getMessage() for r in caplog.records]
+        assert len(said) == 1 and "face backend 'garbage' (test_track._Garbage)" in said[0], said
+
+
+def test_a_plausible_answer_with_a_nan_score_is_kept(clip_frames, dlib_backend):
+    track = FaceTracker(_Garbage("ok", "ok", real=dlib_backend)).process(clip_frames[0][:4])
+    assert track.mask.all() and (track.boxes[:, 4] == 0).all()  # a score that is not finite counts as 0
+
+
+@pytest.mark.parametrize("box, points, said", [
+    ("raise", "ok", r"face backend 'garbage' \(test_track._Garbage\).detect raised ValueError: model not loaded"),
+    ("tuple", "ok", r"\.detect returned a tuple holding int; expected mmfer.faces.base.Detection"),
+    ("ok", "shape", r"\.landmarks returned an array of shape \(5, 2\); expected \(68, 2\)"),
+    ("ok", "ragged", r"\.landmarks returned list, not an array of 68 points"),
+])
+def test_a_backend_that_raises_or_answers_in_another_form_is_said_by_name(box, points, said, clip_frames,
+                                                                          dlib_backend):
+    from mmfer.faces.base import FaceBackendError
+
+    with pytest.raises(FaceBackendError, match=said):
+        FaceTracker(_Garbage(box, points, real=dlib_backend)).process(clip_frames[0][:2])
+
+
+def test_a_clip_whose_backend_raises_fails_naming_the_backend_not_the_decoder(cremad_videos, monkeypatch):
+    """The detector raising on its 41st call left the clip ok with part of its frames and 'decoding stopped'."""
+    import mmfer.data.clip as clip_mod
+    from mmfer.data.cache import PreprocessSettings
+    from mmfer.data.index import ClipEntry
+
+    calls = []
+
+    class Late(_Garbage):
+        def detect(self, image):
+            calls.append(1)
+            if len(calls) > 3:
+                raise RuntimeError("the detector broke")
+            return []
+
+    monkeypatch.setattr(clip_mod, "get_backend", lambda name: Late())
+    arrays, _, rec = clip_mod.process_clip(ClipEntry("x", "Test", None, cremad_videos[0]),
+                                           PreprocessSettings(face_backend="none", max_frames=40), overlap_io=False)
+    assert arrays is None and rec.status == "failed"
+    assert str(cremad_videos[0]) in rec.reason and "face backend 'garbage'" in rec.reason
+    assert "detect raised RuntimeError: the detector broke" in rec.reason
+    assert "cannot decode" not in rec.reason and not rec.warnings
