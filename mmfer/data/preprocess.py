@@ -351,6 +351,15 @@ def _pool_results(
             )
             running: dict[Future, ClipEntry] = {}
             try:
+                try:  # workers that die as they start are no clip's fault: said as such, no clip marked failed
+                    pool.submit(os.getpid).result()
+                except BrokenProcessPool:
+                    raise MmferError(
+                        "preprocess: the worker processes died as they started, before any clip (their own error "
+                        "is printed above). A script that calls preprocess with workers other than 1 needs the "
+                        "call under `if __name__ == \"__main__\":` (spawned workers run the script again); else "
+                        "the face backend may not load in a fresh process. workers=1 (--workers 1) runs in this "
+                        "process") from None
                 broken = False
                 while queue or running:
                     while queue and len(running) < workers + 1:

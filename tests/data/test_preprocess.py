@@ -435,6 +435,26 @@ def test_a_backend_of_your_own_reaches_spawned_workers(tmp_path, cremad_videos):
     assert proc.returncode == 2 and "unknown face backend 'blind'" in proc.stderr and "--import MODULE" in proc.stderr
     assert not (tmp_path / "new_cache").exists()  # said before the source is read or the cache made
 
+def test_a_script_without_the_main_guard_is_told_so_and_marks_no_clip_failed(tmp_path, cremad_videos):
+    """Spawned workers run the script again; without the guard each died as it started, and every clip was recorded
+    as failed ("out of memory or decoder crash?"), then skipped by the next run until --retry-failed."""
+    import subprocess
+    import sys
+
+    csv = write_list(tmp_path / "l.csv", [(p.resolve(), "", "Train") for p in cremad_videos[:2]])
+    script = tmp_path / "no_guard.py"
+    script.write_text(
+        "from mmfer.data.cache import PreprocessSettings\n"
+        "from mmfer.data import preprocess as pp\n"
+        "pp.worker_start_method = lambda backend: 'spawn'\n"
+        f"pp.preprocess({str(csv)!r}, {str(tmp_path / 'cache')!r}, workers=2, progress=False,\n"
+        "              settings=PreprocessSettings(face_backend='none', crop_size=32, max_frames=4))\n")
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 1
+    assert "the worker processes died as they started" in proc.stderr
+    assert 'if __name__ == "__main__":' in proc.stderr
+    assert read_manifest(tmp_path / "cache") == {}  # no clip recorded as failed
+
 def test_cli_forks_one_worker_per_core_for_a_few_clips(tmp_path, cremad_videos):
     """`mmfer preprocess` loads no torch, so its workers are forked and a few clips already get every core."""
     import subprocess
