@@ -376,7 +376,8 @@ def run_holdout(records: Sequence[Any], *, fraction: float, seed: int,
     import logging
 
     logging.getLogger(__name__).warning(
-        "the run's held-out clips cannot be re-drawn from this data (clips added or removed since it trained?): "
+        "the run's held-out clips cannot be re-drawn from this data (clips added or removed since it trained? or "
+        "a loop of one's own that held out with other than its config's data.holdout_fraction and holdout_seed): "
         "today's draw may include clips the run trained on, so its figure may read high")
     return drawn[0]  # (--resume refuses, naming the difference)
 

@@ -20,12 +20,18 @@ def resolve_device(device: str | torch.device | None, preferred: str = "auto") -
     name = str(device) if device is not None else preferred
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise MmferError(f"device {name!r} requested but CUDA is not available here; use --device cpu")
     try:
-        return torch.device(name)
+        dev = torch.device(name)
     except RuntimeError:
         raise MmferError(f"unknown device {name!r}: choose auto, cpu, cuda or cuda:N") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise MmferError(f"device {name!r} requested but CUDA is not available here; use --device cpu")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise MmferError(f"device {name!r}: this machine has {torch.cuda.device_count()} CUDA device(s), cuda:0 "
+                         f"to cuda:{torch.cuda.device_count() - 1}")
+    if dev.type not in ("cpu", "cuda"):  # mps, xla, ...: torch knows the name, mmfer runs on neither
+        raise MmferError(f"device {name!r}: mmfer runs on cpu or cuda (auto picks one)")
+    return dev
 
 
 def one_blas_thread() -> None:

@@ -1,9 +1,13 @@
 """The pieces of the training loop of ``mmfer.engine.train.fit`` as functions: the training loader, the state a
-resumed run restores, one epoch's optimisation steps and the validation figures. A loop of one's own (another
-schedule, another logger) reuses them instead of copying ``fit``."""
+resumed run restores, each epoch's draws, one epoch's optimisation steps, the validation figures and the files
+an epoch leaves (``last.pt``, ``best.pt``, the logs). A loop of one's own (another loss, schedule or logger)
+reuses them instead of copying ``fit``: see docs/training.md, "A training loop of your own"."""
 
 from __future__ import annotations
 
+import json
+import math
+import os
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -15,8 +19,8 @@ from tqdm import tqdm
 
 from mmfer.data.datasets import collate_for, seed_worker
 from mmfer.data.speech_list import balanced_weights
-from mmfer.engine.checkpoint import unwrap
-from mmfer.engine.sampling import BalancedEpochSampler, EpochSampler, set_rng_state
+from mmfer.engine.checkpoint import clip_sets, save_checkpoint, unwrap
+from mmfer.engine.sampling import BalancedEpochSampler, EpochSampler, rng_state, set_rng_state
 from mmfer.engine.scoring import predict_clips
 from mmfer.engine.steps import accuracy_uar, optimisation_step
 from mmfer.errors import MmferError
@@ -52,10 +56,33 @@ def train_loader(config: Any, train_ds: Any, *, kind: str, device: torch.device,
     return sampler, loader, generator
 
 
+LOG_FIELDS = (
+    "epoch", "lr", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "val_uar", "best", "seconds",
+)
+STAGED_BEST = "best.pt.staged"  # an epoch's best weights until its last.pt is written
+
+
+def _device(device: Any) -> torch.device:
+    return device if isinstance(device, torch.device) else torch.device(device)
+
+
+def start_epoch_draws(epoch: int, *, seed: int, train_ds: Any, sampler: Any, generator: torch.Generator) -> None:
+    """Before epoch ``epoch`` (from 0): the dataset's augmentation draws, the sampler's order and the loader
+    workers' seeds of that epoch, so a resumed run's epochs are an unstopped run's (without it every epoch
+    would repeat epoch 0's augmentation)."""
+    if hasattr(train_ds, "set_epoch"):
+        train_ds.set_epoch(epoch)
+    sampler.set_epoch(epoch)
+    generator.manual_seed(seed * 100_003 + epoch)  # worker seeds depend on the epoch only
+
+
 def restore_state(ckpt: dict[str, Any], *, model: nn.Module, optimizer: Any, scheduler: Any, scaler: Any,
                   ema: Any = None, adversary: Any = None, where: str | Path = "last.pt") -> tuple[int, dict[str, Any]]:
     """Put a run's ``last.pt`` back (weights, optimiser, schedule, scaler, averaged weights, adversary, random
     state): the epochs after it then run exactly as an unstopped run's. Returns (epochs done, best so far)."""
+    if not ckpt.get("optimizer") or not ckpt.get("rng"):
+        raise MmferError(f"{where}: holds the weights only (a best.pt?), not the state training goes on from; "
+                         "resume from the run's last.pt")
     unwrap(model).load_state_dict(ckpt["state_dict"])
     if adversary is not None:
         if "adversary" not in ckpt:
@@ -81,7 +108,12 @@ def train_epoch(net: nn.Module, loader: Any, *, desc: str, device: torch.device,
                 where: str = "", show: bool = True, progress: bool = False) -> tuple[float, float, int]:
     """One epoch's optimisation steps over ``loader``: (mean loss, accuracy, items). A loss that is not finite
     stops it, naming the batch's clips (``clip_ids`` by item index); ``ema`` is updated from ``model`` after
-    each step. ``show``: this process draws the bar (or logs a line a minute); other processes say nothing."""
+    each step; the schedule steps once per batch (so a schedule counts batches, not epochs). ``net`` is put in
+    training mode (``validate`` leaves a model in evaluation mode). ``criterion(logits, y, teacher_probs=...)``, with
+    the batch's allowed classes as a third argument where the loss masks absent ones (``losses.MaskedCrossEntropy``).
+    ``show``: this process draws the bar (or logs a line a minute); other processes say nothing."""
+    device = _device(device)
+    net.train()
     bar = (progress_bar(start_iter(loader), total=len(loader), desc=desc, unit="batch", enabled=progress,
                         leave=False) if show  # start_iter: a stop is never lost in a fork
            else tqdm(start_iter(loader), total=len(loader), disable=True))
@@ -111,10 +143,61 @@ def validate(model: nn.Module, val_ds: Any, labels: np.ndarray, *, device: torch
              workers: int = 0, amp: bool = False, unscored: np.ndarray | None = None, progress: bool = False
              ) -> tuple[float, float, float]:
     """(accuracy, mean class accuracy, loss) of ``model`` on the validation items; items with no label
-    (``labels`` -1) count in none, ``unscored`` ones (no input for the model) count as wrong."""
-    probs = predict_clips(model, val_ds, device=device, batch_size=batch_size, workers=workers, amp=amp,
-                          progress=progress, desc="val")
+    (``labels`` -1) count in none, ``unscored`` ones (no input for the model) count as wrong. The model's mode
+    (training or evaluation) is as it was after."""
+    labels = np.asarray(labels, dtype=np.int64)
+    was_training = model.training
+    try:
+        probs = predict_clips(model, val_ds, device=_device(device), batch_size=batch_size, workers=workers, amp=amp,
+                              progress=progress, desc="val")
+    finally:
+        model.train(was_training)
     acc, uar = accuracy_uar(labels, probs, unscored=unscored)
     known = labels >= 0
     loss = float(-np.log(np.clip(probs[known, labels[known]], 1e-12, None)).mean()) if known.any() else float("nan")
     return acc, uar, loss
+
+
+def write_logs(out: Path, rows: list[dict[str, Any]]) -> None:
+    """``log.jsonl`` and ``log.csv`` of a run's epoch rows (``LOG_FIELDS``, then a run's own columns)."""
+    import csv
+
+    from mmfer.outputs import atomic_write, write_file
+
+    # NaN (no labelled Val clip) is not JSON: write null / an empty CSV cell instead
+    rows = [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()} for r in rows]
+    write_file(out / "log.jsonl", "".join(json.dumps(r) + "\n" for r in rows))  # never through a link
+    with atomic_write(out / "log.csv", "w", newline="") as f:
+        extra = sorted({k for r in rows for k in r} - set(LOG_FIELDS))  # a run's own columns (adversary_accuracy)
+        w = csv.DictWriter(f, fieldnames=[*LOG_FIELDS, *extra], extrasaction="ignore")
+        w.writeheader()
+        w.writerows(rows)
+
+
+def save_state(run: Any, run_data: Any, *, model: nn.Module, eval_model: nn.Module, epoch: int, optimizer: Any,
+               scheduler: Any, scaler: Any, precision: str, rows: list[dict[str, Any]], best: dict[str, Any],
+               improved: bool, ema: Any = None, adversary: Any = None) -> None:
+    """The files an epoch leaves in ``run.out`` (``run``, ``run_data``: from ``prepare_run``/``prepare_data``):
+    ``last.pt`` (everything ``restore_state`` puts back), the logs of ``rows`` and, where ``improved``,
+    ``best.pt`` (``eval_model``'s weights). Both checkpoints record the run's clips, so ``mmfer scores`` re-draws
+    its held-out ones. ``last.pt`` is the commit point: the best weights are staged first and renamed after it,
+    so a stop anywhere leaves one epoch's files."""
+    config, out = run.config, Path(run.out)
+    state: dict[str, Any] = dict(
+        model_name=config.model.name, model_kwargs=dict(config.model.kwargs), preprocess=run_data.source.preprocess,
+        config=run.plain_config, clips=clip_sets(run_data.train_records, run_data.val_records),
+        distill_targets_sha256=getattr(run_data.train_ds, "teacher_digest", None), model=model, epoch=epoch,
+        optimizer=optimizer, scheduler=scheduler, scaler=scaler if precision == "fp16" else None, rng=rng_state(),
+        metrics=rows[-1] if rows else {}, best=best, extra={})
+    if ema is not None:
+        state["extra"]["ema"] = {"state_dict": {k: v.detach().cpu() for k, v in ema.module.state_dict().items()},
+                                 "n_averaged": int(ema.n_averaged)}
+    if adversary is not None:
+        state["extra"]["adversary"] = {k: v.detach().cpu() for k, v in adversary.state_dict().items()}
+    if improved:
+        save_checkpoint(out / STAGED_BEST, **{**state, "model": eval_model, "optimizer": None, "scheduler": None,
+                                              "scaler": None, "rng": None, "extra": None})
+    write_logs(out, rows)
+    save_checkpoint(out / "last.pt", **state)
+    if improved:
+        os.replace(out / STAGED_BEST, out / "best.pt")

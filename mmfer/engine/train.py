@@ -8,7 +8,6 @@ Launched by torchrun (``WORLD_SIZE`` > 1) it trains with DistributedDataParallel
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import json
 import logging
@@ -51,7 +50,6 @@ from mmfer.engine.checkpoint import (
     load_checkpoint,
     load_encoder,
     run_holdout,
-    save_checkpoint,
     unwrap,
     warn_learnt_from,
     write_run_clips,
@@ -59,7 +57,9 @@ from mmfer.engine.checkpoint import (
 from mmfer.engine.config import TrainConfig, config_from_dict, config_to_plain, load_train_config
 from mmfer.engine.device import precision_note, resolve_device
 from mmfer.engine.provenance import record_session
-from mmfer.engine.hooks import restore_state, train_epoch, train_loader, validate
+from mmfer.engine.hooks import (  # noqa: F401 (LOG_FIELDS: importable here as before)
+    LOG_FIELDS, STAGED_BEST, restore_state, save_state, start_epoch_draws, train_epoch, train_loader, validate,
+)
 from mmfer.engine.ema import ema_model, ema_step_decay  # noqa: F401 (ema_step_decay: importable here as before)
 # the pieces that moved to sampling.py and steps.py stay importable from here
 from mmfer.engine.sampling import BalancedEpochSampler, EpochSampler, rng_state, seed_everything, set_rng_state  # noqa: F401
@@ -74,11 +74,6 @@ from mmfer.outputs import check_output_dir
 from mmfer.scores import write_scores
 
 log = logging.getLogger(__name__)
-
-LOG_FIELDS = (
-    "epoch", "lr", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "val_uar", "best", "seconds",
-)
-
 
 @dataclasses.dataclass
 class _Dist:
@@ -113,22 +108,6 @@ def _tensorboard(out: Path):
     writer = SummaryWriter(log_dir=str(out / "tensorboard"))
     log.info("TensorBoard curves in %s (open them with: tensorboard --logdir %s)", out / "tensorboard", out)
     return writer
-
-
-def _write_logs(out: Path, rows: list[dict[str, Any]]) -> None:
-    # NaN (no labelled Val clip) is not JSON: write null / an empty CSV cell instead
-    rows = [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()} for r in rows]
-    from mmfer.outputs import atomic_write, write_file
-
-    write_file(out / "log.jsonl", "".join(json.dumps(r) + "\n" for r in rows))  # never through a link
-    with atomic_write(out / "log.csv", "w", newline="") as f:
-        extra = sorted({k for r in rows for k in r} - set(LOG_FIELDS))  # a run's own columns (adversary_accuracy)
-        w = csv.DictWriter(f, fieldnames=[*LOG_FIELDS, *extra], extrasaction="ignore")
-        w.writeheader()
-        w.writerows(rows)
-
-
-STAGED_BEST = "best.pt.staged"  # an epoch's best weights until its last.pt is written
 
 
 def _read_log(out: Path, upto_epoch: int) -> list[dict[str, Any]]:
@@ -506,19 +485,12 @@ def fit(run: Run, run_data: RunData, *, progress: bool = True,
         best["value"] = round(best["value"] * n) / (n + len(unscored)) if best.get("metric") == "accuracy" else float("nan")
     eval_bs = dcfg.eval_batch_size or dcfg.batch_size
     board = _tensorboard(out) if dist.main else None
-    ckpt_common = dict(model_name=config.model.name, model_kwargs=dict(config.model.kwargs),
-                       preprocess=preprocess, config=plain_config,
-                       clips=clip_sets(run_data.train_records, run_data.val_records),
-                       distill_targets_sha256=getattr(train_ds, "teacher_digest", None))
 
     for epoch in range(start_epoch, ocfg.epochs):
         if stop_after is not None and epoch >= stop_after:
             break
         t0 = time.perf_counter()
-        train_ds.set_epoch(epoch)
-        sampler.set_epoch(epoch)
-        loader_gen.manual_seed(config.seed * 100_003 + epoch)  # worker seeds depend on the epoch only
-        net.train()
+        start_epoch_draws(epoch, seed=config.seed, train_ds=train_ds, sampler=sampler, generator=loader_gen)
         freeze = epoch < config.init.freeze_encoder_epochs
         aug = config.augment
         train_loss, train_acc, tot_n = train_epoch(
@@ -550,24 +522,9 @@ def fit(run: Run, run_data: RunData, *, progress: bool = True,
             row["adversary_accuracy"] = adversary.take_accuracy()
         rows.append(row)
         if dist.main:
-            state = dict(ckpt_common, model=model, epoch=epoch + 1, optimizer=optimizer, scheduler=scheduler,
-                         scaler=scaler if precision == "fp16" else None, rng=rng_state(), metrics=row, best=best)
-            state["extra"] = {}
-            if ema is not None:
-                state["extra"]["ema"] = {"state_dict": {k: v.detach().cpu() for k, v in ema.module.state_dict().items()},
-                                         "n_averaged": int(ema.n_averaged)}
-            if adversary is not None:
-                state["extra"]["adversary"] = {k: v.detach().cpu() for k, v in adversary.state_dict().items()}
-            # last.pt is the commit point: the epoch's best weights are staged first and renamed to best.pt after
-            # it, so a stop anywhere leaves best.pt, the logs and last.pt of one epoch (a redone epoch whose
-            # figure came out otherwise had kept a best.pt of the stopped attempt)
-            if improved:
-                save_checkpoint(out / STAGED_BEST, **{**state, "model": eval_model, "optimizer": None,
-                                                      "scheduler": None, "scaler": None, "rng": None, "extra": None})
-            _write_logs(out, rows)
-            save_checkpoint(last_path, **state)
-            if improved:
-                os.replace(out / STAGED_BEST, best_path)
+            save_state(run, run_data, model=model, eval_model=eval_model, epoch=epoch + 1, optimizer=optimizer,
+                       scheduler=scheduler, scaler=scaler, precision=precision, rows=rows, best=best,
+                       improved=improved, ema=ema, adversary=adversary)
             if board is not None:
                 for key in ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "val_uar", "lr",
                             *(("adversary_accuracy",) if adversary is not None else ())):

@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import os
+import re
+
+import pytest
+
+from mmfer.errors import MmferError
 
 from predict_helpers import standin_bundle
 
@@ -39,3 +44,16 @@ def test_an_unknown_device_name_is_a_message_naming_the_choices():
     with pytest.raises(MmferError, match="unknown device 'gpu': choose auto, cpu, cuda or cuda:N"):
         resolve_device("gpu")
     assert resolve_device("cpu") == torch.device("cpu")
+
+
+@pytest.mark.parametrize("name, said", [
+    ("mps", "device 'mps': mmfer runs on cpu or cuda"),  # torch knows it: a raw traceback came later before
+    ("xla", "device 'xla': mmfer runs on cpu or cuda"),
+    ("cuda:0:1", "unknown device 'cuda:0:1'"),  # was "CUDA is not available"
+    ("gpu", "unknown device 'gpu'"),
+])
+def test_devices_mmfer_cannot_use_are_said_before_any_work(name, said):
+    from mmfer.engine.device import resolve_device
+
+    with pytest.raises(MmferError, match=re.escape(said)):
+        resolve_device(name)

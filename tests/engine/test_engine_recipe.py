@@ -137,11 +137,12 @@ def test_a_stop_between_an_epochs_files_loses_no_epoch(synth_cache, tmp_path, mo
     """An epoch's best weights are staged, then the logs and last.pt written, then the staged file renamed to
     best.pt: a stop anywhere leaves one epoch's files. last.pt was written first, so a stop before best.pt left
     an older best.pt and no log row for that epoch, for good."""
+    import mmfer.engine.hooks as hooks_module
     import mmfer.engine.train as train_module
 
     cache = synth_cache("landmarks")
     cfg = tiny_config("landmark_brnn", epochs=2, select_by="last")
-    real = train_module.save_checkpoint
+    real = hooks_module.save_checkpoint
     for stop_after_last in (False, True):  # on epoch 2's last.pt write, or just after it (before the rename)
         calls = []
 
@@ -155,10 +156,10 @@ def test_a_stop_between_an_epochs_files_loses_no_epoch(synth_cache, tmp_path, mo
             return written
 
         out = tmp_path / f"r{int(stop_after_last)}"
-        monkeypatch.setattr(train_module, "save_checkpoint", stopping)
+        monkeypatch.setattr(hooks_module, "save_checkpoint", stopping)
         with pytest.raises(KeyboardInterrupt):
             train(cfg, data=cache, out=out, progress=False)
-        monkeypatch.setattr(train_module, "save_checkpoint", real)
+        monkeypatch.setattr(hooks_module, "save_checkpoint", real)
         result = train(cfg, data=cache, out=out, resume=True, progress=False)
         epochs = [json.loads(line)["epoch"] for line in (out / "log.jsonl").read_text().splitlines()]
         assert epochs == [1, 2], stop_after_last

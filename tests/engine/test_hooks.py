@@ -8,7 +8,7 @@ import torch
 
 from engine_helpers import tiny_config
 from mmfer.data.cache import split_records
-from mmfer.engine.hooks import restore_state, train_epoch, train_loader, validate
+from mmfer.engine.hooks import restore_state, start_epoch_draws, train_epoch, train_loader, validate
 from mmfer.engine.sampling import rng_state
 from mmfer.engine.steps import training_pieces
 from mmfer.engine.train import build_run_model, data_source, make_dataset
@@ -31,8 +31,7 @@ def test_a_loop_of_ones_own_learns_and_resumes_from_the_pieces(synth_cache, tmp_
     labels = np.asarray(val_ds.labels)
     before = validate(model, val_ds, labels, device=dev, batch_size=8)
     for epoch in range(cfg.optim.epochs):
-        sampler.set_epoch(epoch)
-        generator.manual_seed(epoch)
+        start_epoch_draws(epoch, seed=cfg.seed, train_ds=train_ds, sampler=sampler, generator=generator)
         loss, acc, items = train_epoch(model, loader, desc=f"epoch {epoch + 1}", device=dev,
                                        precision=pieces["precision"], criterion=pieces["criterion"],
                                        optimizer=optimizer, scheduler=scheduler, scaler=pieces["scaler"],
@@ -54,3 +53,62 @@ def test_a_loop_of_ones_own_learns_and_resumes_from_the_pieces(synth_cache, tmp_
     with pytest.raises(MmferError, match="mine.pt: holds no averaged"):
         restore_state(saved, model=other, optimizer=other_opt, scheduler=torch.optim.lr_scheduler.LambdaLR(
             other_opt, lambda step: 1.0), scaler=pieces["scaler"], ema=object(), where="mine.pt")
+
+
+def test_a_loop_of_ones_own_on_the_supported_route_trains_in_training_mode_and_leaves_a_run_mmfer_reads(
+        synth_cache, tmp_path):
+    """prepare_run + prepare_data + the hooks, with a loss of one's own: validating first left the model in
+    evaluation mode for every epoch (a user's loop found it: BatchNorm never updated), and a loop that wrote its
+    checkpoints by hand without the run's clips had `mmfer scores` score training clips as held out."""
+    from mmfer.engine.hooks import save_state
+    from mmfer.engine.scoring import score_split
+    from mmfer.scores import read_scores
+    from mmfer.engine.train import prepare_data, prepare_run
+
+    cache = synth_cache("landmarks")
+    cfg = tiny_config("landmark_brnn")
+    run = prepare_run(cfg, data=cache, out=tmp_path / "mine", device="cpu")
+    data = prepare_data(run)
+    model, dev = run.model, run.dev
+    sampler, loader, generator = train_loader(cfg, data.train_ds, kind=run.kind, device=dev)
+    pieces = training_pieces(cfg, model, dev, data.train_ds.labels)
+    optimizer = pieces["optimizer"]
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+    modes = []
+    model.register_forward_pre_hook(lambda module, args: modes.append(module.training))
+
+    def focal(logits, y, *rest, teacher_probs=None):  # a loss of one's own
+        p = torch.softmax(logits.float(), 1).gather(1, y[:, None]).squeeze(1)
+        return (-(1 - p) ** 2 * torch.log(p.clamp_min(1e-8))).mean()
+
+    labels = np.asarray(data.val_ds.labels)
+    rows = []
+    for epoch in range(2):
+        validate(model, data.val_ds, labels, device="cpu", batch_size=8)  # a str device is taken too
+        model.eval()  # as a loop that looked at the model in some way of its own leaves it
+        modes.clear()
+        start_epoch_draws(epoch, seed=cfg.seed, train_ds=data.train_ds, sampler=sampler, generator=generator)
+        loss, acc, n = train_epoch(model, loader, desc="e", device=dev, precision="fp32", criterion=focal,
+                                   optimizer=optimizer, scheduler=scheduler, scaler=pieces["scaler"], grad_clip=None)
+        assert modes and all(modes)  # every training forward in training mode
+        assert model.training
+        val_acc, val_uar, _ = validate(model, data.val_ds, labels, device=dev, batch_size=8)
+        assert model.training  # validate leaves the mode as it found it
+        rows.append({"epoch": epoch + 1, "lr": 0.0, "train_loss": loss, "train_accuracy": acc, "val_loss": 0.0,
+                     "val_accuracy": val_acc, "val_uar": val_uar, "best": True, "seconds": 0.0})
+        save_state(run, data, model=model, eval_model=model, epoch=epoch + 1, optimizer=optimizer,
+                   scheduler=scheduler, scaler=pieces["scaler"], precision="fp32", rows=rows, best={"epoch": epoch + 1},
+                   improved=True)
+    out = tmp_path / "mine"
+    assert {p.name for p in out.iterdir()} >= {"last.pt", "best.pt", "log.jsonl", "log.csv"}
+    last = torch.load(out / "last.pt", weights_only=False)
+    assert last["clips"] and last["epoch"] == 2
+    again, _ = build_run_model(cfg)
+    again_opt = training_pieces(cfg, again, dev, data.train_ds.labels)["optimizer"]
+    assert restore_state(last, model=again, optimizer=again_opt, scheduler=torch.optim.lr_scheduler.LambdaLR(
+        again_opt, lambda step: 1.0), scaler=pieces["scaler"])[0] == 2
+    with pytest.raises(MmferError, match=r"best.pt: holds the weights only .*resume from the run's last.pt"):
+        restore_state(torch.load(out / "best.pt", weights_only=False), model=again, optimizer=again_opt,
+                      scheduler=scheduler, scaler=pieces["scaler"], where=out / "best.pt")
+    scored = read_scores(score_split(out, data=cache, split="Val", progress=False))  # as `mmfer scores RUN`
+    assert sorted(scored.clip_ids) == sorted(r.clip_id for r in data.val_records)
