@@ -28,12 +28,22 @@ from mmfer.progress import progress_bar
 from mmfer.signals import start_iter
 
 
-def train_loader(config: Any, train_ds: Any, *, kind: str, device: torch.device, distributed: bool = False,
-                 rank: int = 0, world_size: int = 1, progress: bool = False) -> tuple[Any, Any, torch.Generator]:
+def train_loader(config: Any, train_ds: Any, *, kind: str | None = None, device: torch.device | str = "cpu",
+                 distributed: bool = False, rank: int = 0, world_size: int = 1,
+                 progress: bool = False) -> tuple[Any, Any, torch.Generator]:
     """(sampler, loader, generator) of the training items: ``sampler.set_epoch(e)`` and
     ``generator.manual_seed(...)`` before each epoch make it the same whether a run is resumed or not. The GPU
     recipe (data.device_images) keeps the images on the device, with no data loader; ``distributed`` processes
-    take their share (DistributedSampler); data.balance corpus_class draws corpora and classes evenly."""
+    take their share (DistributedSampler); data.balance corpus_class draws corpora and classes evenly. ``kind``
+    (the model's input kind) defaults to the dataset's; one the dataset does not give is an error."""
+    from mmfer.data.kinds import KINDS
+
+    own = getattr(train_ds, "kind", "") or None
+    kind = kind or own
+    if kind not in KINDS or (own and kind != own):
+        raise MmferError(f"train_loader: kind {kind!r}, but the dataset ({type(train_ds).__name__}) gives "
+                         f"{own or 'no kind'}; the kinds: {', '.join(KINDS)}")
+    device = _device(device)
     dcfg = config.data
     generator = torch.Generator()
     if dcfg.device_images:  # the GPU recipe: images on the device, jittered there, no data loader

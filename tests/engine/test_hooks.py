@@ -24,6 +24,10 @@ def test_a_loop_of_ones_own_learns_and_resumes_from_the_pieces(synth_cache, tmp_
                                              train=train, sample_rate=source.sample_rate)
     train_ds, val_ds = make("Train", True), make("Val", False)
     dev = torch.device("cpu")
+    with pytest.raises(MmferError, match=r"kind 'face_image', but the dataset \(LandmarkDataset\) gives landmarks"):
+        train_loader(cfg, train_ds, kind="face_image", device=dev)  # was torch's "stack expects each tensor ..."
+    own = train_loader(cfg, train_ds)[1]  # the kind defaults to the dataset's
+    assert own.collate_fn.keywords == train_loader(cfg, train_ds, kind=kind)[1].collate_fn.keywords
     sampler, loader, generator = train_loader(cfg, train_ds, kind=kind, device=dev)
     pieces = training_pieces(cfg, model, dev, train_ds.labels)
     optimizer = pieces["optimizer"]
