@@ -532,7 +532,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"mmfer {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log more detail")
     parser.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
-                        help="import this Python module first (one that registers its own models with "
+                        help="import this Python module (or .py file) first (one that registers its own models with "
                              "mmfer.models.registry.register_model, or face backends with "
                              "mmfer.faces.backends.register_backend); repeatable")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -602,6 +602,13 @@ def _import_modules(names: Sequence[str]) -> None:
     if names and "" not in sys.path and os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
     for name in names:
+        if name.endswith(".py"):  # a file: its folder searched (worker processes get the same path), its name imported
+            path = Path(name).expanduser().resolve()
+            if not path.is_file():
+                raise MmferError(f"--import {name}: no such file")
+            if str(path.parent) not in sys.path:
+                sys.path.insert(0, str(path.parent))
+            name = path.stem
         try:
             importlib.import_module(name)
         except ImportError as e:

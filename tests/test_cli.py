@@ -192,3 +192,20 @@ def test_a_full_disk_is_an_error_that_names_the_file_and_how_to_go_on(tmp_path, 
             f.write("a")
             raise OSError(errno.ENOSPC, "No space left on device")
     assert e.value.filename == str(tmp_path / "s.csv") and not list(tmp_path.glob("*s.csv*"))
+
+
+def test_import_takes_a_python_file_as_well_as_a_module(tmp_path, monkeypatch):
+    """`mmfer --import /path/my_faces.py` said "No module named ..." with no hint."""
+    import sys
+
+    from mmfer.cli import _import_modules
+    from mmfer.errors import MmferError
+
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "lib" / "mmfer_test_plugin.py").write_text("LOADED = True\n")
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    monkeypatch.delitem(sys.modules, "mmfer_test_plugin", raising=False)
+    _import_modules([str(tmp_path / "lib" / "mmfer_test_plugin.py")])
+    assert sys.modules["mmfer_test_plugin"].LOADED and str(tmp_path / "lib") in sys.path  # workers import it too
+    with pytest.raises(MmferError, match=r"--import .*nothere.py: no such file"):
+        _import_modules([str(tmp_path / "nothere.py")])
