@@ -606,6 +606,10 @@ def _import_modules(names: Sequence[str]) -> None:
             path = Path(name).expanduser().resolve()
             if not path.is_file():
                 raise MmferError(f"--import {name}: no such file")
+            taken = sys.modules.get(path.stem)
+            if taken is not None and Path(getattr(taken, "__file__", "") or "").resolve() != path:
+                raise MmferError(f"--import {name}: a module named {path.stem} is already loaded "
+                                 f"({getattr(taken, '__file__', None) or 'built in'}); rename the file")
             if str(path.parent) not in sys.path:
                 sys.path.insert(0, str(path.parent))
             name = path.stem

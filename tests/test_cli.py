@@ -209,3 +209,6 @@ def test_import_takes_a_python_file_as_well_as_a_module(tmp_path, monkeypatch):
     assert sys.modules["mmfer_test_plugin"].LOADED and str(tmp_path / "lib") in sys.path  # workers import it too
     with pytest.raises(MmferError, match=r"--import .*nothere.py: no such file"):
         _import_modules([str(tmp_path / "nothere.py")])
+    (tmp_path / "lib" / "json.py").write_text("raise SystemExit('never run')\n")
+    with pytest.raises(MmferError, match=r"a module named json is already loaded .*rename the file"):
+        _import_modules([str(tmp_path / "lib" / "json.py")])

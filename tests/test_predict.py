@@ -1220,5 +1220,10 @@ def test_face_backend_replaces_the_models_detector_and_is_recorded(bundle, tmp_p
              if r["modality"] == "face" and r["x0"]]
     assert boxes and all(x1 - x0 >= 460 for x0, x1 in boxes)  # "none": about the whole 480x360 frame
     assert read_record(tmp_path / "p.csv")["settings"]["face_backend"] == "none"
+    # the model's own named: the same run as without the option, from the command line or a Predictor
+    predict([cremad_videos[0]], model=bundle, out=tmp_path / "q.csv", face_backend="dlib", progress=False)
+    predict([cremad_videos[0]], model=Predictor(bundle, face_backend="DLIB"), out=tmp_path / "r.csv", progress=False)
+    assert "face_backend" not in read_record(tmp_path / "q.csv")["settings"]
+    assert "face_backend" not in read_record(tmp_path / "r.csv")["settings"]
     with pytest.raises(MmferError, match="a loaded Predictor keeps its frame pooling, face backend"):
         predict([cremad_videos[0]], model=Predictor(bundle), face_backend="none", progress=False)

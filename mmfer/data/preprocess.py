@@ -352,7 +352,8 @@ def _pool_results(
             running: dict[Future, ClipEntry] = {}
             try:
                 try:  # workers that die as they start are no clip's fault: said as such, no clip marked failed
-                    pool.submit(os.getpid).result()
+                    for ready in [pool.submit(os.getpid) for _ in range(workers)]:  # they start side by side
+                        ready.result()
                 except BrokenProcessPool:
                     raise MmferError(
                         "preprocess: the worker processes died as they started, before any clip (their own error "

@@ -265,6 +265,18 @@ def _decode_settings(branches: Sequence[Branch], given: Mapping[str, Any] | None
         raise MmferError(f"{where}: decode: {e}") from None
 
 
+def declared_face_backend(model: str | Path) -> str | None:
+    """The face backend a bundle folder (or ``default``) decodes with, read from its ``bundle.json`` alone (no
+    weights loaded); None where that cannot tell (a RUN or FUSE folder, an unreadable file)."""
+    root = DEFAULT_DIR if str(model) == "default" else Path(model)
+    try:
+        info = json.loads((root / BUNDLE_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    decode = info.get("decode") if isinstance(info, dict) else None
+    return str((decode or {}).get("face_backend") or DEFAULT_DECODE.face_backend).strip().lower()
+
+
 def _from_bundle_dir(root: Path, *, source: str) -> Bundle:
     path = root / BUNDLE_FILE
     try:

@@ -208,6 +208,7 @@ class Predictor:
             self.bundle = dataclasses.replace(self.bundle, branches=[  # the caller's bundle stays as it was
                 dataclasses.replace(b, options={**b.options, "frame_pooling": frame_pooling})
                 if b.kind == "face_image" else b for b in self.bundle.branches])
+        self.face_backend: str | None = None  # another detector than the model's own, if given
         if face_backend is not None:
             self._use_face_backend(face_backend)
         self.device = resolve_device(device)
@@ -230,7 +231,10 @@ class Predictor:
 
         key = backend_name(name)
         own = self.bundle.decode.face_backend
-        if key != own and self.bundle.of("face"):
+        if key == own:  # the model's own: nothing replaced
+            return
+        self.face_backend = key
+        if self.bundle.of("face"):
             log.warning("face backend %s instead of the model's own %s: its face branches learnt from the faces %s "
                         "found and cut, so another detector's crops may read worse; measure it on labelled clips "
                         "(--labels-from, mmfer evaluate) before relying on it", key, own, own)

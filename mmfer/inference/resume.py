@@ -82,7 +82,7 @@ def run_settings(*, model: Any, frame_pooling: str | None, speech_check: bool, f
     if isinstance(model, Predictor):
         frame_pooling = [b.options.get("frame_pooling") for b in model.bundle.branches if b.kind == "face_image"]
         speech_check = model.speech_check
-        face_backend = model.bundle.decode.face_backend if model.bundle.of("face") else None
+        face_backend = model.face_backend  # another detector than the model's own, or None
     plain = {k: (float(v) if isinstance(v, (int, float, np.number)) and not isinstance(v, bool) else v)
              for k, v in options.items()}  # numpy numbers as JSON numbers
     return {**model_key(model), "mmfer": __version__, "frame_pooling": frame_pooling,

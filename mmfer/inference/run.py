@@ -107,8 +107,11 @@ def predict(
         _check_plots_outside_inputs(plots, paths)
     if face_backend is not None:  # a mistyped or unregistered name is said before any work
         from mmfer.faces.backends import backend_name
+        from mmfer.inference.bundle import declared_face_backend
 
         face_backend = backend_name(face_backend)
+        if isinstance(model, (str, Path)) and face_backend == declared_face_backend(model):
+            face_backend = None  # the model's own: the same run as without the option
     settings = run_settings(model=model, frame_pooling=frame_pooling, speech_check=speech_check,
                             face_backend=face_backend, start=start,
                             duration=duration, segment_seconds=cut.seconds, segment_by=cut.by)
