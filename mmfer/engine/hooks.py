@@ -70,6 +70,7 @@ LOG_FIELDS = (
     "epoch", "lr", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "val_uar", "best", "seconds",
 )
 STAGED_BEST = "best.pt.staged"  # an epoch's best weights until its last.pt is written
+PRECISIONS = ("fp32", "bf16", "fp16")  # what mmfer.engine.device.training_precision answers
 
 
 def _device(device: Any) -> torch.device:
@@ -123,6 +124,9 @@ def train_epoch(net: nn.Module, loader: Any, *, desc: str, device: torch.device,
     the batch's allowed classes as a third argument where the loss masks absent ones (``losses.MaskedCrossEntropy``).
     ``show``: this process draws the bar (or logs a line a minute); other processes say nothing."""
     device = _device(device)
+    if precision not in PRECISIONS:  # "float32" or "bfloat16" trained in fp32 without a word
+        raise MmferError(f"train_epoch: precision {precision!r}; expected one of {', '.join(PRECISIONS)} "
+                         "(training_pieces gives the one amp means on this device)")
     net.train()
     bar = (progress_bar(start_iter(loader), total=len(loader), desc=desc, unit="batch", enabled=progress,
                         leave=False) if show  # start_iter: a stop is never lost in a fork
