@@ -359,7 +359,9 @@ def stage_train(args: dict[str, Any]) -> dict[str, Any]:
     import torch
     from torch.utils.data import DataLoader, RandomSampler
 
-    from mmfer.data.datasets import collate_for, seed_worker, source_records
+    from mmfer.data.datasets import collate_for, seed_worker
+
+    from mmfer.data.sources import source_records
     from mmfer.engine.checks import check_consistency
     from mmfer.engine.config import load_train_config
     from mmfer.engine.device import resolve_device

@@ -15,6 +15,7 @@ from typing import Sequence
 
 from mmfer import __version__
 from mmfer.errors import MmferError
+from mmfer.plugins import import_user_modules
 
 log = logging.getLogger(__name__)
 
@@ -594,36 +595,6 @@ def _interrupted_hint(args: argparse.Namespace, *, out_written: bool | None = No
     return "it writes its outputs at the end, so nothing was written; run it again"
 
 
-def _import_modules(names: Sequence[str]) -> None:
-    """``--import MODULE``: the user's modules (e.g. ones registering models), imported before the command runs; the
-    current folder is searched too, as ``python -m`` would."""
-    import importlib
-
-    if names and "" not in sys.path and os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())
-    for name in names:
-        if name.endswith(".py"):  # a file: its folder searched (worker processes get the same path), its name imported
-            path = Path(name).expanduser().resolve()
-            if not path.is_file():
-                raise MmferError(f"--import {name}: no such file")
-            taken = sys.modules.get(path.stem)
-            if taken is not None and Path(getattr(taken, "__file__", "") or "").resolve() != path:
-                raise MmferError(f"--import {name}: a module named {path.stem} is already loaded "
-                                 f"({getattr(taken, '__file__', None) or 'built in'}); rename the file")
-            if str(path.parent) not in sys.path:
-                sys.path.insert(0, str(path.parent))
-            name = path.stem
-        try:
-            importlib.import_module(name)
-        except ImportError as e:
-            raise MmferError(f"--import {name}: cannot import it ({e})") from None
-        except MmferError as e:  # a registration refused (a name taken)
-            raise MmferError(f"--import {name}: {e}") from None
-        except Exception as e:  # noqa: BLE001 - the user's module failed as it ran (a syntax error, its own raise)
-            raise MmferError(f"--import {name}: the module failed as it was imported ({type(e).__name__}: {e}); "
-                             f"`python -c 'import {name}'` shows where") from None
-
-
 def _say_error(args: argparse.Namespace, text: str) -> None:
     """An error on stderr; with --json also as the one JSON object on stdout (``ok`` false), so a script that
     reads stdout gets an answer it can parse, as on success."""
@@ -658,7 +629,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     old_term = sigterm_as_interrupt()  # kill / timeout / a container stop: finished work written, exit 130
     try:
-        _import_modules(args.imports)
+        import_user_modules(args.imports)
         code = int(args.func(args) or 0)
         sys.stdout.flush()  # output still buffered meets a closed pipe here, not in the exit hook
     except BrokenPipeError:

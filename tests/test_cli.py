@@ -165,7 +165,7 @@ def test_a_full_disk_is_an_error_that_names_the_file_and_how_to_go_on(tmp_path, 
     def full(names):
         raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "p.csv"))
 
-    monkeypatch.setattr(cli, "_import_modules", full)
+    monkeypatch.setattr(cli, "import_user_modules", full)
     assert main(["merge", str(tmp_path / "a.csv"), "--out", str(tmp_path / "m.csv")]) == 2
     err = capsys.readouterr().err
     assert f"cannot write {tmp_path / 'p.csv'}: no space left on the device" in err and "Traceback" not in err
@@ -198,17 +198,17 @@ def test_import_takes_a_python_file_as_well_as_a_module(tmp_path, monkeypatch):
     """`mmfer --import /path/my_faces.py` said "No module named ..." with no hint."""
     import sys
 
-    from mmfer.cli import _import_modules
+    from mmfer.plugins import import_user_modules
     from mmfer.errors import MmferError
 
     (tmp_path / "lib").mkdir()
     (tmp_path / "lib" / "mmfer_test_plugin.py").write_text("LOADED = True\n")
     monkeypatch.setattr(sys, "path", list(sys.path))
     monkeypatch.delitem(sys.modules, "mmfer_test_plugin", raising=False)
-    _import_modules([str(tmp_path / "lib" / "mmfer_test_plugin.py")])
+    import_user_modules([str(tmp_path / "lib" / "mmfer_test_plugin.py")])
     assert sys.modules["mmfer_test_plugin"].LOADED and str(tmp_path / "lib") in sys.path  # workers import it too
     with pytest.raises(MmferError, match=r"--import .*nothere.py: no such file"):
-        _import_modules([str(tmp_path / "nothere.py")])
+        import_user_modules([str(tmp_path / "nothere.py")])
     (tmp_path / "lib" / "json.py").write_text("raise SystemExit('never run')\n")
     with pytest.raises(MmferError, match=r"a module named json is already loaded .*rename the file"):
-        _import_modules([str(tmp_path / "lib" / "json.py")])
+        import_user_modules([str(tmp_path / "lib" / "json.py")])

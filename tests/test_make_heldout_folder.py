@@ -6,7 +6,7 @@ import dataclasses
 import importlib.util
 from pathlib import Path
 
-from mmfer.data.datasets import media_folder_records
+from mmfer.data.sources import media_folder_records
 from mmfer.data.splits import holdout_seed, holdout_split
 from mmfer.engine.checkpoint import run_holdout
 from mmfer.engine.config import load_train_config

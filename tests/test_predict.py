@@ -303,7 +303,7 @@ def test_face_image_branch_sees_what_scoring_sees(tmp_path, bundle):
 
     import torch
 
-    from mmfer.data.datasets import source_records
+    from mmfer.data.sources import source_records
     from mmfer.engine.scoring import split_scores
 
     img = tmp_path / "Test" / "Happy"

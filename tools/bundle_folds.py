@@ -69,7 +69,7 @@ def check_data(stem: str, view: dict, *, bundle_dir: Path, data: Path) -> None:
     """Before any scoring: ``data`` must hold clips of the speakers each fold held out (a view trained on other
     data is named, with the option that gives it its own), so a wrong list costs seconds, not the other views'
     scoring first."""
-    from mmfer.data.datasets import pooled_records
+    from mmfer.data.sources import pooled_records
     from mmfer.data.splits import fold_records
     from mmfer.engine.checkpoint import load_checkpoint
     from mmfer.engine.config import config_from_dict

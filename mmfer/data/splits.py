@@ -59,7 +59,7 @@ FER2013_HELDOUT = {"fraction": 0.1, "seed": 0}  # the shipped FER2013 models' dr
 def fer2013_heldout(root: str | Path) -> list[ClipRecord]:
     """The faces of a FER2013 folder's Train that every shipped face model held out (a stratified, seeded 10%):
     the photos the tools measure held-out figures on, never trained on."""
-    from mmfer.data.datasets import media_folder_records  # datasets imports this module
+    from mmfer.data.sources import media_folder_records
 
     return holdout_split(media_folder_records(root, "Train", "face_image"), **FER2013_HELDOUT)[1]
 

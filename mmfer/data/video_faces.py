@@ -122,7 +122,7 @@ def build_video_face_tree(src: str | Path, dst: str | Path, *, splits: tuple[str
 
     Returns the summary also written to DST/summary.json: counts, detector misses per class, settings.
     """
-    from mmfer.data.datasets import media_folder_records
+    from mmfer.data.sources import media_folder_records
 
     src, dst = Path(src), Path(dst)
     settings = {"crops_version": CROPS_VERSION, "seed": seed, "face_backend": face_backend, "crop_size": crop_size,

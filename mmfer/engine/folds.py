@@ -67,7 +67,7 @@ def train_folds(config: Any, *, data: str | Path, out: str | Path, folds: int | 
         raise MmferError("--folds-within goes with --folds K (speaker folds inside one corpus), not --folds corpus")
     # the folds are dealt here first, so a design the data cannot hold fails before OUT is started, and folds
     # already in OUT are checked against this data
-    from mmfer.data.datasets import pooled_records
+    from mmfer.data.sources import pooled_records
     from mmfer.data.speech_list import check_classes, is_speech_list
     from mmfer.data.splits import corpus_records, fold_records, speaker_folds  # (their old names here warn)
     from mmfer.models.registry import build_model

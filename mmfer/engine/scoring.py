@@ -18,7 +18,8 @@ from torch.utils.data import DataLoader
 
 from mmfer.progress import progress_bar
 from mmfer.signals import start_iter
-from mmfer.data.datasets import CacheDataset, build_dataset, collate_for, file_source, seed_worker, source_records
+from mmfer.data.datasets import CacheDataset, build_dataset, collate_for, seed_worker
+from mmfer.data.sources import file_source, source_records
 from mmfer.engine.checkpoint import (check_cache_compatible, load_checkpoint, model_from_checkpoint, resolve_checkpoint,
                                     warn_if_unfinished, warn_learnt_from)
 from mmfer.engine.config import config_from_dict
@@ -121,7 +122,7 @@ def split_scores(
 def _fold_val_records(info: dict[str, Any], config: Any, data: str | Path, kind: str) -> list:
     """The clips a fold run validated on (``fold.json``: its speakers or corpus), from the pooled splits of
     ``data`` as training pooled them; a count unlike the run's says the data is not what it trained on."""
-    from mmfer.data.datasets import pooled_records
+    from mmfer.data.sources import pooled_records
     from mmfer.data.splits import fold_records
 
     pooled = pooled_records(data, kind, splits=(config.data.train_split, config.data.val_split))
@@ -154,7 +155,7 @@ def score_split(
     """
     import dataclasses
 
-    from mmfer.data.datasets import source_splits
+    from mmfer.data.sources import source_splits
     from mmfer.data.splits import holdout_seed
     from mmfer.engine.checkpoint import run_holdout
 

@@ -138,7 +138,8 @@ def test_a_folder_an_unknown_use_and_training_rows_of_an_evaluation_only_corpus_
 
 
 def test_unreadable_file_is_reported_by_name_and_left_out(tmp_path, caplog):
-    from mmfer.data.datasets import build_dataset, source_records
+    from mmfer.data.datasets import build_dataset
+    from mmfer.data.sources import source_records
     from mmfer.data.config import AugmentConfig, DataConfig
 
     rows = _corpora(tmp_path, classes_of={"a": ["Angry", "Sad"]}, speakers=1, per=1)

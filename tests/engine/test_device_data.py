@@ -58,7 +58,8 @@ def test_gpu_recipe_trains_on_the_cpu_and_writes_a_run_the_cpu_loads(image_tree,
 
 
 def test_device_batches_are_seeded_sharded_and_jittered(image_tree):
-    from mmfer.data.datasets import build_dataset, media_folder_records
+    from mmfer.data.datasets import build_dataset
+    from mmfer.data.sources import media_folder_records
     from mmfer.engine.device_data import DeviceFaceBatches, augment_on_device
 
     cfg = _gpu_recipe_tiny()

@@ -250,7 +250,7 @@ def test_student_learns_probabilities_given_in_a_file_and_the_file_is_checked(tm
     """``distill.targets``: a score CSV that swaps Angry and Happy teaches a student (weight 1) to swap them on
     clips it never trained on; a file that misses training clips, labels them otherwise, or comes with
     teachers too, is refused by name."""
-    from mmfer.data.datasets import pooled_records
+    from mmfer.data.sources import pooled_records
     from mmfer.engine.train import train
     from mmfer.scores import read_scores, write_scores
 
@@ -293,7 +293,9 @@ def test_given_probabilities_are_found_by_clip_id_tempered_and_checked(tmp_path)
     changed under a resumed run are refused; ``{fold}`` gives each fold its own file."""
     import cv2
 
-    from mmfer.data.datasets import FaceImageDataset, source_records
+    from mmfer.data.datasets import FaceImageDataset
+
+    from mmfer.data.sources import source_records
     from mmfer.engine.distill import attach_targets
     from mmfer.scores import write_scores
 
@@ -346,7 +348,8 @@ def test_given_probabilities_reach_the_gpu_recipe_batches(tmp_path):
     import cv2
 
     from mmfer.data.config import AugmentConfig
-    from mmfer.data.datasets import FaceImageDataset, source_records
+    from mmfer.data.datasets import FaceImageDataset
+    from mmfer.data.sources import source_records
     from mmfer.engine.device_data import DeviceFaceBatches
     from mmfer.engine.distill import attach_targets
     from mmfer.scores import write_scores

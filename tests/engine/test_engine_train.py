@@ -447,7 +447,7 @@ def test_audio_folder_without_labels_in_train_is_an_error(tmp_path):
 
     (tmp_path / "Train").mkdir()
     sf.write(tmp_path / "Train" / "speech.wav", np.zeros(1600, dtype=np.float32), 16000)
-    from mmfer.data.datasets import media_folder_records
+    from mmfer.data.sources import media_folder_records
 
     with pytest.raises(MmferError, match="speech.wav: no emotion"):
         media_folder_records(tmp_path, "Train", "logmel")

@@ -119,7 +119,7 @@ def test_crop_tree_keeps_names_and_held_out_split_and_resumes(tmp_path, tight_fa
     resumes without redoing faces, refuses other settings, and counts detector misses per class."""
     import cv2
 
-    from mmfer.data.datasets import media_folder_records
+    from mmfer.data.sources import media_folder_records
     from mmfer.data.video_faces import build_video_face_tree
     from mmfer.data.splits import holdout_split
     from mmfer.errors import MmferError
