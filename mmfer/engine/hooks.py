@@ -138,10 +138,10 @@ def train_epoch(net: nn.Module, loader: Any, *, desc: str, device: torch.device,
                                             mixup=mixing[0], cutmix=mixing[1], teacher=teacher, adversary=adversary)
         if not torch.isfinite(loss.detach()):
             ids = [clip_ids[int(c)] for c in batch["clip"][:8]] if len(clip_ids) else []
-            raise MmferError(
-                f"{where}: {desc}, step {step}: the loss is {float(loss.detach())} (not finite), on a batch of "
-                f"clips {', '.join(ids)}{' ...' if len(batch['clip']) > 8 else ''}; check those clips' inputs, or "
-                "lower optim.lr")
+            clips = (f", on a batch of clips {', '.join(ids)}{' ...' if len(batch['clip']) > 8 else ''}; check those "
+                     "clips' inputs, or lower optim.lr" if ids else "; lower optim.lr, or check the batch's inputs")
+            raise MmferError(f"{where + ': ' if where else ''}{desc}, step {step}: the loss is "
+                             f"{float(loss.detach())} (not finite){clips}")
         scheduler.step()
         if ema is not None:
             ema.update_parameters(model)
@@ -150,6 +150,10 @@ def train_epoch(net: nn.Module, loader: Any, *, desc: str, device: torch.device,
         tot_correct += int((logits.detach().argmax(1) == y).sum())
         tot_n += n
         bar.set_postfix(loss=f"{tot_loss / max(tot_n, 1):.3f}")
+    if tot_n == 0:  # an epoch that learnt nothing is never a result
+        raise MmferError(f"{where + ': ' if where else ''}{desc} ran no optimisation step: the loader gave no batch "
+                         "(fewer training items than data.batch_size, whose last partial batch is dropped?); lower "
+                         "data.batch_size")
     return tot_loss / max(tot_n, 1), tot_correct / max(tot_n, 1), tot_n
 
 

@@ -491,6 +491,11 @@ def fit(run: Run, run_data: RunData, *, progress: bool = True,
             break
         t0 = time.perf_counter()
         start_epoch_draws(epoch, seed=config.seed, train_ds=train_ds, sampler=sampler, generator=loader_gen)
+        if len(loader) == 0:
+            raise MmferError(
+                f"{out}: epoch {epoch + 1} would run no optimisation step: {len(train_ds)} training items"
+                f"{f' over {dist.world_size} processes' if dist.enabled else ''} and batch_size {dcfg.batch_size} "
+                "leave no full batch per process; lower data.batch_size or use fewer processes")
         freeze = epoch < config.init.freeze_encoder_epochs
         aug = config.augment
         train_loss, train_acc, tot_n = train_epoch(
@@ -499,11 +504,6 @@ def fit(run: Run, run_data: RunData, *, progress: bool = True,
             frozen=frozen_params if freeze else (), mixing=(aug.mixup, aug.cutmix) if aug.enabled else (0.0, 0.0),
             teacher=teacher, adversary=adversary, ema=ema, model=model, clip_ids=train_ds.clip_ids, where=str(out),
             show=dist.main, progress=progress)
-        if tot_n == 0:
-            raise MmferError(
-                f"{out}: epoch {epoch + 1} ran no optimisation step: {len(train_ds)} training items"
-                f"{f' over {dist.world_size} processes' if dist.enabled else ''} and batch_size {dcfg.batch_size} "
-                "leave no full batch per process; lower data.batch_size or use fewer processes")
         val_acc, val_uar, val_loss = validate(eval_model, val_ds, val_labels, device=dev, batch_size=eval_bs,
                                               workers=dcfg.workers, amp=use_amp, unscored=unscored,
                                               progress=progress and dist.main)

@@ -57,6 +57,9 @@ def test_a_loop_of_ones_own_learns_and_resumes_from_the_pieces(synth_cache, tmp_
     with pytest.raises(MmferError, match="precision 'float32'; expected one of fp32, bf16, fp16"):
         train_epoch(model, loader, desc="e", device=dev, precision="float32", criterion=pieces["criterion"],
                     optimizer=optimizer, scheduler=scheduler, scaler=pieces["scaler"], grad_clip=None)
+    with pytest.raises(MmferError, match="^e ran no optimisation step: the loader gave no batch"):
+        train_epoch(model, [], desc="e", device=dev, precision="fp32", criterion=pieces["criterion"],
+                    optimizer=optimizer, scheduler=scheduler, scaler=pieces["scaler"], grad_clip=None)
     with pytest.raises(MmferError, match="mine.pt: holds no averaged"):
         restore_state(saved, model=other, optimizer=other_opt, scheduler=torch.optim.lr_scheduler.LambdaLR(
             other_opt, lambda step: 1.0), scaler=pieces["scaler"], ema=object(), where="mine.pt")
