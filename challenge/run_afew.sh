@@ -29,6 +29,19 @@ for b in $BRANCHES; do
     [[ -f "$CONFIGS/$b.yaml" ]] || { echo "$0: BRANCHES: no config $CONFIGS/$b.yaml for branch '$b'" \
         "(the configs there: $(cd "$CONFIGS" 2>/dev/null && ls *.yaml 2>/dev/null | sed 's/\.yaml$//' | tr '\n' ' '))" >&2; exit 2; }
 done
+# a branch that reads face images (face_frame: FER2013 or a crop tree), not the clips' cache, cannot train here
+PHOTO=$(python3 - "$CONFIGS" $BRANCHES <<'PY'
+import sys
+from mmfer.data.kinds import KINDS
+from mmfer.engine.config import load_train_config
+from mmfer.engine.train import build_run_model
+for b in sys.argv[2:]:
+    if KINDS[build_run_model(load_train_config(f"{sys.argv[1]}/{b}.yaml"))[1]].files == "image":
+        print(b)
+PY
+) || { echo "$0: BRANCHES: a config could not be read (said above)" >&2; exit 2; }
+[[ -z "$PHOTO" ]] || { echo "$0: BRANCHES: $(echo $PHOTO) read(s) face images, not the clips' cache this script" \
+    "trains on: train it on its images (mmfer train CONFIG --data IMAGES) and fuse its scores yourself" >&2; exit 2; }
 METHODS=$(python3 -c "from mmfer.fusion.methods import METHODS; print(' '.join(METHODS))")
 [[ " $METHODS " == *" $FUSION "* ]] || { echo "$0: FUSION '$FUSION': expected one of: $METHODS" >&2; exit 2; }
 for v in WORKERS FUSION_FOLDS FUSION_SEED ${EPOCHS:+EPOCHS}; do
@@ -96,7 +109,9 @@ for b in $BRANCHES; do
         esac
     fi
     if [[ "$retrained" == 1 || ! -f "$run/scores_Val.csv" || ! -f "$run/scores_Test.csv" \
-          || "$CACHE/manifest.jsonl" -nt "$run/scores_Val.csv" || "$CACHE/manifest.jsonl" -nt "$run/scores_Test.csv" ]]; then
+          || "$CACHE/manifest.jsonl" -nt "$run/scores_Val.csv" || "$CACHE/manifest.jsonl" -nt "$run/scores_Test.csv" \
+          || "$run/best.pt" -nt "$run/scores_Val.csv" || "$run/best.pt" -nt "$run/scores_Test.csv" ]]; then
+        # (best.pt newer than its scores: a run stopped while it wrote them, after training on)
         # clips were added, removed or re-decoded since the scores were written (or they are missing): stale
         # scores would fill new clips with the prior and submit removed ones
         echo "   $b: scoring Val and Test with the trained model (new Train clips are not learnt from: delete $run to retrain)"

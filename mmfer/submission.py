@@ -46,7 +46,13 @@ def index_clip_ids(index: str | Path) -> tuple[list[str], dict[str, str]]:
         return [r.clip_id for r in records], notes
     from mmfer.data.index import index_source
 
-    entries = index_source(index, splits=["Test"])
+    try:
+        entries = index_source(index, splits=["Test"])
+    except MmferError as e:
+        if "out of --splits" not in str(e):  # (the wording of preprocess, which has that option)
+            raise
+        raise MmferError(f"{index}: an AFEW-style root without a Test/ folder; --index must be the Test folder, "
+                         "an AFEW root holding it, a CSV list or a preprocess cache") from None
     ids = [e.clip_id for e in entries]
     if not ids:
         raise MmferError(f"{index}: no test videos found; --index must be the Test folder, an AFEW root or a CSV list")

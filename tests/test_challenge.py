@@ -14,6 +14,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 @pytest.mark.parametrize("setting,said", [
     ({"BRANCHES": "landmark_brnn audio_cn"}, "BRANCHES: no config configs/audio_cn.yaml for branch 'audio_cn'"),
+    ({"BRANCHES": "landmark_brnn face_frame_fer2013"}, "BRANCHES: face_frame_fer2013 read(s) face images, not the "
+                                                        "clips' cache"),  # found after preprocessing before
     ({"FUSION": "weigthed"}, "FUSION 'weigthed': expected one of: majority mean weighted"),
     ({"FUSION_FOLDS": "five"}, "FUSION_FOLDS 'five': expected a whole number"),
     ({"EPOCHS": "-1"}, "EPOCHS '-1': expected a whole number"),

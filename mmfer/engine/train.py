@@ -477,6 +477,9 @@ def fit(run: Run, run_data: RunData, *, progress: bool = True,
         if fold_info is not None:
             write_file(out / "fold.json", json.dumps(fold_info) + "\n")
         write_run_clips(out, run_data.train_records, run_data.val_records)
+        if start_epoch < ocfg.epochs:  # training goes on: scores an earlier session wrote are of an older best.pt
+            for split in ("Test", config.data.val_split):
+                (out / f"scores_{split}.csv").unlink(missing_ok=True)
         record_session(out, data=run.data, device=dev, precision=precision, start_epoch=start_epoch, epochs=ocfg.epochs)
     val_labels = np.asarray(val_ds.labels, dtype=np.int64)
     unscored = unscored_labels(run_data.val_records, val_ds)  # in the figures as no prediction, as in scores_Val

@@ -122,3 +122,18 @@ def test_a_loop_of_ones_own_on_the_supported_route_trains_in_training_mode_and_l
                       scheduler=scheduler, scaler=pieces["scaler"], where=out / "best.pt")
     scored = read_scores(score_split(out, data=cache, split="Val", progress=False))  # as `mmfer scores RUN`
     assert sorted(scored.clip_ids) == sorted(r.clip_id for r in data.val_records)
+
+
+def test_a_run_that_trains_on_drops_the_scores_of_its_older_best(synth_cache, tmp_path):
+    """A run scored after 1 epoch, then trained on and stopped while scoring: challenge/run_afew.sh found the
+    1-epoch scores beside the newer best.pt, called them current and submitted them."""
+    from mmfer.engine.train import fit, prepare_data, prepare_run, train
+
+    cache = synth_cache("landmarks")
+    cfg = tiny_config("landmark_brnn", epochs=1)
+    out = tmp_path / "run"
+    train(cfg, data=cache, out=out, progress=False)
+    assert (out / "scores_Val.csv").is_file()
+    run = prepare_run(cfg, data=cache, out=out, epochs=2, resume=True, device="cpu")
+    fit(run, prepare_data(run), progress=False)  # stopped before finish() scores the new best
+    assert not (out / "scores_Val.csv").exists() and not (out / "scores_Test.csv").exists()
