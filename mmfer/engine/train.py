@@ -458,7 +458,8 @@ def fit(run: Run, run_data: RunData, *, progress: bool = True,
                                           ema=ema, adversary=adversary, where=last_path)
         rows = _read_log(out, start_epoch)
         log.info("resuming %s %s", out, f"at epoch {start_epoch + 1} of {ocfg.epochs}" if start_epoch < ocfg.epochs
-                 else f"with all {ocfg.epochs} epochs done: finishing (scores)")
+                 else f"with all {ocfg.epochs} epochs done: finishing (scores)" if start_epoch == ocfg.epochs
+                 else f"with {start_epoch} epochs done, more than the {ocfg.epochs} asked: finishing (scores)")
 
     if dist.main:
         out.mkdir(parents=True, exist_ok=True)

@@ -329,8 +329,9 @@ def _from_fuse_dir(root: Path) -> Bundle:
         raise MmferError(f"{path}: unreadable ({e}); re-run `mmfer fuse`") from None
     method = info.get("method")
     if method not in FUSION_METHODS:
-        raise MmferError(f"{path}: fusion method {method!r} cannot score a clip whose modalities are missing; "
-                         f"predict supports {', '.join(FUSION_METHODS)} (re-run `mmfer fuse --method weighted`)")
+        raise MmferError(f"{path}: predict cannot serve fusion method {method!r}: it has no way to fuse a file that "
+                         "lacks a modality (a video without sound or face), which predict must; it serves "
+                         f"{', '.join(FUSION_METHODS)} (re-run `mmfer fuse --method weighted`)")
     names = list(info.get("branches") or [])
     runs = list(info.get("runs") or [None] * len(names))
     val = list((info.get("inputs") or {}).get("val") or [])

@@ -425,3 +425,16 @@ def test_fuse_warns_when_a_run_was_retrained_after_its_scores(tmp_path, runs, ca
     os.utime(ckpt, (later, later))  # best.pt written after scores_Val.csv
     fuse(val, out=tmp_path / "fuse2", method="weighted", cv_folds=3)
     assert "retrained since?" in caplog.text and "audio_cnn" in caplog.text
+
+
+def test_a_fuse_folder_of_a_method_predict_cannot_serve_says_why(tmp_path):
+    """It said the method "cannot score a clip whose modalities are missing" of a clip that had them all."""
+    import json
+
+    from mmfer.errors import MmferError
+    from mmfer.inference.bundle import load_bundle
+
+    (tmp_path / "weights.json").write_text(json.dumps({"method": "stacker", "branches": []}))
+    with pytest.raises(MmferError, match=r"predict cannot serve fusion method 'stacker': it has no way to fuse a "
+                                         r"file that lacks a modality .*mmfer fuse --method weighted"):
+        load_bundle(tmp_path)
