@@ -116,13 +116,15 @@ def train_epoch(net: nn.Module, loader: Any, *, desc: str, device: torch.device,
                 optimizer: Any, scheduler: Any, scaler: Any, grad_clip: float | None, frozen: Sequence[Any] = (),
                 mixing: tuple[float, float] = (0.0, 0.0), teacher: Any = None, adversary: Any = None,
                 ema: Any = None, model: nn.Module | None = None, clip_ids: Sequence[str] = (),
-                where: str = "", show: bool = True, progress: bool = False) -> tuple[float, float, int]:
+                where: str = "", show: bool = True, progress: bool = False,
+                on_step: Any = None) -> tuple[float, float, int]:
     """One epoch's optimisation steps over ``loader``: (mean loss, accuracy, items). A loss that is not finite
     stops it, naming the batch's clips (``clip_ids`` by item index); ``ema`` is updated from ``model`` after
     each step; the schedule steps once per batch (so a schedule counts batches, not epochs). ``net`` is put in
     training mode (``validate`` leaves a model in evaluation mode). ``criterion(logits, y, teacher_probs=...)``, with
     the batch's allowed classes as a third argument where the loss masks absent ones (``losses.MaskedCrossEntropy``).
-    ``show``: this process draws the bar (or logs a line a minute); other processes say nothing."""
+    ``show``: this process draws the bar (or logs a line a minute); other processes say nothing. ``on_step(step,
+    loss, lr)``, if given, is called after each step (step from 1 within the epoch): a logger's hook."""
     device = _device(device)
     if precision not in PRECISIONS:  # "float32" or "bfloat16" trained in fp32 without a word
         raise MmferError(f"train_epoch: precision {precision!r}; expected one of {', '.join(PRECISIONS)} "
@@ -145,6 +147,8 @@ def train_epoch(net: nn.Module, loader: Any, *, desc: str, device: torch.device,
         scheduler.step()
         if ema is not None:
             ema.update_parameters(model)
+        if on_step is not None:
+            on_step(step, float(loss.detach()), optimizer.param_groups[0]["lr"])
         n = y.shape[0]
         tot_loss += float(loss.detach()) * n
         tot_correct += int((logits.detach().argmax(1) == y).sum())

@@ -98,8 +98,11 @@ def test_a_loop_of_ones_own_on_the_supported_route_trains_in_training_mode_and_l
         model.eval()  # as a loop that looked at the model in some way of its own leaves it
         modes.clear()
         start_epoch_draws(epoch, seed=cfg.seed, train_ds=data.train_ds, sampler=sampler, generator=generator)
+        steps = []
         loss, acc, n = train_epoch(model, loader, desc="e", device=dev, precision="fp32", criterion=focal,
-                                   optimizer=optimizer, scheduler=scheduler, scaler=pieces["scaler"], grad_clip=None)
+                                   optimizer=optimizer, scheduler=scheduler, scaler=pieces["scaler"], grad_clip=None,
+                                   on_step=lambda step, loss, lr: steps.append((step, loss, lr)))
+        assert [s[0] for s in steps] == list(range(1, len(loader) + 1)) and all(np.isfinite(s[1]) for s in steps)
         assert modes and all(modes)  # every training forward in training mode
         assert model.training
         val_acc, val_uar, _ = validate(model, data.val_ds, labels, device=dev, batch_size=8)
