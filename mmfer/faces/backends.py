@@ -39,10 +39,11 @@ def register_backend(name: str, cls: Any, *, replace: bool = False) -> None:
     detector."""
     if not isinstance(name, str) or not name.strip() or name.strip().lower() != name or " " in name:
         raise MmferError(f"register_backend: the name must be a non-empty lower-case word, got {name!r}")
-    if not callable(cls) or (not isinstance(cls, type) and hasattr(cls, "detect")):
+    instance = not isinstance(cls, type) and hasattr(cls, "detect")  # a backend object, not its class
+    if not callable(cls) or instance:
         raise MmferError(f"register_backend({name!r}): the backend must be a class, built once per process without "
-                         f"arguments; got {'an instance of ' if hasattr(cls, 'detect') else ''}{type(cls).__name__}"
-                         f"{': pass the class itself' if hasattr(cls, 'detect') else ''}")
+                         f"arguments; got {'an instance of ' if instance else ''}{type(cls).__name__}"
+                         f"{': pass the class itself' if instance else ''}")
     with _BUILDING:  # not while another thread builds the backend this name had
         if name in BACKENDS and not replace and not _same_class(BACKENDS[name], cls):
             raise MmferError(f"register_backend: {name!r} is already a face backend ({_describe(BACKENDS[name])}); "

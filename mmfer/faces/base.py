@@ -47,7 +47,6 @@ class FaceBackend(Protocol):
     def landmarks(self, image: np.ndarray, box: np.ndarray) -> np.ndarray: ...
 
 
-
 class FaceBackendError(MmferError):
     """A face backend that raised, or answered in a form no face can be read from (a programming error of the
     backend, not of the video): said naming the backend, never as a decoding failure of the file."""
@@ -130,6 +129,12 @@ def checked_landmarks(backend: Any, pts: Any, box: np.ndarray) -> np.ndarray | N
                                          "all at one place)")
         return None
     return pts
+
+
+def landmarks_of(backend: Any, image: np.ndarray, box: np.ndarray) -> np.ndarray | None:
+    """``backend.landmarks(image, box)``, checked (``call_backend``, ``checked_landmarks``): 68 points or None."""
+    return checked_landmarks(backend, call_backend(backend, backend.landmarks, image, box), box)
+
 
 def as_rgb_uint8(image: np.ndarray, *, grey_ok: bool = False) -> np.ndarray:
     """Contiguous uint8 (H, W, 3), or (H, W) grey where ``grey_ok`` (dlib reads both); anything else is a

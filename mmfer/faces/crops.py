@@ -76,10 +76,10 @@ def frame_crop(frame: np.ndarray, backend, *, crop_size: int, framing: str | Non
     if detected:
         pts = track.landmarks[0]
     elif hint_box is not None:
-        from mmfer.faces.base import call_backend, checked_landmarks
+        from mmfer.faces.base import landmarks_of
 
         prepare = getattr(backend, "prepare", None) or (lambda image: image)
-        pts = checked_landmarks(backend, call_backend(backend, backend.landmarks, prepare(frame), hint_box), hint_box)
+        pts = landmarks_of(backend, prepare(frame), hint_box)
         if pts is None:
             return None
     else:

@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 from mmfer.faces.align import box_in_rigid_frame, rigid_frame
-from mmfer.faces.base import Detection, FaceBackend, call_backend, checked_detections, checked_landmarks
+from mmfer.faces.base import Detection, FaceBackend, call_backend, checked_detections, landmarks_of
 
 
 @dataclass
@@ -246,7 +246,7 @@ class FaceTracker:
     def _landmarks(self, image: np.ndarray, box: np.ndarray) -> np.ndarray | None:
         """The 68 points in ``box``, or None where the backend's answer is no face (``checked_landmarks``)."""
         t = time.perf_counter()
-        pts = checked_landmarks(self.backend, call_backend(self.backend, self.backend.landmarks, image, box), box)
+        pts = landmarks_of(self.backend, image, box)
         self.seconds["landmarks"] += time.perf_counter() - t
         return pts
 
