@@ -68,7 +68,8 @@ def optimisation_step(
     (:class:`mmfer.engine.distill.TeacherEnsemble`) reads the same, augmented, batch and its probabilities go
     to the criterion (a :class:`mmfer.engine.losses.DistillationLoss`). ``adversary``
     (:class:`mmfer.engine.adversary.DomainAdversary`) adds its loss on the batch's ``domain``, blended as the
-    labels are under mixup; the loss returned is the classifier's alone."""
+    labels are under mixup; the loss returned is the classifier's alone, or, where the whole loss is not finite,
+    that loss, with no step taken."""
     x, y = batch["x"].to(device, non_blocking=True), batch["label"].to(device)
     mask = batch["mask"].to(device) if batch["mask"] is not None else None
     mixed = mix_batch(x, y, mask, mixup=mixup, cutmix=cutmix)
@@ -99,6 +100,8 @@ def optimisation_step(
     if adversary is not None:
         total = loss + adversary.loss(batch["domain"].to(device), perm=None if mixed is None else mixed.perm,
                                       lam=1.0 if mixed is None else mixed.lam)
+    if not torch.isfinite(total.detach()):  # no step on it: the weights stay as they were; train_epoch says where
+        return y, logits, total
     optimizer.zero_grad(set_to_none=True)
     scaler.scale(total).backward()
     for p in frozen:

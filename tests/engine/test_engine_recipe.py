@@ -82,6 +82,35 @@ def test_mixup_over_corpora_keeps_each_clips_classes():
         assert (grad == 0) if absent_in == "all" else (grad != 0), absent_in
 
 
+def test_a_step_on_a_loss_that_is_not_finite_leaves_the_weights_as_they_were():
+    """It used to be applied first (Adam turned every weight NaN) and said after; now it is said with no step."""
+    from mmfer.engine.losses import MaskedCrossEntropy
+    from mmfer.engine.steps import optimisation_step
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(10, len(EMOTIONS))
+
+        def forward(self, x, mask=None):
+            return self.lin(x)
+
+    torch.manual_seed(0)
+    net = Net()
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    x = torch.randn(4, 10)
+    x[2, 3] = float("inf")
+    optimizer = torch.optim.Adam(net.parameters(), lr=0.1)
+    _, _, loss = optimisation_step(net, {"x": x, "label": torch.tensor([0, 1, 2, 3]), "mask": None},
+                                   device=torch.device("cpu"), precision="fp32", criterion=MaskedCrossEntropy(),
+                                   optimizer=optimizer, scaler=torch.amp.GradScaler("cpu", enabled=False),
+                                   grad_clip=1.0)
+    assert not torch.isfinite(loss)
+    for k, v in net.state_dict().items():
+        torch.testing.assert_close(v, before[k], rtol=0, atol=0)
+    assert not optimizer.state  # Adam never stepped
+
+
 def test_class_weights_power():
     labels = [0] * 90 + [1] * 10
     full, sqrt = class_weights(labels), class_weights(labels, power=0.5)
