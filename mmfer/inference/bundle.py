@@ -277,6 +277,20 @@ def declared_face_backend(model: str | Path) -> str | None:
     return str((decode or {}).get("face_backend") or DEFAULT_DECODE.face_backend).strip().lower()
 
 
+def declared_frame_poolings(model: str | Path) -> set[str] | None:
+    """How a bundle folder (or ``default``) pools its face models' frames, read from its ``bundle.json`` alone: the
+    set of its branches' ``frame_pooling`` options, a branch without the option counted at its default (an audio
+    branch among them: the file does not say a branch's kind); None where that cannot tell."""
+    root = DEFAULT_DIR if str(model) == "default" else Path(model)
+    try:
+        info = json.loads((root / BUNDLE_FILE).read_text())
+        specs = info["branches"].values()
+        return {str((spec.get("options") or {}).get("frame_pooling", FACE_IMAGE_OPTIONS["frame_pooling"]))
+                for spec in specs}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
 def _from_bundle_dir(root: Path, *, source: str) -> Bundle:
     path = root / BUNDLE_FILE
     try:

@@ -200,11 +200,14 @@ class Predictor:
             from mmfer.inference.speech import _model
 
             _model()
+        self.frame_pooling: str | None = None  # another pooling than the face models' own, if given
         if frame_pooling is not None:
             if frame_pooling not in FRAME_POOLINGS:
                 raise MmferError(f"--frame-pooling {frame_pooling!r}: choose {', '.join(FRAME_POOLINGS)}")
             import dataclasses
 
+            own = {b.options.get("frame_pooling") for b in self.bundle.branches if b.kind == "face_image"}
+            self.frame_pooling = frame_pooling if own and own != {frame_pooling} else None  # the own: no change
             self.bundle = dataclasses.replace(self.bundle, branches=[  # the caller's bundle stays as it was
                 dataclasses.replace(b, options={**b.options, "frame_pooling": frame_pooling})
                 if b.kind == "face_image" else b for b in self.bundle.branches])

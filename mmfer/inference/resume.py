@@ -22,7 +22,7 @@ from mmfer.inference.result import Prediction
 
 log = logging.getLogger(__name__)
 
-RECORD_FORMAT = 3  # 3: weights fingerprinted by content (2: by sizes and times)
+RECORD_FORMAT = 4  # 4: frame_pooling None where it is the model's own (3: weights by content; 2: by sizes, times)
 _WEIGHT_SUFFIXES = (".pt", ".json", ".yaml")
 
 
@@ -75,12 +75,13 @@ def model_key(model: Any) -> dict[str, str]:
 def run_settings(*, model: Any, frame_pooling: str | None, speech_check: bool, face_backend: str | None = None,
                  **options: Any) -> dict[str, Any]:
     """Everything that decides a row's figures (not where outputs go): rows of two settings never mix. A loaded
-    Predictor brings its own pooling, speech check and face backend; ``face_backend`` None is the model's own."""
+    Predictor brings its own pooling, speech check and face backend; ``frame_pooling`` and ``face_backend`` None are
+    the model's own."""
     from mmfer import __version__
     from mmfer.inference.predictor import Predictor
 
     if isinstance(model, Predictor):
-        frame_pooling = [b.options.get("frame_pooling") for b in model.bundle.branches if b.kind == "face_image"]
+        frame_pooling = model.frame_pooling  # another pooling than the model's own, or None
         speech_check = model.speech_check
         face_backend = model.face_backend  # another detector than the model's own, or None
     plain = {k: (float(v) if isinstance(v, (int, float, np.number)) and not isinstance(v, bool) else v)

@@ -115,6 +115,16 @@ def test_the_same_command_after_a_kill_goes_on_and_resume_refuses_rows_of_anothe
     assert analysed == [p.name for p in inputs]
     with pytest.raises(MmferError, match=r"another model or options \(frame_pooling None then, 'confidence' now"):
         predict(inputs, model=bundle, out=out, progress=False, resume=True, frame_pooling="confidence")
+    # the model's own pooling named is the same run as without the option, from the command line or a Predictor
+    # (it was refused: "frame_pooling None then, 'mean' now")
+    analysed.clear()
+    predict(inputs, model=bundle, out=out, progress=False, resume=True, frame_pooling="mean")
+    assert analysed == []
+    from mmfer.inference.resume import read_record
+
+    cli = read_record(out)["settings"]
+    predict(inputs, model=Predictor(bundle, frame_pooling="mean"), out=out, progress=False, resume=True)
+    assert analysed == [] and read_record(out)["settings"] == cli and cli["frame_pooling"] is None
     # killed again, then --out rewritten by something else (a merge, a spreadsheet): its record is not trusted
     analysed.watch(kill_at=3)
     with pytest.raises(RuntimeError, match="went down"):
