@@ -51,6 +51,17 @@ def test_mix_batch_off_mixup_and_cutmix():
     assert mixed.mask.sum() >= mask.sum() and mixed.mask[0, :2].all()  # union: a row keeps its own steps
 
 
+class _LinearNet(nn.Module):
+    """10 features to the seven classes: the smallest network a training step runs."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(10, len(EMOTIONS))
+
+    def forward(self, x, mask=None):
+        return self.lin(x)
+
+
 def test_mixup_over_corpora_keeps_each_clips_classes():
     """A clip of a corpus without Disgust, blended with another, is still never taught that Disgust does not
     occur: each clip's share of the loss runs over its own corpus's classes (was refused, then the blended
@@ -58,18 +69,10 @@ def test_mixup_over_corpora_keeps_each_clips_classes():
     from mmfer.engine.losses import MaskedCrossEntropy
     from mmfer.engine.steps import optimisation_step
 
-    class Net(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.lin = nn.Linear(10, len(EMOTIONS))
-
-        def forward(self, x, mask=None):
-            return self.lin(x)
-
     disgust = EMOTIONS.index("Disgust")
     for absent_in in ("all", "some"):
         torch.manual_seed(0)
-        net = Net()
+        net = _LinearNet()
         allowed = torch.ones(8, len(EMOTIONS), dtype=torch.bool)
         allowed[: 8 if absent_in == "all" else 4, disgust] = False
         batch = {"x": torch.randn(8, 10), "label": torch.tensor([0, 2, 3, 4, 5, 6, 0, 2]), "mask": None,
@@ -87,16 +90,8 @@ def test_a_step_on_a_loss_that_is_not_finite_leaves_the_weights_as_they_were():
     from mmfer.engine.losses import MaskedCrossEntropy
     from mmfer.engine.steps import optimisation_step
 
-    class Net(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.lin = nn.Linear(10, len(EMOTIONS))
-
-        def forward(self, x, mask=None):
-            return self.lin(x)
-
     torch.manual_seed(0)
-    net = Net()
+    net = _LinearNet()
     before = {k: v.clone() for k, v in net.state_dict().items()}
     x = torch.randn(4, 10)
     x[2, 3] = float("inf")
