@@ -276,7 +276,8 @@ def recipe_digest(config: Any, *, epochs: int | None = None, before_adversary: b
     (with ``--epochs``), less its name, device, loader workers and evaluation batch size, which a move to another
     machine may change. A key added to the config later, at its default, leaves the digest as it was.
     ``before_adversary``: the digest of plans written before 2026-12-06 (the whole config, without the
-    ``adversary`` section, which did not exist), so their folders still resume."""
+    ``adversary`` section, which did not exist). A digest that matches neither (a plan of an older mmfer, whose
+    whole-config digest changes with every key added since) is settled by the folds' own config.yaml."""
     import hashlib
 
     from mmfer.engine.config import TrainConfig, config_to_plain
@@ -328,15 +329,22 @@ def _check_plan(out: Path, plan: dict[str, Any], *, config: Any = None, epochs: 
         raise MmferError(f"{out} holds the folds of {say(started)}, not {say(plan)}; use another --out, "
                          "or the same options to resume")
     if started and started.get("recipe") not in (None, plan["recipe"], plan.get("recipe_before_adversary")):
-        changed = _recipe_changes(out, config, epochs) if config is not None else ""
+        saved = _saved_recipe_differences(out, config, epochs) if config is not None else None
+        if saved is not None and not saved[0]:
+            # a digest of an older mmfer (of the whole config, keys added since included), and the folds' own
+            # config reads as this one: the same recipe
+            log.info("%s: its plan's recipe digest is of an older mmfer; its folds' config is this one", out)
+            return
+        changed = f" ({'; '.join(saved[0])}, against {saved[1]})" if saved else ""
         raise MmferError(f"{out} holds folds trained with another config, --seed or --epochs{changed}; the finished "
                          "ones would be reported with the new ones as one cross-validation. Use another --out, or "
                          "the same config and options to resume")
 
 
-def _recipe_changes(out: Path, config: Any, epochs: int | None) -> str:
+def _saved_recipe_differences(out: Path, config: Any, epochs: int | None) -> tuple[list[str], Path] | None:
     """What differs between the config a fold of OUT trained with (its config.yaml) and this one, as ``--resume``
-    says it: `` (optim.lr: 0.001 (run) != 0.01 (now))``; empty when no fold kept its config."""
+    says it (``optim.lr: 0.001 (run) != 0.01 (now)``), and that file; None when no fold kept a config this mmfer
+    reads."""
     import yaml
 
     from mmfer.engine.checks import config_differences
@@ -344,19 +352,18 @@ def _recipe_changes(out: Path, config: Any, epochs: int | None) -> str:
 
     saved = sorted(out.glob("fold*/config.yaml"))
     if not saved:
-        return ""
+        return None
     try:  # through the dataclasses, so keys added since read as their defaults
         plain = config_to_plain(config_from_dict(yaml.safe_load(saved[0].read_text()), where=str(saved[0])))
     except Exception:  # noqa: BLE001 - a config of another mmfer: the plain refusal says enough
-        return ""
+        return None
     now = config_to_plain(config)
     if epochs is not None:
         now["optim"]["epochs"] = int(epochs)
     for side in (plain, now):
         for section, key in WHERE_NOT_WHAT:
             (side[section] if section else side).pop(key, None)
-    diff = config_differences(plain, now)
-    return f" ({'; '.join(diff)}, against {saved[0]})" if diff else ""
+    return config_differences(plain, now), saved[0]
 
 
 # the split rules moved to mmfer.data.splits (corpus_folds and parse_folds are imported above, so they stay

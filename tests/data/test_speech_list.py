@@ -367,6 +367,15 @@ def test_folds_within_one_corpus_train_every_fold_on_the_others(tmp_path):
     (tmp_path / "within" / "plan.json").write_text(json.dumps(plan))
     assert train_folds(cfg, data=tmp_path / "list.csv", out=tmp_path / "within", folds=2, folds_within="a",
                        progress=False)["folds"] == s["folds"]
+    # a digest no longer made (an older mmfer's, of a config that has had keys added since: augment.freq_warp made
+    # every plan of 2026-12-05 unresumable): the folds' own config.yaml decides
+    plan["recipe"] = "0123456789abcdef"
+    (tmp_path / "within" / "plan.json").write_text(json.dumps(plan))
+    assert train_folds(cfg, data=tmp_path / "list.csv", out=tmp_path / "within", folds=2, folds_within="a",
+                       progress=False)["folds"] == s["folds"]
+    with pytest.raises(MmferError, match=r"another config, --seed or --epochs \(seed: 0 \(run\) != 5 \(now\)"):
+        train_folds(cfg, data=tmp_path / "list.csv", out=tmp_path / "within", folds=2, folds_within="a", seed=5,
+                    progress=False)
     # another machine: other loader workers or device, the same folds (resumed, not refused)
     moved = dataclasses.replace(cfg, name="t_other", device="auto", data=dataclasses.replace(cfg.data, workers=1))
     assert train_folds(moved, data=tmp_path / "list.csv", out=tmp_path / "within", folds=2, folds_within="a",
