@@ -24,7 +24,7 @@ def merge_csvs(inputs: Iterable[str | Path], out: str | Path, *, partial: bool =
     ``partial``, and so are two whose records name different models or options."""
     import os
 
-    from mmfer.inference.resume import differences, read_record
+    from mmfer.inference.resume import differences, older_note, read_record, unknown_keys
     from mmfer.outputs import atomic_write, check_output_file
 
     inputs = [Path(p) for p in inputs]
@@ -33,20 +33,21 @@ def merge_csvs(inputs: Iterable[str | Path], out: str | Path, *, partial: bool =
     check_output_file(out, option="--out")
     header: list[str] | None = None
     rows: dict[tuple, list[str]] = {}
-    first_settings: tuple[Path, dict[str, Any]] | None = None
+    first_settings: tuple[Path, dict[str, Any], set[str]] | None = None
     for p in inputs:
         if not p.is_file():
             raise MmferError(f"{p}: file not found")
-        record = read_record(p) or {}
+        record = read_record(p, older=True) or {}
         if record and not record.get("finished") and not partial:
-            raise MmferError(f"{p}: its predict run did not finish (stopped or still running); run its command "
-                             "again to finish it, then merge (--partial merges the rows so far)")
+            raise MmferError(f"{p}: its predict run did not finish (stopped or still running){older_note(p, record)}; "
+                             "run its command again to finish it, then merge (--partial merges the rows so far)")
         if record and first_settings is None:
-            first_settings = (p, record["settings"])
+            first_settings = (p, record["settings"], unknown_keys(record))
         elif record:
             # copies of one model on several machines have the same weights and are one model; other weights are
             # said, not refused (a model updated between shards); options that decide the figures must agree
-            changed = differences(first_settings[1], record["settings"])
+            changed = differences(first_settings[1], record["settings"],
+                                  unknown=first_settings[2] | unknown_keys(record))
             options = [d for d in changed if d.split(" ", 1)[0] not in ("model", "weights", "mmfer")]
             if options:
                 raise MmferError(f"{p}: written with other options than {first_settings[0]} ({'; '.join(options)}); "

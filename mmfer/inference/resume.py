@@ -95,19 +95,42 @@ def _csv_stamp(out: str | Path) -> list[int]:
     return [st.st_size, st.st_mtime_ns]
 
 
-def read_record(out: str | Path) -> dict[str, Any] | None:
+def read_record(out: str | Path, *, older: bool = False) -> dict[str, Any] | None:
     """The record of the run that wrote ``out`` as it is now, or None (none, unreadable, ``out`` gone, or ``out``
-    rewritten since: by another run whose record failed, a merge, a copy, a spreadsheet)."""
+    rewritten since: by another run whose record failed, a merge, a copy, a spreadsheet). ``older``: a record of
+    an older format too (compare it through ``unknown_keys``)."""
     path = record_path(out)
     try:
         record = json.loads(path.read_text(encoding="utf-8"))
         stamp = _csv_stamp(out)
     except (OSError, ValueError):
         return None
-    if (not isinstance(record, dict) or record.get("format") != RECORD_FORMAT
-            or not isinstance(record.get("settings"), dict) or record.get("csv") != stamp):
+    if (not isinstance(record, dict) or not isinstance(record.get("settings"), dict) or record.get("csv") != stamp
+            or record.get("format") not in ((RECORD_FORMAT, *OLDER_RECORD_FORMATS) if older else (RECORD_FORMAT,))):
         return None
     return record
+
+
+OLDER_RECORD_FORMATS = (2, 3)  # records an older mmfer wrote, still read (their settings through unknown_keys)
+
+
+def unknown_keys(record: dict[str, Any] | None) -> set[str]:
+    """The settings an older record cannot tell as this version means them: format 2 fingerprinted weight files by
+    size and time (a reinstall changed them), and format 3 recorded a Predictor's frame pooling as a list."""
+    fmt = (record or {}).get("format", RECORD_FORMAT)
+    keys = {"weights"} if fmt < 3 else set()
+    if fmt < 4 and isinstance(record["settings"].get("frame_pooling"), list):
+        keys.add("frame_pooling")
+    return keys
+
+
+def older_note(out: str | Path, record: dict[str, Any] | None) -> str:
+    """' (its record, NAME, is of an older mmfer: ...)' where ``record`` is of an older format, else ''."""
+    if not record or record.get("format") == RECORD_FORMAT:
+        return ""
+    unknown = unknown_keys(record)
+    what = (" that cannot tell " + " or ".join(sorted(k.replace("_", " ") for k in unknown))) if unknown else ""
+    return f" (its record, {record_path(out).name}, is of an older mmfer{what})"
 
 
 def write_record(out: str | Path, settings: dict[str, Any], *, finished: bool) -> bool:
@@ -126,10 +149,10 @@ def write_record(out: str | Path, settings: dict[str, Any], *, finished: bool) -
     return True
 
 
-def differences(recorded: dict[str, Any], settings: dict[str, Any]) -> list[str]:
+def differences(recorded: dict[str, Any], settings: dict[str, Any], *, unknown: set[str] = frozenset()) -> list[str]:
     """What differs between two runs' settings; the model's place does not count where its weight files' contents
-    are the same (a copy on another machine, a folder moved)."""
-    keys = sorted(set(recorded) | set(settings))
+    are the same (a copy on another machine, a folder moved); ``unknown`` keys (an older record's) do not count."""
+    keys = sorted((set(recorded) | set(settings)) - set(unknown))
     if recorded.get("weights") and recorded.get("weights") == settings.get("weights"):
         keys = [k for k in keys if k != "model"]
     return [f"{k} {recorded.get(k)!r} then, {settings.get(k)!r} now" for k in keys if recorded.get(k) != settings.get(k)]
@@ -138,18 +161,27 @@ def differences(recorded: dict[str, Any], settings: dict[str, Any]) -> list[str]
 def resume_wanted(out: str | Path | None, settings: dict[str, Any], *, resume: bool, clash: Sequence[str]) -> str:
     """"explicit" (--resume), "implied" (``out`` was left by an interrupted run of these settings: the same
     command again keeps its rows, as preprocess and train --folds do), or "" (``out`` is replaced)."""
-    record = read_record(out) if out is not None else None
+    record = read_record(out, older=True) if out is not None else None
+    unknown = unknown_keys(record)
+    changed = differences(record["settings"], settings, unknown=unknown) if record is not None else []
+    note = older_note(out, record)
     if resume:
-        changed = differences(record["settings"], settings) if record is not None else []
         if [d for d in changed if not d.startswith("mmfer ")]:
-            raise MmferError(f"--resume: {out} holds rows of another model or options ({'; '.join(changed)}); "
+            raise MmferError(f"--resume: {out} holds rows of another model or options ({'; '.join(changed)}){note}; "
                              "kept, they would mix with this run's: run without --resume (its rows are replaced) "
                              "or write to another --out")
-        if changed:  # another mmfer version alone: the user asked to keep them
+        if note:  # what it can tell agrees; the user asked to keep them
+            log.warning("--resume: %s was written by mmfer %s%s: its rows are kept as asked", out,
+                        record["settings"].get("mmfer"), note)
+        elif changed:  # another mmfer version alone: the user asked to keep them
             log.warning("--resume: %s was written by mmfer %s (this is %s): its rows are kept as asked", out,
                         record["settings"].get("mmfer"), settings.get("mmfer"))
         return "explicit"
-    if record is None or record.get("finished") or clash or differences(record["settings"], settings):
+    if record is None or record.get("finished") or clash or changed:
+        return ""
+    if "weights" in unknown:  # an unfinished run of an older mmfer whose model files cannot be checked
+        log.warning("%s was left by an interrupted run%s: it is replaced, unless you add --resume to keep its rows "
+                    "(if they are of this same model and options)", out, note)
         return ""
     return "implied"
 
@@ -169,7 +201,7 @@ def rows_to_resume(out, inputs, *, implied: bool = False, **others) -> dict[str,
     if not Path(out).is_file():
         log.info("--resume: %s does not exist yet: every input is analysed", out)
         return {}
-    record = read_record(out) or {}
+    record = read_record(out, older=True) or {}
     here = os.getcwd()
     cwd = record.get("cwd") or here  # relative paths in the rows are of the folder the run started in
     by_text = {safe_text(str(p)): (str(p), k) for p, k in inputs} if cwd == here else {}  # as the CSV writes them

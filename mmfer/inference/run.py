@@ -149,7 +149,7 @@ def predict(
             if isinstance(model, (str, Path)) and str(model) != "default" and not Path(model).exists():
                 raise MmferError(f"--model {model}: no such file or folder")
             log.info("--resume: every input already has its row in %s; nothing to do", out)
-            if how == "implied" or read_record(out) is not None:  # its settings are these (or refused above)
+            if how == "implied" or read_record(out, older=True) is not None:  # its settings are these (or refused)
                 write_record(out, settings, finished=True)
             name = str(model) if isinstance(model, (str, Path)) else model.bundle.describe()  # (a loaded Predictor)
             return PredictResult(predictions=[done[str(p)] for p, _ in inputs], model=name, load_seconds=0.0,

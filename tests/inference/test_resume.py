@@ -155,6 +155,63 @@ def test_the_same_command_after_a_kill_goes_on_and_resume_refuses_rows_of_anothe
     assert [p.predicted for p in whole.predictions] == [r["predicted"] for r in read_predictions(out)]
 
 
+def test_a_record_of_an_older_mmfer_is_read_for_what_it_can_tell(bundle, tmp_path, cremad_audio, monkeypatch,
+                                                                 caplog):
+    """A record of an older format used to be taken for none: --resume kept rows of other options saying there was
+    no record to check, and merge joined a shard that never finished. Now what it can tell is compared."""
+    import json
+
+    import mmfer.inference.run as run
+    from mmfer.inference.merge import merge_csvs
+    from mmfer.inference.resume import read_record, record_path
+
+    inputs = cremad_audio[:3]
+    out = tmp_path / "p.csv"
+    analysed = _Analysed(monkeypatch)
+    monkeypatch.setattr(run, "SAVE_EVERY_S", 0.0)
+    analysed.watch(kill_at=3)
+    with pytest.raises(RuntimeError, match="went down"):
+        predict(inputs, model=bundle, out=out, progress=False)
+
+    def as_older(fmt: int, **settings) -> None:
+        record = json.loads(record_path(out).read_text())
+        record["format"] = fmt
+        record["settings"].update(settings)
+        record_path(out).write_text(json.dumps(record))
+
+    # format 3, from a Predictor: its frame pooling a list; the rest as now, so the same command goes on
+    as_older(3, frame_pooling=["mean"])
+    analysed.watch()
+    predict(inputs, model=bundle, out=out, progress=False)
+    assert analysed == [inputs[2].name]
+    # format 2: its weights by sizes and times, so they cannot be checked
+    analysed.watch(kill_at=3)
+    with pytest.raises(RuntimeError, match="went down"):
+        predict(inputs, model=bundle, out=out, progress=False)
+    as_older(2, weights="sizes and times", start=0.0)
+    with pytest.raises(MmferError, match=r"start 0.0 then, 0.5 now\) \(its record, .p.csv.run.json, is of an older "
+                                         r"mmfer that cannot tell weights\)"):
+        predict(inputs, model=bundle, out=out, progress=False, resume=True, start=0.5)
+    with pytest.raises(MmferError, match=r"did not finish .*older mmfer"):
+        merge_csvs([out], tmp_path / "m.csv")
+    with caplog.at_level(logging.WARNING):
+        analysed.watch()
+        predict(inputs, model=bundle, out=out, progress=False, resume=True)
+    assert analysed == [inputs[2].name] and "its rows are kept as asked" in caplog.text
+    assert "no record of its run" not in caplog.text
+    assert read_record(out)["format"] == read_record(out, older=True)["format"] > 3  # written anew
+    # the same command after a format-2 run's kill: its model cannot be checked, so it is redone, and said so
+    analysed.watch(kill_at=3)
+    with pytest.raises(RuntimeError, match="went down"):
+        predict(inputs, model=bundle, out=out, progress=False)
+    as_older(2, weights="sizes and times")
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        analysed.watch()
+        predict(inputs, model=bundle, out=out, progress=False)
+    assert analysed == [p.name for p in inputs] and "add --resume to keep its rows" in caplog.text
+
+
 def test_out_is_saved_while_a_long_file_is_analysed(bundle, tmp_path, cremad_audio, monkeypatch):
     """A long recording after short ones does not hold their rows back: --out is saved from the long file's progress
     once SAVE_EVERY_S has passed, so a kill during it keeps them (it was saved only when a file started)."""
