@@ -16,10 +16,12 @@ from mmfer.errors import MmferError
 def import_user_modules(names: Sequence[str]) -> None:
     """``mmfer --import MODULE``: the user's modules (or ``.py`` files), imported before the command runs, so the
     models and face backends they register can be named; the current folder is searched too, as ``python -m``
-    would."""
+    would, but after the installed packages: a file beside yours named like one of them (``dlib.py``) is never
+    imported in its place."""
     if names and "" not in sys.path and os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())
+        sys.path.append(os.getcwd())
     for name in names:
+        file = None
         if name.endswith(".py"):  # a file: its folder searched (worker processes get the same path), its name imported
             path = Path(name).expanduser().resolve()
             if not path.is_file():
@@ -29,10 +31,10 @@ def import_user_modules(names: Sequence[str]) -> None:
                 raise MmferError(f"--import {name}: a module named {path.stem} is already loaded "
                                  f"({getattr(taken, '__file__', None) or 'built in'}); rename the file")
             if str(path.parent) not in sys.path:
-                sys.path.insert(0, str(path.parent))
-            name = path.stem
+                sys.path.append(str(path.parent))
+            name, file = path.stem, path
         try:
-            importlib.import_module(name)
+            module = importlib.import_module(name)
         except ImportError as e:
             raise MmferError(f"--import {name}: cannot import it ({e})") from None
         except MmferError as e:  # a registration refused (a name taken)
@@ -40,3 +42,7 @@ def import_user_modules(names: Sequence[str]) -> None:
         except Exception as e:  # noqa: BLE001 - the user's module failed as it ran (a syntax error, its own raise)
             raise MmferError(f"--import {name}: the module failed as it was imported ({type(e).__name__}: {e}); "
                              f"`python -c 'import {name}'` shows where") from None
+        found = getattr(module, "__file__", None)
+        if file is not None and Path(found or "").resolve() != file:
+            raise MmferError(f"--import {file}: the name {name} is an installed module ({found or 'built in'}), "
+                             "imported instead of your file; rename the file")

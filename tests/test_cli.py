@@ -212,3 +212,13 @@ def test_import_takes_a_python_file_as_well_as_a_module(tmp_path, monkeypatch):
     (tmp_path / "lib" / "json.py").write_text("raise SystemExit('never run')\n")
     with pytest.raises(MmferError, match=r"a module named json is already loaded .*rename the file"):
         import_user_modules([str(tmp_path / "lib" / "json.py")])
+    # a file beside it named like an installed module is never imported in that module's place (the folder was
+    # searched first: a dlib.py beside a reviewed plugin ran as mmfer imported dlib)
+    (tmp_path / "lib" / "colorsys.py").write_text("raise SystemExit('never run')\n")
+    monkeypatch.delitem(sys.modules, "colorsys", raising=False)
+    import colorsys  # noqa: F401 - the installed one, with the plugin's folder on the path
+
+    assert str(tmp_path) not in str(sys.modules["colorsys"].__file__)
+    monkeypatch.delitem(sys.modules, "colorsys", raising=False)
+    with pytest.raises(MmferError, match=r"the name colorsys is an installed module .*rename the file"):
+        import_user_modules([str(tmp_path / "lib" / "colorsys.py")])
