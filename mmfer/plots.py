@@ -36,7 +36,9 @@ def _font_charmap() -> frozenset[int]:
 
 def _drawable(text: str) -> str:
     """``text`` with each character the plotting font cannot draw written as its code (``\\u540d``), not as an
-    empty box with a warning per character: a file named in Japanese still gets a title that tells files apart."""
+    empty box with a warning per character: a file named in Japanese still gets a title that tells files apart;
+    ``$`` drawn as itself, never as the start of maths."""
+    text = text.replace("$", r"\$")  # a name with two $ is not maths (matplotlib raised on 'a$\frac{x$b')
     try:
         known = _font_charmap()
     except Exception:  # noqa: BLE001 - no font information: draw the text as it is
@@ -98,7 +100,7 @@ def plot_ablation(rows: Sequence[Mapping[str, Any]], out: str | Path, *, title: 
     """Bars of Val in-sample accuracy, cross-validated accuracy and cross-validated UAR per subset; upright for a
     few subsets, lying (one row each, best on top) past ``ABLATION_UPRIGHT`` so that a 63-subset table stays
     readable. ``classes``: those Val has, the chance line of the mean class accuracy."""
-    names = [r["branches"] for r in rows]
+    names = [_drawable(str(r["branches"])) for r in rows]
     series = [
         ("val_in_sample_accuracy", "Val accuracy (in-sample)"),
         ("val_cross_validated_accuracy", "Val accuracy (cross-validated)"),

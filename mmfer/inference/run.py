@@ -241,8 +241,12 @@ def predict(
                 from mmfer.report import png_data
 
                 arrays, title = _timeline_args(pred)
-                timelines[safe_text(pred.path)] = png_data(  # by path: long.mp4 and long.mkv are told apart
-                    lambda p: plot_timeline(p, **arrays, title=title, dpi=REPORT_PLOT_DPI))
+                try:
+                    timelines[safe_text(pred.path)] = png_data(  # by path: long.mp4 and long.mkv are told apart
+                        lambda p: plot_timeline(p, **arrays, title=title, dpi=REPORT_PLOT_DPI))
+                except (OSError, ValueError) as e:  # as a plot: the report goes without it, the rows go on
+                    log.warning("%s: its timeline for the report could not be drawn (%s); the analysis goes on",
+                                path, e)
             if frame_writer is not None:
                 frame_writer.add(pred)
                 frame_writer.end_file()

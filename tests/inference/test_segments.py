@@ -369,6 +369,13 @@ def test_a_timeline_of_a_file_named_in_another_script_draws_without_warnings(tmp
         warnings.simplefilter("error")
         out = plot_timeline(tmp_path / "t.png", frame_times=t, frame_probs=np.full((4, 7), 1 / 7), title="名前 a.mp4")
     assert out.read_bytes()[:4] == b"\x89PNG"
+    # two $ in a name are not maths: matplotlib raised on this one, and the whole predict --report run with it
+    plot_timeline(tmp_path / "d.png", frame_times=t, frame_probs=np.full((4, 7), 1 / 7), title="a$\\frac{x$b.flv")
+    from mmfer.plots import plot_ablation
+
+    rows = [{"branches": "a$^{$", "val_in_sample_accuracy": 0.5, "val_cross_validated_accuracy": 0.4,
+             "val_cross_validated_uar": 0.3}]
+    assert plot_ablation(rows, tmp_path / "a.png", title="x$^{$").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_predict_keeps_segments_in_memory_only_when_asked(bundle, cremad_audio):
