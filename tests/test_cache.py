@@ -104,9 +104,13 @@ def test_stale_temporary_folders_are_removed_but_live_ones_kept(tmp_path):
     live = tmp_path / "Train" / f".tmp-d-{os.getppid()}"
     for d in (dead, dead_old, live):
         d.mkdir()
+    elsewhere = tmp_path.parent / f"{tmp_path.name}_elsewhere"  # a split folder linked to another place
+    (elsewhere / ".old-important-999999999").mkdir(parents=True)
+    (tmp_path / "Val").symlink_to(elsewhere, target_is_directory=True)
     removed = remove_stale_temporaries(tmp_path)
     assert sorted(removed) == sorted([dead, dead_old]) and live.is_dir()
     assert load_clip(tmp_path, "Train", "a").num_frames == 2
+    assert (elsewhere / ".old-important-999999999").is_dir()  # never deleted through the link
 
 
 def test_npy_appender_writes_what_numpy_reads_and_staged_clips_are_not_copied(tmp_path, monkeypatch):

@@ -335,9 +335,13 @@ def write_clip(
 def remove_stale_temporaries(cache: str | Path) -> list[Path]:
     """Delete the ``.tmp-<clip>-<pid>`` / ``.old-<clip>-<pid>`` folders that a killed run left in the split
     folders (never those of a process still running). Returns what was removed."""
+    from mmfer.outputs import is_inside
+
     removed = []
     for d in Path(cache).glob("*/.*-*-*"):
         if not d.is_dir() or not d.name.startswith((".tmp-", ".old-")):
+            continue
+        if d.parent.is_symlink() or d.is_symlink() or not is_inside(cache, d):  # never through a link, out of it
             continue
         pid = d.name.rsplit("-", 1)[-1]
         if pid.isdigit() and int(pid) != os.getpid() and process_alive(int(pid)):
