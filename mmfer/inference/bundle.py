@@ -291,15 +291,28 @@ def declared_frame_poolings(model: str | Path) -> set[str] | None:
         return None
 
 
-def _from_bundle_dir(root: Path, *, source: str) -> Bundle:
-    path = root / BUNDLE_FILE
+def _json_object(path: Path, *, fix: str) -> dict[str, Any]:
+    """A model folder's JSON description as a dict; anything else (unreadable, not an object, nested past what the
+    reader takes) is said with ``fix``."""
     try:
         info = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise MmferError(f"{path}: unreadable bundle description ({e}); rebuild it with {BUILD_TOOL}") from None
-    if info.get("format") != BUNDLE_FORMAT:
-        raise MmferError(f"{path}: bundle format {info.get('format')!r}, this mmfer reads format {BUNDLE_FORMAT}; "
-                         "upgrade mmfer or rebuild the bundle")
+    except (OSError, json.JSONDecodeError, RecursionError) as e:
+        why = "nested too deeply" if isinstance(e, RecursionError) else e
+        raise MmferError(f"{path}: unreadable ({why}); {fix}") from None
+    if not isinstance(info, dict):
+        raise MmferError(f"{path}: not a JSON object but a {type(info).__name__}; {fix}")
+    return info
+
+
+def _from_bundle_dir(root: Path, *, source: str) -> Bundle:
+    path = root / BUNDLE_FILE
+    info = _json_object(path, fix=f"rebuild it with {BUILD_TOOL}")
+    found = info.get("format")
+    if found != BUNDLE_FORMAT:
+        newer = isinstance(found, int) and found > BUNDLE_FORMAT
+        raise MmferError(f"{path}: bundle format {found!r}, this mmfer reads format {BUNDLE_FORMAT}; "
+                         + ("upgrade mmfer to read it" if newer else
+                            f"a bundle of an older mmfer: rebuild it with {BUILD_TOOL}, or use the mmfer that built it"))
     labels = list(info.get("labels") or [])
     if sorted(labels) != sorted(EMOTIONS):
         raise MmferError(f"{path}: labels {labels} are not mmfer's seven classes {list(EMOTIONS)}")
@@ -309,9 +322,16 @@ def _from_bundle_dir(root: Path, *, source: str) -> Bundle:
     specs = info.get("branches") or {}
     if not specs:
         raise MmferError(f"{path}: no branches")
+    if not isinstance(specs, dict) or not all(isinstance(v, dict) for v in specs.values()):
+        raise MmferError(f"{path}: branches must map each branch's name to its checkpoint, weight and options")
+    from mmfer.outputs import is_inside
+
     branches = []
     for name, spec in specs.items():
         ckpt = root / str(spec.get("checkpoint", ""))
+        if Path(str(spec.get("checkpoint", ""))).is_absolute() or not is_inside(root, ckpt):
+            raise MmferError(f"{path}: branch {name!r}: checkpoint {spec.get('checkpoint')!r} is not a file of the "
+                             "bundle folder; a bundle holds its own weights (a bundle's file may not load another)")
         if not ckpt.is_file():
             raise MmferError(f"{ckpt}: checkpoint of branch {name!r} is missing from the bundle; "
                              f"rebuild it with {BUILD_TOOL}")
@@ -337,10 +357,7 @@ def _from_runs(named: Sequence[tuple[str, Path]], *, source: str, weights: Seque
 def _from_fuse_dir(root: Path) -> Bundle:
     """Every branch of ``mmfer fuse``'s weights.json, from the run folders its Val score files came from."""
     path = root / "weights.json"
-    try:
-        info = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise MmferError(f"{path}: unreadable ({e}); re-run `mmfer fuse`") from None
+    info = _json_object(path, fix="re-run `mmfer fuse`")
     method = info.get("method")
     if method not in FUSION_METHODS:
         raise MmferError(f"{path}: predict cannot serve fusion method {method!r}: it has no way to fuse a file that "

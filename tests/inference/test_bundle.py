@@ -69,6 +69,34 @@ def test_write_and_load_bundle(tmp_path, runs):
     assert all(p.dtype == torch.float32 for p in b.branches[0].model.parameters())
 
 
+def test_a_bundle_description_is_checked_before_anything_is_loaded(tmp_path, runs):
+    """A bundle received from others: its checkpoints stay inside its folder (a '../' one loaded any file on the
+    machine), and a description that is no JSON object, or nested too deeply, is said (it was a traceback)."""
+    out = tmp_path / "b"
+    write_bundle(out, [{"name": "audio", "run": runs["audio_cnn"], "weight": 1}])
+    good = json.loads((out / BUNDLE_FILE).read_text())
+    shutil.copy(out / "audio.pt", tmp_path / "outside.pt")
+
+    def load_with(info):
+        (out / BUNDLE_FILE).write_text(info if isinstance(info, str) else json.dumps(info))
+        return load_bundle(out)
+
+    for ckpt in ("../outside.pt", str(tmp_path / "outside.pt")):
+        with pytest.raises(MmferError, match=r"checkpoint .*outside.pt' is not a file of the bundle folder"):
+            load_with({**good, "branches": {"audio": {**good["branches"]["audio"], "checkpoint": ckpt}}})
+    with pytest.raises(MmferError, match="not a JSON object but a list"):
+        load_with("[1, 2]")
+    with pytest.raises(MmferError, match="nested too deeply"):
+        load_with("[" * 100000 + "]" * 100000)
+    with pytest.raises(MmferError, match="branches must map each branch"):
+        load_with({**good, "branches": ["audio.pt"]})
+    with pytest.raises(MmferError, match="bundle format 0, .*an older mmfer: rebuild it"):
+        load_with({**good, "format": 0})
+    with pytest.raises(MmferError, match="bundle format 99, .*upgrade mmfer"):
+        load_with({**good, "format": 99})
+    assert [b.name for b in load_with(good).branches] == ["audio"]
+
+
 def test_fuse_renormalises_over_present_modalities(tmp_path, runs):
     out = tmp_path / "b"
     write_bundle(out, [{"name": "face", "run": runs["face_frame"], "weight": 3},
