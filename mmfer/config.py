@@ -213,6 +213,8 @@ def read_yaml(path: str | Path) -> Any:
         raise MmferError(f"{where}: not valid YAML: {what}") from None
     except UnicodeDecodeError as e:
         raise MmferError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+    except RecursionError:  # [[[[...]]]] past what the parser takes: no config is written so
+        raise MmferError(f"{path}: not a config: nested too deeply") from None
 
 
 def _colon(where: str) -> str:

@@ -61,6 +61,9 @@ def test_yaml_file(tmp_path):
     p.write_text("name: y\nepochs: 5: 6\n")  # a syntax error is placed by line and column, as editors count
     with pytest.raises(MmferError, match=r"run.yaml:2:10: not valid YAML: mapping values are not allowed here"):
         load_yaml(Run, p)
+    p.write_text("name: " + "[" * 50000 + "]" * 50000 + "\n")  # (a traceback: RecursionError)
+    with pytest.raises(MmferError, match="run.yaml: not a config: nested too deeply"):
+        load_yaml(Run, p)
 
 
 def test_exponent_numbers_without_a_dot_are_numbers(tmp_path):
