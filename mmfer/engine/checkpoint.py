@@ -216,11 +216,36 @@ class LabelRemap(nn.Module):
         return self.module(x, mask=mask)[:, self.order]
 
 
+def _check_weights_fit(ckpt: dict[str, Any]) -> None:
+    """The model a checkpoint names is built first without memory (on the meta device) and its parameter shapes
+    compared with the weights, so a small file whose ``model_kwargs`` ask for a huge model is said before that
+    model takes the machine's memory. A model that cannot be built so is checked by ``load_state_dict`` alone."""
+    from mmfer.models.registry import build_model
+
+    state = ckpt.get("state_dict")
+    if not isinstance(state, dict):
+        raise MmferError(f"{ckpt.get('path', 'checkpoint')}: no weights (state_dict) in it")
+    try:
+        with torch.device("meta"):
+            probe = build_model(ckpt["model_name"], **dict(ckpt.get("model_kwargs") or {}))
+        wanted = {k: tuple(v.shape) for k, v in probe.state_dict().items()}
+    except Exception:  # noqa: BLE001 - an unknown name or a builder that needs real tensors: said or checked below
+        return
+    given = {k: tuple(v.shape) for k, v in state.items() if isinstance(v, torch.Tensor)}
+    wrong = sorted(k for k in wanted if given.get(k) != wanted[k])
+    if wrong:
+        k = wrong[0]
+        raise MmferError(f"{ckpt.get('path', 'checkpoint')}: weights do not fit model {ckpt['model_name']!r} with "
+                         f"kwargs {ckpt.get('model_kwargs')}: {len(wrong)} of its {len(wanted)} tensors are missing or "
+                         f"of another shape (e.g. {k}: {given.get(k, 'missing')} in the file, {wanted[k]} in the model)")
+
+
 def model_from_checkpoint(ckpt: dict[str, Any]) -> nn.Module:
     """The trained model (eval mode, CPU), its outputs in ``EMOTIONS`` order."""
     from mmfer.models.registry import build_model
 
     order = label_permutation(ckpt)
+    _check_weights_fit(ckpt)
     try:
         model = build_model(ckpt["model_name"], **dict(ckpt.get("model_kwargs") or {}))
     except MmferError as e:  # e.g. a model registered by code not imported here: say which file needs it
@@ -229,7 +254,8 @@ def model_from_checkpoint(ckpt: dict[str, Any]) -> nn.Module:
         where, module = ckpt.get("path"), ckpt.get("model_module")
         if module and ckpt["model_name"] not in MODELS:
             e = MmferError(f"model {ckpt['model_name']!r} is registered by module {module!r}, which is not imported: "
-                           f"`mmfer --import {module} ...` on the command line, `import {module}` in Python")
+                           f"`mmfer --import {module} ...` on the command line, `import {module}` in Python (code "
+                           "runs as it is imported: only a module you trust)")
         raise MmferError(f"{where}: {e}" if where else str(e)) from None
     try:
         model.load_state_dict(ckpt["state_dict"])

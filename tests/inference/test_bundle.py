@@ -112,6 +112,23 @@ def test_fuse_renormalises_over_present_modalities(tmp_path, runs):
     np.testing.assert_allclose(b.fuse({"face": f}), f)
 
 
+def test_a_small_file_asking_for_a_huge_model_is_said_before_it_is_built(tmp_path, runs, monkeypatch):
+    """A 3-KB checkpoint whose model_kwargs asked for a model of billions of weights was built in memory (2.3 GB
+    for hidden=3e6) before load_state_dict found that its weights did not fit."""
+    from mmfer.models import registry
+
+    ckpt = torch.load(runs["audio_cnn"] / "best.pt", weights_only=True)
+    ckpt["model_kwargs"] = {**ckpt["model_kwargs"], "width": 4096}
+    (tmp_path / "huge").mkdir()
+    torch.save(ckpt, tmp_path / "huge" / "best.pt")
+    built = []
+    real = registry.build_model
+    monkeypatch.setattr(registry, "build_model", lambda *a, **k: built.append(torch.get_default_device()) or real(*a, **k))
+    with pytest.raises(MmferError, match=r"weights do not fit model 'audio_cnn' .*of another shape \(e.g. "):
+        load_bundle(tmp_path / "huge")
+    assert [d.type for d in built] == ["meta"]  # never built for real
+
+
 def test_labels_mapped_by_name(tmp_path, runs):
     """A checkpoint that stores its classes in another order gives the same EMOTIONS-ordered outputs."""
     ckpt = torch.load(runs["audio_cnn"] / "best.pt", weights_only=True)
