@@ -11,20 +11,66 @@ import numpy as np
 from mmfer.errors import MmferError
 
 _PNG = b"\x89PNG\r\n\x1a\n"
+# Largest image mmfer decodes: 50 megapixels (150 MB as RGB); a face needs far fewer.
+MAX_IMAGE_PIXELS = 50_000_000
+_JPEG_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
+
+
+def _declared_size(head: bytes) -> tuple[int, int] | None:
+    """(width, height) from a PNG's or JPEG's first bytes, as the file declares it; None for other formats or a
+    JPEG whose frame header lies further on."""
+    if head[:8] == _PNG and len(head) >= 24:
+        return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+    if head[:2] == b"\xff\xd8":
+        i = 2
+        while i + 9 <= len(head) and head[i] == 0xFF:
+            marker, length = head[i + 1], int.from_bytes(head[i + 2:i + 4], "big")
+            if marker in _JPEG_SOF:
+                return int.from_bytes(head[i + 7:i + 9], "big"), int.from_bytes(head[i + 5:i + 7], "big")
+            i += 2 + length
+    return None
+
+
+def check_image_size(path: str | Path, head: bytes | None = None) -> None:
+    """Refuse an image too large to decode safely, from its header alone (a 140-KB PNG of 12000x12000 is 430 MB
+    decoded), before any pixel is read; a file Pillow cannot identify either is not an image mmfer reads (OpenCV
+    would decode it by its content, whatever its name says)."""
+    if head is None:
+        with open(path, "rb") as f:
+            head = f.read(4096)
+    size = _declared_size(head)
+    if size is None:  # other formats: Pillow reads the header (slower, so PNG and JPEG are read above)
+        from PIL import Image
+
+        try:
+            with Image.open(path) as im:
+                size = im.size
+        except Image.DecompressionBombError as e:  # PIL's own, larger limit
+            raise MmferError(f"image too large to decode safely ({e}); downscale it first") from None
+        except Exception:  # noqa: BLE001 - no image format Pillow knows (a file named .png that is something else)
+            raise MmferError("not a readable image (corrupt, or not the format its extension says)") from None
+    w, h = size
+    if w * h > MAX_IMAGE_PIXELS:
+        raise MmferError(f"image is {w}x{h} pixels, over the {MAX_IMAGE_PIXELS // 1_000_000} megapixels mmfer "
+                         "decodes; downscale it first")
 
 
 def read_image_rgb(path: str | Path) -> np.ndarray:
     """RGB uint8 (H, W, 3). OpenCV reads it (EXIF orientation applied); a PNG with transparency is composited over
     white by Pillow, turned by its EXIF orientation the same way (OpenCV's unchanged read, which keeps the alpha,
-    ignores the orientation)."""
+    ignores the orientation). One too large to decode safely is refused first (``check_image_size``)."""
     import cv2
 
     path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4096)
+    except OSError as e:
+        raise MmferError(f"cannot be read ({e.strerror or e})") from None
+    check_image_size(path, head)
     img = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if img is None:
         raise MmferError("not a readable image (corrupt, or not the format its extension says)")
-    with open(path, "rb") as f:
-        head = f.read(4096)
     # a PNG that can be transparent: grey+alpha or RGBA (IHDR's colour type, byte 25), or a tRNS chunk (it comes
     # before the image data); others skip Pillow (training reads tens of thousands of opaque crops an epoch)
     if head[:8] == _PNG and len(head) > 25 and (head[25] in (4, 6) or b"tRNS" in head.split(b"IDAT")[0]):

@@ -40,7 +40,7 @@ from mmfer.inference.result import PREDICTION_COLUMNS, Prediction, PredictResult
 from mmfer.inference.segments import Segment, SegmentSettings
 from mmfer.labels import NUM_CLASSES
 from mmfer.models.common import conv2d_channels_last, fold_batchnorm
-from mmfer.data.images import read_image_rgb
+from mmfer.data.images import MAX_IMAGE_PIXELS, check_image_size, read_image_rgb  # noqa: F401 - re-exported
 
 if TYPE_CHECKING:
     from mmfer.inference.stream import VideoAnalysis
@@ -149,27 +149,6 @@ def check_unique_ids(inputs: Sequence[tuple[Path, str]]) -> None:
         raise MmferError(f"--submission: {len(dupes)} clip id(s) appear twice (letter case aside), and a submission "
                          f"has one <clip_id>.txt per clip: {'; '.join(dupes[:5])}{' ...' if len(dupes) > 5 else ''}. "
                          "Rename the files or predict the folders separately")
-
-
-# Largest image predict decodes: 50 megapixels (150 MB as RGB); a face needs far fewer.
-MAX_IMAGE_PIXELS = 50_000_000
-
-
-def check_image_size(path: Path) -> None:
-    """Refuse an image too large to decode safely, from its header alone (a 16000x16000 PNG is 770 MB
-    decoded), before any pixel is read."""
-    from PIL import Image
-
-    try:
-        with Image.open(path) as im:
-            w, h = im.size
-    except Image.DecompressionBombError as e:  # PIL's own, larger limit
-        raise MmferError(f"image too large to decode safely ({e}); downscale it first") from None
-    except Exception:  # noqa: BLE001 - not an image PIL knows: cv2 has the last word
-        return
-    if w * h > MAX_IMAGE_PIXELS:
-        raise MmferError(f"image is {w}x{h} pixels, over the {MAX_IMAGE_PIXELS // 1_000_000} megapixels predict "
-                         "decodes; downscale it first")
 
 
 # ---------------------------------------------------------------- the predictor
@@ -477,9 +456,9 @@ class Predictor:
         if not branches:
             raise MmferError(f"model {self.bundle.source} has no single-image face branch (face_image); "
                              "images need one, e.g. the default model")
-        check_image_size(path)
         if path.stat().st_size == 0:
             raise MmferError("file is empty (0 bytes); re-copy or re-download it")
+        check_image_size(path)  # before the truncation check below could name a refusal otherwise
         from mmfer.data.containers import cut_short
 
         cut = cut_short(path)

@@ -69,3 +69,38 @@ def test_a_cut_jpeg_or_png_is_told_from_one_with_a_thumbnail_or_trailing_bytes(t
     (tmp_path / "p_tail.png").write_bytes(png + b"\x00" * 8000)
     assert cut_short(tmp_path / "p.png") == "" and cut_short(tmp_path / "p_tail.png") == ""
     assert "chunk runs to byte" in cut_short(tmp_path / "p_cut.png")
+
+
+def test_an_image_too_large_to_decode_is_refused_from_its_header(tmp_path, monkeypatch):
+    """Training and scoring read images with no size check (a 140-KB PNG of 12000x12000 took 1.3 GB per loader
+    worker), and a file Pillow cannot identify was decoded by OpenCV by its content, whatever its size."""
+    import cv2
+    from PIL import Image
+
+    from mmfer.data import images
+
+    Image.new("L", (12000, 12000)).save(tmp_path / "bomb.png")  # flat: a few hundred KB
+    decoded = []
+    monkeypatch.setattr(cv2, "imread", lambda *a, **k: decoded.append(a) or None)
+    with pytest.raises(MmferError, match="12000x12000 pixels, over the 50 megapixels"):
+        read_image_rgb(tmp_path / "bomb.png")
+    Image.new("RGB", (9000, 6000)).save(tmp_path / "bomb.jpg", quality=50)
+    with pytest.raises(MmferError, match="9000x6000 pixels"):
+        read_image_rgb(tmp_path / "bomb.jpg")
+    Image.new("RGB", (8000, 8000)).save(tmp_path / "bomb.webp", lossless=True)  # read by Pillow's header
+    with pytest.raises(MmferError, match="8000x8000 pixels"):
+        read_image_rgb(tmp_path / "bomb.webp")
+    (tmp_path / "hdr.png").write_bytes(b"#?RADIANCE\nFORMAT=32-bit_rle_rgbe\n\n-Y 9000 +X 9000\n" + b"\0" * 64)
+    with pytest.raises(MmferError, match="not a readable image"):
+        read_image_rgb(tmp_path / "hdr.png")
+    assert decoded == []  # none of them decoded
+    monkeypatch.undo()
+    # the header's size is the image's: PNG, JPEG (past an EXIF block) and others
+    exif = Image.Exif()
+    exif[0x010E] = "x" * 2000
+    Image.fromarray(_face(37, 53)).save(tmp_path / "ok.jpg", exif=exif.tobytes())
+    Image.fromarray(_face(37, 53)).save(tmp_path / "ok.png")
+    for name in ("ok.jpg", "ok.png"):
+        head = (tmp_path / name).read_bytes()[:4096]
+        assert images._declared_size(head) == (53, 37)
+        assert read_image_rgb(tmp_path / name).shape == (37, 53, 3)
