@@ -573,22 +573,22 @@ def read_audio(path: str | Path, *, sample_rate: int = 16000, max_seconds: float
     """Mono float32 (N,) at ``sample_rate`` from a video or an audio file; no audio stream gives length 0.
 
     Decoded by PyAV, chunk by chunk, exactly as ``mmfer predict`` streams sound (``iter_audio_chunks``), so a
-    model is trained and scored on the samples it is served. (decord's AudioReader kept the codec's priming
-    samples, 6.5 ms of them in Opus, and resampled 44.1 kHz sound at another phase: single audio models moved
-    by up to 0.25 in probability between the two.) ``max_seconds`` stops decoding there.
-    """
+    model is trained and scored on the samples it is served (decord's differed: the model card says how).
+    ``max_seconds`` stops decoding there; at most ``MAX_READ_SECONDS``, with a warning (a small file of hours of
+    silence took gigabytes; predict streams a long recording)."""
     path = Path(path)
     _check_file(path)
     _quiet()
-    limit = None if max_seconds is None else int(round(max_seconds * sample_rate))
-    return _read_audio_av(path, sample_rate, max_samples=limit)
+    limit = int(round(min(MAX_READ_SECONDS, MAX_READ_SECONDS if max_seconds is None else max_seconds) * sample_rate))
+    chunks = list(iter_audio_chunks(path, sample_rate=sample_rate, max_samples=limit))
+    audio = np.ascontiguousarray(np.concatenate(chunks), dtype=np.float32) if chunks else np.zeros(0, np.float32)
+    if audio.size >= limit and (max_seconds is None or max_seconds > MAX_READ_SECONDS):
+        log.warning("%s: its sound is longer than %d minutes; only the first %d are read", path,
+                    MAX_READ_SECONDS // 60, MAX_READ_SECONDS // 60)
+    return audio
 
 
-def _read_audio_av(path: Path, sample_rate: int, *, max_samples: int | None = None) -> np.ndarray:
-    chunks = list(iter_audio_chunks(path, sample_rate=sample_rate, max_samples=max_samples))
-    if not chunks:
-        return np.zeros(0, np.float32)
-    return np.ascontiguousarray(np.concatenate(chunks), dtype=np.float32)
+MAX_READ_SECONDS = 3600  # one hour of sound in memory at most (230 MB at 16 kHz)
 
 
 # a jump in the sound's timestamps longer than this is silence to put in (shorter ones are codec delays and

@@ -77,6 +77,24 @@ def test_mp3_decodes(cremad_audio):
     assert np.abs(audio).max() > 0.01
 
 
+def test_sound_read_whole_is_capped_with_a_warning(cremad_audio, monkeypatch, caplog):
+    """Training and preprocess read a file's sound into memory: a small FLAC of an hour of silence took 530 MB,
+    and hours of it gigabytes. At most MAX_READ_SECONDS are read, and the cut is said."""
+    import logging
+
+    import mmfer.data.video as video
+
+    whole = read_audio(cremad_audio[0])
+    monkeypatch.setattr(video, "MAX_READ_SECONDS", 1)
+    with caplog.at_level(logging.WARNING):
+        capped = read_audio(cremad_audio[0])
+    assert len(capped) == 16000
+    assert "its sound is longer than" in caplog.text
+    np.testing.assert_array_equal(capped, whole[:16000])
+    caplog.clear()
+    assert len(read_audio(cremad_audio[0], max_seconds=0.5)) == 8000 and not caplog.text  # asked for: no warning
+
+
 def test_empty_and_text_files(tmp_path):
     empty = tmp_path / "empty.avi"
     empty.write_bytes(b"")
