@@ -15,3 +15,21 @@ def run_tool_main(main, argv=None, *, prog: str) -> int:
     except MmferError as e:
         print(f"{prog}: error: {e}", file=sys.stderr)
         return 2
+
+
+class csv_errors:  # noqa: N801 - used as a context manager, named as what it guards
+    """``with csv_errors(path): ...`` reading a CSV: the csv module's own error (a field over its 128-KB limit, a
+    NUL byte) becomes one naming the file, not a traceback."""
+
+    def __init__(self, path) -> None:
+        self.path = path
+
+    def __enter__(self) -> "csv_errors":
+        return self
+
+    def __exit__(self, kind, error, tb) -> bool:
+        import csv
+
+        if kind is not None and issubclass(kind, csv.Error):
+            raise MmferError(f"{self.path}: not a CSV mmfer can read ({error})") from None
+        return False

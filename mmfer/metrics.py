@@ -19,7 +19,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from mmfer.data.index import loosely_matched
-from mmfer.errors import MmferError
+from mmfer.errors import MmferError, csv_errors
 from mmfer.labels import EMOTIONS, NUM_CLASSES, canonical
 from mmfer.scores import ScoreTable, is_uniform, read_scores
 
@@ -293,7 +293,7 @@ def truth_from(source: str, *, table: ScoreTable, root: str | Path | None = None
             f"--labels-from {source!r}: not one of {', '.join(LABEL_SOURCES)} and no such file; "
             "give a CSV with clip_id,label columns"
         )
-    with open(path, newline="", encoding="utf-8-sig") as f:
+    with open(path, newline="", encoding="utf-8-sig") as f, csv_errors(path):
         header = [h.strip().lower() for h in (next(csv.reader(f), None) or [])]
     paths = (table.extra or {}).get("path")
     # files of the same name in different folders (speaker/emotion/001.wav), among the scored files or in the
@@ -310,7 +310,7 @@ def truth_from(source: str, *, table: ScoreTable, root: str | Path | None = None
 
         truth = Truth()  # an out-of-set label (calm) is kept as None: excluded and counted, whichever column names it
         truth.by_path = by_path
-        with open(path, newline="", encoding="utf-8-sig") as f:
+        with open(path, newline="", encoding="utf-8-sig") as f, csv_errors(path):
             for line_no, row in enumerate(csv.DictReader(f), start=2):
                 row = {k.strip().lower(): (v or "").strip() for k, v in row.items() if k}
                 if by_path:  # a list's paths are relative to the list, as training reads them
@@ -333,7 +333,7 @@ def truth_from(source: str, *, table: ScoreTable, root: str | Path | None = None
 
 def _stems_repeat(list_csv: Path) -> bool:
     """Whether two rows of a ``path,label`` list name files of the same name (their clip ids would be one)."""
-    with open(list_csv, newline="", encoding="utf-8-sig") as f:
+    with open(list_csv, newline="", encoding="utf-8-sig") as f, csv_errors(list_csv):
         stems = [Path((v or "").strip()).stem for row in csv.DictReader(f)
                  for k, v in row.items() if k and k.strip().lower() == "path" and (v or "").strip()]
     return len(set(stems)) < len(stems)
@@ -422,7 +422,7 @@ def in_sample_note(scores: Path) -> str | None:
     cv = scores.with_name("fused_Val_cv.csv")
     return (f"in-sample: {fusion.parent.name}'s fusion was tuned on these clips, so this reads high; "
             + (f"{cv} holds the cross-validated scores (the figure to report)" if cv.is_file() else
-               f"re-run its `mmfer fuse` for fused_Val_cv.csv, the cross-validated scores (weights.json's "
+               "re-run its `mmfer fuse` for fused_Val_cv.csv, the cross-validated scores (weights.json's "
                "val_cross_validated is the figure to report)"))
 
 

@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 from typing import IO, Any, Iterable, Iterator
 
-from mmfer.errors import MmferError
+from mmfer.errors import MmferError, csv_errors
 
 
 def _nearest_existing(path: Path) -> Path:
@@ -272,7 +272,7 @@ def read_csv_table(path: str | Path, columns: Iterable[str], *, kind: str,
     path = Path(path)
     if not path.is_file():
         raise MmferError(f"{path}: {kind} file not found")
-    with open(path, newline="", encoding="utf-8-sig") as f:
+    with open(path, newline="", encoding="utf-8-sig") as f, csv_errors(path):
         reader = csv.DictReader(f)
         fields = reader.fieldnames or []
         missing = [c for c in columns if c not in fields]

@@ -19,7 +19,7 @@ from typing import Sequence
 import numpy as np
 
 from mmfer.data.cache import safe_text
-from mmfer.errors import MmferError
+from mmfer.errors import MmferError, csv_errors
 from mmfer.labels import EMOTIONS, canonical
 
 log = logging.getLogger(__name__)
@@ -139,7 +139,7 @@ def read_scores(path: str | Path, *, for_evaluate: bool = False) -> ScoreTable:
     if not path.is_file():
         raise MmferError(f"{path}: score file not found")
     try:
-        with open(path, newline="", encoding="utf-8-sig") as f:  # a spreadsheet's BOM is read past
+        with open(path, newline="", encoding="utf-8-sig") as f, csv_errors(path):  # a spreadsheet's BOM is read past
             return _read_score_rows(path, f, for_evaluate=for_evaluate)
     except UnicodeDecodeError as e:
         raise MmferError(f"{path}: not UTF-8 text (byte {e.start}: {e.object[e.start:e.start + 1]!r}); "

@@ -130,3 +130,25 @@ def test_score_files_of_other_systems_are_read_right_or_said(tmp_path, caplog):
     assert "logits.csv: the class scores of 1 row(s) do not sum to 1 (sums 1 to 153)" \
         in caplog.text
     assert table.probs.sum(axis=1) == pytest.approx([1.0, 1.0])  # read all the same, as before
+
+
+def test_a_csv_the_csv_module_refuses_is_said_by_name(tmp_path):
+    """A field over the csv module's 128-KB limit (or a NUL byte) was a traceback in evaluate, merge, the list
+    readers and the truth readers."""
+    from mmfer.data.index import list_rows
+    from mmfer.inference.merge import merge_csvs
+    from mmfer.metrics import truth_from
+
+    huge = "x" * 200_000
+    scores = tmp_path / "s.csv"
+    scores.write_text("clip_id,label," + ",".join(EMOTIONS) + f"\na,{huge}," + ",".join(["0.1"] * 7) + "\n")
+    preds = tmp_path / "p.csv"
+    preds.write_text("path,clip_id,predicted," + ",".join(EMOTIONS) + f"\n{huge},a,Angry," + ",".join(["0.1"] * 7) + "\n")
+    listed = tmp_path / "l.csv"
+    listed.write_text(f"path,label\n{huge}.wav,Angry\n")
+    for call, path in ((lambda: read_scores(scores), scores), (lambda: merge_csvs([preds], tmp_path / "m.csv"), preds),
+                       (lambda: list(list_rows(listed, columns="path,label")), listed),
+                       (lambda: truth_from(str(listed), table=read_scores(tmp_path / "ok.csv")), listed)):
+        write_scores(tmp_path / "ok.csv", ["a"], [None], np.full((1, 7), 1 / 7))
+        with pytest.raises(MmferError, match=f"{path.name}: not a CSV mmfer can read \\(field larger than field limit"):
+            call()

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
-from mmfer.errors import MmferError
+from mmfer.errors import MmferError, csv_errors
 from mmfer.data.cache import check_clip_id, clip_id_from_name
 from mmfer.labels import canonical, cremad_label, ravdess_label
 
@@ -453,7 +453,7 @@ def list_rows(csv_path: str | Path, *, columns: str) -> Iterator[ListRow]:
     csv_path = Path(csv_path)
     if not csv_path.is_file():
         raise MmferError(f"{csv_path}: CSV list not found")
-    with open(csv_path, newline="", encoding="utf-8-sig") as f:
+    with open(csv_path, newline="", encoding="utf-8-sig") as f, csv_errors(csv_path):
         reader = csv.reader(f)
         header = next(reader, None)
         if header is None:

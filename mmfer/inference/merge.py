@@ -8,7 +8,7 @@ import logging
 from pathlib import Path, PurePath
 from typing import Any, Iterable
 
-from mmfer.errors import MmferError
+from mmfer.errors import MmferError, csv_errors
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ def merge_csvs(inputs: Iterable[str | Path], out: str | Path, *, partial: bool =
         cwd = record.get("cwd") or os.getcwd()  # a relative path is of the folder its run started in
         if Path(out).exists() and p.resolve() == Path(out).resolve():
             raise MmferError(f"{p}: is also the output; write the merge to another file")
-        with open(p, newline="", encoding="utf-8-sig") as f:
+        with open(p, newline="", encoding="utf-8-sig") as f, csv_errors(p):
             r = csv.reader(f)
             head = next(r, None)
             if head is None:
