@@ -172,10 +172,11 @@ def convert_corpus(
     actors = sorted({a for _, _, a in items}, key=lambda a: (len(a), a))
     summary.actors = {"Train": [a for a in actors if a not in val], "Val": [a for a in actors if a in val]}
     summary.counts = {s: dict(summary.counts.get(s, {})) for s in ("Train", "Val") if s in summary.counts}
-    (out / SPLIT_FILE).write_text(
-        json.dumps({"corpus": corpus, "source": str(src.resolve()), "seed": seed, "actors": summary.actors,
-                    "counts": summary.counts, "copy": copy}, indent=1)
-    )
+    from mmfer.outputs import write_file
+
+    write_file(out / SPLIT_FILE, json.dumps({"corpus": corpus, "source": str(src.resolve()), "seed": seed,
+                                             "actors": summary.actors, "counts": summary.counts, "copy": copy},
+                                            indent=1))
     if summary.unrecognised:
         log.warning("%s: %d media file(s) with names that are not %s names were skipped (e.g. %s)",
                     src, len(summary.unrecognised), corpus, summary.unrecognised[0])

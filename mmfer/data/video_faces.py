@@ -140,13 +140,22 @@ def build_video_face_tree(src: str | Path, dst: str | Path, *, splits: tuple[str
             jobs.append((rec.path, str(out), rel, seed, settings))
     dst.mkdir(parents=True, exist_ok=True)
     settings_file = dst / "settings.json"
+    from mmfer.outputs import open_new, write_file
+
     if settings_file.exists():
         old = json.loads(settings_file.read_text())
         if old != settings:
-            raise MmferError(f"{dst}: made with other settings ({old}); remove it or choose another --out")
+            changed = [f"{k} {old.get(k)!r} there, {settings.get(k)!r} now" for k in sorted(set(old) | set(settings))
+                       if old.get(k) != settings.get(k)]
+            why = (" (crops_version: made by an older mmfer, whose crops were cut another way; make them again)"
+                   if old.get("crops_version") != settings.get("crops_version") else "")
+            raise MmferError(f"{dst}: made with other settings ({'; '.join(changed)}){why}; remove it or choose "
+                             "another --out")
     else:
-        settings_file.write_text(json.dumps(settings, indent=1) + "\n")
+        write_file(settings_file, json.dumps(settings, indent=1) + "\n")
     rows_file = dst / "crops.csv"
+    if rows_file.is_symlink():  # appended to below: never through a link to another file
+        raise MmferError(f"{rows_file}: a link; remove it (the tree's own list of crops is written here)")
     done: dict[str, dict[str, Any]] = {}
     if rows_file.exists():
         with open(rows_file, newline="") as f:
@@ -157,7 +166,7 @@ def build_video_face_tree(src: str | Path, dst: str | Path, *, splits: tuple[str
 
     rows = list(done.values())
     fields = ["clip_id", "source", "status", "reason", "detected", *Render.__dataclass_fields__]
-    with open(rows_file, "a" if done else "w", newline="") as f:
+    with (open(rows_file, "a", newline="") if done else open_new(rows_file, "w", newline="")) as f:
         w = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
         if not done:
             w.writeheader()
@@ -179,7 +188,7 @@ def build_video_face_tree(src: str | Path, dst: str | Path, *, splits: tuple[str
                 bar.update()
         bar.close()
     summary = _summarise(rows, settings)
-    (dst / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
+    write_file(dst / "summary.json", json.dumps(summary, indent=1) + "\n")
     return summary
 
 

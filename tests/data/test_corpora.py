@@ -46,6 +46,13 @@ def test_ravdess_split_is_speaker_disjoint_and_excludes_calm(tmp_path: Path):
     assert s.excluded == 6 + 6  # calm videos (AV and video-only) + non-calm video-only videos
     meta = json.loads((out / "corpus_split.json").read_text())
     assert meta["actors"]["Val"] == ["03"]
+    # a link planted at the split file's name is replaced, never written through
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep")
+    (out / "corpus_split.json").unlink()
+    (out / "corpus_split.json").symlink_to(victim)
+    ravdess_to_afew(src, out, val_actors=["3"])
+    assert victim.read_text() == "keep" and not (out / "corpus_split.json").is_symlink()
 
 
 def test_ravdess_audio_and_copy(tmp_path: Path):
