@@ -1197,8 +1197,9 @@ def test_predict_guards_earlier_work(bundle, tmp_path, cremad_audio, monkeypatch
     (tmp_path / "spare").mkdir()
     with caplog.at_level("WARNING"), pytest.raises(OSError, match="No space left"):
         predict([folder], model=bundle, out=tmp_path / "s.csv", progress=False)
-    spare = list((tmp_path / "spare").glob("mmfer-*-s.csv"))
+    spare = list((tmp_path / "spare").glob("mmfer-*/s.csv"))
     assert len(spare) == 1 and len(read_predictions(spare[0])) == 2
+    assert spare[0].parent.stat().st_mode & 0o077 == 0  # this user's alone
     assert f"its 2 row(s) are in {spare[0]}; make room, move that file to" in caplog.text
 
 

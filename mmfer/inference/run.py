@@ -333,15 +333,16 @@ def _write_outputs(result: PredictResult, *, out, frame_writer, segment_writer, 
 
 
 def _save_elsewhere(out, predictions, truths, error: OSError) -> None:
-    """The rows that ``out`` could not take, written to the temporary folder; the error then says where."""
+    """The rows that ``out`` could not take, written to a folder of this user's alone in the temporary folder
+    (``mkdtemp``: no other user reads them or takes the name first); the error then says where."""
     import tempfile
 
-    spare = Path(tempfile.gettempdir()) / f"mmfer-{os.getpid()}-{Path(out).name}"
     try:
+        spare = Path(tempfile.mkdtemp(prefix=f"mmfer-{os.getpid()}-")) / Path(out).name
         write_predictions(spare, predictions, truths)
     except OSError as e2:
         log.error("%s could not be written (%s), nor a copy of its %d row(s) in %s (%s): they are lost", out,
-                  error.strerror or error, len(predictions), spare.parent, e2.strerror or e2)
+                  error.strerror or error, len(predictions), tempfile.gettempdir(), e2.strerror or e2)
         return
     log.error("%s could not be written (%s): its %d row(s) are in %s; make room, move that file to %s and run the "
               "same command with --resume to go on from them", out, error.strerror or error, len(predictions), spare,
