@@ -142,14 +142,18 @@ def _bundle_models(folder: Path) -> list[str]:
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Load a checkpoint safely (``weights_only=True``: no code runs from the file)."""
+    """Load a checkpoint safely (``weights_only=True``: no code runs from the file; ``safe_torch_load``); one of a
+    newer checkpoint format is said, not misread."""
+    from mmfer.models.pretrained import safe_torch_load
+
     path = resolve_checkpoint(path)
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - torch raises many types for bad files
-        raise MmferError(f"{path}: not a loadable mmfer checkpoint ({type(e).__name__}: {e})") from None
+    ckpt = safe_torch_load(path, what="loadable mmfer checkpoint")
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt or "model_name" not in ckpt:
         raise MmferError(f"{path}: not an mmfer checkpoint (no model_name/state_dict); was it written by `mmfer train`?")
+    found = ckpt.get("format", CHECKPOINT_FORMAT)  # (none in the first checkpoints: format 1)
+    if not isinstance(found, int) or found > CHECKPOINT_FORMAT:
+        raise MmferError(f"{path}: checkpoint format {found!r}, written by a newer mmfer (this one reads format "
+                         f"{CHECKPOINT_FORMAT}); upgrade mmfer")
     ckpt["path"] = str(path)
     return ckpt
 

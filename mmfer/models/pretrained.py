@@ -56,17 +56,34 @@ def _state_dict(obj: Any, path: Path) -> dict[str, torch.Tensor]:
     raise MmferError(f"{path}: holds no state dict (a mapping of parameter names to tensors)")
 
 
+def safe_torch_load(path: str | Path, *, what: str) -> Any:
+    """``torch.load(path, weights_only=True)`` (no code runs from the file) of a file whose zip entries are
+    stored as ``torch.save`` stores them: a compressed entry, which torch never writes, could unpack to a thousand
+    times the file's size (a 195-KB file took 200 MB), so it is refused unread. ``what`` names the file's kind."""
+    import zipfile
+
+    path = Path(path)
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as z:
+                packed = [i.filename for i in z.infolist() if i.compress_type != zipfile.ZIP_STORED]
+            if packed:
+                raise MmferError(f"{path}: {len(packed)} of its entries are compressed (e.g. {packed[0]}), which "
+                                 f"torch never writes; not loaded as a {what}")
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except MmferError:
+        raise
+    except Exception as e:  # noqa: BLE001 - torch and zipfile raise many types for bad files
+        raise MmferError(f"{path}: not a {what} torch can load safely ({type(e).__name__}: {e})") from None
+
+
 def load_backbone(model: nn.Module, path: str | Path) -> dict[str, list[str]]:
     """Copy matching weights from the file at ``path`` into ``backbone_of(model)``; returns
     ``{"loaded": [...], "skipped": [...], "missing": [...]}`` (target keys loaded and left, source keys unused)."""
     path = Path(path)
     if not path.is_file():
         raise MmferError(f"init.backbone_from: {path} not found; give a local weight file (.pt/.pth state dict)")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001
-        raise MmferError(f"{path}: not a weight file torch can load safely ({type(e).__name__}: {e})") from None
-    source = _state_dict(obj, path)
+    source = _state_dict(safe_torch_load(path, what="weight file"), path)
     target_module = backbone_of(model)
     target = target_module.state_dict()
     by_name = {_normalise(k): k for k in source}

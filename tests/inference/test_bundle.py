@@ -129,6 +129,28 @@ def test_a_small_file_asking_for_a_huge_model_is_said_before_it_is_built(tmp_pat
     assert [d.type for d in built] == ["meta"]  # never built for real
 
 
+def test_a_checkpoint_with_compressed_entries_or_of_a_newer_format_is_not_loaded(tmp_path, runs):
+    """A .pt rewritten with deflated entries (a 195-KB file held 200 MB of tensors) is refused unread; torch never
+    writes one. A newer checkpoint format is said, not misread."""
+    import zipfile
+
+    from mmfer.engine.checkpoint import load_checkpoint
+
+    src = runs["audio_cnn"] / "best.pt"
+    (tmp_path / "packed").mkdir()
+    with zipfile.ZipFile(src) as z, zipfile.ZipFile(tmp_path / "packed" / "best.pt", "w", zipfile.ZIP_DEFLATED) as out:
+        for item in z.infolist():
+            out.writestr(item.filename, z.read(item))
+    with pytest.raises(MmferError, match=r"entries are compressed .*which torch never writes; not loaded"):
+        load_checkpoint(tmp_path / "packed")
+    assert load_checkpoint(src)["model_name"] == "audio_cnn"
+    ckpt = torch.load(src, weights_only=True)
+    (tmp_path / "newer").mkdir()
+    torch.save({**ckpt, "format": 99}, tmp_path / "newer" / "best.pt")
+    with pytest.raises(MmferError, match="checkpoint format 99, written by a newer mmfer .*upgrade mmfer"):
+        load_checkpoint(tmp_path / "newer")
+
+
 def test_labels_mapped_by_name(tmp_path, runs):
     """A checkpoint that stores its classes in another order gives the same EMOTIONS-ordered outputs."""
     ckpt = torch.load(runs["audio_cnn"] / "best.pt", weights_only=True)
