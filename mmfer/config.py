@@ -7,6 +7,7 @@ falling back to a default.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 import numbers
 import re
@@ -20,6 +21,7 @@ import yaml
 from mmfer.errors import MmferError
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 def from_dict(cls: type[T], data: dict[str, Any] | None, *, where: str = "config") -> T:
@@ -31,6 +33,12 @@ def from_dict(cls: type[T], data: dict[str, Any] | None, *, where: str = "config
         data = {}
     if not isinstance(data, dict):
         raise MmferError(f"{_colon(where)} expected a mapping of keys to values, got {type(data).__name__}")
+    for old, new in getattr(cls, "RENAMED", {}).items():  # a key's older name: read as its new one, and said
+        if old in data:
+            if new in data:
+                raise MmferError(f"{_colon(where)} both {old!r} and {new!r}: {old!r} is {new!r}'s older name; keep {new!r}")
+            log.warning("%s %r is called %r now; read as %r (rename it in the file)", _colon(where), old, new, new)
+            data = {(new if k == old else k): v for k, v in data.items()}
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     unknown = sorted(set(data) - set(fields))
     if unknown:

@@ -52,6 +52,21 @@ def test_wrong_type_and_literal_and_missing():
         from_dict(Run, {})
 
 
+def test_a_key_under_its_older_name_is_read_as_its_new_one(tmp_path, caplog):
+    """adversary.weight was renamed scale: configs and every checkpoint of those 23 minutes were refused ("unknown
+    key 'weight'"), the checkpoints with no way to fix them."""
+    import logging
+
+    from mmfer.engine.config import config_from_dict
+
+    base = {"name": "t", "model": {"name": "audio_stats"}}
+    with caplog.at_level(logging.WARNING):
+        cfg = config_from_dict({**base, "adversary": {"weight": 0.3}}, where="old.yaml")
+    assert cfg.adversary.scale == 0.3 and "'weight' is called 'scale' now" in caplog.text
+    with pytest.raises(MmferError, match="both 'weight' and 'scale'"):
+        config_from_dict({**base, "adversary": {"weight": 0.3, "scale": 0.1}}, where="old.yaml")
+
+
 def test_yaml_file(tmp_path):
     p = tmp_path / "run.yaml"
     p.write_text("name: y\nepochs: 5\n")

@@ -10,7 +10,7 @@ import re
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from mmfer.config import check_fields, check_range, from_dict, load_yaml, to_dict
 from mmfer.errors import MmferError
@@ -117,6 +117,8 @@ class AdversaryConfig:
     """Domain-adversarial training (mmfer.engine.adversary): a head guesses each training clip's corpus or
     speaker from the features the classifier reads, and its gradient reaches the model reversed, so the model
     learns features that do not tell the training corpora (channel, room, language) or speakers apart."""
+
+    RENAMED: ClassVar[dict[str, str]] = {"weight": "scale"}  # older names (weight: for 23 minutes on 2026-12-06)
 
     # what the head's gradient is multiplied by on its way into the model (reversed), at the end of its ramp from
     # 0; the head's own loss always counts whole. 0: no adversary
