@@ -196,6 +196,13 @@ def _branch(name: str, ckpt_path: Path, *, weight: Any = 1.0, temperature: float
                          f"(supported: {', '.join(MODALITY)})")
     config = config_from_dict(ckpt["config"], where=f"{where}: config")
     warn_if_unfinished(Path(ckpt_path), config.optim.epochs, use="predictions")
+    from mmfer.data.cache import CACHE_VERSION
+
+    version = (ckpt.get("preprocess") or {}).get("cache_version")
+    if version is not None and version != CACHE_VERSION:  # (scores refuses it: its cache cannot be made again)
+        log.warning("%s: trained on a cache of an older mmfer (cache_version %s; this one writes %s): predict cuts "
+                    "its input as this mmfer does, which it never saw; measure it on labelled clips before relying "
+                    "on it, or train it again", where, version, CACHE_VERSION)
     w = np.asarray(weight, dtype=np.float64).reshape(-1)
     if w.size == 1:
         w = np.full(NUM_CLASSES, float(w[0]))

@@ -127,6 +127,24 @@ def test_checkpoint_is_plain_and_self_describing(runs):
     assert not model.training and model.input_kind == "landmarks"
 
 
+def test_a_run_of_an_older_cache_version_is_told_what_can_be_done(runs, tmp_path, caplog):
+    """A run trained on a cache of an older mmfer: scores said to re-run preprocess "with the run's settings",
+    which no preprocess of this mmfer can write, and predict used it without a word."""
+    from mmfer.inference.bundle import load_bundle
+
+    cache, out, _ = runs("landmark_brnn")
+    ckpt = torch.load(out / "best.pt", weights_only=True)
+    ckpt["preprocess"]["cache_version"] = 0
+    (tmp_path / "old").mkdir()
+    torch.save(ckpt, tmp_path / "old" / "best.pt")
+    with pytest.raises(MmferError, match=r"trained on a cache of an older mmfer \(cache_version: 0 != 1\): .*train "
+                                         "the run again on this cache"):
+        score_split(tmp_path / "old", data=cache, split="Val", out=tmp_path / "o.csv")
+    with caplog.at_level(logging.WARNING):
+        load_bundle(tmp_path / "old")
+    assert "trained on a cache of an older mmfer (cache_version 0; this one writes 1)" in caplog.text
+
+
 def test_scores_refuse_cache_with_other_settings(runs, tmp_path):
     _, out, _ = runs("landmark_brnn")
     other = make_synthetic_cache(tmp_path / "c24", modality="landmarks", crop_size=24,
