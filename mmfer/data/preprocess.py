@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from mmfer.data.cache import (
+    CACHE_VERSION,
     ClipRecord,
     PreprocessSettings,
     append_manifest,
@@ -425,6 +426,10 @@ def _dangling_link_above(path: str, root: str) -> bool:
     return False
 
 
+def _version(rec: ClipRecord) -> Any:
+    return rec.settings.get("cache_version") if isinstance(rec.settings, dict) else None
+
+
 def _mark_removed(out: Path, latest: dict[tuple[str, str], ClipRecord], entries: Sequence[ClipEntry], *,
                   shard: tuple[int, int], every_split: bool, root: Path | None,
                   all_entries: Sequence[ClipEntry]) -> list[Failure]:
@@ -450,6 +455,8 @@ def _mark_removed(out: Path, latest: dict[tuple[str, str], ClipRecord], entries:
             why = f"moved to {moved_to} in the list; left out of {split}"
         elif split not in splits:
             continue
+        elif _version(rec) != CACHE_VERSION:  # no command of this mmfer could use it, and it blocked the cache
+            why = f"cached by an older mmfer (cache_version {_version(rec)!r}) and no longer listed; left out"
         elif not os.path.lexists(rec.path) and (
                 os.path.isdir(os.path.dirname(os.path.abspath(rec.path)))
                 or (root_dir is not None and os.path.abspath(rec.path).startswith(root_dir + os.sep)
@@ -566,6 +573,7 @@ def preprocess(
     todo: list[ClipEntry] = []
     earlier_failures: list[Failure] = []
     replaced: list[tuple[str, str, str]] = []  # (clip, the file it was made from, the file it will be made from)
+    older = 0  # clips cached by an older mmfer, made again
     for e in entries:
         rec = latest.get((e.split, e.clip_id))
         if rec is not None and rec.status == "ok" and _source_stat(Path(e.path))[0] < 0:
@@ -583,6 +591,7 @@ def preprocess(
                 earlier_failures.append(Failure(e.split, e.clip_id, str(e.path), rec.reason, this_run=False))
         else:
             todo.append(e)
+            older += rec is not None and _version(rec) != CACHE_VERSION
             if rec is not None and rec.path != os.path.abspath(e.path) and Path(rec.path).is_file():
                 replaced.append((f"{e.split}/{e.clip_id}", rec.path, os.path.abspath(e.path)))
     if replaced:  # two sources with the same clip ids in one cache: each run would redo the other's clips
@@ -607,8 +616,9 @@ def preprocess(
     else:
         check_backend(settings.face_backend)
         check_spawnable(settings.face_backend)
-    log.info("%s: %d clip(s), %d cached, %d to process with %d worker(s)%s", out, len(entries),
-             summary.skipped, len(todo), workers, f" (shard {i}/{n})" if n > 1 else "")
+    log.info("%s: %d clip(s), %d cached, %d to process with %d worker(s)%s%s", out, len(entries),
+             summary.skipped, len(todo), workers, f" (shard {i}/{n})" if n > 1 else "",
+             f" ({older} of them cached by an older mmfer, made again)" if older else "")
 
     t0 = time.perf_counter()
     bar = progress_bar(desc="preprocess", total=len(todo), unit="clip", enabled=progress and bool(todo))

@@ -258,6 +258,31 @@ def test_changed_setting_and_deleted_dir_are_redone(small_cache, monkeypatch):
     assert calls == []
 
 
+def test_clips_of_an_older_mmfer_are_made_again_or_left_out_and_said(small_cache, monkeypatch, caplog):
+    """A cache of an older cache_version: preprocess redid its clips saying only "0 cached, 3 to process", and a
+    clip the source no longer listed (its file still there) stayed, so `train` refused the whole cache with advice
+    that did not help."""
+    import dataclasses
+    import logging
+
+    from mmfer.data.cache import _settings_hash, append_manifest
+
+    csv, cache = small_cache
+    for rec in read_manifest(cache).values():  # as that mmfer wrote them: its version in the settings and the hash
+        old = {**rec.settings, "cache_version": 0}
+        append_manifest(cache, dataclasses.replace(rec, settings=old, settings_hash=_settings_hash(old)))
+    rows = index_csv(csv)
+    write_list(csv, [(Path(r.path), "", r.split) for r in (rows[0], rows[2])])  # a Train clip no longer listed
+    with caplog.at_level(logging.INFO):
+        s = pp.preprocess(csv, cache, settings=NONE, progress=False)
+    assert s.ok == 2 and "(2 of them cached by an older mmfer, made again)" in caplog.text
+    assert [(f.clip_id, f.reason) for f in s.removed] == [
+        ("1001_DFA_DIS_XX", "cached by an older mmfer (cache_version 0) and no longer listed; left out")]
+    from mmfer.data.cache import split_records
+
+    assert [r.clip_id for r in split_records(cache, "Train")] == ["1001_DFA_ANG_XX"]  # read without a refusal
+
+
 def test_damaged_clips_are_redone_on_resume(small_cache, monkeypatch):
     """A truncated array or a garbage meta.json used to count as cached forever."""
     csv, cache = small_cache
