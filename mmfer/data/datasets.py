@@ -525,8 +525,9 @@ class FaceImageDataset(CacheDataset):
         path = self.records[clip].path
         try:
             rgb = read_image_rgb(path)  # as predict reads it: upright, transparency over white
-        except MmferError:
-            raise MmferError(f"{path}: not a readable image; delete or replace it") from None
+        except MmferError as e:  # its reason as read_image_rgb says it (too large: downscale; corrupt: replace)
+            raise MmferError(f"{path}: {e}" + ("; delete or replace it" if "not a readable image" in str(e) else "")
+                             ) from None
         x = self._faces(rgb[None], np.array([0]), rng)[0]
         if self._views == 1:
             return x, None

@@ -301,9 +301,9 @@ def check_cache_compatible(ckpt: dict[str, Any], cache: str | Path, split: str, 
             f"{cache}: split {split!r} was preprocessed with other settings than split {train_split!r} "
             f"({train_split} != {split}): {'; '.join(diffs)}. A model trains and is measured on one kind of input: "
             f"re-run `mmfer preprocess` into this cache with the same settings for every split")
-    if diffs and len(diffs) == 1 and diffs[0].startswith("cache_version:"):  # no preprocess can make the run's
+    if any(d.startswith("cache_version:") for d in diffs):  # no preprocess of this mmfer can make the run's
         raise MmferError(
-            f"{where} was trained on a cache of an older mmfer ({diffs[0]}): this mmfer cannot write that cache "
+            f"{where} was trained on a cache of an older mmfer ({'; '.join(diffs)}): this mmfer cannot write that cache "
             f"again, so {cache} cannot be made to match it; train the run again on this cache (`mmfer train ... "
             "--data` it), or use the mmfer version that trained it")
     if diffs:

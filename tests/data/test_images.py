@@ -104,3 +104,29 @@ def test_an_image_too_large_to_decode_is_refused_from_its_header(tmp_path, monke
         head = (tmp_path / name).read_bytes()[:4096]
         assert images._declared_size(head) == (53, 37)
         assert read_image_rgb(tmp_path / name).shape == (37, 53, 3)
+
+
+def test_training_says_why_an_image_is_refused(tmp_path):
+    """The face-image dataset turned every refusal into "not a readable image; delete or replace it", a valid
+    photo too large to decode among them (it needs downscaling, not deleting)."""
+    from PIL import Image
+
+    from mmfer.data.config import DataConfig
+    from mmfer.data.datasets import build_dataset
+    from mmfer.data.sources import media_folder_records
+
+    (tmp_path / "Train" / "Happy").mkdir(parents=True)
+    Image.new("L", (12000, 12000)).save(tmp_path / "Train" / "Happy" / "big.png")
+    Image.fromarray(_face()).save(tmp_path / "Train" / "Happy" / "ok.png")
+    (tmp_path / "Train" / "Happy" / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 40)
+    records = media_folder_records(tmp_path, "Train", "face_image")
+    ds = build_dataset("face_image", cache=tmp_path, records=records, train=False, data=DataConfig(image_size=32))
+    said = {}
+    for i, rec in enumerate(records):
+        try:
+            ds[i]
+        except MmferError as e:
+            said[rec.clip_id.rsplit("/", 1)[-1]] = str(e)
+    assert set(said) == {"big", "bad"}
+    assert "12000x12000 pixels" in said["big"] and "downscale it first" in said["big"] and "delete" not in said["big"]
+    assert "not a readable image" in said["bad"] and "delete or replace it" in said["bad"]

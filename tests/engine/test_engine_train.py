@@ -140,6 +140,10 @@ def test_a_run_of_an_older_cache_version_is_told_what_can_be_done(runs, tmp_path
     with pytest.raises(MmferError, match=r"trained on a cache of an older mmfer \(cache_version: 0 != 1\): .*train "
                                          "the run again on this cache"):
         score_split(tmp_path / "old", data=cache, split="Val", out=tmp_path / "o.csv")
+    ckpt["preprocess"]["crop_size"] = 48  # another setting too: still no preprocess of this mmfer could match it
+    torch.save(ckpt, tmp_path / "old" / "best.pt")
+    with pytest.raises(MmferError, match=r"older mmfer \(cache_version: 0 != 1; crop_size: 48 != 32\)"):
+        score_split(tmp_path / "old", data=cache, split="Val", out=tmp_path / "o.csv")
     with caplog.at_level(logging.WARNING):
         load_bundle(tmp_path / "old")
     assert "trained on a cache of an older mmfer (cache_version 0; this one writes 1)" in caplog.text

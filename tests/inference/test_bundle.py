@@ -82,7 +82,7 @@ def test_a_bundle_description_is_checked_before_anything_is_loaded(tmp_path, run
         return load_bundle(out)
 
     for ckpt in ("../outside.pt", str(tmp_path / "outside.pt")):
-        with pytest.raises(MmferError, match=r"checkpoint .*outside.pt' is not a file of the bundle folder"):
+        with pytest.raises(MmferError, match=r"checkpoint .*outside.pt. is not a name inside the bundle folder"):
             load_with({**good, "branches": {"audio": {**good["branches"]["audio"], "checkpoint": ckpt}}})
     with pytest.raises(MmferError, match="not a JSON object but a list"):
         load_with("[1, 2]")
@@ -95,6 +95,9 @@ def test_a_bundle_description_is_checked_before_anything_is_loaded(tmp_path, run
     with pytest.raises(MmferError, match="bundle format 99, .*upgrade mmfer"):
         load_with({**good, "format": 99})
     assert [b.name for b in load_with(good).branches] == ["audio"]
+    (out / "linked.pt").symlink_to(tmp_path / "outside.pt")  # a folder that links its weights (to save space)
+    assert [b.name for b in load_with({**good, "branches": {"audio": {**good["branches"]["audio"],
+                                                                      "checkpoint": "linked.pt"}}}).branches] == ["audio"]
 
 
 def test_fuse_renormalises_over_present_modalities(tmp_path, runs):
