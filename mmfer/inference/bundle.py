@@ -285,17 +285,33 @@ def declared_face_backend(model: str | Path) -> str | None:
 
 
 def declared_frame_poolings(model: str | Path) -> set[str] | None:
-    """How a bundle folder (or ``default``) pools its face models' frames, read from its ``bundle.json`` alone: the
-    set of its branches' ``frame_pooling`` options, a branch without the option counted at its default (an audio
-    branch among them: the file does not say a branch's kind); None where that cannot tell."""
+    """How a model's single-image face branches pool frames, without loading it: for a bundle folder (or
+    ``default``) each face branch's ``frame_pooling`` option in ``bundle.json`` (a branch's kind read from its
+    checkpoint's header), for a RUN folder or checkpoint file the default; None where that cannot tell (a FUSE
+    folder, an unreadable file). An empty set: no such branch, so no pooling to change."""
+    import torch
+
+    def kind(path: Path) -> Any:  # the pickled header alone: tensors are mapped, not read
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=True).get("input_kind")
+
+    default = FACE_IMAGE_OPTIONS["frame_pooling"]
     root = DEFAULT_DIR if str(model) == "default" else Path(model)
     try:
-        info = json.loads((root / BUNDLE_FILE).read_text())
-        specs = info["branches"].values()
-        return {str((spec.get("options") or {}).get("frame_pooling", FACE_IMAGE_OPTIONS["frame_pooling"]))
-                for spec in specs}
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        if (root / BUNDLE_FILE).is_file():
+            specs = json.loads((root / BUNDLE_FILE).read_text())["branches"].values()
+            return {str((spec.get("options") or {}).get("frame_pooling", default)) for spec in specs
+                    if kind(root / str(spec["checkpoint"])) == "face_image"}
+        from mmfer.engine.checkpoint import resolve_checkpoint
+
+        return {default} if kind(resolve_checkpoint(root)) == "face_image" else set()
+    except Exception:  # noqa: BLE001 - whatever it is, the option is then recorded as given
         return None
+
+
+def pooling_override(given: str | None, own: set[str] | None) -> str | None:
+    """``--frame-pooling`` as it changes a model whose face branches pool ``own``: None where it changes nothing
+    (every face branch pools so already, or there is none), so that naming the model's own is the same run."""
+    return None if given is None or (own is not None and (not own or own == {given})) else given
 
 
 def _json_object(path: Path, *, fix: str) -> dict[str, Any]:

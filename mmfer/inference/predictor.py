@@ -185,8 +185,10 @@ class Predictor:
                 raise MmferError(f"--frame-pooling {frame_pooling!r}: choose {', '.join(FRAME_POOLINGS)}")
             import dataclasses
 
+            from mmfer.inference.bundle import pooling_override
+
             own = {b.options.get("frame_pooling") for b in self.bundle.branches if b.kind == "face_image"}
-            self.frame_pooling = frame_pooling if own and own != {frame_pooling} else None  # the own: no change
+            self.frame_pooling = pooling_override(frame_pooling, own)  # the model's own: no change
             self.bundle = dataclasses.replace(self.bundle, branches=[  # the caller's bundle stays as it was
                 dataclasses.replace(b, options={**b.options, "frame_pooling": frame_pooling})
                 if b.kind == "face_image" else b for b in self.bundle.branches])

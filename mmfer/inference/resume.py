@@ -84,6 +84,10 @@ def run_settings(*, model: Any, frame_pooling: str | None, speech_check: bool, f
         frame_pooling = model.frame_pooling  # another pooling than the model's own, or None
         speech_check = model.speech_check
         face_backend = model.face_backend  # another detector than the model's own, or None
+    elif frame_pooling is not None:  # the model's own named: the same run as without the option
+        from mmfer.inference.bundle import declared_frame_poolings, pooling_override
+
+        frame_pooling = pooling_override(frame_pooling, declared_frame_poolings(model))
     plain = {k: (float(v) if isinstance(v, (int, float, np.number)) and not isinstance(v, bool) else v)
              for k, v in options.items()}  # numpy numbers as JSON numbers
     return {**model_key(model), "mmfer": __version__, "frame_pooling": frame_pooling,
@@ -108,6 +112,12 @@ def read_record(out: str | Path, *, older: bool = False) -> dict[str, Any] | Non
     if (not isinstance(record, dict) or not isinstance(record.get("settings"), dict) or record.get("csv") != stamp
             or record.get("format") not in ((RECORD_FORMAT, *OLDER_RECORD_FORMATS) if older else (RECORD_FORMAT,))):
         return None
+    pooling = record["settings"].get("frame_pooling")
+    if record["format"] < 4 and isinstance(pooling, str):  # then recorded as given, the model's own too
+        from mmfer.inference.bundle import declared_frame_poolings, pooling_override
+
+        record["settings"]["frame_pooling"] = pooling_override(pooling, declared_frame_poolings(
+            record["settings"].get("model", "")))
     return record
 
 

@@ -112,11 +112,6 @@ def predict(
         face_backend = backend_name(face_backend)
         if isinstance(model, (str, Path)) and face_backend == declared_face_backend(model):
             face_backend = None  # the model's own: the same run as without the option
-    if frame_pooling is not None and isinstance(model, (str, Path)):
-        from mmfer.inference.bundle import declared_frame_poolings
-
-        if declared_frame_poolings(model) == {frame_pooling}:
-            frame_pooling = None  # the model's own: the same run as without the option
     settings = run_settings(model=model, frame_pooling=frame_pooling, speech_check=speech_check,
                             face_backend=face_backend, start=start,
                             duration=duration, segment_seconds=cut.seconds, segment_by=cut.by)

@@ -212,6 +212,42 @@ def test_a_record_of_an_older_mmfer_is_read_for_what_it_can_tell(bundle, tmp_pat
     assert analysed == [p.name for p in inputs] and "add --resume to keep its rows" in caplog.text
 
 
+def test_a_pooling_named_is_recorded_one_way_from_a_bundle_a_run_or_a_predictor(bundle, tmp_path):
+    """Audio branches were counted as pooling frames the default way, so a bundle whose face branches pool
+    otherwise recorded its own pooling as a change from the command line and as none from a Predictor; a
+    format-3 record of `--frame-pooling mean` on the model that pools so stopped the same command going on."""
+    import json
+    import shutil
+
+    from mmfer.inference.bundle import declared_frame_poolings
+    from mmfer.inference.resume import read_record, record_path, run_settings, write_record
+
+    other = tmp_path / "log_mean"
+    shutil.copytree(bundle, other)
+    info = json.loads((other / "bundle.json").read_text())
+    info["branches"]["face"]["options"]["frame_pooling"] = "log_mean"
+    (other / "bundle.json").write_text(json.dumps(info))
+    assert declared_frame_poolings(other) == {"log_mean"} and declared_frame_poolings(bundle) == {"mean"}
+    run = Path(bundle).parent / "runs" / "face"
+    assert declared_frame_poolings(run) == {"mean"} and declared_frame_poolings(tmp_path / "nothing") is None
+
+    def recorded(model, pooling):
+        return run_settings(model=model, frame_pooling=pooling, speech_check=True)["frame_pooling"]
+
+    for model, own, other_pooling in ((other, "log_mean", "mean"), (bundle, "mean", "confidence"), (run, "mean", "log_mean")):
+        for pooling in (own, other_pooling):
+            assert recorded(model, pooling) == recorded(
+                Predictor(model, frame_pooling=pooling, speech_check=True), None), (model, pooling)
+    # the same command after a format-3 run that named the model's own pooling goes on
+    out = tmp_path / "p.csv"
+    out.write_text("path\n")
+    write_record(out, run_settings(model=other, frame_pooling="log_mean", speech_check=True), finished=False)
+    record = json.loads(record_path(out).read_text())
+    record["format"], record["settings"]["frame_pooling"] = 3, "log_mean"
+    record_path(out).write_text(json.dumps(record))
+    assert read_record(out, older=True)["settings"]["frame_pooling"] is None
+
+
 def test_out_is_saved_while_a_long_file_is_analysed(bundle, tmp_path, cremad_audio, monkeypatch):
     """A long recording after short ones does not hold their rows back: --out is saved from the long file's progress
     once SAVE_EVERY_S has passed, so a kill during it keeps them (it was saved only when a file started)."""
