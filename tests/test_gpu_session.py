@@ -50,7 +50,7 @@ def test_a_shrunk_image_gives_the_model_the_same_input(crop_tree, tmp_path):
         assert small.shape == (44, 44, 3)
         np.testing.assert_array_equal(face_tensor(big, size=44, grayscale=True, equalize=True),
                                       face_tensor(small, size=44, grayscale=True, equalize=True))
-    assert not (tmp_path / "s" / "crops.csv").exists()
+    assert not (tmp_path / "s" / "crops.csv").exists() and (tmp_path / "s" / "shrink.json").is_file()
     png = shrink_face_tree.shrink_tree(crop_tree, tmp_path / "p", size=44, grayscale=True, fmt="png", progress=False)
     assert png["written"] == 70
     np.testing.assert_array_equal(read_image_rgb(tmp_path / "p" / "Train" / "Fear" / "Fear_3.png"),
@@ -60,11 +60,21 @@ def test_a_shrunk_image_gives_the_model_the_same_input(crop_tree, tmp_path):
     assert again["kept"] == 70 and again["written"] == 0
 
 
-def test_shrinking_refuses_an_output_inside_its_source(crop_tree):
+def test_shrinking_refuses_what_would_mix_or_lose_images(crop_tree, tmp_path):
+    import shutil
+
     from mmfer.errors import MmferError
 
     with pytest.raises(MmferError, match="outside"):
         shrink_face_tree.shrink_tree(crop_tree, crop_tree / "small", size=44, grayscale=True, progress=False)
+    shrink_face_tree.shrink_tree(crop_tree, tmp_path / "s", size=44, grayscale=True, progress=False)
+    with pytest.raises(MmferError, match=r"made with .*\"size\": 44.*remove it or choose another --out"):
+        shrink_face_tree.shrink_tree(crop_tree, tmp_path / "s", size=48, grayscale=True, progress=False)
+    twin = tmp_path / "twin"
+    shutil.copytree(crop_tree, twin)
+    shutil.copy(twin / "Train" / "Sad" / "Sad_1.png", twin / "Train" / "Sad" / "Sad_1.jpg")
+    with pytest.raises(MmferError, match=r"Sad_1.jpg and .*Sad_1.png would both be written as Sad_1.webp"):
+        shrink_face_tree.shrink_tree(twin, tmp_path / "t", size=44, grayscale=True, progress=False)
 
 
 def test_the_gpu_session_script_runs_where_only_torch_and_opencv_are(crop_tree, tmp_path):

@@ -65,6 +65,21 @@ def shrink_tree(src: str | Path, out: str | Path, *, size: int, grayscale: bool,
     images = sorted(p for p in src.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
     if not images:
         raise MmferError(f"{src}: no images ({' '.join(IMAGE_EXTENSIONS)})")
+    names: dict[Path, Path] = {}
+    for p in images:  # a.jpg and a.png would both become a.<fmt>
+        first = names.setdefault(p.relative_to(src).with_suffix(""), p)
+        if first != p:
+            raise MmferError(f"{first} and {p} would both be written as {first.stem}.{fmt}; rename one")
+    import json
+
+    from mmfer.outputs import write_file
+
+    settings = {"size": size, "grayscale": grayscale, "format": fmt, "source": str(src.resolve())}
+    made = out / "shrink.json"  # what the images already there were made with: a run of others keeps none
+    if made.is_file() and json.loads(made.read_text()) != settings:
+        raise MmferError(f"{out}: made with {made.read_text().strip()}, not {json.dumps(settings)}; remove it or "
+                         "choose another --out")
+    write_file(made, json.dumps(settings) + "\n")
     counts = {"images": len(images), "written": 0, "kept": 0, "failed": 0}
     for p in progress_bar(images, desc="shrink", unit="image", enabled=progress):
         dst = out / p.relative_to(src).with_suffix(f".{fmt}")
@@ -74,22 +89,22 @@ def shrink_tree(src: str | Path, out: str | Path, *, size: int, grayscale: bool,
         try:
             rgb = read_image_rgb(p)
         except MmferError as e:
-            print(f"warning: {e}; left out", file=sys.stderr)
+            print(f"warning: {p}: {e}; left out", file=sys.stderr)
             counts["failed"] += 1
             continue
         small = model_pixels(rgb, size=size, grayscale=grayscale)
-        if check:
-            again = np.repeat(small[..., None], 3, axis=-1) if grayscale else small
-            a = face_tensor(rgb, size=size, grayscale=grayscale, equalize=True)
-            b = face_tensor(again, size=size, grayscale=grayscale, equalize=True)
-            if not np.array_equal(a, b):
-                raise MmferError(f"{p}: the shrunk image gives another model input (max difference "
-                                 f"{float(np.abs(a - b).max()):.4f}); please report this")
-        dst.parent.mkdir(parents=True, exist_ok=True)
         ok, data = cv2.imencode(f".{fmt}", small if grayscale else cv2.cvtColor(small, cv2.COLOR_RGB2BGR),
                                 _encoding(fmt))
         if not ok:
             raise MmferError(f"{p}: could not be encoded as {fmt}")
+        if check:  # the encoded bytes, read back as the dataset reads them, give the model the same input
+            back = cv2.cvtColor(cv2.imdecode(data, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+            a = face_tensor(rgb, size=size, grayscale=grayscale, equalize=True)
+            b = face_tensor(back, size=size, grayscale=grayscale, equalize=True)
+            if not np.array_equal(a, b):
+                raise MmferError(f"{p}: the shrunk image gives another model input (max difference "
+                                 f"{float(np.abs(a - b).max()):.4f}); please report this")
+        dst.parent.mkdir(parents=True, exist_ok=True)
         tmp = dst.with_name(dst.name + ".part")  # not an image name: an interrupted write is never read as one
         tmp.write_bytes(data.tobytes())
         tmp.replace(dst)
@@ -100,7 +115,7 @@ def shrink_tree(src: str | Path, out: str | Path, *, size: int, grayscale: bool,
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("src", help="face-image tree (ROOT/<split>/<Emotion>/*.png, as tools/make_video_crops.py writes)")
-    ap.add_argument("--out", required=True, help="the shrunk tree (same relative names, PNG)")
+    ap.add_argument("--out", required=True, help="the shrunk tree (same relative names, WebP or PNG)")
     ap.add_argument("--size", type=int, required=True, help="the model's data.image_size (44 for the shipped face models)")
     ap.add_argument("--grayscale", action="store_true", help="keep luminance only (the config's data.grayscale)")
     ap.add_argument("--format", choices=FORMATS, default="webp",

@@ -17,10 +17,27 @@ _JPEG_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0
 
 
 def _declared_size(head: bytes) -> tuple[int, int] | None:
-    """(width, height) from a PNG's or JPEG's first bytes, as the file declares it; None for other formats or a
-    JPEG whose frame header lies further on."""
+    """(width, height) from a PNG's, JPEG's, WebP's or BMP's first bytes, as the file declares it (read without
+    Pillow, whose header read costs more than the decode of a small crop); None for other formats or a JPEG
+    whose frame header lies further on."""
+    le = lambda a, b: int.from_bytes(head[a:b], "little")  # noqa: E731
     if head[:8] == _PNG and len(head) >= 24:
         return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP" and len(head) >= 30:
+        chunk = head[12:16]
+        if chunk == b"VP8 " and head[23:26] == b"\x9d\x01\x2a":
+            return le(26, 28) & 0x3FFF, le(28, 30) & 0x3FFF
+        if chunk == b"VP8L" and head[20] == 0x2F:
+            bits = le(21, 25)
+            return (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
+        if chunk == b"VP8X":
+            return le(24, 27) + 1, le(27, 30) + 1
+        return None
+    if head[:2] == b"BM" and len(head) >= 26:
+        if le(14, 18) == 12:  # the oldest header: 16-bit sizes
+            return le(18, 20), le(20, 22)
+        return abs(int.from_bytes(head[18:22], "little", signed=True)), abs(int.from_bytes(head[22:26], "little",
+                                                                                             signed=True))
     if head[:2] == b"\xff\xd8":
         i = 2
         while i + 9 <= len(head) and head[i] == 0xFF:

@@ -143,7 +143,11 @@ def build_video_face_tree(src: str | Path, dst: str | Path, *, splits: tuple[str
     from mmfer.outputs import open_new, write_file
 
     if settings_file.exists():
-        old = json.loads(settings_file.read_text())
+        try:
+            old = json.loads(settings_file.read_text())
+        except ValueError:
+            old = None
+        old = old if isinstance(old, dict) else {"settings.json": "unreadable"}
         if old != settings:
             changed = [f"{k} {old.get(k)!r} there, {settings.get(k)!r} now" for k in sorted(set(old) | set(settings))
                        if old.get(k) != settings.get(k)]

@@ -87,9 +87,12 @@ def test_an_image_too_large_to_decode_is_refused_from_its_header(tmp_path, monke
     Image.new("RGB", (9000, 6000)).save(tmp_path / "bomb.jpg", quality=50)
     with pytest.raises(MmferError, match="9000x6000 pixels"):
         read_image_rgb(tmp_path / "bomb.jpg")
-    Image.new("RGB", (8000, 8000)).save(tmp_path / "bomb.webp", lossless=True)  # read by Pillow's header
+    Image.new("RGB", (8000, 8000)).save(tmp_path / "bomb.webp", lossless=True)
     with pytest.raises(MmferError, match="8000x8000 pixels"):
         read_image_rgb(tmp_path / "bomb.webp")
+    Image.new("RGB", (8000, 8000)).save(tmp_path / "bomb.tif")  # read by Pillow's header
+    with pytest.raises(MmferError, match="8000x8000 pixels"):
+        read_image_rgb(tmp_path / "bomb.tif")
     (tmp_path / "hdr.png").write_bytes(b"#?RADIANCE\nFORMAT=32-bit_rle_rgbe\n\n-Y 9000 +X 9000\n" + b"\0" * 64)
     with pytest.raises(MmferError, match="not a readable image"):
         read_image_rgb(tmp_path / "hdr.png")
@@ -100,7 +103,11 @@ def test_an_image_too_large_to_decode_is_refused_from_its_header(tmp_path, monke
     exif[0x010E] = "x" * 2000
     Image.fromarray(_face(37, 53)).save(tmp_path / "ok.jpg", exif=exif.tobytes())
     Image.fromarray(_face(37, 53)).save(tmp_path / "ok.png")
-    for name in ("ok.jpg", "ok.png"):
+    Image.fromarray(_face(37, 53)).save(tmp_path / "ok.webp", lossless=True)  # VP8L
+    Image.fromarray(_face(37, 53)).save(tmp_path / "lossy.webp", quality=80)  # VP8
+    Image.fromarray(_face(37, 53)).convert("RGBA").save(tmp_path / "alpha.webp", exif=exif.tobytes())  # VP8X
+    Image.fromarray(_face(37, 53)).save(tmp_path / "ok.bmp")
+    for name in ("ok.jpg", "ok.png", "ok.webp", "lossy.webp", "alpha.webp", "ok.bmp"):
         head = (tmp_path / name).read_bytes()[:4096]
         assert images._declared_size(head) == (53, 37)
         assert read_image_rgb(tmp_path / name).shape == (37, 53, 3)
