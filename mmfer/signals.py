@@ -44,8 +44,9 @@ def start_iter(iterable: Any) -> Any:
     _releaseLock") and lost: the stop was swallowed and training went on. Held back, it is sent again just
     after, to the handlers in force, where it stops the command as usual. (The handlers are swapped rather than the signals masked: Python runs
     handlers in the main thread whichever thread the signal reached, and other threads do not share a mask.)"""
-    if threading.current_thread() is not threading.main_thread():
-        return iter(iterable)
+    if (threading.current_thread() is not threading.main_thread() or not getattr(iterable, "num_workers", 0)
+            or any(signal.getsignal(sig) is None for sig in STOP_SIGNALS)):
+        return iter(iterable)  # nothing forks, or a handler Python cannot put back (a C host's)
     held: list[int] = []
 
     def hold(signum, frame):  # noqa: ANN001 - the signal module's signature

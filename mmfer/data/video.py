@@ -101,18 +101,16 @@ class VideoInfo:
 
 
 def _quiet() -> None:
-    """Silence decord's and FFmpeg's console chatter: failures surface as DecodeError instead."""
+    """Silence decord's and FFmpeg's console chatter: failures surface as DecodeError instead. PyAV 13 and later
+    forward none by default, so its level (perhaps an application's own) is left as it is."""
     try:
+        import av.logging
         import decord
 
         decord.logging.set_level(decord.logging.QUIET)
-    except Exception:  # pragma: no cover - decord missing is reported where it is used
-        pass
-    try:
-        import av.logging
-
-        av.logging.set_level(av.logging.PANIC)
-    except Exception:  # pragma: no cover
+        if int(av.__version__.split(".")[0]) < 13:
+            av.logging.set_level(av.logging.PANIC)
+    except Exception:  # pragma: no cover - a decoder missing is reported where it is used
         pass
 
 

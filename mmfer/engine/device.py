@@ -34,8 +34,9 @@ def resolve_device(device: str | torch.device | None, preferred: str = "auto") -
     return dev
 
 
-def one_blas_thread() -> None:
-    """Limit the BLAS libraries loaded so far (numpy's and scipy's OpenBLAS) to one thread, for the process.
+def one_blas_thread(threads: int = 1) -> None:
+    """Limit the BLAS libraries loaded so far (numpy's and scipy's OpenBLAS) to one thread (or ``threads``), for
+    the process.
 
     Why: after each numpy matrix product OpenBLAS's threads keep spinning, and on a 2-core CPU they take a core
     from the torch ops that follow. Measured in predict: five audio CNNs on a 2.3-s clip took 50 ms after the
@@ -43,7 +44,7 @@ def one_blas_thread() -> None:
     so the threads buy nothing. Torch's own threads are not affected."""
     from threadpoolctl import threadpool_limits
 
-    threadpool_limits(limits=1, user_api="blas")
+    threadpool_limits(limits=int(threads), user_api="blas")
 
 
 @functools.lru_cache(maxsize=1)

@@ -147,7 +147,8 @@ def load_nets():
     check_weights()
     nets = []
     for cls, path in zip(_nets(), weight_files().values()):
-        net = cls()
+        with torch.random.fork_rng(devices=[]):  # random init, replaced by the weights: the caller's RNG untouched
+            net = cls()
         try:
             net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
         except Exception as e:  # a truncated or foreign file

@@ -28,6 +28,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -163,6 +164,8 @@ def _weight_text(w: np.ndarray) -> str:
 # ---------------------------------------------------------------- loading
 def load_bundle(model: str | Path = "default") -> Bundle:
     """The model ``mmfer predict --model`` names: ``default``, a bundle folder, a RUN, a checkpoint or a FUSE folder."""
+    if not isinstance(model, (str, os.PathLike)):
+        raise MmferError(f"model {model!r}: give 'default' or the path of a bundle, RUN or FUSE folder or checkpoint")
     if str(model) == "default":
         if not (DEFAULT_DIR / BUNDLE_FILE).is_file():
             raise MmferError(

@@ -161,7 +161,7 @@ class Predictor:
     def __init__(self, model: str | Path | Bundle = "default", *, device: str | torch.device = "auto",
                  segments: SegmentSettings = SegmentSettings(), start: float = 0.0,
                  duration: float | None = None, frame_pooling: str | None = None, speech_check: bool = True,
-                 face_backend: str | None = None) -> None:
+                 face_backend: str | None = None, blas_threads: int | None = 1) -> None:
         """``segments``: how videos and sound files are cut (4-s fixed windows by default); ``start`` and
         ``duration`` (s) limit the span of each that is analysed (default: all of it); ``frame_pooling``
         (mean, log_mean, confidence; see ``pool_frames``) replaces the model's own for its single-image face
@@ -169,7 +169,9 @@ class Predictor:
         sound in which speech is heard (``mmfer.inference.speech``); False reads any sound that is not silent.
         ``face_backend`` replaces the model's face detector and landmarks (``decode.face_backend``), one of
         ``mmfer.faces.backends.BACKENDS`` or your own (``register_backend``): its face branches learnt from the
-        faces their own detector found, so measure before relying on another."""
+        faces their own detector found, so measure before relying on another. ``blas_threads``: the thread limit
+        set on numpy's and scipy's BLAS for the process (1: mmfer's small matrices gain nothing from more, and
+        their spinning threads slowed the models); None leaves an application's own setting as it is."""
         from mmfer.engine.device import one_blas_thread, resolve_device
 
         self.set_span(segments=segments, start=start, duration=duration)
@@ -206,7 +208,8 @@ class Predictor:
 
             get_backend(self.bundle.decode.face_backend)
         self._warm_up()
-        one_blas_thread()  # after the warm-up, which loads the libraries (scipy's own OpenBLAS among them)
+        if blas_threads is not None:  # after the warm-up, which loads the libraries (scipy's own OpenBLAS among them)
+            one_blas_thread(blas_threads)
 
     def _use_face_backend(self, name: str) -> None:
         import dataclasses
@@ -348,11 +351,20 @@ class Predictor:
 
     def set_span(self, *, segments: SegmentSettings, start: float, duration: float | None) -> None:
         """How files are cut into segments and which span of each is analysed (``start``, ``duration`` in s)."""
-        if float(start) < 0 or not np.isfinite(float(start)):
-            raise MmferError(f"--start {start}: give a time in seconds from 0")
-        if duration is not None and not (np.isfinite(duration) and duration > 0):
-            raise MmferError(f"--duration {duration}: give a length in seconds above 0")
-        self.segment_settings, self.start, self.duration = segments, float(start), duration
+        def seconds(value: Any) -> float:  # "abc", None, "5" are said as bad values, not a TypeError
+            if value is None or isinstance(value, (str, bytes, bool)):
+                return float("nan")
+            try:
+                return float(value)
+            except (TypeError, ValueError):
+                return float("nan")
+
+        if not (np.isfinite(seconds(start)) and seconds(start) >= 0):
+            raise MmferError(f"--start {start!r} (start=): give a time in seconds from 0")
+        if duration is not None and not (np.isfinite(seconds(duration)) and seconds(duration) > 0):
+            raise MmferError(f"--duration {duration!r} (duration=): give a length in seconds above 0")
+        self.segment_settings, self.start = segments, float(start)
+        self.duration = None if duration is None else float(duration)
 
     def segments(self, path: str | Path, *, audio_only: bool | None = None) -> Iterator[Segment]:
         """The segments of a video (or sound file), yielded as they are analysed: a tool can stream an hour-long
@@ -438,7 +450,7 @@ class Predictor:
             d = members[0].config.data
             ds = memory_dataset(kind, clips, data=d, sample_rate=rate)
             batches = list(DataLoader(ds, batch_size=d.eval_batch_size or d.batch_size, shuffle=False,
-                                      collate_fn=collate_for(ds.kind))) if len(ds) else []
+                                      collate_fn=collate_for(ds.kind), generator=torch.Generator().manual_seed(0))) if len(ds) else []
             for b in members:
                 out[b.name] = predict_batches(b.model, batches, clips=len(clips), device=self.device)
         return out

@@ -78,7 +78,12 @@ def predict(
 
     from mmfer.outputs import check_output_dir, check_output_file
 
-    paths = [paths] if isinstance(paths, (str, Path)) else list(paths)  # read twice: by find_inputs and the checks
+    if paths is None or isinstance(paths, bytes) or not isinstance(paths, (str, os.PathLike, Iterable)):
+        raise MmferError(f"predict: inputs {paths!r}: give a file or folder path, or a list of them")
+    paths = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)  # read twice: by find_inputs, checks
+    bad = [p for p in paths if not isinstance(p, (str, os.PathLike))]
+    if bad:
+        raise MmferError(f"predict: input {bad[0]!r} is not a path; give file or folder paths (str or Path)")
     if labels_from is not None and labels_from not in ("folder", "ravdess", "cremad"):
         raise MmferError(f"--labels-from {labels_from!r}: choose folder, ravdess or cremad")
     cut = SegmentSettings(seconds=segment_seconds, by=segment_by)
@@ -374,7 +379,7 @@ def shard_inputs(inputs: Sequence[tuple[Path, str]], shard: str | tuple[int, int
     them with no list to share; merge their CSVs with ``mmfer merge``."""
     from mmfer.data.preprocess import parse_shard, shard_of
 
-    i, n = parse_shard(shard) if isinstance(shard, str) else shard
+    i, n = parse_shard(shard if isinstance(shard, str) else "/".join(map(str, shard)))  # a tuple checked alike
     return [(p, k) for p, k in inputs if shard_of("Test", clip_id_from_name(p.stem), n) == i]
 
 
