@@ -616,9 +616,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             stream.reconfigure(errors="backslashreplace")
         except (AttributeError, ValueError, OSError):  # replaced by an object without it (tests, pipes)
             pass
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
-    )
+    logging.basicConfig(  # other libraries' own INFO lines (matplotlib's font cache) only with --verbose
+        level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("mmfer").setLevel(logging.DEBUG if args.verbose else logging.INFO)
+    from mmfer.outputs import private_matplotlib_config
+
+    plot_config = private_matplotlib_config()
     from mmfer.progress import bars_wanted
 
     if getattr(args, "no_progress", True) is False and not bars_wanted():
@@ -649,6 +652,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         why = {errno.ENOSPC: "no space left on the device", errno.EDQUOT: "disk quota exceeded",
                errno.EROFS: "the file system is read-only"}[e.errno]
+        if not e.filename:  # not known to be an output (shared memory, a library's own file): said as it came
+            _say_error(args, f"a write failed: {why} ({e})")
+            return 2
         fix = "choose a writable place" if e.errno == errno.EROFS else "free some space (or choose another place)"
         _say_error(args, f"cannot write {e.filename or 'an output'}: {why}; {fix}, then: "
                          f"{_interrupted_hint(args).split('; ', 1)[-1]}")
@@ -662,6 +668,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         if old_term is not None:  # main() called in-process (tests, scripts) leaves the handler it found
             signal.signal(signal.SIGTERM, old_term)
+        if plot_config is not None:  # (before os._exit below, which runs no exit hook)
+            import shutil
+
+            shutil.rmtree(plot_config, ignore_errors=True)
+            os.environ.pop("MPLCONFIGDIR", None)
     if code == 130 and argv is None:
         # A Ctrl-C'd command line leaves at once: finished work is on disk, worker processes are terminated,
         # and CPython's exit hook can wait forever on a process pool whose workers were killed mid-task.

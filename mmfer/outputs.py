@@ -318,3 +318,25 @@ class CsvStream:
     def abort(self) -> None:
         self._f.close()
         self._tmp.unlink(missing_ok=True)
+
+
+def private_matplotlib_config() -> str | None:
+    """Where matplotlib cannot write its config and font cache (``~/.config/matplotlib``: a container whose HOME is
+    read-only or unset), a temporary folder of this process's own is set as ``MPLCONFIGDIR`` before matplotlib
+    loads: it warned twice and rebuilt its font cache on every plot, and its own temporary folder was left behind
+    by a killed command. Returns that folder (the caller removes it), or None where nothing was needed."""
+    import sys
+    import tempfile
+
+    if "MPLCONFIGDIR" in os.environ or "matplotlib" in sys.modules:
+        return None
+    base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
+    place = os.path.join(base, "matplotlib")
+    try:
+        os.makedirs(place, exist_ok=True)
+        if os.access(place, os.W_OK):
+            return None
+    except OSError:
+        pass
+    os.environ["MPLCONFIGDIR"] = own = tempfile.mkdtemp(prefix="mmfer-mpl-")
+    return own

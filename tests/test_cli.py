@@ -78,8 +78,9 @@ def test_a_stop_that_arrives_while_a_loader_starts_is_raised_after_it_not_lost()
 
     from mmfer.signals import sigterm_as_interrupt, start_iter
 
-    class Starting:
+    class Starting:  # a DataLoader with worker processes (one without forks nothing: no swap, see test_embedding)
         finished = False
+        num_workers = 2
 
         def __iter__(self):
             os.kill(os.getpid(), signal.SIGTERM)  # the stop arrives while the workers start
@@ -170,6 +171,14 @@ def test_a_full_disk_is_an_error_that_names_the_file_and_how_to_go_on(tmp_path, 
     err = capsys.readouterr().err
     assert f"cannot write {tmp_path / 'p.csv'}: no space left on the device" in err and "Traceback" not in err
 
+    def shm(names):  # a read-only place that is no output (the worker pool's shared memory, /dev/shm)
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr(cli, "import_user_modules", shm)
+    assert main(["merge", str(tmp_path / "a.csv"), "--out", str(tmp_path / "m.csv")]) == 2
+    err = capsys.readouterr().err
+    assert "a write failed: the file system is read-only" in err and "cannot write an output" not in err
+
     def short_write(*a, **k):
         raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 3188736 vs 3188628")
 
@@ -222,3 +231,27 @@ def test_import_takes_a_python_file_as_well_as_a_module(tmp_path, monkeypatch):
     monkeypatch.delitem(sys.modules, "colorsys", raising=False)
     with pytest.raises(MmferError, match=r"the name colorsys is an installed module .*rename the file"):
         import_user_modules([str(tmp_path / "lib" / "colorsys.py")])
+
+
+def test_a_home_that_cannot_be_written_costs_no_warnings_and_leaves_nothing(tmp_path):
+    """In a container with HOME read-only or unset, matplotlib warned twice on every plotting command, printed its
+    font-cache line through mmfer's INFO logging, and its temporary folder stayed after a kill."""
+    import os
+    import subprocess
+    import sys
+
+    import numpy as np
+
+    from mmfer.scores import write_scores
+
+    write_scores(tmp_path / "s.csv", ["a", "b"], ["Angry", "Sad"], np.eye(7)[[0, 5]])
+    spare = tmp_path / "tmp"
+    spare.mkdir()
+    env = {k: v for k, v in os.environ.items() if k not in ("MPLCONFIGDIR", "XDG_CONFIG_HOME")}
+    (tmp_path / "a_file").write_text("")
+    env.update(HOME=str(tmp_path / "a_file" / "home"), TMPDIR=str(spare))  # nothing can be made there, even by root
+    proc = subprocess.run([sys.executable, "-m", "mmfer", "evaluate", str(tmp_path / "s.csv"), "--png",
+                           str(tmp_path / "cm.png")], env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "matplotlib" not in proc.stderr and (tmp_path / "cm.png").is_file()
+    assert list(spare.iterdir()) == []  # its private config folder removed

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # What a session lent a GPU runs, as one call of the device tool (docs/training.md, "On a lent GPU"). The GPU
-# machine has PyTorch, OpenCV and NumPy but no PyAV, decord, librosa or dlib, and a call carries at most 64 MiB
+# machine has PyTorch, OpenCV and NumPy but no PyAV, decord or dlib, and a call carries at most 64 MiB
 # with the repository (30 MB), so it trains from a shrunk crop tree made here first (the same model inputs):
 #
 #   python tools/make_video_crops.py ../shared/data/fer2013 --out data/fer2013_video --workers 2    # ~15 min

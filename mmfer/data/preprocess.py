@@ -346,10 +346,14 @@ def _pool_results(
     queue = todo[::-1]
     with _opencv_threads_stopped(start_method == "fork"):
         while queue:
-            pool = ProcessPoolExecutor(
-                max_workers=workers, mp_context=ctx, initializer=_init_worker,
-                initargs=(settings.face_backend, os.getpid(), registered_backend(settings.face_backend))
-            )
+            try:
+                pool = ProcessPoolExecutor(
+                    max_workers=workers, mp_context=ctx, initializer=_init_worker,
+                    initargs=(settings.face_backend, os.getpid(), registered_backend(settings.face_backend))
+                )
+            except OSError as e:  # its locks live in shared memory (/dev/shm): read-only or absent in a container
+                raise MmferError(f"cannot start {workers} worker processes: no shared memory for their locks "
+                                 f"({e.strerror or e}; /dev/shm read-only or missing?); use --workers 1") from None
             running: dict[Future, ClipEntry] = {}
             try:
                 try:  # workers that die as they start are no clip's fault: said as such, no clip marked failed

@@ -283,6 +283,24 @@ def test_clips_of_an_older_mmfer_are_made_again_or_left_out_and_said(small_cache
     assert [r.clip_id for r in split_records(cache, "Train")] == ["1001_DFA_ANG_XX"]  # read without a refusal
 
 
+def test_no_shared_memory_for_workers_is_said_with_the_way_round(small_cache, monkeypatch):
+    """In a container with /dev/shm read-only the pool's locks could not be made, and the error blamed the output
+    folder ("cannot write an output: the file system is read-only")."""
+    import errno
+
+    csv, cache = small_cache
+    shutil.rmtree(cache / "Train" / "1001_DFA_DIS_XX")
+    shutil.rmtree(cache / "Train" / "1001_DFA_ANG_XX")  # two clips to do: two workers
+
+    def no_shm(*a, **k):
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr(pp, "ProcessPoolExecutor", no_shm)
+    with pytest.raises(MmferError, match=r"cannot start 2 worker processes: no shared memory .*use --workers 1"):
+        pp.preprocess(csv, cache, settings=NONE, workers=2, progress=False)
+    assert pp.preprocess(csv, cache, settings=NONE, workers=1, progress=False).ok == 2
+
+
 def test_damaged_clips_are_redone_on_resume(small_cache, monkeypatch):
     """A truncated array or a garbage meta.json used to count as cached forever."""
     csv, cache = small_cache

@@ -41,6 +41,12 @@ class _Analysed(list):
 
         self.monkeypatch.setattr(Predictor, "predict_file", predict_file)
 
+    def killed(self, *args, at: int, **kwargs) -> None:
+        """``predict(*args, **kwargs)`` with the machine going down as its ``at``-th file starts."""
+        self.watch(kill_at=at)
+        with pytest.raises(RuntimeError, match="went down"):
+            predict(*args, **kwargs)
+
 
 def test_an_interrupted_or_killed_run_resumes_without_analysing_finished_files(bundle, tmp_path, cremad_videos,
                                                                                 cremad_audio, monkeypatch):
@@ -169,9 +175,7 @@ def test_a_record_of_an_older_mmfer_is_read_for_what_it_can_tell(bundle, tmp_pat
     out = tmp_path / "p.csv"
     analysed = _Analysed(monkeypatch)
     monkeypatch.setattr(run, "SAVE_EVERY_S", 0.0)
-    analysed.watch(kill_at=3)
-    with pytest.raises(RuntimeError, match="went down"):
-        predict(inputs, model=bundle, out=out, progress=False)
+    analysed.killed(inputs, model=bundle, out=out, progress=False, at=3)
 
     def as_older(fmt: int, **settings) -> None:
         record = json.loads(record_path(out).read_text())
@@ -185,9 +189,7 @@ def test_a_record_of_an_older_mmfer_is_read_for_what_it_can_tell(bundle, tmp_pat
     predict(inputs, model=bundle, out=out, progress=False)
     assert analysed == [inputs[2].name]
     # format 2: its weights by sizes and times, so they cannot be checked
-    analysed.watch(kill_at=3)
-    with pytest.raises(RuntimeError, match="went down"):
-        predict(inputs, model=bundle, out=out, progress=False)
+    analysed.killed(inputs, model=bundle, out=out, progress=False, at=3)
     as_older(2, weights="sizes and times", start=0.0)
     with pytest.raises(MmferError, match=r"start 0.0 then, 0.5 now\) \(its record, .p.csv.run.json, is of an older "
                                          r"mmfer that cannot tell weights\)"):
@@ -201,9 +203,7 @@ def test_a_record_of_an_older_mmfer_is_read_for_what_it_can_tell(bundle, tmp_pat
     assert "no record of its run" not in caplog.text
     assert read_record(out)["format"] == read_record(out, older=True)["format"] > 3  # written anew
     # the same command after a format-2 run's kill: its model cannot be checked, so it is redone, and said so
-    analysed.watch(kill_at=3)
-    with pytest.raises(RuntimeError, match="went down"):
-        predict(inputs, model=bundle, out=out, progress=False)
+    analysed.killed(inputs, model=bundle, out=out, progress=False, at=3)
     as_older(2, weights="sizes and times")
     caplog.clear()
     with caplog.at_level(logging.WARNING):
