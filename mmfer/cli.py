@@ -652,7 +652,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         why = {errno.ENOSPC: "no space left on the device", errno.EDQUOT: "disk quota exceeded",
                errno.EROFS: "the file system is read-only"}[e.errno]
-        if not e.filename:  # not known to be an output (shared memory, a library's own file): said as it came
+        if e.errno == errno.EROFS and not e.filename:  # a read-only place not known to be an output (shared memory)
             _say_error(args, f"a write failed: {why} ({e})")
             return 2
         fix = "choose a writable place" if e.errno == errno.EROFS else "free some space (or choose another place)"

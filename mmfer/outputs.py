@@ -321,22 +321,32 @@ class CsvStream:
 
 
 def private_matplotlib_config() -> str | None:
-    """Where matplotlib cannot write its config and font cache (``~/.config/matplotlib``: a container whose HOME is
-    read-only or unset), a temporary folder of this process's own is set as ``MPLCONFIGDIR`` before matplotlib
-    loads: it warned twice and rebuilt its font cache on every plot, and its own temporary folder was left behind
-    by a killed command. Returns that folder (the caller removes it), or None where nothing was needed."""
+    """Where matplotlib cannot write its config and font cache (``~/.config/matplotlib``, ``~/.cache/matplotlib``:
+    a container whose HOME is read-only or unset), a temporary folder of this process's own is set as
+    ``MPLCONFIGDIR`` before matplotlib loads: it warned twice and rebuilt its font cache on every plot, and its own
+    temporary folder was left behind by a killed command. Nothing is created to find out. Returns that folder
+    (the caller removes it), or None where nothing was needed."""
     import sys
     import tempfile
 
     if "MPLCONFIGDIR" in os.environ or "matplotlib" in sys.modules:
         return None
-    base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
-    place = os.path.join(base, "matplotlib")
+
+    def writable(place: str) -> bool:  # the folder, or the nearest one above it that exists
+        while not os.path.exists(place):
+            parent = os.path.dirname(place)
+            if parent == place:
+                return False
+            place = parent
+        return os.path.isdir(place) and os.access(place, os.W_OK)
+
     try:
-        os.makedirs(place, exist_ok=True)
-        if os.access(place, os.W_OK):
-            return None
-    except OSError:
-        pass
+        home = str(Path.home())
+    except RuntimeError:  # HOME unset and no user entry: matplotlib cannot find one either
+        home = ""
+    places = [os.path.join(os.environ.get(var) or os.path.join(home, sub), "matplotlib")
+              for var, sub in (("XDG_CONFIG_HOME", ".config"), ("XDG_CACHE_HOME", ".cache"))]
+    if os.path.isabs(home) and all(os.path.isabs(p) and writable(p) for p in places):
+        return None
     os.environ["MPLCONFIGDIR"] = own = tempfile.mkdtemp(prefix="mmfer-mpl-")
     return own

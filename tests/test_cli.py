@@ -233,7 +233,7 @@ def test_import_takes_a_python_file_as_well_as_a_module(tmp_path, monkeypatch):
         import_user_modules([str(tmp_path / "lib" / "colorsys.py")])
 
 
-def test_a_home_that_cannot_be_written_costs_no_warnings_and_leaves_nothing(tmp_path):
+def test_a_home_that_cannot_be_written_costs_no_warnings_and_leaves_nothing(tmp_path, monkeypatch):
     """In a container with HOME read-only or unset, matplotlib warned twice on every plotting command, printed its
     font-cache line through mmfer's INFO logging, and its temporary folder stayed after a kill."""
     import os
@@ -255,3 +255,12 @@ def test_a_home_that_cannot_be_written_costs_no_warnings_and_leaves_nothing(tmp_
     assert proc.returncode == 0, proc.stderr
     assert "matplotlib" not in proc.stderr and (tmp_path / "cm.png").is_file()
     assert list(spare.iterdir()) == []  # its private config folder removed
+    # nothing is created to find out; a writable home is left to matplotlib
+    from mmfer.outputs import private_matplotlib_config
+
+    home = tmp_path / "home"
+    home.mkdir()
+    for var, value in (("HOME", str(home)), ("XDG_CONFIG_HOME", None), ("XDG_CACHE_HOME", None), ("MPLCONFIGDIR", None)):
+        monkeypatch.setenv(var, value) if value else monkeypatch.delenv(var, raising=False)
+    monkeypatch.delitem(sys.modules, "matplotlib", raising=False)
+    assert private_matplotlib_config() is None and list(home.iterdir()) == []

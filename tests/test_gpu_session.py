@@ -68,7 +68,7 @@ def test_shrinking_refuses_what_would_mix_or_lose_images(crop_tree, tmp_path):
     with pytest.raises(MmferError, match="outside"):
         shrink_face_tree.shrink_tree(crop_tree, crop_tree / "small", size=44, grayscale=True, progress=False)
     shrink_face_tree.shrink_tree(crop_tree, tmp_path / "s", size=44, grayscale=True, progress=False)
-    with pytest.raises(MmferError, match=r"made with .*\"size\": 44.*remove it or choose another --out"):
+    with pytest.raises(MmferError, match=r"made with .*.size.: 44.*remove it or choose another --out"):
         shrink_face_tree.shrink_tree(crop_tree, tmp_path / "s", size=48, grayscale=True, progress=False)
     twin = tmp_path / "twin"
     shutil.copytree(crop_tree, twin)

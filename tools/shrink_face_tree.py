@@ -74,11 +74,15 @@ def shrink_tree(src: str | Path, out: str | Path, *, size: int, grayscale: bool,
 
     from mmfer.outputs import write_file
 
-    settings = {"size": size, "grayscale": grayscale, "format": fmt, "source": str(src.resolve())}
+    settings = {"size": size, "grayscale": grayscale, "format": fmt}
     made = out / "shrink.json"  # what the images already there were made with: a run of others keeps none
-    if made.is_file() and json.loads(made.read_text()) != settings:
-        raise MmferError(f"{out}: made with {made.read_text().strip()}, not {json.dumps(settings)}; remove it or "
-                         "choose another --out")
+    if made.is_file():
+        try:
+            old = json.loads(made.read_text())
+        except ValueError:
+            old = "unreadable"
+        if old != settings:
+            raise MmferError(f"{out}: made with {old}, not {settings}; remove it or choose another --out")
     write_file(made, json.dumps(settings) + "\n")
     counts = {"images": len(images), "written": 0, "kept": 0, "failed": 0}
     for p in progress_bar(images, desc="shrink", unit="image", enabled=progress):

@@ -352,8 +352,9 @@ def _pool_results(
                     initargs=(settings.face_backend, os.getpid(), registered_backend(settings.face_backend))
                 )
             except OSError as e:  # its locks live in shared memory (/dev/shm): read-only or absent in a container
-                raise MmferError(f"cannot start {workers} worker processes: no shared memory for their locks "
-                                 f"({e.strerror or e}; /dev/shm read-only or missing?); use --workers 1") from None
+                raise MmferError(f"cannot start {workers} worker processes ({e.strerror or e}; in a container, "
+                                 "shared memory, /dev/shm, read-only or missing is the usual cause); use --workers 1"
+                                 ) from None
             running: dict[Future, ClipEntry] = {}
             try:
                 try:  # workers that die as they start are no clip's fault: said as such, no clip marked failed

@@ -101,16 +101,19 @@ class VideoInfo:
 
 
 def _quiet() -> None:
-    """Silence decord's and FFmpeg's console chatter: failures surface as DecodeError instead. PyAV 13 and later
-    forward none by default, so its level (perhaps an application's own) is left as it is."""
+    """Silence decord's and FFmpeg's chatter (failures are DecodeErrors); PyAV 13+ is silent, its level left."""
     try:
-        import av.logging
         import decord
 
         decord.logging.set_level(decord.logging.QUIET)
+    except Exception:  # pragma: no cover - a decoder missing is reported where it is used
+        pass
+    try:
+        import av.logging
+
         if int(av.__version__.split(".")[0]) < 13:
             av.logging.set_level(av.logging.PANIC)
-    except Exception:  # pragma: no cover - a decoder missing is reported where it is used
+    except Exception:  # pragma: no cover
         pass
 
 
@@ -581,8 +584,7 @@ def read_audio(path: str | Path, *, sample_rate: int = 16000, max_seconds: float
     chunks = list(iter_audio_chunks(path, sample_rate=sample_rate, max_samples=limit))
     audio = np.ascontiguousarray(np.concatenate(chunks), dtype=np.float32) if chunks else np.zeros(0, np.float32)
     if audio.size >= limit and (max_seconds is None or max_seconds > MAX_READ_SECONDS):
-        log.warning("%s: its sound is longer than %d minutes; only the first %d are read", path,
-                    MAX_READ_SECONDS // 60, MAX_READ_SECONDS // 60)
+        log.warning("%s: its sound is longer than %d minutes; the rest is not read", path, MAX_READ_SECONDS // 60)
     return audio
 
 

@@ -251,8 +251,7 @@ def model_from_checkpoint(ckpt: dict[str, Any]) -> nn.Module:
     order = label_permutation(ckpt)
     _check_weights_fit(ckpt)
     try:
-        with torch.random.fork_rng(devices=[]):  # random init, overwritten below: the caller's RNG untouched
-            model = build_model(ckpt["model_name"], **dict(ckpt.get("model_kwargs") or {}))
+        model = build_model(ckpt["model_name"], **dict(ckpt.get("model_kwargs") or {}))
     except MmferError as e:  # e.g. a model registered by code not imported here: say which file needs it
         from mmfer.models.registry import MODELS
 

@@ -192,7 +192,11 @@ def _branch(name: str, ckpt_path: Path, *, weight: Any = 1.0, temperature: float
 
     ckpt = load_checkpoint(ckpt_path)  # weights_only=True
     where = ckpt["path"]
-    model = model_from_checkpoint(ckpt)  # outputs remapped onto EMOTIONS by the checkpoint's label names
+    import torch
+
+    with torch.random.fork_rng(devices=[]):  # its random start, overwritten by the weights: an application's
+        model = model_from_checkpoint(ckpt)  # random numbers untouched (training's teachers draw as they did)
+    # (outputs remapped onto EMOTIONS by the checkpoint's label names)
     kind = getattr(model, "input_kind", None)
     if kind not in MODALITY:
         raise MmferError(f"{where}: model {ckpt['model_name']!r} reads {kind!r} input, which predict cannot build "
@@ -287,23 +291,35 @@ def declared_face_backend(model: str | Path) -> str | None:
     return str((decode or {}).get("face_backend") or DEFAULT_DECODE.face_backend).strip().lower()
 
 
-def declared_frame_poolings(model: str | Path) -> set[str] | None:
+def declared_frame_poolings(model: str | Path | Bundle) -> set[str] | None:
     """How a model's single-image face branches pool frames, without loading it: for a bundle folder (or
     ``default``) each face branch's ``frame_pooling`` option in ``bundle.json`` (a branch's kind read from its
     checkpoint's header), for a RUN folder or checkpoint file the default; None where that cannot tell (a FUSE
     folder, an unreadable file). An empty set: no such branch, so no pooling to change."""
     import torch
 
-    def kind(path: Path) -> Any:  # the pickled header alone: tensors are mapped, not read
-        return torch.load(path, map_location="cpu", weights_only=True, mmap=True).get("input_kind")
+    from mmfer.models.pretrained import refuse_compressed, safe_torch_load
+
+    def kind(path: Path) -> Any:  # the pickled header alone where it can be (tensors mapped, not read)
+        refuse_compressed(path, what="checkpoint")
+        try:
+            ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        except RuntimeError:  # a file of torch's older, non-zip format cannot be mapped
+            ckpt = safe_torch_load(path, what="checkpoint")
+        return ckpt.get("input_kind")
 
     default = FACE_IMAGE_OPTIONS["frame_pooling"]
+    if isinstance(model, Bundle):
+        return {b.options.get("frame_pooling") for b in model.branches if b.kind == "face_image"}
     root = DEFAULT_DIR if str(model) == "default" else Path(model)
     try:
         if (root / BUNDLE_FILE).is_file():
             specs = json.loads((root / BUNDLE_FILE).read_text())["branches"].values()
-            return {str((spec.get("options") or {}).get("frame_pooling", default)) for spec in specs
-                    if kind(root / str(spec["checkpoint"])) == "face_image"}
+            named = [Path(str(spec["checkpoint"])) for spec in specs]
+            if any(n.is_absolute() or ".." in n.parts for n in named):  # never read: load_bundle refuses them
+                return None
+            return {str((spec.get("options") or {}).get("frame_pooling", default)) for spec, n in zip(specs, named)
+                    if kind(root / n) == "face_image"}
         from mmfer.engine.checkpoint import resolve_checkpoint
 
         return {default} if kind(resolve_checkpoint(root)) == "face_image" else set()

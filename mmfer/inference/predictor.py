@@ -174,6 +174,9 @@ class Predictor:
         their spinning threads slowed the models); None leaves an application's own setting as it is."""
         from mmfer.engine.device import one_blas_thread, resolve_device
 
+        if blas_threads is not None and (isinstance(blas_threads, bool) or not isinstance(blas_threads, int)
+                                         or blas_threads < 1):
+            raise MmferError(f"blas_threads={blas_threads!r}: a number of threads from 1, or None to leave them")
         self.set_span(segments=segments, start=start, duration=duration)
         self.bundle = model if isinstance(model, Bundle) else load_bundle(model)
         self.speech_check = bool(speech_check)
@@ -356,7 +359,7 @@ class Predictor:
                 return float("nan")
             try:
                 return float(value)
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, OverflowError):
                 return float("nan")
 
         if not (np.isfinite(seconds(start)) and seconds(start) >= 0):

@@ -379,6 +379,8 @@ def shard_inputs(inputs: Sequence[tuple[Path, str]], shard: str | tuple[int, int
     them with no list to share; merge their CSVs with ``mmfer merge``."""
     from mmfer.data.preprocess import parse_shard, shard_of
 
+    if not isinstance(shard, (str, tuple, list)):
+        raise MmferError(f"--shard {shard!r}: give 'i/n' or (i, n), e.g. '0/4' for the first of four machines")
     i, n = parse_shard(shard if isinstance(shard, str) else "/".join(map(str, shard)))  # a tuple checked alike
     return [(p, k) for p, k in inputs if shard_of("Test", clip_id_from_name(p.stem), n) == i]
 

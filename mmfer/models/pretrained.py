@@ -56,20 +56,26 @@ def _state_dict(obj: Any, path: Path) -> dict[str, torch.Tensor]:
     raise MmferError(f"{path}: holds no state dict (a mapping of parameter names to tensors)")
 
 
+def refuse_compressed(path: Path, *, what: str) -> None:
+    """A torch file (a zip) with a compressed entry, which ``torch.save`` never writes, is refused unread: it could
+    unpack to a thousand times its size (a 195-KB file held 200 MB)."""
+    import zipfile
+
+    if zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as z:
+            packed = [i.filename for i in z.infolist() if i.compress_type != zipfile.ZIP_STORED]
+        if packed:
+            raise MmferError(f"{path}: {len(packed)} of its entries are compressed (e.g. {packed[0]}), which "
+                             f"torch never writes; not loaded as a {what}")
+
+
 def safe_torch_load(path: str | Path, *, what: str) -> Any:
     """``torch.load(path, weights_only=True)`` (no code runs from the file) of a file whose zip entries are
     stored as ``torch.save`` stores them: a compressed entry, which torch never writes, could unpack to a thousand
     times the file's size (a 195-KB file took 200 MB), so it is refused unread. ``what`` names the file's kind."""
-    import zipfile
-
     path = Path(path)
     try:
-        if zipfile.is_zipfile(path):
-            with zipfile.ZipFile(path) as z:
-                packed = [i.filename for i in z.infolist() if i.compress_type != zipfile.ZIP_STORED]
-            if packed:
-                raise MmferError(f"{path}: {len(packed)} of its entries are compressed (e.g. {packed[0]}), which "
-                                 f"torch never writes; not loaded as a {what}")
+        refuse_compressed(path, what=what)
         return torch.load(path, map_location="cpu", weights_only=True)
     except MmferError:
         raise

@@ -296,7 +296,7 @@ def test_no_shared_memory_for_workers_is_said_with_the_way_round(small_cache, mo
         raise OSError(errno.EROFS, "Read-only file system")
 
     monkeypatch.setattr(pp, "ProcessPoolExecutor", no_shm)
-    with pytest.raises(MmferError, match=r"cannot start 2 worker processes: no shared memory .*use --workers 1"):
+    with pytest.raises(MmferError, match=r"cannot start 2 worker processes .*shared memory.*use --workers 1"):
         pp.preprocess(csv, cache, settings=NONE, workers=2, progress=False)
     assert pp.preprocess(csv, cache, settings=NONE, workers=1, progress=False).ok == 2
 

@@ -146,6 +146,9 @@ def test_a_checkpoint_with_compressed_entries_or_of_a_newer_format_is_not_loaded
             out.writestr(item.filename, z.read(item))
     with pytest.raises(MmferError, match=r"entries are compressed .*which torch never writes; not loaded"):
         load_checkpoint(tmp_path / "packed")
+    from mmfer.inference.bundle import declared_frame_poolings
+
+    assert declared_frame_poolings(tmp_path / "packed") is None  # not read to find its kind either
     assert load_checkpoint(src)["model_name"] == "audio_cnn"
     ckpt = torch.load(src, weights_only=True)
     (tmp_path / "newer").mkdir()

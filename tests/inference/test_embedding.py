@@ -53,8 +53,11 @@ def test_blas_threads_can_be_left_to_the_application(bundle):
         return sorted(i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas")
 
     with threadpool_limits(limits=2, user_api="blas"):
+        before = blas()
+        if max(before) < 2:
+            pytest.skip("this machine's BLAS runs one thread: nothing to tell apart")
         Predictor(bundle, speech_check=False, blas_threads=None)
-        assert blas() and set(blas()) == {min(2, n) for n in blas()}  # as set by the application
+        assert blas() == before  # as set by the application
         Predictor(bundle, speech_check=False)  # the default: one thread, for mmfer's small matrices
         assert set(blas()) == {1}
 
@@ -83,4 +86,11 @@ def test_bad_arguments_from_python_are_said_as_mmfer_errors(bundle, cremad_audio
         predict(b"x.mp4", model=bundle, progress=False)
     with pytest.raises(MmferError, match="input 3 is not a path"):
         predict([cremad_audio[0], 3], model=bundle, progress=False)
+    with pytest.raises(MmferError, match=r"--shard 3: give 'i/n' or \(i, n\)"):
+        predict(cremad_audio[:1], model=bundle, shard=3, progress=False)
+    for threads in (0, -1, "x", True):
+        with pytest.raises(MmferError, match="blas_threads="):
+            Predictor(bundle, speech_check=False, blas_threads=threads)
+    with pytest.raises(MmferError, match="--start"):
+        Predictor(bundle, speech_check=False, start=10 ** 400)
     assert Predictor(bundle, speech_check=False, start=1, duration=2).duration == 2.0
