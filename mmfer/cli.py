@@ -354,7 +354,9 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
         ("videos", VIDEO_EXTENSIONS), ("images", IMAGE_EXTENSIONS), ("audio", AUDIO_EXTENSIONS)))
     p.add_argument("paths", nargs="+", metavar="PATH",
                    help=f"video, image or audio files, or folders of them ({kinds})")
-    p.add_argument("--out", default="predictions.csv", help="predictions CSV to write (default predictions.csv)")
+    p.add_argument("--out", default="predictions.csv",
+                   help="predictions CSV to write (default predictions.csv); - writes none, and no record beside it: "
+                        "the table or --json on stdout only (a read-only working folder)")
     p.add_argument("--model", default="default", metavar="default|BUNDLE|RUN|FUSE",
                    help="the shipped model (default), a bundle folder, a run of `mmfer train` or a `mmfer fuse` folder")
     p.add_argument("--submission", default=None, metavar="ZIP", help="also write an EmotiW zip (clip ids must be unique)")
@@ -402,6 +404,8 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
     def run(args: argparse.Namespace) -> int:
         from mmfer.predict import predict
 
+        if args.out == "-":
+            args.out = None  # (the interrupted-run hint then says no CSV was kept)
         result = predict(args.paths, model=args.model, out=args.out, plots=args.plots, submission=args.submission,
                          frames=args.frames, report=args.report, segments=args.segments,
                          segment_seconds=args.segment_seconds, segment_by=args.segment_by, start=args.start,

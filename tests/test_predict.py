@@ -477,9 +477,10 @@ def test_audio_windows():
     assert w[0] == (0, 16000) and w[1] == (8000, 24000) and w[-1][1] <= 40000 and len(w) == 4
 
 
-def test_cli(tmp_path, bundle, cremad_videos, capsys, caplog):
+def test_cli(tmp_path, bundle, cremad_videos, capsys, caplog, monkeypatch):
     from mmfer.cli import main
 
+    (tmp_path / "ro").mkdir()
     out = tmp_path / "pred.csv"
     rc = main(["predict", str(cremad_videos[0]), str(tmp_path / "gone.flv"), "--model", str(bundle),
                "--out", str(out), "--no-progress"])
@@ -506,6 +507,11 @@ def test_cli(tmp_path, bundle, cremad_videos, capsys, caplog):
     assert len(read_predictions(tmp_path / "strict.csv")) == 2
     assert main(["predict", str(tmp_path / "silence.wav"), "--model", str(bundle), "--out", str(tmp_path / "ok.csv"),
                  "--quiet", "--strict"]) == 0
+    # --out -: no CSV and no record, the table on stdout only (a read-only working folder could not run predict)
+    capsys.readouterr()
+    monkeypatch.chdir(tmp_path / "ro")
+    assert main(["predict", str(cremad_videos[0]), "--model", str(bundle), "--out", "-", "--no-progress"]) == 0
+    assert "1001_DFA_ANG_XX" in capsys.readouterr().out and list((tmp_path / "ro").iterdir()) == []
     # --json: one object on stdout instead of the table, errors as an object too (a script parses either)
     capsys.readouterr()
     assert main(["predict", str(tmp_path / "silence.wav"), str(tmp_path / "gone.flv"), "--model", str(bundle),
