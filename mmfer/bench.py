@@ -47,9 +47,7 @@ log = logging.getLogger(__name__)
 
 BRANCHES = ("c3d", "cnn_lstm", "landmark_brnn", "audio_cnn")
 STAGES = ("decode", "preprocess", "predict", "train")
-REPO = Path(__file__).resolve().parents[1]
-CONFIG_DIR = REPO / "configs"
-FIXTURES = REPO / "tests" / "assets" / "cremad"
+FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "assets" / "cremad"  # a checkout's; an install has none
 DECODE_BATCH = 32
 TRAIN_SPLIT = "Train"
 REFERENCE_CLIP_SECONDS = 3.0  # the issue's predict target is stated for a 3-s clip
@@ -69,7 +67,7 @@ def bench(
     stages: Sequence[str] = STAGES,
     max_clips: int | None = None,
     model: str | Path = "default",
-    configs: str | Path = CONFIG_DIR,
+    configs: str | Path | None = None,
     long_clip: float | None = None,
     long_size: str = "1080p",
     progress: bool = True,
@@ -108,7 +106,7 @@ def _bench(videos, work: Path, *, device, workers, repeat, steps, warmup, batch_
            model, configs, progress, tqdm) -> dict[str, Any]:
     entries = bench_entries(videos, max_clips=max_clips, repeat=repeat)
     stages = _check_stages(stages)
-    branches = _check_branches(branches, configs)
+    branches = _check_branches(branches, configs) if "train" in stages else []
     from mmfer.engine.config import is_device_name
 
     if not is_device_name(device, auto=False):  # no auto: a figure says which device it is of
@@ -142,7 +140,7 @@ def _bench(videos, work: Path, *, device, workers, repeat, steps, warmup, batch_
         args = {"entries": [[e.clip_id, e.split, e.label, str(e.path)] for e in entries], "device": device,
                 "cache": str(work / "cache"), "workers": workers, "steps": steps, "warmup": warmup,
                 "batch_size": batch_size, "branch": branch, "model": str(model),
-                "config": str(Path(configs) / f"{branch}.yaml")}
+                "config": str(_branch_config(branch, configs)) if branch else None}
         out = run_stage(stage, args, work=work)
         _record(result, stage, branch, out)
     machine["load_average_after"] = _loadavg()
@@ -156,8 +154,10 @@ def bench_entries(videos: str | Path | None, *, max_clips: int | None = None, re
 
     source = Path(videos) if videos is not None else FIXTURES
     if not source.exists():
-        hint = "give --videos DIR" if videos is None else "check the path"
-        raise MmferError(f"{source}: no such folder; {hint} (a folder of video files, searched recursively)")
+        if videos is None:  # an installed package: the fixtures stay in the source tree
+            raise MmferError(f"no --videos given, and this install has no CREMA-D fixtures ({FIXTURES}, in a source "
+                             "checkout): give --videos DIR, a folder of videos")
+        raise MmferError(f"{source}: no such folder; check the path (a folder of video files, searched recursively)")
     if max_clips is not None and max_clips < 1:
         raise MmferError(f"--max-clips {max_clips}: must be at least 1 (or left out for every clip)")
     entries = _readable(list(index_source(source)))
@@ -208,10 +208,19 @@ def _check_stages(stages: Sequence[str]) -> list[str]:
     return [s for s in STAGES if s in stages]
 
 
-def _check_branches(branches: Sequence[str], configs: str | Path) -> list[str]:
+def _branch_config(branch: str, configs: str | Path | None) -> Path:
+    """``configs``/<branch>.yaml, or the shipped config of that name (mmfer.engine.config.shipped_config_dir)."""
+    from mmfer.engine.config import shipped_config_dir
+
+    folder = Path(configs) if configs is not None else (shipped_config_dir() or Path("configs"))
+    return folder / f"{branch}.yaml"
+
+
+def _check_branches(branches: Sequence[str], configs: str | Path | None) -> list[str]:
+    """The branches to time training of (only asked for with the train stage), each with a config that loads."""
     branches = [b.strip() for b in (branches.split(",") if isinstance(branches, str) else branches) if b.strip()]
     for b in branches:
-        path = Path(configs) / f"{b}.yaml"
+        path = _branch_config(b, configs)
         if not path.is_file():
             raise MmferError(f"--branches {b}: no config {path}; the committed branches are {', '.join(BRANCHES)}")
         from mmfer.engine.config import load_train_config

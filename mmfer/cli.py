@@ -111,7 +111,8 @@ def _fold_numbers(text: str) -> list[int]:
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train one branch from a config")
-    p.add_argument("config", metavar="CONFIG", help="train config YAML, e.g. configs/c3d.yaml")
+    p.add_argument("config", metavar="CONFIG",
+                   help="train config YAML, e.g. configs/c3d.yaml (a shipped config is also found by its name: c3d)")
     p.add_argument("--data", required=True, metavar="DATA",
                    help="a cache made by `mmfer preprocess`; for file branches also an image tree (face_frame), an "
                         "audio tree or a CSV list of audio files (path,label and optionally speaker,corpus,split,use,clip_id)")
@@ -458,7 +459,7 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
                     "peak memory of each stage, measured in one run on the same cores (see BENCHMARKS.md).",
     )
     p.add_argument("--videos", default=None, metavar="DIR",
-                   help="folder of video clips (default: the bundled CREMA-D fixtures, tests/assets/cremad)")
+                   help="folder of video clips (default: the CREMA-D fixtures of a source checkout, tests/assets/cremad)")
     p.add_argument("--out", default=None, metavar="FILE.json", help="also write every figure to this JSON file")
     p.add_argument("--device", default="cpu", metavar="cpu|cuda|cuda:N",
                    help="device for predict and training (default cpu)")

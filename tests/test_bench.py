@@ -117,10 +117,22 @@ def test_bad_requests_are_errors(tmp_path, cremad_dir):
             bench(cremad_dir, device="cuda:1", progress=False)
     with pytest.raises(MmferError, match="leave out --videos"):
         bench(cremad_dir, long_clip=5, progress=False)
+    import mmfer.bench
+
+    with pytest.MonkeyPatch.context() as m:  # an installed package: no fixtures beside it
+        m.setattr(mmfer.bench, "FIXTURES", tmp_path / "site-packages" / "tests" / "assets" / "cremad")
+        with pytest.raises(MmferError, match="no --videos given, and this install has no CREMA-D fixtures"):
+            bench(progress=False)
 
     if not torch.cuda.is_available():
         with pytest.raises(MmferError, match="--device cuda: torch sees no CUDA device"):
             bench(cremad_dir, device="cuda", stages=("decode",), progress=False)
+
+
+def test_branches_are_checked_only_for_the_train_stage(cremad_dir):
+    """Decoding or predict needs no train config (an install without the configs could not time them)."""
+    r = bench(cremad_dir, max_clips=1, branches=("nope",), stages=("decode",), progress=False)
+    assert _positive(r["decode_fps"]) and r["train_clips_per_second"] == {} and list(r["stages"]) == ["decode"]
 
 
 def test_entries_all_train_with_labels(cremad_dir, tmp_path):

@@ -6,6 +6,7 @@ instead of silently training with a default.
 
 from __future__ import annotations
 
+import logging
 import re
 
 from dataclasses import dataclass, field
@@ -16,6 +17,8 @@ from mmfer.config import check_fields, check_range, from_dict, load_yaml, to_dic
 from mmfer.errors import MmferError
 # the data: and augment: sections live with the data code that reads them; still importable from here
 from mmfer.data.config import AugmentConfig, DataConfig  # noqa: F401
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -184,11 +187,48 @@ class TrainConfig:
                              "domains) yet; set one of them off")
 
 
+def shipped_config_dir() -> Path | None:
+    """The train configs that come with mmfer: ``mmfer/configs`` in an install from a wheel (setup.py copies
+    them there), else a source checkout's ``configs/``; None where neither is."""
+    package = Path(__file__).resolve().parents[1]
+    for folder in (package / "configs", package.parent / "configs"):
+        # a checkout's own configs/ only: site-packages/configs may be another project's
+        if folder.is_dir() and (folder.parent == package or (package.parent / "pyproject.toml").is_file()):
+            return folder
+    return None
+
+
+def shipped_configs() -> list[str]:
+    """The names of the shipped train configs (``c3d.yaml``, ...), sorted; empty where none are found."""
+    folder = shipped_config_dir()
+    return sorted(p.name for p in folder.glob("*.yaml")) if folder is not None else []
+
+
+def find_config(path: str | Path) -> Path:
+    """``path`` where that file exists; else the shipped config it names, as ``c3d``, ``c3d.yaml`` or
+    ``configs/c3d.yaml`` (the README's form, which an install from a wheel, or another working folder, lacks).
+    A missing file that names no shipped config is an error listing the shipped ones."""
+    path = Path(path)
+    if path.is_file():
+        return path
+    folder = shipped_config_dir()
+    if path.parent in (Path("."), Path("configs")) and folder is not None:
+        name = path.name if path.suffix in (".yaml", ".yml") else f"{path.name}.yaml"
+        if (folder / name).is_file():
+            if path != folder / name:
+                log.info("%s: not in this folder; using the shipped config %s", path, folder / name)
+            return folder / name
+    names = ", ".join(p.removesuffix(".yaml") for p in shipped_configs())
+    shipped = f"; the shipped ones, by name (as `mmfer train c3d ...`): {names}" if names else ""
+    raise MmferError(f"{path}: config file not found{shipped}")
+
+
 def load_train_config(path: str | Path) -> TrainConfig:
-    """Read a YAML train config; unknown or mistyped keys, model names and model arguments are an error naming
-    them, before any data is read."""
+    """Read a YAML train config (a path, or a shipped config's name: :func:`find_config`); unknown or mistyped
+    keys, model names and model arguments are an error naming them, before any data is read."""
     from mmfer.models.registry import check_model_args, check_model_builds
 
+    path = find_config(path)
     config = load_yaml(TrainConfig, path)
     try:
         check_model_args(config.model.name, config.model.kwargs)

@@ -76,3 +76,42 @@ def test_a_config_built_in_python_is_checked_as_a_file_is():
     assert TrainConfig(name="x", model=model, device="cuda:1").device == "cuda:1"
     with pytest.raises(MmferError, match=r"device: 'cuda:x'"):
         TrainConfig(name="x", model=model, device="cuda:x")
+
+
+def test_a_shipped_config_is_found_by_its_name_from_any_folder(tmp_path, monkeypatch, caplog):
+    """An install from a wheel has no configs/ folder beside the user's work: `mmfer train c3d` (or the README's
+    configs/c3d.yaml, typed in another folder) reads the shipped config; a file of that name here comes first."""
+    import logging
+
+    from mmfer.engine.config import find_config, shipped_config_dir, shipped_configs
+
+    shipped = shipped_config_dir()
+    assert shipped is not None and shipped_configs() == [p.name for p in CONFIGS]
+    monkeypatch.chdir(tmp_path)
+    with caplog.at_level(logging.INFO, logger="mmfer.engine.config"):
+        for name in ("c3d", "c3d.yaml", "configs/c3d.yaml"):
+            assert find_config(name) == shipped / "c3d.yaml"
+    assert "configs/c3d.yaml: not in this folder; using the shipped config" in caplog.text
+    assert load_train_config("landmark_brnn").model.name == "landmark_brnn"
+    (tmp_path / "configs").mkdir()
+    own = tmp_path / "configs" / "c3d.yaml"
+    own.write_text((shipped / "c3d.yaml").read_text().replace("epochs: ", "epochs: 1"))  # the user's own copy
+    assert find_config("configs/c3d.yaml") == Path("configs/c3d.yaml")
+    with pytest.raises(MmferError, match=r"nope: config file not found; the shipped ones, by name .*c3d, cnn_lstm"):
+        find_config("nope")
+    with pytest.raises(MmferError, match=r"elsewhere/c3d\.yaml: config file not found"):  # a folder of its own
+        find_config("elsewhere/c3d.yaml")
+
+
+def test_the_wheel_carries_the_configs(tmp_path):
+    """setup.py's build hook copies configs/*.yaml into the wheel as mmfer/configs, and the source distribution
+    grafts configs/, so a wheel built from it carries them too."""
+    import runpy
+
+    root = Path(__file__).resolve().parents[2]
+    hook = runpy.run_path(str(root / "setup.py"), run_name="setup_hook")  # setup() itself runs only as __main__
+    written = hook["copy_configs"](tmp_path)
+    assert [p.name for p in written] == [p.name for p in CONFIGS]
+    assert all((tmp_path / "mmfer" / "configs" / p.name).read_bytes() == p.read_bytes() for p in CONFIGS)
+    manifest = (root / "MANIFEST.in").read_text().split("\n")
+    assert {"graft configs", "graft tests", "graft docs"} <= set(manifest)
