@@ -350,3 +350,14 @@ def private_matplotlib_config() -> str | None:
         return None
     os.environ["MPLCONFIGDIR"] = own = tempfile.mkdtemp(prefix="mmfer-mpl-")
     return own
+
+
+ZIP_EPOCH = 315532800  # 1980-01-01 00:00 UTC, the earliest time a zip entry can hold
+
+
+def source_date() -> int | None:
+    """``SOURCE_DATE_EPOCH`` (the reproducible-builds convention: the time an output states instead of now) where it
+    is set to a whole number of seconds, else None. Outputs that state a time use it, so two runs can match byte
+    for byte."""
+    value = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
+    return int(value) if value.isdigit() else None

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import html
-import os
 import tempfile
 import time
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any, Mapping, Sequence
 
 from mmfer import __version__
 from mmfer.labels import EMOTIONS
+from mmfer.outputs import source_date
 
 _STYLE = """
 body{font-family:system-ui,sans-serif;margin:1.5em;color:#222}
@@ -136,7 +136,7 @@ def write_report(
                    f"<figcaption>{html.escape(cid)}</figcaption></figure>" for cid, uri in (timelines or {}).items())
     page = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
             f"<style>{_STYLE}</style></head><body><h1>{html.escape(title)}</h1>"
-            f"<p>{html.escape(note)} Written {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} by mmfer {__version__}. Click a column to sort.</p>"
+            f"<p>{html.escape(note)} Written {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(source_date()))} by mmfer {__version__}. Click a column to sort.</p>"
             + (_metrics_html(metrics) if metrics else "")
             + f"<h2>Inputs ({len(rows)})</h2><table id='predictions' class='sortable'><thead><tr>{head}</tr></thead>"
             f"<tbody>{''.join(body)}</tbody></table>"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 import unicodedata
 import zipfile
 import zlib
@@ -226,12 +227,17 @@ def write_zip(out_zip: Path, words: dict[str, str], *, where: str) -> Path:
         if word not in EMOTIONS:
             raise MmferError(f"{where}: clip {cid}: {word!r} is not one of {', '.join(EMOTIONS)}")
     out_zip.parent.mkdir(parents=True, exist_ok=True)
-    from mmfer.outputs import atomic_path, open_new
+    from mmfer.outputs import ZIP_EPOCH, atomic_path, open_new, source_date
 
+    # entries dated SOURCE_DATE_EPOCH, or 1980-01-01, never the clock and time zone of the run: the same labels make
+    # the same zip, byte for byte (its checksum compares two submissions)
+    stamp = time.gmtime(max(ZIP_EPOCH, source_date() or ZIP_EPOCH))[:6]
     with atomic_path(out_zip) as tmp:
         with open_new(tmp, "wb") as fh, zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_DEFLATED) as zf:
             for cid, word in words.items():
-                zf.writestr(f"{cid}.txt", word)
+                entry = zipfile.ZipInfo(f"{cid}.txt", date_time=stamp)
+                entry.external_attr = 0o644 << 16  # rw-r--r--, whatever the umask
+                zf.writestr(entry, word, compress_type=zipfile.ZIP_DEFLATED)
         problems = _check_zip(tmp, list(words))
         if problems:
             raise MmferError(f"{out_zip}: the written zip does not check out ({'; '.join(problems[:3])}); not kept")

@@ -103,6 +103,17 @@ def test_evaluate_report(tmp_path):
     page = (tmp_path / "r.html").read_text()
     assert result["report"] == str(tmp_path / "r.html")
     assert f"id='accuracy'>{13 / 14:.4f}<" in page and page.count("<tr>") == 14 + 1 + 7 + 1
+    # the time it states is SOURCE_DATE_EPOCH's where that is set: two runs' reports can match byte for byte
+    import os
+
+    os.environ["SOURCE_DATE_EPOCH"] = "1767225600"
+    try:
+        evaluate_file(path, report=tmp_path / "r1.html")
+        evaluate_file(path, report=tmp_path / "r2.html")
+    finally:
+        del os.environ["SOURCE_DATE_EPOCH"]
+    assert "Written 2026-01-01 00:00 UTC by mmfer" in (tmp_path / "r1.html").read_text()
+    assert (tmp_path / "r1.html").read_bytes() == (tmp_path / "r2.html").read_bytes()
 
 
 def test_report_timelines_are_small_and_capped(tmp_path, cremad_videos, monkeypatch):

@@ -58,6 +58,31 @@ def test_round_trip(tmp_path, test_dir, fused):
         write_submission(fused, index=test_dir, out=tmp_path / "team.tar")
 
 
+def test_the_same_labels_make_the_same_zip_byte_for_byte(tmp_path, test_dir, fused, monkeypatch):
+    """Entries were dated by the run's clock and time zone, so two runs' zips of the same labels differed; now they
+    are dated 1980-01-01 (or SOURCE_DATE_EPOCH), rw-r--r--, and a checksum compares two submissions."""
+    import time
+
+    monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
+    write_submission(fused, index=test_dir, out=tmp_path / "a.zip")
+    monkeypatch.setenv("TZ", "Asia/Tokyo")
+    time.tzset()
+    monkeypatch.setattr(time, "time", lambda: 2e9)  # another day as well
+    try:
+        write_submission(fused, index=test_dir, out=tmp_path / "b.zip")
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+    assert (tmp_path / "a.zip").read_bytes() == (tmp_path / "b.zip").read_bytes()
+    with zipfile.ZipFile(tmp_path / "a.zip") as zf:
+        assert {(i.date_time, i.external_attr >> 16) for i in zf.infolist()} == {((1980, 1, 1, 0, 0, 0), 0o644)}
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1767225600")  # 2026-01-01 00:00 UTC
+    write_submission(fused, index=test_dir, out=tmp_path / "c.zip")
+    with zipfile.ZipFile(tmp_path / "c.zip") as zf:
+        assert {i.date_time for i in zf.infolist()} == {(2026, 1, 1, 0, 0, 0)}
+    assert check_submission(tmp_path / "c.zip", index=test_dir) == []
+
+
 def test_refuses_incomplete_then_fills_from_prior_or_scores(tmp_path, test_dir, fused):
     t = read_scores(fused)
     partial = write_scores(tmp_path / "partial.csv", t.clip_ids[2:] + ["stray"], [None] * 11,

@@ -22,7 +22,7 @@ from mmfer.inference.result import Prediction
 
 log = logging.getLogger(__name__)
 
-RECORD_FORMAT = 4  # 4: frame_pooling None where it is the model's own (3: weights by content; 2: by sizes, times)
+RECORD_FORMAT = 5  # 5: the device type (4: frame_pooling None where the model's own; 3: weights by content; 2: by sizes, times)
 _WEIGHT_SUFFIXES = (".pt", ".json", ".yaml")
 
 
@@ -73,17 +73,20 @@ def model_key(model: Any) -> dict[str, str]:
 
 
 def run_settings(*, model: Any, frame_pooling: str | None, speech_check: bool, face_backend: str | None = None,
-                 **options: Any) -> dict[str, Any]:
+                 device: str = "auto", **options: Any) -> dict[str, Any]:
     """Everything that decides a row's figures (not where outputs go): rows of two settings never mix. A loaded
-    Predictor brings its own pooling, speech check and face backend; ``frame_pooling`` and ``face_backend`` None are
-    the model's own."""
+    Predictor brings its own pooling, speech check, face backend and device; ``frame_pooling`` and ``face_backend``
+    None are the model's own. The device counts by its type: a GPU's figures differ from a CPU's in the last digits
+    (and a CPU's across CPU kinds, docs/predict.md), so a run resumed on the other kind would mix them."""
     from mmfer import __version__
+    from mmfer.engine.device import resolve_device
     from mmfer.inference.predictor import Predictor
 
     if isinstance(model, Predictor):
         frame_pooling = model.frame_pooling  # another pooling than the model's own, or None
         speech_check = model.speech_check
         face_backend = model.face_backend  # another detector than the model's own, or None
+        device = model.device
     elif frame_pooling is not None:  # the model's own named: the same run as without the option
         from mmfer.inference.bundle import declared_frame_poolings, pooling_override
 
@@ -91,7 +94,8 @@ def run_settings(*, model: Any, frame_pooling: str | None, speech_check: bool, f
     plain = {k: (float(v) if isinstance(v, (int, float, np.number)) and not isinstance(v, bool) else v)
              for k, v in options.items()}  # numpy numbers as JSON numbers
     return {**model_key(model), "mmfer": __version__, "frame_pooling": frame_pooling,
-            "speech_check": bool(speech_check), **({"face_backend": face_backend} if face_backend else {}), **plain}
+            "speech_check": bool(speech_check), **({"face_backend": face_backend} if face_backend else {}),
+            "device": resolve_device(device).type, **plain}
 
 
 def _csv_stamp(out: str | Path) -> list[int]:
@@ -121,14 +125,17 @@ def read_record(out: str | Path, *, older: bool = False) -> dict[str, Any] | Non
     return record
 
 
-OLDER_RECORD_FORMATS = (2, 3)  # records an older mmfer wrote, still read (their settings through unknown_keys)
+OLDER_RECORD_FORMATS = (2, 3, 4)  # records an older mmfer wrote, still read (their settings through unknown_keys)
 
 
 def unknown_keys(record: dict[str, Any] | None) -> set[str]:
     """The settings an older record cannot tell as this version means them: format 2 fingerprinted weight files by
-    size and time (a reinstall changed them), and format 3 recorded a Predictor's frame pooling as a list."""
+    size and time (a reinstall changed them), format 3 recorded a Predictor's frame pooling as a list, and formats
+    before 5 did not record the device."""
     fmt = (record or {}).get("format", RECORD_FORMAT)
     keys = {"weights"} if fmt < 3 else set()
+    if fmt < 5:
+        keys.add("device")
     if fmt < 4 and isinstance(record["settings"].get("frame_pooling"), list):
         keys.add("frame_pooling")
     return keys

@@ -118,7 +118,7 @@ def predict(
         if isinstance(model, (str, Path)) and face_backend == declared_face_backend(model):
             face_backend = None  # the model's own: the same run as without the option
     settings = run_settings(model=model, frame_pooling=frame_pooling, speech_check=speech_check,
-                            face_backend=face_backend, start=start,
+                            face_backend=face_backend, device=device, start=start,
                             duration=duration, segment_seconds=cut.seconds, segment_by=cut.by)
     clash = {"frames": frames, "segments": segments, "plots": plots, "report": report}
     how = resume_wanted(out, settings, resume=resume, clash=[k for k, v in clash.items() if v is not None])

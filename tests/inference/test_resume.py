@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 import pytest
 
 from mmfer.errors import MmferError
@@ -192,7 +193,7 @@ def test_a_record_of_an_older_mmfer_is_read_for_what_it_can_tell(bundle, tmp_pat
     analysed.killed(inputs, model=bundle, out=out, progress=False, at=3)
     as_older(2, weights="sizes and times", start=0.0)
     with pytest.raises(MmferError, match=r"start 0.0 then, 0.5 now\) \(its record, .p.csv.run.json, is of an older "
-                                         r"mmfer that cannot tell weights\)"):
+                                         r"mmfer that cannot tell device or weights\)"):
         predict(inputs, model=bundle, out=out, progress=False, resume=True, start=0.5)
     with pytest.raises(MmferError, match=r"did not finish .*older mmfer"):
         merge_csvs([out], tmp_path / "m.csv")
@@ -210,6 +211,34 @@ def test_a_record_of_an_older_mmfer_is_read_for_what_it_can_tell(bundle, tmp_pat
         analysed.watch()
         predict(inputs, model=bundle, out=out, progress=False)
     assert analysed == [p.name for p in inputs] and "add --resume to keep its rows" in caplog.text
+
+
+def test_rows_of_a_gpu_run_never_mix_with_a_cpu_run(bundle, tmp_path, cremad_audio, monkeypatch):
+    """A GPU's figures differ from a CPU's in the last digits: a run stopped on one kind of device and continued
+    on the other would mix them unsaid. The record names the device type; a Predictor's own counts."""
+    import json
+
+    import mmfer.inference.run as run
+    from mmfer.inference.resume import record_path, run_settings
+
+    assert run_settings(model=bundle, frame_pooling=None, speech_check=True)["device"] == (
+        "cuda" if torch.cuda.is_available() else "cpu")
+    assert run_settings(model=Predictor(bundle, device="cpu"), frame_pooling=None, speech_check=True,
+                        device="cuda")["device"] == "cpu"  # the loaded Predictor's, whatever is passed
+    inputs = cremad_audio[:3]
+    out = tmp_path / "p.csv"
+    analysed = _Analysed(monkeypatch)
+    monkeypatch.setattr(run, "SAVE_EVERY_S", 0.0)
+    analysed.killed(inputs, model=bundle, out=out, progress=False, device="cpu", at=3)
+    record = json.loads(record_path(out).read_text())
+    assert record["settings"]["device"] == "cpu"
+    record["settings"]["device"] = "cuda"  # as if stopped on a GPU machine
+    record_path(out).write_text(json.dumps(record))
+    with pytest.raises(MmferError, match=r"device 'cuda' then, 'cpu' now"):
+        predict(inputs, model=bundle, out=out, progress=False, device="cpu", resume=True)
+    analysed.watch()
+    predict(inputs, model=bundle, out=out, progress=False, device="cpu")  # the same command: its rows replaced
+    assert analysed == [p.name for p in inputs]
 
 
 def test_a_pooling_named_is_recorded_one_way_from_a_bundle_a_run_or_a_predictor(bundle, tmp_path):
