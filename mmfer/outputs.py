@@ -11,6 +11,7 @@ bits, so it is right for root, read-only mounts and full quota alike.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import re
 import tempfile
@@ -353,11 +354,23 @@ def private_matplotlib_config() -> str | None:
 
 
 ZIP_EPOCH = 315532800  # 1980-01-01 00:00 UTC, the earliest time a zip entry can hold
+LAST_ZIP_TIME = 4354819199  # 2107-12-31 23:59:59 UTC, the latest
 
 
 def source_date() -> int | None:
     """``SOURCE_DATE_EPOCH`` (the reproducible-builds convention: the time an output states instead of now) where it
-    is set to a whole number of seconds, else None. Outputs that state a time use it, so two runs can match byte
-    for byte."""
+    is set to a whole number of seconds, else None (another value is warned about, once, and left aside). Outputs
+    that state a time use it, so two runs can match byte for byte."""
     value = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
-    return int(value) if value.isdigit() else None
+    if not value:
+        return None
+    if value.isascii() and value.isdigit() and len(value) <= 12:  # up to year 33658: any time gmtime can write
+        return int(value)
+    if value not in _WARNED_DATES:
+        _WARNED_DATES.add(value)
+        logging.getLogger(__name__).warning("SOURCE_DATE_EPOCH=%r is not a whole number of seconds since 1970: "
+                                            "left aside (outputs state the time they are written)", value[:40])
+    return None
+
+
+_WARNED_DATES: set[str] = set()

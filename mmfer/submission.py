@@ -227,11 +227,11 @@ def write_zip(out_zip: Path, words: dict[str, str], *, where: str) -> Path:
         if word not in EMOTIONS:
             raise MmferError(f"{where}: clip {cid}: {word!r} is not one of {', '.join(EMOTIONS)}")
     out_zip.parent.mkdir(parents=True, exist_ok=True)
-    from mmfer.outputs import ZIP_EPOCH, atomic_path, open_new, source_date
+    from mmfer.outputs import LAST_ZIP_TIME, ZIP_EPOCH, atomic_path, open_new, source_date
 
     # entries dated SOURCE_DATE_EPOCH, or 1980-01-01, never the clock and time zone of the run: the same labels make
     # the same zip, byte for byte (its checksum compares two submissions)
-    stamp = time.gmtime(max(ZIP_EPOCH, source_date() or ZIP_EPOCH))[:6]
+    stamp = time.gmtime(min(max(ZIP_EPOCH, source_date() or ZIP_EPOCH), LAST_ZIP_TIME))[:6]
     with atomic_path(out_zip) as tmp:
         with open_new(tmp, "wb") as fh, zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_DEFLATED) as zf:
             for cid, word in words.items():

@@ -90,7 +90,7 @@ def test_report_in_a_real_browser(report, tmp_path):
     assert "<title>y,x</title>" in dom  # ascending by column b
 
 
-def test_evaluate_report(tmp_path):
+def test_evaluate_report(tmp_path, monkeypatch):
     from mmfer.labels import EMOTIONS
     from mmfer.metrics import evaluate_file
     from mmfer.scores import write_scores
@@ -104,14 +104,9 @@ def test_evaluate_report(tmp_path):
     assert result["report"] == str(tmp_path / "r.html")
     assert f"id='accuracy'>{13 / 14:.4f}<" in page and page.count("<tr>") == 14 + 1 + 7 + 1
     # the time it states is SOURCE_DATE_EPOCH's where that is set: two runs' reports can match byte for byte
-    import os
-
-    os.environ["SOURCE_DATE_EPOCH"] = "1767225600"
-    try:
-        evaluate_file(path, report=tmp_path / "r1.html")
-        evaluate_file(path, report=tmp_path / "r2.html")
-    finally:
-        del os.environ["SOURCE_DATE_EPOCH"]
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1767225600")
+    evaluate_file(path, report=tmp_path / "r1.html")
+    evaluate_file(path, report=tmp_path / "r2.html")
     assert "Written 2026-01-01 00:00 UTC by mmfer" in (tmp_path / "r1.html").read_text()
     assert (tmp_path / "r1.html").read_bytes() == (tmp_path / "r2.html").read_bytes()
 

@@ -81,6 +81,15 @@ def test_the_same_labels_make_the_same_zip_byte_for_byte(tmp_path, test_dir, fus
     with zipfile.ZipFile(tmp_path / "c.zip") as zf:
         assert {i.date_time for i in zf.infolist()} == {(2026, 1, 1, 0, 0, 0)}
     assert check_submission(tmp_path / "c.zip", index=test_dir) == []
+    # past what a zip can date, the last time it can; not a number of seconds: said, and 1980 as without it
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "9" * 12)
+    write_submission(fused, index=test_dir, out=tmp_path / "d.zip")
+    with zipfile.ZipFile(tmp_path / "d.zip") as zf:
+        assert {i.date_time for i in zf.infolist()} == {(2107, 12, 31, 23, 59, 58)}  # (zip times are even seconds)
+    for bad in ("1.5e9", "-5", "\u00b2", "9" * 30):
+        monkeypatch.setenv("SOURCE_DATE_EPOCH", bad)
+        write_submission(fused, index=test_dir, out=tmp_path / "e.zip")
+        assert (tmp_path / "e.zip").read_bytes() == (tmp_path / "a.zip").read_bytes()
 
 
 def test_refuses_incomplete_then_fills_from_prior_or_scores(tmp_path, test_dir, fused):

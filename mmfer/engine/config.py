@@ -211,9 +211,11 @@ def find_config(path: str | Path) -> Path:
     path = Path(path)
     if path.is_file():
         return path
+    name = path.name if path.suffix in (".yaml", ".yml") else f"{path.name}.yaml"
+    if (path.parent / name).is_file():  # `c3d` for a c3d.yaml of the user's own, here: that one first
+        return path.parent / name
     folder = shipped_config_dir()
     if path.parent in (Path("."), Path("configs")) and folder is not None:
-        name = path.name if path.suffix in (".yaml", ".yml") else f"{path.name}.yaml"
         if (folder / name).is_file():
             if path != folder / name:
                 log.info("%s: not in this folder; using the shipped config %s", path, folder / name)

@@ -48,13 +48,17 @@ def merge_csvs(inputs: Iterable[str | Path], out: str | Path, *, partial: bool =
             # said, not refused (a model updated between shards); options that decide the figures must agree
             changed = differences(first_settings[1], record["settings"],
                                   unknown=first_settings[2] | unknown_keys(record))
-            options = [d for d in changed if d.split(" ", 1)[0] not in ("model", "weights", "mmfer")]
+            options = [d for d in changed if d.split(" ", 1)[0] not in ("model", "weights", "mmfer", "device")]
             if options:
                 raise MmferError(f"{p}: written with other options than {first_settings[0]} ({'; '.join(options)}); "
                                  "merge the shards of one model and options")
-            if changed:
+            devices = [d for d in changed if d.startswith("device ")]  # shards of a mixed cluster, --device auto
+            if devices:
+                log.warning("%s and %s: %s; merged: their figures differ in the last digits, not in kind",
+                            first_settings[0], p, devices[0])
+            if len(changed) > len(devices):
                 log.warning("%s and %s: %s; merge shards of one model only", first_settings[0], p,
-                            "; ".join(changed))
+                            "; ".join(d for d in changed if d not in devices))
         cwd = record.get("cwd") or os.getcwd()  # a relative path is of the folder its run started in
         if Path(out).exists() and p.resolve() == Path(out).resolve():
             raise MmferError(f"{p}: is also the output; write the merge to another file")

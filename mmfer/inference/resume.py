@@ -194,6 +194,9 @@ def resume_wanted(out: str | Path | None, settings: dict[str, Any], *, resume: b
             log.warning("--resume: %s was written by mmfer %s (this is %s): its rows are kept as asked", out,
                         record["settings"].get("mmfer"), settings.get("mmfer"))
         return "explicit"
+    if record is not None and changed and not record.get("finished") and not clash:
+        log.warning("%s was left by an interrupted run of other settings (%s): it is replaced; --resume would refuse "
+                    "to mix their rows with this run's", out, "; ".join(changed))
     if record is None or record.get("finished") or clash or changed:
         return ""
     if "weights" in unknown:  # an unfinished run of an older mmfer whose model files cannot be checked

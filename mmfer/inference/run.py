@@ -124,7 +124,8 @@ def predict(
     how = resume_wanted(out, settings, resume=resume, clash=[k for k, v in clash.items() if v is not None])
     if out is not None and not how and Path(out).is_file():
         log.warning("%s exists: it is replaced by this run's rows (add --resume, resume=True from Python, to keep the "
-                    "rows it holds for these inputs and analyse only the others)", out)
+                    "rows it holds for these inputs and analyse only the others, if they are of this model and "
+                    "options)", out)
     if all(kind == "missing" for _, kind in inputs):  # a typo, said before the model loads; among others, a row
         raise MmferError(f"{', '.join(str(p) for p, _ in inputs)}: not found; nothing to analyse")
     if submission is not None:

@@ -97,6 +97,9 @@ def test_a_shipped_config_is_found_by_its_name_from_any_folder(tmp_path, monkeyp
     own = tmp_path / "configs" / "c3d.yaml"
     own.write_text((shipped / "c3d.yaml").read_text().replace("epochs: ", "epochs: 1"))  # the user's own copy
     assert find_config("configs/c3d.yaml") == Path("configs/c3d.yaml")
+    assert find_config("configs/c3d") == Path("configs/c3d.yaml")  # named without .yaml: still the user's own
+    (tmp_path / "cnn_lstm.yaml").write_text("name: mine\n")
+    assert find_config("cnn_lstm") == Path("cnn_lstm.yaml")
     with pytest.raises(MmferError, match=r"nope: config file not found; the shipped ones, by name .*c3d, cnn_lstm"):
         find_config("nope")
     with pytest.raises(MmferError, match=r"elsewhere/c3d\.yaml: config file not found"):  # a folder of its own
@@ -110,8 +113,21 @@ def test_the_wheel_carries_the_configs(tmp_path):
 
     root = Path(__file__).resolve().parents[2]
     hook = runpy.run_path(str(root / "setup.py"), run_name="setup_hook")  # setup() itself runs only as __main__
+    stale = tmp_path / "mmfer" / "configs" / "renamed_since.yaml"  # left by an earlier build
+    stale.parent.mkdir(parents=True)
+    stale.write_text("name: old\n")
     written = hook["copy_configs"](tmp_path)
-    assert [p.name for p in written] == [p.name for p in CONFIGS]
+    assert [p.name for p in written] == [p.name for p in CONFIGS] and not stale.exists()
     assert all((tmp_path / "mmfer" / "configs" / p.name).read_bytes() == p.read_bytes() for p in CONFIGS)
+    # the build_py command does it after the packages' own files, and not for an editable install
+    from setuptools.dist import Distribution
+
+    for editable, where in ((False, tmp_path / "wheel"), (True, tmp_path / "editable")):
+        command = hook["BuildPyWithConfigs"](Distribution({"name": "mmfer", "packages": []}))
+        command.build_lib, command.editable_mode = str(where), editable
+        command.ensure_finalized()
+        command.run()
+        assert sorted(p.name for p in (where / "mmfer" / "configs").glob("*.yaml")) == (
+            [] if editable else [p.name for p in CONFIGS])
     manifest = (root / "MANIFEST.in").read_text().split("\n")
     assert {"graft configs", "graft tests", "graft docs"} <= set(manifest)

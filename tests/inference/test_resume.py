@@ -213,7 +213,7 @@ def test_a_record_of_an_older_mmfer_is_read_for_what_it_can_tell(bundle, tmp_pat
     assert analysed == [p.name for p in inputs] and "add --resume to keep its rows" in caplog.text
 
 
-def test_rows_of_a_gpu_run_never_mix_with_a_cpu_run(bundle, tmp_path, cremad_audio, monkeypatch):
+def test_rows_of_a_gpu_run_never_mix_with_a_cpu_run(bundle, tmp_path, cremad_audio, monkeypatch, caplog):
     """A GPU's figures differ from a CPU's in the last digits: a run stopped on one kind of device and continued
     on the other would mix them unsaid. The record names the device type; a Predictor's own counts."""
     import json
@@ -237,8 +237,10 @@ def test_rows_of_a_gpu_run_never_mix_with_a_cpu_run(bundle, tmp_path, cremad_aud
     with pytest.raises(MmferError, match=r"device 'cuda' then, 'cpu' now"):
         predict(inputs, model=bundle, out=out, progress=False, device="cpu", resume=True)
     analysed.watch()
-    predict(inputs, model=bundle, out=out, progress=False, device="cpu")  # the same command: its rows replaced
+    with caplog.at_level(logging.WARNING):
+        predict(inputs, model=bundle, out=out, progress=False, device="cpu")  # the same command: rows replaced
     assert analysed == [p.name for p in inputs]
+    assert "left by an interrupted run of other settings (device 'cuda' then, 'cpu' now): it is replaced" in caplog.text
 
 
 def test_a_pooling_named_is_recorded_one_way_from_a_bundle_a_run_or_a_predictor(bundle, tmp_path):

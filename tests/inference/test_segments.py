@@ -447,6 +447,14 @@ def test_merge_reads_run_records_and_keeps_one_row_per_file_however_named(tmp_pa
     with caplog.at_level("WARNING"):
         assert merge_csvs([one, two], tmp_path / "all.csv")["rows"] == 3
     assert "weights 'x' then, 'y' now; merge shards of one model only" in caplog.text
+    # shards of a cluster of CPU and GPU nodes (--device auto): merged, and said
+    write_record(one, {**settings, "device": "cpu"}, finished=True)
+    write_record(two, {**settings, "device": "cuda"}, finished=True)
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        assert merge_csvs([one, two], tmp_path / "all.csv")["rows"] == 3
+    assert "device 'cpu' then, 'cuda' now; merged: their figures differ in the last digits" in caplog.text
+    assert "merge shards of one model only" not in caplog.text
 
 
 def test_a_model_is_known_by_its_weights_contents_wherever_it_lies(tmp_path):
