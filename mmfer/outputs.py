@@ -353,10 +353,6 @@ def private_matplotlib_config() -> str | None:
     return own
 
 
-ZIP_EPOCH = 315532800  # 1980-01-01 00:00 UTC, the earliest time a zip entry can hold
-LAST_ZIP_TIME = 4354819199  # 2107-12-31 23:59:59 UTC, the latest
-
-
 def source_date() -> int | None:
     """``SOURCE_DATE_EPOCH`` (the reproducible-builds convention: the time an output states instead of now) where it
     is set to a whole number of seconds, else None (another value is warned about, once, and left aside). Outputs

@@ -216,6 +216,10 @@ def write_submission(
     }
 
 
+ZIP_EPOCH = 315532800  # 1980-01-01 00:00 UTC, the earliest time a zip entry can hold
+LAST_ZIP_TIME = 4354819199  # 2107-12-31 23:59:59 UTC, the latest
+
+
 def write_zip(out_zip: Path, words: dict[str, str], *, where: str) -> Path:
     """The zip of ``<clip_id>.txt`` entries, written whole or not at all: every id is checked first (no
     entry can name a path), the zip is built under a temporary name and checked, and only a zip without
@@ -227,7 +231,7 @@ def write_zip(out_zip: Path, words: dict[str, str], *, where: str) -> Path:
         if word not in EMOTIONS:
             raise MmferError(f"{where}: clip {cid}: {word!r} is not one of {', '.join(EMOTIONS)}")
     out_zip.parent.mkdir(parents=True, exist_ok=True)
-    from mmfer.outputs import LAST_ZIP_TIME, ZIP_EPOCH, atomic_path, open_new, source_date
+    from mmfer.outputs import atomic_path, open_new, source_date
 
     # entries dated SOURCE_DATE_EPOCH, or 1980-01-01, never the clock and time zone of the run: the same labels make
     # the same zip, byte for byte (its checksum compares two submissions)

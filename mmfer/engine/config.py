@@ -215,11 +215,9 @@ def find_config(path: str | Path) -> Path:
     if (path.parent / name).is_file():  # `c3d` for a c3d.yaml of the user's own, here: that one first
         return path.parent / name
     folder = shipped_config_dir()
-    if path.parent in (Path("."), Path("configs")) and folder is not None:
-        if (folder / name).is_file():
-            if path != folder / name:
-                log.info("%s: not in this folder; using the shipped config %s", path, folder / name)
-            return folder / name
+    if path.parent in (Path("."), Path("configs")) and folder is not None and (folder / name).is_file():
+        log.info("%s: not in this folder; using the shipped config %s", path, folder / name)
+        return folder / name
     names = ", ".join(p.removesuffix(".yaml") for p in shipped_configs())
     shipped = f"; the shipped ones, by name (as `mmfer train c3d ...`): {names}" if names else ""
     raise MmferError(f"{path}: config file not found{shipped}")

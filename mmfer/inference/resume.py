@@ -22,7 +22,8 @@ from mmfer.inference.result import Prediction
 
 log = logging.getLogger(__name__)
 
-RECORD_FORMAT = 5  # 5: the device type (4: frame_pooling None where the model's own; 3: weights by content; 2: by sizes, times)
+# 5: the device type; 4: frame_pooling None where it is the model's own; 3: weights by content; 2: by sizes, times
+RECORD_FORMAT = 5
 _WEIGHT_SUFFIXES = (".pt", ".json", ".yaml")
 
 
