@@ -88,8 +88,10 @@ def _add_preprocess(sub: argparse._SubParsersAction) -> None:
             return 130
         print(summary.table())
         if summary.failures:  # on stderr too: a CI log of a failed --strict run had only the exit code
+            from mmfer.data.cache import terminal_text
+
             f = summary.failures[0]
-            print(f"mmfer preprocess: {len(summary.failures)} clip(s) failed, e.g. {f.split}/{f.clip_id}: {f.reason} "
+            print(f"mmfer preprocess: {len(summary.failures)} clip(s) failed, e.g. {f.split}/{f.clip_id}: {terminal_text(f.reason)} "
                   "(all in the summary above)", file=sys.stderr)
         if args.strict and not summary.total and parse_shard(args.shard)[1] == 1:  # (a shard of a small source may hold none)
             print(f"mmfer preprocess: error: no clips in {args.source}"
@@ -603,7 +605,9 @@ def _interrupted_hint(args: argparse.Namespace, *, out_written: bool | None = No
 def _say_error(args: argparse.Namespace, text: str) -> None:
     """An error on stderr; with --json also as the one JSON object on stdout (``ok`` false), so a script that
     reads stdout gets an answer it can parse, as on success."""
-    print(f"mmfer {args.command}: error: {text}", file=sys.stderr)
+    from mmfer.data.cache import terminal_text
+
+    print(f"mmfer {args.command}: error: {terminal_text(text)}", file=sys.stderr)
     if getattr(args, "json", False):
         import json
 
@@ -621,14 +625,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             stream.reconfigure(errors="backslashreplace")
         except (AttributeError, ValueError, OSError):  # replaced by an object without it (tests, pipes)
             pass
-    logging.basicConfig(  # other libraries' own INFO lines (matplotlib's font cache) only with --verbose
-        level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    from mmfer.progress import TerminalFormatter, bars_wanted
+
+    handler = logging.StreamHandler()
+    handler.setFormatter(TerminalFormatter("%(levelname)s %(name)s: %(message)s"))
+    # other libraries' own INFO lines (matplotlib's font cache) only with --verbose
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, handlers=[handler])
     logging.getLogger("mmfer").setLevel(logging.DEBUG if args.verbose else logging.INFO)
     from mmfer.outputs import private_matplotlib_config
 
     plot_config = private_matplotlib_config()
-    from mmfer.progress import bars_wanted
-
     if getattr(args, "no_progress", True) is False and not bars_wanted():
         args.no_progress = True  # a log file or CI gets the log lines, not \r-redrawn bars
     import signal

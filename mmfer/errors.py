@@ -13,7 +13,9 @@ def run_tool_main(main, argv=None, *, prog: str) -> int:
     try:
         return main(argv) or 0
     except MmferError as e:
-        print(f"{prog}: error: {e}", file=sys.stderr)
+        from mmfer.data.cache import terminal_text
+
+        print(f"{prog}: error: {terminal_text(str(e))}", file=sys.stderr)
         return 2
 
 

@@ -10,6 +10,8 @@ import sys
 import time
 from typing import Any, Iterable, Iterator
 
+from mmfer.data.cache import terminal_text
+
 log = logging.getLogger("mmfer.progress")
 EVERY_S = 60.0
 
@@ -56,6 +58,14 @@ class LogProgress:
 
     def close(self) -> None:
         pass
+
+
+class TerminalFormatter(logging.Formatter):
+    """Log lines with control characters escaped (``terminal_text``): a file name logged from an untrusted
+    folder cannot drive the terminal or the log viewer that shows it."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return terminal_text(super().format(record))
 
 
 def bars_wanted() -> bool:

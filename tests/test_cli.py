@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
@@ -264,3 +265,28 @@ def test_a_home_that_cannot_be_written_costs_no_warnings_and_leaves_nothing(tmp_
         monkeypatch.setenv(var, value) if value else monkeypatch.delenv(var, raising=False)
     monkeypatch.delitem(sys.modules, "matplotlib", raising=False)
     assert private_matplotlib_config() is None and list(home.iterdir()) == []
+
+
+def test_a_file_name_cannot_drive_the_terminal(tmp_path, capsys):
+    """A name from an untrusted folder holding ESC or CSI was logged and printed as it was: `bad<ESC>[2J.mp4`
+    cleared the terminal that read the warning. Log lines, error lines and tables show control characters as
+    ``\\x1b``; the files mmfer writes keep the real name."""
+    from mmfer.cli import main
+    from mmfer.data.cache import terminal_text
+    from mmfer.progress import TerminalFormatter
+
+    assert terminal_text("a\x1b[2Jb\tc\nd\x9be\x07f") == "a\\x1b[2Jb\tc\nd\\x9be\\x07f"  # tab and newline kept
+    assert terminal_text("café.mp4") == "café.mp4"
+    record = logging.LogRecord("mmfer.x", logging.WARNING, __file__, 1, "cannot read %s", ("a\x1b]0;owned\x07",), None)
+    assert TerminalFormatter("%(message)s").format(record) == "cannot read a\\x1b]0;owned\\x07"
+
+    weird = tmp_path / "bad\x1b[2Jname.csv"
+    assert main(["evaluate", str(weird)]) == 2
+    err = capsys.readouterr().err
+    assert "bad\\x1b[2Jname.csv" in err and "\x1b" not in err
+    # the command line's own log handler (set up by main, which pytest's handlers pre-empt in this process)
+    plugin = tmp_path / "mmfer_logs_a_name.py"
+    plugin.write_text("import logging\nlogging.getLogger('mmfer.plugin').warning('cannot read %s', 'x\\x1b[31mred')\n")
+    proc = subprocess.run([sys.executable, "-m", "mmfer", "--import", str(plugin), "evaluate", str(weird)],
+                          capture_output=True, text=True, timeout=300)
+    assert "WARNING mmfer.plugin: cannot read x\\x1b[31mred" in proc.stderr and "\x1b" not in proc.stderr

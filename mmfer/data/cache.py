@@ -205,6 +205,18 @@ def safe_text(text: str) -> str:
         return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
+# C0 and C1 control characters but tab and newline: ESC and CSI start terminal escape sequences
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def terminal_text(text: str) -> str:
+    """``text`` as it may be shown on a terminal (a log line, an error, a table): ``safe_text``, with control
+    characters other than tab and newline written as ``\\x1b``, so a file name from an untrusted folder cannot
+    move the cursor, recolour, retitle or clear the terminal that reads its name. Files keep the real name."""
+    text = safe_text(text)
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text) if _CONTROL.search(text) else text
+
+
 def clip_id_from_name(stem: str) -> str:
     """The clip id of a file: its name without extension, with unsafe characters replaced by '_' and a
     leading '.', '=', '+', '-' or '@' prefixed with '_' (``..flv`` gives ``_.``), spaces at either end replaced by '_'

@@ -45,6 +45,7 @@ from mmfer.data.cache import (
     remove_clip,
     remove_stale_temporaries,
     staging_dir,
+    terminal_text,
     write_clip,
 )
 from mmfer.data.index import ClipEntry, index_source
@@ -132,7 +133,7 @@ class PreprocessSummary:
             lines.append(f"failed clips ({len(self.failures)}):")
             for f in self.failures:
                 when = "" if f.this_run else " [earlier run; --retry-failed redoes it]"
-                lines.append(f"  {f.split}/{f.clip_id}: {f.reason}{when}")
+                lines.append(f"  {f.split}/{f.clip_id}: {terminal_text(f.reason)}{when}")
         for title, listed in (("source missing, cached clip kept", self.missing),
                               ("left out, source deleted, renamed or moved to another split", self.removed)):
             if listed:
