@@ -72,6 +72,8 @@ def test_score_ids_that_are_not_utf8_are_written(tmp_path):
 
     raw = os.fsdecode(b"caf\xe9")
     assert clip_id_from_name(raw) == "café" and clip_id_from_name(os.fsdecode(b"a\x85b")) == "a_b"
+    # a UTF-8 name listed with UTF-8 mode off in the C locale (each byte of 'é' a surrogate): the same id as anywhere
+    assert clip_id_from_name("caf\udcc3\udca9") == "café" and clip_id_from_name("caf\udcc3\udca9\udce9") == "cafÃ©é"
     path = write_scores(tmp_path / "s.csv", [raw, "b"], [None, "Sad"], np.eye(7)[[0, 5]],
                         extra={"path": [raw + ".avi", "b.avi"]})
     table = read_scores(path)

@@ -222,8 +222,14 @@ def clip_id_from_name(stem: str) -> str:
     leading '.', '=', '+', '-' or '@' prefixed with '_' (``..flv`` gives ``_.``), spaces at either end replaced by '_'
     (``" happy .mp3"`` gives ``_happy_``: CSV readers strip them); two files that end up with the
     same id are caught as duplicates by the index. A name whose bytes are not UTF-8 (``b'caf\\xe9.avi'``) gets
-    an id that is: those bytes are read as Latin-1 (``café``), so the id can be written to every CSV and zip."""
-    stem = _SURROGATE.sub(_undecodable, stem)
+    an id that is: those bytes are read as Latin-1 (``café``), so the id can be written to every CSV and zip. A
+    UTF-8 name that Python read as undecodable bytes (``LC_ALL=C`` with ``PYTHONUTF8=0``) gets the id it gets
+    in any other locale."""
+    if _SURROGATE.search(stem):
+        try:
+            stem = stem.encode("utf-8", "surrogateescape").decode("utf-8")
+        except UnicodeError:
+            stem = _SURROGATE.sub(_undecodable, stem)
     cid = _edge_spaces_out(_UNSAFE_ID_CHARS.sub("_", stem)) or "_"
     if cid.startswith((".", *FORMULA_STARTS)):
         cid = "_" + cid
