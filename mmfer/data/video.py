@@ -581,9 +581,9 @@ def read_audio(path: str | Path, *, sample_rate: int = 16000, max_seconds: float
     _check_file(path)
     _quiet()
     limit = int(round(min(MAX_READ_SECONDS, MAX_READ_SECONDS if max_seconds is None else max_seconds) * sample_rate))
-    chunks = list(iter_audio_chunks(path, sample_rate=sample_rate, max_samples=limit))
-    audio = np.ascontiguousarray(np.concatenate(chunks), dtype=np.float32) if chunks else np.zeros(0, np.float32)
-    if audio.size >= limit and (max_seconds is None or max_seconds > MAX_READ_SECONDS):
+    chunks = list(iter_audio_chunks(path, sample_rate=sample_rate, max_samples=limit + 1))  # +1: was it cut?
+    audio = np.ascontiguousarray(np.concatenate(chunks)[:limit], dtype=np.float32) if chunks else np.zeros(0, np.float32)
+    if sum(c.size for c in chunks) > limit and (max_seconds is None or max_seconds > MAX_READ_SECONDS):
         log.warning("%s: its sound is longer than %d minutes; the rest is not read", path, MAX_READ_SECONDS // 60)
     return audio
 

@@ -95,6 +95,24 @@ def test_sound_read_whole_is_capped_with_a_warning(cremad_audio, monkeypatch, ca
     assert len(read_audio(cremad_audio[0], max_seconds=0.5)) == 8000 and not caplog.text  # asked for: no warning
 
 
+def test_sound_of_exactly_the_cap_is_not_said_to_be_cut(tmp_path, monkeypatch, caplog):
+    import logging
+    import wave
+
+    import mmfer.data.video as video
+
+    monkeypatch.setattr(video, "MAX_READ_SECONDS", 1)
+    samples = (np.sin(np.arange(16000) / 10.0) * 8000).astype("<i2")
+    for name, n in (("exact.wav", 16000), ("longer.wav", 16001)):
+        with wave.open(str(tmp_path / name), "wb") as w:
+            w.setnchannels(1), w.setsampwidth(2), w.setframerate(16000)
+            w.writeframes(np.resize(samples, n).tobytes())
+        caplog.clear()
+        with caplog.at_level(logging.WARNING):
+            assert len(read_audio(tmp_path / name)) == 16000
+        assert ("its sound is longer than" in caplog.text) == (n > 16000), name
+
+
 def test_empty_and_text_files(tmp_path):
     empty = tmp_path / "empty.avi"
     empty.write_bytes(b"")
