@@ -18,6 +18,12 @@ from matplotlib.figure import Figure
 from mmfer.labels import EMOTIONS
 from mmfer.scores import is_uniform
 
+# each class's colour in timelines, by name: Okabe & Ito's palette, told apart by people with any of the three
+# colour-vision deficiencies (matplotlib's tab10 put Disgust's orange and Fear's green 4.6 CIELAB units apart
+# to a protanope); Neutral grey, Angry vermillion, Sad blue
+EMOTION_COLOURS = {"Angry": "#D55E00", "Disgust": "#009E73", "Fear": "#CC79A7", "Happy": "#E69F00",
+                   "Neutral": "#555555", "Sad": "#0072B2", "Surprise": "#56B4E9"}
+
 
 def _figure(*args: Any, figsize: tuple[float, float], **kwargs: Any) -> tuple[Figure, Any]:
     """A figure and its axes, as ``pyplot.subplots`` gives them, without pyplot's global state."""
@@ -165,7 +171,7 @@ def plot_timeline(
     axes = axes[:, 0]
     if not panels:
         axes[0].text(0.5, 0.5, "no face and no audio", ha="center", va="center", transform=axes[0].transAxes)
-    colours = matplotlib.colormaps["tab10"].colors
+    colours = [EMOTION_COLOURS[e] for e in EMOTIONS]
     for ax, (name, t, p) in zip(axes, panels):
         p = np.asarray(p, dtype=np.float64).reshape(len(t), len(EMOTIONS))
         if not np.isfinite(p).any():  # every frame without a face, every window without speech: said, not blank
@@ -197,7 +203,7 @@ def _plot_segments(out: str | Path, bounds: np.ndarray, probs: np.ndarray, face:
     scale = 60.0 if minutes else 1.0
     edges = np.append(bounds[:, 0], bounds[-1, 1]) / scale
     fig, (ax, ax2) = _figure(2, 1, figsize=(10.0, 4.2), sharex=True, gridspec_kw={"height_ratios": [4, 1]})
-    colours = matplotlib.colormaps["tab10"].colors
+    colours = [EMOTION_COLOURS[e] for e in EMOTIONS]
     seen = np.isfinite(probs).all(axis=1) & ~is_uniform(probs, axis=1)
     p = np.where(seen[:, None], probs, 0.0)
     bottom = np.zeros(len(p))
