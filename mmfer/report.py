@@ -134,7 +134,7 @@ def write_report(
         body.append(f"<tr{' class=err' if r.get('error') else ''}>{''.join(cells)}</tr>")
     figs = "".join(f"<figure><img class='timeline' alt='timeline of {html.escape(cid)}' src='{uri}' width='560'>"
                    f"<figcaption>{html.escape(cid)}</figcaption></figure>" for cid, uri in (timelines or {}).items())
-    page = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+    page = (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
             f"<style>{_STYLE}</style></head><body><h1>{html.escape(title)}</h1>"
             f"<p>{html.escape(note)} Written {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(source_date()))} by mmfer {__version__}. Click a column to sort.</p>"
             + (_metrics_html(metrics) if metrics else "")

@@ -32,7 +32,7 @@ def report(tmp_path_factory, cremad_videos, cremad_audio):
 
 def test_report_holds_rows_timelines_and_metrics(report, tmp_path):
     page = report.report.read_text()
-    assert page.startswith("<!DOCTYPE html>") and "http://" not in page and "https://" not in page  # self-contained
+    assert page.startswith("<!DOCTYPE html><html lang='en'>") and "http://" not in page and "https://" not in page  # self-contained
     body = page[page.index("<table id='predictions'"):]
     rows = re.findall(r"<tr( class=err)?>", body.split("</table>")[0].split("<tbody>")[1])
     assert len(rows) == 4 and sum(1 for r in rows if r) == 1  # the broken file is a marked error row
