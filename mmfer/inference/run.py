@@ -13,7 +13,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from mmfer.inference.bundle import Bundle
-from mmfer.data.cache import clip_id_from_name, safe_text
+from mmfer.data.cache import clip_id_from_name, safe_text, terminal_text
 from mmfer.errors import MmferError
 from mmfer.inference.outputs import (
     FrameWriter, _plot, _timeline_args, truths_from_paths, write_prediction_report, write_prediction_submission,
@@ -212,7 +212,7 @@ def predict(
                 continue
             bar = None
             if draw_bars(progress) and kind in ("video", "audio"):  # one bar per file, in seconds of it, with time left
-                bar = tqdm(desc=safe_text(Path(path).name)[:40], unit="s", leave=False, position=1,
+                bar = tqdm(desc=terminal_text(Path(path).name)[:40], unit="s", leave=False, position=1,
                            bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total_fmt} s [{elapsed}<{remaining}]")
 
             def follow(done: float, total: float | None, bar=bar) -> None:
