@@ -31,12 +31,26 @@ _SOUND_THREAD_MADE = threading.Lock()  # two threads predicting at once start on
 
 def sound_thread() -> ThreadPoolExecutor:
     """The thread that scores a short clip's sound beside its frames (``VideoAnalysis._score_ahead``); a forked
-    child starts its own (the parent's thread is not in it)."""
+    child starts its own (the parent's thread is not in it). It computes on one thread of its own
+    (``_one_compute_thread``)."""
     global _SOUND_THREAD
     with _SOUND_THREAD_MADE:
         if _SOUND_THREAD is None:
-            _SOUND_THREAD = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mmfer-sound")
+            _SOUND_THREAD = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mmfer-sound",
+                                               initializer=_one_compute_thread)
         return _SOUND_THREAD
+
+
+def _one_compute_thread() -> None:
+    """Torch ops of this thread run on it alone. Why: a live thread that had run torch ops on a team of OpenMP
+    threads of its own made every other thread's small ops about 4 times slower, whether that team worked or
+    waited (the speech check of a sound file 26 -> 110 ms on 2 cores: more OpenMP threads than cores wake
+    through the kernel). With OpenMP the count is the calling thread's own, so the caller's threads keep theirs;
+    with another threading backend it would be the whole process's, so it is left alone there."""
+    import torch
+
+    if "parallel backend: OpenMP" in torch.__config__.parallel_info():
+        torch.set_num_threads(1)
 
 
 def _forget_sound_thread() -> None:
