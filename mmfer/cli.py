@@ -88,7 +88,7 @@ def _add_preprocess(sub: argparse._SubParsersAction) -> None:
             return 130
         print(summary.table())
         if summary.failures:  # on stderr too: a CI log of a failed --strict run had only the exit code
-            from mmfer.data.cache import terminal_text
+            from mmfer.text import terminal_text
 
             f = summary.failures[0]
             print(f"mmfer preprocess: {len(summary.failures)} clip(s) failed, e.g. {f.split}/{f.clip_id}: {terminal_text(f.reason)} "
@@ -605,7 +605,7 @@ def _interrupted_hint(args: argparse.Namespace, *, out_written: bool | None = No
 def _say_error(args: argparse.Namespace, text: str) -> None:
     """An error on stderr; with --json also as the one JSON object on stdout (``ok`` false), so a script that
     reads stdout gets an answer it can parse, as on success."""
-    from mmfer.data.cache import terminal_text
+    from mmfer.text import terminal_text
 
     print(f"mmfer {args.command}: error: {terminal_text(text)}", file=sys.stderr)
     if getattr(args, "json", False):

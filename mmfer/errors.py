@@ -13,7 +13,7 @@ def run_tool_main(main, argv=None, *, prog: str) -> int:
     try:
         return main(argv) or 0
     except MmferError as e:
-        from mmfer.data.cache import terminal_text
+        from mmfer.text import terminal_text
 
         print(f"{prog}: error: {terminal_text(str(e))}", file=sys.stderr)
         return 2

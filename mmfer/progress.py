@@ -10,7 +10,7 @@ import sys
 import time
 from typing import Any, Iterable, Iterator
 
-from mmfer.data.cache import terminal_text
+from mmfer.text import terminal_text
 
 log = logging.getLogger("mmfer.progress")
 EVERY_S = 60.0

@@ -18,7 +18,7 @@ from typing import Sequence
 
 import numpy as np
 
-from mmfer.data.cache import safe_text
+from mmfer.text import safe_text
 from mmfer.errors import MmferError, csv_errors
 from mmfer.labels import EMOTIONS, canonical
 

@@ -272,7 +272,7 @@ def test_a_file_name_cannot_drive_the_terminal(tmp_path, capsys):
     cleared the terminal that read the warning. Log lines, error lines and tables show control characters as
     ``\\x1b``; the files mmfer writes keep the real name."""
     from mmfer.cli import main
-    from mmfer.data.cache import terminal_text
+    from mmfer.text import terminal_text
     from mmfer.progress import TerminalFormatter
 
     assert terminal_text("a\x1b[2Jb\tc\nd\x9be\x07f") == "a\\x1b[2Jb\tc\nd\\x9be\\x07f"  # tab and newline kept

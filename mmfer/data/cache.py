@@ -32,6 +32,7 @@ import numpy as np
 from mmfer.errors import MmferError
 from mmfer.labels import EMOTIONS
 from mmfer.signals import process_alive
+from mmfer.text import SURROGATES, safe_text  # noqa: F401 - safe_text importable from here, as before
 
 MANIFEST = "manifest.jsonl"
 ARRAYS = ("faces", "landmarks", "boxes", "mask", "audio")
@@ -184,37 +185,10 @@ def check_clip_id(clip_id: str, *, where: str) -> str:
     return clip_id
 
 
-_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
 def _undecodable(m: re.Match) -> str:
     code = ord(m.group())
     # a byte that was not UTF-8 (b'caf\xe9' read on a UTF-8 system): read as Latin-1 ('café'); C1 controls '_'
     return chr(code - 0xDC00) if 0xDCA0 <= code <= 0xDCFF else "_"
-
-
-def safe_text(text: str) -> str:
-    """``text`` that can be written as UTF-8 (a CSV cell, a report, a log line): a file name's bytes that are
-    not UTF-8, which Python holds as lone surrogates, are shown as ``\\xe9``; other text is returned as it is."""
-    text = str(text)
-    if not _SURROGATE.search(text):
-        return text
-    try:
-        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-    except UnicodeEncodeError:
-        return text.encode("utf-8", "backslashreplace").decode("utf-8")
-
-
-# C0 and C1 control characters but tab and newline: ESC and CSI start terminal escape sequences
-_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-
-
-def terminal_text(text: str) -> str:
-    """``text`` as it may be shown on a terminal (a log line, an error, a table): ``safe_text``, with control
-    characters other than tab and newline written as ``\\x1b``, so a file name from an untrusted folder cannot
-    move the cursor, recolour, retitle or clear the terminal that reads its name. Files keep the real name."""
-    text = safe_text(text)
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text) if _CONTROL.search(text) else text
 
 
 def clip_id_from_name(stem: str) -> str:
@@ -225,11 +199,11 @@ def clip_id_from_name(stem: str) -> str:
     an id that is: those bytes are read as Latin-1 (``café``), so the id can be written to every CSV and zip. A
     UTF-8 name that Python read as undecodable bytes (``LC_ALL=C`` with ``PYTHONUTF8=0``) gets the id it gets
     in any other locale."""
-    if _SURROGATE.search(stem):
+    if SURROGATES.search(stem):
         try:
             stem = stem.encode("utf-8", "surrogateescape").decode("utf-8")
         except UnicodeError:
-            stem = _SURROGATE.sub(_undecodable, stem)
+            stem = SURROGATES.sub(_undecodable, stem)
     cid = _edge_spaces_out(_UNSAFE_ID_CHARS.sub("_", stem)) or "_"
     if cid.startswith((".", *FORMULA_STARTS)):
         cid = "_" + cid

@@ -45,7 +45,6 @@ from mmfer.data.cache import (
     remove_clip,
     remove_stale_temporaries,
     staging_dir,
-    terminal_text,
     write_clip,
 )
 from mmfer.data.index import ClipEntry, index_source
@@ -57,6 +56,7 @@ from mmfer.data.clip import (  # noqa: F401 - one clip's pipeline; these names w
 )
 from mmfer.errors import MmferError
 from mmfer.signals import sigterm_as_interrupt
+from mmfer.text import terminal_text
 from mmfer.faces.backends import (backend_name, check_backend, check_spawnable, get_backend, register_backend,
                                   registered_backend)
 

@@ -11,7 +11,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from mmfer.data.cache import ClipRecord, safe_text
+from mmfer.data.cache import ClipRecord
+from mmfer.text import safe_text
 from mmfer.errors import MmferError
 from mmfer.inference.predictor import check_unique_ids
 from mmfer.inference.result import PREDICTION_COLUMNS, Prediction

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from mmfer.inference.bundle import Branch, Bundle, load_bundle
-from mmfer.data.cache import CachedClip, clip_id_from_name, safe_text
+from mmfer.data.cache import CachedClip, clip_id_from_name
 from mmfer.data.index import (
     AUDIO_EXTENSIONS, IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, case_key, is_audio, is_image, is_video, iter_files,
 )
@@ -40,6 +40,7 @@ from mmfer.inference.result import PREDICTION_COLUMNS, Prediction, PredictResult
 from mmfer.inference.segments import Segment, SegmentSettings
 from mmfer.labels import NUM_CLASSES
 from mmfer.models.common import conv2d_channels_last, fold_batchnorm
+from mmfer.text import safe_text
 from mmfer.data.images import MAX_IMAGE_PIXELS, check_image_size, read_image_rgb  # noqa: F401 - re-exported
 
 if TYPE_CHECKING:

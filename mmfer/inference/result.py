@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from mmfer.data.cache import safe_text, terminal_text
+from mmfer.text import safe_text, terminal_text
 from mmfer.inference.segments import Segment
 from mmfer.labels import EMOTIONS, NUM_CLASSES
 from mmfer.scores import is_uniform

@@ -16,7 +16,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from mmfer.data.cache import safe_text
+from mmfer.text import safe_text
 from mmfer.errors import MmferError
 from mmfer.inference.result import Prediction
 

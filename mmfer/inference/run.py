@@ -13,7 +13,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from mmfer.inference.bundle import Bundle
-from mmfer.data.cache import clip_id_from_name, safe_text, terminal_text
+from mmfer.data.cache import clip_id_from_name
 from mmfer.errors import MmferError
 from mmfer.inference.outputs import (
     FrameWriter, _plot, _timeline_args, truths_from_paths, write_prediction_report, write_prediction_submission,
@@ -24,6 +24,7 @@ from mmfer.inference.result import Prediction, PredictResult
 from mmfer.inference.resume import read_record, resume_wanted, rows_to_resume, run_settings, write_record
 from mmfer.inference.segments import SegmentSettings, SegmentWriter
 from mmfer.progress import draw_bars, progress_bar
+from mmfer.text import safe_text, terminal_text
 
 log = logging.getLogger(__name__)
 

@@ -140,7 +140,7 @@ class SegmentWriter(CsvStream):
         super().__init__(path, SEGMENT_COLUMNS)
 
     def add(self, segment: Segment) -> None:
-        from mmfer.data.cache import safe_text
+        from mmfer.text import safe_text
 
         row = segment.row()
         row[0] = safe_text(row[0])
