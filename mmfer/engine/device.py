@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import threading
 
 import torch
 from torch import nn
@@ -46,6 +47,36 @@ def one_blas_thread(threads: int = 1) -> None:
 
     threadpool_limits(limits=int(threads), user_api="blas")
 
+
+
+def torch_runs_on_openmp() -> bool:
+    """Whether torch's CPU threads are OpenMP's: then ``torch.set_num_threads`` sets the calling thread's own
+    count (and the default that threads take at their first torch op), not every thread's."""
+    return "parallel backend: OpenMP" in torch.__config__.parallel_info()
+
+
+def _in_a_new_thread(fn):
+    out: list = []
+    thread = threading.Thread(target=lambda: out.append(fn()), name="mmfer-threads")
+    thread.start()
+    thread.join()
+    return out[0]
+
+
+@contextlib.contextmanager
+def torch_threads_kept():
+    """torch's thread counts after the block as before it: the calling thread's own, and the default that a
+    thread takes at its first torch op (``torch.set_num_threads`` anywhere sets that default too, so a library
+    that sets it while imported, or a thread put on one thread, would otherwise leave every later thread there)."""
+    own = torch.get_num_threads()
+    default = _in_a_new_thread(torch.get_num_threads)
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != own:
+            torch.set_num_threads(own)
+        if _in_a_new_thread(torch.get_num_threads) != default:
+            _in_a_new_thread(lambda: torch.set_num_threads(default))
 
 @functools.lru_cache(maxsize=1)
 def cpu_has_native_bf16() -> bool:

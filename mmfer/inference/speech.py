@@ -48,11 +48,10 @@ os.register_at_fork(after_in_child=_renew_lock)
 def _model():
     import warnings
 
-    import torch
+    from mmfer.engine.device import torch_threads_kept
 
-    threads = torch.get_num_threads()
-    try:
-        with warnings.catch_warnings():  # the package's own use of deprecated importlib and torch.jit calls
+    try:  # importing silero_vad sets torch to one thread for the whole process: the counts are kept
+        with torch_threads_kept(), warnings.catch_warnings():  # (and its deprecated importlib and torch.jit calls)
             warnings.simplefilter("ignore", DeprecationWarning)
             from silero_vad import load_silero_vad
 
@@ -60,8 +59,6 @@ def _model():
     except ImportError as e:
         raise MmferError("the speech check needs the silero-vad package (pip install silero-vad; its weights come "
                          "inside it), or turn the check off (--no-speech-check, Predictor(speech_check=False))") from e
-    finally:  # importing silero_vad sets torch to one thread for the whole process: the caller's count is kept
-        torch.set_num_threads(threads)
 
 
 def speech_probability(audio: np.ndarray, sample_rate: int, *, from_sample: int = 0) -> float:

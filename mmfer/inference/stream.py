@@ -32,12 +32,17 @@ _SOUND_THREAD_MADE = threading.Lock()  # two threads predicting at once start on
 def sound_thread() -> ThreadPoolExecutor:
     """The thread that scores a short clip's sound beside its frames (``VideoAnalysis._score_ahead``); a forked
     child starts its own (the parent's thread is not in it). It computes on one thread of its own
-    (``_one_compute_thread``)."""
+    (``_one_compute_thread``); every other thread keeps its count."""
     global _SOUND_THREAD
     with _SOUND_THREAD_MADE:
         if _SOUND_THREAD is None:
-            _SOUND_THREAD = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mmfer-sound",
-                                               initializer=_one_compute_thread)
+            from mmfer.engine.device import torch_runs_on_openmp, torch_threads_kept
+
+            with torch_threads_kept():  # setting the sound thread's count sets the default for new threads too
+                thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mmfer-sound",
+                                            initializer=_one_compute_thread if torch_runs_on_openmp() else None)
+                thread.submit(int).result()  # its count is set now, within the block
+            _SOUND_THREAD = thread
         return _SOUND_THREAD
 
 
@@ -45,12 +50,11 @@ def _one_compute_thread() -> None:
     """Torch ops of this thread run on it alone. Why: a live thread that had run torch ops on a team of OpenMP
     threads of its own made every other thread's small ops about 4 times slower, whether that team worked or
     waited (the speech check of a sound file 26 -> 110 ms on 2 cores: more OpenMP threads than cores wake
-    through the kernel). With OpenMP the count is the calling thread's own, so the caller's threads keep theirs;
-    with another threading backend it would be the whole process's, so it is left alone there."""
+    through the kernel). Only where torch runs on OpenMP, whose count is per thread."""
     import torch
 
-    if "parallel backend: OpenMP" in torch.__config__.parallel_info():
-        torch.set_num_threads(1)
+    torch.get_num_threads()  # this thread takes the process's default first, so that it is not taken again later
+    torch.set_num_threads(1)
 
 
 def _forget_sound_thread() -> None:
