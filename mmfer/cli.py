@@ -91,7 +91,7 @@ def _add_preprocess(sub: argparse._SubParsersAction) -> None:
             from mmfer.text import terminal_text
 
             f = summary.failures[0]
-            print(f"mmfer preprocess: {len(summary.failures)} clip(s) failed, e.g. {f.split}/{f.clip_id}: {terminal_text(f.reason)} "
+            print(f"mmfer preprocess: {len(summary.failures)} clip(s) failed, e.g. {f.split}/{f.clip_id}: {terminal_text(f.reason, newlines=False)} "
                   "(all in the summary above)", file=sys.stderr)
         if args.strict and not summary.total and parse_shard(args.shard)[1] == 1:  # (a shard of a small source may hold none)
             print(f"mmfer preprocess: error: no clips in {args.source}"
@@ -275,13 +275,15 @@ def _add_submit(sub: argparse._SubParsersAction) -> None:
         import json
 
         from mmfer import submission
+        from mmfer.text import terminal_text
 
         if args.check:
             problems = submission.check_submission(args.check, index=args.index)
             if args.json:
                 print(json.dumps({"zip": args.check, "ok": not problems, "problems": problems}))
             else:
-                print(f"{args.check}: OK" if not problems else "\n".join([f"{args.check}: INVALID", *problems]))
+                print(terminal_text(f"{args.check}: OK") if not problems else "\n".join(  # names from others' zips
+                    terminal_text(line, newlines=False) for line in [f"{args.check}: INVALID", *problems]))
             return 1 if problems else 0
         if not args.scores or not args.out:
             raise MmferError("submit: give FUSED_Test.csv and --out team.zip (or --check team.zip to validate)")
@@ -289,7 +291,7 @@ def _add_submit(sub: argparse._SubParsersAction) -> None:
             args.scores, index=args.index, out=args.out, fill_missing=args.fill_missing
         )
         print(json.dumps({"ok": not report["problems"], **report}, indent=1) if args.json
-              else submission.format_submit_report(report))
+              else terminal_text(submission.format_submit_report(report)))
         return 1 if report["problems"] else 0
 
     p.set_defaults(func=run)
@@ -625,12 +627,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             stream.reconfigure(errors="backslashreplace")
         except (AttributeError, ValueError, OSError):  # replaced by an object without it (tests, pipes)
             pass
-    from mmfer.progress import TerminalFormatter, bars_wanted
+    from mmfer.progress import bars_wanted, terminal_log_handler
 
-    handler = logging.StreamHandler()
-    handler.setFormatter(TerminalFormatter("%(levelname)s %(name)s: %(message)s"))
     # other libraries' own INFO lines (matplotlib's font cache) only with --verbose
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, handlers=[handler])
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, handlers=[terminal_log_handler()])
     logging.getLogger("mmfer").setLevel(logging.DEBUG if args.verbose else logging.INFO)
     from mmfer.outputs import private_matplotlib_config
 

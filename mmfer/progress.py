@@ -4,6 +4,7 @@ its summary. ``progress_bar`` gives a tqdm bar where bars are wanted, else this.
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import sys
@@ -62,10 +63,22 @@ class LogProgress:
 
 class TerminalFormatter(logging.Formatter):
     """Log lines with control characters escaped (``terminal_text``): a file name logged from an untrusted
-    folder cannot drive the terminal or the log viewer that shows it."""
+    folder cannot drive the terminal or the log viewer that shows it, and a newline in a name given as an
+    argument (``log.warning("%s: ...", path)``) cannot start a fake line of its own."""
 
     def format(self, record: logging.LogRecord) -> str:
+        if isinstance(record.args, tuple) and record.args:
+            record = copy.copy(record)
+            record.args = tuple(terminal_text(a, newlines=False) if isinstance(a, (str, os.PathLike)) else a
+                                for a in record.args)
         return terminal_text(super().format(record))
+
+
+def terminal_log_handler(fmt: str = "%(levelname)s %(name)s: %(message)s") -> logging.Handler:
+    """A stderr handler of escaped log lines, ``LEVEL logger: message`` (the command line's and its workers')."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(TerminalFormatter(fmt))
+    return handler
 
 
 def bars_wanted() -> bool:

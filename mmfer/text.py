@@ -25,11 +25,15 @@ def safe_text(text: str) -> str:
 
 # C0 and C1 control characters but tab and newline: ESC and CSI start terminal escape sequences
 _CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_CONTROL_OR_NEWLINE = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f]")
 
 
-def terminal_text(text: str) -> str:
+def terminal_text(text: str, *, newlines: bool = True) -> str:
     """``text`` as it may be shown on a terminal (a log line, an error, a table): ``safe_text``, with control
-    characters other than tab and newline written as ``\\x1b``, so a file name from an untrusted folder cannot
-    move the cursor, recolour, retitle or clear the terminal that reads its name. Files keep the real name."""
+    characters written as ``\\x1b``, so a file name from an untrusted folder cannot move the cursor, recolour,
+    retitle or clear the terminal that reads its name. Tab and newline are kept, unless ``newlines`` is False (a
+    name or a table cell: a newline in a file name would start a line of its own, a fake row or log line). Files
+    keep the real name."""
     text = safe_text(text)
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text) if _CONTROL.search(text) else text
+    control = _CONTROL if newlines else _CONTROL_OR_NEWLINE
+    return control.sub(lambda m: f"\\x{ord(m.group()):02x}", text) if control.search(text) else text

@@ -276,9 +276,13 @@ def test_a_file_name_cannot_drive_the_terminal(tmp_path, capsys):
     from mmfer.progress import TerminalFormatter
 
     assert terminal_text("a\x1b[2Jb\tc\nd\x9be\x07f") == "a\\x1b[2Jb\tc\nd\\x9be\\x07f"  # tab and newline kept
-    assert terminal_text("café.mp4") == "café.mp4"
+    assert terminal_text("café.mp4") == "café.mp4" and terminal_text("a\nb", newlines=False) == "a\\x0ab"
     record = logging.LogRecord("mmfer.x", logging.WARNING, __file__, 1, "cannot read %s", ("a\x1b]0;owned\x07",), None)
     assert TerminalFormatter("%(message)s").format(record) == "cannot read a\\x1b]0;owned\\x07"
+    # a newline in a name given as an argument cannot start a fake log line; the message's own lines stay
+    fake = "a.mp4\nERROR mmfer.predict: disk full"
+    record = logging.LogRecord("mmfer.x", logging.WARNING, __file__, 1, "cannot read %s\nnext", (fake,), None)
+    assert TerminalFormatter("%(message)s").format(record) == "cannot read a.mp4\\x0aERROR mmfer.predict: disk full\nnext"
 
     weird = tmp_path / "bad\x1b[2Jname.csv"
     assert main(["evaluate", str(weird)]) == 2
@@ -290,3 +294,16 @@ def test_a_file_name_cannot_drive_the_terminal(tmp_path, capsys):
     proc = subprocess.run([sys.executable, "-m", "mmfer", "--import", str(plugin), "evaluate", str(weird)],
                           capture_output=True, text=True, timeout=300)
     assert "WARNING mmfer.plugin: cannot read x\\x1b[31mred" in proc.stderr and "\x1b" not in proc.stderr
+
+
+def test_a_preprocess_summary_shows_names_and_reasons_escaped():
+    """The summary's reasons and paths come from file names: a CSI or a newline in one was printed as it was."""
+    from mmfer.data.preprocess import Failure, PreprocessSummary
+
+    s = PreprocessSummary(out="cache", total=3)
+    s.failures.append(Failure("Train", "a", "Train/a.mp4", "Train/evil\x1b[31m.mp4: truncated"))
+    s.missing.append(Failure("Train", "b", "Train/b.mp4\nfaked row", "source missing"))
+    s.warned.append(("Train", "c", ["audio unreadable, stored empty: c\x9b2J.mp4"]))
+    table = s.table()
+    assert "evil\\x1b[31m.mp4" in table and "b.mp4\\x0afaked row" in table and "c\\x9b2J.mp4" in table
+    assert not any(ch in table for ch in "\x1b\x9b") and "\nfaked row" not in table

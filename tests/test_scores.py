@@ -73,7 +73,8 @@ def test_score_ids_that_are_not_utf8_are_written(tmp_path):
     raw = os.fsdecode(b"caf\xe9")
     assert clip_id_from_name(raw) == "café" and clip_id_from_name(os.fsdecode(b"a\x85b")) == "a_b"
     # a UTF-8 name listed with UTF-8 mode off in the C locale (each byte of 'é' a surrogate): the same id as anywhere
-    assert clip_id_from_name("caf\udcc3\udca9") == "café" and clip_id_from_name("caf\udcc3\udca9\udce9") == "cafÃ©é"
+    assert clip_id_from_name("caf\udcc3\udca9") == "café" and clip_id_from_name("caf\udcc3\udca9\udce9") == "caféé"
+    assert clip_id_from_name("bad\x9b2J") == "bad_2J"  # a C1 control (CSI) is no id character, as C0 ones are not
     path = write_scores(tmp_path / "s.csv", [raw, "b"], [None, "Sad"], np.eye(7)[[0, 5]],
                         extra={"path": [raw + ".avi", "b.avi"]})
     table = read_scores(path)

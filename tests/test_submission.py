@@ -362,6 +362,22 @@ def test_check_names_unicode_spellings_and_case_collisions(tmp_path):
     assert not (tmp_path / "w.zip").exists()
 
 
+
+def test_check_prints_a_received_zips_names_without_their_control_characters(tmp_path, capsys):
+    """A zip from someone else is the least trusted input: an entry named with ESC/BEL sequences was printed as it
+    was by `mmfer submit --check`, so it could retitle or clear the terminal of whoever checked it."""
+    from mmfer.cli import main
+
+    index = tmp_path / "index.csv"
+    index.write_text("path,label\nclip.avi,\n", encoding="utf-8")
+    z = tmp_path / "t.zip"
+    with zipfile.ZipFile(z, "w") as zf:
+        zf.writestr("clip.txt", "Happy")
+        zf.writestr("evil\x1b]0;owned\x07\x1b[2J.txt", "Happy")
+    assert main(["submit", "--check", str(z), "--index", str(index)]) == 1
+    out = capsys.readouterr().out
+    assert "INVALID" in out and "evil\\x1b]0;owned\\x07\\x1b[2J" in out and "\x1b" not in out and "\x07" not in out
+
 def test_the_old_argument_names_still_work_and_say_their_new_names(tmp_path):
     """write_submission(out_zip=, fallback_probs=) are out= and fill_missing=, as --out and --fill-missing."""
     test_dir = tmp_path / "Test"

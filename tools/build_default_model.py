@@ -253,7 +253,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.outputs is None:
         shipped = args.out.resolve() == (REPO / "mmfer" / "weights").resolve()
         args.outputs = OUTPUTS if shipped else args.out / "outputs.csv"
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    from mmfer.progress import terminal_log_handler
+
+    logging.basicConfig(level=logging.INFO, handlers=[terminal_log_handler()])
 
     from mmfer.inference.bundle import load_bundle, write_bundle
     from mmfer.errors import MmferError

@@ -28,7 +28,9 @@ def main(argv: list[str] | None = None) -> int:
                          "placed in; a model trained on dlib_mtcnn's own crops read no better, see the model card)")
     ap.add_argument("--workers", type=int, default=1)
     args = ap.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    from mmfer.progress import terminal_log_handler
+
+    logging.basicConfig(level=logging.INFO, handlers=[terminal_log_handler("%(message)s")])
     try:
         summary = build_video_face_tree(args.src, args.out, splits=tuple(s.strip() for s in args.splits.split(",") if s.strip()), seed=args.seed,
                                         face_backend=args.face_backend, workers=args.workers)

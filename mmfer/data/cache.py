@@ -149,7 +149,7 @@ class CachedClip:
 # no separators, no control characters (NUL included), not empty, and no leading "." (".", "..", and the
 # hidden .tmp-/.old- folders that write_clip uses). It also lands in CSVs that people open in spreadsheets,
 # so it never starts with "=", "+", "-" or "@" (formula injection).
-_UNSAFE_ID_CHARS = re.compile(r"[/\\\x00-\x1f\x7f]")
+_UNSAFE_ID_CHARS = re.compile(r"[/\\\x00-\x1f\x7f-\x9f]")  # C1 too: \x9b is a terminal's CSI
 # spaces at either end of a name: CSV readers (and people) strip them, so in an id they become '_'
 _EDGE_SPACE = re.compile(r"^\s+|\s+$")
 
@@ -199,11 +199,12 @@ def clip_id_from_name(stem: str) -> str:
     an id that is: those bytes are read as Latin-1 (``café``), so the id can be written to every CSV and zip. A
     UTF-8 name that Python read as undecodable bytes (``LC_ALL=C`` with ``PYTHONUTF8=0``) gets the id it gets
     in any other locale."""
-    if SURROGATES.search(stem):
+    if SURROGATES.search(stem):  # the bytes that make UTF-8 read as such, whatever the locale listed them in
         try:
-            stem = stem.encode("utf-8", "surrogateescape").decode("utf-8")
-        except UnicodeError:
-            stem = SURROGATES.sub(_undecodable, stem)
+            stem = stem.encode("utf-8", "surrogateescape").decode("utf-8", "surrogateescape")
+        except UnicodeEncodeError:  # a lone surrogate that held no byte
+            pass
+        stem = SURROGATES.sub(_undecodable, stem)
     cid = _edge_spaces_out(_UNSAFE_ID_CHARS.sub("_", stem)) or "_"
     if cid.startswith((".", *FORMULA_STARTS)):
         cid = "_" + cid

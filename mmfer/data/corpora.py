@@ -23,6 +23,7 @@ import numpy as np
 from mmfer.data.index import AUDIO_EXTENSIONS, VIDEO_EXTENSIONS, is_video, walk_files
 from mmfer.errors import MmferError
 from mmfer.labels import cremad_actor, cremad_label, ravdess_actor, ravdess_label
+from mmfer.text import terminal_text
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +53,8 @@ class ConversionSummary:
         if self.excluded:
             lines.append(f"  excluded: {self.excluded} (out-of-set emotion or other modality)")
         if self.unrecognised:
-            lines.append(f"  unrecognised names skipped: {len(self.unrecognised)} (e.g. {self.unrecognised[0]})")
+            lines.append(f"  unrecognised names skipped: {len(self.unrecognised)} "
+                         f"(e.g. {terminal_text(self.unrecognised[0], newlines=False)})")
         return "\n".join(lines)
 
 
@@ -251,7 +253,7 @@ def run_tool(convert: Callable[..., ConversionSummary], argv: Sequence[str] | No
             val_fraction=args.val_fraction, seed=args.seed, copy=args.copy, audio=args.audio,
         )
     except MmferError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {terminal_text(str(e))}", file=sys.stderr)
         return 2
-    print(summary.table())
+    print(terminal_text(summary.table()))
     return 0

@@ -48,7 +48,7 @@ from mmfer.data.cache import (
     write_clip,
 )
 from mmfer.data.index import ClipEntry, index_source
-from mmfer.progress import progress_bar
+from mmfer.progress import progress_bar, terminal_log_handler
 from mmfer.data.clip import (  # noqa: F401 - one clip's pipeline; these names were first imported from here
     FRAME_BUDGET_BYTES, MAX_BATCH, MIN_FITS_PER_SECOND, MIN_FRAME_SIDE, FaceBatch, _batch_size, _looks_truncated,
     _source_stat,
@@ -126,19 +126,19 @@ class PreprocessSummary:
         if self.warned:
             lines.append(f"ok with warnings ({len(self.warned)}):")
             for split, clip_id, warns in self.warned[:10]:
-                lines.append(f"  {split}/{clip_id}: {'; '.join(warns)}")
+                lines.append(f"  {split}/{clip_id}: {terminal_text('; '.join(warns), newlines=False)}")
             if len(self.warned) > 10:
                 lines.append(f"  ... {len(self.warned) - 10} more (see warnings in manifest.jsonl)")
         if self.failures:
             lines.append(f"failed clips ({len(self.failures)}):")
             for f in self.failures:
                 when = "" if f.this_run else " [earlier run; --retry-failed redoes it]"
-                lines.append(f"  {f.split}/{f.clip_id}: {terminal_text(f.reason)}{when}")
+                lines.append(f"  {f.split}/{f.clip_id}: {terminal_text(f.reason, newlines=False)}{when}")
         for title, listed in (("source missing, cached clip kept", self.missing),
                               ("left out, source deleted, renamed or moved to another split", self.removed)):
             if listed:
                 lines.append(f"{title} ({len(listed)}):")
-                lines += [f"  {f.split}/{f.clip_id}: {f.path}" for f in listed[:20]]
+                lines += [f"  {f.split}/{f.clip_id}: {terminal_text(f.path, newlines=False)}" for f in listed[:20]]
                 if len(listed) > 20:
                     lines.append(f"  ... {len(listed) - 20} more")
         return "\n".join(lines)
@@ -296,6 +296,8 @@ def _init_worker(backend_name: str, parent: int | None = None, registered: tuple
         cv2.setNumThreads(1)
     except Exception:  # noqa: BLE001
         pass
+    if not logging.getLogger().handlers:  # a spawned worker: its warnings as the command line's, escaped
+        logging.basicConfig(level=logging.WARNING, handlers=[terminal_log_handler()])
     if registered is not None:
         register_backend(*registered, replace=True)
     get_backend(backend_name)

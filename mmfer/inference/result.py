@@ -154,9 +154,9 @@ class PredictResult:
         rows = [("path" if by_path else "clip_id", "predicted", "confidence", "modalities", "warning")]
         for p in self.predictions:
             top = f"{float(np.max(p.probs)):.2f}" if p.ok else ""
-            warning = terminal_text(p.warning)
+            warning = terminal_text(p.warning, newlines=False)
             warn = warning if len(warning) <= width else warning[: width - 3] + "..."
-            rows.append((terminal_text(p.path) if by_path else p.clip_id, p.predicted or ("error" if not p.ok else "-"),
+            rows.append((terminal_text(p.path, newlines=False) if by_path else p.clip_id, p.predicted or ("error" if not p.ok else "-"),
                          top, p.modalities, warn))
         widths = [max(len(r[i]) for r in rows) for i in range(4)]
         lines = ["  ".join(c.ljust(w) for c, w in zip(r[:4], widths)) + "  " + r[4] for r in rows]

@@ -213,7 +213,7 @@ def predict(
                 continue
             bar = None
             if draw_bars(progress) and kind in ("video", "audio"):  # one bar per file, in seconds of it, with time left
-                bar = tqdm(desc=terminal_text(Path(path).name)[:40], unit="s", leave=False, position=1,
+                bar = tqdm(desc=terminal_text(Path(path).name, newlines=False)[:40], unit="s", leave=False, position=1,
                            bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total_fmt} s [{elapsed}<{remaining}]")
 
             def follow(done: float, total: float | None, bar=bar) -> None:
