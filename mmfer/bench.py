@@ -12,13 +12,11 @@ and nothing is left warm by another stage:
   seconds per clip, model loading apart. Without the bundle the figure is null and the reason recorded.
 * **train**: for each branch, a few optimisation steps of its committed ``configs/<branch>.yaml`` on the
   temporary cache, through the same dataset, collate, optimisation step and loader workers as ``mmfer train``
-  (batches drawn with replacement, no class weights). The time
-  spent waiting for a batch is kept apart from compute, which shows whether training waits on data.
-  Labels only feed the loss here: clips without one get placeholder labels.
+  (batches drawn with replacement, no class weights). The time spent waiting for a batch is kept apart from
+  compute, which shows whether training waits on data. Clips without a label get placeholder ones (for the loss).
 
-``peak_rss_mb`` is each stage process's peak resident set (``ru_maxrss``). Worker processes (the
-preprocessing pool, DataLoader workers) are reported apart as the largest single worker, because they
-share pages with their parent and a sum would overstate what the stage needs.
+``peak_rss_mb`` is each stage process's peak resident set (``ru_maxrss``). Worker processes (the preprocessing
+pool, DataLoader workers) are reported apart as the largest one: they share pages with their parent.
 """
 
 from __future__ import annotations
@@ -565,6 +563,8 @@ def machine_info(device: str = "cpu") -> dict[str, Any]:
     """What the figures were measured on: CPU model, cores, memory, library versions, load at the start."""
     import torch
 
+    from mmfer.engine.device import cpu_vector_units
+
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise MmferError(f"--device {device}: torch sees no CUDA device here (torch.cuda.is_available() is False); "
                          "use --device cpu or run on a machine with a GPU and a CUDA build of torch")
@@ -581,7 +581,7 @@ def machine_info(device: str = "cpu") -> dict[str, Any]:
     except (ValueError, OSError, AttributeError):
         ram_gb = None
     info: dict[str, Any] = {
-        "cpu": cpu, "cores": os.cpu_count(), "ram_gb": ram_gb, "python": platform.python_version(),
+        "cpu": cpu, "cpu_vectors": cpu_vector_units(), "cores": os.cpu_count(), "ram_gb": ram_gb, "python": platform.python_version(),
         "platform": platform.platform(), "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
         "load_average_before": _loadavg(),
     }
@@ -652,7 +652,8 @@ def _header(result: dict[str, Any]) -> str:
     n, rep = result.get("clips"), result.get("repeat", 1)
     clips = f"{n} clip{'s' if n != 1 else ''}" + (f" ({n // rep} listed {rep} times)" if rep > 1 else "")
     return (f"{clips}{f', {frames} frames' if frames else ''} from {result.get('videos')}; "
-            f"{m.get('cpu')}, {m.get('cores')} cores, {m.get('ram_gb')} GB{gpu}; device {result.get('device')}; "
+            f"{m.get('cpu')}{f' ({vectors})' if (vectors := m.get('cpu_vectors')) else ''}, {m.get('cores')} cores, "
+            f"{m.get('ram_gb')} GB{gpu}; device {result.get('device')}; "
             f"torch {m.get('torch')}{load_txt}")
 
 

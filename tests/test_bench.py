@@ -167,3 +167,16 @@ def test_long_clip_is_1080p_with_sound_and_runs_through_decode(tmp_path):
     assert abs(len(read_audio(info.path)) / 16000 - 2.0) < 0.15  # AAC adds up to two 1024-sample frames
     r = bench(long_clip=1, stages=("decode",), progress=False)
     assert r["clips"] == 1 and "long_1080p_1s" in r["videos"] and r["decode_fps"] > 0
+
+
+def test_the_machine_line_names_the_cpus_vector_units(small_run, monkeypatch):
+    """Predict's budget was met on hosts with AVX-512 and not on one with AVX2 alone: figures name which."""
+    from mmfer.engine import device
+
+    assert small_run["machine"]["cpu_vectors"] == device.cpu_vector_units()
+    for flags, said in (({"avx2", "fma"}, "AVX2"), ({"avx2", "avx512f", "avx512_bf16", "amx_bf16"},
+                                                   "AVX-512, AMX, AVX512-BF16"), (set(), "")):
+        monkeypatch.setattr(device, "_cpu_flags", lambda flags=flags: flags)
+        assert device.cpu_vector_units() == said
+    run = {**small_run, "machine": {**small_run["machine"], "cpu_vectors": "AVX2"}}
+    assert f"{run['machine']['cpu']} (AVX2), " in format_table(run)
