@@ -128,7 +128,7 @@ def cpu_vector_units() -> str:
     """The CPU's widest vector units as figures depend on them ("AVX-512, AMX" or "AVX2"; "" where not known):
     the same 2 cores ran predict's face CNNs about twice as fast with AVX-512 as with AVX2 (BENCHMARKS.md)."""
     flags = _cpu_flags()
-    widest = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "NEON" if flags & {"neon", "asimd"} else ""
+    widest = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else ""  # (x86's /proc/cpuinfo flags)
     extra = [name for flag, name in (("amx_bf16", "AMX"), ("avx512_bf16", "AVX512-BF16")) if flag in flags]
     return ", ".join([widest, *extra] if widest else extra)
 
