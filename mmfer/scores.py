@@ -18,6 +18,7 @@ from typing import Sequence
 
 import numpy as np
 
+from mmfer.data.cache import REFUSED_STARTS
 from mmfer.text import safe_text
 from mmfer.errors import MmferError, csv_errors
 from mmfer.labels import EMOTIONS, canonical
@@ -178,6 +179,9 @@ def _read_score_rows(path: Path, f, *, for_evaluate: bool = False) -> ScoreTable
         cid = (row["clip_id"] or "").strip()
         if not cid:
             raise MmferError(f"{path}:{line_no}: empty clip_id")
+        if cid.startswith(REFUSED_STARTS):  # it would go on into fused CSVs and submissions as it is
+            raise MmferError(f"{path}:{line_no}: clip id {cid!r} starts with {cid[0]!r} (a spreadsheet opening this "
+                             "or a CSV made from it would run it as a formula); rename it")
         key = (cid, (row.get("path") or "").strip()) if by_path else cid
         if key in seen:
             raise MmferError(f"{path}:{line_no}: clip {cid!r} appears twice"

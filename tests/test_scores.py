@@ -155,3 +155,16 @@ def test_a_csv_the_csv_module_refuses_is_said_by_name(tmp_path):
         write_scores(tmp_path / "ok.csv", ["a"], [None], np.full((1, 7), 1 / 7))
         with pytest.raises(MmferError, match=f"{path.name}: not a CSV mmfer can read \\(field larger than field limit"):
             call()
+
+
+def test_a_score_file_id_that_a_spreadsheet_would_run_is_refused(tmp_path):
+    """A received score CSV's ids went on as they were into fused CSVs and submissions; ids made from file names
+    never start so (they get a '_'), and ids given explicitly are refused, as docs/preprocessing.md says."""
+    header = "clip_id,label," + ",".join(EMOTIONS) + "\n"
+    for bad in ("=cmd|calc", "+1", "@SUM(A1)"):
+        path = tmp_path / "s.csv"
+        path.write_text(header + f"{bad},Happy,{','.join(['0.1'] * 6)},0.4\n", encoding="utf-8")
+        with pytest.raises(MmferError, match=r"s\.csv:2: clip id .* starts with .* formula"):
+            read_scores(path)
+    path.write_text(header + f"-1,Happy,{','.join(['0.1'] * 6)},0.4\n", encoding="utf-8")  # a number's sign
+    assert read_scores(path).clip_ids == ["-1"]
