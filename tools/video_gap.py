@@ -10,6 +10,11 @@ and how often the two paths agree.
 
     python tools/video_gap.py --fer ../shared/data/fer2013 --per-class 30 --out runs/video_gap
     python tools/video_gap.py --model runs/bundle_new --out runs/video_gap_new
+    python tools/video_gap.py --degradations all --sizes 128 --out runs/video_gap_each
+
+``--degradations`` replaces the clean/degraded pair by one setting per kind of degradation, each alone at full
+strength (the top of what face training draws, or what it never draws: white balance, a covered mouth, a turned
+head): what each does to the video path, model against model.
 
 Writes DIR/video_gap.csv (one row per face and setting), DIR/video_gap.json (the table) and prints a
 Markdown table (for BENCHMARKS.md).
@@ -62,16 +67,67 @@ def write_video(path: Path, frame: np.ndarray, *, crf: int) -> None:
             out.mux(packet)
 
 
-def make_frame(face: np.ndarray, size: int, degraded: bool, rng: np.random.Generator) -> np.ndarray:
+CLEAN_CRF, DEGRADED_CRF = 23, 35
+
+# One kind of degradation each, alone. Those face training draws (mmfer.data.features.draw_degradation, the
+# fine-tuning's rotation) at the top of their range; the last three it never draws. Keys: video_degrade's keyword
+# arguments (blur in px per 100 px of face), crf (H.264 rate), turn (degrees, in the image plane), cut (share of
+# the face outside the frame's left edge), cover (share of the face, from its chin up, under a grey band), gains
+# (R, G, B white balance).
+DEGRADATIONS: dict[str, dict] = {
+    "clean": {},
+    "blur": {"blur": 1.6},
+    "motion_blur": {"motion": 9},
+    "low_resolution": {"rescale": 0.35},
+    "jpeg": {"jpeg": 15},
+    "h264_crf40": {"crf": 40},
+    "dark": {"gamma": 1.6},
+    "bright": {"gamma": 0.6},
+    "noise": {"noise": 8.0},
+    "turned": {"turn": 20.0},
+    "cut": {"cut": 0.2},
+    "white_balance": {"gains": (1.3, 1.0, 0.7)},
+    "mouth_covered": {"cover": 0.3},
+}
+
+
+def make_frame(face: np.ndarray, size: int, degraded: bool | dict, rng: np.random.Generator) -> np.ndarray:
+    """A frame showing ``face`` at ``size`` px: clean (False), degraded as this tool always has (True: blurred and
+    at 60% resolution, for the harder H.264 rate), or with one entry of DEGRADATIONS (a dict)."""
+    import cv2
+
     from mmfer.data.features import video_degrade
     from mmfer.faces.crops import place_face
 
+    spec = {"blur": 1.2, "rescale": 0.6} if degraded is True else dict(degraded or {})
     fh, fw = (240, 320) if size <= 200 else (480, 640)
     x, y = int(rng.integers(0, fw - size + 1)), int(rng.integers(0, fh - size + 1))
+    face = np.ascontiguousarray(face)
+    if spec.get("turn"):  # the whole photo turned about its centre, corners filled from its edge
+        h, w = face.shape[:2]
+        m = cv2.getRotationMatrix2D(((w - 1) / 2, (h - 1) / 2), float(spec["turn"]), 1.0)
+        face = cv2.warpAffine(face, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    if spec.get("cover"):  # a grey band over the lower part of the face, as a hand or a scarf
+        face = face.copy()
+        face[int(round(face.shape[0] * (1 - spec["cover"]))):] = 128
+    if spec.get("cut"):
+        x = -int(round(spec["cut"] * size))
     frame, _ = place_face(face, size=size, frame_hw=(fh, fw), at=(x, y), background="constant", fill=128)
-    if degraded:  # a soft, lower-resolution source; the harder H.264 rate does the rest
-        frame = video_degrade(frame, rng, blur=1.2 * size / 100, rescale=0.6)
-    return frame
+    if spec.get("gains"):
+        frame = np.clip(frame * np.asarray(spec["gains"], np.float32), 0, 255).astype(np.uint8)
+    kw = {k: spec[k] for k in ("motion", "rescale", "jpeg", "gamma", "noise") if k in spec}
+    if spec.get("blur"):
+        kw["blur"] = spec["blur"] * size / 100
+    return video_degrade(frame, rng, **kw) if kw else frame
+
+
+def settings(sizes, degradations: list[str] | None) -> list[tuple[str, int, bool | dict, int]]:
+    """(name, face size, what make_frame is given, H.264 rate) for each setting of a run."""
+    if not degradations:
+        return [(f"{s}px {'degraded' if d else 'clean'}", s, d, DEGRADED_CRF if d else CLEAN_CRF)
+                for s in sizes for d in (False, True)]
+    return [(f"{s}px {name}", s, DEGRADATIONS[name], DEGRADATIONS[name].get("crf", CLEAN_CRF))
+            for s in sizes for name in degradations]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -83,8 +139,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--model", default="default", help="what predict loads, as `mmfer predict --model`: 'default', a bundle, RUN or FUSE folder")
     ap.add_argument("--per-class", type=int, default=30)
     ap.add_argument("--sizes", type=int, nargs="+", default=list(SIZES))
+    ap.add_argument("--degradations", nargs="+", metavar="NAME",
+                    help=f"one setting per kind of degradation instead of clean/degraded: 'all' or some of "
+                         f"{', '.join(DEGRADATIONS)}")
     ap.add_argument("--out", required=True, help="folder for video_gap.csv and video_gap.json")
     args = ap.parse_args(argv)
+    degradations = list(DEGRADATIONS) if args.degradations == ["all"] else args.degradations
+    unknown = sorted(set(degradations or ()) - set(DEGRADATIONS))
+    if unknown:
+        ap.error(f"unknown --degradations {', '.join(unknown)}: choose from all, {', '.join(DEGRADATIONS)}")
     import cv2
     import torch
 
@@ -100,31 +163,29 @@ def main(argv: list[str] | None = None) -> int:
     image_pred = [predictor.predict_file(r.path, "image").predicted for r in faces]
     rows, table = [], []
     with tempfile.TemporaryDirectory(prefix="mmfer-video-gap-") as tmp:
-        for size in args.sizes:
-            for degraded in (False, True):
-                setting = f"{size}px {'degraded' if degraded else 'clean'}"
-                rng = np.random.default_rng(size * 2 + degraded)
-                found, video_pred = [], []
-                for i, r in enumerate(faces):
-                    face = cv2.imread(r.path, cv2.IMREAD_COLOR)[..., ::-1]
-                    video = Path(tmp) / f"{i}.mp4"
-                    write_video(video, make_frame(face, size, degraded, rng), crf=35 if degraded else 23)
-                    p = predictor.predict_file(video, "video")
-                    found.append(bool(p.face_ratio))
-                    video_pred.append(p.predicted)
-                    rows.append({"setting": setting, "path": r.path, "truth": r.label, "image": image_pred[i],
-                                 "video": p.predicted, "face_ratio": p.face_ratio})
-                f = np.array(found)
-                img_ok = np.array([p == EMOTIONS[k] for p, k in zip(image_pred, y)])
-                vid_ok = np.array([p == EMOTIONS[k] for p, k in zip(video_pred, y)])
-                agree = np.array([a == b for a, b in zip(image_pred, video_pred)])
-                table.append({"setting": setting, "faces": len(faces), "found": float(f.mean()),
-                              "image_acc_found": float(img_ok[f].mean()) if f.any() else None,
-                              "video_acc_found": float(vid_ok[f].mean()) if f.any() else None,
-                              "video_acc_all": float(vid_ok.mean()), "image_acc_all": float(img_ok.mean()),
-                              "agreement_found": float(agree[f].mean()) if f.any() else None})
-                print(f"{setting}: found {f.mean():.3f}, video {table[-1]['video_acc_found']}, "
-                      f"image {table[-1]['image_acc_found']}", file=sys.stderr)
+        for setting, size, degraded, crf in settings(args.sizes, degradations):
+            rng = np.random.default_rng(size * 2 + (degraded is True))  # every setting places faces alike
+            found, video_pred = [], []
+            for i, r in enumerate(faces):
+                face = cv2.imread(r.path, cv2.IMREAD_COLOR)[..., ::-1]
+                video = Path(tmp) / f"{i}.mp4"
+                write_video(video, make_frame(face, size, degraded, rng), crf=crf)
+                p = predictor.predict_file(video, "video")
+                found.append(bool(p.face_ratio))
+                video_pred.append(p.predicted)
+                rows.append({"setting": setting, "path": r.path, "truth": r.label, "image": image_pred[i],
+                             "video": p.predicted, "face_ratio": p.face_ratio})
+            f = np.array(found)
+            img_ok = np.array([p == EMOTIONS[k] for p, k in zip(image_pred, y)])
+            vid_ok = np.array([p == EMOTIONS[k] for p, k in zip(video_pred, y)])
+            agree = np.array([a == b for a, b in zip(image_pred, video_pred)])
+            table.append({"setting": setting, "faces": len(faces), "found": float(f.mean()),
+                          "image_acc_found": float(img_ok[f].mean()) if f.any() else None,
+                          "video_acc_found": float(vid_ok[f].mean()) if f.any() else None,
+                          "video_acc_all": float(vid_ok.mean()), "image_acc_all": float(img_ok.mean()),
+                          "agreement_found": float(agree[f].mean()) if f.any() else None})
+            print(f"{setting}: found {f.mean():.3f}, video {table[-1]['video_acc_found']}, "
+                  f"image {table[-1]['image_acc_found']}", file=sys.stderr)
     with open(out / "video_gap.csv", "w", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=list(rows[0]))
         w.writeheader()
