@@ -198,6 +198,13 @@ def write_submission(
             filled[cid] += f" ({notes[cid]})"
     out_zip = Path(out_zip)
     write_zip(out_zip, {cid: words[cid] for cid in ids}, where=str(index))
+    from mmfer.inference.bundle import branches_changed_since_fuse  # torch: only where a submission is written
+
+    changed = branches_changed_since_fuse(fused_test_csv.parent)
+    for name, run in changed:
+        log.warning("%s: the checkpoint of branch %r in %s changed after `mmfer fuse` wrote these scores: this zip "
+                    "holds the fusion of the checkpoint before. To submit the new one, re-run `mmfer scores` for "
+                    "that run and `mmfer fuse`", fused_test_csv, name, run)
     for cid, how in filled.items():
         log.warning("%s: filled in, predicted %s %s", cid, words[cid], how)
     if extra:
@@ -212,6 +219,7 @@ def write_submission(
         "left_out_not_in_index": extra,
         "failed_preprocessing": sorted(notes),
         "prediction_counts": counts,
+        "changed_since_fuse": [name for name, _ in changed],
         "problems": [],
     }
 

@@ -430,16 +430,38 @@ def _from_fuse_dir(root: Path) -> Bundle:
 
 def _check_runs_unchanged(path: Path, names: list[str], runs: list[Path], digests: Any) -> None:
     """A branch retrained after ``mmfer fuse`` (its checkpoint no longer the one whose Val scores set its weight)
-    is refused: the fused model would silently be another one. weights.json of older mmfer records no digests."""
+    is refused: the fused model would silently be another one."""
+    for name, run in _changed_runs(names, runs, digests)[:1]:
+        raise MmferError(f"{path}: the checkpoint of branch {name!r} in {run} changed after `mmfer fuse` tuned its "
+                         "weight on its Val scores (retrained?). Re-run `mmfer scores` for that run and `mmfer "
+                         "fuse`, or restore the checkpoint")
+
+
+def _changed_runs(names: list[str], runs: list[Path | None], digests: Any) -> list[tuple[str, Path]]:
+    """(branch, run) whose checkpoint is no longer the one fuse recorded; weights.json of older mmfer records no
+    digests, and a run not found is not judged."""
     from mmfer.fusion.fuse import checkpoint_digest
 
     if not isinstance(digests, list) or len(digests) != len(names):
-        return
-    for name, run, want in zip(names, runs, digests):
-        if want and checkpoint_digest(run) != want:
-            raise MmferError(f"{path}: the checkpoint of branch {name!r} in {run} changed after `mmfer fuse` tuned its "
-                             "weight on its Val scores (retrained?). Re-run `mmfer scores` for that run and `mmfer "
-                             "fuse`, or restore the checkpoint")
+        return []
+    return [(name, run) for name, run, want in zip(names, runs, digests)
+            if want and run is not None and checkpoint_digest(run) != want]
+
+
+def branches_changed_since_fuse(fuse_dir: str | Path) -> list[tuple[str, Path]]:
+    """The branches of a ``mmfer fuse`` folder retrained since it fused them: its fused_*.csv are then the fusion
+    of the checkpoints before (which ``mmfer submit`` says). [] where the folder has no readable weights.json."""
+    root = Path(fuse_dir)
+    try:
+        info = _json_object(root / "weights.json", fix="re-run `mmfer fuse`")
+    except (MmferError, OSError):
+        return []
+    names = [str(n) for n in info.get("branches") or []]
+    runs = list(info.get("runs") or [None] * len(names))
+    val = list((info.get("inputs") or {}).get("val") or [])
+    found = [_find_run(runs[i] if i < len(runs) else None, val[i] if i < len(val) else None, root)
+             for i in range(len(names))]
+    return _changed_runs(names, found, info.get("checkpoint_sha256"))
 
 
 def _find_run(recorded: str | None, val_scores: str | None, fuse_dir: Path) -> Path | None:

@@ -249,7 +249,7 @@ def _copied_runs_with_scores(tmp_path, runs, *, seed: int) -> list:
                          labels, rng.dirichlet(np.ones(7), 21)) for k in ("face_frame", "audio_cnn")]
 
 
-def test_fuse_folder_refuses_a_branch_retrained_after_fusing(tmp_path, runs):
+def test_fuse_folder_refuses_a_branch_retrained_after_fusing(tmp_path, runs, caplog):
     """The weight of a branch was tuned on its old model's Val scores: a retrained run under the same folder must
     not be fused silently with it."""
     import torch
@@ -268,8 +268,25 @@ def test_fuse_folder_refuses_a_branch_retrained_after_fusing(tmp_path, runs):
     torch.save(ckpt, ckpt_path)
     with pytest.raises(MmferError, match="branch 'audio_cnn' .* changed after `mmfer fuse`"):
         load_bundle(tmp_path / "fuse")
-    ckpt_path.write_bytes(original)  # restored: loads again
+    # the fused scores fuse wrote are those of the checkpoint before: a zip of them is written, and says so
+    from mmfer.scores import write_scores
+    from mmfer.submission import write_submission
+
+    test_dir = tmp_path / "Test"
+    test_dir.mkdir()
+    for c in ("t0", "t1"):
+        (test_dir / f"{c}.avi").write_bytes(b"")
+    fused = write_scores(tmp_path / "fuse" / "fused_Test.csv", ["t0", "t1"], [None, None],
+                         np.random.default_rng(2).dirichlet(np.ones(7), 2))
+    with caplog.at_level("WARNING", logger="mmfer.submission"):
+        rep = write_submission(fused, index=test_dir, out=tmp_path / "team.zip")
+    assert rep["changed_since_fuse"] == ["audio_cnn"] and rep["clips"] == 2
+    assert "branch 'audio_cnn'" in caplog.text and "holds the fusion of the checkpoint before" in caplog.text
+    ckpt_path.write_bytes(original)  # restored: loads again, and a zip says nothing
     assert len(load_bundle(tmp_path / "fuse").branches) == 2
+    caplog.clear()
+    assert write_submission(fused, index=test_dir, out=tmp_path / "team2.zip")["changed_since_fuse"] == []
+    assert "changed after" not in caplog.text
 
 
 def test_build_tool(tmp_path, runs, cremad_videos, cremad_audio, monkeypatch, capsys, caplog):
