@@ -25,7 +25,6 @@ import json
 import logging
 import os
 import platform
-import resource
 import shutil
 import subprocess
 import sys
@@ -37,6 +36,7 @@ from typing import Any, Sequence
 from mmfer.data.long_clip import LONG_CLIP_SIZES, make_long_clip  # noqa: F401 - bench makes its long clip
 from mmfer.errors import MmferError
 from mmfer.labels import EMOTIONS
+from mmfer.process_stats import ChildPeaks, cpu_seconds, loadavg, peak_rss_mb
 from mmfer.progress import draw_bars
 from mmfer.signals import start_iter
 
@@ -141,7 +141,7 @@ def _bench(videos, work: Path, *, device, workers, repeat, steps, warmup, batch_
                 "config": str(_branch_config(branch, configs)) if branch else None}
         out = run_stage(stage, args, work=work)
         _record(result, stage, branch, out)
-    machine["load_average_after"] = _loadavg()
+    machine["load_average_after"] = loadavg()
     return result
 
 
@@ -284,7 +284,7 @@ def stage_decode(args: dict[str, Any]) -> dict[str, Any]:
         frames, seconds = 0, 0.0
         t0 = time.perf_counter()
         cpu0.clear()
-        cpu0.append(_cpu_seconds())
+        cpu0.append(cpu_seconds())
         for p in paths:
             info = probe_video(p)
             seconds += info.frames / (info.fps or 25.0)
@@ -295,7 +295,7 @@ def stage_decode(args: dict[str, Any]) -> dict[str, Any]:
     cpu0: list[float] = []
     one_pass()  # warm-up: library load and the files into the page cache
     frames, video_seconds, wall = one_pass()
-    cpu = _cpu_seconds() - cpu0[0]
+    cpu = cpu_seconds() - cpu0[0]
     return {"frames": frames, "seconds": round(wall, 3), "fps": round(frames / wall, 1),
             "cpu_seconds": round(cpu, 3), "cpu_ms_per_frame": round(1000 * cpu / frames, 3),
             "video_seconds": round(video_seconds, 3), "mean_clip_seconds": round(video_seconds / len(paths), 3)}
@@ -313,10 +313,10 @@ def stage_preprocess(args: dict[str, Any]) -> dict[str, Any]:
     get_backend(settings.face_backend)  # once per run, like the decode stage's warm-up: not timed
     import_decoders()
     load = time.perf_counter() - t0
-    t0, cpu0 = time.perf_counter(), _cpu_seconds()
+    t0, cpu0 = time.perf_counter(), cpu_seconds()
     summary = preprocess(_entries(args), args["cache"], settings=settings, workers=int(args["workers"]), progress=False,
                          same_content_check=False)  # --repeat lists each file several times, by design
-    wall, cpu = time.perf_counter() - t0, _cpu_seconds() - cpu0
+    wall, cpu = time.perf_counter() - t0, cpu_seconds() - cpu0
     return {"frames": summary.frames, "face_frames": summary.face_frames, "clips": summary.total,
             "failed": summary.failed, "seconds": round(wall, 3), "fps": round(summary.frames / wall, 1),
             "cpu_seconds": round(cpu, 3), "cpu_ms_per_frame": round(1000 * cpu / max(1, summary.frames), 3),
@@ -451,12 +451,6 @@ def _forward_ms(model, ds, dev, use_amp: bool, repeats: int = 5) -> float:
     return round((time.perf_counter() - t0) / repeats * 1000, 2)
 
 
-def _cpu_seconds() -> float:
-    """User + system CPU of this process (all threads) and of its finished, waited-for children (pool workers)."""
-    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
-
-
 def _entries(args: dict[str, Any]):
     from mmfer.data.index import ClipEntry
 
@@ -473,92 +467,20 @@ STAGE_FUNCTIONS = {"decode": stage_decode, "preprocess": stage_preprocess, "pred
                    "train": stage_train}
 
 
-def _vm_hwm_mb(pid: int | str = "self") -> float | None:
-    """Peak resident set of one process from /proc (Linux): unlike ru_maxrss it is not inflated by the parent's
-    size at fork, which Linux carries across exec."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return round(int(line.split()[1]) / 1024, 1)
-    except (OSError, ValueError, IndexError):
-        return None
-    return None
-
-
-def _peak_rss_mb() -> float:
-    hwm = _vm_hwm_mb()
-    if hwm is not None:
-        return hwm
-    kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return round(kb / (1024 * 1024 if sys.platform == "darwin" else 1024), 1)  # bytes on macOS, KiB on Linux
-
-
-class _ChildPeaks:
-    """Polls this process's children (pool and loader workers) for their peak resident set while a stage runs.
-
-    Forked children (DataLoader workers) count the pages they share with their parent too.
-    """
-
-    def __init__(self, every: float = 0.2):
-        import threading
-
-        self.peak: float | None = None
-        self._every = every
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="mmfer-bench-rss", daemon=True)
-
-    def _children(self) -> list[str]:
-        pids: list[str] = []
-        for f in Path("/proc/self/task").glob("*/children"):
-            try:
-                pids += f.read_text().split()
-            except OSError:
-                pass
-        return pids
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.poll()
-            self._stop.wait(self._every)
-
-    def poll(self) -> None:
-        for pid in self._children():
-            hwm = _vm_hwm_mb(pid)
-            if hwm is not None and (self.peak is None or hwm > self.peak):
-                self.peak = hwm
-
-    def __enter__(self) -> "_ChildPeaks":
-        if Path("/proc/self/task").is_dir():
-            self._thread.start()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=5)
-
-
 def _stage_main(argv: Sequence[str]) -> int:
     """``python -m mmfer.bench STAGE ARGS.json OUT.json``: one stage in this fresh process."""
     stage, arg_file, out_file = argv
     logging.basicConfig(level=logging.WARNING)
     args = json.loads(Path(arg_file).read_text())
-    with _ChildPeaks() as children:
+    with ChildPeaks() as children:
         out = STAGE_FUNCTIONS[stage](args)
-    out["peak_rss_mb"] = _peak_rss_mb()
+    out["peak_rss_mb"] = peak_rss_mb()
     out["workers_peak_rss_mb"] = children.peak
     Path(out_file).write_text(json.dumps(out))
     return 0
 
 
 # ---------------------------------------------------------------- machine and tables
-def _loadavg() -> list[float] | None:
-    try:
-        return [round(x, 2) for x in os.getloadavg()]
-    except OSError:
-        return None
-
-
 def machine_info(device: str = "cpu") -> dict[str, Any]:
     """What the figures were measured on: CPU model, cores, memory, library versions, load at the start."""
     import torch
@@ -583,7 +505,7 @@ def machine_info(device: str = "cpu") -> dict[str, Any]:
     info: dict[str, Any] = {
         "cpu": cpu, "cpu_vectors": cpu_vector_units(), "cores": os.cpu_count(), "ram_gb": ram_gb, "python": platform.python_version(),
         "platform": platform.platform(), "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
-        "load_average_before": _loadavg(),
+        "load_average_before": loadavg(),
     }
     for mod in ("decord", "cv2", "dlib", "numpy"):
         try:

@@ -487,7 +487,6 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
 
     def run(args: argparse.Namespace) -> int:
         import json
-        from pathlib import Path
 
         from mmfer.bench import bench, format_markdown, format_table
 

@@ -25,10 +25,13 @@ def sigterm_as_interrupt() -> Any:
 
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+WINDOWS = os.name == "nt"
 
 
 def process_alive(pid: int) -> bool:
     """Whether process ``pid`` of this machine still runs (a lock's owner), another user's included."""
+    if WINDOWS:  # there os.kill(pid, 0) sends CTRL_C_EVENT or ends the process: never a question
+        return _windows_process_alive(pid)
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -36,6 +39,24 @@ def process_alive(pid: int) -> bool:
     except PermissionError:  # another user's: alive
         return True
     return True
+
+
+def _windows_process_alive(pid: int) -> bool:
+    """OpenProcess and its exit code: STILL_ACTIVE while it runs; access denied means it exists (another
+    user's or a protected one)."""
+    import ctypes
+
+    kernel32 = ctypes.WinDLL("kernel32", use_last_error=True)
+    handle = kernel32.OpenProcess(0x1000, False, int(pid))  # PROCESS_QUERY_LIMITED_INFORMATION
+    if not handle:
+        return ctypes.get_last_error() == 5  # ERROR_ACCESS_DENIED; otherwise no such process
+    try:
+        code = ctypes.c_ulong()
+        if not kernel32.GetExitCodeProcess(handle, ctypes.byref(code)):
+            return True  # cannot tell: treat as alive, as a lock's owner must not be taken from a live one
+        return code.value == 259  # STILL_ACTIVE
+    finally:
+        kernel32.CloseHandle(handle)
 
 
 def start_iter(iterable: Any) -> Any:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -123,13 +126,22 @@ def test_npy_appender_writes_what_numpy_reads_and_staged_clips_are_not_copied(tm
     with pytest.raises(ValueError, match="items must be"):
         out.append(np.zeros((1, 9, 8, 3), np.uint8))
     faces = out.close()
-    assert isinstance(faces, np.memmap) and np.array_equal(faces, np.concatenate(batches))
+    assert isinstance(faces, cache_mod.SpooledNpy) and faces.shape == (8, 8, 8, 3) and len(faces) == 8
+    assert np.array_equal(np.asarray(faces), np.concatenate(batches))
     arrays = {**_arrays(8), "faces": faces}
-    saved = []
-    real_save = np.save
+    saved, mapped_at_rename = [], []
+    real_save, real_replace = np.save, os.replace
     monkeypatch.setattr(cache_mod.np, "save", lambda path, *a, **k: (saved.append(path.name), real_save(path, *a, **k)))
+
+    def replace(src, dst):  # Windows cannot rename a folder holding a mapped file: nothing of it may be mapped
+        if Path("/proc/self/maps").is_file():
+            mapped_at_rename.append(str(Path(src).resolve()) in Path("/proc/self/maps").read_text())
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(cache_mod.os, "replace", replace)
     write_clip(tmp_path, "Train", "long", arrays, {"frames": 8}, staged=staged)
     assert "faces.npy" not in saved and len(saved) == len(ARRAYS) - 1  # streamed faces renamed, not rewritten
+    assert not any(mapped_at_rename)
     clip = load_clip(tmp_path, "Train", "long")
     assert np.array_equal(clip.faces, np.concatenate(batches)) and not staged.exists()
     assert cache_mod.clip_problem(tmp_path, "Train", "long") == ""

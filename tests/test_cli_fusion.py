@@ -70,7 +70,7 @@ def test_fuse_submit_check_evaluate(runs, capsys):
     assert (root / "cm.png").is_file()
     assert main(["evaluate", str(out / "fused_Val.csv")]) == 0
     text = capsys.readouterr().out  # the in-sample file says so, and where the figure to report is
-    assert "mean class accuracy" in text and text.startswith(f"note: in-sample: fuse's fusion was tuned on these clips")
+    assert "mean class accuracy" in text and text.startswith("note: in-sample: fuse's fusion was tuned on these clips")
     assert str(out / "fused_Val_cv.csv") in text
     assert main(["evaluate", str(out / "fused_Val_cv.csv"), "--json"]) == 0
     cv = json.loads(capsys.readouterr().out)  # the cross-validated scores make the cross-validated figures

@@ -224,6 +224,27 @@ def clip_dir(cache: str | Path, split: str, clip_id: str) -> Path:
     return Path(cache) / split / clip_id
 
 
+@dataclass(frozen=True)
+class SpooledNpy:
+    """An ``.npy`` file that NpyAppender finished: where it is, its shape and dtype, and no file held open (on
+    Windows a folder holding an open or memory-mapped file cannot be renamed, and the staged clip folder is).
+    As an array (``np.asarray``, ``load()``) it is the file memory-mapped read-only."""
+
+    path: Path
+    shape: tuple[int, ...]
+    dtype: np.dtype
+
+    def load(self) -> np.ndarray:
+        return np.load(self.path, mmap_mode="r", allow_pickle=False)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        a = self.load()
+        return a if dtype is None else a.astype(dtype)
+
+
 class NpyAppender:
     """Writes an ``.npy`` file batch by batch, so a clip's face crops go to disk as they are made and memory
     holds one batch whatever the clip's length. The header, written last, is padded to a fixed size."""
@@ -243,8 +264,8 @@ class NpyAppender:
         self._fh.write(memoryview(batch.reshape(-1)).cast("B"))
         self.count += len(batch)
 
-    def close(self) -> np.ndarray:
-        """Finish the file; returns it memory-mapped read-only (an empty array in memory when nothing came)."""
+    def close(self) -> SpooledNpy | np.ndarray:
+        """Finish the file; returns where it is, with its shape (an empty array in memory when nothing came)."""
         shape = (self.count, *self.item_shape)
         header = repr({"descr": np.lib.format.dtype_to_descr(self.dtype), "fortran_order": False, "shape": shape})
         body = header.encode("latin1").ljust(self.HEADER_BYTES - 10 - 1) + b"\n"
@@ -255,7 +276,7 @@ class NpyAppender:
         self._fh.close()
         if self.count == 0:
             return np.zeros(shape, self.dtype)
-        return np.load(self.path, mmap_mode="r", allow_pickle=False)
+        return SpooledNpy(self.path, shape, self.dtype)
 
     def abort(self) -> None:
         self._fh.close()
@@ -278,9 +299,12 @@ def staging_dir(cache: str | Path, split: str, clip_id: str) -> Path:
 
 
 def _already_in(arr: Any, path: Path) -> bool:
-    """True when ``arr`` is the memory map of ``path`` itself (streamed there while processing)."""
-    name = getattr(arr, "filename", None)
-    return isinstance(arr, np.memmap) and name is not None and os.path.abspath(name) == os.path.abspath(path)
+    """True when ``arr`` is the file ``path`` itself (streamed there while processing)."""
+    return isinstance(arr, SpooledNpy) and os.path.abspath(arr.path) == os.path.abspath(path)
+
+
+def _dtype(arr: Any) -> np.dtype:
+    return arr.dtype if isinstance(arr, (np.ndarray, SpooledNpy)) else np.asarray(arr).dtype
 
 
 def write_clip(
@@ -309,8 +333,7 @@ def write_clip(
                 np.save(tmp / f"{name}.npy", np.ascontiguousarray(arrays[name]), allow_pickle=False)
         # shapes and dtypes, so a resumed run can tell a complete clip from a truncated one
         meta = {**meta, "labels": list(EMOTIONS),
-                "arrays": {n: {"shape": list(np.shape(arrays[n])), "dtype": str(np.asarray(arrays[n]).dtype)}
-                           for n in ARRAYS}}
+                "arrays": {n: {"shape": list(np.shape(arrays[n])), "dtype": str(_dtype(arrays[n]))} for n in ARRAYS}}
         (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
     except BaseException:  # a full disk, Ctrl-C: no half-written folder is left behind
         shutil.rmtree(tmp, ignore_errors=True)

@@ -111,7 +111,8 @@ def _new_locks() -> None:  # a forked child: no thread of the parent holds these
     _BUILDING, _CALLS = threading.Lock(), threading.RLock()
 
 
-os.register_at_fork(after_in_child=_new_locks)
+if hasattr(os, "register_at_fork"):  # POSIX only; Windows has no fork to renew state after
+    os.register_at_fork(after_in_child=_new_locks)
 
 
 class _OneCallAtATime:

@@ -41,7 +41,8 @@ def _renew_lock() -> None:
     _CALLS = threading.Lock()
 
 
-os.register_at_fork(after_in_child=_renew_lock)
+if hasattr(os, "register_at_fork"):  # POSIX only; Windows has no fork to renew state after
+    os.register_at_fork(after_in_child=_renew_lock)
 
 
 @lru_cache(maxsize=1)

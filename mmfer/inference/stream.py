@@ -62,7 +62,8 @@ def _forget_sound_thread() -> None:
     _SOUND_THREAD, _SOUND_THREAD_MADE = None, threading.Lock()
 
 
-os.register_at_fork(after_in_child=_forget_sound_thread)
+if hasattr(os, "register_at_fork"):  # POSIX only; Windows has no fork to renew state after
+    os.register_at_fork(after_in_child=_forget_sound_thread)
 
 
 # files up to this long get the audio branches (fused) over sliding windows for --plots by default (their plot draws
@@ -90,7 +91,7 @@ class _FreeMemory:
             self._trim = ctypes.CDLL("libc.so.6").malloc_trim
             self._page = resource.getpagesize()
             self._rss()
-        except (OSError, AttributeError, ValueError):
+        except (ImportError, OSError, AttributeError, ValueError):  # no resource module (Windows), glibc or /proc
             self._trim = None
 
     def _rss(self) -> int:

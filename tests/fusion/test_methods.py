@@ -305,7 +305,7 @@ def test_fuse_rejects_mismatched_files(tmp_path, rng):
     with pytest.raises(MmferError, match=r"label disagreement.*v0005"):
         fuse([paths["val"][0], bad], out=tmp_path / "x", names="a,b")
     # Test files in another order than Val: paired by branch, with or without --names, never by position
-    right = fuse(paths["val"], paths["test"], out=tmp_path / "right", cv_folds=3)
+    fuse(paths["val"], paths["test"], out=tmp_path / "right", cv_folds=3)
     for i, names in enumerate((None, "p,q")):
         fuse(paths["val"], paths["test"][::-1], out=tmp_path / f"swapped{i}", cv_folds=3, names=names)
         assert (tmp_path / f"swapped{i}" / "fused_Test.csv").read_text().splitlines()[1:] == \

@@ -16,7 +16,7 @@ from mmfer.bundle import BUNDLE_FILE, DEFAULT_DIR, load_bundle, write_bundle
 from mmfer.errors import MmferError
 from mmfer.fusion.methods import apply_temperature
 from mmfer.labels import EMOTIONS
-from predict_helpers import standin_bundle, standin_run
+from predict_helpers import standin_run
 
 REPO = Path(__file__).resolve().parents[2]
 RECORDED = REPO / "tests" / "assets" / "default_model_outputs.csv"
