@@ -260,14 +260,14 @@ def run_stage(stage: str, args: dict[str, Any], *, work: Path) -> dict[str, Any]
     work.mkdir(parents=True, exist_ok=True)
     tag = f"{stage}-{args.get('branch') or 'all'}"
     arg_file, out_file = work / f"{tag}.args.json", work / f"{tag}.out.json"
-    arg_file.write_text(json.dumps(args))
+    arg_file.write_text(json.dumps(args), encoding="utf-8")
     t0 = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "mmfer.bench", stage, str(arg_file), str(out_file)],
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     if proc.returncode != 0 or not out_file.is_file():
         tail = "\n".join((proc.stderr or proc.stdout or "").strip().splitlines()[-15:])
         raise MmferError(f"bench stage {tag} failed (exit {proc.returncode}):\n{tail}")
-    out = json.loads(out_file.read_text())
+    out = json.loads(out_file.read_text(encoding="utf-8"))
     out["process_seconds"] = round(time.perf_counter() - t0, 2)  # the whole stage process, start-up included
     return out
 
@@ -471,12 +471,12 @@ def _stage_main(argv: Sequence[str]) -> int:
     """``python -m mmfer.bench STAGE ARGS.json OUT.json``: one stage in this fresh process."""
     stage, arg_file, out_file = argv
     logging.basicConfig(level=logging.WARNING)
-    args = json.loads(Path(arg_file).read_text())
+    args = json.loads(Path(arg_file).read_text(encoding="utf-8"))
     with ChildPeaks() as children:
         out = STAGE_FUNCTIONS[stage](args)
     out["peak_rss_mb"] = peak_rss_mb()
     out["workers_peak_rss_mb"] = children.peak
-    Path(out_file).write_text(json.dumps(out))
+    Path(out_file).write_text(json.dumps(out), encoding="utf-8")
     return 0
 
 
@@ -492,7 +492,7 @@ def machine_info(device: str = "cpu") -> dict[str, Any]:
                          "use --device cpu or run on a machine with a GPU and a CUDA build of torch")
     cpu = platform.processor() or platform.machine()
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
             if line.lower().startswith("model name"):
                 cpu = line.split(":", 1)[1].strip()
                 break

@@ -338,7 +338,7 @@ def _add_ablate(sub: argparse._SubParsersAction) -> None:
 
         ablate(args.val, args.test, out=args.out, method=args.method, names=args.names, cv_folds=_cv_folds(args),
                seed=args.seed, objective=args.objective, calibrate=args.calibrate, progress=not args.no_progress)
-        print((Path(args.out) / "ablation.md").read_text().rstrip())
+        print((Path(args.out) / "ablation.md").read_text(encoding="utf-8").rstrip())
         print(f"wrote {', '.join(str(Path(args.out) / f) for f in ('ablation.csv', 'ablation.json', 'ablation.png'))}"
               f" and {Path(args.out) / 'subsets'}/")
         return 0
@@ -658,6 +658,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as e:
         import errno
 
+        if e.errno in (errno.EACCES, errno.EPERM) and e.filename:  # Windows: a file open elsewhere (a spreadsheet)
+            _say_error(args, f"cannot open {e.filename}: permission denied (open in another program? a place you "
+                             "may not write?); close it or choose another place, then run again")
+            return 2
         if e.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
             raise
         why = {errno.ENOSPC: "no space left on the device", errno.EDQUOT: "disk quota exceeded",

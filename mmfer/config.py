@@ -213,7 +213,7 @@ def read_yaml(path: str | Path) -> Any:
     if size > MAX_CONFIG_BYTES:
         raise MmferError(f"{path}: {size} bytes, too large for a config (at most {MAX_CONFIG_BYTES} bytes)")
     try:
-        return yaml.load(path.read_text(), Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
+        return yaml.load(path.read_text(encoding="utf-8-sig"), Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)  # where the parser stopped, 1-based as editors count
         where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(path)

@@ -21,7 +21,8 @@ def run_tool_main(main, argv=None, *, prog: str) -> int:
 
 class csv_errors:  # noqa: N801 - used as a context manager, named as what it guards
     """``with csv_errors(path): ...`` reading a CSV: the csv module's own error (a field over its 128-KB limit, a
-    NUL byte) becomes one naming the file, not a traceback."""
+    NUL byte) and text that is not UTF-8 (a spreadsheet's "CSV" in a Windows code page) become one naming the
+    file, not a traceback."""
 
     def __init__(self, path) -> None:
         self.path = path
@@ -34,4 +35,7 @@ class csv_errors:  # noqa: N801 - used as a context manager, named as what it gu
 
         if kind is not None and issubclass(kind, csv.Error):
             raise MmferError(f"{self.path}: not a CSV mmfer can read ({error})") from None
+        if kind is not None and issubclass(kind, UnicodeDecodeError):
+            raise MmferError(f"{self.path}: not UTF-8 text (byte 0x{error.object[error.start]:02x} at byte "
+                             f"{error.start}): save it as UTF-8 (in Excel: 'CSV UTF-8')") from None
         return False

@@ -414,7 +414,7 @@ def in_sample_note(scores: Path) -> str | None:
     if scores.name != "fused_Val.csv" or not fusion.is_file():
         return None
     try:
-        info = json.loads(fusion.read_text())
+        info = json.loads(fusion.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
     if info.get("method") in ("mean", "majority") and not info.get("calibrate"):

@@ -184,6 +184,7 @@ def atomic_path(path: str | Path, *, suffix: str = "") -> Iterator[Path]:
     try:
         yield tmp
         _flush_to_disk(tmp)
+        keep_mode(path, tmp)
         os.replace(tmp, path)  # replaces a link at ``path``, never writes through it
     except OSError as e:
         if e.filename is None or str(e.filename) == str(tmp):  # a full disk met in write/flush/close: name the file
@@ -192,6 +193,20 @@ def atomic_path(path: str | Path, *, suffix: str = "") -> Iterator[Path]:
     finally:
         if os.path.lexists(tmp):
             os.unlink(tmp)
+
+
+def keep_mode(path: str | Path, tmp: str | Path) -> None:
+    """Give the file about to replace ``path`` the permissions ``path`` has: an output its owner made private
+    (``chmod 600``) stays so when the next run (or predict's save every minute) replaces it. A new file gets what
+    the umask allows."""
+    import stat
+
+    try:
+        st = os.lstat(path)
+        if stat.S_ISREG(st.st_mode):
+            os.chmod(tmp, stat.S_IMODE(st.st_mode))
+    except OSError:
+        pass
 
 
 def _flush_to_disk(path: Path) -> None:
@@ -313,11 +328,15 @@ class CsvStream:
             self._f.flush()
             self._f.truncate(self._committed)
         self._f.close()
+        keep_mode(self.path, self._tmp)
         os.replace(self._tmp, self.path)
         return self.path
 
     def abort(self) -> None:
-        self._f.close()
+        try:
+            self._f.close()  # writing what it buffered can fail again (a full disk): the file goes all the same
+        except OSError:
+            pass
         self._tmp.unlink(missing_ok=True)
 
 

@@ -31,7 +31,7 @@ def vm_hwm_mb(pid: int | str = "self") -> float | None:
     """Peak resident set of one process from /proc (Linux): unlike ru_maxrss it is not inflated by the parent's
     size at fork, which Linux carries across exec."""
     try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        for line in Path(f"/proc/{pid}/status").read_text(encoding="utf-8").splitlines():
             if line.startswith("VmHWM:"):
                 return round(int(line.split()[1]) / 1024, 1)
     except (OSError, ValueError, IndexError):
@@ -67,7 +67,7 @@ class ChildPeaks:
         pids: list[str] = []
         for f in Path("/proc/self/task").glob("*/children"):
             try:
-                pids += f.read_text().split()
+                pids += f.read_text(encoding="utf-8").split()
             except OSError:
                 pass
         return pids

@@ -37,3 +37,17 @@ def terminal_text(text: str, *, newlines: bool = True) -> str:
     text = safe_text(text)
     control = _CONTROL if newlines else _CONTROL_OR_NEWLINE
     return control.sub(lambda m: f"\\x{ord(m.group()):02x}", text) if control.search(text) else text
+
+
+def fs_name(text: str) -> str:
+    """``text`` (a clip id) as a file or folder name this process can create: itself, or, where the file-system
+    encoding cannot hold it (a C locale with UTF-8 mode off: ASCII), its UTF-8 bytes as Python holds undecodable
+    bytes, so that the name on disk is the same bytes in every locale."""
+    import os
+    import sys
+
+    try:
+        text.encode(sys.getfilesystemencoding(), "surrogateescape")
+        return text
+    except UnicodeEncodeError:
+        return os.fsdecode(text.encode("utf-8", "surrogateescape"))

@@ -180,6 +180,15 @@ def test_a_full_disk_is_an_error_that_names_the_file_and_how_to_go_on(tmp_path, 
     err = capsys.readouterr().err
     assert "a write failed: the file system is read-only" in err and "cannot write an output" not in err
 
+    def open_elsewhere(names):  # Windows refuses to replace a file a spreadsheet has open
+        raise PermissionError(errno.EACCES, "Access is denied", str(tmp_path / "log.csv"))
+
+    monkeypatch.setattr(cli, "import_user_modules", open_elsewhere)
+    assert main(["merge", str(tmp_path / "a.csv"), "--out", str(tmp_path / "m.csv")]) == 2
+    err = capsys.readouterr().err
+    assert f"cannot open {tmp_path / 'log.csv'}: permission denied (open in another program?" in err
+    assert "Traceback" not in err
+
     def short_write(*a, **k):
         raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 3188736 vs 3188628")
 

@@ -172,6 +172,48 @@ def test_atomic_write_whole_or_not_at_all(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["link.png", "t.csv", "victim"]
 
 
+def test_a_replaced_output_keeps_the_permissions_its_owner_gave_it(tmp_path):
+    """A `chmod 600 predictions.csv` survived only until the next run (or predict's save every minute)."""
+    import os
+    import stat
+
+    from mmfer.outputs import CsvStream, write_file
+
+    private = write_file(tmp_path / "p.json", "{}")
+    os.chmod(private, 0o600)
+    write_file(private, '{"a": 1}')
+    assert stat.S_IMODE(os.stat(private).st_mode) == 0o600 and private.read_text() == '{"a": 1}'
+    rows = tmp_path / "f.csv"
+    rows.write_text("old\n")
+    os.chmod(rows, 0o640)
+    stream = CsvStream(rows, ["a"])
+    stream.writerow([1])
+    stream.close()
+    assert stat.S_IMODE(os.stat(rows).st_mode) == 0o640 and rows.read_text().split() == ["a", "1"]
+    fresh = write_file(tmp_path / "new.json", "{}")  # a new file: what the umask allows
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(os.stat(fresh).st_mode) == 0o644 & ~umask
+
+
+def test_an_aborted_csv_stream_leaves_nothing_even_when_its_last_write_fails(tmp_path, monkeypatch):
+    """On a full disk closing the file fails again (its buffered rows): the temporary file, which holds per-frame
+    face boxes and probabilities, must go all the same."""
+    from mmfer.outputs import CsvStream
+
+    stream = CsvStream(tmp_path / "frames.csv", ["time", "box"])
+    stream.writerow([0.0, "1 2 3 4"])
+    real_close = stream._f.close
+
+    def full_disk():
+        real_close()
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(stream._f, "close", full_disk)
+    stream.abort()
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_temporaries_of_killed_writers_are_swept_and_files_reach_the_disk(tmp_path, monkeypatch):
     """A SIGKILL mid-write left .NAME.tmp<pid> files for good (only a later process of that same pid removed
     them); a rename before the data reached the disk could leave an empty file after a power cut."""

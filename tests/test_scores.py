@@ -157,6 +157,25 @@ def test_a_csv_the_csv_module_refuses_is_said_by_name(tmp_path):
             call()
 
 
+def test_a_csv_in_a_windows_code_page_is_refused_naming_the_file(tmp_path):
+    """Excel's plain "CSV" on Windows is cp1252: every CSV reader says so instead of a UnicodeDecodeError."""
+    from mmfer.data.index import list_rows
+    from mmfer.inference.merge import merge_csvs
+
+    scores = tmp_path / "s.csv"
+    scores.write_bytes(("clip_id,label," + ",".join(EMOTIONS) + "\ncaf\xe9,Angry," + ",".join(["0.1"] * 7) + "\n")
+                       .encode("cp1252"))
+    preds = tmp_path / "p.csv"
+    preds.write_bytes(("path,clip_id,predicted," + ",".join(EMOTIONS) + "\ncaf\xe9.avi,a,Angry,"
+                       + ",".join(["0.1"] * 7) + "\n").encode("cp1252"))
+    listed = tmp_path / "l.csv"
+    listed.write_bytes("path,label\nDonn\xe9es/a.wav,Angry\n".encode("cp1252"))
+    for call, path in ((lambda: read_scores(scores), scores), (lambda: merge_csvs([preds], tmp_path / "m.csv"), preds),
+                       (lambda: list(list_rows(listed, columns="path,label")), listed)):
+        with pytest.raises(MmferError, match=f"{path.name}: not UTF-8 text \\(byte 0xe9 at byte \\d+\\): save it as UTF-8"):
+            call()
+
+
 def test_a_score_file_id_that_a_spreadsheet_would_run_is_refused(tmp_path):
     """A received score CSV's ids went on as they were into fused CSVs and submissions; ids made from file names
     never start so (they get a '_'), and ids given explicitly are refused, as docs/preprocessing.md says."""

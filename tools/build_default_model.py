@@ -120,7 +120,7 @@ def _audio_members(spec: Path) -> list[Path]:
 
     summary = spec / "folds.json"
     if summary.is_file():
-        return [Path(r) if Path(r).is_absolute() else spec / r for r in json.loads(summary.read_text())["runs"]]
+        return [Path(r) if Path(r).is_absolute() else spec / r for r in json.loads(summary.read_text(encoding="utf-8"))["runs"]]
     return [spec]
 
 
@@ -139,7 +139,7 @@ def _audio_data(spec: Path) -> tuple[str, str]:
     import json
 
     summary = spec / "folds.json"
-    within = json.loads(summary.read_text()).get("within") if summary.is_file() else None
+    within = json.loads(summary.read_text(encoding="utf-8")).get("within") if summary.is_file() else None
     if within is None:
         data, licence = AUDIO_DATA, AUDIO_LICENCE
     elif within != "ravdess":
@@ -166,7 +166,7 @@ def _cross_validation(spec: Path) -> dict | None:
     summary = spec / "folds.json"
     if not summary.is_file():
         return None
-    s = json.loads(summary.read_text())
+    s = json.loads(summary.read_text(encoding="utf-8"))
     return {k: s[k] for k in ("uar_mean", "uar_std", "uar_min", "uar_max", "accuracy_mean", "pooled_accuracy",
                               "pooled_uar", "pooled_recall", "folds")}
 
@@ -391,7 +391,7 @@ def _bundle_info(bundle: Path, flag: str) -> dict:
     if not path.is_file():
         raise MmferError(f"{flag} {bundle}: not a bundle folder (no bundle.json)")
     try:
-        info = json.loads(path.read_text())
+        info = json.loads(path.read_text(encoding="utf-8"))
         if not all(isinstance(b, dict) and "checkpoint" in b and "weight" in b for b in info["branches"].values()):
             raise KeyError("a branch without checkpoint or weight")
     except (ValueError, KeyError, AttributeError, TypeError) as e:

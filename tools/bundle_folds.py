@@ -105,11 +105,11 @@ def score_view(root: Path, stem: str, view: dict, *, bundle_dir: Path, data: Pat
         if view["cv"].get("within"):
             info["within"] = view["cv"]["within"]
         kept = run / "fold.json"
-        done = (run / "scores_Val.csv").is_file() and kept.is_file() and json.loads(kept.read_text()) == info
+        done = (run / "scores_Val.csv").is_file() and kept.is_file() and json.loads(kept.read_text(encoding="utf-8")) == info
         if not (done and read_scores(run / "scores_Val.csv").clip_ids):
             run.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(bundle_dir / spec["checkpoint"], run / "best.pt")
-            kept.write_text(json.dumps(info) + "\n")
+            kept.write_text(json.dumps(info) + "\n", encoding="utf-8")
             score_split(run, data=data, split="Val", out=run / "scores_Val.csv", progress=progress)
         runs.append(run)
     return summarise_folds(out, runs, by=view["cv"].get("by", "speaker"), within=view["cv"].get("within"))
@@ -200,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
         bad = [c for c in given if "=" not in c]
         if bad:
             raise MmferError(f"{option} {bad[0]}: expected STEM=..., e.g. {example}")
-    info = json.loads((bundle_dir / "bundle.json").read_text())
+    info = json.loads((bundle_dir / "bundle.json").read_text(encoding="utf-8"))
     views = fold_views(info, dict(c.split("=", 1) for c in args.cv))
     data_for = {stem: Path(path) for stem, path in (c.split("=", 1) for c in args.data_for)}
     for stem, path in data_for.items():
@@ -236,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
                          "pooled_accuracy": round(m["accuracy"], 4), "recorded_pooled_uar": None,
                          "fold_uar": " ".join(f"{u:.3f}" for u in fused[f"{key}_folds"]), "recorded_fold_uar": ""})
         print(f"fused with weights {fused['weights']} and temperatures {fused['temperatures']}")
-    with open(args.out / "summary.csv", "w", newline="") as f:
+    with open(args.out / "summary.csv", "w", newline="", encoding="utf-8") as f:
         w = csv.DictWriter(f, fieldnames=list(rows[0]))
         w.writeheader()
         w.writerows(rows)

@@ -105,7 +105,7 @@ def _say_decode_differences(cache: Path, splits: list[str]) -> None:
     shipped = Path(mmfer.__file__).parent / "weights" / "bundle.json"
     if not shipped.is_file():  # installed without the default model: nothing to compare with
         return
-    decode = json.loads(shipped.read_text()).get("decode") or {}
+    decode = json.loads(shipped.read_text(encoding="utf-8")).get("decode") or {}
     for split in splits:
         made = cache_settings(cache, split).to_dict()
         differ = [f"{k} {made[k]} (the default model: {decode[k]})" for k in FACE_SETTINGS

@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
                      "max_prob_diff": round(float(np.abs(probs - ref[1]).max()), 4), "stages": pred.stages}
         print(name, out[name], flush=True)
     if args.out:
-        with open(args.out, "w") as f:
+        with open(args.out, "w", encoding="utf-8") as f:
             json.dump(out, f, indent=1)
     return 0
 

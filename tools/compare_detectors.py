@@ -367,16 +367,16 @@ def markdown_table(results: dict) -> str:
 def merge(paths: list[str]) -> dict:
     out: dict = {"detectors": {}}
     for p in paths:
-        r = json.loads(Path(p).read_text())
+        r = json.loads(Path(p).read_text(encoding="utf-8"))
         out["detectors"].update(r["detectors"])
         out.setdefault("commands", []).append(r.get("command"))
     return out
 
 
 def write(results: dict, out: Path) -> None:
-    out.write_text(json.dumps(results, indent=1) + "\n")
+    out.write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
     cols = ["detector", "setting", "frames", "detector_recall", "detector_ms", "tracker_recall", "tracker_landmarks", "tracker_ms"]
-    with open(out.with_suffix(".csv"), "w", newline="") as fh:
+    with open(out.with_suffix(".csv"), "w", newline="", encoding="utf-8") as fh:
         w = csv.DictWriter(fh, cols)
         w.writeheader()
         for name, entry in results["detectors"].items():

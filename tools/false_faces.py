@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"{args.windows} windows with a face", file=sys.stderr)
     if not rows:
         raise MmferError(f"{args.images}: no readable pictures")
-    with open(out / "false_faces.csv", "w", newline="") as fh:
+    with open(out / "false_faces.csv", "w", newline="", encoding="utf-8") as fh:
         w = csv.DictWriter(fh, fieldnames=list(rows[0]))
         w.writeheader()
         w.writerows(rows)
@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
                "share_with_a_face": round(len(false) / len(rows), 4),
                "clean": sum(not r["degraded"] for r in false), "degraded": sum(r["degraded"] for r in false),
                "seconds": round(time.perf_counter() - t0, 1)}
-    (out / "false_faces.json").write_text(json.dumps(summary, indent=1) + "\n")
+    (out / "false_faces.json").write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
     print(f"{len(false)} of {len(rows)} face-free videos had a face ({100 * len(false) / len(rows):.1f}%)")
     return 0
 

@@ -78,7 +78,7 @@ def shrink_tree(src: str | Path, out: str | Path, *, size: int, grayscale: bool,
     made = out / "shrink.json"  # what the images already there were made with: a run of others keeps none
     if made.is_file():
         try:
-            old = json.loads(made.read_text())
+            old = json.loads(made.read_text(encoding="utf-8"))
         except ValueError:
             old = "unreadable"
         if old != settings:

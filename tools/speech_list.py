@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.ravdess and not args.metadata:
         ap.error("give --ravdess, --metadata or both: the list would be empty")
     rows = (ravdess_rows(args.ravdess) if args.ravdess else []) + [r for m in args.metadata for r in metadata_rows(m)]
-    with open(args.out, "w", newline="") as f:
+    with open(args.out, "w", newline="", encoding="utf-8") as f:
         w = csv.DictWriter(f, fieldnames=FIELDS)
         w.writeheader()
         w.writerows(rows)

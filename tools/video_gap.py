@@ -186,13 +186,13 @@ def main(argv: list[str] | None = None) -> int:
                           "agreement_found": float(agree[f].mean()) if f.any() else None})
             print(f"{setting}: found {f.mean():.3f}, video {table[-1]['video_acc_found']}, "
                   f"image {table[-1]['image_acc_found']}", file=sys.stderr)
-    with open(out / "video_gap.csv", "w", newline="") as fh:
+    with open(out / "video_gap.csv", "w", newline="", encoding="utf-8") as fh:
         w = csv.DictWriter(fh, fieldnames=list(rows[0]))
         w.writeheader()
         w.writerows(rows)
     summary = {"model": args.model, "faces": len(faces), "per_class": args.per_class,
                "seconds": round(time.perf_counter() - t0, 1), "settings": table}
-    (out / "video_gap.json").write_text(json.dumps(summary, indent=1) + "\n")
+    (out / "video_gap.json").write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
 
     def pct(v):
         return "-" if v is None else f"{100 * v:.1f}"

@@ -32,7 +32,7 @@ import numpy as np
 from mmfer.errors import MmferError
 from mmfer.labels import EMOTIONS
 from mmfer.signals import process_alive
-from mmfer.text import SURROGATES, safe_text  # noqa: F401 - safe_text importable from here, as before
+from mmfer.text import SURROGATES, fs_name, safe_text  # noqa: F401 - safe_text importable from here, as before
 
 MANIFEST = "manifest.jsonl"
 ARRAYS = ("faces", "landmarks", "boxes", "mask", "audio")
@@ -221,7 +221,7 @@ def clip_dir(cache: str | Path, split: str, clip_id: str) -> Path:
     """CACHE/<split>/<clip_id>; an id or split that could name another path is an error."""
     check_clip_id(clip_id, where=f"{cache}/{split}")
     check_clip_id(split, where=f"{cache}: split")
-    return Path(cache) / split / clip_id
+    return Path(cache) / fs_name(split) / fs_name(clip_id)
 
 
 @dataclass(frozen=True)
@@ -289,7 +289,7 @@ def staging_dir(cache: str | Path, split: str, clip_id: str) -> Path:
 
     final = check_inside(cache, clip_dir(cache, split, clip_id), what="cached clips")
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = check_inside(cache, final.parent / f".tmp-{clip_id}-{os.getpid()}", what="cached clips")
+    tmp = check_inside(cache, final.parent / f".tmp-{final.name}-{os.getpid()}", what="cached clips")
     if os.path.islink(tmp):
         os.unlink(tmp)
     elif tmp.exists():
@@ -334,12 +334,12 @@ def write_clip(
         # shapes and dtypes, so a resumed run can tell a complete clip from a truncated one
         meta = {**meta, "labels": list(EMOTIONS),
                 "arrays": {n: {"shape": list(np.shape(arrays[n])), "dtype": str(_dtype(arrays[n]))} for n in ARRAYS}}
-        (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
+        (tmp / "meta.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
     except BaseException:  # a full disk, Ctrl-C: no half-written folder is left behind
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     if final.exists():
-        old = final.parent / f".old-{clip_id}-{os.getpid()}"
+        old = final.parent / f".old-{final.name}-{os.getpid()}"
         os.replace(final, old)
         os.replace(tmp, final)
         shutil.rmtree(old, ignore_errors=True)
@@ -383,7 +383,7 @@ def clip_problem(cache: str | Path, split: str, clip_id: str) -> str:
     missing, or one whose header disagrees with the shape meta.json recorded (a truncated write)."""
     d = clip_dir(cache, split, clip_id)
     try:
-        meta = json.loads((d / "meta.json").read_text())
+        meta = json.loads((d / "meta.json").read_text(encoding="utf-8"))
     except FileNotFoundError:
         return f"{d / 'meta.json'}: missing"
     except (OSError, ValueError) as e:
@@ -424,7 +424,7 @@ def load_clip(cache: str | Path, split: str, clip_id: str, *, mmap: bool = True)
     if problem:
         raise MmferError(f"{problem}: the cached clip is damaged; run `mmfer preprocess` on the same source "
                          "again, which redoes damaged clips")
-    meta = json.loads(meta_path.read_text())
+    meta = json.loads(meta_path.read_text(encoding="utf-8"))
     mode = "r" if mmap else None
     arrays = {}
     for name in ARRAYS:
@@ -479,7 +479,7 @@ def iter_manifest(cache: str | Path) -> Iterator[ClipRecord]:
     path = Path(cache) / MANIFEST
     if not path.is_file():
         return
-    with open(path) as f:
+    with open(path, encoding="utf-8") as f:
         for line in f:
             line = line.strip()
             if not line:

@@ -144,7 +144,7 @@ def build_video_face_tree(src: str | Path, dst: str | Path, *, splits: tuple[str
 
     if settings_file.exists():
         try:
-            old = json.loads(settings_file.read_text())
+            old = json.loads(settings_file.read_text(encoding="utf-8"))
         except ValueError:
             old = None
         old = old if isinstance(old, dict) else {"settings.json": "unreadable"}
@@ -162,7 +162,7 @@ def build_video_face_tree(src: str | Path, dst: str | Path, *, splits: tuple[str
         raise MmferError(f"{rows_file}: a link; remove it (the tree's own list of crops is written here)")
     done: dict[str, dict[str, Any]] = {}
     if rows_file.exists():
-        with open(rows_file, newline="") as f:
+        with open(rows_file, newline="", encoding="utf-8") as f:
             done = {r["clip_id"]: r for r in csv.DictReader(f) if (dst / f"{r['clip_id']}.png").exists()}
     todo = [j for j in jobs if j[2] not in done]
     log.info("%s: %d face(s), %d already made", dst, len(jobs), len(jobs) - len(todo))
@@ -170,7 +170,7 @@ def build_video_face_tree(src: str | Path, dst: str | Path, *, splits: tuple[str
 
     rows = list(done.values())
     fields = ["clip_id", "source", "status", "reason", "detected", *Render.__dataclass_fields__]
-    with (open(rows_file, "a", newline="") if done else open_new(rows_file, "w", newline="")) as f:
+    with (open(rows_file, "a", newline="", encoding="utf-8") if done else open_new(rows_file, "w", newline="", encoding="utf-8")) as f:
         w = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
         if not done:
             w.writeheader()
@@ -178,7 +178,9 @@ def build_video_face_tree(src: str | Path, dst: str | Path, *, splits: tuple[str
         if workers > 1:
             import multiprocessing as mp
 
-            with mp.get_context("fork").Pool(workers) as pool:
+            from mmfer.data.preprocess import worker_start_method
+
+            with mp.get_context(worker_start_method(face_backend)).Pool(workers) as pool:  # spawn off Linux
                 results = pool.imap(_crop_one, todo, chunksize=64)
                 for row in results:
                     w.writerow(row)

@@ -135,7 +135,7 @@ def _bundle_models(folder: Path) -> list[str]:
     import json
 
     try:
-        names = [b["checkpoint"] for b in json.loads((folder / "bundle.json").read_text())["branches"].values()]
+        names = [b["checkpoint"] for b in json.loads((folder / "bundle.json").read_text(encoding="utf-8"))["branches"].values()]
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         names = []
     return names or sorted(f.name for f in folder.glob("*.pt")) or ["MODEL.pt"]
@@ -429,10 +429,10 @@ def warn_if_unfinished(ckpt_path: Path, epochs: int, *, use: str) -> None:
     if not log_path.is_file():  # a bundle's weights, a copied checkpoint: nothing to tell
         return
     try:  # the run's config.yaml, rewritten by `train --resume --epochs N`; best.pt may hold an older count
-        epochs = int(yaml.safe_load((ckpt_path.parent / "config.yaml").read_text())["optim"]["epochs"])
+        epochs = int(yaml.safe_load((ckpt_path.parent / "config.yaml").read_text(encoding="utf-8"))["optim"]["epochs"])
     except (OSError, KeyError, TypeError, ValueError, yaml.YAMLError):
         pass
-    lines = [line for line in log_path.read_text().splitlines() if line.strip()]
+    lines = [line for line in log_path.read_text(encoding="utf-8").splitlines() if line.strip()]
     try:
         done = int(json.loads(lines[-1])["epoch"]) if lines else 0
     except (ValueError, KeyError, TypeError):

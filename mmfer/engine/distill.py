@@ -103,7 +103,7 @@ def check_teacher_fold(path: Path, ckpt: dict[str, Any], fold_info: dict[str, An
                          f"this fold's speakers ({', '.join(fold_info['speakers'])}); use the same fold of a "
                          "`mmfer train --folds` run")
     try:
-        theirs = json.loads(info_path.read_text())
+        theirs = json.loads(info_path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as e:
         raise MmferError(f"distill.teachers: {info_path}: unreadable ({e})") from None
     theirs.setdefault("by", "speaker")  # fold.json files older than leave-one-corpus-out

@@ -151,7 +151,7 @@ def fold_lock(run: Path) -> Iterator[bool]:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
             break
         except FileExistsError:
-            host, _, pid = path.read_text().strip().partition(" ")
+            host, _, pid = path.read_text(encoding="utf-8").strip().partition(" ")
             if host == socket.gethostname() and pid.isdigit() and not process_alive(int(pid)):
                 path.unlink(missing_ok=True)  # its process is gone: take the fold over
                 continue
@@ -187,7 +187,7 @@ def fold_row(i: int, run: Path, scores: Any = None) -> dict[str, Any]:
     from mmfer.scores import read_scores
 
     scores = scores if scores is not None else read_scores(run / "scores_Val.csv")
-    fold_info = json.loads((run / "fold.json").read_text())
+    fold_info = json.loads((run / "fold.json").read_text(encoding="utf-8"))
     m = evaluate(scores.labels, scores.probs)
     return {"fold": i + 1, "speakers": " ".join(fold_info["speakers"]), "clips": m["n"],
             "accuracy": round(m["accuracy"], 4), "uar": round(m["uar"], 4)}
@@ -254,7 +254,7 @@ def _check_trained_folds(out: Path, dealt: list[list[str]], pooled: list, *, by:
         path = out / f"fold{i + 1}" / "fold.json"
         if not path.is_file():
             continue
-        info = json.loads(path.read_text())
+        info = json.loads(path.read_text(encoding="utf-8"))
         train_part, val_part = fold_records(pooled, dealt, i, by=by)
         clips = len(val_part)
         if info["speakers"] != list(held) or info.get("val_clips", clips) != clips:
@@ -319,10 +319,10 @@ def _check_plan(out: Path, plan: dict[str, Any], *, config: Any = None, epochs: 
 
     path = out / "plan.json"
     if path.is_file():
-        started = json.loads(path.read_text())
+        started = json.loads(path.read_text(encoding="utf-8"))
     else:
         infos = sorted(out.glob("fold*/fold.json"))
-        first = json.loads(infos[0].read_text()) if infos else None
+        first = json.loads(infos[0].read_text(encoding="utf-8")) if infos else None
         started = first and {"folds": first["of"], "by": first["by"], "within": first.get("within")}
     design = ("folds", "by", "within")
     if started and any(started.get(k) != plan[k] for k in design):
@@ -354,7 +354,7 @@ def _saved_recipe_differences(out: Path, config: Any, epochs: int | None) -> tup
     if not saved:
         return None
     try:  # through the dataclasses, so keys added since read as their defaults
-        plain = config_to_plain(config_from_dict(yaml.safe_load(saved[0].read_text()), where=str(saved[0])))
+        plain = config_to_plain(config_from_dict(yaml.safe_load(saved[0].read_text(encoding="utf-8")), where=str(saved[0])))
     except Exception:  # noqa: BLE001 - a config of another mmfer: the plain refusal says enough
         return None
     now = config_to_plain(config)

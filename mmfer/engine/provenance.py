@@ -49,7 +49,7 @@ def record_session(out: Path, *, data: str | Path, device: Any, precision: str, 
 
     path = Path(out) / RUN_FILE
     try:
-        sessions = json.loads(path.read_text())["sessions"]
+        sessions = json.loads(path.read_text(encoding="utf-8"))["sessions"]
     except (OSError, ValueError, KeyError, TypeError):
         sessions = []
     sessions.append({

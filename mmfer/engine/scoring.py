@@ -186,7 +186,7 @@ def score_split(
     records = None
     fold_json = ckpt_path.parent / "fold.json"
     if split == config.data.val_split and fold_json.is_file():  # a fold's Val is its held-out speakers or corpus
-        records = _fold_val_records(json.loads(fold_json.read_text()), config, data, model.input_kind)
+        records = _fold_val_records(json.loads(fold_json.read_text(encoding="utf-8")), config, data, model.input_kind)
     elif split == config.data.val_split and split not in source_splits(data, model.input_kind):
         train_records = source_records(data, config.data.train_split, model.input_kind)
         records = run_holdout(train_records, fraction=config.data.holdout_fraction, seed=holdout_seed(config),

@@ -284,7 +284,7 @@ def declared_face_backend(model: str | Path) -> str | None:
     weights loaded); None where that cannot tell (a RUN or FUSE folder, an unreadable file)."""
     root = DEFAULT_DIR if str(model) == "default" else Path(model)
     try:
-        info = json.loads((root / BUNDLE_FILE).read_text())
+        info = json.loads((root / BUNDLE_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
     decode = info.get("decode") if isinstance(info, dict) else None
@@ -314,7 +314,7 @@ def declared_frame_poolings(model: str | Path | Bundle) -> set[str] | None:
     root = DEFAULT_DIR if str(model) == "default" else Path(model)
     try:
         if (root / BUNDLE_FILE).is_file():
-            specs = json.loads((root / BUNDLE_FILE).read_text())["branches"].values()
+            specs = json.loads((root / BUNDLE_FILE).read_text(encoding="utf-8"))["branches"].values()
             named = [Path(str(spec["checkpoint"])) for spec in specs]
             if any(n.is_absolute() or ".." in n.parts for n in named):  # never read: load_bundle refuses them
                 return None
@@ -337,7 +337,7 @@ def _json_object(path: Path, *, fix: str) -> dict[str, Any]:
     """A model folder's JSON description as a dict; anything else (unreadable, not an object, nested past what the
     reader takes) is said with ``fix``."""
     try:
-        info = json.loads(path.read_text())
+        info = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError, RecursionError) as e:
         why = "nested too deeply" if isinstance(e, RecursionError) else e
         raise MmferError(f"{path}: unreadable ({why}); {fix}") from None
@@ -496,7 +496,7 @@ def run_metrics(run: str | Path) -> dict[str, Any]:
     }
     log_path = Path(ckpt["path"]).parent / "log.jsonl"
     if log_path.is_file():
-        rows = [json.loads(line) for line in log_path.read_text().splitlines() if line.strip()]
+        rows = [json.loads(line) for line in log_path.read_text(encoding="utf-8").splitlines() if line.strip()]
         out["epochs_trained"] = len(rows)
         out["train_seconds"] = round(sum(float(r.get("seconds") or 0) for r in rows), 1)
     return out

@@ -12,7 +12,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from mmfer.data.cache import ClipRecord
-from mmfer.text import safe_text
+from mmfer.text import fs_name, safe_text
 from mmfer.errors import MmferError
 from mmfer.inference.predictor import check_unique_ids
 from mmfer.inference.result import PREDICTION_COLUMNS, Prediction
@@ -118,7 +118,7 @@ def _plot(pred: Prediction, plots: Path, used: set[str]) -> Path:
         name = f"{base}_{k}"
     used.update((name, name.casefold()))
     arrays, title = _timeline_args(pred)
-    return plot_timeline(plots / f"{name}.png", **arrays, title=title)
+    return plot_timeline(plots / fs_name(f"{name}.png"), **arrays, title=title)
 
 
 def truths_from_paths(predictions: Sequence[Prediction], labels_from: str, *, warn: bool = False) -> list[str | None]:

@@ -155,6 +155,9 @@ def test_crop_tree_keeps_names_and_held_out_split_and_resumes(tmp_path, tight_fa
     again = build_video_face_tree(src, dst, progress=False)  # resumes: only the removed face is made
     assert again["made"] == 12
     assert {p.name: p.read_bytes() for p in (dst / "Train").rglob("*.png")} == before  # seeded per face
+    # two workers (spawned here, torch being loaded; off Linux always): the same crops
+    pooled = build_video_face_tree(src, tmp_path / "crops2", workers=2, progress=False)
+    assert pooled["made"] == 12 and {p.name: p.read_bytes() for p in (tmp_path / "crops2" / "Train").rglob("*.png")} == before
     with pytest.raises(MmferError, match=r"other settings \(seed 0 there, 1 now\); remove it"):
         build_video_face_tree(src, dst, seed=1, progress=False)
     settings = json.loads((dst / "settings.json").read_text())
