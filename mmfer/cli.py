@@ -57,6 +57,9 @@ def _add_preprocess(sub: argparse._SubParsersAction) -> None:
                         "machines)")
     p.add_argument("--strict", action="store_true", help="exit code 1 if any clip failed, or none was found")
     p.add_argument("--retry-failed", action="store_true", help="redo clips that failed in an earlier run")
+    p.add_argument("--prune", action="store_true",
+                   help="erase the cached clips whose source was deleted or renamed: their arrays and every manifest "
+                        "record of them (docs/privacy.md)")
     p.add_argument("--resume", action="store_true",
                    help="what preprocess always does (clips already cached are kept); accepted as train and predict "
                         "take it")
@@ -65,14 +68,7 @@ def _add_preprocess(sub: argparse._SubParsersAction) -> None:
     def run(args: argparse.Namespace) -> int:
         from mmfer.data.preprocess import parse_shard, preprocess
 
-        for name in ("crop_size", "detect_every", "fit_every", "detect_max_side"):
-            if getattr(args, name) < 1:
-                raise MmferError(f"--{name.replace('_', '-')} {getattr(args, name)}: must be at least 1")
-        if args.max_frames is not None and args.max_frames < 1:
-            raise MmferError(f"--max-frames {args.max_frames}: must be at least 1 (or left out for all frames)")
-        if args.fps is not None and args.fps <= 0:
-            raise MmferError(f"--fps {args.fps}: must be positive (or left out for the native rate)")
-        settings = PreprocessSettings(
+        settings = PreprocessSettings(  # checks its values, naming the options
             face_backend=args.face_backend, crop_size=args.crop_size, fps=args.fps,
             detect_max_side=args.detect_max_side, detect_every=args.detect_every, max_frames=args.max_frames,
             fit_every=args.fit_every,
@@ -81,7 +77,7 @@ def _add_preprocess(sub: argparse._SubParsersAction) -> None:
             summary = preprocess(
                 args.source, args.out, splits=args.splits, workers=args.workers, settings=settings,
                 shard=parse_shard(args.shard), retry_failed=args.retry_failed, progress=not args.no_progress,
-            )
+                prune=args.prune)
         except KeyboardInterrupt:
             print(f"mmfer preprocess: interrupted; finished clips are kept in {args.out}. "
                   "Run the same command again to resume.", file=sys.stderr)

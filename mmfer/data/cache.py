@@ -58,6 +58,13 @@ class PreprocessSettings:
 
     def __post_init__(self) -> None:  # "DLIB" is dlib: one name, one hash, the clips cached with it reused
         object.__setattr__(self, "face_backend", str(self.face_backend).strip().lower())
+        for name, unset in (("crop_size", None), ("detect_every", None), ("fit_every", None),
+                            ("detect_max_side", None), ("max_frames", "all frames"), ("fps", "the native rate")):
+            value = getattr(self, name)
+            if (value is None and unset) or (value is not None and value > 0):
+                continue
+            rule = f"must be positive (or left out for {unset})" if unset else "must be at least 1"
+            raise MmferError(f"{name} (--{name.replace('_', '-')}) {value}: {rule}")
 
     def to_dict(self) -> dict[str, Any]:
         return {"cache_version": CACHE_VERSION, **dataclasses.asdict(self)}
@@ -488,6 +495,25 @@ def iter_manifest(cache: str | Path) -> Iterator[ClipRecord]:
                 yield ClipRecord.from_json(line)
             except (ValueError, TypeError, AttributeError):  # JSONDecodeError is a ValueError
                 continue
+
+
+def prune_removed(cache: str | Path) -> list[tuple[str, str]]:
+    """Erase the clips whose latest record says "removed" (their source was deleted or renamed): their folders
+    (faces, landmarks, audio) and every manifest record that names them (path, label), so that nothing of a
+    deleted recording stays in the cache. The manifest is rewritten whole, atomically: no other preprocess may
+    write to this cache meanwhile. Returns the (split, clip_id) erased."""
+    from mmfer.outputs import write_file
+
+    records = list(iter_manifest(cache))
+    latest = {(r.split, r.clip_id): r for r in records}
+    gone = sorted(k for k, r in latest.items() if r.status == "removed")
+    for split, clip_id in gone:
+        remove_clip(cache, split, clip_id)
+    if gone:
+        erased = set(gone)
+        write_file(Path(cache) / MANIFEST, "".join(r.to_json() + "\n" for r in records
+                                                   if (r.split, r.clip_id) not in erased))
+    return gone
 
 
 def read_manifest(cache: str | Path) -> dict[tuple[str, str], ClipRecord]:

@@ -41,6 +41,7 @@ from mmfer.data.cache import (
     append_manifest,
     clip_dir,
     clip_problem,
+    prune_removed,
     read_manifest,
     remove_clip,
     remove_stale_temporaries,
@@ -104,6 +105,7 @@ class PreprocessSummary:
     missing: list[Failure] = field(default_factory=list)
     # cached clips whose source left the folder or list and whose file is gone: marked removed this run
     removed: list[Failure] = field(default_factory=list)
+    pruned: list[tuple[str, str]] = field(default_factory=list)  # removed clips erased with prune=True (--prune)
     interrupted: bool = False
 
     @property
@@ -120,7 +122,8 @@ class PreprocessSummary:
             ("audio", f"{self.audio_seconds:.1f} s"),
             ("time", f"{self.seconds:.1f} s ({self.fps:.1f} frames/s)"),
             ("cache", self.out),
-        ]
+        ] + ([("erased (--prune)", f"{len(self.pruned)} removed clip(s): arrays and manifest records")]
+             if self.pruned else [])
         w = max(len(k) for k, _ in rows)
         lines = [f"{k:<{w}}  {v}" for k, v in rows]
         if self.warned:
@@ -526,12 +529,15 @@ def preprocess(
     retry_failed: bool = False,
     progress: bool = True,
     same_content_check: bool = True,
+    prune: bool = False,
 ) -> PreprocessSummary:
     """Cache every clip of ``source`` (CSV, AFEW root, folder, video, or a list of ``ClipEntry``) under ``out``.
 
     Skips clips already cached with the same settings; ``retry_failed`` redoes earlier failures;
     ``strict`` raises ``MmferError`` at the end (after writing everything) if any clip failed.
-    ``same_content_check``: say clips that are one file (``index.same_content``), from shard 0.
+    ``same_content_check``: say clips that are one file (``index.same_content``), from shard 0. ``prune``
+    (``--prune``): erase the cached clips marked removed, this run or before (``cache.prune_removed``): how a
+    deleted recording leaves the cache; not in a shard, since it rewrites the manifest.
     ``workers`` 0 means auto: one per CPU core and at most one per clip; spawned workers only when there
     are ``AUTO_CLIPS_PER_WORKER`` clips each to pay for starting them. Workers are forked, or spawned where that is not safe
     (``worker_start_method``); a script that calls this with ``workers`` other than 1 and may spawn needs
@@ -543,6 +549,9 @@ def preprocess(
     i, n = parse_shard(shard) if isinstance(shard, str) else shard  # "i/n" as on the command line, or (i, n)
     if n < 1 or not 0 <= i < n:
         raise MmferError(f"shard {i}/{n}: need 0 <= i < n")
+    if prune and n > 1:
+        raise MmferError(f"--prune with --shard {i}/{n}: pruning rewrites the manifest, which other shards append to; "
+                         "run it once the shards are done, without --shard")
     backend_name(settings.face_backend)  # a mistyped backend is said before the source is indexed
     from mmfer.data.index import check_out_not_read_as_data
     from mmfer.outputs import check_output_dir
@@ -578,6 +587,10 @@ def preprocess(
     summary.removed = _mark_removed(out, latest, entries, shard=(i, n), every_split=splits is None,
                                     root=Path(source) if isinstance(source, (str, Path)) else None,
                                     all_entries=all_entries)
+    if prune:
+        summary.pruned = prune_removed(out)
+        if summary.pruned:
+            log.info("%s: erased %d removed clip(s) and their manifest records", out, len(summary.pruned))
     todo: list[ClipEntry] = []
     earlier_failures: list[Failure] = []
     replaced: list[tuple[str, str, str]] = []  # (clip, the file it was made from, the file it will be made from)

@@ -739,6 +739,20 @@ def test_deleted_or_renamed_sources_leave_the_cache(tmp_path, cremad_videos, cap
     back = pp.preprocess(root, cache, settings=NONE, progress=False)
     assert back.ok == 1 and cremad_videos[0].stem in [r.clip_id for r in split_records(cache, "Test")]
 
+    # --prune erases what a deleted recording left: the arrays and every manifest line naming it (path, label)
+    gone.unlink()
+    with pytest.raises(MmferError, match="--prune with --shard 0/2"):
+        pp.preprocess(root, cache, settings=NONE, progress=False, prune=True, shard=(0, 2))
+    pruned = pp.preprocess(root, cache, settings=NONE, progress=False, prune=True)
+    erased = sorted([("Test", cremad_videos[0].stem), ("Test", cremad_videos[1].stem)])
+    assert pruned.pruned == erased and "erased (--prune)  2 removed clip(s)" in pruned.table()
+    manifest = (cache / "manifest.jsonl").read_text()
+    assert cremad_videos[0].name not in manifest and cremad_videos[1].name not in manifest
+    assert not (cache / "Test" / cremad_videos[0].stem).exists() and not (cache / "Test" / cremad_videos[1].stem).exists()
+    assert sorted(r.clip_id for r in split_records(cache, "Test")) == sorted(
+        [cremad_videos[2].stem, "renamed", Path(extra).stem])  # the others, whole and still cached
+    assert pp.preprocess(root, cache, settings=NONE, progress=False, prune=True).skipped == 2
+
 
 def test_a_moved_folder_is_not_taken_for_deleted_files_and_a_split_move_leaves_the_old_split(tmp_path, cremad_videos):
     """A source folder moved (or a drive unmounted) leaves its clips alone when another folder is preprocessed into
