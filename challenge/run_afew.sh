@@ -41,7 +41,7 @@ for b in sys.argv[2:]:
 PY
 ) || { echo "$0: BRANCHES: a config could not be read (said above)" >&2; exit 2; }
 [[ -z "$PHOTO" ]] || { echo "$0: BRANCHES: $(echo $PHOTO) read(s) face images, not the clips' cache this script" \
-    "trains on: train it on its images (mmfer train CONFIG --data IMAGES) and fuse its scores yourself" >&2; exit 2; }
+    "trains on: train it on its images (mmfer train CONFIG --data IMAGES) and fuse its scores yourself (docs/fusion.md, \"A face-frame run in the fusion\")" >&2; exit 2; }
 METHODS=$(python3 -c "from mmfer.fusion.methods import METHODS; print(' '.join(METHODS))")
 [[ " $METHODS " == *" $FUSION "* ]] || { echo "$0: FUSION '$FUSION': expected one of: $METHODS" >&2; exit 2; }
 for v in WORKERS FUSION_FOLDS FUSION_SEED ${EPOCHS:+EPOCHS}; do

@@ -223,7 +223,9 @@ def _add_fusion_arguments(p: argparse.ArgumentParser, *, out_help: str) -> None:
                         "actor may fall in several folds): the cross-validated Val estimate (default 5)")
     # the old spelling, which `train --folds` (cross-validation of models over speakers) now owns alone
     p.add_argument("--folds", dest="fusion_folds_old", type=int, default=None, help=argparse.SUPPRESS)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed of the fusion itself: the --cv-folds split of Val's clips and the random weight "
+                        "candidates of searches over many branches (train's --seed seeds a model; default 0)")
     p.add_argument("--calibrate", action="store_true", help="temperature-calibrate each branch on Val first")
     p.add_argument("--objective", default="accuracy", choices=OBJECTIVES,
                    help="what weight searches maximise (default accuracy, the challenge's measure; uar: mean class "

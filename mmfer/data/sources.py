@@ -80,7 +80,9 @@ def media_folder_records(root: str | Path, split: str, kind: str) -> list[ClipRe
         cache = (Path(root) / "manifest.jsonl").is_file()  # a cache of `mmfer preprocess`, which this kind cannot read
         raise MmferError(f"{d}: no {what} files ({' '.join(exts)}) with in-set emotions; expected {layout}"
                          + (f". {root} is a preprocess cache: a {kind} model reads {what} files, not a cache (for "
-                            "face photos, e.g. FER2013 or the crops of tools/make_video_crops.py)" if cache else ""))
+                            "face photos, e.g. FER2013 or the crops of tools/make_video_crops.py); to score a "
+                            "split's videos with it, `mmfer predict SPLIT_FOLDER --model RUN` (docs/fusion.md, "
+                            "\"A face-frame run in the fusion\")" if cache else ""))
     return records
 
 

@@ -458,7 +458,9 @@ def load_encoder(model: torch.nn.Module, path: str, *, data: Any) -> None:
         ckpt = load_checkpoint(path)
     except MmferError as e:  # a config's path is read from the current folder, which the error should say
         raise MmferError(f"init.encoder_from: {e} (read from {Path.cwd()}: a relative path in a config is taken from "
-                         "the folder mmfer runs in)") from None
+                         "the folder mmfer runs in). Train that model first, name another face model's checkpoint "
+                         "(the shipped mmfer/weights/face_fer2013_1.pt is one), or set init.encoder_from: null to "
+                         "start from random weights") from None
     try:
         missing = load_encoder_from(model, ckpt)
     except MmferError as e:
