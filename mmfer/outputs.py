@@ -329,7 +329,11 @@ class CsvStream:
             self._f.truncate(self._committed)
         self._f.close()
         keep_mode(self.path, self._tmp)
-        os.replace(self._tmp, self.path)
+        try:
+            os.replace(self._tmp, self.path)
+        except OSError as e:  # (Windows: the file open in a spreadsheet) said of the file, as atomic_path says it
+            self._tmp.unlink(missing_ok=True)
+            raise OSError(e.errno, e.strerror or str(e), str(self.path)) from e
         return self.path
 
     def abort(self) -> None:

@@ -198,9 +198,11 @@ def write_submission(
             filled[cid] += f" ({notes[cid]})"
     out_zip = Path(out_zip)
     write_zip(out_zip, {cid: words[cid] for cid in ids}, where=str(index))
-    from mmfer.inference.bundle import branches_changed_since_fuse  # torch: only where a submission is written
+    changed: list = []
+    if (fused_test_csv.parent / "weights.json").is_file():  # scores of `mmfer fuse` (torch loaded only then)
+        from mmfer.inference.bundle import branches_changed_since_fuse
 
-    changed = branches_changed_since_fuse(fused_test_csv.parent)
+        changed = branches_changed_since_fuse(fused_test_csv.parent)
     for name, run in changed:
         log.warning("%s: the checkpoint of branch %r in %s changed after `mmfer fuse` wrote these scores: this zip "
                     "holds the fusion of the checkpoint before. To submit the new one, re-run `mmfer scores` for "

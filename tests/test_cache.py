@@ -147,3 +147,48 @@ def test_npy_appender_writes_what_numpy_reads_and_staged_clips_are_not_copied(tm
     assert cache_mod.clip_problem(tmp_path, "Train", "long") == ""
     empty = cache_mod.NpyAppender(tmp_path / "empty.npy", dtype=np.float32, item_shape=(68, 2)).close()
     assert empty.shape == (0, 68, 2) and np.load(tmp_path / "empty.npy").shape == (0, 68, 2)
+
+
+def _record(clip_id: str, status: str = "ok") -> "cache_mod.ClipRecord":
+    return cache_mod.ClipRecord(clip_id=clip_id, split="Train", label="Sad", path=f"/data/{clip_id}.avi", status=status)
+
+
+def test_prune_erases_removed_clips_keeps_every_other_line_and_never_half_erases(tmp_path, monkeypatch):
+    """--prune: a removed clip's folder and every line naming it go; other lines stay byte for byte (a newer
+    mmfer's fields, a line this one cannot read). A folder that cannot be deleted keeps its lines (an error names
+    it), and a process staging clips in the cache makes it refuse: the manifest is rewritten whole."""
+    import subprocess
+    import sys
+
+    from mmfer.errors import MmferError
+
+    for c in ("a", "b"):
+        write_clip(tmp_path, "Train", c, _arrays(2), {"frames": 2})
+        cache_mod.append_manifest(tmp_path, _record(c))
+    manifest = tmp_path / cache_mod.MANIFEST
+    newer = '{"clip_id": "b", "split": "Train", "label": "Sad", "path": "/data/b.avi", "status": "ok", "from_v9": 1}\n'
+    with open(manifest, "a", encoding="utf-8") as f:
+        f.write(newer + "not json at all\n")
+    cache_mod.append_manifest(tmp_path, _record("a", "removed"))
+    kept = [line for line in manifest.read_text().splitlines(keepends=True) if '"a"' not in line]
+
+    monkeypatch.setattr(cache_mod.shutil, "rmtree", lambda *a, **k: None)  # a file held open elsewhere
+    with pytest.raises(MmferError, match=r"Train/a: could not be deleted .* 1 removed clip\(s\) keep"):
+        cache_mod.prune_removed(tmp_path)
+    assert '"a"' in manifest.read_text() and (tmp_path / "Train" / "a").is_dir()
+    monkeypatch.undo()
+
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (tmp_path / "Train" / f".tmp-c-{child.pid}").mkdir()
+        with pytest.raises(MmferError, match=f"process {child.pid} is preprocessing into"):
+            cache_mod.prune_removed(tmp_path)
+    finally:
+        child.kill()
+        child.wait()
+    (tmp_path / "Train" / f".tmp-c-{child.pid}").rmdir()
+
+    assert cache_mod.prune_removed(tmp_path) == [("Train", "a")]
+    assert manifest.read_text().splitlines(keepends=True) == kept and newer in kept
+    assert not (tmp_path / "Train" / "a").exists() and load_clip(tmp_path, "Train", "b").num_frames == 2
+    assert cache_mod.prune_removed(tmp_path) == []  # nothing left to erase

@@ -212,6 +212,20 @@ def test_an_aborted_csv_stream_leaves_nothing_even_when_its_last_write_fails(tmp
     monkeypatch.setattr(stream._f, "close", full_disk)
     stream.abort()
     assert list(tmp_path.iterdir()) == []
+    # Windows refuses to replace a file open in a spreadsheet: the error names it, and no temporary file stays
+    import os
+
+    import mmfer.outputs as outputs
+
+    stream = CsvStream(tmp_path / "segments.csv", ["start"])
+
+    def refused(src, dst):
+        raise PermissionError(13, "Access is denied", str(src), None, str(dst))
+
+    monkeypatch.setattr(outputs.os, "replace", refused)
+    with pytest.raises(PermissionError) as e:
+        stream.close()
+    assert e.value.filename == str(tmp_path / "segments.csv") and os.listdir(tmp_path) == []
 
 
 def test_temporaries_of_killed_writers_are_swept_and_files_reach_the_disk(tmp_path, monkeypatch):

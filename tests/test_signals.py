@@ -72,14 +72,20 @@ def test_another_users_process_counts_as_alive(monkeypatch):
 
 
 def test_every_command_starts_without_posix_only_modules():
-    """Windows has no ``resource`` module and no ``os.register_at_fork``: the CLI must still build and run, and
-    the stream's memory trimmer must fall back to doing nothing."""
-    code = ("import os, sys; del os.register_at_fork; sys.modules['resource'] = None\n"
+    """Windows has no ``resource`` module, no ``os.register_at_fork`` and no ``os.pread``: the CLI and the modules
+    behind it must still import and run, the stream's memory trimmer do nothing, and the manifest take lines."""
+    code = ("import os, sys, tempfile; del os.register_at_fork; del os.pread; sys.modules['resource'] = None\n"
             "from mmfer.cli import main\n"
+            "import mmfer.faces.backends, mmfer.inference.speech, mmfer.bench, mmfer.data.preprocess\n"
             "from mmfer.inference.stream import _FreeMemory\n"
             "from mmfer.process_stats import cpu_seconds, loadavg, peak_rss_mb\n"
             "assert _FreeMemory()._trim is None and cpu_seconds() > 0 and isinstance(peak_rss_mb(), float)\n"
             "loadavg()\n"
+            "from mmfer.data.cache import ClipRecord, append_manifest, iter_manifest\n"
+            "d = tempfile.mkdtemp()\n"
+            "for c in ('a', 'b'):\n"
+            "    append_manifest(d, ClipRecord(clip_id=c, split='Train', label=None, path='/x', status='ok'))\n"
+            "assert [r.clip_id for r in iter_manifest(d)] == ['a', 'b']\n"
             "main(['--version'])\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]

@@ -13,8 +13,9 @@ and how often the two paths agree.
     python tools/video_gap.py --degradations all --sizes 128 --out runs/video_gap_each
 
 ``--degradations`` replaces the clean/degraded pair by one setting per kind of degradation, each alone at full
-strength (the top of what face training draws, or what it never draws: white balance, a covered mouth, a turned
-head): what each does to the video path, model against model.
+strength (the top of what face training draws; a head turned 20 degrees, past the 10-15 of training's rotation;
+what training never draws: white balance, a covered mouth): what each does to the video path, model against
+model.
 
 Writes DIR/video_gap.csv (one row per face and setting), DIR/video_gap.json (the table) and prints a
 Markdown table (for BENCHMARKS.md).
@@ -69,8 +70,9 @@ def write_video(path: Path, frame: np.ndarray, *, crf: int) -> None:
 
 CLEAN_CRF, DEGRADED_CRF = 23, 35
 
-# One kind of degradation each, alone. Those face training draws (mmfer.data.features.draw_degradation, the
-# fine-tuning's rotation) at the top of their range; the last three it never draws. Keys: video_degrade's keyword
+# One kind of degradation each, alone. Those face training draws (mmfer.data.features.draw_degradation; the crop
+# tree's faces cut by the frame's edge) at the top of their range; turned past the fine-tuning's 10-15 degrees;
+# white balance and a covered mouth, which it never draws. Keys: video_degrade's keyword
 # arguments (blur in px per 100 px of face), crf (H.264 rate), turn (degrees, in the image plane), cut (share of
 # the face outside the frame's left edge), cover (share of the face, from its chin up, under a grey band), gains
 # (R, G, B white balance).

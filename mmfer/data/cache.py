@@ -58,6 +58,10 @@ class PreprocessSettings:
 
     def __post_init__(self) -> None:  # "DLIB" is dlib: one name, one hash, the clips cached with it reused
         object.__setattr__(self, "face_backend", str(self.face_backend).strip().lower())
+
+    def check(self) -> "PreprocessSettings":
+        """These settings, if a new clip may be made with them (preprocess's options; settings read back from a
+        cache are never refused: older mmfer took fps 0 for the native rate)."""
         for name, unset in (("crop_size", None), ("detect_every", None), ("fit_every", None),
                             ("detect_max_side", None), ("max_frames", "all frames"), ("fps", "the native rate")):
             value = getattr(self, name)
@@ -65,6 +69,7 @@ class PreprocessSettings:
                 continue
             rule = f"must be positive (or left out for {unset})" if unset else "must be at least 1"
             raise MmferError(f"{name} (--{name.replace('_', '-')}) {value}: {rule}")
+        return self
 
     def to_dict(self) -> dict[str, Any]:
         return {"cache_version": CACHE_VERSION, **dataclasses.asdict(self)}
@@ -246,6 +251,17 @@ class SpooledNpy:
 
     def __len__(self) -> int:
         return self.shape[0]
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape))
+
+    def __getitem__(self, index: Any) -> np.ndarray:
+        return np.array(self.load()[index])  # a copy: no map of the file outlives the call
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
         a = self.load()
@@ -450,13 +466,14 @@ def append_manifest(cache: str | Path, record: ClipRecord) -> None:
     data = (record.to_json() + "\n").encode()
     check_manifest_writable(cache)
     try:  # never through a link: O_NOFOLLOW, and the check above names one
-        fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
+        fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)
+                     | getattr(os, "O_BINARY", 0), 0o644)  # (Windows: no newline translation)
     except OSError as e:
         raise MmferError(f"{path}: cannot append to the manifest ({e.strerror or e}); check it is a plain file "
                          "you can write") from None
     try:
         size = os.fstat(fd).st_size
-        if size and os.pread(fd, 1, size - 1) != b"\n":  # a torn last line (a kill mid-write) stays alone
+        if size and _last_byte(fd, size) != b"\n":  # a torn last line (a kill mid-write) stays alone
             data = b"\n" + data
         written = os.write(fd, data)
         if written != len(data):
@@ -466,6 +483,15 @@ def append_manifest(cache: str | Path, record: ClipRecord) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _last_byte(fd: int, size: int) -> bytes:
+    """The file's last byte (os.pread where there is one; Windows has none, and O_APPEND writes go to the end
+    wherever the offset stands)."""
+    if hasattr(os, "pread"):
+        return os.pread(fd, 1, size - 1)
+    os.lseek(fd, size - 1, os.SEEK_SET)
+    return os.read(fd, 1)
 
 
 def check_manifest_writable(cache: str | Path) -> None:
@@ -499,21 +525,44 @@ def iter_manifest(cache: str | Path) -> Iterator[ClipRecord]:
 
 def prune_removed(cache: str | Path) -> list[tuple[str, str]]:
     """Erase the clips whose latest record says "removed" (their source was deleted or renamed): their folders
-    (faces, landmarks, audio) and every manifest record that names them (path, label), so that nothing of a
-    deleted recording stays in the cache. The manifest is rewritten whole, atomically: no other preprocess may
-    write to this cache meanwhile. Returns the (split, clip_id) erased."""
+    (faces, landmarks, audio) and every manifest line that names them (path, label), so that nothing of a deleted
+    recording stays in the cache. Other lines are kept byte for byte (fields of a newer mmfer, lines this one
+    cannot read). Refused while another process stages clips here, since the manifest is rewritten whole; a
+    folder that cannot be deleted keeps its lines and is an error naming it. Returns the (split, clip_id) erased."""
     from mmfer.outputs import write_file
 
-    records = list(iter_manifest(cache))
-    latest = {(r.split, r.clip_id): r for r in records}
-    gone = sorted(k for k, r in latest.items() if r.status == "removed")
-    for split, clip_id in gone:
+    path = Path(cache) / MANIFEST
+    if not path.is_file():
+        return []
+    for d in Path(cache).glob("*/.tmp-*-*"):
+        pid = d.name.rsplit("-", 1)[-1]
+        if pid.isdigit() and int(pid) != os.getpid() and process_alive(int(pid)):
+            raise MmferError(f"{d}: process {pid} is preprocessing into {cache}; prune when it has finished (pruning "
+                             "rewrites the manifest it appends to)")
+    lines = path.read_bytes().splitlines(keepends=True)
+    keys: list[tuple[str, str] | None] = []
+    latest: dict[tuple[str, str], str] = {}
+    for line in lines:
+        try:
+            rec = ClipRecord.from_json(line.decode("utf-8"))
+        except (ValueError, TypeError, AttributeError):  # kept as it is
+            keys.append(None)
+            continue
+        keys.append((rec.split, rec.clip_id))
+        latest[keys[-1]] = rec.status
+    erased, stuck = [], []
+    for split, clip_id in sorted(k for k, status in latest.items() if status == "removed"):
         remove_clip(cache, split, clip_id)
-    if gone:
-        erased = set(gone)
-        write_file(Path(cache) / MANIFEST, "".join(r.to_json() + "\n" for r in records
-                                                   if (r.split, r.clip_id) not in erased))
-    return gone
+        d = clip_dir(cache, split, clip_id)
+        (stuck if os.path.lexists(d) else erased).append((split, clip_id))
+    if erased:
+        gone = set(erased)
+        write_file(path, b"".join(line for line, key in zip(lines, keys) if key not in gone))
+    if stuck:
+        raise MmferError(f"{clip_dir(cache, *stuck[0])}: could not be deleted (a file open in another program? no "
+                         f"permission?); {len(stuck)} removed clip(s) keep their arrays and manifest lines: delete "
+                         f"the folder yourself, or run --prune again ({len(erased)} erased)")
+    return erased
 
 
 def read_manifest(cache: str | Path) -> dict[tuple[str, str], ClipRecord]:

@@ -170,7 +170,8 @@ def process_clip(
     Never raises for a bad input file: the record says ``failed`` and why, or ``ok`` with warnings.
     ``overlap_io`` decodes the next frame batch and the audio in helper threads while faces are fitted: it
     pays where a core would otherwise idle, and costs a few percent where every core already has a worker.
-    ``spool``: a folder where the face crops are written batch by batch as ``faces.npy`` (returned memory-mapped),
+    ``spool``: a folder where the face crops are written batch by batch as ``faces.npy`` (returned as a
+    ``cache.SpooledNpy``: the file, its shape and dtype, an array through ``np.asarray``, no file held open),
     so memory does not grow with the clip's length; without it they are kept in memory. ``audio_seconds``
     reads only that much of the sound (prediction, which analyses the first minutes only).
     """

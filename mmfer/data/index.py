@@ -289,21 +289,22 @@ def _is_dir(e: os.DirEntry) -> bool:
         return False
 
 
-def _check_duplicates(entries: Sequence[ClipEntry], *, where_of: dict[int, str] | None = None) -> None:
-    """Two clips with the same id in one split would overwrite each other in the cache: refuse. Ids that differ
-    only in letter case or accent composition (``Clip1``, ``clip1``) are one folder on macOS and Windows, and one
-    file in a submission zip read there: refused alike, wherever the cache is made."""
+def _check_duplicates(entries: Sequence[ClipEntry], *, where_of: dict[int, str] | None = None,
+                      folders: bool = False) -> None:
+    """Two clips with the same id in one split would overwrite each other in the cache: refuse. With ``folders``
+    (the cache's clip folders), ids that differ only in letter case or in how an accent is written (``Clip1``,
+    ``clip1``) are refused too: one folder on macOS and Windows, wherever the cache is made."""
     seen: dict[tuple[str, str], int] = {}
     for i, e in enumerate(entries):
-        key = (case_key(e.split), case_key(e.clip_id))
+        key = (case_key(e.split), case_key(e.clip_id)) if folders else (e.split, e.clip_id)
         if key in seen:
             j = seen[key]
             a = where_of.get(j, str(entries[j].path)) if where_of else str(entries[j].path)
             b = where_of.get(i, str(e.path)) if where_of else str(e.path)
             other = entries[j].clip_id
             what = (f"duplicate clip_id {e.clip_id!r}" if other == e.clip_id else
-                    f"clip ids {other!r} and {e.clip_id!r}, one name where letter case is not told apart (macOS, "
-                    "Windows),")
+                    f"clip ids {ascii(other)} and {ascii(e.clip_id)}, one name where letter case or the way an accent "
+                    "is written is not told apart (macOS, Windows),")
             raise MmferError(
                 f"{what} in split {e.split}: {a} and {b}; "
                 "rename one of the files (clip ids are file names without extension)"

@@ -19,14 +19,12 @@ branch expects at least one frame, and the audio branch reads audio files direct
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import hashlib
 import logging
 import os
 import shutil
 import signal
-import sys
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -48,8 +46,10 @@ from mmfer.data.cache import (
     staging_dir,
     write_clip,
 )
-from mmfer.data.index import ClipEntry, index_source
-from mmfer.progress import progress_bar, terminal_log_handler
+from mmfer.data.index import ClipEntry, _check_duplicates, index_source
+from mmfer.data.workers import init_worker as _init_worker
+from mmfer.data.workers import opencv_threads_stopped as _opencv_threads_stopped
+from mmfer.progress import progress_bar
 from mmfer.data.clip import (  # noqa: F401 - one clip's pipeline; these names were first imported from here
     FRAME_BUDGET_BYTES, MAX_BATCH, MIN_FITS_PER_SECOND, MIN_FRAME_SIDE, FaceBatch, _batch_size, _looks_truncated,
     _source_stat,
@@ -58,8 +58,7 @@ from mmfer.data.clip import (  # noqa: F401 - one clip's pipeline; these names w
 from mmfer.errors import MmferError
 from mmfer.signals import sigterm_as_interrupt
 from mmfer.text import terminal_text
-from mmfer.faces.backends import (backend_name, check_backend, check_spawnable, get_backend, register_backend,
-                                  registered_backend)
+from mmfer.faces.backends import backend_name, check_backend, check_spawnable, get_backend, registered_backend
 
 log = logging.getLogger(__name__)
 
@@ -271,58 +270,6 @@ def worker_start_method(face_backend: str = "dlib") -> str:
     return "spawn"
 
 
-def _die_with_parent(parent: int) -> None:
-    """Ask Linux to kill this worker when its parent dies (SIGKILL of the parent included, which no
-    handler of the parent's can catch); elsewhere, or if the parent is already gone, nothing / exit."""
-    if sys.platform.startswith("linux"):
-        try:
-            import ctypes
-
-            PR_SET_PDEATHSIG = 1
-            ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL))
-        except (OSError, AttributeError):
-            pass
-    if os.getppid() != parent:  # the parent died before the request took effect
-        os._exit(1)
-
-
-def _init_worker(backend_name: str, parent: int | None = None, registered: tuple[str, Any] | None = None) -> None:
-    """Worker start-up: Ctrl-C is the parent's job, dies with the parent, one thread per worker, backend
-    loaded once (a backend registered by the user's code registered again: a spawned worker starts without it)."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    if parent is not None:
-        _die_with_parent(parent)
-    try:
-        import cv2
-
-        cv2.setNumThreads(1)
-    except Exception:  # noqa: BLE001
-        pass
-    if not logging.getLogger().handlers:  # a spawned worker: its warnings as the command line's, escaped
-        logging.basicConfig(level=logging.WARNING, handlers=[terminal_log_handler()])
-    if registered is not None:
-        register_backend(*registered, replace=True)
-    get_backend(backend_name)
-
-
-@contextlib.contextmanager
-def _opencv_threads_stopped(active: bool):
-    """OpenCV's thread pool stopped while workers are forked: a child inherits the pool's state but not its
-    threads, and its first parallel call (or ``setNumThreads``) then waits for them forever."""
-    if not active:
-        yield
-        return
-    import cv2
-
-    before = cv2.getNumThreads()
-    cv2.setNumThreads(1)
-    try:
-        yield
-    finally:
-        cv2.setNumThreads(before)
-
-
 def _iter_results(todo: Sequence[ClipEntry], settings: PreprocessSettings, workers: int, start_method: str,
                   out: Path | None = None):
     """Yield (entry, result) as clips finish; a bounded number in flight so Ctrl-C loses few clips.
@@ -480,7 +427,7 @@ def _mark_removed(out: Path, latest: dict[tuple[str, str], ClipRecord], entries:
         del latest[(split, clip_id)]
     if gone:
         log.warning("%s: %d cached clip(s) whose source was deleted, renamed or moved to another split are left out "
-                    "from now on (e.g. %s/%s: %s); their arrays are kept", out, len(gone), gone[0].split,
+                    "from now on (e.g. %s/%s: %s); their arrays are kept (--prune erases them)", out, len(gone), gone[0].split,
                     gone[0].clip_id, gone[0].reason)
     return gone
 
@@ -552,6 +499,7 @@ def preprocess(
     if prune and n > 1:
         raise MmferError(f"--prune with --shard {i}/{n}: pruning rewrites the manifest, which other shards append to; "
                          "run it once the shards are done, without --shard")
+    settings.check()
     backend_name(settings.face_backend)  # a mistyped backend is said before the source is indexed
     from mmfer.data.index import check_out_not_read_as_data
     from mmfer.outputs import check_output_dir
@@ -568,6 +516,7 @@ def preprocess(
 
             wanted = _normalise_splits(splits)
             entries = [e for e in entries if e.split in wanted]
+    _check_duplicates(entries, folders=True)  # (a list of ClipEntry too)
     all_entries = entries
     if same_content_check and i == 0:  # once, not by every shard
         _warn_same_content(all_entries)
@@ -615,6 +564,10 @@ def preprocess(
             older += rec is not None and _version(rec) != CACHE_VERSION
             if rec is not None and rec.path != os.path.abspath(e.path) and Path(rec.path).is_file():
                 replaced.append((f"{e.split}/{e.clip_id}", rec.path, os.path.abspath(e.path)))
+    if prune and summary.missing:  # listed, so not removed: a list naming a deleted file keeps its clip
+        log.warning("%s: --prune: %d cached clip(s) whose source file is missing are still listed, so not erased (e.g. "
+                    "%s/%s); remove their rows from the list and run again", out, len(summary.missing),
+                    summary.missing[0].split, summary.missing[0].clip_id)
     if replaced:  # two sources with the same clip ids in one cache: each run would redo the other's clips
         clip, was, now = replaced[0]
         log.warning("%s: %d cached clip(s) will be made from another file than before, which is still there (e.g. "

@@ -179,8 +179,12 @@ def build_video_face_tree(src: str | Path, dst: str | Path, *, splits: tuple[str
             import multiprocessing as mp
 
             from mmfer.data.preprocess import worker_start_method
+            from mmfer.data.workers import init_worker
+            from mmfer.faces.backends import registered_backend
 
-            with mp.get_context(worker_start_method(face_backend)).Pool(workers) as pool:  # spawn off Linux
+            with mp.get_context(worker_start_method(face_backend)).Pool(  # spawned off Linux: a backend the user
+                    workers, initializer=init_worker,                      # registered is registered there too
+                    initargs=(face_backend, None, registered_backend(face_backend))) as pool:
                 results = pool.imap(_crop_one, todo, chunksize=64)
                 for row in results:
                     w.writerow(row)

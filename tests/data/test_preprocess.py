@@ -850,3 +850,21 @@ def test_a_class_folder_linked_to_an_unmounted_drive_is_not_taken_for_deleted(tm
     (tmp_path / "drive").rename(tmp_path / "unmounted")  # the link now points at nothing
     s = pp.preprocess(tmp_path / "src", tmp_path / "cache", settings=NONE, progress=False)
     assert not s.removed and len(split_records(tmp_path / "cache", "Train")) == 2
+
+
+def test_settings_are_checked_where_a_clip_is_made_never_where_a_cache_is_read(tmp_path, cremad_videos, capsys):
+    """Values no clip can be made with are refused naming the option (command line and API alike); settings read
+    back from a cache are not (older mmfer stored fps 0 for the native rate). A list of ClipEntry is checked for
+    ids that would share a folder, as folders and CSV lists are."""
+    from mmfer.cli import main
+    from mmfer.data.index import ClipEntry
+
+    assert PreprocessSettings.from_dict({**PreprocessSettings().to_dict(), "fps": 0.0}).fps == 0.0
+    with pytest.raises(MmferError, match=r"crop_size \(--crop-size\) 0: must be at least 1"):
+        pp.preprocess([ClipEntry("a", "Test", None, cremad_videos[0])], tmp_path / "c", settings=PreprocessSettings(crop_size=0))
+    assert main(["preprocess", str(cremad_videos[0]), "--out", str(tmp_path / "c"), "--fps", "0"]) == 2
+    assert "fps (--fps) 0.0: must be positive (or left out for the native rate)" in capsys.readouterr().err
+    twins = [ClipEntry("Clip1", "Test", None, cremad_videos[0]), ClipEntry("clip1", "Test", None, cremad_videos[1])]
+    with pytest.raises(MmferError, match="clip ids 'Clip1' and 'clip1', one name where letter case"):
+        pp.preprocess(twins, tmp_path / "c", settings=NONE, progress=False)
+    assert not (tmp_path / "c" / "manifest.jsonl").exists()
