@@ -7,7 +7,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import select
 import shlex
 import sys
 from pathlib import Path
@@ -297,7 +296,8 @@ def _add_submit(sub: argparse._SubParsersAction) -> None:
 
 def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("evaluate", help="accuracy, mean class accuracy and confusion of a score CSV")
-    p.add_argument("scores", metavar="SCORES.csv")
+    p.add_argument("scores", metavar="SCORES.csv", nargs="+",
+                   help="a score or predictions CSV; several (e.g. runs/*/scores_Val.csv) give one table, a row each")
     p.add_argument("--labels-from", default="csv-column", metavar="csv-column|folder|ravdess|cremad|FILE.csv",
                    help="where true labels come from (default: the label column)")
     p.add_argument("--root", default=None, help="media folder for --labels-from folder (or ravdess/cremad): lists "
@@ -309,9 +309,15 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     def run(args: argparse.Namespace) -> int:
         import json
 
-        from mmfer.metrics import evaluate_file, format_report
+        from mmfer.metrics import evaluate_file, format_comparison, format_report
 
-        result = evaluate_file(args.scores, labels_from=args.labels_from, root=args.root, png=args.png,
+        if len(args.scores) > 1:  # branches side by side; each file's own figures, nothing pooled
+            if args.png or args.report:
+                raise MmferError("--png and --report describe one score file: give one, or compare several without them")
+            results = [evaluate_file(f, labels_from=args.labels_from, root=args.root) for f in args.scores]
+            print(json.dumps({"ok": True, "results": results}) if args.json else format_comparison(results))
+            return 0
+        result = evaluate_file(args.scores[0], labels_from=args.labels_from, root=args.root, png=args.png,
                                report=args.report)
         print(json.dumps({"ok": True, **result}) if args.json else format_report(result))
         if not args.json:
@@ -549,20 +555,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _stdout_reader_gone() -> bool:
-    """Whether the BrokenPipeError came from stdout, i.e. stdout is a pipe whose reader has gone (the write
-    end then polls POLLERR), rather than from some other pipe, whose failure must still show."""
-    try:
-        fd = sys.stdout.fileno()
-    except (AttributeError, OSError, ValueError):  # stdout replaced by an object without a descriptor
-        return False
-    if not hasattr(select, "poll"):  # Windows: trust the error
-        return True
-    poller = select.poll()
-    poller.register(fd, select.POLLOUT)
-    return any(ev & (select.POLLERR | select.POLLHUP) for _, ev in poller.poll(0))
-
-
 def _interrupted_hint(args: argparse.Namespace, *, out_written: bool | None = None,
                       same_command_resumes: bool | None = None) -> str:
     """What an interrupted command kept and how to continue: only preprocess, train and predict write as they go;
@@ -636,7 +628,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.no_progress = True  # a log file or CI gets the log lines, not \r-redrawn bars
     import signal
 
-    from mmfer.signals import sigterm_as_interrupt
+    from mmfer.signals import sigterm_as_interrupt, stdout_reader_gone
 
     old_term = sigterm_as_interrupt()  # kill / timeout / a container stop: finished work written, exit 130
     try:
@@ -644,7 +636,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         code = int(args.func(args) or 0)
         sys.stdout.flush()  # output still buffered meets a closed pipe here, not in the exit hook
     except BrokenPipeError:
-        if not _stdout_reader_gone():
+        if not stdout_reader_gone():
             raise
         # `mmfer evaluate ... | head` closed the pipe: it has what it wanted. Send the rest of the output
         # (and Python's flush at exit) to devnull and leave quietly, as a SIGPIPE'd tool would (128 + 13).

@@ -22,6 +22,7 @@ from mmfer.data.index import loosely_matched
 from mmfer.errors import MmferError, csv_errors
 from mmfer.labels import EMOTIONS, NUM_CLASSES, canonical
 from mmfer.scores import ScoreTable, is_uniform, read_scores
+from mmfer.text import terminal_text
 
 log = logging.getLogger(__name__)
 
@@ -378,6 +379,22 @@ def format_report(result: Mapping[str, Any]) -> str:
         shown = result["missing"][:20]
         lines.append(f"\nno prediction: {', '.join(shown)}{' ...' if len(result['missing']) > 20 else ''}")
     return "\n".join(lines)
+
+
+def format_comparison(results: Sequence[Mapping[str, Any]]) -> str:
+    """Several ``evaluate`` results as one table, a row per score file (branches, ablations, runs side by side):
+    clips, accuracy, mean class accuracy, macro-F1 and each class's recall."""
+    head = ["scores", "clips", "accuracy", "uar", "macro_f1", *EMOTIONS]
+    rows = [[terminal_text(str(r["scores"]), newlines=False), str(r["n"]), f"{r['accuracy']:.4f}", f"{r['uar']:.4f}",
+             f"{r['macro_f1']:.4f}", *(f"{v:.3f}" if v is not None else "-" for v in r["per_class_recall"].values())]
+            for r in results]
+    width = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(head)]
+    lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, width)))
+             for row in [head, *rows]]
+    notes = [f"note: {r['scores']}: {r['note']}" for r in results if r.get("note")]
+    missing = [f"{r['scores']}: {len(r['missing'])} clip(s) without a prediction, counted wrong" for r in results
+               if r["missing"]]
+    return "\n".join([*notes, *lines, *missing])
 
 
 SELF_LABEL_MIN_ROWS = 20  # a perfect score on this many clips is more likely a prediction in the label column

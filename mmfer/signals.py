@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import atexit
 import os
+import select
 import signal
+import sys
 import threading
 import weakref
 from typing import Any
@@ -114,3 +116,17 @@ def _remember_workers(it: Any) -> None:
             atexit.register(_end_stuck_loader_workers)
             _HOOKED.append(True)
         _LOADER_WORKERS.update(workers)
+
+
+def stdout_reader_gone() -> bool:
+    """Whether a BrokenPipeError (SIGPIPE, which Python ignores) came from stdout, i.e. stdout is a pipe whose reader has gone (the write
+    end then polls POLLERR), rather than from some other pipe, whose failure must still show."""
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # stdout replaced by an object without a descriptor
+        return False
+    if not hasattr(select, "poll"):  # Windows: trust the error
+        return True
+    poller = select.poll()
+    poller.register(fd, select.POLLOUT)
+    return any(ev & (select.POLLERR | select.POLLHUP) for _, ev in poller.poll(0))

@@ -76,6 +76,17 @@ def test_fuse_submit_check_evaluate(runs, capsys):
     cv = json.loads(capsys.readouterr().out)  # the cross-validated scores make the cross-validated figures
     assert cv["accuracy"] == pytest.approx(w["val_cross_validated"]["accuracy"]) and "note" not in cv
     assert cv["uar"] == pytest.approx(w["val_cross_validated"]["uar"])
+    # branches side by side: one row each, the same figures as each file alone
+    assert main(["evaluate", *val, str(out / "fused_Val_cv.csv")]) == 0
+    rows = capsys.readouterr().out.splitlines()
+    assert rows[0].split()[:5] == ["scores", "clips", "accuracy", "uar", "macro_f1"] and len(rows) == 4
+    assert rows[3].split()[0] == str(out / "fused_Val_cv.csv") and rows[3].split()[2] == f"{cv['accuracy']:.4f}"
+    assert main(["evaluate", *val, "--json"]) == 0
+    each = json.loads(capsys.readouterr().out)["results"]
+    assert [r["scores"] for r in each] == val and all(r["n"] == 120 for r in each)
+    assert each[1]["accuracy"] > each[0]["accuracy"]  # c3d's scores were made stronger than audio_cnn's
+    assert main(["evaluate", *val, "--png", str(root / "x.png")]) == 2
+    assert "--png and --report describe one score file" in capsys.readouterr().err
     assert main(["evaluate", str(out), "--json"]) == 2  # a fusion's folder names its files
     assert json.loads(capsys.readouterr().out)["ok"] is False  # an error that stops it: an object on stdout too
     assert main(["evaluate", str(out)]) == 2
