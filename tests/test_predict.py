@@ -1164,6 +1164,10 @@ def test_predict_guards_earlier_work(bundle, tmp_path, cremad_audio, monkeypatch
         shutil.copy(out, tmp_path / "q.csv")
         predict(["in"], model=bundle, out=tmp_path / "q.csv", progress=False)
     assert "q.csv exists: it is replaced by this run's rows (add --resume" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING"), pytest.raises(MmferError):  # a model that does not load replaces nothing,
+        predict(["in"], model=tmp_path / "no_model", out=tmp_path / "q.csv", progress=False)  # and says nothing of it
+    assert "exists: it is replaced" not in caplog.text
     analysed = []
     real = Predictor.predict_file
     monkeypatch.setattr(Predictor, "predict_file", lambda self, path, *a, **k: analysed.append(path)

@@ -123,10 +123,6 @@ def predict(
                             duration=duration, segment_seconds=cut.seconds, segment_by=cut.by)
     clash = {"frames": frames, "segments": segments, "plots": plots, "report": report}
     how = resume_wanted(out, settings, resume=resume, clash=[k for k, v in clash.items() if v is not None])
-    if out is not None and not how and Path(out).is_file():
-        log.warning("%s exists: it is replaced by this run's rows (add --resume, resume=True from Python, to keep the "
-                    "rows it holds for these inputs and analyse only the others, if they are of this model and "
-                    "options)", out)
     if all(kind == "missing" for _, kind in inputs):  # a typo, said before the model loads; among others, a row
         raise MmferError(f"{', '.join(str(p) for p, _ in inputs)}: not found; nothing to analyse")
     if submission is not None:
@@ -170,6 +166,10 @@ def predict(
         predictor = Predictor(model, device=device, segments=cut, start=start, duration=duration,
                               frame_pooling=frame_pooling, speech_check=speech_check, face_backend=face_backend)
     load_seconds = time.perf_counter() - t0
+    if out is not None and not how and Path(out).is_file():  # said once the model loaded: a refused one replaces nothing
+        log.warning("%s exists: it is replaced by this run's rows (add --resume, resume=True from Python, to keep the "
+                    "rows it holds for these inputs and analyse only the others, if they are of this model and "
+                    "options)", out)
     log.info("%s (loaded in %.2f s)", predictor.bundle.describe(), load_seconds)
     plot_dir = Path(plots) if plots is not None else None
     result = PredictResult(predictions=[], model=predictor.bundle.describe(), load_seconds=round(load_seconds, 3))
