@@ -2,24 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import cv2
 import numpy as np
 
 from mmfer.data.cache import load_clip, split_records
 from mmfer.faces.crops import frame_faces
 from synthetic import make_synthetic_cache
-
-TOOL = Path(__file__).resolve().parents[1] / "tools" / "cache_to_faces.py"
+from tool_module import load_tool
 
 
 def _tool():
-    spec = importlib.util.spec_from_file_location("cache_to_faces", TOOL)
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
-    return tool
+    return load_tool("cache_to_faces")
 
 
 def test_each_labelled_clip_gives_its_framed_faces_in_its_own_split(tmp_path, capsys, caplog):

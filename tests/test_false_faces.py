@@ -2,23 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from mmfer.errors import MmferError
-
-REPO = Path(__file__).resolve().parents[1]
+from tool_module import load_tool
 
 
 def _tool():
-    spec = importlib.util.spec_from_file_location("false_faces", REPO / "tools" / "false_faces.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool("false_faces")
 
 
 def test_windows_are_video_frames_half_of_them_degraded():

@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+from tool_module import load_tool
 
 
 def _tool():
-    spec = importlib.util.spec_from_file_location("video_gap", REPO / "tools" / "video_gap.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool("video_gap")
 
 
 def _face(seed: int = 0) -> np.ndarray:
