@@ -90,6 +90,7 @@ class AugmentConfig:
     rotation: float = 0.0  # largest rotation, degrees
     translate: float = 0.0  # largest extra shift, share of the side
     erasing: float = 0.0  # probability of blanking one random rectangle (random erasing)
+    occlusion: float = 0.0  # probability of covering the lower 25-45% of the face with one grey level (a hand, mask)
     # faces: probability of one video-like degradation draw (mmfer.data.features.draw_degradation: blur, motion
     # blur, low resolution, block compression, gamma, noise), the same for every frame of a clip
     video: float = 0.0
@@ -125,7 +126,7 @@ class AugmentConfig:
         for name in ("brightness", "contrast", "translate"):  # pixel units 0..1, a factor 1 +- c, a share of the side
             check_range(self, name, low=0.0, high=1.0)
         check_range(self, "rotation", high=180.0)
-        for name in ("erasing", "video", "reverb", "eq", "noise", "codec"):
+        for name in ("erasing", "occlusion", "video", "reverb", "eq", "noise", "codec"):
             check_range(self, name, low=0.0, high=1.0)
         for name, (lo, hi), floor in (("crop_scale", self.crop_scale, 0.0), ("speed", self.speed, 0.0),
                                       ("freq_warp", self.freq_warp, 0.0), ("noise_snr", self.noise_snr, None)):

@@ -176,7 +176,7 @@ class CacheDataset(Dataset):
             a = self.augment
             x = augment_faces(
                 x, rng=rng, flip=a.flip, crop_scale=tuple(a.crop_scale), brightness=a.brightness, contrast=a.contrast,
-                rotation=a.rotation, translate=a.translate, erasing=a.erasing,
+                rotation=a.rotation, translate=a.translate, erasing=a.erasing, occlusion=a.occlusion,
             )
         return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
 

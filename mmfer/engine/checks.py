@@ -121,7 +121,7 @@ _SOUND = {"logmel", "audio_stats"}
 # the augment keys each input kind's dataset reads (mixup and cutmix: any kind, cutmix checked above)
 AUGMENT_READ_BY = {
     **{name: _FACE_IMAGES for name in ("flip", "crop_scale", "brightness", "contrast", "rotation", "translate",
-                                       "erasing", "video")},
+                                       "erasing", "occlusion", "video")},
     **{name: _SOUND for name in ("speed", "reverb", "eq", "noise", "noise_snr", "codec")},
     "stats_copies": {"audio_stats"},
     **{name: {"logmel"} for name in ("freq_warp", "spec_augment", "freq_masks", "freq_width", "time_masks",

@@ -87,7 +87,8 @@ class DeviceFaceBatches:
 
 def augment_on_device(x: torch.Tensor, a: Any, gen: torch.Generator) -> torch.Tensor:
     """``augment_faces``'s jitter for a batch (B, C, H, W) on its device, drawn per image: flip, crop-and-zoom with
-    rotation and shift (one bilinear resampling, borders reflected), contrast, brightness, random erasing."""
+    rotation and shift (one bilinear resampling, borders reflected), contrast, brightness, random erasing, a
+    covered lower face."""
     from mmfer.data.features import FACE_STD
 
     b, c, h, w = x.shape
@@ -128,5 +129,10 @@ def augment_on_device(x: torch.Tensor, a: Any, gen: torch.Generator) -> torch.Te
                & (cols >= x0[:, None, None]) & (cols < (x0 + ew)[:, None, None]) & erase[:, None, None])
         noise = torch.randn(x.shape, generator=gen, device=dev)
         x = torch.where(box[:, None], noise, x)
+    if a.occlusion > 0:  # the lower 25-45% of the face in one grey level
+        cover = torch.rand(b, generator=gen, device=dev) < a.occlusion
+        top = ((1 - u(0.25, 0.45)) * h).round()
+        band = (torch.arange(h, device=dev)[None, :, None] >= top[:, None, None]) & cover[:, None, None]
+        x = torch.where(band[:, None], u(-1.5, 1.5)[:, None, None, None], x)
     return x
 

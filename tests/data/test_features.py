@@ -229,6 +229,13 @@ def test_augment_faces_rotation_shift_and_erasing(rng: np.random.Generator) -> N
     sh = augment_faces(clip, rng=np.random.default_rng(2), translate=0.2, **kw)
     assert not np.allclose(sh, clip)
     assert np.array_equal(augment_faces(clip, rng=np.random.default_rng(3), erasing=0.0, **kw), clip)
+    # a covered lower face: the bottom 25-45% rows one grey level on every frame, the rest untouched
+    for seed in range(5):
+        oc = augment_faces(clip, rng=np.random.default_rng(seed), occlusion=1.0, **kw)
+        covered = [r for r in range(24) if not np.array_equal(oc[0, 0, r], clip[0, 0, r])]
+        assert covered == list(range(covered[0], 24)) and 0.25 * 24 - 1 <= len(covered) <= 0.45 * 24 + 1
+        assert np.unique(oc[:, :, covered[0]:]).size == 1 and np.array_equal(oc[:, :, :covered[0]], clip[:, :, :covered[0]])
+    assert np.array_equal(augment_faces(clip, rng=np.random.default_rng(3), occlusion=0.0, **kw), clip)
 
 
 def test_crop_views_mirror_and_ten_crop():

@@ -91,6 +91,12 @@ def test_device_batches_are_seeded_sharded_and_jittered(image_tree):
     assert y.shape == x.shape and torch.isfinite(y).all() and not torch.allclose(x, y)
     ident = augment_on_device(x, AugmentConfig(flip=False, crop_scale=(1.0, 1.0), brightness=0, contrast=0), g)
     torch.testing.assert_close(ident, x, atol=1e-4, rtol=0)  # no jitter asked: the images come back
+    covered = augment_on_device(x, AugmentConfig(flip=False, crop_scale=(1.0, 1.0), brightness=0, contrast=0,
+                                                 occlusion=1.0), g)
+    for img, orig in zip(covered[:, 0], x[:, 0]):  # as augment_faces: the lower 25-45% one grey level
+        rows = [r for r in range(24) if not torch.allclose(img[r], orig[r], atol=1e-4)]
+        assert rows == list(range(rows[0], 24)) and 5 <= len(rows) <= 12 and img[rows[0]:].unique().numel() == 1
+        torch.testing.assert_close(img[:rows[0]], orig[:rows[0]], atol=1e-4, rtol=0)
 
 
 def test_device_images_need_a_single_image_model(tmp_path):
