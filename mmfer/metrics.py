@@ -385,15 +385,16 @@ def format_comparison(results: Sequence[Mapping[str, Any]]) -> str:
     """Several ``evaluate`` results as one table, a row per score file (branches, ablations, runs side by side):
     clips, accuracy, mean class accuracy, macro-F1 and each class's recall."""
     head = ["scores", "clips", "accuracy", "uar", "macro_f1", *EMOTIONS]
-    rows = [[terminal_text(str(r["scores"]), newlines=False), str(r["n"]), f"{r['accuracy']:.4f}", f"{r['uar']:.4f}",
+    shown = [terminal_text(str(r["scores"]), newlines=False) for r in results]  # a received file's name, escaped
+    rows = [[name, str(r["n"]), f"{r['accuracy']:.4f}", f"{r['uar']:.4f}",
              f"{r['macro_f1']:.4f}", *(f"{v:.3f}" if v is not None else "-" for v in r["per_class_recall"].values())]
-            for r in results]
+            for name, r in zip(shown, results)]
     width = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(head)]
     lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, width)))
              for row in [head, *rows]]
-    notes = [f"note: {r['scores']}: {r['note']}" for r in results if r.get("note")]
-    missing = [f"{r['scores']}: {len(r['missing'])} clip(s) without a prediction, counted wrong" for r in results
-               if r["missing"]]
+    notes = [f"note: {name}: {r['note']}" for name, r in zip(shown, results) if r.get("note")]
+    missing = [f"{name}: {len(r['missing'])} clip(s) without a prediction, counted wrong"
+               for name, r in zip(shown, results) if r["missing"]]
     return "\n".join([*notes, *lines, *missing])
 
 

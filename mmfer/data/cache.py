@@ -371,6 +371,12 @@ def write_clip(
     return final
 
 
+def _staged_by_live_process(d: Path) -> bool:
+    """Whether a ``.tmp-<clip>-<pid>`` / ``.old-<clip>-<pid>`` folder belongs to another process still running."""
+    pid = d.name.rsplit("-", 1)[-1]
+    return pid.isdigit() and int(pid) != os.getpid() and process_alive(int(pid))
+
+
 def remove_stale_temporaries(cache: str | Path) -> list[Path]:
     """Delete the ``.tmp-<clip>-<pid>`` / ``.old-<clip>-<pid>`` folders that a killed run left in the split
     folders (never those of a process still running). Returns what was removed."""
@@ -382,8 +388,7 @@ def remove_stale_temporaries(cache: str | Path) -> list[Path]:
             continue
         if d.parent.is_symlink() or d.is_symlink() or not is_inside(cache, d):  # never through a link, out of it
             continue
-        pid = d.name.rsplit("-", 1)[-1]
-        if pid.isdigit() and int(pid) != os.getpid() and process_alive(int(pid)):
+        if _staged_by_live_process(d):
             continue
         shutil.rmtree(d, ignore_errors=True)
         removed.append(d)
@@ -535,10 +540,9 @@ def prune_removed(cache: str | Path) -> list[tuple[str, str]]:
     if not path.is_file():
         return []
     for d in Path(cache).glob("*/.tmp-*-*"):
-        pid = d.name.rsplit("-", 1)[-1]
-        if pid.isdigit() and int(pid) != os.getpid() and process_alive(int(pid)):
-            raise MmferError(f"{d}: process {pid} is preprocessing into {cache}; prune when it has finished (pruning "
-                             "rewrites the manifest it appends to)")
+        if _staged_by_live_process(d):
+            raise MmferError(f"{d}: process {d.name.rsplit('-', 1)[-1]} is preprocessing into {cache}; prune when it "
+                             "has finished (pruning rewrites the manifest it appends to)")
     lines = path.read_bytes().splitlines(keepends=True)
     keys: list[tuple[str, str] | None] = []
     latest: dict[tuple[str, str], str] = {}
